@@ -1,0 +1,219 @@
+package tcp
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/h2scope/h2scope/dissect/event"
+)
+
+// Pair holds one count per direction.
+type Pair struct {
+	// C2S counts client-to-server.
+	C2S uint64 `json:"c2s"`
+	// S2C counts server-to-client.
+	S2C uint64 `json:"s2c"`
+}
+
+// Add adds n to dir's count.
+func (p *Pair) Add(dir event.Dir, n uint64) {
+	if dir == event.C2S {
+		p.C2S += n
+	} else {
+		p.S2C += n
+	}
+}
+
+// Get returns dir's count.
+func (p Pair) Get(dir event.Dir) uint64 {
+	if dir == event.C2S {
+		return p.C2S
+	}
+	return p.S2C
+}
+
+// Close says how a connection ended: who closed (FIN) or reset (RST) first.
+type Close string
+
+// Close values.
+const (
+	CloseOpen      Close = "open"
+	CloseFINClient Close = "fin_client"
+	CloseFINServer Close = "fin_server"
+	CloseRSTClient Close = "rst_client"
+	CloseRSTServer Close = "rst_server"
+)
+
+// WindowScale holds the window-scale shift each side announced in its SYN,
+// or nil where it is unknown (no SYN seen from that side). A side that
+// negotiated no scaling has 0.
+type WindowScale struct {
+	// C2S is the client's shift (applies to the windows the client sends).
+	C2S *int `json:"c2s"`
+	// S2C is the server's shift.
+	S2C *int `json:"s2c"`
+}
+
+// Conn is one TCP connection and its summary. The exported fields are the
+// connection's record in `h2scope conns --json`; they are final once the
+// connection is handed to Options.OnFinish.
+type Conn struct {
+	// ID is the 0-based connection number in order of first frame, as
+	// Wireshark's tcp.stream.
+	ID event.ConnID `json:"id"`
+	// Client is the endpoint that opened the connection ("ip:port").
+	Client netip.AddrPort `json:"client"`
+	// Server is the endpoint that accepted it.
+	Server netip.AddrPort `json:"server"`
+	// ClientGuessed is true when no SYN or SYN-ACK was seen and the client
+	// was chosen by port numbers.
+	ClientGuessed bool `json:"client_guessed,omitempty"`
+	// FirstFrame is the frame number of the connection's first packet.
+	FirstFrame uint64 `json:"first_frame"`
+	// LastFrame is the frame number of its last packet.
+	LastFrame uint64 `json:"last_frame"`
+	// FirstTS and LastTS are the capture times of the first and last packets.
+	FirstTS time.Time `json:"first_ts"`
+	LastTS  time.Time `json:"last_ts"`
+	// DurationMS is LastTS-FirstTS in milliseconds.
+	DurationMS float64 `json:"duration_ms"`
+	// Packets counts TCP segments per direction.
+	Packets Pair `json:"packets"`
+	// Bytes counts TCP payload bytes per direction as the IP headers state
+	// them (Wireshark's tcp.len), retransmissions included.
+	Bytes Pair `json:"bytes"`
+	// ConnState is Zeek's conn_state code (S0, S1, SF, REJ, S2, S3, RSTO,
+	// RSTR, RSTOS0, RSTRH, SH, SHR, OTH).
+	ConnState string `json:"conn_state"`
+	// History is Zeek's history string: upper case for the client, lower
+	// case for the server; s SYN, h SYN-ACK, a pure ACK, d data, f FIN,
+	// r RST, g gap, t retransmission, w zero window, i inconsistent flags,
+	// q multi-flag packet, ^ direction flipped by heuristic. g, t and w
+	// repeat at 10, 100, 1000... occurrences.
+	History string `json:"history"`
+	// Close says who ended the connection first: fin_client, fin_server,
+	// rst_client, rst_server, or open.
+	Close Close `json:"close"`
+	// HandshakeRTTMS is the time from the last SYN to the ACK that completed
+	// the three-way handshake (Wireshark's tcp.analysis.initial_rtt), in
+	// milliseconds; null when the handshake was not seen.
+	HandshakeRTTMS *float64 `json:"handshake_rtt_ms"`
+	// SYNs counts SYN segments sent by the client (retransmitted SYNs
+	// included); SYNACKs those sent by the server.
+	SYNs    int `json:"syns"`
+	SYNACKs int `json:"synacks"`
+	// WindowScale is each side's negotiated window-scale shift.
+	WindowScale WindowScale `json:"window_scale"`
+	// Retransmissions counts segments tshark marks
+	// tcp.analysis.retransmission (fast and spurious included).
+	Retransmissions int `json:"retransmissions"`
+	// FastRetransmissions, SpuriousRetransmissions, OutOfOrder,
+	// LostSegments, AckLostSegments, DupACKs, ZeroWindowProbes, WindowFull,
+	// WindowUpdates and KeepAlives count segments with the tcp.analysis flag
+	// of the same name.
+	FastRetransmissions     int `json:"fast_retransmissions"`
+	SpuriousRetransmissions int `json:"spurious_retransmissions"`
+	OutOfOrder              int `json:"out_of_order"`
+	LostSegments            int `json:"lost_segments"`
+	AckLostSegments         int `json:"ack_lost_segments"`
+	DupACKs                 int `json:"dup_acks"`
+	// ZeroWindows counts segments advertising a zero receive window.
+	ZeroWindows      int `json:"zero_windows"`
+	ZeroWindowProbes int `json:"zero_window_probes"`
+	WindowFull       int `json:"window_full"`
+	WindowUpdates    int `json:"window_updates"`
+	KeepAlives       int `json:"keep_alives"`
+	// MissedBytes counts payload bytes the capture lost (reassembly gaps),
+	// as Zeek's missed_bytes.
+	MissedBytes uint64 `json:"missed_bytes"`
+	// Anomalies counts named irregularities (snake_case tokens).
+	Anomalies map[string]int `json:"anomalies,omitempty"`
+
+	key     connKey
+	seq     [2]seqInfo
+	streams [2]stream
+	handler StreamHandler
+	hist    history
+	synTS   time.Time // most recent SYN (no ACK), for the initial RTT
+	irtt    time.Duration
+	sawSYN  [2]bool // a SYN (client) / SYN-ACK (server) was seen
+	fin     [2]bool
+	rst     [2]bool
+	ep      [2]epState
+	done    bool
+	lastRef event.Ref
+	reused  bool
+	list    *lru
+	prev    *Conn // in list, less recently active
+	next    *Conn
+}
+
+// Anomaly counts one occurrence of the named irregularity.
+func (c *Conn) Anomaly(name string) {
+	if c.Anomalies == nil {
+		c.Anomalies = make(map[string]int)
+	}
+	c.Anomalies[name]++
+}
+
+// endpoint returns the sender of dir.
+func (c *Conn) endpoint(dir event.Dir) netip.AddrPort {
+	if dir == event.C2S {
+		return c.Client
+	}
+	return c.Server
+}
+
+// count adds a segment's analysis flags to the summary counters.
+func (c *Conn) count(a Analysis) {
+	if a.IsRetransmission() {
+		c.Retransmissions++
+	}
+	inc := func(f Analysis, n *int) {
+		if a&f != 0 {
+			*n++
+		}
+	}
+	inc(FastRetransmission, &c.FastRetransmissions)
+	inc(SpuriousRetransmission, &c.SpuriousRetransmissions)
+	inc(OutOfOrder, &c.OutOfOrder)
+	inc(LostSegment, &c.LostSegments)
+	inc(AckLostSegment, &c.AckLostSegments)
+	inc(DuplicateACK, &c.DupACKs)
+	inc(ZeroWindow, &c.ZeroWindows)
+	inc(ZeroWindowProbe, &c.ZeroWindowProbes)
+	inc(WindowFull, &c.WindowFull)
+	inc(WindowUpdate, &c.WindowUpdates)
+	inc(KeepAlive, &c.KeepAlives)
+}
+
+// finalize fills the derived summary fields.
+func (c *Conn) finalize() {
+	c.DurationMS = float64(c.LastTS.Sub(c.FirstTS)) / float64(time.Millisecond)
+	if c.irtt != 0 {
+		v := float64(c.irtt) / float64(time.Millisecond)
+		c.HandshakeRTTMS = &v
+	}
+	for d := range 2 {
+		ws := c.seq[d].winScale
+		var p *int
+		switch {
+		case ws >= 0:
+			v := int(ws)
+			p = &v
+		case ws == wsNone:
+			v := 0
+			p = &v
+		}
+		if d == 0 {
+			c.WindowScale.C2S = p
+		} else {
+			c.WindowScale.S2C = p
+		}
+	}
+	c.History = c.hist.String()
+	c.ConnState = c.state()
+	if c.Close == "" {
+		c.Close = CloseOpen
+	}
+}

@@ -1,0 +1,35 @@
+// Package tcp tracks TCP connections in a capture and delivers each
+// direction's bytes in order.
+//
+// # Connections
+//
+// A Tracker keeps a table of connections keyed by their 4-tuple. Connection
+// identity follows Wireshark's tcp.stream: IDs are 0-based in order of each
+// connection's first frame, and a SYN whose sequence number differs from the
+// initial sequence number already recorded for that side of a 4-tuple starts
+// a new connection (port reuse). The client is the sender of the SYN, or the
+// receiver of the SYN-ACK; without either, the endpoint with the higher port
+// is taken for the client and Conn.ClientGuessed says so.
+//
+// # Analysis
+//
+// Each segment is classified with Wireshark's TCP analysis definitions
+// (retransmission, fast and spurious retransmission, out-of-order, previous
+// segment not captured, ACKed unseen segment, duplicate ACK, zero window,
+// zero-window probe and its ACK, window full, window update, keep-alive and
+// its ACK), so counts agree with tshark's tcp.analysis.* fields. The Zeek
+// conn.log summary (conn_state, history, missed_bytes) is kept beside them.
+//
+// # Reassembly
+//
+// A StreamHandler receives each direction's payload in sequence order.
+// Out-of-order segments are buffered, capped per connection and in total;
+// duplicate bytes are dropped and the first-seen copy wins; bytes the capture
+// never saw become an explicit Gap once the peer acknowledges past them, the
+// buffer cap is reached, or the connection ends. Every Data call carries the
+// Ref of the frame whose segment held those bytes.
+//
+// Time comes from the capture: connections idle for longer than the
+// configured timeouts (measured in packet timestamps) are finished and handed
+// to Options.OnFinish, which frees their state.
+package tcp

@@ -1,0 +1,376 @@
+package tcp
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/layer"
+)
+
+// Options configure a Tracker. The zero value is usable: every zero field
+// takes the default given with it.
+type Options struct {
+	// MaxConns bounds the open connections tracked at once; past it the
+	// least recently active open connection is finished. Default 65536.
+	// Open connections are never finished for being idle alone: Wireshark
+	// never splits a connection on silence, keep-alive connections idle
+	// for many minutes are common, and a capture's timestamps may jump.
+	MaxConns int
+	// ClosedTimeout finishes a connection this long after its last packet
+	// once it has been reset or both sides have sent FIN. Default 2 minutes
+	// (a generous TIME_WAIT).
+	ClosedTimeout time.Duration
+	// MaxBufferPerConn caps the out-of-order bytes buffered for one
+	// connection; past it the oldest hole is declared a gap. Default 4 MiB.
+	MaxBufferPerConn int
+	// MaxBufferTotal caps the out-of-order bytes buffered for all
+	// connections together. Default 32 MiB.
+	MaxBufferTotal int
+	// NewHandler returns the handler for a new connection's bytes. Nil, or
+	// a nil handler returned, discards them.
+	NewHandler func(c *Conn) StreamHandler
+	// OnFinish is called once per connection when it is finished (closed
+	// and idle, evicted by MaxConns, replaced by a new connection on the
+	// same 4-tuple, or at Flush), with
+	// its summary complete. The Conn must not be retained past the call
+	// unless the caller owns it from then on (the Tracker forgets it).
+	OnFinish func(c *Conn)
+}
+
+// Stats counts what a Tracker saw.
+type Stats struct {
+	// Segments counts segments added.
+	Segments uint64
+	// Conns counts connections created.
+	Conns uint64
+	// BufferOverflows counts holes given up because a buffer cap was hit.
+	BufferOverflows uint64
+}
+
+// connKey is a 4-tuple with its endpoints in canonical order.
+type connKey struct{ a, b netip.AddrPort }
+
+func makeKey(src, dst netip.AddrPort) connKey {
+	if c := src.Addr().Compare(dst.Addr()); c < 0 || c == 0 && src.Port() <= dst.Port() {
+		return connKey{src, dst}
+	}
+	return connKey{dst, src}
+}
+
+// Tracker follows TCP connections through a capture. It is not safe for
+// concurrent use; feed it segments in capture order.
+type Tracker struct {
+	opts   Options
+	conns  map[connKey]*Conn
+	open   lru // connections still open, least recently active first
+	closed lru // connections reset or closed by both sides
+	nextID event.ConnID
+	r      reasm
+	sweep  time.Time
+	stats  Stats
+}
+
+// NewTracker returns a Tracker with opts.
+func NewTracker(opts Options) *Tracker {
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = 1 << 16
+	}
+	if opts.ClosedTimeout <= 0 {
+		opts.ClosedTimeout = 2 * time.Minute
+	}
+	if opts.MaxBufferPerConn <= 0 {
+		opts.MaxBufferPerConn = 4 << 20
+	}
+	if opts.MaxBufferTotal <= 0 {
+		opts.MaxBufferTotal = 32 << 20
+	}
+	return &Tracker{
+		opts:  opts,
+		conns: make(map[connKey]*Conn),
+		r:     reasm{perConn: opts.MaxBufferPerConn, total: opts.MaxBufferTotal},
+	}
+}
+
+// Stats returns the counters so far.
+func (t *Tracker) Stats() Stats {
+	s := t.stats
+	s.BufferOverflows = t.r.overflow
+	return s
+}
+
+// Active returns the number of connections being tracked.
+func (t *Tracker) Active() int { return len(t.conns) }
+
+// Add processes one segment (s.Ref must be set) and returns its connection,
+// its direction and its analysis flags. The Conn is valid until it is
+// finished.
+func (t *Tracker) Add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
+	t.stats.Segments++
+	ts := s.Ref.TS
+	t.expire(ts)
+
+	key := makeKey(s.Src, s.Dst)
+	c := t.conns[key]
+	syn := s.Flags&(layer.SYN|layer.ACK) == layer.SYN
+	reused := false
+	if c != nil && syn {
+		d := c.dirOf(s.Src)
+		if si := &c.seq[d]; si.baseSet && si.baseSeq != s.Seq {
+			t.finish(c)
+			c = nil
+			reused = true
+		}
+	}
+	if c == nil {
+		c = t.newConn(key, s)
+	}
+	dir := c.dirOf(s.Src)
+	rev := dir.Reverse()
+	f := s.Flags
+	si := &c.seq[dir]
+	switch {
+	case syn && si.baseSet && !reused:
+		// A retransmitted SYN: resume from the highest contiguous
+		// sequence number, as a RST may have moved nextseq (Wireshark
+		// issue 17616).
+		si.nextseq = si.maxToAck
+	case f.Has(layer.SYN|layer.ACK) && si.baseSet && si.baseSeq != s.Seq:
+		// A SYN-ACK with a new ISN on a known connection: flagged as port
+		// reuse, but the connection stays (its SYN already started it).
+		si.baseSeq = s.Seq
+		reused = true
+	}
+
+	a := analyze(si, &c.seq[rev], s, ts, c.irtt)
+	if reused {
+		a |= ReusedPorts
+	}
+	switch {
+	case syn:
+		c.SYNs++
+		c.synTS = ts
+		si.firstAck = true
+	case f.Has(layer.SYN | layer.ACK):
+		c.SYNACKs++
+		si.firstAck = true
+	case f.Has(layer.ACK):
+		if !c.synTS.IsZero() && c.irtt == 0 {
+			c.irtt = ts.Sub(c.synTS)
+		}
+		si.firstAck = false
+	}
+	if s.WScale >= 0 {
+		si.winScale = min(s.WScale, 14)
+	}
+	if f.Has(layer.SYN) {
+		c.sawSYN[dir] = true
+		// Without the option on both SYN and SYN-ACK, windows are not
+		// scaled.
+		if si.winScale == wsUnknown {
+			si.winScale, c.seq[rev].winScale = wsNone, wsNone
+		} else if f.Has(layer.ACK) && c.seq[rev].winScale == wsNone {
+			si.winScale = wsNone
+		}
+	}
+
+	c.Packets.Add(dir, 1)
+	c.Bytes.Add(dir, uint64(s.PayloadLen))
+	c.count(a)
+	c.hist.segment(dir, s, a)
+	c.updateState(dir, f)
+	if c.Close == "" {
+		switch {
+		case f.Has(layer.RST):
+			c.Close = pick(dir, CloseRSTClient, CloseRSTServer)
+		case f.Has(layer.FIN):
+			c.Close = pick(dir, CloseFINClient, CloseFINServer)
+		}
+	}
+	c.LastTS = ts
+	c.LastFrame = s.Ref.Frame
+	c.lastRef = s.Ref
+
+	t.reassemble(c, dir, s)
+	t.touch(c)
+	return c, dir, a
+}
+
+func pick(dir event.Dir, client, server Close) Close {
+	if dir == event.C2S {
+		return client
+	}
+	return server
+}
+
+// reassemble feeds the segment's bytes, FIN, ACK and RST to reassembly.
+func (t *Tracker) reassemble(c *Conn, dir event.Dir, s *layer.Segment) {
+	f := s.Flags
+	st := &c.streams[dir]
+	seq := s.Seq
+	if f.Has(layer.SYN) {
+		seq++
+		if !st.started {
+			st.started = true
+			st.next = seq
+		}
+	}
+	if s.PayloadLen > 0 {
+		t.r.segment(c, dir, seq, s.Payload, s.PayloadLen, s.Ref)
+	}
+	if f.Has(layer.ACK) {
+		t.r.ackTo(c, dir.Reverse(), s.Ack, s.Ref)
+	}
+	if f.Has(layer.FIN) {
+		c.fin[dir] = true
+		t.r.setFIN(c, dir, seq+uint32(s.PayloadLen), s.Ref)
+	}
+	if f.Has(layer.RST) {
+		c.rst[dir] = true
+		t.r.end(c, dir, true, s.Ref)
+		t.r.end(c, dir.Reverse(), true, s.Ref)
+	}
+}
+
+func (c *Conn) dirOf(src netip.AddrPort) event.Dir {
+	if src == c.Client {
+		return event.C2S
+	}
+	return event.S2C
+}
+
+// newConn creates the connection for a segment that matches none.
+func (t *Tracker) newConn(key connKey, s *layer.Segment) *Conn {
+	c := &Conn{
+		ID:         t.nextID,
+		key:        key,
+		FirstFrame: s.Ref.Frame,
+		FirstTS:    s.Ref.TS,
+	}
+	t.nextID++
+	t.stats.Conns++
+	c.seq[0].winScale, c.seq[1].winScale = wsUnknown, wsUnknown
+	switch {
+	case s.Flags.Has(layer.SYN | layer.ACK):
+		c.Client, c.Server = s.Dst, s.Src
+	case s.Flags.Has(layer.SYN):
+		c.Client, c.Server = s.Src, s.Dst
+	default:
+		c.ClientGuessed = true
+		// The endpoint with the lower port is more likely the service.
+		if s.Src.Port() < s.Dst.Port() {
+			c.Client, c.Server = s.Dst, s.Src
+		} else {
+			c.Client, c.Server = s.Src, s.Dst
+		}
+	}
+	if c.Client != s.Src {
+		c.hist.flipped()
+	}
+	c.handler = discard{}
+	if t.opts.NewHandler != nil {
+		if h := t.opts.NewHandler(c); h != nil {
+			c.handler = h
+		}
+	}
+	t.conns[key] = c
+	return c
+}
+
+// lru is a list of connections in order of last activity.
+type lru struct{ head, tail *Conn }
+
+func (l *lru) push(c *Conn) {
+	c.list = l
+	c.prev = l.tail
+	if l.tail != nil {
+		l.tail.next = c
+	} else {
+		l.head = c
+	}
+	l.tail = c
+}
+
+func (l *lru) remove(c *Conn) {
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		l.head = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	} else {
+		l.tail = c.prev
+	}
+	c.prev, c.next, c.list = nil, nil, nil
+}
+
+// touch moves c to the most recently active end of its list.
+func (t *Tracker) touch(c *Conn) {
+	want := &t.open
+	if c.closed() {
+		want = &t.closed
+	}
+	if c.list == want && want.tail == c {
+		return
+	}
+	if c.list != nil {
+		c.list.remove(c)
+	}
+	want.push(c)
+}
+
+// closed reports whether c has been reset or closed by both sides.
+func (c *Conn) closed() bool {
+	return c.rst[0] || c.rst[1] || c.fin[0] && c.fin[1]
+}
+
+// expire finishes closed connections idle at capture time now, at most once
+// per capture second, and open ones past MaxConns.
+func (t *Tracker) expire(now time.Time) {
+	for len(t.conns) >= t.opts.MaxConns && t.open.head != nil {
+		t.finish(t.open.head)
+	}
+	if now.Sub(t.sweep) < time.Second && !t.sweep.IsZero() {
+		return
+	}
+	t.sweep = now
+	for c := t.closed.head; c != nil && now.Sub(c.LastTS) >= t.opts.ClosedTimeout; c = t.closed.head {
+		t.finish(c)
+	}
+}
+
+// finish ends c's streams, completes its summary and hands it over.
+func (t *Tracker) finish(c *Conn) {
+	if c.done {
+		return
+	}
+	c.done = true
+	if c.list != nil {
+		c.list.remove(c)
+	}
+	if t.conns[c.key] == c {
+		delete(t.conns, c.key)
+	}
+	t.r.end(c, event.C2S, false, c.lastRef)
+	t.r.end(c, event.S2C, false, c.lastRef)
+	c.finalize()
+	c.handler = nil
+	if t.opts.OnFinish != nil {
+		t.opts.OnFinish(c)
+	}
+}
+
+// Flush finishes every connection still tracked, in ID order. Call it at
+// the end of the input.
+func (t *Tracker) Flush() {
+	all := make([]*Conn, 0, len(t.conns))
+	for _, c := range t.conns {
+		all = append(all, c)
+	}
+	slices.SortFunc(all, func(a, b *Conn) int { return int(a.ID) - int(b.ID) })
+	for _, c := range all {
+		t.finish(c)
+	}
+}
