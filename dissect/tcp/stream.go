@@ -210,7 +210,7 @@ func (r *reasm) buffer(c *Conn, dir event.Dir, st *stream, seq uint32, data []by
 	if st.pbytes > r.perConn || r.used > r.total {
 		r.overflow++
 		c.Anomaly("reassembly_buffer_overflow")
-		r.skip(c, dir, st, st.pend[0].ref)
+		r.skip(c, dir, st, ref)
 	}
 }
 
@@ -299,18 +299,18 @@ func (r *reasm) maybeClose(c *Conn, dir event.Dir, st *stream, ref event.Ref) {
 // then the handler is told the direction closed.
 func (r *reasm) end(c *Conn, dir event.Dir, reset bool, ref event.Ref) {
 	st := &c.streams[dir]
-	if st.closed {
-		return
-	}
-	for len(st.pend) > 0 {
+	for !st.closed && len(st.pend) > 0 {
 		r.skip(c, dir, st, ref)
 	}
-	if st.finSet && !reset && seqLT(st.next, st.fin) {
+	if !st.closed && st.finSet && !reset && seqLT(st.next, st.fin) {
 		r.gap(c, dir, st, int(st.fin-st.next), ref)
 	}
 	if !st.closed {
 		st.closed = true
 		c.handler.Close(dir, reset, ref)
 	}
+	// Bytes buffered beyond a FIN are dropped with the stream.
+	r.used -= st.pbytes
+	st.pbytes = 0
 	st.pend = nil
 }

@@ -1,0 +1,432 @@
+package tcp
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/layer"
+)
+
+var (
+	cli = netip.MustParseAddrPort("10.0.0.1:40000")
+	srv = netip.MustParseAddrPort("10.0.0.2:80")
+	t0  = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+)
+
+// seg is a scripted segment: direction, flags, seq/ack relative to ISNs
+// 1000 (client) and 5000 (server), payload, window and time offset in ms.
+type seg struct {
+	dir   event.Dir
+	flags layer.Flags
+	seq   uint32
+	ack   uint32
+	data  string
+	win   uint16
+	ms    int
+	ws    int8 // window scale option, 0 = none
+	trunc int  // bytes of data cut by the snap length
+	zero  bool // advertise a zero window (win 0 otherwise means 1000)
+}
+
+const (
+	syn    = layer.SYN
+	ack    = layer.ACK
+	fin    = layer.FIN | layer.ACK
+	rst    = layer.RST
+	psh    = layer.PSH | layer.ACK
+	synack = layer.SYN | layer.ACK
+)
+
+// recorder is a StreamHandler that logs what it is told.
+type recorder struct{ log []string }
+
+func (r *recorder) Data(d event.Dir, b []byte, at event.Ref) {
+	r.log = append(r.log, fmt.Sprintf("%s data %q @%d", d, b, at.Frame))
+}
+func (r *recorder) Gap(d event.Dir, n int, at event.Ref) {
+	r.log = append(r.log, fmt.Sprintf("%s gap %d @%d", d, n, at.Frame))
+}
+func (r *recorder) Close(d event.Dir, reset bool, at event.Ref) {
+	r.log = append(r.log, fmt.Sprintf("%s close reset=%v @%d", d, reset, at.Frame))
+}
+
+// play feeds segs to a fresh tracker and returns the finished connections,
+// the per-frame analysis and the handler logs by connection.
+func play(t testing.TB, opts Options, segs []seg) ([]*Conn, []Analysis, map[event.ConnID]*recorder) {
+	t.Helper()
+	recs := map[event.ConnID]*recorder{}
+	var done []*Conn
+	opts.NewHandler = func(c *Conn) StreamHandler {
+		r := &recorder{}
+		recs[c.ID] = r
+		return r
+	}
+	opts.OnFinish = func(c *Conn) { done = append(done, c) }
+	tr := NewTracker(opts)
+	var flags []Analysis
+	for i, g := range segs {
+		s := toSegment(g, uint64(i+1))
+		_, _, a := tr.Add(&s)
+		flags = append(flags, a)
+	}
+	tr.Flush()
+	return done, flags, recs
+}
+
+func toSegment(g seg, frame uint64) layer.Segment {
+	s := layer.Segment{
+		Ref:        event.Ref{Frame: frame, TS: t0.Add(time.Duration(g.ms) * time.Millisecond)},
+		Flags:      g.flags,
+		Win:        g.win,
+		WScale:     -1,
+		PayloadLen: len(g.data) + g.trunc,
+		Payload:    []byte(g.data),
+	}
+	if s.Win == 0 && !g.zero {
+		s.Win = 1000
+	}
+	if g.ws > 0 {
+		s.WScale = g.ws
+	}
+	if g.dir == event.C2S {
+		s.Src, s.Dst = cli, srv
+		s.Seq, s.Ack = 1000+g.seq, 5000+g.ack
+	} else {
+		s.Src, s.Dst = srv, cli
+		s.Seq, s.Ack = 5000+g.seq, 1000+g.ack
+	}
+	return s
+}
+
+const c2s, s2c = event.C2S, event.S2C
+
+// handshake is a three-way handshake with ISNs 1000 and 5000.
+var handshake = []seg{
+	{dir: c2s, flags: syn, seq: 0},
+	{dir: s2c, flags: synack, seq: 0, ack: 1, ms: 10},
+	{dir: c2s, flags: ack, seq: 1, ack: 1, ms: 20},
+}
+
+func withHandshake(s ...seg) []seg { return append(append([]seg(nil), handshake...), s...) }
+
+func TestReassembly(t *testing.T) {
+	tests := []struct {
+		name   string
+		segs   []seg
+		want   []string
+		missed uint64
+		anom   string
+	}{{
+		name: "in order",
+		segs: withHandshake(
+			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "GET "},
+			seg{dir: c2s, flags: psh, seq: 5, ack: 1, data: "/"},
+			seg{dir: s2c, flags: psh, seq: 1, ack: 6, data: "200"},
+			seg{dir: c2s, flags: fin, seq: 6, ack: 4},
+			seg{dir: s2c, flags: fin, seq: 4, ack: 7},
+		),
+		want: []string{`c2s data "GET " @4`, `c2s data "/" @5`, `s2c data "200" @6`, `c2s close reset=false @7`, `s2c close reset=false @8`},
+	}, {
+		name: "out of order is reordered, each chunk keeps its frame",
+		segs: withHandshake(
+			seg{dir: c2s, flags: psh, seq: 4, ack: 1, data: "def"},
+			seg{dir: c2s, flags: psh, seq: 7, ack: 1, data: "ghi"},
+			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "abc"},
+		),
+		want: []string{`c2s data "abc" @6`, `c2s data "def" @4`, `c2s data "ghi" @5`, `c2s close reset=false @6`, `s2c close reset=false @6`},
+	}, {
+		name: "retransmission is delivered once",
+		segs: withHandshake(
+			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "abc"},
+			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "abc", ms: 300},
+			seg{dir: c2s, flags: psh, seq: 2, ack: 1, data: "bcde", ms: 400},
+		),
+		want: []string{`c2s data "abc" @4`, `c2s data "de" @6`, `c2s close reset=false @6`, `s2c close reset=false @6`},
+	}, {
+		name: "conflicting retransmission: first seen wins and is counted",
+		segs: withHandshake(
+			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "abc"},
+			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "XYZ", ms: 300},
+		),
+		want: []string{`c2s data "abc" @4`, `c2s close reset=false @5`, `s2c close reset=false @5`},
+		anom: "conflicting_overlap",
+	}, {
+		name: "conflicting overlap in the out-of-order buffer",
+		segs: withHandshake(
+			seg{dir: c2s, flags: psh, seq: 4, ack: 1, data: "def"},
+			seg{dir: c2s, flags: psh, seq: 3, ack: 1, data: "cXef"},
+			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "ab"},
+		),
+		want: []string{`c2s data "ab" @6`, `c2s data "c" @5`, `c2s data "def" @4`, `c2s close reset=false @6`, `s2c close reset=false @6`},
+		anom: "conflicting_overlap",
+	}, {
+		name: "bytes acknowledged but never captured become a gap",
+		segs: withHandshake(
+			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "abc"},
+			seg{dir: c2s, flags: psh, seq: 9, ack: 1, data: "xyz"},
+			seg{dir: s2c, flags: ack, seq: 1, ack: 12},
+		),
+		want:   []string{`c2s data "abc" @4`, `c2s gap 5 @6`, `c2s data "xyz" @5`, `c2s close reset=false @6`, `s2c close reset=false @6`},
+		missed: 5,
+	}, {
+		name: "acknowledged with nothing buffered",
+		segs: withHandshake(
+			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "abc"},
+			seg{dir: s2c, flags: ack, seq: 1, ack: 10},
+			seg{dir: c2s, flags: psh, seq: 10, ack: 1, data: "z"},
+		),
+		want:   []string{`c2s data "abc" @4`, `c2s gap 6 @5`, `c2s data "z" @6`, `c2s close reset=false @6`, `s2c close reset=false @6`},
+		missed: 6,
+	}, {
+		name: "snap length cut is a gap",
+		segs: withHandshake(
+			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "ab", trunc: 3},
+			seg{dir: c2s, flags: psh, seq: 6, ack: 1, data: "f"},
+		),
+		want:   []string{`c2s data "ab" @4`, `c2s gap 3 @4`, `c2s data "f" @5`, `c2s close reset=false @5`, `s2c close reset=false @5`},
+		missed: 3,
+		anom:   "snaplen_truncated",
+	}, {
+		name: "reset flushes the buffer with gaps and closes both sides",
+		segs: withHandshake(
+			seg{dir: c2s, flags: psh, seq: 5, ack: 1, data: "efg"},
+			seg{dir: s2c, flags: rst | layer.ACK, seq: 1, ack: 1},
+			seg{dir: c2s, flags: psh, seq: 8, ack: 1, data: "late"},
+		),
+		want:   []string{`s2c close reset=true @5`, `c2s gap 4 @5`, `c2s data "efg" @4`, `c2s close reset=true @5`},
+		missed: 4,
+	}, {
+		name: "capture starts mid-stream",
+		segs: []seg{
+			{dir: c2s, flags: psh, seq: 100, ack: 50, data: "mid"},
+			{dir: s2c, flags: psh, seq: 50, ack: 103, data: "ok"},
+		},
+		want: []string{`c2s data "mid" @1`, `s2c data "ok" @2`, `c2s close reset=false @2`, `s2c close reset=false @2`},
+	}, {
+		name: "FIN waits for missing data, then the end of input reports the gap",
+		segs: withHandshake(
+			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "a"},
+			seg{dir: c2s, flags: fin, seq: 4, ack: 1, data: "d"},
+		),
+		want:   []string{`c2s data "a" @4`, `c2s gap 2 @5`, `c2s data "d" @5`, `c2s close reset=false @5`, `s2c close reset=false @5`},
+		missed: 2,
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conns, _, recs := play(t, Options{}, tt.segs)
+			if len(conns) != 1 {
+				t.Fatalf("got %d connections, want 1", len(conns))
+			}
+			got := recs[conns[0].ID].log
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("handler saw\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(tt.want, "\n\t"))
+			}
+			if conns[0].MissedBytes != tt.missed {
+				t.Errorf("missed_bytes = %d, want %d", conns[0].MissedBytes, tt.missed)
+			}
+			if tt.anom != "" && conns[0].Anomalies[tt.anom] == 0 {
+				t.Errorf("anomaly %s not counted: %v", tt.anom, conns[0].Anomalies)
+			}
+		})
+	}
+}
+
+func TestBufferCap(t *testing.T) {
+	segs := withHandshake()
+	// A hole at byte 1, then 5 chunks of 10 bytes beyond it; the cap of 25
+	// bytes forces the hole to be given up as a gap.
+	for i := range 5 {
+		segs = append(segs, seg{dir: c2s, flags: psh, seq: uint32(11 + 10*i), ack: 1, data: strings.Repeat(string(rune('a'+i)), 10)})
+	}
+	conns, _, recs := play(t, Options{MaxBufferPerConn: 25}, segs)
+	log := recs[conns[0].ID].log
+	if len(log) == 0 || log[0] != "c2s gap 10 @6" {
+		t.Fatalf("first event %v, want the 10-byte hole given up at frame 6", log)
+	}
+	if conns[0].Anomalies["reassembly_buffer_overflow"] == 0 {
+		t.Errorf("overflow not counted: %v", conns[0].Anomalies)
+	}
+	var data int
+	for _, l := range log {
+		if strings.Contains(l, " data ") {
+			data++
+		}
+	}
+	if data != 5 {
+		t.Errorf("delivered %d chunks, want 5: %v", data, log)
+	}
+}
+
+func TestPortReuse(t *testing.T) {
+	segs := withHandshake(
+		seg{dir: c2s, flags: fin, seq: 1, ack: 1, ms: 30},
+		seg{dir: s2c, flags: fin, seq: 1, ack: 2, ms: 31},
+		seg{dir: c2s, flags: ack, seq: 2, ack: 2, ms: 32},
+		seg{dir: c2s, flags: syn, seq: 0, ms: 1000},      // same ISN: a retransmitted SYN
+		seg{dir: c2s, flags: syn, seq: 777777, ms: 2000}, // new ISN: a new connection
+		seg{dir: s2c, flags: synack, seq: 90000, ack: 777778, ms: 2001},
+	)
+	conns, flags, _ := play(t, Options{}, segs)
+	if len(conns) != 2 {
+		t.Fatalf("got %d connections, want 2", len(conns))
+	}
+	if !flags[6].Has(Retransmission) {
+		t.Errorf("SYN with the same ISN: flags %v, want retransmission", flags[6])
+	}
+	if !flags[7].Has(ReusedPorts) {
+		t.Errorf("SYN with a new ISN: flags %v, want reused_ports", flags[7])
+	}
+	if c := conns[1]; c.ID != 1 || c.FirstFrame != 8 || c.Packets.C2S != 1 || c.Packets.S2C != 1 {
+		t.Errorf("second connection %+v", c)
+	}
+	if c := conns[0]; c.ConnState != "SF" || c.Close != CloseFINClient || c.SYNs != 2 {
+		t.Errorf("first connection state %s close %s syns %d", c.ConnState, c.Close, c.SYNs)
+	}
+}
+
+func TestAnalysisFlags(t *testing.T) {
+	tests := []struct {
+		name  string
+		segs  []seg
+		frame int // 1-based frame to check
+		want  Analysis
+	}{
+		{"retransmission after RTO", withHandshake(
+			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "abc", ms: 30},
+			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "abc", ms: 300}), 5, Retransmission},
+		{"out of order within the initial RTT", withHandshake(
+			seg{dir: c2s, flags: psh, seq: 4, ack: 1, data: "def", ms: 30},
+			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "abc", ms: 31}), 5, OutOfOrder},
+		{"previous segment not captured", withHandshake(
+			seg{dir: c2s, flags: psh, seq: 4, ack: 1, data: "def", ms: 30}), 4, LostSegment},
+		{"ACKed unseen segment", withHandshake(
+			seg{dir: s2c, flags: ack, seq: 1, ack: 50, ms: 30}), 4, AckLostSegment},
+		{"duplicate ACK", withHandshake(
+			seg{dir: s2c, flags: ack, seq: 1, ack: 1, ms: 30},
+			seg{dir: s2c, flags: ack, seq: 1, ack: 1, ms: 31}), 5, DuplicateACK},
+		{"zero window", withHandshake(
+			seg{dir: s2c, flags: ack, seq: 1, ack: 1, zero: true, ms: 30}), 4, ZeroWindow},
+		{"keep-alive", withHandshake(
+			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "a", ms: 30},
+			seg{dir: c2s, flags: ack, seq: 1, ack: 1, ms: 60000}), 5, KeepAlive},
+		{"window full", []seg{
+			{dir: c2s, flags: syn, seq: 0, win: 4},
+			{dir: s2c, flags: synack, seq: 0, ack: 1, win: 4, ms: 1},
+			{dir: c2s, flags: ack, seq: 1, ack: 1, win: 4, ms: 2},
+			{dir: s2c, flags: ack, seq: 1, ack: 1, win: 4, ms: 3},
+			{dir: c2s, flags: psh, seq: 1, ack: 1, win: 4, data: "abcd", ms: 4}}, 5, WindowFull},
+		{"fast retransmission after two duplicate ACKs", withHandshake(
+			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "abc", ms: 30},
+			seg{dir: c2s, flags: psh, seq: 4, ack: 1, data: "def", ms: 31},
+			seg{dir: s2c, flags: ack, seq: 1, ack: 1, ms: 100},
+			seg{dir: s2c, flags: ack, seq: 1, ack: 1, ms: 101},
+			seg{dir: s2c, flags: ack, seq: 1, ack: 1, ms: 102},
+			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "abc", ms: 103}), 9, FastRetransmission},
+		{"spurious retransmission of acknowledged data", withHandshake(
+			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "abc", ms: 30},
+			seg{dir: s2c, flags: ack, seq: 1, ack: 4, ms: 40},
+			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "abc", ms: 300}), 6, SpuriousRetransmission},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, flags, _ := play(t, Options{}, tt.segs)
+			if got := flags[tt.frame-1]; got != tt.want {
+				t.Errorf("frame %d flags %q, want %q", tt.frame, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestConnState(t *testing.T) {
+	tests := []struct {
+		name    string
+		segs    []seg
+		state   string
+		history string
+		close   Close
+	}{
+		{"unanswered SYN", []seg{{dir: c2s, flags: syn}, {dir: c2s, flags: syn, ms: 1000}}, "S0", "S", CloseOpen},
+		{"rejected", []seg{{dir: c2s, flags: syn}, {dir: s2c, flags: rst | layer.ACK, ack: 1}}, "REJ", "Sr", CloseRSTServer},
+		{"established, still open", withHandshake(seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "x"}), "S1", "ShAD", CloseOpen},
+		{"normal close", withHandshake(seg{dir: s2c, flags: fin, seq: 1, ack: 1}, seg{dir: c2s, flags: fin, seq: 1, ack: 2}), "SF", "ShAfF", CloseFINServer},
+		{"client reset", withHandshake(seg{dir: c2s, flags: rst, seq: 1}), "RSTO", "ShAR", CloseRSTClient},
+		{"server half close", withHandshake(seg{dir: s2c, flags: fin, seq: 1, ack: 1}), "S3", "ShAf", CloseFINServer},
+		{"midstream", []seg{{dir: c2s, flags: psh, seq: 10, ack: 10, data: "x"}}, "OTH", "D", CloseOpen},
+		{"zero window and retransmissions on a log scale", withHandshake(
+			seg{dir: s2c, flags: ack, seq: 1, ack: 1, zero: true, ms: 30}), "S1", "ShAaw", CloseOpen},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conns, _, _ := play(t, Options{}, tt.segs)
+			c := conns[0]
+			if c.ConnState != tt.state || c.History != tt.history || c.Close != tt.close {
+				t.Errorf("got state %s history %q close %s, want %s %q %s", c.ConnState, c.History, c.Close, tt.state, tt.history, tt.close)
+			}
+		})
+	}
+}
+
+func TestHistoryLogScale(t *testing.T) {
+	var h history
+	for range 100 {
+		h.logLetter(event.S2C, histLogRetrans, 't')
+	}
+	if got := h.String(); got != "ttt" {
+		t.Errorf("100 retransmissions give %q, want ttt (1, 10, 100)", got)
+	}
+}
+
+func TestIdleClosedConnectionsAreFreed(t *testing.T) {
+	var finished []event.ConnID
+	tr := NewTracker(Options{ClosedTimeout: time.Minute, OnFinish: func(c *Conn) { finished = append(finished, c.ID) }})
+	segs := withHandshake(seg{dir: c2s, flags: rst, seq: 1, ms: 30})
+	for i, g := range segs {
+		s := toSegment(g, uint64(i+1))
+		tr.Add(&s)
+	}
+	if tr.Active() != 1 {
+		t.Fatalf("active = %d before the timeout", tr.Active())
+	}
+	late := toSegment(seg{dir: c2s, flags: syn, seq: 0, ms: 2 * 60 * 1000}, 9)
+	late.Src = netip.MustParseAddrPort("10.0.0.9:1234")
+	tr.Add(&late)
+	if len(finished) != 1 || finished[0] != 0 || tr.Active() != 1 {
+		t.Errorf("finished %v active %d, want the reset connection freed", finished, tr.Active())
+	}
+}
+
+func TestMaxConnsEvictsLeastRecent(t *testing.T) {
+	var finished []event.ConnID
+	tr := NewTracker(Options{MaxConns: 2, OnFinish: func(c *Conn) { finished = append(finished, c.ID) }})
+	for i := range 3 {
+		s := toSegment(seg{dir: c2s, flags: syn, ms: i}, uint64(i+1))
+		s.Src = netip.AddrPortFrom(cli.Addr(), uint16(50000+i))
+		tr.Add(&s)
+	}
+	if len(finished) != 1 || finished[0] != 0 || tr.Active() != 2 {
+		t.Errorf("finished %v active %d, want connection 0 evicted", finished, tr.Active())
+	}
+}
+
+// TestFuzzBytesBeyondFINAreReleased is the regression test for the
+// FuzzTracker input 8a24671f925116fc: bytes buffered beyond a FIN were never
+// returned to the shared buffer budget.
+func TestFuzzBytesBeyondFINAreReleased(t *testing.T) {
+	tr := NewTracker(Options{})
+	segs := withHandshake(
+		seg{dir: c2s, flags: fin, seq: 1, ack: 1},
+		seg{dir: c2s, flags: psh, seq: 10, ack: 1, data: "beyond"},
+	)
+	for i, g := range segs {
+		s := toSegment(g, uint64(i+1))
+		tr.Add(&s)
+	}
+	tr.Flush()
+	if tr.r.used != 0 {
+		t.Errorf("%d bytes still counted as buffered after Flush", tr.r.used)
+	}
+}
