@@ -1,0 +1,353 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// boundSocket is a TCP socket bound to 127.0.0.1 on a port the kernel
+// chose, not yet listening: its port is known, so the capture can start
+// before the server listens.
+type boundSocket struct {
+	fd   int
+	port uint16
+}
+
+// sockBuf is the send and receive buffer size of the programs' sockets:
+// large enough for the biggest body, so loopback's receive buffer
+// autotuning never closes the window (zero-window and window-full
+// segments would otherwise show in healthy captures).
+const sockBuf = 1 << 20
+
+// tuneSocket sets the buffers and, if mss > 0, TCP_MAXSEG on fd before it
+// connects or listens (accepted sockets inherit both).
+func tuneSocket(fd, mss int) error {
+	for _, opt := range []struct{ level, name, v int }{
+		{unix.SOL_SOCKET, unix.SO_RCVBUF, sockBuf},
+		{unix.SOL_SOCKET, unix.SO_SNDBUF, sockBuf},
+		{unix.IPPROTO_TCP, unix.TCP_MAXSEG, mss},
+	} {
+		if opt.v <= 0 {
+			continue
+		}
+		if err := unix.SetsockoptInt(fd, opt.level, opt.name, opt.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bindLoopback creates a boundSocket, tuned by tuneSocket.
+func bindLoopback(mss int) (*boundSocket, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if err != nil {
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+	err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	if err == nil {
+		err = tuneSocket(fd, mss)
+	}
+	if err == nil {
+		err = unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}})
+	}
+	var sa unix.Sockaddr
+	if err == nil {
+		sa, err = unix.Getsockname(fd)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("bind 127.0.0.1:0: %w", err)
+	}
+	return &boundSocket{fd: fd, port: uint16(sa.(*unix.SockaddrInet4).Port)}, nil
+}
+
+// listen starts listening and hands the socket to the net package.
+func (s *boundSocket) listen() (net.Listener, error) {
+	if err := unix.Listen(s.fd, 128); err != nil {
+		unix.Close(s.fd)
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	f := os.NewFile(uintptr(s.fd), "capgen-listener")
+	defer f.Close() // FileListener holds a duplicate
+	return net.FileListener(f)
+}
+
+// side is "client" or "server".
+type side string
+
+const (
+	clientSide side = "client"
+	serverSide side = "server"
+)
+
+// connRecord is what both programs observe of one TCP connection. The
+// client address alone does not name it: the kernel may give a new
+// connection the port of one that just closed (port reuse).
+type connRecord struct {
+	id       int // 1-based, in the order the programs saw connections open
+	client   string
+	phase    string
+	attached [2]bool // the client's (0) and the server's (1) conn point here
+	requests int     // GotConn calls
+	sides    [2]sideRecord
+	states   []string // server ConnState values
+}
+
+// sideRecord is one side's view of its socket.
+type sideRecord struct {
+	read, written int64
+	eof           bool      // Read returned io.EOF before this side shut down
+	shut          bool      // this side called CloseWrite or Close
+	shutStart     time.Time // just before the first CloseWrite/Close
+	shutEnd       time.Time // just after it returned
+}
+
+// closedBy tells which side shut its socket down first: a side that read
+// EOF first did not; otherwise the first whose shutdown call completed
+// before the other's began; "" if the calls overlap.
+func (c *connRecord) closedBy() string {
+	cl, sv := &c.sides[0], &c.sides[1]
+	switch {
+	case cl.eof && !sv.eof:
+		return string(serverSide)
+	case sv.eof && !cl.eof:
+		return string(clientSide)
+	case cl.shut && (!sv.shut || cl.shutEnd.Before(sv.shutStart)):
+		return string(clientSide)
+	case sv.shut && (!cl.shut || sv.shutEnd.Before(cl.shutStart)):
+		return string(serverSide)
+	}
+	return ""
+}
+
+// A lab holds the connections both programs saw in one scenario run.
+type lab struct {
+	server string // "127.0.0.1:PORT"
+	mss    int
+
+	mu     sync.Mutex
+	conns  []*connRecord            // in id order
+	byAddr map[string][]*connRecord // client address -> its connections, in order
+	idle   *sync.Cond               // signalled on every server ConnState change
+}
+
+func newLab(server string, mss int) *lab {
+	l := &lab{server: server, mss: mss, byAddr: make(map[string][]*connRecord)}
+	l.idle = sync.NewCond(&l.mu)
+	return l
+}
+
+// attach returns the record that side's new connection from client
+// belongs to: the latest one for client the other side has attached to
+// and this side not yet (the peer saw the connection first), or a new one.
+// l.mu must be held.
+func (l *lab) attach(client string, side int) *connRecord {
+	rs := l.byAddr[client]
+	if n := len(rs); n > 0 && !rs[n-1].attached[side] {
+		rs[n-1].attached[side] = true
+		return rs[n-1]
+	}
+	c := &connRecord{id: len(l.conns) + 1, client: client}
+	c.attached[side] = true
+	l.conns = append(l.conns, c)
+	l.byAddr[client] = append(rs, c)
+	return c
+}
+
+// phaseKey is the context key of the scenario phase making a request.
+type phaseKey struct{}
+
+// withPhase labels the connections dialed for requests made with ctx.
+func withPhase(ctx context.Context, phase string) context.Context {
+	return context.WithValue(ctx, phaseKey{}, phase)
+}
+
+// dialer returns a DialContext for http.Transport that dials only l.server,
+// tunes the socket (tuneSocket), and wraps the connection so that l sees its bytes and
+// its shutdown. It labels the connection with the phase of the request
+// that caused the dial (see withPhase), or with phase.
+func (l *lab) dialer(phase string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{
+		LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)},
+		Control: func(network, address string, rc syscall.RawConn) error {
+			var serr error
+			if err := rc.Control(func(fd uintptr) {
+				serr = tuneSocket(int(fd), l.mss)
+			}); err != nil {
+				return err
+			}
+			return serr
+		},
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if addr != l.server {
+			return nil, fmt.Errorf("capgen: refusing to dial %s: only %s", addr, l.server)
+		}
+		c, err := d.DialContext(ctx, "tcp4", addr)
+		if err != nil {
+			return nil, err
+		}
+		p, ok := ctx.Value(phaseKey{}).(string)
+		if !ok {
+			p = phase
+		}
+		l.mu.Lock()
+		rec := l.attach(c.LocalAddr().String(), 0)
+		rec.phase = p
+		l.mu.Unlock()
+		return &watchedConn{TCPConn: c.(*net.TCPConn), lab: l, rec: rec, side: 0}, nil
+	}
+}
+
+// gotConn counts a request on c, a connection from l's dialer, and
+// returns the connection's record id.
+func (l *lab) gotConn(c net.Conn) int {
+	w, ok := c.(*watchedConn)
+	if !ok {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w.rec.requests++
+	return w.rec.id
+}
+
+// connState is the http.Server ConnState hook.
+func (l *lab) connState(c net.Conn, st http.ConnState) {
+	w, ok := c.(*watchedConn)
+	if !ok {
+		return
+	}
+	l.mu.Lock()
+	w.rec.states = append(w.rec.states, st.String())
+	l.mu.Unlock()
+	l.idle.Broadcast()
+}
+
+// waitClosed waits until the server has reported every connection closed,
+// or timeout passes.
+func (l *lab) waitClosed(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	t := time.AfterFunc(timeout, l.idle.Broadcast)
+	defer t.Stop()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for {
+		open := 0
+		for _, c := range l.conns {
+			if n := len(c.states); n == 0 || c.states[n-1] != "closed" {
+				open++
+			}
+		}
+		if open == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d connections still open on the server after %v", open, timeout)
+		}
+		l.idle.Wait()
+	}
+}
+
+// watchListener wraps accepted connections so that l sees the server side.
+type watchListener struct {
+	net.Listener
+	lab *lab
+}
+
+// Accept waits for and returns the next connection, wrapped.
+func (w watchListener) Accept() (net.Conn, error) {
+	c, err := w.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("capgen: accepted a %T", c)
+	}
+	w.lab.mu.Lock()
+	rec := w.lab.attach(c.RemoteAddr().String(), 1)
+	w.lab.mu.Unlock()
+	return &watchedConn{TCPConn: tc, lab: w.lab, rec: rec, side: 1}, nil
+}
+
+// watchedConn counts the bytes one side reads and writes and records when
+// it shuts the socket down. It keeps CloseWrite, which net/http's server
+// uses to send its FIN before closing.
+type watchedConn struct {
+	*net.TCPConn
+	lab  *lab
+	rec  *connRecord
+	side int // 0 client, 1 server
+}
+
+func (c *watchedConn) view(f func(s *sideRecord)) {
+	c.lab.mu.Lock()
+	f(&c.rec.sides[c.side])
+	c.lab.mu.Unlock()
+}
+
+// Read reads from the socket, counting bytes and end-of-file.
+func (c *watchedConn) Read(b []byte) (int, error) {
+	n, err := c.TCPConn.Read(b)
+	c.view(func(s *sideRecord) {
+		s.read += int64(n)
+		if errors.Is(err, io.EOF) && !s.shut {
+			s.eof = true
+		}
+	})
+	return n, err
+}
+
+// Write writes to the socket, counting bytes.
+func (c *watchedConn) Write(b []byte) (int, error) {
+	n, err := c.TCPConn.Write(b)
+	c.view(func(s *sideRecord) { s.written += int64(n) })
+	return n, err
+}
+
+// ReadFrom keeps io.Copy from bypassing Write through TCPConn.ReadFrom.
+func (c *watchedConn) ReadFrom(r io.Reader) (int64, error) {
+	return io.Copy(struct{ io.Writer }{c}, r)
+}
+
+// WriteTo keeps io.Copy from bypassing Read through TCPConn.WriteTo.
+func (c *watchedConn) WriteTo(w io.Writer) (int64, error) {
+	return io.Copy(w, struct{ io.Reader }{c})
+}
+
+// shutdown runs f, recording the first shutdown's time.
+func (c *watchedConn) shutdown(f func() error) error {
+	first := false
+	c.view(func(s *sideRecord) {
+		if !s.shut {
+			s.shut, first = true, true
+			s.shutStart = time.Now()
+		}
+	})
+	err := f()
+	if first {
+		c.view(func(s *sideRecord) { s.shutEnd = time.Now() })
+	}
+	return err
+}
+
+// CloseWrite shuts down the writing side (sends FIN).
+func (c *watchedConn) CloseWrite() error { return c.shutdown(c.TCPConn.CloseWrite) }
+
+// Close closes the socket.
+func (c *watchedConn) Close() error { return c.shutdown(c.TCPConn.Close) }
+
+// close releases a socket that never listened.
+func (s *boundSocket) close() { unix.Close(s.fd) }

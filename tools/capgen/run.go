@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// options are capgen's settings. The zero value is not usable: run fills
+// it from flags.
+type options struct {
+	out     string // directory for NAME.pcapng and NAME.truth.json
+	only    string // one scenario, or "" for all committed ones
+	big     string // -big output file
+	size    int64  // -big target size in bytes
+	base    string // scenario tiled by -big
+	from    string // capture tiled by -big instead of a live base
+	mss     int    // TCP_MAXSEG for the programs' sockets, 0 for the kernel's
+	segment bool   // split loopback super-segments at mss after capture
+	stderr  io.Writer
+}
+
+// run is capgen without the process: it returns the exit code, 0 on
+// success, 1 on failure, 2 on bad usage.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("capgen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := &options{stderr: stderr}
+	var size string
+	var list bool
+	fs.StringVar(&o.out, "out", "", "write every committed scenario (or -only) to `DIR`")
+	fs.StringVar(&o.only, "only", "", "with -out, write only scenario `NAME`")
+	fs.StringVar(&o.big, "big", "", "write a large tiled capture to `FILE` (.pcap, or .pcapng)")
+	fs.StringVar(&size, "size", "500MB", "with -big, the least `SIZE` of the file (500MB, 2GiB)")
+	fs.StringVar(&o.base, "base", "http1-keepalive", "with -big, the live scenario to tile")
+	fs.StringVar(&o.from, "from", "", "with -big, tile `NAME.pcapng` (next to NAME.truth.json) instead of capturing -base; needs no root")
+	fs.IntVar(&o.mss, "mss", 1460, "TCP_MAXSEG of the programs' sockets, 0 for lo's default (about 65483)")
+	fs.BoolVar(&o.segment, "segment", true, "split loopback's GSO super-segments into MSS-sized segments after capture (needs -mss > 0)")
+	fs.BoolVar(&list, "list", false, "list the scenarios and exit")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: capgen -out DIR [-only NAME] | -big FILE [-size SIZE] [-from NAME.pcapng] | -list")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if list {
+		for _, s := range scenarios {
+			kind := "live"
+			if s.derive != nil {
+				kind = "derived from " + s.base
+			}
+			if !s.commit {
+				kind += ", in memory only"
+			}
+			fmt.Fprintf(stdout, "%-20s %s\n%-20s %s\n", s.name, kind, "", s.description)
+		}
+		return 0
+	}
+	usage := func(msg string) int {
+		fmt.Fprintln(stderr, "capgen:", msg)
+		fs.Usage()
+		return 2
+	}
+	switch {
+	case fs.NArg() > 0:
+		return usage("unexpected arguments")
+	case (o.out == "") == (o.big == ""):
+		return usage("give exactly one of -out and -big")
+	case o.only != "" && o.out == "":
+		return usage("-only goes with -out")
+	case o.from != "" && o.big == "":
+		return usage("-from goes with -big")
+	case o.mss < 0 || o.mss > 65535:
+		return usage("-mss must be 0..65535")
+	case o.segment && o.mss == 0:
+		return usage("-segment needs -mss > 0 (or give -segment=false)")
+	}
+	if o.only != "" {
+		if s := findScenario(o.only); s == nil || !s.commit {
+			return usage(fmt.Sprintf("no committed scenario %q (see -list)", o.only))
+		}
+	}
+	if o.big != "" {
+		n, err := parseSize(size)
+		if err != nil {
+			return usage(err.Error())
+		}
+		o.size = n
+		if s := findScenario(o.base); s == nil || s.run == nil {
+			return usage(fmt.Sprintf("-base %q is not a live scenario", o.base))
+		}
+	}
+	if o.big != "" && o.from != "" {
+		if err := runBig(ctx, o, stdout); err != nil {
+			fmt.Fprintln(stderr, "capgen:", err)
+			return 1
+		}
+		return 0
+	}
+	if err := canCapture(); err != nil {
+		fmt.Fprintln(stderr, "capgen:", err)
+		return 1
+	}
+	var err error
+	if o.big != "" {
+		err = runBig(ctx, o, stdout)
+	} else {
+		err = runOut(ctx, o, stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "capgen:", err)
+		return 1
+	}
+	return 0
+}
+
+// canCapture fails with errNotRoot unless a packet socket can be opened.
+func canCapture() error {
+	if os.Geteuid() != 0 {
+		return errNotRoot
+	}
+	r, err := startCapture(0)
+	if err != nil {
+		return err
+	}
+	_, err = r.stop(0)
+	return err
+}
+
+// runOut writes the committed scenarios (or o.only) to o.out.
+func runOut(ctx context.Context, o *options, stdout io.Writer) error {
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	for _, sc := range scenarios {
+		if !sc.commit || (o.only != "" && sc.name != o.only) {
+			continue
+		}
+		r, err := produce(ctx, sc, o)
+		if err != nil {
+			return err
+		}
+		if err := writeScenario(o.out, r); err != nil {
+			return err
+		}
+		var bytes int
+		for _, p := range r.pkts {
+			bytes += len(p.data)
+		}
+		e := r.truth.Expect
+		fmt.Fprintf(stdout, "%s: %d frames (%d bytes), %d connections, %d requests, payload %d c2s %d s2c\n",
+			filepath.Join(o.out, sc.name+".pcapng"), len(r.pkts), bytes, e.TCPConnections, e.HTTPRequests, e.C2SBytes, e.S2CBytes)
+	}
+	return nil
+}
+
+// runBig captures o.base once (or reads o.from) and tiles it into o.big.
+func runBig(ctx context.Context, o *options, stdout io.Writer) error {
+	var base *result
+	var err error
+	if o.from != "" {
+		base, err = readScenario(o.from)
+	} else {
+		base, err = produce(ctx, findScenario(o.base), o)
+	}
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	tiles, frames, err := writeBig(o.big, o.size, base)
+	if err != nil {
+		return errors.Join(fmt.Errorf("%s: %w", o.big, err), os.Remove(o.big))
+	}
+	st, err := os.Stat(o.big)
+	if err != nil {
+		return err
+	}
+	d := time.Since(start)
+	fmt.Fprintf(stdout, "%s: %d bytes, %d frames, %d tiles of %d connections (%s), written in %v (%.0f MB/s)\n",
+		o.big, st.Size(), frames, tiles, base.truth.Expect.TCPConnections, base.truth.Scenario, d.Round(time.Millisecond),
+		float64(st.Size())/1e6/d.Seconds())
+	return nil
+}
