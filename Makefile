@@ -1,0 +1,56 @@
+# h2scope — see README.md. `make test` is the test command CI runs.
+
+GO      ?= go
+BIN     := bin/h2scope
+BIG     ?= /tmp/h2scope-big.pcap
+BIG_SIZE ?= 500MB
+FUZZTIME ?= 30s
+
+.PHONY: all build test conformance bench bench-go testdata testdata-one fuzz lint clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/h2scope
+
+# Unit tests, golden files and the committed fuzz corpora: quick.
+test:
+	$(GO) test ./...
+
+# h2scope against tshark (the oracle) and the truth files, on testdata/pcaps
+# and ../shared/corpus. Slow; needs tshark.
+conformance:
+	$(GO) test -tags conformance -count=1 -v ./conformance
+
+# Speed and memory on a large generated capture, against a bare gopacket
+# loop and tshark, plus the package benchmarks.
+bench: build bench-go $(BIG)
+	$(GO) run ./tools/bench -h2scope $(BIN) $(BIG)
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./dissect/...
+
+$(BIG):
+	$(GO) run ./tools/capgen -big $(BIG) -size $(BIG_SIZE) -from testdata/pcaps/http1-keepalive.pcapng
+
+# Regenerate the committed captures from real Go clients and servers (root:
+# captures on lo). One scenario: make testdata-one NAME=http1-keepalive
+testdata:
+	$(GO) run ./tools/capgen -out testdata/pcaps
+
+testdata-one:
+	$(GO) run ./tools/capgen -out testdata/pcaps -only $(NAME)
+
+# Run every fuzz target for FUZZTIME each; crashers land in testdata/fuzz.
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME) ./dissect/capture
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./dissect/layer
+	$(GO) test -run '^$$' -fuzz FuzzTracker -fuzztime $(FUZZTIME) ./dissect/tcp
+
+lint:
+	@test -z "$$(gofmt -l . | grep -v '^testdata/')" || (gofmt -l . ; exit 1)
+	$(GO) vet ./...
+	$(GO) vet -tags conformance ./conformance
+
+clean:
+	rm -rf bin

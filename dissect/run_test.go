@@ -1,0 +1,52 @@
+package dissect
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/h2scope/h2scope/dissect/tcp"
+)
+
+// benchFile is the capture BenchmarkRun reads: H2SCOPE_BENCH_FILE, or the
+// largest committed test capture.
+func benchFile() string {
+	if f := os.Getenv("H2SCOPE_BENCH_FILE"); f != "" {
+		return f
+	}
+	return "../testdata/pcaps/http1-keepalive.pcapng"
+}
+
+// BenchmarkRun measures read+decode+TCP tracking and reassembly over a
+// whole capture; b.SetBytes makes it report MB/s of capture file.
+func BenchmarkRun(b *testing.B) {
+	f := benchFile()
+	st, err := os.Stat(f)
+	if err != nil {
+		b.Skip(err)
+	}
+	b.SetBytes(st.Size())
+	b.ReportAllocs()
+	var pkts uint64
+	for b.Loop() {
+		s, err := Run(context.Background(), []string{f}, Options{TCP: tcp.Options{OnFinish: func(*tcp.Conn) {}}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		pkts = s.Packets
+	}
+	b.ReportMetric(float64(pkts)*float64(b.N)/b.Elapsed().Seconds(), "packets/s")
+}
+
+func TestRunCountsTestdata(t *testing.T) {
+	var conns int
+	st, err := Run(context.Background(), []string{"../testdata/pcaps/http1-nokeepalive.pcapng"},
+		Options{TCP: tcp.Options{OnFinish: func(*tcp.Conn) { conns++ }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 15 requests, one connection each (truth file); 158 frames (tshark).
+	if conns != 15 || st.Packets != 158 || st.Layer.TCP != 158 || len(st.Faults) != 0 {
+		t.Errorf("got %d connections, %d packets, %d TCP, faults %v; want 15, 158, 158, none", conns, st.Packets, st.Layer.TCP, st.Faults)
+	}
+}

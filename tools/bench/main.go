@@ -1,0 +1,154 @@
+// Command bench compares h2scope's capture pipeline with a bare gopacket
+// read-and-decode loop and with tshark on one large capture, from one run,
+// and prints the ratios. `make bench` runs it on a capture tiled by capgen.
+//
+// Usage:
+//
+//	go run ./tools/bench -h2scope bin/h2scope FILE.pcap
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+)
+
+func main() {
+	bin := flag.String("h2scope", "bin/h2scope", "h2scope binary to measure")
+	noTshark := flag.Bool("no-tshark", false, "skip the tshark measurement")
+	flag.Parse()
+	if flag.NArg() != 1 {
+		fmt.Fprintln(os.Stderr, "usage: bench [-h2scope BIN] [-no-tshark] FILE.pcap")
+		os.Exit(2)
+	}
+	if err := run(flag.Arg(0), *bin, !*noTshark); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// result is one measured run.
+type result struct {
+	name    string
+	wall    time.Duration
+	maxRSS  int64 // bytes; 0 when not measured
+	packets uint64
+}
+
+func run(file, bin string, withTshark bool) error {
+	st, err := os.Stat(file)
+	if err != nil {
+		return err
+	}
+	size := st.Size()
+	bare, err := bareLoop(file)
+	if err != nil {
+		return fmt.Errorf("bare loop: %w", err)
+	}
+	ours, err := command("h2scope conns --json", bin, "conns", "--json", file)
+	if err != nil {
+		return err
+	}
+	ours.packets = bare.packets
+	rows := []result{bare, ours}
+	if withTshark {
+		ts, err := command("tshark -r FILE -q", "tshark", "-n", "-r", file, "-q")
+		if err != nil {
+			return err
+		}
+		ts.packets = bare.packets
+		rows = append(rows, ts)
+	}
+	fmt.Printf("capture: %s, %.1f MB, %d packets\n\n", file, float64(size)/1e6, bare.packets)
+	fmt.Printf("%-28s %10s %12s %10s %10s %12s\n", "run", "seconds", "packets/s", "MB/s", "max RSS", "vs bare loop")
+	for _, r := range rows {
+		rss := "-"
+		if r.maxRSS > 0 {
+			rss = fmt.Sprintf("%.1f MB", float64(r.maxRSS)/1e6)
+		}
+		s := r.wall.Seconds()
+		fmt.Printf("%-28s %10.3f %12.0f %10.1f %10s %11.2fx\n", r.name, s, float64(r.packets)/s, float64(size)/1e6/s, rss, s/bare.wall.Seconds())
+	}
+	if withTshark {
+		fmt.Printf("\nh2scope is %.1fx faster than tshark -q\n", rows[2].wall.Seconds()/rows[1].wall.Seconds())
+	}
+	return nil
+}
+
+// bareLoop reads file with pcapgo and decodes every packet with a
+// DecodingLayerParser over preallocated Ethernet, IPv4, IPv6 and TCP layers:
+// the floor any Go pipeline on gopacket can reach.
+func bareLoop(file string) (result, error) {
+	r := result{name: "bare pcapgo+DLP loop"}
+	start := time.Now()
+	f, err := os.Open(file)
+	if err != nil {
+		return r, err
+	}
+	defer f.Close()
+	pr, err := pcapgo.NewReader(bufio.NewReaderSize(f, 1<<20))
+	if err != nil {
+		return r, err
+	}
+	var (
+		eth  layers.Ethernet
+		ip4  layers.IPv4
+		ip6  layers.IPv6
+		tcp  layers.TCP
+		pay  gopacket.Payload
+		dec  []gopacket.LayerType
+		tcps uint64
+	)
+	p := gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet, &eth, &ip4, &ip6, &tcp, &pay)
+	p.IgnoreUnsupported = true
+	for {
+		data, _, err := pr.ZeroCopyReadPacketData()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return r, err
+		}
+		r.packets++
+		if p.DecodeLayers(data, &dec) == nil {
+			for _, t := range dec {
+				if t == layers.LayerTypeTCP {
+					tcps++
+				}
+			}
+		}
+	}
+	r.wall = time.Since(start)
+	if tcps == 0 {
+		return r, errors.New("no TCP packets decoded")
+	}
+	return r, nil
+}
+
+// command runs a program with its output discarded and measures its wall
+// time and peak resident memory.
+func command(name, prog string, args ...string) (result, error) {
+	r := result{name: name}
+	cmd := exec.Command(prog, args...)
+	cmd.Stdout = io.Discard
+	cmd.Stderr = os.Stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return r, fmt.Errorf("%s: %w", name, err)
+	}
+	r.wall = time.Since(start)
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.maxRSS = ru.Maxrss * 1024
+	}
+	return r, nil
+}
