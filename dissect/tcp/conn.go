@@ -123,6 +123,10 @@ type Conn struct {
 	WindowFull       int `json:"window_full"`
 	WindowUpdates    int `json:"window_updates"`
 	KeepAlives       int `json:"keep_alives"`
+	// StreamBytes counts each direction's reassembled stream: bytes
+	// delivered in order plus bytes lost to gaps, each byte once however
+	// often it was retransmitted (Zeek's orig_bytes and resp_bytes).
+	StreamBytes Pair `json:"stream_bytes"`
 	// MissedBytes counts payload bytes the capture lost (reassembly gaps),
 	// as Zeek's missed_bytes.
 	MissedBytes uint64 `json:"missed_bytes"`

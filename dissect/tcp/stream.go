@@ -79,6 +79,7 @@ func (r *reasm) deliver(c *Conn, dir event.Dir, st *stream, data []byte, n int, 
 	st.recent[i] = recentSeg{seq: st.next, n: n, sum: crc32.Checksum(data, castagnoli)}
 	st.nrecent++
 	st.next += uint32(n)
+	c.StreamBytes.Add(dir, uint64(n))
 	c.handler.Data(dir, data, ref)
 }
 
@@ -87,6 +88,7 @@ func (r *reasm) gap(c *Conn, dir event.Dir, st *stream, n int, ref event.Ref) {
 		return
 	}
 	st.next += uint32(n)
+	c.StreamBytes.Add(dir, uint64(n))
 	c.MissedBytes += uint64(n)
 	c.hist.gap(dir)
 	c.handler.Gap(dir, n, ref)

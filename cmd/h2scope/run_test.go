@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/h2scope/h2scope/tools/capgen/truth"
+)
+
+// connOut is the part of `conns --json` the truth files can check.
+type connOut struct {
+	ID          int                      `json:"id"`
+	Client      string                   `json:"client"`
+	Server      string                   `json:"server"`
+	StreamBytes struct{ C2S, S2C int64 } `json:"stream_bytes"`
+	MissedBytes int64                    `json:"missed_bytes"`
+	Close       string                   `json:"close"`
+	ConnState   string                   `json:"conn_state"`
+	OutOfOrder  int                      `json:"out_of_order"`
+	Retrans     int                      `json:"retransmissions"`
+}
+
+func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code = run(context.Background(), args, &o, &e)
+	return o.String(), e.String(), code
+}
+
+// TestConnsMatchTruth checks `conns --json` on every committed capture
+// against what the generator's programs observed.
+func TestConnsMatchTruth(t *testing.T) {
+	files, _ := filepath.Glob("../../testdata/pcaps/*.truth.json")
+	if len(files) == 0 {
+		t.Fatal("no truth files in testdata/pcaps")
+	}
+	for _, tf := range files {
+		tr, err := truth.Load(tf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(tr.Scenario, func(t *testing.T) {
+			out, errOut, code := runCLI(t, "conns", "--json", strings.TrimSuffix(tf, ".truth.json")+".pcapng")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			var got []connOut
+			dec := json.NewDecoder(strings.NewReader(out))
+			for dec.More() {
+				var c connOut
+				if err := dec.Decode(&c); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, c)
+			}
+			if len(got) != tr.Expect.TCPConnections || len(got) != len(tr.Connections) {
+				t.Fatalf("%d connections, truth %d", len(got), tr.Expect.TCPConnections)
+			}
+			// Truth numbers connections as they were dialled; a client port
+			// may be reused, so match the n-th connection from each port.
+			byClient := map[string][]connOut{}
+			for _, c := range got {
+				byClient[c.Client] = append(byClient[c.Client], c)
+			}
+			var missed, ooo, retrans int64
+			for i, want := range tr.Connections {
+				if len(byClient[want.Client]) == 0 {
+					t.Errorf("truth connection %d from %s: not found", want.ID, want.Client)
+					continue
+				}
+				c := byClient[want.Client][0]
+				byClient[want.Client] = byClient[want.Client][1:]
+				if c.Server != want.Server {
+					t.Errorf("connection %d: server %s, truth %s", i, c.Server, want.Server)
+				}
+				if c.StreamBytes.C2S != want.C2SBytes || c.StreamBytes.S2C != want.S2CBytes {
+					t.Errorf("connection %d: stream bytes %d/%d, the programs wrote %d/%d", i, c.StreamBytes.C2S, c.StreamBytes.S2C, want.C2SBytes, want.S2CBytes)
+				}
+				if want.ClosedBy != "" && c.Close != "fin_"+want.ClosedBy {
+					t.Errorf("connection %d: close %s, truth closed by %s", i, c.Close, want.ClosedBy)
+				}
+				missed += c.MissedBytes
+				ooo += int64(c.OutOfOrder)
+				retrans += int64(c.Retrans)
+			}
+			if missed != int64(tr.Expect.LostBytes) {
+				t.Errorf("missed_bytes %d, truth dropped %d", missed, tr.Expect.LostBytes)
+			}
+			if ooo != int64(tr.Expect.OutOfOrder) || retrans != int64(tr.Expect.Retransmissions) {
+				t.Errorf("out-of-order %d retransmissions %d, truth %d and %d", ooo, retrans, tr.Expect.OutOfOrder, tr.Expect.Retransmissions)
+			}
+		})
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "usage: h2scope"},
+		{[]string{"nope"}, 2, `unknown command "nope"`},
+		{[]string{"conns"}, 2, "no capture files given"},
+		{[]string{"conns", "--bogus", "x.pcap"}, 2, "flag provided but not defined: -bogus"},
+		{[]string{"conns", "/does/not/exist.pcap"}, 2, "/does/not/exist.pcap"},
+		{[]string{"conns", "run.go"}, 2, "run.go: offset 0: capture: unrecognised capture format"},
+		{[]string{"help"}, 0, ""},
+	}
+	for _, tt := range tests {
+		_, errOut, code := runCLI(t, tt.args...)
+		if code != tt.code || !strings.Contains(errOut, tt.want) {
+			t.Errorf("h2scope %v: exit %d, stderr %q; want exit %d containing %q", tt.args, code, errOut, tt.code, tt.want)
+		}
+	}
+}
+
+// TestTruncatedCaptureGivesPartialResult cuts a capture mid-record: the
+// connections before the cut are printed and the fault is named with file,
+// frame and offset.
+func TestTruncatedCaptureGivesPartialResult(t *testing.T) {
+	data := readFile(t, "../../testdata/pcaps/http1-nokeepalive.pcapng")
+	cut := filepath.Join(t.TempDir(), "cut.pcapng")
+	writeFile(t, cut, data[:len(data)/2])
+	out, errOut, code := runCLI(t, "conns", "--json", cut)
+	if code != 2 {
+		t.Errorf("exit %d, want 2", code)
+	}
+	if n := strings.Count(out, "\n"); n < 5 || n >= 15 {
+		t.Errorf("%d connections printed from half the capture, want some but not all 15", n)
+	}
+	if !strings.Contains(errOut, cut+": frame ") || !strings.Contains(errOut, "(offset ") || !strings.Contains(errOut, "truncated") {
+		t.Errorf("stderr %q does not name the file, frame, offset and cause", errOut)
+	}
+}
