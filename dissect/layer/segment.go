@@ -39,7 +39,8 @@ type Segment struct {
 	// Flags are the TCP flags.
 	Flags Flags
 	// WScale is the window-scale shift from the window scale option, or -1
-	// when the segment carries none.
+	// when the segment carries none. Shifts above 14 read as 14 (RFC 7323
+	// section 2.3).
 	WScale int8
 	// MSS is the maximum segment size option, or 0 when absent.
 	MSS uint16
@@ -47,6 +48,9 @@ type Segment struct {
 	SACKPermitted bool
 	// PayloadLen is the TCP payload length as the IP header states it (IP
 	// payload length minus the TCP header length), as Wireshark's tcp.len.
+	// Like Wireshark, Decode bounds the IP length by the frame's length on
+	// the wire and reads an IPv4 total length of 0 (segmentation offload)
+	// as "to the end of the frame".
 	PayloadLen int
 	// Payload holds the captured payload bytes; it is shorter than
 	// PayloadLen when the frame was cut by the snap length. It aliases the
