@@ -1,5 +1,4 @@
-
-
+// Error and its sentinels locate faults in the input for every dissector.
 package event
 
 import (
