@@ -1,4 +1,3 @@
-// Error and its sentinels locate faults in the input for every dissector.
 package event
 
 import (
