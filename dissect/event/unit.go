@@ -88,6 +88,9 @@ type HTTP2 struct {
 	StreamWindowAfter  *int64 `json:"stream_window_after,omitempty"`
 	ConnWindowBefore   *int64 `json:"conn_window_before,omitempty"`
 	ConnWindowAfter    *int64 `json:"conn_window_after,omitempty"`
+	// Lost counts payload bytes of the frame that the capture lost (a gap
+	// inside it); detail that needed them is then absent.
+	Lost int `json:"lost,omitempty"`
 }
 
 // HTTP1 is the detail of one HTTP/1.x message.
@@ -110,6 +113,26 @@ type HTTP1 struct {
 	KeepAlive bool `json:"keep_alive"`
 	// Seq is the message's 1-based number on its connection and direction.
 	Seq int `json:"seq"`
+	// HeadFrame is the frame that completed the message's head (start
+	// line and header fields); the event's Ref is the frame that completed
+	// the whole message.
+	HeadFrame uint64 `json:"head_frame"`
+	// Trailers holds the trailer fields of a chunked body, in order.
+	Trailers []Header `json:"trailers,omitempty"`
+	// KeepAliveTimeout and KeepAliveMax are the timeout= (seconds) and
+	// max= parameters of a Keep-Alive header field, 0 when absent.
+	KeepAliveTimeout int `json:"keep_alive_timeout,omitempty"`
+	KeepAliveMax     int `json:"keep_alive_max,omitempty"`
+	// Request is, on a response, the Seq of the request it answers (FIFO
+	// order), 0 when there was none (unmatched_HTTP_reply) or the request
+	// was lost in a capture gap.
+	Request int `json:"request,omitempty"`
+	// Missed counts body bytes the capture lost (gaps); they are included
+	// in BodyLen.
+	Missed int64 `json:"missed,omitempty"`
+	// Incomplete is set on a message cut short: its direction closed or
+	// reset, or a gap broke its framing, before its body ended.
+	Incomplete bool `json:"incomplete,omitempty"`
 }
 
 // GRPC is the detail of one gRPC length-prefixed message, or of a call's
