@@ -9,5 +9,12 @@
 //	capgen -big FILE -size 500MB [-from NAME.pcapng]  # a large capture for benchmarks
 //	capgen -list                              # list scenarios
 //
+// Scenarios cover HTTP/1.1 (net/http), gRPC over h2c (grpc-go, and gRPC by
+// hand over golang.org/x/net/http2) and h2c with flow-control stalls
+// (golang.org/x/net/http2), plus captures derived from those: impaired TCP,
+// and captures that start mid-connection. For HTTP/2 the server tees its
+// own wire into an HTTP/2 parser, whose view the truth records and the
+// capture is checked against.
+//
 // Capturing needs root (an AF_PACKET socket). See README.md.
 package main

@@ -70,7 +70,22 @@ type session struct {
 	*lab
 	mu       sync.Mutex
 	requests []truth.Request
+	reqTags  []string // per request, its capgen-request header ("" for HTTP/1)
 	clients  []*http.Transport
+	closers  []func() // close other clients' connections (HTTP/2, gRPC)
+	grpc     *grpcLab
+}
+
+// newSession starts a session in l.
+func newSession(l *lab) *session {
+	return &session{lab: l, grpc: newGRPCLab(l)}
+}
+
+// onClose registers f to close a client's connections at the end.
+func (s *session) onClose(f func()) {
+	s.mu.Lock()
+	s.closers = append(s.closers, f)
+	s.mu.Unlock()
 }
 
 // transport returns a new HTTP/1.1 client transport that dials only the
@@ -117,13 +132,20 @@ func (s *session) do(ctx context.Context, c *http.Client, phase, method, path st
 	if err != nil {
 		r.Error = err.Error()
 	}
-	s.mu.Lock()
-	s.requests = append(s.requests, r)
-	s.mu.Unlock()
+	s.addRequest(r, "")
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	return nil
+}
+
+// addRequest records a request the client made, tagged with its
+// capgen-request header value.
+func (s *session) addRequest(r truth.Request, tag string) {
+	s.mu.Lock()
+	s.requests = append(s.requests, r)
+	s.reqTags = append(s.reqTags, tag)
+	s.mu.Unlock()
 }
 
 // closeIdle closes every client's idle connections (sending FINs).
@@ -132,6 +154,9 @@ func (s *session) closeIdle() {
 	defer s.mu.Unlock()
 	for _, t := range s.clients {
 		t.CloseIdleConnections()
+	}
+	for _, f := range s.closers {
+		f()
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -47,7 +48,19 @@ func tuneSocket(fd, mss int) error {
 	return nil
 }
 
-// bindLoopback creates a boundSocket, tuned by tuneSocket.
+// The server's port is drawn from [serverPortMin, serverPortMax), below
+// Linux's ephemeral range (32768-60999) that the clients' ports come from,
+// as a service's port usually is: a reader that must guess which end of a
+// connection without handshake is the server, by the lower port, then
+// guesses right.
+const (
+	serverPortMin = 20000
+	serverPortMax = 30000
+)
+
+// bindLoopback creates a boundSocket, tuned by tuneSocket, on a free port
+// in [serverPortMin, serverPortMax) (or any, if none of a few tries is
+// free).
 func bindLoopback(mss int) (*boundSocket, error) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 	if err != nil {
@@ -58,7 +71,14 @@ func bindLoopback(mss int) (*boundSocket, error) {
 		err = tuneSocket(fd, mss)
 	}
 	if err == nil {
-		err = unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}})
+		err = errors.New("no port tried")
+		for try := 0; try < 32 && err != nil; try++ {
+			port := serverPortMin + rand.IntN(serverPortMax-serverPortMin)
+			err = unix.Bind(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
+		}
+		if err != nil {
+			err = unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}})
+		}
 	}
 	var sa unix.Sockaddr
 	if err == nil {
@@ -98,9 +118,14 @@ type connRecord struct {
 	client   string
 	phase    string
 	attached [2]bool // the client's (0) and the server's (1) conn point here
-	requests int     // GotConn calls
+	requests int     // GotConn calls, or gRPC calls the client started on it
 	sides    [2]sideRecord
 	states   []string // server ConnState values
+
+	serverRequests int      // HTTP/2 requests or gRPC calls the server saw (HTTP/2 labs)
+	serverClosed   bool     // the server closed its socket
+	clientClosed   bool     // the client's Close returned
+	tee            *wireTee // the server's wire tee (HTTP/2 labs)
 }
 
 // sideRecord is one side's view of its socket.
@@ -110,6 +135,7 @@ type sideRecord struct {
 	shut          bool      // this side called CloseWrite or Close
 	shutStart     time.Time // just before the first CloseWrite/Close
 	shutEnd       time.Time // just after it returned
+	busy          int       // Read and Write calls under way
 }
 
 // closedBy tells which side shut its socket down first: a side that read
@@ -134,6 +160,10 @@ func (c *connRecord) closedBy() string {
 type lab struct {
 	server string // "127.0.0.1:PORT"
 	mss    int
+	// h2 makes the server tee every connection's bytes into an HTTP/2
+	// parser (wireTee), count requests itself (countServer) and count a
+	// connection closed when the server closes it, not by ConnState.
+	h2 bool
 
 	mu     sync.Mutex
 	conns  []*connRecord            // in id order
@@ -222,6 +252,40 @@ func (l *lab) gotConn(c net.Conn) int {
 	return w.rec.id
 }
 
+// byClient returns the latest connection attached from client address
+// addr, or nil. l.mu must be held.
+func (l *lab) byClient(addr string) *connRecord {
+	rs := l.byAddr[addr]
+	if len(rs) == 0 {
+		return nil
+	}
+	return rs[len(rs)-1]
+}
+
+// countClient counts a call the client started on its connection from
+// local address addr, and returns the connection's id (0 if unknown).
+func (l *lab) countClient(addr string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c := l.byClient(addr); c != nil {
+		c.requests++
+		return c.id
+	}
+	return 0
+}
+
+// countServer counts a request or call the server saw on its connection
+// from client address addr, and returns the connection's id.
+func (l *lab) countServer(addr string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c := l.byClient(addr); c != nil {
+		c.serverRequests++
+		return c.id
+	}
+	return 0
+}
+
 // connState is the http.Server ConnState hook.
 func (l *lab) connState(c net.Conn, st http.ConnState) {
 	w, ok := c.(*watchedConn)
@@ -245,7 +309,16 @@ func (l *lab) waitClosed(timeout time.Duration) error {
 	for {
 		open := 0
 		for _, c := range l.conns {
-			if n := len(c.states); n == 0 || c.states[n-1] != "closed" {
+			n := len(c.states)
+			closed := n > 0 && c.states[n-1] == "closed"
+			if l.h2 {
+				// Both sides closed, and no Read or Write still to count
+				// its bytes: grpc-go writes a GOAWAY just before closing,
+				// and may still be writing when its reader sees EOF and
+				// closes the socket.
+				closed = c.serverClosed && c.clientClosed && c.sides[0].busy == 0 && c.sides[1].busy == 0
+			}
+			if !closed {
 				open++
 			}
 		}
@@ -278,8 +351,11 @@ func (w watchListener) Accept() (net.Conn, error) {
 	}
 	w.lab.mu.Lock()
 	rec := w.lab.attach(c.RemoteAddr().String(), 1)
+	if w.lab.h2 {
+		rec.tee = newWireTee()
+	}
 	w.lab.mu.Unlock()
-	return &watchedConn{TCPConn: tc, lab: w.lab, rec: rec, side: 1}, nil
+	return &watchedConn{TCPConn: tc, lab: w.lab, rec: rec, side: 1, tee: rec.tee}, nil
 }
 
 // watchedConn counts the bytes one side reads and writes and records when
@@ -289,7 +365,8 @@ type watchedConn struct {
 	*net.TCPConn
 	lab  *lab
 	rec  *connRecord
-	side int // 0 client, 1 server
+	side int      // 0 client, 1 server
+	tee  *wireTee // the server side of an HTTP/2 lab's connection
 }
 
 func (c *watchedConn) view(f func(s *sideRecord)) {
@@ -300,7 +377,12 @@ func (c *watchedConn) view(f func(s *sideRecord)) {
 
 // Read reads from the socket, counting bytes and end-of-file.
 func (c *watchedConn) Read(b []byte) (int, error) {
+	c.view(func(s *sideRecord) { s.busy++ })
+	defer c.done()
 	n, err := c.TCPConn.Read(b)
+	if c.tee != nil {
+		c.tee.read(b[:n])
+	}
 	c.view(func(s *sideRecord) {
 		s.read += int64(n)
 		if errors.Is(err, io.EOF) && !s.shut {
@@ -310,9 +392,20 @@ func (c *watchedConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// Write writes to the socket, counting bytes.
+// Write writes to the socket, counting bytes. The server's tee queues the
+// bytes before they are written, so the tee always parses them before
+// anything the peer sends in answer.
 func (c *watchedConn) Write(b []byte) (int, error) {
+	c.view(func(s *sideRecord) { s.busy++ })
+	defer c.done()
+	var chunk *teeChunk
+	if c.tee != nil {
+		chunk = c.tee.beginWrite(b)
+	}
 	n, err := c.TCPConn.Write(b)
+	if chunk != nil {
+		c.tee.endWrite(chunk, n)
+	}
 	c.view(func(s *sideRecord) { s.written += int64(n) })
 	return n, err
 }
@@ -346,8 +439,29 @@ func (c *watchedConn) shutdown(f func() error) error {
 // CloseWrite shuts down the writing side (sends FIN).
 func (c *watchedConn) CloseWrite() error { return c.shutdown(c.TCPConn.CloseWrite) }
 
-// Close closes the socket.
-func (c *watchedConn) Close() error { return c.shutdown(c.TCPConn.Close) }
+// done ends a Read or Write call, waking waitClosed.
+func (c *watchedConn) done() {
+	c.view(func(s *sideRecord) { s.busy-- })
+	c.lab.idle.Broadcast()
+}
+
+// Close closes the socket. On the server side it also ends the tee; on
+// either side it wakes waitClosed.
+func (c *watchedConn) Close() error {
+	err := c.shutdown(c.TCPConn.Close)
+	if c.side == 1 && c.tee != nil {
+		c.tee.close()
+	}
+	c.lab.mu.Lock()
+	if c.side == 1 {
+		c.rec.serverClosed = true
+	} else {
+		c.rec.clientClosed = true
+	}
+	c.lab.mu.Unlock()
+	c.lab.idle.Broadcast()
+	return err
+}
 
 // close releases a socket that never listened.
 func (s *boundSocket) close() { unix.Close(s.fd) }

@@ -34,7 +34,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var size string
 	var list bool
 	fs.StringVar(&o.out, "out", "", "write every committed scenario (or -only) to `DIR`")
-	fs.StringVar(&o.only, "only", "", "with -out, write only scenario `NAME`")
+	fs.StringVar(&o.only, "only", "", "with -out, write only scenario `NAME` (with its committed base or derivatives)")
 	fs.StringVar(&o.big, "big", "", "write a large tiled capture to `FILE` (.pcap, or .pcapng)")
 	fs.StringVar(&size, "size", "500MB", "with -big, the least `SIZE` of the file (500MB, 2GiB)")
 	fs.StringVar(&o.base, "base", "http1-keepalive", "with -big, the live scenario to tile")
@@ -138,11 +138,12 @@ func runOut(ctx context.Context, o *options, stdout io.Writer) error {
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
 	}
+	done := make(map[string]*result)
 	for _, sc := range scenarios {
-		if !sc.commit || (o.only != "" && sc.name != o.only) {
+		if !sc.commit || !selected(sc, o.only) {
 			continue
 		}
-		r, err := produce(ctx, sc, o)
+		r, err := produce(ctx, sc, o, done)
 		if err != nil {
 			return err
 		}
@@ -156,8 +157,27 @@ func runOut(ctx context.Context, o *options, stdout io.Writer) error {
 		e := r.truth.Expect
 		fmt.Fprintf(stdout, "%s: %d frames (%d bytes), %d connections, %d requests, payload %d c2s %d s2c\n",
 			filepath.Join(o.out, sc.name+".pcapng"), len(r.pkts), bytes, e.TCPConnections, e.HTTPRequests, e.C2SBytes, e.S2CBytes)
+		if e.HTTP2Frames != nil {
+			fmt.Fprintf(stdout, "\tHTTP/2: %d streams, frames %v", e.HTTP2Streams, e.HTTP2Frames)
+			if e.GRPCMessages != nil {
+				fmt.Fprintf(stdout, ", %d gRPC calls, messages %d c2s %d s2c, status %v", e.GRPCCalls, e.GRPCMessages.C2S, e.GRPCMessages.S2C, e.GRPCStatus)
+			}
+			fmt.Fprintf(stdout, ", RST_STREAM %v, window zero %d c2s %d s2c\n", e.RSTStreamCodes, e.WindowZero.C2S, e.WindowZero.S2C)
+		}
 	}
 	return nil
+}
+
+// selected reports whether -only only selects sc: all committed scenarios
+// if only is empty, else only's family: the scenario called only, the
+// committed scenarios derived from it, and its base if committed, so that
+// a derived capture and its base always come from the same run.
+func selected(sc *scenario, only string) bool {
+	if only == "" || sc.name == only || sc.base == only {
+		return true
+	}
+	o := findScenario(only)
+	return o != nil && o.base == sc.name
 }
 
 // runBig captures o.base once (or reads o.from) and tiles it into o.big.
@@ -167,7 +187,7 @@ func runBig(ctx context.Context, o *options, stdout io.Writer) error {
 	if o.from != "" {
 		base, err = readScenario(o.from)
 	} else {
-		base, err = produce(ctx, findScenario(o.base), o)
+		base, err = produce(ctx, findScenario(o.base), o, nil)
 	}
 	if err != nil {
 		return err

@@ -28,6 +28,15 @@ type scenario struct {
 	commit bool
 
 	run func(ctx context.Context, s *session) error
+	// serve starts the scenario's server on ln and returns a function
+	// that stops it; nil means the HTTP/1.1 server (serveHTTP1).
+	serve func(s *session, ln net.Listener) (stop func() error)
+	// h2 says the server speaks HTTP/2: its connections are teed
+	// (wireTee) and the truth gets HTTP/2 and gRPC fields.
+	h2 bool
+	// check, if set, checks that a live HTTP/2 run showed what the
+	// scenario is for (say, a flow-control stall); a failure retries.
+	check func(t *truth.Truth) error
 
 	base   string
 	derive func(base *result) (*result, error)
@@ -37,6 +46,9 @@ type scenario struct {
 type result struct {
 	pkts  []packet
 	truth *truth.Truth
+	// wires holds, for HTTP/2 scenarios, each connection's wire as the
+	// server's tee parsed it (index: connection ID - 1).
+	wires []*h2Wire
 }
 
 // scenarios lists every scenario, committed ones in the order written.
@@ -74,6 +86,82 @@ var scenarios = []*scenario{
 		base:     "http1-transfer",
 		derive:   deriveImpaired,
 	},
+	{
+		name: "grpc-unary-h2c",
+		description: "grpc-go client and server over h2c (insecure credentials, HTTP/2 prior knowledge), one connection: " +
+			"20 unary calls of a hand-written service with google.protobuf.BytesValue messages: requests and responses " +
+			"over 16 KB split over DATA frames, a 16,379-byte message filling one 16,384-byte DATA frame, empty messages, " +
+			"gzip-compressed messages, 70 KB messages past the initial windows, 6 error statuses in trailers-only responses " +
+			"(grpc-message percent-encoded: non-ASCII, '%', newline, tab), a call whose 100 ms deadline expires while the " +
+			"server sleeps (grpc-timeout, DEADLINE_EXCEEDED, RST_STREAM CANCEL) and one the client cancels after 50 ms " +
+			"(RST_STREAM CANCEL); the client closes the connection at the end (GOAWAY).",
+		findings: []string{},
+		commit:   true,
+		h2:       true,
+		serve:    serveGRPC,
+		run:      runGRPCUnary,
+		check:    checkGRPCUnary,
+	},
+	{
+		name: "grpc-streaming-h2c",
+		description: "grpc-go server over h2c. Connection 1, a grpc-go client: server-streaming calls (30 small messages; " +
+			"3 messages of 100 KB; 200 tiny messages sent as fast as possible, one DATA frame each but several frames per " +
+			"TCP segment; 3 messages then NOT_FOUND in the trailers), a gzip client-streaming call (50 messages), bidi " +
+			"ping-pong (10 messages) and bidi with 80 KB messages each way. Connection 2, gRPC by hand over " +
+			"golang.org/x/net/http2's Transport: a client-streaming call of 300 small messages written back to back, so " +
+			"many messages share each DATA frame and some straddle two (prefixes included), and a server-streaming call.",
+		findings: []string{},
+		commit:   true,
+		h2:       true,
+		serve:    serveGRPC,
+		run:      runGRPCStreaming,
+		check:    checkGRPCStreaming,
+	},
+	{
+		name: "h2c-large-slow",
+		description: "golang.org/x/net/http2 over h2c (prior knowledge: Server.ServeConn, Transport with AllowHTTP) with " +
+			"small windows (the server receives with 65,535 bytes per connection and 32 KB per stream, the client with " +
+			"131,070 and 80 KB): 3 small requests, a 300,000-byte upload, a 1,000,000-byte download the client reads 8 KB every 3 ms " +
+			"(the server's stream window reaches 0 again and again and each WINDOW_UPDATE lets 8 KB through), then two " +
+			"such slow 120,000-byte downloads at once (the connection window reaches 0).",
+		findings: []string{"window_stall"},
+		commit:   true,
+		h2:       true,
+		serve:    serveH2C,
+		run:      runH2CLargeSlow,
+		check:    checkH2CLargeSlow,
+	},
+	{
+		name: "grpc-unary-h2c-midstream",
+		description: "grpc-unary-h2c from the frame after the third call's trailers: no handshake, client preface, " +
+			"SETTINGS or first header blocks, so the HPACK dynamic tables are unknown and later header blocks that " +
+			"refer to them cannot be decoded; the capture starts on HTTP/2 frame boundaries.",
+		findings: []string{},
+		commit:   true,
+		base:     "grpc-unary-h2c",
+		derive:   deriveMidstream(cutAfterStream(1, 5)),
+	},
+	{
+		name: "h2c-large-slow-midstream",
+		description: "h2c-large-slow from inside the upload's request body: no handshake, client preface, SETTINGS or " +
+			"first header blocks (HPACK dynamic tables unknown), and the first client bytes are the tail of a DATA frame, " +
+			"so a dissector must find the next frame boundary.",
+		findings: []string{"window_stall"},
+		commit:   true,
+		base:     "h2c-large-slow",
+		derive:   deriveMidstream(cutInsideBody("upload")),
+	},
+}
+
+// checkWire runs sc.check, if any.
+func (sc *scenario) checkWire(t *truth.Truth) error {
+	if sc.check == nil {
+		return nil
+	}
+	if err := sc.check(t); err != nil {
+		return fmt.Errorf("the run did not show what %s is for: %w", sc.name, err)
+	}
+	return nil
 }
 
 // findScenario returns the scenario called name, or nil.
@@ -86,16 +174,26 @@ func findScenario(name string) *scenario {
 	return nil
 }
 
-// produce captures sc (or its base, then derives it).
-func produce(ctx context.Context, sc *scenario, o *options) (*result, error) {
+// produce captures sc (or its base, then derives it). Live results are
+// kept in done, by name, and a derived scenario reuses its base's from
+// there, so that a derived capture and its committed base come from the
+// same run.
+func produce(ctx context.Context, sc *scenario, o *options, done map[string]*result) (*result, error) {
 	if sc.derive == nil {
-		return captureLive(ctx, sc, o)
+		if r := done[sc.name]; r != nil {
+			return r, nil
+		}
+		r, err := captureLive(ctx, sc, o)
+		if err == nil && done != nil {
+			done[sc.name] = r
+		}
+		return r, err
 	}
 	base := findScenario(sc.base)
 	if base == nil || base.run == nil {
 		return nil, fmt.Errorf("%s: base scenario %q is not a live scenario", sc.name, sc.base)
 	}
-	b, err := captureLive(ctx, base, o)
+	b, err := produce(ctx, base, o, done)
 	if err != nil {
 		return nil, err
 	}
@@ -146,47 +244,83 @@ func captureOnce(ctx context.Context, sc *scenario, o *options) (*result, error)
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(sock.port)))
 	l := newLab(addr, o.mss)
+	l.h2 = sc.h2
 	ln, err := sock.listen()
 	if err != nil {
 		rec.stop(0)
 		return nil, err
 	}
-	srv := &http.Server{
-		Handler:           newHandler(),
-		ConnState:         l.connState,
-		IdleTimeout:       10 * time.Minute,
-		ReadHeaderTimeout: 10 * time.Second,
+	s := newSession(l)
+	serve := sc.serve
+	if serve == nil {
+		serve = serveHTTP1
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(watchListener{Listener: ln, lab: l}) }()
+	stop := serve(s, watchListener{Listener: ln, lab: l})
 
-	s := &session{lab: l}
 	runErr := sc.run(ctx, s)
 	s.closeIdle()
 	waitErr := l.waitClosed(5 * time.Second)
-	srv.Close()
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		runErr = errors.Join(runErr, err)
-	}
+	stopErr := stop()
 	pkts, capErr := rec.stop(200 * time.Millisecond)
-	if err := errors.Join(runErr, waitErr, capErr); err != nil {
+	if err := errors.Join(runErr, waitErr, stopErr, capErr); err != nil {
 		return nil, err
 	}
 
 	t := buildTruth(sc, s, o)
 	t.Expect.Frames = len(pkts)
-	if err := verifyLive(pkts, sock.port, t); err != nil {
+	var wires []*h2Wire
+	if sc.h2 {
+		if wires, err = s.wires(); err != nil {
+			return nil, err
+		}
+		if err := s.linkStreams(t, wires); err != nil {
+			return nil, err
+		}
+		applyWire(t, wires, nil)
+		if err := sc.checkWire(t); err != nil {
+			return nil, err
+		}
+	}
+	check := func(pkts []packet) error {
+		if err := verifyLive(pkts, sock.port, t); err != nil {
+			return err
+		}
+		if sc.h2 {
+			return verifyHTTP2(pkts, sock.port, t, wires)
+		}
+		return nil
+	}
+	if err := check(pkts); err != nil {
 		return nil, fmt.Errorf("capture disagrees with the programs: %w", err)
 	}
 	if o.segment {
 		pkts = segment(pkts, o.mss)
 		t.Capture.Segmented = true
 		t.Expect.Frames = len(pkts)
-		if err := verifyLive(pkts, sock.port, t); err != nil {
+		if err := check(pkts); err != nil {
 			return nil, fmt.Errorf("segmented capture: %w", err)
 		}
 	}
-	return &result{pkts: pkts, truth: t}, nil
+	return &result{pkts: pkts, truth: t, wires: wires}, nil
+}
+
+// serveHTTP1 serves the HTTP/1.1 test handler (newHandler) on ln.
+func serveHTTP1(s *session, ln net.Listener) func() error {
+	srv := &http.Server{
+		Handler:           newHandler(),
+		ConnState:         s.connState,
+		IdleTimeout:       10 * time.Minute,
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	return func() error {
+		srv.Close()
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}
 }
 
 // buildTruth turns what the session saw into a truth file.
@@ -215,6 +349,9 @@ func buildTruth(sc *scenario, s *session, o *options) *truth.Truth {
 				active++
 			}
 		}
+		if s.h2 {
+			active = c.serverRequests
+		}
 		t.Connections = append(t.Connections, truth.Connection{
 			ID:             c.id,
 			Client:         c.client,
@@ -232,6 +369,7 @@ func buildTruth(sc *scenario, s *session, o *options) *truth.Truth {
 	}
 	t.Expect.TCPConnections = len(t.Connections)
 	t.Expect.HTTPRequests = len(t.Requests)
+	t.GRPCCalls = s.grpcCalls()
 	t.Expect.Findings = sc.findings
 	return t
 }

@@ -13,7 +13,27 @@
 // # Extending it
 //
 // Fields are added, never renamed. Later scenarios (HTTP/2, gRPC, TLS) add
-// optional fields with omitempty so that older files stay valid. Addresses
+// optional fields with omitempty so that older files stay valid: the
+// HTTP/2 and gRPC scenarios add HTTP2, GRPCCalls, Derivation.Cut and the
+// HTTP/2 and gRPC fields of Expect, all absent from HTTP/1 files.
+//
+// # HTTP/2 and gRPC
+//
+// For scenarios over HTTP/2 the server wraps every accepted connection in
+// a wire tee: each byte it reads or writes is also fed, in the order the
+// server saw it, to an http2.Framer in another goroutine (the client's
+// 24-byte preface skipped). HTTP2 is that parse: frames by type and
+// direction, SETTINGS, RST_STREAM and GOAWAY with their codes, and per
+// stream the DATA bytes, header blocks and gRPC length-prefixed messages.
+// It is the server's observation of its own wire, not a dissection of the
+// capture; capgen checks the two agree before writing a capture. GRPCCalls
+// joins, per call, what the gRPC client and server programs observed
+// (grpc-go stats handlers, returned statuses) with the wire.
+//
+// Frame type names are RFC 9113's ("DATA", "HEADERS", "RST_STREAM", ...),
+// error codes too ("CANCEL", "NO_ERROR"), and gRPC status codes are the
+// gRPC specification's upper-case names ("OK", "NOT_FOUND",
+// "DEADLINE_EXCEEDED"). Addresses
 // are "IP:port" strings as net.Addr.String gives them. A connection is
 // named by its id: its client address alone is not enough, since the
 // kernel may reuse the port of a connection that just closed (the n-th
@@ -45,6 +65,12 @@ type Truth struct {
 	// Requests lists every HTTP request the client made, in the order the
 	// client started them (concurrent requests: in order of completion).
 	Requests []Request `json:"requests"`
+	// HTTP2 lists, for scenarios over HTTP/2, each connection's HTTP/2
+	// frames as the server's wire tee parsed them, in connection order.
+	HTTP2 []HTTP2Conn `json:"http2,omitempty"`
+	// GRPCCalls lists every gRPC call, in the order the clients started
+	// them (ID order).
+	GRPCCalls []GRPCCall `json:"grpc_calls,omitempty"`
 	// Expect holds aggregate values a test can assert directly.
 	Expect Expect `json:"expect"`
 }
@@ -88,6 +114,56 @@ type Derivation struct {
 	BaseFrames int `json:"base_frames"`
 	// Edits lists every change, in the order of the original frames.
 	Edits []Edit `json:"edits"`
+	// Cut is set when the derived capture starts mid-connection: the
+	// first frames of the base capture were dropped.
+	Cut *Cut `json:"cut,omitempty"`
+}
+
+// Cut describes the frames a mid-connection capture lacks: a prefix of the
+// base capture holding the handshake, the client preface, the first
+// SETTINGS and the first header blocks with their HPACK dynamic-table
+// insertions. Everything after the cut is kept as it was.
+type Cut struct {
+	// Conn is the ID of the connection cut.
+	Conn int `json:"conn"`
+	// DroppedFrames are the 1-based numbers, in the base capture, of the
+	// frames dropped: 1 to len(DroppedFrames).
+	DroppedFrames []int `json:"dropped_frames"`
+	// Dirs describes the cut in each direction, c2s then s2c.
+	Dirs []CutDir `json:"dirs"`
+}
+
+// CutDir is one direction of a Cut.
+type CutDir struct {
+	// Dir is "c2s" or "s2c".
+	Dir string `json:"dir"`
+	// Bytes is the number of TCP payload bytes of this direction in the
+	// dropped frames (for c2s, the 24-byte client preface included).
+	Bytes int64 `json:"bytes"`
+	// Seq is the raw TCP sequence number of the first payload byte of
+	// this direction in the capture.
+	Seq uint32 `json:"seq"`
+	// ResyncFrame is the 1-based capture frame holding the header of the
+	// first whole HTTP/2 frame of this direction, and ResyncOffset its
+	// offset in that frame's TCP payload. Payload before it belongs to an
+	// HTTP/2 frame that began before the capture. 0 if there is none.
+	ResyncFrame int `json:"resync_frame"`
+	// ResyncOffset: see ResyncFrame.
+	ResyncOffset int `json:"resync_offset"`
+	// PartialBytes is the number of bytes before the first whole HTTP/2
+	// frame: the tail of a frame that began before the capture.
+	PartialBytes int64 `json:"partial_bytes"`
+	// DroppedHTTP2 counts by type the HTTP/2 frames whose 9-byte header
+	// lies before the capture (including one cut in two).
+	DroppedHTTP2 map[string]int `json:"dropped_http2"`
+	// DroppedHeaderStreams lists the stream of each header block sent in
+	// this direction whose frames were dropped, in order.
+	DroppedHeaderStreams []uint32 `json:"dropped_header_streams"`
+	// TableInserts is the number of HPACK dynamic-table insertions made by
+	// the dropped header blocks of this direction: a decoder reading the
+	// capture lacks these entries, and header blocks that refer to them
+	// (see HTTP2Stream.UndecodableHeaderBlocks) cannot be decoded.
+	TableInserts int `json:"table_inserts"`
 }
 
 // Edit kinds, the values of Edit.Op.
@@ -143,9 +219,12 @@ type Connection struct {
 	// ServerRequests is the number of requests the server's ConnState
 	// hook saw start on it (transitions to StateActive).
 	ServerRequests int `json:"server_requests"`
-	// C2SBytes is the number of bytes the client wrote to the socket.
+	// C2SBytes is the number of bytes the client wrote to the socket. In
+	// a capture cut mid-connection (Derivation.Cut) it counts only the
+	// bytes inside the capture; BeforeCapture holds the rest.
 	C2SBytes int64 `json:"c2s_bytes"`
-	// S2CBytes is the number of bytes the server wrote to the socket.
+	// S2CBytes is the number of bytes the server wrote to the socket
+	// (inside the capture only, as C2SBytes, when cut).
 	S2CBytes int64 `json:"s2c_bytes"`
 	// ClosedBy is the side that shut its socket down first: "client",
 	// "server", or "" when the two did it at the same moment. A side that
@@ -157,6 +236,10 @@ type Connection struct {
 	// MissedBytes is, per direction, the number of payload bytes the
 	// capture lacks (derived captures with OpDrop edits only).
 	MissedBytes *Bytes `json:"missed_bytes,omitempty"`
+	// BeforeCapture is, per direction, the number of bytes the programs
+	// wrote before the first frame of a capture cut mid-connection
+	// (Derivation.Cut); C2SBytes and S2CBytes count the rest.
+	BeforeCapture *Bytes `json:"before_capture,omitempty"`
 }
 
 // Bytes is a byte count per direction.
@@ -189,6 +272,264 @@ type Request struct {
 	RespBytes int64 `json:"resp_bytes"`
 	// Error is the client's error text, "" on success.
 	Error string `json:"error"`
+	// Proto is the response's protocol, "HTTP/2.0" for HTTP/2 requests;
+	// empty in HTTP/1 scenarios.
+	Proto string `json:"proto,omitempty"`
+	// Stream is the HTTP/2 stream that carried the request (the client
+	// adds a capgen-request header, which the server's wire tee reads).
+	Stream uint32 `json:"stream,omitempty"`
+	// SlowRead is true when the client read the response body slowly
+	// (ReadChunk bytes every ReadPauseMS milliseconds).
+	SlowRead bool `json:"slow_read,omitempty"`
+	// ReadChunk: see SlowRead.
+	ReadChunk int `json:"read_chunk,omitempty"`
+	// ReadPauseMS: see SlowRead.
+	ReadPauseMS int `json:"read_pause_ms,omitempty"`
+	// InCapture is "" when the request's stream is wholly inside the
+	// capture, "partial" when some of its HTTP/2 frames were cut off
+	// (Derivation.Cut) and "none" when all were.
+	InCapture string `json:"in_capture,omitempty"`
+}
+
+// Values of Request.InCapture and GRPCCall.InCapture.
+const (
+	// InCapturePartial: some of the stream's frames are before the capture.
+	InCapturePartial = "partial"
+	// InCaptureNone: all of the stream's frames are before the capture.
+	InCaptureNone = "none"
+)
+
+// PerDir is a count per direction.
+type PerDir struct {
+	// C2S counts client to server.
+	C2S int `json:"c2s"`
+	// S2C counts server to client.
+	S2C int `json:"s2c"`
+}
+
+// HTTP2Conn is one connection's HTTP/2 frames as the server's wire tee
+// parsed them. In a capture cut mid-connection it holds only what is
+// inside the capture: frames whose 9-byte header is in the capture.
+type HTTP2Conn struct {
+	// Conn is the connection ID.
+	Conn int `json:"conn"`
+	// Preface is true when the client's 24-byte connection preface is in
+	// the capture.
+	Preface bool `json:"preface"`
+	// Frames counts the frames by type name, per direction.
+	Frames FrameCounts `json:"frames"`
+	// Settings lists the SETTINGS frames that are not acknowledgements,
+	// in order.
+	Settings []HTTP2Settings `json:"settings"`
+	// Streams lists the streams with a frame in the capture, by ID.
+	Streams []HTTP2Stream `json:"streams"`
+	// Resets lists the RST_STREAM frames, in order.
+	Resets []HTTP2Reset `json:"resets"`
+	// GoAways lists the GOAWAY frames, in order.
+	GoAways []HTTP2GoAway `json:"goaways"`
+	// Flow describes when the senders' flow-control windows ran out.
+	Flow FlowControl `json:"flow"`
+}
+
+// FrameCounts counts HTTP/2 frames by type name per direction.
+type FrameCounts struct {
+	// C2S counts frames from client to server.
+	C2S map[string]int `json:"c2s"`
+	// S2C counts frames from server to client.
+	S2C map[string]int `json:"s2c"`
+}
+
+// HTTP2Settings is one SETTINGS frame (not an ACK).
+type HTTP2Settings struct {
+	// Dir is "c2s" or "s2c".
+	Dir string `json:"dir"`
+	// Values maps each setting by name (e.g. "INITIAL_WINDOW_SIZE") to
+	// its value; a setting sent twice keeps the last value.
+	Values map[string]uint32 `json:"values"`
+}
+
+// HTTP2Reset is one RST_STREAM frame.
+type HTTP2Reset struct {
+	// Dir is "c2s" (the client reset the stream) or "s2c".
+	Dir string `json:"dir"`
+	// Stream is the stream ID.
+	Stream uint32 `json:"stream"`
+	// Code is the error code name, e.g. "CANCEL".
+	Code string `json:"code"`
+}
+
+// HTTP2GoAway is one GOAWAY frame.
+type HTTP2GoAway struct {
+	// Dir is "c2s" or "s2c".
+	Dir string `json:"dir"`
+	// LastStream is the last-stream-id field.
+	LastStream uint32 `json:"last_stream"`
+	// Code is the error code name, e.g. "NO_ERROR".
+	Code string `json:"code"`
+	// Debug is the additional debug data, as text.
+	Debug string `json:"debug,omitempty"`
+}
+
+// HTTP2Stream is one stream as the server's wire tee saw it.
+type HTTP2Stream struct {
+	// ID is the stream ID.
+	ID uint32 `json:"id"`
+	// Request is the 1-based index in Truth.Requests of the HTTP request
+	// the stream carried; 0 for gRPC calls.
+	Request int `json:"request,omitempty"`
+	// Call is the ID of the gRPC call the stream carried; 0 if none.
+	Call int `json:"call,omitempty"`
+	// Method and Path are the request's :method and :path.
+	Method string `json:"method"`
+	// Path: see Method.
+	Path string `json:"path"`
+	// Status is the response's :status; "" if no response headers were
+	// sent.
+	Status string `json:"status,omitempty"`
+	// HeaderBlocks counts header blocks (HEADERS and its CONTINUATIONs).
+	HeaderBlocks PerDir `json:"header_blocks"`
+	// UndecodableHeaderBlocks counts, in a capture cut mid-connection,
+	// the header blocks in the capture that refer to HPACK dynamic-table
+	// entries inserted before it (directly, or through an entry whose name
+	// came from one): a decoder starting at the cut cannot decode them.
+	UndecodableHeaderBlocks PerDir `json:"undecodable_header_blocks"`
+	// DataFrames counts DATA frames.
+	DataFrames PerDir `json:"data_frames"`
+	// DataBytes sums the DATA frames' data, padding excluded (the
+	// programs never pad).
+	DataBytes PerDir `json:"data_bytes"`
+	// EndStream tells per direction whether a frame with END_STREAM was
+	// sent: 1 if so, 0 if not.
+	EndStream PerDir `json:"end_stream"`
+	// Reset is the error code of the first RST_STREAM on the stream, ""
+	// if none.
+	Reset string `json:"reset,omitempty"`
+	// WindowZero counts, per sending direction, the DATA frames without
+	// END_STREAM after which the stream's flow-control window was 0.
+	WindowZero PerDir `json:"window_zero"`
+	// Partial is true when some of the stream's frames are before the
+	// capture (Derivation.Cut).
+	Partial bool `json:"partial,omitempty"`
+}
+
+// FlowControl summarises the flow-control stalls of one connection, per
+// sending direction, computed by the server's wire tee from the frames in
+// the order the server read and wrote them: windows start at 65,535 and
+// follow SETTINGS_INITIAL_WINDOW_SIZE, DATA (frame length, padding
+// included) and WINDOW_UPDATE.
+type FlowControl struct {
+	// C2S is the client's sending.
+	C2S Stalls `json:"c2s"`
+	// S2C is the server's sending.
+	S2C Stalls `json:"s2c"`
+}
+
+// Stalls counts a sender's flow-control windows reaching 0.
+type Stalls struct {
+	// StreamZero counts DATA frames without END_STREAM after which the
+	// stream's window was 0.
+	StreamZero int `json:"stream_zero"`
+	// ConnZero counts DATA frames without END_STREAM after which the
+	// connection's window was 0.
+	ConnZero int `json:"conn_zero"`
+	// LongestMS is the longest time, in milliseconds, from a DATA frame
+	// leaving a window at 0 to the WINDOW_UPDATE that reopened it.
+	LongestMS float64 `json:"longest_ms"`
+	// TotalMS sums those times over the windows (stream or connection)
+	// at 0, counting overlaps once per window.
+	TotalMS float64 `json:"total_ms"`
+}
+
+// gRPC call kinds, the values of GRPCCall.Kind.
+const (
+	// GRPCUnary is a unary call.
+	GRPCUnary = "unary"
+	// GRPCServerStream is a server-streaming call.
+	GRPCServerStream = "server_stream"
+	// GRPCClientStream is a client-streaming call.
+	GRPCClientStream = "client_stream"
+	// GRPCBidi is a bidirectional-streaming call.
+	GRPCBidi = "bidi"
+)
+
+// GRPCCall is one gRPC call as the client, the server and the server's
+// wire tee observed it.
+type GRPCCall struct {
+	// ID numbers the calls from 1; the client sends it as the capgen-call
+	// request header.
+	ID int `json:"id"`
+	// Conn is the ID of the connection that carried it.
+	Conn int `json:"conn"`
+	// Stream is the HTTP/2 stream ID; 0 if the call never reached the
+	// server.
+	Stream uint32 `json:"stream"`
+	// Phase names the part of the scenario that made the call.
+	Phase string `json:"phase,omitempty"`
+	// Client names the client: "grpc-go", or "x/net/http2" for calls
+	// made by hand over golang.org/x/net/http2's Transport.
+	Client string `json:"client"`
+	// Method is the full method, "/package.Service/Method" (the :path).
+	Method string `json:"method"`
+	// Kind is GRPCUnary, GRPCServerStream, GRPCClientStream or GRPCBidi.
+	Kind string `json:"kind"`
+	// TimeoutMS is the client's deadline for the call in milliseconds; 0
+	// if none.
+	TimeoutMS int `json:"timeout_ms,omitempty"`
+	// GRPCTimeout is the grpc-timeout request header on the wire.
+	GRPCTimeout string `json:"grpc_timeout,omitempty"`
+	// Compression is the grpc-encoding of the request ("gzip"), "" for
+	// identity.
+	Compression string `json:"compression,omitempty"`
+	// Cancelled is true when the client cancelled the call (not by a
+	// deadline).
+	Cancelled bool `json:"cancelled,omitempty"`
+	// Code and Message are the status the client observed.
+	Code string `json:"code"`
+	// Message: see Code (decoded, not percent-encoded).
+	Message string `json:"message,omitempty"`
+	// ServerCode is the status the server's handler returned, as the
+	// server's stats handler reported it; "" if it never ran.
+	ServerCode string `json:"server_code,omitempty"`
+	// WireStatus is the grpc-status the server sent on the wire, by name;
+	// "" if it sent none (the stream was reset first).
+	WireStatus string `json:"wire_status,omitempty"`
+	// WireMessage is the grpc-message on the wire, percent-encoded as
+	// sent.
+	WireMessage string `json:"wire_message,omitempty"`
+	// TrailersOnly is true when the response was a single header block
+	// with END_STREAM (status without response headers or messages).
+	TrailersOnly bool `json:"trailers_only,omitempty"`
+	// C2S and S2C describe the request and response messages.
+	C2S GRPCMessages `json:"c2s"`
+	// S2C: see C2S.
+	S2C GRPCMessages `json:"s2c"`
+	// InCapture is as Request.InCapture.
+	InCapture string `json:"in_capture,omitempty"`
+}
+
+// GRPCMessages describes the messages of one direction of a call.
+type GRPCMessages struct {
+	// Sent is the number of messages the sending program sent.
+	Sent int `json:"sent"`
+	// Received is the number of messages the receiving program received.
+	Received int `json:"received"`
+	// Wire is the number of whole length-prefixed messages on the wire
+	// (in the capture, when cut).
+	Wire int `json:"wire"`
+	// Sizes is the length of each message the sender sent, uncompressed,
+	// without the 5-byte prefix.
+	Sizes []int `json:"sizes"`
+	// WireSizes is the length field of each message on the wire, set
+	// only when some message was compressed.
+	WireSizes []int `json:"wire_sizes,omitempty"`
+	// Compressed counts messages on the wire with the compressed flag.
+	Compressed int `json:"compressed,omitempty"`
+	// MultiMessageFrames counts the DATA frames in which two or more of
+	// these messages begin.
+	MultiMessageFrames int `json:"multi_message_frames,omitempty"`
+	// Split counts the messages (prefix included) spread over more than
+	// one DATA frame.
+	Split int `json:"split,omitempty"`
 }
 
 // Expect holds values a test can assert without recomputing them.
@@ -196,9 +537,12 @@ type Expect struct {
 	// Frames is the number of frames in the pcapng.
 	Frames int `json:"frames"`
 	// TCPConnections is the number of TCP connections (SYNs without ACK,
-	// one per connection: loopback retransmits none).
+	// one per connection: loopback retransmits none; a connection cut by
+	// Derivation.Cut has none).
 	TCPConnections int `json:"tcp_connections"`
-	// HTTPRequests is the number of HTTP requests (and responses).
+	// HTTPRequests is the number of HTTP requests (and responses) in
+	// Requests, less those whose InCapture is "none". gRPC calls are
+	// counted in GRPCCalls instead.
 	HTTPRequests int `json:"http_requests"`
 	// C2SBytes and S2CBytes sum the bytes the programs wrote, over all
 	// connections, client to server and server to client.
@@ -216,6 +560,39 @@ type Expect struct {
 	// Findings are the finding kinds at warning or above the scenario was
 	// built to provoke; empty means h2scope should find nothing to warn about.
 	Findings []string `json:"findings"`
+
+	// HTTP2Streams is the number of HTTP/2 streams with a frame in the
+	// capture.
+	HTTP2Streams int `json:"http2_streams,omitempty"`
+	// HTTP2Frames counts the HTTP/2 frames in the capture by type name,
+	// both directions and all connections together.
+	HTTP2Frames map[string]int `json:"http2_frames_by_type,omitempty"`
+	// RSTStreamCodes counts RST_STREAM frames by error code name.
+	RSTStreamCodes map[string]int `json:"rst_stream_codes,omitempty"`
+	// GoAwayCodes counts GOAWAY frames by error code name.
+	GoAwayCodes map[string]int `json:"goaway_codes,omitempty"`
+	// WindowZero counts, per sending direction, DATA frames after which a
+	// stream or connection window was 0 (FlowControl's StreamZero plus
+	// ConnZero).
+	WindowZero *PerDir `json:"window_zero,omitempty"`
+	// UndecodableHeaderBlocks counts header blocks in a capture cut
+	// mid-connection that cannot be decoded (see HTTP2Stream).
+	UndecodableHeaderBlocks int `json:"undecodable_header_blocks,omitempty"`
+	// GRPCCalls is the number of gRPC calls with a frame in the capture.
+	GRPCCalls int `json:"grpc_calls,omitempty"`
+	// GRPCMessages counts whole gRPC messages on the wire per direction.
+	GRPCMessages *PerDir `json:"grpc_messages,omitempty"`
+	// GRPCStatus counts the grpc-status values on the wire by name, from
+	// header blocks in the capture; calls reset before their status was
+	// sent have none. In a capture cut mid-connection some of these blocks
+	// may be undecodable (see HTTP2Stream.UndecodableHeaderBlocks).
+	GRPCStatus map[string]int `json:"grpc_status,omitempty"`
+	// GRPCMultiMessageFrames counts DATA frames in which two or more gRPC
+	// messages begin, per direction.
+	GRPCMultiMessageFrames *PerDir `json:"grpc_multi_message_frames,omitempty"`
+	// GRPCSplitMessages counts gRPC messages spread over more than one
+	// DATA frame, per direction.
+	GRPCSplitMessages *PerDir `json:"grpc_split_messages,omitempty"`
 }
 
 // Load reads and decodes a truth file.
