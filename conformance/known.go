@@ -21,3 +21,22 @@ var knownDifferences = map[string]string{
 //   - bogus_tcp_header: a TCP header whose data offset is below 20 bytes or
 //     beyond the segment; tshark still gives the frame a tcp.stream, h2scope
 //     counts it as malformed and leaves it out of connections.
+
+// knownHTTP2Differences lists the captures whose HTTP/2 frames differ from
+// tshark's on purpose, with the reason (see the README).
+//
+//   - tshark_no_resync: the capture starts inside a DATA frame; tshark never
+//     finds the next frame boundary in that direction, h2scope does (the
+//     generator's truth file confirms every frame h2scope reports).
+//   - h2c_switch_in_segment: the 101 response and the server's first
+//     SETTINGS frame share one TCP segment at the very start of the capture;
+//     tshark decodes neither as HTTP/2, h2scope follows the switch.
+//   - preface_after_http1: a hostile test capture sends the HTTP/2 preface
+//     on a connection that spoke HTTP/1.1 without any upgrade; tshark
+//     switches to HTTP/2 there, h2scope keeps parsing HTTP/1.1 and reports
+//     the preface lines as malformed requests.
+var knownHTTP2Differences = map[string]string{
+	"testdata/pcaps/h2c-large-slow-midstream.pcapng": "tshark_no_resync",
+	"sv/drop-protocol-change/input.pcap":             "h2c_switch_in_segment",
+	"sv/transform-base64-7296/input.pcap":            "preface_after_http1",
+}

@@ -16,9 +16,21 @@ import (
 type Options struct {
 	// Capture configures capture reading.
 	Capture capture.Options
-	// TCP configures connection tracking: its NewHandler receives each
-	// connection's bytes and its OnFinish each finished connection.
+	// TCP configures connection tracking. Its OnFinish receives each
+	// finished connection; its NewHandler receives each connection's bytes
+	// unless Dissect is set.
 	TCP tcp.Options
+	// Dissect runs the application dissectors (HTTP/1.x, HTTP/2, gRPC) on
+	// every connection, recognising protocols from content.
+	Dissect bool
+	// Sink, if set, receives every dissected unit in capture order: TCP
+	// segments that open, close or reset a connection or carry an analysis
+	// flag, and (with Dissect) the application units.
+	Sink event.Sink
+	// OnConn, if set, is called with each finished connection and, with
+	// Dissect, what its dissectors found (nil when no protocol was
+	// recognised). It is called after TCP.OnFinish.
+	OnConn func(c *tcp.Conn, app *App)
 	// OnSegment, if set, is called for every TCP segment once the tracker
 	// has classified it. s and its payload are valid only during the call.
 	OnSegment func(c *tcp.Conn, dir event.Dir, s *layer.Segment, a tcp.Analysis)
@@ -52,7 +64,8 @@ func Run(ctx context.Context, files []string, opts Options) (Stats, error) {
 	}
 	defer r.Close()
 	dec := layer.NewDecoder()
-	tr := tcp.NewTracker(opts.TCP)
+	tr := tcp.NewTracker(wire(&opts))
+	var ev event.Event
 	var seg layer.Segment
 	for {
 		if st.Packets&1023 == 0 && ctx.Err() != nil {
@@ -81,9 +94,66 @@ func Run(ctx context.Context, files []string, opts Options) (Stats, error) {
 		if opts.OnSegment != nil {
 			opts.OnSegment(c, dir, &seg, a)
 		}
+		if opts.Sink != nil && (seg.Flags&(layer.SYN|layer.FIN|layer.RST) != 0 || a != 0) {
+			tcpEvent(&ev, c, dir, &seg, a)
+			opts.Sink.Event(&ev)
+		}
 	}
 	tr.Flush()
 	st.Layer = dec.Stats
 	st.TCP = tr.Stats()
 	return st, nil
+}
+
+// wire returns the tracker options that connect the dissectors and the
+// callbacks of opts.
+func wire(opts *Options) tcp.Options {
+	to := opts.TCP
+	if !opts.Dissect && opts.OnConn == nil {
+		return to
+	}
+	apps := map[*tcp.Conn]*appConn{}
+	sink := opts.Sink
+	if sink == nil {
+		sink = event.SinkFunc(func(*event.Event) {})
+	}
+	if opts.Dissect {
+		to.NewHandler = func(c *tcp.Conn) tcp.StreamHandler {
+			a := newAppConn(c, sink)
+			apps[c] = a
+			return a
+		}
+	}
+	onFinish := to.OnFinish
+	to.OnFinish = func(c *tcp.Conn) {
+		if onFinish != nil {
+			onFinish(c)
+		}
+		a := apps[c]
+		delete(apps, c)
+		if opts.OnConn != nil {
+			opts.OnConn(c, a.app())
+		}
+	}
+	return to
+}
+
+// tcpEvent describes a notable TCP segment as an event: its type names the
+// control flags (SYN, SYN-ACK, FIN, RST, or "segment"), Flags its analysis.
+func tcpEvent(e *event.Event, c *tcp.Conn, dir event.Dir, s *layer.Segment, a tcp.Analysis) {
+	typ := "segment"
+	switch {
+	case s.Flags.Has(layer.SYN | layer.ACK):
+		typ = "SYN-ACK"
+	case s.Flags.Has(layer.SYN):
+		typ = "SYN"
+	case s.Flags.Has(layer.RST):
+		typ = "RST"
+	case s.Flags.Has(layer.FIN):
+		typ = "FIN"
+	}
+	*e = event.Event{Ref: s.Ref, Conn: c.ID, Dir: dir, Proto: event.ProtoTCP, Type: typ, Len: s.PayloadLen}
+	if a != 0 {
+		e.Flags = a.String()
+	}
 }

@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
+	"time"
+
+	"github.com/h2scope/h2scope/dissect/event"
 
 	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/tcp"
@@ -21,7 +25,9 @@ const (
 const usage = `usage: h2scope <command> [flags] CAPTURE...
 
 commands:
-  conns [--json] CAPTURE...   one row per TCP connection (--json: NDJSON, one object per connection)
+  conns [--json] CAPTURE...                      one row per TCP connection (--json: NDJSON, one object per connection)
+  frames [--json] CAPTURE...                     every dissected unit in capture order (--json: NDJSON)
+  timeline --conn ID [--stream N] CAPTURE...     one connection, or one HTTP/2 stream of it, in time order
 
 Captures are pcap or pcapng files, optionally .gz or .zst compressed; several
 files are merged by timestamp into one capture.
@@ -36,6 +42,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "conns":
 		return runConns(ctx, args[1:], stdout, stderr)
+	case "frames":
+		return runFrames(ctx, args[1:], stdout, stderr)
+	case "timeline":
+		return runTimeline(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -95,6 +105,7 @@ func runConns(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 // that could only be read in part exits with the usage/input code, as tshark
 // does, after the partial result has been written.
 func reportFaults(st dissect.Stats, stderr io.Writer) int {
+	notes(st, stderr)
 	for _, f := range st.Faults {
 		fmt.Fprintf(stderr, "h2scope: %v (the packets before it were analysed)\n", f)
 	}
@@ -102,4 +113,115 @@ func reportFaults(st dissect.Stats, stderr io.Writer) int {
 		return exitUsage
 	}
 	return exitOK
+}
+
+func runFrames(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("frames", stderr)
+	asJSON := fs.Bool("json", false, "write NDJSON, one object per unit")
+	files, ok := parse(fs, args, stderr)
+	if !ok {
+		return exitUsage
+	}
+	var sink event.Sink
+	var werr func() error
+	if *asJSON {
+		fw := report.NewFrameWriter(stdout)
+		sink, werr = fw, fw.Err
+	} else {
+		var start time.Time
+		var err error
+		sink = event.SinkFunc(func(e *event.Event) {
+			if start.IsZero() {
+				start = e.Ref.TS
+			}
+			if err == nil {
+				_, err = fmt.Fprintf(stdout, "conn %-5d %s\n", e.Conn, report.TimelineLine(e, start))
+			}
+		})
+		werr = func() error { return err }
+	}
+	st, err := dissect.Run(ctx, files, dissect.Options{Dissect: true, Sink: sink})
+	if err != nil {
+		fmt.Fprintf(stderr, "h2scope: %v\n", err)
+		return exitUsage
+	}
+	if err := werr(); err != nil {
+		fmt.Fprintf(stderr, "h2scope: writing output: %v\n", err)
+		return exitUsage
+	}
+	return reportFaults(st, stderr)
+}
+
+func runTimeline(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("timeline", stderr)
+	conn := fs.Int("conn", -1, "connection id, as conns shows it (required)")
+	stream := fs.Int("stream", -1, "only this HTTP/2 stream (and the connection's TCP events)")
+	files, ok := parse(fs, args, stderr)
+	if !ok {
+		return exitUsage
+	}
+	if *conn < 0 {
+		fmt.Fprintln(stderr, "h2scope timeline: --conn ID is required")
+		fs.Usage()
+		return exitUsage
+	}
+	var (
+		start time.Time
+		werr  error
+		found bool
+	)
+	sink := event.SinkFunc(func(e *event.Event) {
+		if int(e.Conn) != *conn {
+			return
+		}
+		if *stream >= 0 && e.Proto != event.ProtoTCP && int(e.Stream) != *stream {
+			return
+		}
+		if !found {
+			found = true
+			start = e.Ref.TS
+			_, werr = fmt.Fprintf(stdout, "connection %d, from frame %d at %s\n", e.Conn, e.Ref.Frame, e.Ref.TS.UTC().Format(time.RFC3339Nano))
+		}
+		if werr == nil {
+			_, werr = fmt.Fprintln(stdout, report.TimelineLine(e, start))
+		}
+	})
+	st, err := dissect.Run(ctx, files, dissect.Options{Dissect: true, Sink: sink})
+	if err != nil {
+		fmt.Fprintf(stderr, "h2scope: %v\n", err)
+		return exitUsage
+	}
+	if werr != nil {
+		fmt.Fprintf(stderr, "h2scope: writing output: %v\n", werr)
+		return exitUsage
+	}
+	if !found {
+		fmt.Fprintf(stderr, "h2scope timeline: no units for connection %d", *conn)
+		if *stream >= 0 {
+			fmt.Fprintf(stderr, " stream %d", *stream)
+		}
+		fmt.Fprintln(stderr, " (h2scope conns lists the connections)")
+		return exitUsage
+	}
+	return reportFaults(st, stderr)
+}
+
+// notes prints, on stderr, what the capture held that h2scope did not
+// analyse, so a short result is never silently short.
+func notes(st dissect.Stats, stderr io.Writer) {
+	l := st.Layer
+	var parts []string
+	add := func(n uint64, what string) {
+		if n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, what))
+		}
+	}
+	add(l.Fragments, "IP fragments (not reassembled)")
+	add(l.Truncated, "frames cut by the snap length inside their headers")
+	add(l.Malformed, "malformed frames")
+	add(l.Unsupported, "frames of unsupported link types")
+	add(st.TCP.BufferOverflows, "reassembly holes given up (buffer cap)")
+	if len(parts) > 0 {
+		fmt.Fprintf(stderr, "h2scope: note: %d packets read; left out: %s\n", st.Packets, strings.Join(parts, ", "))
+	}
 }

@@ -69,13 +69,13 @@ func (a Analysis) IsRetransmission() bool {
 	return a&(Retransmission|FastRetransmission|SpuriousRetransmission) != 0
 }
 
-// String lists the flags by their tshark names, joined by ",".
+// String lists the flags by their tshark names, joined by "|".
 func (a Analysis) String() string {
 	var b strings.Builder
 	for i, n := range analysisNames {
 		if a&(1<<i) != 0 {
 			if b.Len() > 0 {
-				b.WriteByte(',')
+				b.WriteByte('|')
 			}
 			b.WriteString(n)
 		}

@@ -65,6 +65,9 @@ type Conn struct {
 	Client netip.AddrPort `json:"client"`
 	// Server is the endpoint that accepted it.
 	Server netip.AddrPort `json:"server"`
+	// Proto is the application protocol recognised from the connection's
+	// content ("http2", "http1", "tls"), empty when none was.
+	Proto string `json:"proto,omitempty"`
 	// ClientGuessed is true when no SYN or SYN-ACK was seen and the client
 	// was chosen by port numbers.
 	ClientGuessed bool `json:"client_guessed,omitempty"`

@@ -1,0 +1,265 @@
+package dissect
+
+import (
+	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/grpc"
+	"github.com/h2scope/h2scope/dissect/http1"
+	"github.com/h2scope/h2scope/dissect/http2"
+	"github.com/h2scope/h2scope/dissect/sniff"
+	"github.com/h2scope/h2scope/dissect/tcp"
+)
+
+// App is what the application-layer dissectors found on one connection.
+// Fields are nil when their protocol was not seen.
+type App struct {
+	// Proto is the protocol recognised from the connection's first bytes
+	// (after an h2c upgrade, HTTP2 is set too).
+	Proto event.Proto
+	// HTTP1 summarises the HTTP/1.x messages.
+	HTTP1 *http1.Summary
+	// HTTP2 summarises the HTTP/2 frames; Streams holds its streams.
+	HTTP2   *http2.Summary
+	Streams []http2.Stream
+	// Calls holds the gRPC calls.
+	Calls []grpc.Call
+	// Tunnel is the protocol an HTTP CONNECT tunnel carried, when there
+	// was one and it was recognised.
+	Tunnel event.Proto
+}
+
+// sniffLimit bounds the bytes held per direction while the protocol is not
+// yet recognised; past it the connection is left undissected.
+const sniffLimit = 16 << 10
+
+// chunk is a piece of input held while sniffing, in arrival order.
+type chunk struct {
+	dir   event.Dir
+	data  []byte // nil for a gap
+	gap   int
+	close bool
+	reset bool
+	at    event.Ref
+}
+
+// appConn is the StreamHandler every connection gets: it recognises the
+// protocol from the first bytes of either direction, then hands the bytes
+// to the dissector for it, replaying what it held in arrival order.
+type appConn struct {
+	c      *tcp.Conn
+	sink   event.Sink
+	proto  event.Proto
+	done   bool // protocol decided (possibly unknown)
+	held   []chunk
+	nheld  [2]int
+	buf    [2][]byte // contiguous held bytes per direction, for sniffing
+	h1     *http1.Conn
+	h2     *http2.Conn
+	rpc    *grpc.Conn
+	toH2   [2]bool // direction switched to HTTP/2 after an upgrade
+	closed [2]bool
+	// tunnel dissects what an HTTP CONNECT tunnel carries, recognised
+	// afresh; toTunnel marks the directions that entered it.
+	tunnel   *appConn
+	toTunnel [2]bool
+	inner    bool // a tunnel's content: leave the connection's label alone
+	gapped   bool // bytes were lost before the protocol was recognised
+}
+
+func newAppConn(c *tcp.Conn, sink event.Sink) *appConn {
+	return &appConn{c: c, sink: sink}
+}
+
+// Data implements tcp.StreamHandler.
+func (a *appConn) Data(dir event.Dir, b []byte, at event.Ref) {
+	if a.done {
+		a.feed(dir, b, at)
+		return
+	}
+	a.held = append(a.held, chunk{dir: dir, data: append([]byte(nil), b...), at: at})
+	a.nheld[dir] += len(b)
+	if len(a.buf[dir]) < sniffLimit {
+		a.buf[dir] = append(a.buf[dir], b[:min(len(b), sniffLimit-len(a.buf[dir]))]...)
+	}
+	a.decide(false)
+}
+
+// Gap implements tcp.StreamHandler.
+func (a *appConn) Gap(dir event.Dir, n int, at event.Ref) {
+	if a.done {
+		a.gap(dir, n, at)
+		return
+	}
+	a.held = append(a.held, chunk{dir: dir, gap: n, at: at})
+	// Bytes after a hole cannot be the start of the stream: sniff them as
+	// a capture that started mid-connection.
+	a.buf[dir] = a.buf[dir][:0]
+	a.gapped = true
+	a.decide(false)
+}
+
+// Close implements tcp.StreamHandler.
+func (a *appConn) Close(dir event.Dir, reset bool, at event.Ref) {
+	if !a.done {
+		a.held = append(a.held, chunk{dir: dir, close: true, reset: reset, at: at})
+		a.closed[dir] = true
+		a.decide(a.closed[0] && a.closed[1])
+		return
+	}
+	a.close(dir, reset, at)
+}
+
+// decide settles the protocol when the held bytes allow it (or force is
+// set), then replays them.
+func (a *appConn) decide(force bool) {
+	c2s, s2c := sniff.Detect(a.buf[event.C2S]), sniff.Detect(a.buf[event.S2C])
+	var v sniff.Verdict
+	switch {
+	case c2s.Proto != event.ProtoUnknown:
+		v = c2s
+	case s2c.Proto != event.ProtoUnknown && !(c2s.More && len(a.buf[event.C2S]) > 0):
+		v = s2c
+		v.Preface = false
+	case a.midstream() && a.resync():
+		v = sniff.Verdict{Proto: event.ProtoHTTP2}
+	case !force && (c2s.More && a.nheld[0] < sniffLimit || s2c.More && a.nheld[1] < sniffLimit):
+		return // wait for more bytes
+	case !force && a.midstream() && (a.nheld[0] < sniffLimit || a.nheld[1] < sniffLimit):
+		return // frames may still line up further on
+	}
+	a.done = true
+	a.proto = v.Proto
+	switch v.Proto {
+	case event.ProtoHTTP2:
+		a.startH2(http2.Options{MidConnection: !v.Preface})
+	case event.ProtoHTTP1:
+		a.h1 = http1.NewConn(a.c.ID, a.sink, http1.Options{})
+	}
+	if v.Proto != event.ProtoUnknown && !a.inner {
+		a.c.Proto = v.Proto.String()
+	}
+	held := a.held
+	a.held, a.buf = nil, [2][]byte{}
+	for _, ch := range held {
+		switch {
+		case ch.close:
+			a.close(ch.dir, ch.reset, ch.at)
+		case ch.data == nil:
+			a.gap(ch.dir, ch.gap, ch.at)
+		default:
+			a.feed(ch.dir, ch.data, ch.at)
+		}
+	}
+}
+
+// midstream reports whether the capture missed the start of the
+// connection, so its first bytes may fall inside a message.
+func (a *appConn) midstream() bool {
+	return a.c.SYNs == 0 && a.c.SYNACKs == 0 || a.gapped
+}
+
+// resync reports whether either direction holds a chain of HTTP/2 frames
+// that starts past its first byte.
+func (a *appConn) resync() bool {
+	for d := range a.buf {
+		if _, ok := sniff.Resync(a.buf[d]); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *appConn) startH2(opts http2.Options) {
+	a.rpc = grpc.NewConn(a.c.ID, a.sink, grpc.Options{})
+	opts.Observer = a.rpc
+	a.h2 = http2.NewConn(a.c.ID, a.sink, opts)
+}
+
+func (a *appConn) feed(dir event.Dir, b []byte, at event.Ref) {
+	switch {
+	case a.toTunnel[dir]:
+		a.tunnel.Data(dir, b, at)
+	case a.h1 != nil && !a.toH2[dir]:
+		n := a.h1.Feed(dir, b, at)
+		if n == len(b) {
+			return
+		}
+		switch proto, _ := a.h1.Upgraded(); proto {
+		case "h2c":
+			if a.h2 == nil {
+				a.startH2(http2.Options{Upgrade: true})
+				if !a.inner {
+					a.c.Proto = event.ProtoHTTP2.String()
+				}
+			}
+			a.toH2[dir] = true
+			a.h2.Data(dir, b[n:], at)
+		case "CONNECT":
+			// The tunnel carries a protocol of its own (TLS, HTTP/2,
+			// HTTP/1.1): recognise it from its first bytes.
+			if a.tunnel == nil {
+				a.tunnel = newAppConn(a.c, a.sink)
+				a.tunnel.inner = true
+			}
+			a.toTunnel[dir] = true
+			a.tunnel.Data(dir, b[n:], at)
+		}
+		// Other upgrades (websocket) are not dissected.
+	case a.h2 != nil:
+		a.h2.Data(dir, b, at)
+	}
+}
+
+func (a *appConn) gap(dir event.Dir, n int, at event.Ref) {
+	switch {
+	case a.toTunnel[dir]:
+		a.tunnel.Gap(dir, n, at)
+	case a.h1 != nil && !a.toH2[dir]:
+		a.h1.Gap(dir, n, at)
+	case a.h2 != nil:
+		a.h2.Gap(dir, n, at)
+	}
+}
+
+func (a *appConn) close(dir event.Dir, reset bool, at event.Ref) {
+	if a.tunnel != nil {
+		a.tunnel.Close(dir, reset, at)
+	}
+	if a.h1 != nil {
+		a.h1.Close(dir, reset, at)
+	}
+	if a.h2 != nil {
+		a.h2.Close(dir, reset, at)
+	}
+	a.closed[dir] = true
+	if a.closed[0] && a.closed[1] && a.rpc != nil {
+		a.rpc.Finish(at)
+	}
+}
+
+// app returns the connection's application summary.
+func (a *appConn) app() *App {
+	if a == nil || a.proto == event.ProtoUnknown {
+		return nil
+	}
+	app := &App{Proto: a.proto}
+	if a.h1 != nil {
+		s := a.h1.Summary()
+		app.HTTP1 = &s
+	}
+	if a.h2 != nil {
+		s := a.h2.Summary()
+		app.HTTP2 = &s
+		app.Streams = a.h2.Streams()
+	}
+	if a.rpc != nil {
+		app.Calls = a.rpc.Calls()
+	}
+	if t := a.tunnel.app(); t != nil {
+		// What the tunnel carried, when the outer protocol had none of it.
+		if app.HTTP2 == nil {
+			app.HTTP2, app.Streams, app.Calls = t.HTTP2, t.Streams, t.Calls
+		}
+		app.Tunnel = t.Proto
+	}
+	return app
+}
