@@ -12,11 +12,14 @@ import (
 // Options configure a Tracker. The zero value is usable: every zero field
 // takes the default given with it.
 type Options struct {
+	// IdleTimeout finishes an open connection after this much capture
+	// time without a packet. Default 1 hour: Wireshark never splits a
+	// connection on silence, and keep-alive connections idle for many
+	// minutes are common. A negative value never finishes open
+	// connections for idleness.
+	IdleTimeout time.Duration
 	// MaxConns bounds the open connections tracked at once; past it the
 	// least recently active open connection is finished. Default 65536.
-	// Open connections are never finished for being idle alone: Wireshark
-	// never splits a connection on silence, keep-alive connections idle
-	// for many minutes are common, and a capture's timestamps may jump.
 	MaxConns int
 	// ClosedTimeout finishes a connection this long after its last packet
 	// once it has been reset or both sides have sent FIN. Default 2 minutes
@@ -69,11 +72,15 @@ type Tracker struct {
 	nextID event.ConnID
 	r      reasm
 	sweep  time.Time
+	clock  time.Time // capture clock for timeouts; see advance
 	stats  Stats
 }
 
 // NewTracker returns a Tracker with opts.
 func NewTracker(opts Options) *Tracker {
+	if opts.IdleTimeout == 0 {
+		opts.IdleTimeout = time.Hour
+	}
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 1 << 16
 	}
@@ -326,18 +333,49 @@ func (c *Conn) closed() bool {
 	return c.rst[0] || c.rst[1] || c.fin[0] && c.fin[1]
 }
 
-// expire finishes closed connections idle at capture time now, at most once
-// per capture second, and open ones past MaxConns.
-func (t *Tracker) expire(now time.Time) {
+// maxClockStep is the most the capture clock moves forward on one packet.
+const maxClockStep = time.Minute
+
+// advance moves the capture clock towards ts and returns it. The clock
+// never goes back and moves at most maxClockStep per packet, so one corrupt
+// timestamp years ahead cannot time out every connection, while a real
+// silence, followed by many packets, is caught up within a few packets per
+// minute of silence.
+func (t *Tracker) advance(ts time.Time) time.Time {
+	switch {
+	case t.clock.IsZero():
+		t.clock = ts
+	case ts.After(t.clock):
+		t.clock = minTime(ts, t.clock.Add(maxClockStep))
+	}
+	return t.clock
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// expire finishes connections idle at capture time ts, at most once per
+// capture second, and open ones past MaxConns.
+func (t *Tracker) expire(ts time.Time) {
 	for len(t.conns) >= t.opts.MaxConns && t.open.head != nil {
 		t.finish(t.open.head)
 	}
+	now := t.advance(ts)
 	if now.Sub(t.sweep) < time.Second && !t.sweep.IsZero() {
 		return
 	}
 	t.sweep = now
 	for c := t.closed.head; c != nil && now.Sub(c.LastTS) >= t.opts.ClosedTimeout; c = t.closed.head {
 		t.finish(c)
+	}
+	if t.opts.IdleTimeout > 0 {
+		for c := t.open.head; c != nil && now.Sub(c.LastTS) >= t.opts.IdleTimeout; c = t.open.head {
+			t.finish(c)
+		}
 	}
 }
 

@@ -430,3 +430,43 @@ func TestFuzzBytesBeyondFINAreReleased(t *testing.T) {
 		t.Errorf("%d bytes still counted as buffered after Flush", tr.r.used)
 	}
 }
+
+func TestIdleOpenConnectionsAreFinished(t *testing.T) {
+	var finished []event.ConnID
+	tr := NewTracker(Options{IdleTimeout: 10 * time.Minute, OnFinish: func(c *Conn) { finished = append(finished, c.ID) }})
+	for i, g := range handshake {
+		s := toSegment(g, uint64(i+1))
+		tr.Add(&s)
+	}
+	// Another connection keeps packets flowing for 15 minutes, one a
+	// minute: the clock catches up and the silent one is finished.
+	other := netip.MustParseAddrPort("10.0.0.7:999")
+	for m := 1; m <= 15; m++ {
+		s := toSegment(seg{dir: c2s, flags: ack, ms: m * 60000}, uint64(3+m))
+		s.Src = other
+		tr.Add(&s)
+	}
+	if len(finished) != 1 || finished[0] != 0 {
+		t.Errorf("finished %v, want the idle connection 0", finished)
+	}
+}
+
+// TestWildTimestampDoesNotExpireConnections: one packet stamped two years
+// ahead (a corrupt or hostile capture) must not time out the others.
+func TestWildTimestampDoesNotExpireConnections(t *testing.T) {
+	var finished int
+	tr := NewTracker(Options{OnFinish: func(*Conn) { finished++ }})
+	segs := withHandshake(seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "a", ms: 30})
+	for i, g := range segs {
+		s := toSegment(g, uint64(i+1))
+		tr.Add(&s)
+	}
+	wild := toSegment(seg{dir: c2s, flags: ack, seq: 2, ack: 1}, 10)
+	wild.Ref.TS = t0.Add(2 * 365 * 24 * time.Hour)
+	tr.Add(&wild)
+	back := toSegment(seg{dir: c2s, flags: psh, seq: 2, ack: 1, data: "b", ms: 40}, 11)
+	c, _, _ := tr.Add(&back)
+	if finished != 0 || c.ID != 0 {
+		t.Errorf("%d connections finished, segment after the wild one on connection %d; want none and 0", finished, c.ID)
+	}
+}
