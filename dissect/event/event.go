@@ -72,3 +72,7 @@ func (p Proto) String() string {
 	}
 	return fmt.Sprintf("proto(%d)", uint8(p))
 }
+
+// MarshalText encodes the direction as "c2s" or "s2c", so records that hold
+// a Dir read the same in JSON as the rest of the output.
+func (d Dir) MarshalText() ([]byte, error) { return []byte(d.String()), nil }

@@ -64,31 +64,3 @@ func TestDataAllocs(t *testing.T) {
 		t.Errorf("anomalies %v", c.Summary().Anomalies)
 	}
 }
-
-// BenchmarkDATA measures the DATA path: frames of 1000 bytes, whole and
-// split across 1448-byte segments as TCP delivers them.
-func BenchmarkDATA(b *testing.B) {
-	for _, seg := range []int{0, 1448} {
-		name := "whole"
-		if seg > 0 {
-			name = "segments"
-		}
-		b.Run(name, func(b *testing.B) {
-			const frames = 256
-			c, run, _ := dataConn(b, frames, 1000)
-			at := ref(3)
-			b.SetBytes(int64(len(run)))
-			b.ReportAllocs()
-			for b.Loop() {
-				if seg == 0 {
-					c.Data(event.S2C, run, at)
-					continue
-				}
-				for i := 0; i < len(run); i += seg {
-					c.Data(event.S2C, run[i:min(i+seg, len(run))], at)
-				}
-			}
-			b.ReportMetric(float64(frames)*float64(b.N)/b.Elapsed().Seconds(), "frames/s")
-		})
-	}
-}

@@ -255,7 +255,9 @@ func (c *Conn) search(h *half) (int, bool) {
 		}
 	}
 	for ; s.evalTo+frameHeaderLen <= len(s.buf); s.evalTo++ {
-		consider(cand{p: s.evalTo, next: s.evalTo})
+		if specs[s.buf[s.evalTo+3]] != nil { // else not a frame type
+			consider(cand{p: s.evalTo, next: s.evalTo})
+		}
 	}
 	for len(s.wait) > 0 && s.wait[0].next+frameHeaderLen <= len(s.buf) {
 		consider(heap.Pop(&s.wait).(cand))
@@ -321,6 +323,9 @@ func (c *Conn) settle(h *half, m endMode) (int, bool) {
 		var bestExact bool
 		var bestN int
 		for p := s.off; p+frameHeaderLen <= len(s.buf); p++ {
+			if specs[s.buf[p+3]] == nil {
+				continue // not a frame type
+			}
 			cd := cand{p: p, next: p}
 			ok := true
 			for cd.next+frameHeaderLen <= len(s.buf) && cd.n < settleChain {
