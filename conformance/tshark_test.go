@@ -148,8 +148,12 @@ func runOurs(t *testing.T, path string) ours {
 	}
 	o.stats = st
 	sort.Slice(conns, func(i, j int) bool { return conns[i].ID < conns[j].ID })
+	recs := make([]report.ConnRecord, len(conns))
+	for i, c := range conns {
+		recs[i] = report.NewConnRecord(c, nil)
+	}
 	var buf bytes.Buffer
-	if err := report.WriteConnsJSON(&buf, conns); err != nil {
+	if err := report.WriteConnsJSON(&buf, recs); err != nil {
 		t.Fatal(err)
 	}
 	dec := json.NewDecoder(&buf)

@@ -6,19 +6,67 @@ import (
 	"io"
 	"strconv"
 
+	"github.com/h2scope/h2scope/dissect"
+	"github.com/h2scope/h2scope/dissect/http1"
+	"github.com/h2scope/h2scope/dissect/http2"
 	"github.com/h2scope/h2scope/dissect/tcp"
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/tw"
 )
 
+// ConnRecord is one line of `h2scope conns --json`: the TCP summary and,
+// when the connection's protocol was recognised, what its dissectors found.
+type ConnRecord struct {
+	*tcp.Conn
+	// HTTP1 summarises the HTTP/1.x exchanges.
+	HTTP1 *http1.Summary `json:"http1,omitempty"`
+	// HTTP2 summarises the HTTP/2 frames, streams, settings and windows.
+	HTTP2 *http2.Summary `json:"http2,omitempty"`
+	// GRPC counts the gRPC calls and the statuses their clients saw.
+	GRPC *GRPCSummary `json:"grpc,omitempty"`
+	// Tunnel names the protocol an HTTP CONNECT tunnel carried.
+	Tunnel string `json:"tunnel,omitempty"`
+}
+
+// GRPCSummary counts a connection's gRPC calls.
+type GRPCSummary struct {
+	// Calls counts the calls (streams recognised as gRPC).
+	Calls int `json:"calls"`
+	// Status counts the calls by the status their client ended with
+	// ("OK", "CANCELLED", ...; "" when it is unknown).
+	Status map[string]int `json:"status"`
+}
+
+// NewConnRecord combines a finished connection with its dissectors'
+// findings (app may be nil). Timestamps are converted to UTC.
+func NewConnRecord(c *tcp.Conn, app *dissect.App) ConnRecord {
+	cp := *c
+	cp.FirstTS, cp.LastTS = c.FirstTS.UTC(), c.LastTS.UTC()
+	r := ConnRecord{Conn: &cp}
+	if app == nil {
+		return r
+	}
+	r.HTTP1, r.HTTP2 = app.HTTP1, app.HTTP2
+	if len(app.Calls) > 0 {
+		g := &GRPCSummary{Calls: len(app.Calls), Status: map[string]int{}}
+		for _, call := range app.Calls {
+			g.Status[call.ClientStatus]++
+		}
+		r.GRPC = g
+	}
+	if app.Tunnel != 0 {
+		r.Tunnel = app.Tunnel.String()
+	}
+	return r
+}
+
 // WriteConnsJSON writes one JSON object per connection, one per line
-// (NDJSON), in the order given. Timestamps are written in UTC.
-func WriteConnsJSON(w io.Writer, conns []*tcp.Conn) error {
+// (NDJSON), in the order given.
+func WriteConnsJSON(w io.Writer, conns []ConnRecord) error {
 	enc := json.NewEncoder(w)
-	for _, c := range conns {
-		cp := *c
-		cp.FirstTS, cp.LastTS = c.FirstTS.UTC(), c.LastTS.UTC()
-		if err := enc.Encode(&cp); err != nil {
+	enc.SetEscapeHTML(false)
+	for i := range conns {
+		if err := enc.Encode(&conns[i]); err != nil {
 			return err
 		}
 	}
@@ -26,11 +74,19 @@ func WriteConnsJSON(w io.Writer, conns []*tcp.Conn) error {
 }
 
 // WriteConnsTable writes a terminal table with one row per connection.
-func WriteConnsTable(w io.Writer, conns []*tcp.Conn) error {
+func WriteConnsTable(w io.Writer, conns []ConnRecord) error {
 	t := newTable(w)
-	t.Header("ID", "Client", "Server", "First", "Dur (ms)", "Pkts c2s/s2c", "Bytes c2s/s2c",
+	t.Header("ID", "Client", "Server", "Proto", "First", "Dur (ms)", "Pkts c2s/s2c", "Bytes c2s/s2c",
 		"State", "History", "Close", "RTT (ms)", "Retr", "ZWin", "Missed")
-	for _, c := range conns {
+	for _, r := range conns {
+		c := r.Conn
+		proto := c.Proto
+		if r.Tunnel != "" {
+			proto += ">" + r.Tunnel
+		}
+		if proto == "" {
+			proto = "-"
+		}
 		client := c.Client.String()
 		if c.ClientGuessed {
 			client += " ?"
@@ -40,7 +96,7 @@ func WriteConnsTable(w io.Writer, conns []*tcp.Conn) error {
 			rtt = strconv.FormatFloat(*c.HandshakeRTTMS, 'f', 3, 64)
 		}
 		if err := t.Append(
-			strconv.Itoa(int(c.ID)), client, c.Server.String(),
+			strconv.Itoa(int(c.ID)), client, c.Server.String(), proto,
 			strconv.FormatUint(c.FirstFrame, 10),
 			strconv.FormatFloat(c.DurationMS, 'f', 1, 64),
 			fmt.Sprintf("%d/%d", c.Packets.C2S, c.Packets.S2C),

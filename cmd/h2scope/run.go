@@ -81,14 +81,16 @@ func runConns(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if !ok {
 		return exitUsage
 	}
-	var conns []*tcp.Conn
-	opts := dissect.Options{TCP: tcp.Options{OnFinish: func(c *tcp.Conn) { conns = append(conns, c) }}}
+	var conns []report.ConnRecord
+	opts := dissect.Options{Dissect: true, OnConn: func(c *tcp.Conn, app *dissect.App) {
+		conns = append(conns, report.NewConnRecord(c, app))
+	}}
 	st, err := dissect.Run(ctx, files, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "h2scope: %v\n", err)
 		return exitUsage
 	}
-	slices.SortFunc(conns, func(a, b *tcp.Conn) int { return int(a.ID) - int(b.ID) })
+	slices.SortFunc(conns, func(a, b report.ConnRecord) int { return int(a.ID) - int(b.ID) })
 	if *asJSON {
 		err = report.WriteConnsJSON(stdout, conns)
 	} else {
