@@ -4,6 +4,9 @@ GO      ?= go
 BIN     := bin/h2scope
 BIG     ?= /tmp/h2scope-big.pcap
 BIG_SIZE ?= 500MB
+BIG_H2  ?= /tmp/h2scope-big-h2.pcap
+H2_BASE := testdata/pcaps/grpc-streaming-h2c
+H2_PORT = $(shell grep -o '"server": *"[^"]*"' $(H2_BASE).truth.json | head -1 | sed 's/.*://; s/"//g')
 FUZZTIME ?= 30s
 
 .PHONY: all build test conformance bench bench-go testdata testdata-one fuzz lint clean
@@ -24,14 +27,20 @@ conformance:
 
 # Speed and memory on a large generated capture, against a bare gopacket
 # loop and tshark, plus the package benchmarks.
-bench: build bench-go $(BIG)
+bench: build $(BIG) $(BIG_H2) bench-go
 	$(GO) run ./tools/bench -h2scope $(BIN) $(BIG)
+	$(GO) run ./tools/bench -h2scope $(BIN) -h2port $(H2_PORT) $(BIG_H2)
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./dissect/...
+	H2SCOPE_BENCH_FILE=$(BIG_H2) $(GO) test -run '^$$' -bench BenchmarkRun -benchtime 3x ./dissect
 
 $(BIG):
 	$(GO) run ./tools/capgen -big $(BIG) -size $(BIG_SIZE) -from testdata/pcaps/http1-keepalive.pcapng
+
+# gRPC over h2c, tiled: HTTP/2 frames/s against tshark.
+$(BIG_H2):
+	$(GO) run ./tools/capgen -big $(BIG_H2) -size 200MB -from $(H2_BASE).pcapng
 
 # Regenerate the committed captures from real Go clients and servers (root:
 # captures on lo). One scenario: make testdata-one NAME=http1-keepalive

@@ -5,6 +5,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/h2scope/h2scope/dissect/event"
 	"github.com/h2scope/h2scope/dissect/tcp"
 )
 
@@ -36,6 +37,26 @@ func BenchmarkRun(b *testing.B) {
 		pkts = s.Packets
 	}
 	b.ReportMetric(float64(pkts)*float64(b.N)/b.Elapsed().Seconds(), "packets/s")
+}
+
+// BenchmarkRunDissect is BenchmarkRun with the application dissectors
+// (HTTP/1, HTTP/2 with HPACK, gRPC) and an event sink that counts units.
+func BenchmarkRunDissect(b *testing.B) {
+	f := benchFile()
+	st, err := os.Stat(f)
+	if err != nil {
+		b.Skip(err)
+	}
+	b.SetBytes(st.Size())
+	b.ReportAllocs()
+	var units uint64
+	sink := event.SinkFunc(func(*event.Event) { units++ })
+	for b.Loop() {
+		if _, err := Run(context.Background(), []string{f}, Options{Dissect: true, Sink: sink}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(units)/b.Elapsed().Seconds(), "units/s")
 }
 
 func TestRunCountsTestdata(t *testing.T) {

@@ -9,6 +9,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,12 +27,19 @@ import (
 func main() {
 	bin := flag.String("h2scope", "bin/h2scope", "h2scope binary to measure")
 	noTshark := flag.Bool("no-tshark", false, "skip the tshark measurement")
+	h2port := flag.Int("h2port", 0, "measure HTTP/2 dissection instead: h2scope frames --json against tshark decoding this TCP port as HTTP/2")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: bench [-h2scope BIN] [-no-tshark] FILE.pcap")
+		fmt.Fprintln(os.Stderr, "usage: bench [-h2scope BIN] [-no-tshark] [-h2port P] FILE.pcap")
 		os.Exit(2)
 	}
-	if err := run(flag.Arg(0), *bin, !*noTshark); err != nil {
+	var err error
+	if *h2port > 0 {
+		err = runH2(flag.Arg(0), *bin, *h2port, !*noTshark)
+	} else {
+		err = run(flag.Arg(0), *bin, !*noTshark)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -88,6 +96,100 @@ func run(file, bin string, withTshark bool) error {
 		fmt.Printf("\nh2scope is %.1fx faster than tshark -q\n", rows[2].wall.Seconds()/rows[1].wall.Seconds())
 	}
 	return nil
+}
+
+// runH2 measures HTTP/2 dissection: h2scope frames --json (every HTTP/2
+// frame, gRPC message and TCP event as NDJSON) against tshark printing
+// every HTTP/2 frame type, and the bare loop as the floor; it reports
+// HTTP/2 frames per second.
+func runH2(file, bin string, port int, withTshark bool) error {
+	st, err := os.Stat(file)
+	if err != nil {
+		return err
+	}
+	if f, err := os.Open(file); err == nil {
+		io.Copy(io.Discard, f)
+		f.Close()
+	}
+	bare, err := best(func() (result, error) { return bareLoop(file) })
+	if err != nil {
+		return err
+	}
+	var frames uint64
+	ours, err := best(func() (result, error) {
+		cw := &counter{pat: []byte(`"proto":"http2"`)}
+		prefaces := &counter{pat: []byte(`"type":"PREFACE"`)}
+		r, err := commandTo(multi{cw, prefaces}, "h2scope frames --json", bin, "frames", "--json", file)
+		frames = cw.n - prefaces.n // the connection preface is a unit, not a frame
+		return r, err
+	})
+	if err != nil {
+		return err
+	}
+	rows := []result{bare, ours}
+	var tsFrames uint64
+	if withTshark {
+		for _, extra := range [][]string{nil, {"--disable-protocol", "grpc", "--disable-protocol", "protobuf"}} {
+			name := "tshark -T fields http2.type"
+			if extra != nil {
+				name += " (no grpc)"
+			}
+			args := append([]string{"-n", "-r", file, "-d", fmt.Sprintf("tcp.port==%d,http2", port), "-Y", "http2", "-T", "fields", "-e", "http2.type"}, extra...)
+			r, err := best(func() (result, error) {
+				// One line per packet, one comma per further frame in it.
+				commas, lines := &counter{pat: []byte(",")}, &counter{pat: []byte("\n")}
+				r, err := commandTo(multi{commas, lines}, name, "tshark", args...)
+				tsFrames = commas.n + lines.n
+				return r, err
+			})
+			if err != nil {
+				return err
+			}
+			rows = append(rows, r)
+		}
+	}
+	fmt.Printf("capture: %s, %.1f MB, %d packets, %d HTTP/2 frames (h2scope), %d (tshark)\n\n", file, float64(st.Size())/1e6, bare.packets, frames, tsFrames)
+	fmt.Printf("%-36s %10s %14s %10s %10s %12s\n", "run", "seconds", "HTTP/2 frames/s", "MB/s", "max RSS", "vs bare loop")
+	for _, r := range rows {
+		rss := "-"
+		if r.maxRSS > 0 {
+			rss = fmt.Sprintf("%.1f MB", float64(r.maxRSS)/1e6)
+		}
+		s := r.wall.Seconds()
+		fmt.Printf("%-36s %10.3f %14.0f %10.1f %10s %11.2fx\n", r.name, s, float64(frames)/s, float64(st.Size())/1e6/s, rss, s/bare.wall.Seconds())
+	}
+	for _, r := range rows[2:] {
+		fmt.Printf("h2scope is %.1fx faster than %s\n", r.wall.Seconds()/ours.wall.Seconds(), r.name)
+	}
+	return nil
+}
+
+// counter is a writer that counts occurrences of pat, across writes.
+type counter struct {
+	pat  []byte
+	tail []byte
+	n    uint64
+}
+
+func (c *counter) Write(p []byte) (int, error) {
+	buf := append(c.tail, p...)
+	c.n += uint64(bytes.Count(buf, c.pat))
+	// Keep the last len(pat)-1 bytes: a match may straddle two writes.
+	k := min(len(buf), len(c.pat)-1)
+	// Matches entirely inside the kept tail were counted already; drop
+	// them by keeping only a tail that cannot hold a whole match.
+	c.tail = append(c.tail[:0], buf[len(buf)-k:]...)
+	return len(p), nil
+}
+
+// multi writes to several writers.
+type multi []io.Writer
+
+func (m multi) Write(p []byte) (int, error) {
+	for _, w := range m {
+		w.Write(p)
+	}
+	return len(p), nil
 }
 
 // best runs f three times and keeps the fastest run (and the largest RSS),
@@ -162,9 +264,14 @@ func bareLoop(file string) (result, error) {
 // command runs a program with its output discarded and measures its wall
 // time and peak resident memory.
 func command(name, prog string, args ...string) (result, error) {
+	return commandTo(io.Discard, name, prog, args...)
+}
+
+// commandTo is command with the output sent to w.
+func commandTo(w io.Writer, name, prog string, args ...string) (result, error) {
 	r := result{name: name}
 	cmd := exec.Command(prog, args...)
-	cmd.Stdout = io.Discard
+	cmd.Stdout = w
 	cmd.Stderr = os.Stderr
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
