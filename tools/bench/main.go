@@ -136,10 +136,9 @@ func runH2(file, bin string, port int, withTshark bool) error {
 			}
 			args := append([]string{"-n", "-r", file, "-d", fmt.Sprintf("tcp.port==%d,http2", port), "-Y", "http2", "-T", "fields", "-e", "http2.type"}, extra...)
 			r, err := best(func() (result, error) {
-				// One line per packet, one comma per further frame in it.
-				commas, lines := &counter{pat: []byte(",")}, &counter{pat: []byte("\n")}
-				r, err := commandTo(multi{commas, lines}, name, "tshark", args...)
-				tsFrames = commas.n + lines.n
+				tc := &typeCounter{}
+				r, err := commandTo(tc, name, "tshark", args...)
+				tsFrames = tc.n
 				return r, err
 			})
 			if err != nil {
@@ -179,6 +178,29 @@ func (c *counter) Write(p []byte) (int, error) {
 	// Matches entirely inside the kept tail were counted already; drop
 	// them by keeping only a tail that cannot hold a whole match.
 	c.tail = append(c.tail[:0], buf[len(buf)-k:]...)
+	return len(p), nil
+}
+
+// typeCounter counts the values in tshark's one-field output: one line per
+// packet, values separated by commas; an empty line (the connection
+// preface, which has no frame type) counts nothing.
+type typeCounter struct {
+	n       uint64
+	inValue bool
+}
+
+func (t *typeCounter) Write(p []byte) (int, error) {
+	for _, b := range p {
+		switch b {
+		case ',', '\n':
+			if t.inValue {
+				t.n++
+			}
+			t.inValue = false
+		default:
+			t.inValue = true
+		}
+	}
 	return len(p), nil
 }
 
