@@ -27,9 +27,14 @@ type App struct {
 	Tunnel event.Proto
 }
 
-// sniffLimit bounds the bytes held per direction while the protocol is not
-// yet recognised; past it the connection is left undissected.
-const sniffLimit = 16 << 10
+// sniffLimit bounds the bytes of each direction that protocol recognition
+// looks at; heldLimit bounds all the bytes a connection holds while its
+// protocol is not yet recognised, after which it is decided with what was
+// seen (possibly: not dissected).
+const (
+	sniffLimit = 16 << 10
+	heldLimit  = 256 << 10
+)
 
 // chunk is a piece of input held while sniffing, in arrival order.
 type chunk struct {
@@ -45,18 +50,22 @@ type chunk struct {
 // protocol from the first bytes of either direction, then hands the bytes
 // to the dissector for it, replaying what it held in arrival order.
 type appConn struct {
-	c      *tcp.Conn
-	sink   event.Sink
-	proto  event.Proto
-	done   bool // protocol decided (possibly unknown)
-	held   []chunk
-	nheld  [2]int
-	buf    [2][]byte // contiguous held bytes per direction, for sniffing
-	h1     *http1.Conn
-	h2     *http2.Conn
-	rpc    *grpc.Conn
-	toH2   [2]bool // direction switched to HTTP/2 after an upgrade
-	closed [2]bool
+	c     *tcp.Conn
+	sink  event.Sink
+	proto event.Proto
+	done  bool // protocol decided (possibly unknown)
+	held  []chunk
+	nheld [2]int
+	buf   [2][]byte // contiguous held bytes per direction, for sniffing
+	// verdict and synced cache what buf[d] says; they change only while
+	// buf[d] grows, so detection runs at most a few times per direction.
+	verdict [2]sniff.Verdict
+	synced  [2]bool
+	h1      *http1.Conn
+	h2      *http2.Conn
+	rpc     *grpc.Conn
+	toH2    [2]bool // direction switched to HTTP/2 after an upgrade
+	closed  [2]bool
 	// tunnel dissects what an HTTP CONNECT tunnel carries, recognised
 	// afresh; toTunnel marks the directions that entered it.
 	tunnel   *appConn
@@ -79,6 +88,7 @@ func (a *appConn) Data(dir event.Dir, b []byte, at event.Ref) {
 	a.nheld[dir] += len(b)
 	if len(a.buf[dir]) < sniffLimit {
 		a.buf[dir] = append(a.buf[dir], b[:min(len(b), sniffLimit-len(a.buf[dir]))]...)
+		a.sniff(dir)
 	}
 	a.decide(false)
 }
@@ -94,6 +104,7 @@ func (a *appConn) Gap(dir event.Dir, n int, at event.Ref) {
 	// a capture that started mid-connection.
 	a.buf[dir] = a.buf[dir][:0]
 	a.gapped = true
+	a.sniff(dir)
 	a.decide(false)
 }
 
@@ -108,10 +119,22 @@ func (a *appConn) Close(dir event.Dir, reset bool, at event.Ref) {
 	a.close(dir, reset, at)
 }
 
+// sniff re-examines what direction dir holds.
+func (a *appConn) sniff(dir event.Dir) {
+	a.verdict[dir] = sniff.Detect(a.buf[dir])
+	_, a.synced[dir] = sniff.Resync(a.buf[dir])
+}
+
 // decide settles the protocol when the held bytes allow it (or force is
 // set), then replays them.
 func (a *appConn) decide(force bool) {
-	c2s, s2c := sniff.Detect(a.buf[event.C2S]), sniff.Detect(a.buf[event.S2C])
+	c2s, s2c := a.verdict[event.C2S], a.verdict[event.S2C]
+	if len(a.buf[event.C2S]) == 0 {
+		c2s = sniff.Verdict{More: true}
+	}
+	if len(a.buf[event.S2C]) == 0 {
+		s2c = sniff.Verdict{More: true}
+	}
 	var v sniff.Verdict
 	switch {
 	case c2s.Proto != event.ProtoUnknown:
@@ -121,9 +144,12 @@ func (a *appConn) decide(force bool) {
 		v.Preface = false
 	case a.midstream() && a.resync():
 		v = sniff.Verdict{Proto: event.ProtoHTTP2}
-	case !force && (c2s.More && a.nheld[0] < sniffLimit || s2c.More && a.nheld[1] < sniffLimit):
+	case force || a.nheld[0]+a.nheld[1] >= heldLimit:
+		// Decide with what is held: a silent direction must not make
+		// the other one pile up.
+	case c2s.More && len(a.buf[event.C2S]) < sniffLimit || s2c.More && len(a.buf[event.S2C]) < sniffLimit:
 		return // wait for more bytes
-	case !force && a.midstream() && (a.nheld[0] < sniffLimit || a.nheld[1] < sniffLimit):
+	case a.midstream() && (len(a.buf[event.C2S]) < sniffLimit || len(a.buf[event.S2C]) < sniffLimit):
 		return // frames may still line up further on
 	}
 	a.done = true
@@ -160,12 +186,7 @@ func (a *appConn) midstream() bool {
 // resync reports whether either direction holds a chain of HTTP/2 frames
 // that starts past its first byte.
 func (a *appConn) resync() bool {
-	for d := range a.buf {
-		if _, ok := sniff.Resync(a.buf[d]); ok {
-			return true
-		}
-	}
-	return false
+	return a.synced[0] || a.synced[1]
 }
 
 func (a *appConn) startH2(opts http2.Options) {

@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"hash/crc32"
+	"sort"
 
 	"github.com/h2scope/h2scope/dissect/event"
 )
@@ -45,6 +46,14 @@ type recentSeg struct {
 }
 
 const recentSegs = 8
+
+// Each buffered chunk is charged its bookkeeping as well as its bytes, and
+// a direction holds at most maxPending chunks, so tiny out-of-order
+// segments cannot use more memory or time than the caps suggest.
+const (
+	pendOverhead = 64
+	maxPending   = 4096
+)
 
 // stream is one direction's reassembly state.
 type stream struct {
@@ -164,10 +173,8 @@ func (r *reasm) checkRetransmit(c *Conn, st *stream, seq uint32, data []byte) {
 // buffer stores an out-of-order chunk; bytes already buffered win.
 func (r *reasm) buffer(c *Conn, dir event.Dir, st *stream, seq uint32, data []byte, n int, ref event.Ref) {
 	end := seq + uint32(n)
-	i := 0
-	for i < len(st.pend) && seqLE(st.pend[i].seq+uint32(st.pend[i].n), seq) {
-		i++
-	}
+	// The first buffered chunk that ends after seq.
+	i := sort.Search(len(st.pend), func(k int) bool { return seqGT(st.pend[k].seq+uint32(st.pend[k].n), seq) })
 	for seqLT(seq, end) {
 		// Part before the next buffered chunk is new.
 		var stop uint32 = end
@@ -184,8 +191,8 @@ func (r *reasm) buffer(c *Conn, dir event.Dir, st *stream, seq uint32, data []by
 			st.pend = append(st.pend, pending{})
 			copy(st.pend[i+1:], st.pend[i:])
 			st.pend[i] = pending{seq: seq, n: k, data: cp, ref: ref}
-			st.pbytes += k
-			r.used += k
+			st.pbytes += k + pendOverhead
+			r.used += k + pendOverhead
 			i++
 			seq = stop
 			continue
@@ -209,7 +216,7 @@ func (r *reasm) buffer(c *Conn, dir event.Dir, st *stream, seq uint32, data []by
 		seq = pend
 		i++
 	}
-	if st.pbytes > r.perConn || r.used > r.total {
+	if st.pbytes > r.perConn || r.used > r.total || len(st.pend) > maxPending {
 		r.overflow++
 		c.Anomaly("reassembly_buffer_overflow")
 		r.skip(c, dir, st, ref)
@@ -231,8 +238,8 @@ func (r *reasm) drain(c *Conn, dir event.Dir, st *stream) {
 	for k < len(st.pend) && seqLE(st.pend[k].seq, st.next) {
 		p := st.pend[k]
 		k++
-		st.pbytes -= p.n
-		r.used -= p.n
+		st.pbytes -= p.n + pendOverhead
+		r.used -= p.n + pendOverhead
 		off := int(st.next - p.seq)
 		if off >= p.n {
 			continue

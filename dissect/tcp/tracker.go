@@ -18,8 +18,9 @@ type Options struct {
 	// minutes are common. A negative value never finishes open
 	// connections for idleness.
 	IdleTimeout time.Duration
-	// MaxConns bounds the open connections tracked at once; past it the
-	// least recently active open connection is finished. Default 65536.
+	// MaxConns bounds the open connections tracked at once, and separately
+	// the closed ones waiting out ClosedTimeout; past it the least recently
+	// active of that kind is finished. Default 65536.
 	MaxConns int
 	// ClosedTimeout finishes a connection this long after its last packet
 	// once it has been reset or both sides have sent FIN. Default 2 minutes
@@ -286,9 +287,13 @@ func (t *Tracker) newConn(key connKey, s *layer.Segment) *Conn {
 }
 
 // lru is a list of connections in order of last activity.
-type lru struct{ head, tail *Conn }
+type lru struct {
+	head, tail *Conn
+	n          int
+}
 
 func (l *lru) push(c *Conn) {
+	l.n++
 	c.list = l
 	c.prev = l.tail
 	if l.tail != nil {
@@ -300,6 +305,7 @@ func (l *lru) push(c *Conn) {
 }
 
 func (l *lru) remove(c *Conn) {
+	l.n--
 	if c.prev != nil {
 		c.prev.next = c.next
 	} else {
@@ -361,8 +367,13 @@ func minTime(a, b time.Time) time.Time {
 // expire finishes connections idle at capture time ts, at most once per
 // capture second, and open ones past MaxConns.
 func (t *Tracker) expire(ts time.Time) {
-	for len(t.conns) >= t.opts.MaxConns && t.open.head != nil {
+	// Each list is bounded on its own: closed connections waiting out
+	// ClosedTimeout must not push out the open ones.
+	for t.open.n >= t.opts.MaxConns {
 		t.finish(t.open.head)
+	}
+	for t.closed.n >= t.opts.MaxConns {
+		t.finish(t.closed.head)
 	}
 	now := t.advance(ts)
 	if now.Sub(t.sweep) < time.Second && !t.sweep.IsZero() {

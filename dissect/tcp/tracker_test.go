@@ -237,12 +237,13 @@ func TestReassembly(t *testing.T) {
 
 func TestBufferCap(t *testing.T) {
 	segs := withHandshake()
-	// A hole at byte 1, then 5 chunks of 10 bytes beyond it; the cap of 25
-	// bytes forces the hole to be given up as a gap.
+	// A hole at byte 1, then 5 chunks of 10 bytes beyond it; the cap of 200
+	// bytes, each chunk charged 64 bytes of bookkeeping too, forces the hole
+	// to be given up as a gap on the third chunk.
 	for i := range 5 {
 		segs = append(segs, seg{dir: c2s, flags: psh, seq: uint32(11 + 10*i), ack: 1, data: strings.Repeat(string(rune('a'+i)), 10)})
 	}
-	conns, _, recs := play(t, Options{MaxBufferPerConn: 25}, segs)
+	conns, _, recs := play(t, Options{MaxBufferPerConn: 200}, segs)
 	log := recs[conns[0].ID].log
 	if len(log) == 0 || log[0] != "c2s gap 10 @6" {
 		t.Fatalf("first event %v, want the 10-byte hole given up at frame 6", log)

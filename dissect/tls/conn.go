@@ -1,0 +1,605 @@
+// Package tls dissects TLS records and handshake messages (RFC 5246,
+// RFC 8446) from the two in-order byte streams of a TCP connection. It
+// reports cleartext handshake messages, alerts and ChangeCipherSpec as
+// events and gathers a per-connection Summary: negotiated version, SNI,
+// ALPN, cipher suite, resumption and early-data verdicts, alerts and
+// timing. Records the handshake has encrypted are counted, not parsed;
+// decryption comes later.
+package tls
+
+import (
+	ctls "crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/h2scope/h2scope/dissect/event"
+)
+
+// Record content types.
+const (
+	recordCCS       = 20
+	recordAlert     = 21
+	recordHandshake = 22
+	recordAppData   = 23
+	recordHeartbeat = 24
+)
+
+const (
+	// DefaultMaxRecord is the largest record length accepted: 2^14 plus
+	// the 2048 bytes of expansion TLS 1.2 allows a protected record.
+	DefaultMaxRecord = 1<<14 + 2048
+	// DefaultMaxHandshake caps one reassembled handshake message.
+	DefaultMaxHandshake = 256 << 10
+)
+
+// Options tune a Conn. The zero value is valid.
+type Options struct {
+	// MaxRecord bounds a record's length; 0 means DefaultMaxRecord.
+	MaxRecord int
+	// MaxHandshake bounds a handshake message's length; 0 means
+	// DefaultMaxHandshake.
+	MaxHandshake int
+}
+
+// Anomaly tokens, the keys of Summary.Anomalies.
+const (
+	AnomalyNotTLS               = "not_tls"
+	AnomalyRecordTooLong        = "record_too_long"
+	AnomalyHandshakeTooLong     = "handshake_too_long"
+	AnomalyMalformedHandshake   = "malformed_handshake"
+	AnomalyMalformedAlert       = "malformed_alert"
+	AnomalyMalformedCCS         = "malformed_change_cipher_spec"
+	AnomalyEmptyRecord          = "empty_record"
+	AnomalyGap                  = "capture_gap"
+	AnomalyTruncatedRecord      = "truncated_record"
+	AnomalyTruncatedHandshake   = "truncated_handshake"
+	AnomalyPSKNotLast           = "pre_shared_key_not_last"
+	AnomalyHeartbeat            = "heartbeat_record"
+	AnomalyUnexpectedMessage    = "unexpected_message"
+	AnomalyCertificateParse     = "certificate_parse_error"
+	AnomalyHandshakeInterleaved = "handshake_interleaved_with_ccs"
+)
+
+// Alert is one alert seen in the clear.
+type Alert struct {
+	Dir         event.Dir `json:"dir"`
+	Level       string    `json:"level"`
+	Description string    `json:"description"`
+	Frame       uint64    `json:"frame"`
+}
+
+// Resumption is the session-resumption verdict.
+type Resumption struct {
+	// Offered lists what the client offered: "session_id", "ticket",
+	// "psk", or just "none".
+	Offered []string `json:"offered"`
+	// Known is false when no ServerHello was seen, so Accepted means
+	// nothing.
+	Known bool `json:"known"`
+	// Accepted says whether the server resumed a session.
+	Accepted bool `json:"accepted"`
+	// Mechanism names how: "session_id" or "ticket" (TLS 1.2), "psk_ke"
+	// or "psk_dhe_ke" (TLS 1.3); empty when not resumed.
+	Mechanism string `json:"mechanism,omitempty"`
+}
+
+// EarlyData is the 0-RTT verdict.
+type EarlyData struct {
+	Offered bool `json:"offered"`
+	// Accepted is "yes", "no", or "unknown" (TLS 1.3 signals acceptance
+	// in the encrypted EncryptedExtensions, unreadable without keys).
+	Accepted string `json:"accepted,omitempty"`
+}
+
+// Certificate describes the first certificate of a cleartext (TLS 1.2)
+// Certificate message.
+type Certificate struct {
+	Count    int       `json:"count"`
+	Subject  string    `json:"subject,omitempty"`
+	Issuer   string    `json:"issuer,omitempty"`
+	SANs     []string  `json:"sans,omitempty"`
+	NotAfter time.Time `json:"not_after,omitzero"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// Timing holds the frames of handshake milestones; nil when not seen.
+// Per-direction arrays are indexed by event.Dir.
+type Timing struct {
+	ClientHello  *event.Ref    `json:"client_hello,omitempty"`
+	ServerHello  *event.Ref    `json:"server_hello,omitempty"`
+	CCS          [2]*event.Ref `json:"ccs"`
+	Finished     [2]*event.Ref `json:"finished"`
+	FirstAppData [2]*event.Ref `json:"first_app_data"`
+}
+
+// Summary gathers what the handshake revealed about a connection.
+type Summary struct {
+	// Version is the negotiated version ("TLS 1.3"), empty before a
+	// ServerHello.
+	Version string `json:"version,omitempty"`
+	// ClientVersion is the ClientHello's legacy_version, OfferedVersions
+	// its supported_versions.
+	ClientVersion   string   `json:"client_version,omitempty"`
+	OfferedVersions []string `json:"offered_versions,omitempty"`
+	SNI             string   `json:"sni,omitempty"`
+	ALPNOffered     []string `json:"alpn_offered,omitempty"`
+	// ALPNSelected is the server's choice when visible (TLS 1.2
+	// ServerHello; in TLS 1.3 it is encrypted).
+	ALPNSelected   string       `json:"alpn_selected,omitempty"`
+	CipherSuite    string       `json:"cipher_suite,omitempty"`
+	CipherSuites   int          `json:"cipher_suites_offered,omitempty"`
+	KeyShareGroups []uint16     `json:"key_share_groups,omitempty"`
+	KeyShareGroup  uint16       `json:"key_share_group,omitempty"`
+	Resumption     Resumption   `json:"resumption"`
+	EarlyData      EarlyData    `json:"early_data"`
+	HelloRetry     bool         `json:"hello_retry_request,omitempty"`
+	Certificate    *Certificate `json:"certificate,omitempty"`
+	Alerts         []Alert      `json:"alerts,omitempty"`
+	Timing         Timing       `json:"timing"`
+	// Messages counts cleartext handshake messages by name.
+	Messages map[string]int `json:"messages,omitempty"`
+	// EncryptedRecords counts records whose content could not be read
+	// (encrypted handshake, encrypted alerts); AppDataRecords counts
+	// application_data records (in TLS 1.3 these include the encrypted
+	// handshake). Both are per direction.
+	EncryptedRecords [2]int `json:"encrypted_records"`
+	AppDataRecords   [2]int `json:"app_data_records"`
+	// Anomalies counts oddities by stable token.
+	Anomalies map[string]int `json:"anomalies,omitempty"`
+}
+
+type direction struct {
+	buf       []byte // unconsumed record bytes
+	hs        []byte // unconsumed handshake bytes
+	stopped   bool
+	encrypted bool
+	sawCCS    bool
+}
+
+// Conn dissects one TCP connection's TLS. It is not safe for concurrent
+// use.
+type Conn struct {
+	id   event.ConnID
+	sink event.Sink
+	opts Options
+	d    [2]direction
+	ev   event.Event
+
+	ch         *clientHello
+	sh         *serverHello
+	tls13      bool
+	shSeen     bool
+	afterSH    int  // server handshake messages (bar NewSessionTicket) after the final ServerHello
+	ccsAfterSH bool // server CCS with no handshake message since ServerHello
+	sum        Summary
+}
+
+// NewConn returns a Conn reporting to sink. A nil sink discards events.
+func NewConn(id event.ConnID, sink event.Sink, opts Options) *Conn {
+	if opts.MaxRecord <= 0 {
+		opts.MaxRecord = DefaultMaxRecord
+	}
+	if opts.MaxHandshake <= 0 {
+		opts.MaxHandshake = DefaultMaxHandshake
+	}
+	return &Conn{id: id, sink: sink, opts: opts}
+}
+
+func (c *Conn) anomaly(tok string) {
+	if c.sum.Anomalies == nil {
+		c.sum.Anomalies = map[string]int{}
+	}
+	c.sum.Anomalies[tok]++
+}
+
+func (c *Conn) emit(dir event.Dir, typ string, n int, errName string, at event.Ref) {
+	if c.sink == nil {
+		return
+	}
+	c.ev = event.Event{Ref: at, Conn: c.id, Dir: dir, Proto: event.ProtoTLS, Type: typ, Len: n, Error: errName}
+	c.sink.Event(&c.ev)
+}
+
+func refp(r event.Ref) *event.Ref { return &r }
+
+// Data consumes the next in-order bytes of dir. b is not retained.
+func (c *Conn) Data(dir event.Dir, b []byte, at event.Ref) {
+	d := &c.d[dir&1]
+	if d.stopped || len(b) == 0 {
+		return
+	}
+	d.buf = append(d.buf, b...)
+	off := 0
+	for !d.stopped && len(d.buf)-off >= 5 {
+		h := d.buf[off:]
+		typ := h[0]
+		n := int(h[3])<<8 | int(h[4])
+		if typ < recordCCS || typ > recordHeartbeat || h[1] != 3 {
+			c.anomaly(AnomalyNotTLS)
+			c.stop(d)
+			return
+		}
+		if n > c.opts.MaxRecord {
+			c.anomaly(AnomalyRecordTooLong)
+			c.stop(d)
+			return
+		}
+		if len(h) < 5+n {
+			break
+		}
+		c.record(dir, d, typ, h[5:5+n], at)
+		off += 5 + n
+	}
+	if d.stopped {
+		return
+	}
+	// Keep only the unconsumed tail.
+	rest := copy(d.buf, d.buf[off:])
+	d.buf = d.buf[:rest]
+	if cap(d.buf) > 4*DefaultMaxRecord && rest < DefaultMaxRecord {
+		d.buf = append([]byte(nil), d.buf...)
+	}
+}
+
+// stop abandons a direction: its framing is lost.
+func (c *Conn) stop(d *direction) {
+	d.stopped = true
+	d.buf = nil
+	d.hs = nil
+}
+
+func (c *Conn) record(dir event.Dir, d *direction, typ uint8, p []byte, at event.Ref) {
+	switch typ {
+	case recordCCS:
+		if len(p) != 1 || p[0] != 1 {
+			c.anomaly(AnomalyMalformedCCS)
+		}
+		if len(d.hs) > 0 {
+			c.anomaly(AnomalyHandshakeInterleaved)
+			d.hs = nil
+		}
+		if c.sum.Timing.CCS[dir] == nil {
+			c.sum.Timing.CCS[dir] = refp(at)
+		}
+		if dir == event.S2C && c.shSeen && c.afterSH == 0 && !d.sawCCS {
+			c.ccsAfterSH = true
+		}
+		d.sawCCS = true
+		// In TLS 1.3 ChangeCipherSpec is a middlebox-compatibility no-op
+		// (it may follow a HelloRetryRequest); it protects nothing.
+		if !(c.ch != nil && c.ch.offers13() && (c.sh == nil || c.tls13)) {
+			d.encrypted = true
+		}
+		c.emit(dir, "ChangeCipherSpec", len(p), "", at)
+	case recordAlert:
+		if d.encrypted || c.tls13 {
+			c.sum.EncryptedRecords[dir]++
+			return
+		}
+		if len(p) != 2 {
+			c.anomaly(AnomalyMalformedAlert)
+			return
+		}
+		level := "warning"
+		switch p[0] {
+		case 1:
+		case 2:
+			level = "fatal"
+		default:
+			level = fmt.Sprintf("unknown_%d", p[0])
+		}
+		name := alertName(p[1])
+		c.sum.Alerts = append(c.sum.Alerts, Alert{Dir: dir, Level: level, Description: name, Frame: at.Frame})
+		c.emit(dir, "Alert", len(p), name, at)
+	case recordHandshake:
+		if len(p) == 0 {
+			c.anomaly(AnomalyEmptyRecord)
+			return
+		}
+		if d.encrypted || c.tls13 {
+			c.sum.EncryptedRecords[dir]++
+			if d.sawCCS && !c.tls13 && c.sum.Timing.Finished[dir] == nil {
+				// In TLS 1.2 the first protected handshake message after
+				// ChangeCipherSpec is Finished.
+				c.sum.Timing.Finished[dir] = refp(at)
+			}
+			return
+		}
+		d.hs = append(d.hs, p...)
+		c.handshake(dir, d, at)
+	case recordAppData:
+		c.sum.AppDataRecords[dir]++
+		if c.sum.Timing.FirstAppData[dir] == nil {
+			c.sum.Timing.FirstAppData[dir] = refp(at)
+		}
+	case recordHeartbeat:
+		c.anomaly(AnomalyHeartbeat)
+	}
+}
+
+// handshake parses the complete messages buffered in d.hs.
+func (c *Conn) handshake(dir event.Dir, d *direction, at event.Ref) {
+	off := 0
+	for len(d.hs)-off >= 4 {
+		h := d.hs[off:]
+		n := int(h[1])<<16 | int(h[2])<<8 | int(h[3])
+		if n > c.opts.MaxHandshake {
+			c.anomaly(AnomalyHandshakeTooLong)
+			c.stop(d)
+			return
+		}
+		if len(h) < 4+n {
+			break
+		}
+		off += 4 + n
+		c.message(dir, h[0], h[4:4+n], at)
+		if d.stopped {
+			return
+		}
+		if c.tls13 && off < len(d.hs) {
+			// Bytes after the ServerHello in its record would be
+			// encrypted; they cannot be cleartext handshake.
+			c.anomaly(AnomalyUnexpectedMessage)
+			off = len(d.hs)
+		}
+	}
+	rest := copy(d.hs, d.hs[off:])
+	d.hs = d.hs[:rest]
+	if rest == 0 && cap(d.hs) > 64<<10 {
+		d.hs = nil
+	}
+}
+
+func (c *Conn) countMessage(name string) {
+	if c.sum.Messages == nil {
+		c.sum.Messages = map[string]int{}
+	}
+	c.sum.Messages[name]++
+}
+
+func (c *Conn) message(dir event.Dir, typ uint8, body []byte, at event.Ref) {
+	name := handshakeName(typ)
+	switch typ {
+	case typeClientHello:
+		ch, err := parseClientHello(body)
+		if err != nil {
+			c.anomaly(AnomalyMalformedHandshake)
+			break
+		}
+		if ch.pskNotLast {
+			c.anomaly(AnomalyPSKNotLast)
+		}
+		if c.ch == nil || c.sum.HelloRetry {
+			c.ch = ch
+			if c.sum.Timing.ClientHello == nil {
+				c.sum.Timing.ClientHello = refp(at)
+			}
+		}
+	case typeServerHello:
+		sh, err := parseServerHello(body)
+		if err != nil {
+			c.anomaly(AnomalyMalformedHandshake)
+			break
+		}
+		if sh.hrr {
+			name = "HelloRetryRequest"
+			c.sum.HelloRetry = true
+			break
+		}
+		c.sh = sh
+		c.shSeen = true
+		c.afterSH = 0
+		if c.sum.Timing.ServerHello == nil {
+			c.sum.Timing.ServerHello = refp(at)
+		}
+		if sh.negotiated() == 0x0304 {
+			// Everything after the ServerHello is protected, both ways.
+			c.tls13 = true
+		}
+	case typeCertificate:
+		if dir == event.S2C && c.sum.Certificate == nil {
+			c.sum.Certificate = parseCertificate(body)
+			if c.sum.Certificate.Error != "" {
+				c.anomaly(AnomalyCertificateParse)
+			}
+		}
+	case typeNewSessionTicket:
+		var hint uint32
+		r := reader(body)
+		var ticket reader
+		if !r.u32(&hint) || !r.lp16(&ticket) || !r.empty() {
+			c.anomaly(AnomalyMalformedHandshake)
+		}
+	case typeServerHelloDone, typeHelloRequest:
+		if len(body) != 0 {
+			c.anomaly(AnomalyMalformedHandshake)
+		}
+	case typeFinished:
+		if c.sum.Timing.Finished[dir] == nil {
+			c.sum.Timing.Finished[dir] = refp(at)
+		}
+	}
+	if dir == event.S2C && c.shSeen && typ != typeServerHello && typ != typeNewSessionTicket {
+		c.afterSH++
+	}
+	c.countMessage(name)
+	c.emit(dir, name, len(body), "", at)
+}
+
+func (ch *clientHello) offers13() bool {
+	for _, v := range ch.supportedVersions {
+		if v == 0x0304 {
+			return true
+		}
+	}
+	return false
+}
+
+func parseCertificate(body []byte) *Certificate {
+	ci := &Certificate{}
+	r := reader(body)
+	var list reader
+	if !r.lp24(&list) || !r.empty() {
+		ci.Error = "malformed certificate list"
+		return ci
+	}
+	var first []byte
+	for !list.empty() {
+		var cert reader
+		if !list.lp24(&cert) {
+			ci.Error = "malformed certificate list"
+			return ci
+		}
+		if ci.Count == 0 {
+			first = cert
+		}
+		ci.Count++
+	}
+	if first == nil {
+		return ci
+	}
+	x, err := x509.ParseCertificate(first)
+	if err != nil {
+		ci.Error = err.Error()
+		return ci
+	}
+	ci.Subject = x.Subject.String()
+	ci.Issuer = x.Issuer.String()
+	ci.SANs = append(ci.SANs, x.DNSNames...)
+	for _, ip := range x.IPAddresses {
+		ci.SANs = append(ci.SANs, ip.String())
+	}
+	ci.NotAfter = x.NotAfter
+	return ci
+}
+
+// Gap reports n lost bytes of dir. Record framing cannot be recovered
+// reliably, so the direction is no longer parsed.
+func (c *Conn) Gap(dir event.Dir, n int, at event.Ref) {
+	d := &c.d[dir&1]
+	if d.stopped {
+		return
+	}
+	c.anomaly(AnomalyGap)
+	c.stop(d)
+}
+
+// Close reports the end of dir; buffered partial records are reported as
+// truncated.
+func (c *Conn) Close(dir event.Dir, reset bool, at event.Ref) {
+	d := &c.d[dir&1]
+	if d.stopped {
+		return
+	}
+	if len(d.buf) > 0 {
+		c.anomaly(AnomalyTruncatedRecord)
+	}
+	if len(d.hs) > 0 {
+		c.anomaly(AnomalyTruncatedHandshake)
+	}
+	c.stop(d)
+}
+
+// Summary returns what the connection revealed so far. The returned value
+// shares no mutable state with c except the slices, maps and pointers it
+// holds, which the caller must not modify.
+func (c *Conn) Summary() Summary {
+	s := c.sum
+	ch, sh := c.ch, c.sh
+	if ch != nil {
+		s.ClientVersion = versionName(ch.version)
+		s.OfferedVersions = nil
+		for _, v := range ch.supportedVersions {
+			s.OfferedVersions = append(s.OfferedVersions, versionName(v))
+		}
+		s.SNI = ch.sni
+		s.ALPNOffered = ch.alpn
+		s.CipherSuites = len(ch.cipherSuites)
+		s.KeyShareGroups = ch.keyShareGroups
+		s.EarlyData.Offered = ch.earlyData
+	}
+	if sh != nil {
+		s.Version = versionName(sh.negotiated())
+		s.CipherSuite = ctls.CipherSuiteName(sh.cipherSuite)
+		s.ALPNSelected = sh.alpn
+		s.KeyShareGroup = sh.keyShareGroup
+	}
+	s.Resumption = c.resumption()
+	if s.EarlyData.Offered && sh != nil {
+		switch {
+		case !c.tls13 || !sh.pskSelected || s.HelloRetry:
+			s.EarlyData.Accepted = "no"
+		default:
+			s.EarlyData.Accepted = "unknown"
+		}
+	}
+	return s
+}
+
+func (c *Conn) resumption() Resumption {
+	var r Resumption
+	ch, sh := c.ch, c.sh
+	if ch != nil {
+		// In TLS 1.3 legacy_session_id is a middlebox-compatibility value,
+		// not a resumption offer.
+		if len(ch.sessionID) > 0 && !c.tls13 {
+			r.Offered = append(r.Offered, "session_id")
+		}
+		if ch.ticketPresent && ch.ticketLen > 0 {
+			r.Offered = append(r.Offered, "ticket")
+		}
+		if ch.pskPresent {
+			r.Offered = append(r.Offered, "psk")
+		}
+	}
+	if len(r.Offered) == 0 {
+		r.Offered = []string{"none"}
+	}
+	if ch == nil || sh == nil {
+		return r
+	}
+	if c.tls13 {
+		r.Known = true
+		if sh.pskSelected && ch.pskPresent {
+			r.Accepted = true
+			r.Mechanism = "psk_ke"
+			if sh.keyShare {
+				r.Mechanism = "psk_dhe_ke"
+			}
+		}
+		return r
+	}
+	// TLS 1.2 and earlier: resumption is an abbreviated handshake, in
+	// which the server's ChangeCipherSpec follows its ServerHello with no
+	// Certificate, ServerKeyExchange or ServerHelloDone between.
+	m := c.sum.Messages
+	full := m["Certificate"] > 0 || m["ServerKeyExchange"] > 0 || m["ServerHelloDone"] > 0
+	echoed := len(sh.sessionID) > 0 && string(sh.sessionID) == string(ch.sessionID)
+	ticket := ch.ticketPresent && ch.ticketLen > 0
+	if !c.ccsAfterSH && !full {
+		// The server's flight is not complete yet.
+		return r
+	}
+	r.Known = true
+	if full {
+		return r
+	}
+	switch {
+	case ticket && (c.ccsAfterSH || echoed):
+		r.Accepted, r.Mechanism = true, "ticket"
+	case echoed:
+		r.Accepted, r.Mechanism = true, "session_id"
+	}
+	return r
+}
+
+// String renders the resumption offer list.
+func (r Resumption) String() string {
+	s := strings.Join(r.Offered, ",")
+	if r.Accepted {
+		return s + " -> " + r.Mechanism
+	}
+	return s
+}
