@@ -7,6 +7,7 @@ import (
 	"github.com/h2scope/h2scope/dissect/http2"
 	"github.com/h2scope/h2scope/dissect/sniff"
 	"github.com/h2scope/h2scope/dissect/tcp"
+	"github.com/h2scope/h2scope/dissect/tls"
 )
 
 // App is what the application-layer dissectors found on one connection.
@@ -22,9 +23,13 @@ type App struct {
 	Streams []http2.Stream
 	// Calls holds the gRPC calls.
 	Calls []grpc.Call
+	// TLS summarises the TLS handshake (records are not decrypted yet).
+	TLS *tls.Summary
 	// Tunnel is the protocol an HTTP CONNECT tunnel carried, when there
-	// was one and it was recognised.
-	Tunnel event.Proto
+	// was one and it was recognised; TunnelHTTP1 summarises it when it
+	// was HTTP/1.x.
+	Tunnel      event.Proto
+	TunnelHTTP1 *http1.Summary
 }
 
 // sniffLimit bounds the bytes of each direction that protocol recognition
@@ -63,6 +68,7 @@ type appConn struct {
 	synced  [2]bool
 	h1      *http1.Conn
 	h2      *http2.Conn
+	tls     *tls.Conn
 	rpc     *grpc.Conn
 	toH2    [2]bool // direction switched to HTTP/2 after an upgrade
 	closed  [2]bool
@@ -159,6 +165,8 @@ func (a *appConn) decide(force bool) {
 		a.startH2(http2.Options{MidConnection: !v.Preface})
 	case event.ProtoHTTP1:
 		a.h1 = http1.NewConn(a.c.ID, a.sink, http1.Options{})
+	case event.ProtoTLS:
+		a.tls = tls.NewConn(a.c.ID, a.sink, tls.Options{})
 	}
 	if v.Proto != event.ProtoUnknown && !a.inner {
 		a.c.Proto = v.Proto.String()
@@ -227,6 +235,8 @@ func (a *appConn) feed(dir event.Dir, b []byte, at event.Ref) {
 		// Other upgrades (websocket) are not dissected.
 	case a.h2 != nil:
 		a.h2.Data(dir, b, at)
+	case a.tls != nil:
+		a.tls.Data(dir, b, at)
 	}
 }
 
@@ -238,6 +248,8 @@ func (a *appConn) gap(dir event.Dir, n int, at event.Ref) {
 		a.h1.Gap(dir, n, at)
 	case a.h2 != nil:
 		a.h2.Gap(dir, n, at)
+	case a.tls != nil:
+		a.tls.Gap(dir, n, at)
 	}
 }
 
@@ -250,6 +262,9 @@ func (a *appConn) close(dir event.Dir, reset bool, at event.Ref) {
 	}
 	if a.h2 != nil {
 		a.h2.Close(dir, reset, at)
+	}
+	if a.tls != nil {
+		a.tls.Close(dir, reset, at)
 	}
 	a.closed[dir] = true
 	if a.closed[0] && a.closed[1] && a.rpc != nil {
@@ -275,12 +290,19 @@ func (a *appConn) app() *App {
 	if a.rpc != nil {
 		app.Calls = a.rpc.Calls()
 	}
+	if a.tls != nil {
+		s := a.tls.Summary()
+		app.TLS = &s
+	}
 	if t := a.tunnel.app(); t != nil {
 		// What the tunnel carried, when the outer protocol had none of it.
 		if app.HTTP2 == nil {
 			app.HTTP2, app.Streams, app.Calls = t.HTTP2, t.Streams, t.Calls
 		}
-		app.Tunnel = t.Proto
+		if app.TLS == nil {
+			app.TLS = t.TLS
+		}
+		app.Tunnel, app.TunnelHTTP1 = t.Proto, t.HTTP1
 	}
 	return app
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/h2scope/h2scope/dissect/http1"
 	"github.com/h2scope/h2scope/dissect/http2"
 	"github.com/h2scope/h2scope/dissect/tcp"
+	"github.com/h2scope/h2scope/dissect/tls"
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/tw"
 )
@@ -24,8 +25,13 @@ type ConnRecord struct {
 	HTTP2 *http2.Summary `json:"http2,omitempty"`
 	// GRPC counts the gRPC calls and the statuses their clients saw.
 	GRPC *GRPCSummary `json:"grpc,omitempty"`
-	// Tunnel names the protocol an HTTP CONNECT tunnel carried.
-	Tunnel string `json:"tunnel,omitempty"`
+	// TLS summarises the handshake: version, SNI, ALPN, cipher suite,
+	// resumption offered and accepted, alerts.
+	TLS *tls.Summary `json:"tls,omitempty"`
+	// Tunnel names the protocol an HTTP CONNECT tunnel carried;
+	// TunnelHTTP1 summarises it when it was HTTP/1.x.
+	Tunnel      string         `json:"tunnel,omitempty"`
+	TunnelHTTP1 *http1.Summary `json:"tunnel_http1,omitempty"`
 }
 
 // GRPCSummary counts a connection's gRPC calls.
@@ -46,7 +52,7 @@ func NewConnRecord(c *tcp.Conn, app *dissect.App) ConnRecord {
 	if app == nil {
 		return r
 	}
-	r.HTTP1, r.HTTP2 = app.HTTP1, app.HTTP2
+	r.HTTP1, r.HTTP2, r.TLS, r.TunnelHTTP1 = app.HTTP1, app.HTTP2, app.TLS, app.TunnelHTTP1
 	if len(app.Calls) > 0 {
 		g := &GRPCSummary{Calls: len(app.Calls), Status: map[string]int{}}
 		for _, call := range app.Calls {

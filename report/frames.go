@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,6 +58,16 @@ type http1Fields struct {
 	Chunked   bool   `json:"chunked,omitempty"`
 	KeepAlive bool   `json:"keep_alive"`
 	Seq       int    `json:"seq"`
+	// Request is, on a response, the Seq of the request it answers.
+	Request int `json:"request,omitempty"`
+	// HeadFrame is the frame that completed the head.
+	HeadFrame uint64 `json:"head_frame,omitempty"`
+	// Trailers are a chunked body's trailer fields.
+	Trailers []event.Header `json:"trailers,omitempty"`
+	// Missed counts body bytes the capture lost; Incomplete marks a
+	// message cut short (its direction closed or reset before the end).
+	Missed     int64 `json:"missed,omitempty"`
+	Incomplete bool  `json:"incomplete,omitempty"`
 }
 
 // grpcFields are the gRPC detail fields.
@@ -83,7 +94,8 @@ func NewFrame(e *event.Event) Frame {
 	if h := e.HTTP1; h != nil {
 		f.Headers = h.Headers
 		f.http1Fields = &http1Fields{Method: h.Method, Target: h.Target, Version: h.Version, Status: h.Status,
-			Reason: h.Reason, BodyLen: h.BodyLen, Chunked: h.Chunked, KeepAlive: h.KeepAlive, Seq: h.Seq}
+			Reason: h.Reason, BodyLen: h.BodyLen, Chunked: h.Chunked, KeepAlive: h.KeepAlive, Seq: h.Seq,
+			Request: h.Request, HeadFrame: h.HeadFrame, Trailers: h.Trailers, Missed: h.Missed, Incomplete: h.Incomplete}
 	}
 	if g := e.GRPC; g != nil {
 		gf := &grpcFields{Compressed: g.Compressed, GRPCMessage: g.Message, GRPCMethod: g.Method}
@@ -173,11 +185,17 @@ func detail(e *event.Event) string {
 	}
 	if h := e.HTTP1; h != nil {
 		if h.Method != "" {
-			parts = append(parts, h.Method+" "+h.Target)
+			parts = append(parts, printable(h.Method+" "+h.Target))
 		} else {
-			parts = append(parts, fmt.Sprintf("%d %s", h.Status, h.Reason))
+			parts = append(parts, printable(fmt.Sprintf("%d %s", h.Status, h.Reason)))
 		}
 		parts = append(parts, fmt.Sprintf("body=%d", h.BodyLen))
+		if h.Missed > 0 {
+			parts = append(parts, fmt.Sprintf("missed=%d", h.Missed))
+		}
+		if h.Incomplete {
+			parts = append(parts, "incomplete")
+		}
 		if !h.KeepAlive {
 			parts = append(parts, "close")
 		}
@@ -211,9 +229,21 @@ func headerSummary(hs []event.Header) []string {
 			if h.Unknown {
 				out = append(out, h.Name+"=?")
 			} else {
-				out = append(out, h.Name+"="+h.Value)
+				out = append(out, h.Name+"="+printable(h.Value))
 			}
 		}
 	}
 	return out
+}
+
+// printable returns s for the terminal: as it is when every rune is
+// printable, else quoted with Go escapes, so a captured value can neither
+// break the one-line-per-unit layout nor send terminal escapes.
+func printable(s string) string {
+	for _, r := range s {
+		if !strconv.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
