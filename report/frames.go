@@ -135,14 +135,25 @@ func (fw *FrameWriter) Event(e *event.Event) {
 func (fw *FrameWriter) Err() error { return fw.err }
 
 // TimelineLine formats e as one line of `h2scope timeline`: frame number,
-// time since start, direction, protocol, stream, type and a short detail.
+// time since start, then TimelineBody.
 func TimelineLine(e *event.Event, start time.Time) string {
+	return TimelinePrefix(e.Ref, start) + TimelineBody(e)
+}
+
+// TimelinePrefix formats the frame number and the seconds since start.
+func TimelinePrefix(at event.Ref, start time.Time) string {
+	return fmt.Sprintf("%8d  %12.6f", at.Frame, at.TS.Sub(start).Seconds())
+}
+
+// TimelineBody formats the rest of a timeline line: direction, protocol,
+// stream, type, length, flags, error and a short protocol detail.
+func TimelineBody(e *event.Event) string {
 	var b strings.Builder
 	arrow := "->"
 	if e.Dir == event.S2C {
 		arrow = "<-"
 	}
-	fmt.Fprintf(&b, "%8d  %12.6f  %s  %-5s", e.Ref.Frame, e.Ref.TS.Sub(start).Seconds(), arrow, e.Proto)
+	fmt.Fprintf(&b, "  %s  %-5s", arrow, e.Proto)
 	if e.Stream != 0 {
 		fmt.Fprintf(&b, "  stream %-5d", e.Stream)
 	} else {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -167,11 +169,14 @@ func runTimeline(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fs.Usage()
 		return exitUsage
 	}
-	var (
-		start time.Time
-		werr  error
-		found bool
-	)
+	// Units are collected and printed in frame order: a unit completes on
+	// its last packet, and bytes held while a protocol is recognised or a
+	// stream resynchronised complete later than packets around them.
+	type line struct {
+		at   event.Ref
+		body string
+	}
+	var lines []line
 	sink := event.SinkFunc(func(e *event.Event) {
 		if int(e.Conn) != *conn {
 			return
@@ -179,30 +184,35 @@ func runTimeline(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		if *stream >= 0 && e.Proto != event.ProtoTCP && int(e.Stream) != *stream {
 			return
 		}
-		if !found {
-			found = true
-			start = e.Ref.TS
-			_, werr = fmt.Fprintf(stdout, "connection %d, from frame %d at %s\n", e.Conn, e.Ref.Frame, e.Ref.TS.UTC().Format(time.RFC3339Nano))
-		}
-		if werr == nil {
-			_, werr = fmt.Fprintln(stdout, report.TimelineLine(e, start))
-		}
+		lines = append(lines, line{e.Ref, report.TimelineBody(e)})
 	})
 	st, err := dissect.Run(ctx, files, dissect.Options{Dissect: true, Sink: sink})
 	if err != nil {
 		fmt.Fprintf(stderr, "h2scope: %v\n", err)
 		return exitUsage
 	}
-	if werr != nil {
-		fmt.Fprintf(stderr, "h2scope: writing output: %v\n", werr)
-		return exitUsage
-	}
-	if !found {
+	if len(lines) == 0 {
 		fmt.Fprintf(stderr, "h2scope timeline: no units for connection %d", *conn)
 		if *stream >= 0 {
 			fmt.Fprintf(stderr, " stream %d", *stream)
 		}
 		fmt.Fprintln(stderr, " (h2scope conns lists the connections)")
+		return exitUsage
+	}
+	slices.SortStableFunc(lines, func(a, b line) int { return cmp.Compare(a.at.Frame, b.at.Frame) })
+	start := lines[0].at.TS
+	for _, l := range lines {
+		if l.at.TS.Before(start) {
+			start = l.at.TS
+		}
+	}
+	w := bufio.NewWriter(stdout)
+	fmt.Fprintf(w, "connection %d, from frame %d at %s\n", *conn, lines[0].at.Frame, lines[0].at.TS.UTC().Format(time.RFC3339Nano))
+	for _, l := range lines {
+		fmt.Fprintf(w, "%s%s\n", report.TimelinePrefix(l.at, start), l.body)
+	}
+	if err := w.Flush(); err != nil {
+		fmt.Fprintf(stderr, "h2scope: writing output: %v\n", err)
 		return exitUsage
 	}
 	return reportFaults(st, stderr)

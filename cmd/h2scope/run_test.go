@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -135,5 +136,33 @@ func TestTruncatedCaptureGivesPartialResult(t *testing.T) {
 	}
 	if !strings.Contains(errOut, cut+": frame ") || !strings.Contains(errOut, "(offset ") || !strings.Contains(errOut, "truncated") {
 		t.Errorf("stderr %q does not name the file, frame, offset and cause", errOut)
+	}
+}
+
+// TestTimelineIsInFrameOrder: on a capture that starts mid-connection,
+// units are completed out of frame order (bytes held while the protocol is
+// recognised); the timeline still prints them by frame, from time 0.
+func TestTimelineIsInFrameOrder(t *testing.T) {
+	out, errOut, code := runCLI(t, "timeline", "--conn", "0", "../../testdata/pcaps/grpc-unary-h2c-midstream.pcapng")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")[1:]
+	var prev uint64
+	for i, l := range lines {
+		f := strings.Fields(l)
+		var frame uint64
+		var secs float64
+		if _, err := fmt.Sscan(f[0], &frame); err != nil {
+			t.Fatalf("line %d: %q: %v", i, l, err)
+		}
+		fmt.Sscan(f[1], &secs)
+		if frame < prev || secs < 0 {
+			t.Fatalf("line %d out of order or before the start: %q (previous frame %d)", i, l, prev)
+		}
+		prev = frame
+	}
+	if len(lines) < 100 {
+		t.Errorf("only %d lines", len(lines))
 	}
 }
