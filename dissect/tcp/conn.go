@@ -150,9 +150,12 @@ type Conn struct {
 	done    bool
 	lastRef event.Ref
 	reused  bool
-	list    *lru
-	prev    *Conn // in list, less recently active
-	next    *Conn
+	// earlyRST is set by a RST before any payload: the streams stay open
+	// in case the handshake is retried on the same connection.
+	earlyRST bool
+	list     *lru
+	prev     *Conn // in list, less recently active
+	next     *Conn
 }
 
 // Anomaly counts one occurrence of the named irregularity.

@@ -135,8 +135,18 @@ func (r *reasm) segment(c *Conn, dir event.Dir, seq uint32, data []byte, n int, 
 		r.drain(c, dir, st)
 		return
 	}
+	if seq-st.next > maxHole {
+		// Far beyond any window: a bogus sequence number, not a hole.
+		c.Anomaly("segment_out_of_window")
+		return
+	}
 	r.buffer(c, dir, st, seq, data, n, ref)
 }
+
+// maxHole is the largest hole reassembly believes in: no receive window is
+// larger (RFC 7323 caps it at 1 GiB), and a segment further ahead than
+// this is a bogus sequence number rather than the end of a loss.
+const maxHole = 1 << 30
 
 // hole records n bytes at seq that exist but were not captured.
 func (r *reasm) hole(c *Conn, dir event.Dir, seq uint32, n int, ref event.Ref) {
@@ -262,10 +272,16 @@ func (r *reasm) drain(c *Conn, dir event.Dir, st *stream) {
 // that were never seen are lost to the capture.
 func (r *reasm) ackTo(c *Conn, dir event.Dir, ack uint32, ref event.Ref) {
 	st := &c.streams[dir]
-	if !st.started || st.closed {
+	if !st.started || st.closed || c.StreamBytes.Get(dir) == 0 && len(st.pend) == 0 {
+		// Before any payload an acknowledgement proves nothing lost: it
+		// may be a challenge ACK with an unrelated number.
 		return
 	}
 	target := ack
+	if seqGT(target, st.next+maxHole) {
+		c.Anomaly("ack_out_of_window")
+		return
+	}
 	if st.finSet && seqGT(target, st.fin) {
 		target = st.fin
 	}

@@ -236,6 +236,14 @@ func (t *Tracker) reassemble(c *Conn, dir event.Dir, s *layer.Segment) {
 	}
 	if f.Has(layer.RST) {
 		c.rst[dir] = true
+		if c.StreamBytes.C2S == 0 && c.StreamBytes.S2C == 0 && len(c.streams[0].pend) == 0 && len(c.streams[1].pend) == 0 {
+			// A reset before any payload (a refused or aborted
+			// handshake) ends nothing yet: the same connection may go on
+			// with a retransmitted SYN, as Wireshark keeps it. The
+			// streams are told at the end.
+			c.earlyRST = true
+			return
+		}
 		t.r.end(c, dir, true, s.Ref)
 		t.r.end(c, dir.Reverse(), true, s.Ref)
 	}
@@ -402,8 +410,9 @@ func (t *Tracker) finish(c *Conn) {
 	if t.conns[c.key] == c {
 		delete(t.conns, c.key)
 	}
-	t.r.end(c, event.C2S, false, c.lastRef)
-	t.r.end(c, event.S2C, false, c.lastRef)
+	reset := c.earlyRST && c.StreamBytes.C2S == 0 && c.StreamBytes.S2C == 0
+	t.r.end(c, event.C2S, reset, c.lastRef)
+	t.r.end(c, event.S2C, reset, c.lastRef)
 	c.finalize()
 	c.handler = nil
 	if t.opts.OnFinish != nil {
