@@ -471,3 +471,44 @@ func TestWildTimestampDoesNotExpireConnections(t *testing.T) {
 		t.Errorf("%d connections finished, segment after the wild one on connection %d; want none and 0", finished, c.ID)
 	}
 }
+
+// TestEarlyResetThenRetriedHandshake: a challenge ACK with an unrelated
+// number and a RST before any payload, then a retransmitted SYN on the same
+// connection (sv/tls-subjectaltname): the data that follows is delivered.
+func TestEarlyResetThenRetriedHandshake(t *testing.T) {
+	segs := []seg{
+		{dir: c2s, flags: syn},
+		{dir: s2c, flags: ack, seq: 1, ack: 900000000, ms: 10},
+		{dir: c2s, flags: rst, seq: 900000000, ms: 11},
+		{dir: c2s, flags: syn, ms: 3000},
+		{dir: s2c, flags: synack, seq: 0, ack: 1, ms: 3010},
+		{dir: c2s, flags: psh, seq: 1, ack: 1, data: "hello", ms: 3020},
+	}
+	conns, _, recs := play(t, Options{}, segs)
+	if len(conns) != 1 {
+		t.Fatalf("%d connections, want 1", len(conns))
+	}
+	want := []string{`c2s data "hello" @6`, `c2s close reset=false @6`, `s2c close reset=false @6`}
+	if got := recs[0].log; strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("handler saw %q, want %q", got, want)
+	}
+	if conns[0].MissedBytes != 0 {
+		t.Errorf("missed_bytes %d after a challenge ACK, want 0", conns[0].MissedBytes)
+	}
+}
+
+func TestSegmentBeyondAnyWindowIsNotAGap(t *testing.T) {
+	segs := withHandshake(
+		seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "a"},
+		seg{dir: c2s, flags: psh, seq: 1 << 31, ack: 1, data: "bogus"},
+		seg{dir: c2s, flags: psh, seq: 2, ack: 1, data: "b"},
+	)
+	conns, _, recs := play(t, Options{}, segs)
+	c := conns[0]
+	if c.MissedBytes != 0 || c.Anomalies["segment_out_of_window"] != 1 {
+		t.Errorf("missed %d anomalies %v, want 0 and one segment_out_of_window", c.MissedBytes, c.Anomalies)
+	}
+	if got := recs[0].log[:2]; got[0] != `c2s data "a" @4` || got[1] != `c2s data "b" @6` {
+		t.Errorf("handler saw %q", got)
+	}
+}
