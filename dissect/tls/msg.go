@@ -137,28 +137,15 @@ func parseClientHello(b []byte) (*clientHello, error) {
 	if r.empty() {
 		return ch, nil
 	}
-	var exts reader
-	if !r.lp16(&exts) || !r.empty() {
-		return nil, errMalformed
-	}
-	seen := map[uint16]bool{}
-	for !exts.empty() {
-		var typ uint16
-		var data reader
-		if !exts.u16(&typ) || !exts.lp16(&data) {
-			return nil, errMalformed
-		}
-		if seen[typ] {
-			return nil, fmt.Errorf("duplicate extension %d", typ)
-		}
-		seen[typ] = true
+	err := extensions(&r, func(typ uint16, data reader) error {
 		ch.extensions = append(ch.extensions, typ)
 		if ch.pskPresent {
 			ch.pskNotLast = true
 		}
-		if err := ch.parseExtension(typ, data); err != nil {
-			return nil, err
-		}
+		return ch.parseExtension(typ, data)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return ch, nil
 }
@@ -299,59 +286,49 @@ func parseServerHello(b []byte) (*serverHello, error) {
 	if r.empty() {
 		return sh, nil
 	}
-	var exts reader
-	if !r.lp16(&exts) || !r.empty() {
-		return nil, errMalformed
-	}
-	seen := map[uint16]bool{}
-	for !exts.empty() {
-		var typ uint16
-		var data reader
-		if !exts.u16(&typ) || !exts.lp16(&data) {
-			return nil, errMalformed
-		}
-		if seen[typ] {
-			return nil, fmt.Errorf("duplicate extension %d", typ)
-		}
-		seen[typ] = true
+	err := extensions(&r, func(typ uint16, data reader) error {
 		sh.extensions = append(sh.extensions, typ)
 		bad := fmt.Errorf("malformed extension %d", typ)
 		switch typ {
 		case extSupportedVersions:
 			if !data.u16(&sh.selectedVersion) || !data.empty() {
-				return nil, bad
+				return bad
 			}
 		case extPreSharedKey:
 			if !data.u16(&sh.pskIdentity) || !data.empty() {
-				return nil, bad
+				return bad
 			}
 			sh.pskSelected = true
 		case extKeyShare:
 			if !data.u16(&sh.keyShareGroup) {
-				return nil, bad
+				return bad
 			}
 			if !sh.hrr {
 				var key reader
 				if !data.lp16(&key) || key.empty() {
-					return nil, bad
+					return bad
 				}
 			}
 			if !data.empty() {
-				return nil, bad
+				return bad
 			}
 			sh.keyShare = true
 		case extALPN:
 			var list, p reader
 			if !data.lp16(&list) || !data.empty() || !list.lp8(&p) || p.empty() || !list.empty() {
-				return nil, bad
+				return bad
 			}
 			sh.alpn = string(p)
 		case extSessionTicket:
 			if !data.empty() {
-				return nil, bad
+				return bad
 			}
 			sh.ticketSupported = true
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return sh, nil
 }
@@ -402,4 +379,30 @@ func alertName(d uint8) string {
 		return n
 	}
 	return fmt.Sprintf("unknown_%d", d)
+}
+
+// extensions walks an extensions block: its 2-byte length prefix, which
+// must end r, then each extension's type and data in order, rejecting
+// duplicates; fn sees each extension.
+func extensions(r *reader, fn func(typ uint16, data reader) error) error {
+	var exts reader
+	if !r.lp16(&exts) || !r.empty() {
+		return errMalformed
+	}
+	seen := map[uint16]bool{}
+	for !exts.empty() {
+		var typ uint16
+		var data reader
+		if !exts.u16(&typ) || !exts.lp16(&data) {
+			return errMalformed
+		}
+		if seen[typ] {
+			return fmt.Errorf("duplicate extension %d", typ)
+		}
+		seen[typ] = true
+		if err := fn(typ, data); err != nil {
+			return err
+		}
+	}
+	return nil
 }
