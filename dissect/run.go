@@ -113,10 +113,9 @@ func wire(opts *Options) tcp.Options {
 		return to
 	}
 	apps := map[*tcp.Conn]*appConn{}
+	// A nil sink tells the dissectors that nobody reads their units, so
+	// they skip building them.
 	sink := opts.Sink
-	if sink == nil {
-		sink = event.SinkFunc(func(*event.Event) {})
-	}
 	if opts.Dissect {
 		to.NewHandler = func(c *tcp.Conn) tcp.StreamHandler {
 			a := newAppConn(c, sink)

@@ -59,6 +59,23 @@ func BenchmarkRunDissect(b *testing.B) {
 	b.ReportMetric(float64(units)/b.Elapsed().Seconds(), "units/s")
 }
 
+// BenchmarkRunDissectQuiet is BenchmarkRunDissect with no event sink, as
+// `conns` runs: the dissectors skip building units.
+func BenchmarkRunDissectQuiet(b *testing.B) {
+	f := benchFile()
+	st, err := os.Stat(f)
+	if err != nil {
+		b.Skip(err)
+	}
+	b.SetBytes(st.Size())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Run(context.Background(), []string{f}, Options{Dissect: true, OnConn: func(*tcp.Conn, *App) {}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func TestRunCountsTestdata(t *testing.T) {
 	var conns int
 	st, err := Run(context.Background(), []string{"../testdata/pcaps/http1-nokeepalive.pcapng"},
