@@ -76,3 +76,28 @@ func (p Proto) String() string {
 // MarshalText encodes the direction as "c2s" or "s2c", so records that hold
 // a Dir read the same in JSON as the rest of the output.
 func (d Dir) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Pair holds one count per direction.
+type Pair struct {
+	// C2S counts client to server.
+	C2S uint64 `json:"c2s"`
+	// S2C counts server to client.
+	S2C uint64 `json:"s2c"`
+}
+
+// Add adds n to dir's count.
+func (p *Pair) Add(dir Dir, n uint64) {
+	if dir == C2S {
+		p.C2S += n
+	} else {
+		p.S2C += n
+	}
+}
+
+// Get returns dir's count.
+func (p Pair) Get(dir Dir) uint64 {
+	if dir == C2S {
+		return p.C2S
+	}
+	return p.S2C
+}

@@ -46,8 +46,8 @@ func (c *Conn) finishData(h *half) {
 	}
 	c.consume(h.dir, st, int64(fh.Length), end, at)
 	if r != nil {
-		r.dataBytes.add(h.dir, uint64(h.dataBytes))
-		r.dataFrames.add(h.dir, 1)
+		r.dataBytes.Add(h.dir, uint64(h.dataBytes))
+		r.dataFrames.Add(h.dir, 1)
 	}
 	c.emit(h)
 	if end {

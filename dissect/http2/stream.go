@@ -20,20 +20,7 @@ const (
 )
 
 // Counts holds one count per direction.
-type Counts struct {
-	// C2S counts client to server.
-	C2S uint64 `json:"c2s"`
-	// S2C counts server to client.
-	S2C uint64 `json:"s2c"`
-}
-
-func (p *Counts) add(dir event.Dir, n uint64) {
-	if dir == event.C2S {
-		p.C2S += n
-	} else {
-		p.S2C += n
-	}
-}
+type Counts = event.Pair
 
 // Stall is an interval during which a sender's flow-control window sat at
 // or below zero, so that it could not send DATA (RFC 9113 §5.2).

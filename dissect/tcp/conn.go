@@ -8,29 +8,7 @@ import (
 )
 
 // Pair holds one count per direction.
-type Pair struct {
-	// C2S counts client-to-server.
-	C2S uint64 `json:"c2s"`
-	// S2C counts server-to-client.
-	S2C uint64 `json:"s2c"`
-}
-
-// Add adds n to dir's count.
-func (p *Pair) Add(dir event.Dir, n uint64) {
-	if dir == event.C2S {
-		p.C2S += n
-	} else {
-		p.S2C += n
-	}
-}
-
-// Get returns dir's count.
-func (p Pair) Get(dir event.Dir) uint64 {
-	if dir == event.C2S {
-		return p.C2S
-	}
-	return p.S2C
-}
+type Pair = event.Pair
 
 // Close says how a connection ended: who closed (FIN) or reset (RST) first.
 type Close string
