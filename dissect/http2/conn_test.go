@@ -139,8 +139,8 @@ func TestEveryFrameType(t *testing.T) {
 	if s1.ID != 1 || s1.Method != "POST" || s1.Path != "/upload" || s1.Authority != "example.com" || s1.Status != 200 ||
 		s1.ContentType != "application/grpc" || s1.GRPCStatus == nil || *s1.GRPCStatus != 0 || s1.GRPCMessage != "ok" ||
 		!s1.ServerTrailers || s1.ClientTrailers || s1.ClientEnd == nil || s1.ClientEnd.Frame != 8 || s1.ServerEnd == nil ||
-		s1.ServerEnd.Frame != 17 || s1.FirstHeaders == nil || s1.FirstHeaders.Frame != 6 || s1.DataBytes != (Counts{15, 190}) ||
-		s1.DataFrames != (Counts{2, 2}) || s1.Pushes != 1 || s1.Initiator != "client" {
+		s1.ServerEnd.Frame != 17 || s1.FirstHeaders == nil || s1.FirstHeaders.Frame != 6 || s1.DataBytes != (Counts{C2S: 15, S2C: 190}) ||
+		s1.DataFrames != (Counts{C2S: 2, S2C: 2}) || s1.Pushes != 1 || s1.Initiator != "client" {
 		t.Errorf("stream 1: %+v", s1)
 	}
 	// The server's stream window went to -50 at frame 11 and back above
