@@ -18,9 +18,9 @@ func benchFile() string {
 	return "../testdata/pcaps/http1-keepalive.pcapng"
 }
 
-// BenchmarkRun measures read+decode+TCP tracking and reassembly over a
-// whole capture; b.SetBytes makes it report MB/s of capture file.
-func BenchmarkRun(b *testing.B) {
+// benchRun runs opts over benchFile b.N times, reporting MB/s of capture
+// file and allocations, and returns the last run's Stats.
+func benchRun(b *testing.B, opts Options) Stats {
 	f := benchFile()
 	st, err := os.Stat(f)
 	if err != nil {
@@ -28,52 +28,34 @@ func BenchmarkRun(b *testing.B) {
 	}
 	b.SetBytes(st.Size())
 	b.ReportAllocs()
-	var pkts uint64
+	var s Stats
 	for b.Loop() {
-		s, err := Run(context.Background(), []string{f}, Options{TCP: tcp.Options{OnFinish: func(*tcp.Conn) {}}})
-		if err != nil {
+		if s, err = Run(context.Background(), []string{f}, opts); err != nil {
 			b.Fatal(err)
 		}
-		pkts = s.Packets
 	}
-	b.ReportMetric(float64(pkts)*float64(b.N)/b.Elapsed().Seconds(), "packets/s")
+	return s
+}
+
+// BenchmarkRun measures read+decode+TCP tracking and reassembly over a
+// whole capture.
+func BenchmarkRun(b *testing.B) {
+	s := benchRun(b, Options{TCP: tcp.Options{OnFinish: func(*tcp.Conn) {}}})
+	b.ReportMetric(float64(s.Packets)*float64(b.N)/b.Elapsed().Seconds(), "packets/s")
 }
 
 // BenchmarkRunDissect is BenchmarkRun with the application dissectors
-// (HTTP/1, HTTP/2 with HPACK, gRPC) and an event sink that counts units.
+// (HTTP/1, HTTP/2 with HPACK, gRPC, TLS) and an event sink that counts units.
 func BenchmarkRunDissect(b *testing.B) {
-	f := benchFile()
-	st, err := os.Stat(f)
-	if err != nil {
-		b.Skip(err)
-	}
-	b.SetBytes(st.Size())
-	b.ReportAllocs()
 	var units uint64
-	sink := event.SinkFunc(func(*event.Event) { units++ })
-	for b.Loop() {
-		if _, err := Run(context.Background(), []string{f}, Options{Dissect: true, Sink: sink}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchRun(b, Options{Dissect: true, Sink: event.SinkFunc(func(*event.Event) { units++ })})
 	b.ReportMetric(float64(units)/b.Elapsed().Seconds(), "units/s")
 }
 
 // BenchmarkRunDissectQuiet is BenchmarkRunDissect with no event sink, as
 // `conns` runs: the dissectors skip building units.
 func BenchmarkRunDissectQuiet(b *testing.B) {
-	f := benchFile()
-	st, err := os.Stat(f)
-	if err != nil {
-		b.Skip(err)
-	}
-	b.SetBytes(st.Size())
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := Run(context.Background(), []string{f}, Options{Dissect: true, OnConn: func(*tcp.Conn, *App) {}}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchRun(b, Options{Dissect: true, OnConn: func(*tcp.Conn, *App) {}})
 }
 
 func TestRunCountsTestdata(t *testing.T) {

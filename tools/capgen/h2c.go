@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -93,18 +91,7 @@ func (s *session) do2(ctx context.Context, t *http2.Transport, phase, method, pa
 	if slow != nil {
 		r.SlowRead, r.ReadChunk, r.ReadPauseMS = true, slow.chunk, int(slow.pause.Milliseconds())
 	}
-	trace := &httptrace.ClientTrace{
-		GotConn: func(info httptrace.GotConnInfo) {
-			r.Conn = s.gotConn(info.Conn)
-			r.ConnClient = info.Conn.LocalAddr().String()
-			r.Reused = info.Reused
-		},
-	}
-	var rb io.Reader
-	if reqBody > 0 {
-		rb = bytes.NewReader(body(reqBody))
-	}
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(withPhase(ctx, phase), trace), method, "http://"+s.server+path, rb)
+	req, err := s.newRequest(ctx, &r, phase, method, path, reqBody)
 	if err != nil {
 		return err
 	}

@@ -108,18 +108,7 @@ func (s *session) transport(phase string, keepAlive bool) *http.Transport {
 // whole response and records what the client saw.
 func (s *session) do(ctx context.Context, c *http.Client, phase, method, path string, reqBody int) error {
 	r := truth.Request{Phase: phase, Method: method, Path: path, ReqBytes: int64(reqBody)}
-	trace := &httptrace.ClientTrace{
-		GotConn: func(info httptrace.GotConnInfo) {
-			r.Conn = s.gotConn(info.Conn)
-			r.ConnClient = info.Conn.LocalAddr().String()
-			r.Reused = info.Reused
-		},
-	}
-	var rb io.Reader
-	if reqBody > 0 {
-		rb = bytes.NewReader(body(reqBody))
-	}
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(withPhase(ctx, phase), trace), method, "http://"+s.server+path, rb)
+	req, err := s.newRequest(ctx, &r, phase, method, path, reqBody)
 	if err != nil {
 		return err
 	}
@@ -244,4 +233,22 @@ func runTransfer(ctx context.Context, s *session) error {
 	}
 	s.closeIdle()
 	return nil
+}
+
+// newRequest builds a request to the session's server with a body of
+// reqBody bytes (none if 0), traced so that r records the connection the
+// client used.
+func (s *session) newRequest(ctx context.Context, r *truth.Request, phase, method, path string, reqBody int) (*http.Request, error) {
+	trace := &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) {
+			r.Conn = s.gotConn(info.Conn)
+			r.ConnClient = info.Conn.LocalAddr().String()
+			r.Reused = info.Reused
+		},
+	}
+	var rb io.Reader
+	if reqBody > 0 {
+		rb = bytes.NewReader(body(reqBody))
+	}
+	return http.NewRequestWithContext(httptrace.WithClientTrace(withPhase(ctx, phase), trace), method, "http://"+s.server+path, rb)
 }
