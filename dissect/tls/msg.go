@@ -56,6 +56,7 @@ func handshakeName(t uint8) string {
 const (
 	extServerName          = 0
 	extSupportedGroups     = 10
+	extECPointFormats      = 11
 	extSignatureAlgorithms = 13
 	extALPN                = 16
 	extSessionTicket       = 35
@@ -99,6 +100,10 @@ type clientHello struct {
 	keyShareGroups    []uint16
 	supportedGroups   []uint16
 	sigAlgs           []uint16
+	// pointFormats is the ec_point_formats list (RFC 8422 §5.1.2), for
+	// JA3; nil when the extension is absent or malformed (a malformed one
+	// does not fail the parse).
+	pointFormats []uint8
 }
 
 func readU16List(r *reader, out *[]uint16) bool {
@@ -244,6 +249,11 @@ func (ch *clientHello) parseExtension(typ uint16, data reader) error {
 		var list reader
 		if !data.lp16(&list) || !data.empty() || list.empty() || !readU16List(&list, &ch.sigAlgs) {
 			return bad
+		}
+	case extECPointFormats:
+		var list reader
+		if data.lp8(&list) && data.empty() && !list.empty() {
+			ch.pointFormats = bytes.Clone(list)
 		}
 	}
 	return nil
