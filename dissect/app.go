@@ -23,8 +23,11 @@ type App struct {
 	Streams []http2.Stream
 	// Calls holds the gRPC calls.
 	Calls []grpc.Call
-	// TLS summarises the TLS handshake (records are not decrypted yet).
-	TLS *tls.Summary
+	// TLS summarises the TLS handshake and decryption. When records were
+	// decrypted, Decrypted is the protocol recognised in the application
+	// data, and HTTP1, HTTP2, Streams and Calls describe it.
+	TLS       *tls.Summary
+	Decrypted event.Proto
 	// Tunnel is the protocol an HTTP CONNECT tunnel carried, when there
 	// was one and it was recognised; TunnelHTTP1 summarises it when it
 	// was HTTP/1.x.
@@ -57,6 +60,7 @@ type chunk struct {
 type appConn struct {
 	c     *tcp.Conn
 	sink  event.Sink
+	keys  *tls.KeyLog
 	proto event.Proto
 	done  bool // protocol decided (possibly unknown)
 	held  []chunk
@@ -76,12 +80,22 @@ type appConn struct {
 	// afresh; toTunnel marks the directions that entered it.
 	tunnel   *appConn
 	toTunnel [2]bool
-	inner    bool // a tunnel's content: leave the connection's label alone
-	gapped   bool // bytes were lost before the protocol was recognised
+	// plain dissects the decrypted application data of TLS, recognised
+	// afresh.
+	plain  *appConn
+	inner  bool // a tunnel's content: leave the connection's label alone
+	gapped bool // bytes were lost before the protocol was recognised
 }
 
-func newAppConn(c *tcp.Conn, sink event.Sink) *appConn {
-	return &appConn{c: c, sink: sink}
+func newAppConn(c *tcp.Conn, sink event.Sink, keys *tls.KeyLog) *appConn {
+	return &appConn{c: c, sink: sink, keys: keys}
+}
+
+// inside returns a dissector for a protocol carried inside this one.
+func (a *appConn) inside() *appConn {
+	in := newAppConn(a.c, a.sink, a.keys)
+	in.inner = true
+	return in
 }
 
 // Data implements tcp.StreamHandler.
@@ -166,7 +180,12 @@ func (a *appConn) decide(force bool) {
 	case event.ProtoHTTP1:
 		a.h1 = http1.NewConn(a.c.ID, a.sink, http1.Options{})
 	case event.ProtoTLS:
-		a.tls = tls.NewConn(a.c.ID, a.sink, tls.Options{})
+		opts := tls.Options{Keys: a.keys}
+		if a.keys != nil {
+			a.plain = a.inside()
+			opts.Plain = a.plain
+		}
+		a.tls = tls.NewConn(a.c.ID, a.sink, opts)
 	}
 	if v.Proto != event.ProtoUnknown && !a.inner {
 		a.c.Proto = v.Proto.String()
@@ -226,8 +245,7 @@ func (a *appConn) feed(dir event.Dir, b []byte, at event.Ref) {
 			// The tunnel carries a protocol of its own (TLS, HTTP/2,
 			// HTTP/1.1): recognise it from its first bytes.
 			if a.tunnel == nil {
-				a.tunnel = newAppConn(a.c, a.sink)
-				a.tunnel.inner = true
+				a.tunnel = a.inside()
 			}
 			a.toTunnel[dir] = true
 			a.tunnel.Data(dir, b[n:], at)
@@ -293,6 +311,10 @@ func (a *appConn) app() *App {
 	if a.tls != nil {
 		s := a.tls.Summary()
 		app.TLS = &s
+	}
+	if p := a.plain.app(); p != nil {
+		app.Decrypted = p.Proto
+		app.HTTP1, app.HTTP2, app.Streams, app.Calls = p.HTTP1, p.HTTP2, p.Streams, p.Calls
 	}
 	if t := a.tunnel.app(); t != nil {
 		// What the tunnel carried, when the outer protocol had none of it.

@@ -9,6 +9,7 @@ import (
 	"github.com/h2scope/h2scope/dissect/event"
 	"github.com/h2scope/h2scope/dissect/layer"
 	"github.com/h2scope/h2scope/dissect/tcp"
+	"github.com/h2scope/h2scope/dissect/tls"
 )
 
 // Options configure Run. The zero value reads the captures and tracks TCP
@@ -31,6 +32,10 @@ type Options struct {
 	// Dissect, what its dissectors found (nil when no protocol was
 	// recognised). It is called after TCP.OnFinish.
 	OnConn func(c *tcp.Conn, app *App)
+	// Keys holds the TLS secrets of a key log (--keylog). Run adds to it
+	// the key logs of the captures' pcapng Decryption Secrets Blocks as
+	// it meets them; nil starts from an empty key log.
+	Keys *tls.KeyLog
 	// OnSegment, if set, is called for every TCP segment once the tracker
 	// has classified it. s and its payload are valid only during the call.
 	OnSegment func(c *tcp.Conn, dir event.Dir, s *layer.Segment, a tcp.Analysis)
@@ -49,6 +54,10 @@ type Stats struct {
 	// Faults lists the located faults that ended a file early; the packets
 	// before each fault were analysed.
 	Faults []*Error
+	// Secrets counts the TLS key log secrets found in the captures'
+	// Decryption Secrets Blocks; SecretErrors lists their malformed lines.
+	Secrets      int
+	SecretErrors []error
 }
 
 // Run reads files as one capture merged by time and feeds every TCP segment
@@ -64,7 +73,11 @@ func Run(ctx context.Context, files []string, opts Options) (Stats, error) {
 	}
 	defer r.Close()
 	dec := layer.NewDecoder()
+	if opts.Keys == nil {
+		opts.Keys = tls.NewKeyLog()
+	}
 	tr := tcp.NewTracker(wire(&opts))
+	nsecrets := 0
 	var ev event.Event
 	var seg layer.Segment
 	for {
@@ -85,6 +98,10 @@ func Run(ctx context.Context, files []string, opts Options) (Stats, error) {
 		}
 		st.Packets++
 		st.Bytes += uint64(len(p.Data))
+		if s := r.Secrets(); len(s) > nsecrets {
+			st.addSecrets(opts.Keys, s[nsecrets:], files)
+			nsecrets = len(s)
+		}
 		res, _ := dec.Decode(p.LinkType, p.Data, p.OrigLen, &seg)
 		if res.Kind != layer.KindTCP {
 			continue
@@ -118,7 +135,7 @@ func wire(opts *Options) tcp.Options {
 	sink := opts.Sink
 	if opts.Dissect {
 		to.NewHandler = func(c *tcp.Conn) tcp.StreamHandler {
-			a := newAppConn(c, sink)
+			a := newAppConn(c, sink, opts.Keys)
 			apps[c] = a
 			return a
 		}
@@ -154,5 +171,21 @@ func tcpEvent(e *event.Event, c *tcp.Conn, dir event.Dir, s *layer.Segment, a tc
 	*e = event.Event{Ref: s.Ref, Conn: c.ID, Dir: dir, Proto: event.ProtoTCP, Type: typ, Len: s.PayloadLen}
 	if a != 0 {
 		e.Flags = a.String()
+	}
+}
+
+// addSecrets adds the TLS key logs of Decryption Secrets Blocks to keys.
+func (st *Stats) addSecrets(keys *tls.KeyLog, secrets []capture.Secret, files []string) {
+	for _, sec := range secrets {
+		if sec.Type != capture.SecretsTLSKeyLog {
+			continue
+		}
+		src := "decryption secrets block"
+		if sec.File >= 0 && sec.File < len(files) {
+			src = files[sec.File] + ": " + src
+		}
+		n, errs := keys.Add(sec.Data, src)
+		st.Secrets += n
+		st.SecretErrors = append(st.SecretErrors, errs...)
 	}
 }

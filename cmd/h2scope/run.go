@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/tcp"
+	"github.com/h2scope/h2scope/dissect/tls"
 	"github.com/h2scope/h2scope/report"
 )
 
@@ -32,7 +34,9 @@ commands:
   timeline --conn ID [--stream N] CAPTURE...     one connection, or one HTTP/2 stream of it, in time order
 
 Captures are pcap or pcapng files, optionally .gz or .zst compressed; several
-files are merged by timestamp into one capture.
+files are merged by timestamp into one capture. Every command takes
+--keylog F, a TLS key log (SSLKEYLOGFILE) to decrypt TLS with; the secrets
+in pcapng Decryption Secrets Blocks are used too.
 `
 
 // run executes one h2scope command line and returns the process exit code.
@@ -56,11 +60,42 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitUsage
 }
 
-// newFlags returns a flag set for a subcommand that reports to stderr.
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+// newFlags returns a flag set for a subcommand that reports to stderr,
+// with the flags every command that reads captures takes.
+func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *input) {
 	fs := flag.NewFlagSet("h2scope "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	return fs
+	in := &input{}
+	fs.StringVar(&in.keylog, "keylog", "", "TLS key log `file` (SSLKEYLOGFILE, NSS format) to decrypt TLS with")
+	return fs, in
+}
+
+// input holds the flags about reading captures.
+type input struct {
+	keylog string
+}
+
+// options returns the dissection options the flags ask for, loading the
+// key log. Malformed key log lines are warned about; an unreadable key log
+// is an error.
+func (in *input) options(stderr io.Writer) (dissect.Options, error) {
+	opts := dissect.Options{Dissect: true, Keys: tls.NewKeyLog()}
+	if in.keylog == "" {
+		return opts, nil
+	}
+	f, err := os.Open(in.keylog)
+	if err != nil {
+		return opts, fmt.Errorf("key log: %w", err)
+	}
+	defer f.Close()
+	n, errs := opts.Keys.Read(f, in.keylog)
+	for _, e := range errs {
+		fmt.Fprintf(stderr, "h2scope: warning: %v\n", e)
+	}
+	if n == 0 {
+		fmt.Fprintf(stderr, "h2scope: warning: %s holds no TLS secrets (want NSS key log lines such as CLIENT_RANDOM or CLIENT_TRAFFIC_SECRET_0)\n", in.keylog)
+	}
+	return opts, nil
 }
 
 // parse parses args and checks that captures were given.
@@ -77,16 +112,21 @@ func parse(fs *flag.FlagSet, args []string, stderr io.Writer) ([]string, bool) {
 }
 
 func runConns(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("conns", stderr)
+	fs, in := newFlags("conns", stderr)
 	asJSON := fs.Bool("json", false, "write NDJSON, one object per connection")
 	files, ok := parse(fs, args, stderr)
 	if !ok {
 		return exitUsage
 	}
+	opts, err := in.options(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "h2scope: %v\n", err)
+		return exitUsage
+	}
 	var conns []report.ConnRecord
-	opts := dissect.Options{Dissect: true, OnConn: func(c *tcp.Conn, app *dissect.App) {
+	opts.OnConn = func(c *tcp.Conn, app *dissect.App) {
 		conns = append(conns, report.NewConnRecord(c, app))
-	}}
+	}
 	st, err := dissect.Run(ctx, files, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "h2scope: %v\n", err)
@@ -120,21 +160,25 @@ func reportFaults(st dissect.Stats, stderr io.Writer) int {
 }
 
 func runFrames(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("frames", stderr)
+	fs, in := newFlags("frames", stderr)
 	asJSON := fs.Bool("json", false, "write NDJSON, one object per unit")
 	files, ok := parse(fs, args, stderr)
 	if !ok {
 		return exitUsage
 	}
-	var sink event.Sink
+	opts, err := in.options(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "h2scope: %v\n", err)
+		return exitUsage
+	}
 	var werr func() error
 	if *asJSON {
 		fw := report.NewFrameWriter(stdout)
-		sink, werr = fw, fw.Err
+		opts.Sink, werr = fw, fw.Err
 	} else {
 		var start time.Time
 		var err error
-		sink = event.SinkFunc(func(e *event.Event) {
+		opts.Sink = event.SinkFunc(func(e *event.Event) {
 			if start.IsZero() {
 				start = e.Ref.TS
 			}
@@ -144,7 +188,7 @@ func runFrames(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		})
 		werr = func() error { return err }
 	}
-	st, err := dissect.Run(ctx, files, dissect.Options{Dissect: true, Sink: sink})
+	st, err := dissect.Run(ctx, files, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "h2scope: %v\n", err)
 		return exitUsage
@@ -157,7 +201,7 @@ func runFrames(ctx context.Context, args []string, stdout, stderr io.Writer) int
 }
 
 func runTimeline(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("timeline", stderr)
+	fs, in := newFlags("timeline", stderr)
 	conn := fs.Int("conn", -1, "connection id, as conns shows it (required)")
 	stream := fs.Int("stream", -1, "only this HTTP/2 stream (and the connection's TCP events)")
 	files, ok := parse(fs, args, stderr)
@@ -176,8 +220,13 @@ func runTimeline(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		at   event.Ref
 		body string
 	}
+	opts, err := in.options(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "h2scope: %v\n", err)
+		return exitUsage
+	}
 	var lines []line
-	sink := event.SinkFunc(func(e *event.Event) {
+	opts.Sink = event.SinkFunc(func(e *event.Event) {
 		if int(e.Conn) != *conn {
 			return
 		}
@@ -186,7 +235,7 @@ func runTimeline(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		}
 		lines = append(lines, line{e.Ref, report.TimelineBody(e)})
 	})
-	st, err := dissect.Run(ctx, files, dissect.Options{Dissect: true, Sink: sink})
+	st, err := dissect.Run(ctx, files, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "h2scope: %v\n", err)
 		return exitUsage
@@ -235,5 +284,8 @@ func notes(st dissect.Stats, stderr io.Writer) {
 	add(st.TCP.BufferOverflows, "reassembly holes given up (buffer cap)")
 	if len(parts) > 0 {
 		fmt.Fprintf(stderr, "h2scope: note: %d packets read; left out: %s\n", st.Packets, strings.Join(parts, ", "))
+	}
+	for _, e := range st.SecretErrors {
+		fmt.Fprintf(stderr, "h2scope: warning: %v\n", e)
 	}
 }

@@ -3,8 +3,12 @@
 // reports cleartext handshake messages, alerts and ChangeCipherSpec as
 // events and gathers a per-connection Summary: negotiated version, SNI,
 // ALPN, cipher suite, resumption and early-data verdicts, alerts and
-// timing. Records the handshake has encrypted are counted, not parsed;
-// decryption comes later.
+// timing. Protected records are decrypted when a KeyLog holds the
+// session's secrets (TLS 1.3 with AES-GCM or ChaCha20-Poly1305 and
+// KeyUpdate; TLS 1.0-1.2 with AES-GCM, ChaCha20-Poly1305 or AES-CBC): the
+// protected handshake is then parsed like the cleartext one and the
+// application data is handed, in order, to a Handler. Without keys they
+// are counted, and the Summary says why they stayed encrypted.
 package tls
 
 import (
@@ -41,6 +45,51 @@ type Options struct {
 	// MaxHandshake bounds a handshake message's length; 0 means
 	// DefaultMaxHandshake.
 	MaxHandshake int
+	// Keys, if set, holds the secrets to decrypt protected records with.
+	Keys *KeyLog
+	// Plain, if set, receives the decrypted application data of each
+	// direction in order, a Gap where records could not be decrypted
+	// after some were, and the close of each direction.
+	Plain Handler
+}
+
+// Handler receives decrypted application data: the same calls a TCP
+// connection's byte streams make.
+type Handler interface {
+	Data(dir event.Dir, b []byte, at event.Ref)
+	Gap(dir event.Dir, n int, at event.Ref)
+	Close(dir event.Dir, reset bool, at event.Ref)
+}
+
+// Reasons records stayed encrypted, the values of Decryption.Reason.
+const (
+	ReasonNoKeyLog       = "no_key_log"
+	ReasonNoKeys         = "no_keys_for_session"
+	ReasonNoClientHello  = "no_client_hello"
+	ReasonNoServerHello  = "no_server_hello"
+	ReasonUnsupported    = "unsupported_cipher_suite"
+	ReasonAuthentication = "authentication_failed"
+	ReasonCaptureGap     = "capture_gap"
+	ReasonEarlyData      = "early_data_before_server_hello"
+)
+
+// Decryption says what became of a connection's protected records.
+type Decryption struct {
+	// Decrypted is true when at least one protected record was
+	// decrypted.
+	Decrypted bool `json:"decrypted"`
+	// Reason says why protected records stayed encrypted (one of the
+	// Reason constants); empty when none did.
+	Reason string `json:"reason,omitempty"`
+	// Records counts decrypted records per direction, Failures records
+	// whose authentication failed (wrong or partial key log): those and
+	// all later records of the direction are not decrypted, so no wrong
+	// plaintext is ever reported.
+	Records  [2]int `json:"records"`
+	Failures [2]int `json:"failures"`
+	// EarlySkipped counts 0-RTT records skipped because the server
+	// rejected early data or the key log lacks the early secret.
+	EarlySkipped int `json:"early_skipped,omitempty"`
 }
 
 // Anomaly tokens, the keys of Summary.Anomalies.
@@ -124,7 +173,11 @@ type Summary struct {
 	ClientVersion   string   `json:"client_version,omitempty"`
 	OfferedVersions []string `json:"offered_versions,omitempty"`
 	SNI             string   `json:"sni,omitempty"`
-	ALPNOffered     []string `json:"alpn_offered,omitempty"`
+	// JA4 and JA3 fingerprint the client from its ClientHello (FoxIO's
+	// JA4 TLS client fingerprint; Salesforce's JA3 string's MD5).
+	JA4         string   `json:"ja4,omitempty"`
+	JA3         string   `json:"ja3,omitempty"`
+	ALPNOffered []string `json:"alpn_offered,omitempty"`
 	// ALPNSelected is the server's choice when visible (TLS 1.2
 	// ServerHello; in TLS 1.3 it is encrypted).
 	ALPNSelected   string       `json:"alpn_selected,omitempty"`
@@ -138,7 +191,15 @@ type Summary struct {
 	Certificate    *Certificate `json:"certificate,omitempty"`
 	Alerts         []Alert      `json:"alerts,omitempty"`
 	Timing         Timing       `json:"timing"`
-	// Messages counts cleartext handshake messages by name.
+	// TicketLifetime is the lifetime, in seconds, of the last
+	// NewSessionTicket (TLS 1.3 tickets only when decrypted); Tickets
+	// counts them.
+	TicketLifetime uint32 `json:"ticket_lifetime_s,omitempty"`
+	Tickets        int    `json:"tickets,omitempty"`
+	// Decryption says whether protected records were decrypted.
+	Decryption Decryption `json:"decryption"`
+	// Messages counts handshake messages by name (protected ones when
+	// decrypted).
 	Messages map[string]int `json:"messages,omitempty"`
 	// EncryptedRecords counts records whose content could not be read
 	// (encrypted handshake, encrypted alerts); AppDataRecords counts
@@ -156,6 +217,14 @@ type direction struct {
 	stopped   bool
 	encrypted bool
 	sawCCS    bool
+	// prot removes the protection of the direction's records; pending is
+	// the TLS 1.3 protector tried when prot fails (handshake keys after
+	// skipped early data). failed stops decryption after a failure.
+	prot    *protector
+	pending *protector
+	failed  bool
+	opened  bool // a record was decrypted
+	scratch []byte
 }
 
 // Conn dissects one TCP connection's TLS. It is not safe for concurrent
@@ -174,6 +243,17 @@ type Conn struct {
 	afterSH    int  // server handshake messages (bar NewSessionTicket) after the final ServerHello
 	ccsAfterSH bool // server CCS with no handshake message since ServerHello
 	sum        Summary
+	// secrets are the session's keys once looked up; keys12 the TLS 1.2
+	// protectors derived from them (client, server).
+	secrets *Secrets
+	looked  bool
+	keys12  [2]*protector
+	reason  string // why protected records stayed encrypted
+	// sawEE and earlyAccepted record the decrypted EncryptedExtensions'
+	// early-data verdict.
+	sawEE, earlyAccepted bool
+	// undecrypted counts protected records left encrypted.
+	undecrypted int
 }
 
 // NewConn returns a Conn reporting to sink. A nil sink discards events.
@@ -251,6 +331,43 @@ func (c *Conn) stop(d *direction) {
 }
 
 func (c *Conn) record(dir event.Dir, d *direction, typ uint8, p []byte, at event.Ref) {
+	protected := c.tls13 && typ == recordAppData || d.encrypted && !c.tls13
+	if typ == recordAppData {
+		c.sum.AppDataRecords[dir]++
+	}
+	if protected {
+		pt, inner, ok := c.unprotect(dir, d, typ, p, at)
+		if !ok {
+			c.countProtected(dir, d, typ, at)
+			return
+		}
+		c.plain(dir, d, inner, pt, at, true)
+		return
+	}
+	c.plain(dir, d, typ, p, at, false)
+}
+
+// countProtected accounts for a record that stayed encrypted.
+func (c *Conn) countProtected(dir event.Dir, d *direction, typ uint8, at event.Ref) {
+	if typ == recordAppData {
+		c.undecrypted++
+		if c.sum.Timing.FirstAppData[dir] == nil {
+			c.sum.Timing.FirstAppData[dir] = refp(at)
+		}
+		return
+	}
+	c.sum.EncryptedRecords[dir]++
+	c.undecrypted++
+	if typ == recordHandshake && d.sawCCS && !c.tls13 && c.sum.Timing.Finished[dir] == nil {
+		// In TLS 1.2 the first protected handshake message after
+		// ChangeCipherSpec is Finished.
+		c.sum.Timing.Finished[dir] = refp(at)
+	}
+}
+
+// plain handles a record's content: cleartext, or decrypted when
+// decrypted is set (typ is then the inner content type).
+func (c *Conn) plain(dir event.Dir, d *direction, typ uint8, p []byte, at event.Ref, decrypted bool) {
 	switch typ {
 	case recordCCS:
 		if len(p) != 1 || p[0] != 1 {
@@ -274,7 +391,7 @@ func (c *Conn) record(dir event.Dir, d *direction, typ uint8, p []byte, at event
 		}
 		c.emit(dir, "ChangeCipherSpec", len(p), "", at)
 	case recordAlert:
-		if d.encrypted || c.tls13 {
+		if !decrypted && (d.encrypted || c.tls13) {
 			c.sum.EncryptedRecords[dir]++
 			return
 		}
@@ -298,21 +415,18 @@ func (c *Conn) record(dir event.Dir, d *direction, typ uint8, p []byte, at event
 			c.anomaly(AnomalyEmptyRecord)
 			return
 		}
-		if d.encrypted || c.tls13 {
-			c.sum.EncryptedRecords[dir]++
-			if d.sawCCS && !c.tls13 && c.sum.Timing.Finished[dir] == nil {
-				// In TLS 1.2 the first protected handshake message after
-				// ChangeCipherSpec is Finished.
-				c.sum.Timing.Finished[dir] = refp(at)
-			}
+		if !decrypted && (d.encrypted || c.tls13) {
+			c.countProtected(dir, d, typ, at)
 			return
 		}
 		d.hs = append(d.hs, p...)
-		c.handshake(dir, d, at)
+		c.handshake(dir, d, at, decrypted)
 	case recordAppData:
-		c.sum.AppDataRecords[dir]++
 		if c.sum.Timing.FirstAppData[dir] == nil {
 			c.sum.Timing.FirstAppData[dir] = refp(at)
+		}
+		if decrypted && c.opts.Plain != nil && len(p) > 0 {
+			c.opts.Plain.Data(dir, p, at)
 		}
 	case recordHeartbeat:
 		c.anomaly(AnomalyHeartbeat)
@@ -320,7 +434,7 @@ func (c *Conn) record(dir event.Dir, d *direction, typ uint8, p []byte, at event
 }
 
 // handshake parses the complete messages buffered in d.hs.
-func (c *Conn) handshake(dir event.Dir, d *direction, at event.Ref) {
+func (c *Conn) handshake(dir event.Dir, d *direction, at event.Ref, decrypted bool) {
 	off := 0
 	for len(d.hs)-off >= 4 {
 		h := d.hs[off:]
@@ -338,7 +452,7 @@ func (c *Conn) handshake(dir event.Dir, d *direction, at event.Ref) {
 		if d.stopped {
 			return
 		}
-		if c.tls13 && off < len(d.hs) {
+		if c.tls13 && !decrypted && off < len(d.hs) {
 			// Bytes after the ServerHello in its record would be
 			// encrypted; they cannot be cleartext handshake.
 			c.anomaly(AnomalyUnexpectedMessage)
@@ -400,17 +514,38 @@ func (c *Conn) message(dir event.Dir, typ uint8, body []byte, at event.Ref) {
 		}
 	case typeCertificate:
 		if dir == event.S2C && c.sum.Certificate == nil {
-			c.sum.Certificate = parseCertificate(body)
+			c.sum.Certificate = parseCertificate(body, c.tls13)
 			if c.sum.Certificate.Error != "" {
 				c.anomaly(AnomalyCertificateParse)
 			}
 		}
 	case typeNewSessionTicket:
-		var hint uint32
-		r := reader(body)
-		var ticket reader
-		if !r.u32(&hint) || !r.lp16(&ticket) || !r.empty() {
+		lifetime, ticket, ok := parseNewSessionTicket(body, c.tls13)
+		if !ok {
 			c.anomaly(AnomalyMalformedHandshake)
+			break
+		}
+		c.sum.Tickets++
+		c.sum.TicketLifetime = lifetime
+		if !c.tls13 && c.opts.Keys != nil {
+			c.opts.Keys.remember('t', ticket, c.master12())
+		}
+	case typeEncryptedExtensions:
+		c.encryptedExtensions(body)
+	case typeKeyUpdate:
+		d := &c.d[dir&1]
+		if len(body) != 1 || body[0] > 1 {
+			c.anomaly(AnomalyMalformedHandshake)
+		}
+		if d.prot != nil {
+			d.prot = d.prot.next()
+			if d.prot == nil {
+				d.failed = true
+			}
+		}
+	case typeEndOfEarlyData:
+		if d := &c.d[dir&1]; d.pending != nil {
+			d.prot, d.pending = d.pending, nil
 		}
 	case typeServerHelloDone, typeHelloRequest:
 		if len(body) != 0 {
@@ -419,6 +554,9 @@ func (c *Conn) message(dir event.Dir, typ uint8, body []byte, at event.Ref) {
 	case typeFinished:
 		if c.sum.Timing.Finished[dir] == nil {
 			c.sum.Timing.Finished[dir] = refp(at)
+		}
+		if c.tls13 {
+			c.applicationKeys(dir)
 		}
 	}
 	if dir == event.S2C && c.shSeen && typ != typeServerHello && typ != typeNewSessionTicket {
@@ -437,10 +575,16 @@ func (ch *clientHello) offers13() bool {
 	return false
 }
 
-func parseCertificate(body []byte) *Certificate {
+// parseCertificate reads a Certificate message; TLS 1.3's adds a request
+// context and per-certificate extensions.
+func parseCertificate(body []byte, tls13 bool) *Certificate {
 	ci := &Certificate{}
 	r := reader(body)
-	var list reader
+	var list, context reader
+	if tls13 && !r.lp8(&context) {
+		ci.Error = "malformed certificate request context"
+		return ci
+	}
 	if !r.lp24(&list) || !r.empty() {
 		ci.Error = "malformed certificate list"
 		return ci
@@ -448,7 +592,8 @@ func parseCertificate(body []byte) *Certificate {
 	var first []byte
 	for !list.empty() {
 		var cert reader
-		if !list.lp24(&cert) {
+		var exts reader
+		if !list.lp24(&cert) || tls13 && !list.lp16(&exts) {
 			ci.Error = "malformed certificate list"
 			return ci
 		}
@@ -483,12 +628,21 @@ func (c *Conn) Gap(dir event.Dir, n int, at event.Ref) {
 		return
 	}
 	c.anomaly(AnomalyGap)
+	if d.opened && c.opts.Plain != nil {
+		c.opts.Plain.Gap(dir, n, at)
+	}
+	if d.prot != nil && c.reason == "" {
+		c.reason = ReasonCaptureGap
+	}
 	c.stop(d)
 }
 
 // Close reports the end of dir; buffered partial records are reported as
 // truncated.
 func (c *Conn) Close(dir event.Dir, reset bool, at event.Ref) {
+	if c.opts.Plain != nil {
+		c.opts.Plain.Close(dir, reset, at)
+	}
 	d := &c.d[dir&1]
 	if d.stopped {
 		return
@@ -515,6 +669,8 @@ func (c *Conn) Summary() Summary {
 			s.OfferedVersions = append(s.OfferedVersions, versionName(v))
 		}
 		s.SNI = ch.sni
+		s.JA4 = ch.ja4()
+		_, s.JA3 = ch.ja3()
 		s.ALPNOffered = ch.alpn
 		s.CipherSuites = len(ch.cipherSuites)
 		s.KeyShareGroups = ch.keyShareGroups
@@ -527,9 +683,20 @@ func (c *Conn) Summary() Summary {
 		s.KeyShareGroup = sh.keyShareGroup
 	}
 	s.Resumption = c.resumption()
+	s.Decryption.Decrypted = c.d[0].opened || c.d[1].opened
+	if c.undecrypted > 0 {
+		s.Decryption.Reason = c.reason
+		if s.Decryption.Reason == "" {
+			s.Decryption.Reason = ReasonNoKeyLog
+		}
+	}
 	if s.EarlyData.Offered && sh != nil {
 		switch {
 		case !c.tls13 || !sh.pskSelected || s.HelloRetry:
+			s.EarlyData.Accepted = "no"
+		case c.sawEE && c.earlyAccepted:
+			s.EarlyData.Accepted = "yes"
+		case c.sawEE:
 			s.EarlyData.Accepted = "no"
 		default:
 			s.EarlyData.Accepted = "unknown"

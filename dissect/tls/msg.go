@@ -91,6 +91,7 @@ type clientHello struct {
 	supportedVersions []uint16
 	ticketPresent     bool
 	ticketLen         int
+	ticket            []byte
 	pskPresent        bool
 	pskIdentities     int
 	pskFirstAge       uint32
@@ -193,6 +194,7 @@ func (ch *clientHello) parseExtension(typ uint16, data reader) error {
 	case extSessionTicket:
 		ch.ticketPresent = true
 		ch.ticketLen = len(data)
+		ch.ticket = bytes.Clone(data)
 	case extPreSharedKey:
 		var ids, binders reader
 		if !data.lp16(&ids) || !data.lp16(&binders) || !data.empty() || ids.empty() || binders.empty() {
@@ -262,6 +264,7 @@ func (ch *clientHello) parseExtension(typ uint16, data reader) error {
 // serverHello holds the fields of a ServerHello or HelloRetryRequest.
 type serverHello struct {
 	version         uint16
+	random          []byte
 	sessionID       []byte
 	cipherSuite     uint16
 	compression     uint8
@@ -288,6 +291,7 @@ func parseServerHello(b []byte) (*serverHello, error) {
 	if random, ok = r.read(32); !ok {
 		return nil, errMalformed
 	}
+	sh.random = bytes.Clone(random)
 	sh.hrr = bytes.Equal(random, helloRetryRandom)
 	if !r.lp8(&sid) || len(sid) > 32 || !r.u16(&sh.cipherSuite) || !r.u8(&sh.compression) {
 		return nil, errMalformed
