@@ -20,6 +20,7 @@ import (
 	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/metadata"
@@ -335,7 +336,13 @@ func (g *grpcLab) labDesc() *grpc.ServiceDesc {
 
 // serveGRPC serves the test service with grpc-go on ln, in h2c (no TLS).
 func serveGRPC(s *session, ln net.Listener) func() error {
-	srv := grpc.NewServer(grpc.StatsHandler(serverStats{s.grpc}))
+	return serveGRPCWith(s, ln)
+}
+
+// serveGRPCWith serves the test service with grpc-go on ln with the
+// server options opts.
+func serveGRPCWith(s *session, ln net.Listener, opts ...grpc.ServerOption) func() error {
+	srv := grpc.NewServer(append(opts, grpc.StatsHandler(serverStats{s.grpc}))...)
 	srv.RegisterService(s.grpc.labDesc(), nil)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -348,9 +355,14 @@ func serveGRPC(s *session, ln net.Listener) func() error {
 // dial returns a grpc-go client connection to the lab's server over h2c
 // (insecure credentials), dialing through the lab's dialer.
 func (s *session) dialGRPC(phase string) (*grpc.ClientConn, error) {
+	return s.dialGRPCWith(phase, insecure.NewCredentials())
+}
+
+// dialGRPCWith is dialGRPC with the transport credentials creds.
+func (s *session) dialGRPCWith(phase string, creds credentials.TransportCredentials) (*grpc.ClientConn, error) {
 	dial := s.dialer(phase)
 	cc, err := grpc.NewClient("passthrough:///"+s.server,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) { return dial(ctx, "tcp", addr) }),
 		grpc.WithStatsHandler(clientStats{s.grpc}),
 		grpc.WithUserAgent("capgen"),

@@ -81,11 +81,12 @@ type slowRead struct {
 // reqSeq numbers the capgen-request headers.
 var reqSeq atomic.Int64
 
-// do2 makes one HTTP/2 request over t with a body of reqBody bytes (none
+// do2 makes one HTTP/2 request over t (HTTP/2 only, x/net/http2's or
+// net/http's) with a body of reqBody bytes (none
 // if 0), reads the whole response (slowly if slow is set) and records
 // what the client saw. The request carries a capgen-request header that
 // lets the server's tee find its stream.
-func (s *session) do2(ctx context.Context, t *http2.Transport, phase, method, path string, reqBody int, slow *slowRead) error {
+func (s *session) do2(ctx context.Context, t http.RoundTripper, phase, method, path string, reqBody int, slow *slowRead) error {
 	tag := strconv.FormatInt(reqSeq.Add(1), 10)
 	r := truth.Request{Phase: phase, Method: method, Path: path, ReqBytes: int64(reqBody)}
 	if slow != nil {

@@ -53,6 +53,9 @@ func (s *session) wires() ([]*h2Wire, error) {
 		w := c.tee.wait()
 		s.lab.mu.Lock()
 		read, written := c.sides[1].read, c.sides[1].written
+		if s.lab.tls {
+			read, written = c.plain[0], c.plain[1]
+		}
 		s.lab.mu.Unlock()
 		switch {
 		case w.err != nil:

@@ -74,6 +74,7 @@ type session struct {
 	clients  []*http.Transport
 	closers  []func() // close other clients' connections (HTTP/2, gRPC)
 	grpc     *grpcLab
+	tls      *tlsLab // TLS scenarios only: then requests go to https URLs
 }
 
 // newSession starts a session in l.
@@ -250,5 +251,9 @@ func (s *session) newRequest(ctx context.Context, r *truth.Request, phase, metho
 	if reqBody > 0 {
 		rb = bytes.NewReader(body(reqBody))
 	}
-	return http.NewRequestWithContext(httptrace.WithClientTrace(withPhase(ctx, phase), trace), method, "http://"+s.server+path, rb)
+	scheme := "http://"
+	if s.tls != nil {
+		scheme = "https://"
+	}
+	return http.NewRequestWithContext(httptrace.WithClientTrace(withPhase(ctx, phase), trace), method, scheme+s.server+path, rb)
 }

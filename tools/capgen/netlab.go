@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/h2scope/h2scope/tools/capgen/truth"
 )
 
 // boundSocket is a TCP socket bound to 127.0.0.1 on a port the kernel
@@ -126,6 +129,12 @@ type connRecord struct {
 	serverClosed   bool     // the server closed its socket
 	clientClosed   bool     // the client's Close returned
 	tee            *wireTee // the server's wire tee (HTTP/2 labs)
+
+	// TLS labs: the handshake as both programs saw it, the first bytes the
+	// client wrote (its ClientHello), and the plaintext bytes the server
+	// read and wrote above TLS (what its tee saw).
+	tls   *truth.TLS
+	plain [2]int64
 }
 
 // sideRecord is one side's view of its socket.
@@ -136,6 +145,7 @@ type sideRecord struct {
 	shutStart     time.Time // just before the first CloseWrite/Close
 	shutEnd       time.Time // just after it returned
 	busy          int       // Read and Write calls under way
+	wire          []byte    // TLS labs: every byte written, in order
 }
 
 // closedBy tells which side shut its socket down first: a side that read
@@ -164,6 +174,13 @@ type lab struct {
 	// parser (wireTee), count requests itself (countServer) and count a
 	// connection closed when the server closes it, not by ConnState.
 	h2 bool
+	// tls says the programs speak TLS over the sockets: the server's tee,
+	// if any, reads the plaintext (plainConn), not the socket, and the
+	// bytes each side writes to its socket are kept (sideRecord.wire).
+	tls bool
+	// sockClose counts a connection closed when both programs have closed
+	// their sockets, not by ConnState (servers without net/http).
+	sockClose bool
 
 	mu     sync.Mutex
 	conns  []*connRecord            // in id order
@@ -242,7 +259,7 @@ func (l *lab) dialer(phase string) func(ctx context.Context, network, addr strin
 // gotConn counts a request on c, a connection from l's dialer, and
 // returns the connection's record id.
 func (l *lab) gotConn(c net.Conn) int {
-	w, ok := c.(*watchedConn)
+	w, ok := watched(c)
 	if !ok {
 		return 0
 	}
@@ -288,12 +305,15 @@ func (l *lab) countServer(addr string) int {
 
 // connState is the http.Server ConnState hook.
 func (l *lab) connState(c net.Conn, st http.ConnState) {
-	w, ok := c.(*watchedConn)
+	w, ok := watched(c)
 	if !ok {
 		return
 	}
 	l.mu.Lock()
 	w.rec.states = append(w.rec.states, st.String())
+	if tc, ok := c.(*tls.Conn); ok && st == http.StateActive && w.rec.tls != nil {
+		w.rec.tls.ServerDidResume = tc.ConnectionState().DidResume
+	}
 	l.mu.Unlock()
 	l.idle.Broadcast()
 }
@@ -311,7 +331,7 @@ func (l *lab) waitClosed(timeout time.Duration) error {
 		for _, c := range l.conns {
 			n := len(c.states)
 			closed := n > 0 && c.states[n-1] == "closed"
-			if l.h2 {
+			if l.h2 || l.sockClose {
 				// Both sides closed, and no Read or Write still to count
 				// its bytes: grpc-go writes a GOAWAY just before closing,
 				// and may still be writing when its reader sees EOF and
@@ -355,7 +375,27 @@ func (w watchListener) Accept() (net.Conn, error) {
 		rec.tee = newWireTee()
 	}
 	w.lab.mu.Unlock()
-	return &watchedConn{TCPConn: tc, lab: w.lab, rec: rec, side: 1, tee: rec.tee}, nil
+	wc := &watchedConn{TCPConn: tc, lab: w.lab, rec: rec, side: 1, tee: rec.tee}
+	if w.lab.tls {
+		wc.tee = nil // the tee reads the plaintext: see plainConn
+	}
+	return wc, nil
+}
+
+// watched returns the watchedConn under c: c itself, or the connection
+// under a *tls.Conn or another wrapper with a NetConn method.
+func watched(c net.Conn) (*watchedConn, bool) {
+	for range 4 {
+		switch w := c.(type) {
+		case *watchedConn:
+			return w, true
+		case interface{ NetConn() net.Conn }:
+			c = w.NetConn()
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
 }
 
 // watchedConn counts the bytes one side reads and writes and records when
@@ -406,7 +446,12 @@ func (c *watchedConn) Write(b []byte) (int, error) {
 	if chunk != nil {
 		c.tee.endWrite(chunk, n)
 	}
-	c.view(func(s *sideRecord) { s.written += int64(n) })
+	c.view(func(s *sideRecord) {
+		s.written += int64(n)
+		if c.lab.tls {
+			s.wire = append(s.wire, b[:n]...)
+		}
+	})
 	return n, err
 }
 
@@ -449,8 +494,8 @@ func (c *watchedConn) done() {
 // either side it wakes waitClosed.
 func (c *watchedConn) Close() error {
 	err := c.shutdown(c.TCPConn.Close)
-	if c.side == 1 && c.tee != nil {
-		c.tee.close()
+	if c.side == 1 && c.rec.tee != nil {
+		c.rec.tee.close()
 	}
 	c.lab.mu.Lock()
 	if c.side == 1 {

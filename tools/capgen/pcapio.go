@@ -39,24 +39,29 @@ func capInfo(p packet) gopacket.CaptureInfo {
 	return gopacket.CaptureInfo{Timestamp: p.ts, CaptureLength: len(p.data), Length: len(p.data)}
 }
 
-// writeScenario writes dir/NAME.pcapng and dir/NAME.truth.json, each
-// through a temporary file renamed into place.
+// writeScenario writes dir/NAME.pcapng and dir/NAME.truth.json, and for
+// TLS scenarios the key log dir/NAME.keys (or a Decryption Secrets Block
+// in the capture), each through a temporary file renamed into place.
 func writeScenario(dir string, r *result) error {
 	name := r.truth.Scenario
+	var embedded []byte
+	if r.embed {
+		embedded = r.keys
+	}
 	err := writeAtomic(filepath.Join(dir, name+".pcapng"), func(w io.Writer) error {
-		ng, err := newNgWriter(w, "capgen scenario "+name)
-		if err != nil {
-			return err
-		}
-		for _, p := range r.pkts {
-			if err := ng.WritePacket(capInfo(p), p.data); err != nil {
-				return err
-			}
-		}
-		return ng.Flush()
+		return writeNg(w, "capgen scenario "+name, embedded, r.pkts)
 	})
 	if err != nil {
 		return err
+	}
+	if r.keys != nil && !r.embed {
+		err := writeAtomic(filepath.Join(dir, name+".keys"), func(w io.Writer) error {
+			_, err := w.Write(r.keys)
+			return err
+		})
+		if err != nil {
+			return err
+		}
 	}
 	return writeAtomic(filepath.Join(dir, name+".truth.json"), func(w io.Writer) error {
 		return writeTruth(w, r.truth)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -36,7 +38,11 @@ type scenario struct {
 	h2 bool
 	// check, if set, checks that a live HTTP/2 run showed what the
 	// scenario is for (say, a flow-control stall); a failure retries.
+	// In TLS scenarios it also runs for servers without HTTP/2.
 	check func(t *truth.Truth) error
+	// tls, if set, makes the programs speak TLS with a server configured
+	// so: the session gets a tlsLab, the truth TLS records and a key log.
+	tls *tlsParams
 
 	base   string
 	derive func(base *result) (*result, error)
@@ -49,6 +55,10 @@ type result struct {
 	// wires holds, for HTTP/2 scenarios, each connection's wire as the
 	// server's tee parsed it (index: connection ID - 1).
 	wires []*h2Wire
+	// keys is the key log of a TLS scenario, written as NAME.keys, or
+	// into the capture when embed is set.
+	keys  []byte
+	embed bool
 }
 
 // scenarios lists every scenario, committed ones in the order written.
@@ -151,6 +161,136 @@ var scenarios = []*scenario{
 		base:     "h2c-large-slow",
 		derive:   deriveMidstream(cutInsideBody("upload")),
 	},
+	{
+		name: "tls13-resume",
+		description: "net/http client and server, HTTP/1.1 over TLS 1.3 (SNI h2scope.test, ALPN http/1.1) with keep-alives " +
+			"off: 5 connections of one request each from one client with a tls.ClientSessionCache; the server keeps its " +
+			"session-ticket keys, so the first connection is a full handshake and the other 4 resume with a PSK.",
+		findings: []string{},
+		commit:   true,
+		tls:      tls13Params,
+		serve:    serveHTTPS,
+		run:      runTLS13Resume,
+		check:    checkResume,
+	},
+	{
+		name: "tls13-resume-fail",
+		description: "as tls13-resume, but after the first connection the server sets fresh session-ticket keys before " +
+			"connections 2 and 3 and disables session tickets for connections 4 and 5: the client offers a PSK every time " +
+			"and gets a full handshake every time.",
+		findings: []string{"resumption_failure"},
+		commit:   true,
+		tls:      tls13Params,
+		serve:    serveHTTPS,
+		run:      runTLS13ResumeFail,
+		check:    checkResumeFail,
+	},
+	{
+		name: "tls12-resume",
+		description: "net/http client and server, HTTP/1.1 over TLS 1.2 with keep-alives off and session tickets (RFC 5077): " +
+			"3 clients, each with its own session cache and one ECDHE-RSA suite (AES-128-GCM, AES-256-GCM, " +
+			"ChaCha20-Poly1305), make 3 connections each: a full handshake, then 2 resumed with the ticket.",
+		findings: []string{},
+		commit:   true,
+		tls:      tls12Params,
+		serve:    serveHTTPS,
+		run:      runTLS12Resume,
+		check:    checkResume,
+	},
+	{
+		name: "tls12-resume-fail",
+		description: "as tls12-resume, but the server refuses the tickets: an AES-128-GCM client makes 5 connections (the " +
+			"server sets fresh ticket keys before connections 2 and 3 and disables tickets for 4 and 5) and a " +
+			"ChaCha20-Poly1305 client 2 (fresh keys before the second); every offered ticket is ignored and every handshake is full.",
+		findings: []string{"resumption_failure"},
+		commit:   true,
+		tls:      tls12Params,
+		serve:    serveHTTPS,
+		run:      runTLS12ResumeFail,
+		check:    checkResumeFail,
+	},
+	{
+		name: "h2-tls",
+		description: "HTTP/2 over TLS 1.3 (ALPN h2): net/http's client (ForceAttemptHTTP2) and x/net/http2's server on one " +
+			"connection: 7 sequential requests with bodies up to 50 KB each way (DATA frames of 16 KB span two TLS " +
+			"records) and 2 concurrent ones. The server tees the plaintext above TLS, so the truth lists the HTTP/2 frames.",
+		findings: []string{},
+		commit:   true,
+		h2:       true,
+		tls:      h2TLS13,
+		serve:    serveH2TLS,
+		run:      runH2TLS(tls.VersionTLS13, nil),
+		check:    checkH2TLS,
+	},
+	{
+		name: "h2-tls-dsb",
+		description: "h2-tls with its key log embedded in a pcapng Decryption Secrets Block (TLSK) before the first packet, " +
+			"so Wireshark and h2scope decrypt it without a key log file.",
+		findings: []string{},
+		commit:   true,
+		base:     "h2-tls",
+		derive:   deriveEmbedKeys,
+	},
+	{
+		name: "h2-tls12",
+		description: "as h2-tls over TLS 1.2 with TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 (explicit GCM nonces, SHA-384 PRF).",
+		findings:    []string{},
+		commit:      true,
+		h2:          true,
+		tls:         h2TLS12,
+		serve:       serveH2TLS,
+		run:         runH2TLS(tls.VersionTLS12, suiteAES256),
+		check:       checkH2TLS,
+	},
+	{
+		name: "grpc-tls",
+		description: "grpc-go client and server over TLS 1.3 (ALPN h2), one connection: 6 unary calls (messages over 16 KB, " +
+			"a NOT_FOUND status, gzip, a deadline), a server-streaming call of 20 messages, a client-streaming call of 20 " +
+			"and a bidi call with messages up to 20 KB. The server tees the plaintext above TLS.",
+		findings: []string{},
+		commit:   true,
+		h2:       true,
+		tls:      h2TLS13,
+		serve:    serveGRPCTLS,
+		run:      runGRPCTLS,
+	},
+	{
+		name: "tls-alert",
+		description: "TLS handshakes that end in fatal alerts, from crypto/tls clients to a crypto/tls server offering h2: " +
+			"a TLS 1.3 client that does not trust the server's certificate sends bad_certificate (encrypted, after the " +
+			"ServerHello), a TLS 1.2 one sends it in the clear, a client offering only ALPN spdy/3.1 gets " +
+			"no_application_protocol from the server; a fourth handshake succeeds and the client closes at once.",
+		findings: []string{},
+		commit:   true,
+		tls:      alertParams,
+		serve:    serveTLSOnly,
+		run:      runTLSAlert,
+		check:    checkTLSAlert,
+	},
+}
+
+// deriveEmbedKeys is h2-tls-dsb: base's packets and truth, the key log
+// to be embedded in the capture instead of written beside it.
+func deriveEmbedKeys(base *result) (*result, error) {
+	if base.keys == nil {
+		return nil, fmt.Errorf("base %s has no key log", base.truth.Scenario)
+	}
+	b, err := json.Marshal(base.truth)
+	if err != nil {
+		return nil, err
+	}
+	t := new(truth.Truth)
+	if err := json.Unmarshal(b, t); err != nil {
+		return nil, err
+	}
+	t.Capture.KeyLog = truth.KeyLogEmbedded
+	t.DerivedFrom = &truth.Derivation{
+		Scenario:   base.truth.Scenario,
+		How:        "the same frames, with the key log in a Decryption Secrets Block after the interface description",
+		BaseFrames: len(base.pkts),
+		Edits:      []truth.Edit{},
+	}
+	return &result{pkts: base.pkts, truth: t, wires: base.wires, keys: base.keys, embed: true}, nil
 }
 
 // checkWire runs sc.check, if any.
@@ -245,12 +385,20 @@ func captureOnce(ctx context.Context, sc *scenario, o *options) (*result, error)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(sock.port)))
 	l := newLab(addr, o.mss)
 	l.h2 = sc.h2
+	s := newSession(l)
+	if p := sc.tls; p != nil {
+		l.tls, l.sockClose = true, true
+		if s.tls, err = newTLSLab(l, p.min, p.max, p.suites, p.protos...); err != nil {
+			rec.stop(0)
+			sock.close()
+			return nil, err
+		}
+	}
 	ln, err := sock.listen()
 	if err != nil {
 		rec.stop(0)
 		return nil, err
 	}
-	s := newSession(l)
 	serve := sc.serve
 	if serve == nil {
 		serve = serveHTTP1
@@ -268,6 +416,25 @@ func captureOnce(ctx context.Context, sc *scenario, o *options) (*result, error)
 
 	t := buildTruth(sc, s, o)
 	t.Expect.Frames = len(pkts)
+	var written [][2][]byte
+	if sc.tls != nil {
+		l.mu.Lock()
+		recs := slices.Clone(s.conns)
+		for _, c := range recs {
+			written = append(written, [2][]byte{c.sides[0].wire, c.sides[1].wire})
+		}
+		err := finishTLS(t, recs)
+		l.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		t.Capture.KeyLog = sc.name + ".keys"
+		if !sc.h2 {
+			if err := sc.checkWire(t); err != nil {
+				return nil, err
+			}
+		}
+	}
 	var wires []*h2Wire
 	if sc.h2 {
 		if wires, err = s.wires(); err != nil {
@@ -285,6 +452,9 @@ func captureOnce(ctx context.Context, sc *scenario, o *options) (*result, error)
 		if err := verifyLive(pkts, sock.port, t); err != nil {
 			return err
 		}
+		if sc.tls != nil {
+			return verifyWritten(pkts, sock.port, t, written)
+		}
 		if sc.h2 {
 			return verifyHTTP2(pkts, sock.port, t, wires)
 		}
@@ -301,7 +471,11 @@ func captureOnce(ctx context.Context, sc *scenario, o *options) (*result, error)
 			return nil, fmt.Errorf("segmented capture: %w", err)
 		}
 	}
-	return &result{pkts: pkts, truth: t, wires: wires}, nil
+	r := &result{pkts: pkts, truth: t, wires: wires}
+	if sc.tls != nil {
+		r.keys = s.tls.keys()
+	}
+	return r, nil
 }
 
 // serveHTTP1 serves the HTTP/1.1 test handler (newHandler) on ln.

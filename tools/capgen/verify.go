@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -114,6 +115,40 @@ func verifyLive(pkts []packet, serverPort uint16, t *truth.Truth) error {
 	for _, r := range t.Requests {
 		if r.Conn < 1 || r.Conn > len(t.Connections) || t.Connections[r.Conn-1].Client != r.ConnClient {
 			errs = append(errs, fmt.Errorf("request %s %s on unknown connection %d (%s)", r.Method, r.Path, r.Conn, r.ConnClient))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// verifyWritten checks that each connection's captured payload is, byte
+// for byte and per direction, what the programs wrote to their sockets
+// (written, by connection ID - 1). TLS scenarios keep those bytes: the
+// capture holds the records the programs wrote, which checks an
+// encrypted capture as verifyHTTP2 checks a plaintext one.
+func verifyWritten(pkts []packet, serverPort uint16, t *truth.Truth, written [][2][]byte) error {
+	flows, err := tcpFlows(pkts, serverPort)
+	if err != nil {
+		return err
+	}
+	keys, err := truthKeys(t.Connections)
+	if err != nil {
+		return err
+	}
+	if len(written) != len(t.Connections) {
+		return fmt.Errorf("%d connections, bytes of %d", len(t.Connections), len(written))
+	}
+	var errs []error
+	for i, c := range t.Connections {
+		f := flows[keys[i]]
+		if f == nil {
+			errs = append(errs, fmt.Errorf("connection %d: not in the capture", c.ID))
+			continue
+		}
+		for dir := range 2 {
+			if !bytes.Equal(f.data[dir], written[i][dir]) {
+				errs = append(errs, fmt.Errorf("connection %d %s: the capture's %d bytes are not the %d the program wrote",
+					c.ID, dirName(dir), len(f.data[dir]), len(written[i][dir])))
+			}
 		}
 	}
 	return errors.Join(errs...)

@@ -99,7 +99,16 @@ type Capture struct {
 	Segmented bool `json:"segmented"`
 	// Go is the Go version of the programs, as runtime.Version reports.
 	Go string `json:"go"`
+	// KeyLog is, for TLS scenarios, the name of the key log that decrypts
+	// the capture, NAME.keys in the same directory, or "embedded" when the
+	// key log is in a pcapng Decryption Secrets Block (secrets type TLSK)
+	// before the first packet. Empty for captures without TLS.
+	KeyLog string `json:"keylog,omitempty"`
 }
+
+// KeyLogEmbedded is the value of Capture.KeyLog when the key log is in the
+// capture itself.
+const KeyLogEmbedded = "embedded"
 
 // Derivation says how a derived capture was made from a live one.
 type Derivation struct {
@@ -240,6 +249,73 @@ type Connection struct {
 	// wrote before the first frame of a capture cut mid-connection
 	// (Derivation.Cut); C2SBytes and S2CBytes count the rest.
 	BeforeCapture *Bytes `json:"before_capture,omitempty"`
+	// TLS describes the connection's TLS handshake; nil for connections
+	// without TLS.
+	TLS *TLS `json:"tls,omitempty"`
+}
+
+// TLS is one connection's TLS handshake as the client and server programs
+// observed it.
+type TLS struct {
+	// SNI is the server name the client sent (tls.Config.ServerName).
+	SNI string `json:"sni"`
+	// OfferedALPN lists the protocols the client offered, in order.
+	OfferedALPN []string `json:"offered_alpn,omitempty"`
+	// HandshakeComplete is the client's ConnectionState().HandshakeComplete.
+	HandshakeComplete bool `json:"handshake_complete"`
+	// Version is the negotiated version as tls.VersionName gives it ("TLS
+	// 1.3", "TLS 1.2"); "" if the handshake failed before the client read
+	// the ServerHello.
+	Version string `json:"version,omitempty"`
+	// CipherSuite is the negotiated cipher suite as tls.CipherSuiteName
+	// gives it; "" if none was negotiated.
+	CipherSuite string `json:"cipher_suite,omitempty"`
+	// ALPN is the negotiated application protocol ("h2", "http/1.1"), ""
+	// if none.
+	ALPN string `json:"alpn,omitempty"`
+	// CachedSession is true when the client's tls.ClientSessionCache
+	// returned a session for this server when the handshake began.
+	CachedSession bool `json:"cached_session"`
+	// OfferedResumption is true when the ClientHello, as the client wrote
+	// it to its socket, offered to resume a session: a TLS 1.3
+	// pre_shared_key extension, or a non-empty TLS 1.2 session_ticket
+	// extension.
+	OfferedResumption bool `json:"offered_resumption"`
+	// DidResume is the client's ConnectionState().DidResume: the server
+	// accepted the offered session (an abbreviated handshake).
+	DidResume bool `json:"did_resume"`
+	// ServerDidResume is the server's ConnectionState().DidResume; it
+	// equals DidResume whenever the server completed its handshake.
+	ServerDidResume bool `json:"server_did_resume"`
+	// ServerTickets is the server's ticket policy for this connection:
+	// "stable" (the keys of earlier connections), "rotated" (fresh
+	// ticket keys set just before this connection: tickets issued
+	// earlier cannot be decrypted) or "disabled"
+	// (tls.Config.SessionTicketsDisabled).
+	ServerTickets string `json:"server_tickets,omitempty"`
+	// Alert is the fatal alert that ended the handshake, if any.
+	Alert *TLSAlert `json:"alert,omitempty"`
+	// ClientError is the client's handshake error text, "" on success.
+	ClientError string `json:"client_error,omitempty"`
+	// ServerError is the server's handshake error text, "" on success.
+	ServerError string `json:"server_error,omitempty"`
+}
+
+// TLSAlert is a fatal TLS alert: the side that sent it is the side whose
+// handshake failed first, and the other side's error reports it as a
+// "remote error".
+type TLSAlert struct {
+	// From is the side that sent it: "client" or "server".
+	From string `json:"from"`
+	// Description is the alert's name ("bad_certificate",
+	// "no_application_protocol").
+	Description string `json:"description"`
+	// Code is the alert's AlertDescription value (42, 120).
+	Code int `json:"code"`
+	// Encrypted is true when the alert went in an encrypted record (TLS
+	// 1.3 after the ServerHello: its content type on the wire is
+	// application_data), so only a key log reveals it.
+	Encrypted bool `json:"encrypted"`
 }
 
 // Bytes is a byte count per direction.
@@ -593,6 +669,17 @@ type Expect struct {
 	// GRPCSplitMessages counts gRPC messages spread over more than one
 	// DATA frame, per direction.
 	GRPCSplitMessages *PerDir `json:"grpc_split_messages,omitempty"`
+
+	// TLSHandshakes counts the connections whose TLS handshake completed.
+	TLSHandshakes int `json:"tls_handshakes,omitempty"`
+	// TLSResumed counts the handshakes that resumed a session
+	// (TLS.DidResume).
+	TLSResumed int `json:"tls_resumed,omitempty"`
+	// TLSResumptionRejected counts the connections whose ClientHello
+	// offered resumption but whose handshake was a full one.
+	TLSResumptionRejected int `json:"tls_resumption_rejected,omitempty"`
+	// TLSAlerts counts fatal alerts by description.
+	TLSAlerts map[string]int `json:"tls_alerts,omitempty"`
 }
 
 // Load reads and decodes a truth file.
