@@ -310,6 +310,10 @@ func (a *appConn) app() *App {
 	}
 	if a.tls != nil {
 		s := a.tls.Summary()
+		if a.c.SYNs > 0 {
+			// The connection's first frame is then the client's SYN.
+			s.SetSYN(&event.Ref{Frame: a.c.FirstFrame, TS: a.c.FirstTS})
+		}
 		app.TLS = &s
 	}
 	if p := a.plain.app(); p != nil {

@@ -163,6 +163,45 @@ type Timing struct {
 	FirstAppData [2]*event.Ref `json:"first_app_data"`
 }
 
+// Durations are the phases of a connection's set-up in milliseconds; nil
+// where a phase's ends were not both seen.
+type Durations struct {
+	// SYNToClientHello runs from the client's first SYN to the
+	// ClientHello; ClientHelloToServerHello to the ServerHello;
+	// ServerHelloToFinished to the client's Finished (see
+	// Summary.HandshakeMS); Total from the SYN to that Finished.
+	SYNToClientHello         *float64 `json:"syn_to_client_hello,omitempty"`
+	ClientHelloToServerHello *float64 `json:"client_hello_to_server_hello,omitempty"`
+	ServerHelloToFinished    *float64 `json:"server_hello_to_finished,omitempty"`
+	Total                    *float64 `json:"total,omitempty"`
+}
+
+func msBetween(a, b *event.Ref) *float64 {
+	if a == nil || b == nil {
+		return nil
+	}
+	ms := float64(b.TS.Sub(a.TS)) / float64(time.Millisecond)
+	return &ms
+}
+
+// SetSYN fills the durations that start at the client's first SYN (nil
+// when the capture has none).
+func (s *Summary) SetSYN(syn *event.Ref) {
+	s.Durations.SYNToClientHello = msBetween(syn, s.Timing.ClientHello)
+	s.Durations.Total = msBetween(syn, s.clientDone())
+}
+
+// clientDone is when the client finished its handshake.
+func (s *Summary) clientDone() *event.Ref {
+	if f := s.Timing.Finished[event.C2S]; f != nil {
+		return f
+	}
+	if s.Timing.ServerHello != nil {
+		return s.Timing.FirstAppData[event.C2S]
+	}
+	return nil
+}
+
 // Summary gathers what the handshake revealed about a connection.
 type Summary struct {
 	// Version is the negotiated version ("TLS 1.3"), empty before a
@@ -180,8 +219,8 @@ type Summary struct {
 	ALPNOffered []string `json:"alpn_offered,omitempty"`
 	// ALPNSelected is the server's choice when visible (TLS 1.2
 	// ServerHello; in TLS 1.3 it is encrypted).
-	ALPNSelected   string       `json:"alpn_selected,omitempty"`
-	CipherSuite    string       `json:"cipher_suite,omitempty"`
+	ALPNSelected   string       `json:"alpn,omitempty"`
+	CipherSuite    string       `json:"cipher,omitempty"`
 	CipherSuites   int          `json:"cipher_suites_offered,omitempty"`
 	KeyShareGroups []uint16     `json:"key_share_groups,omitempty"`
 	KeyShareGroup  uint16       `json:"key_share_group,omitempty"`
@@ -196,7 +235,16 @@ type Summary struct {
 	// counts them.
 	TicketLifetime uint32 `json:"ticket_lifetime_s,omitempty"`
 	Tickets        int    `json:"tickets,omitempty"`
-	// Decryption says whether protected records were decrypted.
+	// HandshakeMS is the handshake's duration in milliseconds, from
+	// the ClientHello to the client's Finished (when that is encrypted
+	// and unreadable: to the client's first protected record after the
+	// ServerHello, which carries it); nil when either was not seen.
+	// Durations splits the connection set-up into phases.
+	HandshakeMS *float64  `json:"handshake_ms"`
+	Durations   Durations `json:"durations_ms"`
+	// Decrypted is true when protected records were decrypted;
+	// Decryption says more, and why not.
+	Decrypted  bool       `json:"decrypted"`
 	Decryption Decryption `json:"decryption"`
 	// Messages counts handshake messages by name (protected ones when
 	// decrypted).
@@ -679,11 +727,18 @@ func (c *Conn) Summary() Summary {
 	if sh != nil {
 		s.Version = versionName(sh.negotiated())
 		s.CipherSuite = ctls.CipherSuiteName(sh.cipherSuite)
-		s.ALPNSelected = sh.alpn
+		if sh.alpn != "" {
+			s.ALPNSelected = sh.alpn
+		}
 		s.KeyShareGroup = sh.keyShareGroup
 	}
 	s.Resumption = c.resumption()
 	s.Decryption.Decrypted = c.d[0].opened || c.d[1].opened
+	s.Decrypted = s.Decryption.Decrypted
+	done := s.clientDone()
+	s.HandshakeMS = msBetween(s.Timing.ClientHello, done)
+	s.Durations.ClientHelloToServerHello = msBetween(s.Timing.ClientHello, s.Timing.ServerHello)
+	s.Durations.ServerHelloToFinished = msBetween(s.Timing.ServerHello, done)
 	if c.undecrypted > 0 {
 		s.Decryption.Reason = c.reason
 		if s.Decryption.Reason == "" {

@@ -20,7 +20,7 @@ type plainRec struct {
 func (p *plainRec) Data(dir event.Dir, b []byte, at event.Ref) {
 	p.data[dir] = append(p.data[dir], b...)
 }
-func (p *plainRec) Gap(dir event.Dir, n int, at event.Ref)         { p.gaps[dir]++ }
+func (p *plainRec) Gap(dir event.Dir, n int, at event.Ref)        { p.gaps[dir]++ }
 func (p *plainRec) Close(dir event.Dir, reset bool, at event.Ref) { p.closed[dir] = true }
 
 // decryptChunks plays chunks into a Conn with keys and returns what it
