@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/big"
@@ -396,11 +397,19 @@ func tlsAlert(r *truth.TLS) *truth.TLSAlert {
 // start with a ClientHello.
 var errNotHello = errors.New("not a TLS handshake record holding a ClientHello")
 
-// offersResumption reports whether the ClientHello at the start of b, the
-// bytes a client wrote, offers to resume a session: a pre_shared_key
-// extension (TLS 1.3) or a non-empty session_ticket extension (TLS 1.2).
-// The ClientHello must fit in the first record.
-func offersResumption(b []byte) (bool, error) {
+// helloInfo is what capgen reads of a ClientHello.
+type helloInfo struct {
+	random []byte
+	ticket []byte // the session_ticket extension's data
+	// offered: a pre_shared_key extension (TLS 1.3) or a non-empty
+	// session_ticket extension (TLS 1.2).
+	offered bool
+}
+
+// parseHello reads the ClientHello at the start of b, the bytes a client
+// wrote. The ClientHello must fit in the first record.
+func parseHello(b []byte) (helloInfo, error) {
+	var h helloInfo
 	s := cryptobyte.String(b)
 	var typ uint8
 	var vers uint16
@@ -408,48 +417,91 @@ func offersResumption(b []byte) (bool, error) {
 	var hsType uint8
 	if !s.ReadUint8(&typ) || typ != 22 || !s.ReadUint16(&vers) || !s.ReadUint16LengthPrefixed(&rec) ||
 		!rec.ReadUint8(&hsType) || hsType != 1 || !rec.ReadUint24LengthPrefixed(&msg) {
-		return false, errNotHello
+		return h, errNotHello
 	}
 	var random []byte
 	var sid, suites, comp, exts cryptobyte.String
 	if !msg.Skip(2) || !msg.ReadBytes(&random, 32) || !msg.ReadUint8LengthPrefixed(&sid) ||
 		!msg.ReadUint16LengthPrefixed(&suites) || !msg.ReadUint8LengthPrefixed(&comp) ||
 		!msg.ReadUint16LengthPrefixed(&exts) || !msg.Empty() {
-		return false, errNotHello
+		return h, errNotHello
 	}
-	offered := false
+	h.random = random
 	for !exts.Empty() {
 		var ext uint16
 		var data cryptobyte.String
 		if !exts.ReadUint16(&ext) || !exts.ReadUint16LengthPrefixed(&data) {
-			return false, errNotHello
+			return h, errNotHello
 		}
 		switch ext {
 		case 41: // pre_shared_key
-			offered = true
+			h.offered = true
 		case 35: // session_ticket
-			offered = offered || len(data) > 0
+			h.ticket = data
+			h.offered = h.offered || len(data) > 0
 		}
 	}
-	return offered, nil
+	return h, nil
+}
+
+// newTickets returns the tickets of the NewSessionTicket messages in the
+// plaintext handshake records at the start of b, the bytes a server wrote
+// (TLS 1.2: before its ChangeCipherSpec; TLS 1.3 sends them encrypted).
+func newTickets(b []byte) [][]byte {
+	var hs []byte
+	s := cryptobyte.String(b)
+	for !s.Empty() {
+		var typ uint8
+		var rec cryptobyte.String
+		if !s.ReadUint8(&typ) || !s.Skip(2) || !s.ReadUint16LengthPrefixed(&rec) || typ != 22 {
+			break
+		}
+		hs = append(hs, rec...)
+	}
+	var tickets [][]byte
+	m := cryptobyte.String(hs)
+	for !m.Empty() {
+		var typ uint8
+		var body cryptobyte.String
+		if !m.ReadUint8(&typ) || !m.ReadUint24LengthPrefixed(&body) {
+			break
+		}
+		var ticket cryptobyte.String
+		if typ == 4 && body.Skip(4) && body.ReadUint16LengthPrefixed(&ticket) {
+			tickets = append(tickets, ticket)
+		}
+	}
+	return tickets
 }
 
 // finishTLS completes the TLS records of t's connections from the
-// programs' records and the bytes the clients wrote, and fills the TLS
-// fields of t.Expect.
-func finishTLS(t *truth.Truth, recs []*connRecord) error {
+// programs' records, the bytes they wrote and the key log, and fills the
+// TLS fields of t.Expect.
+func finishTLS(t *truth.Truth, recs []*connRecord, keylog []byte) error {
 	e := &t.Expect
 	e.TLSAlerts = map[string]int{}
+	issued := make(map[string]int) // ticket -> connection ID
 	for i, c := range recs {
 		if c.tls == nil {
 			return fmt.Errorf("connection %d: no TLS handshake recorded", c.id)
 		}
 		r := *c.tls
-		offered, err := offersResumption(c.sides[0].wire)
+		h, err := parseHello(c.sides[0].wire)
 		if err != nil {
 			return fmt.Errorf("connection %d: %w", c.id, err)
 		}
+		offered := h.offered
 		r.OfferedResumption = offered
+		r.KeyLogged = bytes.Contains(keylog, []byte(" "+hex.EncodeToString(h.random)+" "))
+		if r.DidResume && len(h.ticket) > 0 {
+			r.ResumedFrom = issued[string(h.ticket)]
+		}
+		for _, tk := range newTickets(c.sides[1].wire) {
+			issued[string(tk)] = c.id
+		}
+		if r.DidResume && !r.KeyLogged && r.ResumedFrom == 0 {
+			return fmt.Errorf("connection %d: resumed, not in the key log, and its ticket is from no earlier connection", c.id)
+		}
 		if r.Alert = tlsAlert(&r); r.Alert != nil {
 			a := r.Alert
 			from := 0

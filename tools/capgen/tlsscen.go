@@ -287,7 +287,7 @@ func runH2TLS(max uint16, suites []uint16) func(ctx context.Context, s *session)
 	return func(ctx context.Context, s *session) error {
 		cfg := s.tls.clientConfig(max, suites, nil, "h2", "http/1.1")
 		t := s.h2Client("h2", cfg)
-		ss := steps(getBytes(1000), upload(40_000), getBytes(50_000), get("/missing"), getBytes(20_000), upload(17_000), getBytes(100))
+		ss := steps(getBytes(1000), upload(40_000), getBytes(50_000), getBytes(20_000), upload(17_000), getBytes(100))
 		for _, st := range ss {
 			if err := s.do2(ctx, t, "h2", st.method, st.path, st.body, nil); err != nil {
 				return err

@@ -284,6 +284,17 @@ type TLS struct {
 	// DidResume is the client's ConnectionState().DidResume: the server
 	// accepted the offered session (an abbreviated handshake).
 	DidResume bool `json:"did_resume"`
+	// ResumedFrom is, for a resumed TLS 1.2 connection, the ID of the
+	// connection whose NewSessionTicket carried the ticket the client
+	// offered (the ticket bytes match): the resumed session's master
+	// secret is that connection's. 0 otherwise.
+	ResumedFrom int `json:"resumed_from,omitempty"`
+	// KeyLogged is true when the key log has secrets for this
+	// connection's client random. Go's crypto/tls logs TLS 1.3
+	// handshakes, full and resumed, but TLS 1.2 ones only when full
+	// (CLIENT_RANDOM): a resumed TLS 1.2 connection is decrypted with
+	// the master secret of the connection it resumed (ResumedFrom).
+	KeyLogged bool `json:"key_logged"`
 	// ServerDidResume is the server's ConnectionState().DidResume; it
 	// equals DidResume whenever the server completed its handshake.
 	ServerDidResume bool `json:"server_did_resume"`
