@@ -11,8 +11,10 @@
 //
 // Scenarios cover HTTP/1.1 (net/http), gRPC over h2c (grpc-go, and gRPC by
 // hand over golang.org/x/net/http2) and h2c with flow-control stalls
-// (golang.org/x/net/http2), plus captures derived from those: impaired TCP,
-// and captures that start mid-connection. For HTTP/2 the server tees its
+// (golang.org/x/net/http2), TLS 1.2 and 1.3 (session resumption accepted
+// and refused, HTTP/2 and gRPC over TLS, handshake alerts; key logs beside
+// the captures or in a Decryption Secrets Block), plus captures derived
+// from those: impaired TCP, and captures that start mid-connection. For HTTP/2 the server tees its
 // own wire into an HTTP/2 parser, whose view the truth records and the
 // capture is checked against.
 //
