@@ -1,0 +1,331 @@
+package analyze
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+
+	"github.com/h2scope/h2scope/dissect"
+	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/http2"
+	"github.com/h2scope/h2scope/dissect/tcp"
+)
+
+// Bounds on the per-connection lists a Collector keeps; the counts stay
+// exact (the Dropped fields say how many were left out).
+const (
+	maxSYNs      = 32
+	maxExchanges = 4096
+	maxResets    = 4096
+	maxPings     = 256
+	maxWindowRef = 64
+)
+
+// Conn is what the detectors know about one finished connection: its TCP
+// summary, what its dissectors found, and the few per-frame facts the
+// summaries do not keep.
+type Conn struct {
+	// TCP is the connection's TCP summary; App what its application
+	// dissectors found (nil when no protocol was recognised).
+	TCP *tcp.Conn
+	App *dissect.App
+	// SYNs lists the client's SYNs (the first and its retransmissions),
+	// SYNACKs the server's SYN-ACKs.
+	SYNs, SYNACKs []event.Ref
+	// FIN and RST are the first FIN and RST each side sent (by
+	// event.Dir), nil when none.
+	FIN, RST [2]*event.Ref
+	// ZeroWindows and WindowFulls list TCP segments so flagged, per
+	// direction of the segment (a zero window advertised by the
+	// receiver; window full seen on the sender's data), at most
+	// maxWindowRef each; the TCP summary has the exact counts.
+	ZeroWindows, WindowFulls [2][]event.Ref
+	// Exchanges lists the HTTP/1.x requests and HTTP/2 client streams, in
+	// request order.
+	Exchanges        []Exchange
+	ExchangesDropped int
+	// Resets lists every HTTP/2 RST_STREAM in frame order.
+	Resets        []Reset
+	ResetsDropped int
+	// Pings lists HTTP/2 PING frames in frame order.
+	Pings        []Ping
+	PingsDropped int
+}
+
+// ID returns the connection's id (Wireshark's tcp.stream).
+func (c *Conn) ID() event.ConnID { return c.TCP.ID }
+
+// Exchange is one request and its response: an HTTP/1.x exchange, or an
+// HTTP/2 stream the client opened.
+type Exchange struct {
+	// Proto is event.ProtoHTTP1 or event.ProtoHTTP2.
+	Proto event.Proto
+	// Stream is the HTTP/2 stream id (0 for HTTP/1.x); Seq the HTTP/1.x
+	// request's number on its connection.
+	Stream uint32
+	Seq    int
+	// Method, Authority (Host) and Path describe the request; Status is
+	// the final response status (0 when none was seen).
+	Method, Authority, Path string
+	Status                  int
+	// Request is the frame of the request's head; RequestEnd completes
+	// the request; Response is the response head (HTTP/1.x: the frame
+	// completing the response, HTTP/2: nil); ResponseEnd completes the
+	// response. Any may be nil when not seen.
+	Request, RequestEnd, Response, ResponseEnd *event.Ref
+	// KeepAlive reports whether the response left an HTTP/1.x
+	// connection open.
+	KeepAlive bool
+	// Reset is the RST_STREAM that ended an HTTP/2 stream, if any.
+	Reset *http2.Reset
+	// GRPCStatus is the gRPC status code, nil when none.
+	GRPCStatus *int
+}
+
+// Start returns the earliest known frame of the exchange (nil if none).
+func (x *Exchange) Start() *event.Ref {
+	for _, r := range []*event.Ref{x.Request, x.RequestEnd, x.Response, x.ResponseEnd} {
+		if r != nil {
+			return r
+		}
+	}
+	return nil
+}
+
+// End returns the latest known frame of the exchange (nil if none).
+func (x *Exchange) End() *event.Ref {
+	for _, r := range []*event.Ref{x.ResponseEnd, x.Response, x.RequestEnd, x.Request} {
+		if r != nil {
+			return r
+		}
+	}
+	return nil
+}
+
+// Reset is one HTTP/2 RST_STREAM frame.
+type Reset struct {
+	Dir    event.Dir
+	Stream uint32
+	Code   string
+	Ref    event.Ref
+}
+
+// Ping is one HTTP/2 PING frame.
+type Ping struct {
+	Dir event.Dir
+	Ack bool
+	Ref event.Ref
+}
+
+// Client returns the client's IP address.
+func (c *Conn) Client() netip.Addr { return c.TCP.Client.Addr() }
+
+// Server returns the server's address and port.
+func (c *Conn) Server() netip.AddrPort { return c.TCP.Server }
+
+// SNI returns the TLS server name, "" when none.
+func (c *Conn) SNI() string {
+	if c.App == nil || c.App.TLS == nil {
+		return ""
+	}
+	return c.App.TLS.SNI
+}
+
+// Authority returns the destination name of the connection: its TLS SNI,
+// else the first request's authority (Host), else "".
+func (c *Conn) Authority() string {
+	if s := c.SNI(); s != "" {
+		return s
+	}
+	for _, x := range c.Exchanges {
+		if x.Authority != "" {
+			return x.Authority
+		}
+	}
+	return ""
+}
+
+// Collector gathers Conns from a dissection run: pass it as the Sink and
+// its Finish method as OnConn of dissect.Options. It is not safe for
+// concurrent use.
+type Collector struct {
+	open  map[event.ConnID]*Conn
+	conns []*Conn
+	// h1 pairs HTTP/1.x requests and responses by connection and
+	// sequence number.
+}
+
+// NewCollector returns an empty Collector.
+func NewCollector() *Collector {
+	return &Collector{open: map[event.ConnID]*Conn{}}
+}
+
+func (k *Collector) conn(id event.ConnID) *Conn {
+	c := k.open[id]
+	if c == nil {
+		c = &Conn{}
+		k.open[id] = c
+	}
+	return c
+}
+
+func appendCapped[T any](s []T, v T, limit int, dropped *int) []T {
+	if len(s) >= limit {
+		*dropped++
+		return s
+	}
+	return append(s, v)
+}
+
+func refp(r event.Ref) *event.Ref { return &r }
+
+// Event implements event.Sink.
+func (k *Collector) Event(e *event.Event) {
+	switch e.Proto {
+	case event.ProtoTCP:
+		k.tcpEvent(e)
+	case event.ProtoHTTP1:
+		k.http1Event(e)
+	case event.ProtoHTTP2:
+		k.http2Event(e)
+	}
+}
+
+func (k *Collector) tcpEvent(e *event.Event) {
+	c := k.conn(e.Conn)
+	var dropped int
+	switch e.Type {
+	case "SYN":
+		c.SYNs = appendCapped(c.SYNs, e.Ref, maxSYNs, &dropped)
+	case "SYN-ACK":
+		c.SYNACKs = appendCapped(c.SYNACKs, e.Ref, maxSYNs, &dropped)
+	case "FIN":
+		if c.FIN[e.Dir&1] == nil {
+			c.FIN[e.Dir&1] = refp(e.Ref)
+		}
+	case "RST":
+		if c.RST[e.Dir&1] == nil {
+			c.RST[e.Dir&1] = refp(e.Ref)
+		}
+	}
+	if e.Flags == "" {
+		return
+	}
+	if hasFlag(e.Flags, "zero_window") {
+		c.ZeroWindows[e.Dir&1] = appendCapped(c.ZeroWindows[e.Dir&1], e.Ref, maxWindowRef, &dropped)
+	}
+	if hasFlag(e.Flags, "window_full") {
+		c.WindowFulls[e.Dir&1] = appendCapped(c.WindowFulls[e.Dir&1], e.Ref, maxWindowRef, &dropped)
+	}
+}
+
+// hasFlag reports whether the "|"-joined analysis flags hold name.
+func hasFlag(flags, name string) bool {
+	for len(flags) > 0 {
+		f := flags
+		i := 0
+		for i < len(flags) && flags[i] != '|' {
+			i++
+		}
+		f, flags = flags[:i], flags[min(i+1, len(flags)):]
+		if f == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (k *Collector) http1Event(e *event.Event) {
+	h := e.HTTP1
+	if h == nil {
+		return
+	}
+	c := k.conn(e.Conn)
+	if e.Type == "request" {
+		x := Exchange{Proto: event.ProtoHTTP1, Seq: h.Seq, Method: h.Method, Path: h.Target,
+			Request: refp(event.Ref{File: e.Ref.File, Frame: h.HeadFrame, TS: e.Ref.TS}), RequestEnd: refp(e.Ref)}
+		for _, f := range h.Headers {
+			if equalFold(f.Name, "host") {
+				x.Authority = f.Value
+				break
+			}
+		}
+		c.Exchanges = appendCapped(c.Exchanges, x, maxExchanges, &c.ExchangesDropped)
+		return
+	}
+	// A response: it answers the request with the same number. Interim
+	// (1xx) responses do not end the exchange.
+	if h.Status >= 100 && h.Status < 200 && h.Status != 101 {
+		return
+	}
+	for i := len(c.Exchanges) - 1; i >= 0; i-- {
+		x := &c.Exchanges[i]
+		if x.Proto == event.ProtoHTTP1 && x.Seq == h.Seq {
+			x.Status, x.KeepAlive = h.Status, h.KeepAlive
+			x.Response, x.ResponseEnd = refp(e.Ref), refp(e.Ref)
+			return
+		}
+	}
+}
+
+func equalFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(a) {
+		x, y := a[i]|0x20, b[i]|0x20
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+func (k *Collector) http2Event(e *event.Event) {
+	switch e.Type {
+	case "RST_STREAM":
+		c := k.conn(e.Conn)
+		c.Resets = appendCapped(c.Resets, Reset{Dir: e.Dir, Stream: e.Stream, Code: e.Error, Ref: e.Ref}, maxResets, &c.ResetsDropped)
+	case "PING":
+		c := k.conn(e.Conn)
+		c.Pings = appendCapped(c.Pings, Ping{Dir: e.Dir, Ack: e.Flags == "ACK" || hasFlag(e.Flags, "ACK"), Ref: e.Ref}, maxPings, &c.PingsDropped)
+	}
+}
+
+// Finish receives a finished connection (the OnConn callback of
+// dissect.Options).
+func (k *Collector) Finish(tc *tcp.Conn, app *dissect.App) {
+	c := k.open[tc.ID]
+	delete(k.open, tc.ID)
+	if c == nil {
+		c = &Conn{}
+	}
+	cp := *tc
+	c.TCP, c.App = &cp, app
+	if app != nil {
+		for i := range app.Streams {
+			s := &app.Streams[i]
+			if s.Initiator != "client" {
+				continue
+			}
+			x := Exchange{Proto: event.ProtoHTTP2, Stream: s.ID, Method: s.Method, Authority: s.Authority,
+				Path: s.Path, Status: s.Status, Request: s.FirstHeaders, RequestEnd: s.ClientEnd,
+				ResponseEnd: s.ServerEnd, Reset: s.Reset, GRPCStatus: s.GRPCStatus}
+			c.Exchanges = appendCapped(c.Exchanges, x, maxExchanges, &c.ExchangesDropped)
+		}
+	}
+	slices.SortStableFunc(c.Exchanges, func(a, b Exchange) int {
+		sa, sb := a.Start(), b.Start()
+		if sa == nil || sb == nil {
+			return cmp.Compare(a.Seq, b.Seq)
+		}
+		return cmp.Compare(sa.Frame, sb.Frame)
+	})
+	k.conns = append(k.conns, c)
+}
+
+// Conns returns the finished connections in id order.
+func (k *Collector) Conns() []*Conn {
+	slices.SortFunc(k.conns, func(a, b *Conn) int { return cmp.Compare(a.ID(), b.ID()) })
+	return k.conns
+}

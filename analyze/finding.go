@@ -1,0 +1,189 @@
+package analyze
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/h2scope/h2scope/dissect/event"
+)
+
+// Finding kinds, as the design fixes them.
+const (
+	KindRSTStorm          = "rst_storm"
+	KindResumptionFailure = "resumption_failure"
+	KindReconnectChurn    = "reconnect_churn"
+	KindWindowStall       = "window_stall"
+	KindGoAway            = "goaway"
+	KindKeepaliveMismatch = "keepalive_mismatch"
+	KindHandshakeLatency  = "handshake_latency"
+	KindSYNRetransmit     = "syn_retransmit"
+)
+
+// Kinds lists every finding kind.
+var Kinds = []string{
+	KindRSTStorm, KindResumptionFailure, KindReconnectChurn, KindWindowStall,
+	KindGoAway, KindKeepaliveMismatch, KindHandshakeLatency, KindSYNRetransmit,
+}
+
+// Severity ranks findings. A healthy capture yields nothing above Info.
+type Severity int
+
+// Severities, in increasing order.
+const (
+	Info Severity = iota
+	Warning
+	Critical
+)
+
+var severityNames = [...]string{"info", "warning", "critical"}
+
+// String returns "info", "warning" or "critical".
+func (s Severity) String() string {
+	if s < 0 || int(s) >= len(severityNames) {
+		return fmt.Sprintf("severity(%d)", int(s))
+	}
+	return severityNames[s]
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *Severity) UnmarshalText(b []byte) error {
+	v, err := ParseSeverity(string(b))
+	*s = v
+	return err
+}
+
+// ParseSeverity parses "info", "warning" or "critical".
+func ParseSeverity(name string) (Severity, error) {
+	for i, n := range severityNames {
+		if n == name {
+			return Severity(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown severity %q (want info, warning or critical)", name)
+}
+
+// Evidence points at one frame that shows part of a finding.
+type Evidence struct {
+	// Frame is the 1-based capture frame number, as Wireshark counts.
+	Frame uint64 `json:"frame"`
+	// TS is the frame's capture time.
+	TS time.Time `json:"ts"`
+	// Conn is the connection (Wireshark's tcp.stream).
+	Conn event.ConnID `json:"conn"`
+	// Stream is the HTTP/2 stream, when the evidence is about one.
+	Stream uint32 `json:"stream,omitempty"`
+	// What says what the frame shows.
+	What string `json:"what"`
+	// Filter is a Wireshark display filter that opens the evidence.
+	Filter string `json:"filter"`
+}
+
+// StreamRef names one HTTP/2 stream of one connection.
+type StreamRef struct {
+	Conn   event.ConnID `json:"conn"`
+	Stream uint32       `json:"stream"`
+}
+
+// Confidence says how far a finding can be trusted given the capture.
+type Confidence struct {
+	// Level is "high", "medium" or "low".
+	Level string `json:"level"`
+	// Reasons lists what lowers it: packet loss, no handshake seen,
+	// window scale unknown, undecryptable TLS, snap length truncation.
+	Reasons []string `json:"reasons,omitempty"`
+}
+
+// Finding is one diagnosis.
+type Finding struct {
+	// Kind is one of the Kind constants.
+	Kind     string   `json:"kind"`
+	Severity Severity `json:"severity"`
+	// Summary says in one line what happened, for a person.
+	Summary string `json:"summary"`
+	// Connections lists the connections involved, in increasing order.
+	Connections []event.ConnID `json:"connections"`
+	// Streams lists the HTTP/2 streams involved, if any.
+	Streams []StreamRef `json:"streams,omitempty"`
+	// Evidence lists the frames that show it, in frame order.
+	Evidence []Evidence `json:"evidence"`
+	// Metrics holds the numbers behind it, by name (durations in
+	// milliseconds with an _ms suffix).
+	Metrics map[string]any `json:"metrics"`
+	// Confidence reflects the capture's quality.
+	Confidence Confidence `json:"confidence"`
+	// Remedy names the settings to change.
+	Remedy string `json:"remedy"`
+}
+
+// maxEvidence bounds the evidence items of one finding.
+const maxEvidence = 20
+
+// evidence builds an Evidence item for ref on conn (stream 0: the
+// connection).
+func evidence(conn event.ConnID, stream uint32, ref event.Ref, what string) Evidence {
+	return Evidence{Frame: ref.Frame, TS: ref.TS.UTC(), Conn: conn, Stream: stream, What: what, Filter: Filter(conn, stream)}
+}
+
+// Filter returns the Wireshark display filter of a connection, or of one
+// of its HTTP/2 streams when stream > 0.
+func Filter(conn event.ConnID, stream uint32) string {
+	if stream > 0 {
+		return fmt.Sprintf("tcp.stream eq %d && http2.streamid eq %d", conn, stream)
+	}
+	return fmt.Sprintf("tcp.stream eq %d", conn)
+}
+
+// normalize puts a finding's lists in their canonical order and bounds
+// its evidence, so that output is deterministic.
+func (f *Finding) normalize() {
+	slices.Sort(f.Connections)
+	f.Connections = slices.Compact(f.Connections)
+	slices.SortFunc(f.Streams, func(a, b StreamRef) int {
+		return cmp.Or(cmp.Compare(a.Conn, b.Conn), cmp.Compare(a.Stream, b.Stream))
+	})
+	f.Streams = slices.Compact(f.Streams)
+	slices.SortStableFunc(f.Evidence, func(a, b Evidence) int { return cmp.Compare(a.Frame, b.Frame) })
+	if len(f.Evidence) > maxEvidence {
+		if f.Metrics == nil {
+			f.Metrics = map[string]any{}
+		}
+		f.Metrics["evidence_omitted"] = len(f.Evidence) - maxEvidence
+		f.Evidence = f.Evidence[:maxEvidence]
+	}
+	if f.Metrics == nil {
+		f.Metrics = map[string]any{}
+	}
+	if f.Connections == nil {
+		f.Connections = []event.ConnID{}
+	}
+	if f.Evidence == nil {
+		f.Evidence = []Evidence{}
+	}
+}
+
+// firstFrame is the frame of a finding's first evidence (0 when none).
+func (f *Finding) firstFrame() uint64 {
+	if len(f.Evidence) == 0 {
+		return 0
+	}
+	return f.Evidence[0].Frame
+}
+
+// sortFindings orders findings by severity (highest first), then kind,
+// then first evidence frame, then summary.
+func sortFindings(fs []Finding) {
+	slices.SortStableFunc(fs, func(a, b Finding) int {
+		return cmp.Or(
+			cmp.Compare(b.Severity, a.Severity),
+			cmp.Compare(a.Kind, b.Kind),
+			cmp.Compare(a.firstFrame(), b.firstFrame()),
+			strings.Compare(a.Summary, b.Summary),
+		)
+	})
+}
