@@ -58,14 +58,14 @@ type chunk struct {
 // protocol from the first bytes of either direction, then hands the bytes
 // to the dissector for it, replaying what it held in arrival order.
 type appConn struct {
-	c     *tcp.Conn
-	sink  event.Sink
-	keys  *tls.KeyLog
-	proto event.Proto
-	done  bool // protocol decided (possibly unknown)
-	held  []chunk
-	nheld [2]int
-	buf   [2][]byte // contiguous held bytes per direction, for sniffing
+	c      *tcp.Conn
+	sink   event.Sink
+	shared *tlsShared
+	proto  event.Proto
+	done   bool // protocol decided (possibly unknown)
+	held   []chunk
+	nheld  [2]int
+	buf    [2][]byte // contiguous held bytes per direction, for sniffing
 	// verdict and synced cache what buf[d] says; they change only while
 	// buf[d] grows, so detection runs at most a few times per direction.
 	verdict [2]sniff.Verdict
@@ -87,13 +87,20 @@ type appConn struct {
 	gapped bool // bytes were lost before the protocol was recognised
 }
 
-func newAppConn(c *tcp.Conn, sink event.Sink, keys *tls.KeyLog) *appConn {
-	return &appConn{c: c, sink: sink, keys: keys}
+// tlsShared is what the TLS dissectors of one run share: the key log and
+// the sessions servers established.
+type tlsShared struct {
+	keys     *tls.KeyLog
+	sessions *tls.Sessions
+}
+
+func newAppConn(c *tcp.Conn, sink event.Sink, shared *tlsShared) *appConn {
+	return &appConn{c: c, sink: sink, shared: shared}
 }
 
 // inside returns a dissector for a protocol carried inside this one.
 func (a *appConn) inside() *appConn {
-	in := newAppConn(a.c, a.sink, a.keys)
+	in := newAppConn(a.c, a.sink, a.shared)
 	in.inner = true
 	return in
 }
@@ -180,8 +187,8 @@ func (a *appConn) decide(force bool) {
 	case event.ProtoHTTP1:
 		a.h1 = http1.NewConn(a.c.ID, a.sink, http1.Options{})
 	case event.ProtoTLS:
-		opts := tls.Options{Keys: a.keys}
-		if a.keys != nil {
+		opts := tls.Options{Keys: a.shared.keys, Sessions: a.shared.sessions}
+		if a.shared.keys != nil {
 			a.plain = a.inside()
 			opts.Plain = a.plain
 		}

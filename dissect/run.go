@@ -130,12 +130,13 @@ func wire(opts *Options) tcp.Options {
 		return to
 	}
 	apps := map[*tcp.Conn]*appConn{}
+	shared := &tlsShared{keys: opts.Keys, sessions: &tls.Sessions{}}
 	// A nil sink tells the dissectors that nobody reads their units, so
 	// they skip building them.
 	sink := opts.Sink
 	if opts.Dissect {
 		to.NewHandler = func(c *tcp.Conn) tcp.StreamHandler {
-			a := newAppConn(c, sink, opts.Keys)
+			a := newAppConn(c, sink, shared)
 			apps[c] = a
 			return a
 		}

@@ -58,7 +58,7 @@ func TestFramesMatchTruth(t *testing.T) {
 		}
 		checked++
 		t.Run(tr.Scenario, func(t *testing.T) {
-			out, errOut, code := runCLI(t, "frames", "--json", strings.TrimSuffix(tf, ".truth.json")+".pcapng")
+			out, errOut, code := runCLI(t, append([]string{"frames", "--json"}, captureArgs(tf, tr)...)...)
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errOut)
 			}

@@ -23,6 +23,76 @@ type connOut struct {
 	ConnState   string                   `json:"conn_state"`
 	OutOfOrder  int                      `json:"out_of_order"`
 	Retrans     int                      `json:"retransmissions"`
+	TLS         *struct {
+		Version    string `json:"version"`
+		SNI        string `json:"sni"`
+		ALPN       string `json:"alpn"`
+		Cipher     string `json:"cipher"`
+		Decrypted  bool   `json:"decrypted"`
+		Resumption struct {
+			Offered  []string `json:"offered"`
+			Known    bool     `json:"known"`
+			Accepted bool     `json:"accepted"`
+		} `json:"resumption"`
+		Alerts []struct {
+			Dir         string `json:"dir"`
+			Description string `json:"description"`
+		} `json:"alerts"`
+	} `json:"tls"`
+}
+
+// captureArgs returns the command-line arguments that read a truth
+// file's capture: the capture, after --keylog and its key log when it
+// has one beside it.
+func captureArgs(truthFile string, tr *truth.Truth) []string {
+	pcap := strings.TrimSuffix(truthFile, ".truth.json") + ".pcapng"
+	if k := tr.Capture.KeyLog; k != "" && k != "embedded" {
+		return []string{"--keylog", filepath.Join(filepath.Dir(truthFile), k), pcap}
+	}
+	return []string{pcap}
+}
+
+// checkTLS compares a connection's TLS record with what the client and
+// server programs saw: version, cipher suite, SNI, ALPN, the resumption
+// verdict against the client's DidResume, the alert, and decryption.
+func checkTLS(t *testing.T, i int, c connOut, want *truth.TLS) {
+	t.Helper()
+	if want == nil {
+		if c.TLS != nil {
+			t.Errorf("connection %d: TLS seen, truth has none", i)
+		}
+		return
+	}
+	got := c.TLS
+	if got == nil {
+		t.Errorf("connection %d: no TLS seen", i)
+		return
+	}
+	if got.SNI != want.SNI || got.Version != want.Version || got.Cipher != want.CipherSuite || got.ALPN != want.ALPN {
+		t.Errorf("connection %d: TLS %q %q sni %q alpn %q, truth %q %q sni %q alpn %q", i,
+			got.Version, got.Cipher, got.SNI, got.ALPN, want.Version, want.CipherSuite, want.SNI, want.ALPN)
+	}
+	offered := !(len(got.Resumption.Offered) == 1 && got.Resumption.Offered[0] == "none")
+	if offered != want.OfferedResumption {
+		t.Errorf("connection %d: resumption offered %v, truth %v", i, got.Resumption.Offered, want.OfferedResumption)
+	}
+	if want.HandshakeComplete && (!got.Resumption.Known || got.Resumption.Accepted != want.DidResume) {
+		t.Errorf("connection %d: resumption accepted %v (known %v), the client's DidResume %v", i,
+			got.Resumption.Accepted, got.Resumption.Known, want.DidResume)
+	}
+	if want.HandshakeComplete && !got.Decrypted {
+		t.Errorf("connection %d: not decrypted", i)
+	}
+	if a := want.Alert; a != nil {
+		dir := map[string]string{"client": "c2s", "server": "s2c"}[a.From]
+		found := false
+		for _, g := range got.Alerts {
+			found = found || g.Dir == dir && g.Description == a.Description
+		}
+		if !found {
+			t.Errorf("connection %d: alerts %+v, truth %s sent %s", i, got.Alerts, a.From, a.Description)
+		}
+	}
 }
 
 func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
@@ -45,7 +115,7 @@ func TestConnsMatchTruth(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Run(tr.Scenario, func(t *testing.T) {
-			out, errOut, code := runCLI(t, "conns", "--json", strings.TrimSuffix(tf, ".truth.json")+".pcapng")
+			out, errOut, code := runCLI(t, append([]string{"conns", "--json"}, captureArgs(tf, tr)...)...)
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errOut)
 			}
@@ -84,6 +154,7 @@ func TestConnsMatchTruth(t *testing.T) {
 				if want.ClosedBy != "" && c.Close != "fin_"+want.ClosedBy {
 					t.Errorf("connection %d: close %s, truth closed by %s", i, c.Close, want.ClosedBy)
 				}
+				checkTLS(t, i, c, want.TLS)
 				missed += c.MissedBytes
 				ooo += int64(c.OutOfOrder)
 				retrans += int64(c.Retrans)

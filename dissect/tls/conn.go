@@ -47,6 +47,10 @@ type Options struct {
 	MaxHandshake int
 	// Keys, if set, holds the secrets to decrypt protected records with.
 	Keys *KeyLog
+	// Sessions, if set, is shared by the connections of a capture: it
+	// tells resumption offers from random session ids, and decrypts
+	// resumed TLS 1.2 sessions.
+	Sessions *Sessions
 	// Plain, if set, receives the decrypted application data of each
 	// direction in order, a Gap where records could not be decrypted
 	// after some were, and the close of each direction.
@@ -300,6 +304,9 @@ type Conn struct {
 	// sawEE and earlyAccepted record the decrypted EncryptedExtensions'
 	// early-data verdict.
 	sawEE, earlyAccepted bool
+	// idIssued is set when the ClientHello's session id was issued by a
+	// server earlier in the capture.
+	idIssued bool
 	// undecrypted counts protected records left encrypted.
 	undecrypted int
 }
@@ -535,6 +542,7 @@ func (c *Conn) message(dir event.Dir, typ uint8, body []byte, at event.Ref) {
 		}
 		if c.ch == nil || c.sum.HelloRetry {
 			c.ch = ch
+			c.idIssued = c.opts.Sessions.wasIssued(ch.sessionID)
 			if c.sum.Timing.ClientHello == nil {
 				c.sum.Timing.ClientHello = refp(at)
 			}
@@ -552,6 +560,10 @@ func (c *Conn) message(dir event.Dir, typ uint8, body []byte, at event.Ref) {
 		}
 		c.sh = sh
 		c.shSeen = true
+		if c.ch == nil || string(sh.sessionID) != string(c.ch.sessionID) {
+			// A new session (TLS 1.3's echo of the legacy id is not one).
+			c.opts.Sessions.issue(sh.sessionID)
+		}
 		c.afterSH = 0
 		if c.sum.Timing.ServerHello == nil {
 			c.sum.Timing.ServerHello = refp(at)
@@ -575,8 +587,8 @@ func (c *Conn) message(dir event.Dir, typ uint8, body []byte, at event.Ref) {
 		}
 		c.sum.Tickets++
 		c.sum.TicketLifetime = lifetime
-		if !c.tls13 && c.opts.Keys != nil {
-			c.opts.Keys.remember('t', ticket, c.master12())
+		if !c.tls13 {
+			c.opts.Sessions.remember('t', ticket, c.master12())
 		}
 	case typeEncryptedExtensions:
 		c.encryptedExtensions(body)
@@ -765,8 +777,14 @@ func (c *Conn) resumption() Resumption {
 	ch, sh := c.ch, c.sh
 	if ch != nil {
 		// In TLS 1.3 legacy_session_id is a middlebox-compatibility value,
-		// not a resumption offer.
-		if len(ch.sessionID) > 0 && !c.tls13 {
+		// not a resumption offer; a client that offers TLS 1.3 sends one
+		// (RFC 8446 D.4) even when the server then picks TLS 1.2, so its
+		// session id counts as an offer only when the server echoes it.
+		// Clients also send random session ids (Go does, to detect an
+		// accepted ticket; RFC 5077 3.4): a session id is an offer when
+		// the server echoes it or issued it earlier in the capture.
+		echoed := sh != nil && len(sh.sessionID) > 0 && string(sh.sessionID) == string(ch.sessionID)
+		if len(ch.sessionID) > 0 && !c.tls13 && (echoed || c.idIssued) {
 			r.Offered = append(r.Offered, "session_id")
 		}
 		if ch.ticketPresent && ch.ticketLen > 0 {

@@ -25,9 +25,9 @@ func (p *plainRec) Close(dir event.Dir, reset bool, at event.Ref) { p.closed[dir
 
 // decryptChunks plays chunks into a Conn with keys and returns what it
 // decrypted.
-func decryptChunks(chunks []chunk, keys *KeyLog, step int) (*plainRec, Summary) {
+func decryptChunks(chunks []chunk, keys *KeyLog, sessions *Sessions, step int) (*plainRec, Summary) {
 	p := &plainRec{}
-	c := NewConn(1, nil, Options{Keys: keys, Plain: p})
+	c := NewConn(1, nil, Options{Keys: keys, Sessions: sessions, Plain: p})
 	for i, ch := range chunks {
 		at := event.Ref{Frame: uint64(i + 1)}
 		for off := 0; off < len(ch.data); off += step {
@@ -78,7 +78,7 @@ func TestDecryptRealConnections(t *testing.T) {
 				t.Fatalf("key log: %d secrets, errors %v", n, errs)
 			}
 			for _, step := range []int{1, 7, 1 << 20} {
-				p, s := decryptChunks(chunks, keys, step)
+				p, s := decryptChunks(chunks, keys, nil, step)
 				if got := string(p.data[event.S2C]); got != "hello from server" {
 					t.Errorf("step %d: server plaintext %q", step, got)
 				}
@@ -119,8 +119,9 @@ func TestDecryptResumed(t *testing.T) {
 			}
 			keys := NewKeyLog()
 			keys.Add(kl.Bytes(), "test")
-			decryptChunks(first, keys, 1<<20)
-			p, s := decryptChunks(second, keys, 1<<20)
+			sessions := &Sessions{}
+			decryptChunks(first, keys, sessions, 1<<20)
+			p, s := decryptChunks(second, keys, sessions, 1<<20)
 			if !s.Resumption.Accepted {
 				t.Errorf("resumption %+v", s.Resumption)
 			}
@@ -152,7 +153,7 @@ func TestDecryptWrongKeys(t *testing.T) {
 			}
 			keys := NewKeyLog()
 			keys.Add([]byte(strings.Join(wrong, "\n")), "wrong")
-			p, s := decryptChunks(chunks, keys, 1<<20)
+			p, s := decryptChunks(chunks, keys, nil, 1<<20)
 			if len(p.data[0])+len(p.data[1]) != 0 || s.Decryption.Decrypted {
 				t.Errorf("wrong keys gave plaintext %q %q", p.data[0], p.data[1])
 			}
@@ -161,13 +162,13 @@ func TestDecryptWrongKeys(t *testing.T) {
 			}
 
 			// No line for this session.
-			_, s = decryptChunks(chunks, NewKeyLog(), 1<<20)
+			_, s = decryptChunks(chunks, NewKeyLog(), nil, 1<<20)
 			if s.Decryption.Reason != ReasonNoKeyLog {
 				t.Errorf("empty key log: reason %q", s.Decryption.Reason)
 			}
 			other := NewKeyLog()
 			other.Add([]byte("CLIENT_RANDOM "+strings.Repeat("ab", 32)+" "+strings.Repeat("cd", 48)), "other")
-			_, s = decryptChunks(chunks, other, 1<<20)
+			_, s = decryptChunks(chunks, other, nil, 1<<20)
 			if s.Decryption.Reason != ReasonNoKeys {
 				t.Errorf("key log without the session: reason %q", s.Decryption.Reason)
 			}
@@ -183,7 +184,7 @@ func TestDecryptWrongKeys(t *testing.T) {
 				}
 				keys := NewKeyLog()
 				keys.Add([]byte(strings.Join(hs, "\n")), "partial")
-				p, s := decryptChunks(chunks, keys, 1<<20)
+				p, s := decryptChunks(chunks, keys, nil, 1<<20)
 				if len(p.data[0])+len(p.data[1]) != 0 || s.Messages["Finished"] != 2 || s.Decryption.Reason != ReasonNoKeys {
 					t.Errorf("handshake secrets only: plaintext %q %q, messages %v, decryption %+v", p.data[0], p.data[1], s.Messages, s.Decryption)
 				}

@@ -40,9 +40,8 @@ type Secrets struct {
 // from key log files and from the Decryption Secrets Blocks of pcapng
 // captures; a KeyLog is safe for concurrent use.
 type KeyLog struct {
-	mu       sync.RWMutex
-	m        map[[32]byte]*Secrets
-	sessions map[string][]byte // TLS 1.2 master secrets by session id or ticket
+	mu sync.RWMutex
+	m  map[[32]byte]*Secrets
 }
 
 // NewKeyLog returns an empty KeyLog.
@@ -184,41 +183,4 @@ func (k *KeyLog) Lookup(clientRandom []byte) *Secrets {
 	}
 	c := *s
 	return &c
-}
-
-// maxSessions bounds the TLS 1.2 session cache of a KeyLog.
-const maxSessions = 1 << 16
-
-// sessionKey names a resumable TLS 1.2 session: by session id or by
-// ticket.
-func sessionKey(kind byte, id []byte) string { return string(kind) + string(id) }
-
-// remember records the master secret of a TLS 1.2 session that a later
-// connection may resume by session id or ticket: key logs name a
-// resumed connection's master secret only under the client random of the
-// connection that established it (Go's crypto/tls logs nothing for a
-// resumed TLS 1.2 connection), as Wireshark's session cache does.
-func (k *KeyLog) remember(kind byte, id, master []byte) {
-	if k == nil || len(id) == 0 || len(master) == 0 {
-		return
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.sessions == nil {
-		k.sessions = map[string][]byte{}
-	}
-	if len(k.sessions) >= maxSessions {
-		clear(k.sessions)
-	}
-	k.sessions[sessionKey(kind, id)] = master
-}
-
-// resumed returns the master secret remembered for a session, or nil.
-func (k *KeyLog) resumed(kind byte, id []byte) []byte {
-	if k == nil || len(id) == 0 {
-		return nil
-	}
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	return k.sessions[sessionKey(kind, id)]
 }

@@ -110,7 +110,7 @@ func (c *Conn) startDecryption(dir event.Dir, d *direction) bool {
 		}
 		c.keys12 = [2]*protector{cl, sv}
 		if sec := c.lookup(); sec != nil && sec.Master != nil {
-			c.opts.Keys.remember('s', c.sh.sessionID, master)
+			c.opts.Sessions.remember('s', c.sh.sessionID, master)
 		}
 	}
 	d.prot = c.keys12[dir&1]
@@ -161,11 +161,11 @@ func (c *Conn) master12() []byte {
 		return nil
 	}
 	if len(c.sh.sessionID) > 0 && bytes.Equal(c.sh.sessionID, c.ch.sessionID) {
-		if m := c.opts.Keys.resumed('s', c.ch.sessionID); m != nil {
+		if m := c.opts.Sessions.resumed('s', c.ch.sessionID); m != nil {
 			return m
 		}
 	}
-	return c.opts.Keys.resumed('t', c.ch.ticket)
+	return c.opts.Sessions.resumed('t', c.ch.ticket)
 }
 
 // encryptedExtensions reads the TLS 1.3 EncryptedExtensions: the selected
