@@ -6,7 +6,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,7 +17,39 @@ import (
 	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/event"
 	"github.com/h2scope/h2scope/dissect/tcp"
+	"github.com/h2scope/h2scope/dissect/tls"
 )
+
+// corpusKeyLogs names the key log of each corpus capture that has one
+// (MANIFEST.md); captures in testdata/pcaps have theirs beside them as
+// NAME.keys.
+var corpusKeyLogs = map[string]string{
+	"wireshark-test/http2-data-reassembly.pcap": "wireshark-test/http2-data-reassembly.keys",
+	"wireshark-notes/http2-16-ssl.pcapng":       "wireshark-notes/http2-16-ssl.keys.txt",
+	"wireshark-notes/works/dump.pcapng":         "wireshark-notes/works/premaster.txt",
+	"illustrated-tls13/capture.pcap":            "illustrated-tls13/keylog.txt",
+	"illustrated-tls12/capture.pcap":            "illustrated-tls12/keylog.txt",
+}
+
+// keylogFor returns the key log of a capture, "" when it has none.
+func keylogFor(path string) string {
+	if dir := corpusDir(); dir != "" {
+		if rel, err := filepath.Rel(dir, path); err == nil {
+			if k, ok := corpusKeyLogs[filepath.ToSlash(rel)]; ok {
+				return filepath.Join(dir, k)
+			}
+		}
+	}
+	for _, ext := range []string{".pcapng", ".pcap"} {
+		if strings.HasSuffix(path, ext) {
+			k := strings.TrimSuffix(path, ext) + ".keys"
+			if _, err := os.Stat(k); err == nil {
+				return k
+			}
+		}
+	}
+	return ""
+}
 
 // h2unit is one HTTP/2 frame, located by capture frame, for comparison.
 type h2unit struct {
@@ -29,6 +63,14 @@ func (u h2unit) String() string { return fmt.Sprintf("%d:%s/%d", u.frame, u.typ,
 // ourHTTP2 dissects path and returns its HTTP/2 frames and the server ports
 // of the connections recognised as HTTP/2.
 func ourHTTP2(t *testing.T, path string) ([]h2unit, map[uint16]bool, map[string]int) {
+	keys := tls.NewKeyLog()
+	if k := keylogFor(path); k != "" {
+		b, err := os.ReadFile(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys.Add(b, k)
+	}
 	var units []h2unit
 	grpcMsgs := map[string]int{}
 	ports := map[uint16]bool{}
@@ -49,7 +91,7 @@ func ourHTTP2(t *testing.T, path string) ([]h2unit, map[uint16]bool, map[string]
 		}
 	})
 	_, err := dissect.Run(context.Background(), []string{path}, dissect.Options{
-		Dissect: true, Sink: sink,
+		Dissect: true, Sink: sink, Keys: keys,
 		TCP: tcp.Options{OnFinish: func(c *tcp.Conn) {
 			if c.Proto == "http2" && !upgraded[c.ID] {
 				ports[c.Server.Port()] = true
@@ -77,6 +119,9 @@ func tsharkHTTP2(t *testing.T, path string, ports map[uint16]bool, noGRPC bool) 
 	}
 	if noGRPC {
 		args = append(args, "--disable-protocol", "grpc", "--disable-protocol", "protobuf")
+	}
+	if k := keylogFor(path); k != "" {
+		args = append(args, "-o", "tls.keylog_file:"+k)
 	}
 	var stderr bytes.Buffer
 	cmd := exec.Command("tshark", args...)
@@ -210,6 +255,9 @@ func tsharkGRPCMessages(t *testing.T, path string, ports map[uint16]bool) int {
 	args := []string{"-n", "-r", path, "-Y", "grpc", "-T", "fields", "-e", "grpc.message_length"}
 	for p := range ports {
 		args = append(args, "-d", fmt.Sprintf("tcp.port==%d,http2", p))
+	}
+	if k := keylogFor(path); k != "" {
+		args = append(args, "-o", "tls.keylog_file:"+k)
 	}
 	out, err := exec.Command("tshark", args...).Output()
 	if err != nil {
