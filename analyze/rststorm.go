@@ -1,8 +1,15 @@
 package analyze
 
 import (
+	"cmp"
 	"flag"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/h2scope/h2scope/dissect/event"
 )
 
 // RSTStormConfig holds the rst_storm thresholds.
@@ -15,17 +22,461 @@ type RSTStormConfig struct {
 	// RapidReset is the longest HEADERS-to-RST_STREAM delay of a client
 	// reset counted as a rapid reset.
 	RapidReset time.Duration
+	// CriticalResets is the number of resets in one window that makes a
+	// storm critical.
+	CriticalResets int
 }
 
 func defaultRSTStorm() RSTStormConfig {
-	return RSTStormConfig{Window: time.Second, MinResets: 10, RapidReset: 10 * time.Millisecond}
+	return RSTStormConfig{Window: time.Second, MinResets: 10, RapidReset: 10 * time.Millisecond, CriticalResets: 100}
 }
 
 func (c *RSTStormConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Window, "rst-window", c.Window, "rst_storm: sliding window over which RST_STREAM frames are counted")
 	fs.IntVar(&c.MinResets, "rst-min", c.MinResets, "rst_storm: RST_STREAM frames in one window that make a storm")
 	fs.DurationVar(&c.RapidReset, "rst-rapid", c.RapidReset, "rst_storm: longest HEADERS-to-RST_STREAM delay counted as a rapid reset")
+	fs.IntVar(&c.CriticalResets, "rst-critical", c.CriticalResets, "rst_storm: RST_STREAM frames in one window that make a storm critical")
 }
 
-// detectRSTStorm is not written yet.
-func detectRSTStorm(in *Input, cfg RSTStormConfig) []Finding { return nil }
+// grpcStatusOfReset maps an RST_STREAM error code to the gRPC status a
+// gRPC client reports for it, as the gRPC over HTTP/2 specification
+// (PROTOCOL-HTTP2.md, "Errors") fixes; "" for STREAM_CLOSED, which has no
+// mapping.
+var grpcStatusOfReset = map[string]string{
+	"NO_ERROR":            "INTERNAL",
+	"PROTOCOL_ERROR":      "INTERNAL",
+	"INTERNAL_ERROR":      "INTERNAL",
+	"FLOW_CONTROL_ERROR":  "INTERNAL",
+	"SETTINGS_TIMEOUT":    "INTERNAL",
+	"FRAME_SIZE_ERROR":    "INTERNAL",
+	"REFUSED_STREAM":      "UNAVAILABLE",
+	"CANCEL":              "CANCELLED",
+	"COMPRESSION_ERROR":   "INTERNAL",
+	"CONNECT_ERROR":       "INTERNAL",
+	"ENHANCE_YOUR_CALM":   "RESOURCE_EXHAUSTED",
+	"INADEQUATE_SECURITY": "PERMISSION_DENIED",
+	"HTTP_1_1_REQUIRED":   "INTERNAL",
+}
+
+// stormReset is one counted RST_STREAM with its connection.
+type stormReset struct {
+	conn *Conn
+	Reset
+}
+
+// detectRSTStorm reports bursts of HTTP/2 RST_STREAM frames.
+//
+// Signal: every RST_STREAM of a connection (Conn.Resets), counted over a
+// sliding window of RSTStormConfig.Window, first per connection, then per
+// server address (ip:port) across its connections. A window holding at
+// least MinResets resets is a storm: one finding per connection, and one
+// per server whose storm only shows when its connections are added up
+// (none of them is a storm alone). The finding gives the error-code mix,
+// the side that sent the resets, and for gRPC connections the status
+// each code surfaces as (CANCEL→CANCELLED, REFUSED_STREAM→UNAVAILABLE,
+// ENHANCE_YOUR_CALM→RESOURCE_EXHAUSTED, ...).
+//
+// Rapid reset (CVE-2023-44487): a client RST_STREAM that follows the
+// stream's request HEADERS (Exchange.Request) within RapidReset. At least
+// MinResets of them on a connection make the finding critical, as does a
+// window holding CriticalResets resets; otherwise it is a warning.
+//
+// False positives avoided: RST_STREAM(NO_ERROR) is never counted — a
+// server sends it after it ended the stream (trailers, END_STREAM) to
+// stop the client's upload, as RFC 9113 §8.1 allows; a few cancellations
+// (deadlines, a user giving up) stay below MinResets per window.
+//
+// Metrics: resets (counted), resets_no_error (left out), peak_resets and
+// window_ms (the busiest window), rate_per_s (over the connection's life,
+// or the server's span of resets), client_resets, server_resets,
+// rapid_resets, median_reset_delay_ms (request HEADERS to the client's
+// RST_STREAM), resets_CODE per error code, grpc_STATUS per gRPC status
+// (gRPC connections only), connections (server findings), resets_dropped
+// (past the collector's bound).
+func detectRSTStorm(in *Input, cfg RSTStormConfig) []Finding {
+	if cfg.MinResets < 1 {
+		cfg.MinResets = 1
+	}
+	var out []Finding
+	stormy := map[*Conn]bool{}
+	for _, c := range in.Conns {
+		rs, noErr := countedResets(c)
+		if len(rs) < cfg.MinResets {
+			continue
+		}
+		lo, hi := peakWindow(rs, cfg.Window)
+		if hi-lo < cfg.MinResets {
+			continue
+		}
+		stormy[c] = true
+		out = append(out, stormFinding(in, cfg, []*Conn{c}, rs, lo, hi, noErr))
+	}
+	// Servers whose storm only shows across connections.
+	byServer := map[netip.AddrPort][]*Conn{}
+	for _, c := range in.Conns {
+		if len(c.Resets) > 0 {
+			byServer[c.Server()] = append(byServer[c.Server()], c)
+		}
+	}
+	for _, srv := range sortedAddrPorts(byServer) {
+		conns := byServer[srv]
+		if len(conns) < 2 || slices.ContainsFunc(conns, func(c *Conn) bool { return stormy[c] }) {
+			continue
+		}
+		var rs []stormReset
+		noErr := 0
+		for _, c := range conns {
+			r, n := countedResets(c)
+			rs = append(rs, r...)
+			noErr += n
+		}
+		slices.SortStableFunc(rs, func(a, b stormReset) int {
+			return cmp.Or(a.Ref.TS.Compare(b.Ref.TS), cmp.Compare(a.Ref.Frame, b.Ref.Frame))
+		})
+		lo, hi := peakWindow(rs, cfg.Window)
+		if hi-lo < cfg.MinResets {
+			continue
+		}
+		out = append(out, stormFinding(in, cfg, conns, rs, lo, hi, noErr))
+	}
+	return out
+}
+
+// countedResets returns c's resets other than NO_ERROR, and how many
+// NO_ERROR resets it left out.
+func countedResets(c *Conn) (rs []stormReset, noErr int) {
+	for _, r := range c.Resets {
+		if r.Code == "NO_ERROR" {
+			noErr++
+			continue
+		}
+		rs = append(rs, stormReset{conn: c, Reset: r})
+	}
+	return rs, noErr
+}
+
+// peakWindow returns the bounds [lo, hi) of the first window of length w
+// holding the most resets; rs is in time order.
+func peakWindow(rs []stormReset, w time.Duration) (lo, hi int) {
+	j := 0
+	for i := range rs {
+		if j < i {
+			j = i
+		}
+		for j < len(rs) && rs[j].Ref.TS.Sub(rs[i].Ref.TS) < w {
+			j++
+		}
+		if j-i > hi-lo {
+			lo, hi = i, j
+		}
+	}
+	return lo, hi
+}
+
+// sortedAddrPorts returns m's keys in order.
+func sortedAddrPorts[V any](m map[netip.AddrPort]V) []netip.AddrPort {
+	keys := make([]netip.AddrPort, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b netip.AddrPort) int { return a.Compare(b) })
+	return keys
+}
+
+// stormFinding builds the finding of a storm over conns: rs are their
+// counted resets in time order, [lo, hi) the busiest window.
+func stormFinding(in *Input, cfg RSTStormConfig, conns []*Conn, rs []stormReset, lo, hi, noErr int) Finding {
+	m := map[string]any{
+		"resets":      len(rs),
+		"peak_resets": hi - lo,
+		"window_ms":   ms(cfg.Window),
+	}
+	if noErr > 0 {
+		m["resets_no_error"] = noErr
+	}
+	codes := map[string]int{}
+	var side [2]int
+	isGRPC := false
+	dropped := 0
+	for _, c := range conns {
+		dropped += c.ResetsDropped
+		if c.App != nil && len(c.App.Calls) > 0 {
+			isGRPC = true
+		}
+	}
+	for _, r := range rs {
+		codes[r.Code]++
+		side[r.Dir&1]++
+	}
+	if dropped > 0 {
+		m["resets_dropped"] = dropped
+	}
+	for code, n := range codes {
+		m["resets_"+code] = n
+	}
+	if isGRPC {
+		st := map[string]int{}
+		for code, n := range codes {
+			if s := grpcStatusOfReset[code]; s != "" {
+				st[s] += n
+			}
+		}
+		for s, n := range st {
+			m["grpc_"+s] = n
+		}
+	}
+	m["client_resets"], m["server_resets"] = side[event.C2S], side[event.S2C]
+
+	// Rapid resets: the client's RST_STREAM right after its HEADERS.
+	type rapid struct {
+		conn    *Conn
+		stream  uint32
+		req     event.Ref
+		rst     event.Ref
+		delayed time.Duration
+	}
+	var rapids []rapid
+	var delays []float64
+	for _, c := range conns {
+		reqs := map[uint32]event.Ref{}
+		for _, x := range c.Exchanges {
+			if x.Proto == event.ProtoHTTP2 && x.Request != nil {
+				reqs[x.Stream] = *x.Request
+			}
+		}
+		for _, r := range c.Resets {
+			if r.Dir != event.C2S || r.Code == "NO_ERROR" {
+				continue
+			}
+			req, ok := reqs[r.Stream]
+			if !ok {
+				continue
+			}
+			d := r.Ref.TS.Sub(req.TS)
+			delays = append(delays, ms(d))
+			if d >= 0 && d <= cfg.RapidReset {
+				rapids = append(rapids, rapid{c, r.Stream, req, r.Ref, d})
+			}
+		}
+	}
+	m["rapid_resets"] = len(rapids)
+	if len(delays) > 0 {
+		m["median_reset_delay_ms"] = medianOf(delays)
+	}
+	span := rs[len(rs)-1].Ref.TS.Sub(rs[0].Ref.TS)
+	if len(conns) == 1 {
+		span = conns[0].TCP.LastTS.Sub(conns[0].TCP.FirstTS)
+	}
+	span = max(span, cfg.Window)
+	rate := float64(len(rs)) / span.Seconds()
+	m["rate_per_s"] = roundTo(rate, 1)
+	m["peak_rate_per_s"] = roundTo(float64(hi-lo)/cfg.Window.Seconds(), 1)
+
+	f := Finding{Kind: KindRSTStorm, Severity: Warning, Metrics: m}
+	isRapid := len(rapids) >= cfg.MinResets
+	if isRapid || hi-lo >= cfg.CriticalResets {
+		f.Severity = Critical
+	}
+	for _, c := range conns {
+		f.Connections = append(f.Connections, c.ID())
+	}
+	// Streams and evidence: the busiest window's resets, then the
+	// rapid resets' request HEADERS.
+	for i := lo; i < hi && len(f.Streams) < 100; i++ {
+		f.Streams = append(f.Streams, StreamRef{Conn: rs[i].conn.ID(), Stream: rs[i].Stream})
+	}
+	nev := maxEvidence
+	if isRapid {
+		nev = maxEvidence / 2
+		for _, r := range rapids[:min(len(rapids), maxEvidence/4)] {
+			f.Evidence = append(f.Evidence,
+				evidence(r.conn.ID(), r.stream, r.req, "client HEADERS opens the stream"),
+				evidence(r.conn.ID(), r.stream, r.rst, fmt.Sprintf("client RST_STREAM(%s) %.3f ms after its HEADERS", codeOf(r.conn, r.stream, r.rst), ms(r.delayed))))
+		}
+	}
+	for i := lo; i < hi && i-lo < nev; i++ {
+		r := rs[i]
+		what := fmt.Sprintf("%s RST_STREAM(%s)", dirWho(r.Dir), r.Code)
+		if i == lo {
+			what += fmt.Sprintf(": first of %d resets within %s", hi-lo, cfg.Window)
+		}
+		f.Evidence = append(f.Evidence, evidence(r.conn.ID(), r.Stream, r.Ref, what))
+	}
+
+	// Summary.
+	top := topCodes(codes)
+	who := "Client"
+	switch {
+	case side[event.C2S] > 0 && side[event.S2C] > 0 && min(side[0], side[1])*4 >= max(side[0], side[1]):
+		who = "Both sides"
+	case side[event.S2C] > side[event.C2S]:
+		who = "Server"
+	}
+	verb := "reset"
+	switch {
+	case who == "Client" && codes["CANCEL"]*2 > len(rs):
+		verb = "cancelled"
+	case who == "Server" && codes["REFUSED_STREAM"]*2 > len(rs):
+		verb = "refused"
+	}
+	where := fmt.Sprintf("on connection %d", conns[0].ID())
+	if len(conns) > 1 {
+		where = fmt.Sprintf("to server %s across %d connections", conns[0].Server(), len(conns))
+		m["connections"] = len(conns)
+	}
+	over := "over the connection"
+	if len(conns) > 1 {
+		over = "over the resets' span"
+	}
+	f.Summary = fmt.Sprintf("%s %s %d streams in %s %s (%s), %s/s %s",
+		who, verb, hi-lo, fmtDur(cfg.Window), where, top, fmtRate(rate), over)
+	if isRapid {
+		f.Summary = fmt.Sprintf("Rapid reset (CVE-2023-44487 pattern): client reset %d streams within %s of their HEADERS %s; %s",
+			len(rapids), fmtDur(cfg.RapidReset), where, f.Summary)
+	}
+	if isGRPC {
+		var parts []string
+		for _, code := range sortedKeys(codes) {
+			if s := grpcStatusOfReset[code]; s != "" {
+				parts = append(parts, code+"→"+s)
+			}
+		}
+		if len(parts) > 0 {
+			f.Summary += "; gRPC sees " + strings.Join(parts, ", ")
+		}
+	}
+	f.Confidence = confidence(in, conns...)
+	if dropped > 0 {
+		f.Confidence.Reasons = append(f.Confidence.Reasons, fmt.Sprintf("%d RST_STREAM frames past the collector's bound not examined", dropped))
+	}
+	f.Remedy = stormRemedy(isRapid, who, codes, len(rs))
+	return f
+}
+
+// codeOf returns the error code of conn's reset of stream at ref.
+func codeOf(c *Conn, stream uint32, ref event.Ref) string {
+	for _, r := range c.Resets {
+		if r.Stream == stream && r.Ref.Frame == ref.Frame {
+			return r.Code
+		}
+	}
+	return "?"
+}
+
+// stormRemedy names the settings to look at for a storm.
+func stormRemedy(rapid bool, who string, codes map[string]int, n int) string {
+	if rapid {
+		return "Rapid reset (CVE-2023-44487): patch the server side — Go ≥ 1.21.3 / golang.org/x/net ≥ 0.17.0 (http2.Server " +
+			"stops reading new streams while handlers for reset ones still run; keep http2.Server.MaxConcurrentStreams small), " +
+			"grpc-go ≥ 1.58.3 (grpc.MaxConcurrentStreams is then enforced on reset streams too); Envoy ≥ 1.27.1 with the " +
+			"overload manager (envoy.resource_monitors.downstream_connections, premature-reset limits) and " +
+			"http2_protocol_options.max_concurrent_streams; nginx ≥ 1.25.3 with keepalive_requests and " +
+			"http2_max_concurrent_streams at their defaults or lower. Rate-limit or block the offending client."
+	}
+	dominant := func(code string) bool { return codes[code]*2 > n }
+	switch {
+	case dominant("CANCEL") && who != "Server":
+		return "The client gives up on requests: look for context deadlines shorter than the server's latency " +
+			"(context.WithTimeout, http.Client.Timeout, grpc-go per-call deadlines and CallOptions, grpc-timeout), " +
+			"contexts cancelled on early return, and hedged or first-response-wins requests; in gRPC these surface " +
+			"as CANCELLED or DEADLINE_EXCEEDED. Fix the slow handler or raise the deadline; avoid retry loops that " +
+			"cancel and reissue."
+	case dominant("REFUSED_STREAM"):
+		return "The server refuses streams beyond SETTINGS_MAX_CONCURRENT_STREAMS: raise it (x/net/http2 " +
+			"Server.MaxConcurrentStreams, grpc.MaxConcurrentStreams server option, Envoy " +
+			"http2_protocol_options.max_concurrent_streams, nginx http2_max_concurrent_streams) or spread requests over " +
+			"more connections (client-side pooling; http2.Transport.StrictMaxConcurrentStreams false). Refused streams " +
+			"were not processed and are safe to retry (gRPC UNAVAILABLE)."
+	case dominant("ENHANCE_YOUR_CALM"):
+		return "The server is rate-limiting this client (ENHANCE_YOUR_CALM, gRPC RESOURCE_EXHAUSTED): lower the " +
+			"client's request or ping rate, or raise the server's limits (Envoy overload manager, nginx limit_req)."
+	case dominant("STREAM_CLOSED"):
+		return "Frames arrive on streams the peer already closed (STREAM_CLOSED): usually a race between a cancel " +
+			"and the last frames, or a proxy that mishandles half-closed streams; update the HTTP/2 library " +
+			"(golang.org/x/net, grpc-go, Envoy) and look at the frames just before the first reset."
+	}
+	return "Protocol-level resets (PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR) mean one side's HTTP/2 " +
+		"implementation or a proxy in between misbehaves: update golang.org/x/net/http2, grpc-go or the proxy " +
+		"(Envoy, nginx), and inspect the frames preceding the first reset."
+}
+
+// topCodes renders the most frequent codes, "CANCEL 230, REFUSED_STREAM 10".
+func topCodes(codes map[string]int) string {
+	keys := sortedKeys(codes)
+	slices.SortStableFunc(keys, func(a, b string) int { return cmp.Compare(codes[b], codes[a]) })
+	var parts []string
+	for i, k := range keys {
+		if i == 3 {
+			parts = append(parts, fmt.Sprintf("%d other codes", len(keys)-3))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s %d", k, codes[k]))
+	}
+	if len(keys) == 1 {
+		return keys[0]
+	}
+	return strings.Join(parts, ", ")
+}
+
+// sortedKeys returns m's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// dirWho names the sender of dir.
+func dirWho(d event.Dir) string {
+	if d == event.C2S {
+		return "client"
+	}
+	return "server"
+}
+
+// medianOf returns the median of v (0 for none); v is reordered.
+func medianOf(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	n := len(v)
+	if n%2 == 1 {
+		return v[n/2]
+	}
+	return (v[n/2-1] + v[n/2]) / 2
+}
+
+// roundTo rounds x to d decimals.
+func roundTo(x float64, d int) float64 {
+	p := 1.0
+	for range d {
+		p *= 10
+	}
+	if x < 0 {
+		return -float64(int64(-x*p+0.5)) / p
+	}
+	return float64(int64(x*p+0.5)) / p
+}
+
+// fmtDur renders a duration briefly: "1 s", "250 ms", "3.2 ms".
+func fmtDur(d time.Duration) string {
+	switch {
+	case d >= time.Second:
+		return strings.TrimSuffix(strings.TrimSuffix(fmt.Sprintf("%.2f", d.Seconds()), "0"), ".0") + " s"
+	case d >= 10*time.Millisecond:
+		return fmt.Sprintf("%d ms", d.Round(time.Millisecond)/time.Millisecond)
+	default:
+		return fmt.Sprintf("%.1f ms", ms(d))
+	}
+}
+
+// fmtRate renders a rate per second briefly.
+func fmtRate(r float64) string {
+	if r >= 10 {
+		return fmt.Sprintf("%.0f", r)
+	}
+	return fmt.Sprintf("%.1f", r)
+}
