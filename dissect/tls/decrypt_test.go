@@ -41,7 +41,7 @@ func decryptChunks(chunks []chunk, keys *KeyLog, sessions *Sessions, step int) (
 
 // keyLogged returns client and server configs that log their secrets to
 // the returned buffer.
-func keyLogged(t *testing.T, minV, maxV uint16, suite uint16) (*ctls.Config, *ctls.Config, *bytes.Buffer) {
+func keyLogged(t testing.TB, minV, maxV uint16, suite uint16) (*ctls.Config, *ctls.Config, *bytes.Buffer) {
 	cert := serverCert(t)
 	var kl bytes.Buffer
 	ccfg := &ctls.Config{InsecureSkipVerify: true, ServerName: "test.example", MinVersion: minV, MaxVersion: maxV, KeyLogWriter: &kl}
@@ -299,4 +299,48 @@ func unhex(s string) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// FuzzDecrypt feeds mutated records of real TLS 1.2 and 1.3 sessions to a
+// Conn holding those sessions' keys: the handshake and the protected
+// records must never panic, and what decrypts must be authentic.
+func FuzzDecrypt(f *testing.F) {
+	var log bytes.Buffer
+	for _, v := range []uint16{ctls.VersionTLS12, ctls.VersionTLS13} {
+		ccfg, scfg, kl := keyLogged(f, v, v, 0)
+		chunks, _ := handshake(f, ccfg, scfg)
+		log.Write(kl.Bytes())
+		var a, b []byte
+		for _, ch := range chunks {
+			if ch.dir == event.C2S {
+				a = append(a, ch.data...)
+			} else {
+				b = append(b, ch.data...)
+			}
+		}
+		f.Add(a, b, uint8(13))
+	}
+	keys := NewKeyLog()
+	keys.Add(log.Bytes(), "fuzz")
+	f.Fuzz(func(t *testing.T, a, b []byte, step uint8) {
+		n := int(step) + 1
+		p := &plainRec{}
+		c := NewConn(0, event.SinkFunc(func(*event.Event) {}), Options{Keys: keys, Sessions: &Sessions{}, Plain: p})
+		for i := 0; i < len(a) || i < len(b); i += n {
+			if i < len(a) {
+				c.Data(event.C2S, a[i:min(i+n, len(a))], event.Ref{})
+			}
+			if i < len(b) {
+				c.Data(event.S2C, b[i:min(i+n, len(b))], event.Ref{})
+			}
+		}
+		c.Close(event.C2S, false, event.Ref{})
+		c.Close(event.S2C, true, event.Ref{})
+		s := c.Summary()
+		for d := range 2 {
+			if len(p.data[d]) > 0 && s.Decryption.Records[d] == 0 {
+				t.Fatalf("plaintext without a decrypted record")
+			}
+		}
+	})
 }
