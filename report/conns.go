@@ -32,6 +32,9 @@ type ConnRecord struct {
 	// TunnelHTTP1 summarises it when it was HTTP/1.x.
 	Tunnel      string         `json:"tunnel,omitempty"`
 	TunnelHTTP1 *http1.Summary `json:"tunnel_http1,omitempty"`
+	// Decrypted names the protocol found inside TLS when it was
+	// decrypted ("http2", "http1"); HTTP1, HTTP2 and GRPC then describe it.
+	Decrypted string `json:"decrypted_proto,omitempty"`
 }
 
 // GRPCSummary counts a connection's gRPC calls.
@@ -63,6 +66,9 @@ func NewConnRecord(c *tcp.Conn, app *dissect.App) ConnRecord {
 	if app.Tunnel != 0 {
 		r.Tunnel = app.Tunnel.String()
 	}
+	if app.Decrypted != 0 {
+		r.Decrypted = app.Decrypted.String()
+	}
 	return r
 }
 
@@ -89,6 +95,9 @@ func WriteConnsTable(w io.Writer, conns []ConnRecord) error {
 		proto := c.Proto
 		if r.Tunnel != "" {
 			proto += ">" + r.Tunnel
+		}
+		if r.Decrypted != "" {
+			proto += ">" + r.Decrypted
 		}
 		if proto == "" {
 			proto = "-"

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/h2scope/h2scope/analyze"
 	"github.com/h2scope/h2scope/dissect/event"
 
 	"github.com/h2scope/h2scope/dissect"
@@ -22,13 +24,15 @@ import (
 
 // Exit codes, as the CLI contract fixes them.
 const (
-	exitOK    = 0
-	exitUsage = 2 // bad usage or unreadable input
+	exitOK       = 0
+	exitFindings = 1 // findings at or above --fail-on
+	exitUsage    = 2 // bad usage or unreadable input
 )
 
 const usage = `usage: h2scope <command> [flags] CAPTURE...
 
 commands:
+  analyze [--json F] [--fail-on SEV] CAPTURE...  findings with evidence and remedies (--json F: the report; F "-" is stdout)
   conns [--json] CAPTURE...                      one row per TCP connection (--json: NDJSON, one object per connection)
   frames [--json] CAPTURE...                     every dissected unit in capture order (--json: NDJSON)
   timeline --conn ID [--stream N] CAPTURE...     one connection, or one HTTP/2 stream of it, in time order
@@ -46,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	switch args[0] {
+	case "analyze":
+		return runAnalyze(ctx, args[1:], stdout, stderr)
 	case "conns":
 		return runConns(ctx, args[1:], stdout, stderr)
 	case "frames":
@@ -288,4 +294,88 @@ func notes(st dissect.Stats, stderr io.Writer) {
 	for _, e := range st.SecretErrors {
 		fmt.Fprintf(stderr, "h2scope: warning: %v\n", e)
 	}
+}
+
+func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs, in := newFlags("analyze", stderr)
+	jsonOut := fs.String("json", "", "write the JSON report to `file` (\"-\": standard output)")
+	failOn := fs.String("fail-on", "", "exit 1 when a finding reaches this `severity` (warning or critical)")
+	cfg := analyze.DefaultConfig()
+	cfg.RegisterFlags(fs)
+	files, ok := parse(fs, args, stderr)
+	if !ok {
+		return exitUsage
+	}
+	var threshold analyze.Severity
+	if *failOn != "" {
+		var err error
+		if threshold, err = analyze.ParseSeverity(*failOn); err != nil || threshold == analyze.Info {
+			fmt.Fprintf(stderr, "h2scope analyze: --fail-on %q: want warning or critical\n", *failOn)
+			return exitUsage
+		}
+	}
+	opts, err := in.options(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "h2scope: %v\n", err)
+		return exitUsage
+	}
+	res, input, err := analyze.Run(ctx, files, opts, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "h2scope: %v\n", err)
+		return exitUsage
+	}
+	rep := report.New(files, input, res)
+	if *jsonOut != "-" {
+		if err := report.WriteSummary(stdout, rep); err != nil {
+			fmt.Fprintf(stderr, "h2scope: writing output: %v\n", err)
+			return exitUsage
+		}
+	}
+	if *jsonOut != "" {
+		if err := writeOutput(*jsonOut, stdout, rep.WriteJSON); err != nil {
+			fmt.Fprintf(stderr, "h2scope: %v\n", err)
+			return exitUsage
+		}
+	}
+	if code := reportFaults(input.Stats, stderr); code != exitOK {
+		return code
+	}
+	if *failOn != "" {
+		for _, f := range res.Findings {
+			if f.Severity >= threshold {
+				return exitFindings
+			}
+		}
+	}
+	return exitOK
+}
+
+// writeOutput writes with write to the file name, or to stdout when name
+// is "-". A file is written under a temporary name and renamed, so a
+// reader never sees half a report.
+func writeOutput(name string, stdout io.Writer, write func(io.Writer) error) error {
+	if name == "-" {
+		return write(stdout)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	defer os.Remove(tmp.Name())
+	bw := bufio.NewWriter(tmp)
+	if err := write(bw); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	if err := bw.Flush(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	if err := os.Rename(tmp.Name(), name); err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	return nil
 }

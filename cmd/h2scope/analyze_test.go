@@ -1,0 +1,87 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/h2scope/h2scope/tools/capgen/truth"
+)
+
+type reportOut struct {
+	Schema   string `json:"schema"`
+	Findings []struct {
+		Kind     string `json:"kind"`
+		Severity string `json:"severity"`
+		Evidence []struct {
+			Frame  uint64 `json:"frame"`
+			Filter string `json:"filter"`
+		} `json:"evidence"`
+		Remedy string `json:"remedy"`
+	} `json:"findings"`
+	Connections []json.RawMessage `json:"connections"`
+}
+
+// TestAnalyzeMatchesTruth checks that every generated scenario yields
+// exactly the finding kinds its truth file expects at warning or above
+// (the healthy controls: none), with evidence and a remedy, and that
+// --fail-on follows them.
+func TestAnalyzeMatchesTruth(t *testing.T) {
+	files, _ := filepath.Glob("../../testdata/pcaps/*.truth.json")
+	for _, tf := range files {
+		tr, err := truth.Load(tf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(tr.Scenario, func(t *testing.T) {
+			args := append([]string{"analyze", "--json", "-", "--fail-on", "warning"}, captureArgs(tf, tr)...)
+			out, errOut, code := runCLI(t, args...)
+			var rep reportOut
+			if err := json.Unmarshal([]byte(out), &rep); err != nil {
+				t.Fatalf("exit %d, %v: %s", code, err, errOut)
+			}
+			if rep.Schema != "h2scope.report/v1" || len(rep.Connections) != tr.Expect.TCPConnections {
+				t.Errorf("schema %q, %d connections (truth %d)", rep.Schema, len(rep.Connections), tr.Expect.TCPConnections)
+			}
+			var kinds []string
+			for _, f := range rep.Findings {
+				if f.Severity == "info" {
+					continue
+				}
+				kinds = append(kinds, f.Kind)
+				if len(f.Evidence) == 0 || f.Evidence[0].Frame == 0 || !strings.HasPrefix(f.Evidence[0].Filter, "tcp.stream eq ") || f.Remedy == "" {
+					t.Errorf("%s: evidence %+v, remedy %q", f.Kind, f.Evidence, f.Remedy)
+				}
+			}
+			slices.Sort(kinds)
+			kinds = slices.Compact(kinds)
+			want := slices.Clone(tr.Expect.Findings)
+			slices.Sort(want)
+			if !slices.Equal(kinds, want) {
+				t.Errorf("findings at warning or above %v, truth expects %v", kinds, want)
+			}
+			wantCode := 0
+			if len(want) > 0 {
+				wantCode = 1
+			}
+			if code != wantCode {
+				t.Errorf("--fail-on warning: exit %d, want %d (%s)", code, wantCode, errOut)
+			}
+		})
+	}
+}
+
+func TestAnalyzeUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"analyze"},
+		{"analyze", "--fail-on", "info", "../../testdata/pcaps/http1-keepalive.pcapng"},
+		{"analyze", "--rst-min", "x", "../../testdata/pcaps/http1-keepalive.pcapng"},
+		{"analyze", "--keylog", "/nonexistent/keys", "../../testdata/pcaps/http1-keepalive.pcapng"},
+	} {
+		if _, errOut, code := runCLI(t, args...); code != 2 || errOut == "" {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errOut)
+		}
+	}
+}

@@ -1,0 +1,69 @@
+package report
+
+import (
+	"encoding/json"
+	"io"
+
+	"github.com/h2scope/h2scope/analyze"
+)
+
+// Schema names the version of the JSON report.
+const Schema = "h2scope.report/v1"
+
+// Report is the analysis of one capture (one or more files merged), the
+// model every renderer reads.
+type Report struct {
+	// Schema is always Schema.
+	Schema string `json:"schema"`
+	// Captures describes the files read.
+	Captures []Capture `json:"captures"`
+	// Connections lists every TCP connection, by id.
+	Connections []ConnRecord `json:"connections"`
+	// Findings lists the findings, by severity (highest first).
+	Findings []analyze.Finding `json:"findings"`
+	// Tables holds the pool, resumption and gRPC call tables.
+	Tables analyze.Tables `json:"tables"`
+}
+
+// Capture describes what was read.
+type Capture struct {
+	// Files are the capture files, merged by time.
+	Files []string `json:"files"`
+	// Packets and Bytes count the frames read and their captured bytes.
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+	// Connections counts TCP connections.
+	Connections int `json:"connections"`
+	// Secrets counts the TLS secrets found in Decryption Secrets Blocks.
+	Secrets int `json:"secrets,omitempty"`
+	// Faults lists the damage that cut files short; the packets before
+	// each were analysed.
+	Faults []string `json:"faults,omitempty"`
+}
+
+// New builds a Report from an analysis.
+func New(files []string, in *analyze.Input, res analyze.Result) *Report {
+	r := &Report{Schema: Schema, Findings: res.Findings, Tables: res.Tables}
+	c := Capture{Files: files, Packets: in.Stats.Packets, Bytes: in.Stats.Bytes,
+		Connections: len(in.Conns), Secrets: in.Stats.Secrets}
+	for _, f := range in.Stats.Faults {
+		c.Faults = append(c.Faults, f.Error())
+	}
+	r.Captures = []Capture{c}
+	r.Connections = make([]ConnRecord, 0, len(in.Conns))
+	for _, k := range in.Conns {
+		r.Connections = append(r.Connections, NewConnRecord(k.TCP, k.App))
+	}
+	if r.Findings == nil {
+		r.Findings = []analyze.Finding{}
+	}
+	return r
+}
+
+// WriteJSON writes the report as one indented JSON object.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}

@@ -1,0 +1,57 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/h2scope/h2scope/analyze"
+)
+
+// WriteSummary writes the terminal summary: a headline, then one line per
+// finding (most severe first) with its first evidence and the Wireshark
+// filter that opens it, and its remedy.
+func WriteSummary(w io.Writer, r *Report) error {
+	ew := &errWriter{w: w}
+	var sev [3]int
+	for _, f := range r.Findings {
+		if f.Severity >= 0 && int(f.Severity) < len(sev) {
+			sev[f.Severity]++
+		}
+	}
+	c := r.Captures[0]
+	ew.printf("%s: %d packets, %d connections; %d findings (%d critical, %d warning, %d info)\n",
+		strings.Join(c.Files, " + "), c.Packets, c.Connections, len(r.Findings), sev[analyze.Critical], sev[analyze.Warning], sev[analyze.Info])
+	for _, f := range r.Findings {
+		ew.printf("\n%-8s %s: %s\n", strings.ToUpper(f.Severity.String()), f.Kind, printable(f.Summary))
+		if len(f.Evidence) > 0 {
+			e := f.Evidence[0]
+			more := ""
+			if n := len(f.Evidence) - 1; n > 0 {
+				more = fmt.Sprintf(" (+%d more)", n)
+			}
+			ew.printf("         evidence: frame %d, %s%s  [%s]\n", e.Frame, printable(e.What), more, e.Filter)
+		}
+		ew.printf("         confidence: %s", f.Confidence.Level)
+		if len(f.Confidence.Reasons) > 0 {
+			ew.printf(" (%s)", strings.Join(f.Confidence.Reasons, "; "))
+		}
+		ew.printf("\n         remedy: %s\n", f.Remedy)
+	}
+	if len(r.Findings) == 0 {
+		ew.printf("no findings: the connections look healthy\n")
+	}
+	return ew.err
+}
+
+// errWriter remembers the first write error.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) printf(format string, args ...any) {
+	if e.err == nil {
+		_, e.err = fmt.Fprintf(e.w, format, args...)
+	}
+}
