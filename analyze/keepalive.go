@@ -1,8 +1,16 @@
 package analyze
 
 import (
+	"cmp"
 	"flag"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/tcp"
 )
 
 // KeepaliveConfig holds the keepalive_mismatch thresholds.
@@ -23,5 +31,402 @@ func (c *KeepaliveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RaceWindow, "keepalive-race", c.RaceWindow, "keepalive_mismatch: longest request-to-server-close delay counted as a race")
 }
 
-// detectKeepaliveMismatch is not written yet.
-func detectKeepaliveMismatch(in *Input, cfg KeepaliveConfig) []Finding { return nil }
+// serverClose is how and when the server ended a connection: its first
+// FIN or RST, or (HTTP/2) a GOAWAY that came after an idle gap.
+type serverClose struct {
+	ref  event.Ref
+	what string // "FIN", "RST", "GOAWAY"
+	// lastStream is the GOAWAY's last-stream-id (what == "GOAWAY").
+	lastStream uint32
+}
+
+// serverCloseOf returns the server's first closing frame of c (nil when
+// the client closed first or the connection stayed open): the earlier of
+// its FIN and RST, or an earlier GOAWAY.
+func serverCloseOf(c *Conn) *serverClose {
+	if c.TCP.Close != tcp.CloseFINServer && c.TCP.Close != tcp.CloseRSTServer {
+		return nil
+	}
+	var sc *serverClose
+	if r := c.FIN[event.S2C]; r != nil {
+		sc = &serverClose{ref: *r, what: "FIN"}
+	}
+	if r := c.RST[event.S2C]; r != nil && (sc == nil || r.Frame < sc.ref.Frame) {
+		sc = &serverClose{ref: *r, what: "RST"}
+	}
+	if c.App != nil && c.App.HTTP2 != nil {
+		for _, g := range c.App.HTTP2.GoAways {
+			if g.Dir == event.S2C && (sc == nil || g.Ref.Frame < sc.ref.Frame) {
+				sc = &serverClose{ref: g.Ref, what: "GOAWAY", lastStream: g.LastStreamID}
+				break
+			}
+		}
+	}
+	return sc
+}
+
+// answered reports whether the server answered an exchange.
+func answered(x *Exchange) bool {
+	return x.Status != 0 || x.Response != nil || x.ResponseEnd != nil
+}
+
+// kaRace is one request that crossed the server's close.
+type kaRace struct {
+	c     *Conn
+	x     *Exchange
+	sc    *serverClose
+	delta time.Duration // request time minus close time
+	lost  bool          // not answered
+}
+
+// kaIdle is one server close after an idle gap.
+type kaIdle struct {
+	c    *Conn
+	sc   *serverClose
+	last *event.Ref // end of the last exchange (or the handshake)
+	gap  time.Duration
+}
+
+// kaGroup gathers one (client, server) pair's facts.
+type kaGroup struct {
+	client      netip.Addr
+	server      netip.AddrPort
+	conns       []*Conn
+	idles       []kaIdle
+	races       []kaRace
+	reuseGaps   []time.Duration // idle time before a reused connection's next request
+	reuseMax    *Exchange       // the request after the longest reuse gap
+	reuseConn   *Conn
+	reuseMaxGap time.Duration
+	clientIdle  []time.Duration // idle time before the client closed
+	advertised  int             // Keep-Alive timeout= seconds (largest seen)
+	closeAsked  int             // server closes after Connection: close
+	goaway      int             // server closes with a GOAWAY and nothing lost
+	pings       int             // client PINGs (HTTP/2 health checks)
+	unknown     int             // connections whose requests are unknown
+}
+
+// detectKeepaliveMismatch reports servers that close idle connections
+// while (or before) the client reuses them.
+//
+// Signal: per (client IP, server IP:port), connections the server closed
+// first (FIN, RST, or an HTTP/2 GOAWAY) after an idle gap of at least
+// MinIdle since the last exchange ended: the gaps estimate the server's
+// idle timeout (min, median), as does an HTTP/1 Keep-Alive: timeout=
+// header. It measures the client's reuse gaps (idle time before a
+// request on a kept connection) and how long the client keeps idle
+// connections before closing them itself, and looks for races: a request
+// (HTTP/1 request, HTTP/2 stream) sent after the server's FIN, RST or
+// idle GOAWAY, or within RaceWindow before it and never answered, which
+// the server typically answers with a RST.
+//
+// Thresholds: a race is a warning, critical when a request was lost to
+// it (no response); a client reuse gap at least the server's idle
+// timeout (estimated or advertised) is a warning; idle closes without
+// either are reported at info, with the estimated timeout.
+//
+// False positives avoided: closes after HTTP/1 Connection: close (the
+// close was asked for, not an idle timeout); HTTP/2 GOAWAYs after which
+// no stream was lost (graceful); connections the client closed first;
+// TLS connections without a key log (their requests are unknown).
+//
+// Metrics: server_idle_closes, server_idle_timeout_{min,median}_ms,
+// server_advertised_timeout_ms, client_reuse_gap_{median,max}_ms,
+// client_idle_close_median_ms, races, requests_lost, close_requested,
+// graceful_goaways, client_pings, unknown_request_conns.
+func detectKeepaliveMismatch(in *Input, cfg KeepaliveConfig) []Finding {
+	type gk struct {
+		client netip.Addr
+		server netip.AddrPort
+	}
+	idx := map[gk]*kaGroup{}
+	var gs []*kaGroup
+	for _, c := range in.Conns {
+		if c.TCP == nil {
+			continue
+		}
+		k := gk{c.Client(), c.Server()}
+		g := idx[k]
+		if g == nil {
+			g = &kaGroup{client: k.client, server: k.server}
+			idx[k] = g
+			gs = append(gs, g)
+		}
+		g.conns = append(g.conns, c)
+		kaConn(cfg, g, c)
+	}
+	slices.SortFunc(gs, func(a, b *kaGroup) int {
+		return cmp.Or(a.client.Compare(b.client), a.server.Compare(b.server))
+	})
+	var out []Finding
+	for _, g := range gs {
+		if f, ok := kaFinding(in, cfg, g); ok {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// kaConn adds one connection's facts to its group.
+func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn) {
+	h1 := c.App != nil && c.App.HTTP1 != nil
+	if h1 {
+		g.advertised = max(g.advertised, c.App.HTTP1.KeepAliveTimeout)
+	}
+	for _, p := range c.Pings {
+		if p.Dir == event.C2S && !p.Ack {
+			g.pings++
+		}
+	}
+	if _, ok := requests(c); !ok {
+		g.unknown++
+		return
+	}
+	// Reuse gaps: time with no exchange in progress before the next one
+	// starts.
+	var busyUntil *event.Ref
+	for i := range c.Exchanges {
+		x := &c.Exchanges[i]
+		s, e := x.Start(), x.End()
+		if s == nil || e == nil {
+			continue
+		}
+		if busyUntil != nil && s.TS.After(busyUntil.TS) {
+			gap := s.TS.Sub(busyUntil.TS)
+			g.reuseGaps = append(g.reuseGaps, gap)
+			if g.reuseMax == nil || gap > g.reuseMaxGap {
+				g.reuseMax, g.reuseConn, g.reuseMaxGap = x, c, gap
+			}
+		}
+		if busyUntil == nil || e.TS.After(busyUntil.TS) {
+			busyUntil = e
+		}
+	}
+
+	sc := serverCloseOf(c)
+	if sc == nil {
+		// The client closed first: how long it kept the connection idle.
+		if fin := c.FIN[event.C2S]; fin != nil && c.TCP.Close == tcp.CloseFINClient && busyUntil != nil && fin.TS.After(busyUntil.TS) {
+			g.clientIdle = append(g.clientIdle, fin.TS.Sub(busyUntil.TS))
+		}
+		return
+	}
+	if h1 && c.App.HTTP1.CloseRequestedBy != "" && sc.what != "GOAWAY" {
+		// Closed because a Connection: close asked for it. A request
+		// sent after the server's FIN still races.
+		g.closeAsked++
+	}
+
+	// Races: requests crossing the server's close.
+	var last *event.Ref
+	raced := false
+	for i := range c.Exchanges {
+		x := &c.Exchanges[i]
+		s := x.Request
+		if s == nil {
+			s = x.Start()
+		}
+		if s == nil {
+			continue
+		}
+		d := s.TS.Sub(sc.ref.TS)
+		after := s.Frame > sc.ref.Frame
+		if sc.what == "GOAWAY" && after && x.Stream <= sc.lastStream {
+			after = false // the server said it would process it
+		}
+		switch {
+		case after, d > -cfg.RaceWindow && !answered(x) && x.Reset == nil:
+			g.races = append(g.races, kaRace{c: c, x: x, sc: sc, delta: d, lost: !answered(x)})
+			raced = true
+			continue
+		}
+		if e := x.End(); e != nil && e.Frame <= sc.ref.Frame && (last == nil || e.TS.After(last.TS)) {
+			last = e
+		}
+	}
+	if h1 && c.App.HTTP1.CloseRequestedBy != "" && sc.what != "GOAWAY" {
+		return
+	}
+	if last == nil {
+		if len(c.Exchanges) > 0 {
+			return
+		}
+		// Opened and never used: idle from the handshake.
+		switch {
+		case len(c.SYNACKs) > 0:
+			last = &c.SYNACKs[len(c.SYNACKs)-1]
+		case len(c.SYNs) > 0:
+			last = &c.SYNs[0]
+		default:
+			return
+		}
+	}
+	gap := sc.ref.TS.Sub(last.TS)
+	if gap < cfg.MinIdle {
+		return
+	}
+	if sc.what == "GOAWAY" && !raced {
+		g.goaway++
+	}
+	g.idles = append(g.idles, kaIdle{c: c, sc: sc, last: last, gap: gap})
+}
+
+func kaFinding(in *Input, cfg KeepaliveConfig, g *kaGroup) (Finding, bool) {
+	if len(g.idles) == 0 && len(g.races) == 0 {
+		return Finding{}, false
+	}
+	var idleGaps []time.Duration
+	for _, i := range g.idles {
+		idleGaps = append(idleGaps, i.gap)
+	}
+	tmin, tmed, _ := durationStats(idleGaps)
+	timeout := tmin
+	source := "estimated"
+	if g.advertised > 0 {
+		adv := time.Duration(g.advertised) * time.Second
+		if timeout == 0 || adv < timeout {
+			timeout, source = adv, "advertised"
+		}
+	}
+	reuse := slices.Clone(g.reuseGaps)
+	_, rmed, rmax := durationStats(reuse)
+	_, cmed, _ := durationStats(slices.Clone(g.clientIdle))
+	lost := 0
+	for _, r := range g.races {
+		if r.lost {
+			lost++
+		}
+	}
+	reuseOver := timeout > 0 && rmax >= timeout
+
+	sev := Info
+	switch {
+	case lost > 0:
+		sev = Critical
+	case len(g.races) > 0 || reuseOver:
+		sev = Warning
+	}
+
+	f := Finding{Kind: KindKeepaliveMismatch, Severity: sev}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Server %s", g.server)
+	if len(g.idles) > 0 {
+		fmt.Fprintf(&b, " closed %d idle connection(s) from %s after %s idle (min; median %s)", len(g.idles), g.client, roundDur(tmin), roundDur(tmed))
+	} else {
+		fmt.Fprintf(&b, " closed connections from %s", g.client)
+	}
+	if g.advertised > 0 {
+		fmt.Fprintf(&b, ", advertising Keep-Alive: timeout=%d", g.advertised)
+	}
+	if len(g.races) > 0 {
+		fmt.Fprintf(&b, "; %d request(s) crossed the server's close", len(g.races))
+		if lost > 0 {
+			fmt.Fprintf(&b, " and %d got no response", lost)
+		}
+	}
+	if reuseOver {
+		fmt.Fprintf(&b, "; the client reused a connection after %s idle, longer than the server's %s idle timeout %s", roundDur(rmax), source, roundDur(timeout))
+	}
+	if sev == Info {
+		b.WriteString("; the client kept them idle until the server closed them")
+	}
+	f.Summary = b.String()
+
+	m := map[string]any{
+		"server_idle_closes":    len(g.idles),
+		"races":                 len(g.races),
+		"requests_lost":         lost,
+		"close_requested":       g.closeAsked,
+		"graceful_goaways":      g.goaway,
+		"client_pings":          g.pings,
+		"unknown_request_conns": g.unknown,
+	}
+	if len(g.idles) > 0 {
+		m["server_idle_timeout_min_ms"], m["server_idle_timeout_median_ms"] = ms(tmin), ms(tmed)
+	}
+	if g.advertised > 0 {
+		m["server_advertised_timeout_ms"] = float64(g.advertised) * 1000
+	}
+	if len(reuse) > 0 {
+		m["client_reuse_gap_median_ms"], m["client_reuse_gap_max_ms"] = ms(rmed), ms(rmax)
+	}
+	if len(g.clientIdle) > 0 {
+		m["client_idle_close_median_ms"] = ms(cmed)
+	}
+	f.Metrics = m
+
+	var involved []*Conn
+	for _, r := range g.races {
+		involved = append(involved, r.c)
+		f.Evidence = append(f.Evidence, evidence(r.c.ID(), 0, r.sc.ref, fmt.Sprintf("server %s closes the connection", r.sc.what)))
+		req := r.x.Request
+		if req == nil {
+			req = r.x.Start()
+		}
+		when := fmt.Sprintf("%s after", roundDur(r.delta))
+		if r.delta < 0 {
+			when = fmt.Sprintf("%s before", roundDur(-r.delta))
+		}
+		what := fmt.Sprintf("request %s %s sent %s the server's %s", r.x.Method, r.x.Path, when, r.sc.what)
+		if r.lost {
+			what += "; never answered"
+		}
+		f.Evidence = append(f.Evidence, evidence(r.c.ID(), r.x.Stream, *req, what))
+		if r.x.Stream > 0 {
+			f.Streams = append(f.Streams, StreamRef{Conn: r.c.ID(), Stream: r.x.Stream})
+		}
+		if rst := r.c.RST[event.S2C]; rst != nil && rst.Frame >= req.Frame {
+			f.Evidence = append(f.Evidence, evidence(r.c.ID(), 0, *rst, "server RST answers the request on the closed connection"))
+		}
+	}
+	for i, id := range g.idles {
+		involved = append(involved, id.c)
+		if i >= 4 {
+			continue
+		}
+		f.Evidence = append(f.Evidence, evidence(id.c.ID(), 0, *id.last, "last exchange ends; the connection is idle from here"))
+		f.Evidence = append(f.Evidence, evidence(id.c.ID(), 0, id.sc.ref, fmt.Sprintf("server %s after %s idle (idle timeout)", id.sc.what, roundDur(id.gap))))
+	}
+	if reuseOver && g.reuseMax != nil {
+		involved = append(involved, g.reuseConn)
+		if s := g.reuseMax.Start(); s != nil {
+			f.Evidence = append(f.Evidence, evidence(g.reuseConn.ID(), g.reuseMax.Stream, *s, fmt.Sprintf("request %s %s reuses the connection after %s idle", g.reuseMax.Method, g.reuseMax.Path, roundDur(rmax))))
+		}
+	}
+	for _, c := range involved {
+		f.Connections = append(f.Connections, c.ID())
+	}
+	f.Confidence = confidence(in, involved...)
+	if g.unknown > 0 {
+		f.Confidence.Reasons = append(f.Confidence.Reasons, fmt.Sprintf("TLS not decrypted on %d connection(s): their idle gaps and races are unknown", g.unknown))
+		f.Confidence = relevel(f.Confidence)
+	}
+	f.Remedy = kaRemedy(g, timeout)
+	return f, true
+}
+
+// roundDur rounds a duration for a summary.
+func roundDur(d time.Duration) time.Duration {
+	switch {
+	case d >= 10*time.Second:
+		return d.Round(100 * time.Millisecond)
+	case d >= time.Second:
+		return d.Round(10 * time.Millisecond)
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond)
+	}
+	return d.Round(time.Microsecond)
+}
+
+func kaRemedy(g *kaGroup, timeout time.Duration) string {
+	var b strings.Builder
+	if timeout > 0 {
+		fmt.Fprintf(&b, "Make the client's idle timeout shorter than the server's (about %s here): ", roundDur(timeout))
+	} else {
+		b.WriteString("Make the client's idle timeout shorter than the server's: ")
+	}
+	b.WriteString("Go http.Transport.IdleConnTimeout below the server's http.Server.IdleTimeout, nginx keepalive_timeout (default 75s), Envoy common_http_protocol_options.idle_timeout (default 1h) or the AWS ALB idle timeout (default 60s); or raise the server's. ")
+	b.WriteString("For HTTP/2 let the client probe idle connections: golang.org/x/net/http2 Transport.ReadIdleTimeout and PingTimeout, gRPC keepalive.ClientParameters (Time, Timeout) within the server's keepalive.EnforcementPolicy. ")
+	b.WriteString("Retry idempotent requests that fail with a connection reset (Go retries them itself when the request has GetBody and is idempotent or carries Idempotency-Key).")
+	return b.String()
+}
