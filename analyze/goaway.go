@@ -2,7 +2,12 @@ package analyze
 
 import (
 	"flag"
+	"fmt"
+	"strings"
 	"time"
+
+	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/http2"
 )
 
 // GoAwayConfig holds the goaway thresholds.
@@ -20,5 +25,265 @@ func (c *GoAwayConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ReconnectWindow, "goaway-reconnect-window", c.ReconnectWindow, "goaway: how long after a GOAWAY a new connection counts as the reconnect")
 }
 
-// detectGoAway is not written yet.
-func detectGoAway(in *Input, cfg GoAwayConfig) []Finding { return nil }
+// maxStreamID is the largest HTTP/2 stream identifier, the last-stream-id
+// of the first GOAWAY of a graceful shutdown (RFC 9113 §6.8).
+const maxStreamID = 1<<31 - 1
+
+// detectGoAway reports GOAWAY frames.
+//
+// Signal: the GOAWAY frames of each connection (App.HTTP2.GoAways), one
+// finding per connection and sending side. A graceful shutdown — a
+// NO_ERROR GOAWAY with last-stream-id 2^31-1, then one with the real last
+// stream — gives one finding for both. The streams it affected come from
+// the connection's stream records: streams opened by the receiver of the
+// GOAWAY with an id above the (final) last-stream-id that got no complete
+// response were not processed ("cut"; safe to retry); streams at or below
+// it that neither finished nor were reset were in flight when the
+// connection went away ("unfinished"). The reconnect is the next
+// connection from the same client IP to the same server address starting
+// within ReconnectWindow after the GOAWAY (other Conns of the Input).
+//
+// Severity: critical for ENHANCE_YOUR_CALM, PROTOCOL_ERROR,
+// INTERNAL_ERROR or debug data "too_many_pings" (gRPC keepalive
+// enforcement); warning for any other error code, for streams cut or
+// left unfinished, and for an abrupt NO_ERROR GOAWAY (a real
+// last-stream-id with streams above it in flight); info for a graceful
+// GOAWAY that cut nothing (a server draining, or a client closing its
+// connection).
+//
+// False positives avoided: a graceful drain that completes every stream
+// stays info; streams that ended before the GOAWAY, or were reset by
+// either side, are not counted as cut; when the capture started mid-
+// connection the streams before it are unknown, and confidence says so.
+//
+// Metrics: goaways, last_stream_id, graceful (1 or 0), streams_cut,
+// streams_unfinished, max_stream_id (highest stream the receiver
+// opened), reconnect_ms (when the client reconnected), drain_ms (first
+// to last GOAWAY of a graceful shutdown).
+func detectGoAway(in *Input, cfg GoAwayConfig) []Finding {
+	var out []Finding
+	for _, c := range in.Conns {
+		if c.App == nil || c.App.HTTP2 == nil {
+			continue
+		}
+		for _, dir := range []event.Dir{event.S2C, event.C2S} {
+			var gs []http2.GoAway
+			for _, g := range c.App.HTTP2.GoAways {
+				if g.Dir == dir {
+					gs = append(gs, g)
+				}
+			}
+			if len(gs) > 0 {
+				out = append(out, goAwayFinding(in, cfg, c, dir, gs))
+			}
+		}
+	}
+	return out
+}
+
+// goAwayFinding builds the finding of the GOAWAYs gs that dir sent on c.
+func goAwayFinding(in *Input, cfg GoAwayConfig, c *Conn, dir event.Dir, gs []http2.GoAway) Finding {
+	first, last := gs[0], gs[len(gs)-1]
+	lastID := uint32(maxStreamID)
+	code, debug := "NO_ERROR", ""
+	for _, g := range gs {
+		lastID = min(lastID, g.LastStreamID)
+		if code == "NO_ERROR" && g.Code != "NO_ERROR" {
+			code = g.Code
+		}
+		if debug == "" && g.Debug != "" {
+			debug = g.Debug
+		}
+	}
+	graceful := first.Code == "NO_ERROR" && first.LastStreamID == maxStreamID && len(gs) > 1
+
+	// The streams the receiver of the GOAWAY opened.
+	sender, receiver := dirWho(dir), dirWho(dir.Reverse())
+	var cut, unfinished []uint32
+	var maxOpened uint32
+	for i := range c.App.Streams {
+		st := &c.App.Streams[i]
+		if initiatorDir(st) != dir.Reverse() {
+			continue
+		}
+		maxOpened = max(maxOpened, st.ID)
+		// The server's END_STREAM answers a client stream, and completes
+		// a pushed one.
+		answered := st.ServerEnd
+		done := answered != nil && (st.ClientEnd != nil || dir == event.C2S)
+		if done && answered.Frame < first.Ref.Frame || st.Reset != nil && st.Reset.Ref.Frame < first.Ref.Frame {
+			continue // over before the GOAWAY
+		}
+		switch {
+		case st.ID > lastID && answered == nil:
+			cut = append(cut, st.ID)
+		case st.ID <= lastID && !done && st.Reset == nil:
+			unfinished = append(unfinished, st.ID)
+		}
+	}
+	abrupt := code == "NO_ERROR" && !graceful && lastID != maxStreamID && len(cut) > 0
+
+	f := Finding{Kind: KindGoAway, Severity: Info, Connections: []event.ConnID{c.ID()}}
+	calm := strings.Contains(debug, "too_many_pings")
+	switch {
+	case calm || code == "ENHANCE_YOUR_CALM" || code == "PROTOCOL_ERROR" || code == "INTERNAL_ERROR":
+		f.Severity = Critical
+	case code != "NO_ERROR" || len(cut) > 0 || len(unfinished) > 0 || abrupt:
+		f.Severity = Warning
+	}
+	m := map[string]any{
+		"goaways":            len(gs),
+		"last_stream_id":     lastID,
+		"streams_cut":        len(cut),
+		"streams_unfinished": len(unfinished),
+		"max_stream_id":      maxOpened,
+		"graceful":           b2i(graceful),
+	}
+	if graceful {
+		m["drain_ms"] = ms(last.Ref.TS.Sub(first.Ref.TS))
+	}
+	f.Metrics = m
+
+	// Summary.
+	var b strings.Builder
+	switch {
+	case graceful:
+		fmt.Fprintf(&b, "%s drained connection %d gracefully: GOAWAY(NO_ERROR, 2^31-1) then GOAWAY(%s, last stream %d) %s later",
+			capital(sender), c.ID(), last.Code, last.LastStreamID, fmtDur(last.Ref.TS.Sub(first.Ref.TS)))
+	case abrupt:
+		fmt.Fprintf(&b, "%s sent GOAWAY(NO_ERROR, last stream %d) on connection %d with no graceful drain while streams above it were in flight",
+			capital(sender), lastID, c.ID())
+	default:
+		fmt.Fprintf(&b, "%s sent GOAWAY(%s, last stream %d) on connection %d", capital(sender), code, lastID, c.ID())
+	}
+	if debug != "" {
+		fmt.Fprintf(&b, ", debug %q", clipString(debug, 64))
+	}
+	if len(cut) > 0 {
+		fmt.Fprintf(&b, "; %d %s stream(s) above it were not processed", len(cut), receiver)
+	}
+	if len(unfinished) > 0 {
+		fmt.Fprintf(&b, "; %d stream(s) were still in flight and never finished", len(unfinished))
+	}
+
+	// Evidence.
+	for _, g := range gs {
+		what := fmt.Sprintf("%s GOAWAY(%s), last-stream-id %d", sender, g.Code, g.LastStreamID)
+		if g.Debug != "" {
+			what += fmt.Sprintf(", debug %q", clipString(g.Debug, 64))
+		}
+		f.Evidence = append(f.Evidence, evidence(c.ID(), 0, g.Ref, what))
+	}
+	byID := map[uint32]*http2.Stream{}
+	for i := range c.App.Streams {
+		byID[c.App.Streams[i].ID] = &c.App.Streams[i]
+	}
+	add := func(ids []uint32, what string) {
+		for _, id := range ids {
+			f.Streams = append(f.Streams, StreamRef{Conn: c.ID(), Stream: id})
+			if st := byID[id]; st != nil && st.FirstHeaders != nil && len(f.Evidence) < maxEvidence/2 {
+				f.Evidence = append(f.Evidence, evidence(c.ID(), id, *st.FirstHeaders, what))
+			}
+		}
+	}
+	add(cut, fmt.Sprintf("stream opened by the %s above last-stream-id %d, never answered", receiver, lastID))
+	add(unfinished, "stream in flight at the GOAWAY, never finished")
+
+	// The reconnect: only meaningful when the server sent the GOAWAY.
+	if dir == event.S2C {
+		if d := reconnectAfter(in, c, last.Ref.TS, cfg.ReconnectWindow); d != nil {
+			delay := d.TCP.FirstTS.Sub(last.Ref.TS)
+			m["reconnect_ms"] = ms(delay)
+			f.Connections = append(f.Connections, d.ID())
+			fmt.Fprintf(&b, "; the client reconnected %s later (connection %d)", fmtDur(delay), d.ID())
+			f.Evidence = append(f.Evidence, evidence(d.ID(), 0, event.Ref{Frame: d.TCP.FirstFrame, TS: d.TCP.FirstTS},
+				fmt.Sprintf("client's next connection to %s, %s after the GOAWAY", c.Server(), fmtDur(delay))))
+		} else if len(in.Conns) > 1 {
+			fmt.Fprintf(&b, "; no new connection from the client within %s", fmtDur(cfg.ReconnectWindow))
+		}
+	}
+	f.Summary = b.String()
+	f.Confidence = confidence(in, c)
+	if c.App.HTTP2.MidConnection {
+		f.Confidence.Reasons = append(f.Confidence.Reasons, "capture started mid-connection: streams before it are unknown")
+	}
+	f.Remedy = goAwayRemedy(dir, code, debug, graceful, len(cut)+len(unfinished) > 0)
+	return f
+}
+
+// initiatorDir returns the side that opened st.
+func initiatorDir(st *http2.Stream) event.Dir {
+	if st.ID%2 == 1 {
+		return event.C2S
+	}
+	return event.S2C
+}
+
+// reconnectAfter returns the first connection from c's client IP to c's
+// server that starts within window after at, nil when none.
+func reconnectAfter(in *Input, c *Conn, at time.Time, window time.Duration) *Conn {
+	var best *Conn
+	for _, d := range in.Conns {
+		if d == c || d.Client() != c.Client() || d.Server() != c.Server() {
+			continue
+		}
+		t := d.TCP.FirstTS
+		if t.Before(at) || t.Sub(at) > window {
+			continue
+		}
+		if best == nil || t.Before(best.TCP.FirstTS) {
+			best = d
+		}
+	}
+	return best
+}
+
+// goAwayRemedy names what to change for a GOAWAY.
+func goAwayRemedy(dir event.Dir, code, debug string, graceful, hurt bool) string {
+	switch {
+	case strings.Contains(debug, "too_many_pings"):
+		return "gRPC keepalive enforcement: the client pings more often than the server permits. Keep the client's " +
+			"keepalive.ClientParameters.Time at or above the server's keepalive.EnforcementPolicy.MinTime (default 5 min), " +
+			"and set PermitWithoutStream the same on both sides (a client pinging without active streams needs " +
+			"EnforcementPolicy.PermitWithoutStream=true on the server); or lower MinTime on the server."
+	case code == "ENHANCE_YOUR_CALM":
+		return "The peer considers this side abusive (ENHANCE_YOUR_CALM): lower the rate of pings, SETTINGS, resets " +
+			"or new streams, or raise the peer's limits (grpc-go keepalive.EnforcementPolicy, Envoy overload manager)."
+	case code == "PROTOCOL_ERROR" || code == "INTERNAL_ERROR" || code == "COMPRESSION_ERROR" || code == "FLOW_CONTROL_ERROR" || code == "FRAME_SIZE_ERROR":
+		return fmt.Sprintf("A connection error (%s): one side's HTTP/2 implementation, or a proxy in between, "+
+			"broke the protocol or failed; look at the frames just before the GOAWAY, update golang.org/x/net, "+
+			"grpc-go or the proxy (Envoy, nginx), and make clients retry idempotent requests on a new connection.", code)
+	case dir == event.C2S && code == "NO_ERROR":
+		return "The client closed the connection (grpc.ClientConn.Close, http.Transport.CloseIdleConnections, idle " +
+			"timeout): expected; nothing to change unless requests were still in flight, in which case close only " +
+			"after they finish."
+	case strings.Contains(debug, "max_age") || strings.Contains(debug, "max_idle") || graceful:
+		s := "The server drains connections on purpose (grpc-go keepalive.ServerParameters.MaxConnectionAge / " +
+			"MaxConnectionIdle, net/http Server.Shutdown, Envoy drain_timeout and " +
+			"common_http_protocol_options.max_connection_duration)."
+		if hurt {
+			s += " Streams were cut: give the drain enough time (MaxConnectionAgeGrace, Shutdown context, drain_timeout " +
+				"longer than the slowest request) and let clients retry idempotent requests above last-stream-id."
+		}
+		return s
+	}
+	return "The server closed the connection without a graceful drain: send GOAWAY(2^31-1) first and wait a round " +
+		"trip (net/http Server.Shutdown, grpc-go GracefulStop, keepalive MaxConnectionAgeGrace, Envoy drain_timeout), " +
+		"and let clients retry idempotent requests that were not processed (above last-stream-id)."
+}
+
+// b2i returns 1 for true, 0 for false.
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// clipString bounds s to n bytes.
+func clipString(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
