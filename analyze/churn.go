@@ -83,12 +83,15 @@ type connPool struct {
 	conns []*Conn
 }
 
-// pools groups conns by poolKey, in key order.
+// pools groups conns by poolKey, in key order, leaving out connections
+// that carried no payload.
 func pools(conns []*Conn) []connPool {
 	idx := map[poolKey]int{}
 	var ps []connPool
 	for _, c := range conns {
-		if c.TCP == nil {
+		if c.TCP == nil || (c.TCP.StreamBytes.C2S == 0 && c.TCP.StreamBytes.S2C == 0) {
+			// No payload: a connection attempt (syn_retransmit,
+			// handshake_latency), not a pooled connection.
 			continue
 		}
 		k := poolKey{client: c.Client(), server: c.Server(), name: c.Authority()}

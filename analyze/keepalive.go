@@ -212,14 +212,19 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn) {
 		return
 	}
 	if h1 && c.App.HTTP1.CloseRequestedBy != "" && sc.what != "GOAWAY" {
-		// Closed because a Connection: close asked for it. A request
-		// sent after the server's FIN still races.
+		// Closed because a Connection: close asked for it: not an idle
+		// timeout, and requests cut short by it are not a race.
 		g.closeAsked++
+		return
 	}
 
-	// Races: requests crossing the server's close.
+	// Races: requests crossing the server's close. A request after the
+	// close races it; one shortly before it races when it got no
+	// answer and the server reset the connection (or, after a GOAWAY,
+	// when its stream is above the last-stream-id).
 	var last *event.Ref
 	raced := false
+	srst := c.RST[event.S2C]
 	for i := range c.Exchanges {
 		x := &c.Exchanges[i]
 		s := x.Request
@@ -230,12 +235,11 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn) {
 			continue
 		}
 		d := s.TS.Sub(sc.ref.TS)
-		after := s.Frame > sc.ref.Frame
-		if sc.what == "GOAWAY" && after && x.Stream <= sc.lastStream {
-			after = false // the server said it would process it
-		}
-		switch {
-		case after, d > -cfg.RaceWindow && !answered(x) && x.Reset == nil:
+		refused := sc.what != "GOAWAY" || x.Stream > sc.lastStream
+		after := s.Frame > sc.ref.Frame && refused
+		before := !after && d > -cfg.RaceWindow && !answered(x) && x.Reset == nil && refused &&
+			(sc.what == "GOAWAY" || (srst != nil && srst.Frame >= s.Frame))
+		if after || before {
 			g.races = append(g.races, kaRace{c: c, x: x, sc: sc, delta: d, lost: !answered(x)})
 			raced = true
 			continue
@@ -243,9 +247,6 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn) {
 		if e := x.End(); e != nil && e.Frame <= sc.ref.Frame && (last == nil || e.TS.After(last.TS)) {
 			last = e
 		}
-	}
-	if h1 && c.App.HTTP1.CloseRequestedBy != "" && sc.what != "GOAWAY" {
-		return
 	}
 	if last == nil {
 		if len(c.Exchanges) > 0 {
