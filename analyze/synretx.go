@@ -2,7 +2,12 @@ package analyze
 
 import (
 	"flag"
+	"fmt"
+	"net/netip"
+	"strings"
 	"time"
+
+	"github.com/h2scope/h2scope/dissect/event"
 )
 
 // SYNRetransmitConfig holds the syn_retransmit thresholds.
@@ -10,16 +15,247 @@ type SYNRetransmitConfig struct {
 	// CriticalAttempts is the number of failed or retried connection
 	// attempts that makes the finding critical.
 	CriticalAttempts int
+	// MinRetryDelay is the shortest gap after the previous SYN for a SYN
+	// to count as a retransmission; closer copies are the capture seeing
+	// the same packet twice (no TCP stack retries a SYN that fast: the
+	// initial RTO is 1 s, RFC 6298).
+	MinRetryDelay time.Duration
+	// Fallback is how soon after a refused attempt a connection to
+	// another address on the same port makes the refusal a fallback
+	// (Happy Eyeballs: IPv6 refused, IPv4 taken).
+	Fallback time.Duration
 }
 
 func defaultSYNRetransmit() SYNRetransmitConfig {
-	return SYNRetransmitConfig{CriticalAttempts: 10}
+	return SYNRetransmitConfig{CriticalAttempts: 10, MinRetryDelay: 200 * time.Millisecond, Fallback: time.Second}
 }
 
 func (c *SYNRetransmitConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.CriticalAttempts, "syn-critical", c.CriticalAttempts, "syn_retransmit: failed or retried attempts that make it critical")
-	_ = time.Second
+	fs.DurationVar(&c.MinRetryDelay, "syn-min-retry", c.MinRetryDelay, "syn_retransmit: shortest gap between SYNs counted as a retransmission (closer ones are capture duplicates)")
+	fs.DurationVar(&c.Fallback, "syn-fallback", c.Fallback, "syn_retransmit: a refused attempt followed this soon by a connection to another address on the same port is a fallback")
 }
 
-// detectSYNRetransmit is not written yet.
-func detectSYNRetransmit(in *Input, cfg SYNRetransmitConfig) []Finding { return nil }
+// synAttempt is one connection attempt that needed retries or failed.
+type synAttempt struct {
+	c         *Conn
+	syns      []event.Ref // counted SYNs (capture duplicates left out)
+	retx      int
+	refused   bool
+	unanswer  bool
+	fallback  *Conn
+	connectMS float64 // first SYN to SYN-ACK, when it connected
+}
+
+// detectSYNRetransmit reports connection attempts that needed SYN
+// retransmissions, were refused or were never answered.
+//
+// Signal: per connection whose client SYN was seen (Conn.SYNs, the TCP
+// summary's SYN and SYN-ACK counts, the server's RST): a retried attempt
+// has more than one SYN (copies closer than MinRetryDelay are the capture
+// duplicating a packet and are left out); a refused one got a RST from
+// the server and no SYN-ACK; an unanswered one got nothing back at all
+// (Zeek conn_state S0). Attempts are grouped per server address
+// (ip:port), one finding per server with evidence per attempt (its SYNs,
+// the RST, the SYN-ACK that finally came). A warning; critical from
+// CriticalAttempts attempts.
+//
+// False positives avoided: duplicated SYNs with (nearly) the same
+// timestamp; connections whose SYN-ACK the capture missed but whose
+// server sent data (asymmetric capture); a single unanswered SYN less
+// than the first retransmission timeout (1 s) before the end of the
+// capture — the answer may simply not have been captured (a capture of
+// 200 SYNs in 0.2 s says nothing about answers); a refused attempt followed
+// within Fallback by a connection to another address of the same port
+// (Happy Eyeballs, localhost ::1 then 127.0.0.1) is info only when every
+// attempt to that server was such a fallback.
+//
+// Metrics: attempts, retransmitted_syns, refused, unanswered,
+// connected_after_retry, fallbacks, max_retries, first_retry_delay_ms
+// (median gap from the first SYN to its first retransmission),
+// max_connect_delay_ms (first SYN to SYN-ACK of a retried attempt that
+// connected).
+func detectSYNRetransmit(in *Input, cfg SYNRetransmitConfig) []Finding {
+	var end time.Time
+	for _, c := range in.Conns {
+		if c.TCP.LastTS.After(end) {
+			end = c.TCP.LastTS
+		}
+	}
+	byServer := map[netip.AddrPort][]synAttempt{}
+	for _, c := range in.Conns {
+		t := c.TCP
+		if t.SYNs == 0 || t.ClientGuessed || len(c.SYNs) == 0 {
+			continue
+		}
+		a := synAttempt{c: c}
+		for _, s := range c.SYNs {
+			if n := len(a.syns); n > 0 && s.TS.Sub(a.syns[n-1].TS) < cfg.MinRetryDelay {
+				continue
+			}
+			a.syns = append(a.syns, s)
+		}
+		a.retx = len(a.syns) - 1
+		if t.SYNs > len(c.SYNs) && len(c.SYNs) > 1 {
+			a.retx += t.SYNs - len(c.SYNs) // past the collector's bound
+		}
+		serverSpoke := t.Packets.S2C > 0
+		switch {
+		case t.SYNACKs > 0:
+		case c.RST[event.S2C] != nil && t.Bytes.S2C == 0:
+			a.refused = true
+			a.fallback = fallbackAfter(in, c, cfg.Fallback)
+		case !serverSpoke:
+			last := a.syns[len(a.syns)-1]
+			if a.retx == 0 && end.Sub(last.TS) < time.Second {
+				continue // the answer may have come after the capture ended
+			}
+			a.unanswer = true
+		}
+		if a.retx == 0 && !a.refused && !a.unanswer {
+			continue
+		}
+		if a.retx > 0 && t.SYNACKs > 0 && len(c.SYNACKs) > 0 {
+			a.connectMS = ms(c.SYNACKs[0].TS.Sub(a.syns[0].TS))
+		}
+		byServer[c.Server()] = append(byServer[c.Server()], a)
+	}
+	var out []Finding
+	for _, srv := range sortedAddrPorts(byServer) {
+		out = append(out, synFinding(in, cfg, srv, byServer[srv]))
+	}
+	return out
+}
+
+// fallbackAfter returns a connection from c's client host to another
+// address on c's server port, handshaken within d after c's last frame.
+func fallbackAfter(in *Input, c *Conn, d time.Duration) *Conn {
+	for _, o := range in.Conns {
+		if o == c || o.Server().Port() != c.Server().Port() || o.Server().Addr() == c.Server().Addr() || o.TCP.SYNACKs == 0 {
+			continue
+		}
+		if dt := o.TCP.FirstTS.Sub(c.TCP.LastTS); dt >= 0 && dt <= d {
+			return o
+		}
+	}
+	return nil
+}
+
+// synFinding builds the finding for the attempts as to server srv.
+func synFinding(in *Input, cfg SYNRetransmitConfig, srv netip.AddrPort, as []synAttempt) Finding {
+	var retx, refused, unanswered, connected, fallbacks, maxRetries int
+	var firstGaps []float64
+	maxConnect := 0.0
+	conns := make([]*Conn, 0, len(as))
+	f := Finding{Kind: KindSYNRetransmit, Severity: Warning}
+	for i, a := range as {
+		conns = append(conns, a.c)
+		f.Connections = append(f.Connections, a.c.ID())
+		retx += a.retx
+		maxRetries = max(maxRetries, a.retx)
+		if len(a.syns) > 1 {
+			firstGaps = append(firstGaps, ms(a.syns[1].TS.Sub(a.syns[0].TS)))
+		}
+		switch {
+		case a.refused:
+			refused++
+			if a.fallback != nil {
+				fallbacks++
+			}
+		case a.unanswer:
+			unanswered++
+		default:
+			connected++
+			maxConnect = max(maxConnect, a.connectMS)
+		}
+		// Evidence, a few attempts in full.
+		if i >= maxEvidence/4 {
+			continue
+		}
+		id := a.c.ID()
+		for j, s := range a.syns {
+			what := fmt.Sprintf("client SYN to %s", srv)
+			if j > 0 {
+				what = fmt.Sprintf("SYN retransmitted %s after the previous one (retry %d)", fmtDur(s.TS.Sub(a.syns[j-1].TS)), j)
+			}
+			f.Evidence = append(f.Evidence, evidence(id, 0, s, what))
+		}
+		switch {
+		case a.refused:
+			what := "server RST refuses the connection (nothing listening, or a firewall rejecting)"
+			if a.fallback != nil {
+				what += fmt.Sprintf("; the client then connected to %s (connection %d)", a.fallback.Server(), a.fallback.ID())
+			}
+			f.Evidence = append(f.Evidence, evidence(id, 0, *a.c.RST[event.S2C], what))
+		case a.unanswer:
+			// The last SYN is the evidence.
+		case len(a.c.SYNACKs) > 0:
+			f.Evidence = append(f.Evidence, evidence(id, 0, a.c.SYNACKs[0],
+				fmt.Sprintf("SYN-ACK at last, %s after the first SYN", fmtDur(time.Duration(a.connectMS*float64(time.Millisecond))))))
+		}
+	}
+	n := len(as)
+	switch {
+	case n >= cfg.CriticalAttempts:
+		f.Severity = Critical
+	case fallbacks == n:
+		f.Severity = Info
+	}
+	m := map[string]any{
+		"attempts":              n,
+		"retransmitted_syns":    retx,
+		"refused":               refused,
+		"unanswered":            unanswered,
+		"connected_after_retry": connected,
+		"max_retries":           maxRetries,
+	}
+	if fallbacks > 0 {
+		m["fallbacks"] = fallbacks
+	}
+	if len(firstGaps) > 0 {
+		m["first_retry_delay_ms"] = medianOf(firstGaps)
+	}
+	if connected > 0 {
+		m["max_connect_delay_ms"] = maxConnect
+	}
+	f.Metrics = m
+
+	var parts []string
+	if retx > 0 {
+		parts = append(parts, fmt.Sprintf("%d SYN retransmission(s)", retx))
+	}
+	if connected > 0 {
+		parts = append(parts, fmt.Sprintf("%d connected only after retrying (up to %s)", connected, fmtDur(time.Duration(maxConnect*float64(time.Millisecond)))))
+	}
+	if refused > 0 {
+		s := fmt.Sprintf("%d refused with RST", refused)
+		if fallbacks > 0 {
+			s += fmt.Sprintf(" (%d then fell back to another address)", fallbacks)
+		}
+		parts = append(parts, s)
+	}
+	if unanswered > 0 {
+		parts = append(parts, fmt.Sprintf("%d never answered", unanswered))
+	}
+	noun := "attempts"
+	if n == 1 {
+		noun = "attempt"
+	}
+	f.Summary = fmt.Sprintf("%d connection %s to %s failed or needed retries: %s", n, noun, srv, strings.Join(parts, ", "))
+	f.Confidence = confidence(in, conns...)
+	var rem []string
+	if refused > 0 {
+		rem = append(rem, "Refused (RST to the SYN): nothing listens on "+srv.String()+" or a firewall rejects — check the "+
+			"server process, its listen address (0.0.0.0 vs 127.0.0.1, IPv6 vs IPv4), the service/load-balancer target port.")
+	}
+	if unanswered > 0 || connected > 0 {
+		rem = append(rem, "Unanswered or late SYN-ACKs: the server's accept queue overflows (raise net.core.somaxconn and "+
+			"net.ipv4.tcp_max_syn_backlog, and the listen backlog; accept faster; watch ListenOverflows in nstat), "+
+			"or a firewall / security group / network ACL drops the SYNs, or the path loses packets.")
+	}
+	rem = append(rem, "On the client, bound the wait (net.Dialer.Timeout, http.Transport.DialContext with a context deadline, "+
+		"grpc.WithConnectParams MinConnectTimeout) and keep warm connections instead of dialing per request "+
+		"(http.Transport.MaxIdleConnsPerHost, connection-pool pre-warming).")
+	f.Remedy = strings.Join(rem, " ")
+	return f
+}
