@@ -267,6 +267,19 @@ var scenarios = []*scenario{
 		run:      runTLSAlert,
 		check:    checkTLSAlert,
 	},
+	{
+		name: "grpc-cancel-storm",
+		description: "grpc-go client and server over h2c, one connection: after one ordinary call the client starts 200 " +
+			"unary calls at once against a handler that sleeps 300 ms; 150 have a 40 ms deadline (grpc-timeout) and 50 are " +
+			"cancelled by the client after 40 ms, so within a few milliseconds the client resets every one of them with " +
+			"RST_STREAM CANCEL (DEADLINE_EXCEEDED or CANCELLED on the client) and the server's own timers may add resets of their own.",
+		findings: []string{"rst_storm"},
+		commit:   true,
+		h2:       true,
+		serve:    serveGRPC,
+		run:      runGRPCCancelStorm,
+		check:    checkGRPCCancelStorm,
+	},
 }
 
 // deriveEmbedKeys is h2-tls-dsb: base's packets and truth, the key log
