@@ -1,7 +1,311 @@
 package analyze
 
-// Tables are the summaries users ask for beside the findings.
-type Tables struct{}
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"time"
 
-// buildTables is not written yet.
-func buildTables(in *Input) Tables { return Tables{} }
+	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/grpc"
+	"github.com/h2scope/h2scope/dissect/tcp"
+)
+
+// maxGRPCCalls bounds the rows of the gRPC call table; the per-method
+// table counts every call.
+const maxGRPCCalls = 500
+
+// Tables are the summaries users ask for beside the findings.
+type Tables struct {
+	// Pools has one row per connection pool (client IP, server, name),
+	// in client, server, name order.
+	Pools []PoolRow `json:"pools"`
+	// Resumption has one TLS resumption funnel per (client IP, SNI,
+	// server), in that order.
+	Resumption []ResumptionRow `json:"resumption"`
+	// GRPCCalls lists gRPC calls in connection and stream order, at most
+	// maxGRPCCalls; GRPCCallsOmitted counts the rest.
+	GRPCCalls        []GRPCCallRow `json:"grpc_calls"`
+	GRPCCallsOmitted int           `json:"grpc_calls_omitted,omitempty"`
+	// GRPCMethods aggregates every gRPC call by method, in method order.
+	GRPCMethods []GRPCMethodRow `json:"grpc_methods"`
+}
+
+// PoolRow summarises the connections from one client to one destination.
+type PoolRow struct {
+	// Client is the client IP address.
+	Client string `json:"client"`
+	// Server is the server's "ip:port".
+	Server string `json:"server"`
+	// Name is the TLS SNI, else the first request's authority (Host),
+	// empty when neither was seen.
+	Name string `json:"name,omitempty"`
+	// Proto lists the protocols recognised on the connections ("http1",
+	// "tls/http2"), joined with ",".
+	Proto string `json:"proto,omitempty"`
+	// Connections counts the pool's TCP connections.
+	Connections int `json:"connections"`
+	// Requests counts HTTP/1.x requests and HTTP/2 client streams on the
+	// connections whose requests are known; UnknownConns counts the
+	// connections whose requests are not (TLS without key log).
+	Requests     int `json:"requests"`
+	UnknownConns int `json:"unknown_conns,omitempty"`
+	// RequestsPerConn is Requests over the connections whose requests are
+	// known (0 when none).
+	RequestsPerConn float64 `json:"requests_per_conn"`
+	// OneRequestConns counts connections that carried at most one
+	// request.
+	OneRequestConns int `json:"one_request_conns"`
+	// ClosedByClient and ClosedByServer count connections whose first
+	// FIN came from that side; Reset those ended by a RST first; Open
+	// those still open when the capture ended.
+	ClosedByClient int `json:"closed_by_client"`
+	ClosedByServer int `json:"closed_by_server"`
+	Reset          int `json:"reset"`
+	Open           int `json:"open"`
+	// MaxConcurrent is the most connections of the pool open at once.
+	MaxConcurrent int `json:"max_concurrent"`
+}
+
+// ResumptionRow is one TLS resumption funnel.
+type ResumptionRow struct {
+	// Client is the client IP, SNI the server name asked for, Server the
+	// server's "ip:port".
+	Client string `json:"client"`
+	SNI    string `json:"sni,omitempty"`
+	Server string `json:"server"`
+	// Handshakes counts TLS handshakes; Offered those offering resumption
+	// (a ticket, a PSK, or a session id counted as an offer); Accepted
+	// those resumed; Failed offers answered with a full handshake;
+	// FullHandshakes every full handshake.
+	Handshakes     int `json:"handshakes"`
+	Offered        int `json:"offered"`
+	Accepted       int `json:"accepted"`
+	Failed         int `json:"failed"`
+	FullHandshakes int `json:"full_handshakes"`
+	// AmbiguousSessionIDs counts TLS 1.2 session ids not counted as
+	// offers (likely random, see resumption_failure).
+	AmbiguousSessionIDs int `json:"ambiguous_session_ids,omitempty"`
+	// Mechanisms counts resumed handshakes by mechanism ("ticket",
+	// "session_id", "psk_dhe_ke", "psk_ke").
+	Mechanisms map[string]int `json:"mechanisms,omitempty"`
+}
+
+// GRPCCallRow is one gRPC call.
+type GRPCCallRow struct {
+	// Conn and Stream locate the call.
+	Conn   event.ConnID `json:"conn"`
+	Stream uint32       `json:"stream"`
+	// Method is "/package.Service/Name", empty when the request headers
+	// were not captured.
+	Method string `json:"method,omitempty"`
+	// Status is the status the client ends up with ("OK",
+	// "DEADLINE_EXCEEDED"), empty while unknown.
+	Status string `json:"status,omitempty"`
+	// TimeoutMS is the grpc-timeout in milliseconds, nil when none;
+	// DurationMS the call's duration; OverTimeout says the call outlived
+	// its timeout.
+	TimeoutMS   *float64 `json:"timeout_ms"`
+	DurationMS  float64  `json:"duration_ms"`
+	OverTimeout bool     `json:"over_timeout,omitempty"`
+	// RequestBytes and ResponseBytes sum the messages' lengths each way;
+	// RequestMessages and ResponseMessages count them.
+	RequestBytes     int64 `json:"request_bytes"`
+	ResponseBytes    int64 `json:"response_bytes"`
+	RequestMessages  int   `json:"request_messages"`
+	ResponseMessages int   `json:"response_messages"`
+	// Ended is false for a call still open when its connection ended.
+	Ended bool `json:"ended"`
+}
+
+// GRPCMethodRow aggregates the calls of one method.
+type GRPCMethodRow struct {
+	// Method is "/package.Service/Name" ("" for calls whose headers were
+	// not captured).
+	Method string `json:"method"`
+	// Calls counts the calls; Statuses counts them by client status
+	// ("unknown" when none was seen).
+	Calls    int            `json:"calls"`
+	Statuses map[string]int `json:"statuses"`
+	// P50MS and P99MS are duration percentiles in milliseconds (nearest
+	// rank), MaxMS the longest.
+	P50MS float64 `json:"p50_ms"`
+	P99MS float64 `json:"p99_ms"`
+	MaxMS float64 `json:"max_ms"`
+	// OverTimeout counts calls that outlived their grpc-timeout.
+	OverTimeout int `json:"over_timeout"`
+}
+
+// buildTables computes the tables of in. Every list is non-nil, so JSON
+// shows [] rather than null.
+func buildTables(in *Input) Tables {
+	return Tables{
+		Pools:       poolRows(in.Conns),
+		Resumption:  resumptionRows(in),
+		GRPCCalls:   []GRPCCallRow{},
+		GRPCMethods: []GRPCMethodRow{},
+	}.withGRPC(in.Conns)
+}
+
+func poolRows(conns []*Conn) []PoolRow {
+	rows := []PoolRow{}
+	type group struct {
+		k     poolKey
+		conns []*Conn
+	}
+	idx := map[poolKey]int{}
+	var gs []group
+	for _, c := range conns {
+		if c.TCP == nil {
+			continue
+		}
+		k := poolKey{client: c.Client(), server: c.Server(), name: c.Authority()}
+		i, ok := idx[k]
+		if !ok {
+			i = len(gs)
+			idx[k] = i
+			gs = append(gs, group{k: k})
+		}
+		gs[i].conns = append(gs[i].conns, c)
+	}
+	slices.SortFunc(gs, func(a, b group) int { return a.k.compare(b.k) })
+	for _, g := range gs {
+		r := PoolRow{Client: g.k.client.String(), Server: g.k.server.String(), Name: g.k.name, Connections: len(g.conns),
+			MaxConcurrent: maxConcurrent(g.conns)}
+		protos := map[string]bool{}
+		known := 0
+		for _, c := range g.conns {
+			if p := connProto(c); p != "" {
+				protos[p] = true
+			}
+			n, ok := requests(c)
+			if ok {
+				known++
+				r.Requests += n
+				if n <= 1 {
+					r.OneRequestConns++
+				}
+			} else {
+				r.UnknownConns++
+			}
+			switch c.TCP.Close {
+			case tcp.CloseFINClient:
+				r.ClosedByClient++
+			case tcp.CloseFINServer:
+				r.ClosedByServer++
+			case tcp.CloseRSTClient, tcp.CloseRSTServer:
+				r.Reset++
+			default:
+				r.Open++
+			}
+		}
+		ps := make([]string, 0, len(protos))
+		for p := range protos {
+			ps = append(ps, p)
+		}
+		slices.Sort(ps)
+		r.Proto = strings.Join(ps, ",")
+		if known > 0 {
+			r.RequestsPerConn = ratio(float64(r.Requests) / float64(known))
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// connProto names a connection's protocols ("http1", "tls/http2").
+func connProto(c *Conn) string {
+	p := c.TCP.Proto
+	if c.App != nil && c.App.Decrypted != event.ProtoUnknown {
+		p += "/" + c.App.Decrypted.String()
+	}
+	return p
+}
+
+func resumptionRows(in *Input) []ResumptionRow {
+	rows := []ResumptionRow{}
+	for _, g := range tlsGroups(in) {
+		fn := g.funnel()
+		r := ResumptionRow{Client: g.client.String(), SNI: g.sni, Server: g.server.String(), Handshakes: fn.handshakes,
+			Offered: fn.offered, Accepted: fn.accepted, Failed: fn.failed, FullHandshakes: fn.full,
+			AmbiguousSessionIDs: fn.ambiguous}
+		if len(fn.mechanisms) > 0 {
+			r.Mechanisms = fn.mechanisms
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// withGRPC fills the gRPC tables from conns (in id order).
+func (t Tables) withGRPC(conns []*Conn) Tables {
+	type agg struct {
+		row  GRPCMethodRow
+		durs []time.Duration
+	}
+	methods := map[string]*agg{}
+	for _, c := range conns {
+		if c.TCP == nil || c.App == nil {
+			continue
+		}
+		calls := slices.Clone(c.App.Calls)
+		slices.SortStableFunc(calls, func(a, b grpc.Call) int { return cmp.Compare(a.Stream, b.Stream) })
+		for i := range calls {
+			call := &calls[i]
+			status := call.ClientStatus
+			if status == "" {
+				status = call.StatusName
+			}
+			if len(t.GRPCCalls) < maxGRPCCalls {
+				row := GRPCCallRow{Conn: c.ID(), Stream: call.Stream, Method: call.Method, Status: status,
+					DurationMS: ms(call.Duration), OverTimeout: call.OverTimeout,
+					RequestBytes: call.RequestBytes, ResponseBytes: call.ResponseBytes,
+					RequestMessages: call.RequestMessages, ResponseMessages: call.ResponseMessages, Ended: call.Ended}
+				if call.HasTimeout {
+					v := ms(call.Timeout)
+					row.TimeoutMS = &v
+				}
+				t.GRPCCalls = append(t.GRPCCalls, row)
+			} else {
+				t.GRPCCallsOmitted++
+			}
+			a := methods[call.Method]
+			if a == nil {
+				a = &agg{row: GRPCMethodRow{Method: call.Method, Statuses: map[string]int{}}}
+				methods[call.Method] = a
+			}
+			a.row.Calls++
+			if status == "" {
+				status = "unknown"
+			}
+			a.row.Statuses[status]++
+			if call.OverTimeout {
+				a.row.OverTimeout++
+			}
+			a.durs = append(a.durs, call.Duration)
+		}
+	}
+	names := make([]string, 0, len(methods))
+	for name := range methods {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		a := methods[name]
+		slices.Sort(a.durs)
+		a.row.P50MS, a.row.P99MS = ms(nearestRank(a.durs, 0.50)), ms(nearestRank(a.durs, 0.99))
+		a.row.MaxMS = ms(a.durs[len(a.durs)-1])
+		t.GRPCMethods = append(t.GRPCMethods, a.row)
+	}
+	return t
+}
+
+// nearestRank returns the q-quantile of sorted ds by the nearest-rank
+// method (0 when empty).
+func nearestRank(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	i := int(float64(len(ds))*q+0.999999) - 1
+	return ds[min(max(i, 0), len(ds)-1)]
+}
