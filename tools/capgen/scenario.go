@@ -280,6 +280,19 @@ var scenarios = []*scenario{
 		run:      runGRPCCancelStorm,
 		check:    checkGRPCCancelStorm,
 	},
+	{
+		name: "h2-max-streams",
+		description: "x/net/http2 server over h2c with MaxConcurrentStreams 4, and a hand-written client (x/net/http2's Framer) " +
+			"that opens 40 streams (GET /slow/50) at once right after its preface, before it has read, let alone acknowledged, " +
+			"the server's SETTINGS: the server runs 4 and refuses the other 36 with RST_STREAM REFUSED_STREAM; the client then " +
+			"retries each refused request on a new stream, keeping within the limit of 4.",
+		findings: []string{"rst_storm"},
+		commit:   true,
+		h2:       true,
+		serve:    serveH2MaxStreams,
+		run:      runH2MaxStreams,
+		check:    checkH2MaxStreams,
+	},
 }
 
 // deriveEmbedKeys is h2-tls-dsb: base's packets and truth, the key log
