@@ -1,0 +1,89 @@
+package analyze
+
+import (
+	"testing"
+	"time"
+
+	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/tcp"
+)
+
+func TestKeepaliveSynthetic(t *testing.T) {
+	const s = time.Second
+	// idleClose: one request, then the server closes after 5 s idle.
+	idleClose := synConn{id: 0, port: 40000, life: 5*s + 2*time.Millisecond, reqs: []time.Duration{time.Millisecond}, close: tcp.CloseFINServer}
+	// raced: a request 3 ms after the server's FIN (life), unanswered,
+	// and the server's RST.
+	raced := func() *Conn {
+		c := synConn{id: 1, port: 40001, start: 10 * s, life: 5 * s, reqs: []time.Duration{time.Millisecond, 5*s + 3*time.Millisecond}, close: tcp.CloseFINServer}.build()
+		c.RST[event.S2C] = &event.Ref{Frame: 1999, TS: t0.Add(15*s + 4*time.Millisecond)}
+		return c
+	}
+	// reused: the client reuses a connection after 8 s idle, then closes.
+	reused := synConn{id: 2, port: 40002, start: 20 * s, life: 9 * s, reqs: []time.Duration{time.Millisecond, 8 * s}, close: tcp.CloseFINClient}
+	tests := []struct {
+		name   string
+		conns  []*Conn
+		sev    Severity
+		none   bool
+		races  int
+		lost   int
+		frames []uint64
+	}{
+		{"idle close only is info", []*Conn{idleClose.build()}, Info, false, 0, 0, []uint64{4, 5}},
+		{"request after the server FIN, lost", []*Conn{idleClose.build(), raced()}, Critical, false, 1, 1, []uint64{4, 5, 1004, 1005, 1006, 1006, 1999}},
+		{"reuse gap above the server's idle timeout", []*Conn{idleClose.build(), reused.build()}, Warning, false, 0, 0, nil},
+		{"client closes first", []*Conn{synConn{id: 0, port: 40000, life: 5 * s, reqs: []time.Duration{time.Millisecond}, close: tcp.CloseFINClient}.build()}, 0, true, 0, 0, nil},
+		{"server closes after Connection: close", []*Conn{synConn{id: 0, port: 40000, life: 5 * s, reqs: []time.Duration{time.Millisecond}, close: tcp.CloseFINServer, closeReq: "client"}.build()}, 0, true, 0, 0, nil},
+		{"server closes right after the response", []*Conn{synConn{id: 0, port: 40000, life: 10 * time.Millisecond, reqs: []time.Duration{time.Millisecond}, close: tcp.CloseFINServer}.build()}, 0, true, 0, 0, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := detectKeepaliveMismatch(&Input{Conns: tt.conns}, defaultKeepalive())
+			if tt.none {
+				if len(fs) != 0 {
+					t.Fatalf("got %q, want none", fs[0].Summary)
+				}
+				return
+			}
+			if len(fs) != 1 {
+				t.Fatalf("got %d findings, want 1", len(fs))
+			}
+			f := fs[0]
+			f.normalize()
+			if f.Severity != tt.sev {
+				t.Errorf("severity = %v, want %v: %s", f.Severity, tt.sev, f.Summary)
+			}
+			if f.Metrics["races"] != tt.races || f.Metrics["requests_lost"] != tt.lost {
+				t.Errorf("metrics = %v", f.Metrics)
+			}
+			want := 5000.0
+			if tt.races > 0 {
+				want = 4998 // the raced connection idled 4.998 s
+			}
+			if got := f.Metrics["server_idle_timeout_min_ms"]; got != want {
+				t.Errorf("server_idle_timeout_min_ms = %v, want %v", got, want)
+			}
+			for i, fr := range tt.frames {
+				if i >= len(f.Evidence) || f.Evidence[i].Frame != fr {
+					t.Errorf("evidence = %+v, want frames %v", f.Evidence, tt.frames)
+					break
+				}
+			}
+			if f.Remedy == "" || len(f.Evidence) == 0 {
+				t.Errorf("remedy %q evidence %v", f.Remedy, f.Evidence)
+			}
+		})
+	}
+}
+
+func TestKeepaliveCaptures(t *testing.T) {
+	for _, name := range []string{"http1-keepalive", "http1-nokeepalive", "grpc-unary-h2c", "grpc-streaming-h2c", "h2c-large-slow", "h2-tls", "tls12-resume", "tls13-resume"} {
+		t.Run(name, func(t *testing.T) {
+			res, _ := analyzeCapture(t, name)
+			if n := kindsAtLeast(res, Warning)[KindKeepaliveMismatch]; n > 0 {
+				t.Errorf("%s: %d keepalive_mismatch findings at warning+", name, n)
+			}
+		})
+	}
+}
