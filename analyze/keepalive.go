@@ -182,8 +182,8 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn) {
 		g.unknown++
 		return
 	}
-	// Reuse gaps: time with no exchange in progress before the next one
-	// starts.
+	// Reuse gaps: time with no exchange in progress before the next
+	// answered one starts (a request that raced the close is no reuse).
 	var busyUntil *event.Ref
 	for i := range c.Exchanges {
 		x := &c.Exchanges[i]
@@ -191,7 +191,7 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn) {
 		if s == nil || e == nil {
 			continue
 		}
-		if busyUntil != nil && s.TS.After(busyUntil.TS) {
+		if busyUntil != nil && s.TS.After(busyUntil.TS) && answered(x) {
 			gap := s.TS.Sub(busyUntil.TS)
 			g.reuseGaps = append(g.reuseGaps, gap)
 			if g.reuseMax == nil || gap > g.reuseMaxGap {
