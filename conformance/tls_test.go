@@ -5,12 +5,15 @@ package conformance
 import (
 	"context"
 	"fmt"
+	"maps"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/tls"
 )
 
 // TestTLSHandshakesAgainstTshark compares the number of ClientHello and
@@ -43,7 +46,9 @@ func TestTLSHandshakesAgainstTshark(t *testing.T) {
 		if _, err := dissect.Run(context.Background(), []string{f}, dissect.Options{Dissect: true, Sink: sink}); err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
-		out, err := exec.Command("tshark", "-n", "-r", f, "-Y", "tcp && tls.handshake.type", "-T", "fields", "-e", "tls.handshake.type").Output()
+		// Without its keys tshark dissects encrypted handshakes in part;
+		// the decrypted ones are compared by TestTLSDecryptedAgainstTshark.
+		out, err := exec.Command("tshark", "-n", "-r", f, "-o", "tls.keylog_file:", "-Y", "tcp && tls.handshake.type", "-T", "fields", "-e", "tls.handshake.type").Output()
 		if err != nil {
 			t.Fatalf("tshark %s: %v", f, err)
 		}
@@ -76,4 +81,90 @@ func TestTLSHandshakesAgainstTshark(t *testing.T) {
 	}
 	fmt.Fprintf(&b, "TOTAL: %d captures with TLS, %d exact\n", total, exact)
 	t.Log(b.String())
+}
+
+// handshakeTypes names TLS handshake message types by their code.
+var handshakeTypes = map[string]string{
+	"0": "HelloRequest", "1": "ClientHello", "2": "ServerHello", "4": "NewSessionTicket",
+	"5": "EndOfEarlyData", "8": "EncryptedExtensions", "11": "Certificate",
+	"12": "ServerKeyExchange", "13": "CertificateRequest", "14": "ServerHelloDone",
+	"15": "CertificateVerify", "16": "ClientKeyExchange", "20": "Finished",
+	"22": "CertificateStatus", "24": "KeyUpdate",
+}
+
+// TestTLSDecryptedAgainstTshark compares, on every capture with a key
+// log, the handshake messages (decrypted ones included) and alerts
+// h2scope reads with tshark's given the same key log.
+func TestTLSDecryptedAgainstTshark(t *testing.T) {
+	requireTshark(t)
+	files := captures(t, "../testdata/pcaps")
+	if dir := corpusDir(); dir != "" {
+		files = append(files, captures(t, dir)...)
+	}
+	var b strings.Builder
+	checked := 0
+	for _, f := range files {
+		k := keylogFor(f)
+		embedded := strings.HasSuffix(f, "-dsb.pcapng") || strings.HasSuffix(f, "ja4/http2-with-cookies.pcapng")
+		if k == "" && !embedded {
+			continue
+		}
+		keys := tls.NewKeyLog()
+		args := []string{"-n", "-r", f, "-Y", "tcp && (tls.handshake.type || tls.alert_message)", "-T", "fields",
+			"-e", "tls.handshake.type", "-e", "tls.alert_message.desc"}
+		if k != "" {
+			raw, err := os.ReadFile(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys.Add(raw, k)
+			args = append(args, "-o", "tls.keylog_file:"+k)
+		}
+		ours := map[string]int{}
+		sink := event.SinkFunc(func(e *event.Event) {
+			if e.Proto != event.ProtoTLS || e.Type == "ChangeCipherSpec" {
+				return
+			}
+			name := e.Type
+			if name == "HelloRetryRequest" {
+				name = "ServerHello"
+			}
+			ours[name]++
+		})
+		if _, err := dissect.Run(context.Background(), []string{f}, dissect.Options{Dissect: true, Sink: sink, Keys: keys}); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		out, err := exec.Command("tshark", args...).Output()
+		if err != nil {
+			t.Fatalf("tshark %s: %v", f, err)
+		}
+		theirs := map[string]int{}
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			cols := strings.Split(line, "\t")
+			for _, v := range strings.Split(cols[0], ",") {
+				if v != "" {
+					theirs[handshakeTypes[v]]++
+				}
+			}
+			if len(cols) > 1 && cols[1] != "" {
+				theirs["Alert"] += len(strings.Split(cols[1], ","))
+			}
+		}
+		checked++
+		rel := relName(f)
+		status := "exact"
+		if !maps.Equal(ours, theirs) {
+			status = "DIFF"
+			if reason, ok := knownTLSDecryptDifferences[rel]; ok {
+				status = "known: " + reason
+			} else {
+				t.Errorf("%s: h2scope %v, tshark %v", rel, ours, theirs)
+			}
+		}
+		fmt.Fprintf(&b, "%-48s %s\n\th2scope %v\n\ttshark  %v\n", rel, status, ours, theirs)
+	}
+	t.Log("\n" + b.String())
+	if checked == 0 {
+		t.Fatal("no capture with a key log")
+	}
 }
