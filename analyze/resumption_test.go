@@ -1,0 +1,199 @@
+package analyze
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/h2scope/h2scope/dissect"
+	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/tcp"
+	"github.com/h2scope/h2scope/dissect/tls"
+)
+
+// synTLS describes a synthetic TLS connection.
+type synTLS struct {
+	id       event.ConnID
+	at       time.Duration
+	version  string
+	offered  []string
+	accepted bool
+	tickets  int
+	lifetime uint32
+	subject  string
+}
+
+func (s synTLS) build() *Conn {
+	ch := event.Ref{Frame: uint64(s.id)*100 + 4, TS: t0.Add(s.at)}
+	sh := event.Ref{Frame: uint64(s.id)*100 + 6, TS: t0.Add(s.at + time.Millisecond)}
+	sum := &tls.Summary{Version: s.version, SNI: "api.test", Tickets: s.tickets, TicketLifetime: s.lifetime, Decrypted: true,
+		Resumption: tls.Resumption{Offered: s.offered, Known: true, Accepted: s.accepted}}
+	if s.accepted {
+		sum.Resumption.Mechanism = "ticket"
+	}
+	if s.subject != "" {
+		sum.Certificate = &tls.Certificate{Count: 1, Subject: s.subject, Issuer: "CN=ca"}
+	}
+	sum.Timing.ClientHello, sum.Timing.ServerHello = &ch, &sh
+	ws := 7
+	tc := &tcp.Conn{ID: s.id, Client: netip.MustParseAddrPort("10.0.0.5:40000"), Server: netip.MustParseAddrPort("10.0.0.9:443"),
+		FirstTS: t0.Add(s.at), LastTS: t0.Add(s.at + time.Second), SYNs: 1, SYNACKs: 1, WindowScale: tcp.WindowScale{C2S: &ws, S2C: &ws}}
+	return &Conn{TCP: tc, App: &dissect.App{Proto: event.ProtoTLS, TLS: sum}}
+}
+
+func TestResumptionSynthetic(t *testing.T) {
+	const v12, v13 = "TLS 1.2", "TLS 1.3"
+	ticket := []string{"session_id", "ticket"}
+	full := func(id event.ConnID, at time.Duration, subject string) synTLS {
+		return synTLS{id: id, at: at, version: v12, offered: []string{"none"}, tickets: 1, lifetime: 3600, subject: subject}
+	}
+	tests := []struct {
+		name  string
+		hs    []synTLS
+		cause string // "" when nothing may fire
+		fails int
+	}{
+		{"resumed", []synTLS{full(0, 0, "CN=a"), {id: 1, at: time.Second, version: v12, offered: ticket, accepted: true}, {id: 2, at: 2 * time.Second, version: v12, offered: ticket, accepted: true}}, "", 0},
+		{"ticket keys rotated", []synTLS{full(0, 0, "CN=a"), {id: 1, at: time.Second, version: v12, offered: ticket, tickets: 1, subject: "CN=a"}, {id: 2, at: 2 * time.Second, version: v12, offered: ticket, tickets: 1, subject: "CN=a"}}, causeKeysRotated, 2},
+		{"tickets disabled", []synTLS{full(0, 0, "CN=a"), {id: 1, at: time.Second, version: v13, offered: []string{"psk"}, subject: "CN=a"}, {id: 2, at: 2 * time.Second, version: v13, offered: []string{"psk"}, subject: "CN=a"}}, causeTicketsOff, 2},
+		{"another backend", []synTLS{full(0, 0, "CN=a"), {id: 1, at: time.Second, version: v12, offered: ticket, tickets: 1, subject: "CN=b"}, {id: 2, at: 2 * time.Second, version: v12, offered: ticket, tickets: 1, subject: "CN=a"}}, causeCertChanged, 2},
+		{"ticket expired", []synTLS{{id: 0, version: v12, offered: []string{"none"}, tickets: 1, lifetime: 10, subject: "CN=a"}, {id: 1, at: time.Minute, version: v12, offered: ticket, tickets: 1, lifetime: 10, subject: "CN=a"}, {id: 2, at: 2 * time.Minute, version: v12, offered: ticket, tickets: 1, lifetime: 10, subject: "CN=a"}}, causeTicketExpired, 2},
+		{"random session ids are no offer", []synTLS{full(0, 0, "CN=a"), {id: 1, at: time.Second, version: v12, offered: []string{"session_id"}, tickets: 1, subject: "CN=a"}, {id: 2, at: 2 * time.Second, version: v12, offered: []string{"session_id"}, tickets: 1, subject: "CN=a"}}, "", 0},
+		{"one failure", []synTLS{full(0, 0, "CN=a"), {id: 1, at: time.Second, version: v12, offered: ticket, tickets: 1, subject: "CN=a"}}, "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var cs []*Conn
+			for _, h := range tt.hs {
+				cs = append(cs, h.build())
+			}
+			fs := detectResumptionFailure(&Input{Conns: cs}, defaultResumption())
+			if tt.cause == "" {
+				if len(fs) != 0 {
+					t.Fatalf("got %q, want none", fs[0].Summary)
+				}
+				return
+			}
+			if len(fs) != 1 {
+				t.Fatalf("got %d findings, want 1", len(fs))
+			}
+			f := fs[0]
+			f.normalize()
+			if f.Severity != Warning || f.Metrics["failed"] != tt.fails {
+				t.Errorf("severity %v, metrics %v", f.Severity, f.Metrics)
+			}
+			if c := f.Metrics["causes"].(map[string]int); c[tt.cause] == 0 {
+				t.Errorf("causes = %v, want %s", c, tt.cause)
+			}
+			// Evidence: the failed handshakes' ClientHello and ServerHello.
+			if len(f.Evidence) != 2*tt.fails || f.Evidence[0].Frame != 104 || f.Evidence[1].Frame != 106 {
+				t.Errorf("evidence = %+v", f.Evidence)
+			}
+		})
+	}
+}
+
+func TestResumptionCaptures(t *testing.T) {
+	tests := []struct {
+		name   string
+		fire   bool
+		failed int
+		causes map[string]int
+	}{
+		{"tls12-resume", false, 0, nil},
+		{"tls13-resume", false, 0, nil},
+		{"tls12-resume-fail", true, 5, map[string]int{causeKeysRotated: 3, causeTicketsOff: 2}},
+		{"tls13-resume-fail", true, 4, map[string]int{causeKeysRotated: 2, causeTicketsOff: 2}},
+		{"h2-tls", false, 0, nil},
+		{"grpc-tls", false, 0, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := os.Stat(filepath.Join(pcaps, tt.name+".pcapng")); err != nil {
+				t.Skipf("%s not generated yet", tt.name)
+			}
+			res, _ := analyzeCapture(t, tt.name)
+			f := findKind(res.Findings, KindResumptionFailure)
+			if !tt.fire {
+				if f != nil {
+					t.Fatalf("unexpected finding: %s", f.Summary)
+				}
+				return
+			}
+			if f == nil || f.Severity < Warning {
+				t.Fatalf("no resumption_failure at warning+: %+v", res.Findings)
+			}
+			if f.Metrics["failed"] != tt.failed || f.Metrics["accepted"] != 0 {
+				t.Errorf("metrics = %v", f.Metrics)
+			}
+			got := f.Metrics["causes"].(map[string]int)
+			for k, v := range tt.causes {
+				if got[k] != v {
+					t.Errorf("causes = %v, want %v", got, tt.causes)
+				}
+			}
+		})
+	}
+}
+
+// corpusDir is the shared capture corpus, $H2SCOPE_CORPUS or
+// ../../shared/corpus; tests over it skip when it is absent.
+func corpusDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("H2SCOPE_CORPUS")
+	if dir == "" {
+		dir = "../../shared/corpus"
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		t.Skipf("shared corpus not found at %s (set H2SCOPE_CORPUS): skipping", dir)
+	}
+	return dir
+}
+
+func analyzeFile(t *testing.T, path string) Result {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("%s not in the corpus: skipping", path)
+	}
+	res, _, err := Run(context.Background(), []string{path}, dissect.Options{Keys: tls.NewKeyLog()}, DefaultConfig())
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return res
+}
+
+func TestResumptionCorpus(t *testing.T) {
+	dir := corpusDir(t)
+	t.Run("tls-subjectaltname", func(t *testing.T) {
+		// A browser's session ids refused by mc.yandex.ru, which issues
+		// no tickets; one session id accepted elsewhere.
+		res := analyzeFile(t, filepath.Join(dir, "sv/tls-subjectaltname/input.pcap"))
+		var fs []Finding
+		for _, f := range res.Findings {
+			if f.Kind == KindResumptionFailure {
+				fs = append(fs, f)
+			}
+		}
+		if len(fs) != 1 || fs[0].Metrics["failed"] != 2 || fs[0].Metrics["causes"].(map[string]int)[causeSessionMiss] != 2 {
+			t.Fatalf("findings = %+v", fs)
+		}
+		accepted := 0
+		for _, r := range res.Tables.Resumption {
+			accepted += r.Accepted
+		}
+		if accepted != 1 {
+			t.Errorf("accepted resumptions in the funnel = %d, want 1", accepted)
+		}
+	})
+	for _, name := range []string{"ja4/tls3.pcapng", "ja4/latest.pcapng"} {
+		t.Run(name, func(t *testing.T) {
+			res := analyzeFile(t, filepath.Join(dir, name))
+			if f := findKind(res.Findings, KindResumptionFailure); f != nil {
+				t.Errorf("unexpected finding: %s", f.Summary)
+			}
+		})
+	}
+}
