@@ -39,6 +39,11 @@ type Capture struct {
 	// Faults lists the damage that cut files short; the packets before
 	// each were analysed.
 	Faults []string `json:"faults,omitempty"`
+	// TLSConnections counts connections with TLS; TLSUndecrypted counts
+	// those whose protected records stayed encrypted, by reason
+	// (no_key_log, no_keys_for_session, ...).
+	TLSConnections int            `json:"tls_connections"`
+	TLSUndecrypted map[string]int `json:"tls_undecrypted,omitempty"`
 }
 
 // New builds a Report from an analysis.
@@ -53,6 +58,16 @@ func New(files []string, in *analyze.Input, res analyze.Result) *Report {
 	r.Connections = make([]ConnRecord, 0, len(in.Conns))
 	for _, k := range in.Conns {
 		r.Connections = append(r.Connections, NewConnRecord(k.TCP, k.App))
+		if k.App == nil || k.App.TLS == nil {
+			continue
+		}
+		r.Captures[0].TLSConnections++
+		if reason := k.App.TLS.Decryption.Reason; reason != "" {
+			if r.Captures[0].TLSUndecrypted == nil {
+				r.Captures[0].TLSUndecrypted = map[string]int{}
+			}
+			r.Captures[0].TLSUndecrypted[reason]++
+		}
 	}
 	if r.Findings == nil {
 		r.Findings = []analyze.Finding{}

@@ -3,6 +3,8 @@ package report
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/h2scope/h2scope/analyze"
@@ -22,6 +24,16 @@ func WriteSummary(w io.Writer, r *Report) error {
 	c := r.Captures[0]
 	ew.printf("%s: %d packets, %d connections; %d findings (%d critical, %d warning, %d info)\n",
 		strings.Join(c.Files, " + "), c.Packets, c.Connections, len(r.Findings), sev[analyze.Critical], sev[analyze.Warning], sev[analyze.Info])
+	if n := len(c.TLSUndecrypted); n > 0 {
+		var parts []string
+		total := 0
+		for _, reason := range slices.Sorted(maps.Keys(c.TLSUndecrypted)) {
+			parts = append(parts, fmt.Sprintf("%d %s", c.TLSUndecrypted[reason], reason))
+			total += c.TLSUndecrypted[reason]
+		}
+		ew.printf("TLS: %d of %d connections not decrypted (%s); give --keylog to see inside them\n",
+			total, c.TLSConnections, strings.Join(parts, ", "))
+	}
 	for _, f := range r.Findings {
 		ew.printf("\n%-8s %s: %s\n", strings.ToUpper(f.Severity.String()), f.Kind, printable(f.Summary))
 		if len(f.Evidence) > 0 {
