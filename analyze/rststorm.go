@@ -298,7 +298,7 @@ func stormFinding(in *Input, cfg RSTStormConfig, conns []*Conn, rs []stormReset,
 		r := rs[i]
 		what := fmt.Sprintf("%s RST_STREAM(%s)", dirWho(r.Dir), r.Code)
 		if i == lo {
-			what += fmt.Sprintf(": first of %d resets within %s", hi-lo, cfg.Window)
+			what += fmt.Sprintf(": first of %d resets within %s", hi-lo, fmtDur(cfg.Window))
 		}
 		f.Evidence = append(f.Evidence, evidence(r.conn.ID(), r.Stream, r.Ref, what))
 	}
