@@ -7,6 +7,7 @@ import (
 
 	"github.com/h2scope/h2scope/dissect/event"
 	"github.com/h2scope/h2scope/dissect/tcp"
+	"github.com/h2scope/h2scope/dissect/tls"
 )
 
 // benchFile is the capture BenchmarkRun reads: H2SCOPE_BENCH_FILE, or the
@@ -68,5 +69,40 @@ func TestRunCountsTestdata(t *testing.T) {
 	// 15 requests, one connection each (truth file); 158 frames (tshark).
 	if conns != 15 || st.Packets != 158 || st.Layer.TCP != 158 || len(st.Faults) != 0 {
 		t.Errorf("got %d connections, %d packets, %d TCP, faults %v; want 15, 158, 158, none", conns, st.Packets, st.Layer.TCP, st.Faults)
+	}
+}
+
+// BenchmarkRunTLSDecrypt dissects HTTP/2 over TLS 1.3 with its key log:
+// reading, TCP, record decryption and HTTP/2, per capture byte.
+func BenchmarkRunTLSDecrypt(b *testing.B) {
+	for _, name := range []string{"h2-tls", "h2-tls12"} {
+		b.Run(name, func(b *testing.B) {
+			f := "../testdata/pcaps/" + name + ".pcapng"
+			raw, err := os.ReadFile("../testdata/pcaps/" + name + ".keys")
+			if err != nil {
+				b.Skip(err)
+			}
+			keys := tls.NewKeyLog()
+			keys.Add(raw, name)
+			st, _ := os.Stat(f)
+			b.SetBytes(st.Size())
+			b.ReportAllocs()
+			var frames int
+			for b.Loop() {
+				frames = 0
+				_, err := Run(context.Background(), []string{f}, Options{Dissect: true, Keys: keys,
+					Sink: event.SinkFunc(func(e *event.Event) {
+						if e.Proto == event.ProtoHTTP2 && e.Type != "PREFACE" {
+							frames++
+						}
+					})})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			if frames != 81 {
+				b.Fatalf("%d HTTP/2 frames, want 81", frames)
+			}
+		})
 	}
 }
