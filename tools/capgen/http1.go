@@ -75,6 +75,17 @@ type session struct {
 	closers  []func() // close other clients' connections (HTTP/2, gRPC)
 	grpc     *grpcLab
 	tls      *tlsLab // TLS scenarios only: then requests go to https URLs
+	settings map[string]string // truth.Truth.Settings
+}
+
+// setting records a setting of the programs for the truth.
+func (s *session) setting(name string, v any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.settings == nil {
+		s.settings = make(map[string]string)
+	}
+	s.settings[name] = fmt.Sprint(v)
 }
 
 // newSession starts a session in l.

@@ -135,6 +135,15 @@ type connRecord struct {
 	// read and wrote above TLS (what its tee saw).
 	tls   *truth.TLS
 	plain [2]int64
+
+	// failed counts requests written on the connection that got no
+	// answer (the client retried them elsewhere); rcvBuf is the client's
+	// SO_RCVBUF when not sockBuf; dial and synRetrans are how a connect
+	// ended and how many SYNs the client's kernel repeated.
+	failed     int
+	rcvBuf     int
+	dial       string
+	synRetrans int
 }
 
 // sideRecord is one side's view of its socket.

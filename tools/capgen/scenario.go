@@ -293,6 +293,31 @@ var scenarios = []*scenario{
 		run:      runH2MaxStreams,
 		check:    checkH2MaxStreams,
 	},
+	{
+		name: "http1-small-pool",
+		description: "net/http keep-alive client whose Transport keeps one idle connection per host " +
+			"(MaxIdleConnsPerHost 1), shared by 16 goroutines that fan out in 10 rounds, each making one request per round " +
+			"at once (small bodies, half from a 5 ms handler): when the requests of a round end, one connection takes the " +
+			"idle slot and the client closes the other 15, so most " +
+			"connections carry one request and the client churns through connections (FIN, then a new SYN).",
+		findings: []string{"reconnect_churn"},
+		commit:   true,
+		run:      runHTTP1SmallPool,
+		check:    checkSmallPool,
+	},
+	{
+		name: "http1-idle-timeout",
+		description: "net/http server with IdleTimeout 600 ms, client with the default long IdleConnTimeout: requests " +
+			"after gaps of 200-400 ms reuse the connection, after gaps of 900 ms and 1.2 s the server has closed it (FIN) " +
+			"and the client dials anew; then requests sent right when the server's idle timer fires race its close: " +
+			"written on a connection the server is closing (answered by its RST), they are retried by net/http on a new " +
+			"connection (failed_attempts).",
+		findings: []string{"keepalive_mismatch"},
+		commit:   true,
+		serve:    serveIdleTimeout,
+		run:      runHTTP1IdleTimeout,
+		check:    checkIdleTimeout,
+	},
 }
 
 // deriveEmbedKeys is h2-tls-dsb: base's packets and truth, the key log
@@ -442,6 +467,11 @@ func captureOnce(ctx context.Context, sc *scenario, o *options) (*result, error)
 
 	t := buildTruth(sc, s, o)
 	t.Expect.Frames = len(pkts)
+	if !sc.h2 && sc.tls == nil {
+		if err := sc.checkWire(t); err != nil {
+			return nil, err
+		}
+	}
 	var written [][2][]byte
 	if sc.tls != nil {
 		l.mu.Lock()
@@ -563,6 +593,10 @@ func buildTruth(sc *scenario, s *session, o *options) *truth.Truth {
 			S2CBytes:       c.sides[1].written,
 			ClosedBy:       c.closedBy(),
 			ServerStates:   strings.Join(c.states, " "),
+			FailedRequests: c.failed,
+			RcvBuf:         c.rcvBuf,
+			Dial:           c.dial,
+			SYNRetransmits: c.synRetrans,
 		})
 		t.Expect.C2SBytes += c.sides[0].written
 		t.Expect.S2CBytes += c.sides[1].written
@@ -571,5 +605,8 @@ func buildTruth(sc *scenario, s *session, o *options) *truth.Truth {
 	t.Expect.HTTPRequests = len(t.Requests)
 	t.GRPCCalls = s.grpcCalls()
 	t.Expect.Findings = sc.findings
+	if len(s.settings) > 0 {
+		t.Settings = s.settings
+	}
 	return t
 }

@@ -225,7 +225,7 @@ func TestCommittedTruth(t *testing.T) {
 					t.Errorf("%s: not in the capture", name)
 					continue
 				}
-				wantSYNs := 1
+				wantSYNs := 1 + c.SYNRetransmits
 				if d := tr.DerivedFrom; d != nil && d.Cut != nil && d.Cut.Conn == c.ID {
 					wantSYNs = 0
 				}

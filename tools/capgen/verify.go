@@ -96,8 +96,8 @@ func verifyLive(pkts []packet, serverPort uint16, t *truth.Truth) error {
 			errs = append(errs, fmt.Errorf("%s: listed at %d", name, i+1))
 		case f == nil:
 			errs = append(errs, fmt.Errorf("%s: no frames", name))
-		case f.syns != 1:
-			errs = append(errs, fmt.Errorf("%s: %d SYNs, want 1", name, f.syns))
+		case f.syns != 1+c.SYNRetransmits:
+			errs = append(errs, fmt.Errorf("%s: %d SYNs, want %d (1 + %d retransmissions)", name, f.syns, 1+c.SYNRetransmits, c.SYNRetransmits))
 		case int64(f.payload[0]) != c.C2SBytes || int64(f.payload[1]) != c.S2CBytes:
 			errs = append(errs, fmt.Errorf("%s: captured %d/%d payload bytes c2s/s2c, programs wrote %d/%d",
 				name, f.payload[0], f.payload[1], c.C2SBytes, c.S2CBytes))

@@ -71,6 +71,10 @@ type Truth struct {
 	// GRPCCalls lists every gRPC call, in the order the clients started
 	// them (ID order).
 	GRPCCalls []GRPCCall `json:"grpc_calls,omitempty"`
+	// Settings lists the settings of the programs that the scenario is
+	// about, by their Go name ("http.Server.IdleTimeout") and value as Go
+	// prints it ("600ms"); absent when the scenario has none worth naming.
+	Settings map[string]string `json:"settings,omitempty"`
 	// Expect holds aggregate values a test can assert directly.
 	Expect Expect `json:"expect"`
 }
@@ -252,7 +256,33 @@ type Connection struct {
 	// TLS describes the connection's TLS handshake; nil for connections
 	// without TLS.
 	TLS *TLS `json:"tls,omitempty"`
+	// FailedRequests counts the requests the client wrote on this
+	// connection that got no answer because the server had closed it
+	// (net/http's Transport then retries an idempotent request on another
+	// connection: see Request.FailedAttempts). They are not in Requests.
+	FailedRequests int `json:"failed_requests,omitempty"`
+	// RcvBuf is the SO_RCVBUF the client set on this connection when it
+	// is not Capture.SockBuf (the kernel doubles it); 0 otherwise.
+	RcvBuf int `json:"rcv_buf,omitempty"`
+	// Dial is how the client's connect ended when it did not succeed:
+	// DialRefused or DialTimeout; "" when the connection was established.
+	// A connection that never opened has no bytes and no requests.
+	Dial string `json:"dial,omitempty"`
+	// SYNRetransmits is the number of times the client's kernel sent its
+	// SYN again (TCP_INFO tcpi_total_retrans read by the client right
+	// after connect returned or failed); the capture holds 1 +
+	// SYNRetransmits SYNs for the connection.
+	SYNRetransmits int `json:"syn_retransmits,omitempty"`
 }
+
+// Values of Connection.Dial.
+const (
+	// DialRefused: the server answered the SYN with a RST
+	// (ECONNREFUSED).
+	DialRefused = "refused"
+	// DialTimeout: the client gave up before any SYN was answered.
+	DialTimeout = "timeout"
+)
 
 // TLS is one connection's TLS handshake as the client and server programs
 // observed it.
@@ -376,6 +406,37 @@ type Request struct {
 	// capture, "partial" when some of its HTTP/2 frames were cut off
 	// (Derivation.Cut) and "none" when all were.
 	InCapture string `json:"in_capture,omitempty"`
+	// FailedAttempts lists the earlier attempts of a request the client's
+	// transport retried by itself (net/http retries an idempotent request
+	// whose reused connection the server closed under it), in order; Conn
+	// is the connection of the attempt that got the response.
+	FailedAttempts []Attempt `json:"failed_attempts,omitempty"`
+	// StoppedReadingMS is, for a client that stopped reading the
+	// response, how long it read nothing after writing the request.
+	StoppedReadingMS int `json:"stopped_reading_ms,omitempty"`
+	// IdleGapMS is the time, in milliseconds, between the end of the
+	// client's previous request and this one's start, when the scenario
+	// is about idle gaps.
+	IdleGapMS float64 `json:"idle_gap_ms,omitempty"`
+}
+
+// Attempt is one attempt of a request that failed, as the client's
+// httptrace hooks saw it.
+type Attempt struct {
+	// Conn is the ID of the connection the attempt used.
+	Conn int `json:"conn"`
+	// ConnClient is its client address.
+	ConnClient string `json:"conn_client"`
+	// Reused is httptrace.GotConnInfo.Reused.
+	Reused bool `json:"reused"`
+	// IdleMS is httptrace.GotConnInfo.IdleTime in milliseconds: how long
+	// the connection had been idle in the client's pool.
+	IdleMS float64 `json:"idle_ms"`
+	// Wrote is true when httptrace.WroteRequest reported the request
+	// written without error; WriteError holds its error otherwise.
+	Wrote bool `json:"wrote"`
+	// WriteError: see Wrote.
+	WriteError string `json:"write_error,omitempty"`
 }
 
 // Values of Request.InCapture and GRPCCall.InCapture.
