@@ -78,9 +78,10 @@ type grpcFields struct {
 	GRPCMethod  string `json:"grpc_method,omitempty"`
 }
 
-// NewFrame flattens e for JSON. It copies what it keeps: e may be reused
-// after the call.
-func NewFrame(e *event.Event) Frame {
+// NewFrame flattens e for JSON, with header values and request targets
+// redacted as red says. It copies what it keeps: e may be reused after the
+// call.
+func NewFrame(e *event.Event, red Redaction) Frame {
 	f := Frame{
 		Frame: e.Ref.Frame, TS: e.Ref.TS.UTC().Format(time.RFC3339Nano), Conn: e.Conn,
 		Dir: e.Dir.String(), Proto: e.Proto.String(), Type: e.Type, Stream: e.Stream,
@@ -88,14 +89,14 @@ func NewFrame(e *event.Event) Frame {
 	}
 	if h := e.HTTP2; h != nil {
 		cp := *h
-		f.Headers, cp.Headers = h.Headers, nil
+		f.Headers, cp.Headers = red.headers(h.Headers), nil
 		f.HTTP2 = &cp
 	}
 	if h := e.HTTP1; h != nil {
-		f.Headers = h.Headers
-		f.http1Fields = &http1Fields{Method: h.Method, Target: h.Target, Version: h.Version, Status: h.Status,
+		f.Headers = red.headers(h.Headers)
+		f.http1Fields = &http1Fields{Method: h.Method, Target: red.URL(h.Target), Version: h.Version, Status: h.Status,
 			Reason: h.Reason, BodyLen: h.BodyLen, Chunked: h.Chunked, KeepAlive: h.KeepAlive, Seq: h.Seq,
-			Request: h.Request, HeadFrame: h.HeadFrame, Trailers: h.Trailers, Missed: h.Missed, Incomplete: h.Incomplete}
+			Request: h.Request, HeadFrame: h.HeadFrame, Trailers: red.headers(h.Trailers), Missed: h.Missed, Incomplete: h.Incomplete}
 	}
 	if g := e.GRPC; g != nil {
 		gf := &grpcFields{Compressed: g.Compressed, GRPCMessage: g.Message, GRPCMethod: g.Method}
@@ -111,14 +112,15 @@ func NewFrame(e *event.Event) Frame {
 // FrameWriter writes units as NDJSON, one object per line.
 type FrameWriter struct {
 	enc *json.Encoder
+	red Redaction
 	err error
 }
 
-// NewFrameWriter returns a FrameWriter on w.
-func NewFrameWriter(w io.Writer) *FrameWriter {
+// NewFrameWriter returns a FrameWriter on w that redacts as red says.
+func NewFrameWriter(w io.Writer, red Redaction) *FrameWriter {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	return &FrameWriter{enc: enc}
+	return &FrameWriter{enc: enc, red: red}
 }
 
 // Event writes e; it implements event.Sink. The first write error is kept
@@ -127,7 +129,7 @@ func (fw *FrameWriter) Event(e *event.Event) {
 	if fw.err != nil {
 		return
 	}
-	f := NewFrame(e)
+	f := NewFrame(e, fw.red)
 	fw.err = fw.enc.Encode(&f)
 }
 
@@ -136,8 +138,8 @@ func (fw *FrameWriter) Err() error { return fw.err }
 
 // TimelineLine formats e as one line of `h2scope timeline`: frame number,
 // time since start, then TimelineBody.
-func TimelineLine(e *event.Event, start time.Time) string {
-	return TimelinePrefix(e.Ref, start) + TimelineBody(e)
+func TimelineLine(e *event.Event, start time.Time, red Redaction) string {
+	return TimelinePrefix(e.Ref, start) + TimelineBody(e, red)
 }
 
 // TimelinePrefix formats the frame number and the seconds since start.
@@ -147,7 +149,7 @@ func TimelinePrefix(at event.Ref, start time.Time) string {
 
 // TimelineBody formats the rest of a timeline line: direction, protocol,
 // stream, type, length, flags, error and a short protocol detail.
-func TimelineBody(e *event.Event) string {
+func TimelineBody(e *event.Event, red Redaction) string {
 	var b strings.Builder
 	arrow := "->"
 	if e.Dir == event.S2C {
@@ -166,15 +168,15 @@ func TimelineBody(e *event.Event) string {
 	if e.Error != "" {
 		fmt.Fprintf(&b, " error=%s", e.Error)
 	}
-	b.WriteString(detail(e))
+	b.WriteString(detail(e, red))
 	return b.String()
 }
 
 // detail is the short, protocol-specific part of a timeline line.
-func detail(e *event.Event) string {
+func detail(e *event.Event, red Redaction) string {
 	var parts []string
 	if h := e.HTTP2; h != nil {
-		parts = append(parts, headerSummary(h.Headers)...)
+		parts = append(parts, headerSummary(h.Headers, red)...)
 		if h.HeadersUndecodable {
 			parts = append(parts, "headers undecodable")
 		}
@@ -196,7 +198,7 @@ func detail(e *event.Event) string {
 	}
 	if h := e.HTTP1; h != nil {
 		if h.Method != "" {
-			parts = append(parts, printable(h.Method+" "+h.Target))
+			parts = append(parts, printable(h.Method+" "+red.URL(h.Target)))
 		} else {
 			parts = append(parts, printable(fmt.Sprintf("%d %s", h.Status, h.Reason)))
 		}
@@ -232,7 +234,7 @@ func detail(e *event.Event) string {
 }
 
 // headerSummary picks the fields a reader scans for.
-func headerSummary(hs []event.Header) []string {
+func headerSummary(hs []event.Header, red Redaction) []string {
 	var out []string
 	for _, h := range hs {
 		switch h.Name {
@@ -240,7 +242,7 @@ func headerSummary(hs []event.Header) []string {
 			if h.Unknown {
 				out = append(out, h.Name+"=?")
 			} else {
-				out = append(out, h.Name+"="+printable(h.Value))
+				out = append(out, h.Name+"="+printable(red.Header(h.Name, h.Value)))
 			}
 		}
 	}

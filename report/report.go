@@ -23,6 +23,9 @@ type Report struct {
 	Findings []analyze.Finding `json:"findings"`
 	// Tables holds the pool, resumption and gRPC call tables.
 	Tables analyze.Tables `json:"tables"`
+	// Timelines holds each connection's notable events and requests, in
+	// connection order.
+	Timelines []Timeline `json:"timelines"`
 }
 
 // Capture describes what was read.
@@ -46,9 +49,17 @@ type Capture struct {
 	TLSUndecrypted map[string]int `json:"tls_undecrypted,omitempty"`
 }
 
-// New builds a Report from an analysis.
-func New(files []string, in *analyze.Input, res analyze.Result) *Report {
+// New builds a Report from an analysis, redacting secrets in captured
+// strings as red says.
+func New(files []string, in *analyze.Input, res analyze.Result, red Redaction) *Report {
 	r := &Report{Schema: Schema, Findings: res.Findings, Tables: res.Tables}
+	for i := range r.Findings {
+		f := &r.Findings[i]
+		f.Summary = red.Text(f.Summary)
+		for j := range f.Evidence {
+			f.Evidence[j].What = red.Text(f.Evidence[j].What)
+		}
+	}
 	c := Capture{Files: files, Packets: in.Stats.Packets, Bytes: in.Stats.Bytes,
 		Connections: len(in.Conns), Secrets: in.Stats.Secrets}
 	for _, f := range in.Stats.Faults {
@@ -56,8 +67,10 @@ func New(files []string, in *analyze.Input, res analyze.Result) *Report {
 	}
 	r.Captures = []Capture{c}
 	r.Connections = make([]ConnRecord, 0, len(in.Conns))
+	r.Timelines = make([]Timeline, 0, len(in.Conns))
 	for _, k := range in.Conns {
 		r.Connections = append(r.Connections, NewConnRecord(k.TCP, k.App))
+		r.Timelines = append(r.Timelines, NewTimeline(k, red))
 		if k.App == nil || k.App.TLS == nil {
 			continue
 		}

@@ -73,12 +73,15 @@ func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *input) {
 	fs.SetOutput(stderr)
 	in := &input{}
 	fs.StringVar(&in.keylog, "keylog", "", "TLS key log `file` (SSLKEYLOGFILE, NSS format) to decrypt TLS with")
+	fs.BoolVar(&in.red.Off, "no-redact", false, "show credentials, cookies, API keys and URL tokens as captured")
 	return fs, in
 }
 
-// input holds the flags about reading captures.
+// input holds the flags about reading captures and showing what they
+// hold.
 type input struct {
 	keylog string
+	red    report.Redaction
 }
 
 // options returns the dissection options the flags ask for, loading the
@@ -179,7 +182,7 @@ func runFrames(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	var werr func() error
 	if *asJSON {
-		fw := report.NewFrameWriter(stdout)
+		fw := report.NewFrameWriter(stdout, in.red)
 		opts.Sink, werr = fw, fw.Err
 	} else {
 		var start time.Time
@@ -189,7 +192,7 @@ func runFrames(ctx context.Context, args []string, stdout, stderr io.Writer) int
 				start = e.Ref.TS
 			}
 			if err == nil {
-				_, err = fmt.Fprintf(stdout, "conn %-5d %s\n", e.Conn, report.TimelineLine(e, start))
+				_, err = fmt.Fprintf(stdout, "conn %-5d %s\n", e.Conn, report.TimelineLine(e, start, in.red))
 			}
 		})
 		werr = func() error { return err }
@@ -239,7 +242,7 @@ func runTimeline(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		if *stream >= 0 && e.Proto != event.ProtoTCP && int(e.Stream) != *stream {
 			return
 		}
-		lines = append(lines, line{e.Ref, report.TimelineBody(e)})
+		lines = append(lines, line{e.Ref, report.TimelineBody(e, in.red)})
 	})
 	st, err := dissect.Run(ctx, files, opts)
 	if err != nil {
@@ -324,7 +327,7 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "h2scope: %v\n", err)
 		return exitUsage
 	}
-	rep := report.New(files, input, res)
+	rep := report.New(files, input, res, in.red)
 	if *jsonOut != "-" {
 		if err := report.WriteSummary(stdout, rep); err != nil {
 			fmt.Fprintf(stderr, "h2scope: writing output: %v\n", err)

@@ -1,0 +1,230 @@
+package report
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/h2scope/h2scope/analyze"
+	"github.com/h2scope/h2scope/dissect/event"
+)
+
+// Bounds on one connection's timeline; the omitted counts are exact.
+const (
+	maxTimelineEvents  = 2000
+	maxTimelineStreams = 1000
+)
+
+// Lanes of a connection timeline, one swimlane each in the HTML report.
+const (
+	LaneTCP    = "tcp"    // SYN, SYN-ACK, FIN, RST
+	LaneTLS    = "tls"    // ClientHello, ServerHello, Finished, alerts
+	LaneHTTP   = "http"   // requests and responses
+	LaneReset  = "reset"  // HTTP/2 RST_STREAM
+	LaneGoAway = "goaway" // HTTP/2 GOAWAY
+	LaneStall  = "stall"  // flow-control stalls and TCP zero windows
+)
+
+// Timeline is one connection's notable events and HTTP/2 streams or
+// HTTP/1.x exchanges, for the HTML swimlanes and Gantt chart and the
+// Markdown excerpts around findings.
+type Timeline struct {
+	// Conn is the connection id.
+	Conn event.ConnID `json:"conn"`
+	// Events lists the events in frame order.
+	Events []TimelineEvent `json:"events"`
+	// EventsOmitted counts the events left out past the cap.
+	EventsOmitted int `json:"events_omitted,omitempty"`
+	// Spans lists the requests (HTTP/2 streams, HTTP/1.x exchanges) in
+	// request order; SpansOmitted counts those left out past the cap.
+	Spans        []Span `json:"spans"`
+	SpansOmitted int    `json:"spans_omitted,omitempty"`
+}
+
+// TimelineEvent is one event on a connection.
+type TimelineEvent struct {
+	// Frame and TS locate it.
+	Frame uint64    `json:"frame"`
+	TS    time.Time `json:"ts"`
+	// Lane is one of the Lane constants.
+	Lane string `json:"lane"`
+	// Dir is the side that sent it.
+	Dir event.Dir `json:"dir"`
+	// Stream is the HTTP/2 stream, 0 for the connection.
+	Stream uint32 `json:"stream,omitempty"`
+	// What describes it ("SYN", "RST_STREAM CANCEL", "GET /x").
+	What string `json:"what"`
+	// EndFrame and EndTS end an event with a duration (a stall); zero
+	// for instants, and for a stall still open at the end of the capture.
+	EndFrame uint64    `json:"end_frame,omitempty"`
+	EndTS    time.Time `json:"end_ts,omitzero"`
+}
+
+// Span is one request: an HTTP/2 stream or an HTTP/1.x exchange.
+type Span struct {
+	// Stream is the HTTP/2 stream id, 0 for HTTP/1.x (Seq then numbers
+	// the exchange).
+	Stream uint32 `json:"stream,omitempty"`
+	Seq    int    `json:"seq,omitempty"`
+	// Start and End are the first and last frames seen of it.
+	StartFrame uint64    `json:"start_frame"`
+	StartTS    time.Time `json:"start_ts"`
+	EndFrame   uint64    `json:"end_frame"`
+	EndTS      time.Time `json:"end_ts"`
+	// Method, Path and Status describe it; Outcome is "ok", "error"
+	// (status ≥ 400 or a non-OK gRPC status), "reset" or "incomplete".
+	Method  string `json:"method,omitempty"`
+	Path    string `json:"path,omitempty"`
+	Status  int    `json:"status,omitempty"`
+	GRPC    string `json:"grpc_status,omitempty"`
+	Reset   string `json:"reset,omitempty"`
+	Outcome string `json:"outcome"`
+}
+
+// NewTimeline builds a connection's timeline from what the detectors
+// read.
+func NewTimeline(c *analyze.Conn, red Redaction) Timeline {
+	tl := Timeline{Conn: c.ID(), Events: []TimelineEvent{}, Spans: []Span{}}
+	add := func(r *event.Ref, lane string, dir event.Dir, stream uint32, what string) {
+		if r != nil {
+			tl.Events = append(tl.Events, TimelineEvent{Frame: r.Frame, TS: r.TS.UTC(), Lane: lane, Dir: dir, Stream: stream, What: what})
+		}
+	}
+	for i := range c.SYNs {
+		what := "SYN"
+		if i > 0 {
+			what = "SYN (retransmitted)"
+		}
+		add(&c.SYNs[i], LaneTCP, event.C2S, 0, what)
+	}
+	for i := range c.SYNACKs {
+		add(&c.SYNACKs[i], LaneTCP, event.S2C, 0, "SYN-ACK")
+	}
+	for d := event.C2S; d <= event.S2C; d++ {
+		add(c.FIN[d], LaneTCP, d, 0, "FIN")
+		add(c.RST[d], LaneTCP, d, 0, "RST")
+		for i := range c.ZeroWindows[d] {
+			add(&c.ZeroWindows[d][i], LaneStall, d, 0, "TCP zero window")
+		}
+	}
+	if app := c.App; app != nil {
+		if t := app.TLS; t != nil {
+			add(t.Timing.ClientHello, LaneTLS, event.C2S, 0, "ClientHello "+t.SNI)
+			add(t.Timing.ServerHello, LaneTLS, event.S2C, 0, "ServerHello "+t.Version)
+			add(t.Timing.Finished[event.C2S], LaneTLS, event.C2S, 0, "Finished")
+			add(t.Timing.Finished[event.S2C], LaneTLS, event.S2C, 0, "Finished")
+			for _, a := range t.Alerts {
+				add(&event.Ref{Frame: a.Frame, TS: alertTS(c, a.Frame)}, LaneTLS, a.Dir, 0, "alert "+a.Level+" "+a.Description)
+			}
+		}
+		if h := app.HTTP2; h != nil {
+			for i := range h.GoAways {
+				g := &h.GoAways[i]
+				what := fmt.Sprintf("GOAWAY %s last_stream_id=%d", g.Code, g.LastStreamID)
+				if g.Debug != "" {
+					what += " " + printable(g.Debug)
+				}
+				add(&g.Ref, LaneGoAway, g.Dir, 0, what)
+			}
+			for i := range h.Stalls {
+				s := &h.Stalls[i]
+				e := TimelineEvent{Frame: s.Start.Frame, TS: s.Start.TS.UTC(), Lane: LaneStall, Dir: s.Dir, Stream: s.Stream,
+					What: stallWhat(s.Stream)}
+				if s.End != nil {
+					e.EndFrame, e.EndTS = s.End.Frame, s.End.TS.UTC()
+				}
+				tl.Events = append(tl.Events, e)
+			}
+		}
+	}
+	for i := range c.Resets {
+		r := &c.Resets[i]
+		add(&r.Ref, LaneReset, r.Dir, r.Stream, "RST_STREAM "+r.Code)
+	}
+	for i := range c.Exchanges {
+		x := &c.Exchanges[i]
+		label := printable(x.Method + " " + red.URL(x.Path))
+		add(x.Request, LaneHTTP, event.C2S, x.Stream, label)
+		if x.Status != 0 {
+			add(x.ResponseEnd, LaneHTTP, event.S2C, x.Stream, fmt.Sprintf("%d %s", x.Status, label))
+		}
+		if len(tl.Spans) >= maxTimelineStreams {
+			tl.SpansOmitted++
+			continue
+		}
+		tl.Spans = append(tl.Spans, newSpan(x, red))
+	}
+	tl.SpansOmitted += c.ExchangesDropped
+	slices.SortStableFunc(tl.Events, func(a, b TimelineEvent) int {
+		return cmp.Or(cmp.Compare(a.Frame, b.Frame), cmp.Compare(a.Lane, b.Lane))
+	})
+	if len(tl.Events) > maxTimelineEvents {
+		tl.EventsOmitted = len(tl.Events) - maxTimelineEvents
+		tl.Events = tl.Events[:maxTimelineEvents]
+	}
+	return tl
+}
+
+func stallWhat(stream uint32) string {
+	if stream == 0 {
+		return "HTTP/2 connection window exhausted"
+	}
+	return "HTTP/2 stream window exhausted"
+}
+
+// alertTS finds the time of an alert's frame among the connection's
+// known refs; alerts record only their frame.
+func alertTS(c *analyze.Conn, frame uint64) time.Time {
+	if c.App != nil && c.App.TLS != nil {
+		t := c.App.TLS.Timing
+		for _, r := range []*event.Ref{t.ClientHello, t.ServerHello, t.Finished[0], t.Finished[1], t.FirstAppData[0], t.FirstAppData[1]} {
+			if r != nil && r.Frame == frame {
+				return r.TS.UTC()
+			}
+		}
+	}
+	if frame == c.TCP.LastFrame {
+		return c.TCP.LastTS.UTC()
+	}
+	return c.TCP.FirstTS.UTC()
+}
+
+func newSpan(x *analyze.Exchange, red Redaction) Span {
+	s := Span{Stream: x.Stream, Method: printable(x.Method), Path: printable(red.URL(x.Path)), Status: x.Status, Outcome: "ok"}
+	if x.Proto == event.ProtoHTTP1 {
+		s.Seq = x.Seq
+	}
+	if r := x.Start(); r != nil {
+		s.StartFrame, s.StartTS = r.Frame, r.TS.UTC()
+	}
+	if r := x.End(); r != nil {
+		s.EndFrame, s.EndTS = r.Frame, r.TS.UTC()
+	}
+	if x.GRPCStatus != nil {
+		s.GRPC = grpcCodeName(*x.GRPCStatus)
+	}
+	switch {
+	case x.Reset != nil:
+		s.Reset, s.Outcome = x.Reset.Code, "reset"
+		if x.Reset.Ref.Frame > s.EndFrame {
+			s.EndFrame, s.EndTS = x.Reset.Ref.Frame, x.Reset.Ref.TS.UTC()
+		}
+	case x.Status == 0:
+		s.Outcome = "incomplete"
+	case x.Status >= 400 || x.GRPCStatus != nil && *x.GRPCStatus != 0:
+		s.Outcome = "error"
+	}
+	return s
+}
+
+// grpcCodeName names a gRPC status code.
+func grpcCodeName(code int) string {
+	names := [...]string{"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+		"ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
+		"OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"}
+	if code >= 0 && code < len(names) {
+		return names[code]
+	}
+	return fmt.Sprintf("CODE_%d", code)
+}
