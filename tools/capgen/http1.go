@@ -74,7 +74,7 @@ type session struct {
 	clients  []*http.Transport
 	closers  []func() // close other clients' connections (HTTP/2, gRPC)
 	grpc     *grpcLab
-	tls      *tlsLab // TLS scenarios only: then requests go to https URLs
+	tls      *tlsLab           // TLS scenarios only: then requests go to https URLs
 	settings map[string]string // truth.Truth.Settings
 }
 

@@ -150,6 +150,7 @@ type connRecord struct {
 type sideRecord struct {
 	read, written int64
 	eof           bool      // Read returned io.EOF before this side shut down
+	reset         bool      // Read or Write failed with ECONNRESET: the peer reset the connection
 	shut          bool      // this side called CloseWrite or Close
 	shutStart     time.Time // just before the first CloseWrite/Close
 	shutEnd       time.Time // just after it returned
@@ -171,6 +172,18 @@ func (c *connRecord) closedBy() string {
 		return string(clientSide)
 	case sv.shut && (!cl.shut || sv.shutEnd.Before(cl.shutStart)):
 		return string(serverSide)
+	}
+	return ""
+}
+
+// resetBy is the side that reset the connection, as the other side's
+// Read or Write reported it (ECONNRESET); "" if neither did.
+func (c *connRecord) resetBy() string {
+	switch {
+	case c.sides[0].reset && !c.sides[1].reset:
+		return string(serverSide)
+	case c.sides[1].reset && !c.sides[0].reset:
+		return string(clientSide)
 	}
 	return ""
 }
@@ -437,6 +450,9 @@ func (c *watchedConn) Read(b []byte) (int, error) {
 		if errors.Is(err, io.EOF) && !s.shut {
 			s.eof = true
 		}
+		if errors.Is(err, syscall.ECONNRESET) {
+			s.reset = true
+		}
 	})
 	return n, err
 }
@@ -456,6 +472,9 @@ func (c *watchedConn) Write(b []byte) (int, error) {
 		c.tee.endWrite(chunk, n)
 	}
 	c.view(func(s *sideRecord) {
+		if errors.Is(err, syscall.ECONNRESET) {
+			s.reset = true
+		}
 		s.written += int64(n)
 		if c.lab.tls {
 			s.wire = append(s.wire, b[:n]...)

@@ -311,7 +311,7 @@ var scenarios = []*scenario{
 			"after gaps of 200-400 ms reuse the connection, after gaps of 900 ms and 1.2 s the server has closed it (FIN) " +
 			"and the client dials anew; then requests sent right when the server's idle timer fires race its close: " +
 			"written on a connection the server is closing (answered by its RST), they are retried by net/http on a new " +
-			"connection (failed_attempts).",
+			"connection (failed_attempts); the server FIN comes first and its RST answers the request.",
 		findings: []string{"keepalive_mismatch"},
 		commit:   true,
 		serve:    serveIdleTimeout,
@@ -594,6 +594,7 @@ func buildTruth(sc *scenario, s *session, o *options) *truth.Truth {
 			ClosedBy:       c.closedBy(),
 			ServerStates:   strings.Join(c.states, " "),
 			FailedRequests: c.failed,
+			ResetBy:        c.resetBy(),
 			RcvBuf:         c.rcvBuf,
 			Dial:           c.dial,
 			SYNRetransmits: c.synRetrans,

@@ -34,6 +34,7 @@ type capturedConn struct {
 	syns     int               // SYN without ACK
 	payload  [2]int64          // c2s, s2c
 	firstFIN string            // "client" or "server"
+	firstRST string            // "client" or "server"
 	seqs     [2]map[uint32]int // payload-carrying seq -> count, per direction
 	segs     [2][]capturedSeg  // payload-carrying segments in capture order, per direction
 	isn      [2]*uint32        // sequence number of the SYN, per direction
@@ -113,6 +114,9 @@ func readCapture(t *testing.T, path string, server uint16) (map[connKey]*capture
 		}
 		if tcp.FIN && c.firstFIN == "" {
 			c.firstFIN = [2]string{"client", "server"}[dir]
+		}
+		if tcp.RST && c.firstRST == "" {
+			c.firstRST = [2]string{"client", "server"}[dir]
 		}
 		n := len(tcp.Payload)
 		c.payload[dir] += int64(n)
@@ -239,7 +243,8 @@ func TestCommittedTruth(t *testing.T) {
 						t.Errorf("%s: %s payload %d bytes, truth says %d", name, [2]string{"c2s", "s2c"}[dir], got.payload[dir], w)
 					}
 				}
-				if c.ClosedBy != "" && got.firstFIN != c.ClosedBy {
+				aborted := c.ResetBy == c.ClosedBy && got.firstFIN == "" && got.firstRST == c.ClosedBy
+				if c.ClosedBy != "" && got.firstFIN != c.ClosedBy && !aborted {
 					t.Errorf("%s: closed by the %s, but the first FIN is from the %s", name, c.ClosedBy, got.firstFIN)
 				}
 				if requests[c.ID] != c.Requests {

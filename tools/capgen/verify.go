@@ -14,6 +14,7 @@ type flowStats struct {
 	syns     int    // SYN without ACK
 	payload  [2]int // TCP payload bytes c2s, s2c (retransmissions included)
 	firstFIN string // side whose FIN comes first: "client" or "server"
+	firstRST string // side whose RST comes first
 }
 
 // flows summarises pkts per connection; serverPort tells directions apart.
@@ -40,6 +41,9 @@ func flows(pkts []packet, serverPort uint16) (map[connKey]*flowStats, error) {
 		f.payload[dir] += t.payloadLen
 		if t.flags&flagFIN != 0 && f.firstFIN == "" {
 			f.firstFIN = [2]string{"client", "server"}[dir]
+		}
+		if t.flags&flagRST != 0 && f.firstRST == "" {
+			f.firstRST = [2]string{"client", "server"}[dir]
 		}
 	}
 	return m, nil
@@ -101,7 +105,7 @@ func verifyLive(pkts []packet, serverPort uint16, t *truth.Truth) error {
 		case int64(f.payload[0]) != c.C2SBytes || int64(f.payload[1]) != c.S2CBytes:
 			errs = append(errs, fmt.Errorf("%s: captured %d/%d payload bytes c2s/s2c, programs wrote %d/%d",
 				name, f.payload[0], f.payload[1], c.C2SBytes, c.S2CBytes))
-		case c.ClosedBy != "" && f.firstFIN != c.ClosedBy:
+		case c.ClosedBy != "" && f.firstFIN != c.ClosedBy && !(c.ResetBy == c.ClosedBy && f.firstRST == c.ClosedBy && f.firstFIN == ""):
 			errs = append(errs, fmt.Errorf("%s: closed by the %s but the first FIN is the %s's", name, c.ClosedBy, f.firstFIN))
 		case c.Requests != c.ServerRequests:
 			errs = append(errs, fmt.Errorf("%s: client sent %d requests, server saw %d", name, c.Requests, c.ServerRequests))

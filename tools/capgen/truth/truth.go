@@ -261,6 +261,12 @@ type Connection struct {
 	// (net/http's Transport then retries an idempotent request on another
 	// connection: see Request.FailedAttempts). They are not in Requests.
 	FailedRequests int `json:"failed_requests,omitempty"`
+	// ResetBy is the side whose RST ended the connection, as the other
+	// side's Read or Write reported it (ECONNRESET): a socket closed with
+	// unread data sends a RST instead of a FIN. "" if neither side saw one.
+	// When it is ClosedBy, that side's first closing segment is the RST
+	// and it may never send a FIN.
+	ResetBy string `json:"reset_by,omitempty"`
 	// RcvBuf is the SO_RCVBUF the client set on this connection when it
 	// is not Capture.SockBuf (the kernel doubles it); 0 otherwise.
 	RcvBuf int `json:"rcv_buf,omitempty"`
