@@ -256,7 +256,7 @@ func checkIdleTimeout(t *truth.Truth) error {
 // tcp-stopped-reader: the client's receive buffer, the response size and
 // how long the client stops reading.
 const (
-	stoppedRcvBuf = 4096
+	stoppedRcvBuf = 16384
 	stoppedBody   = 100_000
 	stoppedPause  = 1500 * time.Millisecond
 )
@@ -319,4 +319,54 @@ func runTCPStoppedReader(ctx context.Context, s *session) error {
 		err = fmt.Errorf("read %d bytes of %d", r.RespBytes, stoppedBody)
 	}
 	return err
+}
+
+// h2-slow-reader: concurrent downloads read slowly by a client with
+// small receive windows.
+const (
+	slowReaderStreams = 10
+	slowReaderBody    = 20_000
+	slowReaderConnBuf = 65535    // the least: the connection window is 131,070
+	slowReaderStream  = 16 << 10 // SETTINGS_INITIAL_WINDOW_SIZE
+)
+
+// runH2SlowReader is h2-slow-reader: see its description.
+func runH2SlowReader(ctx context.Context, s *session) error {
+	t, err := s.h2Transport("h2c", &http.HTTP2Config{
+		MaxReceiveBufferPerConnection: slowReaderConnBuf,
+		MaxReceiveBufferPerStream:     slowReaderStream,
+	})
+	if err != nil {
+		return err
+	}
+	s.setting("http.HTTP2Config.MaxReceiveBufferPerConnection", slowReaderConnBuf)
+	s.setting("http.HTTP2Config.MaxReceiveBufferPerStream", slowReaderStream)
+	if err := s.do2(ctx, t, "warm-up", http.MethodGet, "/bytes/100", 0, nil); err != nil {
+		return err
+	}
+	slow := &slowRead{chunk: 4 << 10, pause: 150 * time.Millisecond}
+	var wg sync.WaitGroup
+	errs := make([]error, slowReaderStreams)
+	for i := range slowReaderStreams {
+		wg.Go(func() {
+			errs[i] = s.do2(ctx, t, "slow-concurrent", http.MethodGet, fmt.Sprintf("/bytes/%d", slowReaderBody), 0, slow)
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// checkH2SlowReader checks that the server's connection window reached 0
+// while several streams waited.
+func checkH2SlowReader(t *truth.Truth) error {
+	var conn int
+	var longest float64
+	for _, h := range t.HTTP2 {
+		conn += h.Flow.S2C.ConnZero
+		longest = max(longest, h.Flow.S2C.LongestMS)
+	}
+	if conn == 0 || longest < 100 {
+		return fmt.Errorf("the server's connection window reached 0 %d times, longest stall %.1f ms: want some, over 100 ms", conn, longest)
+	}
+	return nil
 }

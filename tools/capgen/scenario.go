@@ -318,6 +318,29 @@ var scenarios = []*scenario{
 		run:      runHTTP1IdleTimeout,
 		check:    checkIdleTimeout,
 	},
+	{
+		name: "h2-slow-reader",
+		description: "x/net/http2 over h2c, a client with small receive windows (16 KB per stream, SETTINGS_INITIAL_WINDOW_SIZE; " +
+			"131,070 bytes for the connection, the least x/net allows) starts 10 downloads of 20,000 bytes at once and reads " +
+			"each 4 KB every 150 ms: the 10 stream windows add up to more than the connection window, so the server's " +
+			"connection window reaches 0 and stays there while every stream has data waiting (connection window starvation), " +
+			"and the stream windows reach 0 as well.",
+		findings: []string{"window_stall"},
+		commit:   true,
+		h2:       true,
+		serve:    serveH2C,
+		run:      runH2SlowReader,
+		check:    checkH2SlowReader,
+	},
+	{
+		name: "tcp-stopped-reader",
+		description: "a raw HTTP/1.1 client with SO_RCVBUF 16384 (set before connect) sends GET /bytes/100000 to the net/http " +
+			"server and reads nothing for 1.5 s: its receive buffer fills, it advertises a zero TCP window and the server, " +
+			"its send window full, probes it until the client reads the response, then closes.",
+		findings: []string{"window_stall"},
+		commit:   true,
+		run:      runTCPStoppedReader,
+	},
 }
 
 // deriveEmbedKeys is h2-tls-dsb: base's packets and truth, the key log
