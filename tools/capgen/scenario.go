@@ -341,6 +341,33 @@ var scenarios = []*scenario{
 		commit:   true,
 		run:      runTCPStoppedReader,
 	},
+	{
+		name: "grpc-goaway",
+		description: "grpc-go server with MaxConnectionAge 1 s (grace 5 s) over h2c; the grpc-go client starts a unary call " +
+			"every 100 ms for 1.7 s, each answered after 300 ms. About 1 s in, the server drains the connection gracefully: " +
+			"GOAWAY NO_ERROR with last-stream-id 2^31-1, a PING, then GOAWAY NO_ERROR with the real last stream; the calls in " +
+			"flight finish on the old connection and the next ones go to a new connection. Nothing is cut and there is no " +
+			"error code, so the goaway finding is info and nothing is expected at warning or above.",
+		findings: []string{},
+		commit:   true,
+		h2:       true,
+		serve:    serveGRPCMaxAge,
+		run:      runGRPCGoAway,
+		check:    checkGRPCGoAway,
+	},
+	{
+		name: "h2-goaway-abrupt",
+		description: "grpc-go server with the default keepalive enforcement (MinTime 5 min, no pings without streams) and " +
+			"gRPC calls by hand over golang.org/x/net/http2's Transport with ReadIdleTimeout 100 ms: after a server-streaming " +
+			"call the idle client pings every 100 ms, the server counts strikes and answers the third with GOAWAY " +
+			"ENHANCE_YOUR_CALM, debug data \"too_many_pings\", and closes the connection; the next call dials a new one.",
+		findings: []string{"goaway"},
+		commit:   true,
+		h2:       true,
+		serve:    serveGRPC,
+		run:      runH2GoAwayAbrupt,
+		check:    checkGoAwayAbrupt,
+	},
 }
 
 // deriveEmbedKeys is h2-tls-dsb: base's packets and truth, the key log
