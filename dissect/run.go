@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 
 	"github.com/h2scope/h2scope/dissect/capture"
 	"github.com/h2scope/h2scope/dissect/event"
@@ -39,7 +40,16 @@ type Options struct {
 	// OnSegment, if set, is called for every TCP segment once the tracker
 	// has classified it. s and its payload are valid only during the call.
 	OnSegment func(c *tcp.Conn, dir event.Dir, s *layer.Segment, a tcp.Analysis)
+	// Progress, if set, is called on Run's goroutine every
+	// ProgressInterval packets and once when the input is read, with the
+	// bytes read so far from the files as stored (compressed bytes for .gz
+	// and .zst) and the sum of their sizes.
+	Progress func(read, total int64)
 }
+
+// ProgressInterval is the number of packets between calls of
+// Options.Progress.
+const ProgressInterval = 4096
 
 // Stats summarises a run.
 type Stats struct {
@@ -77,6 +87,14 @@ func Run(ctx context.Context, files []string, opts Options) (Stats, error) {
 		opts.Keys = tls.NewKeyLog()
 	}
 	tr := tcp.NewTracker(wire(&opts))
+	var total int64
+	if opts.Progress != nil {
+		for _, f := range files {
+			if fi, err := os.Stat(f); err == nil {
+				total += fi.Size()
+			}
+		}
+	}
 	nsecrets := 0
 	var ev event.Event
 	var seg layer.Segment
@@ -98,6 +116,9 @@ func Run(ctx context.Context, files []string, opts Options) (Stats, error) {
 		}
 		st.Packets++
 		st.Bytes += uint64(len(p.Data))
+		if opts.Progress != nil && st.Packets%ProgressInterval == 0 {
+			opts.Progress(r.BytesRead(), total)
+		}
 		if s := r.Secrets(); len(s) > nsecrets {
 			st.addSecrets(opts.Keys, s[nsecrets:], files)
 			nsecrets = len(s)
@@ -115,6 +136,9 @@ func Run(ctx context.Context, files []string, opts Options) (Stats, error) {
 			tcpEvent(&ev, c, dir, &seg, a)
 			opts.Sink.Event(&ev)
 		}
+	}
+	if opts.Progress != nil {
+		opts.Progress(r.BytesRead(), total)
 	}
 	tr.Flush()
 	st.Layer = dec.Stats

@@ -52,6 +52,7 @@ type file struct {
 	index  int
 	name   string
 	closer io.Closer     // the os.File, or nil
+	raw    *countReader  // counts the bytes read from the os.File, or nil
 	zr     *zstd.Decoder // to release, or nil
 	br     *bufio.Reader // over the decompressed stream
 	off    int64         // offset in the decompressed stream of br's next byte

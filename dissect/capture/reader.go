@@ -100,11 +100,13 @@ func Open(paths []string, opts Options) (*Reader, error) {
 			r.Close()
 			return nil, &event.Error{File: p, Offset: -1, Err: fmt.Errorf("open: %w", unwrapPath(err))}
 		}
-		f, err := newFile(r, i, p, fh, fh, opts, limits{})
+		raw := &countReader{r: fh}
+		f, err := newFile(r, i, p, raw, fh, opts, limits{})
 		if err != nil {
 			r.Close()
 			return nil, err
 		}
+		f.raw = raw
 		r.files = append(r.files, f)
 	}
 	return r, nil
@@ -256,6 +258,33 @@ func (r *Reader) down(i int) {
 // time Next returns that packet. The returned slice only ever grows; its
 // elements are never modified.
 func (r *Reader) Secrets() []Secret { return r.secrets }
+
+// BytesRead returns the number of bytes read so far from the files as they
+// are stored (compressed bytes for .gz and .zst files), summed over all
+// files; with the files' sizes it measures progress. It runs ahead of the
+// packets returned by up to a read buffer per file, and stays valid after
+// Close.
+func (r *Reader) BytesRead() int64 {
+	var n int64
+	for _, f := range r.files {
+		if f.raw != nil {
+			n += f.raw.n
+		}
+	}
+	return n
+}
+
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
 
 // Close closes all files. Packet data returned by Next is invalid
 // afterwards; Secrets stay valid. Close returns the first error from closing
