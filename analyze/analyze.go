@@ -2,7 +2,7 @@ package analyze
 
 import (
 	"flag"
-	"time"
+	"slices"
 
 	"github.com/h2scope/h2scope/dissect"
 )
@@ -83,16 +83,12 @@ func Analyze(in *Input, cfg Config) Result {
 }
 
 // confidence rates what conns show given the capture's quality: each
-// reason lowers it one step from "high".
+// reason lowers it one step from "high". A detector adds its own reasons
+// with Confidence.with.
 func confidence(in *Input, conns ...*Conn) Confidence {
 	var reasons []string
 	add := func(ok bool, r string) {
 		if ok {
-			for _, x := range reasons {
-				if x == r {
-					return
-				}
-			}
 			reasons = append(reasons, r)
 		}
 	}
@@ -101,23 +97,30 @@ func confidence(in *Input, conns ...*Conn) Confidence {
 		add(t.LostSegments > 0 || t.MissedBytes > 0, "packet loss in the capture (missed bytes)")
 		add(t.SYNs == 0 && t.SYNACKs == 0, "connection start not captured (no handshake seen)")
 		add(t.WindowScale.C2S == nil || t.WindowScale.S2C == nil, "TCP window scale unknown")
-		if c.App != nil && c.App.TLS != nil && !c.App.TLS.Decrypted && c.App.TLS.AppDataRecords != [2]int{} {
-			add(true, "TLS not decrypted (no key log for it)")
-		}
+		add(c.App != nil && c.App.TLS != nil && !c.App.TLS.Decrypted && c.App.TLS.AppDataRecords != [2]int{},
+			"TLS not decrypted (no key log for it)")
 	}
 	add(in.Stats.Layer.Truncated > 0, "frames cut by the snap length")
 	add(len(in.Stats.Faults) > 0, "capture file damaged or cut short")
-	level := "high"
-	switch {
-	case len(reasons) >= 2:
-		level = "low"
-	case len(reasons) == 1:
-		level = "medium"
-	}
-	return Confidence{Level: level, Reasons: reasons}
+	return Confidence{}.with(reasons...)
 }
 
-// ms converts a duration to float milliseconds, rounded to microseconds.
-func ms(d time.Duration) float64 {
-	return float64(d.Round(time.Microsecond)) / float64(time.Millisecond)
+// with returns c with reasons added (those it already has are not
+// repeated) and its level lowered one step from "high" per reason.
+func (c Confidence) with(reasons ...string) Confidence {
+	c.Reasons = slices.Clip(c.Reasons)
+	for _, r := range reasons {
+		if !slices.Contains(c.Reasons, r) {
+			c.Reasons = append(c.Reasons, r)
+		}
+	}
+	switch {
+	case len(c.Reasons) >= 2:
+		c.Level = "low"
+	case len(c.Reasons) == 1:
+		c.Level = "medium"
+	default:
+		c.Level = "high"
+	}
+	return c
 }

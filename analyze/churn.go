@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"flag"
 	"fmt"
-	"math"
 	"net/netip"
 	"slices"
 	"strings"
@@ -115,27 +114,6 @@ func pools(conns []*Conn) []connPool {
 	return ps
 }
 
-// requests returns the requests a connection carried (HTTP/1.x requests,
-// HTTP/2 client streams) and whether that number is known: it is not for
-// undecrypted TLS or unrecognised payload.
-func requests(c *Conn) (int, bool) {
-	if n := len(c.Exchanges) + c.ExchangesDropped; n > 0 {
-		return n, true
-	}
-	if c.App != nil {
-		if c.App.HTTP1 != nil && c.App.HTTP1.Requests > 0 {
-			return c.App.HTTP1.Requests, true
-		}
-		if c.App.HTTP1 != nil || c.App.HTTP2 != nil {
-			return 0, true
-		}
-	}
-	if c.TCP.StreamBytes.C2S == 0 && c.TCP.StreamBytes.S2C == 0 {
-		return 0, true
-	}
-	return 0, false
-}
-
 // longLived reports whether a connection is a stream rather than churn:
 // it switched protocols (WebSocket, CONNECT tunnel), carried a streaming
 // gRPC call, or lived at least d.
@@ -189,19 +167,6 @@ func firstSYN(c *Conn) *event.Ref {
 	return &c.SYNs[0]
 }
 
-// durationStats returns the minimum, median and maximum of ds (sorted in
-// place); zero when ds is empty.
-func durationStats(ds []time.Duration) (lo, mid, hi time.Duration) {
-	if len(ds) == 0 {
-		return 0, 0, 0
-	}
-	slices.Sort(ds)
-	return ds[0], ds[len(ds)/2], ds[len(ds)-1]
-}
-
-// ratio rounds a to 3 decimals, for metrics.
-func ratio(a float64) float64 { return math.Round(a*1000) / 1000 }
-
 // closerSide names the side that holds TIME_WAIT after a close: the side
 // that sent the first FIN ("" after a reset or when still open).
 func closerSide(cl tcp.Close) string {
@@ -212,25 +177,6 @@ func closerSide(cl tcp.Close) string {
 		return "server"
 	}
 	return ""
-}
-
-// maxConcurrent returns the most connections of conns open at once.
-func maxConcurrent(conns []*Conn) int {
-	type edge struct {
-		t time.Time
-		d int
-	}
-	es := make([]edge, 0, 2*len(conns))
-	for _, c := range conns {
-		es = append(es, edge{c.TCP.FirstTS, 1}, edge{c.TCP.LastTS, -1})
-	}
-	slices.SortFunc(es, func(a, b edge) int { return cmp.Or(a.t.Compare(b.t), cmp.Compare(a.d, b.d)) })
-	n, peak := 0, 0
-	for _, e := range es {
-		n += e.d
-		peak = max(peak, n)
-	}
-	return peak
 }
 
 // detectReconnectChurn reports pools whose connections are opened and
@@ -446,15 +392,15 @@ func churnPool(in *Input, cfg ChurnConfig, p connPool) (Finding, bool) {
 		"unknown_request_conns":     s.unknown,
 	}
 	if s.known > 0 {
-		m["requests_per_conn"] = ratio(float64(s.reqs) / float64(s.known))
-		m["one_request_share"] = ratio(float64(s.oneReq) / float64(s.known))
+		m["requests_per_conn"] = roundTo(float64(s.reqs)/float64(s.known), 3)
+		m["one_request_share"] = roundTo(float64(s.oneReq)/float64(s.known), 3)
 	}
 	if len(s.gaps) > 0 {
 		lo, mid, hi := durationStats(s.gaps)
 		m["fin_to_syn_min_ms"], m["fin_to_syn_median_ms"], m["fin_to_syn_max_ms"] = ms(lo), ms(mid), ms(hi)
 	}
 	if span := s.lastSYN.Sub(s.firstSYN); span > 0 {
-		m["conns_per_s"] = ratio(float64(s.conns-1) / span.Seconds())
+		m["conns_per_s"] = roundTo(float64(s.conns-1)/span.Seconds(), 3)
 	}
 	f.Metrics = m
 
@@ -499,25 +445,9 @@ func churnPool(in *Input, cfg ChurnConfig, p connPool) (Finding, bool) {
 			f.Evidence = append(f.Evidence, evidence(c.ID(), 0, *syn, fmt.Sprintf("SYN reuses client port %d within %s of the previous connection's close (TIME_WAIT)", c.TCP.Client.Port(), cfg.ReuseWindow)))
 		}
 	}
-	f.Confidence = confidence(in, p.conns...)
-	f.Confidence.Reasons = append(f.Confidence.Reasons, reasons...)
-	f.Confidence = relevel(f.Confidence)
+	f.Confidence = confidence(in, p.conns...).with(reasons...)
 	f.Remedy = churnRemedy(s)
 	return f, true
-}
-
-// relevel recomputes a confidence level from its reasons, after a
-// detector appended its own.
-func relevel(c Confidence) Confidence {
-	switch {
-	case len(c.Reasons) >= 2:
-		c.Level = "low"
-	case len(c.Reasons) == 1:
-		c.Level = "medium"
-	default:
-		c.Level = "high"
-	}
-	return c
 }
 
 func churnRemedy(s churnStats) string {

@@ -221,8 +221,3 @@ func hsFinding(in *Input, cfg HandshakeLatencyConfig, layer string, ss []hsSampl
 	}
 	return f, true
 }
-
-// fmtMS renders milliseconds briefly.
-func fmtMS(v float64) string {
-	return fmtDur(time.Duration(v * float64(time.Millisecond)))
-}

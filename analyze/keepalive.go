@@ -399,8 +399,7 @@ func kaFinding(in *Input, cfg KeepaliveConfig, g *kaGroup) (Finding, bool) {
 	}
 	f.Confidence = confidence(in, involved...)
 	if g.unknown > 0 {
-		f.Confidence.Reasons = append(f.Confidence.Reasons, fmt.Sprintf("TLS not decrypted on %d connection(s): their idle gaps and races are unknown", g.unknown))
-		f.Confidence = relevel(f.Confidence)
+		f.Confidence = f.Confidence.with(fmt.Sprintf("TLS not decrypted on %d connection(s): their idle gaps and races are unknown", g.unknown))
 	}
 	f.Remedy = kaRemedy(g, timeout)
 	return f, true

@@ -289,7 +289,7 @@ func resumptionFinding(in *Input, g *tlsGroup, fn funnel) Finding {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Client %s offered TLS resumption to %s %d times and got %d full handshakes (%d resumed)", g.client, dest, fn.offered, fn.failed, fn.accepted)
-	causes := countKeys(fn.causes)
+	causes := sortedKeys(fn.causes)
 	slices.SortStableFunc(causes, func(a, b string) int { return cmp.Compare(fn.causes[b], fn.causes[a]) })
 	var parts []string
 	for _, c := range causes {
@@ -317,10 +317,7 @@ func resumptionFinding(in *Input, g *tlsGroup, fn funnel) Finding {
 		}
 		involved = append(involved, h.c)
 		if h.cause == causeUnknown && h.tls13 && !h.s.Decrypted {
-			r := "TLS 1.3 not decrypted: tickets and certificates invisible, cause unknown"
-			if !slices.Contains(reasons, r) {
-				reasons = append(reasons, r)
-			}
+			reasons = append(reasons, "TLS 1.3 not decrypted: tickets and certificates invisible, cause unknown")
 		}
 		if shown >= 8 {
 			continue
@@ -342,7 +339,7 @@ func resumptionFinding(in *Input, g *tlsGroup, fn funnel) Finding {
 		"accepted":              fn.accepted,
 		"failed":                fn.failed,
 		"full_handshakes":       fn.full,
-		"fail_ratio":            ratio(float64(fn.failed) / float64(fn.offered)),
+		"fail_ratio":            roundTo(float64(fn.failed)/float64(fn.offered), 3),
 		"ambiguous_session_ids": fn.ambiguous,
 		"mechanisms":            fn.mechanisms,
 		"causes":                fn.causes,
@@ -356,9 +353,7 @@ func resumptionFinding(in *Input, g *tlsGroup, fn funnel) Finding {
 		m["reconnect_gap_median_ms"], m["reconnect_gap_max_ms"] = ms(mid), ms(hi)
 	}
 	f.Metrics = m
-	f.Confidence = confidence(in, involved...)
-	f.Confidence.Reasons = append(f.Confidence.Reasons, reasons...)
-	f.Confidence = relevel(f.Confidence)
+	f.Confidence = confidence(in, involved...).with(reasons...)
 	f.Remedy = resumptionRemedy(fn)
 	return f
 }
@@ -370,16 +365,6 @@ var causeText = map[string]string{
 	causeKeysRotated:   "the server issued new tickets but refused the offered one (ticket keys rotated or not shared)",
 	causeSessionMiss:   "the server's session cache did not know the session id",
 	causeUnknown:       "cause unknown",
-}
-
-// countKeys returns m's keys in increasing order.
-func countKeys(m map[string]int) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }
 
 func resumptionRemedy(fn funnel) string {

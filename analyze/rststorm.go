@@ -173,16 +173,6 @@ func peakWindow(rs []stormReset, w time.Duration) (lo, hi int) {
 	return lo, hi
 }
 
-// sortedAddrPorts returns m's keys in order.
-func sortedAddrPorts[V any](m map[netip.AddrPort]V) []netip.AddrPort {
-	keys := make([]netip.AddrPort, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b netip.AddrPort) int { return a.Compare(b) })
-	return keys
-}
-
 // stormFinding builds the finding of a storm over conns: rs are their
 // counted resets in time order, [lo, hi) the busiest window.
 func stormFinding(in *Input, cfg RSTStormConfig, conns []*Conn, rs []stormReset, lo, hi, noErr int) Finding {
@@ -416,61 +406,6 @@ func topCodes(codes map[string]int) string {
 		return keys[0]
 	}
 	return strings.Join(parts, ", ")
-}
-
-// sortedKeys returns m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
-// dirWho names the sender of dir.
-func dirWho(d event.Dir) string {
-	if d == event.C2S {
-		return "client"
-	}
-	return "server"
-}
-
-// medianOf returns the median of v (0 for none); v is reordered.
-func medianOf(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	slices.Sort(v)
-	n := len(v)
-	if n%2 == 1 {
-		return v[n/2]
-	}
-	return (v[n/2-1] + v[n/2]) / 2
-}
-
-// roundTo rounds x to d decimals.
-func roundTo(x float64, d int) float64 {
-	p := 1.0
-	for range d {
-		p *= 10
-	}
-	if x < 0 {
-		return -float64(int64(-x*p+0.5)) / p
-	}
-	return float64(int64(x*p+0.5)) / p
-}
-
-// fmtDur renders a duration briefly: "1 s", "250 ms", "3.2 ms".
-func fmtDur(d time.Duration) string {
-	switch {
-	case d >= time.Second:
-		return strings.TrimSuffix(strings.TrimSuffix(fmt.Sprintf("%.2f", d.Seconds()), "0"), ".0") + " s"
-	case d >= 10*time.Millisecond:
-		return fmt.Sprintf("%d ms", d.Round(time.Millisecond)/time.Millisecond)
-	default:
-		return fmt.Sprintf("%.1f ms", ms(d))
-	}
 }
 
 // fmtRate renders a rate per second briefly.

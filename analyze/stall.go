@@ -301,7 +301,7 @@ func h2StallFinding(in *Input, cfg WindowStallConfig, c *Conn, dir event.Dir, la
 			capital(sender), receiver, layer, more, len(ss), where, more, fmtDur(total), share*100, fmtDur(long.dur))
 	}
 	if len(wu) > 0 {
-		f.Summary += fmt.Sprintf("; WINDOW_UPDATE after %s (median)", fmtDur(time.Duration(medianOf(wu)*float64(time.Millisecond))))
+		f.Summary += fmt.Sprintf("; WINDOW_UPDATE after %s (median)", fmtMS(medianOf(wu)))
 	}
 	if long.open {
 		f.Summary += "; still stalled when the capture ended (timed to the connection's last frame)"
@@ -424,12 +424,4 @@ func tcpStallFindings(in *Input, cfg WindowStallConfig, c *Conn) []Finding {
 		out = append(out, f)
 	}
 	return out
-}
-
-// capital returns s with its first letter in upper case.
-func capital(s string) string {
-	if s == "" || s[0] < 'a' || s[0] > 'z' {
-		return s
-	}
-	return string(s[0]-'a'+'A') + s[1:]
 }

@@ -191,7 +191,7 @@ func synFinding(in *Input, cfg SYNRetransmitConfig, srv netip.AddrPort, as []syn
 			// The last SYN is the evidence.
 		case len(a.c.SYNACKs) > 0:
 			f.Evidence = append(f.Evidence, evidence(id, 0, a.c.SYNACKs[0],
-				fmt.Sprintf("SYN-ACK at last, %s after the first SYN", fmtDur(time.Duration(a.connectMS*float64(time.Millisecond))))))
+				fmt.Sprintf("SYN-ACK at last, %s after the first SYN", fmtMS(a.connectMS))))
 		}
 	}
 	n := len(as)
@@ -225,7 +225,7 @@ func synFinding(in *Input, cfg SYNRetransmitConfig, srv netip.AddrPort, as []syn
 		parts = append(parts, fmt.Sprintf("%d SYN retransmission(s)", retx))
 	}
 	if connected > 0 {
-		parts = append(parts, fmt.Sprintf("%d connected only after retrying (up to %s)", connected, fmtDur(time.Duration(maxConnect*float64(time.Millisecond)))))
+		parts = append(parts, fmt.Sprintf("%d connected only after retrying (up to %s)", connected, fmtMS(maxConnect)))
 	}
 	if refused > 0 {
 		s := fmt.Sprintf("%d refused with RST", refused)

@@ -206,7 +206,7 @@ func poolRows(conns []*Conn) []PoolRow {
 		slices.Sort(ps)
 		r.Proto = strings.Join(ps, ",")
 		if known > 0 {
-			r.RequestsPerConn = ratio(float64(r.Requests) / float64(known))
+			r.RequestsPerConn = roundTo(float64(r.Requests)/float64(known), 3)
 		}
 		rows = append(rows, r)
 	}
