@@ -120,8 +120,8 @@ func synthReport(red Redaction, summary, what string) *Report {
 	res := analyze.Result{Findings: []analyze.Finding{{
 		Kind: analyze.KindReconnectChurn, Severity: analyze.Warning, Summary: summary,
 		Connections: []event.ConnID{0},
-		Evidence: []analyze.Evidence{{Frame: 4, TS: ref(4, 3).TS, What: what, Filter: analyze.Filter(0, 0)}},
-		Metrics:  map[string]any{"requests": 1}, Confidence: analyze.Confidence{Level: "high"}, Remedy: "reuse connections",
+		Evidence:    []analyze.Evidence{{Frame: 4, TS: ref(4, 3).TS, What: what, Filter: analyze.Filter(0, 0)}},
+		Metrics:     map[string]any{"requests": 1}, Confidence: analyze.Confidence{Level: "high"}, Remedy: "reuse connections",
 	}}}
 	return New([]string{"synthetic.pcapng"}, in, res, red)
 }
