@@ -12,8 +12,14 @@ import (
 
 // WriteSummary writes the terminal summary: a headline, then one line per
 // finding (most severe first) with its first evidence and the Wireshark
-// filter that opens it, and its remedy.
-func WriteSummary(w io.Writer, r *Report) error {
+// filter that opens it, and its remedy; then the connection pool, TLS
+// resumption and gRPC tables that have rows. opts (at most one; none
+// means plain text) control colour.
+func WriteSummary(w io.Writer, r *Report, opts ...TermOptions) error {
+	var o TermOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	ew := &errWriter{w: w}
 	var sev [3]int
 	for _, f := range r.Findings {
@@ -35,7 +41,8 @@ func WriteSummary(w io.Writer, r *Report) error {
 			total, c.TLSConnections, strings.Join(parts, ", "))
 	}
 	for _, f := range r.Findings {
-		ew.printf("\n%-8s %s: %s\n", strings.ToUpper(f.Severity.String()), f.Kind, printable(f.Summary))
+		word := fmt.Sprintf("%-8s", strings.ToUpper(f.Severity.String()))
+		ew.printf("\n%s %s: %s\n", o.severity(f.Severity, word), f.Kind, printable(f.Summary))
 		if len(f.Evidence) > 0 {
 			e := f.Evidence[0]
 			more := ""
@@ -53,6 +60,22 @@ func WriteSummary(w io.Writer, r *Report) error {
 	if len(r.Findings) == 0 {
 		ew.printf("no findings: the connections look healthy\n")
 	}
+	if len(r.Tables.Pools) > 0 {
+		ew.printf("\nConnection pools:\n")
+		ew.do(func() error { return WritePoolsTable(w, r.Tables.Pools) })
+	}
+	if len(r.Tables.Resumption) > 0 {
+		ew.printf("\nTLS resumption:\n")
+		ew.do(func() error { return WriteResumptionTable(w, r.Tables.Resumption) })
+	}
+	if len(r.Tables.GRPCMethods) > 0 {
+		ew.printf("\ngRPC methods:\n")
+		ew.do(func() error { return WriteGRPCMethodsTable(w, r.Tables.GRPCMethods) })
+	}
+	if len(r.Tables.GRPCCalls) > 0 {
+		ew.printf("\ngRPC calls:\n")
+		ew.do(func() error { return WriteGRPCCallsTable(w, r.Tables.GRPCCalls, r.Tables.GRPCCallsOmitted) })
+	}
 	return ew.err
 }
 
@@ -60,6 +83,13 @@ func WriteSummary(w io.Writer, r *Report) error {
 type errWriter struct {
 	w   io.Writer
 	err error
+}
+
+// do runs write unless a write has failed, and remembers its error.
+func (e *errWriter) do(write func() error) {
+	if e.err == nil {
+		e.err = write()
+	}
 }
 
 func (e *errWriter) printf(format string, args ...any) {

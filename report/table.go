@@ -1,0 +1,232 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/h2scope/h2scope/analyze"
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/tw"
+)
+
+// maxTableRows bounds the rows of each terminal table; the JSON report has
+// them all, and the table says how many it left out.
+const maxTableRows = 20
+
+// TermOptions control terminal output. The zero value writes plain text.
+type TermOptions struct {
+	// Color colours severity words with ANSI escapes (critical red,
+	// warning yellow). Set it from ColorEnabled.
+	Color bool
+}
+
+// ANSI escapes for the severities.
+const (
+	ansiRed    = "\x1b[31m"
+	ansiYellow = "\x1b[33m"
+	ansiReset  = "\x1b[0m"
+)
+
+// severity returns a severity word, coloured if opts say so.
+func (o TermOptions) severity(s analyze.Severity, word string) string {
+	if !o.Color {
+		return word
+	}
+	switch s {
+	case analyze.Critical:
+		return ansiRed + word + ansiReset
+	case analyze.Warning:
+		return ansiYellow + word + ansiReset
+	}
+	return word
+}
+
+// ColorEnabled reports whether output to f may be coloured: f is a
+// terminal, NO_COLOR is unset or empty (https://no-color.org), and TERM is
+// not "dumb".
+func ColorEnabled(f *os.File) bool {
+	if os.Getenv("NO_COLOR") != "" || os.Getenv("TERM") == "dumb" {
+		return false
+	}
+	return isTerminal(f)
+}
+
+// isTerminal reports whether f is a character device (a terminal; also
+// /dev/null, where the difference does not matter).
+func isTerminal(f *os.File) bool {
+	if f == nil {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// WriteFindingsTable writes one row per finding: severity, kind, summary,
+// first evidence frame and its Wireshark filter.
+func WriteFindingsTable(w io.Writer, fs []analyze.Finding, opts TermOptions) error {
+	t := tablewriter.NewTable(w, tablewriter.WithHeaderAutoFormat(tw.Off),
+		tablewriter.WithColumnWidths(tw.NewMapper[int, int]().Set(2, 60)))
+	t.Header("Severity", "Kind", "Summary", "Frame", "Filter")
+	for i, f := range fs {
+		if i == maxTableRows {
+			break
+		}
+		frame, filter := "-", "-"
+		if len(f.Evidence) > 0 {
+			frame, filter = strconv.FormatUint(f.Evidence[0].Frame, 10), f.Evidence[0].Filter
+		}
+		if err := t.Append(opts.severity(f.Severity, f.Severity.String()), f.Kind, termClip(printable(f.Summary), 240), frame, filter); err != nil {
+			return err
+		}
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	return termOmitted(w, len(fs), "findings")
+}
+
+// WritePoolsTable writes one row per connection pool (client, server,
+// name): connections, requests, reuse and how connections ended.
+func WritePoolsTable(w io.Writer, rows []analyze.PoolRow) error {
+	t := newTable(w)
+	t.Header("Client", "Server", "Name", "Proto", "Conns", "Reqs", "Reqs/conn", "1-req conns",
+		"Closed c/s", "Reset", "Open", "Max open")
+	for i, r := range rows {
+		if i == maxTableRows {
+			break
+		}
+		reqs := strconv.Itoa(r.Requests)
+		if r.UnknownConns > 0 {
+			reqs += fmt.Sprintf(" (+%d conns unknown)", r.UnknownConns)
+		}
+		if err := t.Append(r.Client, r.Server, termDash(printable(r.Name)), termDash(r.Proto), strconv.Itoa(r.Connections), reqs,
+			strconv.FormatFloat(r.RequestsPerConn, 'f', 2, 64), strconv.Itoa(r.OneRequestConns),
+			fmt.Sprintf("%d/%d", r.ClosedByClient, r.ClosedByServer), strconv.Itoa(r.Reset), strconv.Itoa(r.Open),
+			strconv.Itoa(r.MaxConcurrent)); err != nil {
+			return err
+		}
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	return termOmitted(w, len(rows), "pools")
+}
+
+// WriteResumptionTable writes the TLS resumption funnel, one row per
+// client, SNI and server.
+func WriteResumptionTable(w io.Writer, rows []analyze.ResumptionRow) error {
+	t := newTable(w)
+	t.Header("Client", "SNI", "Server", "Handshakes", "Offered", "Accepted", "Failed", "Full", "Resumed by")
+	for i, r := range rows {
+		if i == maxTableRows {
+			break
+		}
+		if err := t.Append(r.Client, termDash(printable(r.SNI)), r.Server, strconv.Itoa(r.Handshakes), strconv.Itoa(r.Offered),
+			strconv.Itoa(r.Accepted), strconv.Itoa(r.Failed), strconv.Itoa(r.FullHandshakes), termDash(termCounts(r.Mechanisms))); err != nil {
+			return err
+		}
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	return termOmitted(w, len(rows), "funnels")
+}
+
+// WriteGRPCMethodsTable writes one row per gRPC method: calls, statuses,
+// duration percentiles and calls over their deadline.
+func WriteGRPCMethodsTable(w io.Writer, rows []analyze.GRPCMethodRow) error {
+	t := tablewriter.NewTable(w, tablewriter.WithHeaderAutoFormat(tw.Off),
+		tablewriter.WithColumnWidths(tw.NewMapper[int, int]().Set(2, 50)))
+	t.Header("Method", "Calls", "Statuses", "p50 (ms)", "p99 (ms)", "Max (ms)", "Over timeout")
+	for i, m := range rows {
+		if i == maxTableRows {
+			break
+		}
+		if err := t.Append(termDash(printable(m.Method)), strconv.Itoa(m.Calls), termCounts(m.Statuses),
+			termMS(m.P50MS), termMS(m.P99MS), termMS(m.MaxMS), strconv.Itoa(m.OverTimeout)); err != nil {
+			return err
+		}
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	return termOmitted(w, len(rows), "methods")
+}
+
+// WriteGRPCCallsTable writes one row per gRPC call; omitted counts the
+// calls the analysis already left out of rows.
+func WriteGRPCCallsTable(w io.Writer, rows []analyze.GRPCCallRow, omitted int) error {
+	t := newTable(w)
+	t.Header("Conn", "Stream", "Method", "Status", "Timeout (ms)", "Dur (ms)", "Msgs req/resp", "Bytes req/resp", "Ended")
+	for i, c := range rows {
+		if i == maxTableRows {
+			break
+		}
+		timeout := "-"
+		if c.TimeoutMS != nil {
+			timeout = termMS(*c.TimeoutMS)
+		}
+		dur := termMS(c.DurationMS)
+		if c.OverTimeout {
+			dur += " (over)"
+		}
+		ended := "yes"
+		if !c.Ended {
+			ended = "no"
+		}
+		if err := t.Append(strconv.FormatUint(uint64(c.Conn), 10), strconv.FormatUint(uint64(c.Stream), 10),
+			termDash(printable(c.Method)), termDash(printable(c.Status)), timeout, dur,
+			fmt.Sprintf("%d/%d", c.RequestMessages, c.ResponseMessages), fmt.Sprintf("%d/%d", c.RequestBytes, c.ResponseBytes),
+			ended); err != nil {
+			return err
+		}
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	return termOmitted(w, len(rows)+omitted, "calls")
+}
+
+// termOmitted says how many of n rows a table left out, if any.
+func termOmitted(w io.Writer, n int, what string) error {
+	if n <= maxTableRows {
+		return nil
+	}
+	_, err := fmt.Fprintf(w, "(%d more %s not shown; --json has them)\n", n-maxTableRows, what)
+	return err
+}
+
+// termCounts formats a count map as "OK 10, UNAVAILABLE 2", by name.
+func termCounts(m map[string]int) string {
+	parts := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s %d", printable(k), m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func termMS(ms float64) string { return strconv.FormatFloat(ms, 'f', 1, 64) }
+
+func termDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// termClip shortens s to at most n runes, marking the cut with "…".
+func termClip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
