@@ -83,19 +83,39 @@ type connPool struct {
 }
 
 // pools groups conns by poolKey, in key order, leaving out connections
-// that carried no payload.
+// that carried no payload; each pool's connections are in order of first
+// frame.
 func pools(conns []*Conn) []connPool {
-	idx := map[poolKey]int{}
-	var ps []connPool
-	for _, c := range conns {
+	ps := groupPools(conns, func(c *Conn) (poolKey, bool) {
 		if c.TCP == nil || (c.TCP.StreamBytes.C2S == 0 && c.TCP.StreamBytes.S2C == 0) {
 			// No payload: a connection attempt (syn_retransmit,
 			// handshake_latency), not a pooled connection.
-			continue
+			return poolKey{}, false
 		}
 		k := poolKey{client: c.Client(), server: c.Server(), name: c.Authority()}
 		if c.App != nil && c.App.TLS != nil {
 			k.ja4 = c.App.TLS.JA4
+		}
+		return k, true
+	})
+	for i := range ps {
+		slices.SortStableFunc(ps[i].conns, func(a, b *Conn) int {
+			return cmp.Or(a.TCP.FirstTS.Compare(b.TCP.FirstTS), cmp.Compare(a.ID(), b.ID()))
+		})
+	}
+	return ps
+}
+
+// groupPools groups conns by the key that key returns for them, leaving
+// out those for which it returns false: the pools are in key order, the
+// connections of each in the order of conns.
+func groupPools(conns []*Conn, key func(*Conn) (poolKey, bool)) []connPool {
+	idx := map[poolKey]int{}
+	var ps []connPool
+	for _, c := range conns {
+		k, ok := key(c)
+		if !ok {
+			continue
 		}
 		i, ok := idx[k]
 		if !ok {
@@ -104,11 +124,6 @@ func pools(conns []*Conn) []connPool {
 			ps = append(ps, connPool{key: k})
 		}
 		ps[i].conns = append(ps[i].conns, c)
-	}
-	for i := range ps {
-		slices.SortStableFunc(ps[i].conns, func(a, b *Conn) int {
-			return cmp.Or(a.TCP.FirstTS.Compare(b.TCP.FirstTS), cmp.Compare(a.ID(), b.ID()))
-		})
 	}
 	slices.SortFunc(ps, func(a, b connPool) int { return a.key.compare(b.key) })
 	return ps

@@ -276,12 +276,10 @@ func h2StallFinding(in *Input, cfg WindowStallConfig, c *Conn, dir event.Dir, la
 		m["stalls_dropped"] = dropped
 	}
 	f.Metrics = m
-	ids := make([]uint32, 0, len(streams))
-	for id := range streams {
-		ids = append(ids, id)
+	ids := sortedKeys(streams)
+	for _, id := range ids {
 		f.Streams = append(f.Streams, StreamRef{Conn: c.ID(), Stream: id})
 	}
-	slices.Sort(ids)
 
 	sender, receiver := dirWho(dir), dirWho(dir.Reverse())
 	where := fmt.Sprintf("on connection %d", c.ID())

@@ -149,28 +149,14 @@ func buildTables(in *Input) Tables {
 
 func poolRows(conns []*Conn) []PoolRow {
 	rows := []PoolRow{}
-	type group struct {
-		k     poolKey
-		conns []*Conn
-	}
-	idx := map[poolKey]int{}
-	var gs []group
-	for _, c := range conns {
+	gs := groupPools(conns, func(c *Conn) (poolKey, bool) {
 		if c.TCP == nil {
-			continue
+			return poolKey{}, false
 		}
-		k := poolKey{client: c.Client(), server: c.Server(), name: c.Authority()}
-		i, ok := idx[k]
-		if !ok {
-			i = len(gs)
-			idx[k] = i
-			gs = append(gs, group{k: k})
-		}
-		gs[i].conns = append(gs[i].conns, c)
-	}
-	slices.SortFunc(gs, func(a, b group) int { return a.k.compare(b.k) })
+		return poolKey{client: c.Client(), server: c.Server(), name: c.Authority()}, true
+	})
 	for _, g := range gs {
-		r := PoolRow{Client: g.k.client.String(), Server: g.k.server.String(), Name: g.k.name, Connections: len(g.conns),
+		r := PoolRow{Client: g.key.client.String(), Server: g.key.server.String(), Name: g.key.name, Connections: len(g.conns),
 			MaxConcurrent: maxConcurrent(g.conns)}
 		protos := map[string]bool{}
 		known := 0
@@ -199,12 +185,7 @@ func poolRows(conns []*Conn) []PoolRow {
 				r.Open++
 			}
 		}
-		ps := make([]string, 0, len(protos))
-		for p := range protos {
-			ps = append(ps, p)
-		}
-		slices.Sort(ps)
-		r.Proto = strings.Join(ps, ",")
+		r.Proto = strings.Join(sortedKeys(protos), ",")
 		if known > 0 {
 			r.RequestsPerConn = roundTo(float64(r.Requests)/float64(known), 3)
 		}
@@ -285,12 +266,7 @@ func (t Tables) withGRPC(conns []*Conn) Tables {
 			a.durs = append(a.durs, call.Duration)
 		}
 	}
-	names := make([]string, 0, len(methods))
-	for name := range methods {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
+	for _, name := range sortedKeys(methods) {
 		a := methods[name]
 		slices.Sort(a.durs)
 		a.row.P50MS, a.row.P99MS = ms(nearestRank(a.durs, 0.50)), ms(nearestRank(a.durs, 0.99))
