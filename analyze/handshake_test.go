@@ -2,7 +2,7 @@ package analyze
 
 import (
 	"fmt"
-	"strings"
+	"slices"
 	"testing"
 	"time"
 
@@ -16,7 +16,7 @@ import (
 func hsConns(rtts ...float64) []*Conn {
 	var cs []*Conn
 	for i, v := range rtts {
-		c := dtConn(event.ConnID(i), fmt.Sprintf("10.0.0.1:%d", 40000+i), "10.0.0.2:443", uint64(100*i+1), time.Duration(i)*time.Second, time.Duration(i+1)*time.Second)
+		c := conn(event.ConnID(i), fmt.Sprintf("10.0.0.1:%d", 40000+i), "10.0.0.2:443", uint64(100*i+1), time.Duration(i)*time.Second, time.Duration(i+1)*time.Second)
 		v := v
 		c.TCP.HandshakeRTTMS = &v
 		cs = append(cs, c)
@@ -30,8 +30,8 @@ func withTLS(cs []*Conn, hs ...float64) []*Conn {
 	for i, v := range hs {
 		c := cs[i]
 		v := v
-		ch := dtRef(uint64(100*i+4), c.TCP.FirstTS.Sub(dtT0)+2*time.Millisecond)
-		sh := dtRef(uint64(100*i+6), ch.TS.Sub(dtT0)+time.Duration(v/2*float64(time.Millisecond)))
+		ch := ref(uint64(100*i+4), c.TCP.FirstTS.Sub(t0)+2*time.Millisecond)
+		sh := ref(uint64(100*i+6), ch.TS.Sub(t0)+time.Duration(v/2*float64(time.Millisecond)))
 		half := v / 2
 		c.App = &dissect.App{TLS: &tls.Summary{HandshakeMS: &v, Timing: tls.Timing{ClientHello: &ch, ServerHello: &sh},
 			Durations: tls.Durations{ClientHelloToServerHello: &half}}}
@@ -44,29 +44,25 @@ func TestHandshakeLatencySynthetic(t *testing.T) {
 	detect := func(in *Input) []Finding { return detectHandshakeLatency(in, cfg) }
 	fast := []float64{1, 1.2, 0.9, 1.1, 1, 1.3, 0.8, 1}
 	tests := []struct {
-		name    string
-		conns   func() []*Conn
-		want    int
-		sev     Severity
-		summary string
-		frames  []uint64
-		metrics map[string]float64
+		name  string
+		conns func() []*Conn
+		want  *findingWant // nil: no finding
 	}{
 		{
 			name:  "one slow TCP handshake",
-			conns: func() []*Conn { return hsConns(append(slices8(fast), 250)...) },
-			want:  1, sev: Warning, summary: "1 of 9 TCP handshakes took over 50 ms (slowest 250 ms on connection 8) against a median of 1.0 ms",
-			frames:  []uint64{801, 802},
-			metrics: map[string]float64{"samples": 9, "median_ms": 1, "slow": 1, "slowest_ms": 250, "threshold_ms": 50},
+			conns: func() []*Conn { return hsConns(append(slices.Clone(fast), 250)...) },
+			want: &findingWant{sev: Warning, summary: "1 of 9 TCP handshakes took over 50 ms (slowest 250 ms on connection 8) against a median of 1.0 ms",
+				frames:  []uint64{801, 802},
+				metrics: map[string]float64{"samples": 9, "median_ms": 1, "slow": 1, "slowest_ms": 250, "threshold_ms": 50}},
 		},
 		{
 			name: "slow TLS handshake, critical",
 			conns: func() []*Conn {
 				return withTLS(hsConns(1, 1, 1, 1, 1, 1), 10, 12, 11, 9, 10, 1500)
 			},
-			want: 1, sev: Critical, summary: "1 of 6 TLS handshakes took over 50 ms (slowest 1.5 s on connection 5)",
-			frames:  []uint64{504, 506},
-			metrics: map[string]float64{"slowest_ms": 1500, "client_hello_to_server_hello_ms": 750},
+			want: &findingWant{sev: Critical, summary: "1 of 6 TLS handshakes took over 50 ms (slowest 1.5 s on connection 5)",
+				frames:  []uint64{504, 506},
+				metrics: map[string]float64{"slowest_ms": 1500, "client_hello_to_server_hello_ms": 750}},
 		},
 		{
 			name:  "too few samples",
@@ -79,15 +75,15 @@ func TestHandshakeLatencySynthetic(t *testing.T) {
 		{
 			name:  "uniformly slow: the network",
 			conns: func() []*Conn { return hsConns(300, 310, 290, 305, 295, 320) },
-			want:  1, sev: Info, summary: "All 6 TCP handshakes are slow alike (median 303 ms",
-			metrics: map[string]float64{"slow": 0, "samples": 6},
+			want: &findingWant{sev: Info, summary: "All 6 TCP handshakes are slow alike (median 303 ms",
+				metrics: map[string]float64{"slow": 0, "samples": 6}},
 		},
 		{
 			name: "SYN retransmission left to syn_retransmit",
 			conns: func() []*Conn {
-				cs := hsConns(append(slices8(fast), 1)...)
+				cs := hsConns(append(slices.Clone(fast), 1)...)
 				c := cs[8]
-				c.SYNs = []event.Ref{dtRef(801, c.TCP.FirstTS.Sub(dtT0)), dtRef(803, c.TCP.FirstTS.Sub(dtT0)+time.Second)}
+				c.SYNs = []event.Ref{ref(801, c.TCP.FirstTS.Sub(t0)), ref(803, c.TCP.FirstTS.Sub(t0)+time.Second)}
 				v := 1001.0
 				c.TCP.HandshakeRTTMS = &v
 				return cs
@@ -96,46 +92,13 @@ func TestHandshakeLatencySynthetic(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fs := dtRun(detect, tt.conns()...)
-			if len(fs) != tt.want {
-				t.Fatalf("got %d findings, want %d: %+v", len(fs), tt.want, fs)
-			}
-			if tt.want == 0 {
-				return
-			}
-			f := fs[0]
-			if f.Kind != KindHandshakeLatency || f.Severity != tt.sev {
-				t.Errorf("kind %s severity %s, want handshake_latency %s", f.Kind, f.Severity, tt.sev)
-			}
-			if !strings.Contains(f.Summary, tt.summary) {
-				t.Errorf("summary %q does not contain %q", f.Summary, tt.summary)
-			}
-			for _, fr := range tt.frames {
-				if !dtHasFrame(f, fr) {
-					t.Errorf("no evidence on frame %d: %+v", fr, f.Evidence)
-				}
-			}
-			for k, v := range tt.metrics {
-				if got := dtMetric(t, f, k); got != v {
-					t.Errorf("metric %s = %v, want %v", k, got, v)
-				}
-			}
-			if f.Remedy == "" {
-				t.Error("no remedy")
-			}
+			checkFindings(t, run(detect, tt.conns()...), KindHandshakeLatency, tt.want)
 		})
 	}
 }
 
-func slices8(v []float64) []float64 { return append([]float64(nil), v...) }
-
 func TestHandshakeLatencyCaptures(t *testing.T) {
-	for _, name := range []string{"grpc-unary-h2c", "grpc-streaming-h2c", "http1-keepalive", "h2c-large-slow", "tcp-impaired", "h2-tls", "grpc-tls"} {
-		res, _ := analyzeCapture(t, name)
-		if fs := dtOnly(res, KindHandshakeLatency); len(fs) > 0 {
-			t.Errorf("%s: unexpected %+v", name, fs)
-		}
-	}
+	checkControls(t, KindHandshakeLatency, Info, "grpc-unary-h2c", "grpc-streaming-h2c", "http1-keepalive", "h2c-large-slow", "tcp-impaired", "h2-tls", "grpc-tls")
 }
 
 // Internet captures with handshakes to many servers (7.9 to 107 ms TCP,
@@ -143,8 +106,8 @@ func TestHandshakeLatencyCaptures(t *testing.T) {
 func TestHandshakeLatencyCorpus(t *testing.T) {
 	for _, file := range []string{"ja4/latest.pcapng", "ndpi/tls_certificate_too_long.pcap", "pcapplusplus/http-packets2.pcap"} {
 		t.Run(file, func(t *testing.T) {
-			res := dtAnalyzeFile(t, dtCorpus(t, file), "")
-			if fs := dtOnly(res, KindHandshakeLatency); len(fs) > 0 {
+			res := analyzeFile(t, corpus(t, file), "")
+			if fs := only(res, KindHandshakeLatency); len(fs) > 0 {
 				t.Errorf("unexpected %+v", fs)
 			}
 		})

@@ -1,7 +1,6 @@
 package analyze
 
 import (
-	"context"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -45,6 +44,7 @@ func (s synTLS) build() *Conn {
 }
 
 func TestResumptionSynthetic(t *testing.T) {
+	detect := func(in *Input) []Finding { return detectResumptionFailure(in, defaultResumption()) }
 	const v12, v13 = "TLS 1.2", "TLS 1.3"
 	ticket := []string{"session_id", "ticket"}
 	full := func(id event.ConnID, at time.Duration, subject string) synTLS {
@@ -70,20 +70,13 @@ func TestResumptionSynthetic(t *testing.T) {
 			for _, h := range tt.hs {
 				cs = append(cs, h.build())
 			}
-			fs := detectResumptionFailure(&Input{Conns: cs}, defaultResumption())
+			var want *findingWant
+			if tt.cause != "" {
+				want = &findingWant{sev: Warning, metrics: map[string]float64{"failed": float64(tt.fails)}}
+			}
+			f := checkFindings(t, run(detect, cs...), KindResumptionFailure, want)
 			if tt.cause == "" {
-				if len(fs) != 0 {
-					t.Fatalf("got %q, want none", fs[0].Summary)
-				}
 				return
-			}
-			if len(fs) != 1 {
-				t.Fatalf("got %d findings, want 1", len(fs))
-			}
-			f := fs[0]
-			f.normalize()
-			if f.Severity != Warning || f.Metrics["failed"] != tt.fails {
-				t.Errorf("severity %v, metrics %v", f.Severity, f.Metrics)
 			}
 			if c := f.Metrics["causes"].(map[string]int); c[tt.cause] == 0 {
 				t.Errorf("causes = %v, want %s", c, tt.cause)
@@ -139,44 +132,12 @@ func TestResumptionCaptures(t *testing.T) {
 	}
 }
 
-// corpusDir is the shared capture corpus, $H2SCOPE_CORPUS or
-// ../../shared/corpus; tests over it skip when it is absent.
-func corpusDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("H2SCOPE_CORPUS")
-	if dir == "" {
-		dir = "../../shared/corpus"
-	}
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		t.Skipf("shared corpus not found at %s (set H2SCOPE_CORPUS): skipping", dir)
-	}
-	return dir
-}
-
-func analyzeFile(t *testing.T, path string) Result {
-	t.Helper()
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("%s not in the corpus: skipping", path)
-	}
-	res, _, err := Run(context.Background(), []string{path}, dissect.Options{Keys: tls.NewKeyLog()}, DefaultConfig())
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return res
-}
-
 func TestResumptionCorpus(t *testing.T) {
-	dir := corpusDir(t)
 	t.Run("tls-subjectaltname", func(t *testing.T) {
 		// A browser's session ids refused by mc.yandex.ru, which issues
 		// no tickets; one session id accepted elsewhere.
-		res := analyzeFile(t, filepath.Join(dir, "sv/tls-subjectaltname/input.pcap"))
-		var fs []Finding
-		for _, f := range res.Findings {
-			if f.Kind == KindResumptionFailure {
-				fs = append(fs, f)
-			}
-		}
+		res := analyzeFile(t, corpus(t, "sv/tls-subjectaltname/input.pcap"), "")
+		fs := only(res, KindResumptionFailure)
 		if len(fs) != 1 || fs[0].Metrics["failed"] != 2 || fs[0].Metrics["causes"].(map[string]int)[causeSessionMiss] != 2 {
 			t.Fatalf("findings = %+v", fs)
 		}
@@ -190,7 +151,7 @@ func TestResumptionCorpus(t *testing.T) {
 	})
 	for _, name := range []string{"ja4/tls3.pcapng", "ja4/latest.pcapng"} {
 		t.Run(name, func(t *testing.T) {
-			res := analyzeFile(t, filepath.Join(dir, name))
+			res := analyzeFile(t, corpus(t, name), "")
 			if f := findKind(res.Findings, KindResumptionFailure); f != nil {
 				t.Errorf("unexpected finding: %s", f.Summary)
 			}

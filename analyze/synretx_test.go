@@ -9,24 +9,24 @@ import (
 	"github.com/h2scope/h2scope/dissect/event"
 )
 
-// dtSYNConn returns an attempt to server with SYNs at the given offsets
+// attemptConn returns an attempt to server with SYNs at the given offsets
 // (frames first, first+1, ...); answered says a SYN-ACK came 10 ms after
 // the last SYN, refused that a RST came instead (else: nothing).
-func dtSYNConn(id event.ConnID, server string, first uint64, answered, refused bool, syns ...time.Duration) *Conn {
-	c := dtConn(id, fmt.Sprintf("10.0.0.1:%d", 40000+id), server, first, syns[0], syns[len(syns)-1]+10*time.Millisecond)
+func attemptConn(id event.ConnID, server string, first uint64, answered, refused bool, syns ...time.Duration) *Conn {
+	c := conn(id, fmt.Sprintf("10.0.0.1:%d", 40000+id), server, first, syns[0], syns[len(syns)-1]+10*time.Millisecond)
 	c.SYNs = nil
 	for i, at := range syns {
-		c.SYNs = append(c.SYNs, dtRef(first+uint64(i), at))
+		c.SYNs = append(c.SYNs, ref(first+uint64(i), at))
 	}
 	c.TCP.SYNs = len(syns)
 	last := syns[len(syns)-1] + 10*time.Millisecond
 	switch {
 	case answered:
-		c.SYNACKs = []event.Ref{dtRef(first+uint64(len(syns)), last)}
+		c.SYNACKs = []event.Ref{ref(first+uint64(len(syns)), last)}
 	case refused:
 		c.SYNACKs, c.TCP.SYNACKs, c.TCP.HandshakeRTTMS = nil, 0, nil
 		c.TCP.Packets, c.TCP.Bytes = event.Pair{C2S: uint64(len(syns)), S2C: 1}, event.Pair{}
-		c.RST[event.S2C] = dtRefp(first+uint64(len(syns)), last)
+		c.RST[event.S2C] = refp(ref(first+uint64(len(syns)), last))
 	default:
 		c.SYNACKs, c.TCP.SYNACKs, c.TCP.HandshakeRTTMS = nil, 0, nil
 		c.TCP.Packets, c.TCP.Bytes = event.Pair{C2S: uint64(len(syns))}, event.Pair{}
@@ -38,118 +38,84 @@ func TestSYNRetransmitSynthetic(t *testing.T) {
 	cfg := defaultSYNRetransmit()
 	detect := func(in *Input) []Finding { return detectSYNRetransmit(in, cfg) }
 	const srv = "10.0.0.2:443"
+	const dialRemedy = "net.Dialer.Timeout" // every finding names it
 	s := time.Second
 	tests := []struct {
-		name    string
-		conns   func() []*Conn
-		want    int
-		sev     Severity
-		summary string
-		frames  []uint64
-		metrics map[string]float64
+		name  string
+		conns func() []*Conn
+		want  *findingWant // nil: no finding
 	}{
 		{
 			name: "connected after two retries",
 			conns: func() []*Conn {
-				return []*Conn{dtSYNConn(1, srv, 10, true, false, 0, s, 3*s)}
+				return []*Conn{attemptConn(1, srv, 10, true, false, 0, s, 3*s)}
 			},
-			want: 1, sev: Warning, summary: "1 connection attempt to 10.0.0.2:443 failed or needed retries: 2 SYN retransmission(s), 1 connected only after retrying (up to 3.01 s)",
-			frames:  []uint64{10, 11, 12, 13},
-			metrics: map[string]float64{"attempts": 1, "retransmitted_syns": 2, "connected_after_retry": 1, "first_retry_delay_ms": 1000, "max_connect_delay_ms": 3010, "max_retries": 2},
+			want: &findingWant{remedyHas: dialRemedy, sev: Warning, summary: "1 connection attempt to 10.0.0.2:443 failed or needed retries: 2 SYN retransmission(s), 1 connected only after retrying (up to 3.01 s)",
+				frames:  []uint64{10, 11, 12, 13},
+				metrics: map[string]float64{"attempts": 1, "retransmitted_syns": 2, "connected_after_retry": 1, "first_retry_delay_ms": 1000, "max_connect_delay_ms": 3010, "max_retries": 2}},
 		},
 		{
 			name: "refused and unanswered",
 			conns: func() []*Conn {
 				return []*Conn{
-					dtSYNConn(1, srv, 10, false, true, 0),
-					dtSYNConn(2, srv, 20, false, false, 0, s, 3*s, 7*s),
-					dtConn(3, "10.0.0.1:50000", "10.0.0.9:80", 30, 0, 20*s), // keeps the capture going
+					attemptConn(1, srv, 10, false, true, 0),
+					attemptConn(2, srv, 20, false, false, 0, s, 3*s, 7*s),
+					conn(3, "10.0.0.1:50000", "10.0.0.9:80", 30, 0, 20*s), // keeps the capture going
 				}
 			},
-			want: 1, sev: Warning, summary: "2 connection attempts to 10.0.0.2:443 failed or needed retries: 3 SYN retransmission(s), 1 refused with RST, 1 never answered",
-			frames:  []uint64{10, 11, 20, 23},
-			metrics: map[string]float64{"attempts": 2, "refused": 1, "unanswered": 1, "retransmitted_syns": 3},
+			want: &findingWant{remedyHas: dialRemedy, sev: Warning, summary: "2 connection attempts to 10.0.0.2:443 failed or needed retries: 3 SYN retransmission(s), 1 refused with RST, 1 never answered",
+				frames:  []uint64{10, 11, 20, 23},
+				metrics: map[string]float64{"attempts": 2, "refused": 1, "unanswered": 1, "retransmitted_syns": 3}},
 		},
 		{
 			name: "critical",
 			conns: func() []*Conn {
 				var cs []*Conn
 				for i := range 10 {
-					cs = append(cs, dtSYNConn(event.ConnID(i), srv, uint64(10*i+1), true, false, time.Duration(i)*s, time.Duration(i)*s+s))
+					cs = append(cs, attemptConn(event.ConnID(i), srv, uint64(10*i+1), true, false, time.Duration(i)*s, time.Duration(i)*s+s))
 				}
 				return cs
 			},
-			want: 1, sev: Critical, metrics: map[string]float64{"attempts": 10, "retransmitted_syns": 10},
+			want: &findingWant{remedyHas: dialRemedy, sev: Critical, metrics: map[string]float64{"attempts": 10, "retransmitted_syns": 10}},
 		},
 		{
 			name: "refused, then the client fell back to another address",
 			conns: func() []*Conn {
-				return []*Conn{dtSYNConn(0, "[::1]:443", 1, false, true, 0), dtConn(1, "127.0.0.1:40001", "127.0.0.1:443", 3, 20*time.Millisecond, s)}
+				return []*Conn{attemptConn(0, "[::1]:443", 1, false, true, 0), conn(1, "127.0.0.1:40001", "127.0.0.1:443", 3, 20*time.Millisecond, s)}
 			},
-			want: 1, sev: Info, summary: "1 refused with RST (1 then fell back to another address)",
-			frames: []uint64{1, 2}, metrics: map[string]float64{"fallbacks": 1},
+			want: &findingWant{remedyHas: dialRemedy, sev: Info, summary: "1 refused with RST (1 then fell back to another address)",
+				frames: []uint64{1, 2}, metrics: map[string]float64{"fallbacks": 1}},
 		},
 		{
 			name: "capture duplicates of one SYN",
 			conns: func() []*Conn {
-				return []*Conn{dtSYNConn(1, srv, 10, true, false, 0, 5*time.Microsecond, time.Millisecond)}
+				return []*Conn{attemptConn(1, srv, 10, true, false, 0, 5*time.Microsecond, time.Millisecond)}
 			},
 		},
 		{
 			name: "one SYN just before the capture ended",
 			conns: func() []*Conn {
-				return []*Conn{dtSYNConn(1, srv, 10, false, false, 0)}
+				return []*Conn{attemptConn(1, srv, 10, false, false, 0)}
 			},
 		},
 		{
 			name: "SYN-ACK missed but the server sent data",
 			conns: func() []*Conn {
-				c := dtSYNConn(1, srv, 10, false, false, 0)
-				c.TCP.Packets.S2C, c.TCP.LastTS = 5, dtT0.Add(5*s)
+				c := attemptConn(1, srv, 10, false, false, 0)
+				c.TCP.Packets.S2C, c.TCP.LastTS = 5, t0.Add(5*s)
 				return []*Conn{c}
 			},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fs := dtRun(detect, tt.conns()...)
-			if len(fs) != tt.want {
-				t.Fatalf("got %d findings, want %d: %+v", len(fs), tt.want, fs)
-			}
-			if tt.want == 0 {
-				return
-			}
-			f := fs[0]
-			if f.Kind != KindSYNRetransmit || f.Severity != tt.sev {
-				t.Errorf("kind %s severity %s, want syn_retransmit %s", f.Kind, f.Severity, tt.sev)
-			}
-			if !strings.Contains(f.Summary, tt.summary) {
-				t.Errorf("summary %q does not contain %q", f.Summary, tt.summary)
-			}
-			for _, fr := range tt.frames {
-				if !dtHasFrame(f, fr) {
-					t.Errorf("no evidence on frame %d: %+v", fr, f.Evidence)
-				}
-			}
-			for k, v := range tt.metrics {
-				if got := dtMetric(t, f, k); got != v {
-					t.Errorf("metric %s = %v, want %v", k, got, v)
-				}
-			}
-			if !strings.Contains(f.Remedy, "net.Dialer.Timeout") {
-				t.Errorf("remedy %q", f.Remedy)
-			}
+			checkFindings(t, run(detect, tt.conns()...), KindSYNRetransmit, tt.want)
 		})
 	}
 }
 
 func TestSYNRetransmitCaptures(t *testing.T) {
-	for _, name := range []string{"grpc-unary-h2c", "grpc-streaming-h2c", "http1-keepalive", "h2c-large-slow", "tcp-impaired"} {
-		res, _ := analyzeCapture(t, name)
-		if fs := dtOnly(res, KindSYNRetransmit); len(fs) > 0 {
-			t.Errorf("%s: unexpected %+v", name, fs)
-		}
-	}
+	checkControls(t, KindSYNRetransmit, Info, "grpc-unary-h2c", "grpc-streaming-h2c", "http1-keepalive", "h2c-large-slow", "tcp-impaired")
 }
 
 func TestSYNRetransmitCorpus(t *testing.T) {
@@ -173,8 +139,8 @@ func TestSYNRetransmitCorpus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			res := dtAnalyzeFile(t, dtCorpus(t, tt.file), "")
-			fs := dtOnly(res, KindSYNRetransmit)
+			res := analyzeFile(t, corpus(t, tt.file), "")
+			fs := only(res, KindSYNRetransmit)
 			if len(fs) != len(tt.want) {
 				t.Fatalf("got %d findings, want %d: %+v", len(fs), len(tt.want), fs)
 			}
@@ -187,9 +153,9 @@ func TestSYNRetransmitCorpus(t *testing.T) {
 	}
 	t.Run("http2-16-ssl", func(t *testing.T) {
 		// nghttp tries [::1]:443 (refused), then 127.0.0.1:443.
-		p := dtCorpus(t, "wireshark-notes/http2-16-ssl.pcapng")
-		fs := dtOnly(dtAnalyzeFile(t, p, dtCorpus(t, "wireshark-notes/http2-16-ssl.keys.txt")), KindSYNRetransmit)
-		if len(fs) != 1 || fs[0].Severity != Info || !dtHasFrame(fs[0], 2) || fs[0].Metrics["fallbacks"] != 1 {
+		p := corpus(t, "wireshark-notes/http2-16-ssl.pcapng")
+		fs := only(analyzeFile(t, p, corpus(t, "wireshark-notes/http2-16-ssl.keys.txt")), KindSYNRetransmit)
+		if len(fs) != 1 || fs[0].Severity != Info || !hasFrame(fs[0], 2) || fs[0].Metrics["fallbacks"] != 1 {
 			t.Errorf("want one info fallback finding with the RST of frame 2, got %+v", fs)
 		}
 	})
