@@ -77,14 +77,16 @@ type connKey struct {
 }
 
 // connTracker assigns frames to connections: a SYN without ACK from a
-// client port starts the port's next connection.
+// client port starts the port's next connection, unless it repeats the
+// sequence number of the port's latest SYN (a SYN retransmission).
 type connTracker struct {
 	server uint16
 	syns   map[uint16]int
+	isn    map[uint16]uint32 // the latest SYN's sequence number, per client port
 }
 
 func newConnTracker(server uint16) *connTracker {
-	return &connTracker{server: server, syns: make(map[uint16]int)}
+	return &connTracker{server: server, syns: make(map[uint16]int), isn: make(map[uint16]uint32)}
 }
 
 // track returns the connection and direction (0 c2s, 1 s2c) of segment t,
@@ -99,7 +101,10 @@ func (c *connTracker) track(t tcpInfo) (k connKey, dir int, ok bool) {
 		return k, 0, false
 	}
 	if dir == 0 && t.flags&(flagSYN|flagACK) == flagSYN {
-		c.syns[k.port]++
+		if isn, seen := c.isn[k.port]; !seen || isn != t.seq {
+			c.syns[k.port]++
+		}
+		c.isn[k.port] = t.seq
 	}
 	k.nth = max(c.syns[k.port]-1, 0)
 	return k, dir, true

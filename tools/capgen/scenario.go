@@ -44,6 +44,9 @@ type scenario struct {
 	// so: the session gets a tlsLab, the truth TLS records and a key log.
 	tls *tlsParams
 
+	// backlog is the listen backlog of the server's socket; 0 means 128.
+	backlog int
+
 	base   string
 	derive func(base *result) (*result, error)
 }
@@ -368,6 +371,33 @@ var scenarios = []*scenario{
 		run:      runH2GoAwayAbrupt,
 		check:    checkGoAwayAbrupt,
 	},
+	{
+		name: "syn-refused",
+		description: "a client makes 3 HTTP/1.1 requests (Connection: close, one connection each) to the net/http server, " +
+			"which then stops listening (its listening socket closed, as in a restart): 4 connects 50 ms apart are refused, " +
+			"each SYN answered by the kernel's RST-ACK (ECONNREFUSED); the server listens again on the same port and 3 more " +
+			"requests succeed. Live, no rewriting (there is no iptables or nft on the capture host, and none is needed).",
+		findings: []string{"syn_retransmit"},
+		commit:   true,
+		serve:    serveRestartable,
+		run:      runSYNRefused,
+		check:    checkSYNRefused,
+	},
+	{
+		name: "syn-unanswered",
+		description: "a net/http server listening with backlog 1 that accepts nothing for 2.5 s: the client's first 2 " +
+			"connects complete and wait in the kernel's accept queue, which is then full, so the kernel drops the SYNs of " +
+			"the next 2 without answer and the client's kernel retransmits them, about once a second: one connect, with a " +
+			"10 s timeout, is answered by its third retransmitted SYN, about 3 s in, once the server accepts again; the other " +
+			"gives up after 2 s (one SYN retransmitted, never answered). Then each established connection carries one GET. Live, no " +
+			"rewriting: the SYN retransmissions are the client kernel's (TCP_INFO tcpi_total_retrans in syn_retransmits).",
+		findings: []string{"syn_retransmit"},
+		commit:   true,
+		backlog:  1,
+		serve:    serveGated,
+		run:      runSYNUnanswered,
+		check:    checkSYNUnanswered,
+	},
 }
 
 // deriveEmbedKeys is h2-tls-dsb: base's packets and truth, the key log
@@ -495,7 +525,7 @@ func captureOnce(ctx context.Context, sc *scenario, o *options) (*result, error)
 			return nil, err
 		}
 	}
-	ln, err := sock.listen()
+	ln, err := sock.listen(sc.backlog)
 	if err != nil {
 		rec.stop(0)
 		return nil, err
@@ -650,6 +680,7 @@ func buildTruth(sc *scenario, s *session, o *options) *truth.Truth {
 			SYNRetransmits: c.synRetrans,
 		})
 		t.Expect.C2SBytes += c.sides[0].written
+		t.Expect.Retransmissions += c.synRetrans
 		t.Expect.S2CBytes += c.sides[1].written
 	}
 	t.Expect.TCPConnections = len(t.Connections)

@@ -74,6 +74,7 @@ func readCapture(t *testing.T, path string, server uint16) (map[connKey]*capture
 	parser := gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet, &eth, &ip4, &tcp, &payload)
 	conns := make(map[connKey]*capturedConn)
 	syns := make(map[uint16]int)
+	synSeq := make(map[uint16]uint32)
 	var seqs []uint32
 	for frame := 1; ; frame++ {
 		data, ci, err := r.ZeroCopyReadPacketData()
@@ -101,7 +102,12 @@ func readCapture(t *testing.T, path string, server uint16) (map[connKey]*capture
 			t.Fatalf("%s: frame %d: ports %d>%d, server is %d", path, frame, tcp.SrcPort, tcp.DstPort, server)
 		}
 		if tcp.SYN && !tcp.ACK {
-			syns[client]++
+			// A SYN repeating the sequence number of the port's latest
+			// SYN is a retransmission, not a new connection.
+			if isn, seen := synSeq[client]; !seen || isn != tcp.Seq {
+				syns[client]++
+			}
+			synSeq[client] = tcp.Seq
 		}
 		k := connKey{port: client, nth: max(syns[client]-1, 0)}
 		c := conns[k]

@@ -703,7 +703,9 @@ type Expect struct {
 	C2SBytes int64 `json:"c2s_bytes"`
 	// S2CBytes: see C2SBytes.
 	S2CBytes int64 `json:"s2c_bytes"`
-	// Retransmissions counts repeated data segments (OpRetransmit).
+	// Retransmissions counts repeated segments: the data segments a
+	// derivation repeated (OpRetransmit) and, in live captures, the SYNs
+	// the clients' kernels sent again (Connection.SYNRetransmits).
 	Retransmissions int `json:"retransmissions"`
 	// OutOfOrder counts segments arriving before an earlier one (OpReorder).
 	OutOfOrder int `json:"out_of_order"`
