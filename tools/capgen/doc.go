@@ -14,7 +14,11 @@
 // (golang.org/x/net/http2), TLS 1.2 and 1.3 (session resumption accepted
 // and refused, HTTP/2 and gRPC over TLS, handshake alerts; key logs beside
 // the captures or in a Decryption Secrets Block), plus captures derived
-// from those: impaired TCP, and captures that start mid-connection. For HTTP/2 the server tees its
+// from those: impaired TCP, and captures that start mid-connection; and
+// misbehaving connections each h2scope finding kind must report: reset
+// storms (cancels, refused streams), connection churn, idle-timeout
+// races, flow-control and TCP zero-window stalls, GOAWAYs, refused and
+// unanswered SYNs. For HTTP/2 the server tees its
 // own wire into an HTTP/2 parser, whose view the truth records and the
 // capture is checked against.
 //
