@@ -50,9 +50,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		conns += c.Connections
 	}
 	ew.printf("**%s**: %d packets, %d connections, %s (%d critical, %d warning, %d info).",
-		strings.Join(files, " + "), packets, conns, plural(len(r.Findings), "finding"),
+		strings.Join(files, " + "), packets, conns, mdPlural(len(r.Findings), "finding"),
 		sev[analyze.Critical], sev[analyze.Warning], sev[analyze.Info])
-	start, ok := r.start()
+	start, ok := r.mdStart()
 	if ok {
 		ew.printf(" Capture starts %s UTC.", start.Format("2006-01-02 15:04:05.000000"))
 	}
@@ -78,7 +78,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	f0 := &r.Findings[0]
 	ew.printf("Most severe: **%s** `%s`: %s\n", f0.Severity, f0.Kind, mdText(f0.Summary))
 
-	tli := r.timelineIndex()
+	tli := r.mdTimelineIndex()
 	for i := range r.Findings {
 		if i == mdMaxFindings {
 			ew.printf("\n_%d more findings not shown (%d in all); `h2scope analyze --json` lists them._\n",
@@ -105,7 +105,7 @@ func (r *Report) writeMDFinding(ew *errWriter, n int, f *analyze.Finding, tli ma
 	if len(f.Metrics) > 0 {
 		var ms []string
 		for _, k := range slices.Sorted(maps.Keys(f.Metrics)) {
-			ms = append(ms, mdInlineCode(k+"="+metricText(f.Metrics[k])))
+			ms = append(ms, mdInlineCode(k+"="+mdMetric(f.Metrics[k])))
 		}
 		ew.printf("- **Metrics:** %s\n", strings.Join(ms, " "))
 	}
@@ -130,11 +130,11 @@ func (r *Report) writeMDFinding(ew *errWriter, n int, f *analyze.Finding, tli ma
 	}
 
 	first := f.Evidence[0]
-	evs := eventsAround(f, tli, first.Frame)
+	evs := mdEventsAround(f, tli, first.Frame)
 	if len(evs) == 0 {
 		return
 	}
-	streams := slices.ContainsFunc(evs, func(e connEvent) bool { return e.Stream != 0 })
+	streams := slices.ContainsFunc(evs, func(e mdEvent) bool { return e.Stream != 0 })
 	ew.printf("\n**Timeline** around frame %d (times relative to it)\n\n", first.Frame)
 	if streams {
 		ew.printf("| Frame | Δt | Conn | Stream | Dir | Lane | What |\n|---:|---:|---:|---:|---|---|---|\n")
@@ -150,25 +150,25 @@ func (r *Report) writeMDFinding(ew *errWriter, n int, f *analyze.Finding, tli ma
 		if e.EndFrame != 0 {
 			what += fmt.Sprintf(" (until frame %d, %s)", e.EndFrame, e.EndTS.Sub(e.TS))
 		}
-		ew.printf("| %s | %s | %d |", frame, relSeconds(e.TS.Sub(first.TS)), e.conn)
+		ew.printf("| %s | %s | %d |", frame, mdRelSeconds(e.TS.Sub(first.TS)), e.conn)
 		if streams {
-			ew.printf(" %s |", streamText(e.Stream))
+			ew.printf(" %s |", mdStream(e.Stream))
 		}
 		ew.printf(" %s | %s | %s |\n", e.Dir, e.Lane, mdText(what))
 	}
 }
 
-// connEvent is a timeline event with its connection.
-type connEvent struct {
+// mdEvent is a timeline event with its connection.
+type mdEvent struct {
 	TimelineEvent
 	conn event.ConnID
 }
 
-// eventsAround returns the events of f's connections nearest frame: up
+// mdEventsAround returns the events of f's connections nearest frame: up
 // to mdBefore before it, those at it, and up to mdAfter after it, in frame
 // order.
-func eventsAround(f *analyze.Finding, tli map[event.ConnID]*Timeline, frame uint64) []connEvent {
-	var evs []connEvent
+func mdEventsAround(f *analyze.Finding, tli map[event.ConnID]*Timeline, frame uint64) []mdEvent {
+	var evs []mdEvent
 	for _, id := range f.Connections {
 		tl := tli[id]
 		if tl == nil {
@@ -180,14 +180,14 @@ func eventsAround(f *analyze.Finding, tli map[event.ConnID]*Timeline, frame uint
 			j++
 		}
 		for _, e := range tl.Events[max(0, i-mdBefore):min(len(tl.Events), j+mdAfter)] {
-			evs = append(evs, connEvent{e, id})
+			evs = append(evs, mdEvent{e, id})
 		}
 	}
-	slices.SortStableFunc(evs, func(a, b connEvent) int {
+	slices.SortStableFunc(evs, func(a, b mdEvent) int {
 		return cmp.Or(cmp.Compare(a.Frame, b.Frame), cmp.Compare(a.conn, b.conn), cmp.Compare(a.Lane, b.Lane),
 			cmp.Compare(a.Stream, b.Stream), strings.Compare(a.What, b.What))
 	})
-	i, _ := slices.BinarySearchFunc(evs, frame, func(e connEvent, f uint64) int { return cmp.Compare(e.Frame, f) })
+	i, _ := slices.BinarySearchFunc(evs, frame, func(e mdEvent, f uint64) int { return cmp.Compare(e.Frame, f) })
 	j := i
 	for j < len(evs) && evs[j].Frame == frame {
 		j++
@@ -195,8 +195,8 @@ func eventsAround(f *analyze.Finding, tli map[event.ConnID]*Timeline, frame uint
 	return evs[max(0, i-mdBefore):min(len(evs), j+mdAfter)]
 }
 
-// timelineIndex maps connection ids to their timelines.
-func (r *Report) timelineIndex() map[event.ConnID]*Timeline {
+// mdTimelineIndex maps connection ids to their timelines.
+func (r *Report) mdTimelineIndex() map[event.ConnID]*Timeline {
 	m := make(map[event.ConnID]*Timeline, len(r.Timelines))
 	for i := range r.Timelines {
 		m[r.Timelines[i].Conn] = &r.Timelines[i]
@@ -204,8 +204,8 @@ func (r *Report) timelineIndex() map[event.ConnID]*Timeline {
 	return m
 }
 
-// start returns the time of the capture's first connection.
-func (r *Report) start() (time.Time, bool) {
+// mdStart returns the time of the capture's first connection.
+func (r *Report) mdStart() (time.Time, bool) {
 	var t time.Time
 	for _, c := range r.Connections {
 		if c.Conn != nil && (t.IsZero() || c.FirstTS.Before(t)) {
@@ -227,12 +227,12 @@ func mdTime(t, start time.Time) string {
 	return t.Format("2006-01-02 15:04:05.000000")
 }
 
-// relSeconds formats a time relative to a finding's first evidence.
-func relSeconds(d time.Duration) string {
+// mdRelSeconds formats a time relative to a finding's first evidence.
+func mdRelSeconds(d time.Duration) string {
 	return fmt.Sprintf("%+.6f s", d.Seconds())
 }
 
-func streamText(s uint32) string {
+func mdStream(s uint32) string {
 	if s == 0 {
 		return ""
 	}
@@ -263,9 +263,9 @@ func mdStreams(ss []analyze.StreamRef) string {
 	return strings.Join(parts, ", ")
 }
 
-// metricText formats a metric value: strings as they are, numbers, lists
+// mdMetric formats a metric value: strings as they are, numbers, lists
 // and maps as JSON (maps with sorted keys).
-func metricText(v any) string {
+func mdMetric(v any) string {
 	if s, ok := v.(string); ok {
 		return s
 	}
@@ -276,7 +276,7 @@ func metricText(v any) string {
 	return string(b)
 }
 
-func plural(n int, noun string) string {
+func mdPlural(n int, noun string) string {
 	if n == 1 {
 		return "1 " + noun
 	}
