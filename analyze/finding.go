@@ -86,6 +86,7 @@ type Evidence struct {
 
 // StreamRef names one HTTP/2 stream of one connection.
 type StreamRef struct {
+	// Conn is the connection id, Stream the HTTP/2 stream id.
 	Conn   event.ConnID `json:"conn"`
 	Stream uint32       `json:"stream"`
 }
@@ -102,7 +103,8 @@ type Confidence struct {
 // Finding is one diagnosis.
 type Finding struct {
 	// Kind is one of the Kind constants.
-	Kind     string   `json:"kind"`
+	Kind string `json:"kind"`
+	// Severity ranks it: "info", "warning" or "critical".
 	Severity Severity `json:"severity"`
 	// Summary says in one line what happened, for a person.
 	Summary string `json:"summary"`

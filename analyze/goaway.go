@@ -205,7 +205,7 @@ func goAwayFinding(in *Input, cfg GoAwayConfig, c *Conn, dir event.Dir, gs []htt
 	f.Summary = b.String()
 	f.Confidence = confidence(in, c)
 	if c.App.HTTP2.MidConnection {
-		f.Confidence.Reasons = append(f.Confidence.Reasons, "capture started mid-connection: streams before it are unknown")
+		f.Confidence = f.Confidence.with("capture started mid-connection: streams before it are unknown")
 	}
 	f.Remedy = goAwayRemedy(dir, code, debug, graceful, len(cut)+len(unfinished) > 0)
 	return f

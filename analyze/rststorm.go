@@ -337,7 +337,7 @@ func stormFinding(in *Input, cfg RSTStormConfig, conns []*Conn, rs []stormReset,
 	}
 	f.Confidence = confidence(in, conns...)
 	if dropped > 0 {
-		f.Confidence.Reasons = append(f.Confidence.Reasons, fmt.Sprintf("%d RST_STREAM frames past the collector's bound not examined", dropped))
+		f.Confidence = f.Confidence.with(fmt.Sprintf("%d RST_STREAM frames past the collector's bound not examined", dropped))
 	}
 	f.Remedy = stormRemedy(isRapid, who, codes, len(rs))
 	return f

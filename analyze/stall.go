@@ -318,7 +318,7 @@ func h2StallFinding(in *Input, cfg WindowStallConfig, c *Conn, dir event.Dir, la
 	}
 	f.Confidence = confidence(in, c)
 	if dropped > 0 {
-		f.Confidence.Reasons = append(f.Confidence.Reasons, fmt.Sprintf("%d stalls past the dissector's bound not examined", dropped))
+		f.Confidence = f.Confidence.with(fmt.Sprintf("%d stalls past the dissector's bound not examined", dropped))
 	}
 	f.Remedy = h2StallRemedy(dir)
 	return f, true

@@ -208,7 +208,7 @@ func TestWindowStallLargeSlow(t *testing.T) {
 // Healthy controls, and tcp-impaired (reordered, retransmitted and lost
 // data segments, no window trouble): no stall at warning or above.
 func TestWindowStallControls(t *testing.T) {
-	checkControls(t, KindWindowStall, Warning, "grpc-unary-h2c", "grpc-streaming-h2c", "http1-keepalive", "tcp-impaired", "h2c-large-slow-midstream")
+	checkControls(t, KindWindowStall, Warning, "grpc-unary-h2c", "grpc-streaming-h2c", "http1-keepalive", "tcp-impaired")
 }
 
 // mqtt-limit-2 has one zero-window segment, answered by a window update

@@ -117,10 +117,14 @@ const (
 
 // Alert is one alert seen in the clear.
 type Alert struct {
-	Dir         event.Dir `json:"dir"`
-	Level       string    `json:"level"`
-	Description string    `json:"description"`
-	Frame       uint64    `json:"frame"`
+	// Dir is the side that sent it.
+	Dir event.Dir `json:"dir"`
+	// Level is "warning" or "fatal"; Description the alert's RFC name
+	// ("bad_certificate").
+	Level       string `json:"level"`
+	Description string `json:"description"`
+	// Frame is the frame that carried it.
+	Frame uint64 `json:"frame"`
 }
 
 // Resumption is the session-resumption verdict.
@@ -140,6 +144,7 @@ type Resumption struct {
 
 // EarlyData is the 0-RTT verdict.
 type EarlyData struct {
+	// Offered says whether the ClientHello offered 0-RTT data.
 	Offered bool `json:"offered"`
 	// Accepted is "yes", "no", or "unknown" (TLS 1.3 signals acceptance
 	// in the encrypted EncryptedExtensions, unreadable without keys).
@@ -149,19 +154,29 @@ type EarlyData struct {
 // Certificate describes the first certificate of a cleartext (TLS 1.2)
 // Certificate message.
 type Certificate struct {
-	Count    int       `json:"count"`
+	// Count is the number of certificates in the chain.
+	Count int `json:"count"`
+	// Subject, Issuer, SANs (DNS names and IP addresses) and NotAfter
+	// describe the first (leaf) certificate.
 	Subject  string    `json:"subject,omitempty"`
 	Issuer   string    `json:"issuer,omitempty"`
 	SANs     []string  `json:"sans,omitempty"`
 	NotAfter time.Time `json:"not_after,omitzero"`
-	Error    string    `json:"error,omitempty"`
+	// Error says why the leaf could not be parsed, if it could not.
+	Error string `json:"error,omitempty"`
 }
 
 // Timing holds the frames of handshake milestones; nil when not seen.
 // Per-direction arrays are indexed by event.Dir.
 type Timing struct {
-	ClientHello  *event.Ref    `json:"client_hello,omitempty"`
-	ServerHello  *event.Ref    `json:"server_hello,omitempty"`
+	// ClientHello and ServerHello are the frames that completed the
+	// first ClientHello and the final ServerHello.
+	ClientHello *event.Ref `json:"client_hello,omitempty"`
+	ServerHello *event.Ref `json:"server_hello,omitempty"`
+	// CCS, Finished and FirstAppData are, per direction ([c2s, s2c]),
+	// the first ChangeCipherSpec, Finished (when readable: cleartext,
+	// decrypted, or TLS 1.2's first protected handshake record) and
+	// application_data record.
 	CCS          [2]*event.Ref `json:"ccs"`
 	Finished     [2]*event.Ref `json:"finished"`
 	FirstAppData [2]*event.Ref `json:"first_app_data"`
