@@ -245,3 +245,25 @@ func typeOK(v any, t any) bool {
 	}
 	return false
 }
+
+// TestReportGolden compares the JSON report of one fixture with
+// report/testdata/golden/http1-nokeepalive.json (-update rewrites it).
+func TestReportGolden(t *testing.T) {
+	got := reportJSON(t, "http1-nokeepalive")
+	path := filepath.Join("..", "testdata", "golden", "http1-nokeepalive.json")
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("the report differs from %s (go test ./report/schema -update to accept)", path)
+	}
+}
