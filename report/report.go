@@ -59,6 +59,11 @@ func New(files []string, in *analyze.Input, res analyze.Result, red Redaction) *
 		for j := range f.Evidence {
 			f.Evidence[j].What = red.Text(f.Evidence[j].What)
 		}
+		for k, v := range f.Metrics {
+			if s, ok := v.(string); ok {
+				f.Metrics[k] = red.Text(s)
+			}
+		}
 	}
 	c := Capture{Files: files, Packets: in.Stats.Packets, Bytes: in.Stats.Bytes,
 		Connections: len(in.Conns), Secrets: in.Stats.Secrets}

@@ -13,13 +13,8 @@ import (
 // WriteSummary writes the terminal summary: a headline, then one line per
 // finding (most severe first) with its first evidence and the Wireshark
 // filter that opens it, and its remedy; then the connection pool, TLS
-// resumption and gRPC tables that have rows. opts (at most one; none
-// means plain text) control colour.
-func WriteSummary(w io.Writer, r *Report, opts ...TermOptions) error {
-	var o TermOptions
-	if len(opts) > 0 {
-		o = opts[0]
-	}
+// resumption and gRPC tables that have rows. o controls colour.
+func WriteSummary(w io.Writer, r *Report, o TermOptions) error {
 	ew := &errWriter{w: w}
 	var sev [3]int
 	for _, f := range r.Findings {

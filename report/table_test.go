@@ -33,7 +33,7 @@ func TestSummaryTables(t *testing.T) {
 		{"grpc-unary-h2c", []string{"Connection pools:", "gRPC methods:", "gRPC calls:", "/h2scope.capgen.Lab/Lookup"}, []string{"TLS resumption:"}},
 	} {
 		var b bytes.Buffer
-		if err := WriteSummary(&b, fixtureReport(t, tt.name+".pcapng")); err != nil {
+		if err := WriteSummary(&b, fixtureReport(t, tt.name+".pcapng"), TermOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		out := b.String()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -79,9 +80,35 @@ func TestAnalyzeUsage(t *testing.T) {
 		{"analyze", "--fail-on", "info", "../../testdata/pcaps/http1-keepalive.pcapng"},
 		{"analyze", "--rst-min", "x", "../../testdata/pcaps/http1-keepalive.pcapng"},
 		{"analyze", "--keylog", "/nonexistent/keys", "../../testdata/pcaps/http1-keepalive.pcapng"},
+		{"analyze", "--json", "-", "--md", "-", "../../testdata/pcaps/http1-keepalive.pcapng"},
 	} {
 		if _, errOut, code := runCLI(t, args...); code != 2 || errOut == "" {
 			t.Errorf("%v: exit %d, stderr %q", args, code, errOut)
 		}
+	}
+}
+
+// TestAnalyzeWritesFiles checks that --json and --md write their files
+// (atomically, so no temporary file is left) beside the terminal summary.
+func TestAnalyzeWritesFiles(t *testing.T) {
+	dir := t.TempDir()
+	j, md := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.md")
+	out, errOut, code := runCLI(t, "analyze", "--json", j, "--md", md, "../../testdata/pcaps/http1-nokeepalive.pcapng")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, "reconnect_churn") {
+		t.Errorf("terminal summary: %s", out)
+	}
+	var rep reportOut
+	if err := json.Unmarshal(readFile(t, j), &rep); err != nil || rep.Schema != "h2scope.report/v1" {
+		t.Errorf("JSON report: %v %q", err, rep.Schema)
+	}
+	if b := readFile(t, md); !strings.HasPrefix(string(b), "# h2scope report") || !strings.Contains(string(b), "reconnect_churn") {
+		t.Errorf("Markdown report: %.200s", b)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 2 {
+		t.Errorf("files left in the output directory: %v", entries)
 	}
 }

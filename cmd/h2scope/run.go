@@ -302,6 +302,7 @@ func notes(st dissect.Stats, stderr io.Writer) {
 func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, in := newFlags("analyze", stderr)
 	jsonOut := fs.String("json", "", "write the JSON report to `file` (\"-\": standard output)")
+	mdOut := fs.String("md", "", "write the Markdown report, for tickets, to `file` (\"-\": standard output)")
 	failOn := fs.String("fail-on", "", "exit 1 when a finding reaches this `severity` (warning or critical)")
 	cfg := analyze.DefaultConfig()
 	cfg.RegisterFlags(fs)
@@ -322,20 +323,41 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "h2scope: %v\n", err)
 		return exitUsage
 	}
+	prog := report.NewProgress(os.Stderr)
+	opts.Progress = prog.Update
 	res, input, err := analyze.Run(ctx, files, opts, cfg)
+	prog.Done()
 	if err != nil {
 		fmt.Fprintf(stderr, "h2scope: %v\n", err)
 		return exitUsage
 	}
 	rep := report.New(files, input, res, in.red)
-	if *jsonOut != "-" {
-		if err := report.WriteSummary(stdout, rep); err != nil {
+	outputs := []struct {
+		name  string
+		write func(io.Writer) error
+	}{{*jsonOut, rep.WriteJSON}, {*mdOut, rep.WriteMarkdown}}
+	toStdout := 0
+	for _, o := range outputs {
+		if o.name == "-" {
+			toStdout++
+		}
+	}
+	if toStdout > 1 {
+		fmt.Fprintln(stderr, "h2scope analyze: only one report can go to standard output (-)")
+		return exitUsage
+	}
+	if toStdout == 0 {
+		term := report.TermOptions{Color: stdout == os.Stdout && report.ColorEnabled(os.Stdout)}
+		if err := report.WriteSummary(stdout, rep, term); err != nil {
 			fmt.Fprintf(stderr, "h2scope: writing output: %v\n", err)
 			return exitUsage
 		}
 	}
-	if *jsonOut != "" {
-		if err := writeOutput(*jsonOut, stdout, rep.WriteJSON); err != nil {
+	for _, o := range outputs {
+		if o.name == "" {
+			continue
+		}
+		if err := writeOutput(o.name, stdout, o.write); err != nil {
 			fmt.Fprintf(stderr, "h2scope: %v\n", err)
 			return exitUsage
 		}
