@@ -1,0 +1,429 @@
+package report
+
+import (
+	"embed"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/h2scope/h2scope/analyze"
+	"github.com/h2scope/h2scope/dissect/event"
+)
+
+// The HTML report is one self-contained file: the template, style sheet
+// and script below are embedded in the binary and inlined into the page,
+// which loads nothing from the network.
+//
+// Everything captured (summaries, paths, SNI, header-derived text) reaches
+// the page through html/template, which escapes it for its context: as
+// text in the markup, and as JSON in the <script type="application/json"
+// id="data"> block that app.js reads to draw the timelines. Only the
+// embedded style sheet and script are marked safe.
+//
+//go:embed html/page.html.tmpl html/style.css html/app.js
+var htmlFS embed.FS
+
+var (
+	pageTmpl = template.Must(template.New("page.html.tmpl").Funcs(template.FuncMap{
+		"add": func(a, b int) int { return a + b },
+	}).ParseFS(htmlFS, "html/page.html.tmpl"))
+	pageCSS = template.CSS(htmlMustRead("html/style.css"))
+	pageJS  = template.JS(htmlMustRead("html/app.js"))
+)
+
+func htmlMustRead(name string) string {
+	b, err := htmlFS.ReadFile(name)
+	if err != nil {
+		panic(err) // embedded at build time; cannot fail
+	}
+	return string(b)
+}
+
+// WriteHTML writes the report as one self-contained HTML page: findings
+// by severity with their evidence, each connection's timeline (swimlanes
+// and a Gantt chart of its requests, drawn when expanded), the pool,
+// resumption and gRPC tables and the connections table. The output
+// depends only on the report, byte for byte.
+func (r *Report) WriteHTML(w io.Writer) error {
+	return pageTmpl.Execute(w, newHTMLPage(r))
+}
+
+// htmlPage is what page.html.tmpl renders.
+type htmlPage struct {
+	Files            []string
+	Packets, Bytes   uint64
+	Connections      int
+	Span             string // capture time span
+	Faults           []string
+	TLSConnections   int
+	TLSUndecrypted   int
+	UndecryptedWhy   string // "no_key_log 3, ..."
+	Counts           [3]int // findings by severity: critical, warning, info
+	Findings         []htmlFinding
+	Tables           analyze.Tables
+	Resumption       []htmlResumption
+	Conns            []htmlConnRow
+	Timelines        []htmlTimelineHead
+	Data             htmlData
+	CSS              template.CSS
+	JS               template.JS
+	ConnsWithFinding int
+}
+
+type htmlFinding struct {
+	analyze.Finding
+	Sev        string
+	Index      int
+	Metrics    []htmlKV
+	Evidence   []htmlEvidence
+	Reasons    string
+	ConnsShown []event.ConnID // at most maxFindingConnLinks
+	ConnsMore  int
+}
+
+type htmlKV struct{ Key, Value string }
+
+type htmlEvidence struct {
+	analyze.Evidence
+	Time, Date, Anchor string
+}
+
+type htmlResumption struct {
+	analyze.ResumptionRow
+	Mechanisms string
+	AcceptPct  int // accepted over offered, percent
+}
+
+type htmlConnRow struct {
+	ID                             event.ConnID
+	Client, Server, Proto          string
+	PktsC2S, PktsS2C, Pkts         uint64
+	BytesC2S, BytesS2C, BytesTotal uint64
+	State, History, Close          string
+	RTT                            string // ms, "" when unknown
+	RTTSort                        float64
+	Retrans, ZeroWin               int
+	Missed                         uint64
+	DurMS                          string
+	DurSort                        float64
+	FirstFrame                     uint64
+}
+
+type htmlTimelineHead struct {
+	ID                    event.ConnID
+	Client, Server, Proto string
+	Events, Spans         int
+	Outcomes              string // "7 ok, 2 reset"
+	Dur                   string
+	Sev                   string // worst severity of a finding naming it, "" when none
+	Open                  bool
+}
+
+// htmlData is the JSON the script reads. Times are milliseconds since the
+// connection's first packet, rounded to the microsecond.
+type htmlData struct {
+	Conns []htmlConnData `json:"conns"`
+}
+
+type htmlConnData struct {
+	ID            event.ConnID    `json:"id"`
+	Client        string          `json:"client"`
+	Server        string          `json:"server"`
+	Start         string          `json:"start"`
+	DurMS         float64         `json:"dur_ms"`
+	Events        []htmlEventData `json:"events"`
+	EventsOmitted int             `json:"events_omitted,omitempty"`
+	Spans         []htmlSpanData  `json:"spans"`
+	SpansOmitted  int             `json:"spans_omitted,omitempty"`
+	// Evidence lists the frames findings cite on this connection.
+	Evidence []uint64 `json:"evidence,omitempty"`
+}
+
+type htmlEventData struct {
+	Frame    uint64   `json:"frame"`
+	T        float64  `json:"t"`
+	Lane     string   `json:"lane"`
+	Dir      string   `json:"dir"`
+	Stream   uint32   `json:"stream,omitempty"`
+	What     string   `json:"what"`
+	EndFrame uint64   `json:"end_frame,omitempty"`
+	EndT     *float64 `json:"end_t,omitempty"`
+	Open     bool     `json:"open,omitempty"` // a stall still open at the end
+}
+
+type htmlSpanData struct {
+	Stream     uint32  `json:"stream,omitempty"`
+	Seq        int     `json:"seq,omitempty"`
+	StartFrame uint64  `json:"start_frame"`
+	T          float64 `json:"t"`
+	EndFrame   uint64  `json:"end_frame"`
+	EndT       float64 `json:"end_t"`
+	Method     string  `json:"method,omitempty"`
+	Path       string  `json:"path,omitempty"`
+	Status     int     `json:"status,omitempty"`
+	GRPC       string  `json:"grpc_status,omitempty"`
+	Reset      string  `json:"reset,omitempty"`
+	Outcome    string  `json:"outcome"`
+}
+
+// maxFindingConnLinks bounds the connection links listed under a finding.
+const maxFindingConnLinks = 50
+
+func newHTMLPage(r *Report) *htmlPage {
+	p := &htmlPage{CSS: pageCSS, JS: pageJS, Tables: r.Tables}
+	undecrypted := map[string]int{}
+	for _, c := range r.Captures {
+		p.Files = append(p.Files, c.Files...)
+		p.Packets += c.Packets
+		p.Bytes += c.Bytes
+		p.Connections += c.Connections
+		p.Faults = append(p.Faults, c.Faults...)
+		p.TLSConnections += c.TLSConnections
+		for k, n := range c.TLSUndecrypted {
+			undecrypted[k] += n
+			p.TLSUndecrypted += n
+		}
+	}
+	var why []string
+	for _, k := range htmlSortedKeys(undecrypted) {
+		why = append(why, fmt.Sprintf("%s %d", k, undecrypted[k]))
+	}
+	p.UndecryptedWhy = strings.Join(why, ", ")
+
+	// Worst severity per connection, and the frames cited on each.
+	worst := map[event.ConnID]analyze.Severity{}
+	cited := map[event.ConnID][]uint64{}
+	for i, f := range r.Findings {
+		hf := htmlFinding{Finding: f, Sev: f.Severity.String(), Index: i + 1,
+			Reasons: strings.Join(f.Confidence.Reasons, "; ")}
+		if s := int(f.Severity); s >= 0 && s < len(p.Counts) {
+			p.Counts[len(p.Counts)-1-s]++
+		}
+		for _, k := range htmlSortedKeys(f.Metrics) {
+			hf.Metrics = append(hf.Metrics, htmlKV{k, htmlMetricText(f.Metrics[k])})
+		}
+		for _, e := range f.Evidence {
+			hf.Evidence = append(hf.Evidence, htmlEvidence{Evidence: e,
+				Time:   e.TS.UTC().Format("15:04:05.000000"),
+				Date:   e.TS.UTC().Format(time.RFC3339Nano),
+				Anchor: fmt.Sprintf("c%d-f%d", e.Conn, e.Frame)})
+			cited[e.Conn] = append(cited[e.Conn], e.Frame)
+		}
+		hf.ConnsShown = f.Connections
+		if len(hf.ConnsShown) > maxFindingConnLinks {
+			hf.ConnsShown, hf.ConnsMore = hf.ConnsShown[:maxFindingConnLinks], len(f.Connections)-maxFindingConnLinks
+		}
+		for _, c := range f.Connections {
+			if s, ok := worst[c]; !ok || f.Severity > s {
+				worst[c] = f.Severity
+			}
+		}
+		p.Findings = append(p.Findings, hf)
+	}
+	p.ConnsWithFinding = len(worst)
+
+	for _, row := range r.Tables.Resumption {
+		hr := htmlResumption{ResumptionRow: row}
+		var mech []string
+		for _, k := range htmlSortedKeys(row.Mechanisms) {
+			mech = append(mech, fmt.Sprintf("%s %d", k, row.Mechanisms[k]))
+		}
+		hr.Mechanisms = strings.Join(mech, ", ")
+		if row.Offered > 0 {
+			hr.AcceptPct = min(100, row.Accepted*100/row.Offered)
+		}
+		p.Resumption = append(p.Resumption, hr)
+	}
+
+	var first, last time.Time
+	conns := map[event.ConnID]*ConnRecord{}
+	for i := range r.Connections {
+		c := r.Connections[i].Conn
+		conns[c.ID] = &r.Connections[i]
+		if first.IsZero() || c.FirstTS.Before(first) {
+			first = c.FirstTS
+		}
+		if c.LastTS.After(last) {
+			last = c.LastTS
+		}
+		p.Conns = append(p.Conns, newHTMLConnRow(&r.Connections[i]))
+	}
+	if !first.IsZero() {
+		p.Span = fmt.Sprintf("%s – %s UTC (%s)", first.UTC().Format("2006-01-02 15:04:05.000"),
+			last.UTC().Format("15:04:05.000"), htmlFmtMS(float64(last.Sub(first))/1e6))
+	}
+
+	// The timeline opened on load: the first connection the first finding
+	// cites, else the first one.
+	openConn := event.ConnID(math.MaxUint32)
+	if len(r.Findings) > 0 && len(r.Findings[0].Connections) > 0 {
+		openConn = r.Findings[0].Connections[0]
+	} else if len(r.Timelines) > 0 {
+		openConn = r.Timelines[0].Conn
+	}
+	p.Data.Conns = make([]htmlConnData, 0, len(r.Timelines))
+	for _, tl := range r.Timelines {
+		rec := conns[tl.Conn]
+		d := newHTMLConnData(&tl, rec)
+		frames := slices.Clone(cited[tl.Conn])
+		slices.Sort(frames)
+		d.Evidence = slices.Compact(frames)
+		p.Data.Conns = append(p.Data.Conns, d)
+		h := htmlTimelineHead{ID: tl.Conn, Events: len(tl.Events) + tl.EventsOmitted,
+			Spans: len(tl.Spans) + tl.SpansOmitted, Open: tl.Conn == openConn}
+		if rec != nil {
+			h.Client, h.Server, h.Proto = rec.Client.String(), rec.Server.String(), htmlConnProto(rec)
+			h.Dur = htmlFmtMS(rec.DurationMS)
+		}
+		if s, ok := worst[tl.Conn]; ok {
+			h.Sev = s.String()
+		}
+		outcomes := map[string]int{}
+		for _, s := range tl.Spans {
+			outcomes[s.Outcome]++
+		}
+		var parts []string
+		for _, o := range []string{"ok", "error", "reset", "incomplete"} {
+			if n := outcomes[o]; n > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", n, o))
+			}
+		}
+		h.Outcomes = strings.Join(parts, ", ")
+		p.Timelines = append(p.Timelines, h)
+	}
+	return p
+}
+
+func newHTMLConnRow(r *ConnRecord) htmlConnRow {
+	c := r.Conn
+	row := htmlConnRow{ID: c.ID, Client: c.Client.String(), Server: c.Server.String(), Proto: htmlConnProto(r),
+		PktsC2S: c.Packets.C2S, PktsS2C: c.Packets.S2C, Pkts: c.Packets.C2S + c.Packets.S2C,
+		BytesC2S: c.Bytes.C2S, BytesS2C: c.Bytes.S2C, BytesTotal: c.Bytes.C2S + c.Bytes.S2C,
+		State: c.ConnState, History: c.History, Close: string(c.Close),
+		RTTSort: -1, Retrans: c.Retransmissions, ZeroWin: c.ZeroWindows, Missed: c.MissedBytes,
+		DurMS: strconv.FormatFloat(c.DurationMS, 'f', 1, 64), DurSort: c.DurationMS, FirstFrame: c.FirstFrame}
+	if c.ClientGuessed {
+		row.Client += " ?"
+	}
+	if c.HandshakeRTTMS != nil {
+		row.RTT = strconv.FormatFloat(*c.HandshakeRTTMS, 'f', 3, 64)
+		row.RTTSort = *c.HandshakeRTTMS
+	}
+	return row
+}
+
+// htmlConnProto names a connection's protocols as the terminal table does.
+func htmlConnProto(r *ConnRecord) string {
+	proto := r.Proto
+	if r.Tunnel != "" {
+		proto += ">" + r.Tunnel
+	}
+	if r.Decrypted != "" {
+		proto += ">" + r.Decrypted
+	}
+	if proto == "" {
+		proto = "-"
+	}
+	return proto
+}
+
+func newHTMLConnData(tl *Timeline, rec *ConnRecord) htmlConnData {
+	d := htmlConnData{ID: tl.Conn, Events: make([]htmlEventData, 0, len(tl.Events)),
+		Spans: make([]htmlSpanData, 0, len(tl.Spans)), EventsOmitted: tl.EventsOmitted, SpansOmitted: tl.SpansOmitted}
+	var t0 time.Time
+	if rec != nil {
+		t0 = rec.FirstTS
+		d.Client, d.Server = rec.Client.String(), rec.Server.String()
+		d.DurMS = htmlRoundUS(rec.DurationMS)
+	} else if len(tl.Events) > 0 {
+		t0 = tl.Events[0].TS
+	}
+	d.Start = t0.UTC().Format(time.RFC3339Nano)
+	rel := func(ts time.Time) float64 { return htmlRoundUS(float64(ts.Sub(t0)) / 1e6) }
+	for _, e := range tl.Events {
+		he := htmlEventData{Frame: e.Frame, T: rel(e.TS), Lane: e.Lane, Dir: e.Dir.String(), Stream: e.Stream, What: e.What}
+		if e.EndFrame != 0 {
+			end := rel(e.EndTS)
+			he.EndFrame, he.EndT = e.EndFrame, &end
+		} else if e.Lane == LaneStall && strings.HasPrefix(e.What, "HTTP/2") {
+			he.Open = true
+		}
+		d.Events = append(d.Events, he)
+	}
+	for _, s := range tl.Spans {
+		hs := htmlSpanData{Stream: s.Stream, Seq: s.Seq, StartFrame: s.StartFrame, T: rel(s.StartTS),
+			EndFrame: s.EndFrame, EndT: rel(s.EndTS), Method: s.Method, Path: s.Path, Status: s.Status,
+			GRPC: s.GRPC, Reset: s.Reset, Outcome: s.Outcome}
+		if s.StartTS.IsZero() {
+			hs.T = 0
+		}
+		if s.EndTS.IsZero() {
+			hs.EndT = hs.T
+		}
+		d.Spans = append(d.Spans, hs)
+	}
+	return d
+}
+
+func htmlRoundUS(ms float64) float64 { return math.Round(ms*1000) / 1000 }
+
+// htmlFmtMS formats a duration in milliseconds for people.
+func htmlFmtMS(ms float64) string {
+	switch {
+	case ms >= 10000:
+		return strconv.FormatFloat(ms/1000, 'f', 1, 64) + " s"
+	case ms >= 1000:
+		return strconv.FormatFloat(ms/1000, 'f', 2, 64) + " s"
+	case ms >= 10:
+		return strconv.FormatFloat(ms, 'f', 0, 64) + " ms"
+	default:
+		return strconv.FormatFloat(ms, 'f', 2, 64) + " ms"
+	}
+}
+
+// htmlMetricText formats a finding metric.
+func htmlMetricText(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case float64:
+		return htmlFmtFloat(x)
+	case float32:
+		return htmlFmtFloat(float64(x))
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, bool:
+		return fmt.Sprint(x)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+func htmlFmtFloat(x float64) string {
+	switch {
+	case math.IsNaN(x) || math.IsInf(x, 0):
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	case x == math.Trunc(x) && math.Abs(x) < 1e15:
+		return strconv.FormatFloat(x, 'f', 0, 64)
+	case math.Abs(x) < 0.001:
+		return strconv.FormatFloat(x, 'g', 3, 64)
+	}
+	s := strconv.FormatFloat(x, 'f', 3, 64)
+	return strings.TrimSuffix(strings.TrimRight(s, "0"), ".")
+}
+
+func htmlSortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,330 @@
+package report
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/h2scope/h2scope/analyze"
+	"github.com/h2scope/h2scope/dissect"
+	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/http2"
+	"github.com/h2scope/h2scope/dissect/tcp"
+	"github.com/h2scope/h2scope/dissect/tls"
+)
+
+var screenshotOut = flag.String("screenshot", "", "save a screenshot of the fixture's HTML report to this file (../docs/report.png)")
+
+// htmlFixture is the capture whose report is the HTML golden file and the
+// browser test's page.
+const htmlFixture = "h2c-large-slow.pcapng"
+
+func renderHTML(t *testing.T, r *Report) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := r.WriteHTML(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestHTMLGolden(t *testing.T) {
+	page := renderHTML(t, fixtureReport(t, htmlFixture))
+	checkGolden(t, "testdata/golden/h2c-large-slow.html", page)
+
+	// Deterministic: a second analysis renders the same bytes.
+	if again := renderHTML(t, fixtureReport(t, htmlFixture)); !bytes.Equal(page, again) {
+		t.Errorf("two runs differ:\n%s", firstDiffLine(string(again), string(page)))
+	}
+
+	// Self-contained: nothing to fetch.
+	for _, bad := range []string{"<link", " src=", "url(", "@import", "<iframe"} {
+		if bytes.Contains(page, []byte(bad)) {
+			t.Errorf("page contains %q: it must load nothing", bad)
+		}
+	}
+	for _, want := range []string{`id="findings"`, `id="connections"`, `id="timelines"`, `id="pools"`,
+		`id="resumption"`, `id="grpc"`, `data-sev="warning"`, `href="#c0-f506"`, `<details class="conn" id="conn-0" data-conn="0" open>`} {
+		if !bytes.Contains(page, []byte(want)) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	data := dataBlock(t, page)
+	if len(data.Conns) != 1 || len(data.Conns[0].Events) == 0 || len(data.Conns[0].Spans) != 7 {
+		t.Errorf("data block: %d conns, want 1 with events and 7 spans", len(data.Conns))
+	}
+}
+
+// Hostile strings a capture can carry in paths, SNI, GOAWAY debug data
+// and everything derived from them. The last two would mark the body if
+// they ever ran.
+var hostile = []string{
+	`<script>alert(1)</script>`,
+	`"><img src=x onerror=alert(1)>`,
+	`</script><script>alert(2)</script>`,
+	`<img src=x onerror="document.body.setAttribute('data-pwned','img')">`,
+	`</script><script>document.body.setAttribute('data-pwned','script')</script>`,
+}
+
+// xssReport builds a report over one HTTP/2-over-TLS connection whose
+// captured strings (SNI, path, GOAWAY debug, finding summary and evidence,
+// table cells) are all hostile.
+func xssReport() *Report {
+	all := strings.Join(hostile, " ")
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	ref := func(frame uint64, ms int) *event.Ref {
+		return &event.Ref{Frame: frame, TS: t0.Add(time.Duration(ms) * time.Millisecond)}
+	}
+	c := &analyze.Conn{
+		TCP:     &tcp.Conn{ID: 0, FirstFrame: 1, LastFrame: 20, FirstTS: t0, LastTS: t0.Add(20 * time.Millisecond), Proto: "tls"},
+		SYNs:    []event.Ref{*ref(1, 0)},
+		SYNACKs: []event.Ref{*ref(2, 1)},
+		App: &dissect.App{
+			TLS: &tls.Summary{SNI: all, Version: "TLS 1.3", Timing: tls.Timing{ClientHello: ref(4, 2), ServerHello: ref(5, 3)}},
+			HTTP2: &http2.Summary{GoAways: []http2.GoAway{{Dir: event.S2C, Code: "NO_ERROR", LastStreamID: 1,
+				Debug: all, Ref: *ref(18, 18)}}},
+		},
+		Exchanges: []analyze.Exchange{{Proto: event.ProtoHTTP2, Stream: 1, Method: "GET", Path: "/p?" + all,
+			Status: 200, Request: ref(8, 6), ResponseEnd: ref(12, 10)}},
+	}
+	c.FIN[event.S2C] = ref(19, 19)
+	in := &analyze.Input{Conns: []*analyze.Conn{c}, Stats: dissect.Stats{Packets: 20, Bytes: 2000}}
+	res := analyze.Result{
+		Findings: []analyze.Finding{{
+			Kind: analyze.KindGoAway, Severity: analyze.Critical, Summary: "summary " + all,
+			Connections: []event.ConnID{0},
+			Evidence:    []analyze.Evidence{{Frame: 18, TS: ref(18, 18).TS, What: "what " + all, Filter: analyze.Filter(0, 0)}},
+			Metrics:     map[string]any{"debug": all}, Confidence: analyze.Confidence{Level: "low", Reasons: []string{all}},
+			Remedy: "remedy " + all,
+		}},
+		Tables: analyze.Tables{
+			Pools:       []analyze.PoolRow{{Client: "10.0.0.1", Server: "10.0.0.2:443", Name: all, Connections: 1}},
+			Resumption:  []analyze.ResumptionRow{{Client: "10.0.0.1", SNI: all, Server: "10.0.0.2:443", Handshakes: 1}},
+			GRPCCalls:   []analyze.GRPCCallRow{{Conn: 0, Stream: 1, Method: all, Status: "OK"}},
+			GRPCMethods: []analyze.GRPCMethodRow{{Method: all, Calls: 1, Statuses: map[string]int{all: 1}}},
+		},
+	}
+	return New([]string{"x" + all + ".pcapng"}, in, res, Redaction{Off: true})
+}
+
+// dataBlock extracts and decodes the page's JSON data block.
+func dataBlock(t *testing.T, page []byte) htmlData {
+	t.Helper()
+	const open = `<script type="application/json" id="data">`
+	i := bytes.Index(page, []byte(open))
+	if i < 0 {
+		t.Fatal("no data block")
+	}
+	rest := page[i+len(open):]
+	j := bytes.Index(rest, []byte("</script>"))
+	if j < 0 {
+		t.Fatal("data block not closed")
+	}
+	var d htmlData
+	if err := json.Unmarshal(rest[:j], &d); err != nil {
+		t.Fatalf("data block does not parse: %v", err)
+	}
+	return d
+}
+
+func TestHTMLEscapes(t *testing.T) {
+	page := renderHTML(t, xssReport())
+	lower := bytes.ToLower(page)
+	for _, bad := range []string{"<script>alert", "<img", "<script>document", "onerror=\"document"} {
+		if bytes.Contains(lower, []byte(bad)) {
+			t.Errorf("page contains %q unescaped", bad)
+		}
+	}
+	// Exactly the two script elements of the page: the data and app.js.
+	if n := bytes.Count(lower, []byte("<script")); n != 2 {
+		t.Errorf("%d <script tags, want 2", n)
+	}
+	if n := bytes.Count(lower, []byte("</script")); n != 2 {
+		t.Errorf("%d </script tags, want 2", n)
+	}
+	if !bytes.Contains(page, []byte("summary &lt;script&gt;alert(1)&lt;/script&gt;")) {
+		t.Error("the finding summary is not shown escaped")
+	}
+
+	// The data block parses back with every string intact.
+	all := strings.Join(hostile, " ")
+	d := dataBlock(t, page)
+	if len(d.Conns) != 1 || len(d.Conns[0].Spans) != 1 {
+		t.Fatalf("data block: %+v", d)
+	}
+	if got, want := d.Conns[0].Spans[0].Path, "/p?"+all; got != want {
+		t.Errorf("span path %q, want %q", got, want)
+	}
+	whats := map[string]bool{}
+	for _, e := range d.Conns[0].Events {
+		whats[e.What] = true
+	}
+	for _, want := range []string{"ClientHello " + all, "GET /p?" + all, "GOAWAY NO_ERROR last_stream_id=1 " + all} {
+		if !whats[want] {
+			t.Errorf("no event %q among %v", want, whats)
+		}
+	}
+}
+
+// chromium returns a Chromium or Chrome binary from PATH, or "".
+func chromium() string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// runChromium runs headless Chromium on a file with extra arguments and
+// returns its standard output and the console lines of its log.
+func runChromium(t *testing.T, bin, file string, args ...string) (stdout string, console []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+		"--disable-extensions", "--hide-scrollbars", "--user-data-dir=" + t.TempDir(),
+		"--enable-logging=stderr", "--v=0"}
+	cmd := exec.CommandContext(ctx, bin, append(append(base, args...), "file://"+file)...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	cmd.WaitDelay = 2 * time.Second
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			// A page blocked in alert() never finishes loading.
+			t.Fatalf("%s did not finish in time: did a script open a dialog (alert)?", bin)
+		}
+		t.Fatalf("%s: %v\n%s", bin, err, errOut.String())
+	}
+	for _, line := range strings.Split(errOut.String(), "\n") {
+		if strings.Contains(line, ":CONSOLE") || strings.Contains(line, "Uncaught") {
+			console = append(console, line)
+		}
+	}
+	return out.String(), console
+}
+
+// TestHTMLChromium loads pages in headless Chromium: the script runs
+// without errors, draws the opened timeline, and hostile strings stay
+// text. Run with -screenshot ../docs/report.png to keep the screenshot.
+func TestHTMLChromium(t *testing.T) {
+	bin := chromium()
+	if bin == "" {
+		t.Skip("no chromium, chromium-browser or google-chrome in PATH (apt-get install -y chromium)")
+	}
+	dir := t.TempDir()
+	write := func(name string, r *Report) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, renderHTML(t, r), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	fixture := write("fixture.html", fixtureReport(t, htmlFixture))
+	xss := write("xss.html", xssReport())
+
+	errorsBox := regexp.MustCompile(`<div id="errors"[^>]*>(.*?)</div>`)
+	checkDOM := func(t *testing.T, file string) string {
+		dom, console := runChromium(t, bin, file, "--dump-dom")
+		for _, line := range console {
+			t.Errorf("console: %s", line)
+		}
+		if !strings.Contains(dom, `data-ready="1"`) {
+			t.Errorf("app.js did not finish: no data-ready on <html>")
+		}
+		if m := errorsBox.FindStringSubmatch(dom); m == nil {
+			t.Error("no #errors element")
+		} else if m[1] != "" || !strings.Contains(m[0], "hidden") {
+			t.Errorf("page reported errors: %s", m[0])
+		}
+		return dom
+	}
+
+	t.Run("fixture", func(t *testing.T) {
+		dom := checkDOM(t, fixture)
+		for _, want := range []string{`id="findings"`, `id="connections"`, `<svg class="timeline"`,
+			`class="o-ok"`, `class="ev ev-tcp`, `class="ev ev-stall evid stallbar"`, `<details class="events">`,
+			`id="c0-f1"`, `<article class="finding sev-warning"`} {
+			if !strings.Contains(dom, want) {
+				t.Errorf("DOM lacks %s", want)
+			}
+		}
+		// Only the opened connection is drawn.
+		if n := strings.Count(dom, `<svg class="timeline"`); n != 1 {
+			t.Errorf("%d timelines drawn, want 1", n)
+		}
+	})
+
+	t.Run("xss", func(t *testing.T) {
+		dom := checkDOM(t, xss)
+		for _, bad := range []string{` data-pwned="`, "<img", "<script>alert"} {
+			if strings.Contains(strings.ToLower(dom), bad) {
+				t.Errorf("DOM contains %q: a hostile string ran or became markup", bad)
+			}
+		}
+		// Server-side text and the script's SVG and table text alike.
+		if !strings.Contains(dom, "summary &lt;script&gt;alert(1)&lt;/script&gt;") {
+			t.Error("DOM lacks the escaped finding summary")
+		}
+		if !strings.Contains(dom, `<svg class="timeline"`) {
+			t.Fatal("no timeline drawn")
+		}
+		if !strings.Contains(dom, "GET /p?&lt;script&gt;alert(1)&lt;/script&gt; \"&gt;&lt;img src=x") {
+			t.Error("DOM lacks the span path as text")
+		}
+		if !strings.Contains(dom, "ClientHello &lt;script&gt;alert(1)") {
+			t.Error("DOM lacks the SNI as text")
+		}
+	})
+
+	t.Run("screenshot", func(t *testing.T) {
+		shot := filepath.Join(dir, "report.png")
+		_, console := runChromium(t, bin, fixture, "--screenshot="+shot, "--window-size=1280,2000")
+		for _, line := range console {
+			t.Errorf("console: %s", line)
+		}
+		b, err := os.ReadFile(shot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bounds := img.Bounds()
+		if bounds.Dx() != 1280 {
+			t.Errorf("screenshot %d px wide, want 1280", bounds.Dx())
+		}
+		colours := map[uint32]bool{}
+		nonWhite, total := 0, 0
+		for y := bounds.Min.Y; y < bounds.Max.Y; y += 2 {
+			for x := bounds.Min.X; x < bounds.Max.X; x += 2 {
+				r, g, b, _ := img.At(x, y).RGBA()
+				colours[r>>8<<16|g>>8<<8|b>>8] = true
+				if r>>8 < 240 || g>>8 < 240 || b>>8 < 240 {
+					nonWhite++
+				}
+				total++
+			}
+		}
+		if len(colours) < 100 || nonWhite*100 < total*3 {
+			t.Errorf("screenshot looks blank: %d colours, %d of %d sampled pixels not white", len(colours), nonWhite, total)
+		}
+		t.Logf("screenshot: %dx%d, %d bytes, %d colours, %.1f%% not white", bounds.Dx(), bounds.Dy(), len(b),
+			len(colours), float64(nonWhite)*100/float64(total))
+		if *screenshotOut != "" {
+			if err := os.WriteFile(*screenshotOut, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
