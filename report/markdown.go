@@ -50,7 +50,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		conns += c.Connections
 	}
 	ew.printf("**%s**: %d packets, %d connections, %s (%d critical, %d warning, %d info).",
-		strings.Join(files, " + "), packets, conns, mdPlural(len(r.Findings), "finding"),
+		strings.Join(files, " + "), packets, conns, plural(len(r.Findings), "finding"),
 		sev[analyze.Critical], sev[analyze.Warning], sev[analyze.Info])
 	start, ok := r.mdStart()
 	if ok {
@@ -276,7 +276,7 @@ func mdMetric(v any) string {
 	return string(b)
 }
 
-func mdPlural(n int, noun string) string {
+func plural(n int, noun string) string {
 	if n == 1 {
 		return "1 " + noun
 	}

@@ -23,8 +23,9 @@ func WriteSummary(w io.Writer, r *Report, o TermOptions) error {
 		}
 	}
 	c := r.Captures[0]
-	ew.printf("%s: %d packets, %d connections; %d findings (%d critical, %d warning, %d info)\n",
-		strings.Join(c.Files, " + "), c.Packets, c.Connections, len(r.Findings), sev[analyze.Critical], sev[analyze.Warning], sev[analyze.Info])
+	ew.printf("%s: %s, %s; %s (%d critical, %d warning, %d info)\n",
+		strings.Join(c.Files, " + "), plural(int(c.Packets), "packet"), plural(c.Connections, "connection"),
+		plural(len(r.Findings), "finding"), sev[analyze.Critical], sev[analyze.Warning], sev[analyze.Info])
 	if n := len(c.TLSUndecrypted); n > 0 {
 		var parts []string
 		total := 0
