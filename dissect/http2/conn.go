@@ -175,6 +175,8 @@ type sender struct {
 	win   int64
 	known bool
 	stall openStall
+	// guess infers the stalls of the window while it is not known.
+	guess guess
 }
 
 // peer holds the settings one side announced; they govern what the other
@@ -230,6 +232,12 @@ type Conn struct {
 	stalls        []stallRec
 	stallsDropped int
 	goaways       []GoAway
+	// early holds the latest increments applied to inferred windows
+	// (earlyN counts them all, the last maxEarly are kept); earlyTop is
+	// the latest frame of those granted to each sender.
+	early    [maxEarly]early
+	earlyN   int
+	earlyTop [2]uint64
 
 	ev   event.Event
 	det  event.HTTP2
@@ -783,11 +791,14 @@ func (c *Conn) loss(dir event.Dir, at event.Ref) {
 		s := &c.send[d]
 		s.known = false
 		c.closeConnStall(event.Dir(d), at, "capture_gap")
+		c.settleConnGuess(event.Dir(d), at, "capture_gap")
 	}
 	for _, st := range c.active {
 		for d := range st.winKnown {
 			st.winKnown[d] = false
 			c.closeStall(event.Dir(d), st, at, "capture_gap")
+			c.settleGuess(event.Dir(d), st, at, "capture_gap")
 		}
 	}
+	c.replayEarly(at)
 }

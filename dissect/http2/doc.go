@@ -79,6 +79,32 @@
 // zero are recorded as Stall, per stream (Stream.Stalls) and per
 // connection (Summary.Stalls).
 //
+// A window whose starting value was not seen (the capture started
+// mid-connection, bytes were lost, or a stream was opened before its
+// receiver's SETTINGS was seen) has its stalls inferred (Stall.Inferred).
+// Its deficit D, the bytes DATA consumed (padding included) less the
+// increments granted since tracking began, tells where the window stood
+// up to its unknown start W0; a conforming sender never overdraws, so
+// W0 >= max D, and under that tightest estimate the window was zero
+// exactly at the DATA frames that brought D to its maximum (not those
+// ending the stream). Those frames start inferred stalls, ended as
+// measured ones are, when the maximum was reached at least twice: a
+// sender pinned at the same level again and again is held back by its
+// window, while reaching it once could be the end of its data. A
+// connection-window peak on a frame that also exhausted its stream's
+// window (known, or at its running maximum) is no evidence of its own:
+// the stream's window explains it, so the connection's stalls are
+// inferred only when at least two of its peaks are not so explained.
+// Tracking a window ends, and its stalls are settled, when its stream
+// ends, when bytes are lost, and when a SETTINGS_INITIAL_WINDOW_SIZE
+// moves a stream's window by an unknown amount (the old value was not
+// seen); a known change moves the deficit. While a direction
+// synchronises its frames are dissected late: the other direction's
+// WINDOW_UPDATE frames already applied (the latest 32) are put back in
+// capture order. A receiver that returns each frame's bytes before the
+// next one is sent cannot be told from a window-limited sender: both
+// peak at the same level.
+//
 // # Anomalies
 //
 // Protocol violations and dissection trouble are counted by stable

@@ -82,6 +82,18 @@ func checkBounds(t *testing.T, c *Conn) {
 			t.Fatalf("%d stalls on a stream", len(c.recs[i].stalls))
 		}
 	}
+	for d := range c.send {
+		if g := &c.send[d].guess; len(g.cands) > maxConnStalls || g.alone > g.hits {
+			t.Fatalf("connection window guess: %d candidates, %d of %d hits alone", len(g.cands), g.alone, g.hits)
+		}
+	}
+	for _, st := range c.active {
+		for d := range st.guess {
+			if g := &st.guess[d]; len(g.cands) > maxStreamStalls || g.alone > g.hits || len(g.cands) > g.hits {
+				t.Fatalf("stream window guess: %d candidates, %d of %d hits alone", len(g.cands), g.alone, g.hits)
+			}
+		}
+	}
 }
 
 // fuzzSeeds returns real byte streams to start from.

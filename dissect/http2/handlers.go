@@ -230,9 +230,11 @@ func (c *Conn) finishWindowUpdate(h *half) {
 		if id == 0 {
 			c.send[target].known = false
 			c.closeConnStall(target, at, "capture_gap")
+			c.settleConnGuess(target, at, "capture_gap")
 		} else if st := c.active[id]; st != nil {
 			st.winKnown[target] = false
 			c.closeStall(target, st, at, "capture_gap")
+			c.settleGuess(target, st, at, "capture_gap")
 		}
 		c.emit(h)
 		return
@@ -247,12 +249,21 @@ func (c *Conn) finishWindowUpdate(h *half) {
 		c.anomaly("window_update_zero")
 	}
 	if id == 0 {
-		if s := &c.send[target]; s.known && c.grow(&s.win, &s.stall, int64(inc)) {
+		if s := &c.send[target]; !s.known {
+			s.guess.grow(int64(inc), at, "WINDOW_UPDATE")
+			c.noteGrow(target, 0, int64(inc), at)
+		} else if c.grow(&s.win, &s.stall, int64(inc)) {
 			c.closeConnStall(target, at, "WINDOW_UPDATE")
 		}
-	} else if st := c.touch(id, at, false); st != nil && st.winKnown[target] {
-		if c.grow(&st.win[target], &st.stall[target], int64(inc)) {
-			c.closeStall(target, st, at, "WINDOW_UPDATE")
+	} else if st := c.touch(id, at, false); st != nil {
+		switch {
+		case st.winKnown[target]:
+			if c.grow(&st.win[target], &st.stall[target], int64(inc)) {
+				c.closeStall(target, st, at, "WINDOW_UPDATE")
+			}
+		case !st.end[target]:
+			st.guess[target].grow(int64(inc), at, "WINDOW_UPDATE")
+			c.noteGrow(target, id, int64(inc), at)
 		}
 	}
 	c.emit(h)

@@ -37,10 +37,17 @@ type Stall struct {
 	End *event.Ref `json:"end,omitempty"`
 	// EndedBy says what ended it: "WINDOW_UPDATE", "SETTINGS",
 	// "END_STREAM", "RST_STREAM", or "capture_gap" when lost bytes made
-	// the window unknown; empty while open.
+	// the window unknown; empty while open. An inferred stall also ends
+	// by "SETTINGS" when a SETTINGS_INITIAL_WINDOW_SIZE moved the window
+	// by an amount the capture did not show.
 	EndedBy string `json:"ended_by,omitempty"`
-	// MinWindow is the lowest the window went during the stall.
+	// MinWindow is the lowest the window went during the stall (0 for an
+	// inferred stall).
 	MinWindow int64 `json:"min_window"`
+	// Inferred is set when the window's start was not captured: the
+	// stall is inferred from the sender never exceeding this level, which
+	// it reached at least twice (see "Flow control" in the package doc).
+	Inferred bool `json:"inferred,omitempty"`
 }
 
 // Reset is a RST_STREAM that ended a stream.
@@ -175,10 +182,12 @@ type stallRec struct {
 	open   bool
 	min    int64
 	by     string
+	// inferred is set for a stall of a window whose start was unknown.
+	inferred bool
 }
 
 func (s stallRec) export() Stall {
-	x := Stall{Dir: s.dir, Stream: s.stream, Start: s.start, EndedBy: s.by, MinWindow: s.min}
+	x := Stall{Dir: s.dir, Stream: s.stream, Start: s.start, EndedBy: s.by, MinWindow: s.min, Inferred: s.inferred}
 	if !s.open {
 		e := s.end
 		x.End = &e
@@ -194,6 +203,8 @@ type sstate struct {
 	winKnown [2]bool
 	end      [2]bool
 	stall    [2]openStall
+	// guess infers the stalls of a window that is not known.
+	guess [2]guess
 	// opening is set from creation by its initiator's HEADERS until that
 	// header block is complete.
 	opening bool
@@ -285,6 +296,7 @@ func (c *Conn) openWindows(st *sstate) {
 	for d := range st.win {
 		if p := &c.peer[event.Dir(d).Reverse()]; p.initKnown {
 			st.win[d], st.winKnown[d] = p.initWin, true
+			st.guess[d] = guess{}
 		}
 	}
 }
@@ -299,6 +311,7 @@ func (c *Conn) endStream(dir event.Dir, st *sstate, at event.Ref) {
 		r.ended[dir], r.end[dir] = true, at
 	}
 	c.closeStall(dir, st, at, "END_STREAM")
+	c.settleGuess(dir, st, at, "END_STREAM")
 	if st.end[0] && st.end[1] {
 		c.closeStream(st, at, "END_STREAM")
 	}
@@ -308,6 +321,7 @@ func (c *Conn) endStream(dir event.Dir, st *sstate, at event.Ref) {
 func (c *Conn) closeStream(st *sstate, at event.Ref, by string) {
 	for d := range st.stall {
 		c.closeStall(event.Dir(d), st, at, by)
+		c.settleGuess(event.Dir(d), st, at, by)
 	}
 	if r := c.rec(st); r != nil {
 		r.closed = true
@@ -360,28 +374,36 @@ func watch(o *openStall, win int64, at event.Ref) {
 }
 
 // consume accounts a DATA frame of n bytes (padding included) sent by
-// dir on st, setting the event's window fields where they are known.
+// dir on st, setting the event's window fields where they are known, and
+// feeding the inference of those that are not.
 func (c *Conn) consume(dir event.Dir, st *sstate, n int64, endStream bool, at event.Ref) {
-	over := false
+	over, starved := false, false
+	switch {
+	case st == nil:
+	case st.winKnown[dir]:
+		c.win[0] = st.win[dir]
+		st.win[dir] -= n
+		c.win[1] = st.win[dir]
+		c.det.StreamWindowBefore, c.det.StreamWindowAfter = &c.win[0], &c.win[1]
+		over = st.win[dir] < 0
+		if n > 0 && !endStream {
+			watch(&st.stall[dir], st.win[dir], at)
+			starved = st.win[dir] <= 0
+		}
+	case !st.end[dir]:
+		starved = c.spendGuess(&st.guess[dir], n, n > 0 && !endStream, false, dir, st.id, at, maxStreamStalls)
+	}
 	if s := &c.send[dir]; s.known {
 		c.win[2] = s.win
 		s.win -= n
 		c.win[3] = s.win
 		c.det.ConnWindowBefore, c.det.ConnWindowAfter = &c.win[2], &c.win[3]
-		over = s.win < 0
+		over = over || s.win < 0
 		if n > 0 {
 			watch(&s.stall, s.win, at)
 		}
-	}
-	if st != nil && st.winKnown[dir] {
-		c.win[0] = st.win[dir]
-		st.win[dir] -= n
-		c.win[1] = st.win[dir]
-		c.det.StreamWindowBefore, c.det.StreamWindowAfter = &c.win[0], &c.win[1]
-		over = over || st.win[dir] < 0
-		if n > 0 && !endStream {
-			watch(&st.stall[dir], st.win[dir], at)
-		}
+	} else {
+		c.spendGuess(&s.guess, n, n > 0, starved, dir, 0, at, maxConnStalls)
 	}
 	if over && n > 0 {
 		c.anomaly("flow_control_exceeded")
@@ -406,6 +428,7 @@ func (c *Conn) settingsLost(dir event.Dir, at event.Ref) {
 	for _, st := range c.active {
 		st.winKnown[snd] = false
 		c.closeStall(snd, st, at, "capture_gap")
+		c.settleGuess(snd, st, at, "capture_gap")
 	}
 }
 
@@ -442,11 +465,24 @@ func (c *Conn) applySetting(dir event.Dir, id SettingID, v uint32, at event.Ref)
 		}
 		old, known := p.initWin, p.initKnown
 		p.initWin, p.initKnown = int64(v), true
+		delta := int64(v) - old
+		snd := dir.Reverse()
+		for _, st := range c.active {
+			if st.winKnown[snd] || st.end[snd] {
+				continue
+			}
+			// A window whose start was not seen moves by the
+			// difference too: by an unknown amount when the old
+			// value is unknown, which starts the inference over.
+			if !known {
+				c.settleGuess(snd, st, at, "SETTINGS")
+			} else {
+				st.guess[snd].grow(delta, at, "SETTINGS")
+			}
+		}
 		if !known {
 			return
 		}
-		delta := int64(v) - old
-		snd := dir.Reverse()
 		for _, st := range c.active {
 			if !st.winKnown[snd] || delta == 0 {
 				continue
@@ -656,6 +692,9 @@ func (c *Conn) Streams() []Stream {
 				if o := st.stall[d]; o.open {
 					s.Stalls = append(s.Stalls, stallRec{dir: event.Dir(d), stream: r.id, start: o.start, open: true, min: o.min}.export())
 				}
+			}
+			for d := range st.guess {
+				exportGuess(&st.guess[d], &s.Stalls, &s.StallsDropped, maxStreamStalls)
 			}
 		}
 		out = append(out, s)

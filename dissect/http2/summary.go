@@ -120,5 +120,10 @@ func (c *Conn) Summary() Summary {
 			s.Stalls = append(s.Stalls, stallRec{dir: event.Dir(d), start: o.start, open: true, min: o.min}.export())
 		}
 	}
+	for d := range c.send {
+		if !c.send[d].known {
+			exportGuess(&c.send[d].guess, &s.Stalls, &s.StallsDropped, maxConnStalls)
+		}
+	}
 	return s
 }
