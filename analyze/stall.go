@@ -220,7 +220,7 @@ func h2StallFinding(in *Input, cfg WindowStallConfig, c *Conn, dir event.Dir, la
 	var total time.Duration
 	var durs, wu []float64
 	longest := 0
-	open, minWin := 0, int64(0)
+	open, minWin, measured, inferred := 0, int64(0), 0, 0
 	streams := map[uint32]bool{}
 	for i, s := range ss {
 		total += s.dur
@@ -234,7 +234,12 @@ func h2StallFinding(in *Input, cfg WindowStallConfig, c *Conn, dir event.Dir, la
 		if s.open {
 			open++
 		}
-		minWin = min(minWin, s.MinWindow)
+		if s.Inferred {
+			inferred++
+		} else {
+			minWin = min(minWin, s.MinWindow)
+			measured++
+		}
 		if s.Stream != 0 {
 			streams[s.Stream] = true
 		}
@@ -258,7 +263,12 @@ func h2StallFinding(in *Input, cfg WindowStallConfig, c *Conn, dir event.Dir, la
 		"total_stall_ms":   ms(total),
 		"longest_stall_ms": ms(long.dur),
 		"median_stall_ms":  medianOf(durs),
-		"min_window":       minWin,
+	}
+	if measured > 0 {
+		m["min_window"] = minWin
+	}
+	if inferred > 0 {
+		m["inferred_stalls"] = inferred
 	}
 	if len(wu) > 0 {
 		m["window_update_latency_ms"] = medianOf(wu)
@@ -309,8 +319,11 @@ func h2StallFinding(in *Input, cfg WindowStallConfig, c *Conn, dir event.Dir, la
 	top := slices.Clone(ss)
 	slices.SortStableFunc(top, func(a, b h2stall) int { return cmp.Compare(b.dur, a.dur) })
 	for _, s := range top[:min(len(top), maxEvidence/2)] {
-		f.Evidence = append(f.Evidence, evidence(c.ID(), s.Stream, s.Start,
-			fmt.Sprintf("%s's %s reaches %d", sender, layer, s.MinWindow)))
+		what := fmt.Sprintf("%s's %s reaches %d", sender, layer, s.MinWindow)
+		if s.Inferred {
+			what = fmt.Sprintf("%s's %s reaches 0 (inferred: the sender stops at the same level again and again)", sender, layer)
+		}
+		f.Evidence = append(f.Evidence, evidence(c.ID(), s.Stream, s.Start, what))
 		if s.End != nil {
 			f.Evidence = append(f.Evidence, evidence(c.ID(), s.Stream, *s.End,
 				fmt.Sprintf("%s from the %s reopens it after %s", s.EndedBy, receiver, fmtDur(s.dur))))
@@ -319,6 +332,9 @@ func h2StallFinding(in *Input, cfg WindowStallConfig, c *Conn, dir event.Dir, la
 	f.Confidence = confidence(in, c)
 	if dropped > 0 {
 		f.Confidence = f.Confidence.with(fmt.Sprintf("%d stalls past the dissector's bound not examined", dropped))
+	}
+	if inferred > 0 {
+		f.Confidence = f.Confidence.with("window inferred: the capture started mid-connection, so the window's start is unknown")
 	}
 	f.Remedy = h2StallRemedy(dir)
 	return f, true
