@@ -74,6 +74,7 @@ type htmlPage struct {
 	CSS              template.CSS
 	JS               template.JS
 	ConnsWithFinding int
+	Trimmed          int // timelines not embedded (maxHTMLItems)
 }
 
 type htmlFinding struct {
@@ -123,54 +124,70 @@ type htmlTimelineHead struct {
 	Dur                   string
 	Sev                   string // worst severity of a finding naming it, "" when none
 	Open                  bool
+	Trimmed               bool // events not embedded (maxHTMLItems)
 }
 
 // htmlData is the JSON the script reads. Times are milliseconds since the
-// connection's first packet, rounded to the microsecond.
+// connection's first packet, rounded to the microsecond. Event and span
+// keys are short: a page may carry a hundred thousand of them.
 type htmlData struct {
 	Conns []htmlConnData `json:"conns"`
 }
 
 type htmlConnData struct {
-	ID            event.ConnID    `json:"id"`
-	Client        string          `json:"client"`
-	Server        string          `json:"server"`
-	Start         string          `json:"start"`
-	DurMS         float64         `json:"dur_ms"`
+	ID     event.ConnID `json:"id"`
+	Client string       `json:"client"`
+	Server string       `json:"server"`
+	// Start is the time of the connection's first packet (RFC 3339).
+	Start string  `json:"start"`
+	DurMS float64 `json:"dur_ms"`
+	// Events and Spans are the timeline; the omitted counts say how many
+	// more the report's caps left out.
 	Events        []htmlEventData `json:"events"`
 	EventsOmitted int             `json:"events_omitted,omitempty"`
 	Spans         []htmlSpanData  `json:"spans"`
 	SpansOmitted  int             `json:"spans_omitted,omitempty"`
+	// Trimmed is true when the page's budget left this connection's
+	// events and spans out entirely (counted in the omitted fields).
+	Trimmed bool `json:"trimmed,omitempty"`
 	// Evidence lists the frames findings cite on this connection.
 	Evidence []uint64 `json:"evidence,omitempty"`
 }
 
+// htmlEventData is one TimelineEvent.
 type htmlEventData struct {
-	Frame    uint64   `json:"frame"`
+	Frame    uint64   `json:"f"`
 	T        float64  `json:"t"`
-	Lane     string   `json:"lane"`
-	Dir      string   `json:"dir"`
-	Stream   uint32   `json:"stream,omitempty"`
-	What     string   `json:"what"`
-	EndFrame uint64   `json:"end_frame,omitempty"`
-	EndT     *float64 `json:"end_t,omitempty"`
+	Lane     string   `json:"l"`
+	Dir      string   `json:"d"`
+	Stream   uint32   `json:"s,omitempty"`
+	What     string   `json:"w"`
+	EndFrame uint64   `json:"ef,omitempty"`
+	EndT     *float64 `json:"et,omitempty"`
 	Open     bool     `json:"open,omitempty"` // a stall still open at the end
 }
 
+// htmlSpanData is one Span.
 type htmlSpanData struct {
-	Stream     uint32  `json:"stream,omitempty"`
-	Seq        int     `json:"seq,omitempty"`
-	StartFrame uint64  `json:"start_frame"`
+	Stream     uint32  `json:"s,omitempty"`
+	Seq        int     `json:"q,omitempty"`
+	StartFrame uint64  `json:"sf"`
 	T          float64 `json:"t"`
-	EndFrame   uint64  `json:"end_frame"`
-	EndT       float64 `json:"end_t"`
-	Method     string  `json:"method,omitempty"`
-	Path       string  `json:"path,omitempty"`
-	Status     int     `json:"status,omitempty"`
-	GRPC       string  `json:"grpc_status,omitempty"`
-	Reset      string  `json:"reset,omitempty"`
-	Outcome    string  `json:"outcome"`
+	EndFrame   uint64  `json:"ef"`
+	EndT       float64 `json:"et"`
+	Method     string  `json:"m,omitempty"`
+	Path       string  `json:"p,omitempty"`
+	Status     int     `json:"c,omitempty"`
+	GRPC       string  `json:"g,omitempty"`
+	Reset      string  `json:"r,omitempty"`
+	Outcome    string  `json:"o"`
 }
+
+// maxHTMLItems bounds the events and spans embedded in one page, so that
+// a capture of many busy connections still opens quickly. Connections
+// that findings name are embedded first, then the others in order, each
+// whole or not at all; the rest are listed with their counts only.
+const maxHTMLItems = 60000
 
 // maxFindingConnLinks bounds the connection links listed under a finding.
 const maxFindingConnLinks = 50
@@ -267,16 +284,31 @@ func newHTMLPage(r *Report) *htmlPage {
 	} else if len(r.Timelines) > 0 {
 		openConn = r.Timelines[0].Conn
 	}
+	keep := make([]bool, len(r.Timelines))
+	budget := maxHTMLItems
+	for _, named := range []bool{true, false} {
+		for i, tl := range r.Timelines {
+			_, cited := worst[tl.Conn]
+			if n := len(tl.Events) + len(tl.Spans); cited == named && (n <= budget || tl.Conn == openConn) {
+				keep[i], budget = true, max(0, budget-n)
+			}
+		}
+	}
 	p.Data.Conns = make([]htmlConnData, 0, len(r.Timelines))
-	for _, tl := range r.Timelines {
+	for i, tl := range r.Timelines {
 		rec := conns[tl.Conn]
 		d := newHTMLConnData(&tl, rec)
+		if !keep[i] {
+			d.EventsOmitted, d.SpansOmitted = len(d.Events)+d.EventsOmitted, len(d.Spans)+d.SpansOmitted
+			d.Events, d.Spans, d.Trimmed = []htmlEventData{}, []htmlSpanData{}, true
+			p.Trimmed++
+		}
 		frames := slices.Clone(cited[tl.Conn])
 		slices.Sort(frames)
 		d.Evidence = slices.Compact(frames)
 		p.Data.Conns = append(p.Data.Conns, d)
 		h := htmlTimelineHead{ID: tl.Conn, Events: len(tl.Events) + tl.EventsOmitted,
-			Spans: len(tl.Spans) + tl.SpansOmitted, Open: tl.Conn == openConn}
+			Spans: len(tl.Spans) + tl.SpansOmitted, Open: tl.Conn == openConn, Trimmed: !keep[i]}
 		if rec != nil {
 			h.Client, h.Server, h.Proto = rec.Client.String(), rec.Server.String(), htmlConnProto(rec)
 			h.Dur = htmlFmtMS(rec.DurationMS)

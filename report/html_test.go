@@ -5,11 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
+	"html"
 	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -286,6 +289,59 @@ func TestHTMLChromium(t *testing.T) {
 		}
 	})
 
+	t.Run("interaction", func(t *testing.T) {
+		r := fixtureReport(t, "http1-small-pool.pcapng")
+		if len(r.Connections) < 10 || len(r.Findings) == 0 || len(r.Findings[0].Evidence) == 0 {
+			t.Fatalf("fixture changed: %d connections, %d findings", len(r.Connections), len(r.Findings))
+		}
+		var maxDur float64
+		for _, c := range r.Connections {
+			maxDur = max(maxDur, c.DurationMS)
+		}
+		warnings := 0
+		for _, f := range r.Findings {
+			if f.Severity == analyze.Warning {
+				warnings++
+			}
+		}
+		client := r.Connections[7].Client.String()
+		ev := r.Findings[0].Evidence[0]
+		page := append(renderHTML(t, r), []byte(interactionProbe(client, fmt.Sprintf("#c%d-f%d", ev.Conn, ev.Frame)))...)
+		path := filepath.Join(dir, "interaction.html")
+		if err := os.WriteFile(path, page, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		dom, console := runChromium(t, bin, path, "--virtual-time-budget=3000", "--dump-dom")
+		for _, line := range console {
+			t.Errorf("console: %s", line)
+		}
+		m := regexp.MustCompile(`<pre id="probe">(.*?)</pre>`).FindStringSubmatch(dom)
+		if m == nil {
+			t.Fatal("the probe did not run")
+		}
+		var got struct {
+			FirstDur              string
+			HiddenRows, Timelines int
+			HiddenFindings        int
+			Drawn, Highlighted    bool
+		}
+		if err := json.Unmarshal([]byte(html.UnescapeString(m[1])), &got); err != nil {
+			t.Fatalf("probe: %v: %s", err, m[1])
+		}
+		if want := strconv.FormatFloat(maxDur, 'f', 1, 64); got.FirstDur != want {
+			t.Errorf("sorted by duration, descending: first row %s ms, want %s", got.FirstDur, want)
+		}
+		if n := len(r.Connections) - 1; got.HiddenRows != n || got.Timelines != n {
+			t.Errorf("filter %q hid %d rows and %d timelines, want %d", client, got.HiddenRows, got.Timelines, n)
+		}
+		if got.HiddenFindings != warnings {
+			t.Errorf("unticking warning hid %d findings, want %d", got.HiddenFindings, warnings)
+		}
+		if !got.Drawn || !got.Highlighted {
+			t.Errorf("evidence link: connection drawn %v, event highlighted %v", got.Drawn, got.Highlighted)
+		}
+	})
+
 	t.Run("screenshot", func(t *testing.T) {
 		shot := filepath.Join(dir, "report.png")
 		_, console := runChromium(t, bin, fixture, "--screenshot="+shot, "--window-size=1280,2000")
@@ -327,4 +383,38 @@ func TestHTMLChromium(t *testing.T) {
 			}
 		}
 	})
+}
+
+// interactionProbe is a script appended to a page in the browser test: it
+// sorts the connections by duration (descending), filters by client,
+// unticks warning and follows an evidence link, then writes what it sees
+// as JSON into <pre id="probe">.
+func interactionProbe(client, anchor string) string {
+	return `<script>
+(function () {
+  var th = document.querySelectorAll('#conn-table th')[5];
+  th.click(); th.click();
+  var firstDur = document.querySelector('#conn-table tbody tr').cells[5].textContent;
+  document.querySelector('input[name=sev][value=warning]').click();
+  var f = document.getElementById('filter');
+  f.value = ` + strconv.Quote(client) + `;
+  f.dispatchEvent(new Event('input'));
+  location.hash = ` + strconv.Quote(anchor) + `;
+  setTimeout(function () {
+    var d = document.getElementById(` + strconv.Quote("conn-"+strings.TrimPrefix(strings.Split(anchor, "-f")[0], "#c")) + `);
+    var out = document.createElement('pre');
+    out.id = 'probe';
+    out.textContent = JSON.stringify({
+      FirstDur: firstDur,
+      HiddenRows: document.querySelectorAll('#conn-table tbody tr[hidden]').length,
+      Timelines: document.querySelectorAll('details.conn[hidden]').length,
+      HiddenFindings: document.querySelectorAll('article.finding[hidden]').length,
+      Drawn: !!(d && d.open && d.querySelector('svg.timeline')),
+      Highlighted: !!(d && d.querySelector('svg .hl') && d.querySelector('tr.hl'))
+    });
+    document.body.appendChild(out);
+  }, 500);
+})();
+</script>
+`
 }

@@ -59,18 +59,18 @@
   }
   function spanLabel(s) {
     var parts = [];
-    if (s.method) { parts.push(s.method); }
-    if (s.path) { parts.push(s.path.length > 70 ? s.path.slice(0, 69) + '…' : s.path); }
-    if (s.status) { parts.push(String(s.status)); }
-    if (s.grpc_status) { parts.push('grpc ' + s.grpc_status); }
-    if (s.reset) { parts.push('RST ' + s.reset); }
-    if (!s.status && !s.reset) { parts.push('(' + s.outcome + ')'); }
+    if (s.m) { parts.push(s.m); }
+    if (s.p) { parts.push(s.p.length > 70 ? s.p.slice(0, 69) + '…' : s.p); }
+    if (s.c) { parts.push(String(s.c)); }
+    if (s.g) { parts.push('grpc ' + s.g); }
+    if (s.r) { parts.push('RST ' + s.r); }
+    if (!s.c && !s.r) { parts.push('(' + s.o + ')'); }
     return parts.join(' ');
   }
-  function spanName(s) { return s.stream ? 'stream ' + s.stream : '#' + s.seq; }
+  function spanName(s) { return s.s ? 'stream ' + s.s : '#' + s.q; }
   function evTitle(e) {
-    var t = 'frame ' + e.frame + ' · +' + fmtMS(e.t) + ' · ' + e.dir + (e.stream ? ' · stream ' + e.stream : '') + '\n' + e.what;
-    if (e.end_t !== undefined) { t += '\nuntil frame ' + e.end_frame + ', ' + fmtMS(e.end_t - e.t); }
+    var t = 'frame ' + e.f + ' · +' + fmtMS(e.t) + ' · ' + e.d + (e.s ? ' · stream ' + e.s : '') + '\n' + e.w;
+    if (e.et !== undefined) { t += '\nuntil frame ' + e.ef + ', ' + fmtMS(e.et - e.t); }
     if (e.open) { t += '\nstill open at the end of the capture'; }
     return t;
   }
@@ -89,13 +89,13 @@
     var W = 1200, L = 120, R = 20, AXIS = 22, LANE_H = 28, ROW_H = 17;
     var P = W - L - R;
     var end = Math.max(c.dur_ms || 0, 0);
-    c.events.forEach(function (e) { end = Math.max(end, e.t, e.end_t || 0); });
-    c.spans.forEach(function (s) { end = Math.max(end, s.end_t); });
+    c.events.forEach(function (e) { end = Math.max(end, e.t, e.et || 0); });
+    c.spans.forEach(function (s) { end = Math.max(end, s.et); });
     if (end <= 0) { end = 1; }
     function x(t) { return L + Math.max(0, Math.min(1, t / end)) * P; }
 
     var used = {};
-    c.events.forEach(function (e) { used[e.lane] = true; });
+    c.events.forEach(function (e) { used[e.l] = true; });
     used.tcp = true;
     var lanes = LANES.filter(function (l) { return used[l]; });
     var spans = c.spans.slice(0, MAX_SPANS_DRAWN);
@@ -130,16 +130,16 @@
     var lastLabel = {};
     var marks = svg('g', {});
     c.events.forEach(function (e, i) {
-      var y = laneY[e.lane];
+      var y = laneY[e.l];
       if (y === undefined) { return; }
-      var top = e.dir === 'c2s' ? y + 3 : y + LANE_H / 2 + 1;
+      var top = e.d === 'c2s' ? y + 3 : y + LANE_H / 2 + 1;
       var h = LANE_H / 2 - 4;
-      var cls = 'ev ev-' + e.lane;
-      if (e.lane === 'tcp' && e.what.indexOf('RST') === 0) { cls = 'ev ev-rst'; }
-      if (evidence.has(e.frame) || (e.end_frame && evidence.has(e.end_frame))) { cls += ' evid'; }
+      var cls = 'ev ev-' + e.l;
+      if (e.l === 'tcp' && e.w.indexOf('RST') === 0) { cls = 'ev ev-rst'; }
+      if (evidence.has(e.f) || (e.ef && evidence.has(e.ef))) { cls += ' evid'; }
       var x0 = x(e.t), mark;
-      if (e.end_t !== undefined || e.open) {
-        var x1 = e.end_t !== undefined ? x(e.end_t) : x(end);
+      if (e.et !== undefined || e.open) {
+        var x1 = e.et !== undefined ? x(e.et) : x(end);
         mark = svg('rect', { 'class': cls + ' stallbar', x: x0.toFixed(1), y: top, width: Math.max(2, x1 - x0).toFixed(1), height: h });
       } else {
         mark = svg('rect', { 'class': cls, x: (x0 - 1.5).toFixed(1), y: top, width: 3, height: h });
@@ -147,9 +147,9 @@
       mark.setAttribute('data-i', i);
       marks.appendChild(title(mark, evTitle(e)));
       // A label where it does not overlap the previous one in its half-lane.
-      var key = e.lane + e.dir;
-      var label = e.what;
-      if (e.end_t !== undefined) { label = fmtMS(e.end_t - e.t); }
+      var key = e.l + e.d;
+      var label = e.w;
+      if (e.et !== undefined) { label = fmtMS(e.et - e.t); }
       if (label.length > 40) { label = label.slice(0, 39) + '…'; }
       var lx = x0 + 3;
       if ((lastLabel[key] === undefined || lx > lastLabel[key] + 6) && lx + label.length * 5.6 < W) {
@@ -166,14 +166,14 @@
       var gantt = svg('g', {});
       spans.forEach(function (s, i) {
         var y = ganttTop + i * ROW_H;
-        var x0 = x(s.t), x1 = Math.max(x(s.end_t), x0 + 2);
+        var x0 = x(s.t), x1 = Math.max(x(s.et), x0 + 2);
         var g = svg('g', { 'class': 'span' });
         g.appendChild(svg('text', { 'class': 'lanelabel', x: L - 6, y: y + 12, 'text-anchor': 'end' }, spanName(s)));
-        var bar = svg('rect', { 'class': 'o-' + s.outcome, x: x0.toFixed(1), y: y + 2, width: (x1 - x0).toFixed(1), height: ROW_H - 4, rx: 2 });
-        title(bar, spanName(s) + ': ' + spanLabel(s) + '\nframes ' + s.start_frame + '–' + s.end_frame +
-          ', +' + fmtMS(s.t) + ' for ' + fmtMS(s.end_t - s.t) + '\noutcome ' + s.outcome);
+        var bar = svg('rect', { 'class': 'o-' + s.o, x: x0.toFixed(1), y: y + 2, width: (x1 - x0).toFixed(1), height: ROW_H - 4, rx: 2 });
+        title(bar, spanName(s) + ': ' + spanLabel(s) + '\nframes ' + s.sf + '–' + s.ef +
+          ', +' + fmtMS(s.t) + ' for ' + fmtMS(s.et - s.t) + '\noutcome ' + s.o);
         g.appendChild(bar);
-        var label = spanLabel(s) + ' · ' + fmtMS(s.end_t - s.t);
+        var label = spanLabel(s) + ' · ' + fmtMS(s.et - s.t);
         var w = label.length * 5.8;
         var lbl = x1 + 4 + w < W ? svg('text', { 'class': 'spanlbl', x: (x1 + 4).toFixed(1), y: y + 12 }, label)
           : svg('text', { 'class': 'spanlbl', x: (x0 - 4).toFixed(1), y: y + 12, 'text-anchor': 'end' }, label);
@@ -208,14 +208,14 @@
     var seen = new Set();
     c.events.slice(0, MAX_EVENT_ROWS).forEach(function (e, i) {
       var tr = el('tr', { 'data-i': i });
-      if (!seen.has(e.frame)) { tr.id = 'c' + c.id + '-f' + e.frame; seen.add(e.frame); }
-      tr.appendChild(el('td', { 'class': 'num' }, String(e.frame)));
+      if (!seen.has(e.f)) { tr.id = 'c' + c.id + '-f' + e.f; seen.add(e.f); }
+      tr.appendChild(el('td', { 'class': 'num' }, String(e.f)));
       tr.appendChild(el('td', { 'class': 'num' }, '+' + fmtMS(e.t)));
-      tr.appendChild(el('td', {}, e.dir));
-      tr.appendChild(el('td', {}, e.lane));
-      tr.appendChild(el('td', { 'class': 'num' }, e.stream ? String(e.stream) : ''));
-      var what = e.what;
-      if (e.end_t !== undefined) { what += ' (until frame ' + e.end_frame + ', ' + fmtMS(e.end_t - e.t) + ')'; }
+      tr.appendChild(el('td', {}, e.d));
+      tr.appendChild(el('td', {}, e.l));
+      tr.appendChild(el('td', { 'class': 'num' }, e.s ? String(e.s) : ''));
+      var what = e.w;
+      if (e.et !== undefined) { what += ' (until frame ' + e.ef + ', ' + fmtMS(e.et - e.t) + ')'; }
       if (e.open) { what += ' (open at the end)'; }
       tr.appendChild(el('td', {}, what));
       body.appendChild(tr);
@@ -231,6 +231,11 @@
     var c = connByID.get(Number(details.getAttribute('data-conn')));
     var box = details.querySelector('.tl');
     if (!c || !box) { return; }
+    if (c.trimmed) {
+      box.appendChild(el('p', { 'class': 'hint' }, 'This connection\'s ' + c.events_omitted + ' events and ' + c.spans_omitted +
+        ' requests are not embedded, to keep the page small; see them with: h2scope timeline --conn ' + c.id + ' CAPTURE'));
+      return;
+    }
     box.appendChild(legend());
     box.appendChild(drawTimeline(c));
     if (c.spans.length > MAX_SPANS_DRAWN || c.spans_omitted) {
@@ -257,7 +262,7 @@
     render(d);
     var frame = Number(m[2]), best = -1, bestDist = Infinity;
     c.events.forEach(function (e, i) {
-      var dist = e.frame === frame || e.end_frame === frame ? 0 : Math.abs(e.frame - frame);
+      var dist = e.f === frame || e.ef === frame ? 0 : Math.abs(e.f - frame);
       if (dist < bestDist) { best = i; bestDist = dist; }
     });
     document.querySelectorAll('.hl').forEach(function (n) { n.classList.remove('hl'); });
