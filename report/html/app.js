@@ -128,7 +128,7 @@
     });
     var evidence = new Set(c.evidence || []);
     var lastLabel = {};
-    var marks = svg('g', {});
+    var marks = svg('g', {}), labels = svg('g', {});
     c.events.forEach(function (e, i) {
       var y = laneY[e.l];
       if (y === undefined) { return; }
@@ -137,9 +137,9 @@
       var cls = 'ev ev-' + e.l;
       if (e.l === 'tcp' && e.w.indexOf('RST') === 0) { cls = 'ev ev-rst'; }
       if (evidence.has(e.f) || (e.ef && evidence.has(e.ef))) { cls += ' evid'; }
-      var x0 = x(e.t), mark;
+      var x0 = x(e.t), x1 = x0, mark;
       if (e.et !== undefined || e.open) {
-        var x1 = e.et !== undefined ? x(e.et) : x(end);
+        x1 = e.et !== undefined ? x(e.et) : x(end);
         mark = svg('rect', { 'class': cls + ' stallbar', x: x0.toFixed(1), y: top, width: Math.max(2, x1 - x0).toFixed(1), height: h });
       } else {
         mark = svg('rect', { 'class': cls, x: (x0 - 1.5).toFixed(1), y: top, width: 3, height: h });
@@ -151,13 +151,14 @@
       var label = e.w;
       if (e.et !== undefined) { label = fmtMS(e.et - e.t); }
       if (label.length > 40) { label = label.slice(0, 39) + '…'; }
-      var lx = x0 + 3;
+      var lx = Math.max(x0, x1) + 3;
       if ((lastLabel[key] === undefined || lx > lastLabel[key] + 6) && lx + label.length * 5.6 < W) {
-        marks.appendChild(svg('text', { 'class': 'lbl', x: lx.toFixed(1), y: top + h - 2 }, label));
+        labels.appendChild(svg('text', { 'class': 'lbl', x: lx.toFixed(1), y: top + h - 2 }, label));
         lastLabel[key] = lx + label.length * 5.6;
       }
     });
     root.appendChild(marks);
+    root.appendChild(labels);
 
     // Gantt: one row per request, from its first to its last frame.
     if (spans.length) {
