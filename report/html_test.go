@@ -418,3 +418,14 @@ func interactionProbe(client, anchor string) string {
 </script>
 `
 }
+
+// TestHTMLEmpty renders a capture with no connections.
+func TestHTMLEmpty(t *testing.T) {
+	r := New([]string{"empty.pcapng"}, &analyze.Input{}, analyze.Result{}, Redaction{})
+	page := string(renderHTML(t, r))
+	for _, want := range []string{"No findings", "No connections.", `<script type="application/json" id="data">{"conns":[]}</script>`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+}
