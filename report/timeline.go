@@ -8,6 +8,7 @@ import (
 
 	"github.com/h2scope/h2scope/analyze"
 	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/http2"
 )
 
 // Bounds on one connection's timeline; the omitted counts are exact.
@@ -128,13 +129,12 @@ func NewTimeline(c *analyze.Conn, red Redaction) Timeline {
 				add(&g.Ref, LaneGoAway, g.Dir, 0, what)
 			}
 			for i := range h.Stalls {
-				s := &h.Stalls[i]
-				e := TimelineEvent{Frame: s.Start.Frame, TS: s.Start.TS.UTC(), Lane: LaneStall, Dir: s.Dir, Stream: s.Stream,
-					What: stallWhat(s.Stream)}
-				if s.End != nil {
-					e.EndFrame, e.EndTS = s.End.Frame, s.End.TS.UTC()
-				}
-				tl.Events = append(tl.Events, e)
+				tl.Events = append(tl.Events, stallEvent(&h.Stalls[i]))
+			}
+		}
+		for i := range app.Streams {
+			for j := range app.Streams[i].Stalls {
+				tl.Events = append(tl.Events, stallEvent(&app.Streams[i].Stalls[j]))
 			}
 		}
 	}
@@ -166,11 +166,20 @@ func NewTimeline(c *analyze.Conn, red Redaction) Timeline {
 	return tl
 }
 
-func stallWhat(stream uint32) string {
-	if stream == 0 {
-		return "HTTP/2 connection window exhausted"
+// stallEvent is the timeline event of a flow-control stall.
+func stallEvent(s *http2.Stall) TimelineEvent {
+	what := "HTTP/2 stream window exhausted"
+	if s.Stream == 0 {
+		what = "HTTP/2 connection window exhausted"
 	}
-	return "HTTP/2 stream window exhausted"
+	if s.Inferred {
+		what += " (inferred)"
+	}
+	e := TimelineEvent{Frame: s.Start.Frame, TS: s.Start.TS.UTC(), Lane: LaneStall, Dir: s.Dir, Stream: s.Stream, What: what}
+	if s.End != nil {
+		e.EndFrame, e.EndTS = s.End.Frame, s.End.TS.UTC()
+	}
+	return e
 }
 
 // alertTS finds the time of an alert's frame among the connection's

@@ -92,8 +92,8 @@ func TestAnalyzeUsage(t *testing.T) {
 // (atomically, so no temporary file is left) beside the terminal summary.
 func TestAnalyzeWritesFiles(t *testing.T) {
 	dir := t.TempDir()
-	j, md := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.md")
-	out, errOut, code := runCLI(t, "analyze", "--json", j, "--md", md, "../../testdata/pcaps/http1-nokeepalive.pcapng")
+	j, md, html := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.md"), filepath.Join(dir, "r.html")
+	out, errOut, code := runCLI(t, "analyze", "--json", j, "--md", md, "--html", html, "../../testdata/pcaps/http1-nokeepalive.pcapng")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -107,8 +107,11 @@ func TestAnalyzeWritesFiles(t *testing.T) {
 	if b := readFile(t, md); !strings.HasPrefix(string(b), "# h2scope report") || !strings.Contains(string(b), "reconnect_churn") {
 		t.Errorf("Markdown report: %.200s", b)
 	}
+	if b := readFile(t, html); !strings.HasPrefix(string(b), "<!DOCTYPE html>") || !strings.Contains(string(b), "reconnect_churn") {
+		t.Errorf("HTML report: %.200s", b)
+	}
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 2 {
+	if len(entries) != 3 {
 		t.Errorf("files left in the output directory: %v", entries)
 	}
 }

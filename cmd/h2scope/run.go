@@ -32,7 +32,9 @@ const (
 const usage = `usage: h2scope <command> [flags] CAPTURE...
 
 commands:
-  analyze [--json F] [--fail-on SEV] CAPTURE...  findings with evidence and remedies (--json F: the report; F "-" is stdout)
+  analyze [--json F] [--html F] [--md F] [--fail-on SEV] CAPTURE...
+                                                 findings with evidence and remedies; --json/--html/--md write
+                                                 the report as JSON, one HTML page, Markdown (F "-" is stdout)
   conns [--json] CAPTURE...                      one row per TCP connection (--json: NDJSON, one object per connection)
   frames [--json] CAPTURE...                     every dissected unit in capture order (--json: NDJSON)
   timeline --conn ID [--stream N] CAPTURE...     one connection, or one HTTP/2 stream of it, in time order
@@ -303,6 +305,7 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs, in := newFlags("analyze", stderr)
 	jsonOut := fs.String("json", "", "write the JSON report to `file` (\"-\": standard output)")
 	mdOut := fs.String("md", "", "write the Markdown report, for tickets, to `file` (\"-\": standard output)")
+	htmlOut := fs.String("html", "", "write the self-contained HTML report to `file` (\"-\": standard output)")
 	failOn := fs.String("fail-on", "", "exit 1 when a finding reaches this `severity` (warning or critical)")
 	cfg := analyze.DefaultConfig()
 	cfg.RegisterFlags(fs)
@@ -335,7 +338,7 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	outputs := []struct {
 		name  string
 		write func(io.Writer) error
-	}{{*jsonOut, rep.WriteJSON}, {*mdOut, rep.WriteMarkdown}}
+	}{{*jsonOut, rep.WriteJSON}, {*mdOut, rep.WriteMarkdown}, {*htmlOut, rep.WriteHTML}}
 	toStdout := 0
 	for _, o := range outputs {
 		if o.name == "-" {
