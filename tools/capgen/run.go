@@ -22,6 +22,8 @@ type options struct {
 	from    string // capture tiled by -big instead of a live base
 	mss     int    // TCP_MAXSEG for the programs' sockets, 0 for the kernel's
 	segment bool   // split loopback super-segments at mss after capture
+	bench   string // -grpc-bench output file
+	calls   int    // -grpc-bench unary calls
 	stderr  io.Writer
 }
 
@@ -41,6 +43,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.from, "from", "", "with -big, tile `NAME.pcapng` (next to NAME.truth.json) instead of capturing -base; needs no root")
 	fs.IntVar(&o.mss, "mss", 1460, "TCP_MAXSEG of the programs' sockets, 0 for lo's default (about 65483)")
 	fs.BoolVar(&o.segment, "segment", true, "split loopback's GSO super-segments into MSS-sized segments after capture (needs -mss > 0)")
+	fs.StringVar(&o.bench, "grpc-bench", "", "write the benchmark capture to `FILE` (.pcapng): -calls grpc-go unary calls on 4 h2c connections, tiled up to -size if smaller; see bench.go")
+	fs.IntVar(&o.calls, "calls", 40000, "with -grpc-bench, the number of live unary calls")
 	fs.BoolVar(&list, "list", false, "list the scenarios and exit")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: capgen -out DIR [-only NAME] | -big FILE [-size SIZE] [-from NAME.pcapng] | -list")
@@ -66,6 +70,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "capgen:", msg)
 		fs.Usage()
 		return 2
+	}
+	if o.bench != "" {
+		n, err := parseSize(size)
+		switch {
+		case err != nil:
+			return usage(err.Error())
+		case fs.NArg() > 0 || o.out != "" || o.big != "" || o.calls <= 0 || o.mss <= 0:
+			return usage("-grpc-bench goes alone, with -calls > 0, -mss > 0 and -size")
+		}
+		o.size = n
+		if err := canCapture(); err != nil {
+			fmt.Fprintln(stderr, "capgen:", err)
+			return 1
+		}
+		if err := runGRPCBench(ctx, o, stdout); err != nil {
+			fmt.Fprintln(stderr, "capgen:", err)
+			return 1
+		}
+		return 0
 	}
 	switch {
 	case fs.NArg() > 0:
