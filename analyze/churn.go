@@ -213,7 +213,11 @@ func closerSide(cl tcp.Close) string {
 // ReuseWindow (60 s) of its close (SYN into TIME_WAIT) or when one side
 // closed at least CriticalTimeWait (5000) connections within one
 // ReuseWindow. A pool whose requests are unknown (TLS without key log)
-// but whose connections are short-lived is reported at info.
+// but whose connections are short-lived is reported at info, as is a pool
+// none of whose connections was seen opening (SYN) or closing (FIN, RST):
+// a capture that kept only some data packets (a capture filter, a
+// fragment) shows one request per connection but not that the
+// connections were short-lived.
 //
 // False positives avoided: pools with many requests per connection;
 // connections alive at least LongLived (10 s), upgraded (WebSocket),
@@ -242,6 +246,7 @@ func detectReconnectChurn(in *Input, cfg ChurnConfig) []Finding {
 // churnStats are a pool's numbers.
 type churnStats struct {
 	conns, known, unknown, reqs, oneReq, shortUnknown int
+	seenOpenOrClose                                   int // connections whose SYN, FIN or RST was captured
 	hist                                              map[string]int
 	closedBy                                          map[string]int
 	closeReq                                          [2]int // Connection: close asked by client, server
@@ -275,6 +280,9 @@ func poolStats(cfg ChurnConfig, p connPool) churnStats {
 			}
 		}
 		s.closedBy[string(c.TCP.Close)]++
+		if firstSYN(c) != nil || c.TCP.Close != tcp.CloseOpen {
+			s.seenOpenOrClose++
+		}
 		if c.App != nil && c.App.HTTP1 != nil {
 			switch c.App.HTTP1.CloseRequestedBy {
 			case "client":
@@ -351,6 +359,10 @@ func churnPool(in *Input, cfg ChurnConfig, p connPool) (Finding, bool) {
 		reasons = append(reasons, "TLS not decrypted: requests per connection unknown")
 	default:
 		return Finding{}, false
+	}
+	if s.seenOpenOrClose == 0 {
+		sev = Info
+		reasons = append(reasons, "no connection's opening or closing captured: how long they lived is unknown")
 	}
 	twSide, twPeak := "", 0
 	switch {

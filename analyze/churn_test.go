@@ -1,6 +1,7 @@
 package analyze
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -99,4 +100,20 @@ func TestChurnCaptures(t *testing.T) {
 		t.Errorf("evidence = %+v", f.Evidence)
 	}
 	checkControls(t, KindReconnectChurn, Warning, "http1-keepalive", "grpc-unary-h2c", "grpc-streaming-h2c", "h2c-large-slow", "tls12-resume", "tls13-resume")
+}
+
+// ja4/http1.pcapng kept only the clients' data segments: one request per
+// connection (UniFi informs every 15 s, UPnP description fetches), but no
+// SYN, FIN or RST, so nothing shows the connections were short-lived.
+func TestChurnCorpusNoOpenOrClose(t *testing.T) {
+	res := analyzeFile(t, corpus(t, "ja4/http1.pcapng"), "")
+	fs := only(res, KindReconnectChurn)
+	if len(fs) == 0 {
+		t.Fatal("no reconnect_churn finding (want info)")
+	}
+	for _, f := range fs {
+		if f.Severity != Info || !slices.Contains(f.Confidence.Reasons, "no connection's opening or closing captured: how long they lived is unknown") {
+			t.Errorf("%s %q, confidence %+v", f.Severity, f.Summary, f.Confidence)
+		}
+	}
 }

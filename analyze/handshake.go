@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -49,6 +50,9 @@ type hsSample struct {
 	ms    float64
 	start event.Ref  // SYN or ClientHello
 	reply *event.Ref // SYN-ACK or ServerHello
+	// synackRetx is the server's retransmitted SYN-ACK when the first
+	// one was lost (the handshake waited for the server's timeout).
+	synackRetx *event.Ref
 }
 
 // detectHandshakeLatency reports handshakes far slower than the capture's
@@ -57,15 +61,25 @@ type hsSample struct {
 // Signals: the TCP handshake time of each connection (tcp.Conn
 // HandshakeRTTMS: last SYN to the ACK completing the handshake) and the
 // TLS handshake time (App.TLS.HandshakeMS: ClientHello to the client's
-// Finished). Per layer, with at least MinSamples handshakes, the baseline
-// is the median and the median absolute deviation (MAD, unscaled) over
-// all connections of the capture; a handshake is slow above
-// max(Factor×median, median + MADs×MAD, MinLatency). One finding per
-// layer lists the slow connections (evidence: their SYN or ClientHello,
-// and the SYN-ACK or ServerHello), a warning, critical when the slowest
-// takes CriticalLatency or more.
+// Finished). Per layer and server address (ip:port), with at least
+// MinSamples handshakes, the baseline is the median and the median
+// absolute deviation (MAD, unscaled) over that server's connections; a
+// handshake is slow above max(Factor×median, median + MADs×MAD,
+// MinLatency). A TCP handshake whose server had to retransmit its
+// SYN-ACK (copies at least 200 ms apart: the first SYN-ACK or the
+// client's ACK was lost) and that took MinLatency or more is slow
+// whatever the baseline: it waited for the server's retransmission
+// timeout. One finding per layer and server lists the slow connections
+// (evidence: their SYN or ClientHello, the SYN-ACK or ServerHello, the
+// retransmitted SYN-ACK), a warning, critical when the slowest takes
+// CriticalLatency or more.
 //
-// False positives avoided: too few handshakes for a baseline; fast
+// False positives avoided: too few handshakes to one server for a
+// baseline; handshakes to different servers, which differ by the
+// path's round trip and the server's work, not by an incident (a
+// browser session's 230 ms TLS handshake to a distant site against a
+// 70 ms median over nearby ones, or one connection of a merged capture
+// to another network); fast
 // handshakes on a quiet loopback capture where a fraction of a
 // millisecond is many MADs (MinLatency); uniformly slow handshakes, which
 // are the network's round trip and not an outlier — reported as info
@@ -73,37 +87,48 @@ type hsSample struct {
 // retransmission (syn_retransmit reports those; they are left out of
 // the baseline too).
 //
-// Metrics: samples, median_ms, mad_ms, threshold_ms, slow, slowest_ms,
-// excluded_syn_retransmit (TCP); for TLS the slowest handshake's
+// Metrics: server, samples, median_ms, mad_ms, threshold_ms, slow,
+// slowest_ms, excluded_syn_retransmit and synack_retransmitted (TCP); for TLS the slowest handshake's
 // client_hello_to_server_hello_ms and server_hello_to_finished_ms, which
 // tell server-side delay from client-side.
 func detectHandshakeLatency(in *Input, cfg HandshakeLatencyConfig) []Finding {
-	var tcpS, tlsS []hsSample
-	excluded := 0
+	tcpS, tlsS := map[netip.AddrPort][]hsSample{}, map[netip.AddrPort][]hsSample{}
+	excluded := map[netip.AddrPort]int{}
 	for _, c := range in.Conns {
+		srv := c.Server()
 		t := c.TCP
 		if t.HandshakeRTTMS != nil && len(c.SYNs) > 0 {
 			if synRetried(c) {
-				excluded++
+				excluded[srv]++
 			} else {
 				s := hsSample{c: c, ms: *t.HandshakeRTTMS, start: c.SYNs[len(c.SYNs)-1]}
 				if len(c.SYNACKs) > 0 {
 					s.reply = &c.SYNACKs[0]
 				}
-				tcpS = append(tcpS, s)
+				for i := 1; i < len(c.SYNACKs); i++ {
+					if c.SYNACKs[i].TS.Sub(c.SYNACKs[i-1].TS) >= 200*time.Millisecond {
+						s.synackRetx = &c.SYNACKs[i]
+						break
+					}
+				}
+				tcpS[srv] = append(tcpS[srv], s)
 			}
 		}
 		if c.App != nil && c.App.TLS != nil && c.App.TLS.HandshakeMS != nil && c.App.TLS.Timing.ClientHello != nil {
 			tl := c.App.TLS
-			tlsS = append(tlsS, hsSample{c: c, ms: *tl.HandshakeMS, start: *tl.Timing.ClientHello, reply: tl.Timing.ServerHello})
+			tlsS[srv] = append(tlsS[srv], hsSample{c: c, ms: *tl.HandshakeMS, start: *tl.Timing.ClientHello, reply: tl.Timing.ServerHello})
 		}
 	}
 	var out []Finding
-	if f, ok := hsFinding(in, cfg, "TCP", tcpS, excluded); ok {
-		out = append(out, f)
+	for _, srv := range sortedAddrPorts(tcpS) {
+		if f, ok := hsFinding(in, cfg, "TCP", srv, tcpS[srv], excluded[srv]); ok {
+			out = append(out, f)
+		}
 	}
-	if f, ok := hsFinding(in, cfg, "TLS", tlsS, 0); ok {
-		out = append(out, f)
+	for _, srv := range sortedAddrPorts(tlsS) {
+		if f, ok := hsFinding(in, cfg, "TLS", srv, tlsS[srv], 0); ok {
+			out = append(out, f)
+		}
 	}
 	return out
 }
@@ -119,9 +144,12 @@ func synRetried(c *Conn) bool {
 	return false
 }
 
-// hsFinding builds the finding of one layer's handshakes ss.
-func hsFinding(in *Input, cfg HandshakeLatencyConfig, layer string, ss []hsSample, excluded int) (Finding, bool) {
-	if len(ss) < max(cfg.MinSamples, 1) {
+// hsFinding builds the finding of one layer's handshakes ss to server
+// srv.
+func hsFinding(in *Input, cfg HandshakeLatencyConfig, layer string, srv netip.AddrPort, ss []hsSample, excluded int) (Finding, bool) {
+	lost := func(s hsSample) bool { return s.synackRetx != nil && s.ms >= ms(cfg.MinLatency) }
+	baseline := len(ss) >= max(cfg.MinSamples, 1)
+	if !baseline && !slices.ContainsFunc(ss, lost) {
 		return Finding{}, false
 	}
 	vals := make([]float64, len(ss))
@@ -137,7 +165,7 @@ func hsFinding(in *Input, cfg HandshakeLatencyConfig, layer string, ss []hsSampl
 	threshold := max(cfg.Factor*med, med+cfg.MADs*mad, ms(cfg.MinLatency))
 	var slow []hsSample
 	for _, s := range ss {
-		if s.ms > threshold {
+		if baseline && s.ms > threshold || lost(s) {
 			slow = append(slow, s)
 		}
 	}
@@ -148,6 +176,7 @@ func hsFinding(in *Input, cfg HandshakeLatencyConfig, layer string, ss []hsSampl
 		"mad_ms":       roundTo(mad, 3),
 		"threshold_ms": roundTo(threshold, 3),
 		"slow":         len(slow),
+		"server":       srv.String(),
 	}
 	if layer == "TCP" && excluded > 0 {
 		m["excluded_syn_retransmit"] = excluded
@@ -159,8 +188,8 @@ func hsFinding(in *Input, cfg HandshakeLatencyConfig, layer string, ss []hsSampl
 			return Finding{}, false
 		}
 		f.Severity = Info
-		f.Summary = fmt.Sprintf("All %d %s handshakes are slow alike (median %s, MAD %s): the network's round trip, not an outlier",
-			len(ss), layer, fmtMS(med), fmtMS(mad))
+		f.Summary = fmt.Sprintf("All %d %s handshakes to %s are slow alike (median %s, MAD %s): the network's round trip, not an outlier",
+			len(ss), layer, srv, fmtMS(med), fmtMS(mad))
 		slices.SortStableFunc(ss, func(a, b hsSample) int { return cmp.Compare(b.ms, a.ms) })
 		for _, s := range ss[:min(len(ss), 3)] {
 			f.Connections = append(f.Connections, s.c.ID())
@@ -195,6 +224,13 @@ func hsFinding(in *Input, cfg HandshakeLatencyConfig, layer string, ss []hsSampl
 			f.Evidence = append(f.Evidence, evidence(s.c.ID(), 0, *s.reply,
 				fmt.Sprintf("%s %s after the %s", reply, fmtDur(s.reply.TS.Sub(s.start.TS)), start)))
 		}
+		if s.synackRetx != nil {
+			f.Evidence = append(f.Evidence, evidence(s.c.ID(), 0, *s.synackRetx,
+				fmt.Sprintf("server SYN-ACK retransmitted %s after the client SYN: the first one or the client's ACK was lost", fmtDur(s.synackRetx.TS.Sub(s.start.TS)))))
+		}
+	}
+	if lostN := len(slices.DeleteFunc(slices.Clone(slow), func(s hsSample) bool { return !lost(s) })); lostN > 0 {
+		m["synack_retransmitted"] = lostN
 	}
 	if layer == "TLS" {
 		d := top.c.App.TLS.Durations
@@ -205,8 +241,13 @@ func hsFinding(in *Input, cfg HandshakeLatencyConfig, layer string, ss []hsSampl
 			m["server_hello_to_finished_ms"] = roundTo(*d.ServerHelloToFinished, 3)
 		}
 	}
-	f.Summary = fmt.Sprintf("%d of %d %s handshakes took over %s (slowest %s on connection %d) against a median of %s",
-		len(slow), len(ss), layer, fmtMS(threshold), fmtMS(top.ms), top.c.ID(), fmtMS(med))
+	if baseline {
+		f.Summary = fmt.Sprintf("%d of %d %s handshakes to %s took over %s (slowest %s on connection %d) against a median of %s",
+			len(slow), len(ss), layer, srv, fmtMS(threshold), fmtMS(top.ms), top.c.ID(), fmtMS(med))
+	} else {
+		f.Summary = fmt.Sprintf("%d %s handshake(s) to %s waited for a retransmitted SYN-ACK (slowest %s on connection %d)",
+			len(slow), layer, srv, fmtMS(top.ms), top.c.ID())
+	}
 	f.Confidence = confidence(in, conns...)
 	if layer == "TCP" {
 		f.Remedy = "Slow SYN→SYN-ACK→ACK against a fast baseline: the server's accept queue or CPU (net.core.somaxconn, " +

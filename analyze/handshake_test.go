@@ -51,7 +51,7 @@ func TestHandshakeLatencySynthetic(t *testing.T) {
 		{
 			name:  "one slow TCP handshake",
 			conns: func() []*Conn { return hsConns(append(slices.Clone(fast), 250)...) },
-			want: &findingWant{sev: Warning, summary: "1 of 9 TCP handshakes took over 50 ms (slowest 250 ms on connection 8) against a median of 1.0 ms",
+			want: &findingWant{sev: Warning, summary: "1 of 9 TCP handshakes to 10.0.0.2:443 took over 50 ms (slowest 250 ms on connection 8) against a median of 1.0 ms",
 				frames:  []uint64{801, 802},
 				metrics: map[string]float64{"samples": 9, "median_ms": 1, "slow": 1, "slowest_ms": 250, "threshold_ms": 50}},
 		},
@@ -60,7 +60,7 @@ func TestHandshakeLatencySynthetic(t *testing.T) {
 			conns: func() []*Conn {
 				return withTLS(hsConns(1, 1, 1, 1, 1, 1), 10, 12, 11, 9, 10, 1500)
 			},
-			want: &findingWant{sev: Critical, summary: "1 of 6 TLS handshakes took over 50 ms (slowest 1.5 s on connection 5)",
+			want: &findingWant{sev: Critical, summary: "1 of 6 TLS handshakes to 10.0.0.2:443 took over 50 ms (slowest 1.5 s on connection 5)",
 				frames:  []uint64{504, 506},
 				metrics: map[string]float64{"slowest_ms": 1500, "client_hello_to_server_hello_ms": 750}},
 		},
@@ -75,7 +75,7 @@ func TestHandshakeLatencySynthetic(t *testing.T) {
 		{
 			name:  "uniformly slow: the network",
 			conns: func() []*Conn { return hsConns(300, 310, 290, 305, 295, 320) },
-			want: &findingWant{sev: Info, summary: "All 6 TCP handshakes are slow alike (median 303 ms",
+			want: &findingWant{sev: Info, summary: "All 6 TCP handshakes to 10.0.0.2:443 are slow alike (median 303 ms",
 				metrics: map[string]float64{"slow": 0, "samples": 6}},
 		},
 		{
@@ -112,4 +112,32 @@ func TestHandshakeLatencyCorpus(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Handshakes to different servers are not one baseline; a SYN-ACK
+// retransmitted because the first was lost makes a handshake slow alone.
+func TestHandshakeLatencyPerServer(t *testing.T) {
+	cfg := defaultHandshakeLatency()
+	ms := func(v float64) *float64 { return &v }
+	var cs []*Conn
+	for i, rtt := range []float64{0.5, 0.4, 0.6, 0.5, 0.5, 269} {
+		srv := "10.0.0.2:443"
+		if i == 5 {
+			srv = "10.0.0.9:80" // another network
+		}
+		c := conn(event.ConnID(i), fmt.Sprintf("10.0.0.1:%d", 40000+i), srv, uint64(100*i+1), time.Duration(i)*time.Second, time.Duration(i+1)*time.Second)
+		c.TCP.HandshakeRTTMS = ms(rtt)
+		cs = append(cs, c)
+	}
+	detect := func(in *Input) []Finding { return detectHandshakeLatency(in, cfg) }
+	if fs := run(detect, cs...); len(fs) != 0 {
+		t.Fatalf("a lone handshake to another server: %+v", fs)
+	}
+	// The last server's SYN-ACK is retransmitted 1.5 s later.
+	c := cs[5]
+	c.TCP.HandshakeRTTMS = ms(1560)
+	c.SYNACKs = []event.Ref{ref(502, c.TCP.FirstTS.Sub(t0)+10*time.Millisecond), ref(503, c.TCP.FirstTS.Sub(t0)+1550*time.Millisecond)}
+	checkFindings(t, run(detect, cs...), KindHandshakeLatency, &findingWant{sev: Critical,
+		summary: "1 TCP handshake(s) to 10.0.0.9:80 waited for a retransmitted SYN-ACK (slowest 1.56 s on connection 5)",
+		frames:  []uint64{501, 502, 503}, metrics: map[string]float64{"synack_retransmitted": 1}})
 }

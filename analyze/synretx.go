@@ -24,15 +24,20 @@ type SYNRetransmitConfig struct {
 	// another address on the same port makes the refusal a fallback
 	// (Happy Eyeballs: IPv6 refused, IPv4 taken).
 	Fallback time.Duration
+	// ScanPorts is the number of distinct ports of one host a client
+	// must try, none of those connections carrying payload, for its
+	// attempts to that host to be a port scan and not reported.
+	ScanPorts int
 }
 
 func defaultSYNRetransmit() SYNRetransmitConfig {
-	return SYNRetransmitConfig{CriticalAttempts: 10, MinRetryDelay: 200 * time.Millisecond, Fallback: time.Second}
+	return SYNRetransmitConfig{CriticalAttempts: 10, MinRetryDelay: 200 * time.Millisecond, Fallback: time.Second, ScanPorts: 5}
 }
 
 func (c *SYNRetransmitConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.CriticalAttempts, "syn-critical", c.CriticalAttempts, "syn_retransmit: failed or retried attempts that make it critical")
 	fs.DurationVar(&c.MinRetryDelay, "syn-min-retry", c.MinRetryDelay, "syn_retransmit: shortest gap between SYNs counted as a retransmission (closer ones are capture duplicates)")
+	fs.IntVar(&c.ScanPorts, "syn-scan-ports", c.ScanPorts, "syn_retransmit: distinct ports of one host, none carrying payload, that make a client's attempts a port scan (not reported)")
 	fs.DurationVar(&c.Fallback, "syn-fallback", c.Fallback, "syn_retransmit: a refused attempt followed this soon by a connection to another address on the same port is a fallback")
 }
 
@@ -45,6 +50,19 @@ type synAttempt struct {
 	unanswer  bool
 	fallback  *Conn
 	connectMS float64 // first SYN to SYN-ACK, when it connected
+	synack    event.Ref
+}
+
+// synACKAfter returns the first SYN-ACK at or after the last SYN, the one
+// that answered the retries (a SYN-ACK before it never reached the
+// client), or the last SYN-ACK when none follows it.
+func synACKAfter(synacks []event.Ref, last event.Ref) event.Ref {
+	for _, s := range synacks {
+		if s.Frame >= last.Frame {
+			return s
+		}
+	}
+	return synacks[len(synacks)-1]
 }
 
 // detectSYNRetransmit reports connection attempts that needed SYN
@@ -55,17 +73,24 @@ type synAttempt struct {
 // has more than one SYN (copies closer than MinRetryDelay are the capture
 // duplicating a packet and are left out); a refused one got a RST from
 // the server and no SYN-ACK; an unanswered one got nothing back at all
-// (Zeek conn_state S0). Attempts are grouped per server address
+// (Zeek conn_state S0) and the client sent nothing after its SYNs. Attempts are grouped per server address
 // (ip:port), one finding per server with evidence per attempt (its SYNs,
 // the RST, the SYN-ACK that finally came). A warning; critical from
 // CriticalAttempts attempts.
 //
 // False positives avoided: duplicated SYNs with (nearly) the same
 // timestamp; connections whose SYN-ACK the capture missed but whose
-// server sent data (asymmetric capture); a single unanswered SYN less
-// than the first retransmission timeout (1 s) before the end of the
-// capture — the answer may simply not have been captured (a capture of
-// 200 SYNs in 0.2 s says nothing about answers); a refused attempt followed
+// server sent data, or whose client went on to send ACKs, data or a FIN
+// (it only does after a SYN-ACK: the capture holds one direction, or
+// lost the answer); a single unanswered SYN less than the first
+// retransmission timeout (1 s) before the end of the capture — the
+// answer may simply not have been captured (a capture of 200 SYNs in
+// 0.2 s says nothing about answers); a single unanswered SYN (no retry)
+// from a client to a host from which the capture holds no packet to that
+// client on any connection — a one-sided capture cannot show answers;
+// port scans: attempts by a client that tried at least ScanPorts
+// distinct ports of one host, none of those connections carrying
+// payload (nmap, a port checker), are probes and not reported; a refused attempt followed
 // within Fallback by a connection to another address of the same port
 // (Happy Eyeballs, localhost ::1 then 127.0.0.1) is info only when every
 // attempt to that server was such a fallback.
@@ -82,11 +107,40 @@ func detectSYNRetransmit(in *Input, cfg SYNRetransmitConfig) []Finding {
 			end = c.TCP.LastTS
 		}
 	}
+	// Per (client, server host): distinct server ports, whether any
+	// connection carried payload, and whether the capture holds packets
+	// from the server to the client.
+	type hostPair struct{ client, server netip.Addr }
+	type pairInfo struct {
+		ports       map[uint16]bool
+		payload     bool
+		serverSpoke bool
+	}
+	pairs := map[hostPair]*pairInfo{}
+	pairOf := func(c *Conn) *pairInfo {
+		k := hostPair{c.Client(), c.Server().Addr()}
+		p := pairs[k]
+		if p == nil {
+			p = &pairInfo{ports: map[uint16]bool{}}
+			pairs[k] = p
+		}
+		return p
+	}
+	for _, c := range in.Conns {
+		p := pairOf(c)
+		p.ports[c.Server().Port()] = true
+		p.payload = p.payload || c.TCP.Bytes.C2S > 0 || c.TCP.Bytes.S2C > 0
+		p.serverSpoke = p.serverSpoke || c.TCP.Packets.S2C > 0
+	}
 	byServer := map[netip.AddrPort][]synAttempt{}
 	for _, c := range in.Conns {
 		t := c.TCP
 		if t.SYNs == 0 || t.ClientGuessed || len(c.SYNs) == 0 {
 			continue
+		}
+		pair := pairOf(c)
+		if cfg.ScanPorts > 0 && len(pair.ports) >= cfg.ScanPorts && !pair.payload {
+			continue // a port scan's probe
 		}
 		a := synAttempt{c: c}
 		for _, s := range c.SYNs {
@@ -105,10 +159,16 @@ func detectSYNRetransmit(in *Input, cfg SYNRetransmitConfig) []Finding {
 		case c.RST[event.S2C] != nil && t.Bytes.S2C == 0:
 			a.refused = true
 			a.fallback = fallbackAfter(in, c, cfg.Fallback)
+		case t.Packets.C2S > uint64(t.SYNs):
+			// The client went on after its SYNs: it was answered, and
+			// the capture missed the answer.
 		case !serverSpoke:
 			last := a.syns[len(a.syns)-1]
 			if a.retx == 0 && end.Sub(last.TS) < time.Second {
 				continue // the answer may have come after the capture ended
+			}
+			if a.retx == 0 && !pair.serverSpoke {
+				continue // one-sided capture: answers would not show
 			}
 			a.unanswer = true
 		}
@@ -116,7 +176,8 @@ func detectSYNRetransmit(in *Input, cfg SYNRetransmitConfig) []Finding {
 			continue
 		}
 		if a.retx > 0 && t.SYNACKs > 0 && len(c.SYNACKs) > 0 {
-			a.connectMS = ms(c.SYNACKs[0].TS.Sub(a.syns[0].TS))
+			a.synack = synACKAfter(c.SYNACKs, a.syns[len(a.syns)-1])
+			a.connectMS = ms(a.synack.TS.Sub(a.syns[0].TS))
 		}
 		byServer[c.Server()] = append(byServer[c.Server()], a)
 	}
@@ -189,8 +250,8 @@ func synFinding(in *Input, cfg SYNRetransmitConfig, srv netip.AddrPort, as []syn
 			f.Evidence = append(f.Evidence, evidence(id, 0, *a.c.RST[event.S2C], what))
 		case a.unanswer:
 			// The last SYN is the evidence.
-		case len(a.c.SYNACKs) > 0:
-			f.Evidence = append(f.Evidence, evidence(id, 0, a.c.SYNACKs[0],
+		case a.synack.Frame > 0:
+			f.Evidence = append(f.Evidence, evidence(id, 0, a.synack,
 				fmt.Sprintf("SYN-ACK at last, %s after the first SYN", fmtMS(a.connectMS))))
 		}
 	}

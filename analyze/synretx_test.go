@@ -99,6 +99,49 @@ func TestSYNRetransmitSynthetic(t *testing.T) {
 			},
 		},
 		{
+			name: "one unanswered SYN in a capture holding nothing from that host",
+			conns: func() []*Conn {
+				return []*Conn{attemptConn(1, srv, 10, false, false, 0), conn(2, "10.0.0.1:50000", "10.0.0.9:80", 30, 0, 20*s)}
+			},
+		},
+		{
+			name: "one unanswered SYN to a host that answers other connections",
+			conns: func() []*Conn {
+				return []*Conn{attemptConn(1, srv, 10, false, false, 0), conn(2, "10.0.0.1:50000", "10.0.0.2:80", 30, 0, 20*s)}
+			},
+			want: &findingWant{remedyHas: dialRemedy, sev: Warning, summary: "1 connection attempt to 10.0.0.2:443 failed or needed retries: 1 never answered",
+				frames: []uint64{10}, metrics: map[string]float64{"attempts": 1, "unanswered": 1}},
+		},
+		{
+			name: "the client went on after its SYN: the SYN-ACK was not captured",
+			conns: func() []*Conn {
+				c := attemptConn(1, srv, 10, false, false, 0)
+				c.TCP.Packets.C2S, c.TCP.Bytes.C2S = 6, 500
+				return []*Conn{c, conn(2, "10.0.0.1:50000", "10.0.0.2:80", 30, 0, 20*s)}
+			},
+		},
+		{
+			name: "port scan: five ports refused, no payload",
+			conns: func() []*Conn {
+				var cs []*Conn
+				for i, port := range []int{22, 80, 443, 445, 3389} {
+					cs = append(cs, attemptConn(event.ConnID(i), fmt.Sprintf("10.0.0.2:%d", port), uint64(10*i+1), false, true, time.Duration(i)*s))
+				}
+				return cs
+			},
+		},
+		{
+			name: "the SYN-ACK before the retry never reached the client",
+			conns: func() []*Conn {
+				c := attemptConn(1, srv, 10, true, false, 0, 2*s)
+				c.SYNACKs = []event.Ref{ref(11, 10*time.Millisecond), ref(13, 2*s+5*time.Millisecond)}
+				c.SYNs[1] = ref(12, 2*s)
+				return []*Conn{c}
+			},
+			want: &findingWant{remedyHas: dialRemedy, sev: Warning, summary: "1 SYN retransmission(s), 1 connected only after retrying (up to 2 s)",
+				frames: []uint64{10, 12, 13}, metrics: map[string]float64{"max_connect_delay_ms": 2005}},
+		},
+		{
 			name: "SYN-ACK missed but the server sent data",
 			conns: func() []*Conn {
 				c := attemptConn(1, srv, 10, false, false, 0)
@@ -126,8 +169,20 @@ func TestSYNRetransmitCorpus(t *testing.T) {
 	}{
 		// One SYN to 127.0.0.1:80 and 3 retransmissions, never answered.
 		{"zeek/tcp/option-sack.pcap", []string{"1 connection attempt to 127.0.0.1:80 failed or needed retries: 3 SYN retransmission(s), 1 never answered"}, []Severity{Warning}},
-		// A port scan: two ports answer the SYN with RST.
-		{"ndpi/tcp_scan.pcapng", []string{"to 192.168.1.2:445 failed or needed retries: 1 refused with RST", "to 192.168.1.2:3389 failed or needed retries: 1 refused with RST"}, []Severity{Warning, Warning}},
+		// A port scan (SYN, FIN, NULL and Xmas probes to 7 ports, no
+		// payload): the RSTs to its SYNs are no refused connections.
+		{"ndpi/tcp_scan.pcapng", nil, nil},
+		// The capture holds only what 192.168.56.10 sent: its SSH client
+		// ACKs the server's data, the single SYNs to ports 8, 12, 13 and
+		// 14 may well have been answered.
+		{"tcpdump/ipoib.pcap", nil, nil},
+		{"pcapplusplus/unidirectional_tcp_stream_with_missing_packet.pcap", nil, nil},
+		// Connection 2's SYN-ACK is missing, but the client ACKs and sends
+		// five requests.
+		{"pcapplusplus/raw_ip.pcap", nil, nil},
+		// The SYN-ACK 10 ms after the SYN never reached the client, which
+		// retried 2.07 s later and was answered at once.
+		{"ndpi/heuristic_tcp_ack_payload.pcap", []string{"1 SYN retransmission(s), 1 connected only after retrying (up to 2.07 s)"}, []Severity{Warning}},
 		// Duplicated packets (same IP id, µs apart), not retransmissions.
 		{"zeek/nflog-http.pcap", nil, nil},
 		{"arkime/wireshark-retrans.pcap", nil, nil},
