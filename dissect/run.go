@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"runtime"
 
 	"github.com/h2scope/h2scope/dissect/capture"
 	"github.com/h2scope/h2scope/dissect/event"
@@ -45,6 +46,12 @@ type Options struct {
 	// bytes read so far from the files as stored (compressed bytes for .gz
 	// and .zst) and the sum of their sizes.
 	Progress func(read, total int64)
+	// Sequential reads and decodes the captures on Run's goroutine. By
+	// default, when GOMAXPROCS > 1, a second goroutine reads and decodes
+	// packets ahead while Run's goroutine tracks connections and runs
+	// the dissectors and callbacks, in the same order: the results are
+	// the same either way.
+	Sequential bool
 }
 
 // ProgressInterval is the number of packets between calls of
@@ -82,29 +89,47 @@ func Run(ctx context.Context, files []string, opts Options) (Stats, error) {
 		return st, err
 	}
 	defer r.Close()
-	dec := layer.NewDecoder()
 	if opts.Keys == nil {
 		opts.Keys = tls.NewKeyLog()
 	}
-	tr := tcp.NewTracker(wire(&opts))
-	var total int64
+	s := &stage2{opts: &opts, files: files, st: &st, tr: tcp.NewTracker(wire(&opts))}
 	if opts.Progress != nil {
 		for _, f := range files {
 			if fi, err := os.Stat(f); err == nil {
-				total += fi.Size()
+				s.total += fi.Size()
 			}
 		}
 	}
+	dec := layer.NewDecoder()
+	if opts.Sequential || runtime.GOMAXPROCS(0) < 2 {
+		err = runSequential(ctx, r, dec, s)
+	} else {
+		err = runPipeline(ctx, r, dec, s)
+	}
+	if err != nil {
+		return st, err
+	}
+	if opts.Progress != nil {
+		opts.Progress(r.BytesRead(), s.total)
+	}
+	s.tr.Flush()
+	st.Layer = dec.Stats
+	st.TCP = s.tr.Stats()
+	return st, nil
+}
+
+// runSequential reads, decodes and tracks on one goroutine.
+func runSequential(ctx context.Context, r *capture.Reader, dec *layer.Decoder, s *stage2) error {
+	st := s.st
 	nsecrets := 0
-	var ev event.Event
 	var seg layer.Segment
 	for {
 		if st.Packets&1023 == 0 && ctx.Err() != nil {
-			return st, ctx.Err()
+			return ctx.Err()
 		}
 		p, err := r.Next()
 		if err == io.EOF {
-			break
+			return nil
 		}
 		if err != nil {
 			var e *Error
@@ -112,38 +137,52 @@ func Run(ctx context.Context, files []string, opts Options) (Stats, error) {
 				st.Faults = append(st.Faults, e)
 				continue
 			}
-			return st, err
+			return err
 		}
 		st.Packets++
 		st.Bytes += uint64(len(p.Data))
-		if opts.Progress != nil && st.Packets%ProgressInterval == 0 {
-			opts.Progress(r.BytesRead(), total)
+		if s.opts.Progress != nil && st.Packets%ProgressInterval == 0 {
+			s.opts.Progress(r.BytesRead(), s.total)
 		}
-		if s := r.Secrets(); len(s) > nsecrets {
-			st.addSecrets(opts.Keys, s[nsecrets:], files)
-			nsecrets = len(s)
+		if sec := r.Secrets(); len(sec) > nsecrets {
+			s.secrets(sec[nsecrets:])
+			nsecrets = len(sec)
 		}
 		res, _ := dec.Decode(p.LinkType, p.Data, p.OrigLen, &seg)
 		if res.Kind != layer.KindTCP {
 			continue
 		}
 		seg.Ref = p.Ref
-		c, dir, a := tr.Add(&seg)
-		if opts.OnSegment != nil {
-			opts.OnSegment(c, dir, &seg, a)
-		}
-		if opts.Sink != nil && (seg.Flags&(layer.SYN|layer.FIN|layer.RST) != 0 || a != 0) {
-			tcpEvent(&ev, c, dir, &seg, a)
-			opts.Sink.Event(&ev)
-		}
+		s.segment(&seg)
 	}
-	if opts.Progress != nil {
-		opts.Progress(r.BytesRead(), total)
+}
+
+// stage2 is what Run does with each decoded TCP segment, in capture order:
+// connection tracking, the dissectors and the sinks. In a pipelined run it
+// is the second stage, on Run's goroutine.
+type stage2 struct {
+	opts  *Options
+	files []string
+	st    *Stats
+	tr    *tcp.Tracker
+	total int64 // bytes of all files, for Progress
+	ev    event.Event
+}
+
+func (s *stage2) segment(seg *layer.Segment) {
+	c, dir, a := s.tr.Add(seg)
+	if s.opts.OnSegment != nil {
+		s.opts.OnSegment(c, dir, seg, a)
 	}
-	tr.Flush()
-	st.Layer = dec.Stats
-	st.TCP = tr.Stats()
-	return st, nil
+	if s.opts.Sink != nil && (seg.Flags&(layer.SYN|layer.FIN|layer.RST) != 0 || a != 0) {
+		tcpEvent(&s.ev, c, dir, seg, a)
+		s.opts.Sink.Event(&s.ev)
+	}
+}
+
+// secrets adds the key logs of newly read Decryption Secrets Blocks.
+func (s *stage2) secrets(sec []capture.Secret) {
+	s.st.addSecrets(s.opts.Keys, sec, s.files)
 }
 
 // wire returns the tracker options that connect the dissectors and the

@@ -5,6 +5,13 @@
 // Usage:
 //
 //	go run ./tools/bench -h2scope bin/h2scope FILE.pcap
+//	go run ./tools/bench -h2scope bin/h2scope -analyze [-h2port P] FILE.pcapng
+//
+// -analyze is the comparison of GitHub issue 7: `h2scope analyze --json
+// /dev/null` against the bare loop and against tshark printing every
+// HTTP/2 frame type with the server port decoded as HTTP/2, by default and
+// with its gRPC (and Protobuf) dissectors disabled; it also runs
+// BenchmarkAnalyze (go test) for the allocations per packet.
 package main
 
 import (
@@ -28,15 +35,20 @@ func main() {
 	bin := flag.String("h2scope", "bin/h2scope", "h2scope binary to measure")
 	noTshark := flag.Bool("no-tshark", false, "skip the tshark measurement")
 	h2port := flag.Int("h2port", 0, "measure HTTP/2 dissection instead: h2scope frames --json against tshark decoding this TCP port as HTTP/2")
+	analyze := flag.Bool("analyze", false, "measure h2scope analyze --json against the bare loop and tshark -T fields -e http2.type (the server port: -h2port, else the first SYN's destination)")
+	noGo := flag.Bool("no-gobench", false, "with -analyze, skip BenchmarkAnalyze (allocations per packet)")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: bench [-h2scope BIN] [-no-tshark] [-h2port P] FILE.pcap")
+		fmt.Fprintln(os.Stderr, "usage: bench [-h2scope BIN] [-no-tshark] [-analyze] [-h2port P] FILE.pcap")
 		os.Exit(2)
 	}
 	var err error
-	if *h2port > 0 {
+	switch {
+	case *analyze:
+		err = runAnalyze(flag.Arg(0), *bin, *h2port, !*noTshark, !*noGo)
+	case *h2port > 0:
 		err = runH2(flag.Arg(0), *bin, *h2port, !*noTshark)
-	} else {
+	default:
 		err = run(flag.Arg(0), *bin, !*noTshark)
 	}
 	if err != nil {
@@ -233,7 +245,7 @@ func best(f func() (result, error)) (result, error) {
 	return b, nil
 }
 
-// bareLoop reads file with pcapgo and decodes every packet with a
+// bareLoop reads file (pcap or pcapng) with pcapgo and decodes every packet with a
 // DecodingLayerParser over preallocated Ethernet, IPv4, IPv6 and TCP layers:
 // the floor any Go pipeline on gopacket can reach.
 func bareLoop(file string) (result, error) {
@@ -244,7 +256,15 @@ func bareLoop(file string) (result, error) {
 		return r, err
 	}
 	defer f.Close()
-	pr, err := pcapgo.NewReader(bufio.NewReaderSize(f, 1<<20))
+	br := bufio.NewReaderSize(f, 1<<20)
+	var pr interface {
+		ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+	}
+	if magic, _ := br.Peek(4); bytes.Equal(magic, []byte{0x0a, 0x0d, 0x0d, 0x0a}) {
+		pr, err = pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
+	} else {
+		pr, err = pcapgo.NewReader(br)
+	}
 	if err != nil {
 		return r, err
 	}
