@@ -43,7 +43,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.from, "from", "", "with -big, tile `NAME.pcapng` (next to NAME.truth.json) instead of capturing -base; needs no root")
 	fs.IntVar(&o.mss, "mss", 1460, "TCP_MAXSEG of the programs' sockets, 0 for lo's default (about 65483)")
 	fs.BoolVar(&o.segment, "segment", true, "split loopback's GSO super-segments into MSS-sized segments after capture (needs -mss > 0)")
-	fs.StringVar(&o.bench, "grpc-bench", "", "write the benchmark capture to `FILE` (.pcapng): -calls grpc-go unary calls on 4 h2c connections, tiled up to -size if smaller; see bench.go")
+	fs.StringVar(&o.bench, "grpc-bench", "", "write the benchmark capture to `FILE` (.pcapng): -calls grpc-go unary calls on 4 h2c connections (needs root), tiled up to -size when given and larger; see bench.go")
 	fs.IntVar(&o.calls, "calls", 40000, "with -grpc-bench, the number of live unary calls")
 	fs.BoolVar(&list, "list", false, "list the scenarios and exit")
 	fs.Usage = func() {
@@ -72,7 +72,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if o.bench != "" {
-		n, err := parseSize(size)
+		// Without -size, the live capture is written as it is.
+		var n int64
+		var err error
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "size" {
+				n, err = parseSize(size)
+			}
+		})
 		switch {
 		case err != nil:
 			return usage(err.Error())
