@@ -38,6 +38,7 @@ commands:
   conns [--json] CAPTURE...                      one row per TCP connection (--json: NDJSON, one object per connection)
   frames [--json] CAPTURE...                     every dissected unit in capture order (--json: NDJSON)
   timeline --conn ID [--stream N] CAPTURE...     one connection, or one HTTP/2 stream of it, in time order
+  batch [--workers N] --out F.ndjson DIR|GLOB... many captures, one JSON report per line (resumes F)
 
 Captures are pcap or pcapng files, optionally .gz or .zst compressed; several
 files are merged by timestamp into one capture. Every command takes
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runFrames(ctx, args[1:], stdout, stderr)
 	case "timeline":
 		return runTimeline(ctx, args[1:], stdout, stderr)
+	case "batch":
+		return runBatch(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

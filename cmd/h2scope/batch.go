@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+
+	"github.com/h2scope/h2scope/analyze"
+	"github.com/h2scope/h2scope/batch"
+)
+
+// runBatch wires the batch flags to batch.Run: many captures, one JSON
+// report per line.
+func runBatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs, in := newFlags("batch", stderr)
+	out := fs.String("out", "", "write the NDJSON reports to `file`, resuming it if it exists (\"-\": standard output, no resuming; required)")
+	workers := fs.Int("workers", runtime.NumCPU(), "captures analysed at once")
+	gap := fs.Duration("gap", batch.DefaultGap, "most `time` between rotated files of one capture (last packet of one to first of the next)")
+	failOn := fs.String("fail-on", "", "exit 1 when a finding reaches this `severity` (warning or critical)")
+	cfg := analyze.DefaultConfig()
+	cfg.RegisterFlags(fs)
+	patterns, ok := parse(fs, args, stderr)
+	if !ok {
+		return exitUsage
+	}
+	if *out == "" {
+		fmt.Fprintln(stderr, "h2scope batch: --out F is required")
+		fs.Usage()
+		return exitUsage
+	}
+	var threshold analyze.Severity
+	if *failOn != "" {
+		var err error
+		if threshold, err = analyze.ParseSeverity(*failOn); err != nil || threshold == analyze.Info {
+			fmt.Fprintf(stderr, "h2scope batch: --fail-on %q: want warning or critical\n", *failOn)
+			return exitUsage
+		}
+	}
+	opts, err := in.options(stderr) // checks the key log and warns about its lines, once
+	if err != nil {
+		fmt.Fprintf(stderr, "h2scope: %v\n", err)
+		return exitUsage
+	}
+	bo := batch.Options{Workers: *workers, Gap: *gap, Dissect: opts, Config: &cfg, Redaction: in.red, Log: stderr}
+	if in.keylog != "" {
+		if bo.KeyLog, err = os.ReadFile(in.keylog); err != nil {
+			fmt.Fprintf(stderr, "h2scope: key log: %v\n", err)
+			return exitUsage
+		}
+		bo.KeyLogName = in.keylog
+	}
+	sum, err := batch.Run(ctx, patterns, *out, stdout, bo)
+	if err == nil || sum.Captures != (batch.Counts{}) {
+		sum.Write(stderr)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "h2scope batch: %v\n", err)
+		return exitUsage
+	}
+	if sum.Captures.Failed > 0 || sum.Captures.Partial > 0 {
+		return exitUsage
+	}
+	if *failOn != "" && sum.Reached(threshold) {
+		return exitFindings
+	}
+	return exitOK
+}
