@@ -398,6 +398,22 @@ var scenarios = []*scenario{
 		run:      runSYNUnanswered,
 		check:    checkSYNUnanswered,
 	},
+	{
+		name: "hostile-strings",
+		description: "hostile and secret values for the reports to render inert or redact (issue 6): an HTTP/1.1 " +
+			"keep-alive connection (requests written by hand, net/http's server) with two requests and an h2c connection " +
+			"(prior knowledge, hand-written client and server on x/net/http2's Framer) with two concurrent streams. The " +
+			"requests carry targets with <script> and \"><img onerror> markup and an access_token query parameter, a " +
+			"</script><script> User-Agent, Authorization, Cookie and X-Api-Key secrets, and on h2c :authority <b>x</b> and " +
+			"trace-bin binary metadata; the responses carry Set-Cookie, a Location with user information and a sig " +
+			"parameter, on h2c a header value with terminal escapes (ESC, BEL), and the h2c server ends with GOAWAY " +
+			"NO_ERROR whose debug data is <script>alert(4)</script>. Every secret value starts with SECRET-.",
+		findings: []string{},
+		commit:   true,
+		serve:    serveHostile,
+		run:      runHostile,
+		check:    checkHostile,
+	},
 }
 
 // deriveEmbedKeys is h2-tls-dsb: base's packets and truth, the key log
