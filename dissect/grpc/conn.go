@@ -2,7 +2,6 @@ package grpc
 
 import (
 	"maps"
-	"slices"
 	"strconv"
 
 	"github.com/h2scope/h2scope/dissect/event"
@@ -42,7 +41,7 @@ type Conn struct {
 	streams   map[uint32]*stream
 	closed    [64]uint32 // recently closed stream ids, a ring
 	nclosed   int
-	calls     []Call
+	calls     callList
 	anomalies map[string]int
 	ev        event.Event
 	det       event.GRPC
@@ -131,7 +130,7 @@ type stream struct {
 // call returns the record of s: in Conn.calls once it has one.
 func (c *Conn) call(s *stream) *Call {
 	if s.rec >= 0 {
-		return &c.calls[s.rec]
+		return c.calls.at(s.rec)
 	}
 	return &s.pre
 }
@@ -148,7 +147,7 @@ func (c *Conn) Anomalies() map[string]int { return maps.Clone(c.anomalies) }
 
 // Calls returns the records of the calls seen so far, in the order they
 // were recognised as gRPC (a copy).
-func (c *Conn) Calls() []Call { return slices.Clone(c.calls) }
+func (c *Conn) Calls() []Call { return c.calls.slice() }
 
 // stream returns the state of stream id, creating it when asked. It
 // returns nil for stream 0, a stream closed recently, or when
@@ -187,9 +186,8 @@ func (c *Conn) accept(s *stream, heuristic bool) {
 	s.pre.Heuristic = heuristic
 	s.half[0].strict, s.half[1].strict = false, false
 	if s.rec < 0 {
-		if len(c.calls) < c.opts.MaxCalls {
-			c.calls = append(c.calls, s.pre)
-			s.rec = len(c.calls) - 1
+		if c.calls.n < c.opts.MaxCalls {
+			s.rec = c.calls.add(s.pre)
 		} else {
 			c.anomaly("calls_not_recorded")
 		}
@@ -557,7 +555,7 @@ func (c *Conn) count(s *stream, dir event.Dir, n int, bytes int64, comp bool) {
 	if s.rec < 0 {
 		return
 	}
-	p := &c.calls[s.rec]
+	p := c.calls.at(s.rec)
 	if dir == event.C2S {
 		p.RequestMessages += n
 		p.RequestBytes += bytes
@@ -656,4 +654,39 @@ func (c *Conn) Finish(at event.Ref) {
 		p.end(at, false)
 	}
 	clear(c.streams)
+}
+
+// callChunk is the number of records in each chunk of a callList.
+const callChunk = 256
+
+// callList holds call records in fixed chunks, so that adding one never
+// copies the others and pointers to records stay valid.
+type callList struct {
+	chunks []*[callChunk]Call
+	n      int
+}
+
+// add appends c and returns its index.
+func (l *callList) add(c Call) int {
+	if l.n%callChunk == 0 {
+		l.chunks = append(l.chunks, new([callChunk]Call))
+	}
+	l.chunks[l.n/callChunk][l.n%callChunk] = c
+	l.n++
+	return l.n - 1
+}
+
+// at returns record i.
+func (l *callList) at(i int) *Call { return &l.chunks[i/callChunk][i%callChunk] }
+
+// slice returns a copy of the records, nil when there are none.
+func (l *callList) slice() []Call {
+	if l.n == 0 {
+		return nil
+	}
+	out := make([]Call, 0, l.n)
+	for i, ch := range l.chunks {
+		out = append(out, ch[:min(callChunk, l.n-i*callChunk)]...)
+	}
+	return out
 }

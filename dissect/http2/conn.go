@@ -215,7 +215,7 @@ type Conn struct {
 	untracked bool
 
 	active  map[uint32]*sstate
-	recs    []srec
+	recs    recList
 	recIdx  map[uint32]int32
 	maxID   [2]uint32 // highest stream id seen, by initiator (client odd, server even)
 	seen    int

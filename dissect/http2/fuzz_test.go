@@ -74,12 +74,12 @@ func checkBounds(t *testing.T, c *Conn) {
 			t.Fatalf("kept %d", h.keepN)
 		}
 	}
-	if len(c.active) > c.opts.MaxStreams || len(c.recs) > c.opts.MaxStreams || len(c.stalls) > maxConnStalls || len(c.goaways) > maxGoAways {
-		t.Fatalf("%d active, %d records, %d stalls", len(c.active), len(c.recs), len(c.stalls))
+	if len(c.active) > c.opts.MaxStreams || c.recs.n > c.opts.MaxStreams || len(c.stalls) > maxConnStalls || len(c.goaways) > maxGoAways {
+		t.Fatalf("%d active, %d records, %d stalls", len(c.active), c.recs.n, len(c.stalls))
 	}
-	for i := range c.recs {
-		if len(c.recs[i].stalls) > maxStreamStalls {
-			t.Fatalf("%d stalls on a stream", len(c.recs[i].stalls))
+	for i := range int32(c.recs.n) {
+		if len(c.recs.at(i).stalls) > maxStreamStalls {
+			t.Fatalf("%d stalls on a stream", len(c.recs.at(i).stalls))
 		}
 	}
 	for d := range c.send {

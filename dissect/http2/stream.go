@@ -230,7 +230,7 @@ func (c *Conn) touch(id uint32, at event.Ref, opener bool) *sstate {
 		return st
 	}
 	ri, hasRec := c.recIdx[id]
-	if hasRec && c.recs[ri].closed {
+	if hasRec && c.recs.at(ri).closed {
 		return nil
 	}
 	par := initiator(id)
@@ -253,10 +253,9 @@ func (c *Conn) touch(id uint32, at event.Ref, opener bool) *sstate {
 	st := &sstate{id: id, rec: -1, opening: opener && fresh}
 	if hasRec {
 		st.rec = ri
-	} else if len(c.recs) < c.opts.MaxStreams {
-		st.rec = int32(len(c.recs))
+	} else if c.recs.n < c.opts.MaxStreams {
+		st.rec = c.recs.add(srec{id: id, grpcStatus: -1, midstream: !(opener && fresh)})
 		c.recIdx[id] = st.rec
-		c.recs = append(c.recs, srec{id: id, grpcStatus: -1, midstream: !(opener && fresh)})
 		c.seen++
 	} else {
 		c.seen++
@@ -271,13 +270,13 @@ func (c *Conn) rec(st *sstate) *srec {
 	if st == nil || st.rec < 0 {
 		return nil
 	}
-	return &c.recs[st.rec]
+	return c.recs.at(st.rec)
 }
 
 // recByID returns stream id's record whether or not it is still tracked.
 func (c *Conn) recByID(id uint32) *srec {
 	if i, ok := c.recIdx[id]; ok {
-		return &c.recs[i]
+		return c.recs.at(i)
 	}
 	return nil
 }
@@ -645,9 +644,9 @@ func (c *Conn) promise(dir event.Dir, parent, id uint32, h []event.Header, bad b
 // identifier, at most Options.MaxStreams of them. Stalls still in progress
 // are included with a nil End.
 func (c *Conn) Streams() []Stream {
-	out := make([]Stream, 0, len(c.recs))
-	for i := range c.recs {
-		r := &c.recs[i]
+	out := make([]Stream, 0, c.recs.n)
+	for i := range int32(c.recs.n) {
+		r := c.recs.at(i)
 		s := Stream{
 			ID: r.id, Initiator: "client", Midstream: r.midstream, Upgrade: r.upgrade,
 			Method: r.method, Scheme: r.scheme, Authority: r.authority, Path: r.path,
@@ -702,3 +701,27 @@ func (c *Conn) Streams() []Stream {
 	sort.SliceStable(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
+
+// recChunk is the number of records in each chunk of a recList.
+const recChunk = 256
+
+// recList holds stream records in fixed chunks, so that adding one never
+// copies the others (a Conn keeps up to Options.MaxStreams of them) and
+// pointers to records stay valid.
+type recList struct {
+	chunks []*[recChunk]srec
+	n      int
+}
+
+// add appends r and returns its index.
+func (l *recList) add(r srec) int32 {
+	if l.n%recChunk == 0 {
+		l.chunks = append(l.chunks, new([recChunk]srec))
+	}
+	l.chunks[l.n/recChunk][l.n%recChunk] = r
+	l.n++
+	return int32(l.n - 1)
+}
+
+// at returns record i.
+func (l *recList) at(i int32) *srec { return &l.chunks[i/recChunk][i%recChunk] }
