@@ -37,6 +37,9 @@ const (
 	// hostileTerm clears the screen and sets the terminal title if a
 	// report prints it raw.
 	hostileTerm = "\x1b[2J\x1b]0;pwned\x07"
+	// hostileEsc is an h2c request path with the same escapes (HTTP/1.1
+	// has no way to carry them: net/http's server refuses them).
+	hostileEsc  = "/esc" + hostileTerm
 	hostileBody = "<script>alert(5)</script>\n"
 )
 
@@ -154,7 +157,7 @@ func hostileBlock(enc *hpack.Encoder, buf *bytes.Buffer, fields [][2]string) ([]
 // serveHostileH2 is the hand-written HTTP/2 server of hostile-strings: it
 // answers each request (HEADERS with END_STREAM) on /x... with a 302 and
 // a Location, others with a Set-Cookie, a header value with terminal
-// escapes and a small body; once both are answered and its SETTINGS
+// escapes and a small body; once all 3 are answered and its SETTINGS
 // acknowledged it sends GOAWAY NO_ERROR with debug data, then reads until
 // the client closes.
 func serveHostileH2(s *session, c net.Conn) {
@@ -224,7 +227,7 @@ func serveHostileH2(s *session, c net.Conn) {
 			}
 			answered++
 		}
-		if answered == 2 && acked && !sentGoAway {
+		if answered == 3 && acked && !sentGoAway {
 			sentGoAway = true
 			if fr.WriteGoAway(last, http2.ErrCodeNo, []byte(hostileGoAway)) != nil {
 				return
@@ -280,9 +283,9 @@ func runHostileHTTP1(ctx context.Context, s *session) error {
 }
 
 // runHostileH2 is the h2c half: a hand-written client (x/net/http2's
-// Framer) sends its preface and SETTINGS, then two requests at once with
-// :authority <b>x</b>, the hostile paths and headers and trace-bin
-// metadata, reads both answers and the server's GOAWAY, and closes.
+// Framer) sends its preface and SETTINGS, then three requests at once
+// with :authority <b>x</b>, the hostile paths (one with terminal escapes)
+// and headers and trace-bin metadata, reads the answers and the server's GOAWAY, and closes.
 func runHostileH2(ctx context.Context, s *session) error {
 	c, err := s.dialer("h2c")(ctx, "tcp", s.server)
 	if err != nil {
@@ -301,7 +304,7 @@ func runHostileH2(ctx context.Context, s *session) error {
 	enc := hpack.NewEncoder(&hbuf)
 	dec := hpack.NewDecoder(4096, nil)
 	bin := base64.RawStdEncoding.EncodeToString(hostileBin)
-	paths := []string{hostileSearch, hostileImg}
+	paths := []string{hostileSearch, hostileImg, hostileEsc}
 	reqs := make(map[uint32]*truth.Request)
 	for i, p := range paths {
 		id := uint32(2*i + 1)
@@ -375,9 +378,9 @@ func runHostileH2(ctx context.Context, s *session) error {
 
 // checkHostile checks that every request got its answer.
 func checkHostile(t *truth.Truth) error {
-	want := map[string]int{hostileSearch: 200, hostileImg: 302, strings.ReplaceAll(hostileImg, " ", "%20"): 302}
-	if len(t.Requests) != 4 || len(t.Connections) != 2 {
-		return fmt.Errorf("%d requests on %d connections, want 4 on 2", len(t.Requests), len(t.Connections))
+	want := map[string]int{hostileSearch: 200, hostileImg: 302, strings.ReplaceAll(hostileImg, " ", "%20"): 302, hostileEsc: 200}
+	if len(t.Requests) != 5 || len(t.Connections) != 2 {
+		return fmt.Errorf("%d requests on %d connections, want 5 on 2", len(t.Requests), len(t.Connections))
 	}
 	for _, r := range t.Requests {
 		if r.Status != want[r.Path] {

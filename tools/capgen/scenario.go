@@ -402,8 +402,9 @@ var scenarios = []*scenario{
 		name: "hostile-strings",
 		description: "hostile and secret values for the reports to render inert or redact (issue 6): an HTTP/1.1 " +
 			"keep-alive connection (requests written by hand, net/http's server) with two requests and an h2c connection " +
-			"(prior knowledge, hand-written client and server on x/net/http2's Framer) with two concurrent streams. The " +
-			"requests carry targets with <script> and \"><img onerror> markup and an access_token query parameter, a " +
+			"(prior knowledge, hand-written client and server on x/net/http2's Framer) with three concurrent streams. The " +
+			"requests carry targets with <script> and \"><img onerror> markup and an access_token query parameter (on h2c " +
+			"also one with terminal escapes, ESC and BEL), a " +
 			"</script><script> User-Agent, Authorization, Cookie and X-Api-Key secrets, and on h2c :authority <b>x</b> and " +
 			"trace-bin binary metadata; the responses carry Set-Cookie, a Location with user information and a sig " +
 			"parameter, on h2c a header value with terminal escapes (ESC, BEL), and the h2c server ends with GOAWAY " +
