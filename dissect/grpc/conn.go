@@ -3,6 +3,7 @@ package grpc
 import (
 	"maps"
 	"strconv"
+	"strings"
 
 	"github.com/h2scope/h2scope/dissect/event"
 )
@@ -35,13 +36,16 @@ type Options struct {
 // Conn follows the gRPC calls of one HTTP/2 connection. It implements the
 // HTTP/2 dissector's stream observer. A Conn is not safe for concurrent use.
 type Conn struct {
-	id        event.ConnID
-	sink      event.Sink
-	opts      Options
-	streams   map[uint32]*stream
-	closed    [64]uint32 // recently closed stream ids, a ring
-	nclosed   int
-	calls     callList
+	id      event.ConnID
+	sink    event.Sink
+	opts    Options
+	streams map[uint32]*stream
+	closed  [64]uint32 // recently closed stream ids, a ring
+	nclosed int
+	calls   callList
+	// interned holds the copies of the short strings calls repeat
+	// (method, authority, content type, encodings), at most maxInterned.
+	interned  map[string]string
 	anomalies map[string]int
 	ev        event.Event
 	det       event.GRPC
@@ -280,11 +284,11 @@ func (c *Conn) request(s *stream, f *fields, at event.Ref) {
 	p := c.call(s)
 	p.MidStream = false
 	p.Start = at
-	p.setMethod(clip(f.path, maxPath))
+	p.setMethod(c.intern(f.path, maxPath))
 	s.method = p.Method
-	p.Authority = clip(f.authority, maxShort)
+	p.Authority = c.intern(f.authority, maxShort)
 	if f.enc != "" {
-		p.RequestEncoding = clip(f.enc, maxShort)
+		p.RequestEncoding = c.intern(f.enc, maxShort)
 	}
 	if f.hasTimeout {
 		if d, ok := parseTimeout(f.timeout); ok {
@@ -295,7 +299,7 @@ func (c *Conn) request(s *stream, f *fields, at event.Ref) {
 	}
 	switch {
 	case f.hasCT && isGRPCContentType(f.ctype):
-		p.ContentType = clip(f.ctype, maxShort)
+		p.ContentType = c.intern(f.ctype, maxShort)
 		p.Heuristic = false
 		if s.kind != kindGRPC {
 			c.accept(s, false)
@@ -321,11 +325,11 @@ func (c *Conn) response(s *stream, f *fields, end bool, at event.Ref) {
 		p := c.call(s)
 		p.HTTPStatus, _ = strconv.Atoi(f.status)
 		if f.enc != "" {
-			p.ResponseEncoding = clip(f.enc, maxShort)
+			p.ResponseEncoding = c.intern(f.enc, maxShort)
 		}
 		if f.hasCT && isGRPCContentType(f.ctype) && s.kind != kindGRPC {
 			if p.ContentType == "" {
-				p.ContentType = clip(f.ctype, maxShort)
+				p.ContentType = c.intern(f.ctype, maxShort)
 			}
 			c.grpcLate(s)
 		}
@@ -689,4 +693,26 @@ func (l *callList) slice() []Call {
 		out = append(out, ch[:min(callChunk, l.n-i*callChunk)]...)
 	}
 	return out
+}
+
+// maxInterned bounds Conn.interned.
+const maxInterned = 64
+
+// intern returns clip(s, n), sharing one copy among the calls of the
+// connection while there are at most maxInterned distinct strings.
+func (c *Conn) intern(s string, n int) string {
+	if len(s) > n {
+		s = s[:n]
+	}
+	if v, ok := c.interned[s]; ok {
+		return v
+	}
+	v := strings.Clone(s)
+	if len(c.interned) < maxInterned {
+		if c.interned == nil {
+			c.interned = make(map[string]string)
+		}
+		c.interned[v] = v
+	}
+	return v
 }
