@@ -51,16 +51,16 @@ func TestHandshakeLatencySynthetic(t *testing.T) {
 		{
 			name:  "one slow TCP handshake",
 			conns: func() []*Conn { return hsConns(append(slices.Clone(fast), 250)...) },
-			want: &findingWant{sev: Warning, summary: "1 of 9 TCP handshakes to 10.0.0.2:443 took over 50 ms (slowest 250 ms on connection 8) against a median of 1.0 ms",
+			want: &findingWant{sev: Warning, summary: "1 of 9 TCP handshakes to 10.0.0.2:443 took over 200 ms (slowest 250 ms on connection 8) against a median of 1.0 ms",
 				frames:  []uint64{801, 802},
-				metrics: map[string]float64{"samples": 9, "median_ms": 1, "slow": 1, "slowest_ms": 250, "threshold_ms": 50}},
+				metrics: map[string]float64{"samples": 9, "median_ms": 1, "slow": 1, "slowest_ms": 250, "threshold_ms": 200}},
 		},
 		{
 			name: "slow TLS handshake, critical",
 			conns: func() []*Conn {
 				return withTLS(hsConns(1, 1, 1, 1, 1, 1), 10, 12, 11, 9, 10, 1500)
 			},
-			want: &findingWant{sev: Critical, summary: "1 of 6 TLS handshakes to 10.0.0.2:443 took over 50 ms (slowest 1.5 s on connection 5)",
+			want: &findingWant{sev: Critical, summary: "1 of 6 TLS handshakes to 10.0.0.2:443 took over 200 ms (slowest 1.5 s on connection 5)",
 				frames:  []uint64{504, 506},
 				metrics: map[string]float64{"slowest_ms": 1500, "client_hello_to_server_hello_ms": 750}},
 		},

@@ -47,8 +47,6 @@ var knownFindingDifferences = map[string]string{
 	// beyond the MAD bound), but one handshake of ~110 ms among five is
 	// not worth a warning; an absolute floor above 50 ms (MinLatency)
 	// would drop them, at the cost of real outliers on fast networks.
-	"sv/ethernet-eve/test.pcap: +handshake_latency":         "one abbreviated TLS handshake of 108 ms against a 10 ms median to the same LAN server",
-	"sv/ssl_version_negated/input.pcap: +handshake_latency": "one TLS handshake of 115 ms against a 37 ms median (threshold 111 ms)",
 	// The client's data after the idle gap is 5 bytes ("GET "), not a
 	// complete request, so no exchange is recorded, and the connection
 	// carried no earlier exchange: keepalive_mismatch sees neither a
