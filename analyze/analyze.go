@@ -61,30 +61,21 @@ type Result struct {
 	Tables Tables `json:"tables"`
 }
 
-// Analyze runs every detector over in.
+// Analyze runs every detector over in, whose connections still hold
+// their full records: each is observed in id order, as a Collector
+// observes them when they finish.
 func Analyze(in *Input, cfg Config) Result {
-	var fs []Finding
-	fs = append(fs, detectRSTStorm(in, cfg.RSTStorm)...)
-	fs = append(fs, detectResumptionFailure(in, cfg.Resumption)...)
-	fs = append(fs, detectReconnectChurn(in, cfg.Churn)...)
-	fs = append(fs, detectWindowStall(in, cfg.WindowStall)...)
-	fs = append(fs, detectGoAway(in, cfg.GoAway)...)
-	fs = append(fs, detectKeepaliveMismatch(in, cfg.Keepalive)...)
-	fs = append(fs, detectHandshakeLatency(in, cfg.HandshakeLatency)...)
-	fs = append(fs, detectSYNRetransmit(in, cfg.SYNRetransmit)...)
-	for i := range fs {
-		fs[i].normalize()
+	a := newAnalysis(cfg)
+	for _, c := range in.Conns {
+		a.observe(c)
 	}
-	sortFindings(fs)
-	if fs == nil {
-		fs = []Finding{}
-	}
-	return Result{Findings: fs, Tables: buildTables(in)}
+	return a.result(in)
 }
 
 // confidence rates what conns show given the capture's quality: each
 // reason lowers it one step from "high". A detector adds its own reasons
-// with Confidence.with.
+// with Confidence.with. With in nil, the capture's reasons are left out
+// (see pending).
 func confidence(in *Input, conns ...*Conn) Confidence {
 	var reasons []string
 	add := func(ok bool, r string) {
@@ -100,9 +91,24 @@ func confidence(in *Input, conns ...*Conn) Confidence {
 		add(c.App != nil && c.App.TLS != nil && !c.App.TLS.Decrypted && c.App.TLS.AppDataRecords != [2]int{},
 			"TLS not decrypted (no key log for it)")
 	}
-	add(in.Stats.Layer.Truncated > 0, "frames cut by the snap length")
-	add(len(in.Stats.Faults) > 0, "capture file damaged or cut short")
+	reasons = append(reasons, statsReasons(in)...)
 	return Confidence{}.with(reasons...)
+}
+
+// statsReasons returns the reasons the capture's reading statistics give
+// to doubt every finding (none for in nil).
+func statsReasons(in *Input) []string {
+	if in == nil {
+		return nil
+	}
+	var reasons []string
+	if in.Stats.Layer.Truncated > 0 {
+		reasons = append(reasons, "frames cut by the snap length")
+	}
+	if len(in.Stats.Faults) > 0 {
+		reasons = append(reasons, "capture file damaged or cut short")
+	}
+	return reasons
 }
 
 // with returns c with reasons added (those it already has are not

@@ -140,13 +140,8 @@ func longLived(c *Conn, d time.Duration) bool {
 		if a.Tunnel != event.ProtoUnknown || (a.HTTP1 != nil && a.HTTP1.Upgrade != "" && a.HTTP1.Upgrade != "h2c") {
 			return true
 		}
-		for i := range a.Calls {
-			if a.Calls[i].RequestMessages > 1 || a.Calls[i].ResponseMessages > 1 {
-				return true
-			}
-		}
 	}
-	return false
+	return streamingCall(c)
 }
 
 // requestBucket names the histogram bucket of n requests.
@@ -448,8 +443,7 @@ func churnPool(in *Input, cfg ChurnConfig, p connPool) (Finding, bool) {
 		if syn := firstSYN(c); syn != nil {
 			f.Evidence = append(f.Evidence, evidence(c.ID(), 0, *syn, fmt.Sprintf("SYN: new connection from port %d", c.TCP.Client.Port())))
 		}
-		if len(c.Exchanges) > 0 && c.Exchanges[0].Request != nil {
-			x := c.Exchanges[0]
+		if x := firstExchange(c); x != nil && x.Request != nil {
 			f.Evidence = append(f.Evidence, evidence(c.ID(), x.Stream, *x.Request, fmt.Sprintf("request %s %s: the only one on this connection", x.Method, x.Path)))
 		}
 		if fin := firstFIN(c); fin != nil {

@@ -50,6 +50,50 @@ type Conn struct {
 	// Pings lists HTTP/2 PING frames in frame order.
 	Pings        []Ping
 	PingsDropped int
+	// sum keeps what the detectors read at the end once the records
+	// above were released (nil until then).
+	sum *connSummary
+}
+
+// connSummary is what remains of a connection's records once released:
+// the few facts the detectors and tables read after every connection
+// finished.
+type connSummary struct {
+	// requests and requestsKnown are requests(c).
+	requests      int
+	requestsKnown bool
+	// authority is the first request's authority (Host), "" if none.
+	authority string
+	// streaming reports a streaming gRPC call (more than one message
+	// either way).
+	streaming bool
+	// first is the connection's first exchange, nil when none.
+	first *Exchange
+}
+
+// release drops c's per-request records (exchanges, resets, pings, and
+// the application's HTTP/2 streams, gRPC calls and connection-window
+// stalls) once every detector has observed c, keeping the summary they
+// read later. The App is copied, not changed.
+func (c *Conn) release() {
+	sum := &connSummary{authority: firstAuthority(c), streaming: streamingCall(c)}
+	sum.requests, sum.requestsKnown = requests(c)
+	if x := firstExchange(c); x != nil {
+		v := *x
+		sum.first = &v
+	}
+	c.sum = sum
+	c.Exchanges, c.Resets, c.Pings = nil, nil, nil
+	if c.App != nil {
+		a := *c.App
+		a.Streams, a.Calls = nil, nil
+		if a.HTTP2 != nil {
+			h := *a.HTTP2
+			h.Stalls = nil
+			a.HTTP2 = &h
+		}
+		c.App = &a
+	}
 }
 
 // ID returns the connection's id (Wireshark's tcp.stream).
@@ -137,6 +181,15 @@ func (c *Conn) Authority() string {
 	if s := c.SNI(); s != "" {
 		return s
 	}
+	return firstAuthority(c)
+}
+
+// firstAuthority returns the first request's authority (Host), "" when
+// none.
+func firstAuthority(c *Conn) string {
+	if c.sum != nil {
+		return c.sum.authority
+	}
 	for _, x := range c.Exchanges {
 		if x.Authority != "" {
 			return x.Authority
@@ -145,19 +198,59 @@ func (c *Conn) Authority() string {
 	return ""
 }
 
-// Collector gathers Conns from a dissection run: pass it as the Sink and
-// its Finish method as OnConn of dissect.Options. It is not safe for
-// concurrent use.
-type Collector struct {
-	open  map[event.ConnID]*Conn
-	conns []*Conn
-	// h1 pairs HTTP/1.x requests and responses by connection and
-	// sequence number.
+// firstExchange returns c's first exchange, nil when none.
+func firstExchange(c *Conn) *Exchange {
+	if c.sum != nil {
+		return c.sum.first
+	}
+	if len(c.Exchanges) == 0 {
+		return nil
+	}
+	return &c.Exchanges[0]
 }
 
-// NewCollector returns an empty Collector.
-func NewCollector() *Collector {
-	return &Collector{open: map[event.ConnID]*Conn{}}
+// streamingCall reports whether c carried a streaming gRPC call (more
+// than one message either way).
+func streamingCall(c *Conn) bool {
+	if c.sum != nil {
+		return c.sum.streaming
+	}
+	if c.App == nil {
+		return false
+	}
+	for i := range c.App.Calls {
+		if c.App.Calls[i].RequestMessages > 1 || c.App.Calls[i].ResponseMessages > 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// Collector gathers Conns from a dissection run: pass it as the Sink and
+// its Finish method as OnConn of dissect.Options. Each connection is
+// analysed as it finishes: every detector and the tables read its full
+// records, OnConn sees them, and then they are released unless Keep is
+// set, so memory grows with the number of connections, not with their
+// requests. Result reports once the run is over. A Collector is not safe
+// for concurrent use.
+type Collector struct {
+	// OnConn, when not nil, receives each finished connection with its
+	// full records, after the detectors read it and before the records
+	// are released (report.Builder.Add builds the report's parts of it).
+	OnConn func(*Conn)
+	// Keep keeps every connection's full records in Conns, for a report
+	// built from the Input afterwards (report.New); memory then grows
+	// with the capture.
+	Keep bool
+
+	open  map[event.ConnID]*Conn
+	conns []*Conn
+	a     *analysis
+}
+
+// NewCollector returns an empty Collector analysing with cfg.
+func NewCollector(cfg Config) *Collector {
+	return &Collector{open: map[event.ConnID]*Conn{}, a: newAnalysis(cfg)}
 }
 
 func (k *Collector) conn(id event.ConnID) *Conn {
@@ -321,7 +414,22 @@ func (k *Collector) Finish(tc *tcp.Conn, app *dissect.App) {
 		}
 		return cmp.Compare(sa.Frame, sb.Frame)
 	})
+	k.a.observe(c)
+	if k.OnConn != nil {
+		k.OnConn(c)
+	}
+	if !k.Keep {
+		c.release()
+	}
 	k.conns = append(k.conns, c)
+}
+
+// Result returns the analysis of the connections finished so far (call it
+// once the run is over) and the Input it read, st being the run's
+// statistics.
+func (k *Collector) Result(st dissect.Stats) (Result, *Input) {
+	in := &Input{Conns: k.Conns(), Stats: st}
+	return k.a.result(in), in
 }
 
 // Conns returns the finished connections in id order.

@@ -1,8 +1,10 @@
 package analyze
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,7 +31,7 @@ func (c *GoAwayConfig) flags(fs *flag.FlagSet) {
 // of the first GOAWAY of a graceful shutdown (RFC 9113 §6.8).
 const maxStreamID = 1<<31 - 1
 
-// detectGoAway reports GOAWAY frames.
+// goAway reports GOAWAY frames.
 //
 // Signal: the GOAWAY frames of each connection (App.HTTP2.GoAways), one
 // finding per connection and sending side. A graceful shutdown — a
@@ -60,29 +62,65 @@ const maxStreamID = 1<<31 - 1
 // streams_unfinished, max_stream_id (highest stream the receiver
 // opened), reconnect_ms (when the client reconnected), drain_ms (first
 // to last GOAWAY of a graceful shutdown).
-func detectGoAway(in *Input, cfg GoAwayConfig) []Finding {
+//
+// Each connection's findings are made when it finishes, but for the
+// client's reconnect, looked up among every connection at the end.
+type goAway struct {
+	cfg   GoAwayConfig
+	found []goAwayPending
+}
+
+// goAwayPending is a GOAWAY finding waiting for the reconnect.
+type goAwayPending struct {
+	pending
+	c   *Conn
+	dir event.Dir
+	at  time.Time // the last GOAWAY
+}
+
+func (d *goAway) observe(c *Conn) {
+	if c.App == nil || c.App.HTTP2 == nil {
+		return
+	}
+	for _, dir := range []event.Dir{event.S2C, event.C2S} {
+		var gs []http2.GoAway
+		for _, g := range c.App.HTTP2.GoAways {
+			if g.Dir == dir {
+				gs = append(gs, g)
+			}
+		}
+		if len(gs) > 0 {
+			f := goAwayFinding(c, dir, gs)
+			d.found = append(d.found, goAwayPending{pending: newPending(f, c), c: c, dir: dir, at: gs[len(gs)-1].Ref.TS})
+		}
+	}
+}
+
+func (d *goAway) findings(in *Input) []Finding {
+	slices.SortStableFunc(d.found, func(a, b goAwayPending) int { return cmp.Compare(a.conn, b.conn) })
 	var out []Finding
-	for _, c := range in.Conns {
-		if c.App == nil || c.App.HTTP2 == nil {
-			continue
-		}
-		for _, dir := range []event.Dir{event.S2C, event.C2S} {
-			var gs []http2.GoAway
-			for _, g := range c.App.HTTP2.GoAways {
-				if g.Dir == dir {
-					gs = append(gs, g)
-				}
+	for _, p := range d.found {
+		// The reconnect: only meaningful when the server sent the GOAWAY.
+		if p.dir == event.S2C {
+			f, c := &p.f, p.c
+			if r := reconnectAfter(in, c, p.at, d.cfg.ReconnectWindow); r != nil {
+				delay := r.TCP.FirstTS.Sub(p.at)
+				f.Metrics["reconnect_ms"] = ms(delay)
+				f.Connections = append(f.Connections, r.ID())
+				f.Summary += fmt.Sprintf("; the client reconnected %s later (connection %d)", fmtDur(delay), r.ID())
+				f.Evidence = append(f.Evidence, evidence(r.ID(), 0, event.Ref{Frame: r.TCP.FirstFrame, TS: r.TCP.FirstTS},
+					fmt.Sprintf("client's next connection to %s, %s after the GOAWAY", c.Server(), fmtDur(delay))))
+			} else if len(in.Conns) > 1 {
+				f.Summary += fmt.Sprintf("; no new connection from the client within %s", fmtDur(d.cfg.ReconnectWindow))
 			}
-			if len(gs) > 0 {
-				out = append(out, goAwayFinding(in, cfg, c, dir, gs))
-			}
 		}
+		out = append(out, p.finish(in))
 	}
 	return out
 }
 
 // goAwayFinding builds the finding of the GOAWAYs gs that dir sent on c.
-func goAwayFinding(in *Input, cfg GoAwayConfig, c *Conn, dir event.Dir, gs []http2.GoAway) Finding {
+func goAwayFinding(c *Conn, dir event.Dir, gs []http2.GoAway) Finding {
 	first, last := gs[0], gs[len(gs)-1]
 	lastID := uint32(maxStreamID)
 	code, debug := "NO_ERROR", ""
@@ -189,21 +227,8 @@ func goAwayFinding(in *Input, cfg GoAwayConfig, c *Conn, dir event.Dir, gs []htt
 	add(cut, fmt.Sprintf("stream opened by the %s above last-stream-id %d, never answered", receiver, lastID))
 	add(unfinished, "stream in flight at the GOAWAY, never finished")
 
-	// The reconnect: only meaningful when the server sent the GOAWAY.
-	if dir == event.S2C {
-		if d := reconnectAfter(in, c, last.Ref.TS, cfg.ReconnectWindow); d != nil {
-			delay := d.TCP.FirstTS.Sub(last.Ref.TS)
-			m["reconnect_ms"] = ms(delay)
-			f.Connections = append(f.Connections, d.ID())
-			fmt.Fprintf(&b, "; the client reconnected %s later (connection %d)", fmtDur(delay), d.ID())
-			f.Evidence = append(f.Evidence, evidence(d.ID(), 0, event.Ref{Frame: d.TCP.FirstFrame, TS: d.TCP.FirstTS},
-				fmt.Sprintf("client's next connection to %s, %s after the GOAWAY", c.Server(), fmtDur(delay))))
-		} else if len(in.Conns) > 1 {
-			fmt.Fprintf(&b, "; no new connection from the client within %s", fmtDur(cfg.ReconnectWindow))
-		}
-	}
 	f.Summary = b.String()
-	f.Confidence = confidence(in, c)
+	f.Confidence = confidence(nil, c)
 	if c.App.HTTP2.MidConnection {
 		f.Confidence = f.Confidence.with("capture started mid-connection: streams before it are unknown")
 	}

@@ -106,7 +106,7 @@ type kaGroup struct {
 	unknown     int             // connections whose requests are unknown
 }
 
-// detectKeepaliveMismatch reports servers that close idle connections
+// keepalive reports servers that close idle connections
 // while (or before) the client reuses them.
 //
 // Signal: per (client IP, server IP:port), connections the server closed
@@ -134,37 +134,70 @@ type kaGroup struct {
 // server_advertised_timeout_ms, client_reuse_gap_{median,max}_ms,
 // client_idle_close_median_ms, races, requests_lost, close_requested,
 // graceful_goaways, client_pings, unknown_request_conns.
-func detectKeepaliveMismatch(in *Input, cfg KeepaliveConfig) []Finding {
+//
+// Each connection's facts are gathered when it finishes (kaConn, into a
+// group of its own); the groups are merged in connection id order at the
+// end.
+type keepalive struct {
+	cfg   KeepaliveConfig
+	parts []*kaGroup
+}
+
+func (d *keepalive) observe(c *Conn) {
+	if c.TCP == nil {
+		return
+	}
+	p := &kaGroup{client: c.Client(), server: c.Server(), conns: []*Conn{c}}
+	kaConn(d.cfg, p, c)
+	d.parts = append(d.parts, p)
+}
+
+func (d *keepalive) findings(in *Input) []Finding {
+	slices.SortStableFunc(d.parts, func(a, b *kaGroup) int { return cmp.Compare(a.conns[0].ID(), b.conns[0].ID()) })
 	type gk struct {
 		client netip.Addr
 		server netip.AddrPort
 	}
 	idx := map[gk]*kaGroup{}
 	var gs []*kaGroup
-	for _, c := range in.Conns {
-		if c.TCP == nil {
-			continue
-		}
-		k := gk{c.Client(), c.Server()}
+	for _, p := range d.parts {
+		k := gk{p.client, p.server}
 		g := idx[k]
 		if g == nil {
 			g = &kaGroup{client: k.client, server: k.server}
 			idx[k] = g
 			gs = append(gs, g)
 		}
-		g.conns = append(g.conns, c)
-		kaConn(cfg, g, c)
+		g.merge(p)
 	}
 	slices.SortFunc(gs, func(a, b *kaGroup) int {
 		return cmp.Or(a.client.Compare(b.client), a.server.Compare(b.server))
 	})
 	var out []Finding
 	for _, g := range gs {
-		if f, ok := kaFinding(in, cfg, g); ok {
+		if f, ok := kaFinding(in, d.cfg, g); ok {
 			out = append(out, f)
 		}
 	}
 	return out
+}
+
+// merge adds p, the facts of a later connection, to g, as kaConn would
+// have added them to g directly.
+func (g *kaGroup) merge(p *kaGroup) {
+	g.conns = append(g.conns, p.conns...)
+	g.idles = append(g.idles, p.idles...)
+	g.races = append(g.races, p.races...)
+	g.reuseGaps = append(g.reuseGaps, p.reuseGaps...)
+	if p.reuseMax != nil && (g.reuseMax == nil || p.reuseMaxGap > g.reuseMaxGap) {
+		g.reuseMax, g.reuseConn, g.reuseMaxGap = p.reuseMax, p.reuseConn, p.reuseMaxGap
+	}
+	g.clientIdle = append(g.clientIdle, p.clientIdle...)
+	g.advertised = max(g.advertised, p.advertised)
+	g.closeAsked += p.closeAsked
+	g.goaway += p.goaway
+	g.pings += p.pings
+	g.unknown += p.unknown
 }
 
 // kaConn adds one connection's facts to its group.
@@ -195,7 +228,8 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn) {
 			gap := s.TS.Sub(busyUntil.TS)
 			g.reuseGaps = append(g.reuseGaps, gap)
 			if g.reuseMax == nil || gap > g.reuseMaxGap {
-				g.reuseMax, g.reuseConn, g.reuseMaxGap = x, c, gap
+				v := *x // a copy: c's exchanges are released
+				g.reuseMax, g.reuseConn, g.reuseMaxGap = &v, c, gap
 			}
 		}
 		if busyUntil == nil || e.TS.After(busyUntil.TS) {
@@ -240,7 +274,8 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn) {
 		before := !after && d > -cfg.RaceWindow && !answered(x) && x.Reset == nil && refused &&
 			(sc.what == "GOAWAY" || (srst != nil && srst.Frame >= s.Frame))
 		if after || before {
-			g.races = append(g.races, kaRace{c: c, x: x, sc: sc, delta: d, lost: !answered(x)})
+			v := *x // a copy: c's exchanges are released
+			g.races = append(g.races, kaRace{c: c, x: &v, sc: sc, delta: d, lost: !answered(x)})
 			raced = true
 			continue
 		}

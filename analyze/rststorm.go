@@ -64,7 +64,7 @@ type stormReset struct {
 	Reset
 }
 
-// detectRSTStorm reports bursts of HTTP/2 RST_STREAM frames.
+// rstStorm reports bursts of HTTP/2 RST_STREAM frames.
 //
 // Signal: every RST_STREAM of a connection (Conn.Resets), counted over a
 // sliding window of RSTStormConfig.Window, first per connection, then per
@@ -93,42 +93,97 @@ type stormReset struct {
 // RST_STREAM), resets_CODE per error code, grpc_STATUS per gRPC status
 // (gRPC connections only), connections (server findings), resets_dropped
 // (past the collector's bound).
-func detectRSTStorm(in *Input, cfg RSTStormConfig) []Finding {
-	if cfg.MinResets < 1 {
-		cfg.MinResets = 1
+//
+// Memory: each connection's own storm is found when it finishes. For the
+// servers it keeps the counted resets of the connections that were not
+// storms, with their rapid resets and reset delays, until a connection
+// to that server is one (its server is then never reported, and its
+// resets are dropped).
+type rstStorm struct {
+	cfg RSTStormConfig
+	// found holds the connections' storms.
+	found []pending
+	// servers holds, per server, the connections with resets.
+	servers map[netip.AddrPort]*stormServer
+}
+
+// stormServer is what rst_storm keeps of one server's connections.
+type stormServer struct {
+	// stormy is set once a connection to the server was a storm alone;
+	// conns is then dropped.
+	stormy bool
+	conns  []*stormConn
+}
+
+// stormConn is what rst_storm keeps of one connection with resets.
+type stormConn struct {
+	c *Conn
+	// rs are its counted resets in frame order; noErr counts the
+	// NO_ERROR ones left out, dropped those past the Collector's bound.
+	rs             []stormReset
+	noErr, dropped int
+	// grpc is set when it carried gRPC calls.
+	grpc bool
+	// rapids are its rapid resets; delays every client reset's delay
+	// after its request HEADERS, in milliseconds, in frame order.
+	rapids []rapid
+	delays []float64
+}
+
+// rapid is a client RST_STREAM right after its stream's HEADERS.
+type rapid struct {
+	conn    *Conn
+	stream  uint32
+	code    string
+	req     event.Ref
+	rst     event.Ref
+	delayed time.Duration
+}
+
+func (d *rstStorm) observe(c *Conn) {
+	if len(c.Resets) == 0 {
+		return
 	}
-	var out []Finding
-	stormy := map[*Conn]bool{}
-	for _, c := range in.Conns {
-		rs, noErr := countedResets(c)
-		if len(rs) < cfg.MinResets {
-			continue
+	cfg := d.cfg
+	cfg.MinResets = max(cfg.MinResets, 1)
+	sc := newStormConn(cfg, c)
+	stormy := false
+	if len(sc.rs) >= cfg.MinResets {
+		if lo, hi := peakWindow(sc.rs, cfg.Window); hi-lo >= cfg.MinResets {
+			stormy = true
+			d.found = append(d.found, newPending(stormFinding(nil, cfg, []*stormConn{sc}, sc.rs, lo, hi, sc.noErr), c))
 		}
-		lo, hi := peakWindow(rs, cfg.Window)
-		if hi-lo < cfg.MinResets {
-			continue
-		}
-		stormy[c] = true
-		out = append(out, stormFinding(in, cfg, []*Conn{c}, rs, lo, hi, noErr))
 	}
+	srv := d.servers[c.Server()]
+	if srv == nil {
+		srv = &stormServer{}
+		d.servers[c.Server()] = srv
+	}
+	switch {
+	case stormy:
+		srv.stormy, srv.conns = true, nil
+	case !srv.stormy:
+		srv.conns = append(srv.conns, sc)
+	}
+}
+
+func (d *rstStorm) findings(in *Input) []Finding {
+	cfg := d.cfg
+	cfg.MinResets = max(cfg.MinResets, 1)
+	out := finishAll(in, d.found)
 	// Servers whose storm only shows across connections.
-	byServer := map[netip.AddrPort][]*Conn{}
-	for _, c := range in.Conns {
-		if len(c.Resets) > 0 {
-			byServer[c.Server()] = append(byServer[c.Server()], c)
-		}
-	}
-	for _, srv := range sortedAddrPorts(byServer) {
-		conns := byServer[srv]
-		if len(conns) < 2 || slices.ContainsFunc(conns, func(c *Conn) bool { return stormy[c] }) {
+	for _, addr := range sortedAddrPorts(d.servers) {
+		srv := d.servers[addr]
+		if srv.stormy || len(srv.conns) < 2 {
 			continue
 		}
+		conns := srv.conns
+		slices.SortFunc(conns, func(a, b *stormConn) int { return cmp.Compare(a.c.ID(), b.c.ID()) })
 		var rs []stormReset
 		noErr := 0
-		for _, c := range conns {
-			r, n := countedResets(c)
-			rs = append(rs, r...)
-			noErr += n
+		for _, sc := range conns {
+			rs = append(rs, sc.rs...)
+			noErr += sc.noErr
 		}
 		slices.SortStableFunc(rs, func(a, b stormReset) int {
 			return cmp.Or(a.Ref.TS.Compare(b.Ref.TS), cmp.Compare(a.Ref.Frame, b.Ref.Frame))
@@ -140,6 +195,34 @@ func detectRSTStorm(in *Input, cfg RSTStormConfig) []Finding {
 		out = append(out, stormFinding(in, cfg, conns, rs, lo, hi, noErr))
 	}
 	return out
+}
+
+// newStormConn gathers what rst_storm keeps of c, which has resets.
+func newStormConn(cfg RSTStormConfig, c *Conn) *stormConn {
+	sc := &stormConn{c: c, dropped: c.ResetsDropped, grpc: c.App != nil && len(c.App.Calls) > 0}
+	sc.rs, sc.noErr = countedResets(c)
+	// Rapid resets: the client's RST_STREAM right after its HEADERS.
+	reqs := map[uint32]event.Ref{}
+	for _, x := range c.Exchanges {
+		if x.Proto == event.ProtoHTTP2 && x.Request != nil {
+			reqs[x.Stream] = *x.Request
+		}
+	}
+	for _, r := range c.Resets {
+		if r.Dir != event.C2S || r.Code == "NO_ERROR" {
+			continue
+		}
+		req, ok := reqs[r.Stream]
+		if !ok {
+			continue
+		}
+		d := r.Ref.TS.Sub(req.TS)
+		sc.delays = append(sc.delays, ms(d))
+		if d >= 0 && d <= cfg.RapidReset {
+			sc.rapids = append(sc.rapids, rapid{c, r.Stream, codeOf(c, r.Stream, r.Ref), req, r.Ref, d})
+		}
+	}
+	return sc
 }
 
 // countedResets returns c's resets other than NO_ERROR, and how many
@@ -175,7 +258,11 @@ func peakWindow(rs []stormReset, w time.Duration) (lo, hi int) {
 
 // stormFinding builds the finding of a storm over conns: rs are their
 // counted resets in time order, [lo, hi) the busiest window.
-func stormFinding(in *Input, cfg RSTStormConfig, conns []*Conn, rs []stormReset, lo, hi, noErr int) Finding {
+func stormFinding(in *Input, cfg RSTStormConfig, scs []*stormConn, rs []stormReset, lo, hi, noErr int) Finding {
+	conns := make([]*Conn, len(scs))
+	for i, sc := range scs {
+		conns[i] = sc.c
+	}
 	m := map[string]any{
 		"resets":      len(rs),
 		"peak_resets": hi - lo,
@@ -188,11 +275,9 @@ func stormFinding(in *Input, cfg RSTStormConfig, conns []*Conn, rs []stormReset,
 	var side [2]int
 	isGRPC := false
 	dropped := 0
-	for _, c := range conns {
-		dropped += c.ResetsDropped
-		if c.App != nil && len(c.App.Calls) > 0 {
-			isGRPC = true
-		}
+	for _, sc := range scs {
+		dropped += sc.dropped
+		isGRPC = isGRPC || sc.grpc
 	}
 	for _, r := range rs {
 		codes[r.Code]++
@@ -217,37 +302,11 @@ func stormFinding(in *Input, cfg RSTStormConfig, conns []*Conn, rs []stormReset,
 	}
 	m["client_resets"], m["server_resets"] = side[event.C2S], side[event.S2C]
 
-	// Rapid resets: the client's RST_STREAM right after its HEADERS.
-	type rapid struct {
-		conn    *Conn
-		stream  uint32
-		req     event.Ref
-		rst     event.Ref
-		delayed time.Duration
-	}
 	var rapids []rapid
 	var delays []float64
-	for _, c := range conns {
-		reqs := map[uint32]event.Ref{}
-		for _, x := range c.Exchanges {
-			if x.Proto == event.ProtoHTTP2 && x.Request != nil {
-				reqs[x.Stream] = *x.Request
-			}
-		}
-		for _, r := range c.Resets {
-			if r.Dir != event.C2S || r.Code == "NO_ERROR" {
-				continue
-			}
-			req, ok := reqs[r.Stream]
-			if !ok {
-				continue
-			}
-			d := r.Ref.TS.Sub(req.TS)
-			delays = append(delays, ms(d))
-			if d >= 0 && d <= cfg.RapidReset {
-				rapids = append(rapids, rapid{c, r.Stream, req, r.Ref, d})
-			}
-		}
+	for _, sc := range scs {
+		rapids = append(rapids, sc.rapids...)
+		delays = append(delays, sc.delays...)
 	}
 	m["rapid_resets"] = len(rapids)
 	if len(delays) > 0 {
@@ -281,7 +340,7 @@ func stormFinding(in *Input, cfg RSTStormConfig, conns []*Conn, rs []stormReset,
 		for _, r := range rapids[:min(len(rapids), maxEvidence/4)] {
 			f.Evidence = append(f.Evidence,
 				evidence(r.conn.ID(), r.stream, r.req, "client HEADERS opens the stream"),
-				evidence(r.conn.ID(), r.stream, r.rst, fmt.Sprintf("client RST_STREAM(%s) %.3f ms after its HEADERS", codeOf(r.conn, r.stream, r.rst), ms(r.delayed))))
+				evidence(r.conn.ID(), r.stream, r.rst, fmt.Sprintf("client RST_STREAM(%s) %.3f ms after its HEADERS", r.code, ms(r.delayed))))
 		}
 	}
 	for i := lo; i < hi && i-lo < nev; i++ {

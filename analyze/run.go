@@ -7,16 +7,33 @@ import (
 )
 
 // Run dissects files with opts (its Sink and OnConn are replaced) and
-// analyses the result with cfg.
+// analyses the result with cfg, keeping every connection's full records
+// in the Input for report.New: memory grows with the capture. Stream
+// does the same in memory bounded by the number of connections.
 func Run(ctx context.Context, files []string, opts dissect.Options, cfg Config) (Result, *Input, error) {
-	k := NewCollector()
+	k := NewCollector(cfg)
+	k.Keep = true
+	return runCollector(ctx, files, opts, k)
+}
+
+// Stream is Run for captures of any size: each connection is analysed
+// when it finishes and passed to onConn (when not nil) with its full
+// records, which are then released; the Input's connections hold only
+// their summaries.
+func Stream(ctx context.Context, files []string, opts dissect.Options, cfg Config, onConn func(*Conn)) (Result, *Input, error) {
+	k := NewCollector(cfg)
+	k.OnConn = onConn
+	return runCollector(ctx, files, opts, k)
+}
+
+func runCollector(ctx context.Context, files []string, opts dissect.Options, k *Collector) (Result, *Input, error) {
 	opts.Dissect = true
 	opts.Sink = k
 	opts.OnConn = k.Finish
 	st, err := dissect.Run(ctx, files, opts)
-	in := &Input{Conns: k.Conns(), Stats: st}
 	if err != nil {
-		return Result{}, in, err
+		return Result{}, &Input{Conns: k.Conns(), Stats: st}, err
 	}
-	return Analyze(in, cfg), in, nil
+	res, in := k.Result(st)
+	return res, in, nil
 }

@@ -52,7 +52,7 @@ type h2stall struct {
 	open bool // lasted to the end of the capture
 }
 
-// detectWindowStall reports senders held back by flow control.
+// windowStall reports senders held back by flow control.
 //
 // Signals, per connection and per starved sender (the side that could
 // not send):
@@ -97,14 +97,23 @@ type h2stall struct {
 // bounds); for
 // TCP: zero_windows, zero_window_probes, window_full, episodes,
 // longest_stall_ms.
-func detectWindowStall(in *Input, cfg WindowStallConfig) []Finding {
-	var out []Finding
-	for _, c := range in.Conns {
-		out = append(out, h2StallFindings(in, cfg, c)...)
-		out = append(out, tcpStallFindings(in, cfg, c)...)
-	}
-	return out
+//
+// Each connection's findings are made when it finishes.
+type windowStall struct {
+	cfg   WindowStallConfig
+	found []pending
 }
+
+func (d *windowStall) observe(c *Conn) {
+	for _, f := range h2StallFindings(nil, d.cfg, c) {
+		d.found = append(d.found, newPending(f, c))
+	}
+	for _, f := range tcpStallFindings(nil, d.cfg, c) {
+		d.found = append(d.found, newPending(f, c))
+	}
+}
+
+func (d *windowStall) findings(in *Input) []Finding { return finishAll(in, d.found) }
 
 // h2StallFindings returns c's HTTP/2 flow-control findings.
 func h2StallFindings(in *Input, cfg WindowStallConfig, c *Conn) []Finding {

@@ -136,15 +136,110 @@ type GRPCMethodRow struct {
 	OverTimeout int `json:"over_timeout"`
 }
 
-// buildTables computes the tables of in. Every list is non-nil, so JSON
-// shows [] rather than null.
-func buildTables(in *Input) Tables {
-	return Tables{
+// tableBuilder builds the tables: the gRPC tables from each connection's
+// calls as it finishes, the others from the connections' summaries at
+// the end.
+type tableBuilder struct {
+	// calls are candidates for the first maxGRPCCalls rows of the gRPC
+	// call table: at most that many per connection, trimmed to the first
+	// maxGRPCCalls in connection order when they grow past twice that.
+	calls      []grpcCallCand
+	totalCalls int
+	methods    map[string]*methodAgg
+}
+
+// grpcCallCand is a row of the gRPC call table, the i-th call of its
+// connection in stream order.
+type grpcCallCand struct {
+	i   int
+	row GRPCCallRow
+}
+
+// methodAgg aggregates the calls of one method: the durations are kept
+// (8 bytes a call) for exact percentiles.
+type methodAgg struct {
+	row  GRPCMethodRow
+	durs []time.Duration
+}
+
+func newTableBuilder() *tableBuilder {
+	return &tableBuilder{methods: map[string]*methodAgg{}}
+}
+
+// observe adds c's gRPC calls.
+func (t *tableBuilder) observe(c *Conn) {
+	if c.TCP == nil || c.App == nil {
+		return
+	}
+	calls := slices.Clone(c.App.Calls)
+	slices.SortStableFunc(calls, func(a, b grpc.Call) int { return cmp.Compare(a.Stream, b.Stream) })
+	for i := range calls {
+		call := &calls[i]
+		status := call.ClientStatus
+		if status == "" {
+			status = call.StatusName
+		}
+		t.totalCalls++
+		if i < maxGRPCCalls {
+			row := GRPCCallRow{Conn: c.ID(), Stream: call.Stream, Method: call.Method, Status: status,
+				DurationMS: ms(call.Duration), OverTimeout: call.OverTimeout,
+				RequestBytes: call.RequestBytes, ResponseBytes: call.ResponseBytes,
+				RequestMessages: call.RequestMessages, ResponseMessages: call.ResponseMessages, Ended: call.Ended}
+			if call.HasTimeout {
+				v := ms(call.Timeout)
+				row.TimeoutMS = &v
+			}
+			t.calls = append(t.calls, grpcCallCand{i, row})
+		}
+		a := t.methods[call.Method]
+		if a == nil {
+			a = &methodAgg{row: GRPCMethodRow{Method: call.Method, Statuses: map[string]int{}}}
+			t.methods[call.Method] = a
+		}
+		a.row.Calls++
+		if status == "" {
+			status = "unknown"
+		}
+		a.row.Statuses[status]++
+		if call.OverTimeout {
+			a.row.OverTimeout++
+		}
+		a.durs = append(a.durs, call.Duration)
+	}
+	if len(t.calls) > 2*maxGRPCCalls {
+		t.trimCalls()
+	}
+}
+
+// trimCalls orders the candidate rows (connection, then stream order) and
+// keeps the first maxGRPCCalls.
+func (t *tableBuilder) trimCalls() {
+	slices.SortFunc(t.calls, func(a, b grpcCallCand) int { return cmp.Or(cmp.Compare(a.row.Conn, b.row.Conn), cmp.Compare(a.i, b.i)) })
+	t.calls = slices.Clip(t.calls[:min(len(t.calls), maxGRPCCalls)])
+}
+
+// tables returns the tables once every connection of in was observed.
+// Every list is non-nil, so JSON shows [] rather than null.
+func (t *tableBuilder) tables(in *Input) Tables {
+	tb := Tables{
 		Pools:       poolRows(in.Conns),
 		Resumption:  resumptionRows(in),
 		GRPCCalls:   []GRPCCallRow{},
 		GRPCMethods: []GRPCMethodRow{},
-	}.withGRPC(in.Conns)
+	}
+	t.trimCalls()
+	for _, c := range t.calls {
+		tb.GRPCCalls = append(tb.GRPCCalls, c.row)
+	}
+	tb.GRPCCallsOmitted = t.totalCalls - len(tb.GRPCCalls)
+	for _, name := range sortedKeys(t.methods) {
+		a := t.methods[name]
+		slices.Sort(a.durs)
+		a.row.P50MS, a.row.P99MS = ms(nearestRank(a.durs, 0.50)), ms(nearestRank(a.durs, 0.99))
+		a.row.MaxMS = ms(a.durs[len(a.durs)-1])
+		tb.GRPCMethods = append(tb.GRPCMethods, a.row)
+	}
+	return tb
 }
 
 func poolRows(conns []*Conn) []PoolRow {
@@ -216,64 +311,6 @@ func resumptionRows(in *Input) []ResumptionRow {
 		rows = append(rows, r)
 	}
 	return rows
-}
-
-// withGRPC fills the gRPC tables from conns (in id order).
-func (t Tables) withGRPC(conns []*Conn) Tables {
-	type agg struct {
-		row  GRPCMethodRow
-		durs []time.Duration
-	}
-	methods := map[string]*agg{}
-	for _, c := range conns {
-		if c.TCP == nil || c.App == nil {
-			continue
-		}
-		calls := slices.Clone(c.App.Calls)
-		slices.SortStableFunc(calls, func(a, b grpc.Call) int { return cmp.Compare(a.Stream, b.Stream) })
-		for i := range calls {
-			call := &calls[i]
-			status := call.ClientStatus
-			if status == "" {
-				status = call.StatusName
-			}
-			if len(t.GRPCCalls) < maxGRPCCalls {
-				row := GRPCCallRow{Conn: c.ID(), Stream: call.Stream, Method: call.Method, Status: status,
-					DurationMS: ms(call.Duration), OverTimeout: call.OverTimeout,
-					RequestBytes: call.RequestBytes, ResponseBytes: call.ResponseBytes,
-					RequestMessages: call.RequestMessages, ResponseMessages: call.ResponseMessages, Ended: call.Ended}
-				if call.HasTimeout {
-					v := ms(call.Timeout)
-					row.TimeoutMS = &v
-				}
-				t.GRPCCalls = append(t.GRPCCalls, row)
-			} else {
-				t.GRPCCallsOmitted++
-			}
-			a := methods[call.Method]
-			if a == nil {
-				a = &agg{row: GRPCMethodRow{Method: call.Method, Statuses: map[string]int{}}}
-				methods[call.Method] = a
-			}
-			a.row.Calls++
-			if status == "" {
-				status = "unknown"
-			}
-			a.row.Statuses[status]++
-			if call.OverTimeout {
-				a.row.OverTimeout++
-			}
-			a.durs = append(a.durs, call.Duration)
-		}
-	}
-	for _, name := range sortedKeys(methods) {
-		a := methods[name]
-		slices.Sort(a.durs)
-		a.row.P50MS, a.row.P99MS = ms(nearestRank(a.durs, 0.50)), ms(nearestRank(a.durs, 0.99))
-		a.row.MaxMS = ms(a.durs[len(a.durs)-1])
-		t.GRPCMethods = append(t.GRPCMethods, a.row)
-	}
-	return t
 }
 
 // nearestRank returns the q-quantile of sorted ds by the nearest-rank

@@ -116,9 +116,20 @@ func sortedAddrPorts[V any](m map[netip.AddrPort]V) []netip.AddrPort {
 
 // requests returns the requests a connection carried (HTTP/1.x requests,
 // HTTP/2 client streams) and whether that number is known: it is not for
-// undecrypted TLS or unrecognised payload.
+// undecrypted TLS or unrecognised payload. It counts the exchanges past
+// the Collector's bound and the HTTP/2 streams past the dissector's
+// (http2.Summary.StreamsDropped, which have no record and so no
+// exchange) — those are taken as client streams: a server opens streams
+// only by PUSH_PROMISE.
 func requests(c *Conn) (int, bool) {
-	if n := len(c.Exchanges) + c.ExchangesDropped; n > 0 {
+	if c.sum != nil {
+		return c.sum.requests, c.sum.requestsKnown
+	}
+	n := len(c.Exchanges) + c.ExchangesDropped
+	if c.App != nil && c.App.HTTP2 != nil {
+		n += c.App.HTTP2.StreamsDropped
+	}
+	if n > 0 {
 		return n, true
 	}
 	if c.App != nil {

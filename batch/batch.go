@@ -313,7 +313,8 @@ func analyse(ctx context.Context, c Capture, opts Options) result {
 	}
 	var read int64
 	do.Progress = func(n, _ int64) { read = n }
-	res, in, err := analyze.Run(ctx, c.Files, do, *opts.Config)
+	rb := report.NewBuilder(opts.Redaction)
+	res, in, err := analyze.Stream(ctx, c.Files, do, *opts.Config, rb.Add)
 	if err != nil {
 		if ctx.Err() != nil {
 			return result{canceled: true}
@@ -322,7 +323,7 @@ func analyse(ctx context.Context, c Capture, opts Options) result {
 		r.bytes = read
 		return r
 	}
-	rep := report.New(c.Files, in, res, opts.Redaction)
+	rep := rb.Report(c.Files, in, res)
 	line, err := compactJSON(rep)
 	if err != nil {
 		return result{err: fmt.Errorf("encoding the report of %s: %w", c.Files[0], err)}

@@ -1,8 +1,10 @@
 package report
 
 import (
+	"cmp"
 	"encoding/json"
 	"io"
+	"slices"
 
 	"github.com/h2scope/h2scope/analyze"
 )
@@ -49,9 +51,46 @@ type Capture struct {
 	TLSUndecrypted map[string]int `json:"tls_undecrypted,omitempty"`
 }
 
-// New builds a Report from an analysis, redacting secrets in captured
+// A Builder builds a Report while the analysis streams: Add, the
+// analyze.Collector's OnConn, makes each connection's record and
+// timeline when it finishes, while its full records are at hand; Report
+// then puts them together with the findings and tables. Only those parts
+// are kept per connection: memory grows with the number of connections,
+// not with their requests.
+type Builder struct {
+	red       Redaction
+	conns     []ConnRecord
+	timelines []Timeline
+}
+
+// NewBuilder returns a Builder redacting secrets in captured strings as
+// red says.
+func NewBuilder(red Redaction) *Builder {
+	return &Builder{red: red, conns: []ConnRecord{}, timelines: []Timeline{}}
+}
+
+// Add builds c's connection record and timeline; c must still hold its
+// full records (see analyze.Stream).
+func (b *Builder) Add(c *analyze.Conn) {
+	b.conns = append(b.conns, NewConnRecord(c.TCP, c.App))
+	b.timelines = append(b.timelines, NewTimeline(c, b.red))
+}
+
+// New builds a Report from an analysis whose Input holds every
+// connection's full records (analyze.Run), redacting secrets in captured
 // strings as red says.
 func New(files []string, in *analyze.Input, res analyze.Result, red Redaction) *Report {
+	b := NewBuilder(red)
+	for _, c := range in.Conns {
+		b.Add(c)
+	}
+	return b.Report(files, in, res)
+}
+
+// Report builds the Report of an analysis from the connections added, in
+// id order; in may hold the connections' summaries only.
+func (b *Builder) Report(files []string, in *analyze.Input, res analyze.Result) *Report {
+	red := b.red
 	r := &Report{Schema: Schema, Findings: res.Findings, Tables: res.Tables}
 	for i := range r.Findings {
 		f := &r.Findings[i]
@@ -71,11 +110,10 @@ func New(files []string, in *analyze.Input, res analyze.Result, red Redaction) *
 		c.Faults = append(c.Faults, f.Error())
 	}
 	r.Captures = []Capture{c}
-	r.Connections = make([]ConnRecord, 0, len(in.Conns))
-	r.Timelines = make([]Timeline, 0, len(in.Conns))
+	slices.SortStableFunc(b.conns, func(x, y ConnRecord) int { return cmp.Compare(x.Conn.ID, y.Conn.ID) })
+	slices.SortStableFunc(b.timelines, func(x, y Timeline) int { return cmp.Compare(x.Conn, y.Conn) })
+	r.Connections, r.Timelines = b.conns, b.timelines
 	for _, k := range in.Conns {
-		r.Connections = append(r.Connections, NewConnRecord(k.TCP, k.App))
-		r.Timelines = append(r.Timelines, NewTimeline(k, red))
 		if k.App == nil || k.App.TLS == nil {
 			continue
 		}

@@ -156,6 +156,10 @@ func NewTimeline(c *analyze.Conn, red Redaction) Timeline {
 		tl.Spans = append(tl.Spans, newSpan(x, red))
 	}
 	tl.SpansOmitted += c.ExchangesDropped
+	if c.App != nil && c.App.HTTP2 != nil {
+		// Streams past the dissector's bound have no record, so no span.
+		tl.SpansOmitted += c.App.HTTP2.StreamsDropped
+	}
 	slices.SortStableFunc(tl.Events, func(a, b TimelineEvent) int {
 		return cmp.Or(cmp.Compare(a.Frame, b.Frame), cmp.Compare(a.Lane, b.Lane))
 	})

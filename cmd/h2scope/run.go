@@ -331,13 +331,14 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	prog := report.NewProgress(os.Stderr)
 	opts.Progress = prog.Update
-	res, input, err := analyze.Run(ctx, files, opts, cfg)
+	rb := report.NewBuilder(in.red)
+	res, input, err := analyze.Stream(ctx, files, opts, cfg, rb.Add)
 	prog.Done()
 	if err != nil {
 		fmt.Fprintf(stderr, "h2scope: %v\n", err)
 		return exitUsage
 	}
-	rep := report.New(files, input, res, in.red)
+	rep := rb.Report(files, input, res)
 	outputs := []struct {
 		name  string
 		write func(io.Writer) error

@@ -1,0 +1,38 @@
+package analyze
+
+import "net/netip"
+
+// The detectX functions run one detector over in as Analyze does: each
+// connection observed in id order, then the findings.
+
+func detectOver(d detector, in *Input) []Finding {
+	for _, c := range in.Conns {
+		d.observe(c)
+	}
+	return d.findings(in)
+}
+
+func detectRSTStorm(in *Input, cfg RSTStormConfig) []Finding {
+	return detectOver(&rstStorm{cfg: cfg, servers: map[netip.AddrPort]*stormServer{}}, in)
+}
+
+func detectWindowStall(in *Input, cfg WindowStallConfig) []Finding {
+	return detectOver(&windowStall{cfg: cfg}, in)
+}
+
+func detectGoAway(in *Input, cfg GoAwayConfig) []Finding {
+	return detectOver(&goAway{cfg: cfg}, in)
+}
+
+func detectKeepaliveMismatch(in *Input, cfg KeepaliveConfig) []Finding {
+	return detectOver(&keepalive{cfg: cfg}, in)
+}
+
+// buildTables computes the tables of in.
+func buildTables(in *Input) Tables {
+	t := newTableBuilder()
+	for _, c := range in.Conns {
+		t.observe(c)
+	}
+	return t.tables(in)
+}
