@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -142,20 +141,14 @@ func benchCalls(ctx context.Context, s *session, n int) error {
 			}
 		}
 	}()
-	var wg sync.WaitGroup
-	errs := make([]error, benchConns*benchInFlight)
-	for w := range errs {
-		wg.Go(func() {
-			cc := ccs[w%benchConns]
-			for c := range next {
-				if err := s.grpc.unary(ctx, cc, "bench", methodEcho, c.req, ok(c.resp), grpcOpts{}); err != nil {
-					errs[w] = err
-					cancel()
-					return
-				}
+	return concurrently(benchConns*benchInFlight, func(w int) error {
+		cc := ccs[w%benchConns]
+		for c := range next {
+			if err := s.grpc.unary(ctx, cc, "bench", methodEcho, c.req, ok(c.resp), grpcOpts{}); err != nil {
+				cancel()
+				return err
 			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+		}
+		return nil
+	})
 }

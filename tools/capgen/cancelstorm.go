@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -34,23 +32,18 @@ func runGRPCCancelStorm(ctx context.Context, s *session) error {
 	if err := g.unary(ctx, cc, "warm-up", methodEcho, 10, ok(10), grpcOpts{}); err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
-	errs := make([]error, stormDeadline+stormCancel)
-	for i := range errs {
+	err = concurrently(stormDeadline+stormCancel, func(i int) error {
 		o := grpcOpts{timeout: stormAfter}
 		want := codes.DeadlineExceeded
 		if i%4 == 3 && i/4 < stormCancel {
 			o = grpcOpts{cancelAfter: stormAfter}
 			want = codes.Canceled
 		}
-		wg.Go(func() {
-			errs[i] = g.unary(ctx, cc, "storm", methodEcho, 64, &callPlan{resp: []int{64}, sleep: stormSleep, want: want}, o)
-		})
-	}
-	wg.Wait()
+		return g.unary(ctx, cc, "storm", methodEcho, 64, &callPlan{resp: []int{64}, sleep: stormSleep, want: want}, o)
+	})
 	// Let the handlers that slept past the resets return.
 	time.Sleep(stormSleep + 200*time.Millisecond)
-	return errors.Join(errs...)
+	return err
 }
 
 // checkGRPCCancelStorm checks that the client reset nearly every call of

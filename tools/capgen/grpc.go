@@ -36,12 +36,7 @@ func runGRPCUnary(ctx context.Context, s *session) error {
 	}
 	g := s.grpc
 	const phase = "unary"
-	calls := []struct {
-		method string
-		req    int
-		plan   *callPlan
-		o      grpcOpts
-	}{
+	calls := []unaryCall{
 		{methodEcho, 10, ok(100), grpcOpts{}},
 		{methodEcho, 1000, ok(1000), grpcOpts{}},
 		{methodEcho, 20_000, ok(10), grpcOpts{}},  // request over 16 KB: 2 DATA frames
@@ -69,10 +64,8 @@ func runGRPCUnary(ctx context.Context, s *session) error {
 		{methodLookup, 30, fails(codes.Unavailable, "backend down; retry later"), grpcOpts{}},
 		{methodEcho, 50, ok(50), grpcOpts{}},
 	}
-	for _, c := range calls {
-		if err := g.unary(ctx, cc, phase, c.method, c.req, c.plan, c.o); err != nil {
-			return err
-		}
+	if err := g.unaries(ctx, cc, phase, calls); err != nil {
+		return err
 	}
 	// Let the server's handlers that slept past the reset finish, so the
 	// capture ends with a quiet connection.

@@ -440,6 +440,24 @@ func (g *grpcLab) unary(ctx context.Context, cc *grpc.ClientConn, phase, method 
 	return g.finish(c, p, err)
 }
 
+// A unaryCall is one unary call of a scripted client: see unary.
+type unaryCall struct {
+	method string
+	req    int // request value size
+	plan   *callPlan
+	o      grpcOpts
+}
+
+// unaries makes the calls one after the other on cc.
+func (g *grpcLab) unaries(ctx context.Context, cc *grpc.ClientConn, phase string, calls []unaryCall) error {
+	for _, c := range calls {
+		if err := g.unary(ctx, cc, phase, c.method, c.req, c.plan, c.o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // stream makes a streaming call of the given kind: it sends a message for
 // each of reqs (value sizes), receiving as it goes for bidi calls, then
 // closes its side and receives the rest.

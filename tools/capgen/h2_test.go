@@ -514,12 +514,11 @@ func TestDerivedMatchesBase(t *testing.T) {
 			}
 			// The dropped bytes per direction, and the base's view.
 			ap, _ := netip.ParseAddrPort(tr.Server)
-			flows, err := tcpFlows(base.pkts, ap.Port())
+			flows, err := connFlows(base.pkts, ap.Port(), base.truth.Connections)
 			if err != nil {
 				t.Fatal(err)
 			}
-			keys, _ := truthKeys(base.truth.Connections)
-			f := flows[keys[d.Cut.Conn-1]]
+			f := flows[d.Cut.Conn-1]
 			var dropped [2]int64
 			for _, s := range f.segs {
 				if s.pkt < n {

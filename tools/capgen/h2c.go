@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,41 +32,29 @@ const (
 
 // serveH2C serves newHandler over HTTP/2 with prior knowledge (h2c):
 // golang.org/x/net/http2's Server.ServeConn on every accepted connection,
-// with small receive windows. It counts the requests per connection and
-// reports ConnState through the base server.
+// with small receive windows, counting requests and reporting ConnState
+// as h2ConnServer does.
 func serveH2C(s *session, ln net.Listener) func() error {
 	h2s := &http2.Server{
 		MaxUploadBufferPerConnection: h2cServerConnWindow,
 		MaxUploadBufferPerStream:     h2cServerStreamWindow,
 	}
+	return acceptLoop(ln, s.h2ConnServer(h2s))
+}
+
+// h2ConnServer returns a function that serves newHandler with h2s on one
+// connection: the connection's states go to the lab through a base
+// http.Server's ConnState, and the handler counts each request on its
+// connection.
+func (s *session) h2ConnServer(h2s *http2.Server) func(net.Conn) {
 	base := &http.Server{ConnState: s.connState}
 	h := newHandler()
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.countServer(r.RemoteAddr)
 		h.ServeHTTP(w, r)
 	})
-	var wg sync.WaitGroup
-	acceptErr := make(chan error, 1)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				acceptErr <- err
-				return
-			}
-			wg.Go(func() {
-				h2s.ServeConn(c, &http2.ServeConnOpts{BaseConfig: base, Handler: handler})
-			})
-		}
-	}()
-	return func() error {
-		ln.Close()
-		err := <-acceptErr
-		wg.Wait()
-		if errors.Is(err, net.ErrClosed) {
-			return nil
-		}
-		return err
+	return func(c net.Conn) {
+		h2s.ServeConn(c, &http2.ServeConnOpts{BaseConfig: base, Handler: handler})
 	}
 }
 
@@ -76,6 +63,24 @@ func serveH2C(s *session, ln net.Listener) func() error {
 type slowRead struct {
 	chunk int
 	pause time.Duration
+}
+
+// discard reads body to its end, chunk bytes at a time with a pause
+// between reads, and returns the number of bytes it read.
+func (sr *slowRead) discard(body io.Reader) (int64, error) {
+	buf := make([]byte, sr.chunk)
+	var n int64
+	for {
+		k, err := io.ReadFull(body, buf)
+		n += int64(k)
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		time.Sleep(sr.pause)
+	}
 }
 
 // reqSeq numbers the capgen-request headers.
@@ -99,35 +104,25 @@ func (s *session) do2(ctx context.Context, t http.RoundTripper, phase, method, p
 	req.Header.Set("Capgen-Request", tag)
 	resp, err := t.RoundTrip(req)
 	if err == nil {
-		r.Status, r.Proto = resp.StatusCode, resp.Proto
-		if slow == nil {
-			r.RespBytes, err = io.Copy(io.Discard, resp.Body)
-		} else {
-			buf := make([]byte, slow.chunk)
-			for {
-				n, rerr := io.ReadFull(resp.Body, buf)
-				r.RespBytes += int64(n)
-				if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
-					break
-				}
-				if rerr != nil {
-					err = rerr
-					break
-				}
-				time.Sleep(slow.pause)
-			}
-		}
-		resp.Body.Close()
+		r.Proto = resp.Proto
 	}
-	if err != nil {
-		r.Error = err.Error()
-	}
+	err = readResponse(&r, resp, err, slow)
 	s.addRequest(r, tag)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	if r.Status != http.StatusOK {
 		return fmt.Errorf("%s %s: status %d", method, path, r.Status)
+	}
+	return nil
+}
+
+// runSteps2 makes the requests one after the other over t, as do2 does.
+func (s *session) runSteps2(ctx context.Context, t http.RoundTripper, phase string, ss []step) error {
+	for _, st := range ss {
+		if err := s.do2(ctx, t, phase, st.method, st.path, st.body, nil); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -144,10 +139,8 @@ func runH2CLargeSlow(ctx context.Context, s *session) error {
 	slow := &slowRead{chunk: 8 << 10, pause: 3 * time.Millisecond}
 	// Small requests first: their header blocks fill the HPACK dynamic
 	// tables that later requests refer to.
-	for _, st := range steps(getBytes(1000), getBytes(3000), upload(2000)) {
-		if err := s.do2(ctx, t, "warm-up", st.method, st.path, st.body, nil); err != nil {
-			return err
-		}
+	if err := s.runSteps2(ctx, t, "warm-up", steps(getBytes(1000), getBytes(3000), upload(2000))); err != nil {
+		return err
 	}
 	if err := s.do2(ctx, t, "upload", http.MethodPost, "/upload", 300_000, nil); err != nil {
 		return err
@@ -157,15 +150,9 @@ func runH2CLargeSlow(ctx context.Context, s *session) error {
 	}
 	// Two slow readers at once: together they exhaust the connection
 	// window before either exhausts its stream window.
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i := range 2 {
-		wg.Go(func() {
-			errs[i] = s.do2(ctx, t, "slow-concurrent", http.MethodGet, "/bytes/120000", 0, slow)
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return concurrently(2, func(int) error {
+		return s.do2(ctx, t, "slow-concurrent", http.MethodGet, "/bytes/120000", 0, slow)
+	})
 }
 
 // checkH2CLargeSlow checks that both the stream and the connection

@@ -529,6 +529,44 @@ func tcpFlows(pkts []packet, serverPort uint16) (map[connKey]*tcpFlow, error) {
 	return flows, nil
 }
 
+// connFlows reassembles the connections of pkts as tcpFlows does and
+// returns the flow of each of conns, by index: nil for a connection that
+// is not in the capture.
+func connFlows(pkts []packet, serverPort uint16, conns []truth.Connection) ([]*tcpFlow, error) {
+	flows, err := tcpFlows(pkts, serverPort)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := truthKeys(conns)
+	if err != nil {
+		return nil, err
+	}
+	fs := make([]*tcpFlow, len(conns))
+	for i, k := range keys {
+		fs[i] = flows[k]
+	}
+	return fs, nil
+}
+
+// checkFlows calls check on each of conns (i its index) with its flow in
+// pkts, and returns the errors check returned joined, with one for each
+// connection that is not in the capture.
+func checkFlows(pkts []packet, serverPort uint16, conns []truth.Connection, check func(i int, c truth.Connection, f *tcpFlow) []error) error {
+	flows, err := connFlows(pkts, serverPort, conns)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for i, c := range conns {
+		if flows[i] == nil {
+			errs = append(errs, fmt.Errorf("connection %d: not in the capture", c.ID))
+			continue
+		}
+		errs = append(errs, check(i, c, flows[i])...)
+	}
+	return errors.Join(errs...)
+}
+
 // frameKey is what verifyHTTP2 compares of each frame.
 type frameKey struct {
 	typ    http2.FrameType
@@ -559,21 +597,7 @@ func frameKeys(b []byte) ([]frameKey, error) {
 // connection and direction, those the server's tee parsed: same type,
 // flags, stream and length, in the same order.
 func verifyHTTP2(pkts []packet, serverPort uint16, t *truth.Truth, wires []*h2Wire) error {
-	flows, err := tcpFlows(pkts, serverPort)
-	if err != nil {
-		return err
-	}
-	keys, err := truthKeys(t.Connections)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for i, c := range t.Connections {
-		f := flows[keys[i]]
-		if f == nil {
-			errs = append(errs, fmt.Errorf("connection %d: not in the capture", c.ID))
-			continue
-		}
+	return checkFlows(pkts, serverPort, t.Connections, func(i int, c truth.Connection, f *tcpFlow) (errs []error) {
 		for dir := range 2 {
 			b := f.data[dir]
 			if dir == 0 {
@@ -603,6 +627,6 @@ func verifyHTTP2(pkts []packet, serverPort uint16, t *truth.Truth, wires []*h2Wi
 					c.ID, dirName(dir), len(got), len(want), n+1))
 			}
 		}
-	}
-	return errors.Join(errs...)
+		return errs
+	})
 }

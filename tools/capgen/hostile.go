@@ -62,8 +62,7 @@ func serveHostile(s *session, ln net.Listener) func() error {
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	cl := &chanListener{conns: h1, done: make(chan struct{}), addr: ln.Addr()}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(cl) }()
+	stopHTTP1 := serveHTTP(srv, cl)
 	stopAccept := acceptLoop(ln, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		head, err := br.Peek(len(http2.ClientPreface))
@@ -80,8 +79,7 @@ func serveHostile(s *session, ln net.Listener) func() error {
 	})
 	return func() error {
 		err := stopAccept()
-		srv.Close()
-		if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
+		if serr := stopHTTP1(); serr != nil {
 			err = errors.Join(err, serr)
 		}
 		return err
@@ -266,14 +264,7 @@ func runHostileHTTP1(ctx context.Context, s *session) error {
 			return err
 		}
 		resp, err := http.ReadResponse(br, nil)
-		if err == nil {
-			r.Status = resp.StatusCode
-			r.RespBytes, err = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-		if err != nil {
-			r.Error = err.Error()
-		}
+		err = readResponse(&r, resp, err, nil)
 		s.addRequest(r, "")
 		if err != nil {
 			return fmt.Errorf("GET %s: %w", q.target, err)

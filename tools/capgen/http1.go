@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -125,19 +126,32 @@ func (s *session) do(ctx context.Context, c *http.Client, phase, method, path st
 		return err
 	}
 	resp, err := c.Do(req)
-	if err == nil {
-		r.Status = resp.StatusCode
-		r.RespBytes, err = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
-	if err != nil {
-		r.Error = err.Error()
-	}
+	err = readResponse(&r, resp, err, nil)
 	s.addRequest(r, "")
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	return nil
+}
+
+// readResponse records in r the outcome of a request: when err is nil,
+// resp's status and the number of body bytes the client read, to the end
+// (slowly if slow is set), before closing the body; otherwise, or when
+// reading the body failed, the error, which it returns.
+func readResponse(r *truth.Request, resp *http.Response, err error, slow *slowRead) error {
+	if err == nil {
+		r.Status = resp.StatusCode
+		if slow == nil {
+			r.RespBytes, err = io.Copy(io.Discard, resp.Body)
+		} else {
+			r.RespBytes, err = slow.discard(resp.Body)
+		}
+		resp.Body.Close()
+	}
+	if err != nil {
+		r.Error = err.Error()
+	}
+	return err
 }
 
 // addRequest records a request the client made, tagged with its
@@ -187,6 +201,18 @@ func (s *session) runSteps(ctx context.Context, c *http.Client, phase string, ss
 	return nil
 }
 
+// concurrently calls f(0) to f(n-1), each in its own goroutine, waits for
+// them all and returns their errors joined.
+func concurrently(n int, f func(i int) error) error {
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { errs[i] = f(i) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 // runKeepAlive is http1-keepalive: 20 sequential requests on one
 // connection, then 3 concurrent clients sharing the same transport whose
 // first requests overlap (a slow handler), so 3 connections in all; the
@@ -205,19 +231,12 @@ func runKeepAlive(ctx context.Context, s *session) error {
 	}
 	// The concurrent clients share t, as programs share
 	// http.DefaultTransport: one reuses the idle connection, two dial.
-	var wg sync.WaitGroup
-	errs := make([]error, 3)
-	for i := range 3 {
-		wg.Go(func() {
-			ss := steps(get("/slow/100"), getBytes(1000*(i+1)), upload(2000+i), getBytes(30_000))
-			errs[i] = s.runSteps(ctx, client(t), "concurrent", ss)
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
+	err := concurrently(3, func(i int) error {
+		ss := steps(get("/slow/100"), getBytes(1000*(i+1)), upload(2000+i), getBytes(30_000))
+		return s.runSteps(ctx, client(t), "concurrent", ss)
+	})
+	if err != nil {
+		return err
 	}
 	s.closeIdle()
 	return nil

@@ -5,11 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -37,19 +35,14 @@ func runHTTP1SmallPool(ctx context.Context, s *session) error {
 	s.setting("http.Transport.MaxIdleConnsPerHost", smallPoolIdle)
 	s.setting("goroutines", smallPoolWorkers)
 	for round := range smallPoolEach {
-		var wg sync.WaitGroup
-		errs := make([]error, smallPoolWorkers)
-		for w := range smallPoolWorkers {
-			wg.Go(func() {
-				st := get("/slow/5")
-				if (w+round)%2 == 0 {
-					st = getBytes(200 + 10*w)
-				}
-				errs[w] = s.do(ctx, client(t), fmt.Sprintf("round-%d", round+1), st.method, st.path, st.body)
-			})
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
+		err := concurrently(smallPoolWorkers, func(w int) error {
+			st := get("/slow/5")
+			if (w+round)%2 == 0 {
+				st = getBytes(200 + 10*w)
+			}
+			return s.do(ctx, client(t), fmt.Sprintf("round-%d", round+1), st.method, st.path, st.body)
+		})
+		if err != nil {
 			return err
 		}
 	}
@@ -101,15 +94,7 @@ func serveIdleTimeout(s *session, ln net.Listener) func() error {
 		IdleTimeout:       idleTimeout,
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	return func() error {
-		srv.Close()
-		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	}
+	return serveHTTP(srv, ln)
 }
 
 // doTraced makes a GET of path, recording every connection the transport
@@ -139,14 +124,7 @@ func (s *session) doTraced(ctx context.Context, c *http.Client, phase, path stri
 		return false, err
 	}
 	resp, err := c.Do(req)
-	if err == nil {
-		r.Status = resp.StatusCode
-		r.RespBytes, err = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
-	if err != nil {
-		r.Error = err.Error()
-	}
+	err = readResponse(&r, resp, err, nil)
 	if n := len(attempts); n > 0 {
 		last := attempts[n-1]
 		r.Conn, r.ConnClient, r.Reused = last.Conn, last.ConnClient, last.Reused
@@ -306,14 +284,7 @@ func runTCPStoppedReader(ctx context.Context, s *session) error {
 	}
 	time.Sleep(stoppedPause)
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err == nil {
-		r.Status = resp.StatusCode
-		r.RespBytes, err = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
-	if err != nil {
-		r.Error = err.Error()
-	}
+	err = readResponse(&r, resp, err, nil)
 	s.addRequest(r, "")
 	if err == nil && r.RespBytes != stoppedBody {
 		err = fmt.Errorf("read %d bytes of %d", r.RespBytes, stoppedBody)
@@ -345,15 +316,9 @@ func runH2SlowReader(ctx context.Context, s *session) error {
 		return err
 	}
 	slow := &slowRead{chunk: 4 << 10, pause: 150 * time.Millisecond}
-	var wg sync.WaitGroup
-	errs := make([]error, slowReaderStreams)
-	for i := range slowReaderStreams {
-		wg.Go(func() {
-			errs[i] = s.do2(ctx, t, "slow-concurrent", http.MethodGet, fmt.Sprintf("/bytes/%d", slowReaderBody), 0, slow)
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return concurrently(slowReaderStreams, func(int) error {
+		return s.do2(ctx, t, "slow-concurrent", http.MethodGet, fmt.Sprintf("/bytes/%d", slowReaderBody), 0, slow)
+	})
 }
 
 // checkH2SlowReader checks that the server's connection window reached 0

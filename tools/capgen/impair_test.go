@@ -15,8 +15,7 @@ import (
 // same bytes, drops gone, handshake and FINs untouched, time never going
 // back, and the same result for the same seed.
 func TestImpair(t *testing.T) {
-	start := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	base := newSynthConn(t, 40000, 8080, start).exchange(30, 200)
+	base := newSynthConn(t, 40000, 8080, synthStart).exchange(30, 200)
 	plan := impairPlan{seed: 7, reorder: 2, retransmit: 2, drop: 2}
 	out, edits, err := impair(base, 8080, plan)
 	if err != nil {

@@ -46,15 +46,7 @@ func serveH2MaxStreams(s *session, ln net.Listener) func() error {
 			s.lab.mu.Unlock()
 		},
 	}
-	base := &http.Server{ConnState: s.connState}
-	h := newHandler()
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.countServer(r.RemoteAddr)
-		h.ServeHTTP(w, r)
-	})
-	return acceptLoop(ln, func(c net.Conn) {
-		h2s.ServeConn(c, &http2.ServeConnOpts{BaseConfig: base, Handler: handler})
-	})
+	return acceptLoop(ln, s.h2ConnServer(h2s))
 }
 
 // framerClient is a hand-written HTTP/2 client over one connection, built

@@ -34,15 +34,11 @@ func deriveMidstream(pick cutPicker) func(base *result) (*result, error) {
 		if err != nil {
 			return nil, err
 		}
-		flows, err := tcpFlows(base.pkts, ap.Port())
+		flows, err := connFlows(base.pkts, ap.Port(), bt.Connections)
 		if err != nil {
 			return nil, err
 		}
-		keys, err := truthKeys(bt.Connections)
-		if err != nil {
-			return nil, err
-		}
-		f, w := flows[keys[0]], base.wires[0]
+		f, w := flows[0], base.wires[0]
 		last, err := pick(base, f, w)
 		if err != nil {
 			return nil, err

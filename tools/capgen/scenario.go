@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/h2scope/h2scope/tools/capgen/truth"
@@ -633,12 +634,24 @@ func captureOnce(ctx context.Context, sc *scenario, o *options) (*result, error)
 
 // serveHTTP1 serves the HTTP/1.1 test handler (newHandler) on ln.
 func serveHTTP1(s *session, ln net.Listener) func() error {
-	srv := &http.Server{
+	return serveHTTP(newHTTP1Server(s), ln)
+}
+
+// newHTTP1Server returns the HTTP/1.1 test server: newHandler, with the
+// connections' states reported to the lab.
+func newHTTP1Server(s *session) *http.Server {
+	return &http.Server{
 		Handler:           newHandler(),
 		ConnState:         s.connState,
 		IdleTimeout:       10 * time.Minute,
 		ReadHeaderTimeout: 10 * time.Second,
 	}
+}
+
+// serveHTTP runs srv.Serve(ln) in a goroutine and returns a function that
+// closes srv and returns the error Serve stopped with, unless it is
+// http.ErrServerClosed.
+func serveHTTP(srv *http.Server, ln net.Listener) func() error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	return func() error {
@@ -647,6 +660,32 @@ func serveHTTP1(s *session, ln net.Listener) func() error {
 			return err
 		}
 		return nil
+	}
+}
+
+// acceptLoop calls serve, in a goroutine, on every connection ln accepts,
+// and returns a function that closes ln and waits for them.
+func acceptLoop(ln net.Listener, serve func(net.Conn)) func() error {
+	var wg sync.WaitGroup
+	acceptErr := make(chan error, 1)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				acceptErr <- err
+				return
+			}
+			wg.Go(func() { serve(c) })
+		}
+	}()
+	return func() error {
+		ln.Close()
+		err := <-acceptErr
+		wg.Wait()
+		if errors.Is(err, net.ErrClosed) {
+			return nil
+		}
+		return err
 	}
 }
 

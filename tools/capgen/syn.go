@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -96,17 +95,11 @@ func isTimeout(err error) bool {
 func (s *session) rawGet(c *watchedConn, phase, path string) error {
 	r := truth.Request{Phase: phase, Method: http.MethodGet, Path: path, Conn: s.gotConn(c), ConnClient: c.LocalAddr().String()}
 	_, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: capgen-raw\r\nConnection: close\r\n\r\n", path, s.server)
+	var resp *http.Response
 	if err == nil {
-		var resp *http.Response
-		if resp, err = http.ReadResponse(bufio.NewReader(c), nil); err == nil {
-			r.Status = resp.StatusCode
-			r.RespBytes, err = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
+		resp, err = http.ReadResponse(bufio.NewReader(c), nil)
 	}
-	if err != nil {
-		r.Error = err.Error()
-	}
+	err = readResponse(&r, resp, err, nil)
 	s.addRequest(r, "")
 	c.Close()
 	return err

@@ -20,6 +20,9 @@ type synthConn struct {
 	pkts           []packet
 }
 
+// synthStart is when the tests' synthetic captures start.
+var synthStart = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+
 func newSynthConn(t *testing.T, client, server uint16, start time.Time) *synthConn {
 	return &synthConn{t: t, client: client, server: server, cseq: 1000, sseq: 5000000, ts: start}
 }

@@ -32,10 +32,9 @@ func decodeTCP(t *testing.T, data []byte) (*layers.IPv4, *layers.TCP) {
 // client ports, sequence numbers shifted consistently in both directions,
 // the same payload, right IPv4 lengths and advancing time.
 func TestTile(t *testing.T) {
-	start := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	const server = 8080
-	base := append(newSynthConn(t, 40000, server, start).exchange(3, 100),
-		newSynthConn(t, 40001, server, start.Add(time.Millisecond)).exchange(2, 1448)...)
+	base := append(newSynthConn(t, 40000, server, synthStart).exchange(3, 100),
+		newSynthConn(t, 40001, server, synthStart.Add(time.Millisecond)).exchange(2, 1448)...)
 	tl, err := newTiler(base, server)
 	if err != nil {
 		t.Fatal(err)
@@ -125,8 +124,7 @@ func TestTilePortsSkipServer(t *testing.T) {
 
 // TestWriteBig writes a small tiled pcap and reads it back.
 func TestWriteBig(t *testing.T) {
-	start := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	base := newSynthConn(t, 40000, 8080, start).exchange(4, 1000)
+	base := newSynthConn(t, 40000, 8080, synthStart).exchange(4, 1000)
 	r := &result{pkts: base, truth: &truth.Truth{Scenario: "synthetic", Server: "127.0.0.1:8080"}}
 	for _, name := range []string{"big.pcap", "big.pcapng"} {
 		t.Run(name, func(t *testing.T) {

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/h2scope/h2scope/dissect/capture"
 	"github.com/h2scope/h2scope/tools/capgen/truth"
@@ -19,8 +18,7 @@ import (
 // TestDSB writes a capture with a Decryption Secrets Block, key logs of
 // every padding, and reads it back with h2scope's own reader.
 func TestDSB(t *testing.T) {
-	start := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	pkts := newSynthConn(t, 40000, 8080, start).exchange(2, 100)
+	pkts := newSynthConn(t, 40000, 8080, synthStart).exchange(2, 100)
 	for _, n := range []int{0, 1, 2, 3, 4, 5, 176} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			keys := bytes.Repeat([]byte("k"), n)
@@ -92,11 +90,7 @@ func TestCommittedTLS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			flows, err := tcpFlows(res.pkts, ap.Port())
-			if err != nil {
-				t.Fatal(err)
-			}
-			ks, err := truthKeys(tr.Connections)
+			flows, err := connFlows(res.pkts, ap.Port(), tr.Connections)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -107,7 +101,7 @@ func TestCommittedTLS(t *testing.T) {
 				if r == nil {
 					t.Fatalf("connection %d: no tls record", c.ID)
 				}
-				f := flows[ks[i]]
+				f := flows[i]
 				h, err := parseHello(f.data[0])
 				if err != nil {
 					t.Fatalf("connection %d: %v", c.ID, err)
@@ -118,7 +112,7 @@ func TestCommittedTLS(t *testing.T) {
 				}
 				if r.ResumedFrom != 0 {
 					found := false
-					for _, tk := range newTickets(flows[ks[r.ResumedFrom-1]].data[1]) {
+					for _, tk := range newTickets(flows[r.ResumedFrom-1].data[1]) {
 						found = found || bytes.Equal(tk, h.ticket)
 					}
 					if !found {

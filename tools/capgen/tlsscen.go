@@ -10,7 +10,6 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -48,42 +47,23 @@ var (
 // over tls.NewListener, each connection with the lab's per-connection
 // server configuration (ticket policy).
 func serveHTTPS(s *session, ln net.Listener) func() error {
-	srv := &http.Server{
-		Handler:           newHandler(),
-		ConnState:         s.connState,
-		IdleTimeout:       10 * time.Minute,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          log.New(io.Discard, "", 0),
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(tls.NewListener(ln, s.tls.listenerConfig())) }()
-	return func() error {
-		srv.Close()
-		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	}
+	srv := newHTTP1Server(s)
+	srv.ErrorLog = log.New(io.Discard, "", 0)
+	return serveHTTP(srv, tls.NewListener(ln, s.tls.listenerConfig()))
 }
 
 // serveH2TLS serves newHandler over HTTP/2 in TLS: the server runs the
 // TLS handshake itself, checks that ALPN chose h2, and serves the
 // plaintext connection (teed) with x/net/http2's Server.ServeConn.
 func serveH2TLS(s *session, ln net.Listener) func() error {
-	h2s := &http2.Server{}
-	base := &http.Server{ConnState: s.connState}
-	h := newHandler()
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.countServer(r.RemoteAddr)
-		h.ServeHTTP(w, r)
-	})
+	serve := s.h2ConnServer(&http2.Server{})
 	return acceptLoop(ln, func(c net.Conn) {
 		tc, err := s.tls.serverHandshake(context.Background(), c)
 		if err != nil || tc.ConnectionState().NegotiatedProtocol != "h2" {
 			c.Close()
 			return
 		}
-		h2s.ServeConn(s.plainConn(tc, c), &http2.ServeConnOpts{BaseConfig: base, Handler: handler})
+		serve(s.plainConn(tc, c))
 	})
 }
 
@@ -99,32 +79,6 @@ func serveTLSOnly(s *session, ln net.Listener) func() error {
 		io.Copy(io.Discard, tc)
 		tc.Close()
 	})
-}
-
-// acceptLoop calls serve, in a goroutine, on every connection ln accepts,
-// and returns a function that closes ln and waits for them.
-func acceptLoop(ln net.Listener, serve func(net.Conn)) func() error {
-	var wg sync.WaitGroup
-	acceptErr := make(chan error, 1)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				acceptErr <- err
-				return
-			}
-			wg.Go(func() { serve(c) })
-		}
-	}()
-	return func() error {
-		ln.Close()
-		err := <-acceptErr
-		wg.Wait()
-		if errors.Is(err, net.ErrClosed) {
-			return nil
-		}
-		return err
-	}
 }
 
 // tlsCreds are gRPC transport credentials over the lab's TLS: the server
@@ -288,20 +242,12 @@ func runH2TLS(max uint16, suites []uint16) func(ctx context.Context, s *session)
 		cfg := s.tls.clientConfig(max, suites, nil, "h2", "http/1.1")
 		t := s.h2Client("h2", cfg)
 		ss := steps(getBytes(1000), upload(40_000), getBytes(50_000), getBytes(20_000), upload(17_000), getBytes(100))
-		for _, st := range ss {
-			if err := s.do2(ctx, t, "h2", st.method, st.path, st.body, nil); err != nil {
-				return err
-			}
+		if err := s.runSteps2(ctx, t, "h2", ss); err != nil {
+			return err
 		}
-		var wg sync.WaitGroup
-		errs := make([]error, 2)
-		for i := range 2 {
-			wg.Go(func() {
-				errs[i] = s.do2(ctx, t, "h2-concurrent", http.MethodGet, "/bytes/30000", 0, nil)
-			})
-		}
-		wg.Wait()
-		return errors.Join(errs...)
+		return concurrently(2, func(int) error {
+			return s.do2(ctx, t, "h2-concurrent", http.MethodGet, "/bytes/30000", 0, nil)
+		})
 	}
 }
 
@@ -337,12 +283,7 @@ func runGRPCTLS(ctx context.Context, s *session) error {
 	}
 	g := s.grpc
 	const phase = "grpc-tls"
-	calls := []struct {
-		method string
-		req    int
-		plan   *callPlan
-		o      grpcOpts
-	}{
+	calls := []unaryCall{
 		{methodEcho, 10, ok(100), grpcOpts{}},
 		{methodEcho, 20_000, ok(10), grpcOpts{}},
 		{methodEcho, 100, ok(40_000), grpcOpts{}},
@@ -350,10 +291,8 @@ func runGRPCTLS(ctx context.Context, s *session) error {
 		{methodEcho, 30_000, ok(30_000), grpcOpts{gzip: true}},
 		{methodEcho, 64, ok(64), grpcOpts{timeout: 5 * time.Second}},
 	}
-	for _, c := range calls {
-		if err := g.unary(ctx, cc, phase, c.method, c.req, c.plan, c.o); err != nil {
-			return err
-		}
+	if err := g.unaries(ctx, cc, phase, calls); err != nil {
+		return err
 	}
 	if err := g.stream(ctx, cc, phase, methodWatch, truth.GRPCServerStream, []int{16}, &callPlan{resp: repeat(20, 300)}, grpcOpts{}); err != nil {
 		return err

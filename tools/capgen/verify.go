@@ -130,30 +130,16 @@ func verifyLive(pkts []packet, serverPort uint16, t *truth.Truth) error {
 // capture holds the records the programs wrote, which checks an
 // encrypted capture as verifyHTTP2 checks a plaintext one.
 func verifyWritten(pkts []packet, serverPort uint16, t *truth.Truth, written [][2][]byte) error {
-	flows, err := tcpFlows(pkts, serverPort)
-	if err != nil {
-		return err
-	}
-	keys, err := truthKeys(t.Connections)
-	if err != nil {
-		return err
-	}
 	if len(written) != len(t.Connections) {
 		return fmt.Errorf("%d connections, bytes of %d", len(t.Connections), len(written))
 	}
-	var errs []error
-	for i, c := range t.Connections {
-		f := flows[keys[i]]
-		if f == nil {
-			errs = append(errs, fmt.Errorf("connection %d: not in the capture", c.ID))
-			continue
-		}
+	return checkFlows(pkts, serverPort, t.Connections, func(i int, c truth.Connection, f *tcpFlow) (errs []error) {
 		for dir := range 2 {
 			if !bytes.Equal(f.data[dir], written[i][dir]) {
 				errs = append(errs, fmt.Errorf("connection %d %s: the capture's %d bytes are not the %d the program wrote",
 					c.ID, dirName(dir), len(f.data[dir]), len(written[i][dir])))
 			}
 		}
-	}
-	return errors.Join(errs...)
+		return errs
+	})
 }

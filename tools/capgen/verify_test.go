@@ -12,10 +12,9 @@ import (
 // port, one after the other, are told apart (a new SYN starts a new
 // connection) both by verifyLive and in the truth.
 func TestVerifyPortReuse(t *testing.T) {
-	start := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	second := newSynthConn(t, 40000, 8080, start.Add(time.Second))
+	second := newSynthConn(t, 40000, 8080, synthStart.Add(time.Second))
 	second.cseq, second.sseq = 777777, 888888
-	pkts := append(newSynthConn(t, 40000, 8080, start).exchange(2, 100), second.exchange(1, 50)...)
+	pkts := append(newSynthConn(t, 40000, 8080, synthStart).exchange(2, 100), second.exchange(1, 50)...)
 	conn := func(id int, c2s, s2c int64) truth.Connection {
 		return truth.Connection{ID: id, Client: "127.0.0.1:40000", Server: "127.0.0.1:8080",
 			C2SBytes: c2s, S2CBytes: s2c, ClosedBy: "client"}
