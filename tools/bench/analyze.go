@@ -31,10 +31,7 @@ func runAnalyze(file, bin string, port int, withTshark, goBench bool) error {
 			return err
 		}
 	}
-	if f, err := os.Open(file); err == nil {
-		io.Copy(io.Discard, f)
-		f.Close()
-	}
+	warmCache(file)
 	bare, err := best(func() (result, error) { return bareLoop(file) })
 	if err != nil {
 		return fmt.Errorf("bare loop: %w", err)
@@ -48,23 +45,11 @@ func runAnalyze(file, bin string, port int, withTshark, goBench bool) error {
 	rows := []result{bare, ours}
 	var tsFrames uint64
 	if withTshark {
-		for _, extra := range [][]string{nil, {"--disable-protocol", "grpc", "--disable-protocol", "protobuf"}} {
-			name := "tshark -T fields -e http2.type"
-			if extra != nil {
-				name = "tshark ... --disable-protocol grpc"
-			}
-			args := append([]string{"-n", "-r", file, "-d", fmt.Sprintf("tcp.port==%d,http2", port), "-T", "fields", "-e", "http2.type"}, extra...)
-			r, err := best(func() (result, error) {
-				tc := &typeCounter{}
-				r, err := commandTo(tc, name, "tshark", args...)
-				tsFrames = tc.n
-				return r, err
-			})
-			if err != nil {
-				return err
-			}
-			rows = append(rows, r)
+		ts, n, err := tsharkTypes(file, port, [2]string{"tshark -T fields -e http2.type", "tshark ... --disable-protocol grpc"})
+		if err != nil {
+			return err
 		}
+		rows, tsFrames = append(rows, ts...), n
 	}
 	fmt.Printf("capture: %s, %.1f MB, %d packets, server port %d", file, float64(st.Size())/1e6, bare.packets, port)
 	if withTshark {
@@ -73,13 +58,9 @@ func runAnalyze(file, bin string, port int, withTshark, goBench bool) error {
 	fmt.Printf("\n%s\n(best of 3 runs each, warm page cache; max RSS is the largest of the 3)\n\n", captureComment(file))
 	fmt.Printf("%-36s %10s %12s %10s %10s %12s %12s\n", "run", "seconds", "packets/s", "MB/s", "max RSS", "vs bare loop", "vs analyze")
 	for _, r := range rows {
-		rss := "-"
-		if r.maxRSS > 0 {
-			rss = fmt.Sprintf("%.1f MB", float64(r.maxRSS)/1e6)
-		}
 		s := r.wall.Seconds()
 		fmt.Printf("%-36s %10.3f %12.0f %10.1f %10s %11.2fx %11.2fx\n", r.name, s, float64(bare.packets)/s,
-			float64(st.Size())/1e6/s, rss, s/bare.wall.Seconds(), s/ours.wall.Seconds())
+			float64(st.Size())/1e6/s, r.rss(), s/bare.wall.Seconds(), s/ours.wall.Seconds())
 	}
 	fmt.Printf("\nanalyze / bare loop: %.2fx (target <= 4x)\n", ours.wall.Seconds()/bare.wall.Seconds())
 	for _, r := range rows[2:] {

@@ -65,17 +65,58 @@ type result struct {
 	packets uint64
 }
 
+// rss returns r's peak resident memory in MB for a table, "-" when it was
+// not measured.
+func (r result) rss() string {
+	if r.maxRSS <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f MB", float64(r.maxRSS)/1e6)
+}
+
+// warmCache reads file once so that every measured run finds it in the
+// page cache.
+func warmCache(file string) {
+	if f, err := os.Open(file); err == nil {
+		io.Copy(io.Discard, f)
+		f.Close()
+	}
+}
+
+// tsharkTypes measures tshark printing the HTTP/2 frame type of every
+// frame of file, with port decoded as HTTP/2 and the arguments extra
+// (such as a display filter) before its output options: once with its
+// default dissectors, once with gRPC and Protobuf disabled, each the best
+// of three runs, named names[0] and names[1]. It also returns the number
+// of frame types the last run printed.
+func tsharkTypes(file string, port int, names [2]string, extra ...string) ([]result, uint64, error) {
+	var rows []result
+	var frames uint64
+	for i, disable := range [][]string{nil, {"--disable-protocol", "grpc", "--disable-protocol", "protobuf"}} {
+		args := append([]string{"-n", "-r", file, "-d", fmt.Sprintf("tcp.port==%d,http2", port)}, extra...)
+		args = append(args, "-T", "fields", "-e", "http2.type")
+		args = append(args, disable...)
+		r, err := best(func() (result, error) {
+			tc := &typeCounter{}
+			r, err := commandTo(tc, names[i], "tshark", args...)
+			frames = tc.n
+			return r, err
+		})
+		if err != nil {
+			return nil, 0, err
+		}
+		rows = append(rows, r)
+	}
+	return rows, frames, nil
+}
+
 func run(file, bin string, withTshark bool) error {
 	st, err := os.Stat(file)
 	if err != nil {
 		return err
 	}
 	size := st.Size()
-	// Read the file once so every run below finds it in the page cache.
-	if f, err := os.Open(file); err == nil {
-		io.Copy(io.Discard, f)
-		f.Close()
-	}
+	warmCache(file)
 	bare, err := best(func() (result, error) { return bareLoop(file) })
 	if err != nil {
 		return fmt.Errorf("bare loop: %w", err)
@@ -97,12 +138,8 @@ func run(file, bin string, withTshark bool) error {
 	fmt.Printf("capture: %s, %.1f MB, %d packets (best of 3 runs each, warm page cache)\n\n", file, float64(size)/1e6, bare.packets)
 	fmt.Printf("%-28s %10s %12s %10s %10s %12s\n", "run", "seconds", "packets/s", "MB/s", "max RSS", "vs bare loop")
 	for _, r := range rows {
-		rss := "-"
-		if r.maxRSS > 0 {
-			rss = fmt.Sprintf("%.1f MB", float64(r.maxRSS)/1e6)
-		}
 		s := r.wall.Seconds()
-		fmt.Printf("%-28s %10.3f %12.0f %10.1f %10s %11.2fx\n", r.name, s, float64(r.packets)/s, float64(size)/1e6/s, rss, s/bare.wall.Seconds())
+		fmt.Printf("%-28s %10.3f %12.0f %10.1f %10s %11.2fx\n", r.name, s, float64(r.packets)/s, float64(size)/1e6/s, r.rss(), s/bare.wall.Seconds())
 	}
 	if withTshark {
 		fmt.Printf("\nh2scope is %.1fx faster than tshark -q\n", rows[2].wall.Seconds()/rows[1].wall.Seconds())
@@ -119,10 +156,7 @@ func runH2(file, bin string, port int, withTshark bool) error {
 	if err != nil {
 		return err
 	}
-	if f, err := os.Open(file); err == nil {
-		io.Copy(io.Discard, f)
-		f.Close()
-	}
+	warmCache(file)
 	bare, err := best(func() (result, error) { return bareLoop(file) })
 	if err != nil {
 		return err
@@ -141,33 +175,17 @@ func runH2(file, bin string, port int, withTshark bool) error {
 	rows := []result{bare, ours}
 	var tsFrames uint64
 	if withTshark {
-		for _, extra := range [][]string{nil, {"--disable-protocol", "grpc", "--disable-protocol", "protobuf"}} {
-			name := "tshark -T fields http2.type"
-			if extra != nil {
-				name += " (no grpc)"
-			}
-			args := append([]string{"-n", "-r", file, "-d", fmt.Sprintf("tcp.port==%d,http2", port), "-Y", "http2", "-T", "fields", "-e", "http2.type"}, extra...)
-			r, err := best(func() (result, error) {
-				tc := &typeCounter{}
-				r, err := commandTo(tc, name, "tshark", args...)
-				tsFrames = tc.n
-				return r, err
-			})
-			if err != nil {
-				return err
-			}
-			rows = append(rows, r)
+		ts, n, err := tsharkTypes(file, port, [2]string{"tshark -T fields http2.type", "tshark -T fields http2.type (no grpc)"}, "-Y", "http2")
+		if err != nil {
+			return err
 		}
+		rows, tsFrames = append(rows, ts...), n
 	}
 	fmt.Printf("capture: %s, %.1f MB, %d packets, %d HTTP/2 frames (h2scope), %d (tshark)\n\n", file, float64(st.Size())/1e6, bare.packets, frames, tsFrames)
 	fmt.Printf("%-36s %10s %14s %10s %10s %12s\n", "run", "seconds", "HTTP/2 frames/s", "MB/s", "max RSS", "vs bare loop")
 	for _, r := range rows {
-		rss := "-"
-		if r.maxRSS > 0 {
-			rss = fmt.Sprintf("%.1f MB", float64(r.maxRSS)/1e6)
-		}
 		s := r.wall.Seconds()
-		fmt.Printf("%-36s %10.3f %14.0f %10.1f %10s %11.2fx\n", r.name, s, float64(frames)/s, float64(st.Size())/1e6/s, rss, s/bare.wall.Seconds())
+		fmt.Printf("%-36s %10.3f %14.0f %10.1f %10s %11.2fx\n", r.name, s, float64(frames)/s, float64(st.Size())/1e6/s, r.rss(), s/bare.wall.Seconds())
 	}
 	for _, r := range rows[2:] {
 		fmt.Printf("h2scope is %.1fx faster than %s\n", r.wall.Seconds()/ours.wall.Seconds(), r.name)
