@@ -29,7 +29,7 @@ func BenchmarkAnalyze(b *testing.B) {
 	runtime.ReadMemStats(&ms)
 	mallocs := ms.Mallocs
 	for b.Loop() {
-		_, in, err := Run(context.Background(), []string{f}, dissect.Options{}, DefaultConfig())
+		_, in, err := Stream(context.Background(), []string{f}, dissect.Options{}, DefaultConfig(), nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,0 +1,99 @@
+package analyze
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/h2scope/h2scope/dissect"
+	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/http2"
+	"github.com/h2scope/h2scope/dissect/tls"
+)
+
+// TestStreamMatchesRun checks that the streaming analysis, which releases
+// each connection's records once the detectors read them, reports exactly
+// what the analysis over kept records (Run) does, on every capture of
+// testdata/pcaps.
+func TestStreamMatchesRun(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(pcaps, "*.pcapng"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no captures in %s: %v", pcaps, err)
+	}
+	for _, path := range files {
+		name := strings.TrimSuffix(filepath.Base(path), ".pcapng")
+		t.Run(name, func(t *testing.T) {
+			opts := func() dissect.Options {
+				o := dissect.Options{Keys: tls.NewKeyLog()}
+				if b, err := readIfExists(filepath.Join(pcaps, name+".keys")); err != nil {
+					t.Fatal(err)
+				} else if b != nil {
+					o.Keys.Add(b, name+".keys")
+				}
+				return o
+			}
+			want, _ := analyzeCapture(t, name)
+			seen := map[event.ConnID]int{}
+			got, in, err := Stream(context.Background(), []string{path}, opts(), DefaultConfig(), func(c *Conn) {
+				seen[c.ID()]++
+				if c.sum != nil {
+					t.Errorf("connection %d: released before OnConn", c.ID())
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range in.Conns {
+				if seen[c.ID()] != 1 {
+					t.Errorf("connection %d: OnConn called %d times, want 1", c.ID(), seen[c.ID()])
+				}
+				if c.sum == nil || c.Exchanges != nil || c.App != nil && (c.App.Streams != nil || c.App.Calls != nil) {
+					t.Errorf("connection %d: records not released", c.ID())
+				}
+			}
+			if len(seen) != len(in.Conns) {
+				t.Errorf("OnConn saw %d connections, the Input holds %d", len(seen), len(in.Conns))
+			}
+			wb, _ := json.Marshal(want)
+			gb, _ := json.Marshal(got)
+			if string(wb) != string(gb) {
+				t.Errorf("Stream's result differs from Run's:\n got %s\nwant %s", gb, wb)
+			}
+		})
+	}
+}
+
+// TestRequestsCountDroppedStreams is the regression test for the pools
+// table counting 39,827 requests for 40,000 gRPC calls: the HTTP/2 streams
+// past the dissector's record bound have no exchange but are requests.
+func TestRequestsCountDroppedStreams(t *testing.T) {
+	c := conn(1, "10.0.0.1:40000", "10.0.0.2:443", 1, 0, 10)
+	c.App = &dissect.App{Proto: event.ProtoHTTP2, HTTP2: &http2.Summary{Streams: 7, StreamsDropped: 4}}
+	c.Exchanges = []Exchange{{Proto: event.ProtoHTTP2, Stream: 1, Authority: "api.test"}, {Proto: event.ProtoHTTP2, Stream: 3}}
+	c.ExchangesDropped = 1
+	check := func(when string) {
+		t.Helper()
+		if n, ok := requests(c); n != 7 || !ok {
+			t.Errorf("%s: requests = %d, %v; want 7, true", when, n, ok)
+		}
+		if got := c.Authority(); got != "api.test" {
+			t.Errorf("%s: Authority() = %q, want api.test", when, got)
+		}
+		if x := firstExchange(c); x == nil || x.Stream != 1 {
+			t.Errorf("%s: firstExchange = %+v, want stream 1", when, x)
+		}
+	}
+	check("before release")
+	app := c.App
+	c.release()
+	check("after release")
+	if app.HTTP2.StreamsDropped != 4 || c.App == app {
+		t.Error("release changed the dissector's App instead of a copy")
+	}
+	rows := buildTables(&Input{Conns: []*Conn{c}}).Pools
+	if len(rows) != 1 || rows[0].Requests != 7 {
+		t.Errorf("pools = %+v, want one row with 7 requests", rows)
+	}
+}
