@@ -165,7 +165,9 @@ func NewTimeline(c *analyze.Conn, red Redaction) Timeline {
 	})
 	if len(tl.Events) > maxTimelineEvents {
 		tl.EventsOmitted = len(tl.Events) - maxTimelineEvents
-		tl.Events = tl.Events[:maxTimelineEvents]
+		// A copy, so the events past the cap do not stay in memory
+		// with the report.
+		tl.Events = slices.Clone(tl.Events[:maxTimelineEvents])
 	}
 	return tl
 }
