@@ -31,7 +31,8 @@ var htmlFS embed.FS
 
 var (
 	pageTmpl = template.Must(template.New("page.html.tmpl").Funcs(template.FuncMap{
-		"add": func(a, b int) int { return a + b },
+		"add":   func(a, b int) int { return a + b },
+		"deref": func(p *float64) float64 { return *p },
 	}).ParseFS(htmlFS, "html/page.html.tmpl"))
 	pageCSS = template.CSS(htmlMustRead("html/style.css"))
 	pageJS  = template.JS(htmlMustRead("html/app.js"))

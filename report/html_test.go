@@ -429,3 +429,17 @@ func TestHTMLEmpty(t *testing.T) {
 		}
 	}
 }
+
+// TestHTMLDeterministicGRPC renders a report with gRPC calls (timeouts are
+// pointers) twice: identical bytes, and no fmt error markers.
+func TestHTMLDeterministicGRPC(t *testing.T) {
+	a := renderHTML(t, fixtureReport(t, "grpc-unary-h2c.pcapng"))
+	b := renderHTML(t, fixtureReport(t, "grpc-unary-h2c.pcapng"))
+	if !bytes.Equal(a, b) {
+		t.Fatal("two renderings differ")
+	}
+	if bytes.Contains(a, []byte("%!")) {
+		i := bytes.Index(a, []byte("%!"))
+		t.Fatalf("fmt error in the page: %s", a[max(0, i-80):min(len(a), i+80)])
+	}
+}
