@@ -171,10 +171,18 @@ func (t *tableBuilder) observe(c *Conn) {
 	if c.TCP == nil || c.App == nil {
 		return
 	}
-	calls := slices.Clone(c.App.Calls)
-	slices.SortStableFunc(calls, func(a, b grpc.Call) int { return cmp.Compare(a.Stream, b.Stream) })
-	for i := range calls {
-		call := &calls[i]
+	// Calls in stream order; the dissector lists them so already, bar
+	// rare exceptions, so sort an index instead of copying the records.
+	calls := c.App.Calls
+	order := make([]int32, len(calls))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	if !slices.IsSortedFunc(calls, func(a, b grpc.Call) int { return cmp.Compare(a.Stream, b.Stream) }) {
+		slices.SortStableFunc(order, func(a, b int32) int { return cmp.Compare(calls[a].Stream, calls[b].Stream) })
+	}
+	for i, k := range order {
+		call := &calls[k]
 		status := call.ClientStatus
 		if status == "" {
 			status = call.StatusName
