@@ -126,8 +126,14 @@ type Conn struct {
 	rst     [2]bool
 	ep      [2]epState
 	done    bool
-	lastRef event.Ref
-	reused  bool
+	// streamsDone is set once the streams were ended and the handler let
+	// go (OnStreamsDone); graceQueued once c waits for StreamGrace, since
+	// graceAt (capture clock).
+	streamsDone bool
+	graceQueued bool
+	graceAt     time.Time
+	lastRef     event.Ref
+	reused      bool
 	// earlyRST is set by a RST before any payload: the streams stay open
 	// in case the handshake is retried on the same connection.
 	earlyRST bool
@@ -142,6 +148,14 @@ func (c *Conn) Anomaly(name string) {
 		c.Anomalies = make(map[string]int)
 	}
 	c.Anomalies[name]++
+}
+
+// anomalyN counts n occurrences (or units) of the named irregularity.
+func (c *Conn) anomalyN(name string, n int) {
+	if c.Anomalies == nil {
+		c.Anomalies = make(map[string]int)
+	}
+	c.Anomalies[name] += n
 }
 
 // endpoint returns the sender of dir.

@@ -66,6 +66,11 @@ type stream struct {
 	pbytes  int
 	recent  [recentSegs]recentSeg
 	nrecent int
+	// cut is set when the handover (Tracker.endStreams) ended the stream
+	// before its FIN: [cutFrom, cutTo) was declared lost then, and what
+	// of it arrives later is late payload.
+	cut            bool
+	cutFrom, cutTo uint32
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -126,6 +131,9 @@ func (r *reasm) gap(c *Conn, dir event.Dir, st *stream, n int, ref event.Ref) {
 func (r *reasm) segment(c *Conn, dir event.Dir, seq uint32, data []byte, n int, ref event.Ref) {
 	st := &c.streams[dir]
 	if st.closed || n <= 0 {
+		if st.cut && n > 0 {
+			r.late(c, st, seq, n)
+		}
 		return
 	}
 	if !st.started {
@@ -159,6 +167,21 @@ func (r *reasm) segment(c *Conn, dir event.Dir, seq uint32, data []byte, n int, 
 		return
 	}
 	r.buffer(c, dir, st, seq, data, n, ref)
+}
+
+// late counts the bytes of a segment at seq (n long) arriving after the
+// handover within the part of a stream it declared lost.
+func (r *reasm) late(c *Conn, st *stream, seq uint32, n int) {
+	from, to := seq, seq+uint32(n)
+	if seqLT(from, st.cutFrom) {
+		from = st.cutFrom
+	}
+	if seqGT(to, st.cutTo) {
+		to = st.cutTo
+	}
+	if seqLT(from, to) {
+		c.anomalyN("late_payload_bytes", int(to-from))
+	}
 }
 
 // maxHole is the largest hole reassembly believes in: no receive window is

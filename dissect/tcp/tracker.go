@@ -32,13 +32,33 @@ type Options struct {
 	// MaxBufferTotal caps the out-of-order bytes buffered for all
 	// connections together. Default 32 MiB.
 	MaxBufferTotal int
+	// StreamGrace is how long, in capture time, a closed connection's
+	// StreamHandler still receives bytes (a late retransmission filling a
+	// hole) before its streams are ended: holes still pending become
+	// gaps, both directions are closed, OnStreamsDone is called and the
+	// handler gets no more calls. The connection itself stays tracked until
+	// ClosedTimeout, so that late packets are accounted to it exactly.
+	// Closed means reset, or closed by FIN from both sides; a reset before
+	// any payload does not count, as the handshake may be retried on the
+	// same connection. Default 5 seconds (Zeek's tcp_close_delay). A
+	// negative value keeps the handler until the connection finishes.
+	StreamGrace time.Duration
 	// NewHandler returns the handler for a new connection's bytes. Nil, or
 	// a nil handler returned, discards them.
 	NewHandler func(c *Conn) StreamHandler
+	// OnStreamsDone, if set, is called once per connection right after
+	// its StreamHandler's last call: StreamGrace after the connection
+	// closed or, at the latest, just before OnFinish. The summary fields
+	// are filled in as of that moment; later packets still update them
+	// (they are final at OnFinish), but their payload is not delivered:
+	// bytes arriving later for the part of a stream that was declared
+	// lost at that moment are counted in the anomaly late_payload_bytes.
+	// The Conn may be read during the call only.
+	OnStreamsDone func(c *Conn)
 	// OnFinish is called once per connection when it is finished (closed
 	// and idle, evicted by MaxConns, replaced by a new connection on the
-	// same 4-tuple, or at Flush), with
-	// its summary complete. The Conn must not be retained past the call
+	// same 4-tuple, or at Flush), after OnStreamsDone, with its summary
+	// complete. The Conn must not be retained past the call
 	// unless the caller owns it from then on (the Tracker forgets it).
 	OnFinish func(c *Conn)
 }
@@ -70,6 +90,10 @@ type Tracker struct {
 	conns  map[connKey]*Conn
 	open   lru // connections still open, least recently active first
 	closed lru // connections reset or closed by both sides
+	// grace holds the closed connections whose streams are still open,
+	// in order of closing (graceAt): StreamGrace ends them. Entries
+	// whose streams ended otherwise are skipped when reached.
+	grace  []*Conn
 	nextID event.ConnID
 	r      reasm
 	sweep  time.Time
@@ -87,6 +111,9 @@ func NewTracker(opts Options) *Tracker {
 	}
 	if opts.ClosedTimeout <= 0 {
 		opts.ClosedTimeout = 2 * time.Minute
+	}
+	if opts.StreamGrace == 0 {
+		opts.StreamGrace = 5 * time.Second
 	}
 	if opts.MaxBufferPerConn <= 0 {
 		opts.MaxBufferPerConn = 4 << 20
@@ -202,7 +229,18 @@ func (t *Tracker) Add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
 
 	t.reassemble(c, dir, s)
 	t.touch(c)
+	if !c.graceQueued && t.opts.StreamGrace > 0 && c.streamsClosing() {
+		c.graceQueued = true
+		c.graceAt = t.clock
+		t.grace = append(t.grace, c)
+	}
 	return c, dir, a
+}
+
+// streamsClosing reports whether c is closed as StreamGrace counts it:
+// closed by FIN from both sides, or with both streams ended by a reset.
+func (c *Conn) streamsClosing() bool {
+	return c.fin[0] && c.fin[1] || c.streams[0].closed && c.streams[1].closed
 }
 
 func pick(dir event.Dir, client, server Close) Close {
@@ -388,6 +426,15 @@ func (t *Tracker) expire(ts time.Time) {
 		return
 	}
 	t.sweep = now
+	for len(t.grace) > 0 {
+		c := t.grace[0]
+		if !c.streamsDone && now.Sub(c.graceAt) < t.opts.StreamGrace {
+			break
+		}
+		t.grace[0] = nil
+		t.grace = t.grace[1:]
+		t.endStreams(c)
+	}
 	for c := t.closed.head; c != nil && now.Sub(c.LastTS) >= t.opts.ClosedTimeout; c = t.closed.head {
 		t.finish(c)
 	}
@@ -395,6 +442,30 @@ func (t *Tracker) expire(ts time.Time) {
 		for c := t.open.head; c != nil && now.Sub(c.LastTS) >= t.opts.IdleTimeout; c = t.open.head {
 			t.finish(c)
 		}
+	}
+}
+
+// endStreams ends c's streams, unless done already: buffered chunks and
+// the holes between them are delivered (as data and gaps), both
+// directions are closed, and the handler is let go after OnStreamsDone.
+func (t *Tracker) endStreams(c *Conn) {
+	if c.streamsDone {
+		return
+	}
+	c.streamsDone = true
+	for d := range c.streams {
+		if st := &c.streams[d]; !st.closed && st.finSet {
+			// What of [next, fin) arrives from now on is late payload.
+			st.cut, st.cutFrom, st.cutTo = true, st.next, st.fin
+		}
+	}
+	reset := c.earlyRST && c.StreamBytes.C2S == 0 && c.StreamBytes.S2C == 0
+	t.r.end(c, event.C2S, reset, c.lastRef)
+	t.r.end(c, event.S2C, reset, c.lastRef)
+	c.handler = discard{}
+	c.finalize()
+	if t.opts.OnStreamsDone != nil {
+		t.opts.OnStreamsDone(c)
 	}
 }
 
@@ -410,9 +481,7 @@ func (t *Tracker) finish(c *Conn) {
 	if t.conns[c.key] == c {
 		delete(t.conns, c.key)
 	}
-	reset := c.earlyRST && c.StreamBytes.C2S == 0 && c.StreamBytes.S2C == 0
-	t.r.end(c, event.C2S, reset, c.lastRef)
-	t.r.end(c, event.S2C, reset, c.lastRef)
+	t.endStreams(c)
 	c.finalize()
 	c.handler = nil
 	if t.opts.OnFinish != nil {
@@ -431,4 +500,6 @@ func (t *Tracker) Flush() {
 	for _, c := range all {
 		t.finish(c)
 	}
+	clear(t.grace)
+	t.grace = nil
 }

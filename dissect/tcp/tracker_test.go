@@ -475,25 +475,127 @@ func TestWildTimestampDoesNotExpireConnections(t *testing.T) {
 // TestEarlyResetThenRetriedHandshake: a challenge ACK with an unrelated
 // number and a RST before any payload, then a retransmitted SYN on the same
 // connection (sv/tls-subjectaltname): the data that follows is delivered.
+// The retried SYN comes 13 s after the RST in sv/tls-subjectaltname, past
+// StreamGrace: a reset before any payload does not end the streams.
 func TestEarlyResetThenRetriedHandshake(t *testing.T) {
-	segs := []seg{
-		{dir: c2s, flags: syn},
-		{dir: s2c, flags: ack, seq: 1, ack: 900000000, ms: 10},
-		{dir: c2s, flags: rst, seq: 900000000, ms: 11},
-		{dir: c2s, flags: syn, ms: 3000},
-		{dir: s2c, flags: synack, seq: 0, ack: 1, ms: 3010},
-		{dir: c2s, flags: psh, seq: 1, ack: 1, data: "hello", ms: 3020},
+	for _, retry := range []int{3000, 13000} {
+		segs := []seg{
+			{dir: c2s, flags: syn},
+			{dir: s2c, flags: ack, seq: 1, ack: 900000000, ms: 10},
+			{dir: c2s, flags: rst, seq: 900000000, ms: 11},
+			{dir: c2s, flags: syn, ms: retry},
+			{dir: s2c, flags: synack, seq: 0, ack: 1, ms: retry + 10},
+			{dir: c2s, flags: psh, seq: 1, ack: 1, data: "hello", ms: retry + 20},
+		}
+		conns, _, recs := play(t, Options{}, segs)
+		if len(conns) != 1 {
+			t.Fatalf("retry after %d ms: %d connections, want 1", retry, len(conns))
+		}
+		want := []string{`c2s data "hello" @6`, `c2s close reset=false @6`, `s2c close reset=false @6`}
+		if got := recs[0].log; strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("retry after %d ms: handler saw %q, want %q", retry, got, want)
+		}
+		if conns[0].MissedBytes != 0 {
+			t.Errorf("retry after %d ms: missed_bytes %d after a challenge ACK, want 0", retry, conns[0].MissedBytes)
+		}
 	}
-	conns, _, recs := play(t, Options{}, segs)
-	if len(conns) != 1 {
-		t.Fatalf("%d connections, want 1", len(conns))
+}
+
+// graceSegs closes a connection by FIN from both sides with a hole ("cd")
+// in the client's stream, then, 6 s later, a packet of another connection
+// moves the clock past StreamGrace, and then the hole's bytes arrive.
+var graceSegs = withHandshake(
+	seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "ab", ms: 30},
+	seg{dir: c2s, flags: psh, seq: 5, ack: 1, data: "ef", ms: 31},
+	seg{dir: c2s, flags: fin, seq: 7, ack: 1, ms: 32},
+	seg{dir: s2c, flags: fin, seq: 1, ack: 3, ms: 40},
+	seg{dir: c2s, flags: ack, seq: 8, ack: 2, ms: 50},
+	seg{ms: 6100}, // another connection: see playGrace
+	seg{dir: c2s, flags: psh, seq: 3, ack: 2, data: "cd", ms: 7000},
+)
+
+// playGrace plays graceSegs with grace as StreamGrace and returns the
+// finished connection and one log of the handler's calls, OnStreamsDone
+// and OnFinish.
+func playGrace(t *testing.T, grace time.Duration) (*Conn, []string) {
+	t.Helper()
+	r := &recorder{}
+	var done *Conn
+	opts := Options{
+		StreamGrace: grace,
+		NewHandler: func(c *Conn) StreamHandler {
+			if c.ID == 0 {
+				return r
+			}
+			return nil
+		},
+		OnStreamsDone: func(c *Conn) {
+			if c.ID == 0 {
+				r.log = append(r.log, fmt.Sprintf("streams done @%d", c.LastFrame))
+			}
+		},
+		OnFinish: func(c *Conn) {
+			if c.ID == 0 {
+				r.log = append(r.log, fmt.Sprintf("finish @%d", c.LastFrame))
+				done = c
+			}
+		},
 	}
-	want := []string{`c2s data "hello" @6`, `c2s close reset=false @6`, `s2c close reset=false @6`}
-	if got := recs[0].log; strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("handler saw %q, want %q", got, want)
+	tr := NewTracker(opts)
+	for i, g := range graceSegs {
+		s := toSegment(g, uint64(i+1))
+		if g.flags == 0 {
+			s.Src, s.Dst, s.Flags = netip.MustParseAddrPort("10.0.0.9:1234"), srv, layer.SYN
+		}
+		tr.Add(&s)
 	}
-	if conns[0].MissedBytes != 0 {
-		t.Errorf("missed_bytes %d after a challenge ACK, want 0", conns[0].MissedBytes)
+	tr.Flush()
+	return done, r.log
+}
+
+// TestStreamGraceEndsStreamsOfClosedConnection: StreamGrace after both
+// FINs the hole still pending is delivered as a gap, the streams are
+// closed and OnStreamsDone called; the hole's bytes arriving later are
+// accounted to the connection but not delivered, counted as
+// late_payload_bytes.
+func TestStreamGraceEndsStreamsOfClosedConnection(t *testing.T) {
+	c, log := playGrace(t, 0)
+	want := []string{
+		`c2s data "ab" @4`,
+		`s2c close reset=false @7`,
+		`c2s gap 2 @8`,
+		`c2s data "ef" @5`,
+		`c2s close reset=false @8`,
+		`streams done @8`,
+		`finish @10`,
+	}
+	if strings.Join(log, "\n") != strings.Join(want, "\n") {
+		t.Errorf("saw\n%s\nwant\n%s", strings.Join(log, "\n"), strings.Join(want, "\n"))
+	}
+	if c.Anomalies["late_payload_bytes"] != 2 || c.Bytes.C2S != 6 || c.MissedBytes != 2 || c.Packets.C2S != 7 {
+		t.Errorf("anomalies %v, bytes %d, missed %d, packets %d; want late_payload_bytes 2, 6, 2, 7",
+			c.Anomalies, c.Bytes.C2S, c.MissedBytes, c.Packets.C2S)
+	}
+}
+
+// TestNegativeStreamGraceKeepsHandler: without StreamGrace the late bytes
+// fill the hole, and the streams end when the connection finishes.
+func TestNegativeStreamGraceKeepsHandler(t *testing.T) {
+	c, log := playGrace(t, -1)
+	want := []string{
+		`c2s data "ab" @4`,
+		`s2c close reset=false @7`,
+		`c2s data "cd" @10`,
+		`c2s data "ef" @5`,
+		`c2s close reset=false @10`,
+		`streams done @10`,
+		`finish @10`,
+	}
+	if strings.Join(log, "\n") != strings.Join(want, "\n") {
+		t.Errorf("saw\n%s\nwant\n%s", strings.Join(log, "\n"), strings.Join(want, "\n"))
+	}
+	if c.Anomalies["late_payload_bytes"] != 0 || c.MissedBytes != 0 {
+		t.Errorf("anomalies %v, missed %d; want none", c.Anomalies, c.MissedBytes)
 	}
 }
 
