@@ -30,9 +30,20 @@ type Options struct {
 	// segments that open, close or reset a connection or carry an analysis
 	// flag, and (with Dissect) the application units.
 	Sink event.Sink
-	// OnConn, if set, is called with each finished connection and, with
-	// Dissect, what its dissectors found (nil when no protocol was
-	// recognised). It is called after TCP.OnFinish.
+	// OnApp, if set, is called once per connection, with Dissect, when
+	// its application part is over: its streams ended (TCP.StreamGrace
+	// after it closed, or at the latest just before it finishes; see
+	// tcp.Options.OnStreamsDone). app is what its dissectors found (nil
+	// when no protocol was recognised); their state is freed right after
+	// the call. c's summary is as of that moment: later packets may
+	// still change it until OnConn. It is called after
+	// TCP.OnStreamsDone.
+	OnApp func(c *tcp.Conn, app *App)
+	// OnConn, if set, is called with each finished connection, its
+	// summary final, after TCP.OnFinish. Each connection's App is
+	// delivered once: to OnApp when it is set (app is then nil here);
+	// otherwise here, kept from the end of its streams until now (app
+	// nil when no protocol was recognised or Dissect is off).
 	OnConn func(c *tcp.Conn, app *App)
 	// Keys holds the TLS secrets of a key log (--keylog). Run adds to it
 	// the key logs of the captures' pcapng Decryption Secrets Blocks as
@@ -189,10 +200,14 @@ func (s *stage2) secrets(sec []capture.Secret) {
 // callbacks of opts.
 func wire(opts *Options) tcp.Options {
 	to := opts.TCP
-	if !opts.Dissect && opts.OnConn == nil {
+	if !opts.Dissect && opts.OnConn == nil && opts.OnApp == nil {
 		return to
 	}
+	// apps holds the dissectors of connections whose streams are open;
+	// kept the Apps of those whose streams ended, until OnConn takes them
+	// (only when OnApp does not).
 	apps := map[*tcp.Conn]*appConn{}
+	kept := map[*tcp.Conn]*App{}
 	shared := &tlsShared{keys: opts.Keys, sessions: &tls.Sessions{}}
 	// A nil sink tells the dissectors that nobody reads their units, so
 	// they skip building them.
@@ -204,15 +219,30 @@ func wire(opts *Options) tcp.Options {
 			return a
 		}
 	}
+	onStreamsDone := to.OnStreamsDone
+	to.OnStreamsDone = func(c *tcp.Conn) {
+		if onStreamsDone != nil {
+			onStreamsDone(c)
+		}
+		a := apps[c]
+		delete(apps, c)
+		app := a.app()
+		switch {
+		case opts.OnApp != nil:
+			opts.OnApp(c, app)
+		case opts.OnConn != nil && app != nil:
+			kept[c] = app
+		}
+	}
 	onFinish := to.OnFinish
 	to.OnFinish = func(c *tcp.Conn) {
 		if onFinish != nil {
 			onFinish(c)
 		}
-		a := apps[c]
-		delete(apps, c)
+		app := kept[c]
+		delete(kept, c)
 		if opts.OnConn != nil {
-			opts.OnConn(c, a.app())
+			opts.OnConn(c, app)
 		}
 	}
 	return to

@@ -3,6 +3,7 @@ package dissect
 import (
 	"context"
 	"os"
+	"reflect"
 	"testing"
 
 	"github.com/h2scope/h2scope/dissect/event"
@@ -104,5 +105,41 @@ func BenchmarkRunTLSDecrypt(b *testing.B) {
 				b.Fatalf("%d HTTP/2 frames, want 81", frames)
 			}
 		})
+	}
+}
+
+// TestOnAppDeliversEachAppOnce: with OnApp set, every connection's App goes
+// to OnApp, once and before OnConn, which then gets nil; without it, OnConn
+// gets the same App.
+func TestOnAppDeliversEachAppOnce(t *testing.T) {
+	files := []string{"../testdata/pcaps/grpc-cancel-storm.pcapng", "../testdata/pcaps/http1-nokeepalive.pcapng", "../testdata/pcaps/tls13-resume.pcapng"}
+	for _, f := range files {
+		handed := map[event.ConnID]*App{}
+		finished := map[event.ConnID]bool{}
+		opts := Options{Dissect: true, Sequential: true}
+		opts.OnApp = func(c *tcp.Conn, app *App) {
+			if _, ok := handed[c.ID]; ok || finished[c.ID] {
+				t.Errorf("%s: connection %d: OnApp again or after OnConn", f, c.ID)
+			}
+			handed[c.ID] = app
+		}
+		opts.OnConn = func(c *tcp.Conn, app *App) {
+			if _, ok := handed[c.ID]; !ok || app != nil {
+				t.Errorf("%s: connection %d: OnConn before OnApp, or with an App (%v)", f, c.ID, app != nil)
+			}
+			finished[c.ID] = true
+		}
+		if _, err := Run(context.Background(), []string{f}, opts); err != nil {
+			t.Fatal(err)
+		}
+		kept := map[event.ConnID]*App{}
+		opts.OnApp = nil
+		opts.OnConn = func(c *tcp.Conn, app *App) { kept[c.ID] = app }
+		if _, err := Run(context.Background(), []string{f}, opts); err != nil {
+			t.Fatal(err)
+		}
+		if len(kept) == 0 || !reflect.DeepEqual(kept, handed) {
+			t.Errorf("%s: OnConn alone got the Apps of %d connections, not those OnApp got (%d)", f, len(kept), len(handed))
+		}
 	}
 }
