@@ -53,6 +53,8 @@ type Conn struct {
 	// sum keeps what the detectors read at the end once the records
 	// above were released (nil until then).
 	sum *connSummary
+	// observed is set once the detectors observed c.
+	observed bool
 }
 
 // connSummary is what remains of a connection's records once released:
@@ -226,23 +228,31 @@ func streamingCall(c *Conn) bool {
 	return false
 }
 
-// Collector gathers Conns from a dissection run: pass it as the Sink and
-// its Finish method as OnConn of dissect.Options. Each connection is
-// analysed as it finishes: every detector and the tables read its full
-// records, OnConn sees them, and then they are released unless Keep is
-// set, so memory grows with the number of connections, not with their
-// requests. Result reports once the run is over. A Collector is not safe
-// for concurrent use.
+// Collector gathers Conns from a dissection run: pass it as the Sink,
+// its App method as OnApp and its Finish method as OnConn of
+// dissect.Options. Each connection is analysed when its application part
+// is over (dissect.Options.OnApp: a few seconds of capture time after it
+// closed, or when it finishes): every detector and the tables read its
+// full records, OnConn sees them, and then they are released unless Keep
+// is set, so memory grows with the number of connections, not with their
+// requests. The connection stays as a summary; when it finishes, its
+// final TCP summary replaces the one it had then, and the TCP refs (SYNs,
+// FIN, RST, windows) of packets in between are added. Result reports once
+// the run is over. A Collector is not safe for concurrent use.
 type Collector struct {
-	// OnConn, when not nil, receives each finished connection with its
-	// full records, after the detectors read it and before the records
-	// are released (report.Builder.Add builds the report's parts of it).
+	// OnConn, when not nil, receives each connection with its full
+	// records once its application part is over, after the detectors
+	// read it and before the records are released (report.Builder.Add
+	// builds the report's parts of it). Its TCP summary and refs are
+	// then those of that moment; the Conn, kept by the Collector, gets
+	// the final ones when the connection finishes.
 	OnConn func(*Conn)
 	// Keep keeps every connection's full records in Conns, for a report
 	// built from the Input afterwards (report.New); memory then grows
 	// with the capture.
 	Keep bool
 
+	// open holds the connections not yet finished, observed or not.
 	open  map[event.ConnID]*Conn
 	conns []*Conn
 	a     *analysis
@@ -385,14 +395,34 @@ func (k *Collector) http2Event(e *event.Event) {
 	}
 }
 
+// App receives a connection whose application part is over (the OnApp
+// callback of dissect.Options) and analyses it. The connection stays
+// open for its TCP refs until Finish.
+func (k *Collector) App(tc *tcp.Conn, app *dissect.App) {
+	k.observe(k.conn(tc.ID), tc, app)
+}
+
 // Finish receives a finished connection (the OnConn callback of
-// dissect.Options).
+// dissect.Options): it is analysed now if App did not receive it
+// (app is then what its dissectors found), else its TCP summary is
+// brought up to date.
 func (k *Collector) Finish(tc *tcp.Conn, app *dissect.App) {
 	c := k.open[tc.ID]
 	delete(k.open, tc.ID)
-	if c == nil {
-		c = &Conn{}
+	if c == nil || !c.observed {
+		if c == nil {
+			c = &Conn{}
+		}
+		k.observe(c, tc, app)
+		return
 	}
+	cp := *tc
+	c.TCP = &cp
+}
+
+// observe builds c's records from tc and app, lets the detectors, the
+// tables and OnConn read them, then releases them (unless Keep).
+func (k *Collector) observe(c *Conn, tc *tcp.Conn, app *dissect.App) {
 	cp := *tc
 	c.TCP, c.App = &cp, app
 	if app != nil {
@@ -414,6 +444,7 @@ func (k *Collector) Finish(tc *tcp.Conn, app *dissect.App) {
 		}
 		return cmp.Compare(sa.Frame, sb.Frame)
 	})
+	c.observed = true
 	k.a.observe(c)
 	if k.OnConn != nil {
 		k.OnConn(c)

@@ -6,7 +6,7 @@ import (
 	"github.com/h2scope/h2scope/dissect"
 )
 
-// Run dissects files with opts (its Sink and OnConn are replaced) and
+// Run dissects files with opts (its Sink, OnApp and OnConn are replaced) and
 // analyses the result with cfg, keeping every connection's full records
 // in the Input for report.New: memory grows with the capture. Stream
 // does the same in memory bounded by the number of connections.
@@ -17,9 +17,11 @@ func Run(ctx context.Context, files []string, opts dissect.Options, cfg Config) 
 }
 
 // Stream is Run for captures of any size: each connection is analysed
-// when it finishes and passed to onConn (when not nil) with its full
-// records, which are then released; the Input's connections hold only
-// their summaries.
+// when its application part is over (a few seconds of capture time after
+// it closed, see dissect.Options.OnApp, or when it finishes) and passed to
+// onConn (when not nil) with its full records, which are then released;
+// the Input's connections hold only their summaries, brought up to date
+// when they finish (see Collector).
 func Stream(ctx context.Context, files []string, opts dissect.Options, cfg Config, onConn func(*Conn)) (Result, *Input, error) {
 	k := NewCollector(cfg)
 	k.OnConn = onConn
@@ -29,6 +31,7 @@ func Stream(ctx context.Context, files []string, opts dissect.Options, cfg Confi
 func runCollector(ctx context.Context, files []string, opts dissect.Options, k *Collector) (Result, *Input, error) {
 	opts.Dissect = true
 	opts.Sink = k
+	opts.OnApp = k.App
 	opts.OnConn = k.Finish
 	st, err := dissect.Run(ctx, files, opts)
 	if err != nil {

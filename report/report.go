@@ -1,12 +1,16 @@
 package report
 
 import (
+	"bufio"
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"io"
 	"slices"
+	"strings"
 
 	"github.com/h2scope/h2scope/analyze"
+	"github.com/h2scope/h2scope/dissect/event"
 )
 
 // Schema names the version of the JSON report.
@@ -52,28 +56,93 @@ type Capture struct {
 }
 
 // A Builder builds a Report while the analysis streams: Add, the
-// analyze.Collector's OnConn, makes each connection's record and
-// timeline when it finishes, while its full records are at hand; Report
-// then puts them together with the findings and tables. Only those parts
-// are kept per connection: memory grows with the number of connections,
-// not with their requests.
+// analyze.Collector's OnConn, makes the parts of each connection's record
+// and timeline that need its full records (application summaries,
+// requests, resets, stalls) while they are at hand; Report then completes
+// them from the connections' final summaries (TCP summary, SYN, FIN, RST
+// and window refs, TLS and GOAWAY events, which may still change after
+// Add) and puts them together with the findings and tables. Only those
+// parts are kept per connection: memory grows with the number of
+// connections, not with their requests.
 type Builder struct {
-	red       Redaction
-	conns     []ConnRecord
-	timelines []Timeline
+	red   Redaction
+	conns []built
+}
+
+// built is what Add made of a connection.
+type built struct {
+	c   *analyze.Conn
+	rec ConnRecord // its TCP summary replaced by Report
+	// tl holds the timeline's events from the full records (capped at
+	// maxTimelineEvents, EventsOmitted counting the rest) and its spans;
+	// Report merges in the others.
+	tl Timeline
 }
 
 // NewBuilder returns a Builder redacting secrets in captured strings as
 // red says.
 func NewBuilder(red Redaction) *Builder {
-	return &Builder{red: red, conns: []ConnRecord{}, timelines: []Timeline{}}
+	return &Builder{red: red}
 }
 
-// Add builds c's connection record and timeline; c must still hold its
-// full records (see analyze.Stream).
+// Add builds the parts of c's connection record and timeline that need
+// its full records; c must still hold them (see analyze.Stream), and
+// Report reads c again for the rest.
 func (b *Builder) Add(c *analyze.Conn) {
-	b.conns = append(b.conns, NewConnRecord(c.TCP, c.App))
-	b.timelines = append(b.timelines, NewTimeline(c, b.red))
+	// The timeline events of the records released after Add: stalls,
+	// resets and requests (see summaryTimeline for the others).
+	h := *c
+	h.SYNs, h.SYNACKs, h.FIN, h.RST, h.ZeroWindows = nil, nil, [2]*event.Ref{}, [2]*event.Ref{}, [2][]event.Ref{}
+	if c.App != nil {
+		a := *c.App
+		a.TLS = nil
+		if a.HTTP2 != nil {
+			h2 := *a.HTTP2
+			h2.GoAways = nil
+			a.HTTP2 = &h2
+		}
+		h.App = &a
+	}
+	b.conns = append(b.conns, built{c: c, rec: NewConnRecord(c.TCP, c.App), tl: NewTimeline(&h, b.red)})
+}
+
+// summaryTimeline returns the timeline events of c that its summary
+// keeps: TCP SYN, FIN, RST and zero windows, TLS handshake and alerts,
+// GOAWAYs.
+func summaryTimeline(c *analyze.Conn, red Redaction) Timeline {
+	s := *c
+	s.Exchanges, s.ExchangesDropped, s.Resets, s.ResetsDropped, s.Pings = nil, 0, nil, 0, nil
+	if c.App != nil {
+		a := *c.App
+		a.Streams, a.Calls = nil, nil
+		if a.HTTP2 != nil {
+			h2 := *a.HTTP2
+			h2.Stalls, h2.StreamsDropped = nil, 0
+			a.HTTP2 = &h2
+		}
+		s.App = &a
+	}
+	return NewTimeline(&s, red)
+}
+
+// mergeTimeline returns the timeline made of the events of sum and tl
+// and the spans of tl, as NewTimeline makes it from the connection's
+// records: sum's events go first among equals, as NewTimeline adds them
+// first, and each part holds at least the first maxTimelineEvents of its
+// own events, so the first maxTimelineEvents of both are among them.
+func mergeTimeline(sum, tl Timeline) Timeline {
+	ev := make([]TimelineEvent, 0, len(sum.Events)+len(tl.Events))
+	ev = append(append(ev, sum.Events...), tl.Events...)
+	slices.SortStableFunc(ev, func(a, b TimelineEvent) int {
+		return cmp.Or(cmp.Compare(a.Frame, b.Frame), cmp.Compare(a.Lane, b.Lane))
+	})
+	tl.EventsOmitted += sum.EventsOmitted
+	if len(ev) > maxTimelineEvents {
+		tl.EventsOmitted += len(ev) - maxTimelineEvents
+		ev = slices.Clone(ev[:maxTimelineEvents])
+	}
+	tl.Events = ev
+	return tl
 }
 
 // New builds a Report from an analysis whose Input holds every
@@ -110,9 +179,13 @@ func (b *Builder) Report(files []string, in *analyze.Input, res analyze.Result) 
 		c.Faults = append(c.Faults, f.Error())
 	}
 	r.Captures = []Capture{c}
-	slices.SortStableFunc(b.conns, func(x, y ConnRecord) int { return cmp.Compare(x.Conn.ID, y.Conn.ID) })
-	slices.SortStableFunc(b.timelines, func(x, y Timeline) int { return cmp.Compare(x.Conn, y.Conn) })
-	r.Connections, r.Timelines = b.conns, b.timelines
+	slices.SortStableFunc(b.conns, func(x, y built) int { return cmp.Compare(x.c.ID(), y.c.ID()) })
+	r.Connections, r.Timelines = make([]ConnRecord, 0, len(b.conns)), make([]Timeline, 0, len(b.conns))
+	for _, x := range b.conns {
+		x.rec.Conn = NewConnRecord(x.c.TCP, nil).Conn
+		r.Connections = append(r.Connections, x.rec)
+		r.Timelines = append(r.Timelines, mergeTimeline(summaryTimeline(x.c, red), x.tl))
+	}
 	for _, k := range in.Conns {
 		if k.App == nil || k.App.TLS == nil {
 			continue
@@ -131,10 +204,83 @@ func (b *Builder) Report(files []string, in *analyze.Input, res analyze.Result) 
 	return r
 }
 
-// WriteJSON writes the report as one indented JSON object.
+// WriteJSON writes the report as one indented JSON object. It encodes
+// one connection, timeline or finding at a time, so that the encoding of
+// a large report is never held in memory whole; the bytes are those of
+// json.Encoder with SetIndent("", "  ") and SetEscapeHTML(false).
 func (r *Report) WriteJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
+	jw := &jsonWriter{w: bufio.NewWriterSize(w, 64<<10)}
+	jw.raw("{\n")
+	jw.field("schema", &r.Schema, false)
+	list(jw, "captures", r.Captures)
+	list(jw, "connections", r.Connections)
+	list(jw, "findings", r.Findings)
+	jw.field("tables", &r.Tables, false)
+	list(jw, "timelines", r.Timelines)
+	jw.raw("\n}\n")
+	if jw.err != nil {
+		return jw.err
+	}
+	return jw.w.Flush()
+}
+
+// jsonWriter writes the fields of an indented JSON object one value at a
+// time; the first error stops it.
+type jsonWriter struct {
+	w   *bufio.Writer
+	buf bytes.Buffer
+	n   int // fields written
+	err error
+}
+
+func (jw *jsonWriter) raw(s string) {
+	if jw.err == nil {
+		_, jw.err = jw.w.WriteString(s)
+	}
+}
+
+// value writes v's encoding indented as at depth (in units of two
+// spaces), without a final newline.
+func (jw *jsonWriter) value(v any, depth int) {
+	if jw.err != nil {
+		return
+	}
+	jw.buf.Reset()
+	enc := json.NewEncoder(&jw.buf)
 	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	enc.SetIndent(strings.Repeat("  ", depth), "  ")
+	if jw.err = enc.Encode(v); jw.err != nil {
+		return
+	}
+	_, jw.err = jw.w.Write(bytes.TrimSuffix(jw.buf.Bytes(), []byte("\n")))
+}
+
+// field writes the object's next field.
+func (jw *jsonWriter) field(name string, v any, open bool) {
+	if jw.n > 0 {
+		jw.raw(",\n")
+	}
+	jw.n++
+	jw.raw("  \"" + name + "\": ")
+	if !open {
+		jw.value(v, 1)
+	}
+}
+
+// list writes a field holding a slice, one element at a time.
+func list[T any](jw *jsonWriter, name string, s []T) {
+	if len(s) == 0 {
+		jw.field(name, s, false)
+		return
+	}
+	jw.field(name, nil, true)
+	jw.raw("[\n")
+	for i := range s {
+		if i > 0 {
+			jw.raw(",\n")
+		}
+		jw.raw("    ")
+		jw.value(&s[i], 2)
+	}
+	jw.raw("\n  ]")
 }
