@@ -9,7 +9,8 @@ import (
 )
 
 // A detector finds one kind of finding. The analysis is streaming: each
-// connection is observed once, when it finishes, with its full records
+// connection is observed once, when its streams have ended (see
+// dissect.Options.OnApp), with its full records
 // (HTTP/2 streams, gRPC calls, exchanges, resets, pings); the detector
 // keeps what it needs of them, and the records are then released. Once
 // every connection was observed, findings reports from what was kept,

@@ -63,7 +63,7 @@ const maxStreamID = 1<<31 - 1
 // opened), reconnect_ms (when the client reconnected), drain_ms (first
 // to last GOAWAY of a graceful shutdown).
 //
-// Each connection's findings are made when it finishes, but for the
+// Each connection's findings are made when it is observed, but for the
 // client's reconnect, looked up among every connection at the end.
 type goAway struct {
 	cfg   GoAwayConfig

@@ -135,7 +135,7 @@ type kaGroup struct {
 // client_idle_close_median_ms, races, requests_lost, close_requested,
 // graceful_goaways, client_pings, unknown_request_conns.
 //
-// Each connection's facts are gathered when it finishes (kaConn, into a
+// Each connection's facts are gathered when it is observed (kaConn, into a
 // group of its own); the groups are merged in connection id order at the
 // end.
 type keepalive struct {

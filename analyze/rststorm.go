@@ -94,7 +94,7 @@ type stormReset struct {
 // (gRPC connections only), connections (server findings), resets_dropped
 // (past the collector's bound).
 //
-// Memory: each connection's own storm is found when it finishes. For the
+// Memory: each connection's own storm is found when it is observed. For the
 // servers it keeps the counted resets of the connections that were not
 // storms, with their rapid resets and reset delays, until a connection
 // to that server is one (its server is then never reported, and its

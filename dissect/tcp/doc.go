@@ -31,5 +31,12 @@
 //
 // Time comes from the capture: connections idle for longer than the
 // configured timeouts (measured in packet timestamps) are finished and handed
-// to Options.OnFinish, which frees their state.
+// to Options.OnFinish, which frees their state. A connection closed by FIN
+// from both sides, or reset after payload, lets its StreamHandler go
+// earlier, Options.StreamGrace (5 s, as Zeek's tcp_close_delay) after the
+// close (Options.OnStreamsDone), so that application state is freed long
+// before the connection itself is finished (Options.ClosedTimeout, 2 min,
+// kept so that late packets are counted in the same connection as
+// Wireshark counts them); payload arriving after that is counted
+// (late_payload_bytes), not delivered.
 package tcp
