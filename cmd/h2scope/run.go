@@ -137,9 +137,24 @@ func runConns(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "h2scope: %v\n", err)
 		return exitUsage
 	}
+	// A connection's application summaries are taken when its streams
+	// end, so its dissectors' records are freed then; its TCP summary
+	// when it finishes.
 	var conns []report.ConnRecord
-	opts.OnConn = func(c *tcp.Conn, app *dissect.App) {
-		conns = append(conns, report.NewConnRecord(c, app))
+	early := map[*tcp.Conn]report.ConnRecord{}
+	opts.OnApp = func(c *tcp.Conn, app *dissect.App) {
+		early[c] = report.NewConnRecord(c, app)
+	}
+	opts.OnConn = func(c *tcp.Conn, _ *dissect.App) {
+		r, ok := early[c]
+		delete(early, c)
+		final := report.NewConnRecord(c, nil)
+		if ok {
+			r.Conn = final.Conn
+		} else {
+			r = final
+		}
+		conns = append(conns, r)
 	}
 	st, err := dissect.Run(ctx, files, opts)
 	if err != nil {
