@@ -65,8 +65,11 @@ type Capture struct {
 // parts are kept per connection: memory grows with the number of
 // connections, not with their requests.
 type Builder struct {
-	red   Redaction
-	conns []built
+	// Limits bound each connection's timeline; NewBuilder sets
+	// DefaultLimits.
+	Limits Limits
+	red    Redaction
+	conns  []built
 }
 
 // built is what Add made of a connection.
@@ -74,7 +77,7 @@ type built struct {
 	c   *analyze.Conn
 	rec ConnRecord // its TCP summary replaced by Report
 	// tl holds the timeline's events from the full records (capped at
-	// maxTimelineEvents, EventsOmitted counting the rest) and its spans;
+	// Limits.Events, EventsOmitted counting the rest) and its spans;
 	// Report merges in the others.
 	tl Timeline
 }
@@ -82,7 +85,7 @@ type built struct {
 // NewBuilder returns a Builder redacting secrets in captured strings as
 // red says.
 func NewBuilder(red Redaction) *Builder {
-	return &Builder{red: red}
+	return &Builder{red: red, Limits: DefaultLimits}
 }
 
 // Add builds the parts of c's connection record and timeline that need
@@ -103,13 +106,13 @@ func (b *Builder) Add(c *analyze.Conn) {
 		}
 		h.App = &a
 	}
-	b.conns = append(b.conns, built{c: c, rec: NewConnRecord(c.TCP, c.App), tl: NewTimeline(&h, b.red)})
+	b.conns = append(b.conns, built{c: c, rec: NewConnRecord(c.TCP, c.App), tl: NewTimeline(&h, b.red, b.Limits)})
 }
 
 // summaryTimeline returns the timeline events of c that its summary
 // keeps: TCP SYN, FIN, RST and zero windows, TLS handshake and alerts,
 // GOAWAYs.
-func summaryTimeline(c *analyze.Conn, red Redaction) Timeline {
+func summaryTimeline(c *analyze.Conn, red Redaction, lim Limits) Timeline {
 	s := *c
 	s.Exchanges, s.ExchangesDropped, s.Resets, s.ResetsDropped, s.Pings = nil, 0, nil, 0, nil
 	if c.App != nil {
@@ -122,24 +125,24 @@ func summaryTimeline(c *analyze.Conn, red Redaction) Timeline {
 		}
 		s.App = &a
 	}
-	return NewTimeline(&s, red)
+	return NewTimeline(&s, red, lim)
 }
 
 // mergeTimeline returns the timeline made of the events of sum and tl
 // and the spans of tl, as NewTimeline makes it from the connection's
 // records: sum's events go first among equals, as NewTimeline adds them
-// first, and each part holds at least the first maxTimelineEvents of its
-// own events, so the first maxTimelineEvents of both are among them.
-func mergeTimeline(sum, tl Timeline) Timeline {
+// first, and each part holds at least the first lim.Events of its
+// own events, so the first lim.Events of both are among them.
+func mergeTimeline(sum, tl Timeline, lim Limits) Timeline {
 	ev := make([]TimelineEvent, 0, len(sum.Events)+len(tl.Events))
 	ev = append(append(ev, sum.Events...), tl.Events...)
 	slices.SortStableFunc(ev, func(a, b TimelineEvent) int {
 		return cmp.Or(cmp.Compare(a.Frame, b.Frame), cmp.Compare(a.Lane, b.Lane))
 	})
 	tl.EventsOmitted += sum.EventsOmitted
-	if len(ev) > maxTimelineEvents {
-		tl.EventsOmitted += len(ev) - maxTimelineEvents
-		ev = slices.Clone(ev[:maxTimelineEvents])
+	if len(ev) > lim.Events {
+		tl.EventsOmitted += len(ev) - lim.Events
+		ev = slices.Clone(ev[:lim.Events])
 	}
 	tl.Events = ev
 	return tl
@@ -184,7 +187,7 @@ func (b *Builder) Report(files []string, in *analyze.Input, res analyze.Result) 
 	for _, x := range b.conns {
 		x.rec.Conn = NewConnRecord(x.c.TCP, nil).Conn
 		r.Connections = append(r.Connections, x.rec)
-		r.Timelines = append(r.Timelines, mergeTimeline(summaryTimeline(x.c, red), x.tl))
+		r.Timelines = append(r.Timelines, mergeTimeline(summaryTimeline(x.c, red, b.Limits), x.tl, b.Limits))
 	}
 	for _, k := range in.Conns {
 		if k.App == nil || k.App.TLS == nil {

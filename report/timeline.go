@@ -11,11 +11,17 @@ import (
 	"github.com/h2scope/h2scope/dissect/http2"
 )
 
-// Bounds on one connection's timeline; the omitted counts are exact.
-const (
-	maxTimelineEvents  = 2000
-	maxTimelineStreams = 1000
-)
+// Limits bound one connection's timeline (analyze --timeline-events and
+// --timeline-spans); what is left out is counted exactly
+// (Timeline.EventsOmitted, SpansOmitted), and no summary or finding
+// depends on it.
+type Limits struct {
+	// Events bounds the events, Spans the requests.
+	Events, Spans int
+}
+
+// DefaultLimits are the limits unless set otherwise.
+var DefaultLimits = Limits{Events: 2000, Spans: 1000}
 
 // Lanes of a connection timeline, one swimlane each in the HTML report.
 const (
@@ -85,7 +91,7 @@ type Span struct {
 
 // NewTimeline builds a connection's timeline from what the detectors
 // read.
-func NewTimeline(c *analyze.Conn, red Redaction) Timeline {
+func NewTimeline(c *analyze.Conn, red Redaction, lim Limits) Timeline {
 	tl := Timeline{Conn: c.ID(), Events: []TimelineEvent{}, Spans: []Span{}}
 	add := func(r *event.Ref, lane string, dir event.Dir, stream uint32, what string) {
 		if r != nil {
@@ -149,7 +155,7 @@ func NewTimeline(c *analyze.Conn, red Redaction) Timeline {
 		if x.Status != 0 {
 			add(x.ResponseEnd, LaneHTTP, event.S2C, x.Stream, fmt.Sprintf("%d %s", x.Status, label))
 		}
-		if len(tl.Spans) >= maxTimelineStreams {
+		if len(tl.Spans) >= lim.Spans {
 			tl.SpansOmitted++
 			continue
 		}
@@ -163,11 +169,11 @@ func NewTimeline(c *analyze.Conn, red Redaction) Timeline {
 	slices.SortStableFunc(tl.Events, func(a, b TimelineEvent) int {
 		return cmp.Or(cmp.Compare(a.Frame, b.Frame), cmp.Compare(a.Lane, b.Lane))
 	})
-	if len(tl.Events) > maxTimelineEvents {
-		tl.EventsOmitted = len(tl.Events) - maxTimelineEvents
+	if len(tl.Events) > lim.Events {
+		tl.EventsOmitted = len(tl.Events) - lim.Events
 		// A copy, so the events past the cap do not stay in memory
 		// with the report.
-		tl.Events = slices.Clone(tl.Events[:maxTimelineEvents])
+		tl.Events = slices.Clone(tl.Events[:lim.Events])
 	}
 	return tl
 }

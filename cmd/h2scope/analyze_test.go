@@ -115,3 +115,33 @@ func TestAnalyzeWritesFiles(t *testing.T) {
 		t.Errorf("files left in the output directory: %v", entries)
 	}
 }
+
+// TestAnalyzeTimelineLimits checks that the timeline caps keep exact
+// counts of what they leave out.
+func TestAnalyzeTimelineLimits(t *testing.T) {
+	type tl struct {
+		Events        []json.RawMessage `json:"events"`
+		EventsOmitted int               `json:"events_omitted"`
+		Spans         []json.RawMessage `json:"spans"`
+		SpansOmitted  int               `json:"spans_omitted"`
+	}
+	get := func(args ...string) tl {
+		out, errOut, code := runCLI(t, append(append([]string{"analyze", "--json", "-"}, args...), "../../testdata/pcaps/h2c-large-slow.pcapng")...)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		var r struct{ Timelines []tl }
+		if err := json.Unmarshal([]byte(out), &r); err != nil || len(r.Timelines) != 1 {
+			t.Fatalf("%v: %d timelines", err, len(r.Timelines))
+		}
+		return r.Timelines[0]
+	}
+	full := get()
+	capped := get("--timeline-events", "5", "--timeline-spans", "2")
+	if full.EventsOmitted != 0 || len(capped.Events) != 5 || len(capped.Events)+capped.EventsOmitted != len(full.Events) {
+		t.Errorf("events: full %d (+%d), capped %d (+%d)", len(full.Events), full.EventsOmitted, len(capped.Events), capped.EventsOmitted)
+	}
+	if len(capped.Spans) != 2 || len(capped.Spans)+capped.SpansOmitted != len(full.Spans)+full.SpansOmitted {
+		t.Errorf("spans: full %d (+%d), capped %d (+%d)", len(full.Spans), full.SpansOmitted, len(capped.Spans), capped.SpansOmitted)
+	}
+}

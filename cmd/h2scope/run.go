@@ -327,6 +327,9 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	failOn := fs.String("fail-on", "", "exit 1 when a finding reaches this `severity` (warning or critical)")
 	cfg := analyze.DefaultConfig()
 	cfg.RegisterFlags(fs)
+	limits := report.DefaultLimits
+	fs.IntVar(&limits.Events, "timeline-events", limits.Events, "events kept per connection timeline in the report (the rest are counted)")
+	fs.IntVar(&limits.Spans, "timeline-spans", limits.Spans, "requests kept per connection timeline in the report (the rest are counted)")
 	files, ok := parse(fs, args, stderr)
 	if !ok {
 		return exitUsage
@@ -346,7 +349,12 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	prog := report.NewProgress(os.Stderr)
 	opts.Progress = prog.Update
+	if limits.Events < 0 || limits.Spans < 0 {
+		fmt.Fprintln(stderr, "h2scope analyze: --timeline-events and --timeline-spans must not be negative")
+		return exitUsage
+	}
 	rb := report.NewBuilder(in.red)
+	rb.Limits = limits
 	res, input, err := analyze.Stream(ctx, files, opts, cfg, rb.Add)
 	prog.Done()
 	if err != nil {
