@@ -216,7 +216,7 @@ func TestResume(t *testing.T) {
 		t.Fatalf("%d lines, want %d", len(lines), len(names))
 	}
 	for k := range len(lines) {
-		for _, torn := range []string{"", lines[k][:len(lines[k])/2], "{\"schema\":\n", "\n"} {
+		for _, torn := range []string{"", lines[k][:len(lines[k])/2], "{\"schema\":"} {
 			out := filepath.Join(tmp, "out.ndjson")
 			if err := os.WriteFile(out, []byte(strings.Join(lines[:k], "")+torn), 0o644); err != nil {
 				t.Fatal(err)
@@ -234,6 +234,22 @@ func TestResume(t *testing.T) {
 	sum, got := runBatch(t, clean, Options{}, dir)
 	if !bytes.Equal(got, want) || sum.Captures.Skipped != len(names) || sum.Captures.Analysed+sum.Captures.Failed != 0 {
 		t.Errorf("rerun changed the output or analysed again: %+v", sum.Captures)
+	}
+	// A complete last line that is not a report is not a torn line (the
+	// writer never leaves a newline after a partial line): the file is
+	// left alone.
+	for _, last := range []string{"hello\n", "{\"schema\":\n", "\n"} {
+		out := filepath.Join(tmp, "notours.ndjson")
+		content := []byte(lines[0] + last)
+		if err := os.WriteFile(out, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Run(context.Background(), []string{dir}, out, nil, Options{}); err == nil {
+			t.Errorf("last line %q: no error", last)
+		}
+		if b, _ := os.ReadFile(out); !bytes.Equal(b, content) {
+			t.Errorf("last line %q: the file was changed", last)
+		}
 	}
 	// A damaged line before the last is not a torn line: the file is left
 	// alone.

@@ -47,8 +47,8 @@ type output struct {
 
 // openOutput opens the output file name for appending, after reading the
 // captures it already holds into done (keyed by Capture.key) and cutting
-// away a torn last line. A line before the last one that is not a report
-// is an error: the file is then left alone.
+// away a torn last line (one without its newline). A complete line that is
+// not a report is an error: the file is then left alone.
 func openOutput(name string) (*output, map[string]bool, error) {
 	done := map[string]bool{}
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
@@ -80,6 +80,11 @@ func openOutput(name string) (*output, map[string]bool, error) {
 		}
 		done[Capture{Files: l.Captures[0].Files}.key()] = true
 		good += int64(len(b))
+	}
+	if badLine != 0 {
+		// A complete line (with its newline) is never torn: the file is
+		// not an h2scope batch output.
+		return nil, nil, fmt.Errorf("%s: line %d is not an h2scope report; not appending to it", name, badLine)
 	}
 	if fi, err := f.Stat(); err == nil && fi.Size() != good {
 		if err := f.Truncate(good); err != nil {

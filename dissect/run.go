@@ -83,9 +83,11 @@ type Stats struct {
 	// before each fault were analysed.
 	Faults []*Error
 	// Secrets counts the TLS key log secrets found in the captures'
-	// Decryption Secrets Blocks; SecretErrors lists their malformed lines.
-	Secrets      int
-	SecretErrors []error
+	// Decryption Secrets Blocks; SecretErrors lists their malformed lines
+	// (the first 20; SecretErrorsDropped counts the others).
+	Secrets             int
+	SecretErrors        []error
+	SecretErrorsDropped int
 }
 
 // Run reads files as one capture merged by time and feeds every TCP segment
@@ -268,6 +270,9 @@ func tcpEvent(e *event.Event, c *tcp.Conn, dir event.Dir, s *layer.Segment, a tc
 	}
 }
 
+// maxSecretErrors bounds the key log errors Stats lists.
+const maxSecretErrors = 20
+
 // addSecrets adds the TLS key logs of Decryption Secrets Blocks to keys.
 func (st *Stats) addSecrets(keys *tls.KeyLog, secrets []capture.Secret, files []string) {
 	for _, sec := range secrets {
@@ -280,6 +285,12 @@ func (st *Stats) addSecrets(keys *tls.KeyLog, secrets []capture.Secret, files []
 		}
 		n, errs := keys.Add(sec.Data, src)
 		st.Secrets += n
-		st.SecretErrors = append(st.SecretErrors, errs...)
+		for _, e := range errs {
+			if len(st.SecretErrors) < maxSecretErrors {
+				st.SecretErrors = append(st.SecretErrors, e)
+			} else {
+				st.SecretErrorsDropped++
+			}
+		}
 	}
 }

@@ -99,7 +99,7 @@ func NewFrame(e *event.Event, red Redaction) Frame {
 			Request: h.Request, HeadFrame: h.HeadFrame, Trailers: red.headers(h.Trailers), Missed: h.Missed, Incomplete: h.Incomplete}
 	}
 	if g := e.GRPC; g != nil {
-		gf := &grpcFields{Compressed: g.Compressed, GRPCMessage: g.Message, GRPCMethod: g.Method}
+		gf := &grpcFields{Compressed: g.Compressed, GRPCMessage: g.Message, GRPCMethod: red.URL(g.Method)}
 		if e.Type == "status" {
 			st := g.Status
 			gf.GRPCStatus = &st
@@ -215,7 +215,7 @@ func detail(e *event.Event, red Redaction) string {
 	}
 	if g := e.GRPC; g != nil {
 		if g.Method != "" {
-			parts = append(parts, g.Method)
+			parts = append(parts, printable(red.URL(g.Method)))
 		}
 		if e.Type == "status" {
 			parts = append(parts, fmt.Sprintf("grpc-status=%d", g.Status))

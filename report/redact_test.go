@@ -80,3 +80,14 @@ func TestRedactText(t *testing.T) {
 		t.Errorf("%q", got)
 	}
 }
+
+func TestRedactGRPCMethod(t *testing.T) {
+	e := &event.Event{Proto: event.ProtoGRPC, Type: "message", GRPC: &event.GRPC{Method: "/svc/M?access_token=SECRET\x1b]0;pwned\x07"}}
+	line := TimelineBody(e, Redaction{})
+	if strings.Contains(line, "SECRET") || strings.ContainsRune(line, 0x1b) {
+		t.Errorf("timeline: %q", line)
+	}
+	if f := NewFrame(e, Redaction{}); strings.Contains(f.grpcFields.GRPCMethod, "SECRET") {
+		t.Errorf("frame: %q", f.grpcFields.GRPCMethod)
+	}
+}

@@ -164,6 +164,13 @@ func New(files []string, in *analyze.Input, res analyze.Result, red Redaction) *
 func (b *Builder) Report(files []string, in *analyze.Input, res analyze.Result) *Report {
 	red := b.red
 	r := &Report{Schema: Schema, Findings: res.Findings, Tables: res.Tables}
+	// The tables name gRPC methods, which are request paths.
+	for i := range r.Tables.GRPCCalls {
+		r.Tables.GRPCCalls[i].Method = red.URL(r.Tables.GRPCCalls[i].Method)
+	}
+	for i := range r.Tables.GRPCMethods {
+		r.Tables.GRPCMethods[i].Method = red.URL(r.Tables.GRPCMethods[i].Method)
+	}
 	for i := range r.Findings {
 		f := &r.Findings[i]
 		f.Summary = red.Text(f.Summary)

@@ -110,6 +110,9 @@ func TestAnalyzeWritesFiles(t *testing.T) {
 	if b := readFile(t, html); !strings.HasPrefix(string(b), "<!DOCTYPE html>") || !strings.Contains(string(b), "reconnect_churn") {
 		t.Errorf("HTML report: %.200s", b)
 	}
+	if st, err := os.Stat(j); err != nil || st.Mode().Perm() != 0o644 {
+		t.Errorf("report file mode: %v %v", st.Mode(), err)
+	}
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 3 {
 		t.Errorf("files left in the output directory: %v", entries)

@@ -317,6 +317,9 @@ func notes(st dissect.Stats, stderr io.Writer) {
 	for _, e := range st.SecretErrors {
 		fmt.Fprintf(stderr, "h2scope: warning: %v\n", e)
 	}
+	if n := st.SecretErrorsDropped; n > 0 {
+		fmt.Fprintf(stderr, "h2scope: warning: %d more malformed key log lines in Decryption Secrets Blocks\n", n)
+	}
 }
 
 func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -347,7 +350,11 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "h2scope: %v\n", err)
 		return exitUsage
 	}
-	prog := report.NewProgress(os.Stderr)
+	// A progress bar only where stderr is a terminal.
+	var prog *report.Progress
+	if f, ok := stderr.(*os.File); ok {
+		prog = report.NewProgress(f)
+	}
 	opts.Progress = prog.Update
 	if limits.Events < 0 || limits.Spans < 0 {
 		fmt.Fprintln(stderr, "h2scope analyze: --timeline-events and --timeline-spans must not be negative")
@@ -423,6 +430,11 @@ func writeOutput(name string, stdout io.Writer, write func(io.Writer) error) err
 		return fmt.Errorf("writing %s: %w", name, err)
 	}
 	if err := bw.Flush(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	// CreateTemp makes the file private (0600); a report is not.
+	if err := tmp.Chmod(0o644); err != nil {
 		tmp.Close()
 		return fmt.Errorf("writing %s: %w", name, err)
 	}

@@ -36,6 +36,8 @@ const (
 	DefaultMaxRecord = 1<<14 + 2048
 	// DefaultMaxHandshake caps one reassembled handshake message.
 	DefaultMaxHandshake = 256 << 10
+	// maxAlerts bounds the alerts a Summary lists.
+	maxAlerts = 16
 )
 
 // Options tune a Conn. The zero value is valid.
@@ -113,6 +115,7 @@ const (
 	AnomalyUnexpectedMessage    = "unexpected_message"
 	AnomalyCertificateParse     = "certificate_parse_error"
 	AnomalyHandshakeInterleaved = "handshake_interleaved_with_ccs"
+	AnomalyEarlyDataDropped     = "early_data_dropped"
 )
 
 // Alert is one alert seen in the clear.
@@ -248,7 +251,9 @@ type Summary struct {
 	HelloRetry     bool         `json:"hello_retry_request,omitempty"`
 	Certificate    *Certificate `json:"certificate,omitempty"`
 	Alerts         []Alert      `json:"alerts,omitempty"`
-	Timing         Timing       `json:"timing"`
+	// AlertsDropped counts the alerts past the first maxAlerts (16).
+	AlertsDropped int    `json:"alerts_dropped,omitempty"`
+	Timing        Timing `json:"timing"`
 	// TicketLifetime is the lifetime, in seconds, of the last
 	// NewSessionTicket (TLS 1.3 tickets only when decrypted); Tickets
 	// counts them.
@@ -292,6 +297,12 @@ type direction struct {
 	failed  bool
 	opened  bool // a record was decrypted
 	scratch []byte
+	// lastEarly is set when the last record was opened with 0-RTT keys;
+	// earlyHeld holds such data until the server's verdict.
+	lastEarly    bool
+	earlyHeld    []byte
+	earlyAt      event.Ref
+	earlyRecords int
 }
 
 // Conn dissects one TCP connection's TLS. It is not safe for concurrent
@@ -478,7 +489,11 @@ func (c *Conn) plain(dir event.Dir, d *direction, typ uint8, p []byte, at event.
 			level = fmt.Sprintf("unknown_%d", p[0])
 		}
 		name := alertName(p[1])
-		c.sum.Alerts = append(c.sum.Alerts, Alert{Dir: dir, Level: level, Description: name, Frame: at.Frame})
+		if len(c.sum.Alerts) < maxAlerts {
+			c.sum.Alerts = append(c.sum.Alerts, Alert{Dir: dir, Level: level, Description: name, Frame: at.Frame})
+		} else {
+			c.sum.AlertsDropped++
+		}
 		c.emit(dir, "Alert", len(p), name, at)
 	case recordHandshake:
 		if len(p) == 0 {
@@ -495,7 +510,14 @@ func (c *Conn) plain(dir event.Dir, d *direction, typ uint8, p []byte, at event.
 		if c.sum.Timing.FirstAppData[dir] == nil {
 			c.sum.Timing.FirstAppData[dir] = refp(at)
 		}
-		if decrypted && c.opts.Plain != nil && len(p) > 0 {
+		switch {
+		case !decrypted || len(p) == 0:
+		case d.lastEarly && !c.sawEE:
+			c.holdEarly(p, at)
+		case d.lastEarly && !c.earlyAccepted:
+			c.sum.Decryption.EarlySkipped++
+		case c.opts.Plain != nil:
+			c.settleEarly()
 			c.opts.Plain.Data(dir, p, at)
 		}
 	case recordHeartbeat:
@@ -518,7 +540,7 @@ func (c *Conn) handshake(dir event.Dir, d *direction, at event.Ref, decrypted bo
 			break
 		}
 		off += 4 + n
-		c.message(dir, h[0], h[4:4+n], at)
+		c.message(dir, h[0], h[4:4+n], at, decrypted)
 		if d.stopped {
 			return
 		}
@@ -543,8 +565,17 @@ func (c *Conn) countMessage(name string) {
 	c.sum.Messages[name]++
 }
 
-func (c *Conn) message(dir event.Dir, typ uint8, body []byte, at event.Ref) {
+func (c *Conn) message(dir event.Dir, typ uint8, body []byte, at event.Ref, decrypted bool) {
 	name := handshakeName(typ)
+	// Hellos travel in the clear: one inside protected records is not
+	// part of this handshake (and must not change the version its keys
+	// were derived for).
+	if (typ == typeClientHello || typ == typeServerHello) && decrypted {
+		c.anomaly(AnomalyUnexpectedMessage)
+		c.countMessage(name)
+		c.emit(dir, name, len(body), "unexpected", at)
+		return
+	}
 	switch typ {
 	case typeClientHello:
 		ch, err := parseClientHello(body)
@@ -715,6 +746,10 @@ func (c *Conn) Gap(dir event.Dir, n int, at event.Ref) {
 // Close reports the end of dir; buffered partial records are reported as
 // truncated.
 func (c *Conn) Close(dir event.Dir, reset bool, at event.Ref) {
+	if dir == event.C2S {
+		// No verdict on held 0-RTT data by now: it is not reported.
+		c.settleEarly()
+	}
 	if c.opts.Plain != nil {
 		c.opts.Plain.Close(dir, reset, at)
 	}
@@ -768,6 +803,10 @@ func (c *Conn) Summary() Summary {
 	s.Durations.ServerHelloToFinished = msBetween(s.Timing.ServerHello, done)
 	if c.undecrypted > 0 {
 		s.Decryption.Reason = c.reason
+		if s.Decryption.Reason == "" && !c.d[event.C2S].opened && s.Decryption.EarlySkipped > 0 {
+			// Every client record failed, taken for rejected 0-RTT data.
+			s.Decryption.Reason = ReasonAuthentication
+		}
 		if s.Decryption.Reason == "" {
 			s.Decryption.Reason = ReasonNoKeyLog
 		}

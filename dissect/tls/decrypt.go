@@ -101,6 +101,7 @@ type protector struct {
 	macKey  []byte
 	mac     hash.Hash
 	etm     bool // encrypt_then_mac (RFC 7366)
+	early   bool // 0-RTT keys (client_early_traffic_secret)
 	seq     uint64
 	secret  []byte // TLS 1.3 traffic secret, for KeyUpdate
 	nonce   [12]byte

@@ -344,3 +344,80 @@ func FuzzDecrypt(f *testing.F) {
 		}
 	})
 }
+
+// TestHelloInsideProtectedRecord feeds a resumed TLS 1.2 session whose
+// first protected server record holds a ServerHello selecting TLS 1.3
+// and a Finished: the hello is ignored (it would switch the keys' version
+// without TLS 1.3 secrets) and nothing panics.
+func TestHelloInsideProtectedRecord(t *testing.T) {
+	ccfg, scfg, kl := keyLogged(t, ctls.VersionTLS12, ctls.VersionTLS12, ctls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)
+	chunks, _ := handshake(t, ccfg, scfg)
+	keys := NewKeyLog()
+	keys.Add(kl.Bytes(), "test")
+	c := NewConn(1, nil, Options{Keys: keys, Sessions: &Sessions{}, Plain: &plainRec{}})
+	var server12 *protector
+	for i, ch := range chunks {
+		c.Data(ch.dir, ch.data, event.Ref{Frame: uint64(i + 1)})
+		if server12 == nil && c.keys12[1] != nil {
+			server12 = c.keys12[1]
+		}
+	}
+	if server12 == nil {
+		t.Fatal("no TLS 1.2 keys")
+	}
+	// A ServerHello with supported_versions = TLS 1.3, then a Finished,
+	// sealed under the server's key block as the next record.
+	sh := []byte{typeServerHello, 0, 0, 46, 3, 3}
+	sh = append(sh, make([]byte, 32)...)
+	sh = append(sh, 0, 0x13, 0x01, 0, 0, 6, 0, 43, 0, 2, 3, 4)
+	sh[3] = byte(len(sh) - 4)
+	msg := append(sh, typeFinished, 0, 0, 0)
+	w := *server12
+	aead := w.aead
+	nonce := make([]byte, 12)
+	copy(nonce, w.iv[:4])
+	explicit := []byte{0, 0, 0, 0, 0, 0, 0, 9}
+	copy(nonce[4:], explicit)
+	ad := w.additional(recordHandshake, len(msg))
+	rec := append(explicit, aead.Seal(nil, nonce, msg, ad)...)
+	hdr := []byte{recordHandshake, 3, 3, byte(len(rec) >> 8), byte(len(rec))}
+	c.Data(event.S2C, append(hdr, rec...), event.Ref{Frame: 99})
+	s := c.Summary()
+	if s.Version != "TLS 1.2" || s.Anomalies[AnomalyUnexpectedMessage] == 0 {
+		t.Errorf("version %s, anomalies %v", s.Version, s.Anomalies)
+	}
+}
+
+// TestEarlyDataHeldUntilVerdict checks that decrypted 0-RTT data reaches
+// the HTTP dissectors only once EncryptedExtensions says the server
+// accepted early data, and is dropped (counted) when it did not.
+func TestEarlyDataHeldUntilVerdict(t *testing.T) {
+	for _, accepted := range []bool{true, false} {
+		p := &plainRec{}
+		c := NewConn(1, nil, Options{Plain: p})
+		d := &c.d[event.C2S]
+		d.lastEarly = true
+		c.plain(event.C2S, d, recordAppData, []byte("GET /early"), event.Ref{Frame: 4}, true)
+		if len(p.data[event.C2S]) != 0 {
+			t.Fatalf("early data delivered before the verdict")
+		}
+		ee := []byte{0, 0}
+		if accepted {
+			ee = []byte{0, 4, 0, extEarlyData, 0, 0}
+		}
+		c.encryptedExtensions(ee)
+		got := string(p.data[event.C2S])
+		switch {
+		case accepted && got != "GET /early":
+			t.Errorf("accepted: delivered %q", got)
+		case !accepted && (got != "" || c.sum.Decryption.EarlySkipped != 1):
+			t.Errorf("rejected: delivered %q, %d skipped", got, c.sum.Decryption.EarlySkipped)
+		}
+		// 1-RTT data after the handshake flows either way.
+		d.lastEarly = false
+		c.plain(event.C2S, d, recordAppData, []byte("!"), event.Ref{Frame: 9}, true)
+		if !strings.HasSuffix(string(p.data[event.C2S]), "!") {
+			t.Errorf("1-RTT data not delivered: %q", p.data[event.C2S])
+		}
+	}
+}

@@ -123,3 +123,16 @@ func FuzzRecords(f *testing.F) {
 		_ = c.Summary()
 	})
 }
+
+// TestAlertsBounded checks that a flood of alerts is counted, not listed.
+func TestAlertsBounded(t *testing.T) {
+	c := NewConn(0, nil, Options{})
+	rec := []byte{recordAlert, 3, 3, 0, 2, 1, 0}
+	for range 100 {
+		c.Data(event.S2C, rec, event.Ref{})
+	}
+	s := c.Summary()
+	if len(s.Alerts) != maxAlerts || s.AlertsDropped != 100-maxAlerts {
+		t.Errorf("%d alerts listed, %d dropped", len(s.Alerts), s.AlertsDropped)
+	}
+}

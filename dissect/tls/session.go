@@ -47,6 +47,7 @@ func (c *Conn) unprotect(dir event.Dir, d *direction, typ uint8, p []byte, at ev
 		return nil, 0, false
 	}
 	d.opened = true
+	d.lastEarly = d.prot.early
 	c.sum.Decryption.Records[dir]++
 	return pt, inner, true
 }
@@ -90,6 +91,7 @@ func (c *Conn) startDecryption(dir event.Dir, d *direction) bool {
 		d.prot = p
 		if dir == event.C2S && c.ch.earlyData && sec.ClientEarly != nil {
 			if early, err := newProtector13(s, sec.ClientEarly); err == nil {
+				early.early = true
 				d.prot, d.pending = early, p
 			}
 		}
@@ -121,11 +123,18 @@ func (c *Conn) startDecryption(dir event.Dir, d *direction) bool {
 // keys after its Finished.
 func (c *Conn) applicationKeys(dir event.Dir) {
 	d := &c.d[dir&1]
-	if d.prot == nil {
+	if d.prot == nil || !d.prot.tls13 {
 		return
 	}
 	d.pending = nil
 	sec := c.lookup()
+	if sec == nil {
+		d.prot, d.failed = nil, true
+		if c.reason == "" {
+			c.reason = ReasonNoKeys
+		}
+		return
+	}
 	secret := sec.ServerTraffic
 	if dir == event.C2S {
 		secret = sec.ClientTraffic
@@ -192,6 +201,41 @@ func (c *Conn) encryptedExtensions(body []byte) {
 	}
 	c.earlyAccepted = early
 	c.sawEE = true
+	c.settleEarly()
+}
+
+// maxEarlyHeld bounds the 0-RTT plaintext held until the server's
+// EncryptedExtensions says whether it accepted early data.
+const maxEarlyHeld = 256 << 10
+
+// holdEarly keeps 0-RTT application data until the server's verdict:
+// data the server rejected was never processed, and must not reach the
+// HTTP dissectors (the client sends it again after the handshake).
+func (c *Conn) holdEarly(b []byte, at event.Ref) {
+	d := &c.d[event.C2S]
+	if len(d.earlyHeld)+len(b) > maxEarlyHeld {
+		c.anomaly(AnomalyEarlyDataDropped)
+		c.sum.Decryption.EarlySkipped++
+		return
+	}
+	d.earlyHeld = append(d.earlyHeld, b...)
+	d.earlyAt = at
+	d.earlyRecords++
+}
+
+// settleEarly hands held 0-RTT data over if the server accepted early
+// data, and drops it otherwise.
+func (c *Conn) settleEarly() {
+	d := &c.d[event.C2S]
+	if len(d.earlyHeld) == 0 {
+		return
+	}
+	if c.sawEE && c.earlyAccepted && c.opts.Plain != nil {
+		c.opts.Plain.Data(event.C2S, d.earlyHeld, d.earlyAt)
+	} else {
+		c.sum.Decryption.EarlySkipped += d.earlyRecords
+	}
+	d.earlyHeld, d.earlyRecords = nil, 0
 }
 
 // parseNewSessionTicket reads a NewSessionTicket: TLS 1.2's lifetime hint
