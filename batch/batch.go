@@ -298,8 +298,15 @@ func (s *Summary) count(c Capture, r result) {
 	}
 }
 
-// analyse analyses one capture and encodes its line.
-func analyse(ctx context.Context, c Capture, opts Options) result {
+// analyse analyses one capture and encodes its line. A panic in the
+// dissectors (a bug) becomes this capture's error record, so that one
+// capture cannot end a batch over thousands.
+func analyse(ctx context.Context, c Capture, opts Options) (r result) {
+	defer func() {
+		if p := recover(); p != nil {
+			r = errorResult(c, fmt.Errorf("%s: h2scope internal error (a bug: please report it with this capture): %v", c.Files[0], p))
+		}
+	}()
 	if ctx.Err() != nil {
 		return result{canceled: true}
 	}
