@@ -287,6 +287,11 @@ func (f *file) readEPB(p *Packet, off int64, typ, total uint32) error {
 	}
 	p.File = f.index
 	p.TS = ifc.ts(units)
+	if y := p.TS.Year(); y < 0 || y > 9999 {
+		// A timestamp no date format can write (RFC 3339 stops at year
+		// 9999): a damaged block; keep the previous packet's time.
+		p.TS = f.lastTS
+	}
 	f.lastTS = p.TS
 	p.LinkType = ifc.linkType
 	p.OrigLen = int(origlen)
