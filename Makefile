@@ -68,6 +68,14 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME) ./dissect/capture
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./dissect/layer
 	$(GO) test -run '^$$' -fuzz FuzzTracker -fuzztime $(FUZZTIME) ./dissect/tcp
+	$(GO) test -run '^$$' -fuzz FuzzDetect -fuzztime $(FUZZTIME) ./dissect/sniff
+	$(GO) test -run '^$$' -fuzz FuzzHTTP1 -fuzztime $(FUZZTIME) ./dissect/http1
+	$(GO) test -run '^$$' -fuzz FuzzFrames -fuzztime $(FUZZTIME) ./dissect/http2
+	$(GO) test -run '^$$' -fuzz FuzzHPACK -fuzztime $(FUZZTIME) ./dissect/http2
+	$(GO) test -run '^$$' -fuzz FuzzMessages -fuzztime $(FUZZTIME) ./dissect/grpc
+	$(GO) test -run '^$$' -fuzz FuzzRecords -fuzztime $(FUZZTIME) ./dissect/tls
+	$(GO) test -run '^$$' -fuzz FuzzDecrypt -fuzztime $(FUZZTIME) ./dissect/tls
+	$(GO) test -run '^$$' -fuzz FuzzAnalyze -fuzztime $(FUZZTIME) ./analyze
 
 lint:
 	@test -z "$$(gofmt -l . | grep -v '^testdata/')" || (gofmt -l . ; exit 1)
