@@ -90,7 +90,8 @@ type stormReset struct {
 // window_ms (the busiest window), rate_per_s (over the connection's life,
 // or the server's span of resets), client_resets, server_resets,
 // rapid_resets, median_reset_delay_ms (request HEADERS to the client's
-// RST_STREAM), resets_CODE per error code, grpc_STATUS per gRPC status
+// RST_STREAM), resets_CODE per error code, grpc_STATUS per status the gRPC clients saw
+// (from the reset calls; DEADLINE_EXCEEDED when a deadline fired)
 // (gRPC connections only), connections (server findings), resets_dropped
 // (past the collector's bound).
 //
@@ -122,8 +123,11 @@ type stormConn struct {
 	// NO_ERROR ones left out, dropped those past the Collector's bound.
 	rs             []stormReset
 	noErr, dropped int
-	// grpc is set when it carried gRPC calls.
-	grpc bool
+	// grpc is set when it carried gRPC calls; grpcStatus counts the
+	// statuses the clients of its reset calls ended with (a CANCEL is
+	// DEADLINE_EXCEEDED for a call whose deadline fired).
+	grpc       bool
+	grpcStatus map[string]int
 	// rapids are its rapid resets; delays every client reset's delay
 	// after its request HEADERS, in milliseconds, in frame order.
 	rapids []rapid
@@ -200,6 +204,17 @@ func (d *rstStorm) findings(in *Input) []Finding {
 // newStormConn gathers what rst_storm keeps of c, which has resets.
 func newStormConn(cfg RSTStormConfig, c *Conn) *stormConn {
 	sc := &stormConn{c: c, dropped: c.ResetsDropped, grpc: c.App != nil && len(c.App.Calls) > 0}
+	if sc.grpc {
+		for i := range c.App.Calls {
+			call := &c.App.Calls[i]
+			if call.Reset && call.ResetCode != "NO_ERROR" && call.ClientStatus != "" {
+				if sc.grpcStatus == nil {
+					sc.grpcStatus = map[string]int{}
+				}
+				sc.grpcStatus[call.ClientStatus]++
+			}
+		}
+	}
 	sc.rs, sc.noErr = countedResets(c)
 	// Rapid resets: the client's RST_STREAM right after its HEADERS.
 	reqs := map[uint32]event.Ref{}
@@ -289,16 +304,23 @@ func stormFinding(in *Input, cfg RSTStormConfig, scs []*stormConn, rs []stormRes
 	for code, n := range codes {
 		m["resets_"+code] = n
 	}
-	if isGRPC {
-		st := map[string]int{}
+	// What the gRPC clients saw: the reset calls' own statuses when the
+	// calls were dissected, else the statuses the codes map to.
+	grpcSaw := map[string]int{}
+	for _, sc := range scs {
+		for st, n := range sc.grpcStatus {
+			grpcSaw[st] += n
+		}
+	}
+	if isGRPC && len(grpcSaw) == 0 {
 		for code, n := range codes {
 			if s := grpcStatusOfReset[code]; s != "" {
-				st[s] += n
+				grpcSaw[s] += n
 			}
 		}
-		for s, n := range st {
-			m["grpc_"+s] = n
-		}
+	}
+	for s, n := range grpcSaw {
+		m["grpc_"+s] = n
 	}
 	m["client_resets"], m["server_resets"] = side[event.C2S], side[event.S2C]
 
@@ -377,22 +399,18 @@ func stormFinding(in *Input, cfg RSTStormConfig, scs []*stormConn, rs []stormRes
 	if len(conns) > 1 {
 		over = "over the resets' span"
 	}
-	f.Summary = fmt.Sprintf("%s %s %d streams in %s %s (%s), %s/s %s",
+	f.Summary = fmt.Sprintf("%s %s %d streams within %s %s (%s), %s/s %s",
 		who, verb, hi-lo, fmtDur(cfg.Window), where, top, fmtRate(rate), over)
 	if isRapid {
 		f.Summary = fmt.Sprintf("Rapid reset (CVE-2023-44487 pattern): client reset %d streams within %s of their HEADERS %s; %s",
 			len(rapids), fmtDur(cfg.RapidReset), where, f.Summary)
 	}
-	if isGRPC {
+	if len(grpcSaw) > 0 {
 		var parts []string
-		for _, code := range sortedKeys(codes) {
-			if s := grpcStatusOfReset[code]; s != "" {
-				parts = append(parts, code+"→"+s)
-			}
+		for _, st := range sortedKeys(grpcSaw) {
+			parts = append(parts, fmt.Sprintf("%s %d", st, grpcSaw[st]))
 		}
-		if len(parts) > 0 {
-			f.Summary += "; gRPC sees " + strings.Join(parts, ", ")
-		}
+		f.Summary += "; gRPC clients saw " + strings.Join(parts, ", ")
 	}
 	f.Confidence = confidence(in, conns...)
 	if dropped > 0 {

@@ -39,7 +39,7 @@ func TestRSTStormSynthetic(t *testing.T) {
 				resetConn(c, event.C2S, "CANCEL", 30, time.Second, 20*time.Millisecond, 100, 1, 200*time.Millisecond)
 				return []*Conn{c}
 			},
-			want: &findingWant{sev: Warning, summary: "Client cancelled 30 streams in 1 s on connection 3 (CANCEL), 3.0/s over the connection",
+			want: &findingWant{sev: Warning, summary: "Client cancelled 30 streams within 1 s on connection 3 (CANCEL), 3.0/s over the connection",
 				frames:    []uint64{101},
 				metrics:   map[string]float64{"resets": 30, "peak_resets": 30, "rapid_resets": 0, "client_resets": 30, "resets_CANCEL": 30, "median_reset_delay_ms": 200},
 				remedyHas: "context.WithTimeout"},
@@ -113,7 +113,7 @@ func TestRSTStormSynthetic(t *testing.T) {
 				}
 				return cs
 			},
-			want: &findingWant{sev: Warning, summary: "Client cancelled 12 streams in 1 s to server 10.0.0.2:443 across 3 connections",
+			want: &findingWant{sev: Warning, summary: "Client cancelled 12 streams within 1 s to server 10.0.0.2:443 across 3 connections",
 				frames: []uint64{2011}, metrics: map[string]float64{"connections": 3, "resets": 12}},
 		},
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,7 +24,10 @@ type connOut struct {
 	ConnState   string                   `json:"conn_state"`
 	OutOfOrder  int                      `json:"out_of_order"`
 	Retrans     int                      `json:"retransmissions"`
-	TLS         *struct {
+	GRPC        *struct {
+		Status map[string]int `json:"status"`
+	} `json:"grpc"`
+	TLS *struct {
 		Version    string `json:"version"`
 		SNI        string `json:"sni"`
 		ALPN       string `json:"alpn"`
@@ -158,6 +162,23 @@ func TestConnsMatchTruth(t *testing.T) {
 				missed += c.MissedBytes
 				ooo += int64(c.OutOfOrder)
 				retrans += int64(c.Retrans)
+			}
+			// The status each gRPC call ended with, as its client saw it.
+			if len(tr.GRPCCalls) > 0 && tr.DerivedFrom == nil {
+				saw, status := map[string]int{}, map[string]int{}
+				for _, call := range tr.GRPCCalls {
+					saw[call.Code]++
+				}
+				for _, c := range got {
+					if c.GRPC != nil {
+						for k, v := range c.GRPC.Status {
+							status[k] += v
+						}
+					}
+				}
+				if !maps.Equal(status, saw) {
+					t.Errorf("gRPC client statuses %v, the clients saw %v", status, saw)
+				}
 			}
 			if missed != int64(tr.Expect.LostBytes) {
 				t.Errorf("missed_bytes %d, truth dropped %d", missed, tr.Expect.LostBytes)

@@ -605,6 +605,13 @@ func (c *Conn) Reset(dir event.Dir, id uint32, code string, at event.Ref) {
 			if st, ok := rstStatus(code); ok {
 				p.ResetStatus = st.String()
 				p.ClientStatus = p.ResetStatus
+				// Clients reset with CANCEL when a call's deadline fires
+				// (grpc-go does): a call that carried grpc-timeout and is
+				// cancelled by the client once most of it has passed on
+				// the wire ended in DEADLINE_EXCEEDED for the client.
+				if dir == event.C2S && code == "CANCEL" && p.HasTimeout && at.TS.Sub(p.Start.TS) >= p.Timeout*8/10 {
+					p.ClientStatus = DeadlineExceeded.String()
+				}
 			}
 			for d := range s.half {
 				if h := &s.half[d]; h.mode == modeSync && h.nhdr > 0 && !h.ended {
