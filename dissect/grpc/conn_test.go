@@ -220,12 +220,33 @@ func TestResetMapping(t *testing.T) {
 			if tt.by == event.S2C {
 				by = "server"
 			}
+			// The call's 2 ms deadline passed before the client's CANCEL:
+			// that client saw DEADLINE_EXCEEDED.
+			wantClient := tt.want
+			if tt.code == "CANCEL" && tt.by == event.C2S {
+				wantClient = "DEADLINE_EXCEEDED"
+			}
 			if !cl.Reset || cl.ResetBy != by || cl.ResetCode != tt.code || cl.ResetStatus != tt.want ||
-				cl.ClientStatus != tt.want || cl.Status != -1 || !cl.Ended || cl.End != ref(9) ||
+				cl.ClientStatus != wantClient || cl.Status != -1 || !cl.Ended || cl.End != ref(9) ||
 				cl.Duration != 8*time.Millisecond || !cl.OverTimeout || cl.LostMessages != 1 {
 				t.Errorf("call %+v", cl)
 			}
 		})
+	}
+}
+
+// TestCancelBeforeDeadline: a client CANCEL well before the call's
+// deadline, or on a call without one, is CANCELLED for the client.
+func TestCancelBeforeDeadline(t *testing.T) {
+	for _, timeout := range []string{"100m", ""} {
+		req := reqH(1, 1, sayHello)
+		if timeout != "" {
+			req = reqH(1, 1, sayHello, "grpc-timeout", timeout)
+		}
+		c, _ := run(Options{}, []op{req, {kind: 'R', frame: 9, dir: event.C2S, stream: 1, code: "CANCEL"}})
+		if cl := c.Calls()[0]; cl.ClientStatus != "CANCELLED" {
+			t.Errorf("timeout %q: client status %s", timeout, cl.ClientStatus)
+		}
 	}
 }
 
