@@ -60,8 +60,6 @@ var knownGRPCDifferences = map[string]string{
 // knownTLSDifferences lists the captures whose TLS hello counts differ from
 // tshark's on purpose, with the reason:
 //
-//   - sslv2_client_hello: an SSL 2.0-format ClientHello (no TLS record
-//     header); tshark parses it, h2scope does not recognise it yet.
 //   - socks_tunnel: TLS inside a SOCKS proxy connection; tshark follows
 //     SOCKS, h2scope does not open SOCKS tunnels.
 //   - tshark_retransmission_skip: an ACK before the handshake moves tshark's
@@ -71,8 +69,6 @@ var knownGRPCDifferences = map[string]string{
 //     ServerHello that follows a HelloRetryRequest and the second
 //     ClientHello; h2scope reassembles it.
 var knownTLSDifferences = map[string]string{
-	"sv/ssl_version_negated/input.pcap":   "sslv2_client_hello",
-	"zeek/tls/ssl.v3.pcap":                "sslv2_client_hello",
 	"ndpi/tls_heur__vmess-tcp-tls.pcapng": "socks_tunnel",
 	"sv/tls-subjectaltname/input.pcap":    "tshark_retransmission_skip",
 	"zeek/tls/hrr.pcap":                   "tshark_ooo_serverhello",

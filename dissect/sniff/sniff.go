@@ -54,6 +54,12 @@ func Detect(b []byte) Verdict {
 	if v, ok := tlsRecord(b); ok {
 		return v
 	}
+	if _, ok, more := SSLv2ClientHello(b); ok {
+		if more {
+			return Verdict{More: true}
+		}
+		return Verdict{Proto: event.ProtoTLS}
+	}
 	if v, ok := http1Line(b); ok {
 		return v
 	}
@@ -63,6 +69,34 @@ func Detect(b []byte) Verdict {
 func hasPrefixOrIsPrefix(b []byte, p string) bool {
 	n := min(len(b), len(p))
 	return string(b[:n]) == p[:n]
+}
+
+// SSLv2ClientHello returns the length of the SSL 2.0-format record b
+// starts with when it is a ClientHello (RFC 5246 appendix E.2: a 2-byte
+// header with the high bit set, msg_type 1, a version, and lengths that
+// add up); ok is false when b
+// is not one, more is true when b is too short to tell.
+func SSLv2ClientHello(b []byte) (n int, ok, more bool) {
+	if len(b) == 0 || b[0]&0x80 == 0 {
+		return 0, false, false
+	}
+	if len(b) < 11 {
+		return 0, true, true
+	}
+	n = int(b[0]&0x7f)<<8 | int(b[1])
+	specs := int(b[5])<<8 | int(b[6])
+	sid := int(b[7])<<8 | int(b[8])
+	chal := int(b[9])<<8 | int(b[10])
+	switch {
+	case b[2] != 1, // CLIENT-HELLO
+		b[3] != 0 && b[3] != 3, b[3] == 0 && b[4] != 2, b[3] == 3 && b[4] > 4,
+		specs == 0 || specs%3 != 0,
+		sid != 0 && sid != 16,
+		chal < 16 || chal > 32,
+		n != 9+specs+sid+chal:
+		return 0, false, false
+	}
+	return n, true, false
 }
 
 // tlsRecord recognises a TLS (or SSL 3.0) record header.

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/sniff"
 )
 
 // Record content types.
@@ -296,6 +297,7 @@ type direction struct {
 	pending *protector
 	failed  bool
 	opened  bool // a record was decrypted
+	started bool // bytes were read past the first check
 	scratch []byte
 	// lastEarly is set when the last record was opened with 0-RTT keys;
 	// earlyHeld holds such data until the server's verdict.
@@ -373,6 +375,20 @@ func (c *Conn) Data(dir event.Dir, b []byte, at event.Ref) {
 	}
 	d.buf = append(d.buf, b...)
 	off := 0
+	if dir == event.C2S && !d.started && c.ch == nil {
+		// The client's first bytes may be an SSL 2.0-format ClientHello.
+		n, ok, more := sniff.SSLv2ClientHello(d.buf)
+		switch {
+		case more:
+			return
+		case ok && len(d.buf) < 2+n:
+			return
+		case ok:
+			c.sslv2Hello(d.buf[2:2+n], at)
+			off = 2 + n
+		}
+	}
+	d.started = true
 	for !d.stopped && len(d.buf)-off >= 5 {
 		h := d.buf[off:]
 		typ := h[0]

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/sniff"
 )
 
 // firstClientHello returns the body of the first ClientHello recorded.
@@ -134,5 +135,52 @@ func TestAlertsBounded(t *testing.T) {
 	s := c.Summary()
 	if len(s.Alerts) != maxAlerts || s.AlertsDropped != 100-maxAlerts {
 		t.Errorf("%d alerts listed, %d dropped", len(s.Alerts), s.AlertsDropped)
+	}
+}
+
+// sslv2Hello builds an SSL 2.0-format ClientHello offering version v with
+// the given 3-byte cipher specs and a 16-byte challenge.
+func sslv2Hello(v uint16, specs ...[3]byte) []byte {
+	body := []byte{1, byte(v >> 8), byte(v), 0, byte(3 * len(specs)), 0, 0, 0, 16}
+	for _, s := range specs {
+		body = append(body, s[:]...)
+	}
+	for i := range 16 {
+		body = append(body, byte(0xa0+i))
+	}
+	return append([]byte{0x80 | byte(len(body)>>8), byte(len(body))}, body...)
+}
+
+// TestSSLv2ClientHello reads an SSL 2.0-format ClientHello (as old or
+// compatibility-minded clients send it) followed by an ordinary TLS
+// ServerHello, byte at a time and whole, and rejects its proper prefixes
+// and near misses as TLS.
+func TestSSLv2ClientHello(t *testing.T) {
+	hello := sslv2Hello(0x0301, [3]byte{0x07, 0x00, 0xc0}, [3]byte{0x00, 0x00, 0x2f}, [3]byte{0x00, 0x00, 0x35})
+	for _, step := range []int{1, len(hello)} {
+		c := NewConn(0, nil, Options{})
+		for off := 0; off < len(hello); off += step {
+			c.Data(event.C2S, hello[off:min(off+step, len(hello))], event.Ref{Frame: 4})
+		}
+		s := c.Summary()
+		if s.Messages["ClientHello"] != 1 || s.ClientVersion != "TLS 1.0" || s.CipherSuites != 2 || len(s.Anomalies) != 0 {
+			t.Errorf("step %d: %+v", step, s)
+		}
+		if r := c.ch.random; len(r) != 32 || r[0] != 0 || r[16] != 0xa0 {
+			t.Errorf("step %d: random %x", step, r)
+		}
+	}
+	for i := range len(hello) {
+		if n, ok, more := sniff.SSLv2ClientHello(hello[:i]); ok && !more && n+2 <= i {
+			t.Errorf("prefix %d taken as a whole hello", i)
+		}
+	}
+	bad := sslv2Hello(0x0301, [3]byte{0x00, 0x00, 0x2f})
+	bad[2] = 4 // not CLIENT-HELLO
+	if _, ok, _ := sniff.SSLv2ClientHello(bad); ok {
+		t.Error("msg_type 4 taken for a ClientHello")
+	}
+	if v := sniff.Detect(hello); v.Proto != event.ProtoTLS {
+		t.Errorf("Detect: %+v", v)
 	}
 }

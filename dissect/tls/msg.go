@@ -92,6 +92,7 @@ type clientHello struct {
 	ticketPresent     bool
 	ticketLen         int
 	ticket            []byte
+	sslv2             bool // sent in SSL 2.0 format
 	pskPresent        bool
 	pskIdentities     int
 	pskFirstAge       uint32
