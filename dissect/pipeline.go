@@ -3,6 +3,7 @@ package dissect
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/h2scope/h2scope/dissect/capture"
@@ -151,6 +152,14 @@ func read(ctx context.Context, r *capture.Reader, dec *layer.Decoder, progress b
 		b.err = err
 		send()
 	}
+	// A panic here (a bug) would end the process from a goroutine no
+	// caller can recover in: end the run with an error instead, so that
+	// batch goes on with the next capture.
+	defer func() {
+		if p := recover(); p != nil {
+			finish(fmt.Errorf("h2scope internal error while reading the capture (a bug: please report it with this capture): %v", p))
+		}
+	}()
 	for {
 		if packets&1023 == 0 && ctx.Err() != nil {
 			finish(ctx.Err())
