@@ -233,6 +233,7 @@ func runTimeline(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs, in := newFlags("timeline", stderr)
 	conn := fs.Int("conn", -1, "connection id, as conns shows it (required)")
 	stream := fs.Int("stream", -1, "only this HTTP/2 stream (and the connection's TCP events)")
+	maxLines := fs.Int("max", 100000, "print at most this many units, the first by frame (the rest are counted)")
 	files, ok := parse(fs, args, stderr)
 	if !ok {
 		return exitUsage
@@ -240,6 +241,10 @@ func runTimeline(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if *conn < 0 {
 		fmt.Fprintln(stderr, "h2scope timeline: --conn ID is required")
 		fs.Usage()
+		return exitUsage
+	}
+	if *maxLines < 1 {
+		fmt.Fprintln(stderr, "h2scope timeline: --max must be at least 1")
 		return exitUsage
 	}
 	// Units are collected and printed in frame order: a unit completes on
@@ -255,6 +260,15 @@ func runTimeline(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return exitUsage
 	}
 	var lines []line
+	omitted := 0
+	// keep bounds the lines held: the first maxLines by frame stay.
+	keep := func() {
+		slices.SortStableFunc(lines, func(a, b line) int { return cmp.Compare(a.at.Frame, b.at.Frame) })
+		if len(lines) > *maxLines {
+			omitted += len(lines) - *maxLines
+			lines = slices.Clip(lines[:*maxLines])
+		}
+	}
 	opts.Sink = event.SinkFunc(func(e *event.Event) {
 		if int(e.Conn) != *conn {
 			return
@@ -263,6 +277,9 @@ func runTimeline(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			return
 		}
 		lines = append(lines, line{e.Ref, report.TimelineBody(e, in.red)})
+		if len(lines) >= 2*(*maxLines) {
+			keep()
+		}
 	})
 	st, err := dissect.Run(ctx, files, opts)
 	if err != nil {
@@ -277,7 +294,7 @@ func runTimeline(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, " (h2scope conns lists the connections)")
 		return exitUsage
 	}
-	slices.SortStableFunc(lines, func(a, b line) int { return cmp.Compare(a.at.Frame, b.at.Frame) })
+	keep()
 	start := lines[0].at.TS
 	for _, l := range lines {
 		if l.at.TS.Before(start) {
@@ -288,6 +305,9 @@ func runTimeline(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fmt.Fprintf(w, "connection %d, from frame %d at %s\n", *conn, lines[0].at.Frame, lines[0].at.TS.UTC().Format(time.RFC3339Nano))
 	for _, l := range lines {
 		fmt.Fprintf(w, "%s%s\n", report.TimelinePrefix(l.at, start), l.body)
+	}
+	if omitted > 0 {
+		fmt.Fprintf(w, "... %d more units after frame %d left out (--max %d)\n", omitted, lines[len(lines)-1].at.Frame, *maxLines)
 	}
 	if err := w.Flush(); err != nil {
 		fmt.Fprintf(stderr, "h2scope: writing output: %v\n", err)

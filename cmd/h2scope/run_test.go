@@ -258,3 +258,22 @@ func TestTimelineIsInFrameOrder(t *testing.T) {
 		t.Errorf("only %d lines", len(lines))
 	}
 }
+
+// TestTimelineMax checks that timeline --max prints the first units by
+// frame and counts the rest exactly.
+func TestTimelineMax(t *testing.T) {
+	full, _, code := runCLI(t, "timeline", "--conn", "0", "../../testdata/pcaps/grpc-unary-h2c.pcapng")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	all := strings.Split(strings.TrimSpace(full), "\n")
+	out, _, code := runCLI(t, "timeline", "--conn", "0", "--max", "5", "../../testdata/pcaps/grpc-unary-h2c.pcapng")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	want := fmt.Sprintf("... %d more units after frame", len(all)-1-5)
+	if len(lines) != 7 || strings.Join(lines[:6], "\n") != strings.Join(all[:6], "\n") || !strings.HasPrefix(lines[6], want) {
+		t.Errorf("--max 5:\n%s\nwant the first 6 lines of the full output and %q", out, want)
+	}
+}
