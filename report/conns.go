@@ -92,26 +92,12 @@ func WriteConnsTable(w io.Writer, conns []ConnRecord) error {
 		"State", "History", "Close", "RTT (ms)", "Retr", "ZWin", "Missed")
 	for _, r := range conns {
 		c := r.Conn
-		proto := c.Proto
-		if r.Tunnel != "" {
-			proto += ">" + r.Tunnel
-		}
-		if r.Decrypted != "" {
-			proto += ">" + r.Decrypted
-		}
-		if proto == "" {
-			proto = "-"
-		}
-		client := c.Client.String()
-		if c.ClientGuessed {
-			client += " ?"
-		}
 		rtt := "-"
 		if c.HandshakeRTTMS != nil {
 			rtt = strconv.FormatFloat(*c.HandshakeRTTMS, 'f', 3, 64)
 		}
 		if err := t.Append(
-			strconv.Itoa(int(c.ID)), client, c.Server.String(), proto,
+			strconv.Itoa(int(c.ID)), r.clientLabel(), c.Server.String(), r.protoLabel(),
 			strconv.FormatUint(c.FirstFrame, 10),
 			strconv.FormatFloat(c.DurationMS, 'f', 1, 64),
 			fmt.Sprintf("%d/%d", c.Packets.C2S, c.Packets.S2C),
@@ -124,6 +110,32 @@ func WriteConnsTable(w io.Writer, conns []ConnRecord) error {
 		}
 	}
 	return t.Render()
+}
+
+// clientLabel is the client's address, marked " ?" when which side is
+// the client was guessed.
+func (r *ConnRecord) clientLabel() string {
+	if r.ClientGuessed {
+		return r.Client.String() + " ?"
+	}
+	return r.Client.String()
+}
+
+// protoLabel names a connection's protocols for the tables: the TCP
+// payload's, then the tunnelled and decrypted ones ("tls>http2"), "-" when
+// none was recognised.
+func (r *ConnRecord) protoLabel() string {
+	proto := r.Proto
+	if r.Tunnel != "" {
+		proto += ">" + r.Tunnel
+	}
+	if r.Decrypted != "" {
+		proto += ">" + r.Decrypted
+	}
+	if proto == "" {
+		proto = "-"
+	}
+	return proto
 }
 
 // newTable returns a table writer with headers printed as given.

@@ -311,7 +311,7 @@ func newHTMLPage(r *Report) *htmlPage {
 		h := htmlTimelineHead{ID: tl.Conn, Events: len(tl.Events) + tl.EventsOmitted,
 			Spans: len(tl.Spans) + tl.SpansOmitted, Open: tl.Conn == openConn, Trimmed: !keep[i]}
 		if rec != nil {
-			h.Client, h.Server, h.Proto = rec.Client.String(), rec.Server.String(), htmlConnProto(rec)
+			h.Client, h.Server, h.Proto = rec.Client.String(), rec.Server.String(), rec.protoLabel()
 			h.Dur = htmlFmtMS(rec.DurationMS)
 		}
 		if s, ok := worst[tl.Conn]; ok {
@@ -335,35 +335,17 @@ func newHTMLPage(r *Report) *htmlPage {
 
 func newHTMLConnRow(r *ConnRecord) htmlConnRow {
 	c := r.Conn
-	row := htmlConnRow{ID: c.ID, Client: c.Client.String(), Server: c.Server.String(), Proto: htmlConnProto(r),
+	row := htmlConnRow{ID: c.ID, Client: r.clientLabel(), Server: c.Server.String(), Proto: r.protoLabel(),
 		PktsC2S: c.Packets.C2S, PktsS2C: c.Packets.S2C, Pkts: c.Packets.C2S + c.Packets.S2C,
 		BytesC2S: c.Bytes.C2S, BytesS2C: c.Bytes.S2C, BytesTotal: c.Bytes.C2S + c.Bytes.S2C,
 		State: c.ConnState, History: c.History, Close: string(c.Close),
 		RTTSort: -1, Retrans: c.Retransmissions, ZeroWin: c.ZeroWindows, Missed: c.MissedBytes,
 		DurMS: strconv.FormatFloat(c.DurationMS, 'f', 1, 64), DurSort: c.DurationMS, FirstFrame: c.FirstFrame}
-	if c.ClientGuessed {
-		row.Client += " ?"
-	}
 	if c.HandshakeRTTMS != nil {
 		row.RTT = strconv.FormatFloat(*c.HandshakeRTTMS, 'f', 3, 64)
 		row.RTTSort = *c.HandshakeRTTMS
 	}
 	return row
-}
-
-// htmlConnProto names a connection's protocols as the terminal table does.
-func htmlConnProto(r *ConnRecord) string {
-	proto := r.Proto
-	if r.Tunnel != "" {
-		proto += ">" + r.Tunnel
-	}
-	if r.Decrypted != "" {
-		proto += ">" + r.Decrypted
-	}
-	if proto == "" {
-		proto = "-"
-	}
-	return proto
 }
 
 func newHTMLConnData(tl *Timeline, rec *ConnRecord) htmlConnData {
