@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -208,11 +209,7 @@ func newHTMLPage(r *Report) *htmlPage {
 			p.TLSUndecrypted += n
 		}
 	}
-	var why []string
-	for _, k := range htmlSortedKeys(undecrypted) {
-		why = append(why, fmt.Sprintf("%s %d", k, undecrypted[k]))
-	}
-	p.UndecryptedWhy = strings.Join(why, ", ")
+	p.UndecryptedWhy = countsText(undecrypted, nil)
 
 	// Worst severity per connection, and the frames cited on each.
 	worst := map[event.ConnID]analyze.Severity{}
@@ -223,7 +220,7 @@ func newHTMLPage(r *Report) *htmlPage {
 		if s := int(f.Severity); s >= 0 && s < len(p.Counts) {
 			p.Counts[len(p.Counts)-1-s]++
 		}
-		for _, k := range htmlSortedKeys(f.Metrics) {
+		for _, k := range slices.Sorted(maps.Keys(f.Metrics)) {
 			hf.Metrics = append(hf.Metrics, htmlKV{k, htmlMetricText(f.Metrics[k])})
 		}
 		for _, e := range f.Evidence {
@@ -248,11 +245,7 @@ func newHTMLPage(r *Report) *htmlPage {
 
 	for _, row := range r.Tables.Resumption {
 		hr := htmlResumption{ResumptionRow: row}
-		var mech []string
-		for _, k := range htmlSortedKeys(row.Mechanisms) {
-			mech = append(mech, fmt.Sprintf("%s %d", k, row.Mechanisms[k]))
-		}
-		hr.Mechanisms = strings.Join(mech, ", ")
+		hr.Mechanisms = countsText(row.Mechanisms, nil)
 		if row.Offered > 0 {
 			hr.AcceptPct = min(100, row.Accepted*100/row.Offered)
 		}
@@ -432,13 +425,4 @@ func htmlFmtFloat(x float64) string {
 	}
 	s := strconv.FormatFloat(x, 'f', 3, 64)
 	return strings.TrimSuffix(strings.TrimRight(s, "0"), ".")
-}
-
-func htmlSortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

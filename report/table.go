@@ -127,7 +127,7 @@ func WriteResumptionTable(w io.Writer, rows []analyze.ResumptionRow) error {
 			break
 		}
 		if err := t.Append(r.Client, termDash(printable(r.SNI)), r.Server, strconv.Itoa(r.Handshakes), strconv.Itoa(r.Offered),
-			strconv.Itoa(r.Accepted), strconv.Itoa(r.Failed), strconv.Itoa(r.FullHandshakes), termDash(termCounts(r.Mechanisms))); err != nil {
+			strconv.Itoa(r.Accepted), strconv.Itoa(r.Failed), strconv.Itoa(r.FullHandshakes), termDash(countsText(r.Mechanisms, printable))); err != nil {
 			return err
 		}
 	}
@@ -147,7 +147,7 @@ func WriteGRPCMethodsTable(w io.Writer, rows []analyze.GRPCMethodRow) error {
 		if i == maxTableRows {
 			break
 		}
-		if err := t.Append(termDash(printable(m.Method)), strconv.Itoa(m.Calls), termCounts(m.Statuses),
+		if err := t.Append(termDash(printable(m.Method)), strconv.Itoa(m.Calls), countsText(m.Statuses, printable),
 			termMS(m.P50MS), termMS(m.P99MS), termMS(m.MaxMS), strconv.Itoa(m.OverTimeout)); err != nil {
 			return err
 		}
@@ -201,11 +201,16 @@ func termOmitted(w io.Writer, n int, what string) error {
 	return err
 }
 
-// termCounts formats a count map as "OK 10, UNAVAILABLE 2", by name.
-func termCounts(m map[string]int) string {
+// countsText formats a count map as "OK 10, UNAVAILABLE 2", by name; esc,
+// when not nil, escapes the names.
+func countsText(m map[string]int, esc func(string) string) string {
 	parts := make([]string, 0, len(m))
 	for _, k := range slices.Sorted(maps.Keys(m)) {
-		parts = append(parts, fmt.Sprintf("%s %d", printable(k), m[k]))
+		name := k
+		if esc != nil {
+			name = esc(k)
+		}
+		parts = append(parts, fmt.Sprintf("%s %d", name, m[k]))
 	}
 	return strings.Join(parts, ", ")
 }
