@@ -211,15 +211,15 @@ func newHTMLPage(r *Report) *htmlPage {
 	}
 	p.UndecryptedWhy = countsText(undecrypted, nil)
 
+	sev := r.severityCounts()
+	p.Counts = [3]int{sev[analyze.Critical], sev[analyze.Warning], sev[analyze.Info]}
+
 	// Worst severity per connection, and the frames cited on each.
 	worst := map[event.ConnID]analyze.Severity{}
 	cited := map[event.ConnID][]uint64{}
 	for i, f := range r.Findings {
 		hf := htmlFinding{Finding: f, Sev: f.Severity.String(), Index: i + 1,
 			Reasons: strings.Join(f.Confidence.Reasons, "; ")}
-		if s := int(f.Severity); s >= 0 && s < len(p.Counts) {
-			p.Counts[len(p.Counts)-1-s]++
-		}
 		for _, k := range slices.Sorted(maps.Keys(f.Metrics)) {
 			hf.Metrics = append(hf.Metrics, htmlKV{k, htmlMetricText(f.Metrics[k])})
 		}

@@ -32,12 +32,7 @@ const (
 // HTML or links. Times are UTC.
 func (r *Report) WriteMarkdown(w io.Writer) error {
 	ew := &errWriter{w: w}
-	var sev [3]int
-	for _, f := range r.Findings {
-		if f.Severity >= 0 && int(f.Severity) < len(sev) {
-			sev[f.Severity]++
-		}
-	}
+	sev := r.severityCounts()
 	ew.printf("# h2scope report\n\n")
 	var files []string
 	var packets uint64

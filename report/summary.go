@@ -16,12 +16,7 @@ import (
 // resumption and gRPC tables that have rows. o controls colour.
 func WriteSummary(w io.Writer, r *Report, o TermOptions) error {
 	ew := &errWriter{w: w}
-	var sev [3]int
-	for _, f := range r.Findings {
-		if f.Severity >= 0 && int(f.Severity) < len(sev) {
-			sev[f.Severity]++
-		}
-	}
+	sev := r.severityCounts()
 	c := r.Captures[0]
 	ew.printf("%s: %s, %s; %s (%d critical, %d warning, %d info)\n",
 		strings.Join(c.Files, " + "), plural(int(c.Packets), "packet"), plural(c.Connections, "connection"),
@@ -73,6 +68,18 @@ func WriteSummary(w io.Writer, r *Report, o TermOptions) error {
 		ew.do(func() error { return WriteGRPCCallsTable(w, r.Tables.GRPCCalls, r.Tables.GRPCCallsOmitted) })
 	}
 	return ew.err
+}
+
+// severityCounts counts the findings by severity (indexed by
+// analyze.Severity).
+func (r *Report) severityCounts() [3]int {
+	var sev [3]int
+	for _, f := range r.Findings {
+		if f.Severity >= 0 && int(f.Severity) < len(sev) {
+			sev[f.Severity]++
+		}
+	}
+	return sev
 }
 
 // errWriter remembers the first write error.
