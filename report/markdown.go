@@ -169,12 +169,7 @@ func mdEventsAround(f *analyze.Finding, tli map[event.ConnID]*Timeline, frame ui
 		if tl == nil {
 			continue
 		}
-		i, _ := slices.BinarySearchFunc(tl.Events, frame, func(e TimelineEvent, f uint64) int { return cmp.Compare(e.Frame, f) })
-		j := i
-		for j < len(tl.Events) && tl.Events[j].Frame == frame {
-			j++
-		}
-		for _, e := range tl.Events[max(0, i-mdBefore):min(len(tl.Events), j+mdAfter)] {
+		for _, e := range mdAround(tl.Events, frame, func(e TimelineEvent) uint64 { return e.Frame }) {
 			evs = append(evs, mdEvent{e, id})
 		}
 	}
@@ -182,12 +177,18 @@ func mdEventsAround(f *analyze.Finding, tli map[event.ConnID]*Timeline, frame ui
 		return cmp.Or(cmp.Compare(a.Frame, b.Frame), cmp.Compare(a.conn, b.conn), cmp.Compare(a.Lane, b.Lane),
 			cmp.Compare(a.Stream, b.Stream), strings.Compare(a.What, b.What))
 	})
-	i, _ := slices.BinarySearchFunc(evs, frame, func(e mdEvent, f uint64) int { return cmp.Compare(e.Frame, f) })
+	return mdAround(evs, frame, func(e mdEvent) uint64 { return e.Frame })
+}
+
+// mdAround returns the items of s, in frame order, nearest frame: up to
+// mdBefore before it, those at it, and up to mdAfter after it.
+func mdAround[T any](s []T, frame uint64, frameOf func(T) uint64) []T {
+	i, _ := slices.BinarySearchFunc(s, frame, func(e T, f uint64) int { return cmp.Compare(frameOf(e), f) })
 	j := i
-	for j < len(evs) && evs[j].Frame == frame {
+	for j < len(s) && frameOf(s[j]) == frame {
 		j++
 	}
-	return evs[max(0, i-mdBefore):min(len(evs), j+mdAfter)]
+	return s[max(0, i-mdBefore):min(len(s), j+mdAfter)]
 }
 
 // mdTimelineIndex maps connection ids to their timelines.
@@ -236,24 +237,23 @@ func mdStream(s uint32) string {
 
 // mdConns lists connection ids, at most mdMaxConns.
 func mdConns(ids []event.ConnID) string {
-	var parts []string
-	for i, id := range ids {
-		if i == mdMaxConns {
-			return strings.Join(parts, ", ") + fmt.Sprintf(" and %d more (%d in all)", len(ids)-i, len(ids))
-		}
-		parts = append(parts, strconv.FormatUint(uint64(id), 10))
-	}
-	return strings.Join(parts, ", ")
+	return mdList(ids, func(id event.ConnID) string { return strconv.FormatUint(uint64(id), 10) })
 }
 
 // mdStreams lists HTTP/2 streams as conn/stream, at most mdMaxConns.
 func mdStreams(ss []analyze.StreamRef) string {
+	return mdList(ss, func(s analyze.StreamRef) string { return fmt.Sprintf("%d/%d", s.Conn, s.Stream) })
+}
+
+// mdList joins the first mdMaxConns items of s, formatted, with ", ",
+// saying how many more there are.
+func mdList[T any](s []T, format func(T) string) string {
 	var parts []string
-	for i, s := range ss {
+	for i, x := range s {
 		if i == mdMaxConns {
-			return strings.Join(parts, ", ") + fmt.Sprintf(" and %d more (%d in all)", len(ss)-i, len(ss))
+			return strings.Join(parts, ", ") + fmt.Sprintf(" and %d more (%d in all)", len(s)-i, len(s))
 		}
-		parts = append(parts, fmt.Sprintf("%d/%d", s.Conn, s.Stream))
+		parts = append(parts, format(x))
 	}
 	return strings.Join(parts, ", ")
 }
