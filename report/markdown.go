@@ -53,14 +53,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	ew.printf("\n\n")
 	for _, c := range r.Captures {
-		if n := len(c.TLSUndecrypted); n > 0 {
-			var parts []string
-			total := 0
-			for _, reason := range slices.Sorted(maps.Keys(c.TLSUndecrypted)) {
-				parts = append(parts, fmt.Sprintf("%d %s", c.TLSUndecrypted[reason], mdText(reason)))
-				total += c.TLSUndecrypted[reason]
-			}
-			ew.printf("TLS: %d of %d connections not decrypted (%s).\n\n", total, c.TLSConnections, strings.Join(parts, ", "))
+		if len(c.TLSUndecrypted) > 0 {
+			total, why := c.undecrypted(mdText)
+			ew.printf("TLS: %d of %d connections not decrypted (%s).\n\n", total, c.TLSConnections, why)
 		}
 		for _, f := range c.Faults {
 			ew.printf("Capture damaged: %s (the packets before it were analysed).\n\n", mdText(f))

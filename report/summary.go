@@ -21,15 +21,10 @@ func WriteSummary(w io.Writer, r *Report, o TermOptions) error {
 	ew.printf("%s: %s, %s; %s (%d critical, %d warning, %d info)\n",
 		strings.Join(c.Files, " + "), plural(int(c.Packets), "packet"), plural(c.Connections, "connection"),
 		plural(len(r.Findings), "finding"), sev[analyze.Critical], sev[analyze.Warning], sev[analyze.Info])
-	if n := len(c.TLSUndecrypted); n > 0 {
-		var parts []string
-		total := 0
-		for _, reason := range slices.Sorted(maps.Keys(c.TLSUndecrypted)) {
-			parts = append(parts, fmt.Sprintf("%d %s", c.TLSUndecrypted[reason], reason))
-			total += c.TLSUndecrypted[reason]
-		}
+	if len(c.TLSUndecrypted) > 0 {
+		total, why := c.undecrypted(nil)
 		ew.printf("TLS: %d of %d connections not decrypted (%s); give --keylog to see inside them\n",
-			total, c.TLSConnections, strings.Join(parts, ", "))
+			total, c.TLSConnections, why)
 	}
 	for _, f := range r.Findings {
 		word := fmt.Sprintf("%-8s", strings.ToUpper(f.Severity.String()))
@@ -68,6 +63,22 @@ func WriteSummary(w io.Writer, r *Report, o TermOptions) error {
 		ew.do(func() error { return WriteGRPCCallsTable(w, r.Tables.GRPCCalls, r.Tables.GRPCCallsOmitted) })
 	}
 	return ew.err
+}
+
+// undecrypted counts the capture's TLS connections left encrypted and
+// lists them by reason, "3 no_key_log, 1 no_keys_for_session"; esc, when
+// not nil, escapes the reasons.
+func (c *Capture) undecrypted(esc func(string) string) (total int, text string) {
+	var parts []string
+	for _, reason := range slices.Sorted(maps.Keys(c.TLSUndecrypted)) {
+		n := c.TLSUndecrypted[reason]
+		if esc != nil {
+			reason = esc(reason)
+		}
+		parts = append(parts, fmt.Sprintf("%d %s", n, reason))
+		total += n
+	}
+	return total, strings.Join(parts, ", ")
 }
 
 // severityCounts counts the findings by severity (indexed by
