@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/event"
@@ -324,13 +325,9 @@ func (k *Collector) tcpEvent(e *event.Event) {
 
 // hasFlag reports whether the "|"-joined analysis flags hold name.
 func hasFlag(flags, name string) bool {
-	for len(flags) > 0 {
-		f := flags
-		i := 0
-		for i < len(flags) && flags[i] != '|' {
-			i++
-		}
-		f, flags = flags[:i], flags[min(i+1, len(flags)):]
+	for flags != "" {
+		var f string
+		f, flags, _ = strings.Cut(flags, "|")
 		if f == name {
 			return true
 		}
@@ -391,7 +388,7 @@ func (k *Collector) http2Event(e *event.Event) {
 		c.Resets = appendCapped(c.Resets, Reset{Dir: e.Dir, Stream: e.Stream, Code: e.Error, Ref: e.Ref}, maxResets, &c.ResetsDropped)
 	case "PING":
 		c := k.conn(e.Conn)
-		c.Pings = appendCapped(c.Pings, Ping{Dir: e.Dir, Ack: e.Flags == "ACK" || hasFlag(e.Flags, "ACK"), Ref: e.Ref}, maxPings, &c.PingsDropped)
+		c.Pings = appendCapped(c.Pings, Ping{Dir: e.Dir, Ack: hasFlag(e.Flags, "ACK"), Ref: e.Ref}, maxPings, &c.PingsDropped)
 	}
 }
 
