@@ -9,8 +9,6 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 )
 
 // manyPackets returns a pcap and a pcapng file of n packets of assorted
@@ -35,13 +33,7 @@ func manyPackets(n int) (pcap, pcapng []byte) {
 // the gzip and zstd decompressors.
 func TestNextAllocs(t *testing.T) {
 	pcap, pcapng := manyPackets(2000)
-	var gz, zs bytes.Buffer
-	gw := gzip.NewWriter(&gz)
-	gw.Write(pcap)
-	gw.Close()
-	zw, _ := zstd.NewWriter(&zs)
-	zw.Write(pcapng)
-	zw.Close()
+	gz, zs := gzipped(pcap), zstded(pcapng)
 	for _, c := range []struct {
 		name  string
 		files [][]byte
@@ -49,8 +41,8 @@ func TestNextAllocs(t *testing.T) {
 		{"pcap", [][]byte{pcap}},
 		{"pcapng", [][]byte{pcapng}},
 		{"merge", [][]byte{pcap, pcapng}},
-		{"gzip", [][]byte{gz.Bytes()}},
-		{"zstd", [][]byte{zs.Bytes()}},
+		{"gzip", [][]byte{gz}},
+		{"zstd", [][]byte{zs}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var paths []string

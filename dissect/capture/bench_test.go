@@ -1,12 +1,8 @@
 package capture
 
 import (
-	"bytes"
 	"io"
 	"testing"
-
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 )
 
 // BenchmarkNext reads the largest corpus pcap (sv/mime-stream-depth, 1.9
@@ -18,21 +14,15 @@ func BenchmarkNext(b *testing.B) {
 	pcapPath := corpusPath(b, "sv/mime-stream-depth/input.pcap")
 	ngPath := corpusPath(b, "ja4/http2-with-cookies.pcapng")
 	raw := mustRead(b, pcapPath)
-	var gz, zs bytes.Buffer
-	gw := gzip.NewWriter(&gz)
-	gw.Write(raw)
-	gw.Close()
-	zw, _ := zstd.NewWriter(&zs)
-	zw.Write(raw)
-	zw.Close()
+	gz, zs := gzipped(raw), zstded(raw)
 	for _, c := range []struct {
 		name, path string
 		size       int
 	}{
 		{"pcap", pcapPath, len(raw)},
 		{"pcapng", ngPath, len(mustRead(b, ngPath))},
-		{"pcap.gz", writeTemp(b, "input.pcap.gz", gz.Bytes()), len(raw)},
-		{"pcap.zst", writeTemp(b, "input.pcap.zst", zs.Bytes()), len(raw)},
+		{"pcap.gz", writeTemp(b, "input.pcap.gz", gz), len(raw)},
+		{"pcap.zst", writeTemp(b, "input.pcap.zst", zs), len(raw)},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			b.SetBytes(int64(c.size))

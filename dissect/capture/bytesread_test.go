@@ -5,9 +5,6 @@ import (
 	"io"
 	"strconv"
 	"testing"
-
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 )
 
 // TestBytesRead checks that BytesRead counts the bytes of the files as
@@ -15,22 +12,16 @@ import (
 // sizes, reaches their sum at the end, and survives Close.
 func TestBytesRead(t *testing.T) {
 	pcap, pcapng := manyPackets(20000)
-	var gz, zs bytes.Buffer
-	gw := gzip.NewWriter(&gz)
-	gw.Write(pcapng)
-	gw.Close()
-	zw, _ := zstd.NewWriter(&zs)
-	zw.Write(pcap)
-	zw.Close()
+	gz, zs := gzipped(pcapng), zstded(pcap)
 	for _, c := range []struct {
 		name  string
 		files [][]byte
 	}{
 		{"pcap", [][]byte{pcap}},
 		{"pcapng", [][]byte{pcapng}},
-		{"gzip", [][]byte{gz.Bytes()}},
-		{"zstd", [][]byte{zs.Bytes()}},
-		{"merge", [][]byte{pcap, gz.Bytes()}},
+		{"gzip", [][]byte{gz}},
+		{"zstd", [][]byte{zs}},
+		{"merge", [][]byte{pcap, gz}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var paths []string

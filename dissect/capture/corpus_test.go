@@ -15,8 +15,6 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/h2scope/h2scope/dissect/event"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 )
 
 // TestCorpusTshark reads every capture of the corpus and checks the frame
@@ -213,17 +211,11 @@ func TestCorpusCompressed(t *testing.T) {
 			if len(errs) > 0 {
 				t.Fatal(errs)
 			}
-			var gz, zs bytes.Buffer
-			gw := gzip.NewWriter(&gz)
-			gw.Write(raw)
-			gw.Close()
-			zw, _ := zstd.NewWriter(&zs)
-			zw.Write(raw)
-			zw.Close()
+			gz, zs := gzipped(raw), zstded(raw)
 			for _, c := range []struct {
 				ext  string
 				data []byte
-			}{{".gz", gz.Bytes()}, {".zst", zs.Bytes()}} {
+			}{{".gz", gz}, {".zst", zs}} {
 				// The extension is deliberately wrong: magic decides.
 				p := writeTemp(t, filepath.Base(name)+c.ext+".bin", c.data)
 				got, errs := readFile(t, p)
