@@ -30,21 +30,17 @@ func runBatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fs.Usage()
 		return exitUsage
 	}
-	var threshold analyze.Severity
-	if *failOn != "" {
-		var err error
-		if threshold, err = analyze.ParseSeverity(*failOn); err != nil || threshold == analyze.Info {
-			fmt.Fprintf(stderr, "h2scope batch: --fail-on %q: want warning or critical\n", *failOn)
-			return exitUsage
-		}
+	threshold, ok := parseFailOn("batch", *failOn, stderr)
+	if !ok {
+		return exitUsage
 	}
-	opts, err := in.options(stderr) // checks the key log and warns about its lines, once
-	if err != nil {
-		fmt.Fprintf(stderr, "h2scope: %v\n", err)
+	opts, ok := in.options(stderr) // checks the key log and warns about its lines, once
+	if !ok {
 		return exitUsage
 	}
 	bo := batch.Options{Workers: *workers, Gap: *gap, Dissect: opts, Config: &cfg, Redaction: in.red, Log: stderr}
 	if in.keylog != "" {
+		var err error
 		if bo.KeyLog, err = os.ReadFile(in.keylog); err != nil {
 			fmt.Fprintf(stderr, "h2scope: key log: %v\n", err)
 			return exitUsage

@@ -91,15 +91,16 @@ type input struct {
 
 // options returns the dissection options the flags ask for, loading the
 // key log. Malformed key log lines are warned about; an unreadable key log
-// is an error.
-func (in *input) options(stderr io.Writer) (dissect.Options, error) {
-	opts := dissect.Options{Dissect: true, Keys: tls.NewKeyLog()}
+// is reported on stderr, and ok is then false.
+func (in *input) options(stderr io.Writer) (opts dissect.Options, ok bool) {
+	opts = dissect.Options{Dissect: true, Keys: tls.NewKeyLog()}
 	if in.keylog == "" {
-		return opts, nil
+		return opts, true
 	}
 	f, err := os.Open(in.keylog)
 	if err != nil {
-		return opts, fmt.Errorf("key log: %w", err)
+		fmt.Fprintf(stderr, "h2scope: key log: %v\n", err)
+		return opts, false
 	}
 	defer f.Close()
 	n, errs := opts.Keys.Read(f, in.keylog)
@@ -109,7 +110,21 @@ func (in *input) options(stderr io.Writer) (dissect.Options, error) {
 	if n == 0 {
 		fmt.Fprintf(stderr, "h2scope: warning: %s holds no TLS secrets (want NSS key log lines such as CLIENT_RANDOM or CLIENT_TRAFFIC_SECRET_0)\n", in.keylog)
 	}
-	return opts, nil
+	return opts, true
+}
+
+// parseFailOn reads a --fail-on value of command cmd: "" (off), warning
+// or critical; a bad value is reported on stderr and ok is false.
+func parseFailOn(cmd, value string, stderr io.Writer) (threshold analyze.Severity, ok bool) {
+	if value == "" {
+		return 0, true
+	}
+	threshold, err := analyze.ParseSeverity(value)
+	if err != nil || threshold == analyze.Info {
+		fmt.Fprintf(stderr, "h2scope %s: --fail-on %q: want warning or critical\n", cmd, value)
+		return 0, false
+	}
+	return threshold, true
 }
 
 // parse parses args and checks that captures were given.
@@ -132,9 +147,8 @@ func runConns(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if !ok {
 		return exitUsage
 	}
-	opts, err := in.options(stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "h2scope: %v\n", err)
+	opts, ok := in.options(stderr)
+	if !ok {
 		return exitUsage
 	}
 	// A connection's application summaries are taken when its streams
@@ -195,9 +209,8 @@ func runFrames(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if !ok {
 		return exitUsage
 	}
-	opts, err := in.options(stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "h2scope: %v\n", err)
+	opts, ok := in.options(stderr)
+	if !ok {
 		return exitUsage
 	}
 	var werr func() error
@@ -254,9 +267,8 @@ func runTimeline(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		at   event.Ref
 		body string
 	}
-	opts, err := in.options(stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "h2scope: %v\n", err)
+	opts, ok := in.options(stderr)
+	if !ok {
 		return exitUsage
 	}
 	var lines []line
@@ -357,17 +369,12 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if !ok {
 		return exitUsage
 	}
-	var threshold analyze.Severity
-	if *failOn != "" {
-		var err error
-		if threshold, err = analyze.ParseSeverity(*failOn); err != nil || threshold == analyze.Info {
-			fmt.Fprintf(stderr, "h2scope analyze: --fail-on %q: want warning or critical\n", *failOn)
-			return exitUsage
-		}
+	threshold, ok := parseFailOn("analyze", *failOn, stderr)
+	if !ok {
+		return exitUsage
 	}
-	opts, err := in.options(stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "h2scope: %v\n", err)
+	opts, ok := in.options(stderr)
+	if !ok {
 		return exitUsage
 	}
 	// A progress bar only where stderr is a terminal.
