@@ -232,6 +232,26 @@ func wiresharkFrame(typ uint32) bool {
 
 // readEPB reads an Enhanced Packet Block, or the obsolete Packet Block of
 // the same layout with a 16-bit interface id.
+// copyOut copies bytes [from, to) of the block at off, whose length is
+// total, into the file's scratch buffer and skips the rest of the block:
+// for packet data in a block longer than the read buffer. The result is
+// valid until the next copyOut.
+func (f *file) copyOut(off int64, total uint32, from, to int) ([]byte, error) {
+	b, err := f.br.Peek(to)
+	if len(b) < to {
+		return nil, f.short(off, err, "block has %d of %d bytes", len(b), total)
+	}
+	if cap(f.scratch) < to-from {
+		f.scratch = make([]byte, to-from)
+	}
+	data := f.scratch[:to-from]
+	copy(data, b[from:to])
+	if err := f.skipBlock(off, total); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
 func (f *file) readEPB(p *Packet, off int64, typ, total uint32) error {
 	const fixed = 28 // header and fixed fields
 	b, err := f.br.Peek(fixed)
@@ -271,19 +291,9 @@ func (f *file) readEPB(p *Packet, off int64, typ, total uint32) error {
 		f.off += int64(total)
 	} else {
 		// Options too long for the buffer: copy the data out first.
-		b, err = f.br.Peek(n)
-		if len(b) < n {
-			return f.short(off, err, "block has %d of %d bytes", len(b), total)
-		}
-		if cap(f.scratch) < int(caplen) {
-			f.scratch = make([]byte, caplen)
-		}
-		data := f.scratch[:caplen]
-		copy(data, b[fixed:n])
-		if err := f.skipBlock(off, total); err != nil {
+		if p.Data, err = f.copyOut(off, total, fixed, n); err != nil {
 			return err
 		}
-		p.Data = data
 	}
 	p.File = f.index
 	p.TS = ifc.ts(units)
@@ -320,19 +330,10 @@ func (f *file) readSPB(p *Packet, off int64, total uint32) error {
 	if uint64(caplen) > uint64(f.maxCap) {
 		return f.corrupt(off, "captured length %d exceeds the %d-byte limit", caplen, f.maxCap)
 	}
-	n := fixed + int(caplen)
-	b, err = f.br.Peek(n)
-	if len(b) < n {
-		return f.short(off, err, "block has %d of %d bytes", len(b), total)
-	}
-	if cap(f.scratch) < int(caplen) {
-		f.scratch = make([]byte, caplen)
-	}
 	// The block may be longer than the buffer, so copy (this block type is
 	// rare, and never in the files of today's tools).
-	data := f.scratch[:caplen]
-	copy(data, b[fixed:n])
-	if err := f.skipBlock(off, total); err != nil {
+	data, err := f.copyOut(off, total, fixed, fixed+int(caplen))
+	if err != nil {
 		return err
 	}
 	p.File = f.index
