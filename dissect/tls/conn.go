@@ -753,8 +753,8 @@ func (c *Conn) Gap(dir event.Dir, n int, at event.Ref) {
 	if d.opened && c.opts.Plain != nil {
 		c.opts.Plain.Gap(dir, n, at)
 	}
-	if d.prot != nil && c.reason == "" {
-		c.reason = ReasonCaptureGap
+	if d.prot != nil {
+		c.because(ReasonCaptureGap)
 	}
 	c.stop(d)
 }

@@ -38,9 +38,7 @@ func (c *Conn) unprotect(dir event.Dir, d *direction, typ uint8, p []byte, at ev
 		}
 		c.sum.Decryption.Failures[dir]++
 		d.failed = true
-		if c.reason == "" {
-			c.reason = ReasonAuthentication
-		}
+		c.because(ReasonAuthentication)
 		if d.opened && c.opts.Plain != nil {
 			c.opts.Plain.Gap(dir, len(p), at)
 		}
@@ -57,9 +55,7 @@ func (c *Conn) unprotect(dir event.Dir, d *direction, typ uint8, p []byte, at ev
 // 0-RTT and they are logged), the key block's in TLS 1.2.
 func (c *Conn) startDecryption(dir event.Dir, d *direction) bool {
 	fail := func(reason string) bool {
-		if c.reason == "" {
-			c.reason = reason
-		}
+		c.because(reason)
 		d.failed = true
 		return false
 	}
@@ -127,24 +123,18 @@ func (c *Conn) applicationKeys(dir event.Dir) {
 		return
 	}
 	d.pending = nil
-	sec := c.lookup()
-	if sec == nil {
-		d.prot, d.failed = nil, true
-		if c.reason == "" {
-			c.reason = ReasonNoKeys
+	var secret []byte
+	if sec := c.lookup(); sec != nil {
+		secret = sec.ServerTraffic
+		if dir == event.C2S {
+			secret = sec.ClientTraffic
 		}
-		return
 	}
-	secret := sec.ServerTraffic
-	if dir == event.C2S {
-		secret = sec.ClientTraffic
-	}
+	// With no secrets (nil), newProtector13 fails as for a wrong length.
 	p, err := newProtector13(d.prot.s, secret)
 	if err != nil {
 		d.prot, d.failed = nil, true
-		if c.reason == "" {
-			c.reason = ReasonNoKeys
-		}
+		c.because(ReasonNoKeys)
 		return
 	}
 	d.prot = p
@@ -258,4 +248,11 @@ func parseNewSessionTicket(body []byte, tls13 bool) (lifetime uint32, ticket []b
 		return 0, nil, false
 	}
 	return lifetime, bytes.Clone(t), true
+}
+
+// because records the first reason protected records stayed encrypted.
+func (c *Conn) because(reason string) {
+	if c.reason == "" {
+		c.reason = reason
+	}
 }
