@@ -326,7 +326,7 @@ func poolStats(cfg ChurnConfig, p connPool) churnStats {
 		slices.SortFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
 		j := 0
 		for i := range ts {
-			for ts[i].Sub(ts[j]) >= cfg.ReuseWindow {
+			for j < i && ts[i].Sub(ts[j]) >= cfg.ReuseWindow {
 				j++
 			}
 			s.twPeak[side] = max(s.twPeak[side], i-j+1)
