@@ -72,7 +72,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzHTTP1 -fuzztime $(FUZZTIME) ./dissect/http1
 	$(GO) test -run '^$$' -fuzz FuzzFrames -fuzztime $(FUZZTIME) ./dissect/http2
 	$(GO) test -run '^$$' -fuzz FuzzHPACK -fuzztime $(FUZZTIME) ./dissect/http2
+	$(GO) test -run '^$$' -fuzz FuzzRecordRoundTrip -fuzztime $(FUZZTIME) ./dissect/http2
 	$(GO) test -run '^$$' -fuzz FuzzMessages -fuzztime $(FUZZTIME) ./dissect/grpc
+	$(GO) test -run '^$$' -fuzz FuzzCallRoundTrip -fuzztime $(FUZZTIME) ./dissect/grpc
 	$(GO) test -run '^$$' -fuzz FuzzRecords -fuzztime $(FUZZTIME) ./dissect/tls
 	$(GO) test -run '^$$' -fuzz FuzzDecrypt -fuzztime $(FUZZTIME) ./dissect/tls
 	$(GO) test -run '^$$' -fuzz FuzzAnalyze -fuzztime $(FUZZTIME) ./analyze

@@ -4,8 +4,10 @@ import (
 	"maps"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/internal/pack"
 )
 
 // DefaultMaxMessage is the largest message length a Conn accepts when
@@ -122,8 +124,9 @@ func (h *half) resetProbe() {
 type stream struct {
 	id       uint32
 	kind     kind
-	rec      int  // index in Conn.calls, -1 when none
-	pre      Call // the record until the stream is known to be gRPC
+	rec      int   // index in Conn.calls, -1 when none
+	r        *Call // the record in Conn.calls, nil when none
+	pre      Call  // the record until the stream is known to be gRPC
 	method   string
 	reqSeen  bool // request HEADERS seen
 	respSeen bool // response HEADERS (with :status) seen
@@ -134,7 +137,7 @@ type stream struct {
 // call returns the record of s: in Conn.calls once it has one.
 func (c *Conn) call(s *stream) *Call {
 	if s.rec >= 0 {
-		return c.calls.at(s.rec)
+		return s.r
 	}
 	return &s.pre
 }
@@ -151,7 +154,14 @@ func (c *Conn) Anomalies() map[string]int { return maps.Clone(c.anomalies) }
 
 // Calls returns the records of the calls seen so far, in the order they
 // were recognised as gRPC (a copy).
-func (c *Conn) Calls() []Call { return c.calls.slice() }
+func (c *Conn) Calls() []Call {
+	if c.calls.Len() == 0 {
+		return nil
+	}
+	out := make([]Call, 0, c.calls.Len())
+	c.calls.Each(func(r *callRec) { out = append(out, Call(*r)) })
+	return out
+}
 
 // stream returns the state of stream id, creating it when asked. It
 // returns nil for stream 0, a stream closed recently, or when
@@ -190,19 +200,26 @@ func (c *Conn) accept(s *stream, heuristic bool) {
 	s.pre.Heuristic = heuristic
 	s.half[0].strict, s.half[1].strict = false, false
 	if s.rec < 0 {
-		if c.calls.n < c.opts.MaxCalls {
-			s.rec = c.calls.add(s.pre)
+		if c.calls.Len() < c.opts.MaxCalls {
+			i, r := c.calls.Add(callRec(s.pre))
+			s.rec, s.r = i, (*Call)(r)
 		} else {
 			c.anomaly("calls_not_recorded")
 		}
 	}
 }
 
-// remove forgets s; late frames for its id are then ignored.
+// remove forgets s; late frames for its id are then ignored, so its
+// record is final and is frozen (callers use neither after).
 func (c *Conn) remove(s *stream) {
 	delete(c.streams, s.id)
 	c.closed[c.nclosed%len(c.closed)] = s.id
 	c.nclosed++
+	if s.rec >= 0 {
+		c.calls.Freeze(s.rec)
+		c.calls.Settle()
+		s.r = nil
+	}
 }
 
 // fields are the header fields gRPC reads, not yet copied.
@@ -559,7 +576,7 @@ func (c *Conn) count(s *stream, dir event.Dir, n int, bytes int64, comp bool) {
 	if s.rec < 0 {
 		return
 	}
-	p := c.calls.at(s.rec)
+	p := s.r
 	if dir == event.C2S {
 		p.RequestMessages += n
 		p.RequestBytes += bytes
@@ -667,39 +684,47 @@ func (c *Conn) Finish(at event.Ref) {
 	clear(c.streams)
 }
 
-// callChunk is the number of records in each chunk of a callList.
-const callChunk = 256
+// callList holds a connection's call records: in Go form while their
+// stream is open, encoded once it was forgotten (see pack.List).
+type callList = pack.List[callRec, *callRec]
 
-// callList holds call records in fixed chunks, so that adding one never
-// copies the others and pointers to records stay valid.
-type callList struct {
-	chunks []*[callChunk]Call
-	n      int
+// callRec is a Call as a callList stores it.
+type callRec Call
+
+// Encode writes r into e (for pack.List); Decode reads it back exactly.
+func (r *callRec) Encode(e *pack.Encoder) {
+	e.Bools(r.Heuristic, r.MidStream, r.TrailersOnly, r.Reset, r.HasTimeout, r.OverTimeout, r.Ended)
+	e.Uint(uint64(r.Stream))
+	for _, v := range [...]string{r.Method, r.Service, r.Name, r.Authority, r.ContentType, r.RequestEncoding,
+		r.ResponseEncoding, r.StatusName, r.StatusMessage, r.ResetBy, r.ResetCode, r.ResetStatus, r.ClientStatus} {
+		e.String(v)
+	}
+	for _, v := range [...]int64{int64(r.RequestMessages), int64(r.ResponseMessages), r.RequestBytes, r.ResponseBytes,
+		int64(r.Compressed), int64(r.LostMessages), int64(r.Gaps), int64(r.HTTPStatus), int64(r.Status),
+		int64(r.Timeout), int64(r.Duration)} {
+		e.Int(v)
+	}
+	e.Ref(r.Start)
+	e.Ref(r.End)
 }
 
-// add appends c and returns its index.
-func (l *callList) add(c Call) int {
-	if l.n%callChunk == 0 {
-		l.chunks = append(l.chunks, new([callChunk]Call))
+// Decode reads what Encode wrote.
+func (r *callRec) Decode(d *pack.Decoder) {
+	d.Bools(&r.Heuristic, &r.MidStream, &r.TrailersOnly, &r.Reset, &r.HasTimeout, &r.OverTimeout, &r.Ended)
+	r.Stream = uint32(d.Uint())
+	for _, p := range [...]*string{&r.Method, &r.Service, &r.Name, &r.Authority, &r.ContentType, &r.RequestEncoding,
+		&r.ResponseEncoding, &r.StatusName, &r.StatusMessage, &r.ResetBy, &r.ResetCode, &r.ResetStatus, &r.ClientStatus} {
+		*p = d.String()
 	}
-	l.chunks[l.n/callChunk][l.n%callChunk] = c
-	l.n++
-	return l.n - 1
-}
-
-// at returns record i.
-func (l *callList) at(i int) *Call { return &l.chunks[i/callChunk][i%callChunk] }
-
-// slice returns a copy of the records, nil when there are none.
-func (l *callList) slice() []Call {
-	if l.n == 0 {
-		return nil
+	var n [11]int64
+	for i := range n {
+		n[i] = d.Int()
 	}
-	out := make([]Call, 0, l.n)
-	for i, ch := range l.chunks {
-		out = append(out, ch[:min(callChunk, l.n-i*callChunk)]...)
-	}
-	return out
+	r.RequestMessages, r.ResponseMessages, r.RequestBytes, r.ResponseBytes = int(n[0]), int(n[1]), n[2], n[3]
+	r.Compressed, r.LostMessages, r.Gaps, r.HTTPStatus, r.Status = int(n[4]), int(n[5]), int(n[6]), int(n[7]), int(n[8])
+	r.Timeout, r.Duration = time.Duration(n[9]), time.Duration(n[10])
+	r.Start = d.Ref()
+	r.End = d.Ref()
 }
 
 // maxInterned bounds Conn.interned.

@@ -728,6 +728,7 @@ func (c *Conn) endFrame(h *half, at event.Ref) {
 	c.prepare(h, at, h.fh.Type.String(), h.fh.StreamID, int(h.fh.Length), h.fh.Type.FlagNames(h.fh.Flags))
 	c.det.Lost = h.lost
 	h.spec.finish(c, h)
+	c.recs.Settle()
 }
 
 // prepare resets the event for a unit of h.

@@ -74,14 +74,14 @@ func checkBounds(t *testing.T, c *Conn) {
 			t.Fatalf("kept %d", h.keepN)
 		}
 	}
-	if len(c.active) > c.opts.MaxStreams || c.recs.n > c.opts.MaxStreams || len(c.stalls) > maxConnStalls || len(c.goaways) > maxGoAways {
-		t.Fatalf("%d active, %d records, %d stalls", len(c.active), c.recs.n, len(c.stalls))
+	if len(c.active) > c.opts.MaxStreams || c.recs.Len() > c.opts.MaxStreams || len(c.stalls) > maxConnStalls || len(c.goaways) > maxGoAways {
+		t.Fatalf("%d active, %d records, %d stalls", len(c.active), c.recs.Len(), len(c.stalls))
 	}
-	for i := range int32(c.recs.n) {
-		if len(c.recs.at(i).stalls) > maxStreamStalls {
-			t.Fatalf("%d stalls on a stream", len(c.recs.at(i).stalls))
+	c.recs.Each(func(r *srec) {
+		if len(r.stalls) > maxStreamStalls {
+			t.Fatalf("%d stalls on a stream", len(r.stalls))
 		}
-	}
+	})
 	for d := range c.send {
 		if g := &c.send[d].guess; len(g.cands) > maxConnStalls || g.alone > g.hits {
 			t.Fatalf("connection window guess: %d candidates, %d of %d hits alone", len(g.cands), g.alone, g.hits)

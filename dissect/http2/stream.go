@@ -199,6 +199,7 @@ func (s stallRec) export() Stall {
 type sstate struct {
 	id       uint32
 	rec      int32 // index in Conn.recs, -1 when dropped
+	r        *srec // the record, nil when dropped
 	win      [2]int64
 	winKnown [2]bool
 	end      [2]bool
@@ -230,7 +231,7 @@ func (c *Conn) touch(id uint32, at event.Ref, opener bool) *sstate {
 		return st
 	}
 	ri, hasRec := c.recIdx[id]
-	if hasRec && c.recs.at(ri).closed {
+	if hasRec && (c.recs.Frozen(int(ri)) || c.recs.At(int(ri)).closed) {
 		return nil
 	}
 	par := initiator(id)
@@ -252,9 +253,10 @@ func (c *Conn) touch(id uint32, at event.Ref, opener bool) *sstate {
 	}
 	st := &sstate{id: id, rec: -1, opening: opener && fresh}
 	if hasRec {
-		st.rec = ri
-	} else if c.recs.n < c.opts.MaxStreams {
-		st.rec = c.recs.add(srec{id: id, grpcStatus: -1, midstream: !(opener && fresh)})
+		st.rec, st.r = ri, c.recs.At(int(ri))
+	} else if c.recs.Len() < c.opts.MaxStreams {
+		i, r := c.recs.Add(srec{id: id, grpcStatus: -1, midstream: !(opener && fresh)})
+		st.rec, st.r = int32(i), r
 		c.recIdx[id] = st.rec
 		c.seen++
 	} else {
@@ -267,16 +269,16 @@ func (c *Conn) touch(id uint32, at event.Ref, opener bool) *sstate {
 
 // rec returns st's record, nil when dropped.
 func (c *Conn) rec(st *sstate) *srec {
-	if st == nil || st.rec < 0 {
+	if st == nil {
 		return nil
 	}
-	return c.recs.at(st.rec)
+	return st.r
 }
 
 // recByID returns stream id's record whether or not it is still tracked.
 func (c *Conn) recByID(id uint32) *srec {
 	if i, ok := c.recIdx[id]; ok {
-		return c.recs.at(i)
+		return c.recs.At(int(i))
 	}
 	return nil
 }
@@ -324,6 +326,7 @@ func (c *Conn) closeStream(st *sstate, at event.Ref, by string) {
 	}
 	if r := c.rec(st); r != nil {
 		r.closed = true
+		c.recs.Freeze(int(st.rec))
 	}
 	delete(c.active, st.id)
 }
@@ -644,9 +647,8 @@ func (c *Conn) promise(dir event.Dir, parent, id uint32, h []event.Header, bad b
 // identifier, at most Options.MaxStreams of them. Stalls still in progress
 // are included with a nil End.
 func (c *Conn) Streams() []Stream {
-	out := make([]Stream, 0, c.recs.n)
-	for i := range int32(c.recs.n) {
-		r := c.recs.at(i)
+	out := make([]Stream, 0, c.recs.Len())
+	c.recs.Each(func(r *srec) {
 		s := Stream{
 			ID: r.id, Initiator: "client", Midstream: r.midstream, Upgrade: r.upgrade,
 			Method: r.method, Scheme: r.scheme, Authority: r.authority, Path: r.path,
@@ -697,31 +699,7 @@ func (c *Conn) Streams() []Stream {
 			}
 		}
 		out = append(out, s)
-	}
+	})
 	sort.SliceStable(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
-
-// recChunk is the number of records in each chunk of a recList.
-const recChunk = 256
-
-// recList holds stream records in fixed chunks, so that adding one never
-// copies the others (a Conn keeps up to Options.MaxStreams of them) and
-// pointers to records stay valid.
-type recList struct {
-	chunks []*[recChunk]srec
-	n      int
-}
-
-// add appends r and returns its index.
-func (l *recList) add(r srec) int32 {
-	if l.n%recChunk == 0 {
-		l.chunks = append(l.chunks, new([recChunk]srec))
-	}
-	l.chunks[l.n/recChunk][l.n%recChunk] = r
-	l.n++
-	return int32(l.n - 1)
-}
-
-// at returns record i.
-func (l *recList) at(i int32) *srec { return &l.chunks[i/recChunk][i%recChunk] }
