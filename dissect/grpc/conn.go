@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/h2scope/h2scope/dissect/event"
-	"github.com/h2scope/h2scope/dissect/internal/pack"
+	"github.com/h2scope/h2scope/internal/pack"
 )
 
 // DefaultMaxMessage is the largest message length a Conn accepts when

@@ -3,7 +3,7 @@ package grpc
 import (
 	"testing"
 
-	"github.com/h2scope/h2scope/dissect/internal/pack/packtest"
+	"github.com/h2scope/h2scope/internal/pack/packtest"
 )
 
 // FuzzCallRoundTrip fills every field of call records from the input and

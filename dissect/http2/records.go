@@ -2,7 +2,7 @@ package http2
 
 import (
 	"github.com/h2scope/h2scope/dissect/event"
-	"github.com/h2scope/h2scope/dissect/internal/pack"
+	"github.com/h2scope/h2scope/internal/pack"
 )
 
 // recList holds a connection's stream records: in Go form while their

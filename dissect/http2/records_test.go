@@ -5,7 +5,7 @@ import (
 
 	"github.com/h2scope/h2scope/dissect/event"
 
-	"github.com/h2scope/h2scope/dissect/internal/pack/packtest"
+	"github.com/h2scope/h2scope/internal/pack/packtest"
 )
 
 // FuzzRecordRoundTrip fills every field of stream records from the input

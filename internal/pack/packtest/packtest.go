@@ -11,7 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/h2scope/h2scope/dissect/event"
-	"github.com/h2scope/h2scope/dissect/internal/pack"
+	"github.com/h2scope/h2scope/internal/pack"
 )
 
 // source hands out values from fuzz bytes (zeros once they run out).

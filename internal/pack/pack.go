@@ -30,12 +30,9 @@ const (
 	maxTableString = 256
 	// firstBlock and maxBlock are the sizes of a Store's first and
 	// largest blocks; blocks double in between, so a connection with few
-	// records wastes little.
+	// records wastes little. A larger record gets a block of its own.
 	firstBlock = 512
 	maxBlock   = 64 << 10
-	// MaxRecord bounds the encoded size of one record; Put refuses
-	// larger ones (the caller keeps them in Go form).
-	MaxRecord = maxBlock
 	// maxBlocks bounds the blocks of a Store, so that a Loc (block<<16 |
 	// offset) plus one fits in 32 bits.
 	maxBlocks = 1<<16 - 1
@@ -56,14 +53,15 @@ type Store struct {
 }
 
 // Put stores the record e encoded and returns where it is; ok is false
-// when e is too large (it is then not stored).
+// when it cannot be stored exactly (see Encoder.Time) or the Store is
+// full.
 func (s *Store) Put(e *Encoder) (loc Loc, ok bool) {
 	b := e.buf
-	if len(b) > MaxRecord || e.bad {
+	if e.bad {
 		return 0, false
 	}
 	n := len(s.blocks)
-	if n == 0 || len(s.blocks[n-1])+len(b) > cap(s.blocks[n-1]) {
+	if n == 0 || len(s.blocks[n-1])+len(b) > cap(s.blocks[n-1]) || len(s.blocks[n-1]) > 0xffff {
 		if n >= maxBlocks {
 			return 0, false
 		}
