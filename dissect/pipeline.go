@@ -205,6 +205,7 @@ func read(ctx context.Context, r *capture.Reader, dec *layer.Decoder, progress b
 			continue
 		}
 		seg.Ref = p.Ref
+		fingerprint(&seg)
 		it := add(len(seg.Payload))
 		if it == nil {
 			return

@@ -166,7 +166,19 @@ func runSequential(ctx context.Context, r *capture.Reader, dec *layer.Decoder, s
 			continue
 		}
 		seg.Ref = p.Ref
+		fingerprint(&seg)
 		s.segment(&seg)
+	}
+}
+
+// fingerprint fills in the payload fingerprint the tracker keeps, right
+// after decoding: in a pipelined run the reader's goroutine computes it
+// while the payload is in its core's cache, sparing Run's goroutine a
+// cold read of the bytes. The sequential run does the same so that both
+// hand OnSegment the same segments.
+func fingerprint(seg *layer.Segment) {
+	if len(seg.Payload) > 0 {
+		seg.Sum, seg.Summed = tcp.Fingerprint(seg.Payload), true
 	}
 }
 

@@ -56,4 +56,11 @@ type Segment struct {
 	// PayloadLen when the frame was cut by the snap length. It aliases the
 	// packet's data and is valid only until the packet buffer is reused.
 	Payload []byte
+	// Sum, when Summed is set, is tcp.Fingerprint(Payload), which
+	// connection tracking keeps of every payload it delivers. A caller
+	// that decodes packets on another goroutine than the tracker's
+	// computes it there, while the bytes are still in that core's cache;
+	// otherwise the tracker does. Decode clears Summed.
+	Sum    uint32
+	Summed bool
 }

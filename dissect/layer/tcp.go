@@ -50,6 +50,7 @@ func (d *Decoder) tcp(b []byte, rep int, src, dst netip.Addr) (Result, error) {
 	s.parseOptions(b[20:hl])
 	s.PayloadLen = rep - hl
 	s.Payload = b[hl:]
+	s.Sum, s.Summed = 0, false
 	return Result{Kind: KindTCP, Layer: LayerTCP, Offset: d.offset(b), Tunnels: d.tunnels}, nil
 }
 

@@ -79,18 +79,37 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // reads.
 const fingerprintEdge = 128
 
-// fingerprint summarises a segment's bytes for telling a faithful
+// Fingerprint summarises a segment's payload for telling a faithful
 // retransmission from a conflicting one: a CRC-32C of its first and last
 // 128 bytes. Checksumming every byte of every segment cost a sixth of the
 // whole pipeline; rewritten retransmissions (injected or corrupted
 // content) differ near their edges in practice, and a conflict confined to
 // the middle of a large segment goes unnoticed.
-func fingerprint(b []byte) uint32 {
+//
+// A Tracker fingerprints every payload it delivers. A caller that reads
+// packets on another goroutine can compute it there, while the bytes are
+// still in that core's cache, and pass it in layer.Segment.Sum.
+func Fingerprint(b []byte) uint32 {
 	if len(b) <= 2*fingerprintEdge {
 		return crc32.Checksum(b, castagnoli)
 	}
 	sum := crc32.Update(0, castagnoli, b[:fingerprintEdge])
 	return crc32.Update(sum, castagnoli, b[len(b)-fingerprintEdge:])
+}
+
+// sum is the fingerprint of the bytes it travels with, when the caller
+// computed it (known); otherwise it is computed when needed.
+type sum struct {
+	v     uint32
+	known bool
+}
+
+// of returns the fingerprint of b, which s travels with.
+func (s sum) of(b []byte) uint32 {
+	if s.known {
+		return s.v
+	}
+	return Fingerprint(b)
 }
 
 // reasm is the reassembly side of a Tracker: it owns the buffer budget.
@@ -102,13 +121,13 @@ type reasm struct {
 }
 
 // deliver hands in-order bytes (or a snap-length hole) to the handler.
-func (r *reasm) deliver(c *Conn, dir event.Dir, st *stream, data []byte, n int, ref event.Ref) {
+func (r *reasm) deliver(c *Conn, dir event.Dir, st *stream, data []byte, n int, ref event.Ref, fp sum) {
 	if data == nil {
 		r.gap(c, dir, st, n, ref)
 		return
 	}
 	i := st.nrecent % recentSegs
-	st.recent[i] = recentSeg{seq: st.next, n: n, sum: fingerprint(data)}
+	st.recent[i] = recentSeg{seq: st.next, n: n, sum: fp.of(data)}
 	st.nrecent++
 	st.next += uint32(n)
 	c.StreamBytes.Add(dir, uint64(n))
@@ -127,8 +146,9 @@ func (r *reasm) gap(c *Conn, dir event.Dir, st *stream, n int, ref event.Ref) {
 }
 
 // segment adds n payload bytes of dir starting at seq; data holds the
-// captured part (it may be shorter than n).
-func (r *reasm) segment(c *Conn, dir event.Dir, seq uint32, data []byte, n int, ref event.Ref) {
+// captured part (it may be shorter than n), whose fingerprint fp may be
+// known.
+func (r *reasm) segment(c *Conn, dir event.Dir, seq uint32, data []byte, n int, ref event.Ref, fp sum) {
 	st := &c.streams[dir]
 	if st.closed || n <= 0 {
 		if st.cut && n > 0 {
@@ -141,23 +161,23 @@ func (r *reasm) segment(c *Conn, dir event.Dir, seq uint32, data []byte, n int, 
 		st.next = seq
 	}
 	if len(data) > n {
-		data = data[:n]
+		data, fp = data[:n], sum{}
 	}
 	if len(data) < n {
-		r.segment(c, dir, seq, data, len(data), ref)
+		r.segment(c, dir, seq, data, len(data), ref, fp)
 		r.hole(c, dir, seq+uint32(len(data)), n-len(data), ref)
 		return
 	}
 	if seqLT(seq, st.next) {
 		off := int(st.next - seq)
 		if off >= n {
-			r.checkRetransmit(c, st, seq, data)
+			r.checkRetransmit(c, st, seq, data, fp)
 			return
 		}
-		seq, data, n = st.next, data[off:], n-off
+		seq, data, n, fp = st.next, data[off:], n-off, sum{}
 	}
 	if seq == st.next {
-		r.deliver(c, dir, st, data, n, ref)
+		r.deliver(c, dir, st, data, n, ref, fp)
 		r.drain(c, dir, st)
 		return
 	}
@@ -208,12 +228,13 @@ func (r *reasm) hole(c *Conn, dir event.Dir, seq uint32, n int, ref event.Ref) {
 }
 
 // checkRetransmit compares a fully old segment with the delivered one of the
-// same extent, when that one is still remembered.
-func (r *reasm) checkRetransmit(c *Conn, st *stream, seq uint32, data []byte) {
+// same extent, when that one is still remembered; fp is data's
+// fingerprint if known.
+func (r *reasm) checkRetransmit(c *Conn, st *stream, seq uint32, data []byte, fp sum) {
 	for i := range min(st.nrecent, recentSegs) {
 		s := st.recent[i]
 		if s.seq == seq && s.n == len(data) {
-			if s.sum != fingerprint(data) {
+			if s.sum != fp.of(data) {
 				c.Anomaly("conflicting_overlap")
 			}
 			return
@@ -299,7 +320,7 @@ func (r *reasm) drain(c *Conn, dir event.Dir, st *stream) {
 		if p.data != nil {
 			d = p.data[off:]
 		}
-		r.deliver(c, dir, st, d, p.n-off, p.ref)
+		r.deliver(c, dir, st, d, p.n-off, p.ref, sum{})
 	}
 	if k > 0 {
 		n := copy(st.pend, st.pend[k:])

@@ -263,7 +263,7 @@ func (t *Tracker) reassemble(c *Conn, dir event.Dir, s *layer.Segment) {
 		}
 	}
 	if s.PayloadLen > 0 {
-		t.r.segment(c, dir, seq, s.Payload, s.PayloadLen, s.Ref)
+		t.r.segment(c, dir, seq, s.Payload, s.PayloadLen, s.Ref, sum{s.Sum, s.Summed})
 	}
 	if f.Has(layer.ACK) {
 		t.r.ackTo(c, dir.Reverse(), s.Ack, s.Ref)

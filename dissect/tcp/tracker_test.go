@@ -30,6 +30,9 @@ type seg struct {
 	ws    int8 // window scale option, 0 = none
 	trunc int  // bytes of data cut by the snap length
 	zero  bool // advertise a zero window (win 0 otherwise means 1000)
+	// summed carries the payload's fingerprint in the segment, as Run
+	// computes it ahead of the tracker.
+	summed bool
 }
 
 const (
@@ -88,6 +91,9 @@ func toSegment(g seg, frame uint64) layer.Segment {
 	}
 	if s.Win == 0 && !g.zero {
 		s.Win = 1000
+	}
+	if g.summed && len(s.Payload) > 0 {
+		s.Sum, s.Summed = Fingerprint(s.Payload), true
 	}
 	if g.ws > 0 {
 		s.WScale = g.ws
@@ -216,22 +222,34 @@ func TestReassembly(t *testing.T) {
 		missed: 2,
 	}}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			conns, _, recs := play(t, Options{}, tt.segs)
-			if len(conns) != 1 {
-				t.Fatalf("got %d connections, want 1", len(conns))
+		for _, summed := range []bool{false, true} {
+			name, segs := tt.name, tt.segs
+			if summed {
+				// The same with the fingerprints computed ahead, as Run
+				// does.
+				name += " (summed)"
+				segs = append([]seg(nil), segs...)
+				for i := range segs {
+					segs[i].summed = true
+				}
 			}
-			got := recs[conns[0].ID].log
-			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
-				t.Errorf("handler saw\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(tt.want, "\n\t"))
-			}
-			if conns[0].MissedBytes != tt.missed {
-				t.Errorf("missed_bytes = %d, want %d", conns[0].MissedBytes, tt.missed)
-			}
-			if tt.anom != "" && conns[0].Anomalies[tt.anom] == 0 {
-				t.Errorf("anomaly %s not counted: %v", tt.anom, conns[0].Anomalies)
-			}
-		})
+			t.Run(name, func(t *testing.T) {
+				conns, _, recs := play(t, Options{}, segs)
+				if len(conns) != 1 {
+					t.Fatalf("got %d connections, want 1", len(conns))
+				}
+				got := recs[conns[0].ID].log
+				if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+					t.Errorf("handler saw\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(tt.want, "\n\t"))
+				}
+				if conns[0].MissedBytes != tt.missed {
+					t.Errorf("missed_bytes = %d, want %d", conns[0].MissedBytes, tt.missed)
+				}
+				if tt.anom != "" && conns[0].Anomalies[tt.anom] == 0 {
+					t.Errorf("anomaly %s not counted: %v", tt.anom, conns[0].Anomalies)
+				}
+			})
+		}
 	}
 }
 
