@@ -78,6 +78,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzRecords -fuzztime $(FUZZTIME) ./dissect/tls
 	$(GO) test -run '^$$' -fuzz FuzzDecrypt -fuzztime $(FUZZTIME) ./dissect/tls
 	$(GO) test -run '^$$' -fuzz FuzzAnalyze -fuzztime $(FUZZTIME) ./analyze
+	$(GO) test -run '^$$' -fuzz FuzzTimelineStore -fuzztime $(FUZZTIME) ./report
 
 lint:
 	@test -z "$$(gofmt -l . | grep -v '^testdata/')" || (gofmt -l . ; exit 1)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/h2scope/h2scope/analyze"
 	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/internal/pack"
 )
 
 // Schema names the version of the JSON report.
@@ -70,6 +71,7 @@ type Builder struct {
 	Limits Limits
 	red    Redaction
 	conns  []built
+	tls    timelineStore
 }
 
 // built is what Add made of a connection.
@@ -78,8 +80,11 @@ type built struct {
 	rec ConnRecord // its TCP summary replaced by Report
 	// tl holds the timeline's events from the full records (capped at
 	// Limits.Events, EventsOmitted counting the rest) and its spans;
-	// Report merges in the others.
-	tl Timeline
+	// Report merges in the others. It is kept encoded in the Builder's
+	// timelineStore at loc when packed.
+	tl     Timeline
+	loc    pack.Loc
+	packed bool
 }
 
 // NewBuilder returns a Builder redacting secrets in captured strings as
@@ -106,7 +111,11 @@ func (b *Builder) Add(c *analyze.Conn) {
 		}
 		h.App = &a
 	}
-	b.conns = append(b.conns, built{c: c, rec: NewConnRecord(c.TCP, c.App), tl: NewTimeline(&h, b.red, b.Limits)})
+	x := built{c: c, rec: NewConnRecord(c.TCP, c.App), tl: NewTimeline(&h, b.red, b.Limits)}
+	if loc, ok := b.tls.put(&x.tl); ok {
+		x.tl, x.loc, x.packed = Timeline{}, loc, true
+	}
+	b.conns = append(b.conns, x)
 }
 
 // summaryTimeline returns the timeline events of c that its summary
@@ -194,7 +203,11 @@ func (b *Builder) Report(files []string, in *analyze.Input, res analyze.Result) 
 	for _, x := range b.conns {
 		x.rec.Conn = NewConnRecord(x.c.TCP, nil).Conn
 		r.Connections = append(r.Connections, x.rec)
-		r.Timelines = append(r.Timelines, mergeTimeline(summaryTimeline(x.c, red, b.Limits), x.tl, b.Limits))
+		tl := x.tl
+		if x.packed {
+			tl = b.tls.get(x.loc)
+		}
+		r.Timelines = append(r.Timelines, mergeTimeline(summaryTimeline(x.c, red, b.Limits), tl, b.Limits))
 	}
 	for _, k := range in.Conns {
 		if k.App == nil || k.App.TLS == nil {
