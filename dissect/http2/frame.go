@@ -58,14 +58,18 @@ var frameTypeNames = map[FrameType]string{
 	FramePriorityUpdate: "PRIORITY_UPDATE",
 }
 
-// typeNames holds every FrameType's name so that String never allocates.
-var typeNames [256]string
+// typeNames holds every FrameType's name so that String never allocates;
+// knownTypes marks the types of frameTypeNames.
+var (
+	typeNames  [256]string
+	knownTypes [256]bool
+)
 
 func init() {
 	for i := range typeNames {
 		t := FrameType(i)
 		if n, ok := frameTypeNames[t]; ok {
-			typeNames[i] = n
+			typeNames[i], knownTypes[i] = n, true
 		} else {
 			typeNames[i] = fmt.Sprintf("UNKNOWN_0x%02x", i)
 		}
@@ -79,10 +83,7 @@ func (t FrameType) String() string { return typeNames[t] }
 
 // Known reports whether t is a type this package parses (rather than
 // skipping it as RFC 9113 §4.1 requires of unknown types).
-func (t FrameType) Known() bool {
-	_, ok := frameTypeNames[t]
-	return ok
-}
+func (t FrameType) Known() bool { return knownTypes[t] }
 
 // Flags is a frame header's flags byte. Bit meanings depend on the frame
 // type: 0x1 is END_STREAM on DATA and HEADERS but ACK on SETTINGS and PING.
@@ -115,23 +116,28 @@ var definedFlags = map[FrameType][]struct {
 }
 
 // flagNames caches the name of every combination of defined flags per
-// type, so that naming a DATA frame's flags never allocates.
-var flagNames map[FrameType]map[Flags]string
+// type, so that naming a frame's flags never allocates: flagNames[t][f]
+// for a type t with defined flags (else nil) and f without undefined
+// bits (flagMasks[t] holds the defined ones). Arrays rather than maps:
+// every frame is named.
+var (
+	flagNames [256]*[256]string
+	flagMasks [256]Flags
+)
 
 func initFlagNames() {
-	flagNames = make(map[FrameType]map[Flags]string)
 	for t, defs := range definedFlags {
 		var mask Flags
 		for _, d := range defs {
 			mask |= d.f
 		}
-		m := make(map[Flags]string)
+		names := new([256]string)
 		for f := 0; f < 256; f++ {
 			if Flags(f)&^mask == 0 {
-				m[Flags(f)] = flagString(t, Flags(f))
+				names[f] = flagString(t, Flags(f))
 			}
 		}
-		flagNames[t] = m
+		flagNames[t], flagMasks[t] = names, mask
 	}
 }
 
@@ -156,8 +162,8 @@ func flagString(t FrameType, f Flags) string {
 // by "|" in bit order ("END_STREAM|END_HEADERS"); set bits the type does
 // not define are appended in hex. It is empty when no flag is set.
 func (t FrameType) FlagNames(f Flags) string {
-	if s, ok := flagNames[t][f]; ok {
-		return s
+	if names := flagNames[t]; names != nil && f&^flagMasks[t] == 0 {
+		return names[f]
 	}
 	if f == 0 {
 		return ""
