@@ -79,8 +79,10 @@ func (e *hentry) size() uint64 { return uint64(len(e.name)) + uint64(len(e.value
 // the peer does never yields a wrong field.
 type hdecoder struct {
 	// ents holds the known newest entries, oldest first: index 62 is the
-	// last element.
+	// last element. It is a window of arr: evicting reslices it, and push
+	// moves it back to the start of arr when it reaches the end.
 	ents []hentry
+	arr  []hentry
 	// size sums the sizes of ents when unsized is 0.
 	size uint64
 	// unsized counts entries in ents whose name, hence size, is unknown.
@@ -145,9 +147,29 @@ func (d *hdecoder) evictOldest(n int) {
 		}
 		d.mem -= e.size()
 	}
-	k := copy(d.ents, d.ents[n:])
-	clear(d.ents[k:])
-	d.ents = d.ents[:k]
+	d.dropOldest(n)
+}
+
+// dropOldest removes the n oldest entries from ents, leaving the sizes to
+// the caller. Reslicing keeps eviction O(n) rather than O(len(ents)).
+func (d *hdecoder) dropOldest(n int) {
+	clear(d.ents[:n])
+	d.ents = d.ents[n:]
+}
+
+// push appends e to ents. When ents reaches the end of arr, its entries
+// move back to the start of arr, into a new one twice their number when
+// they fill more than half of it, so that each push costs O(1) amortised.
+func (d *hdecoder) push(e hentry) {
+	if n := len(d.ents); n == cap(d.ents) {
+		if cap(d.arr) < 2*n+1 {
+			d.arr = make([]hentry, 2*n+8)
+		}
+		copy(d.arr, d.ents)
+		clear(d.arr[n:])
+		d.ents = d.arr[:n]
+	}
+	d.ents = append(d.ents, e)
 }
 
 // setMax applies a dynamic table size update.
@@ -168,11 +190,7 @@ func (d *hdecoder) setMax(v uint64) {
 		d.mem -= d.ents[n].size()
 		n++
 	}
-	if n > 0 {
-		k := copy(d.ents, d.ents[n:])
-		clear(d.ents[k:])
-		d.ents = d.ents[:k]
-	}
+	d.dropOldest(n)
 	if n > 0 || d.size+entryOverhead > v {
 		d.complete = true
 	}
@@ -195,12 +213,10 @@ func (d *hdecoder) add(e hentry) {
 				d.mem -= d.ents[n].size()
 				n++
 			}
-			k := copy(d.ents, d.ents[n:])
-			clear(d.ents[k:])
-			d.ents = d.ents[:k]
+			d.dropOldest(n)
 			d.complete = true
 		}
-		d.ents = append(d.ents, e)
+		d.push(e)
 		d.size += s
 		d.mem += s
 		if d.size+entryOverhead > d.max {
@@ -212,7 +228,7 @@ func (d *hdecoder) add(e hentry) {
 		} else {
 			d.size += e.size()
 		}
-		d.ents = append(d.ents, e)
+		d.push(e)
 		d.mem += e.size()
 	}
 	if d.mem > d.memCap {

@@ -325,3 +325,48 @@ func TestHPACKLists(t *testing.T) {
 		}
 	}
 }
+
+// TestHPACKTableChurn decodes thousands of blocks whose fields keep
+// inserting and evicting entries of varied sizes, in tables of several
+// sizes, and checks every field and the table's size against x/net's
+// encoder and decoder: eviction reslices the table and insertion moves it
+// back, which must never shift an index.
+func TestHPACKTableChurn(t *testing.T) {
+	for _, size := range []uint32{64, 256, 4096} {
+		var buf bytes.Buffer
+		enc := hpack.NewEncoder(&buf)
+		enc.SetMaxDynamicTableSizeLimit(size)
+		enc.SetMaxDynamicTableSize(size)
+		d := newHDecoder(true, DefaultMaxStringLength, DefaultMaxTableMemory)
+		d.allowed = uint64(size)
+		x := hpack.NewDecoder(size, nil)
+		for i := range 3000 {
+			var list []string
+			for j := range 1 + i%7 {
+				// Some fields repeat (indexed), some are new (inserted).
+				k := (i*7 + j*13) % (50 + i%30)
+				list = append(list, fmt.Sprintf("x-f%d: %s", k%17, strings.Repeat("v", k%40)))
+			}
+			b := encodeBlocks(t, enc, &buf, list)[0]
+			got, _, err := d.decode(b, nil, DefaultMaxHeaderList)
+			if err != nil {
+				t.Fatalf("size %d block %d: %v", size, i, err)
+			}
+			want, err := x.DecodeFull(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("size %d block %d: %d fields, want %d", size, i, len(got), len(want))
+			}
+			for j := range got {
+				if got[j].Unknown || got[j].Name != want[j].Name || got[j].Value != want[j].Value {
+					t.Fatalf("size %d block %d field %d: %+v, want %v", size, i, j, got[j], want[j])
+				}
+			}
+			if !d.full() || d.size > uint64(size) {
+				t.Fatalf("size %d block %d: full %v, table size %d", size, i, d.full(), d.size)
+			}
+		}
+	}
+}
