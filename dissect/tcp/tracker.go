@@ -93,7 +93,9 @@ type Tracker struct {
 	// grace holds the closed connections whose streams are still open,
 	// in order of closing (graceAt): StreamGrace ends them. Entries
 	// whose streams ended otherwise are skipped when reached.
-	grace  []*Conn
+	grace []*Conn
+	// last is the connection lookup found last, if still tracked.
+	last   *Conn
 	nextID event.ConnID
 	r      reasm
 	sweep  time.Time
@@ -146,8 +148,7 @@ func (t *Tracker) Add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
 	ts := s.Ref.TS
 	t.expire(ts)
 
-	key := makeKey(s.Src, s.Dst)
-	c := t.conns[key]
+	key, c := t.lookup(s.Src, s.Dst)
 	syn := s.Flags&(layer.SYN|layer.ACK) == layer.SYN
 	reused := false
 	if c != nil && syn {
@@ -235,6 +236,21 @@ func (t *Tracker) Add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
 		t.grace = append(t.grace, c)
 	}
 	return c, dir, a
+}
+
+// lookup returns the key of the connection between src and dst and the
+// connection, nil if none is tracked. Segments come in runs of one
+// connection, so the last one found is tried before the map.
+func (t *Tracker) lookup(src, dst netip.AddrPort) (connKey, *Conn) {
+	if c := t.last; c != nil && (c.key == connKey{src, dst} || c.key == connKey{dst, src}) {
+		return c.key, c
+	}
+	key := makeKey(src, dst)
+	c := t.conns[key]
+	if c != nil {
+		t.last = c
+	}
+	return key, c
 }
 
 // streamsClosing reports whether c is closed as StreamGrace counts it:
@@ -480,6 +496,9 @@ func (t *Tracker) finish(c *Conn) {
 	}
 	if t.conns[c.key] == c {
 		delete(t.conns, c.key)
+	}
+	if t.last == c {
+		t.last = nil
 	}
 	t.endStreams(c)
 	c.finalize()
