@@ -77,7 +77,7 @@ type Builder struct {
 // built is what Add made of a connection.
 type built struct {
 	c   *analyze.Conn
-	rec ConnRecord // its TCP summary replaced by Report
+	rec ConnRecord // without its TCP summary, which Report adds (final then)
 	// tl holds the timeline's events from the full records (capped at
 	// Limits.Events, EventsOmitted counting the rest) and its spans;
 	// Report merges in the others. It is kept encoded in the Builder's
@@ -112,6 +112,7 @@ func (b *Builder) Add(c *analyze.Conn) {
 		h.App = &a
 	}
 	x := built{c: c, rec: NewConnRecord(c.TCP, c.App), tl: NewTimeline(&h, b.red, b.Limits)}
+	x.rec.Conn = nil
 	if loc, ok := b.tls.put(&x.tl); ok {
 		x.tl, x.loc, x.packed = Timeline{}, loc, true
 	}
