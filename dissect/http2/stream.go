@@ -649,6 +649,18 @@ func (c *Conn) promise(dir event.Dir, parent, id uint32, h []event.Header, bad b
 func (c *Conn) Streams() []Stream {
 	out := make([]Stream, 0, c.recs.Len())
 	c.recs.Each(func(r *srec) {
+		// The frames a stream names share one allocation (not one
+		// per connection: a pointer kept would keep them all).
+		var refs *[3]event.Ref
+		n := 0
+		ref := func(v event.Ref) *event.Ref {
+			if refs == nil {
+				refs = new([3]event.Ref)
+			}
+			refs[n] = v
+			n++
+			return &refs[n-1]
+		}
 		s := Stream{
 			ID: r.id, Initiator: "client", Midstream: r.midstream, Upgrade: r.upgrade,
 			Method: r.method, Scheme: r.scheme, Authority: r.authority, Path: r.path,
@@ -666,16 +678,13 @@ func (c *Conn) Streams() []Stream {
 			s.GRPCStatus = &v
 		}
 		if r.hasFirst {
-			v := r.first
-			s.FirstHeaders = &v
+			s.FirstHeaders = ref(r.first)
 		}
 		if r.ended[event.C2S] {
-			v := r.end[event.C2S]
-			s.ClientEnd = &v
+			s.ClientEnd = ref(r.end[event.C2S])
 		}
 		if r.ended[event.S2C] {
-			v := r.end[event.S2C]
-			s.ServerEnd = &v
+			s.ServerEnd = ref(r.end[event.S2C])
 		}
 		if r.reset != nil {
 			v := *r.reset

@@ -28,6 +28,9 @@ type List[T any, P Record[T]] struct {
 	free    []*T
 	store   Store
 	enc     Encoder
+	// dec is the Decoder of At and Each: a local one would escape
+	// through the generic method call, one allocation a record.
+	dec Decoder
 }
 
 // Len returns the number of records.
@@ -62,13 +65,13 @@ func (l *List[T, P]) At(i int) *T {
 		return p
 	}
 	p := l.alloc()
-	d := l.store.Get(Loc(l.where[i] - 1))
-	P(p).Decode(&d)
+	l.dec = l.store.Get(Loc(l.where[i] - 1))
+	P(p).Decode(&l.dec)
 	l.hot[i] = p
 	if l.reopened == nil {
 		l.reopened = make(map[int]int)
 	}
-	l.reopened[i] = d.Len()
+	l.reopened[i] = l.dec.Len()
 	l.pending = append(l.pending, i)
 	return p
 }
@@ -113,16 +116,16 @@ func (l *List[T, P]) Settle() {
 // Each calls fn with every record in index order; a frozen record is
 // decoded into a scratch copy that fn must not keep.
 func (l *List[T, P]) Each(fn func(*T)) {
-	var scratch T
+	scratch := new(T)
 	for i := range l.n {
 		if p := l.hot[i]; p != nil {
 			fn(p)
 			continue
 		}
 		var zero T
-		scratch = zero
-		d := l.store.Get(Loc(l.where[i] - 1))
-		P(&scratch).Decode(&d)
-		fn(&scratch)
+		*scratch = zero
+		l.dec = l.store.Get(Loc(l.where[i] - 1))
+		P(scratch).Decode(&l.dec)
+		fn(scratch)
 	}
 }
