@@ -69,8 +69,6 @@ type Decoder struct {
 	// it between calls.
 	Stats Stats
 
-	eth   layers.Ethernet
-	vlan  layers.Dot1Q
 	ip4   layers.IPv4
 	udp   layers.UDP
 	gre   layers.GRE

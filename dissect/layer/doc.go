@@ -41,11 +41,14 @@
 //
 // # Use of gopacket
 //
-// Ethernet, 802.1Q, IPv4, UDP, GRE and VXLAN headers are decoded in place
-// by preallocated gopacket/layers values embedded in the Decoder, after
-// Decode has checked the lengths those layers would otherwise report with
-// a freshly allocated error. The other headers are read by hand, each for
-// a stated reason: gopacket/layers has no decoder for NFLOG, IPoIB, MPLS,
+// IPv4 headers with options, UDP, GRE and VXLAN headers are decoded in
+// place by preallocated gopacket/layers values embedded in the Decoder,
+// after Decode has checked the lengths those layers would otherwise report
+// with a freshly allocated error. The other headers are read by hand, each
+// for a stated reason: Ethernet, 802.1Q and option-less IPv4 headers are
+// on every frame, and layers.Ethernet and layers.Dot1Q store slices (with
+// write barriers) where Decode needs two fields, nor can layers.IPv4 fail
+// without options; gopacket/layers has no decoder for NFLOG, IPoIB, MPLS,
 // PPP (outside a full gopacket.Packet) or Cisco HDLC; its TCP, Geneve and
 // IPv6 hop-by-hop decoders allocate per packet; its Linux SLL decoder
 // rejects the 20-byte InfiniBand address length libpcap records; and its

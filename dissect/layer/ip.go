@@ -4,7 +4,6 @@ import (
 	"net/netip"
 
 	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
 )
 
 // IP protocol numbers Decode follows.
@@ -44,9 +43,9 @@ func (d *Decoder) ip(b []byte, rep int) (Result, error) {
 	return d.fail(LayerIPv4, b, errIPVersion)
 }
 
-// ipv4 decodes an IPv4 header with layers.IPv4 after checking the lengths
-// itself, so that layers.IPv4 only fails (and allocates its error) on bad
-// options. The payload ends where the total length says, or where the
+// ipv4 decodes an IPv4 header, checking the lengths itself and its
+// options with layers.IPv4, which then only fails (and allocates its
+// error) on bad options. The payload ends where the total length says, or where the
 // frame ends if that comes first, as in Wireshark; a total length of 0 (a
 // segmentation-offload capture) means "up to the end of the frame".
 func (d *Decoder) ipv4(b []byte, rep int) (Result, error) {
@@ -70,16 +69,21 @@ func (d *Decoder) ipv4(b []byte, rep int) (Result, error) {
 	if len(b) < ihl {
 		return d.fail(LayerIPv4, b, truncated[LayerIPv4])
 	}
-	if err := d.ip4.DecodeFromBytes(b, gopacket.NilDecodeFeedback); err != nil {
-		return d.fail(LayerIPv4, b, errIPv4Options)
+	// Without options (the common case) layers.IPv4 cannot fail once the
+	// lengths are checked: it is only needed to check the options.
+	if ihl > 20 {
+		if err := d.ip4.DecodeFromBytes(b, gopacket.NilDecodeFeedback); err != nil {
+			return d.fail(LayerIPv4, b, errIPv4Options)
+		}
 	}
-	if d.ip4.Flags&layers.IPv4MoreFragments != 0 || d.ip4.FragOffset != 0 {
+	if ff := be16(b[6:]); ff&0x2000 != 0 || ff&0x1FFF != 0 {
+		// More fragments, or a fragment offset.
 		return d.done(KindFragment, LayerIPv4, b)
 	}
 	src := netip.AddrFrom4([4]byte(b[12:16]))
 	dst := netip.AddrFrom4([4]byte(b[16:20]))
 	p, prep := limit(b[ihl:], total-ihl, total-ihl)
-	return d.upper(uint8(d.ip4.Protocol), p, prep, src, dst, LayerIPv4, b)
+	return d.upper(b[9], p, prep, src, dst, LayerIPv4, b)
 }
 
 // ipv6 decodes an IPv6 header; ip has checked the version. A payload

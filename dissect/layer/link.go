@@ -2,9 +2,6 @@ package layer
 
 import (
 	"encoding/binary"
-
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
 )
 
 // EtherType values Decode follows.
@@ -34,21 +31,19 @@ func limit(b []byte, rep, n int) ([]byte, int) {
 	return b, min(rep, n)
 }
 
-// ethernet decodes an Ethernet II or IEEE 802.3 header with layers.Ethernet.
+// ethernet decodes an Ethernet II or IEEE 802.3 header, as layers.Ethernet
+// does but in place: that layer's decoding stores four slices per frame.
 func (d *Decoder) ethernet(b []byte, rep int) (Result, error) {
 	if len(b) < 14 {
 		return d.short(LayerEthernet, b, rep, 14)
 	}
-	if err := d.eth.DecodeFromBytes(b, gopacket.NilDecodeFeedback); err != nil {
-		return d.fail(LayerEthernet, b, shortFrame[LayerEthernet]) // unreachable: 14 bytes are enough
-	}
-	p, prep := d.eth.Payload, rep-14
-	if d.eth.EthernetType == layers.EthernetTypeLLC {
-		// An 802.3 length field: layers.Ethernet has cut Payload to it.
-		prep = min(prep, int(d.eth.Length))
+	et, p, prep := be16(b[12:]), b[14:], rep-14
+	if et < 0x600 {
+		// An 802.3 length field: the payload ends there.
+		p, prep = limit(p, prep, int(et))
 		return d.ethertype(etLLC, p, prep, LayerEthernet)
 	}
-	return d.ethertype(uint16(d.eth.EthernetType), p, prep, LayerEthernet)
+	return d.ethertype(et, p, prep, LayerEthernet)
 }
 
 // ethertype follows an EtherType through VLAN tags and LLC/SNAP headers to
@@ -66,13 +61,11 @@ func (d *Decoder) ethertype(et uint16, b []byte, rep int, from Layer) (Result, e
 			if len(b) < 4 {
 				return d.short(LayerVLAN, b, rep, 4)
 			}
-			if err := d.vlan.DecodeFromBytes(b, gopacket.NilDecodeFeedback); err != nil {
-				return d.fail(LayerVLAN, b, shortFrame[LayerVLAN]) // unreachable: 4 bytes are enough
-			}
-			et, b, rep, from = uint16(d.vlan.Type), d.vlan.Payload, rep-4, LayerVLAN
+			// As layers.Dot1Q decodes it, in place.
+			et, b, rep, from = be16(b[2:]), b[4:], rep-4, LayerVLAN
 			if et < 0x600 {
-				// 802.3 length; layers.Dot1Q has cut Payload to it.
-				rep = min(rep, int(et))
+				// An 802.3 length: the payload ends there.
+				b, rep = limit(b, rep, int(et))
 				et = etLLC
 			}
 		case etLLC:
