@@ -94,8 +94,9 @@ type Tracker struct {
 	// in order of closing (graceAt): StreamGrace ends them. Entries
 	// whose streams ended otherwise are skipped when reached.
 	grace []*Conn
-	// last is the connection lookup found last, if still tracked.
-	last   *Conn
+	// recent caches connections lookup found, by a hash of their ports;
+	// finished ones are removed.
+	recent [8]*Conn
 	nextID event.ConnID
 	r      reasm
 	sweep  time.Time
@@ -239,18 +240,27 @@ func (t *Tracker) Add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
 }
 
 // lookup returns the key of the connection between src and dst and the
-// connection, nil if none is tracked. Segments come in runs of one
-// connection, so the last one found is tried before the map.
+// connection, nil if none is tracked. Captures are dominated by a few busy
+// connections, so a small cache indexed by their ports is tried before the
+// map, whose hash of two netip.AddrPorts costs more.
 func (t *Tracker) lookup(src, dst netip.AddrPort) (connKey, *Conn) {
-	if c := t.last; c != nil && (c.key == connKey{src, dst} || c.key == connKey{dst, src}) {
+	slot := &t.recent[recentSlot(src.Port(), dst.Port())]
+	if c := *slot; c != nil && (c.key == connKey{src, dst} || c.key == connKey{dst, src}) {
 		return c.key, c
 	}
 	key := makeKey(src, dst)
 	c := t.conns[key]
 	if c != nil {
-		t.last = c
+		*slot = c
 	}
 	return key, c
+}
+
+// recentSlot is the index in Tracker.recent of a connection between ports
+// p and q, the same in both directions.
+func recentSlot(p, q uint16) int {
+	h := uint32(p^q) * 0x9e3779b1
+	return int(h >> 29)
 }
 
 // streamsClosing reports whether c is closed as StreamGrace counts it:
@@ -497,8 +507,8 @@ func (t *Tracker) finish(c *Conn) {
 	if t.conns[c.key] == c {
 		delete(t.conns, c.key)
 	}
-	if t.last == c {
-		t.last = nil
+	if slot := &t.recent[recentSlot(c.key.a.Port(), c.key.b.Port())]; *slot == c {
+		*slot = nil
 	}
 	t.endStreams(c)
 	c.finalize()
