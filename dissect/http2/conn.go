@@ -215,6 +215,9 @@ type Conn struct {
 	untracked bool
 
 	active  map[uint32]*sstate
+	// closing lists the states of streams closed during the current
+	// frame, reused (from spare) once it is over.
+	closing, spare []*sstate
 	recs    recList
 	recIdx  map[uint32]int32
 	maxID   [2]uint32 // highest stream id seen, by initiator (client odd, server even)
@@ -729,6 +732,11 @@ func (c *Conn) endFrame(h *half, at event.Ref) {
 	c.det.Lost = h.lost
 	h.spec.finish(c, h)
 	c.recs.Settle()
+	for _, st := range c.closing {
+		*st = sstate{}
+		c.spare = append(c.spare, st)
+	}
+	c.closing = c.closing[:0]
 }
 
 // prepare resets the event for a unit of h.

@@ -251,7 +251,13 @@ func (c *Conn) touch(id uint32, at event.Ref, opener bool) *sstate {
 		}
 		return nil
 	}
-	st := &sstate{id: id, rec: -1, opening: opener && fresh}
+	var st *sstate
+	if n := len(c.spare); n > 0 {
+		st, c.spare = c.spare[n-1], c.spare[:n-1]
+		*st = sstate{id: id, rec: -1, opening: opener && fresh}
+	} else {
+		st = &sstate{id: id, rec: -1, opening: opener && fresh}
+	}
 	if hasRec {
 		st.rec, st.r = ri, c.recs.At(int(ri))
 	} else if c.recs.Len() < c.opts.MaxStreams {
@@ -328,7 +334,10 @@ func (c *Conn) closeStream(st *sstate, at event.Ref, by string) {
 		r.closed = true
 		c.recs.Freeze(int(st.rec))
 	}
-	delete(c.active, st.id)
+	if c.active[st.id] == st {
+		delete(c.active, st.id)
+		c.closing = append(c.closing, st)
+	}
 }
 
 // closeStall ends dir's stall on st, if one is open.
