@@ -214,15 +214,15 @@ type Conn struct {
 	// an unknown stream is then not necessarily a closed one.
 	untracked bool
 
-	active map[uint32]*sstate
+	active  map[uint32]*sstate
+	recs    recList
+	recIdx  map[uint32]int32
+	maxID   [2]uint32 // highest stream id seen, by initiator (client odd, server even)
+	seen    int
+	dropped int
 	// closing lists the states of streams closed during the current
 	// frame, reused (from spare) once it is over.
 	closing, spare []*sstate
-	recs           recList
-	recIdx         map[uint32]int32
-	maxID          [2]uint32 // highest stream id seen, by initiator (client odd, server even)
-	seen           int
-	dropped        int
 
 	anomalies map[string]int
 	frames    [2][256]uint64
