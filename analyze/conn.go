@@ -28,7 +28,7 @@ const (
 type Conn struct {
 	// TCP is the connection's TCP summary; App what its application
 	// dissectors found (nil when no protocol was recognised).
-	TCP *tcp.Conn
+	TCP *tcp.Summary
 	App *dissect.App
 	// SYNs lists the client's SYNs (the first and its retransmissions),
 	// SYNACKs the server's SYN-ACKs.
@@ -413,14 +413,14 @@ func (k *Collector) Finish(tc *tcp.Conn, app *dissect.App) {
 		k.observe(c, tc, app)
 		return
 	}
-	cp := *tc
+	cp := tc.Summary
 	c.TCP = &cp
 }
 
 // observe builds c's records from tc and app, lets the detectors, the
 // tables and OnConn read them, then releases them (unless Keep).
 func (k *Collector) observe(c *Conn, tc *tcp.Conn, app *dissect.App) {
-	cp := *tc
+	cp := tc.Summary
 	c.TCP, c.App = &cp, app
 	if app != nil {
 		for i := range app.Streams {

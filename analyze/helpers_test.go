@@ -232,7 +232,7 @@ func ref(frame uint64, at time.Duration) event.Ref {
 func conn(id event.ConnID, client, server string, first uint64, from, to time.Duration) *Conn {
 	ws := 7
 	rtt := 1.0
-	tc := &tcp.Conn{ID: id, Client: netip.MustParseAddrPort(client), Server: netip.MustParseAddrPort(server),
+	tc := &tcp.Summary{ID: id, Client: netip.MustParseAddrPort(client), Server: netip.MustParseAddrPort(server),
 		FirstFrame: first, LastFrame: first + 1000, FirstTS: t0.Add(from), LastTS: t0.Add(to),
 		SYNs: 1, SYNACKs: 1, HandshakeRTTMS: &rtt, WindowScale: tcp.WindowScale{C2S: &ws, S2C: &ws},
 		Packets: event.Pair{C2S: 10, S2C: 10}, Bytes: event.Pair{C2S: 100, S2C: 100}}
@@ -259,7 +259,7 @@ func (s synConn) build() *Conn {
 		frame++
 		return r
 	}
-	tc := &tcp.Conn{ID: s.id, Client: netip.AddrPortFrom(netip.MustParseAddr("10.0.0.5"), s.port),
+	tc := &tcp.Summary{ID: s.id, Client: netip.AddrPortFrom(netip.MustParseAddr("10.0.0.5"), s.port),
 		Server: netip.MustParseAddrPort("10.0.0.9:8080"), FirstTS: t0.Add(s.start), LastTS: t0.Add(s.start + s.life),
 		Close: s.close, SYNs: 1, SYNACKs: 1, StreamBytes: tcp.Pair{C2S: 100, S2C: 200}}
 	ws := 7

@@ -38,7 +38,7 @@ func (s synTLS) build() *Conn {
 	}
 	sum.Timing.ClientHello, sum.Timing.ServerHello = &ch, &sh
 	ws := 7
-	tc := &tcp.Conn{ID: s.id, Client: netip.MustParseAddrPort("10.0.0.5:40000"), Server: netip.MustParseAddrPort("10.0.0.9:443"),
+	tc := &tcp.Summary{ID: s.id, Client: netip.MustParseAddrPort("10.0.0.5:40000"), Server: netip.MustParseAddrPort("10.0.0.9:443"),
 		FirstTS: t0.Add(s.at), LastTS: t0.Add(s.at + time.Second), SYNs: 1, SYNACKs: 1, WindowScale: tcp.WindowScale{C2S: &ws, S2C: &ws}}
 	return &Conn{TCP: tc, App: &dissect.App{Proto: event.ProtoTLS, TLS: sum}}
 }

@@ -18,7 +18,7 @@ import (
 // ConnRecord is one line of `h2scope conns --json`: the TCP summary and,
 // when the connection's protocol was recognised, what its dissectors found.
 type ConnRecord struct {
-	*tcp.Conn
+	*tcp.Summary
 	// HTTP1 summarises the HTTP/1.x exchanges.
 	HTTP1 *http1.Summary `json:"http1,omitempty"`
 	// HTTP2 summarises the HTTP/2 frames, streams, settings and windows.
@@ -48,10 +48,10 @@ type GRPCSummary struct {
 
 // NewConnRecord combines a finished connection with its dissectors'
 // findings (app may be nil). Timestamps are converted to UTC.
-func NewConnRecord(c *tcp.Conn, app *dissect.App) ConnRecord {
+func NewConnRecord(c *tcp.Summary, app *dissect.App) ConnRecord {
 	cp := *c
 	cp.FirstTS, cp.LastTS = c.FirstTS.UTC(), c.LastTS.UTC()
-	r := ConnRecord{Conn: &cp}
+	r := ConnRecord{Summary: &cp}
 	if app == nil {
 		return r
 	}
@@ -91,7 +91,7 @@ func WriteConnsTable(w io.Writer, conns []ConnRecord) error {
 	t.Header("ID", "Client", "Server", "Proto", "First", "Dur (ms)", "Pkts c2s/s2c", "Bytes c2s/s2c",
 		"State", "History", "Close", "RTT (ms)", "Retr", "ZWin", "Missed")
 	for _, r := range conns {
-		c := r.Conn
+		c := r.Summary
 		rtt := "-"
 		if c.HandshakeRTTMS != nil {
 			rtt = strconv.FormatFloat(*c.HandshakeRTTMS, 'f', 3, 64)

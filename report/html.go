@@ -255,7 +255,7 @@ func newHTMLPage(r *Report) *htmlPage {
 	var first, last time.Time
 	conns := map[event.ConnID]*ConnRecord{}
 	for i := range r.Connections {
-		c := r.Connections[i].Conn
+		c := r.Connections[i].Summary
 		conns[c.ID] = &r.Connections[i]
 		if first.IsZero() || c.FirstTS.Before(first) {
 			first = c.FirstTS
@@ -327,7 +327,7 @@ func newHTMLPage(r *Report) *htmlPage {
 }
 
 func newHTMLConnRow(r *ConnRecord) htmlConnRow {
-	c := r.Conn
+	c := r.Summary
 	row := htmlConnRow{ID: c.ID, Client: r.clientLabel(), Server: c.Server.String(), Proto: r.protoLabel(),
 		PktsC2S: c.Packets.C2S, PktsS2C: c.Packets.S2C, Pkts: c.Packets.C2S + c.Packets.S2C,
 		BytesC2S: c.Bytes.C2S, BytesS2C: c.Bytes.S2C, BytesTotal: c.Bytes.C2S + c.Bytes.S2C,

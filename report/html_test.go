@@ -88,7 +88,7 @@ func xssReport() *Report {
 		return &event.Ref{Frame: frame, TS: t0.Add(time.Duration(ms) * time.Millisecond)}
 	}
 	c := &analyze.Conn{
-		TCP:     &tcp.Conn{ID: 0, FirstFrame: 1, LastFrame: 20, FirstTS: t0, LastTS: t0.Add(20 * time.Millisecond), Proto: "tls"},
+		TCP:     &tcp.Summary{ID: 0, FirstFrame: 1, LastFrame: 20, FirstTS: t0, LastTS: t0.Add(20 * time.Millisecond), Proto: "tls"},
 		SYNs:    []event.Ref{*ref(1, 0)},
 		SYNACKs: []event.Ref{*ref(2, 1)},
 		App: &dissect.App{

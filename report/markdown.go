@@ -199,7 +199,7 @@ func (r *Report) mdTimelineIndex() map[event.ConnID]*Timeline {
 func (r *Report) mdStart() (time.Time, bool) {
 	var t time.Time
 	for _, c := range r.Connections {
-		if c.Conn != nil && (t.IsZero() || c.FirstTS.Before(t)) {
+		if c.Summary != nil && (t.IsZero() || c.FirstTS.Before(t)) {
 			t = c.FirstTS
 		}
 	}

@@ -112,7 +112,7 @@ func (b *Builder) Add(c *analyze.Conn) {
 		h.App = &a
 	}
 	x := built{c: c, rec: NewConnRecord(c.TCP, c.App), tl: NewTimeline(&h, b.red, b.Limits)}
-	x.rec.Conn = nil
+	x.rec.Summary = nil
 	if loc, ok := b.tls.put(&x.tl); ok {
 		x.tl, x.loc, x.packed = Timeline{}, loc, true
 	}
@@ -202,7 +202,7 @@ func (b *Builder) Report(files []string, in *analyze.Input, res analyze.Result) 
 	slices.SortStableFunc(b.conns, func(x, y built) int { return cmp.Compare(x.c.ID(), y.c.ID()) })
 	r.Connections, r.Timelines = make([]ConnRecord, 0, len(b.conns)), make([]Timeline, 0, len(b.conns))
 	for _, x := range b.conns {
-		x.rec.Conn = NewConnRecord(x.c.TCP, nil).Conn
+		x.rec.Summary = NewConnRecord(x.c.TCP, nil).Summary
 		r.Connections = append(r.Connections, x.rec)
 		tl := x.tl
 		if x.packed {

@@ -157,14 +157,16 @@ func runConns(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var conns []report.ConnRecord
 	early := map[*tcp.Conn]report.ConnRecord{}
 	opts.OnApp = func(c *tcp.Conn, app *dissect.App) {
-		early[c] = report.NewConnRecord(c, app)
+		r := report.NewConnRecord(&c.Summary, app)
+		r.Summary = nil // the final one comes with OnConn
+		early[c] = r
 	}
 	opts.OnConn = func(c *tcp.Conn, _ *dissect.App) {
 		r, ok := early[c]
 		delete(early, c)
-		final := report.NewConnRecord(c, nil)
+		final := report.NewConnRecord(&c.Summary, nil)
 		if ok {
-			r.Conn = final.Conn
+			r.Summary = final.Summary
 		} else {
 			r = final
 		}

@@ -32,10 +32,10 @@ type WindowScale struct {
 	S2C *int `json:"s2c"`
 }
 
-// Conn is one TCP connection and its summary. The exported fields are the
-// connection's record in `h2scope conns --json`; they are final once the
-// connection is handed to Options.OnFinish.
-type Conn struct {
+// Summary is the record of one TCP connection, as `h2scope conns --json`
+// prints it. Copy it (a few hundred bytes) to keep a connection's record
+// without its tracking state.
+type Summary struct {
 	// ID is the 0-based connection number in order of first frame, as
 	// Wireshark's tcp.stream.
 	ID event.ConnID `json:"id"`
@@ -113,6 +113,13 @@ type Conn struct {
 	MissedBytes uint64 `json:"missed_bytes"`
 	// Anomalies counts named irregularities (snake_case tokens).
 	Anomalies map[string]int `json:"anomalies,omitempty"`
+}
+
+// Conn is one TCP connection the Tracker follows: its Summary, up to date
+// with the packets seen (final once the connection is handed to
+// Options.OnFinish), and the tracking state.
+type Conn struct {
+	Summary
 
 	key     connKey
 	seq     [2]seqInfo
@@ -143,19 +150,19 @@ type Conn struct {
 }
 
 // Anomaly counts one occurrence of the named irregularity.
-func (c *Conn) Anomaly(name string) {
-	if c.Anomalies == nil {
-		c.Anomalies = make(map[string]int)
+func (s *Summary) Anomaly(name string) {
+	if s.Anomalies == nil {
+		s.Anomalies = make(map[string]int)
 	}
-	c.Anomalies[name]++
+	s.Anomalies[name]++
 }
 
 // anomalyN counts n occurrences (or units) of the named irregularity.
-func (c *Conn) anomalyN(name string, n int) {
-	if c.Anomalies == nil {
-		c.Anomalies = make(map[string]int)
+func (s *Summary) anomalyN(name string, n int) {
+	if s.Anomalies == nil {
+		s.Anomalies = make(map[string]int)
 	}
-	c.Anomalies[name] += n
+	s.Anomalies[name] += n
 }
 
 // endpoint returns the sender of dir.

@@ -322,12 +322,7 @@ func (c *Conn) dirOf(src netip.AddrPort) event.Dir {
 
 // newConn creates the connection for a segment that matches none.
 func (t *Tracker) newConn(key connKey, s *layer.Segment) *Conn {
-	c := &Conn{
-		ID:         t.nextID,
-		key:        key,
-		FirstFrame: s.Ref.Frame,
-		FirstTS:    s.Ref.TS,
-	}
+	c := &Conn{Summary: Summary{ID: t.nextID, FirstFrame: s.Ref.Frame, FirstTS: s.Ref.TS}, key: key}
 	t.nextID++
 	t.stats.Conns++
 	c.seq[0].winScale, c.seq[1].winScale = wsUnknown, wsUnknown
