@@ -96,6 +96,22 @@ func (i *iface) ts(units uint64) time.Time {
 	return time.Unix(int64(sec)+i.offset, int64(nsec)).UTC()
 }
 
+// writableTS reports whether t falls in the years 0 to 9999, which every
+// date format writes (RFC 3339 stops at 9999). It compares seconds rather
+// than computing the year, except where time.Time's internal seconds could
+// have wrapped (there the year says what the time is).
+func writableTS(t time.Time) bool {
+	const (
+		first = -62167219200 // 0000-01-01T00:00:00Z
+		last  = 253402300799 // 9999-12-31T23:59:59Z
+	)
+	if u := t.Unix(); u > -1<<62 && u < 1<<62 {
+		return u >= first && u <= last
+	}
+	y := t.Year()
+	return y >= 0 && y <= 9999
+}
+
 var pow10 = [20]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
 	1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19}
 
@@ -297,7 +313,7 @@ func (f *file) readEPB(p *Packet, off int64, typ, total uint32) error {
 	}
 	p.File = f.index
 	p.TS = ifc.ts(units)
-	if y := p.TS.Year(); y < 0 || y > 9999 {
+	if !writableTS(p.TS) {
 		// A timestamp no date format can write (RFC 3339 stops at year
 		// 9999): a damaged block; keep the previous packet's time.
 		p.TS = f.lastTS
