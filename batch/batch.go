@@ -331,7 +331,9 @@ func analyse(ctx context.Context, c Capture, opts Options) (r result) {
 		return r
 	}
 	rep := rb.Report(c.Files, in, res)
-	line, err := compactJSON(rep)
+	var buf bytes.Buffer
+	err = rep.WriteJSONLine(&buf)
+	line := buf.Bytes()
 	if err != nil {
 		return result{err: fmt.Errorf("encoding the report of %s: %w", c.Files[0], err)}
 	}

@@ -275,21 +275,35 @@ func newHTMLPage(r *Report) *htmlPage {
 	openConn := event.ConnID(math.MaxUint32)
 	if len(r.Findings) > 0 && len(r.Findings[0].Connections) > 0 {
 		openConn = r.Findings[0].Connections[0]
-	} else if len(r.Timelines) > 0 {
-		openConn = r.Timelines[0].Conn
 	}
-	keep := make([]bool, len(r.Timelines))
+	// Each timeline's size, made once to choose those embedded whole.
+	type size struct {
+		conn event.ConnID
+		n    int
+	}
+	var sizes []size
+	r.EachTimeline(func(tl *Timeline) error {
+		sizes = append(sizes, size{tl.Conn, len(tl.Events) + len(tl.Spans)})
+		return nil
+	})
+	if openConn == math.MaxUint32 && len(sizes) > 0 {
+		openConn = sizes[0].conn
+	}
+	keep := make([]bool, len(sizes))
 	budget := maxHTMLItems
 	for _, named := range []bool{true, false} {
-		for i, tl := range r.Timelines {
-			_, cited := worst[tl.Conn]
-			if n := len(tl.Events) + len(tl.Spans); cited == named && (n <= budget || tl.Conn == openConn) {
-				keep[i], budget = true, max(0, budget-n)
+		for i, tl := range sizes {
+			_, cited := worst[tl.conn]
+			if cited == named && (tl.n <= budget || tl.conn == openConn) {
+				keep[i], budget = true, max(0, budget-tl.n)
 			}
 		}
 	}
-	p.Data.Conns = make([]htmlConnData, 0, len(r.Timelines))
-	for i, tl := range r.Timelines {
+	p.Data.Conns = make([]htmlConnData, 0, len(sizes))
+	i := -1
+	r.EachTimeline(func(tlp *Timeline) error {
+		i++
+		tl := *tlp
 		rec := conns[tl.Conn]
 		d := newHTMLConnData(&tl, rec)
 		if !keep[i] {
@@ -322,7 +336,8 @@ func newHTMLPage(r *Report) *htmlPage {
 		}
 		h.Outcomes = strings.Join(parts, ", ")
 		p.Timelines = append(p.Timelines, h)
-	}
+		return nil
+	})
 	return p
 }
 

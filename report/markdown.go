@@ -186,12 +186,23 @@ func mdAround[T any](s []T, frame uint64, frameOf func(T) uint64) []T {
 	return s[max(0, i-mdBefore):min(len(s), j+mdAfter)]
 }
 
-// mdTimelineIndex maps connection ids to their timelines.
+// mdTimelineIndex maps the ids of the connections the findings shown
+// name to their timelines.
 func (r *Report) mdTimelineIndex() map[event.ConnID]*Timeline {
-	m := make(map[event.ConnID]*Timeline, len(r.Timelines))
-	for i := range r.Timelines {
-		m[r.Timelines[i].Conn] = &r.Timelines[i]
+	named := map[event.ConnID]bool{}
+	for i := range r.Findings[:min(len(r.Findings), mdMaxFindings)] {
+		for _, id := range r.Findings[i].Connections {
+			named[id] = true
+		}
 	}
+	m := make(map[event.ConnID]*Timeline, len(named))
+	r.EachTimeline(func(tl *Timeline) error {
+		if named[tl.Conn] {
+			v := *tl
+			m[tl.Conn] = &v
+		}
+		return nil
+	})
 	return m
 }
 

@@ -33,6 +33,56 @@ type Report struct {
 	// Timelines holds each connection's notable events and requests, in
 	// connection order.
 	Timelines []Timeline `json:"timelines"`
+	// timeline, in a Builder's Report, makes the timeline of
+	// Connections[i]; Timelines is then nil (see EachTimeline).
+	timeline func(i int) Timeline
+}
+
+// EachTimeline calls fn with each connection's timeline, in connection
+// order, and stops at the first error fn returns. A Builder's Report
+// leaves Timelines nil and makes each timeline for the call, so that
+// they are never all in memory at once (its writers include them).
+func (r *Report) EachTimeline(fn func(*Timeline) error) error {
+	if r.timeline == nil {
+		for i := range r.Timelines {
+			if err := fn(&r.Timelines[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for i := range r.Connections {
+		tl := r.timeline(i)
+		if err := fn(&tl); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// allTimelines returns every timeline, made when the report makes them
+// on demand.
+func (r *Report) allTimelines() []Timeline {
+	if r.timeline == nil {
+		return r.Timelines
+	}
+	out := make([]Timeline, 0, len(r.Connections))
+	r.EachTimeline(func(tl *Timeline) error {
+		out = append(out, *tl)
+		return nil
+	})
+	return out
+}
+
+// WriteJSONLine writes the report (timelines included) as one line of
+// JSON ending in a newline, as json.Encoder with SetEscapeHTML(false)
+// writes it: a record of an NDJSON file.
+func (r *Report) WriteJSONLine(w io.Writer) error {
+	p := *r
+	p.Timelines, p.timeline = r.allTimelines(), nil
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(&p)
 }
 
 // Capture describes what was read.
@@ -166,7 +216,9 @@ func New(files []string, in *analyze.Input, res analyze.Result, red Redaction) *
 	for _, c := range in.Conns {
 		b.Add(c)
 	}
-	return b.Report(files, in, res)
+	r := b.Report(files, in, res)
+	r.Timelines, r.timeline = r.allTimelines(), nil
+	return r
 }
 
 // Report builds the Report of an analysis from the connections added, in
@@ -200,15 +252,19 @@ func (b *Builder) Report(files []string, in *analyze.Input, res analyze.Result) 
 	}
 	r.Captures = []Capture{c}
 	slices.SortStableFunc(b.conns, func(x, y built) int { return cmp.Compare(x.c.ID(), y.c.ID()) })
-	r.Connections, r.Timelines = make([]ConnRecord, 0, len(b.conns)), make([]Timeline, 0, len(b.conns))
+	r.Connections = make([]ConnRecord, 0, len(b.conns))
 	for _, x := range b.conns {
 		x.rec.Summary = NewConnRecord(x.c.TCP, nil).Summary
 		r.Connections = append(r.Connections, x.rec)
+	}
+	conns, lim := b.conns, b.Limits
+	r.timeline = func(i int) Timeline {
+		x := &conns[i]
 		tl := x.tl
 		if x.packed {
 			tl = b.tls.get(x.loc)
 		}
-		r.Timelines = append(r.Timelines, mergeTimeline(summaryTimeline(x.c, red, b.Limits), tl, b.Limits))
+		return mergeTimeline(summaryTimeline(x.c, red, lim), tl, lim)
 	}
 	for _, k := range in.Conns {
 		if k.App == nil || k.App.TLS == nil {
@@ -240,7 +296,11 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	list(jw, "connections", r.Connections)
 	list(jw, "findings", r.Findings)
 	jw.field("tables", &r.Tables, false)
-	list(jw, "timelines", r.Timelines)
+	if r.timeline == nil {
+		list(jw, "timelines", r.Timelines)
+	} else {
+		each(jw, "timelines", len(r.Connections), r.EachTimeline)
+	}
 	jw.raw("\n}\n")
 	if jw.err != nil {
 		return jw.err
@@ -294,17 +354,37 @@ func (jw *jsonWriter) field(name string, v any, open bool) {
 // list writes a field holding a slice, one element at a time.
 func list[T any](jw *jsonWriter, name string, s []T) {
 	if len(s) == 0 {
-		jw.field(name, s, false)
+		jw.field(name, s, false) // null or [], as s is
+		return
+	}
+	each(jw, name, len(s), func(fn func(*T) error) error {
+		for i := range s {
+			if err := fn(&s[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// each writes the n values all calls its function with as the array
+// field name.
+func each[T any](jw *jsonWriter, name string, n int, all func(func(*T) error) error) {
+	if n == 0 {
+		jw.field(name, []T{}, false)
 		return
 	}
 	jw.field(name, nil, true)
 	jw.raw("[\n")
-	for i := range s {
+	i := 0
+	all(func(v *T) error {
 		if i > 0 {
 			jw.raw(",\n")
 		}
+		i++
 		jw.raw("    ")
-		jw.value(&s[i], 2)
-	}
+		jw.value(v, 2)
+		return jw.err
+	})
 	jw.raw("\n  ]")
 }

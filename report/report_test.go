@@ -44,6 +44,9 @@ func TestBuilderStreamMatchesNew(t *testing.T) {
 			t.Fatal(err)
 		}
 		rep := b.Report([]string{f}, in, res)
+		if rep.Timelines != nil || len(rep.Connections) > 0 && rep.timeline == nil {
+			t.Errorf("%s: the Builder's report holds its timelines", f)
+		}
 		if got := encodeWhole(t, rep); got != want {
 			t.Errorf("%s: streamed report differs from New's: %s", f, firstDiffLine(got, want))
 		}
@@ -57,14 +60,17 @@ func TestBuilderStreamMatchesNew(t *testing.T) {
 	}
 }
 
-// encodeWhole encodes r as WriteJSON did before it streamed.
+// encodeWhole encodes r as WriteJSON did before it streamed, with every
+// timeline made.
 func encodeWhole(t *testing.T, r *Report) string {
 	t.Helper()
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(r); err != nil {
+	whole := *r
+	whole.Timelines, whole.timeline = r.allTimelines(), nil
+	if err := enc.Encode(&whole); err != nil {
 		t.Fatal(err)
 	}
 	return b.String()
