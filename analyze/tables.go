@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"cmp"
+	"encoding/binary"
 	"slices"
 	"strings"
 	"time"
@@ -155,11 +156,26 @@ type grpcCallCand struct {
 	row GRPCCallRow
 }
 
-// methodAgg aggregates the calls of one method: the durations are kept
-// (8 bytes a call) for exact percentiles.
+// methodAgg aggregates the calls of one method: the durations are kept,
+// as varints (3 or 4 bytes for the usual milliseconds), for exact
+// percentiles.
 type methodAgg struct {
 	row  GRPCMethodRow
-	durs []time.Duration
+	durs []byte
+}
+
+// durations returns the durations a kept, in call order.
+func (a *methodAgg) durations() []time.Duration {
+	out := make([]time.Duration, 0, a.row.Calls)
+	for b := a.durs; len(b) > 0; {
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			break // not reached: durs holds only what AppendVarint wrote
+		}
+		out = append(out, time.Duration(v))
+		b = b[n:]
+	}
+	return out
 }
 
 func newTableBuilder() *tableBuilder {
@@ -212,7 +228,7 @@ func (t *tableBuilder) observe(c *Conn) {
 		if call.OverTimeout {
 			a.row.OverTimeout++
 		}
-		a.durs = append(a.durs, call.Duration)
+		a.durs = binary.AppendVarint(a.durs, int64(call.Duration))
 	}
 	if len(t.calls) > 2*maxGRPCCalls {
 		t.trimCalls()
@@ -242,9 +258,10 @@ func (t *tableBuilder) tables(in *Input) Tables {
 	tb.GRPCCallsOmitted = t.totalCalls - len(tb.GRPCCalls)
 	for _, name := range sortedKeys(t.methods) {
 		a := t.methods[name]
-		slices.Sort(a.durs)
-		a.row.P50MS, a.row.P99MS = ms(nearestRank(a.durs, 0.50)), ms(nearestRank(a.durs, 0.99))
-		a.row.MaxMS = ms(a.durs[len(a.durs)-1])
+		durs := a.durations()
+		slices.Sort(durs)
+		a.row.P50MS, a.row.P99MS = ms(nearestRank(durs, 0.50)), ms(nearestRank(durs, 0.99))
+		a.row.MaxMS = ms(durs[len(durs)-1])
 		tb.GRPCMethods = append(tb.GRPCMethods, a.row)
 	}
 	return tb
