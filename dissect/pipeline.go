@@ -18,9 +18,9 @@ import (
 // they hold is fixed.
 // They are variables so that tests can make batches tiny.
 var (
-	pipeDepth     = 8       // batches in the ring
-	batchItems    = 512     // items per batch
-	batchBufBytes = 1 << 20 // payload bytes per batch
+	pipeDepth     = 4         // batches in the ring
+	batchItems    = 256       // items per batch
+	batchBufBytes = 512 << 10 // payload bytes per batch
 )
 
 // itemKind says what a batch item carries.
