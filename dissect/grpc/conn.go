@@ -42,6 +42,9 @@ type Conn struct {
 	sink    event.Sink
 	opts    Options
 	streams map[uint32]*stream
+	// removed holds the streams forgotten during the current call, for
+	// reuse (spare) from the next one on: one call touches one stream.
+	removed, spare []*stream
 	closed  [64]uint32 // recently closed stream ids, a ring
 	nclosed int
 	calls   callList
@@ -182,7 +185,18 @@ func (c *Conn) stream(id uint32, at event.Ref, create bool) *stream {
 		c.anomaly("too_many_streams")
 		return nil
 	}
-	s := &stream{id: id, rec: -1}
+	for _, r := range c.removed {
+		*r = stream{}
+		c.spare = append(c.spare, r)
+	}
+	c.removed = c.removed[:0]
+	var s *stream
+	if n := len(c.spare); n > 0 {
+		s, c.spare = c.spare[n-1], c.spare[:n-1]
+	} else {
+		s = new(stream)
+	}
+	s.id, s.rec = id, -1
 	s.pre = Call{Stream: id, Status: -1, Start: at, MidStream: true}
 	for d := range s.half {
 		s.half[d] = half{mode: modeProbe, strict: !c.opts.AssumeGRPC}
@@ -212,6 +226,9 @@ func (c *Conn) accept(s *stream, heuristic bool) {
 // remove forgets s; late frames for its id are then ignored, so its
 // record is final and is frozen (callers use neither after).
 func (c *Conn) remove(s *stream) {
+	if c.streams[s.id] != s {
+		return // removed already
+	}
 	delete(c.streams, s.id)
 	c.closed[c.nclosed%len(c.closed)] = s.id
 	c.nclosed++
@@ -220,6 +237,7 @@ func (c *Conn) remove(s *stream) {
 		c.calls.Settle()
 		s.r = nil
 	}
+	c.removed = append(c.removed, s)
 }
 
 // fields are the header fields gRPC reads, not yet copied.

@@ -46,6 +46,14 @@ type Store struct {
 	blocks [][]byte
 	strs   []string
 	index  map[string]uint32
+	// recent caches table entries by length, which tells apart most of
+	// the few strings records repeat, so that most lookups compare one
+	// string (usually by pointer: records share their copies) instead
+	// of hashing it.
+	recent [16]struct {
+		s string
+		i uint32
+	}
 	// base is the time timestamps are stored relative to: the first
 	// non-zero one put.
 	base    int64
@@ -141,7 +149,13 @@ func (e *Encoder) Bools(b ...bool) {
 // go) there, else v itself.
 func (e *Encoder) String(v string) {
 	s := e.s
+	r := &s.recent[len(v)%len(s.recent)]
+	if r.i > 0 && r.s == v {
+		e.Uint(uint64(r.i))
+		return
+	}
 	if i, ok := s.index[v]; ok {
+		r.s, r.i = v, i+1
 		e.Uint(uint64(i) + 1)
 		return
 	}
