@@ -45,9 +45,9 @@ type Conn struct {
 	// removed holds the streams forgotten during the current call, for
 	// reuse (spare) from the next one on: one call touches one stream.
 	removed, spare []*stream
-	closed  [64]uint32 // recently closed stream ids, a ring
-	nclosed int
-	calls   callList
+	closed         [64]uint32 // recently closed stream ids, a ring
+	nclosed        int
+	calls          callList
 	// interned holds the copies of the short strings calls repeat
 	// (method, authority, content type, encodings), at most maxInterned.
 	interned  map[string]string
