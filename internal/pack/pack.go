@@ -181,7 +181,9 @@ func (e *Encoder) Time(t time.Time) {
 		e.Uint(0)
 		return
 	}
-	if t.Location() != time.UTC || t != t.Round(0) || t != time.Unix(t.Unix(), int64(t.Nanosecond())).UTC() {
+	// A UTC time without a monotonic reading has one representation,
+	// the one time.Unix(sec, nsec).UTC() gives Decoder.Time.
+	if t.Location() != time.UTC || t != t.Round(0) {
 		e.bad = true
 		return
 	}
