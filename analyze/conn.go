@@ -70,7 +70,8 @@ type connSummary struct {
 	// streaming reports a streaming gRPC call (more than one message
 	// either way).
 	streaming bool
-	// first is the connection's first exchange, nil when none.
+	// first is the connection's first exchange (its request's ref only),
+	// nil when none.
 	first *Exchange
 }
 
@@ -82,7 +83,13 @@ func (c *Conn) release() {
 	sum := &connSummary{authority: firstAuthority(c), streaming: streamingCall(c)}
 	sum.requests, sum.requestsKnown = requests(c)
 	if x := firstExchange(c); x != nil {
-		v := *x
+		// What reconnect_churn cites of it, without the refs to the
+		// rest of the exchange.
+		v := Exchange{Proto: x.Proto, Stream: x.Stream, Seq: x.Seq, Method: x.Method, Authority: x.Authority, Path: x.Path, Status: x.Status}
+		if x.Request != nil {
+			r := *x.Request
+			v.Request = &r
+		}
 		sum.first = &v
 	}
 	c.sum = sum

@@ -46,12 +46,16 @@ type GRPCSummary struct {
 	Status map[string]int `json:"status"`
 }
 
-// NewConnRecord combines a finished connection with its dissectors'
-// findings (app may be nil). Timestamps are converted to UTC.
+// NewConnRecord combines a finished connection's summary with its
+// dissectors' findings (app may be nil). The record shares c unless its
+// timestamps need converting to UTC (a copy then has them converted).
 func NewConnRecord(c *tcp.Summary, app *dissect.App) ConnRecord {
-	cp := *c
-	cp.FirstTS, cp.LastTS = c.FirstTS.UTC(), c.LastTS.UTC()
-	r := ConnRecord{Summary: &cp}
+	r := ConnRecord{Summary: c}
+	if c.FirstTS != c.FirstTS.UTC() || c.LastTS != c.LastTS.UTC() {
+		cp := *c
+		cp.FirstTS, cp.LastTS = c.FirstTS.UTC(), c.LastTS.UTC()
+		r.Summary = &cp
+	}
 	if app == nil {
 		return r
 	}

@@ -164,7 +164,8 @@ func runConns(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	opts.OnConn = func(c *tcp.Conn, _ *dissect.App) {
 		r, ok := early[c]
 		delete(early, c)
-		final := report.NewConnRecord(&c.Summary, nil)
+		sum := c.Summary // a copy: c is the tracker's, with its state
+		final := report.NewConnRecord(&sum, nil)
 		if ok {
 			r.Summary = final.Summary
 		} else {
