@@ -150,7 +150,7 @@ func runOurs(t *testing.T, path string) ours {
 	sort.Slice(conns, func(i, j int) bool { return conns[i].ID < conns[j].ID })
 	recs := make([]report.ConnRecord, len(conns))
 	for i, c := range conns {
-		recs[i] = report.NewConnRecord(c, nil)
+		recs[i] = report.NewConnRecord(&c.Summary, nil)
 	}
 	var buf bytes.Buffer
 	if err := report.WriteConnsJSON(&buf, recs); err != nil {
