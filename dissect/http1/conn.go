@@ -180,10 +180,25 @@ func NewConn(id event.ConnID, sink event.Sink, opts Options) *Conn {
 		opts.MaxPending = 1024
 	}
 	c := &Conn{id: id, sink: sink, opts: opts}
-	c.half[event.C2S].dir = event.C2S
-	c.half[event.S2C].dir = event.S2C
+	// One allocation each for a typical head and its fields, where
+	// growing from nothing took a dozen on every connection.
+	buf := make([]byte, 0, 2*headCap)
+	hdrs := make([]event.Header, 0, 2*fieldsCap)
+	for d := range c.half {
+		h := &c.half[d]
+		h.dir = event.Dir(d)
+		h.buf = buf[d*headCap : d*headCap : (d+1)*headCap]
+		h.msg.headers = hdrs[d*fieldsCap : d*fieldsCap : (d+1)*fieldsCap]
+	}
 	return c
 }
+
+// headCap and fieldsCap are the head bytes and header fields each
+// direction of a Conn starts with room for.
+const (
+	headCap   = 512
+	fieldsCap = 16
+)
 
 func (c *Conn) anomaly(name string) {
 	if c.sum.Anomalies == nil {
