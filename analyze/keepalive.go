@@ -91,7 +91,6 @@ type kaIdle struct {
 type kaGroup struct {
 	client      netip.Addr
 	server      netip.AddrPort
-	conns       []*Conn
 	idles       []kaIdle
 	races       []kaRace
 	reuseGaps   []time.Duration // idle time before a reused connection's next request
@@ -135,69 +134,55 @@ type kaGroup struct {
 // client_idle_close_median_ms, races, requests_lost, close_requested,
 // graceful_goaways, client_pings, unknown_request_conns.
 //
-// Each connection's facts are gathered when it is observed (kaConn, into a
-// group of its own); the groups are merged in connection id order at the
-// end.
+// Each connection's facts are added to its group when it is observed
+// (kaConn), in whatever order connections end; findings puts the idle
+// closes and races back in connection id order, and the longest reuse gap
+// goes to the lowest connection id among equals, so the result does not
+// depend on that order.
 type keepalive struct {
-	cfg   KeepaliveConfig
-	parts []*kaGroup
+	cfg    KeepaliveConfig
+	groups map[kaKey]*kaGroup
+}
+
+// kaKey identifies a keepalive group.
+type kaKey struct {
+	client netip.Addr
+	server netip.AddrPort
 }
 
 func (d *keepalive) observe(c *Conn) {
 	if c.TCP == nil {
 		return
 	}
-	p := &kaGroup{client: c.Client(), server: c.Server(), conns: []*Conn{c}}
-	kaConn(d.cfg, p, c)
-	d.parts = append(d.parts, p)
+	k := kaKey{c.Client(), c.Server()}
+	g := d.groups[k]
+	if g == nil {
+		if d.groups == nil {
+			d.groups = map[kaKey]*kaGroup{}
+		}
+		g = &kaGroup{client: k.client, server: k.server}
+		d.groups[k] = g
+	}
+	kaConn(d.cfg, g, c)
 }
 
 func (d *keepalive) findings(in *Input) []Finding {
-	slices.SortStableFunc(d.parts, func(a, b *kaGroup) int { return cmp.Compare(a.conns[0].ID(), b.conns[0].ID()) })
-	type gk struct {
-		client netip.Addr
-		server netip.AddrPort
-	}
-	idx := map[gk]*kaGroup{}
-	var gs []*kaGroup
-	for _, p := range d.parts {
-		k := gk{p.client, p.server}
-		g := idx[k]
-		if g == nil {
-			g = &kaGroup{client: k.client, server: k.server}
-			idx[k] = g
-			gs = append(gs, g)
-		}
-		g.merge(p)
+	gs := make([]*kaGroup, 0, len(d.groups))
+	for _, g := range d.groups {
+		gs = append(gs, g)
 	}
 	slices.SortFunc(gs, func(a, b *kaGroup) int {
 		return cmp.Or(a.client.Compare(b.client), a.server.Compare(b.server))
 	})
 	var out []Finding
 	for _, g := range gs {
+		slices.SortStableFunc(g.idles, func(a, b kaIdle) int { return cmp.Compare(a.c.ID(), b.c.ID()) })
+		slices.SortStableFunc(g.races, func(a, b kaRace) int { return cmp.Compare(a.c.ID(), b.c.ID()) })
 		if f, ok := kaFinding(in, d.cfg, g); ok {
 			out = append(out, f)
 		}
 	}
 	return out
-}
-
-// merge adds p, the facts of a later connection, to g, as kaConn would
-// have added them to g directly.
-func (g *kaGroup) merge(p *kaGroup) {
-	g.conns = append(g.conns, p.conns...)
-	g.idles = append(g.idles, p.idles...)
-	g.races = append(g.races, p.races...)
-	g.reuseGaps = append(g.reuseGaps, p.reuseGaps...)
-	if p.reuseMax != nil && (g.reuseMax == nil || p.reuseMaxGap > g.reuseMaxGap) {
-		g.reuseMax, g.reuseConn, g.reuseMaxGap = p.reuseMax, p.reuseConn, p.reuseMaxGap
-	}
-	g.clientIdle = append(g.clientIdle, p.clientIdle...)
-	g.advertised = max(g.advertised, p.advertised)
-	g.closeAsked += p.closeAsked
-	g.goaway += p.goaway
-	g.pings += p.pings
-	g.unknown += p.unknown
 }
 
 // kaConn adds one connection's facts to its group.
@@ -227,7 +212,7 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn) {
 		if busyUntil != nil && s.TS.After(busyUntil.TS) && answered(x) {
 			gap := s.TS.Sub(busyUntil.TS)
 			g.reuseGaps = append(g.reuseGaps, gap)
-			if g.reuseMax == nil || gap > g.reuseMaxGap {
+			if g.reuseMax == nil || gap > g.reuseMaxGap || gap == g.reuseMaxGap && c.ID() < g.reuseConn.ID() {
 				v := *x // a copy: c's exchanges are released
 				g.reuseMax, g.reuseConn, g.reuseMaxGap = &v, c, gap
 			}
