@@ -94,15 +94,15 @@ func (c *Conn) release() {
 	}
 	c.sum = sum
 	c.Exchanges, c.Resets, c.Pings = nil, nil, nil
-	if c.App != nil {
-		a := *c.App
-		a.Streams, a.Calls = nil, nil
-		if a.HTTP2 != nil {
-			h := *a.HTTP2
+	if a := c.App; a != nil && (a.Streams != nil || a.Calls != nil || a.HTTP2 != nil && a.HTTP2.Stalls != nil) {
+		cp := *a
+		cp.Streams, cp.Calls = nil, nil
+		if cp.HTTP2 != nil {
+			h := *cp.HTTP2
 			h.Stalls = nil
-			a.HTTP2 = &h
+			cp.HTTP2 = &h
 		}
-		c.App = &a
+		c.App = &cp
 	}
 }
 

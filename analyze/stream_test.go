@@ -70,7 +70,8 @@ func TestStreamMatchesRun(t *testing.T) {
 // past the dissector's record bound have no exchange but are requests.
 func TestRequestsCountDroppedStreams(t *testing.T) {
 	c := conn(1, "10.0.0.1:40000", "10.0.0.2:443", 1, 0, 10)
-	c.App = &dissect.App{Proto: event.ProtoHTTP2, HTTP2: &http2.Summary{Streams: 7, StreamsDropped: 4}}
+	c.App = &dissect.App{Proto: event.ProtoHTTP2, HTTP2: &http2.Summary{Streams: 7, StreamsDropped: 4},
+		Streams: []http2.Stream{{ID: 1}, {ID: 3}}}
 	c.Exchanges = []Exchange{{Proto: event.ProtoHTTP2, Stream: 1, Authority: "api.test"}, {Proto: event.ProtoHTTP2, Stream: 3}}
 	c.ExchangesDropped = 1
 	check := func(when string) {
@@ -89,7 +90,7 @@ func TestRequestsCountDroppedStreams(t *testing.T) {
 	app := c.App
 	c.release()
 	check("after release")
-	if app.HTTP2.StreamsDropped != 4 || c.App == app {
+	if app.HTTP2.StreamsDropped != 4 || len(app.Streams) != 2 || c.App == app || c.App.Streams != nil {
 		t.Error("release changed the dissector's App instead of a copy")
 	}
 	rows := buildTables(&Input{Conns: []*Conn{c}}).Pools
