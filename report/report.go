@@ -368,7 +368,7 @@ func list[T any](jw *jsonWriter, name string, s []T) {
 }
 
 // each writes the n values all calls its function with as the array
-// field name.
+// field name (on several goroutines for long lists; see listEncoder).
 func each[T any](jw *jsonWriter, name string, n int, all func(func(*T) error) error) {
 	if n == 0 {
 		jw.field(name, []T{}, false)
@@ -376,6 +376,13 @@ func each[T any](jw *jsonWriter, name string, n int, all func(func(*T) error) er
 	}
 	jw.field(name, nil, true)
 	jw.raw("[\n")
+	if n >= parallelItems && jw.err == nil {
+		e := newListEncoder(jw)
+		all(func(v *T) error { return e.add(v) })
+		e.close()
+		jw.raw("\n  ]")
+		return
+	}
 	i := 0
 	all(func(v *T) error {
 		if i > 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +22,8 @@ import (
 // and WriteJSON, which encodes it piece by piece, writes what one
 // json.Encoder writes.
 func TestBuilderStreamMatchesNew(t *testing.T) {
+	defaultParallel, defaultBatch := parallelItems, itemBatch
+	defer func() { parallelItems, itemBatch = defaultParallel, defaultBatch }()
 	caps, err := filepath.Glob("../testdata/pcaps/*.pcapng")
 	if err != nil || len(caps) == 0 {
 		t.Fatalf("no captures: %v", err)
@@ -50,12 +53,17 @@ func TestBuilderStreamMatchesNew(t *testing.T) {
 		if got := encodeWhole(t, rep); got != want {
 			t.Errorf("%s: streamed report differs from New's: %s", f, firstDiffLine(got, want))
 		}
-		var got bytes.Buffer
-		if err := rep.WriteJSON(&got); err != nil {
-			t.Fatal(err)
-		}
-		if got.String() != want {
-			t.Errorf("%s: WriteJSON differs from json.Encoder: %s", f, firstDiffLine(got.String(), want))
+		// WriteJSON as it runs, then with lists encoded in parallel from
+		// three items, in batches of two.
+		for _, par := range [][2]int{{defaultParallel, defaultBatch}, {3, 2}} {
+			parallelItems, itemBatch = par[0], par[1]
+			var got bytes.Buffer
+			if err := rep.WriteJSON(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got.String() != want {
+				t.Errorf("%s (parallel from %d items): WriteJSON differs from json.Encoder: %s", f, parallelItems, firstDiffLine(got.String(), want))
+			}
 		}
 	}
 }
@@ -74,4 +82,43 @@ func encodeWhole(t *testing.T, r *Report) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// shortWriter accepts n bytes, then fails.
+type shortWriter struct{ n int }
+
+var errShort = errors.New("disk full")
+
+func (w *shortWriter) Write(p []byte) (int, error) {
+	if len(p) > w.n {
+		k := w.n
+		w.n = 0
+		return k, errShort
+	}
+	w.n -= len(p)
+	return len(p), nil
+}
+
+// TestWriteJSONError: a writer that fails part way, in the lists encoded
+// in parallel or elsewhere, makes WriteJSON return its error (and not
+// hang with goroutines waiting).
+func TestWriteJSONError(t *testing.T) {
+	defer func(p, b int) { parallelItems, itemBatch = p, b }(parallelItems, itemBatch)
+	parallelItems, itemBatch = 3, 2
+	f := "../testdata/pcaps/http1-small-pool.pcapng"
+	b := NewBuilder(Redaction{})
+	res, in, err := analyze.Stream(context.Background(), []string{f}, dissect.Options{}, analyze.DefaultConfig(), b.Add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := b.Report([]string{f}, in, res)
+	var whole bytes.Buffer
+	if err := rep.WriteJSON(&whole); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{0, 10, 70 << 10, whole.Len() / 2, whole.Len() - 100} {
+		if err := rep.WriteJSON(&shortWriter{n: n}); !errors.Is(err, errShort) {
+			t.Errorf("writer failing after %d of %d bytes: WriteJSON returned %v", n, whole.Len(), err)
+		}
+	}
 }

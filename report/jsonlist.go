@@ -1,0 +1,143 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"runtime"
+	"strings"
+	"sync"
+)
+
+// Encoding a report's connections and timelines is most of the time
+// `analyze --json` spends after the analysis on a capture of many
+// connections (a few kilobytes of JSON each). Long lists are therefore
+// encoded in batches on the idle cores and written in order: the bytes
+// are those of encoding them one by one. Variables, so that tests can
+// take the parallel path with few items.
+var (
+	// parallelItems is the list length from which items are encoded on
+	// several goroutines.
+	parallelItems = 256
+	// itemBatch is the number of items a goroutine encodes at a time.
+	itemBatch = 64
+)
+
+// errStopped stops a producer once writing failed; the writer's error is
+// the one reported.
+var errStopped = errors.New("report: writing stopped")
+
+// itemBatchJob is a batch of list items and, once done is closed, their
+// encodings (or the first error).
+type itemBatchJob struct {
+	items []any
+	enc   [][]byte
+	err   error
+	done  chan struct{}
+}
+
+// listEncoder encodes the items of one JSON array, indented at depth 2,
+// on several goroutines, and writes them to jw in the order added.
+type listEncoder struct {
+	jw      *jsonWriter
+	cur     *itemBatchJob
+	work    chan *itemBatchJob
+	ordered chan *itemBatchJob
+	workers sync.WaitGroup
+	writer  sync.WaitGroup
+	first   bool
+	// failed is set by the writer once it stopped on an error; add then
+	// stops the producer.
+	failed chan struct{}
+	once   sync.Once
+}
+
+func newListEncoder(jw *jsonWriter) *listEncoder {
+	n := max(1, runtime.GOMAXPROCS(0))
+	e := &listEncoder{jw: jw, work: make(chan *itemBatchJob, n), ordered: make(chan *itemBatchJob, 2*n),
+		first: true, failed: make(chan struct{})}
+	for range n {
+		e.workers.Go(e.encodeBatches)
+	}
+	e.writer.Go(e.writeBatches)
+	return e
+}
+
+// add queues v, which must not change until the list is written.
+func (e *listEncoder) add(v any) error {
+	if e.cur == nil {
+		e.cur = &itemBatchJob{items: make([]any, 0, itemBatch), done: make(chan struct{})}
+	}
+	e.cur.items = append(e.cur.items, v)
+	if len(e.cur.items) == itemBatch {
+		return e.flush()
+	}
+	return nil
+}
+
+// flush hands the batch being filled to the workers and the writer.
+func (e *listEncoder) flush() error {
+	b := e.cur
+	e.cur = nil
+	if b == nil {
+		return nil
+	}
+	select {
+	case <-e.failed:
+		return errStopped
+	case e.ordered <- b:
+	}
+	e.work <- b
+	return nil
+}
+
+// close writes what is left and waits for it; jw.err then holds the
+// first error.
+func (e *listEncoder) close() {
+	e.flush()
+	close(e.work)
+	close(e.ordered)
+	e.workers.Wait()
+	e.writer.Wait()
+}
+
+func (e *listEncoder) encodeBatches() {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent(strings.Repeat("  ", 2), "  ")
+	for b := range e.work {
+		for _, v := range b.items {
+			buf.Reset()
+			if b.err = enc.Encode(v); b.err != nil {
+				break
+			}
+			b.enc = append(b.enc, bytes.Clone(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))))
+		}
+		close(b.done)
+	}
+}
+
+// writeBatches writes the batches in order as they are done.
+func (e *listEncoder) writeBatches() {
+	jw := e.jw
+	for b := range e.ordered {
+		<-b.done
+		if jw.err == nil && b.err != nil {
+			jw.err = b.err
+		}
+		for _, s := range b.enc {
+			if !e.first {
+				jw.raw(",\n")
+			}
+			e.first = false
+			jw.raw("    ")
+			if jw.err == nil {
+				_, jw.err = jw.w.Write(s)
+			}
+		}
+		if jw.err != nil {
+			e.once.Do(func() { close(e.failed) })
+		}
+	}
+}
