@@ -2,10 +2,8 @@ package report
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"runtime"
-	"strings"
 	"sync"
 )
 
@@ -36,8 +34,9 @@ type itemBatchJob struct {
 	done  chan struct{}
 }
 
-// listEncoder encodes the items of one JSON array, indented at depth 2,
-// on several goroutines, and writes them to jw in the order added.
+// listEncoder encodes the items of one JSON array (at depth 2 when jw
+// indents) on several goroutines, and writes them to jw in the order
+// added.
 type listEncoder struct {
 	jw      *jsonWriter
 	cur     *itemBatchJob
@@ -103,9 +102,7 @@ func (e *listEncoder) close() {
 
 func (e *listEncoder) encodeBatches() {
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent(strings.Repeat("  ", 2), "  ")
+	enc := e.jw.encoder(&buf, 2)
 	for b := range e.work {
 		for _, v := range b.items {
 			buf.Reset()
@@ -128,10 +125,10 @@ func (e *listEncoder) writeBatches() {
 		}
 		for _, s := range b.enc {
 			if !e.first {
-				jw.raw(",\n")
+				jw.punct(",\n", ",")
 			}
 			e.first = false
-			jw.raw("    ")
+			jw.punct("    ", "")
 			if jw.err == nil {
 				_, jw.err = jw.w.Write(s)
 			}

@@ -76,13 +76,10 @@ func (r *Report) allTimelines() []Timeline {
 
 // WriteJSONLine writes the report (timelines included) as one line of
 // JSON ending in a newline, as json.Encoder with SetEscapeHTML(false)
-// writes it: a record of an NDJSON file.
+// writes it: a record of an NDJSON file. Like WriteJSON, it encodes one
+// connection, timeline or finding at a time.
 func (r *Report) WriteJSONLine(w io.Writer) error {
-	p := *r
-	p.Timelines, p.timeline = r.allTimelines(), nil
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	return enc.Encode(&p)
+	return r.writeJSON(w, true)
 }
 
 // Capture describes what was read.
@@ -289,8 +286,12 @@ func (b *Builder) Report(files []string, in *analyze.Input, res analyze.Result) 
 // a large report is never held in memory whole; the bytes are those of
 // json.Encoder with SetIndent("", "  ") and SetEscapeHTML(false).
 func (r *Report) WriteJSON(w io.Writer) error {
-	jw := &jsonWriter{w: bufio.NewWriterSize(w, 64<<10)}
-	jw.raw("{\n")
+	return r.writeJSON(w, false)
+}
+
+func (r *Report) writeJSON(w io.Writer, compact bool) error {
+	jw := &jsonWriter{w: bufio.NewWriterSize(w, 64<<10), compact: compact}
+	jw.punct("{\n", "{")
 	jw.field("schema", &r.Schema, false)
 	list(jw, "captures", r.Captures)
 	list(jw, "connections", r.Connections)
@@ -301,20 +302,42 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	} else {
 		each(jw, "timelines", len(r.Connections), r.EachTimeline)
 	}
-	jw.raw("\n}\n")
+	jw.punct("\n}\n", "}\n")
 	if jw.err != nil {
 		return jw.err
 	}
 	return jw.w.Flush()
 }
 
-// jsonWriter writes the fields of an indented JSON object one value at a
-// time; the first error stops it.
+// jsonWriter writes the fields of a JSON object one value at a time,
+// indented as json.Encoder with SetIndent("", "  ") does, or compact; the
+// first error stops it.
 type jsonWriter struct {
-	w   *bufio.Writer
-	buf bytes.Buffer
-	n   int // fields written
-	err error
+	w       *bufio.Writer
+	compact bool
+	buf     bytes.Buffer
+	n       int // fields written
+	err     error
+}
+
+// punct writes the punctuation and white space of the indented form, or
+// that of the compact one.
+func (jw *jsonWriter) punct(indented, compact string) {
+	if jw.compact {
+		jw.raw(compact)
+	} else {
+		jw.raw(indented)
+	}
+}
+
+// encoder returns an encoder writing to b as jw writes values at depth.
+func (jw *jsonWriter) encoder(b *bytes.Buffer, depth int) *json.Encoder {
+	enc := json.NewEncoder(b)
+	enc.SetEscapeHTML(false)
+	if !jw.compact {
+		enc.SetIndent(strings.Repeat("  ", depth), "  ")
+	}
+	return enc
 }
 
 func (jw *jsonWriter) raw(s string) {
@@ -323,17 +346,14 @@ func (jw *jsonWriter) raw(s string) {
 	}
 }
 
-// value writes v's encoding indented as at depth (in units of two
-// spaces), without a final newline.
+// value writes v's encoding, indented as at depth (in units of two
+// spaces) unless compact, without a final newline.
 func (jw *jsonWriter) value(v any, depth int) {
 	if jw.err != nil {
 		return
 	}
 	jw.buf.Reset()
-	enc := json.NewEncoder(&jw.buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent(strings.Repeat("  ", depth), "  ")
-	if jw.err = enc.Encode(v); jw.err != nil {
+	if jw.err = jw.encoder(&jw.buf, depth).Encode(v); jw.err != nil {
 		return
 	}
 	_, jw.err = jw.w.Write(bytes.TrimSuffix(jw.buf.Bytes(), []byte("\n")))
@@ -342,10 +362,10 @@ func (jw *jsonWriter) value(v any, depth int) {
 // field writes the object's next field.
 func (jw *jsonWriter) field(name string, v any, open bool) {
 	if jw.n > 0 {
-		jw.raw(",\n")
+		jw.punct(",\n", ",")
 	}
 	jw.n++
-	jw.raw("  \"" + name + "\": ")
+	jw.punct("  \""+name+"\": ", "\""+name+"\":")
 	if !open {
 		jw.value(v, 1)
 	}
@@ -375,23 +395,23 @@ func each[T any](jw *jsonWriter, name string, n int, all func(func(*T) error) er
 		return
 	}
 	jw.field(name, nil, true)
-	jw.raw("[\n")
+	jw.punct("[\n", "[")
 	if n >= parallelItems && jw.err == nil {
 		e := newListEncoder(jw)
 		all(func(v *T) error { return e.add(v) })
 		e.close()
-		jw.raw("\n  ]")
+		jw.punct("\n  ]", "]")
 		return
 	}
 	i := 0
 	all(func(v *T) error {
 		if i > 0 {
-			jw.raw(",\n")
+			jw.punct(",\n", ",")
 		}
 		i++
-		jw.raw("    ")
+		jw.punct("    ", "")
 		jw.value(v, 2)
 		return jw.err
 	})
-	jw.raw("\n  ]")
+	jw.punct("\n  ]", "]")
 }

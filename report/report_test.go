@@ -64,8 +64,30 @@ func TestBuilderStreamMatchesNew(t *testing.T) {
 			if got.String() != want {
 				t.Errorf("%s (parallel from %d items): WriteJSON differs from json.Encoder: %s", f, parallelItems, firstDiffLine(got.String(), want))
 			}
+			got.Reset()
+			if err := rep.WriteJSONLine(&got); err != nil {
+				t.Fatal(err)
+			}
+			if wantLine := encodeWholeLine(t, rep); got.String() != wantLine {
+				t.Errorf("%s (parallel from %d items): WriteJSONLine differs from json.Encoder", f, parallelItems)
+			}
 		}
 	}
+}
+
+// encodeWholeLine encodes r, every timeline made, as one json.Encoder
+// line.
+func encodeWholeLine(t *testing.T, r *Report) string {
+	t.Helper()
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	whole := *r
+	whole.Timelines, whole.timeline = r.allTimelines(), nil
+	if err := enc.Encode(&whole); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
 
 // encodeWhole encodes r as WriteJSON did before it streamed, with every
