@@ -23,6 +23,7 @@ import (
 	"github.com/h2scope/h2scope/dissect/http2"
 	"github.com/h2scope/h2scope/dissect/tcp"
 	"github.com/h2scope/h2scope/dissect/tls"
+	"github.com/h2scope/h2scope/internal/golden"
 )
 
 var screenshotOut = flag.String("screenshot", "", "save a screenshot of the fixture's HTML report to this file (../docs/report.png)")
@@ -42,11 +43,11 @@ func renderHTML(t *testing.T, r *Report) []byte {
 
 func TestHTMLGolden(t *testing.T) {
 	page := renderHTML(t, fixtureReport(t, htmlFixture))
-	checkGolden(t, "testdata/golden/h2c-large-slow.html", page)
+	golden.Check(t, "testdata/golden/h2c-large-slow.html", page)
 
 	// Deterministic: a second analysis renders the same bytes.
 	if again := renderHTML(t, fixtureReport(t, htmlFixture)); !bytes.Equal(page, again) {
-		t.Errorf("two runs differ:\n%s", firstDiffLine(string(again), string(page)))
+		t.Errorf("two runs differ:\n%s", golden.FirstDiff(string(again), string(page)))
 	}
 
 	// Self-contained: nothing to fetch.

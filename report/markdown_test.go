@@ -3,10 +3,6 @@ package report
 import (
 	"bytes"
 	"context"
-	"flag"
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,62 +11,8 @@ import (
 	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/event"
 	"github.com/h2scope/h2scope/dissect/tcp"
+	"github.com/h2scope/h2scope/internal/golden"
 )
-
-// The -update flag rewrites the golden files. It is registered here unless
-// another test file of the package already did (a package-level flag.Bool
-// is initialised before init functions run).
-func init() {
-	if flag.Lookup("update") == nil {
-		flag.Bool("update", false, "rewrite the golden files in testdata/")
-	}
-}
-
-// updating reports whether -update was given.
-func updating() bool {
-	f := flag.Lookup("update")
-	return f != nil && f.Value.String() == "true"
-}
-
-// checkGolden compares got with the golden file at path (under testdata/),
-// or rewrites it with -update.
-func checkGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if updating() {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("output differs from %s (go test -update to accept):\n%s", path, firstDiffLine(string(got), string(want)))
-	}
-}
-
-// firstDiffLine shows the first line where got and want differ.
-func firstDiffLine(got, want string) string {
-	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
-	for i := 0; i < len(g) || i < len(w); i++ {
-		var gl, wl string
-		if i < len(g) {
-			gl = g[i]
-		}
-		if i < len(w) {
-			wl = w[i]
-		}
-		if gl != wl {
-			return fmt.Sprintf("line %d:\n\tgot:  %s\n\twant: %s", i+1, gl, wl)
-		}
-	}
-	return "(no line differs)"
-}
 
 // fixtureReport analyses a committed capture as `h2scope analyze` does.
 func fixtureReport(t *testing.T, name string) *Report {
@@ -90,7 +32,7 @@ func TestMarkdownGolden(t *testing.T) {
 	if err := r.WriteMarkdown(&b); err != nil {
 		t.Fatal(err)
 	}
-	checkGolden(t, "testdata/golden/http1-nokeepalive.md", b.Bytes())
+	golden.Check(t, "testdata/golden/http1-nokeepalive.md", b.Bytes())
 
 	// Deterministic: a second analysis renders the same bytes.
 	var b2 bytes.Buffer
@@ -98,7 +40,7 @@ func TestMarkdownGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(b.Bytes(), b2.Bytes()) {
-		t.Errorf("two runs differ:\n%s", firstDiffLine(b2.String(), b.String()))
+		t.Errorf("two runs differ:\n%s", golden.FirstDiff(b2.String(), b.String()))
 	}
 }
 

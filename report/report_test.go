@@ -13,6 +13,7 @@ import (
 	"github.com/h2scope/h2scope/analyze"
 	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/tls"
+	"github.com/h2scope/h2scope/internal/golden"
 )
 
 // TestBuilderStreamMatchesNew: on every committed capture, the report a
@@ -51,7 +52,7 @@ func TestBuilderStreamMatchesNew(t *testing.T) {
 			t.Errorf("%s: the Builder's report holds its timelines", f)
 		}
 		if got := encodeWhole(t, rep); got != want {
-			t.Errorf("%s: streamed report differs from New's: %s", f, firstDiffLine(got, want))
+			t.Errorf("%s: streamed report differs from New's: %s", f, golden.FirstDiff(got, want))
 		}
 		// WriteJSON as it runs, then with lists encoded in parallel from
 		// three items, in batches of two.
@@ -62,7 +63,7 @@ func TestBuilderStreamMatchesNew(t *testing.T) {
 				t.Fatal(err)
 			}
 			if got.String() != want {
-				t.Errorf("%s (parallel from %d items): WriteJSON differs from json.Encoder: %s", f, parallelItems, firstDiffLine(got.String(), want))
+				t.Errorf("%s (parallel from %d items): WriteJSON differs from json.Encoder: %s", f, parallelItems, golden.FirstDiff(got.String(), want))
 			}
 			got.Reset()
 			if err := rep.WriteJSONLine(&got); err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/h2scope/h2scope/analyze"
+	"github.com/h2scope/h2scope/internal/golden"
 )
 
 func TestSummaryGolden(t *testing.T) {
@@ -16,7 +17,7 @@ func TestSummaryGolden(t *testing.T) {
 			if err := WriteSummary(&b, fixtureReport(t, name+".pcapng"), TermOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			checkGolden(t, "testdata/golden/"+name+".summary.txt", b.Bytes())
+			golden.Check(t, "testdata/golden/"+name+".summary.txt", b.Bytes())
 		})
 	}
 }

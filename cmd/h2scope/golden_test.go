@@ -1,15 +1,12 @@
 package main
 
 import (
-	"flag"
-	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+	"github.com/h2scope/h2scope/internal/golden"
+)
 
 // TestGolden renders commands on committed captures and compares the output
 // with testdata/*.golden; run with -update to accept a change.
@@ -33,36 +30,7 @@ func TestGolden(t *testing.T) {
 			if tt.lines > 0 {
 				out = strings.Join(strings.SplitAfter(out, "\n")[:tt.lines], "")
 			}
-			path := filepath.Join("testdata", tt.golden)
-			if *update {
-				if err := os.MkdirAll("testdata", 0o755); err != nil {
-					t.Fatal(err)
-				}
-				writeFile(t, path, []byte(out))
-				return
-			}
-			want := string(readFile(t, path))
-			if out != want {
-				t.Errorf("output differs from %s (go test -update to accept):\n%s", path, firstDiff(out, want))
-			}
+			golden.Check(t, filepath.Join("testdata", tt.golden), []byte(out))
 		})
 	}
-}
-
-// firstDiff shows the first line where got and want differ.
-func firstDiff(got, want string) string {
-	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
-	for i := 0; i < len(g) || i < len(w); i++ {
-		var gl, wl string
-		if i < len(g) {
-			gl = g[i]
-		}
-		if i < len(w) {
-			wl = w[i]
-		}
-		if gl != wl {
-			return fmt.Sprintf("line %d:\n\tgot:  %s\n\twant: %s", i+1, gl, wl)
-		}
-	}
-	return "(no line differs)"
 }
