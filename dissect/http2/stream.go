@@ -254,10 +254,10 @@ func (c *Conn) touch(id uint32, at event.Ref, opener bool) *sstate {
 	var st *sstate
 	if n := len(c.spare); n > 0 {
 		st, c.spare = c.spare[n-1], c.spare[:n-1]
-		*st = sstate{id: id, rec: -1, opening: opener && fresh}
 	} else {
-		st = &sstate{id: id, rec: -1, opening: opener && fresh}
+		st = new(sstate)
 	}
+	*st = sstate{id: id, rec: -1, opening: opener && fresh}
 	if hasRec {
 		st.rec, st.r = ri, c.recs.At(int(ri))
 	} else if c.recs.Len() < c.opts.MaxStreams {
