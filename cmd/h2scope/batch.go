@@ -39,13 +39,21 @@ func runBatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitUsage
 	}
 	bo := batch.Options{Workers: *workers, Gap: *gap, Dissect: opts, Config: &cfg, Redaction: in.red, Log: stderr}
-	if in.keylog != "" {
-		var err error
-		if bo.KeyLog, err = os.ReadFile(in.keylog); err != nil {
+	for _, name := range in.keylogs {
+		b, err := os.ReadFile(name)
+		if err != nil {
 			fmt.Fprintf(stderr, "h2scope: key log: %v\n", err)
 			return exitUsage
 		}
-		bo.KeyLogName = in.keylog
+		// Merged: one line per secret, so concatenated logs read as one.
+		bo.KeyLog = append(bo.KeyLog, b...)
+		if len(b) > 0 && b[len(b)-1] != '\n' {
+			bo.KeyLog = append(bo.KeyLog, '\n')
+		}
+		if bo.KeyLogName != "" {
+			bo.KeyLogName += "+"
+		}
+		bo.KeyLogName += name
 	}
 	sum, err := batch.Run(ctx, patterns, *out, stdout, bo)
 	if err == nil || sum.Captures != (batch.Counts{}) {

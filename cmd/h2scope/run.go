@@ -77,7 +77,7 @@ func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *input) {
 	fs := flag.NewFlagSet("h2scope "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	in := &input{}
-	fs.StringVar(&in.keylog, "keylog", "", "TLS key log `file` (SSLKEYLOGFILE, NSS format) to decrypt TLS with")
+	fs.Var(&in.keylogs, "keylog", "TLS key log `file` (SSLKEYLOGFILE, NSS format) to decrypt TLS with; repeat it to merge several")
 	fs.BoolVar(&in.red.Off, "no-redact", false, "show credentials, cookies, API keys and URL tokens as captured")
 	return fs, in
 }
@@ -85,8 +85,23 @@ func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *input) {
 // input holds the flags about reading captures and showing what they
 // hold.
 type input struct {
-	keylog string
-	red    report.Redaction
+	keylogs fileList
+	red     report.Redaction
+}
+
+// fileList is a flag that may be given several times, each value a file
+// name, kept in order.
+type fileList []string
+
+func (l *fileList) String() string { return strings.Join(*l, ",") }
+
+// Set appends one value; an empty name is refused.
+func (l *fileList) Set(v string) error {
+	if v == "" {
+		return fmt.Errorf("empty file name")
+	}
+	*l = append(*l, v)
+	return nil
 }
 
 // options returns the dissection options the flags ask for, loading the
@@ -94,23 +109,32 @@ type input struct {
 // is reported on stderr, and ok is then false.
 func (in *input) options(stderr io.Writer) (opts dissect.Options, ok bool) {
 	opts = dissect.Options{Dissect: true, Keys: tls.NewKeyLog()}
-	if in.keylog == "" {
-		return opts, true
+	for _, name := range in.keylogs {
+		if !readKeyLog(opts.Keys, name, stderr) {
+			return opts, false
+		}
 	}
-	f, err := os.Open(in.keylog)
+	return opts, true
+}
+
+// readKeyLog adds the secrets of the key log file name to keys, warning
+// on stderr about malformed lines and a file with no secrets; it reports
+// an unreadable file and returns false.
+func readKeyLog(keys *tls.KeyLog, name string, stderr io.Writer) bool {
+	f, err := os.Open(name)
 	if err != nil {
 		fmt.Fprintf(stderr, "h2scope: key log: %v\n", err)
-		return opts, false
+		return false
 	}
 	defer f.Close()
-	n, errs := opts.Keys.Read(f, in.keylog)
+	n, errs := keys.Read(f, name)
 	for _, e := range errs {
 		fmt.Fprintf(stderr, "h2scope: warning: %v\n", e)
 	}
 	if n == 0 {
-		fmt.Fprintf(stderr, "h2scope: warning: %s holds no TLS secrets (want NSS key log lines such as CLIENT_RANDOM or CLIENT_TRAFFIC_SECRET_0)\n", in.keylog)
+		fmt.Fprintf(stderr, "h2scope: warning: %s holds no TLS secrets (want NSS key log lines such as CLIENT_RANDOM or CLIENT_TRAFFIC_SECRET_0)\n", name)
 	}
-	return opts, true
+	return true
 }
 
 // parseFailOn reads a --fail-on value of command cmd: "" (off), warning
