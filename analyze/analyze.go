@@ -1,8 +1,11 @@
 package analyze
 
 import (
+	"errors"
 	"flag"
+	"fmt"
 	"slices"
+	"time"
 
 	"github.com/h2scope/h2scope/dissect"
 )
@@ -35,15 +38,134 @@ func DefaultConfig() Config {
 }
 
 // RegisterFlags defines one flag per threshold on fs, writing into c.
+// FlagGroups lists them by detector.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	c.RSTStorm.flags(fs)
-	c.Resumption.flags(fs)
-	c.Churn.flags(fs)
-	c.WindowStall.flags(fs)
-	c.GoAway.flags(fs)
-	c.Keepalive.flags(fs)
-	c.HandshakeLatency.flags(fs)
-	c.SYNRetransmit.flags(fs)
+	for _, g := range c.groups() {
+		g.flags(fs)
+	}
+}
+
+// detectorFlags pairs a detector's kind with the function registering its
+// thresholds.
+type detectorFlags struct {
+	kind  string
+	flags func(*flag.FlagSet)
+}
+
+// groups returns the detectors' flag registrations in the order of the
+// help text.
+func (c *Config) groups() []detectorFlags {
+	return []detectorFlags{
+		{KindRSTStorm, c.RSTStorm.flags},
+		{KindResumptionFailure, c.Resumption.flags},
+		{KindReconnectChurn, c.Churn.flags},
+		{KindWindowStall, c.WindowStall.flags},
+		{KindGoAway, c.GoAway.flags},
+		{KindKeepaliveMismatch, c.Keepalive.flags},
+		{KindHandshakeLatency, c.HandshakeLatency.flags},
+		{KindSYNRetransmit, c.SYNRetransmit.flags},
+	}
+}
+
+// A FlagGroup names the threshold flags of one detector.
+type FlagGroup struct {
+	Kind  string   // the finding kind the detector reports, "rst_storm"
+	Flags []string // flag names without dashes, sorted
+}
+
+// FlagGroups returns the flags RegisterFlags defines, grouped by detector,
+// so that a help text can list them apart from a command's own flags.
+func FlagGroups() []FlagGroup {
+	c := DefaultConfig()
+	var gs []FlagGroup
+	for _, g := range c.groups() {
+		fs := flag.NewFlagSet(g.kind, flag.ContinueOnError)
+		g.flags(fs)
+		fg := FlagGroup{Kind: g.kind}
+		fs.VisitAll(func(f *flag.Flag) { fg.Flags = append(fg.Flags, f.Name) })
+		gs = append(gs, fg)
+	}
+	return gs
+}
+
+// Validate reports the thresholds that make no sense, each naming its
+// flag: negative counts, durations and ratios; zero where a count or a
+// window must be at least one (or positive); shares above 1. The zero
+// values that switch a test off (handshake-min, syn-min-retry, ...) are
+// allowed. DefaultConfig is valid; a Config built by hand need not be.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(name string, v any, want string) {
+		errs = append(errs, fmt.Errorf("--%s %v: %s", name, v, want))
+	}
+	count := func(name string, v, least int) {
+		if v < least {
+			bad(name, v, fmt.Sprintf("must be at least %d", least))
+		}
+	}
+	nonNegDur := func(name string, d time.Duration) {
+		if d < 0 {
+			bad(name, d, "must not be negative")
+		}
+	}
+	posDur := func(name string, d time.Duration) {
+		if d <= 0 {
+			bad(name, d, "must be positive")
+		}
+	}
+	nonNeg := func(name string, f float64) {
+		if !(f >= 0) { // NaN too
+			bad(name, f, "must not be negative")
+		}
+	}
+	share := func(name string, f float64) {
+		if !(f >= 0 && f <= 1) {
+			bad(name, f, "must be a share from 0 to 1")
+		}
+	}
+
+	r := c.RSTStorm
+	posDur("rst-window", r.Window)
+	count("rst-min", r.MinResets, 1)
+	nonNegDur("rst-rapid", r.RapidReset)
+	count("rst-critical", r.CriticalResets, 1)
+
+	count("resumption-min-failures", c.Resumption.MinFailures, 1)
+	share("resumption-fail-ratio", c.Resumption.MinFailRatio)
+
+	ch := c.Churn
+	count("churn-min-conns", ch.MinConns, 1)
+	nonNeg("churn-max-reqs", ch.MaxRequestsPerConn)
+	share("churn-one-req-share", ch.MinOneRequestShare)
+	posDur("churn-window", ch.ReuseWindow)
+	posDur("churn-long-lived", ch.LongLived)
+	count("churn-critical-time-wait", ch.CriticalTimeWait, 1)
+
+	w := c.WindowStall
+	nonNegDur("stall-min", w.MinStall)
+	posDur("stall-critical", w.CriticalStall)
+	share("stall-min-share", w.MinShare)
+	posDur("stall-zero-window-gap", w.ZeroWindowGap)
+
+	posDur("goaway-reconnect-window", c.GoAway.ReconnectWindow)
+
+	nonNegDur("keepalive-min-idle", c.Keepalive.MinIdle)
+	posDur("keepalive-race", c.Keepalive.RaceWindow)
+
+	h := c.HandshakeLatency
+	nonNeg("handshake-factor", h.Factor)
+	nonNeg("handshake-mads", h.MADs)
+	nonNegDur("handshake-min", h.MinLatency)
+	count("handshake-min-samples", h.MinSamples, 1)
+	posDur("handshake-critical", h.CriticalLatency)
+	posDur("handshake-slow-baseline", h.SlowBaseline)
+
+	s := c.SYNRetransmit
+	count("syn-critical", s.CriticalAttempts, 1)
+	nonNegDur("syn-min-retry", s.MinRetryDelay)
+	count("syn-scan-ports", s.ScanPorts, 1)
+	nonNegDur("syn-fallback", s.Fallback)
+	return errors.Join(errs...)
 }
 
 // Input is what the detectors read: every finished connection of the

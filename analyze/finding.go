@@ -58,10 +58,11 @@ func (s *Severity) UnmarshalText(b []byte) error {
 	return err
 }
 
-// ParseSeverity parses "info", "warning" or "critical".
+// ParseSeverity parses "info", "warning" or "critical", in any case
+// ("WARNING", "Critical").
 func ParseSeverity(name string) (Severity, error) {
 	for i, n := range severityNames {
-		if n == name {
+		if strings.EqualFold(n, name) {
 			return Severity(i), nil
 		}
 	}
