@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 )
 
 // Key log labels (NSS SSLKEYLOGFILE format), the secrets a Secrets holds.
@@ -38,10 +40,41 @@ type Secrets struct {
 
 // KeyLog holds the secrets of a key log, by client random. Lines are added
 // from key log files and from the Decryption Secrets Blocks of pcapng
-// captures; a KeyLog is safe for concurrent use.
+// captures; a KeyLog is safe for concurrent use. It counts what it was
+// given and how the sessions looked up fitted it (Stats).
 type KeyLog struct {
-	mu sync.RWMutex
-	m  map[[32]byte]*Secrets
+	mu      sync.RWMutex
+	m       map[[32]byte]*Secrets
+	secrets int             // secrets added, one per key log line used
+	sources map[string]bool // names given to Read
+	// hits and misses count lookups of a client random that has secrets,
+	// and of one that has none.
+	hits, misses atomic.Int64
+}
+
+// KeyLogStats says what a KeyLog was given and how the TLS sessions
+// looked up in it fitted it.
+type KeyLogStats struct {
+	// Secrets counts the secrets read (one per key log line used), from
+	// Sources distinct sources (key log files, captures' Decryption
+	// Secrets Blocks), for Sessions client randoms.
+	Secrets, Sources, Sessions int
+	// Matched counts lookups (one per TLS session whose decryption was
+	// attempted) of a client random the key log has secrets for, Missing
+	// those of a client random it has none for.
+	Matched, Missing int
+}
+
+// Stats returns what k was given and how the sessions looked up fitted
+// it. A nil KeyLog has zero stats.
+func (k *KeyLog) Stats() KeyLogStats {
+	if k == nil {
+		return KeyLogStats{}
+	}
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return KeyLogStats{Secrets: k.secrets, Sources: len(k.sources), Sessions: len(k.m),
+		Matched: int(k.hits.Load()), Missing: int(k.misses.Load())}
 }
 
 // NewKeyLog returns an empty KeyLog.
@@ -63,35 +96,79 @@ func (e *KeyLogError) Error() string {
 }
 
 // Read adds the lines of an NSS key log read from r; source names it in
-// errors. Comment lines, blank lines and labels other than the ones
-// Secrets holds are skipped silently. It returns the number of secrets
-// added and one *KeyLogError per malformed line (at most 10, then a
-// count); the good lines are kept either way. A read error ends the log.
+// errors and counts as one source in Stats. Lines may be of any length:
+// one longer than maxKeyLogLine bytes is malformed (no secret is that
+// long) and skipped without being held in memory. Comment lines, blank
+// lines and labels other than the ones Secrets holds are skipped
+// silently. It returns the number of secrets added and one *KeyLogError
+// per malformed line, numbered from 1 (at most 10, then a count); the good
+// lines are kept either way. A read error ends the log.
 func (k *KeyLog) Read(r io.Reader, source string) (added int, errs []error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), maxKeyLogLine)
+	k.mu.Lock()
+	if k.sources == nil {
+		k.sources = map[string]bool{}
+	}
+	k.sources[source] = true
+	k.mu.Unlock()
+	br := bufio.NewReaderSize(r, 2*maxKeyLogLine)
 	line, bad := 0, 0
-	for sc.Scan() {
+	malformed := func(reason string) {
+		bad++
+		if bad <= 10 {
+			errs = append(errs, &KeyLogError{Source: source, Line: line, Reason: reason})
+		}
+	}
+	tooLong := func(n int) {
+		malformed(fmt.Sprintf("line is %d bytes long, longer than a key log line can be (%d)", n, maxKeyLogLine))
+	}
+	var rerr error
+	for rerr == nil {
+		l, err := br.ReadSlice('\n')
+		if len(l) == 0 && err != nil {
+			rerr = err
+			break
+		}
 		line++
-		ok, reason := k.addLine(sc.Bytes())
+		rerr = err
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// Longer than the buffer: skip to the end of the line,
+			// counting its bytes. A comment may be as long as it likes.
+			comment := isComment(l)
+			n := len(bytes.TrimRight(l, "\r\n"))
+			for errors.Is(rerr, bufio.ErrBufferFull) {
+				l, rerr = br.ReadSlice('\n')
+				n += len(bytes.TrimRight(l, "\r\n"))
+			}
+			if !comment {
+				tooLong(n)
+			}
+			continue
+		}
+		if n := len(bytes.TrimRight(l, "\r\n")); n > maxKeyLogLine {
+			if !isComment(l) {
+				tooLong(n)
+			}
+			continue
+		}
+		ok, reason := k.addLine(l)
 		if ok {
 			added++
 		}
 		if reason != "" {
-			bad++
-			if bad <= 10 {
-				errs = append(errs, &KeyLogError{Source: source, Line: line, Reason: reason})
-			}
+			malformed(reason)
 		}
 	}
 	if bad > 10 {
 		errs = append(errs, fmt.Errorf("%s: %d more malformed key log lines", source, bad-10))
 	}
-	if err := sc.Err(); err != nil {
-		errs = append(errs, fmt.Errorf("%s: after line %d: %w", source, line, err))
+	if rerr != nil && rerr != io.EOF {
+		errs = append(errs, fmt.Errorf("%s: after line %d: %w", source, line, rerr))
 	}
 	return added, errs
 }
+
+// isComment reports whether key log line l is a comment.
+func isComment(l []byte) bool { return bytes.HasPrefix(bytes.TrimLeft(l, " \t"), []byte("#")) }
 
 // Add adds the lines of an NSS key log held in memory, as Read does.
 func (k *KeyLog) Add(b []byte, source string) (added int, errs []error) {
@@ -143,6 +220,7 @@ func (k *KeyLog) addLine(l []byte) (ok bool, reason string) {
 		s = &Secrets{}
 		k.m[cr] = s
 	}
+	k.secrets++
 	switch label {
 	case labelClientRandom:
 		s.Master = secret
@@ -170,7 +248,9 @@ func (k *KeyLog) Len() int {
 	return len(k.m)
 }
 
-// Lookup returns a copy of the secrets logged for clientRandom, or nil.
+// Lookup returns a copy of the secrets logged for clientRandom, or nil,
+// counting the lookup as matched or missing in Stats (a TLS connection
+// looks its client random up once).
 func (k *KeyLog) Lookup(clientRandom []byte) *Secrets {
 	if k == nil || len(clientRandom) != 32 {
 		return nil
@@ -179,8 +259,10 @@ func (k *KeyLog) Lookup(clientRandom []byte) *Secrets {
 	defer k.mu.RUnlock()
 	s := k.m[[32]byte(clientRandom)]
 	if s == nil {
+		k.misses.Add(1)
 		return nil
 	}
+	k.hits.Add(1)
 	c := *s
 	return &c
 }
