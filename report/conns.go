@@ -1,7 +1,6 @@
 package report
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -77,10 +76,9 @@ func NewConnRecord(c *tcp.Summary, app *dissect.App) ConnRecord {
 }
 
 // WriteConnsJSON writes one JSON object per connection, one per line
-// (NDJSON), in the order given.
+// (NDJSON), in the order given, with controls escaped (newJSONEncoder).
 func WriteConnsJSON(w io.Writer, conns []ConnRecord) error {
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
+	enc := newJSONEncoder(w)
 	for i := range conns {
 		if err := enc.Encode(&conns[i]); err != nil {
 			return err

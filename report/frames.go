@@ -116,11 +116,10 @@ type FrameWriter struct {
 	err error
 }
 
-// NewFrameWriter returns a FrameWriter on w that redacts as red says.
+// NewFrameWriter returns a FrameWriter on w that redacts as red says and
+// escapes controls (newJSONEncoder).
 func NewFrameWriter(w io.Writer, red Redaction) *FrameWriter {
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	return &FrameWriter{enc: enc, red: red}
+	return &FrameWriter{enc: newJSONEncoder(w), red: red}
 }
 
 // Event writes e; it implements event.Sink. The first write error is kept

@@ -76,8 +76,9 @@ func (r *Report) allTimelines() []Timeline {
 
 // WriteJSONLine writes the report (timelines included) as one line of
 // JSON ending in a newline, as json.Encoder with SetEscapeHTML(false)
-// writes it: a record of an NDJSON file. Like WriteJSON, it encodes one
-// connection, timeline or finding at a time.
+// writes it, controls escaped (newJSONEncoder): a record of an NDJSON
+// file. Like WriteJSON, it encodes one connection, timeline or finding at
+// a time.
 func (r *Report) WriteJSONLine(w io.Writer) error {
 	return r.writeJSON(w, true)
 }
@@ -284,7 +285,8 @@ func (b *Builder) Report(files []string, in *analyze.Input, res analyze.Result) 
 // WriteJSON writes the report as one indented JSON object. It encodes
 // one connection, timeline or finding at a time, so that the encoding of
 // a large report is never held in memory whole; the bytes are those of
-// json.Encoder with SetIndent("", "  ") and SetEscapeHTML(false).
+// json.Encoder with SetIndent("", "  ") and SetEscapeHTML(false), with
+// the controls a terminal would act on escaped (newJSONEncoder).
 func (r *Report) WriteJSON(w io.Writer) error {
 	return r.writeJSON(w, false)
 }
@@ -330,10 +332,10 @@ func (jw *jsonWriter) punct(indented, compact string) {
 	}
 }
 
-// encoder returns an encoder writing to b as jw writes values at depth.
+// encoder returns an encoder writing to b as jw writes values at depth,
+// with the controls escapeJSONControls escapes escaped.
 func (jw *jsonWriter) encoder(b *bytes.Buffer, depth int) *json.Encoder {
-	enc := json.NewEncoder(b)
-	enc.SetEscapeHTML(false)
+	enc := newJSONEncoder(b)
 	if !jw.compact {
 		enc.SetIndent(strings.Repeat("  ", depth), "  ")
 	}

@@ -77,11 +77,11 @@ func TestBuilderStreamMatchesNew(t *testing.T) {
 }
 
 // encodeWholeLine encodes r, every timeline made, as one json.Encoder
-// line.
+// line, controls escaped (escapeJSONControls, tested on its own).
 func encodeWholeLine(t *testing.T, r *Report) string {
 	t.Helper()
 	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
+	enc := json.NewEncoder(&jsonSafeWriter{w: &b})
 	enc.SetEscapeHTML(false)
 	whole := *r
 	whole.Timelines, whole.timeline = r.allTimelines(), nil
@@ -92,11 +92,11 @@ func encodeWholeLine(t *testing.T, r *Report) string {
 }
 
 // encodeWhole encodes r as WriteJSON did before it streamed, with every
-// timeline made.
+// timeline made, controls escaped.
 func encodeWhole(t *testing.T, r *Report) string {
 	t.Helper()
 	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
+	enc := json.NewEncoder(&jsonSafeWriter{w: &b})
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	whole := *r
