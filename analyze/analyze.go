@@ -38,11 +38,30 @@ func DefaultConfig() Config {
 }
 
 // RegisterFlags defines one flag per threshold on fs, writing into c.
-// FlagGroups lists them by detector.
+// FlagGroups lists them by detector. A value Validate would refuse is
+// refused when the flag is set, so that parsing fails naming the flag.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	for _, g := range c.groups() {
-		g.flags(fs)
+		tmp := flag.NewFlagSet(g.kind, flag.ContinueOnError)
+		g.flags(tmp)
+		tmp.VisitAll(func(f *flag.Flag) {
+			fs.Var(checkedValue{f.Value.(flag.Getter), func() error { return c.check(f.Name) }}, f.Name, f.Usage)
+		})
 	}
+}
+
+// checkedValue is a flag value that is checked once set.
+type checkedValue struct {
+	flag.Getter
+	check func() error
+}
+
+// Set sets the value, then checks it.
+func (v checkedValue) Set(s string) error {
+	if err := v.Getter.Set(s); err != nil {
+		return err
+	}
+	return v.check()
 }
 
 // detectorFlags pairs a detector's kind with the function registering its
@@ -95,77 +114,109 @@ func FlagGroups() []FlagGroup {
 // allowed. DefaultConfig is valid; a Config built by hand need not be.
 func (c *Config) Validate() error {
 	var errs []error
-	bad := func(name string, v any, want string) {
-		errs = append(errs, fmt.Errorf("--%s %v: %s", name, v, want))
-	}
-	count := func(name string, v, least int) {
-		if v < least {
-			bad(name, v, fmt.Sprintf("must be at least %d", least))
+	for _, r := range c.rules() {
+		if err := r.check(); err != nil {
+			errs = append(errs, fmt.Errorf("--%s %s: %w", r.flag, r.value(), err))
 		}
 	}
-	nonNegDur := func(name string, d time.Duration) {
-		if d < 0 {
-			bad(name, d, "must not be negative")
-		}
-	}
-	posDur := func(name string, d time.Duration) {
-		if d <= 0 {
-			bad(name, d, "must be positive")
-		}
-	}
-	nonNeg := func(name string, f float64) {
-		if !(f >= 0) { // NaN too
-			bad(name, f, "must not be negative")
-		}
-	}
-	share := func(name string, f float64) {
-		if !(f >= 0 && f <= 1) {
-			bad(name, f, "must be a share from 0 to 1")
-		}
-	}
-
-	r := c.RSTStorm
-	posDur("rst-window", r.Window)
-	count("rst-min", r.MinResets, 1)
-	nonNegDur("rst-rapid", r.RapidReset)
-	count("rst-critical", r.CriticalResets, 1)
-
-	count("resumption-min-failures", c.Resumption.MinFailures, 1)
-	share("resumption-fail-ratio", c.Resumption.MinFailRatio)
-
-	ch := c.Churn
-	count("churn-min-conns", ch.MinConns, 1)
-	nonNeg("churn-max-reqs", ch.MaxRequestsPerConn)
-	share("churn-one-req-share", ch.MinOneRequestShare)
-	posDur("churn-window", ch.ReuseWindow)
-	posDur("churn-long-lived", ch.LongLived)
-	count("churn-critical-time-wait", ch.CriticalTimeWait, 1)
-
-	w := c.WindowStall
-	nonNegDur("stall-min", w.MinStall)
-	posDur("stall-critical", w.CriticalStall)
-	share("stall-min-share", w.MinShare)
-	posDur("stall-zero-window-gap", w.ZeroWindowGap)
-
-	posDur("goaway-reconnect-window", c.GoAway.ReconnectWindow)
-
-	nonNegDur("keepalive-min-idle", c.Keepalive.MinIdle)
-	posDur("keepalive-race", c.Keepalive.RaceWindow)
-
-	h := c.HandshakeLatency
-	nonNeg("handshake-factor", h.Factor)
-	nonNeg("handshake-mads", h.MADs)
-	nonNegDur("handshake-min", h.MinLatency)
-	count("handshake-min-samples", h.MinSamples, 1)
-	posDur("handshake-critical", h.CriticalLatency)
-	posDur("handshake-slow-baseline", h.SlowBaseline)
-
-	s := c.SYNRetransmit
-	count("syn-critical", s.CriticalAttempts, 1)
-	nonNegDur("syn-min-retry", s.MinRetryDelay)
-	count("syn-scan-ports", s.ScanPorts, 1)
-	nonNegDur("syn-fallback", s.Fallback)
 	return errors.Join(errs...)
+}
+
+// check checks the threshold of one flag, as Validate does.
+func (c *Config) check(name string) error {
+	for _, r := range c.rules() {
+		if r.flag == name {
+			return r.check()
+		}
+	}
+	return nil
+}
+
+// A rule checks the threshold of one flag; its error says what the value
+// must be ("must be at least 1").
+type rule struct {
+	flag  string
+	value func() string
+	check func() error
+}
+
+// rules returns the checks of every threshold.
+func (c *Config) rules() []rule {
+	count := func(name string, v *int, least int) rule {
+		return rule{name, func() string { return fmt.Sprint(*v) }, func() error {
+			if *v < least {
+				return fmt.Errorf("must be at least %d", least)
+			}
+			return nil
+		}}
+	}
+	dur := func(name string, d *time.Duration, zeroOK bool) rule {
+		return rule{name, func() string { return d.String() }, func() error {
+			switch {
+			case *d <= 0 && !zeroOK:
+				return errors.New("must be positive")
+			case *d < 0:
+				return errors.New("must not be negative")
+			}
+			return nil
+		}}
+	}
+	nonNeg := func(name string, f *float64) rule {
+		return rule{name, func() string { return fmt.Sprint(*f) }, func() error {
+			if !(*f >= 0) { // NaN too
+				return errors.New("must not be negative")
+			}
+			return nil
+		}}
+	}
+	share := func(name string, f *float64) rule {
+		return rule{name, func() string { return fmt.Sprint(*f) }, func() error {
+			if !(*f >= 0 && *f <= 1) {
+				return errors.New("must be a share from 0 to 1")
+			}
+			return nil
+		}}
+	}
+	const zeroOK, positive = true, false
+	r, ch, w, h, s := &c.RSTStorm, &c.Churn, &c.WindowStall, &c.HandshakeLatency, &c.SYNRetransmit
+	return []rule{
+		dur("rst-window", &r.Window, positive),
+		count("rst-min", &r.MinResets, 1),
+		dur("rst-rapid", &r.RapidReset, zeroOK),
+		count("rst-critical", &r.CriticalResets, 1),
+
+		count("resumption-min-failures", &c.Resumption.MinFailures, 1),
+		share("resumption-fail-ratio", &c.Resumption.MinFailRatio),
+
+		count("churn-min-conns", &ch.MinConns, 1),
+		nonNeg("churn-max-reqs", &ch.MaxRequestsPerConn),
+		share("churn-one-req-share", &ch.MinOneRequestShare),
+		dur("churn-window", &ch.ReuseWindow, positive),
+		dur("churn-long-lived", &ch.LongLived, positive),
+		count("churn-critical-time-wait", &ch.CriticalTimeWait, 1),
+
+		dur("stall-min", &w.MinStall, zeroOK),
+		dur("stall-critical", &w.CriticalStall, positive),
+		share("stall-min-share", &w.MinShare),
+		dur("stall-zero-window-gap", &w.ZeroWindowGap, positive),
+
+		dur("goaway-reconnect-window", &c.GoAway.ReconnectWindow, positive),
+
+		dur("keepalive-min-idle", &c.Keepalive.MinIdle, zeroOK),
+		dur("keepalive-race", &c.Keepalive.RaceWindow, positive),
+
+		nonNeg("handshake-factor", &h.Factor),
+		nonNeg("handshake-mads", &h.MADs),
+		dur("handshake-min", &h.MinLatency, zeroOK),
+		count("handshake-min-samples", &h.MinSamples, 1),
+		dur("handshake-critical", &h.CriticalLatency, positive),
+		dur("handshake-slow-baseline", &h.SlowBaseline, positive),
+
+		count("syn-critical", &s.CriticalAttempts, 1),
+		dur("syn-min-retry", &s.MinRetryDelay, zeroOK),
+		count("syn-scan-ports", &s.ScanPorts, 1),
+		dur("syn-fallback", &s.Fallback, zeroOK),
+	}
 }
 
 // Input is what the detectors read: every finished connection of the

@@ -3,6 +3,8 @@ package analyze
 import (
 	"context"
 	"flag"
+	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -46,11 +48,15 @@ func TestValidate(t *testing.T) {
 		{[]string{"--resumption-fail-ratio", "1", "--churn-one-req-share", "0"}, ""},
 	}
 	for _, tt := range tests {
+		// Set by hand, Validate refuses the values.
 		c := DefaultConfig()
 		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
 		c.RegisterFlags(fs)
-		if err := fs.Parse(tt.args); err != nil {
-			t.Fatal(err)
+		for i := 0; i < len(tt.args); i += 2 {
+			if err := fs.Lookup(tt.args[i][2:]).Value.(checkedValue).Getter.Set(tt.args[i+1]); err != nil {
+				t.Fatal(err)
+			}
 		}
 		got := ""
 		if err := c.Validate(); err != nil {
@@ -58,6 +64,25 @@ func TestValidate(t *testing.T) {
 		}
 		if got != tt.wantErr {
 			t.Errorf("%q: Validate() = %q, want %q", tt.args, got, tt.wantErr)
+		}
+		// From the command line, the first one fails parsing, naming its flag.
+		c = DefaultConfig()
+		fs = flag.NewFlagSet("test", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		c.RegisterFlags(fs)
+		got = ""
+		if err := fs.Parse(tt.args); err != nil {
+			got = err.Error()
+		}
+		want := ""
+		if tt.wantErr != "" {
+			first, _, _ := strings.Cut(tt.wantErr, "\n")
+			name, reason, _ := strings.Cut(first, ": ")
+			name, value, _ := strings.Cut(name, " ")
+			want = fmt.Sprintf("invalid value %q for flag -%s: %s", value, name[2:], reason)
+		}
+		if got != want {
+			t.Errorf("%q: Parse = %q, want %q", tt.args, got, want)
 		}
 	}
 }

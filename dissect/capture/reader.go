@@ -81,27 +81,49 @@ type Reader struct {
 	secretBytes int
 }
 
+// Stdin is the path that makes Open read standard input, which is read
+// as it comes (a pipe is fine: nothing is sought), in any format a file
+// may have; StdinName names it in errors.
+const (
+	Stdin     = "-"
+	StdinName = "standard input"
+)
+
 // Open opens the capture files at paths for reading as one merged sequence;
 // see the package documentation for the formats read and the order of the
 // packets. The file at paths[i] is Packet.File i.
 //
 // Open reads each file's header. It fails, closing any file it opened, when
 // a file cannot be opened, is empty, is not a capture, or has a damaged file
-// header: the error is an *event.Error naming the file. Faults further into
+// header: the error is an *event.Error naming the file. A path "-" ([Stdin])
+// reads standard input; at most one may be given. Faults further into
 // a file are reported by Next.
 func Open(paths []string, opts Options) (*Reader, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("capture: no input files")
 	}
 	r := &Reader{}
+	stdin := false
 	for i, p := range paths {
-		fh, err := os.Open(p)
-		if err != nil {
-			r.Close()
-			return nil, &event.Error{File: p, Offset: -1, Err: fmt.Errorf("open: %w", unwrapPath(err))}
+		var fh io.ReadCloser
+		name := p
+		if p == Stdin {
+			if stdin {
+				r.Close()
+				return nil, errors.New("capture: standard input (-) given twice")
+			}
+			stdin = true
+			fh, name = io.NopCloser(os.Stdin), StdinName
+		} else {
+			h, err := os.Open(p)
+			if err != nil {
+				r.Close()
+				return nil, &event.Error{File: p, Offset: -1, Err: fmt.Errorf("open: %w", unwrapPath(err))}
+			}
+			fh = h
 		}
 		raw := &countReader{r: fh}
-		f, err := newFile(r, i, p, raw, fh, opts, limits{})
+		f, err := newFile(r, i, name, raw, fh, opts, limits{})
 		if err != nil {
 			r.Close()
 			return nil, err
