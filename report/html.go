@@ -15,6 +15,7 @@ import (
 
 	"github.com/h2scope/h2scope/analyze"
 	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/tcp"
 )
 
 // The HTML report is one self-contained file: the template, style sheet
@@ -32,8 +33,9 @@ var htmlFS embed.FS
 
 var (
 	pageTmpl = template.Must(template.New("page.html.tmpl").Funcs(template.FuncMap{
-		"add":   func(a, b int) int { return a + b },
-		"deref": func(p *float64) float64 { return *p },
+		"add":    func(a, b int) int { return a + b },
+		"deref":  func(p *float64) float64 { return *p },
+		"plural": htmlPlural,
 	}).ParseFS(htmlFS, "html/page.html.tmpl"))
 	pageCSS = template.CSS(htmlMustRead("html/style.css"))
 	pageJS  = template.JS(htmlMustRead("html/app.js"))
@@ -53,19 +55,22 @@ func htmlMustRead(name string) string {
 // resumption and gRPC tables and the connections table. The output
 // depends only on the report, byte for byte.
 func (r *Report) WriteHTML(w io.Writer) error {
-	return pageTmpl.Execute(w, newHTMLPage(r))
+	return pageTmpl.Execute(w, htmlSafeValue(newHTMLPage(r)))
 }
 
 // htmlPage is what page.html.tmpl renders.
 type htmlPage struct {
-	Files            []string
-	Packets, Bytes   uint64
-	Connections      int
-	Span             string // capture time span
-	Faults           []string
-	TLSConnections   int
-	TLSUndecrypted   int
-	UndecryptedWhy   string // "no_key_log 3, ..."
+	Files          []string
+	Packets, Bytes uint64
+	Connections    int
+	Span           string // capture time span
+	Faults         []string
+	TLSConnections int
+	TLSUndecrypted int
+	UndecryptedWhy string // "no_key_log 3, ..."
+	// KeyLogNote says what the key logs given held and how they fitted
+	// (keyLogNote); empty when none was given.
+	KeyLogNote       string
 	Counts           [3]int // findings by severity: critical, warning, info
 	Findings         []htmlFinding
 	Tables           analyze.Tables
@@ -77,6 +82,9 @@ type htmlPage struct {
 	JS               template.JS
 	ConnsWithFinding int
 	Trimmed          int // timelines not embedded (maxHTMLItems)
+	// ConnsOmitted counts the connections neither listed nor given a
+	// timeline head (maxHTMLConns); the overview still counts them.
+	ConnsOmitted int
 }
 
 type htmlFinding struct {
@@ -124,7 +132,8 @@ type htmlTimelineHead struct {
 	Events, Spans         int
 	Outcomes              string // "7 ok, 2 reset"
 	Dur                   string
-	Sev                   string // worst severity of a finding naming it, "" when none
+	Sev                   string // worst severity of its findings on it (connSeverity), "" when none
+	Kinds                 string // the kinds of the findings naming it, with their severity on it
 	Open                  bool
 	Trimmed               bool // events not embedded (maxHTMLItems)
 }
@@ -134,6 +143,9 @@ type htmlTimelineHead struct {
 // keys are short: a page may carry a hundred thousand of them.
 type htmlData struct {
 	Conns []htmlConnData `json:"conns"`
+	// Overview is the capture-wide picture (html_overview.go), absent
+	// when there are no connections.
+	Overview *htmlOverview `json:"overview,omitempty"`
 }
 
 type htmlConnData struct {
@@ -194,6 +206,76 @@ const maxHTMLItems = 60000
 // maxFindingConnLinks bounds the connection links listed under a finding.
 const maxFindingConnLinks = 50
 
+// maxHTMLConns bounds the connections listed in the page (table rows,
+// timeline heads and their data), so that a capture of 100,000
+// connections still gives a page of a few megabytes: connections named
+// by findings first, then the others, in id order; the overview counts
+// every connection.
+const maxHTMLConns = 2000
+
+// htmlPlural returns "1 connection", "2 connections" for any integer n.
+func htmlPlural(n any, word string) string {
+	s := fmt.Sprint(n)
+	if s == "1" {
+		return "1 " + word
+	}
+	return s + " " + word + "s"
+}
+
+// A connection's badge.
+//
+// A finding names many connections, but not every one of them shows
+// what makes the finding as severe as it is: a keep-alive race is
+// critical because some requests were lost, yet most of the connections
+// it names were only closed idle by the server. A connection's badge
+// therefore lists only the findings that name it, each at the severity
+// of that connection's own part:
+//
+//   - an info or warning finding gives each connection it names its own
+//     severity (the extra connection, handshake or stall is that
+//     connection's cost);
+//   - a critical finding gives critical to a connection that lost
+//     something itself: one of its requests ended in an error, a reset
+//     or never completed, a gRPC call on it ended non-OK, or it was
+//     ended by a RST; and to every connection a protocol_abuse finding
+//     names (an attack is critical at scale, each connection is part of
+//     it). The other connections it names get warning: they are part of
+//     the pattern and cost something, but lost nothing themselves.
+//
+// The badge shows the worst of these, and lists each finding's kind with
+// its severity on that connection. The overview's evidence marks use the
+// same severity.
+func connSeverity(f *analyze.Finding, failed bool) analyze.Severity {
+	if f.Severity != analyze.Critical || failed || f.Kind == "protocol_abuse" {
+		return f.Severity
+	}
+	return analyze.Warning
+}
+
+// connFailed reports whether a connection lost something itself: a
+// request that ended in an error, a reset or never completed, a non-OK
+// gRPC call, or a RST that ended it.
+func connFailed(rec *ConnRecord, tl *Timeline) bool {
+	if rec != nil && rec.Summary != nil && (rec.Close == tcp.CloseRSTClient || rec.Close == tcp.CloseRSTServer) {
+		return true
+	}
+	if rec != nil && rec.GRPC != nil {
+		for st, n := range rec.GRPC.Status {
+			if n > 0 && st != "OK" && st != "" {
+				return true
+			}
+		}
+	}
+	if tl != nil {
+		for i := range tl.Spans {
+			if tl.Spans[i].Outcome != "ok" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func newHTMLPage(r *Report) *htmlPage {
 	p := &htmlPage{CSS: pageCSS, JS: pageJS, Tables: r.Tables}
 	undecrypted := map[string]int{}
@@ -210,12 +292,28 @@ func newHTMLPage(r *Report) *htmlPage {
 		}
 	}
 	p.UndecryptedWhy = countsText(undecrypted, nil)
+	var keys *KeyLogUse
+	for _, c := range r.Captures {
+		if k := c.KeyLog; k != nil {
+			if keys == nil {
+				keys = &KeyLogUse{}
+			}
+			keys.Secrets += k.Secrets
+			keys.Sources += k.Sources
+			keys.Sessions += k.Sessions
+			keys.Matched += k.Matched
+			keys.MissingClientRandoms += k.MissingClientRandoms
+		}
+	}
+	if keys != nil {
+		p.KeyLogNote = keyLogNote(keys)
+	}
 
 	sev := r.severityCounts()
 	p.Counts = [3]int{sev[analyze.Critical], sev[analyze.Warning], sev[analyze.Info]}
 
-	// Worst severity per connection, and the frames cited on each.
-	worst := map[event.ConnID]analyze.Severity{}
+	// The findings naming each connection, and the frames cited on each.
+	named := map[event.ConnID][]int{}
 	cited := map[event.ConnID][]uint64{}
 	for i, f := range r.Findings {
 		hf := htmlFinding{Finding: f, Sev: f.Severity.String(), Index: i + 1,
@@ -235,13 +333,13 @@ func newHTMLPage(r *Report) *htmlPage {
 			hf.ConnsShown, hf.ConnsMore = hf.ConnsShown[:maxFindingConnLinks], len(f.Connections)-maxFindingConnLinks
 		}
 		for _, c := range f.Connections {
-			if s, ok := worst[c]; !ok || f.Severity > s {
-				worst[c] = f.Severity
+			if l := named[c]; len(l) == 0 || l[len(l)-1] != i {
+				named[c] = append(named[c], i)
 			}
 		}
 		p.Findings = append(p.Findings, hf)
 	}
-	p.ConnsWithFinding = len(worst)
+	p.ConnsWithFinding = len(named)
 
 	for _, row := range r.Tables.Resumption {
 		hr := htmlResumption{ResumptionRow: row}
@@ -252,23 +350,41 @@ func newHTMLPage(r *Report) *htmlPage {
 		p.Resumption = append(p.Resumption, hr)
 	}
 
+	// The connections listed: those findings name first, then the
+	// others, at most maxHTMLConns, shown in id order.
+	listed := make([]bool, len(r.Connections))
+	nListed := 0
+	for _, wantNamed := range []bool{true, false} {
+		for i := range r.Connections {
+			_, isNamed := named[r.Connections[i].ID]
+			if isNamed == wantNamed && nListed < maxHTMLConns {
+				listed[i] = true
+				nListed++
+			}
+		}
+	}
+	p.ConnsOmitted = len(r.Connections) - nListed
+
 	var first, last time.Time
-	conns := map[event.ConnID]*ConnRecord{}
+	conns := map[event.ConnID]int{}
 	for i := range r.Connections {
 		c := r.Connections[i].Summary
-		conns[c.ID] = &r.Connections[i]
+		conns[c.ID] = i
 		if first.IsZero() || c.FirstTS.Before(first) {
 			first = c.FirstTS
 		}
 		if c.LastTS.After(last) {
 			last = c.LastTS
 		}
-		p.Conns = append(p.Conns, newHTMLConnRow(&r.Connections[i]))
+		if listed[i] {
+			p.Conns = append(p.Conns, newHTMLConnRow(&r.Connections[i]))
+		}
 	}
 	if !first.IsZero() {
 		p.Span = fmt.Sprintf("%s – %s UTC (%s)", first.UTC().Format("2006-01-02 15:04:05.000"),
 			last.UTC().Format("15:04:05.000"), htmlFmtMS(float64(last.Sub(first))/1e6))
 	}
+	ov := newOverviewBuilder(r, first, last)
 
 	// The timeline opened on load: the first connection the first finding
 	// cites, else the first one.
@@ -276,14 +392,17 @@ func newHTMLPage(r *Report) *htmlPage {
 	if len(r.Findings) > 0 && len(r.Findings[0].Connections) > 0 {
 		openConn = r.Findings[0].Connections[0]
 	}
-	// Each timeline's size, made once to choose those embedded whole.
+	// Each listed timeline's size, made once to choose those embedded
+	// whole.
 	type size struct {
-		conn event.ConnID
-		n    int
+		conn   event.ConnID
+		n      int
+		listed bool
 	}
 	var sizes []size
 	r.EachTimeline(func(tl *Timeline) error {
-		sizes = append(sizes, size{tl.Conn, len(tl.Events) + len(tl.Spans)})
+		i, ok := conns[tl.Conn]
+		sizes = append(sizes, size{tl.Conn, len(tl.Events) + len(tl.Spans), !ok || listed[i]})
 		return nil
 	})
 	if openConn == math.MaxUint32 && len(sizes) > 0 {
@@ -291,20 +410,38 @@ func newHTMLPage(r *Report) *htmlPage {
 	}
 	keep := make([]bool, len(sizes))
 	budget := maxHTMLItems
-	for _, named := range []bool{true, false} {
+	for _, wantNamed := range []bool{true, false} {
 		for i, tl := range sizes {
-			_, cited := worst[tl.conn]
-			if cited == named && (tl.n <= budget || tl.conn == openConn) {
+			_, isNamed := named[tl.conn]
+			if tl.listed && isNamed == wantNamed && (tl.n <= budget || tl.conn == openConn) {
 				keep[i], budget = true, max(0, budget-tl.n)
 			}
 		}
 	}
-	p.Data.Conns = make([]htmlConnData, 0, len(sizes))
+	p.Data.Conns = make([]htmlConnData, 0, min(len(sizes), maxHTMLConns))
 	i := -1
 	r.EachTimeline(func(tlp *Timeline) error {
 		i++
+		var rec *ConnRecord
+		if j, ok := conns[tlp.Conn]; ok {
+			rec = &r.Connections[j]
+		}
+		failed := connFailed(rec, tlp)
+		// The connection's severity under each finding naming it.
+		var worst analyze.Severity = -1
+		var kinds []string
+		for _, fi := range named[tlp.Conn] {
+			f := &r.Findings[fi]
+			s := connSeverity(f, failed)
+			worst = max(worst, s)
+			kinds = append(kinds, f.Kind+" ("+s.String()+")")
+			ov.severity(fi, tlp.Conn, s)
+		}
+		ov.add(rec, tlp)
+		if !sizes[i].listed {
+			return nil
+		}
 		tl := *tlp
-		rec := conns[tl.Conn]
 		d := newHTMLConnData(&tl, rec)
 		if !keep[i] {
 			d.EventsOmitted, d.SpansOmitted = len(d.Events)+d.EventsOmitted, len(d.Spans)+d.SpansOmitted
@@ -321,8 +458,8 @@ func newHTMLPage(r *Report) *htmlPage {
 			h.Client, h.Server, h.Proto = rec.Client.String(), rec.Server.String(), rec.protoLabel()
 			h.Dur = htmlFmtMS(rec.DurationMS)
 		}
-		if s, ok := worst[tl.Conn]; ok {
-			h.Sev = s.String()
+		if worst >= 0 {
+			h.Sev, h.Kinds = worst.String(), strings.Join(kinds, ", ")
 		}
 		outcomes := map[string]int{}
 		for _, s := range tl.Spans {
@@ -338,6 +475,7 @@ func newHTMLPage(r *Report) *htmlPage {
 		p.Timelines = append(p.Timelines, h)
 		return nil
 	})
+	p.Data.Overview = ov.finish()
 	return p
 }
 

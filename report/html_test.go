@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/h2scope/h2scope/analyze"
 	"github.com/h2scope/h2scope/dissect"
@@ -442,5 +443,171 @@ func TestHTMLDeterministicGRPC(t *testing.T) {
 	if bytes.Contains(a, []byte("%!")) {
 		i := bytes.Index(a, []byte("%!"))
 		t.Fatalf("fmt error in the page: %s", a[max(0, i-80):min(len(a), i+80)])
+	}
+}
+
+// htmlControls holds a sample of every class of bytes the page must show as
+// visible escapes: C0 (NUL, BEL, ESC, CR, LF, TAB), DEL, C1 CSI, bidi
+// overrides and isolates, the line separator and invalid UTF-8.
+const htmlControls = "n\x00b\x07e\x1b[31mred\x1b]0;title\x07 cr\r\nlf\ttab del\x7f csi\u009b2J rlo\u202eolleh lri\u2066x\u2069 ls\u2028 bad\xff\xfe end"
+
+// htmlControlsEscaped is htmlControls as the page shows it.
+const htmlControlsEscaped = `n\x00b\ae\x1b[31mred\x1b]0;title\a cr\r\nlf\ttab del\x7f csi\u009b2J rlo\u202eolleh lri\u2066x\u2069 ls\u2028 bad\xff\xfe end`
+
+func TestHTMLSafeString(t *testing.T) {
+	if got := htmlSafe(htmlControls); got != htmlControlsEscaped {
+		t.Errorf("htmlSafe(htmlControls)\n got %s\nwant %s", got, htmlControlsEscaped)
+	}
+	for _, s := range []string{"", "plain", "ümlaut → ✓ 日本", `already \x1b escaped`, "<b>&amp;</b>"} {
+		if got := htmlSafe(s); got != s {
+			t.Errorf("htmlSafe(%q) = %q, want it unchanged", s, got)
+		}
+	}
+	long := strings.Repeat("é", maxHTMLString) // 2 bytes each
+	got := htmlSafe(long)
+	if !utf8.ValidString(got) || !strings.HasSuffix(got, fmt.Sprintf("… [%d more bytes]", len(long)-maxHTMLString)) ||
+		len(got) > maxHTMLString+40 {
+		t.Errorf("htmlSafe of %d bytes: %d bytes ending %q", len(long), len(got), got[max(0, len(got)-40):])
+	}
+}
+
+// htmlRawUnsafe returns the first byte offset in page of a rune htmlSafe
+// escapes (other than the tabs, newlines and carriage returns of the
+// page's own markup) or of invalid UTF-8, and -1 when there is none.
+func htmlRawUnsafe(page string) (int, string) {
+	for i, r := range page {
+		if r == utf8.RuneError {
+			if _, n := utf8.DecodeRuneInString(page[i:]); n <= 1 {
+				return i, fmt.Sprintf("invalid UTF-8 %#x", page[i])
+			}
+		}
+		if r == '\n' || r == '\t' || r == '\r' {
+			continue
+		}
+		if !htmlSafeRune(r) {
+			return i, fmt.Sprintf("%U", r)
+		}
+	}
+	return -1, ""
+}
+
+// htmlControlReport is xssReport with htmlControls instead of markup, in every
+// captured string: SNI, pool name, paths, GOAWAY debug, gRPC method and
+// status, finding text, metrics and the file name.
+func htmlControlReport() *Report {
+	saved := hostile
+	hostile = []string{htmlControls}
+	defer func() { hostile = saved }()
+	return xssReport()
+}
+
+func TestHTMLControlsEscaped(t *testing.T) {
+	page := string(renderHTML(t, htmlControlReport()))
+	if i, what := htmlRawUnsafe(page); i >= 0 {
+		t.Errorf("page holds a raw %s at byte %d: %q", what, i, page[max(0, i-60):min(len(page), i+20)])
+	}
+	// html/template escapes & < > " ' but not the backslashes.
+	shown := strings.NewReplacer("<", "&lt;", ">", "&gt;").Replace(htmlControlsEscaped)
+	for _, where := range []string{
+		"<td>" + shown + "</td>", // pool name, SNI, status
+		"summary " + shown,       // finding summary
+		"<dd>" + shown + "</dd>", // metric
+		"<code>" + strings.ReplaceAll(shown, "/", "/") + "</code>", // gRPC method
+	} {
+		if !strings.Contains(page, where) {
+			t.Errorf("page lacks %s", where)
+		}
+	}
+	// The data app.js draws from carries the escapes as text too.
+	d := dataBlock(t, []byte(page))
+	// (The timeline quotes a path holding controls, Go-style.)
+	if p := d.Conns[0].Spans[0].Path; !strings.Contains(p, `\x1b[31m`) || !strings.Contains(p, `\u202e`) {
+		t.Errorf("span path in the data lacks the escapes: %q", p)
+	}
+
+	for _, e := range d.Conns[0].Events {
+		if i, what := htmlRawUnsafe(e.What); i >= 0 {
+			t.Errorf("event %q holds a raw %s", e.What, what)
+		}
+	}
+	if d.Overview == nil || len(d.Overview.Marks) == 0 || !strings.Contains(d.Overview.Marks[0].What, `\x1b[31m`) {
+		t.Errorf("overview marks lack the escaped evidence: %+v", d.Overview)
+	}
+}
+
+// TestHTMLHostileCaptureSafe renders the hostile-strings capture: no raw
+// control, bidi or invalid byte anywhere in the page, and the visible
+// escapes are there.
+func TestHTMLHostileCaptureSafe(t *testing.T) {
+	page := string(renderHTML(t, fixtureReport(t, "hostile-strings.pcapng")))
+	if i, what := htmlRawUnsafe(page); i >= 0 {
+		t.Errorf("page holds a raw %s at byte %d: %q", what, i, page[max(0, i-60):min(len(page), i+20)])
+	}
+	if !strings.Contains(page, `\x1b`) {
+		t.Error(`page lacks the visible escape \x1b of the capture's ESC`)
+	}
+}
+
+// TestHTMLBadges: a connection's badge shows the findings naming it at
+// the severity of its own part. In http1-idle-timeout the server closes
+// four idle connections (critical: two requests were lost): the two
+// that lost a request are critical, the two only closed idle warning,
+// and the fifth, which no finding names, has no badge.
+func TestHTMLBadges(t *testing.T) {
+	page := string(renderHTML(t, fixtureReport(t, "http1-idle-timeout.pcapng")))
+	re := regexp.MustCompile(`<details class="conn" id="conn-(\d+)"[^>]*>\s*<summary>(.*?)</summary>`)
+	got := map[string]string{}
+	for _, m := range re.FindAllStringSubmatch(page, -1) {
+		b := regexp.MustCompile(`<span class="badge sev-(\w+)"[^>]*>\w+</span> <span class="kinds">([^<]*)</span>`).FindStringSubmatch(m[2])
+		if b == nil {
+			got[m[1]] = ""
+			continue
+		}
+		got[m[1]] = b[1] + ": " + b[2]
+	}
+	want := map[string]string{
+		"0": "warning: keepalive_mismatch (warning)",
+		"1": "warning: keepalive_mismatch (warning)",
+		"2": "critical: keepalive_mismatch (critical)",
+		"3": "critical: keepalive_mismatch (critical)",
+		"4": "",
+	}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("conn %s badge %q, want %q", id, got[id], w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d timelines, want %d", len(got), len(want))
+	}
+}
+
+// htmlBadPlural matches a count of 1 with a plural noun, outside the
+// TLS line of the header (another change owns it).
+var htmlBadPlural = regexp.MustCompile(`(?:^|[^\n]*?[^>])\b1 (connections|events|requests|streams|timelines|calls|bytes|findings|pools|resets|names)\b`)
+
+func htmlPluralError(page string) string {
+	for _, line := range strings.Split(page, "\n") {
+		if strings.HasPrefix(line, "<dt>TLS</dt>") {
+			continue
+		}
+		if m := htmlBadPlural.FindString(line); m != "" {
+			return m[max(0, len(m)-80):]
+		}
+	}
+	return ""
+}
+
+// TestHTMLPlurals: "1 connection", never "1 connections", in the page and
+// in what app.js draws.
+func TestHTMLPlurals(t *testing.T) {
+	for _, name := range []string{"grpc-unary-h2c.pcapng", "h2c-large-slow.pcapng", "http1-idle-timeout.pcapng"} {
+		if m := htmlPluralError(string(renderHTML(t, fixtureReport(t, name)))); m != "" {
+			t.Errorf("%s: page says %q", name, m)
+		}
+	}
+	// One stream named by a finding, one GOAWAY: "1 stream".
+	if m := htmlPluralError(string(renderHTML(t, xssReport()))); m != "" {
+		t.Errorf("xss: page says %q", m)
 	}
 }
