@@ -55,7 +55,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	for _, c := range r.Captures {
 		if len(c.TLSUndecrypted) > 0 {
 			total, why := c.undecrypted(mdText)
-			ew.printf("TLS: %d of %d connections not decrypted (%s).\n\n", total, c.TLSConnections, why)
+			ew.printf("TLS: %d of %d connections not decrypted (%s); %s.\n\n", total, c.TLSConnections, why, mdText(keyLogNote(c.KeyLog)))
 		}
 		for _, f := range c.Faults {
 			ew.printf("Capture damaged: %s (the packets before it were analysed).\n\n", mdText(f))

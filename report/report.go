@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
 
 	"github.com/h2scope/h2scope/analyze"
 	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/tls"
 	"github.com/h2scope/h2scope/internal/pack"
 )
 
@@ -102,6 +104,63 @@ type Capture struct {
 	// (no_key_log, no_keys_for_session, ...).
 	TLSConnections int            `json:"tls_connections"`
 	TLSUndecrypted map[string]int `json:"tls_undecrypted,omitempty"`
+	// KeyLog says what the TLS secrets given for the capture held (key
+	// log files and the captures' Decryption Secrets Blocks) and how its
+	// TLS sessions fitted them; absent when there were none.
+	KeyLog *KeyLogUse `json:"key_log,omitempty"`
+	// ResumeKey, written by h2scope batch, identifies everything that
+	// decided this report: the files (size, modification time, a hash of
+	// their first and last MiB), the key logs used (content hash), the
+	// analysis options and the h2scope version, as "v1:" and a SHA-256
+	// in hex. A resumed batch re-analyses a capture whose key differs.
+	ResumeKey string `json:"resume_key,omitempty"`
+}
+
+// KeyLogUse says what TLS key logs were read for a capture and how its
+// sessions fitted them.
+type KeyLogUse struct {
+	// Secrets counts the secrets read (one per key log line used), from
+	// Sources sources: key log files (--keylog, or found beside the
+	// capture by batch) and capture files' Decryption Secrets Blocks.
+	Secrets int `json:"secrets"`
+	Sources int `json:"sources"`
+	// Sessions counts the client randoms the secrets are for.
+	Sessions int `json:"sessions"`
+	// Matched counts the TLS sessions whose client random has secrets;
+	// MissingClientRandoms those whose client random has none (a resumed
+	// TLS 1.2 session, decrypted through the session it resumes, counts
+	// here too: key logs have no line for it).
+	Matched              int `json:"matched"`
+	MissingClientRandoms int `json:"missing_client_randoms"`
+}
+
+// keyLogNote says, for a capture whose TLS connections were not all
+// decrypted, what the key logs given held and how they fitted, or asks
+// for one when none was given: "4 secrets read from 1 source, none fit
+// these sessions (3 client randoms missing from them)".
+func keyLogNote(k *KeyLogUse) string {
+	switch {
+	case k == nil || k.Sources == 0 && k.Secrets == 0:
+		return "give --keylog to see inside them"
+	case k.Secrets == 0:
+		return fmt.Sprintf("the key logs given (%s) hold no TLS secrets", plural(k.Sources, "source"))
+	}
+	read := fmt.Sprintf("%s read from %s", plural(k.Secrets, "secret"), plural(k.Sources, "source"))
+	missing := ""
+	if k.MissingClientRandoms > 0 {
+		missing = fmt.Sprintf("%s missing from them", plural(k.MissingClientRandoms, "client random"))
+	}
+	if k.Matched == 0 {
+		if missing != "" {
+			missing = " (" + missing + ")"
+		}
+		return read + ", none fit these sessions" + missing
+	}
+	note := fmt.Sprintf("%s fit %s", read, plural(k.Matched, "session"))
+	if missing != "" {
+		note += "; " + missing
+	}
+	return note
 }
 
 // A Builder builds a Report while the analysis streams: Add, the
@@ -117,9 +176,13 @@ type Builder struct {
 	// Limits bound each connection's timeline; NewBuilder sets
 	// DefaultLimits.
 	Limits Limits
-	red    Redaction
-	conns  []built
-	tls    timelineStore
+	// Keys, if set, is the key log the capture was dissected with
+	// (dissect.Options.Keys); Report records what it held and how the
+	// sessions fitted it (Capture.KeyLog).
+	Keys  *tls.KeyLog
+	red   Redaction
+	conns []built
+	tls   timelineStore
 }
 
 // built is what Add made of a connection.
@@ -247,6 +310,10 @@ func (b *Builder) Report(files []string, in *analyze.Input, res analyze.Result) 
 		Connections: len(in.Conns), Secrets: in.Stats.Secrets}
 	for _, f := range in.Stats.Faults {
 		c.Faults = append(c.Faults, f.Error())
+	}
+	if st := b.Keys.Stats(); st.Sources > 0 || st.Secrets > 0 {
+		c.KeyLog = &KeyLogUse{Secrets: st.Secrets, Sources: st.Sources, Sessions: st.Sessions,
+			Matched: st.Matched, MissingClientRandoms: st.Missing}
 	}
 	r.Captures = []Capture{c}
 	slices.SortStableFunc(b.conns, func(x, y built) int { return cmp.Compare(x.c.ID(), y.c.ID()) })

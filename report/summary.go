@@ -23,8 +23,8 @@ func WriteSummary(w io.Writer, r *Report, o TermOptions) error {
 		plural(len(r.Findings), "finding"), sev[analyze.Critical], sev[analyze.Warning], sev[analyze.Info])
 	if len(c.TLSUndecrypted) > 0 {
 		total, why := c.undecrypted(nil)
-		ew.printf("TLS: %d of %d connections not decrypted (%s); give --keylog to see inside them\n",
-			total, c.TLSConnections, why)
+		ew.printf("TLS: %d of %d connections not decrypted (%s); %s\n",
+			total, c.TLSConnections, why, keyLogNote(c.KeyLog))
 	}
 	for _, f := range r.Findings {
 		word := fmt.Sprintf("%-8s", strings.ToUpper(f.Severity.String()))

@@ -200,3 +200,43 @@ func TestBatchKilled(t *testing.T) {
 		t.Errorf("%d captures reported, want 35", len(seen))
 	}
 }
+
+// TestAnalyzeKeyLogNotes checks what analyze says about TLS it could not
+// decrypt: "give --keylog" only when no key log was given; with key logs
+// that fit no session, how many secrets were read and that none fit; and a
+// key log behind an over-long line still decrypts everything.
+func TestAnalyzeKeyLogNotes(t *testing.T) {
+	dir := t.TempDir()
+	long := filepath.Join(dir, "long.keys")
+	writeFile(t, long, append([]byte("CLIENT_RANDOM "+strings.Repeat("ab", 3000)+"\n"), readFile(t, "../../testdata/pcaps/h2-tls.keys")...))
+	tests := []struct {
+		args       []string
+		want, warn string // in stdout, in stderr
+	}{
+		{nil, "TLS: 1 of 1 connections not decrypted (1 no_key_log); give --keylog to see inside them", ""},
+		{[]string{"--keylog", "../../testdata/pcaps/grpc-tls.keys"},
+			"; 4 secrets read from 1 source, none fit these sessions (1 client random missing from them)", ""},
+		{[]string{"--keylog", "../../testdata/pcaps/grpc-tls.keys", "--keylog", "../../testdata/pcaps/tls-alert.keys"},
+			"; 10 secrets read from 2 sources, none fit these sessions (1 client random missing from them)", ""},
+		{[]string{"--keylog", long}, "", long + ":1: key log line ignored: line is 6014 bytes long"},
+	}
+	for _, tt := range tests {
+		var o, e bytes.Buffer
+		args := append(append([]string{"analyze"}, tt.args...), "../../testdata/pcaps/h2-tls.pcapng")
+		if code := run(context.Background(), args, &o, &e); code != exitOK {
+			t.Errorf("%q: exit %d\n%s", tt.args, code, e.String())
+		}
+		if tt.want == "" && strings.Contains(o.String(), "TLS: ") {
+			t.Errorf("%q: a TLS line though everything was decrypted:\n%s", tt.args, o.String())
+		}
+		if tt.want != "" && !strings.Contains(o.String(), tt.want) {
+			t.Errorf("%q: output does not say %q:\n%s", tt.args, tt.want, o.String())
+		}
+		if tt.want != "" && len(tt.args) > 0 && strings.Contains(o.String(), "give --keylog") {
+			t.Errorf("%q: asks for --keylog though one was given", tt.args)
+		}
+		if !strings.Contains(e.String(), tt.warn) || tt.warn == "" && e.Len() > 0 {
+			t.Errorf("%q: stderr %q, want %q", tt.args, e.String(), tt.warn)
+		}
+	}
+}

@@ -416,6 +416,7 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	rb := report.NewBuilder(in.red)
 	rb.Limits = limits
+	rb.Keys = opts.Keys // the report says what the key logs held and how they fitted
 	res, input, err := analyze.Stream(ctx, files, opts, cfg, rb.Add)
 	prog.Done()
 	if err != nil {
