@@ -7,8 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -17,8 +17,10 @@ import (
 	"github.com/h2scope/h2scope/dissect/event"
 
 	"github.com/h2scope/h2scope/dissect"
+	"github.com/h2scope/h2scope/dissect/capture"
 	"github.com/h2scope/h2scope/dissect/tcp"
 	"github.com/h2scope/h2scope/dissect/tls"
+	"github.com/h2scope/h2scope/internal/safeio"
 	"github.com/h2scope/h2scope/report"
 )
 
@@ -39,12 +41,29 @@ commands:
   frames [--json] CAPTURE...                     every dissected unit in capture order (--json: NDJSON)
   timeline --conn ID [--stream N] CAPTURE...     one connection, or one HTTP/2 stream of it, in time order
   batch [--workers N] --out F.ndjson DIR|GLOB... many captures, one JSON report per line (resumes F)
+  version                                        the version and revision h2scope was built from (also --version)
 
-Captures are pcap or pcapng files, optionally .gz or .zst compressed; several
-files are merged by timestamp into one capture. Every command takes
---keylog F, a TLS key log (SSLKEYLOGFILE) to decrypt TLS with; the secrets
-in pcapng Decryption Secrets Blocks are used too.
+examples:
+  h2scope analyze capture.pcapng
+  h2scope analyze --keylog keys.log --html report.html capture.pcapng.gz
+  h2scope timeline --conn 3 --stream 5 capture.pcapng
+
+Captures are pcap or pcapng files, optionally .gz or .zst compressed; "-"
+reads one from standard input. Several files are merged by timestamp into
+one capture. Flags may come before or after the captures; "--" ends them.
+Every command takes --keylog F, a TLS key log (SSLKEYLOGFILE) to decrypt
+TLS with; the secrets in pcapng Decryption Secrets Blocks are used too.
+"h2scope COMMAND -h" lists a command's flags.
 `
+
+// commands maps each command's name to the function running it.
+var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int{
+	"analyze":  runAnalyze,
+	"conns":    runConns,
+	"frames":   runFrames,
+	"timeline": runTimeline,
+	"batch":    runBatch,
+}
 
 // run executes one h2scope command line and returns the process exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -53,33 +72,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	switch args[0] {
-	case "analyze":
-		return runAnalyze(ctx, args[1:], stdout, stderr)
-	case "conns":
-		return runConns(ctx, args[1:], stdout, stderr)
-	case "frames":
-		return runFrames(ctx, args[1:], stdout, stderr)
-	case "timeline":
-		return runTimeline(ctx, args[1:], stdout, stderr)
-	case "batch":
-		return runBatch(ctx, args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		printVersion(stdout)
+		return exitOK
 	case "help", "-h", "-help", "--help":
+		if len(args) > 1 {
+			if cmd, ok := commands[args[1]]; ok {
+				cmd(ctx, []string{"-h"}, stdout, stdout)
+				return exitOK
+			}
+		}
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "h2scope: unknown command %q\n\n%s", args[0], usage)
-	return exitUsage
-}
-
-// newFlags returns a flag set for a subcommand that reports to stderr,
-// with the flags every command that reads captures takes.
-func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *input) {
-	fs := flag.NewFlagSet("h2scope "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	in := &input{}
-	fs.Var(&in.keylogs, "keylog", "TLS key log `file` (SSLKEYLOGFILE, NSS format) to decrypt TLS with; repeat it to merge several")
-	fs.BoolVar(&in.red.Off, "no-redact", false, "show credentials, cookies, API keys and URL tokens as captured")
-	return fs, in
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "h2scope: unknown command %q\n\n%s", args[0], usage)
+		return exitUsage
+	}
+	if wantsHelp(args[1:]) {
+		// The command prints its help where it would print a usage error.
+		cmd(ctx, []string{"-h"}, stdout, stdout)
+		return exitOK
+	}
+	return cmd(ctx, args[1:], stdout, stderr)
 }
 
 // input holds the flags about reading captures and showing what they
@@ -151,24 +167,14 @@ func parseFailOn(cmd, value string, stderr io.Writer) (threshold analyze.Severit
 	return threshold, true
 }
 
-// parse parses args and checks that captures were given.
-func parse(fs *flag.FlagSet, args []string, stderr io.Writer) ([]string, bool) {
-	if err := fs.Parse(args); err != nil {
-		return nil, false
-	}
-	if fs.NArg() == 0 {
-		fmt.Fprintf(stderr, "%s: no capture files given\n", fs.Name())
-		fs.Usage()
-		return nil, false
-	}
-	return fs.Args(), true
-}
-
 func runConns(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, in := newFlags("conns", stderr)
 	asJSON := fs.Bool("json", false, "write NDJSON, one object per connection")
 	files, ok := parse(fs, args, stderr)
 	if !ok {
+		return exitUsage
+	}
+	if files, ok = inputs("conns", files, stderr); !ok {
 		return exitUsage
 	}
 	opts, ok := in.options(stderr)
@@ -208,11 +214,7 @@ func runConns(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	} else {
 		err = report.WriteConnsTable(stdout, conns)
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "h2scope: writing output: %v\n", err)
-		return exitUsage
-	}
-	return reportFaults(st, stderr)
+	return outputErr(err, reportFaults(st, stderr), stderr)
 }
 
 // reportFaults prints the located faults that cut files short. A capture
@@ -236,14 +238,26 @@ func runFrames(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if !ok {
 		return exitUsage
 	}
+	if files, ok = inputs("frames", files, stderr); !ok {
+		return exitUsage
+	}
 	opts, ok := in.options(stderr)
 	if !ok {
 		return exitUsage
 	}
+	// The reading stops once standard output is a closed pipe.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	var werr func() error
 	if *asJSON {
 		fw := report.NewFrameWriter(stdout, in.red)
-		opts.Sink, werr = fw, fw.Err
+		sink := event.SinkFunc(func(e *event.Event) {
+			fw.Event(e)
+			if brokenPipe(fw.Err()) {
+				stop()
+			}
+		})
+		opts.Sink, werr = sink, fw.Err
 	} else {
 		var start time.Time
 		var err error
@@ -253,38 +267,48 @@ func runFrames(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			}
 			if err == nil {
 				_, err = fmt.Fprintf(stdout, "conn %-5d %s\n", e.Conn, report.TimelineLine(e, start, in.red))
+				if brokenPipe(err) {
+					stop()
+				}
 			}
 		})
 		werr = func() error { return err }
 	}
 	st, err := dissect.Run(ctx, files, opts)
+	if brokenPipe(werr()) {
+		return exitOK // stopped on purpose: what was read was printed
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "h2scope: %v\n", err)
 		return exitUsage
 	}
-	if err := werr(); err != nil {
-		fmt.Fprintf(stderr, "h2scope: writing output: %v\n", err)
-		return exitUsage
-	}
-	return reportFaults(st, stderr)
+	return outputErr(werr(), reportFaults(st, stderr), stderr)
 }
 
 func runTimeline(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, in := newFlags("timeline", stderr)
-	conn := fs.Int("conn", -1, "connection id, as conns shows it (required)")
-	stream := fs.Int("stream", -1, "only this HTTP/2 stream (and the connection's TCP events)")
+	conn := fs.Int("conn", -1, "connection `id`, as conns shows it (required)")
+	stream := fs.Int("stream", -1, "only this HTTP/2 `stream` (and the connection's TCP events)")
 	maxLines := fs.Int("max", 100000, "print at most this many units, the first by frame (the rest are counted)")
 	files, ok := parse(fs, args, stderr)
 	if !ok {
 		return exitUsage
 	}
-	if *conn < 0 {
-		fmt.Fprintln(stderr, "h2scope timeline: --conn ID is required")
-		fs.Usage()
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case !set["conn"]:
+		fmt.Fprintln(stderr, "h2scope timeline: --conn ID is required (h2scope conns lists the connections)")
+		printUsageLine(stderr, fs)
+		return exitUsage
+	case *conn < 0:
+		fmt.Fprintf(stderr, "h2scope timeline: --conn %d: not a connection id (they count from 0)\n", *conn)
+		return exitUsage
+	case set["stream"] && *stream < 0:
+		fmt.Fprintf(stderr, "h2scope timeline: --stream %d: not an HTTP/2 stream id (they count from 0)\n", *stream)
 		return exitUsage
 	}
-	if *maxLines < 1 {
-		fmt.Fprintln(stderr, "h2scope timeline: --max must be at least 1")
+	if files, ok = inputs("timeline", files, stderr); !ok {
 		return exitUsage
 	}
 	// Units are collected and printed in frame order: a unit completes on
@@ -308,9 +332,17 @@ func runTimeline(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			lines = slices.Clip(lines[:*maxLines])
 		}
 	}
+	// What exists, to say so when the connection or stream asked for
+	// does not: the number of connections, the connection's streams.
+	nconns := 0
+	opts.OnConn = func(*tcp.Conn, *dissect.App) { nconns++ }
+	streams := map[uint32]bool{}
 	opts.Sink = event.SinkFunc(func(e *event.Event) {
 		if int(e.Conn) != *conn {
 			return
+		}
+		if e.Proto == event.ProtoHTTP2 || e.Proto == event.ProtoGRPC {
+			streams[e.Stream] = true
 		}
 		if *stream >= 0 && e.Proto != event.ProtoTCP && int(e.Stream) != *stream {
 			return
@@ -323,6 +355,16 @@ func runTimeline(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	st, err := dissect.Run(ctx, files, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "h2scope: %v\n", err)
+		return exitUsage
+	}
+	if *conn >= nconns {
+		fmt.Fprintf(stderr, "h2scope timeline: no connection %d: %s\n", *conn, connRange(nconns))
+		reportFaults(st, stderr)
+		return exitUsage
+	}
+	if *stream >= 0 && !streams[uint32(*stream)] {
+		fmt.Fprintf(stderr, "h2scope timeline: no stream %d: %s\n", *stream, streamRange(*conn, streams))
+		reportFaults(st, stderr)
 		return exitUsage
 	}
 	if len(lines) == 0 {
@@ -346,13 +388,44 @@ func runTimeline(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(w, "%s%s\n", report.TimelinePrefix(l.at, start), l.body)
 	}
 	if omitted > 0 {
-		fmt.Fprintf(w, "... %d more units after frame %d left out (--max %d)\n", omitted, lines[len(lines)-1].at.Frame, *maxLines)
+		fmt.Fprintf(w, "... %s after frame %d left out (--max %d)\n", plural(omitted, "more unit", "more units"), lines[len(lines)-1].at.Frame, *maxLines)
 	}
-	if err := w.Flush(); err != nil {
-		fmt.Fprintf(stderr, "h2scope: writing output: %v\n", err)
-		return exitUsage
+	return outputErr(w.Flush(), reportFaults(st, stderr), stderr)
+}
+
+// connRange says which connections a capture of n has.
+func connRange(n int) string {
+	switch n {
+	case 0:
+		return "the capture has no TCP connections"
+	case 1:
+		return "the capture has connection 0"
 	}
-	return reportFaults(st, stderr)
+	return fmt.Sprintf("the capture has connections 0–%d", n-1)
+}
+
+// streamRange says which HTTP/2 streams connection conn has (stream 0,
+// the connection's own frames, left out).
+func streamRange(conn int, streams map[uint32]bool) string {
+	ids := slices.Sorted(maps.Keys(streams))
+	if len(ids) > 0 && ids[0] == 0 {
+		ids = ids[1:]
+	}
+	switch len(ids) {
+	case 0:
+		return fmt.Sprintf("connection %d has no HTTP/2 streams", conn)
+	case 1:
+		return fmt.Sprintf("connection %d has stream %d", conn, ids[0])
+	}
+	return fmt.Sprintf("connection %d has %d streams, %d–%d", conn, len(ids), ids[0], ids[len(ids)-1])
+}
+
+// plural returns n and the singular or plural form that goes with it.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // notes prints, on stderr, what the capture held that h2scope did not
@@ -386,7 +459,7 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	jsonOut := fs.String("json", "", "write the JSON report to `file` (\"-\": standard output)")
 	mdOut := fs.String("md", "", "write the Markdown report, for tickets, to `file` (\"-\": standard output)")
 	htmlOut := fs.String("html", "", "write the self-contained HTML report to `file` (\"-\": standard output)")
-	failOn := fs.String("fail-on", "", "exit 1 when a finding reaches this `severity` (warning or critical)")
+	failOn := fs.String("fail-on", "", "exit 1 when a finding reaches this `severity` (warning or critical, any case)")
 	cfg := analyze.DefaultConfig()
 	cfg.RegisterFlags(fs)
 	limits := report.DefaultLimits
@@ -400,6 +473,35 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if !ok {
 		return exitUsage
 	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "h2scope analyze: %v\n", err)
+		return exitUsage
+	}
+	outputs := []struct {
+		name  string
+		write func(*report.Report, io.Writer) error
+	}{{*jsonOut, (*report.Report).WriteJSON}, {*mdOut, (*report.Report).WriteMarkdown}, {*htmlOut, (*report.Report).WriteHTML}}
+	var names []string
+	toStdout := 0
+	for _, o := range outputs {
+		names = append(names, o.name)
+		if o.name == "-" {
+			toStdout++
+		}
+	}
+	if toStdout > 1 {
+		fmt.Fprintln(stderr, "h2scope analyze: only one report can go to standard output (-)")
+		return exitUsage
+	}
+	// Before anything is read: an output never overwrites an input or
+	// another capture, and every output can be created.
+	if err := safeio.CheckOutputs(files, names); err != nil {
+		fmt.Fprintf(stderr, "h2scope analyze: %v\n", err)
+		return exitUsage
+	}
+	if files, ok = inputs("analyze", files, stderr); !ok {
+		return exitUsage
+	}
 	opts, ok := in.options(stderr)
 	if !ok {
 		return exitUsage
@@ -410,10 +512,6 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		prog = report.NewProgress(f)
 	}
 	opts.Progress = prog.Update
-	if limits.Events < 0 || limits.Spans < 0 {
-		fmt.Fprintln(stderr, "h2scope analyze: --timeline-events and --timeline-spans must not be negative")
-		return exitUsage
-	}
 	rb := report.NewBuilder(in.red)
 	rb.Limits = limits
 	rb.Keys = opts.Keys // the report says what the key logs held and how they fitted
@@ -423,81 +521,40 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "h2scope: %v\n", err)
 		return exitUsage
 	}
-	rep := rb.Report(files, input, res)
-	outputs := []struct {
-		name  string
-		write func(io.Writer) error
-	}{{*jsonOut, rep.WriteJSON}, {*mdOut, rep.WriteMarkdown}, {*htmlOut, rep.WriteHTML}}
-	toStdout := 0
-	for _, o := range outputs {
-		if o.name == "-" {
-			toStdout++
-		}
+	names = slices.Clone(files) // as the report names the captures
+	if i := slices.Index(names, capture.Stdin); i >= 0 {
+		names[i] = capture.StdinName
 	}
-	if toStdout > 1 {
-		fmt.Fprintln(stderr, "h2scope analyze: only one report can go to standard output (-)")
-		return exitUsage
-	}
-	if toStdout == 0 {
-		term := report.TermOptions{Color: stdout == os.Stdout && report.ColorEnabled(os.Stdout)}
-		if err := report.WriteSummary(stdout, rep, term); err != nil {
-			fmt.Fprintf(stderr, "h2scope: writing output: %v\n", err)
-			return exitUsage
-		}
-	}
-	for _, o := range outputs {
-		if o.name == "" {
-			continue
-		}
-		if err := writeOutput(o.name, stdout, o.write); err != nil {
-			fmt.Fprintf(stderr, "h2scope: %v\n", err)
-			return exitUsage
-		}
-	}
-	if code := reportFaults(input.Stats, stderr); code != exitOK {
-		return code
-	}
-	if *failOn != "" {
+	rep := rb.Report(names, input, res)
+	code := reportFaults(input.Stats, stderr)
+	if code == exitOK && *failOn != "" {
 		for _, f := range res.Findings {
 			if f.Severity >= threshold {
-				return exitFindings
+				code = exitFindings
+				break
 			}
 		}
 	}
-	return exitOK
-}
-
-// writeOutput writes with write to the file name, or to stdout when name
-// is "-". A file is written under a temporary name and renamed, so a
-// reader never sees half a report.
-func writeOutput(name string, stdout io.Writer, write func(io.Writer) error) error {
-	if name == "-" {
-		return write(stdout)
+	// The files first, then standard output: a reader that stops early
+	// (| head) loses none of them.
+	for _, o := range outputs {
+		if o.name == "" || o.name == "-" {
+			continue
+		}
+		if err := writeOutput(o.name, nil, func(w io.Writer) error { return o.write(rep, w) }); err != nil {
+			fmt.Fprintf(stderr, "h2scope: %v\n", err)
+			code = exitUsage
+		}
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
+	var werr error
+	if toStdout == 0 {
+		term := report.TermOptions{Color: stdout == os.Stdout && report.ColorEnabled(os.Stdout)}
+		werr = report.WriteSummary(stdout, rep, term)
 	}
-	defer os.Remove(tmp.Name())
-	bw := bufio.NewWriter(tmp)
-	if err := write(bw); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", name, err)
+	for _, o := range outputs {
+		if o.name == "-" {
+			werr = o.write(rep, stdout)
+		}
 	}
-	if err := bw.Flush(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	// CreateTemp makes the file private (0600); a report is not.
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	if err := os.Rename(tmp.Name(), name); err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	return nil
+	return outputErr(werr, code, stderr)
 }

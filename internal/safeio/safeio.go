@@ -87,15 +87,20 @@ func IsCapture(path string) (bool, error) {
 // as given on the command line.
 type OutputError struct {
 	Path   string
-	Reason string // "is the input capture a.pcapng", "holds a capture", ...
+	Real   string // where Path leads when it is a symbolic link, or ""
+	Reason string // "it is the input a.pcapng", "it holds a capture; ...", ...
 	Err    error  // the underlying error, or nil
 }
 
 func (e *OutputError) Error() string {
-	if e.Err != nil {
-		return fmt.Sprintf("cannot write %s: %s: %v", e.Path, e.Reason, e.Err)
+	path := e.Path
+	if e.Real != "" {
+		path += " (a link to " + e.Real + ")"
 	}
-	return fmt.Sprintf("refusing to write %s: %s", e.Path, e.Reason)
+	if e.Err != nil {
+		return fmt.Sprintf("cannot write %s: %s: %v", path, e.Reason, e.Err)
+	}
+	return fmt.Sprintf("refusing to write %s: %s", path, e.Reason)
 }
 
 func (e *OutputError) Unwrap() error { return e.Err }
@@ -131,12 +136,12 @@ func CheckOutputs(inputs, outputs []string) error {
 		}
 		for _, in := range ins {
 			if sameName(out, in.name) || (fi != nil && in.fi != nil && os.SameFile(fi, in.fi)) {
-				return &OutputError{Path: out, Reason: describe(out, "it is the input "+in.name)}
+				return &OutputError{Path: out, Real: realPath(out), Reason: "it is the input " + in.name}
 			}
 		}
 		for _, o := range outs {
 			if sameName(out, o.name) || (fi != nil && o.fi != nil && os.SameFile(fi, o.fi)) {
-				return &OutputError{Path: out, Reason: "it is also the output " + o.name}
+				return &OutputError{Path: out, Real: realPath(out), Reason: "it is also the output " + o.name}
 			}
 		}
 		outs = append(outs, stated{out, fi})
@@ -152,7 +157,7 @@ func CheckOutputs(inputs, outputs []string) error {
 				return &OutputError{Path: out, Reason: "cannot inspect it", Err: err}
 			}
 			if isCap {
-				return &OutputError{Path: out, Reason: describe(out, "it holds a capture (remove it first to overwrite it)")}
+				return &OutputError{Path: out, Real: realPath(out), Reason: "it holds a capture; remove it first to overwrite it"}
 			}
 		}
 		if err := canCreate(out); err != nil {
@@ -162,12 +167,16 @@ func CheckOutputs(inputs, outputs []string) error {
 	return nil
 }
 
-// describe adds to reason where out leads when it is a symbolic link.
-func describe(out, reason string) string {
-	if real, err := filepath.EvalSymlinks(out); err == nil && real != filepath.Clean(out) {
-		return fmt.Sprintf("%s (%s leads to %s)", reason, out, real)
+// realPath returns where out leads when it is a symbolic link, or "".
+func realPath(out string) string {
+	if fi, err := os.Lstat(out); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		return ""
 	}
-	return reason
+	real, err := filepath.EvalSymlinks(out)
+	if err != nil {
+		return ""
+	}
+	return real
 }
 
 // sameName reports whether a and b name the same path once cleaned and
