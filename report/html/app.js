@@ -77,16 +77,90 @@
 
   // niceStep picks an axis step of 1, 2 or 5 × 10^k for about n ticks.
   function niceStep(span, n) {
-    var raw = span / n;
+    var raw = span / Math.max(1, n);
     var p = Math.pow(10, Math.floor(Math.log10(raw)));
     var m = raw / p;
     return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
   }
 
+  // Text widths, measured on a canvas in the fonts of style.css, so that
+  // labels are placed where they fit: a label that would overlap another
+  // or leave its lane is shortened or dropped (its mark keeps a title).
+  var FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif';
+  var measureCtx = null;
+  var widthCache = new Map();
+  function textWidth(text, size) {
+    var key = size + '|' + text;
+    var w = widthCache.get(key);
+    if (w !== undefined) { return w; }
+    if (!measureCtx) { measureCtx = document.createElement('canvas').getContext('2d'); }
+    if (measureCtx) {
+      measureCtx.font = size + 'px ' + FONT;
+      w = measureCtx.measureText(text).width * 1.06 + 2;
+    } else {
+      w = text.length * size * 0.62;
+    }
+    if (widthCache.size > 20000) { widthCache.clear(); }
+    widthCache.set(key, w);
+    return w;
+  }
+  // fitText returns text, or its start and '…', in at most room px; ''
+  // when not even a few characters fit.
+  function fitText(text, size, room) {
+    if (textWidth(text, size) <= room) { return text; }
+    if (room < size * 3) { return ''; }
+    var lo = 1, hi = text.length - 1, best = '';
+    while (lo <= hi) {
+      var mid = (lo + hi) >> 1;
+      var t = text.slice(0, mid) + '…';
+      if (textWidth(t, size) <= room) { best = t; lo = mid + 1; } else { hi = mid - 1; }
+    }
+    return best.length >= 4 ? best : '';
+  }
+  function plural(n, word) { return n + ' ' + word + (n === 1 ? '' : 's'); }
+
+  // axis draws time ticks whose labels do not overlap nor leave the view.
+  function axis(root, x, end, L, P, W, y0, y1, size) {
+    var g = svg('g', { 'class': 'axis band' });
+    g.appendChild(svg('rect', { 'class': 'bandbg', x: 0, y: 0, width: W, height: y0 }));
+    var step = niceStep(end, Math.max(2, Math.floor(P / 110)));
+    var lastEnd = -Infinity;
+    for (var i = 0; i * step <= end + step / 1000; i++) {
+      var t = i * step;
+      var gx = x(t);
+      g.appendChild(svg('line', { 'class': 'grid', x1: gx.toFixed(1), x2: gx.toFixed(1), y1: y0 - 4, y2: y1 }));
+      var label = t === 0 ? '0' : '+' + fmtMS(t);
+      var w = textWidth(label, size);
+      var lx = t === 0 ? gx : gx - w / 2;
+      if (lx < lastEnd + 8 || lx + w > W - 2) { continue; }
+      g.appendChild(svg('text', { x: lx.toFixed(1), y: y0 - 8 }, label));
+      lastEnd = lx + w;
+    }
+    root.appendChild(g);
+  }
+
+  // clusters groups the marks of one half-lane: instants closer than
+  // MERGE px, and stalls that overlap or nearly touch, become one mark
+  // with a count.
+  var MERGE = 6;
+  function clusters(items) {
+    var out = [], cur = null;
+    items.forEach(function (it) {
+      if (cur && cur.bar === it.bar && it.x0 <= cur.x1 + (it.bar ? 3 : MERGE)) {
+        cur.items.push(it);
+        cur.x1 = Math.max(cur.x1, it.x1);
+      } else {
+        cur = { x0: it.x0, x1: it.x1, bar: it.bar, items: [it] };
+        out.push(cur);
+      }
+    });
+    return out;
+  }
+
   // drawTimeline returns the swimlanes and the Gantt chart of one
-  // connection as one SVG sharing one time axis.
-  function drawTimeline(c) {
-    var W = 1200, L = 120, R = 20, AXIS = 22, LANE_H = 28, ROW_H = 17;
+  // connection as one SVG sharing one time axis, width px wide.
+  function drawTimeline(c, width) {
+    var W = Math.max(480, Math.floor(width)), L = W < 700 ? 96 : 120, R = 12, AXIS = 24, LANE_H = 34, HALF = 17, ROW_H = 17;
     var P = W - L - R;
     var end = Math.max(c.dur_ms || 0, 0);
     c.events.forEach(function (e) { end = Math.max(end, e.t, e.et || 0); });
@@ -104,86 +178,322 @@
 
     var root = svg('svg', { 'class': 'timeline', viewBox: '0 0 ' + W + ' ' + H, width: W, height: H, role: 'img' });
     root.appendChild(svg('title', {}, 'Timeline of connection ' + c.id));
-
-    // Axis and grid.
-    var axis = svg('g', { 'class': 'axis' });
-    var step = niceStep(end, 10);
-    for (var t = 0; t <= end + step / 1000; t += step) {
-      var gx = x(t).toFixed(1);
-      axis.appendChild(svg('line', { 'class': 'grid', x1: gx, x2: gx, y1: AXIS - 4, y2: H }));
-      axis.appendChild(svg('text', { x: gx, y: 12, 'text-anchor': t === 0 ? 'start' : 'middle' }, t === 0 ? '0' : '+' + fmtMS(t)));
-    }
-    root.appendChild(axis);
+    axis(root, x, end, L, P, W, AXIS, H, 11);
 
     // Swimlanes: client-sent events in the upper half, server-sent below.
-    var laneY = {};
-    lanes.forEach(function (l, i) {
-      var y = AXIS + i * LANE_H;
-      laneY[l] = y;
-      root.appendChild(svg('rect', { 'class': 'lanebg', x: L, y: y + 1, width: P, height: LANE_H - 2 }));
-      root.appendChild(svg('line', { 'class': 'mid', x1: L, x2: L + P, y1: y + LANE_H / 2, y2: y + LANE_H / 2 }));
-      root.appendChild(svg('text', { 'class': 'lanelabel', x: 6, y: y + LANE_H / 2 + 4 }, LANE_NAMES[l]));
-      root.appendChild(svg('text', { 'class': 'lanelabel', x: L - 6, y: y + 11, 'text-anchor': 'end', 'font-size': 9 }, 'c→s'));
-      root.appendChild(svg('text', { 'class': 'lanelabel', x: L - 6, y: y + LANE_H - 4, 'text-anchor': 'end', 'font-size': 9 }, 's→c'));
-    });
     var evidence = new Set(c.evidence || []);
-    var lastLabel = {};
-    var marks = svg('g', {}), labels = svg('g', {});
-    c.events.forEach(function (e, i) {
-      var y = laneY[e.l];
-      if (y === undefined) { return; }
-      var top = e.d === 'c2s' ? y + 3 : y + LANE_H / 2 + 1;
-      var h = LANE_H / 2 - 4;
-      var cls = 'ev ev-' + e.l;
-      if (e.l === 'tcp' && e.w.indexOf('RST') === 0) { cls = 'ev ev-rst'; }
-      if (evidence.has(e.f) || (e.ef && evidence.has(e.ef))) { cls += ' evid'; }
-      var x0 = x(e.t), x1 = x0, mark;
-      if (e.et !== undefined || e.open) {
-        x1 = e.et !== undefined ? x(e.et) : x(end);
-        mark = svg('rect', { 'class': cls + ' stallbar', x: x0.toFixed(1), y: top, width: Math.max(2, x1 - x0).toFixed(1), height: h });
-      } else {
-        mark = svg('rect', { 'class': cls, x: (x0 - 1.5).toFixed(1), y: top, width: 3, height: h });
-      }
-      mark.setAttribute('data-i', i);
-      marks.appendChild(title(mark, evTitle(e)));
-      // A label where it does not overlap the previous one in its half-lane.
-      var key = e.l + e.d;
-      var label = e.w;
-      if (e.et !== undefined) { label = fmtMS(e.et - e.t); }
-      if (label.length > 40) { label = label.slice(0, 39) + '…'; }
-      var lx = Math.max(x0, x1) + 3;
-      if ((lastLabel[key] === undefined || lx > lastLabel[key] + 6) && lx + label.length * 5.6 < W) {
-        labels.appendChild(svg('text', { 'class': 'lbl', x: lx.toFixed(1), y: top + h - 2 }, label));
-        lastLabel[key] = lx + label.length * 5.6;
-      }
+    var markOf = [];
+    lanes.forEach(function (l, li) {
+      var y = AXIS + li * LANE_H;
+      var g = svg('g', { 'class': 'lane band', 'data-lane': l });
+      g.appendChild(svg('rect', { 'class': 'bandbg', x: 0, y: y, width: W, height: LANE_H }));
+      g.appendChild(svg('rect', { 'class': 'lanebg', x: L, y: y + 1, width: P, height: LANE_H - 2 }));
+      g.appendChild(svg('line', { 'class': 'mid', x1: L, x2: L + P, y1: y + HALF, y2: y + HALF }));
+      g.appendChild(svg('text', { 'class': 'lanelabel', x: 6, y: y + HALF + 4 }, LANE_NAMES[l]));
+      g.appendChild(svg('text', { 'class': 'lanelabel dir', x: L - 6, y: y + 12, 'text-anchor': 'end' }, 'c→s'));
+      g.appendChild(svg('text', { 'class': 'lanelabel dir', x: L - 6, y: y + LANE_H - 5, 'text-anchor': 'end' }, 's→c'));
+      var marks = svg('g', {}), labels = svg('g', {});
+      ['c2s', 's2c'].forEach(function (dir) {
+        var top = dir === 'c2s' ? y + 3 : y + HALF + 2;
+        var h = HALF - 5;
+        var items = [];
+        c.events.forEach(function (e, i) {
+          if (e.l !== l || e.d !== dir) { return; }
+          var bar = e.et !== undefined || !!e.open;
+          var x0 = x(e.t), x1 = bar ? (e.et !== undefined ? x(e.et) : x(end)) : x0;
+          items.push({ e: e, i: i, x0: x0, x1: x1, bar: bar });
+        });
+        items.sort(function (a, b) { return a.bar - b.bar || a.x0 - b.x0 || a.i - b.i; });
+        var lastEnd = -Infinity;
+        clusters(items).forEach(function (cl) {
+          var first = cl.items[0].e, n = cl.items.length;
+          var cls = 'ev ev-' + l;
+          if (l === 'tcp' && cl.items.some(function (it) { return it.e.w.indexOf('RST') === 0; })) { cls = 'ev ev-rst'; }
+          if (cl.items.some(function (it) { return evidence.has(it.e.f) || (it.e.ef && evidence.has(it.e.ef)); })) { cls += ' evid'; }
+          var mark, label, tip;
+          if (cl.bar) {
+            mark = svg('rect', { 'class': cls + ' stallbar', x: cl.x0.toFixed(1), y: top, width: Math.max(2, cl.x1 - cl.x0).toFixed(1), height: h });
+          } else if (n === 1) {
+            mark = svg('rect', { 'class': cls, x: (cl.x0 - 1.5).toFixed(1), y: top, width: 3, height: h });
+          } else {
+            mark = svg('rect', { 'class': cls + ' cluster', x: (cl.x0 - 2).toFixed(1), y: top, width: Math.max(4, cl.x1 - cl.x0 + 4).toFixed(1), height: h });
+          }
+          if (n === 1) {
+            tip = evTitle(first);
+            label = cl.bar && first.et !== undefined ? fmtMS(first.et - first.t) : first.w;
+          } else {
+            var same = cl.items.every(function (it) { return it.e.w === first.w; });
+            var last = cl.items[n - 1].e;
+            tip = n + ' events, frames ' + first.f + '–' + last.f + ', +' + fmtMS(first.t) + ' to +' + fmtMS(cl.bar ? Math.max.apply(null, cl.items.map(function (it) { return it.e.et || it.e.t; })) : last.t);
+            if (cl.bar) {
+              var total = 0;
+              cl.items.forEach(function (it) { total += (it.e.et !== undefined ? it.e.et : end) - it.e.t; });
+              tip += ', ' + fmtMS(total) + ' in all';
+              label = '×' + n + ' · ' + fmtMS(total);
+            } else {
+              label = same ? first.w + ' ×' + n : '×' + n;
+            }
+            tip += '\n' + cl.items.slice(0, 8).map(function (it) { return 'frame ' + it.e.f + ': ' + it.e.w; }).join('\n') +
+              (n > 8 ? '\n… and ' + (n - 8) + ' more' : '');
+          }
+          mark.setAttribute('data-i', cl.items[0].i);
+          cl.items.forEach(function (it) { markOf[it.i] = mark; });
+          marks.appendChild(title(mark, tip));
+          // The label after its mark, when it fits before the view's
+          // edge and after the previous label of this half-lane.
+          // Else before it, when that is free; else shortened.
+          if (label.length > 60) { label = label.slice(0, 59) + '…'; }
+          var lx = Math.max(cl.x0, cl.x1) + (n > 1 && !cl.bar ? 5 : 3);
+          var w = textWidth(label, 10.5);
+          var before = Math.min(cl.x0, cl.x1) - (n > 1 && !cl.bar ? 5 : 3) - w;
+          var text = label;
+          if (lx + w > W - 2 && before >= Math.max(L, lastEnd + 6)) {
+            lx = before;
+          } else {
+            if (lx < lastEnd + 6) { return; }
+            text = fitText(label, 10.5, W - 2 - lx);
+            if (text === '' && n > 1 && !cl.bar) { text = fitText('×' + n, 10.5, W - 2 - lx); }
+            if (text === '') { return; }
+          }
+          labels.appendChild(svg('text', { 'class': 'lbl', x: lx.toFixed(1), y: top + h - 2 }, text));
+          lastEnd = lx + textWidth(text, 10.5);
+        });
+      });
+      g.appendChild(marks);
+      g.appendChild(labels);
+      root.appendChild(g);
     });
-    root.appendChild(marks);
-    root.appendChild(labels);
 
     // Gantt: one row per request, from its first to its last frame.
     if (spans.length) {
-      root.appendChild(svg('text', { 'class': 'lanelabel', x: 6, y: ganttTop - 7 },
+      var head = svg('g', { 'class': 'band' });
+      head.appendChild(svg('rect', { 'class': 'bandbg', x: 0, y: ganttTop - 20, width: W, height: 18 }));
+      head.appendChild(svg('text', { 'class': 'lanelabel', x: 6, y: ganttTop - 7 },
         'requests' + (c.spans.length > spans.length || c.spans_omitted ? ' (first ' + spans.length + ')' : '')));
+      root.appendChild(head);
       var gantt = svg('g', {});
       spans.forEach(function (s, i) {
         var y = ganttTop + i * ROW_H;
         var x0 = x(s.t), x1 = Math.max(x(s.et), x0 + 2);
-        var g = svg('g', { 'class': 'span' });
-        g.appendChild(svg('text', { 'class': 'lanelabel', x: L - 6, y: y + 12, 'text-anchor': 'end' }, spanName(s)));
+        var g = svg('g', { 'class': 'span band' });
+        g.appendChild(svg('rect', { 'class': 'bandbg', x: 0, y: y, width: W, height: ROW_H }));
+        var name = fitText(spanName(s), 10.5, L - 10);
+        if (name) { g.appendChild(svg('text', { 'class': 'lanelabel', x: L - 6, y: y + 12, 'text-anchor': 'end' }, name)); }
         var bar = svg('rect', { 'class': 'o-' + s.o, x: x0.toFixed(1), y: y + 2, width: (x1 - x0).toFixed(1), height: ROW_H - 4, rx: 2 });
         title(bar, spanName(s) + ': ' + spanLabel(s) + '\nframes ' + s.sf + '–' + s.ef +
           ', +' + fmtMS(s.t) + ' for ' + fmtMS(s.et - s.t) + '\noutcome ' + s.o);
         g.appendChild(bar);
+        // The label right of the bar, else left of it, else on the side
+        // with more room, shortened; never outside the plot.
         var label = spanLabel(s) + ' · ' + fmtMS(s.et - s.t);
-        var w = label.length * 5.8;
-        var lbl = x1 + 4 + w < W ? svg('text', { 'class': 'spanlbl', x: (x1 + 4).toFixed(1), y: y + 12 }, label)
-          : svg('text', { 'class': 'spanlbl', x: (x0 - 4).toFixed(1), y: y + 12, 'text-anchor': 'end' }, label);
-        g.appendChild(lbl);
+        var right = W - 2 - (x1 + 4), left = (x0 - 4) - L;
+        var w = textWidth(label, 10.5), lbl = null, text;
+        if (w <= right) {
+          lbl = svg('text', { 'class': 'spanlbl', x: (x1 + 4).toFixed(1), y: y + 12 }, label);
+        } else if (w <= left) {
+          lbl = svg('text', { 'class': 'spanlbl', x: (x0 - 4).toFixed(1), y: y + 12, 'text-anchor': 'end' }, label);
+        } else if (right >= left) {
+          text = fitText(label, 10.5, right);
+          if (text) { lbl = svg('text', { 'class': 'spanlbl', x: (x1 + 4).toFixed(1), y: y + 12 }, text); }
+        } else {
+          text = fitText(label, 10.5, left);
+          if (text) { lbl = svg('text', { 'class': 'spanlbl', x: (x0 - 4).toFixed(1), y: y + 12, 'text-anchor': 'end' }, text); }
+        }
+        if (lbl) { g.appendChild(lbl); }
         gantt.appendChild(g);
       });
       root.appendChild(gantt);
     }
+    root._markOf = markOf;
     return root;
+  }
+
+  // The overview: per pool, lanes of per-bucket counts drawn as one path
+  // each, and the findings' evidence as marks that open the connection.
+  var OV_LANES = [
+    { key: 'opened', name: 'opened / closed', h: 36 },
+    { key: 'open', name: 'open at once', h: 24 },
+    { key: 'resets', name: 'resets', h: 20, optional: true },
+    { key: 'stall_ms', name: 'stalled', h: 20, optional: true },
+    { key: 'failed', name: 'failed requests', h: 20, optional: true }
+  ];
+  var SEV_RANK = { info: 0, warning: 1, critical: 2 };
+  function lane(pool, key, n) {
+    var v = pool[key];
+    return v && v.length === n ? v : null;
+  }
+  function laneMax(v) {
+    var m = 0;
+    if (v) { for (var i = 0; i < v.length; i++) { if (v[i] > m) { m = v[i]; } } }
+    return m;
+  }
+  function laneSum(v) {
+    var s = 0;
+    if (v) { for (var i = 0; i < v.length; i++) { s += v[i]; } }
+    return s;
+  }
+  function fmtNum(v) { return v >= 100 || v === Math.round(v) ? String(Math.round(v)) : v.toFixed(1); }
+  // barsPath returns one path of bars for values v, from baseline y0,
+  // up (dir -1) or down (dir 1), scaled so that max is h px.
+  function barsPath(v, x, bw, y0, h, max, dir) {
+    var d = [];
+    for (var i = 0; i < v.length; i++) {
+      if (!v[i]) { continue; }
+      var bh = Math.max(1, v[i] / max * h);
+      d.push('M' + x(i).toFixed(1) + ' ' + y0 + 'h' + Math.max(0.8, bw - 0.4).toFixed(2) + 'v' + (dir * bh).toFixed(1) + 'h' + (-Math.max(0.8, bw - 0.4)).toFixed(2) + 'z');
+    }
+    return d.join('');
+  }
+  function stepPath(v, x, bw, y0, h, max) {
+    var d = 'M' + x(0).toFixed(1) + ' ' + y0;
+    for (var i = 0; i < v.length; i++) {
+      var yy = (y0 - (v[i] / max) * h).toFixed(1);
+      d += 'V' + yy + 'H' + (x(i) + bw).toFixed(1);
+    }
+    return d + 'V' + y0 + 'Z';
+  }
+
+  function drawOverview(ov, width) {
+    var W = Math.max(480, Math.floor(width)), L = W < 700 ? 104 : 130, R = 84, AXIS = 24, HEAD = 20, MARKS = 14, GAP = 10;
+    var P = W - L - R, n = ov.n, bw = P / n;
+    var span = n * ov.bucket_ms;
+    function xb(i) { return L + i * bw; }
+    function xt(t) { return L + Math.max(0, Math.min(1, t / span)) * P; }
+    var layout = ov.pools.map(function (pool) {
+      var lanes = OV_LANES.filter(function (l) { return !l.optional || laneMax(lane(pool, l.key, n)) > 0; });
+      var h = HEAD + MARKS;
+      lanes.forEach(function (l) { h += l.h; });
+      return { pool: pool, lanes: lanes, h: h + GAP };
+    });
+    var H = AXIS;
+    layout.forEach(function (p) { H += p.h; });
+    H += 4;
+    var root = svg('svg', { 'class': 'timeline overview', viewBox: '0 0 ' + W + ' ' + H, width: W, height: H, role: 'img' });
+    root.appendChild(svg('title', {}, 'Overview of ' + plural(ov.conns, 'connection')));
+    axis(root, xt, span, L, P, W, AXIS, H, 11);
+
+    var y = AXIS;
+    var marksByPool = ov.pools.map(function () { return []; });
+    (ov.marks || []).forEach(function (m) { if (marksByPool[m.p]) { marksByPool[m.p].push(m); } });
+    layout.forEach(function (p, pi) {
+      var pool = p.pool;
+      var head = svg('g', { 'class': 'band pool' });
+      head.appendChild(svg('rect', { 'class': 'bandbg', x: 0, y: y, width: W, height: HEAD }));
+      var totals = [plural(pool.conns, 'connection')];
+      var opened = laneSum(lane(pool, 'opened', n)), closed = laneSum(lane(pool, 'closed', n));
+      totals.push(opened + ' opened', closed + ' closed');
+      var resets = laneSum(lane(pool, 'resets', n)), failed = laneSum(lane(pool, 'failed', n));
+      if (resets) { totals.push(plural(resets, 'reset')); }
+      if (failed) { totals.push(failed + ' failed'); }
+      var name = fitText(pool.name + ' · ' + totals.join(', '), 12, W - 8);
+      if (name) { head.appendChild(svg('text', { 'class': 'poolname', x: 4, y: y + 14 }, name)); }
+      root.appendChild(head);
+      y += HEAD;
+
+      // Evidence marks, merged where they would touch.
+      var mg = svg('g', { 'class': 'band marks' });
+      mg.appendChild(svg('rect', { 'class': 'bandbg', x: 0, y: y, width: W, height: MARKS }));
+      mg.appendChild(svg('text', { 'class': 'lanelabel', x: 6, y: y + 11 }, 'findings'));
+      var items = marksByPool[pi].map(function (m) { return { m: m, x0: xt(m.t), x1: xt(m.t), bar: false }; });
+      var lastEnd = -Infinity;
+      clusters(items).forEach(function (cl) {
+        var worst = cl.items[0].m;
+        cl.items.forEach(function (it) { if (SEV_RANK[it.m.s] > SEV_RANK[worst.s]) { worst = it.m; } });
+        var a = svg('a', { href: '#c' + worst.c + '-f' + worst.f, 'class': 'ovmark sev-' + worst.s });
+        var cx = (cl.x0 + cl.x1) / 2, half = Math.max(4, (cl.x1 - cl.x0) / 2 + 3);
+        a.appendChild(svg('path', { d: 'M' + (cx - half).toFixed(1) + ' ' + (y + 2) + 'H' + (cx + half).toFixed(1) + 'L' + cx.toFixed(1) + ' ' + (y + MARKS - 1) + 'Z' }));
+        var bottom = y + MARKS;
+        p.lanes.forEach(function (l) { bottom += l.h; });
+        a.appendChild(svg('line', { 'class': 'ovguide', x1: cx.toFixed(1), x2: cx.toFixed(1), y1: y + MARKS, y2: bottom }));
+        title(a, cl.items.slice(0, 8).map(function (it) {
+          var m = it.m;
+          return 'finding ' + m.n + ' ' + m.k + ' (' + m.s + ' on conn ' + m.c + ') · frame ' + m.f + ' · +' + fmtMS(m.t) + '\n  ' + m.w;
+        }).join('\n') + (cl.items.length > 8 ? '\n… and ' + (cl.items.length - 8) + ' more' : '') + '\n(click to open the connection)');
+        mg.appendChild(a);
+        if (cl.items.length > 1) {
+          var lx = cx + half + 2, label = '×' + cl.items.length;
+          if (lx >= lastEnd + 4 && lx + textWidth(label, 10) <= W - 2) {
+            mg.appendChild(svg('text', { 'class': 'lbl count', x: lx.toFixed(1), y: y + 11 }, label));
+            lastEnd = lx + textWidth(label, 10);
+          }
+        }
+      });
+      root.appendChild(mg);
+      y += MARKS;
+
+      p.lanes.forEach(function (l) {
+        var g = svg('g', { 'class': 'band ovlane', 'data-lane': l.key });
+        g.appendChild(svg('rect', { 'class': 'bandbg', x: 0, y: y, width: W, height: l.h }));
+        g.appendChild(svg('rect', { 'class': 'lanebg', x: L, y: y + 1, width: P, height: l.h - 2 }));
+        g.appendChild(svg('text', { 'class': 'lanelabel', x: 6, y: y + l.h / 2 + 4 }, fitText(l.name, 11, L - 12) || l.key));
+        var maxLabel;
+        if (l.key === 'opened') {
+          var op = lane(pool, 'opened', n), cl = lane(pool, 'closed', n);
+          var m = Math.max(laneMax(op), laneMax(cl), 1), mid = y + l.h / 2;
+          g.appendChild(svg('line', { 'class': 'mid', x1: L, x2: L + P, y1: mid, y2: mid }));
+          if (op) { g.appendChild(title(svg('path', { 'class': 'ov-opened', d: barsPath(op, xb, bw, mid, l.h / 2 - 2, m, -1) }), opened + ' opened (SYN seen)')); }
+          if (cl) { g.appendChild(title(svg('path', { 'class': 'ov-closed', d: barsPath(cl, xb, bw, mid, l.h / 2 - 2, m, 1) }), closed + ' closed (FIN or RST)')); }
+          maxLabel = '±' + fmtNum(m) + ' / bucket';
+        } else if (l.key === 'open') {
+          var v = lane(pool, 'open', n), mo = Math.max(laneMax(v), 1);
+          if (v) { g.appendChild(title(svg('path', { 'class': 'ov-open', d: stepPath(v, xb, bw, y + l.h - 1, l.h - 4, mo) }), 'at most ' + laneMax(v) + ' open at once')); }
+          maxLabel = 'max ' + fmtNum(laneMax(v));
+        } else {
+          var vv = lane(pool, l.key, n), mm = Math.max(laneMax(vv), 1e-9);
+          var what = l.key === 'stall_ms' ? fmtMS(laneSum(vv)) + ' stalled in all (summed over connections)' : fmtNum(laneSum(vv)) + ' ' + l.name;
+          g.appendChild(title(svg('path', { 'class': 'ov-' + l.key, d: barsPath(vv, xb, bw, y + l.h - 1, l.h - 4, mm, -1) }), what));
+          maxLabel = 'max ' + (l.key === 'stall_ms' ? fmtMS(laneMax(vv)) : fmtNum(laneMax(vv)));
+        }
+        var ml = fitText(maxLabel, 10, R - 8);
+        if (ml) { g.appendChild(svg('text', { 'class': 'lanelabel', x: L + P + 6, y: y + l.h / 2 + 4 }, ml)); }
+        root.appendChild(g);
+        y += l.h;
+      });
+      y += GAP;
+    });
+    return root;
+  }
+
+  // The overview's readout: the values of the bucket under the pointer.
+  function overviewReadout(ov, svgEl, out, width) {
+    var W = Math.max(480, Math.floor(width)), L = W < 700 ? 104 : 130, R = 84, P = W - L - R;
+    svgEl.addEventListener('mousemove', function (ev) {
+      var r = svgEl.getBoundingClientRect();
+      var i = Math.floor((ev.clientX - r.left - L) / P * ov.n);
+      if (i < 0 || i >= ov.n) { out.textContent = ''; return; }
+      var t0 = i * ov.bucket_ms;
+      out.textContent = '+' + fmtMS(t0) + ' to +' + fmtMS(t0 + ov.bucket_ms) + ': ' + ov.pools.map(function (p) {
+        function at(k) { var v = p[k]; return v && v.length === ov.n ? v[i] : 0; }
+        return p.name + ': ' + at('opened') + ' opened, ' + at('closed') + ' closed, ' + at('open') + ' open, ' +
+          plural(at('resets'), 'reset') + ', ' + fmtMS(at('stall_ms')) + ' stalled, ' + at('failed') + ' failed';
+      }).join(' · ');
+    });
+  }
+
+  function renderOverview() {
+    var box = document.getElementById('ov');
+    var ov = data.overview;
+    if (!box) { return; }
+    box.textContent = '';
+    if (!ov || !ov.pools || !ov.pools.length) {
+      box.appendChild(el('p', { 'class': 'empty' }, 'No connections.'));
+      return;
+    }
+    var opened = 0, closed = 0, resets = 0, failed = 0;
+    ov.pools.forEach(function (p) {
+      opened += laneSum(p.opened); closed += laneSum(p.closed); resets += laneSum(p.resets); failed += laneSum(p.failed);
+    });
+    var npools = ov.pools.length + (ov.pools_folded ? ov.pools_folded - 1 : 0);
+    box.appendChild(el('p', { 'class': 'ovsum' }, plural(ov.conns, 'connection') + ' in ' + plural(npools, 'pool') +
+      ' over ' + fmtMS(ov.span_ms) + ', in buckets of ' + fmtMS(ov.bucket_ms) + ': ' + opened + ' opened, ' + closed + ' closed, ' +
+      plural(resets, 'reset') + ', ' + failed + ' failed ' + (failed === 1 ? 'request' : 'requests') + ', ' +
+      plural((ov.marks || []).length, 'evidence mark') + (ov.events_omitted ? ' (' + plural(ov.events_omitted, 'timeline event') + ' past the caps not counted)' : '')));
+    var width = box.clientWidth || 1200;
+    var s = drawOverview(ov, width);
+    box.appendChild(s);
+    var out = el('p', { 'class': 'ovread' }, '');
+    box.appendChild(out);
+    overviewReadout(ov, s, out, width);
   }
 
   function legend() {
@@ -193,7 +503,7 @@
       p.appendChild(el('i', { 'class': 'o-' + o }));
       p.appendChild(document.createTextNode(o));
     });
-    p.appendChild(document.createTextNode(' · outlined marks are cited by findings · hover a mark for its frame'));
+    p.appendChild(document.createTextNode(' · outlined marks are cited by findings · ×N marks N events merged · hover a mark for its frames'));
     return p;
   }
 
@@ -226,6 +536,11 @@
     return d;
   }
 
+  function timelineWidth(box) {
+    var cs = getComputedStyle(box);
+    return box.clientWidth - parseFloat(cs.paddingLeft || 0) - parseFloat(cs.paddingRight || 0);
+  }
+
   function render(details) {
     if (details.getAttribute('data-drawn')) { return; }
     details.setAttribute('data-drawn', '1');
@@ -233,14 +548,14 @@
     var box = details.querySelector('.tl');
     if (!c || !box) { return; }
     if (c.trimmed) {
-      box.appendChild(el('p', { 'class': 'hint' }, 'This connection\'s ' + c.events_omitted + ' events and ' + c.spans_omitted +
-        ' requests are not embedded, to keep the page small; see them with: h2scope timeline --conn ' + c.id + ' CAPTURE'));
+      box.appendChild(el('p', { 'class': 'hint' }, 'This connection\'s ' + plural(c.events_omitted, 'event') + ' and ' + plural(c.spans_omitted, 'request') +
+        ' are not embedded, to keep the page small; see them with: h2scope timeline --conn ' + c.id + ' CAPTURE'));
       return;
     }
     box.appendChild(legend());
-    box.appendChild(drawTimeline(c));
+    box.appendChild(drawTimeline(c, timelineWidth(box)));
     if (c.spans.length > MAX_SPANS_DRAWN || c.spans_omitted) {
-      box.appendChild(el('p', { 'class': 'hint' }, (c.spans.length - Math.min(c.spans.length, MAX_SPANS_DRAWN) + (c.spans_omitted || 0)) + ' more requests not drawn.'));
+      box.appendChild(el('p', { 'class': 'hint' }, plural(c.spans.length - Math.min(c.spans.length, MAX_SPANS_DRAWN) + (c.spans_omitted || 0), 'more request') + ' not drawn.'));
     }
     box.appendChild(eventsTable(c));
   }
@@ -268,7 +583,8 @@
     });
     document.querySelectorAll('.hl').forEach(function (n) { n.classList.remove('hl'); });
     if (best < 0) { d.scrollIntoView({ block: 'start' }); return; }
-    var mark = d.querySelector('svg [data-i="' + best + '"]');
+    var svgEl = d.querySelector('svg.timeline');
+    var mark = svgEl && svgEl._markOf ? svgEl._markOf[best] : null;
     var row = d.querySelector('tr[data-i="' + best + '"]');
     if (row) { row.classList.add('hl'); }
     if (mark) { mark.classList.add('hl'); mark.scrollIntoView({ block: 'center' }); } else { d.scrollIntoView({ block: 'start' }); }
@@ -306,6 +622,23 @@
     try { document.execCommand('copy'); } catch (err) { /* nothing more to try */ }
     ta.remove();
   }
+
+  renderOverview();
+  // Redraw at the new width when the window is resized.
+  var lastWidth = window.innerWidth, resizeTimer = 0;
+  window.addEventListener('resize', function () {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(function () {
+      if (window.innerWidth === lastWidth) { return; }
+      lastWidth = window.innerWidth;
+      renderOverview();
+      document.querySelectorAll('details.conn[data-drawn]').forEach(function (d) {
+        var c = connByID.get(Number(d.getAttribute('data-conn')));
+        var old = d.querySelector('svg.timeline');
+        if (c && old) { old.replaceWith(drawTimeline(c, timelineWidth(d.querySelector('.tl')))); }
+      });
+    }, 200);
+  });
 
   document.querySelectorAll('details.conn').forEach(function (d) {
     d.addEventListener('toggle', function () { if (d.open) { render(d); } });
@@ -377,8 +710,8 @@
     timelines.forEach(function (d) { d.hidden = q !== '' && textOf(d).indexOf(q) < 0; });
     var out = document.getElementById('shown');
     if (out) {
-      out.textContent = (q !== '' || sevs.size < 3) ? 'showing ' + shown + ' of ' + findings.length + ' findings, ' +
-        rows + ' of ' + connRows.length + ' connections' : '';
+      out.textContent = (q !== '' || sevs.size < 3) ? 'showing ' + shown + ' of ' + plural(findings.length, 'finding') + ', ' +
+        rows + ' of ' + plural(connRows.length, 'connection') : '';
     }
   }
   var timer = 0;
