@@ -225,7 +225,7 @@ func printHelp(w io.Writer, fs *flag.FlagSet) {
 			hasThresholds = true
 			return
 		}
-		printFlag(w, "  ", f)
+		printFlag(w, "  ", "", f)
 	})
 	if !hasThresholds {
 		return
@@ -235,15 +235,17 @@ func printHelp(w io.Writer, fs *flag.FlagSet) {
 		fmt.Fprintf(w, "  %s:\n", g.Kind)
 		for _, n := range g.Flags {
 			if f := fs.Lookup(n); f != nil {
-				printFlag(w, "    ", f)
+				printFlag(w, "    ", g.Kind+": ", f)
 			}
 		}
 	}
 }
 
-// printFlag prints one flag as flag.PrintDefaults does, with two dashes.
-func printFlag(w io.Writer, indent string, f *flag.Flag) {
+// printFlag prints one flag as flag.PrintDefaults does, with two dashes,
+// its usage without the prefix that the heading above it says.
+func printFlag(w io.Writer, indent, prefix string, f *flag.Flag) {
 	arg, usage := flag.UnquoteUsage(f)
+	usage = strings.TrimPrefix(usage, prefix)
 	if g, ok := f.Value.(flag.Getter); ok && arg == "value" {
 		switch g.Get().(type) {
 		case int:
@@ -258,7 +260,7 @@ func printFlag(w io.Writer, indent string, f *flag.Flag) {
 	if arg != "" {
 		line += " " + arg
 	}
-	if !slices.Contains([]string{"", "0", "false", "0s", "[]"}, f.DefValue) {
+	if !slices.Contains([]string{"", "0", "-1", "false", "0s"}, f.DefValue) {
 		usage += fmt.Sprintf(" (default %s)", f.DefValue)
 	}
 	fmt.Fprintf(w, "%s\n%s      %s\n", line, indent, strings.ReplaceAll(usage, "\n", "\n"+indent+"      "))
