@@ -87,7 +87,7 @@ func WriteFindingsTable(w io.Writer, fs []analyze.Finding, opts TermOptions) err
 	if err := t.Render(); err != nil {
 		return err
 	}
-	return termOmitted(w, len(fs), "findings")
+	return termOmitted(w, len(fs), "finding")
 }
 
 // WritePoolsTable writes one row per connection pool (client, server,
@@ -102,7 +102,7 @@ func WritePoolsTable(w io.Writer, rows []analyze.PoolRow) error {
 		}
 		reqs := strconv.Itoa(r.Requests)
 		if r.UnknownConns > 0 {
-			reqs += fmt.Sprintf(" (+%d conns unknown)", r.UnknownConns)
+			reqs += fmt.Sprintf(" (+%s unknown)", plural(r.UnknownConns, "conn"))
 		}
 		if err := t.Append(r.Client, r.Server, termDash(printable(r.Name)), termDash(r.Proto), strconv.Itoa(r.Connections), reqs,
 			strconv.FormatFloat(r.RequestsPerConn, 'f', 2, 64), strconv.Itoa(r.OneRequestConns),
@@ -114,7 +114,7 @@ func WritePoolsTable(w io.Writer, rows []analyze.PoolRow) error {
 	if err := t.Render(); err != nil {
 		return err
 	}
-	return termOmitted(w, len(rows), "pools")
+	return termOmitted(w, len(rows), "pool")
 }
 
 // WriteResumptionTable writes the TLS resumption funnel, one row per
@@ -134,7 +134,7 @@ func WriteResumptionTable(w io.Writer, rows []analyze.ResumptionRow) error {
 	if err := t.Render(); err != nil {
 		return err
 	}
-	return termOmitted(w, len(rows), "funnels")
+	return termOmitted(w, len(rows), "funnel")
 }
 
 // WriteGRPCMethodsTable writes one row per gRPC method: calls, statuses,
@@ -155,7 +155,7 @@ func WriteGRPCMethodsTable(w io.Writer, rows []analyze.GRPCMethodRow) error {
 	if err := t.Render(); err != nil {
 		return err
 	}
-	return termOmitted(w, len(rows), "methods")
+	return termOmitted(w, len(rows), "method")
 }
 
 // WriteGRPCCallsTable writes one row per gRPC call; omitted counts the
@@ -189,15 +189,16 @@ func WriteGRPCCallsTable(w io.Writer, rows []analyze.GRPCCallRow, omitted int) e
 	if err := t.Render(); err != nil {
 		return err
 	}
-	return termOmitted(w, len(rows)+omitted, "calls")
+	return termOmitted(w, len(rows)+omitted, "call")
 }
 
-// termOmitted says how many of n rows a table left out, if any.
+// termOmitted says how many of n rows a table left out, if any; what is
+// the singular of what a row is.
 func termOmitted(w io.Writer, n int, what string) error {
 	if n <= maxTableRows {
 		return nil
 	}
-	_, err := fmt.Fprintf(w, "(%d more %s not shown; --json has them)\n", n-maxTableRows, what)
+	_, err := fmt.Fprintf(w, "(%s not shown; --json has them)\n", plural(n-maxTableRows, "more "+what))
 	return err
 }
 

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/internal/golden"
 )
 
@@ -414,5 +415,18 @@ func TestTimelineMissing(t *testing.T) {
 		if code != 2 || out != "" || !strings.HasPrefix(errOut, tt.want) {
 			t.Errorf("timeline %q: exit %d, stdout %q, stderr %q; want exit 2 and %q", tt.args, code, out, errOut, tt.want)
 		}
+	}
+}
+
+// TestNotesPlural: the note about what a capture held that was left out
+// says "1 packet", "1 malformed frame".
+func TestNotesPlural(t *testing.T) {
+	var st dissect.Stats
+	st.Packets, st.Layer.Malformed, st.Layer.Fragments = 1, 1, 2
+	var b bytes.Buffer
+	notes(st, &b)
+	want := "h2scope: note: 1 packet read; left out: 2 IP fragments (not reassembled), 1 malformed frame\n"
+	if b.String() != want {
+		t.Errorf("notes = %q, want %q", b.String(), want)
 	}
 }

@@ -433,24 +433,24 @@ func plural(n int, one, many string) string {
 func notes(st dissect.Stats, stderr io.Writer) {
 	l := st.Layer
 	var parts []string
-	add := func(n uint64, what string) {
+	add := func(n uint64, one, many string) {
 		if n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n, what))
+			parts = append(parts, plural(int(n), one, many))
 		}
 	}
-	add(l.Fragments, "IP fragments (not reassembled)")
-	add(l.Truncated, "frames cut by the snap length inside their headers")
-	add(l.Malformed, "malformed frames")
-	add(l.Unsupported, "frames of unsupported link types")
-	add(st.TCP.BufferOverflows, "reassembly holes given up (buffer cap)")
+	add(l.Fragments, "IP fragment (not reassembled)", "IP fragments (not reassembled)")
+	add(l.Truncated, "frame cut by the snap length inside its headers", "frames cut by the snap length inside their headers")
+	add(l.Malformed, "malformed frame", "malformed frames")
+	add(l.Unsupported, "frame of an unsupported link type", "frames of unsupported link types")
+	add(st.TCP.BufferOverflows, "reassembly hole given up (buffer cap)", "reassembly holes given up (buffer cap)")
 	if len(parts) > 0 {
-		fmt.Fprintf(stderr, "h2scope: note: %d packets read; left out: %s\n", st.Packets, strings.Join(parts, ", "))
+		fmt.Fprintf(stderr, "h2scope: note: %s read; left out: %s\n", plural(int(st.Packets), "packet", "packets"), strings.Join(parts, ", "))
 	}
 	for _, e := range st.SecretErrors {
 		fmt.Fprintf(stderr, "h2scope: warning: %v\n", e)
 	}
 	if n := st.SecretErrorsDropped; n > 0 {
-		fmt.Fprintf(stderr, "h2scope: warning: %d more malformed key log lines in Decryption Secrets Blocks\n", n)
+		fmt.Fprintf(stderr, "h2scope: warning: %s in Decryption Secrets Blocks\n", plural(n, "more malformed key log line", "more malformed key log lines"))
 	}
 }
 
