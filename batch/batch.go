@@ -9,16 +9,19 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/h2scope/h2scope/analyze"
 	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/tls"
+	"github.com/h2scope/h2scope/internal/safeio"
 	"github.com/h2scope/h2scope/report"
 )
 
 // Options configure Run. The zero value analyses with runtime.NumCPU()
-// workers, the default thresholds, redaction on and no key log.
+// workers, the default thresholds, redaction on and no key log but those
+// found beside the captures.
 type Options struct {
 	// Workers is the number of captures analysed at once; zero or less
 	// means runtime.NumCPU().
@@ -30,40 +33,87 @@ type Options struct {
 	// Dissect is the dissection options every capture is read with; its
 	// Keys, Progress, Sink and OnConn are set for each capture.
 	Dissect dissect.Options
-	// KeyLog is the content of a TLS key log (--keylog), read into a fresh
-	// key log for each capture, so that the secrets one capture carries in
-	// its Decryption Secrets Blocks do not reach another. KeyLogName names
-	// it in messages.
-	KeyLog     []byte
-	KeyLogName string
+	// KeyLogs are TLS key logs (--keylog) for every capture. Each capture
+	// gets a fresh key log holding them and the key logs found beside its
+	// files (see the package documentation), so that the secrets one
+	// capture carries in its Decryption Secrets Blocks, or has beside it,
+	// do not reach another.
+	KeyLogs []KeyLogFile
 	// Config holds the detectors' thresholds; nil means
 	// analyze.DefaultConfig().
 	Config *analyze.Config
 	// Redaction says how secrets in captured strings are shown.
 	Redaction report.Redaction
+	// Limits bound each connection's timeline in the reports; the zero
+	// value means report.DefaultLimits.
+	Limits report.Limits
+	// Version names the h2scope that analyses, in resume keys; "" means
+	// Version().
+	Version string
 	// Log, if not nil, receives a line for each capture that could not be
-	// read or was cut short, as its line is written.
+	// read or was cut short, as its line is written, and warnings about
+	// key logs found beside captures.
 	Log io.Writer
+	// Progress, if not nil, shows the files done of all, the bytes read,
+	// the rate and the time left while the run goes on; it is used from
+	// Run's goroutine only, and cleared before Run returns.
+	Progress *report.Progress
+	// Now returns the current time, for the rate and the elapsed time;
+	// nil means time.Now.
+	Now func() time.Time
 }
 
-// Counts counts captures, or files, by what became of them.
+// KeyLogFile is a TLS key log given for every capture.
+type KeyLogFile struct {
+	// Name names it in messages; Data is its content.
+	Name string
+	Data []byte
+}
+
+// limits returns the timeline limits reports are built with.
+func (o *Options) limits() report.Limits {
+	if o.Limits == (report.Limits{}) {
+		return report.DefaultLimits
+	}
+	return o.Limits
+}
+
+func (o *Options) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}
+
+// Counts counts captures, or their files, by what the output holds for
+// them once the run is over (its old and new lines), and by what this run
+// did.
 type Counts struct {
-	// Analysed were analysed in this run, Partial of them cut short by a
-	// fault (their partial reports were written).
-	Analysed, Partial int
-	// Skipped were already in the output of an earlier run.
-	Skipped int
-	// Failed could not be read at all (error records were written).
-	Failed int
+	// Reports counts the reports in the output, Partial those of them cut
+	// short by a fault (the packets before it were analysed), and Failed
+	// the error records of captures that could not be read at all.
+	Reports, Partial, Failed int
+	// Analysed counts the captures analysed in this run (error records
+	// included), Reanalysed those of them that replaced a line of an
+	// earlier run: their files, key logs, options or h2scope version had
+	// changed, or they had failed. Reused counts the lines of an earlier
+	// run kept because nothing that decides them changed, Other the lines
+	// of captures this run was not given, kept as they were. Reports plus
+	// Failed is Analysed plus Reused plus Other.
+	Analysed, Reanalysed, Reused, Other int
+	// Pending counts the captures not analysed because the run was
+	// interrupted.
+	Pending int
 }
 
-// Summary says what a run did.
+// Summary says what the output holds and what this run did.
 type Summary struct {
 	// Captures and Files count the captures and their files.
 	Captures, Files Counts
-	// Bytes counts the bytes read from the files as stored.
+	// Bytes counts the bytes read in this run from the files as stored.
 	Bytes int64
-	// Findings counts findings by kind, then by severity.
+	// Findings counts the findings of every report in the output (old and
+	// new lines) by kind, then by severity.
 	Findings map[string][3]int
 	// Elapsed is the time the run took.
 	Elapsed time.Duration
@@ -84,20 +134,30 @@ func (s *Summary) Reached(sev analyze.Severity) bool {
 }
 
 // Write writes the summary for a person, a few lines each starting with
-// "h2scope batch:".
+// "h2scope batch:": what the output holds, what this run did, the bytes
+// read and the findings in the output.
 func (s *Summary) Write(w io.Writer) error {
 	var b bytes.Buffer
 	c, f := s.Captures, s.Files
-	fmt.Fprintf(&b, "h2scope batch: %s (%s) analysed", plural(c.Analysed, "capture"), plural(f.Analysed, "file"))
+	fmt.Fprintf(&b, "h2scope batch: %s holds %s (%s): %s", s.Output, plural(c.Reports+c.Failed, "capture"),
+		plural(f.Reports+f.Failed, "file"), plural(c.Reports, "report"))
 	if c.Partial > 0 {
-		fmt.Fprintf(&b, ", %d of them cut short", c.Partial)
+		fmt.Fprintf(&b, " (%d cut short)", c.Partial)
 	}
-	fmt.Fprintf(&b, "; %d failed", c.Failed)
+	fmt.Fprintf(&b, ", %d failed", c.Failed)
 	if c.Failed > 0 {
 		fmt.Fprintf(&b, " (%s)", plural(f.Failed, "file"))
 	}
-	if c.Skipped > 0 {
-		fmt.Fprintf(&b, "; %d skipped (%s already in %s)", c.Skipped, plural(f.Skipped, "file"), s.Output)
+	fmt.Fprintf(&b, "\nh2scope batch: this run analysed %s (%s)", plural(c.Analysed, "capture"), plural(f.Analysed, "file"))
+	if c.Reanalysed > 0 {
+		fmt.Fprintf(&b, ", %d of them again (changed files, key logs, options or version, or failed before)", c.Reanalysed)
+	}
+	fmt.Fprintf(&b, "; reused %d unchanged", c.Reused)
+	if c.Other > 0 {
+		fmt.Fprintf(&b, "; kept %s of captures not given", plural(c.Other, "line"))
+	}
+	if c.Pending > 0 {
+		fmt.Fprintf(&b, "; %d not analysed (interrupted)", c.Pending)
 	}
 	b.WriteByte('\n')
 	rate := 0.0
@@ -130,6 +190,61 @@ func plural(n int, what string) string {
 	return fmt.Sprintf("%d %ss", n, what)
 }
 
+// Origins of an output line, for Summary.add.
+const (
+	fromRun   = iota // analysed in this run
+	fromReuse        // an earlier run's line for a capture of this run, unchanged
+	fromOther        // an earlier run's line for a capture not given to this run
+)
+
+// add counts one line of the output.
+func (s *Summary) add(e *entry, from int) {
+	for _, k := range []*Counts{&s.Captures, &s.Files} {
+		n := 1
+		if k == &s.Files {
+			n = len(e.files)
+		}
+		switch {
+		case e.failed:
+			k.Failed += n
+		default:
+			k.Reports += n
+			if e.partial {
+				k.Partial += n
+			}
+		}
+		switch from {
+		case fromRun:
+			k.Analysed += n
+		case fromReuse:
+			k.Reused += n
+		case fromOther:
+			k.Other += n
+		}
+	}
+	for kind, n := range e.findings {
+		m := s.Findings[kind]
+		for i := range m {
+			m[i] += n[i]
+		}
+		s.Findings[kind] = m
+	}
+}
+
+// job is one capture of this run.
+type job struct {
+	c Capture
+	// prints are the prints of its files; printErr, if not nil, is why
+	// they could not be read (the capture is then analysed, to report it).
+	prints   []filePrint
+	printErr error
+	size     int64    // the files' sizes
+	keyLogs  []string // the key logs beside it
+	key      string   // its resume key, "" when it has none
+	// replaces is set when an earlier run's line for it is replaced.
+	replaces bool
+}
+
 // result is the outcome of one capture, ready to write.
 type result struct {
 	i        int
@@ -143,19 +258,31 @@ type result struct {
 	err      error // encoding failed
 }
 
+// runner is what the workers of one run share.
+type runner struct {
+	opts       Options
+	optionsKey string
+	version    string
+	keyHashes  []string // of opts.KeyLogs
+	warned     sync.Map // key log paths already warned about
+	read       atomic.Int64
+}
+
 // Run analyses the captures that patterns name (see Find and Group) and
-// writes one line per capture to the file out, resuming it if it exists,
-// or to stdout when out is "-". It returns once every capture is written,
-// ctx is done, or writing fails; the summary counts what was done even
-// then. Captures that cannot be read are not errors: they are written as
-// ErrorRecords and counted in Summary.Captures.Failed.
+// writes one line per capture to the file out, resuming it if it exists
+// (see the package documentation), or to stdout when out is "-". It
+// returns once every capture is written, ctx is done, or writing fails;
+// the summary counts what was done even then. Captures that cannot be
+// read are not errors: they are written as ErrorRecords and counted in
+// Summary.Captures.Failed. An output that is one of the captures, or holds
+// a capture, is refused before anything is written.
 func Run(ctx context.Context, patterns []string, out string, stdout io.Writer, opts Options) (*Summary, error) {
-	start := time.Now()
+	start := opts.now()
 	sum := &Summary{Findings: map[string][3]int{}, Output: out}
 	if out == "-" {
 		sum.Output = "standard output"
 	}
-	defer func() { sum.Elapsed = time.Since(start) }()
+	defer func() { sum.Elapsed = opts.now().Sub(start) }()
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.NumCPU()
 	}
@@ -163,41 +290,178 @@ func Run(ctx context.Context, patterns []string, out string, stdout io.Writer, o
 		cfg := analyze.DefaultConfig()
 		opts.Config = &cfg
 	}
+	if out != "-" {
+		if err := safeio.CheckOutputs(patterns, []string{out}); err != nil {
+			return sum, err
+		}
+	}
 	files, bad, err := Find(patterns)
 	if err != nil {
 		return sum, err
+	}
+	if out != "-" {
+		// The output among the files found (through a link, say).
+		if err := safeio.CheckOutputs(files, []string{out}); err != nil {
+			return sum, err
+		}
 	}
 	caps := append(Group(ctx, files, opts.Gap, opts.Workers), bad...)
 	slices.SortStableFunc(caps, func(a, b Capture) int { return naturalCompare(a.Files[0], b.Files[0]) })
 	if ctx.Err() != nil {
 		return sum, ctx.Err()
 	}
-	var o *output
-	done := map[string]bool{}
+	r := &runner{opts: opts, optionsKey: optionsKey(&opts), version: opts.Version}
+	if r.version == "" {
+		r.version = Version()
+	}
+	for _, k := range opts.KeyLogs {
+		r.keyHashes = append(r.keyHashes, contentHash(k.Data))
+	}
+	jobs := r.prepare(ctx, caps)
+	if ctx.Err() != nil {
+		return sum, ctx.Err()
+	}
 	if out == "-" {
-		o = &output{w: stdout, name: "standard output"}
-	} else if o, done, err = openOutput(out); err != nil {
+		o := &output{w: stdout, name: "standard output"}
+		_, err := r.run(ctx, jobs, o, sum)
 		return sum, err
 	}
-	var todo []Capture
-	for _, c := range caps {
-		if done[c.key()] {
-			sum.Captures.Skipped++
-			sum.Files.Skipped += len(c.Files)
-			continue
-		}
-		todo = append(todo, c)
+
+	// Which lines of an earlier run stay.
+	entries, good, err := readOutput(out)
+	if err != nil {
+		return sum, err
 	}
-	err = run(ctx, todo, o, opts, sum)
+	byKey := map[string]*job{}
+	for _, j := range jobs {
+		byKey[j.c.key()] = j
+	}
+	last := map[string]int{} // the last line of each capture
+	for i := range entries {
+		last[entries[i].key] = i
+	}
+	var kept []*entry
+	reused := map[*job]bool{}
+	for i := range entries {
+		e := &entries[i]
+		j := byKey[e.key]
+		switch {
+		case last[e.key] != i:
+			// An earlier line for the same capture: the last one counts.
+		case j == nil:
+			kept = append(kept, e)
+			sum.add(e, fromOther)
+		case !e.failed && e.resume != "" && e.resume == j.key:
+			kept = append(kept, e)
+			reused[j] = true
+			sum.add(e, fromReuse)
+		default:
+			j.replaces = true
+		}
+	}
+	if len(kept) != len(entries) {
+		if err := rewrite(out, kept); err != nil {
+			return sum, err
+		}
+		good = 0
+		for _, e := range kept {
+			good += e.n
+		}
+	}
+	o, err := openAppend(out, good)
+	if err != nil {
+		return sum, err
+	}
+	var todo []*job
+	for _, j := range jobs {
+		if !reused[j] {
+			todo = append(todo, j)
+		}
+	}
+	written, err := r.run(ctx, todo, o, sum)
 	if cerr := o.close(); err == nil {
 		err = cerr
 	}
-	return sum, err
+	if err != nil {
+		return sum, err
+	}
+	// Lines in the order a clean run writes them.
+	all := append(kept, written...)
+	if !sorted(all) {
+		slices.SortStableFunc(all, entryCompare)
+		if err := rewrite(out, all); err != nil {
+			return sum, err
+		}
+	}
+	return sum, nil
+}
+
+// prepare reads the prints of the captures' files, finds the key logs
+// beside them and computes their resume keys, on opts.Workers goroutines.
+func (r *runner) prepare(ctx context.Context, caps []Capture) []*job {
+	jobs := make([]*job, len(caps))
+	hashes := sync.Map{} // key log path -> content hash, or "" when unreadable
+	next := atomic.Int64{}
+	var wg sync.WaitGroup
+	for range min(r.opts.Workers, len(caps)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(caps) || ctx.Err() != nil {
+					return
+				}
+				c := caps[i]
+				j := &job{c: c}
+				jobs[i] = j
+				if c.Err != nil {
+					continue
+				}
+				for _, f := range c.Files {
+					p, err := fingerprint(f)
+					if err != nil {
+						j.printErr = err
+						break
+					}
+					j.prints = append(j.prints, p)
+					j.size += p.Size
+				}
+				j.keyLogs = besideKeyLogs(c.Files, r.opts.KeyLogs)
+				if j.printErr != nil {
+					continue
+				}
+				keyHashes := slices.Clone(r.keyHashes)
+				for _, k := range j.keyLogs {
+					h, ok := hashes.Load(k)
+					if !ok {
+						b, err := os.ReadFile(k)
+						if err != nil {
+							h = ""
+						} else {
+							h = contentHash(b)
+						}
+						hashes.Store(k, h)
+					}
+					if h != "" {
+						keyHashes = append(keyHashes, h.(string))
+					}
+				}
+				j.key = resumeKey(j.prints, keyHashes, r.optionsKey, r.version)
+			}
+		})
+	}
+	wg.Wait()
+	for i := range jobs {
+		if jobs[i] == nil { // not reached: ctx is done
+			jobs[i] = &job{c: caps[i]}
+		}
+	}
+	return jobs
 }
 
 // run analyses todo with opts.Workers workers and writes the lines in
-// order.
-func run(ctx context.Context, todo []Capture, o *output, opts Options, sum *Summary) error {
+// order, returning the entries it wrote.
+func (r *runner) run(ctx context.Context, todo []*job, o *output, sum *Summary) (written []*entry, err error) {
+	opts := &r.opts
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// A slot is taken when a capture is started and given back when its
@@ -225,9 +489,9 @@ func run(ctx context.Context, todo []Capture, o *output, opts Options, sum *Summ
 	for range opts.Workers {
 		wg.Go(func() {
 			for i := range jobs {
-				r := analyse(ctx, todo[i], opts)
-				r.i = i
-				results <- r
+				res := r.analyse(ctx, todo[i])
+				res.i = i
+				results <- res
 			}
 		})
 	}
@@ -235,76 +499,96 @@ func run(ctx context.Context, todo []Capture, o *output, opts Options, sum *Summ
 		cancel()
 		wg.Wait()
 	}()
+	// Progress: files done of all, bytes read of all.
+	p := opts.Progress
+	var filesTotal, filesDone int
+	var bytesTotal int64
+	for _, j := range todo {
+		filesTotal += len(j.c.Files)
+		bytesTotal += j.size
+	}
+	var tick <-chan time.Time
+	if p != nil {
+		defer p.Done()
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		tick = t.C
+		p.UpdateFiles(0, filesTotal, 0, bytesTotal)
+	}
 	pending := map[int]result{}
-	for next := 0; next < len(todo); {
-		var r result
+	next := 0
+	defer func() { sum.Captures.Pending, sum.Files.Pending = len(todo)-next, filesTotal-filesDone }()
+	for next < len(todo) {
+		var res result
 		select {
-		case r = <-results:
+		case res = <-results:
+		case <-tick:
+			p.UpdateFiles(filesDone, filesTotal, r.read.Load(), bytesTotal)
+			continue
 		case <-ctx.Done():
-			return ctx.Err()
+			return written, ctx.Err()
 		}
-		pending[r.i] = r
+		pending[res.i] = res
 		for {
-			r, ok := pending[next]
+			res, ok := pending[next]
 			if !ok {
 				break
 			}
 			delete(pending, next)
-			if r.canceled {
-				return ctx.Err()
+			if res.canceled {
+				return written, ctx.Err()
 			}
-			if r.err != nil {
-				return r.err
+			if res.err != nil {
+				return written, res.err
 			}
-			if err := o.writeLine(r.line); err != nil {
-				return err
-			}
-			sum.count(todo[next], r)
-			if opts.Log != nil {
-				if r.failed {
-					fmt.Fprintf(opts.Log, "h2scope batch: %s\n", r.errText)
+			j := todo[next]
+			e := &entry{off: o.size, n: int64(len(res.line)), key: j.c.key(), files: j.c.Files,
+				failed: res.failed, partial: len(res.faults) > 0}
+			for _, f := range res.findings {
+				if e.findings == nil {
+					e.findings = map[string][3]int{}
 				}
-				for _, f := range r.faults {
+				n := e.findings[f.Kind]
+				if f.Severity >= 0 && int(f.Severity) < len(n) {
+					n[f.Severity]++
+				}
+				e.findings[f.Kind] = n
+			}
+			if err := o.writeLine(res.line); err != nil {
+				return written, err
+			}
+			written = append(written, e)
+			sum.add(e, fromRun)
+			sum.Bytes += res.bytes
+			if j.replaces {
+				sum.Captures.Reanalysed++
+				sum.Files.Reanalysed += len(j.c.Files)
+			}
+			if opts.Log != nil {
+				if res.failed {
+					fmt.Fprintf(opts.Log, "h2scope batch: %s\n", res.errText)
+				}
+				for _, f := range res.faults {
 					fmt.Fprintf(opts.Log, "h2scope batch: %s (the packets before it were analysed)\n", f)
 				}
 			}
 			next++
+			filesDone += len(j.c.Files)
+			p.UpdateFiles(filesDone, filesTotal, r.read.Load(), bytesTotal)
 			<-slots
 		}
 	}
-	return nil
-}
-
-// count adds a written capture to the summary.
-func (s *Summary) count(c Capture, r result) {
-	s.Bytes += r.bytes
-	if r.failed {
-		s.Captures.Failed++
-		s.Files.Failed += len(c.Files)
-		return
-	}
-	s.Captures.Analysed++
-	s.Files.Analysed += len(c.Files)
-	if len(r.faults) > 0 {
-		s.Captures.Partial++
-		s.Files.Partial += len(c.Files)
-	}
-	for _, f := range r.findings {
-		n := s.Findings[f.Kind]
-		if f.Severity >= 0 && int(f.Severity) < len(n) {
-			n[f.Severity]++
-		}
-		s.Findings[f.Kind] = n
-	}
+	return written, nil
 }
 
 // analyse analyses one capture and encodes its line. A panic in the
 // dissectors (a bug) becomes this capture's error record, so that one
 // capture cannot end a batch over thousands.
-func analyse(ctx context.Context, c Capture, opts Options) (r result) {
+func (r *runner) analyse(ctx context.Context, j *job) (res result) {
+	c, opts := j.c, &r.opts
 	defer func() {
 		if p := recover(); p != nil {
-			r = errorResult(c, fmt.Errorf("%s: h2scope internal error (a bug: please report it with this capture): %v", c.Files[0], p))
+			res = errorResult(c, fmt.Errorf("%s: h2scope internal error (a bug: please report it with this capture): %v", c.Files[0], p))
 		}
 	}()
 	if ctx.Err() != nil {
@@ -313,24 +597,46 @@ func analyse(ctx context.Context, c Capture, opts Options) (r result) {
 	if c.Err != nil {
 		return errorResult(c, c.Err)
 	}
+	if j.printErr != nil {
+		return errorResult(c, j.printErr)
+	}
+	// A fresh key log: the global key logs, then those beside the
+	// capture; the resume key hashes what was read.
 	do := opts.Dissect
 	do.Keys = tls.NewKeyLog()
-	if len(opts.KeyLog) > 0 {
-		do.Keys.Read(bytes.NewReader(opts.KeyLog), opts.KeyLogName)
+	for _, k := range opts.KeyLogs {
+		do.Keys.Add(k.Data, k.Name) // warned about by the caller, once
+	}
+	keyHashes := slices.Clone(r.keyHashes)
+	for _, name := range j.keyLogs {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			r.warn(name, []error{err})
+			continue
+		}
+		_, errs := do.Keys.Add(b, name)
+		r.warn(name, errs)
+		keyHashes = append(keyHashes, contentHash(b))
 	}
 	var read int64
-	do.Progress = func(n, _ int64) { read = n }
+	do.Progress = func(n, _ int64) {
+		r.read.Add(n - read)
+		read = n
+	}
 	rb := report.NewBuilder(opts.Redaction)
-	res, in, err := analyze.Stream(ctx, c.Files, do, *opts.Config, rb.Add)
+	rb.Limits = opts.limits()
+	rb.Keys = do.Keys
+	an, in, err := analyze.Stream(ctx, c.Files, do, *opts.Config, rb.Add)
 	if err != nil {
 		if ctx.Err() != nil {
 			return result{canceled: true}
 		}
-		r := errorResult(c, err)
-		r.bytes = read
-		return r
+		res := errorResult(c, err)
+		res.bytes = read
+		return res
 	}
-	rep := rb.Report(c.Files, in, res)
+	rep := rb.Report(c.Files, in, an)
+	rep.Captures[0].ResumeKey = resumeKey(j.prints, keyHashes, r.optionsKey, r.version)
 	var buf bytes.Buffer
 	err = rep.WriteJSONLine(&buf)
 	line := buf.Bytes()
@@ -338,6 +644,20 @@ func analyse(ctx context.Context, c Capture, opts Options) (r result) {
 		return result{err: fmt.Errorf("encoding the report of %s: %w", c.Files[0], err)}
 	}
 	return result{line: line, faults: rep.Captures[0].Faults, bytes: read, findings: rep.Findings}
+}
+
+// warn writes the problems of a key log found beside a capture to
+// opts.Log, once per key log and run.
+func (r *runner) warn(name string, errs []error) {
+	if len(errs) == 0 || r.opts.Log == nil {
+		return
+	}
+	if _, done := r.warned.LoadOrStore(name, true); done {
+		return
+	}
+	for _, e := range errs {
+		fmt.Fprintf(r.opts.Log, "h2scope batch: warning: key log: %v\n", e)
+	}
 }
 
 // errorResult is the error record of a capture that could not be read.

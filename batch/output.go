@@ -8,6 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/h2scope/h2scope/analyze"
 )
 
 // ErrorRecord is the line written for a capture that could not be read at
@@ -30,12 +34,104 @@ type ErrorCapture struct {
 }
 
 // line is what a resumed run reads of each output line: the capture's
-// files.
+// files and resume key, whether it failed or was cut short, and its
+// findings' kinds and severities (for the closing summary).
 type line struct {
 	Schema   string `json:"schema"`
 	Captures []struct {
-		Files []string `json:"files"`
+		Files     []string `json:"files"`
+		ResumeKey string   `json:"resume_key"`
+		Faults    []string `json:"faults"`
 	} `json:"captures"`
+	Error    string `json:"error"`
+	Findings []struct {
+		Kind     string           `json:"kind"`
+		Severity analyze.Severity `json:"severity"`
+	} `json:"findings"`
+}
+
+// entry is one complete line of the output file.
+type entry struct {
+	off, n   int64  // where the line is in the file, newline included
+	key      string // Capture.key of its files
+	files    []string
+	resume   string // its resume key ("" for an error record or an older h2scope's line)
+	failed   bool   // an error record
+	partial  bool   // a report cut short
+	findings map[string][3]int
+}
+
+// readEntry parses a complete output line; ok is false when it is not an
+// h2scope report or error record.
+func readEntry(b []byte) (e entry, ok bool) {
+	var l line
+	if json.Unmarshal(b, &l) != nil || len(l.Captures) == 0 || len(l.Captures[0].Files) == 0 {
+		return e, false
+	}
+	c := l.Captures[0]
+	e = entry{n: int64(len(b)), key: Capture{Files: c.Files}.key(), files: c.Files, resume: c.ResumeKey,
+		failed: l.Error != "", partial: len(c.Faults) > 0}
+	for _, f := range l.Findings {
+		if e.findings == nil {
+			e.findings = map[string][3]int{}
+		}
+		n := e.findings[f.Kind]
+		if f.Severity >= 0 && int(f.Severity) < len(n) {
+			n[f.Severity]++
+		}
+		e.findings[f.Kind] = n
+	}
+	if e.failed {
+		e.resume = ""
+	}
+	return e, true
+}
+
+// readOutput reads the lines of an existing output file name, in file
+// order, and the length of those complete lines: anything after it is a
+// torn last line (no newline at the end), which a killed run leaves. A
+// complete line that is not a report is an error: the file is then left
+// alone. A missing file has no lines.
+func readOutput(name string) (entries []entry, good int64, err error) {
+	f, err := os.Open(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 1<<20)
+	badLine := 0 // number of an invalid complete line, if one was seen
+	for n := 1; ; n++ {
+		b, err := br.ReadBytes('\n')
+		if err != nil && err != io.EOF {
+			return nil, 0, fmt.Errorf("reading %s: %w", name, err)
+		}
+		if len(b) == 0 {
+			break
+		}
+		if badLine != 0 {
+			// A complete line (with its newline) is never torn: the
+			// file is not an h2scope batch output.
+			return nil, 0, fmt.Errorf("%s: line %d is not an h2scope report; not writing to it", name, badLine)
+		}
+		if err == io.EOF {
+			break // a torn last line, without its newline
+		}
+		e, ok := readEntry(b)
+		if !ok {
+			badLine = n
+			continue
+		}
+		e.off = good
+		entries = append(entries, e)
+		good += e.n
+	}
+	if badLine != 0 {
+		return nil, 0, fmt.Errorf("%s: line %d is not an h2scope report; not writing to it", name, badLine)
+	}
+	return entries, good, nil
 }
 
 // output writes whole lines to the output.
@@ -43,62 +139,7 @@ type output struct {
 	w    io.Writer
 	f    *os.File // the output file, synced after each line; nil for stdout
 	name string
-}
-
-// openOutput opens the output file name for appending, after reading the
-// captures it already holds into done (keyed by Capture.key) and cutting
-// away a torn last line (one without its newline). A complete line that is
-// not a report is an error: the file is then left alone.
-func openOutput(name string) (*output, map[string]bool, error) {
-	done := map[string]bool{}
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer f.Close()
-	var good int64 // the length of the complete, valid lines
-	br := bufio.NewReaderSize(f, 1<<20)
-	badLine := 0 // number of an invalid complete line, if one was seen
-	for n := 1; ; n++ {
-		b, err := br.ReadBytes('\n')
-		if err != nil && err != io.EOF {
-			return nil, nil, fmt.Errorf("reading %s: %w", name, err)
-		}
-		if len(b) == 0 {
-			break
-		}
-		if badLine != 0 {
-			return nil, nil, fmt.Errorf("%s: line %d is not an h2scope report; not appending to it", name, badLine)
-		}
-		if err == io.EOF {
-			break // a torn last line, without its newline
-		}
-		var l line
-		if json.Unmarshal(b, &l) != nil || len(l.Captures) == 0 || len(l.Captures[0].Files) == 0 {
-			badLine = n
-			continue
-		}
-		done[Capture{Files: l.Captures[0].Files}.key()] = true
-		good += int64(len(b))
-	}
-	if badLine != 0 {
-		// A complete line (with its newline) is never torn: the file is
-		// not an h2scope batch output.
-		return nil, nil, fmt.Errorf("%s: line %d is not an h2scope report; not appending to it", name, badLine)
-	}
-	if fi, err := f.Stat(); err == nil && fi.Size() != good {
-		if err := f.Truncate(good); err != nil {
-			return nil, nil, fmt.Errorf("cutting the torn last line of %s: %w", name, err)
-		}
-		if err := f.Sync(); err != nil {
-			return nil, nil, fmt.Errorf("syncing %s: %w", name, err)
-		}
-	}
-	af, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	return &output{w: af, f: af, name: name}, done, nil
+	size int64 // bytes in the file
 }
 
 // writeLine writes b, one complete line, with a single write, and syncs
@@ -107,6 +148,7 @@ func (o *output) writeLine(b []byte) error {
 	if _, err := o.w.Write(b); err != nil {
 		return o.err(err)
 	}
+	o.size += int64(len(b))
 	if o.f != nil {
 		if err := o.f.Sync(); err != nil {
 			return o.err(err)
@@ -120,7 +162,9 @@ func (o *output) close() error {
 	if o.f == nil {
 		return nil
 	}
-	return o.err(o.f.Close())
+	err := o.f.Close()
+	o.f = nil
+	return o.err(err)
 }
 
 func (o *output) err(err error) error {
@@ -132,6 +176,116 @@ func (o *output) err(err error) error {
 		err = pe.Err
 	}
 	return fmt.Errorf("writing %s: %w", o.name, err)
+}
+
+// openAppend opens the output file name for appending once its first
+// size bytes are its complete lines: a torn last line beyond them is cut
+// away. The file is created when missing.
+func openAppend(name string, size int64) (*output, error) {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	o := &output{w: f, f: f, name: name, size: size}
+	if fi, err := f.Stat(); err == nil && fi.Size() != size {
+		if err := f.Truncate(size); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("cutting the torn last line of %s: %w", name, err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return nil, o.err(err)
+		}
+	}
+	return o, nil
+}
+
+// rewrite replaces the output file name by one holding the given lines of
+// it, in that order: they are copied to a new file beside it, which is
+// synced and renamed over it, so that a crash leaves either file whole.
+// The entries' offsets are updated to the new file.
+func rewrite(name string, keep []*entry) error {
+	old, err := os.Open(name)
+	if err != nil {
+		return fmt.Errorf("rewriting %s: %w", name, err)
+	}
+	defer old.Close()
+	mode := os.FileMode(0o644)
+	if fi, err := old.Stat(); err == nil {
+		mode = fi.Mode().Perm()
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
+	if err != nil {
+		return fmt.Errorf("rewriting %s: %w", name, err)
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename, nothing is there
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	var off int64
+	fail := func(err error) error {
+		tmp.Close()
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // not the temporary file's name
+		}
+		return fmt.Errorf("rewriting %s: %w", name, err)
+	}
+	for _, e := range keep {
+		if _, err := io.Copy(bw, io.NewSectionReader(old, e.off, e.n)); err != nil {
+			return fail(err)
+		}
+		e.off = off
+		off += e.n
+	}
+	if err := bw.Flush(); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp.Name(), name); err != nil {
+		return fail(err)
+	}
+	syncDir(filepath.Dir(name))
+	return nil
+}
+
+// syncDir syncs a directory so that a rename in it is durable; errors are
+// ignored (some file systems cannot sync a directory).
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+// entryCompare orders output lines as a clean run writes them: by the
+// first file's path, numbers compared as numbers.
+func entryCompare(a, b *entry) int {
+	if c := naturalCompare(a.files[0], b.files[0]); c != 0 {
+		return c
+	}
+	return compareStrings(a.key, b.key)
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// sorted reports whether the entries are in entryCompare order.
+func sorted(es []*entry) bool {
+	return slices.IsSortedFunc(es, entryCompare)
 }
 
 // compactJSON encodes v on one line ending in a newline, without escaping

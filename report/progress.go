@@ -36,6 +36,16 @@ func NewProgress(f *os.File) *Progress {
 	return newProgress(f, isTerminal(f), time.Now)
 }
 
+// NewProgressWriter returns a Progress drawing on w whether or not it is
+// a terminal (a --progress flag forces it), reading the time from now
+// (nil: time.Now).
+func NewProgressWriter(w io.Writer, now func() time.Time) *Progress {
+	if now == nil {
+		now = time.Now
+	}
+	return newProgress(w, true, now)
+}
+
 func newProgress(w io.Writer, on bool, now func() time.Time) *Progress {
 	p := &Progress{w: w, on: on, now: now}
 	if on {
@@ -49,6 +59,22 @@ func newProgress(w io.Writer, on bool, now func() time.Time) *Progress {
 // redrawing the line unless it was drawn less than 200 ms ago. Its
 // signature is that of dissect.Options.Progress.
 func (p *Progress) Update(read, total int64) {
+	p.draw(func(elapsed time.Duration) string { return progressLine(read, total, elapsed) })
+}
+
+// UpdateFiles records, for a run over many files, that done of files
+// files are finished and read of total bytes are read (total 0:
+// unknown), redrawing as Update does with the files after the percentage:
+// "[#####...]  20%  3/15 files  20.0/100.0 MB  5.0 MB/s  ETA 16s".
+func (p *Progress) UpdateFiles(done, files int, read, total int64) {
+	p.draw(func(elapsed time.Duration) string {
+		return progressText(read, total, elapsed, fmt.Sprintf("%d/%d files", done, files))
+	})
+}
+
+// draw redraws the line that line renders for the time elapsed since the
+// start, unless it was drawn less than 200 ms ago.
+func (p *Progress) draw(line func(elapsed time.Duration) string) {
 	if p == nil || !p.on {
 		return
 	}
@@ -57,7 +83,11 @@ func (p *Progress) Update(read, total int64) {
 		return
 	}
 	p.last = t
-	line := progressLine(read, total, t.Sub(p.start))
+	p.show(line(t.Sub(p.start)))
+}
+
+// show draws line over the one on screen.
+func (p *Progress) show(line string) {
 	n := len([]rune(line))
 	pad := ""
 	if n < p.width {
@@ -78,6 +108,12 @@ func (p *Progress) Done() {
 
 // progressLine renders the progress after elapsed time.
 func progressLine(read, total int64, elapsed time.Duration) string {
+	return progressText(read, total, elapsed, "")
+}
+
+// progressText renders the progress after elapsed time, with count (if
+// not empty) after the percentage.
+func progressText(read, total int64, elapsed time.Duration, count string) string {
 	var b strings.Builder
 	rate := 0.0
 	if s := elapsed.Seconds(); s > 0 {
@@ -86,9 +122,15 @@ func progressLine(read, total int64, elapsed time.Duration) string {
 	if total > 0 {
 		frac := min(max(float64(read)/float64(total), 0), 1)
 		fill := int(frac * progressBar)
-		fmt.Fprintf(&b, "[%s%s] %3d%%  %s/%s MB", strings.Repeat("#", fill), strings.Repeat(".", progressBar-fill),
-			int(frac*100), mb(read), mb(total))
+		fmt.Fprintf(&b, "[%s%s] %3d%%  ", strings.Repeat("#", fill), strings.Repeat(".", progressBar-fill), int(frac*100))
+		if count != "" {
+			b.WriteString(count + "  ")
+		}
+		fmt.Fprintf(&b, "%s/%s MB", mb(read), mb(total))
 	} else {
+		if count != "" {
+			b.WriteString(count + "  ")
+		}
 		fmt.Fprintf(&b, "%s MB", mb(read))
 	}
 	if rate > 0 {

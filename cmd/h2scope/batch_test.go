@@ -57,7 +57,7 @@ func TestBatchWorkersIdentical(t *testing.T) {
 		if code != exitOK {
 			t.Fatalf("--workers %s: exit %d\n%s", w, code, stderr)
 		}
-		if !strings.Contains(stderr, fmt.Sprintf("%d captures (%d files) analysed; 0 failed", len(pcaps), len(pcaps))) {
+		if !strings.Contains(stderr, fmt.Sprintf("%s holds %d captures (%d files): %d reports, 0 failed\n", out, len(pcaps), len(pcaps), len(pcaps))) {
 			t.Errorf("--workers %s: summary:\n%s", w, stderr)
 		}
 		outs = append(outs, readFile(t, out))
@@ -114,7 +114,7 @@ func TestBatchCorrupt(t *testing.T) {
 			t.Errorf("stderr does not name %s and its offset:\n%s", n, stderr)
 		}
 	}
-	if !strings.Contains(stderr, "3 captures (3 files) analysed; 2 failed (2 files)") {
+	if !strings.Contains(stderr, "holds 5 captures (5 files): 3 reports, 2 failed (2 files)\nh2scope batch: this run analysed 5 captures (5 files); reused 0 unchanged\n") {
 		t.Errorf("summary:\n%s", stderr)
 	}
 }
