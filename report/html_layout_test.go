@@ -1,0 +1,289 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"html"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/h2scope/h2scope/analyze"
+	"github.com/h2scope/h2scope/dissect"
+	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/http2"
+	"github.com/h2scope/h2scope/dissect/tcp"
+)
+
+// htmlSynthReport builds a report over conns synthetic HTTP/2 connections
+// of streams streams each, as the analysis would hand them to New: SYN,
+// SYN-ACK, requests and responses, every third stream reset by the
+// client (CANCEL), a flow-control stall every fifth stream and FINs;
+// connections open every 3 ms, 36 pools (3 clients, 12 servers). One
+// critical rst_storm and one warning reconnect_churn finding name them
+// all. It tests the page's drawing at sizes the test captures do not
+// reach; the analysis itself is tested on real captures elsewhere.
+func htmlSynthReport(conns, streams int) *Report {
+	t0 := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	frame := uint64(0)
+	at := func(ms float64) *event.Ref {
+		frame++
+		return &event.Ref{Frame: frame, TS: t0.Add(time.Duration(ms * float64(time.Millisecond)))}
+	}
+	in := &analyze.Input{}
+	var ids []event.ConnID
+	var evidence []analyze.Evidence
+	for i := range conns {
+		start := float64(i) * 3
+		dur := 40 + float64(i%7)*25 + float64(streams)*0.5
+		syn := at(start)
+		c := &analyze.Conn{
+			TCP: &tcp.Summary{ID: event.ConnID(i), Proto: "http2",
+				Client: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(1 + i%3)}), uint16(20000+i%40000)),
+				Server: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 1, byte(i / 3 % 12)}), 443),
+				FirstTS: syn.TS, LastTS: syn.TS.Add(time.Duration(dur * float64(time.Millisecond))), DurationMS: dur,
+				FirstFrame: syn.Frame, SYNs: 1, SYNACKs: 1, Close: tcp.CloseFINClient, ConnState: "SF", History: "ShADadFf"},
+			SYNs:    []event.Ref{*syn},
+			SYNACKs: []event.Ref{*at(start + 0.05)},
+			App:     &dissect.App{HTTP2: &http2.Summary{}},
+		}
+		for s := range streams {
+			id := uint32(2*s + 1)
+			req := float64(s) * (dur - 2) / float64(streams)
+			x := analyze.Exchange{Proto: event.ProtoHTTP2, Stream: id, Method: "POST",
+				Path:    fmt.Sprintf("/pkg.Service/Method%d", s%5),
+				Request: at(start + 0.1 + req)}
+			if s%3 == 2 {
+				r := at(start + 0.2 + req + 0.5)
+				x.Reset = &http2.Reset{Dir: event.C2S, Code: "CANCEL", Ref: *r}
+				c.Resets = append(c.Resets, analyze.Reset{Dir: event.C2S, Stream: id, Code: "CANCEL", Ref: *r})
+				if len(evidence) < 20 {
+					evidence = append(evidence, analyze.Evidence{Frame: r.Frame, TS: r.TS, Conn: event.ConnID(i), Stream: id,
+						What: "client RST_STREAM(CANCEL)", Filter: analyze.Filter(event.ConnID(i), id)})
+				}
+			} else {
+				x.Status, x.ResponseEnd = 200, at(start+0.3+req+float64(s%4))
+			}
+			if s%5 == 4 {
+				st := at(start + 0.15 + req)
+				c.App.HTTP2.Stalls = append(c.App.HTTP2.Stalls, http2.Stall{Dir: event.S2C, Stream: id, Start: *st,
+					End: at(start + 0.15 + req + 3)})
+			}
+			c.Exchanges = append(c.Exchanges, x)
+		}
+		fin := at(start + dur - 0.1)
+		c.FIN[event.C2S] = fin
+		c.FIN[event.S2C] = at(start + dur)
+		c.TCP.LastFrame = frame
+		in.Conns = append(in.Conns, c)
+		ids = append(ids, event.ConnID(i))
+	}
+	in.Stats = dissect.Stats{Packets: frame, Bytes: frame * 100}
+	res := analyze.Result{Findings: []analyze.Finding{
+		{Kind: analyze.KindRSTStorm, Severity: analyze.Critical, Summary: "synthetic storm", Connections: ids,
+			Evidence: evidence, Metrics: map[string]any{}, Confidence: analyze.Confidence{Level: "high"}},
+		{Kind: analyze.KindReconnectChurn, Severity: analyze.Warning, Summary: "synthetic churn", Connections: ids,
+			Evidence: []analyze.Evidence{{Frame: 1, TS: t0, Conn: 0, What: "SYN", Filter: analyze.Filter(0, 0)}},
+			Metrics:  map[string]any{}, Confidence: analyze.Confidence{Level: "high"}},
+	}}
+	return New([]string{"synthetic.pcapng"}, in, res, Redaction{})
+}
+
+// htmlLayoutProbe is a script appended to a page in the browser test: it
+// opens the first open timelines, waits for them to be drawn, then
+// checks every <text> of every drawn SVG (overview and timelines):
+// inside its band (lane, Gantt row, axis: the g.band's rect.bandbg)
+// and inside the SVG, the SVG inside the window, and no two texts of
+// one SVG overlapping. The result goes into <html data-layout>.
+func htmlLayoutProbe(open int) string {
+	return `<script>
+(function () {
+  var ds = document.querySelectorAll('details.conn');
+  for (var i = 0; i < ds.length && i < ` + fmt.Sprint(open) + `; i++) { ds[i].open = true; }
+  setTimeout(function () {
+    var res = { svgs: 0, texts: 0, overview: 0, ovNodes: 0, nodes: document.getElementsByTagName('*').length,
+      drawn: document.querySelectorAll('details.conn svg.timeline').length, overlaps: [], outside: [] };
+    var vw = document.documentElement.clientWidth;
+    function r(b) { return [Math.round(b.left), Math.round(b.top), Math.round(b.right), Math.round(b.bottom)].join(','); }
+    document.querySelectorAll('svg.timeline').forEach(function (s) {
+      res.svgs++;
+      if (s.classList.contains('overview')) { res.overview++; res.ovNodes += s.getElementsByTagName('*').length; }
+      var sb = s.getBoundingClientRect();
+      if (sb.right > vw + 0.5 || sb.left < -0.5) { res.outside.push('svg ' + r(sb) + ' outside the window ' + vw); }
+      var boxes = [];
+      s.querySelectorAll('text').forEach(function (t) {
+        var b = t.getBoundingClientRect();
+        if (b.width === 0 || b.height === 0) { return; }
+        res.texts++;
+        var band = t.closest('g.band');
+        var bg = band && band.querySelector('rect.bandbg');
+        var bb = bg ? bg.getBoundingClientRect() : sb;
+        if (b.left < sb.left - 0.5 || b.right > sb.right + 0.5 || b.top < bb.top - 1 || b.bottom > bb.bottom + 1) {
+          res.outside.push(JSON.stringify(t.textContent) + ' ' + r(b) + ' leaves ' + (bg ? 'its band ' + r(bb) : 'the svg') + ' / svg ' + r(sb));
+        }
+        boxes.push({ b: b, t: t.textContent });
+      });
+      boxes.sort(function (a, b) { return a.b.left - b.b.left; });
+      for (var i = 0; i < boxes.length; i++) {
+        for (var j = i + 1; j < boxes.length && boxes[j].b.left < boxes[i].b.right - 0.5; j++) {
+          var a = boxes[i].b, c = boxes[j].b;
+          if (Math.min(a.bottom, c.bottom) - Math.max(a.top, c.top) > 0.5) {
+            res.overlaps.push(JSON.stringify(boxes[i].t) + ' ' + r(a) + ' overlaps ' + JSON.stringify(boxes[j].t) + ' ' + r(c));
+          }
+        }
+      }
+    });
+    res.overlaps = res.overlaps.slice(0, 10);
+    res.outside = res.outside.slice(0, 10);
+    document.documentElement.setAttribute('data-layout', JSON.stringify(res));
+  }, 1500);
+})();
+</script>
+`
+}
+
+type htmlLayoutResult struct {
+	SVGs, Texts, Overview, OvNodes, Nodes, Drawn int
+	Overlaps, Outside                            []string
+}
+
+// htmlRunLayout renders page with the probe at a window width and returns
+// what the probe found.
+func htmlRunLayout(t *testing.T, bin, dir, name string, page []byte, open, width int) htmlLayoutResult {
+	t.Helper()
+	path := filepath.Join(dir, fmt.Sprintf("%s-%d.html", name, width))
+	page = bytes.Replace(page, []byte("</body>"), []byte(htmlLayoutProbe(open)+"</body>"), 1)
+	if err := os.WriteFile(path, page, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dom, console := runChromium(t, bin, path, fmt.Sprintf("--window-size=%d,2000", width), "--virtual-time-budget=5000", "--dump-dom")
+	for _, line := range console {
+		t.Errorf("console: %s", line)
+	}
+	if m := regexp.MustCompile(`<div id="errors"[^>]*>(.*?)</div>`).FindStringSubmatch(dom); m == nil || m[1] != "" {
+		t.Errorf("page reported errors: %v", m)
+	}
+	m := regexp.MustCompile(`data-layout="([^"]*)"`).FindStringSubmatch(dom)
+	if m == nil {
+		t.Fatal("the layout probe did not run")
+	}
+	var res htmlLayoutResult
+	if err := json.Unmarshal([]byte(html.UnescapeString(m[1])), &res); err != nil {
+		t.Fatalf("probe: %v: %s", err, m[1])
+	}
+	return res
+}
+
+// TestHTMLLayoutChromium renders captures of 1, 15, 151 connections,
+// synthetic ones of 30 and 300 and one of 1,000 streams, at 1400 and
+// 900 px, opens up to 30 timelines each, and asserts from the DOM that
+// no two labels of a drawing overlap, none leaves its lane, row or the
+// view, and the overview is drawn.
+func TestHTMLLayoutChromium(t *testing.T) {
+	bin := chromium()
+	if bin == "" {
+		t.Skip("no chromium, chromium-browser or google-chrome in PATH (apt-get install -y chromium)")
+	}
+	dir := t.TempDir()
+	cases := []struct {
+		name  string
+		r     func() *Report
+		conns int
+	}{
+		{"grpc-cancel-storm", func() *Report { return fixtureReport(t, "grpc-cancel-storm.pcapng") }, 1},
+		{"h2c-large-slow", func() *Report { return fixtureReport(t, "h2c-large-slow.pcapng") }, 1},
+		{"http1-nokeepalive", func() *Report { return fixtureReport(t, "http1-nokeepalive.pcapng") }, 15},
+		{"synth-30", func() *Report { return htmlSynthReport(30, 12) }, 30},
+		{"http1-small-pool", func() *Report { return fixtureReport(t, "http1-small-pool.pcapng") }, 151},
+		{"synth-300", func() *Report { return htmlSynthReport(300, 6) }, 300},
+		{"synth-1000-streams", func() *Report { return htmlSynthReport(1, 1000) }, 1},
+	}
+	for _, c := range cases {
+		r := c.r()
+		if len(r.Connections) != c.conns {
+			t.Fatalf("%s: %d connections, want %d", c.name, len(r.Connections), c.conns)
+		}
+		page := renderHTML(t, r)
+		for _, width := range []int{1400, 900} {
+			t.Run(fmt.Sprintf("%s/%d", c.name, width), func(t *testing.T) {
+				res := htmlRunLayout(t, bin, dir, c.name, page, 30, width)
+				if res.Overview != 1 {
+					t.Errorf("%d overviews drawn, want 1", res.Overview)
+				}
+				if want := min(30, c.conns); res.Drawn != want {
+					t.Errorf("%d timelines drawn, want %d", res.Drawn, want)
+				}
+				if res.Texts < 10*res.SVGs {
+					t.Errorf("only %d labels in %d drawings", res.Texts, res.SVGs)
+				}
+				for _, o := range res.Overlaps {
+					t.Errorf("overlap: %s", o)
+				}
+				for _, o := range res.Outside {
+					t.Errorf("outside: %s", o)
+				}
+				t.Logf("%d drawings, %d labels, %d overview nodes, %d nodes", res.SVGs, res.Texts, res.OvNodes, res.Nodes)
+			})
+		}
+	}
+}
+
+// TestHTMLOverviewLarge: 20,000 connections give a bounded overview (at
+// most maxOverviewPools+1 pools of at most maxOverviewBuckets buckets,
+// a few hundred SVG nodes), a page of a few megabytes with at most
+// maxHTMLConns connections listed, and every connection counted.
+func TestHTMLOverviewLarge(t *testing.T) {
+	const n = 20000
+	r := htmlSynthReport(n, 2)
+	page := renderHTML(t, r)
+	if len(page) > 8<<20 {
+		t.Errorf("page of %d bytes for %d connections, want at most 8 MiB", len(page), n)
+	}
+	d := dataBlock(t, page)
+	ov := d.Overview
+	if ov == nil {
+		t.Fatal("no overview")
+	}
+	if ov.Conns != n || len(ov.Pools) != maxOverviewPools+1 || ov.PoolsFolded != 36-maxOverviewPools {
+		t.Errorf("overview: %d conns, %d pools (%d folded), want %d, %d (%d)", ov.Conns, len(ov.Pools), ov.PoolsFolded,
+			n, maxOverviewPools+1, 36-maxOverviewPools)
+	}
+	opened := 0
+	for _, p := range ov.Pools {
+		for _, lane := range [][]int{p.Opened, p.Closed, p.Open, p.Resets, p.Failed} {
+			if len(lane) != 0 && len(lane) != ov.Buckets {
+				t.Errorf("pool %s: a lane of %d values, want %d", p.Name, len(lane), ov.Buckets)
+			}
+		}
+		for _, v := range p.Opened {
+			opened += v
+		}
+	}
+	if opened != n || ov.Buckets > maxOverviewBuckets {
+		t.Errorf("%d opened in %d buckets, want %d in at most %d", opened, ov.Buckets, n, maxOverviewBuckets)
+	}
+	if len(d.Conns) != maxHTMLConns || strings.Count(string(page), `<details class="conn"`) != maxHTMLConns {
+		t.Errorf("%d connections embedded, want %d", len(d.Conns), maxHTMLConns)
+	}
+	if !strings.Contains(string(page), fmt.Sprintf("%d more connections are not listed", n-maxHTMLConns)) {
+		t.Error("the page does not say how many connections it does not list")
+	}
+
+	bin := chromium()
+	if bin == "" {
+		t.Skip("no chromium, chromium-browser or google-chrome in PATH (apt-get install -y chromium)")
+	}
+	res := htmlRunLayout(t, bin, t.TempDir(), "large", page, 1, 1400)
+	if res.Overview != 1 || res.OvNodes == 0 || res.OvNodes > 600 {
+		t.Errorf("overview: %d drawn, %d SVG nodes, want 1 of at most 600", res.Overview, res.OvNodes)
+	}
+	for _, o := range append(res.Overlaps, res.Outside...) {
+		t.Errorf("layout: %s", o)
+	}
+	t.Logf("%d bytes, %d DOM nodes, %d overview nodes", len(page), res.Nodes, res.OvNodes)
+}
