@@ -44,8 +44,8 @@ func htmlSynthReport(conns, streams int) *Report {
 		syn := at(start)
 		c := &analyze.Conn{
 			TCP: &tcp.Summary{ID: event.ConnID(i), Proto: "http2",
-				Client: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(1 + i%3)}), uint16(20000+i%40000)),
-				Server: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 1, byte(i / 3 % 12)}), 443),
+				Client:  netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(1 + i%3)}), uint16(20000+i%40000)),
+				Server:  netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 1, byte(i / 3 % 12)}), 443),
 				FirstTS: syn.TS, LastTS: syn.TS.Add(time.Duration(dur * float64(time.Millisecond))), DurationMS: dur,
 				FirstFrame: syn.Frame, SYNs: 1, SYNACKs: 1, Close: tcp.CloseFINClient, ConnState: "SF", History: "ShADadFf"},
 			SYNs:    []event.Ref{*syn},
