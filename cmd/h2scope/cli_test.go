@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -428,5 +431,34 @@ func TestNotesPlural(t *testing.T) {
 	want := "h2scope: note: 1 packet read; left out: 2 IP fragments (not reassembled), 1 malformed frame\n"
 	if b.String() != want {
 		t.Errorf("notes = %q, want %q", b.String(), want)
+	}
+}
+
+// TestTLSTimingKeys: conns --json writes tls.timing's frames with
+// snake_case keys, as every other key ("file", "frame", "ts"; not "File",
+// "Frame", "TS").
+func TestTLSTimingKeys(t *testing.T) {
+	out, errOut, code := runCLI(t, "conns", "--json", "--keylog", grpcTLSKeys, grpcTLS)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	line, _, _ := strings.Cut(out, "\n")
+	var c struct {
+		TLS struct {
+			Timing struct {
+				ClientHello map[string]any   `json:"client_hello"`
+				Finished    []map[string]any `json:"finished"`
+			} `json:"timing"`
+		} `json:"tls"`
+	}
+	if err := json.Unmarshal([]byte(line), &c); err != nil {
+		t.Fatal(err)
+	}
+	refs := append([]map[string]any{c.TLS.Timing.ClientHello}, c.TLS.Timing.Finished...)
+	for _, r := range refs {
+		keys := slices.Sorted(maps.Keys(r))
+		if !slices.Equal(keys, []string{"file", "frame", "ts"}) {
+			t.Errorf("tls.timing frame keys %q, want file, frame, ts", keys)
+		}
 	}
 }

@@ -13,11 +13,11 @@ import (
 // frames: Frame is 1-based over the merged packet sequence of all input files.
 type Ref struct {
 	// File is the 0-based index of the input file the frame came from.
-	File int
+	File int `json:"file"`
 	// Frame is the 1-based frame number over the merged capture.
-	Frame uint64
+	Frame uint64 `json:"frame"`
 	// TS is the capture timestamp of the frame.
-	TS time.Time
+	TS time.Time `json:"ts"`
 }
 
 // String returns "frame N".
