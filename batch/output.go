@@ -205,6 +205,9 @@ func openAppend(name string, size int64) (*output, error) {
 // synced and renamed over it, so that a crash leaves either file whole.
 // The entries' offsets are updated to the new file.
 func rewrite(name string, keep []*entry) error {
+	if real, err := filepath.EvalSymlinks(name); err == nil {
+		name = real // replace the file a link leads to, not the link
+	}
 	old, err := os.Open(name)
 	if err != nil {
 		return fmt.Errorf("rewriting %s: %w", name, err)

@@ -69,6 +69,25 @@ func TestBatchWorkersIdentical(t *testing.T) {
 	if len(files) != len(pcaps) {
 		t.Fatalf("%d lines, want %d", len(files), len(pcaps))
 	}
+	// The key logs beside the TLS captures (NAME.keys) were found: every
+	// TLS capture with one is decrypted.
+	for _, l := range bytes.Split(bytes.TrimSpace(outs[0]), []byte("\n")) {
+		var r struct {
+			Captures []struct {
+				Files          []string       `json:"files"`
+				TLSUndecrypted map[string]int `json:"tls_undecrypted"`
+				KeyLog         *struct {
+					Sources int `json:"sources"`
+				} `json:"key_log"`
+			} `json:"captures"`
+		}
+		json.Unmarshal(l, &r)
+		c := r.Captures[0]
+		keys := strings.TrimSuffix(c.Files[0], ".pcapng") + ".keys"
+		if _, err := os.Stat(keys); err == nil && (c.KeyLog == nil || c.KeyLog.Sources != 1 || len(c.TLSUndecrypted) != 0) {
+			t.Errorf("%s: not decrypted with %s: %v", c.Files[0], keys, c.TLSUndecrypted)
+		}
+	}
 	for i, f := range files {
 		if len(f) != 1 || f[0] != filepath.Join("../../testdata/pcaps", filepath.Base(pcaps[i])) {
 			t.Errorf("line %d: files %q, want %s", i+1, f, pcaps[i])
@@ -237,6 +256,42 @@ func TestAnalyzeKeyLogNotes(t *testing.T) {
 		}
 		if !strings.Contains(e.String(), tt.warn) || tt.warn == "" && e.Len() > 0 {
 			t.Errorf("%q: stderr %q, want %q", tt.args, e.String(), tt.warn)
+		}
+	}
+}
+
+// TestBatchRefusalsAndInterrupt checks that batch refuses an output that
+// is one of its captures or holds a capture, leaving it as it was, that
+// contradictory progress flags are refused, and that an interrupted run
+// says that re-running resumes.
+func TestBatchRefusalsAndInterrupt(t *testing.T) {
+	dir := t.TempDir()
+	copies(t, dir)
+	saved := filepath.Join(t.TempDir(), "saved.pcapng")
+	writeFile(t, saved, readFile(t, "../../testdata/pcaps/syn-refused.pcapng"))
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	out := filepath.Join(t.TempDir(), "out.ndjson")
+	tests := []struct {
+		ctx  context.Context
+		args []string
+		want string
+	}{
+		{context.Background(), []string{"--out", filepath.Join(dir, "syn-refused.pcapng"), dir}, "refusing to write " + filepath.Join(dir, "syn-refused.pcapng") + ": it holds a capture"},
+		{context.Background(), []string{"--out", saved, dir}, "refusing to write " + saved + ": it holds a capture"},
+		{context.Background(), []string{"--out", dir, dir}, "refusing to write " + dir},
+		{context.Background(), []string{"--progress", "--no-progress", "--out", out, dir}, "--progress and --no-progress"},
+		{canceled, []string{"--out", out, dir}, "interrupted; the captures done are in " + out + ": re-running the same command resumes"},
+	}
+	for _, tt := range tests {
+		before := readFile(t, saved)
+		var o, e bytes.Buffer
+		code := run(tt.ctx, append([]string{"batch"}, tt.args...), &o, &e)
+		if code != exitUsage || !strings.Contains(e.String(), tt.want) {
+			t.Errorf("%q: exit %d, stderr %q, want %q", tt.args, code, e.String(), tt.want)
+		}
+		if !bytes.Equal(readFile(t, saved), before) || !bytes.Equal(readFile(t, filepath.Join(dir, "syn-refused.pcapng")), readFile(t, "../../testdata/pcaps/syn-refused.pcapng")) {
+			t.Errorf("%q: a capture was changed", tt.args)
 		}
 	}
 }
