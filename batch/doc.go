@@ -43,6 +43,17 @@
 // A group is analysed as one capture, its files merged by time, so that
 // connections crossing a rotation stay whole.
 //
+// # Key logs
+//
+// Each capture is analysed with a key log of its own: the key logs given
+// for every capture (Options.KeyLogs, --keylog), then those found beside
+// its files, then the secrets of its pcapng Decryption Secrets Blocks.
+// Beside a file NAME.pcap (NAME being the file's name without its .pcap,
+// .pcapng or .cap ending, a tcpdump -C counter after it, and .gz or .zst)
+// are taken NAME.keylog, NAME.keys and NAME.sslkeylog, and in its
+// directory sslkeylog.txt and keylog.txt. The report's captures[0].key_log
+// says what they held and how the sessions fitted them.
+//
 // # Output
 //
 // Each line is either a report (report.Report, as its WriteJSON writes it
@@ -59,12 +70,30 @@
 //
 // # Resuming
 //
-// Each line is written with a single write to a file opened for
-// appending, and the file is synced after each line, so a killed run
-// leaves at most one torn last line. A run that finds its output file
-// already there reads it first: every complete line marks its capture as
-// done, and such captures are skipped; a torn last line (no newline at the
-// end, or not valid JSON) is cut away before the new lines are appended.
-// A capture is recognised by its list of files, so a resumed run must be
-// given the paths spelled as the first run was.
+// A report carries a resume key (captures[0].resume_key) covering
+// everything that decides it: each file's size, modification time and a
+// SHA-256 of its first and last MiB; the content of the key logs read for
+// it; the options (thresholds, redaction, timeline limits, reading and
+// tracking limits, in a canonical encoding); and the h2scope version
+// (module version and VCS revision from the build information). A run
+// that finds its output file already there reads it first. A capture
+// whose line has the key this run computes is reused; a capture whose
+// key differs, or whose line is an error record, is analysed again and
+// its old line replaced; lines for captures this run was not given are
+// kept. Replacing lines rewrites the file: the lines kept are copied to a
+// new file beside it, which is synced and renamed over it, before any
+// capture is analysed; the new lines are then appended, each with a
+// single write followed by an fsync, so a killed run leaves at most one
+// torn last line (no newline at the end, or not valid JSON), which the
+// next run cuts away. Once every capture is written, the file is put in
+// the order a clean run writes (by the first file's path, numbers
+// compared as numbers), again through a new file, when appending left it
+// out of order; a resumed output is then byte for byte a clean run's. A
+// complete line that is not an h2scope report makes the run stop with
+// the file left alone. A capture is recognised by its list of files, so a
+// resumed run must be given the paths spelled as the first run was.
+//
+// The Summary counts the whole output, old and new lines: reports, those
+// cut short, error records and findings; and what this run did: analysed
+// (again, for changed or failed captures), reused, kept.
 package batch
