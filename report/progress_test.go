@@ -121,3 +121,30 @@ func TestProgressOff(t *testing.T) {
 		t.Error("NewProgress on a pipe is on")
 	}
 }
+
+// TestProgressFiles checks the line of a run over many files (batch):
+// files done of all after the percentage, then bytes, rate and time left;
+// NewProgressWriter draws on anything, with the clock it is given.
+func TestProgressFiles(t *testing.T) {
+	tests := []struct {
+		done, files int
+		read, total int64
+		want        string
+	}{
+		{3, 15, 20e6, 100e6, "\r[####....................]  20%  3/15 files  20.0/100.0 MB  10.0 MB/s  ETA 8s"},
+		{15, 15, 100e6, 100e6, "\r[########################] 100%  15/15 files  100.0/100.0 MB  50.0 MB/s"},
+		{0, 4, 0, 0, "\r0/4 files  0.0 MB"},
+	}
+	for _, tt := range tests {
+		clk := newFakeClock()
+		var b bytes.Buffer
+		p := NewProgressWriter(&b, clk.now)
+		clk.advance(2 * time.Second)
+		p.UpdateFiles(tt.done, tt.files, tt.read, tt.total)
+		if b.String() != tt.want {
+			t.Errorf("UpdateFiles(%d, %d, %d, %d)\n got %q\nwant %q", tt.done, tt.files, tt.read, tt.total, b.String(), tt.want)
+		}
+	}
+	var nilp *Progress
+	nilp.UpdateFiles(1, 2, 3, 4)
+}
