@@ -611,3 +611,44 @@ func TestHTMLPlurals(t *testing.T) {
 		t.Errorf("xss: page says %q", m)
 	}
 }
+
+// TestHTMLChromiumControls loads pages whose captured strings hold
+// controls, bidi overrides and invalid UTF-8 (the hostile-strings
+// capture and htmlControlReport), with every timeline opened: the DOM
+// app.js built holds none of them raw, and shows their escapes.
+func TestHTMLChromiumControls(t *testing.T) {
+	bin := chromium()
+	if bin == "" {
+		t.Skip("no chromium, chromium-browser or google-chrome in PATH (apt-get install -y chromium)")
+	}
+	dir := t.TempDir()
+	openAll := `<script>document.querySelectorAll('details.conn').forEach(function (d) { d.open = true; });
+document.querySelectorAll('details.events').forEach(function (d) { d.open = true; });</script></body>`
+	for name, r := range map[string]*Report{
+		"hostile-strings": fixtureReport(t, "hostile-strings.pcapng"),
+		"controls":        htmlControlReport(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			page := bytes.Replace(renderHTML(t, r), []byte("</body>"), []byte(openAll), 1)
+			path := filepath.Join(dir, name+".html")
+			if err := os.WriteFile(path, page, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			dom, console := runChromium(t, bin, path, "--virtual-time-budget=3000", "--dump-dom")
+			for _, line := range console {
+				t.Errorf("console: %s", line)
+			}
+			if n := strings.Count(dom, `<svg class="timeline`); n < 2 {
+				t.Errorf("%d drawings, want the overview and the timelines", n)
+			}
+			if i, what := htmlRawUnsafe(dom); i >= 0 {
+				t.Errorf("DOM holds a raw %s at byte %d: %q", what, i, dom[max(0, i-60):min(len(dom), i+20)])
+			}
+			for _, want := range []string{`\x1b`, `\u202e`} {
+				if !strings.Contains(dom, want) {
+					t.Errorf("DOM lacks the visible escape %s", want)
+				}
+			}
+		})
+	}
+}
