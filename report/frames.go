@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/h2scope/h2scope/dissect/event"
 )
@@ -250,10 +251,14 @@ func headerSummary(hs []event.Header, red Redaction) []string {
 
 // printable returns s for the terminal: as it is when every rune is
 // printable, else quoted with Go escapes, so a captured value can neither
-// break the one-line-per-unit layout nor send terminal escapes.
+// break the one-line-per-unit layout nor send terminal escapes. Not
+// printable are C0 and C1 controls, DEL, the line and paragraph
+// separators, format characters (the bidi overrides and isolates, zero
+// widths) and invalid UTF-8 (a stray 0x9b is a CSI to a terminal not in
+// UTF-8 mode), which the quote shows as \xNN.
 func printable(s string) string {
-	for _, r := range s {
-		if !strconv.IsPrint(r) {
+	for i, r := range s {
+		if !strconv.IsPrint(r) || r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD") {
 			return strconv.Quote(s)
 		}
 	}

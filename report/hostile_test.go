@@ -108,3 +108,34 @@ func TestHTMLChromiumHostileCapture(t *testing.T) {
 		}
 	})
 }
+
+// TestPrintable: the terminal and Markdown show a captured value as it is
+// when every rune is printable, else quoted with Go escapes: C0 controls,
+// DEL, C1 controls, the line separator, bidi overrides and isolates,
+// zero-width characters and invalid UTF-8 (alone too: a raw 0x9b is a CSI
+// to a terminal not in UTF-8 mode). A U+FFFD that was in the value stays.
+func TestPrintable(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"plain /path?q=ü…", "plain /path?q=ü…"},
+		{"a\ufffdb", "a\ufffdb"},
+		{"a\x1b[2Jb\a", `"a\x1b[2Jb\a"`},
+		{"nul\x00del\x7f", `"nul\x00del\x7f"`},
+		{"csi\u009b2J", `"csi\u009b2J"`},
+		{"raw\x9b2J", `"raw\x9b2J"`},
+		{"bad\xff\xfe", `"bad\xff\xfe"`},
+		{"cut\xe2\x80", `"cut\xe2\x80"`},
+		{"rlo\u202egnp.exe", `"rlo\u202egnp.exe"`},
+		{"lri\u2066x\u2069", `"lri\u2066x\u2069"`},
+		{"ls\u2028ps\u2029", `"ls\u2028ps\u2029"`},
+		{"zw\u200bj\u200d", `"zw\u200bj\u200d"`},
+		{"line\nbreak\ttab", `"line\nbreak\ttab"`},
+	} {
+		if got := printable(tt.in); got != tt.want {
+			t.Errorf("printable(%q) = %s, want %s", tt.in, got, tt.want)
+		}
+		// Markdown shows the same, its backslashes and brackets escaped.
+		if got, want := mdText(tt.in), strings.NewReplacer(`\`, `\\`, `[`, `\[`, `]`, `\]`).Replace(tt.want); got != want {
+			t.Errorf("mdText(%q) = %s, want %s", tt.in, got, want)
+		}
+	}
+}

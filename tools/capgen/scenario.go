@@ -409,7 +409,18 @@ var scenarios = []*scenario{
 			"</script><script> User-Agent, Authorization, Cookie and X-Api-Key secrets, and on h2c :authority <b>x</b> and " +
 			"trace-bin binary metadata; the responses carry Set-Cookie, a Location with user information and a sig " +
 			"parameter, on h2c a header value with terminal escapes (ESC, BEL), and the h2c server ends with GOAWAY " +
-			"NO_ERROR whose debug data is <script>alert(4)</script>. Every secret value starts with SECRET-.",
+			"NO_ERROR whose debug data is <script>alert(4)</script>. Every secret value starts with SECRET-. Then " +
+			"three connections carry controls (issue 12): the string ctl ESC [31m BEL NUL DEL U+009B(C1 CSI) 2J " +
+			"U+202E(RLO) gnp.exe 0xff 0xfe(invalid UTF-8) U+2066 U+2028 end, and big values of 73,728 bytes (\"big\" " +
+			"then that string repeated; past every bound h2scope keeps). An HTTP/1.1 connection written and answered " +
+			"by hand sends GET /ctl with it as Host, User-Agent and X-Ctl (answered with an X-Ctl of it), then " +
+			"GET /ctl/big with a big Host. An h2c connection (hand-written client allowing 1 MiB frames, the same " +
+			"server) sends GET /ctl with it as :authority, host and x-ctl (answered with an x-ctl of it and a " +
+			"content-type whose only fault is invalid UTF-8, text/plain; charset=0xff 0xfe), a gRPC " +
+			"call /hostile.Ctl/Fail failed with INTERNAL and a grpc-message of it plus a percent-encoded part " +
+			"(pct%1B%C2%9B%E2%80%AE%FFend), and a gRPC call /hostile.Ctl/Big with a big :authority failed with " +
+			"RESOURCE_EXHAUSTED and a big grpc-message; the server's GOAWAY NO_ERROR has big debug data. A TLS 1.3 " +
+			"connection (crypto/tls client and server, handshake only) has it as the ClientHello's server_name.",
 		findings: []string{},
 		commit:   true,
 		serve:    serveHostile,
@@ -718,6 +729,13 @@ func buildTruth(sc *scenario, s *session, o *options) *truth.Truth {
 		if s.h2 {
 			active = c.serverRequests
 		}
+		// A TLS scenario's records are completed by finishTLS; a TLS
+		// connection in another scenario is recorded by its programs.
+		var tlsRec *truth.TLS
+		if c.tls != nil {
+			r := *c.tls
+			tlsRec = &r
+		}
 		t.Connections = append(t.Connections, truth.Connection{
 			ID:             c.id,
 			Client:         c.client,
@@ -734,6 +752,7 @@ func buildTruth(sc *scenario, s *session, o *options) *truth.Truth {
 			RcvBuf:         c.rcvBuf,
 			Dial:           c.dial,
 			SYNRetransmits: c.synRetrans,
+			TLS:            tlsRec,
 		})
 		t.Expect.C2SBytes += c.sides[0].written
 		t.Expect.Retransmissions += c.synRetrans
