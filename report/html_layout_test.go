@@ -287,3 +287,71 @@ func TestHTMLOverviewLarge(t *testing.T) {
 	}
 	t.Logf("%d bytes, %d DOM nodes, %d overview nodes", len(page), res.Nodes, res.OvNodes)
 }
+
+// TestHTMLOverviewChromium: in http1-idle-timeout the overview shows
+// one pool whose evidence marks carry each connection's severity (the
+// two connections that lost a request critical, the two closed idle
+// warning); clicking a mark opens and draws its connection, and the
+// pointer over a lane reads out its bucket.
+func TestHTMLOverviewChromium(t *testing.T) {
+	bin := chromium()
+	if bin == "" {
+		t.Skip("no chromium, chromium-browser or google-chrome in PATH (apt-get install -y chromium)")
+	}
+	page := renderHTML(t, fixtureReport(t, "http1-idle-timeout.pcapng"))
+	probe := `<script>
+(function () {
+  var res = {};
+  var marks = document.querySelectorAll('#ov a.ovmark');
+  res.marks = marks.length;
+  res.sevs = Array.prototype.map.call(marks, function (a) { return a.getAttribute('class'); }).join(' ');
+  var crit = document.querySelector('#ov a.ovmark.sev-critical');
+  res.href = crit ? crit.getAttribute('href') : '';
+  var conn = res.href.replace(/^#c(\d+)-f\d+$/, '$1');
+  res.openBefore = !!document.getElementById('conn-' + conn).open;
+  if (crit) { crit.dispatchEvent(new MouseEvent('click', { bubbles: true, cancelable: true })); }
+  var s = document.querySelector('#ov svg');
+  var b = s.getBoundingClientRect();
+  s.dispatchEvent(new MouseEvent('mousemove', { bubbles: true, clientX: b.left + b.width / 2, clientY: b.top + b.height / 2 }));
+  setTimeout(function () {
+    var d = document.getElementById('conn-' + conn);
+    res.openAfter = !!d.open;
+    res.drawn = !!d.querySelector('svg.timeline');
+    res.hash = location.hash;
+    res.highlighted = !!d.querySelector('svg .hl');
+    res.readout = document.querySelector('#ov .ovread').textContent;
+    document.documentElement.setAttribute('data-ov', JSON.stringify(res));
+  }, 500);
+})();
+</script></body>`
+	path := filepath.Join(t.TempDir(), "ov.html")
+	if err := os.WriteFile(path, bytes.Replace(page, []byte("</body>"), []byte(probe), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dom, console := runChromium(t, bin, path, "--window-size=1400,2000", "--virtual-time-budget=3000", "--dump-dom")
+	for _, line := range console {
+		t.Errorf("console: %s", line)
+	}
+	m := regexp.MustCompile(`data-ov="([^"]*)"`).FindStringSubmatch(dom)
+	if m == nil {
+		t.Fatal("the probe did not run")
+	}
+	var got struct {
+		Marks                                     int
+		Sevs, Href, Hash, Readout                 string
+		OpenBefore, OpenAfter, Drawn, Highlighted bool
+	}
+	if err := json.Unmarshal([]byte(html.UnescapeString(m[1])), &got); err != nil {
+		t.Fatalf("probe: %v: %s", err, m[1])
+	}
+	if got.Marks == 0 || !strings.Contains(got.Sevs, "sev-critical") || !strings.Contains(got.Sevs, "sev-warning") {
+		t.Errorf("overview marks %d (%s), want critical and warning ones", got.Marks, got.Sevs)
+	}
+	if got.Href == "" || got.OpenBefore || !got.OpenAfter || !got.Drawn || !got.Highlighted || got.Hash != got.Href {
+		t.Errorf("clicking %q: open before %v, after %v, drawn %v, highlighted %v, hash %q", got.Href,
+			got.OpenBefore, got.OpenAfter, got.Drawn, got.Highlighted, got.Hash)
+	}
+	if !strings.Contains(got.Readout, "opened") || !strings.Contains(got.Readout, "127.0.0.1") {
+		t.Errorf("readout %q", got.Readout)
+	}
+}
