@@ -171,20 +171,29 @@ func TestClosedStdout(t *testing.T) {
 
 var (
 	binOnce sync.Once
+	binDir  string
 	binPath string
 	binErr  error
 )
+
+// TestMain removes the binary the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
 
 // binary builds h2scope once, with its VCS stamp, and returns its path.
 func binary(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "h2scope-bin")
-		if err != nil {
-			binErr = err
+		binDir, binErr = os.MkdirTemp("", "h2scope-bin")
+		if binErr != nil {
 			return
 		}
-		binPath = filepath.Join(dir, "h2scope")
+		binPath = filepath.Join(binDir, "h2scope")
 		out, err := exec.Command("go", "build", "-buildvcs=auto", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
 			binErr = &buildError{err, out}
