@@ -49,13 +49,13 @@ func TestOutputNeverAnInput(t *testing.T) {
 		want string
 	}{
 		// The slip of the issue: --json takes a.pcapng as its file.
-		{[]string{"--json", "a.pcapng", "b.pcapng"}, "h2scope analyze: refusing to write a.pcapng: it holds a capture; remove it first to overwrite it"},
-		{[]string{"--md", "./a.pcapng", "a.pcapng"}, "h2scope analyze: refusing to write ./a.pcapng: it is the input a.pcapng"},
-		{[]string{"--html", "link.json", "a.pcapng"}, "h2scope analyze: refusing to write link.json (a link to a.pcapng): it is the input a.pcapng"},
-		{[]string{"--json", "hard.json", "b.pcapng"}, "h2scope analyze: refusing to write hard.json: it is the input b.pcapng"},
-		{[]string{"b.pcapng", "--json", "a.pcapng"}, "h2scope analyze: refusing to write a.pcapng: it holds a capture; remove it first to overwrite it"},
-		{[]string{"--json", "r.json", "--md", "no/such/dir/r.md", "b.pcapng"}, "h2scope analyze: cannot write no/such/dir/r.md: cannot create a file in no/such/dir: no such file or directory"},
-		{[]string{"--json", "r.json", "--html", "./r.json", "b.pcapng"}, "h2scope analyze: refusing to write ./r.json: it is also the output r.json"},
+		{[]string{"--json", "a.pcapng", "b.pcapng"}, "h2scope analyze --json: refusing to write a.pcapng: it holds a capture; remove it first to overwrite it"},
+		{[]string{"--md", "./a.pcapng", "a.pcapng"}, "h2scope analyze --md: refusing to write ./a.pcapng: it is the input a.pcapng"},
+		{[]string{"--html", "link.json", "a.pcapng"}, "h2scope analyze --html: refusing to write link.json (a link to a.pcapng): it is the input a.pcapng"},
+		{[]string{"--json", "hard.json", "b.pcapng"}, "h2scope analyze --json: refusing to write hard.json: it is the input b.pcapng"},
+		{[]string{"b.pcapng", "--json", "a.pcapng"}, "h2scope analyze --json: refusing to write a.pcapng: it holds a capture; remove it first to overwrite it"},
+		{[]string{"--json", "r.json", "--md", "no/such/dir/r.md", "b.pcapng"}, "h2scope analyze --md: cannot write no/such/dir/r.md: cannot create a file in no/such/dir: no such file or directory"},
+		{[]string{"--json", "r.json", "--html", "./r.json", "b.pcapng"}, "h2scope analyze --html: refusing to write ./r.json: it is also the output r.json"},
 	}
 	for _, tt := range tests {
 		out, errOut, code := runCLI(t, append([]string{"analyze"}, tt.args...)...)

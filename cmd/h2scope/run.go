@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -496,7 +497,12 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	// Before anything is read: an output never overwrites an input or
 	// another capture, and every output can be created.
 	if err := safeio.CheckOutputs(files, names); err != nil {
-		fmt.Fprintf(stderr, "h2scope analyze: %v\n", err)
+		flagName := ""
+		var oe *safeio.OutputError
+		if errors.As(err, &oe) {
+			flagName = " --" + map[string]string{*jsonOut: "json", *mdOut: "md", *htmlOut: "html"}[oe.Path]
+		}
+		fmt.Fprintf(stderr, "h2scope analyze%s: %v\n", flagName, err)
 		return exitUsage
 	}
 	if files, ok = inputs("analyze", files, stderr); !ok {
