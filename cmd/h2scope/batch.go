@@ -17,7 +17,7 @@ import (
 // report per line.
 func runBatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, in := newFlags("batch", stderr)
-	out := fs.String("out", "", "write the NDJSON reports to `file`, resuming it if it exists (\"-\": standard output, no resuming; required)")
+	out := fs.String("out", "", "write the NDJSON reports to `file`, resuming it if it exists: unchanged captures are reused, changed or failed ones analysed again (\"-\": standard output, no resuming; required); key logs beside the captures (NAME.keys, sslkeylog.txt, ...) are used with --keylog's")
 	workers := fs.Int("workers", runtime.NumCPU(), "captures analysed at once")
 	gap := fs.Duration("gap", batch.DefaultGap, "most `time` between rotated files of one capture (last packet of one to first of the next)")
 	failOn := fs.String("fail-on", "", "exit 1 when a finding reaches this `severity` (warning or critical)")
