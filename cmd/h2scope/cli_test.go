@@ -97,7 +97,7 @@ func TestDuplicateInputsReadOnce(t *testing.T) {
 		}
 		out, errOut, code := runCLI(t, args...)
 		want := "h2scope: warning: " + cp + " has the same content as " + grpcUnary + "; reading it once\n" +
-			"h2scope: warning: " + grpcUnary + " is the same file as " + grpcUnary + "; reading it once\n" +
+			"h2scope: warning: " + grpcUnary + " is given twice; reading it once\n" +
 			"h2scope: warning: " + ln + " is the same file as " + grpcUnary + "; reading it once\n"
 		if code != 0 || errOut != want {
 			t.Errorf("%s: exit %d, stderr %q, want %q", cmd, code, errOut, want)

@@ -30,6 +30,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 )
 
 // magics are the first bytes of the files h2scope reads: pcap in both
@@ -211,7 +213,8 @@ const sampleSize = 1 << 20
 // the same file ([os.SameFile]: the same name, a link to it) or a file with
 // the same bytes (same size, same hash of the first and last MiB, then
 // compared in full). Each dropped input gets a warning line (without
-// trailing newline) naming it and the input it repeats. Inputs that
+// trailing newline) naming it and the input it repeats; a name given
+// several times gets one ("a.pcap is given 60 times"). Inputs that
 // cannot be inspected, directories and "-" are kept as they are, for the
 // reader to report or expand. err reports a read error while two files
 // were compared.
@@ -222,6 +225,7 @@ func DedupInputs(inputs []string) (kept []string, warnings []string, err error) 
 		sum  *[sha256.Size]byte
 	}
 	var seen []*file
+	given := map[string]int{} // repeats of a name, which is kept once
 	for _, in := range inputs {
 		fi, serr := os.Stat(in)
 		if in == "-" || serr != nil || !fi.Mode().IsRegular() {
@@ -231,6 +235,11 @@ func DedupInputs(inputs []string) (kept []string, warnings []string, err error) 
 		cur := &file{name: in, fi: fi}
 		dup := ""
 		for _, s := range seen {
+			if in == s.name {
+				given[in]++
+				dup = fmt.Sprintf("%s is given more than once; reading it once", in)
+				break
+			}
 			if os.SameFile(s.fi, fi) {
 				dup = fmt.Sprintf("%s is the same file as %s; reading it once", in, s.name)
 				break
@@ -261,13 +270,29 @@ func DedupInputs(inputs []string) (kept []string, warnings []string, err error) 
 			}
 		}
 		if dup != "" {
-			warnings = append(warnings, dup)
+			if !slices.Contains(warnings, dup) {
+				warnings = append(warnings, dup)
+			}
 			continue
 		}
 		seen = append(seen, cur)
 		kept = append(kept, in)
 	}
+	for i, w := range warnings {
+		name, ok := strings.CutSuffix(w, " is given more than once; reading it once")
+		if ok {
+			warnings[i] = fmt.Sprintf("%s is given %s; reading it once", name, times(given[name]+1))
+		}
+	}
 	return kept, warnings, nil
+}
+
+// times returns "twice" or "N times".
+func times(n int) string {
+	if n == 2 {
+		return "twice"
+	}
+	return fmt.Sprintf("%d times", n)
 }
 
 // sample hashes the first and the last MiB of the file name of the given

@@ -178,7 +178,7 @@ func TestDedupInputs(t *testing.T) {
 	}{
 		{"distinct", []string{"a.pcapng", "b.pcap"}, []string{"a.pcapng", "b.pcap"}, nil},
 		{"same name twice", []string{"a.pcapng", "a.pcapng"}, []string{"a.pcapng"},
-			[]string{"a.pcapng is the same file as a.pcapng; reading it once"}},
+			[]string{"a.pcapng is given twice; reading it once"}},
 		{"./ spelling", []string{"a.pcapng", "./a.pcapng"}, []string{"a.pcapng"},
 			[]string{"./a.pcapng is the same file as a.pcapng; reading it once"}},
 		{"symbolic link", []string{"link", "a.pcapng"}, []string{"link"},
@@ -190,10 +190,10 @@ func TestDedupInputs(t *testing.T) {
 		{"big copy", []string{"big1", "big2"}, []string{"big1"},
 			[]string{"big2 has the same content as big1; reading it once"}},
 		{"same ends, different middle", []string{"big1", "big3"}, []string{"big1", "big3"}, nil},
-		{"many copies", []string{"a.pcapng", "copy.pcapng", "a.pcapng", "link"}, []string{"a.pcapng"},
+		{"many copies", []string{"a.pcapng", "copy.pcapng", "a.pcapng", "link", "a.pcapng", "link"}, []string{"a.pcapng"},
 			[]string{
 				"copy.pcapng has the same content as a.pcapng; reading it once",
-				"a.pcapng is the same file as a.pcapng; reading it once",
+				"a.pcapng is given 3 times; reading it once",
 				"link is the same file as a.pcapng; reading it once",
 			}},
 		{"stdin, missing and directories kept", []string{"-", "missing", "sub", "missing", "sub"},
