@@ -19,6 +19,12 @@ import (
 // its encoder writes through escapeJSONControls, so the encoding is
 // otherwise byte for byte encoding/json's and decodes to the same strings.
 
+// NewJSONEncoder returns a json.Encoder writing to w as the package's
+// JSON writers do: HTML characters as they are, the controls
+// escapeJSONControls escapes as \u escapes. For other JSON h2scope
+// writes (batch's error records).
+func NewJSONEncoder(w io.Writer) *json.Encoder { return newJSONEncoder(w) }
+
 // newJSONEncoder returns a json.Encoder writing to w that does not escape
 // HTML characters and escapes the controls escapeJSONControls does.
 func newJSONEncoder(w io.Writer) *json.Encoder {
