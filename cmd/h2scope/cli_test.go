@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -469,5 +470,23 @@ func TestTLSTimingKeys(t *testing.T) {
 		if !slices.Equal(keys, []string{"file", "frame", "ts"}) {
 			t.Errorf("tls.timing frame keys %q, want file, frame, ts", keys)
 		}
+	}
+}
+
+// TestWriteOutputErrorNamesTheFile: a report that cannot be written is
+// named as given, never by its temporary file's name.
+func TestWriteOutputErrorNamesTheFile(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "gone", "r.json")
+	err := writeOutput(name, nil, func(w io.Writer) error { _, err := io.WriteString(w, "{}"); return err })
+	want := "writing " + name + ": no such file or directory"
+	if err == nil || err.Error() != want {
+		t.Errorf("writeOutput = %v, want %s", err, want)
+	}
+	// A device is written in place, not replaced.
+	if err := writeOutput(os.DevNull, nil, func(w io.Writer) error { _, err := io.WriteString(w, "{}"); return err }); err != nil {
+		t.Errorf("writeOutput(%s) = %v", os.DevNull, err)
+	}
+	if fi, err := os.Stat(os.DevNull); err != nil || fi.Mode().IsRegular() {
+		t.Errorf("%s is no longer a device: %v %v", os.DevNull, fi.Mode(), err)
 	}
 }
