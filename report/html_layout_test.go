@@ -253,6 +253,9 @@ func TestHTMLOverviewLarge(t *testing.T) {
 		t.Errorf("overview: %d conns, %d pools (%d folded), want %d, %d (%d)", ov.Conns, len(ov.Pools), ov.PoolsFolded,
 			n, maxOverviewPools+1, 36-maxOverviewPools)
 	}
+	if ov.All == nil || ov.All.Conns != n {
+		t.Errorf("overview: no sum of all pools, or not of every connection: %+v", ov.All)
+	}
 	opened := 0
 	for _, p := range ov.Pools {
 		for _, lane := range [][]int{p.Opened, p.Closed, p.Open, p.Resets, p.Failed} {

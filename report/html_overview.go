@@ -43,7 +43,9 @@ type htmlOverview struct {
 	Buckets  int     `json:"n"`
 	// Conns counts the connections; Pools are the lanes, the busiest
 	// first; PoolsFolded counts the pools in the last, "other" one.
-	Conns       int                `json:"conns"`
+	Conns int `json:"conns"`
+	// All sums the pools, when there are several, drawn first.
+	All         *htmlOverviewPool  `json:"all,omitempty"`
 	Pools       []htmlOverviewPool `json:"pools"`
 	PoolsFolded int                `json:"pools_folded,omitempty"`
 	// Marks are the findings' evidence, in time order.
@@ -268,21 +270,21 @@ func (b *overviewBuilder) finish() *htmlOverview {
 	slices.SortFunc(pools, func(x, y *overviewPool) int {
 		return cmp.Or(cmp.Compare(y.conns, x.conns), x.key.client.Compare(y.key.client), x.key.server.Compare(y.key.server))
 	})
+	if len(pools) > 1 {
+		all := &overviewPool{opened: make([]int, b.n), closed: make([]int, b.n),
+			resets: make([]int, b.n), failed: make([]int, b.n), stall: make([]float64, b.n)}
+		for _, p := range pools {
+			b.fold(all, p)
+		}
+		o.All = b.lanes(all, "all "+htmlPlural(len(pools), "pool"))
+	}
 	index := map[overviewKey]int{}
 	if len(pools) > maxOverviewPools+1 {
 		other := &overviewPool{opened: make([]int, b.n), closed: make([]int, b.n),
 			resets: make([]int, b.n), failed: make([]int, b.n), stall: make([]float64, b.n)}
 		for _, p := range pools[maxOverviewPools:] {
 			index[p.key] = maxOverviewPools
-			other.conns += p.conns
-			other.ups, other.downs = append(other.ups, p.ups...), append(other.downs, p.downs...)
-			for i := range b.n {
-				other.opened[i] += p.opened[i]
-				other.closed[i] += p.closed[i]
-				other.resets[i] += p.resets[i]
-				other.failed[i] += p.failed[i]
-				other.stall[i] += p.stall[i]
-			}
+			b.fold(other, p)
 		}
 		o.PoolsFolded = len(pools) - maxOverviewPools
 		pools = append(pools[:maxOverviewPools], other)
@@ -305,14 +307,7 @@ func (b *overviewBuilder) finish() *htmlOverview {
 		} else {
 			name = htmlPlural(o.PoolsFolded, "other pool")
 		}
-		hp := htmlOverviewPool{Name: name, Conns: p.conns, Opened: p.opened, Closed: p.closed,
-			Open: b.openMax(p.ups, p.downs), Resets: p.resets, Failed: p.failed, StallMS: p.stall}
-		for j := range hp.StallMS {
-			hp.StallMS[j] = htmlRoundUS(hp.StallMS[j])
-		}
-		// A lane of zeros is left out (app.js reads it as zeros).
-		hp.Opened, hp.Closed, hp.Open = overviewLane(hp.Opened), overviewLane(hp.Closed), overviewLane(hp.Open)
-		hp.Resets, hp.Failed, hp.StallMS = overviewLane(hp.Resets), overviewLane(hp.Failed), overviewLane(hp.StallMS)
+		hp := *b.lanes(p, name)
 		o.Pools = append(o.Pools, hp)
 	}
 	seen := map[htmlOverviewMark]bool{}
@@ -340,6 +335,33 @@ func (b *overviewBuilder) finish() *htmlOverview {
 		return cmp.Or(cmp.Compare(x.T, y.T), cmp.Compare(x.Pool, y.Pool))
 	})
 	return o
+}
+
+// fold adds p's counts to into.
+func (b *overviewBuilder) fold(into, p *overviewPool) {
+	into.conns += p.conns
+	into.ups, into.downs = append(into.ups, p.ups...), append(into.downs, p.downs...)
+	for i := range b.n {
+		into.opened[i] += p.opened[i]
+		into.closed[i] += p.closed[i]
+		into.resets[i] += p.resets[i]
+		into.failed[i] += p.failed[i]
+		into.stall[i] += p.stall[i]
+	}
+}
+
+// lanes returns p's lanes as the page holds them.
+func (b *overviewBuilder) lanes(p *overviewPool, name string) *htmlOverviewPool {
+	hp := &htmlOverviewPool{Name: name, Conns: p.conns, Opened: slices.Clone(p.opened), Closed: slices.Clone(p.closed),
+		Open: b.openMax(slices.Clone(p.ups), slices.Clone(p.downs)), Resets: slices.Clone(p.resets), Failed: slices.Clone(p.failed),
+		StallMS: slices.Clone(p.stall)}
+	for j := range hp.StallMS {
+		hp.StallMS[j] = htmlRoundUS(hp.StallMS[j])
+	}
+	// A lane of zeros is left out (app.js reads it as zeros).
+	hp.Opened, hp.Closed, hp.Open = overviewLane(hp.Opened), overviewLane(hp.Closed), overviewLane(hp.Open)
+	hp.Resets, hp.Failed, hp.StallMS = overviewLane(hp.Resets), overviewLane(hp.Failed), overviewLane(hp.StallMS)
+	return hp
 }
 
 // poolNames returns the names (SNI, authority) of each pool from the

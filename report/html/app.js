@@ -354,16 +354,25 @@
   }
 
   function drawOverview(ov, width) {
-    var W = Math.max(480, Math.floor(width)), L = W < 700 ? 104 : 130, R = 84, AXIS = 24, HEAD = 20, MARKS = 14, GAP = 10;
+    var W = Math.max(480, Math.floor(width)), L = W < 700 ? 104 : 130, R = 84, AXIS = 24, HEAD = 20, MARKS = 15, GAP = 10;
     var P = W - L - R, n = ov.n, bw = P / n;
     var span = n * ov.bucket_ms;
     function xb(i) { return L + i * bw; }
     function xt(t) { return L + Math.max(0, Math.min(1, t / span)) * P; }
-    var layout = ov.pools.map(function (pool) {
-      var lanes = OV_LANES.filter(function (l) { return !l.optional || laneMax(lane(pool, l.key, n)) > 0; });
+    // The sum of all pools first, when there are several, then each pool
+    // with lower lanes.
+    var blocks = [];
+    if (ov.all) { blocks.push({ pool: ov.all, marks: ov.marks || [], scale: 1 }); }
+    ov.pools.forEach(function (pool, pi) {
+      blocks.push({ pool: pool, marks: (ov.marks || []).filter(function (m) { return m.p === pi; }), scale: ov.all ? 0.7 : 1 });
+    });
+    var layout = blocks.map(function (b) {
+      var lanes = OV_LANES.filter(function (l) { return !l.optional || laneMax(lane(b.pool, l.key, n)) > 0; }).map(function (l) {
+        return { key: l.key, name: l.name, h: Math.max(16, Math.round(l.h * b.scale)) };
+      });
       var h = HEAD + MARKS;
       lanes.forEach(function (l) { h += l.h; });
-      return { pool: pool, lanes: lanes, h: h + GAP };
+      return { pool: b.pool, marks: b.marks, lanes: lanes, h: h + GAP };
     });
     var H = AXIS;
     layout.forEach(function (p) { H += p.h; });
@@ -373,10 +382,10 @@
     axis(root, xt, span, L, P, W, AXIS, H, 11);
 
     var y = AXIS;
-    var marksByPool = ov.pools.map(function () { return []; });
-    (ov.marks || []).forEach(function (m) { if (marksByPool[m.p]) { marksByPool[m.p].push(m); } });
-    layout.forEach(function (p, pi) {
+    root._blocks = [];
+    layout.forEach(function (p) {
       var pool = p.pool;
+      root._blocks.push({ top: y, bottom: y + p.h, pool: pool });
       var head = svg('g', { 'class': 'band pool' });
       head.appendChild(svg('rect', { 'class': 'bandbg', x: 0, y: y, width: W, height: HEAD }));
       var totals = [plural(pool.conns, 'connection')];
@@ -393,8 +402,8 @@
       // Evidence marks, merged where they would touch.
       var mg = svg('g', { 'class': 'band marks' });
       mg.appendChild(svg('rect', { 'class': 'bandbg', x: 0, y: y, width: W, height: MARKS }));
-      mg.appendChild(svg('text', { 'class': 'lanelabel', x: 6, y: y + 11 }, 'findings'));
-      var items = marksByPool[pi].map(function (m) { return { m: m, x0: xt(m.t), x1: xt(m.t), bar: false }; });
+      mg.appendChild(svg('text', { 'class': 'lanelabel', x: 6, y: y + 12 }, 'findings'));
+      var items = p.marks.map(function (m) { return { m: m, x0: xt(m.t), x1: xt(m.t), bar: false }; });
       var lastEnd = -Infinity;
       clusters(items).forEach(function (cl) {
         var worst = cl.items[0].m;
@@ -413,7 +422,7 @@
         if (cl.items.length > 1) {
           var lx = cx + half + 2, label = '×' + cl.items.length;
           if (lx >= lastEnd + 4 && lx + textWidth(label, 10) <= W - 2) {
-            mg.appendChild(svg('text', { 'class': 'lbl count', x: lx.toFixed(1), y: y + 11 }, label));
+            mg.appendChild(svg('text', { 'class': 'lbl count', x: lx.toFixed(1), y: y + 12 }, label));
             lastEnd = lx + textWidth(label, 10);
           }
         }
@@ -433,7 +442,7 @@
           g.appendChild(svg('line', { 'class': 'mid', x1: L, x2: L + P, y1: mid, y2: mid }));
           if (op) { g.appendChild(title(svg('path', { 'class': 'ov-opened', d: barsPath(op, xb, bw, mid, l.h / 2 - 2, m, -1) }), opened + ' opened (SYN seen)')); }
           if (cl) { g.appendChild(title(svg('path', { 'class': 'ov-closed', d: barsPath(cl, xb, bw, mid, l.h / 2 - 2, m, 1) }), closed + ' closed (FIN or RST)')); }
-          maxLabel = '±' + fmtNum(m) + ' / bucket';
+          maxLabel = 'max ' + fmtNum(m);
         } else if (l.key === 'open') {
           var v = lane(pool, 'open', n), mo = Math.max(laneMax(v), 1);
           if (v) { g.appendChild(title(svg('path', { 'class': 'ov-open', d: stepPath(v, xb, bw, y + l.h - 1, l.h - 4, mo) }), 'at most ' + laneMax(v) + ' open at once')); }
@@ -462,7 +471,10 @@
       var i = Math.floor((ev.clientX - r.left - L) / P * ov.n);
       if (i < 0 || i >= ov.n) { out.textContent = ''; return; }
       var t0 = i * ov.bucket_ms;
-      out.textContent = '+' + fmtMS(t0) + ' to +' + fmtMS(t0 + ov.bucket_ms) + ': ' + ov.pools.map(function (p) {
+      var y = ev.clientY - r.top, block = null;
+      (svgEl._blocks || []).forEach(function (b) { if (y >= b.top && y < b.bottom) { block = b; } });
+      if (!block) { out.textContent = ''; return; }
+      out.textContent = '+' + fmtMS(t0) + ' to +' + fmtMS(t0 + ov.bucket_ms) + ': ' + [block.pool].map(function (p) {
         function at(k) { var v = p[k]; return v && v.length === ov.n ? v[i] : 0; }
         return p.name + ': ' + at('opened') + ' opened, ' + at('closed') + ' closed, ' + at('open') + ' open, ' +
           plural(at('resets'), 'reset') + ', ' + fmtMS(at('stall_ms')) + ' stalled, ' + at('failed') + ' failed';
