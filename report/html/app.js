@@ -204,8 +204,10 @@
           items.push({ e: e, i: i, x0: x0, x1: x1, bar: bar });
         });
         items.sort(function (a, b) { return a.bar - b.bar || a.x0 - b.x0 || a.i - b.i; });
+        var cls0 = clusters(items.filter(function (it) { return !it.bar; })).concat(clusters(items.filter(function (it) { return it.bar; })));
+        cls0.sort(function (a, b) { return a.x0 - b.x0 || a.bar - b.bar; });
         var lastEnd = -Infinity;
-        clusters(items).forEach(function (cl) {
+        cls0.forEach(function (cl, ci) {
           var first = cl.items[0].e, n = cl.items.length;
           var cls = 'ev ev-' + l;
           if (l === 'tcp' && cl.items.some(function (it) { return it.e.w.indexOf('RST') === 0; })) { cls = 'ev ev-rst'; }
@@ -239,21 +241,39 @@
           mark.setAttribute('data-i', cl.items[0].i);
           cl.items.forEach(function (it) { markOf[it.i] = mark; });
           marks.appendChild(title(mark, tip));
-          // The label after its mark, when it fits before the view's
-          // edge and after the previous label of this half-lane.
-          // Else before it, when that is free; else shortened.
+          // The label after its mark, up to the next mark of this
+          // half-lane (or the view's edge); else before it, after the
+          // previous label; else shortened on the side with more room;
+          // else none (the mark keeps its title).
           if (label.length > 60) { label = label.slice(0, 59) + '…'; }
-          var lx = Math.max(cl.x0, cl.x1) + (n > 1 && !cl.bar ? 5 : 3);
-          var w = textWidth(label, 10.5);
-          var before = Math.min(cl.x0, cl.x1) - (n > 1 && !cl.bar ? 5 : 3) - w;
-          var text = label;
-          if (lx + w > W - 2 && before >= Math.max(L, lastEnd + 6)) {
-            lx = before;
+          var pad = n > 1 && !cl.bar ? 5 : 3;
+          var rightX = Math.max(cl.x0, cl.x1) + pad;
+          var next = W - 2;
+          for (var k = ci + 1; k < cls0.length; k++) {
+            if (cls0[k].x0 - 2 > rightX) { next = Math.min(next, cls0[k].x0 - 4); break; }
+          }
+          var rightRoom = next - rightX;
+          var leftEnd = Math.min(cl.x0, cl.x1) - pad, leftStart = Math.max(L, lastEnd + 6);
+          for (k = ci - 1; k >= 0; k--) {
+            if (cls0[k].x1 + 2 < leftEnd) { leftStart = Math.max(leftStart, cls0[k].x1 + 5); break; }
+          }
+          var leftRoom = leftEnd - leftStart;
+          var w = textWidth(label, 10.5), text = label, lx;
+          if (w <= rightRoom && rightX >= lastEnd + 6) {
+            lx = rightX;
+          } else if (w <= leftRoom) {
+            lx = leftEnd - w;
           } else {
-            if (lx < lastEnd + 6) { return; }
-            text = fitText(label, 10.5, W - 2 - lx);
-            if (text === '' && n > 1 && !cl.bar) { text = fitText('×' + n, 10.5, W - 2 - lx); }
-            if (text === '') { return; }
+            if (rightX < lastEnd + 6) { rightRoom = -1; }
+            var short = n > 1 && !cl.bar ? '×' + n : label;
+            if (rightRoom >= leftRoom) {
+              text = fitText(label, 10.5, rightRoom) || fitText(short, 10.5, rightRoom);
+              lx = rightX;
+            } else {
+              text = fitText(label, 10.5, leftRoom) || fitText(short, 10.5, leftRoom);
+              lx = leftEnd - textWidth(text, 10.5);
+            }
+            if (!text) { return; }
           }
           labels.appendChild(svg('text', { 'class': 'lbl', x: lx.toFixed(1), y: top + h - 2 }, text));
           lastEnd = lx + textWidth(text, 10.5);
@@ -405,7 +425,8 @@
       mg.appendChild(svg('text', { 'class': 'lanelabel', x: 6, y: y + 12 }, 'findings'));
       var items = p.marks.map(function (m) { return { m: m, x0: xt(m.t), x1: xt(m.t), bar: false }; });
       var lastEnd = -Infinity;
-      clusters(items).forEach(function (cl) {
+      var mcl = clusters(items);
+      mcl.forEach(function (cl, ci) {
         var worst = cl.items[0].m;
         cl.items.forEach(function (it) { if (SEV_RANK[it.m.s] > SEV_RANK[worst.s]) { worst = it.m; } });
         var a = svg('a', { href: '#c' + worst.c + '-f' + worst.f, 'class': 'ovmark sev-' + worst.s });
@@ -421,7 +442,8 @@
         mg.appendChild(a);
         if (cl.items.length > 1) {
           var lx = cx + half + 2, label = '×' + cl.items.length;
-          if (lx >= lastEnd + 4 && lx + textWidth(label, 10) <= W - 2) {
+          var nextX = ci + 1 < mcl.length ? (mcl[ci + 1].x0 + mcl[ci + 1].x1) / 2 - Math.max(4, (mcl[ci + 1].x1 - mcl[ci + 1].x0) / 2 + 3) - 2 : W - 2;
+          if (lx >= lastEnd + 4 && lx + textWidth(label, 10) <= Math.min(W - 2, nextX)) {
             mg.appendChild(svg('text', { 'class': 'lbl count', x: lx.toFixed(1), y: y + 12 }, label));
             lastEnd = lx + textWidth(label, 10);
           }
