@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html/template"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -119,9 +120,9 @@ func htmlSafe(s string) string {
 // or interface holding them) with every string in it made safe by
 // htmlSafe: struct fields, elements, map keys and values alike. The
 // template types (template.CSS, template.JS, template.HTML, ...) are the
-// page's own and kept as they are. Map keys that become equal keep the
-// value of the first in key order (none do: the escapes are longer than
-// what they replace and different per byte).
+// page's own and kept as they are. Map keys that become equal (a raw ESC
+// and the four characters \x1b) add up their counts, or keep the value
+// of the first in key order, so that the page stays deterministic.
 func htmlSafeValue[T any](v T) T {
 	rv := reflect.ValueOf(&v).Elem()
 	out := htmlSafeCopy(rv)
@@ -181,13 +182,24 @@ func htmlSafeCopy(v reflect.Value) reflect.Value {
 			return v
 		}
 		nv := reflect.MakeMapWithSize(t, v.Len())
-		it := v.MapRange()
-		for it.Next() {
-			k := htmlSafeCopy(it.Key())
-			if nv.MapIndex(k).IsValid() {
+		keys := v.MapKeys()
+		if t.Key().Kind() == reflect.String {
+			slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(a.String(), b.String()) })
+		}
+		for _, key := range keys {
+			k, val := htmlSafeCopy(key), htmlSafeCopy(v.MapIndex(key))
+			if old := nv.MapIndex(k); old.IsValid() {
+				// Two keys that read the same once escaped: counts
+				// add up, else the first in key order stays.
+				switch val.Kind() {
+				case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+					sum := reflect.New(val.Type()).Elem()
+					sum.SetInt(old.Int() + val.Int())
+					nv.SetMapIndex(k, sum)
+				}
 				continue
 			}
-			nv.SetMapIndex(k, htmlSafeCopy(it.Value()))
+			nv.SetMapIndex(k, val)
 		}
 		return nv
 	case reflect.Struct:

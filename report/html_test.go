@@ -652,3 +652,19 @@ document.querySelectorAll('details.events').forEach(function (d) { d.open = true
 		})
 	}
 }
+
+// TestHTMLSafeValueCollision: map keys that read the same once escaped
+// (a raw ESC and the text \x1b) add up their counts, the same way
+// every time.
+func TestHTMLSafeValueCollision(t *testing.T) {
+	for range 20 {
+		got := htmlSafeValue(map[string]int{"a\x1b": 2, `a\x1b`: 3, "b": 1})
+		if len(got) != 2 || got[`a\x1b`] != 5 || got["b"] != 1 {
+			t.Fatalf("got %v", got)
+		}
+		s := htmlSafeValue(map[string]string{"a\x1b": "raw", `a\x1b`: "text"})
+		if len(s) != 1 || s[`a\x1b`] != "raw" {
+			t.Fatalf("got %q", s)
+		}
+	}
+}
