@@ -305,3 +305,26 @@ func TestWorkersSameOutput(t *testing.T) {
 		t.Errorf("--workers 1 and 4 differ")
 	}
 }
+
+// TestErrorRecordEscapesControls checks that an error record, which quotes
+// a file's name, escapes C1 and bidi controls as the reports do.
+func TestErrorRecordEscapesControls(t *testing.T) {
+	dir := t.TempDir()
+	name := "bad\u009b2J\u202egnp.pcap"
+	if err := os.WriteFile(filepath.Join(dir, name), []byte("not a capture, long enough to be looked at"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, out := runBatch(t, filepath.Join(t.TempDir(), "out.ndjson"), Options{Workers: 1}, dir)
+	if strings.ContainsAny(string(out), "\u009b\u202e") {
+		t.Fatalf("raw control in the error record: %q", out)
+	}
+	for _, esc := range []string{`\u009b`, `\u202e`} {
+		if !strings.Contains(string(out), esc) {
+			t.Errorf("error record lacks %s: %s", esc, out)
+		}
+	}
+	rs := records(t, out)
+	if len(rs) != 1 || rs[0].Error == "" || rs[0].Captures[0].Files[0] != filepath.Join(dir, name) {
+		t.Errorf("want one error record naming %q, got %s", name, out)
+	}
+}

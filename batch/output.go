@@ -12,6 +12,7 @@ import (
 	"slices"
 
 	"github.com/h2scope/h2scope/analyze"
+	"github.com/h2scope/h2scope/report"
 )
 
 // ErrorRecord is the line written for a capture that could not be read at
@@ -292,11 +293,12 @@ func sorted(es []*entry) bool {
 }
 
 // compactJSON encodes v on one line ending in a newline, without escaping
-// HTML characters (as report.WriteJSON).
+// HTML characters and with control and bidi characters escaped, as
+// report.WriteJSON writes (an error record quotes a file's name and a
+// message that may hold captured bytes).
 func compactJSON(v any) ([]byte, error) {
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
+	enc := report.NewJSONEncoder(&buf)
 	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
