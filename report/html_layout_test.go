@@ -179,7 +179,8 @@ func htmlRunLayout(t *testing.T, bin, dir, name string, page []byte, open, width
 	return res
 }
 
-// TestHTMLLayoutChromium renders captures of 1, 15, 151 connections,
+// TestHTMLLayoutChromium renders captures of 1, 5 (hostile strings), 15
+// and 151 connections,
 // synthetic ones of 30 and 300 and one of 1,000 streams, at 1400 and
 // 900 px, opens up to 30 timelines each, and asserts from the DOM that
 // no two labels of a drawing overlap, none leaves its lane, row or the
@@ -197,6 +198,7 @@ func TestHTMLLayoutChromium(t *testing.T) {
 	}{
 		{"grpc-cancel-storm", func() *Report { return fixtureReport(t, "grpc-cancel-storm.pcapng") }, 1},
 		{"h2c-large-slow", func() *Report { return fixtureReport(t, "h2c-large-slow.pcapng") }, 1},
+		{"hostile-strings", func() *Report { return fixtureReport(t, "hostile-strings.pcapng") }, 5},
 		{"http1-nokeepalive", func() *Report { return fixtureReport(t, "http1-nokeepalive.pcapng") }, 15},
 		{"synth-30", func() *Report { return htmlSynthReport(30, 12) }, 30},
 		{"http1-small-pool", func() *Report { return fixtureReport(t, "http1-small-pool.pcapng") }, 151},
