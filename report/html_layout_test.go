@@ -180,11 +180,10 @@ func htmlRunLayout(t *testing.T, bin, dir, name string, page []byte, open, width
 }
 
 // TestHTMLLayoutChromium renders captures of 1, 5 (hostile strings), 15
-// and 151 connections,
-// synthetic ones of 30 and 300 and one of 1,000 streams, at 1400 and
-// 900 px, opens up to 30 timelines each, and asserts from the DOM that
-// no two labels of a drawing overlap, none leaves its lane, row or the
-// view, and the overview is drawn.
+// and 151 connections, synthetic ones of 30 and 300 and one of 1,000
+// streams, at 1400 and 900 px, opens up to 30 timelines each, and
+// asserts from the DOM that no two labels of a drawing overlap, none
+// leaves its lane, row or the view, and the overview is drawn.
 func TestHTMLLayoutChromium(t *testing.T) {
 	bin := chromium()
 	if bin == "" {
