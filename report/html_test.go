@@ -668,3 +668,34 @@ func TestHTMLSafeValueCollision(t *testing.T) {
 		}
 	}
 }
+
+// TestHTMLPluralsChromium: what app.js writes (the overview's summary,
+// the filter's count) says "1 connection" too.
+func TestHTMLPluralsChromium(t *testing.T) {
+	bin := chromium()
+	if bin == "" {
+		t.Skip("no chromium, chromium-browser or google-chrome in PATH (apt-get install -y chromium)")
+	}
+	r := fixtureReport(t, "grpc-unary-h2c.pcapng")
+	if len(r.Connections) != 1 || len(r.Findings) != 1 {
+		t.Fatalf("fixture changed: %d connections, %d findings", len(r.Connections), len(r.Findings))
+	}
+	untick := `<script>document.querySelector('input[name=sev][value=info]').click();</script></body>`
+	page := bytes.Replace(renderHTML(t, r), []byte("</body>"), []byte(untick), 1)
+	path := filepath.Join(t.TempDir(), "plurals.html")
+	if err := os.WriteFile(path, page, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dom, console := runChromium(t, bin, path, "--virtual-time-budget=2000", "--dump-dom")
+	for _, line := range console {
+		t.Errorf("console: %s", line)
+	}
+	for _, want := range []string{"showing 0 of 1 finding, 1 of 1 connection<", "1 connection in 1 pool over"} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("DOM lacks %q", want)
+		}
+	}
+	if m := htmlPluralError(dom); m != "" {
+		t.Errorf("DOM says %q", m)
+	}
+}
