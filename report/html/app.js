@@ -429,7 +429,10 @@
       mcl.forEach(function (cl, ci) {
         var worst = cl.items[0].m;
         cl.items.forEach(function (it) { if (SEV_RANK[it.m.s] > SEV_RANK[worst.s]) { worst = it.m; } });
-        var a = svg('a', { href: '#c' + worst.c + '-f' + worst.f, 'class': 'ovmark sev-' + worst.s });
+        // A link to the connection, when the page lists it.
+        var listed = !!document.getElementById('conn-' + worst.c);
+        var a = listed ? svg('a', { href: '#c' + worst.c + '-f' + worst.f, 'class': 'ovmark sev-' + worst.s })
+          : svg('g', { 'class': 'ovmark unlisted sev-' + worst.s });
         var cx = (cl.x0 + cl.x1) / 2, half = Math.max(4, (cl.x1 - cl.x0) / 2 + 3);
         a.appendChild(svg('path', { d: 'M' + (cx - half).toFixed(1) + ' ' + (y + 2) + 'H' + (cx + half).toFixed(1) + 'L' + cx.toFixed(1) + ' ' + (y + MARKS - 1) + 'Z' }));
         var bottom = y + MARKS;
@@ -438,7 +441,8 @@
         title(a, cl.items.slice(0, 8).map(function (it) {
           var m = it.m;
           return 'finding ' + m.n + ' ' + m.k + ' (' + m.s + ' on conn ' + m.c + ') · frame ' + m.f + ' · +' + fmtMS(m.t) + '\n  ' + m.w;
-        }).join('\n') + (cl.items.length > 8 ? '\n… and ' + (cl.items.length - 8) + ' more' : '') + '\n(click to open the connection)');
+        }).join('\n') + (cl.items.length > 8 ? '\n… and ' + (cl.items.length - 8) + ' more' : '') +
+          (listed ? '\n(click to open the connection)' : '\n(connection ' + worst.c + ' is not listed in this page: h2scope timeline --conn ' + worst.c + ')'));
         mg.appendChild(a);
         if (cl.items.length > 1) {
           var lx = cx + half + 2, label = '×' + cl.items.length;
