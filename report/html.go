@@ -26,7 +26,11 @@ import (
 // the page through html/template, which escapes it for its context: as
 // text in the markup, and as JSON in the <script type="application/json"
 // id="data"> block that app.js reads to draw the timelines. Only the
-// embedded style sheet and script are marked safe.
+// embedded style sheet and script are marked safe. Before that, every
+// string of the page is made safe to read (htmlSafeValue, html_safe.go):
+// controls, bidi overrides and invalid UTF-8 become visible escapes, in
+// the markup and in the data alike. The page opens with the overview
+// (html_overview.go), counted here in fixed time buckets.
 //
 //go:embed html/page.html.tmpl html/style.css html/app.js
 var htmlFS embed.FS
