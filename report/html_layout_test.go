@@ -359,3 +359,20 @@ func TestHTMLOverviewChromium(t *testing.T) {
 		t.Errorf("readout %q", got.Readout)
 	}
 }
+
+// TestHTMLOverviewDeterministic renders reports of many pools (folded
+// into "other") twice: identical bytes.
+func TestHTMLOverviewDeterministic(t *testing.T) {
+	for _, r := range []func() *Report{
+		func() *Report { return htmlSynthReport(400, 3) },
+		func() *Report { return fixtureReport(t, "hostile-strings.pcapng") },
+	} {
+		a, b := renderHTML(t, r()), renderHTML(t, r())
+		if !bytes.Equal(a, b) {
+			t.Fatal("two renderings differ")
+		}
+		if d := dataBlock(t, a); d.Overview == nil {
+			t.Fatal("no overview")
+		}
+	}
+}
