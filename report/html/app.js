@@ -258,19 +258,24 @@
             if (cls0[k].x1 + 2 < leftEnd) { leftStart = Math.max(leftStart, cls0[k].x1 + 5); break; }
           }
           var leftRoom = leftEnd - leftStart;
-          var w = textWidth(label, 10.5), text = label, lx;
-          if (w <= rightRoom && rightX >= lastEnd + 6) {
-            lx = rightX;
-          } else if (w <= leftRoom) {
-            lx = leftEnd - w;
-          } else {
-            if (rightX < lastEnd + 6) { rightRoom = -1; }
-            var short = n > 1 && !cl.bar ? '×' + n : label;
+          if (rightX < lastEnd + 6) { rightRoom = -1; }
+          // Whole, right then left; for a cluster its count alone; else
+          // shortened on the side with more room.
+          var short = n > 1 ? '×' + n : '';
+          var text = '', lx;
+          [label, short].some(function (cand) {
+            if (!cand) { return false; }
+            var cw = textWidth(cand, 10.5);
+            if (cw <= rightRoom) { text = cand; lx = rightX; return true; }
+            if (cw <= leftRoom) { text = cand; lx = leftEnd - cw; return true; }
+            return false;
+          });
+          if (!text) {
             if (rightRoom >= leftRoom) {
-              text = fitText(label, 10.5, rightRoom) || fitText(short, 10.5, rightRoom);
+              text = fitText(label, 10.5, rightRoom);
               lx = rightX;
             } else {
-              text = fitText(label, 10.5, leftRoom) || fitText(short, 10.5, leftRoom);
+              text = fitText(label, 10.5, leftRoom);
               lx = leftEnd - textWidth(text, 10.5);
             }
             if (!text) { return; }
