@@ -584,7 +584,7 @@ func TestHTMLBadges(t *testing.T) {
 
 // htmlBadPlural matches a count of 1 with a plural noun, outside the
 // TLS line of the header (another change owns it).
-var htmlBadPlural = regexp.MustCompile(`(?:^|[^\n]*?[^>])\b1 (connections|events|requests|streams|timelines|calls|bytes|findings|pools|resets|names)\b`)
+var htmlBadPlural = regexp.MustCompile(`(?:^|[^\n]*?[^\d.,])\b1 (connections|events|requests|streams|timelines|calls|bytes|findings|pools|resets|names)\b`)
 
 func htmlPluralError(page string) string {
 	for _, line := range strings.Split(page, "\n") {
