@@ -52,6 +52,10 @@ func handshakeName(t uint8) string {
 	return fmt.Sprintf("Unknown(%d)", t)
 }
 
+// maxSNI is the most of a server_name kept: a DNS name's 253 bytes
+// (RFC 1035) and room to spare.
+const maxSNI = 255
+
 // Extension code points.
 const (
 	extServerName          = 0
@@ -172,7 +176,9 @@ func (ch *clientHello) parseExtension(typ uint16, data reader) error {
 				return bad
 			}
 			if nt == 0 && ch.sni == "" {
-				ch.sni = string(name)
+				// A host name is at most 253 bytes (RFC 1035); a
+				// longer one is hostile and only its start is kept.
+				ch.sni = string(name[:min(len(name), maxSNI)])
 			}
 		}
 	case extALPN:
