@@ -382,9 +382,9 @@ func TestBadNumbers(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"analyze", "--rst-min", "-3", nokeepalive}, `invalid value "-3" for flag -rst-min: must be at least 1`},
-		{[]string{"analyze", "--rst-window", "-5s", nokeepalive}, `invalid value "-5s" for flag -rst-window: must be positive`},
-		{[]string{"analyze", "--resumption-fail-ratio", "2", nokeepalive}, `invalid value "2" for flag -resumption-fail-ratio: must be a share from 0 to 1`},
+		{[]string{"analyze", "--rst-min", "-3", nokeepalive}, `h2scope analyze: invalid value "-3" for flag --rst-min: must be at least 1`},
+		{[]string{"analyze", "--rst-window", "-5s", nokeepalive}, `h2scope analyze: invalid value "-5s" for flag --rst-window: must be positive`},
+		{[]string{"analyze", "--resumption-fail-ratio", "2", nokeepalive}, `h2scope analyze: invalid value "2" for flag --resumption-fail-ratio: must be a share from 0 to 1`},
 		{[]string{"analyze", "--timeline-events", "-1", nokeepalive}, "h2scope analyze: --timeline-events -1: must not be negative"},
 		{[]string{"batch", "--workers", "-1", "--out", "-", nokeepalive}, "h2scope batch: --workers -1: must be at least 1"},
 		{[]string{"batch", "--workers", "0", "--out", "-", nokeepalive}, "h2scope batch: --workers 0: must be at least 1"},
@@ -393,6 +393,8 @@ func TestBadNumbers(t *testing.T) {
 		{[]string{"timeline", "--conn", "-5", nokeepalive}, "h2scope timeline: --conn -5: not a connection id (they count from 0)"},
 		{[]string{"timeline", "--conn", "0", "--stream", "-2", nokeepalive}, "h2scope timeline: --stream -2: not an HTTP/2 stream id (they count from 0)"},
 		{[]string{"analyze", "--fail-on", "info", nokeepalive}, `h2scope analyze: --fail-on "info": want warning or critical`},
+		{[]string{"conns", nokeepalive, "--json=3"}, `h2scope conns: invalid boolean value "3" for --json: parse error`},
+		{[]string{"analyze", nokeepalive, "--json"}, `h2scope analyze: flag needs an argument: --json`},
 	}
 	for _, tt := range tests {
 		out, errOut, code := runCLI(t, tt.args...)

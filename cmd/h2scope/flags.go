@@ -91,13 +91,21 @@ func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *input) {
 // -h it prints the command's help and returns false; on an error, the
 // error and a usage line.
 func parse(fs *flag.FlagSet, args []string, stderr io.Writer) ([]string, bool) {
+	// The flag package's own message and usage are replaced by one line
+	// naming the command, with flags spelt as the help spells them.
+	out, usage := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	files, err := parseArgs(fs, args)
+	fs.SetOutput(out)
+	fs.Usage = usage
 	if errors.Is(err, flag.ErrHelp) {
 		printHelp(fs.Output(), fs)
 		return nil, false
 	}
 	if err != nil {
-		printUsageLine(stderr, fs) // the flag package printed the error
+		fmt.Fprintf(stderr, "%s: %s\n", fs.Name(), flagError(err))
+		printUsageLine(stderr, fs)
 		return nil, false
 	}
 	if err := checkCommonFlags(fs); err != nil {
@@ -110,6 +118,22 @@ func parse(fs *flag.FlagSet, args []string, stderr io.Writer) ([]string, bool) {
 		return nil, false
 	}
 	return files, true
+}
+
+// flagError is the flag package's message for err with the flag it names
+// written "--name", as usage and help write flags.
+func flagError(err error) string {
+	msg := err.Error()
+	for _, after := range []string{"for flag -", "not defined: -", "needs an argument: -", "\" for -"} {
+		if i := strings.Index(msg, after); i >= 0 {
+			j := i + len(after)
+			if !strings.HasPrefix(msg[j:], "-") {
+				msg = msg[:j] + "-" + msg[j:]
+			}
+			break
+		}
+	}
+	return msg
 }
 
 // parseArgs parses the flags of args wherever they are, and returns the

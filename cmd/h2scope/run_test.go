@@ -199,7 +199,7 @@ func TestUsageErrors(t *testing.T) {
 		{nil, 2, "usage: h2scope"},
 		{[]string{"nope"}, 2, `unknown command "nope"`},
 		{[]string{"conns"}, 2, "no capture files given"},
-		{[]string{"conns", "--bogus", "x.pcap"}, 2, "flag provided but not defined: -bogus"},
+		{[]string{"conns", "--bogus", "x.pcap"}, 2, "h2scope conns: flag provided but not defined: --bogus\nusage: h2scope conns"},
 		{[]string{"conns", "/does/not/exist.pcap"}, 2, "/does/not/exist.pcap"},
 		{[]string{"conns", "run.go"}, 2, "run.go: offset 0: capture: unrecognised capture format"},
 		{[]string{"help"}, 0, ""},
