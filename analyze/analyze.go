@@ -241,15 +241,16 @@ func Analyze(in *Input, cfg Config) Result {
 	a := newAnalysis(cfg)
 	for _, c := range in.Conns {
 		a.observe(c)
+		a.final(c)
 	}
-	return a.result(in)
+	return a.result(in.Stats)
 }
 
 // confidence rates what conns show given the capture's quality: each
 // reason lowers it one step from "high". A detector adds its own reasons
 // with Confidence.with. With in nil, the capture's reasons are left out
 // (see pending).
-func confidence(in *Input, conns ...*Conn) Confidence {
+func confidence(in *capture, conns ...*Conn) Confidence {
 	var reasons []string
 	add := func(ok bool, r string) {
 		if ok {
@@ -270,7 +271,7 @@ func confidence(in *Input, conns ...*Conn) Confidence {
 
 // statsReasons returns the reasons the capture's reading statistics give
 // to doubt every finding (none for in nil).
-func statsReasons(in *Input) []string {
+func statsReasons(in *capture) []string {
 	if in == nil {
 		return nil
 	}
@@ -302,4 +303,9 @@ func (c Confidence) with(reasons ...string) Confidence {
 		c.Level = "high"
 	}
 	return c
+}
+
+// capture returns what the detectors know of in's capture as a whole.
+func (in *Input) capture() *capture {
+	return &capture{Stats: in.Stats, conns: len(in.Conns)}
 }

@@ -466,7 +466,7 @@ func churnPool(in *Input, cfg ChurnConfig, p connPool) (Finding, bool) {
 			f.Evidence = append(f.Evidence, evidence(c.ID(), 0, *syn, fmt.Sprintf("SYN reuses client port %d within %s of the previous connection's close (TIME_WAIT)", c.TCP.Client.Port(), cfg.ReuseWindow)))
 		}
 	}
-	f.Confidence = confidence(in, p.conns...).with(reasons...)
+	f.Confidence = confidence(in.capture(), p.conns...).with(reasons...)
 	f.Remedy = churnRemedy(s)
 	return f, true
 }

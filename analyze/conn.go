@@ -259,6 +259,10 @@ type Collector struct {
 	// built from the Input afterwards (report.New); memory then grows
 	// with the capture.
 	Keep bool
+	// DropConns keeps no connection once analysed: the analysis does
+	// not need them (its detectors fold each into their state), only a
+	// report built from Result's Input, whose Conns are then empty.
+	DropConns bool
 
 	// open holds the connections not yet finished, observed or not.
 	open  map[event.ConnID]*Conn
@@ -418,10 +422,12 @@ func (k *Collector) Finish(tc *tcp.Conn, app *dissect.App) {
 			c = &Conn{}
 		}
 		k.observe(c, tc, app)
+		k.a.final(c)
 		return
 	}
 	cp := tc.Summary
 	c.TCP = &cp
+	k.a.final(c)
 }
 
 // observe builds c's records from tc and app, lets the detectors, the
@@ -456,15 +462,43 @@ func (k *Collector) observe(c *Conn, tc *tcp.Conn, app *dissect.App) {
 	if !k.Keep {
 		c.release()
 	}
-	k.conns = append(k.conns, c)
+	if !k.DropConns {
+		k.conns = append(k.conns, c)
+	}
 }
 
-// Result returns the analysis of the connections finished so far (call it
-// once the run is over) and the Input it read, st being the run's
+// Result returns the analysis of the connections observed so far (call it
+// once the run is over: a connection observed but not finished is
+// finalised as it is) and the Input of the report, st being the run's
 // statistics.
 func (k *Collector) Result(st dissect.Stats) (Result, *Input) {
-	in := &Input{Conns: k.Conns(), Stats: st}
-	return k.a.result(in), in
+	k.finalOpen()
+	return k.a.result(st), &Input{Conns: k.Conns(), Stats: st}
+}
+
+// finalOpen finalises the connections observed but not finished, in id
+// order, and forgets them.
+func (k *Collector) finalOpen() {
+	var open []*Conn
+	for id, c := range k.open {
+		if c.observed {
+			open = append(open, c)
+			delete(k.open, id)
+		}
+	}
+	slices.SortFunc(open, func(a, b *Conn) int { return cmp.Compare(a.ID(), b.ID()) })
+	for _, c := range open {
+		k.a.final(c)
+	}
+}
+
+// State returns the analysis state of the connections observed so far,
+// each finalised (call it once the run is over), to merge with other
+// Collectors' (State.Merge) over disjoint connections; the Collector is
+// not used afterwards.
+func (k *Collector) State() *State {
+	k.finalOpen()
+	return &State{a: k.a}
 }
 
 // Conns returns the finished connections in id order.

@@ -8,8 +8,9 @@ import "net/netip"
 func detectOver(d detector, in *Input) []Finding {
 	for _, c := range in.Conns {
 		d.observe(c)
+		d.final(c)
 	}
-	return d.findings(in)
+	return d.findings(in.capture())
 }
 
 func detectRSTStorm(in *Input, cfg RSTStormConfig) []Finding {
@@ -33,6 +34,7 @@ func buildTables(in *Input) Tables {
 	t := newTableBuilder()
 	for _, c := range in.Conns {
 		t.observe(c)
+		t.final(c)
 	}
-	return t.tables(in)
+	return t.tables(in.capture())
 }

@@ -5,26 +5,42 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/event"
 )
 
-// A detector finds one kind of finding. The analysis is streaming: each
-// connection is observed once, when its streams have ended (see
-// dissect.Options.OnApp), with its full records
-// (HTTP/2 streams, gRPC calls, exchanges, resets, pings); the detector
-// keeps what it needs of them, and the records are then released. Once
-// every connection was observed, findings reports from what was kept,
-// with in.Conns holding every connection in id order but only in summary
-// form (see Conn.release): the TCP summary, the application summaries,
-// the SYN, FIN, RST and window refs, and the few facts connSummary keeps.
+// A detector finds one kind of finding. The analysis streams and folds:
+// each connection is observed once with its full records (HTTP/2
+// streams, gRPC calls, exchanges, resets, pings), when its streams have
+// ended (see dissect.Options.OnApp), and once more in its final summary
+// form (final), when it finished: its final TCP summary, its SYN, FIN,
+// RST and window refs, and the few facts connSummary keeps. The detector
+// keeps what it needs of either, per pool (client, server, name), in
+// state that does not hold the Conn; the connection is then let go.
+// Once every connection was observed and finalised, findings reports
+// from that state alone: no detector reads every connection at the end.
 //
-// Connections finish in any order, so a detector that keeps something per
-// connection orders it by connection id before it reports: the findings
-// are the same whether the connections are observed as they finish or in
-// id order (Analyze).
+// Connections finish in any order, and the state of disjoint sets of
+// connections merges (merge, associative and commutative: the sharded
+// pipeline observes each shard's connections into its own state), so a
+// detector orders what it keeps (by connection id, frame, time) when it
+// reports: the findings are the same whatever the order of observation
+// and whichever way the connections were split.
 type detector interface {
 	observe(c *Conn)
-	findings(in *Input) []Finding
+	final(c *Conn)
+	// merge adds o's state, o being the same detector (same
+	// configuration) over a disjoint set of connections; o is not used
+	// afterwards.
+	merge(o detector)
+	findings(in *capture) []Finding
+}
+
+// capture is what the detectors know of the capture as a whole when they
+// report: its reading statistics and the number of connections.
+type capture struct {
+	Stats dissect.Stats
+	conns int
 }
 
 // detectors returns one detector per finding kind, in the order their
@@ -32,28 +48,44 @@ type detector interface {
 func detectors(cfg Config) []detector {
 	return []detector{
 		&rstStorm{cfg: cfg.RSTStorm, servers: map[netip.AddrPort]*stormServer{}},
-		atEnd(func(in *Input) []Finding { return detectResumptionFailure(in, cfg.Resumption) }),
-		atEnd(func(in *Input) []Finding { return detectReconnectChurn(in, cfg.Churn) }),
+		&atEnd{f: func(in *Input) []Finding { return detectResumptionFailure(in, cfg.Resumption) }},
+		&atEnd{f: func(in *Input) []Finding { return detectReconnectChurn(in, cfg.Churn) }},
 		&windowStall{cfg: cfg.WindowStall},
 		&goAway{cfg: cfg.GoAway},
 		&keepalive{cfg: cfg.Keepalive},
-		atEnd(func(in *Input) []Finding { return detectHandshakeLatency(in, cfg.HandshakeLatency) }),
-		atEnd(func(in *Input) []Finding { return detectSYNRetransmit(in, cfg.SYNRetransmit) }),
+		&atEnd{f: func(in *Input) []Finding { return detectHandshakeLatency(in, cfg.HandshakeLatency) }},
+		&atEnd{f: func(in *Input) []Finding { return detectSYNRetransmit(in, cfg.SYNRetransmit) }},
 	}
 }
 
-// atEnd is a detector that reads only the connections' summaries, all at
-// once at the end.
-type atEnd func(in *Input) []Finding
+// atEnd is a detector that reads the connections' final summaries, all
+// at once at the end (the transition's: it keeps every connection).
+type atEnd struct {
+	f     func(in *Input) []Finding
+	conns []*Conn
+}
 
-func (atEnd) observe(*Conn)                  {}
-func (d atEnd) findings(in *Input) []Finding { return d(in) }
+func (*atEnd) observe(*Conn)      {}
+func (d *atEnd) final(c *Conn)    { d.conns = append(d.conns, c) }
+func (d *atEnd) merge(o detector) { d.conns = append(d.conns, o.(*atEnd).conns...) }
+func (d *atEnd) findings(in *capture) []Finding {
+	conns := slices.Clone(d.conns)
+	slices.SortFunc(conns, func(a, b *Conn) int { return cmp.Compare(a.ID(), b.ID()) })
+	return d.f(&Input{Conns: conns, Stats: in.Stats})
+}
+
+// noFinal is embedded by the detectors that read only the full records.
+type noFinal struct{}
+
+func (noFinal) final(*Conn) {}
 
 // analysis runs the detectors and the tables over connections as they
-// finish.
+// finish. Its state merges: see State.
 type analysis struct {
 	dets   []detector
 	tables *tableBuilder
+	// conns counts the connections finalised.
+	conns int
 }
 
 func newAnalysis(cfg Config) *analysis {
@@ -68,8 +100,27 @@ func (a *analysis) observe(c *Conn) {
 	a.tables.observe(c)
 }
 
-// result reports once every connection of in was observed.
-func (a *analysis) result(in *Input) Result {
+// final lets every detector and the tables read c's final summary.
+func (a *analysis) final(c *Conn) {
+	a.conns++
+	for _, d := range a.dets {
+		d.final(c)
+	}
+	a.tables.final(c)
+}
+
+// merge adds o's state (the same configuration, disjoint connections).
+func (a *analysis) merge(o *analysis) {
+	a.conns += o.conns
+	for i, d := range a.dets {
+		d.merge(o.dets[i])
+	}
+	a.tables.merge(o.tables)
+}
+
+// result reports once every connection was observed and finalised.
+func (a *analysis) result(st dissect.Stats) Result {
+	in := &capture{Stats: st, conns: a.conns}
 	var fs []Finding
 	for _, d := range a.dets {
 		fs = append(fs, d.findings(in)...)
@@ -102,7 +153,7 @@ func newPending(f Finding, conns ...*Conn) pending {
 // finish returns the finding with the capture's reasons added where
 // confidence(in, ...) puts them: after the connections', before the
 // detector's.
-func (p pending) finish(in *Input) Finding {
+func (p pending) finish(in *capture) Finding {
 	r := p.f.Confidence.Reasons
 	p.f.Confidence = Confidence{}.with(slices.Concat(r[:p.n], statsReasons(in), r[p.n:])...)
 	return p.f
@@ -110,7 +161,7 @@ func (p pending) finish(in *Input) Finding {
 
 // finishAll finishes ps in connection id order (a connection's own
 // findings keep the order they were made in).
-func finishAll(in *Input, ps []pending) []Finding {
+func finishAll(in *capture, ps []pending) []Finding {
 	slices.SortStableFunc(ps, func(a, b pending) int { return cmp.Compare(a.conn, b.conn) })
 	var out []Finding
 	for _, p := range ps {

@@ -64,18 +64,48 @@ const maxStreamID = 1<<31 - 1
 // to last GOAWAY of a graceful shutdown).
 //
 // Each connection's findings are made when it is observed, but for the
-// client's reconnect, looked up among every connection at the end.
+// client's reconnect, looked up at the end among the connection starts
+// kept per (client, server) pair.
 type goAway struct {
 	cfg   GoAwayConfig
 	found []goAwayPending
+	// starts holds, per (client IP, server), the connections' first
+	// frames, for the reconnect after a GOAWAY.
+	starts map[kaKey][]connStart
+}
+
+// connStart is a connection's id and first frame.
+type connStart struct {
+	id    event.ConnID
+	frame uint64
+	ts    time.Time
 }
 
 // goAwayPending is a GOAWAY finding waiting for the reconnect.
 type goAwayPending struct {
 	pending
-	c   *Conn
+	key kaKey
 	dir event.Dir
 	at  time.Time // the last GOAWAY
+}
+
+func (d *goAway) final(c *Conn) {
+	if d.starts == nil {
+		d.starts = map[kaKey][]connStart{}
+	}
+	k := kaKey{c.Client(), c.Server()}
+	d.starts[k] = append(d.starts[k], connStart{c.ID(), c.TCP.FirstFrame, c.TCP.FirstTS})
+}
+
+func (d *goAway) merge(o detector) {
+	od := o.(*goAway)
+	d.found = append(d.found, od.found...)
+	if d.starts == nil {
+		d.starts = map[kaKey][]connStart{}
+	}
+	for k, v := range od.starts {
+		d.starts[k] = append(d.starts[k], v...)
+	}
 }
 
 func (d *goAway) observe(c *Conn) {
@@ -91,26 +121,26 @@ func (d *goAway) observe(c *Conn) {
 		}
 		if len(gs) > 0 {
 			f := goAwayFinding(c, dir, gs)
-			d.found = append(d.found, goAwayPending{pending: newPending(f, c), c: c, dir: dir, at: gs[len(gs)-1].Ref.TS})
+			d.found = append(d.found, goAwayPending{pending: newPending(f, c), key: kaKey{c.Client(), c.Server()}, dir: dir, at: gs[len(gs)-1].Ref.TS})
 		}
 	}
 }
 
-func (d *goAway) findings(in *Input) []Finding {
+func (d *goAway) findings(in *capture) []Finding {
 	slices.SortStableFunc(d.found, func(a, b goAwayPending) int { return cmp.Compare(a.conn, b.conn) })
 	var out []Finding
 	for _, p := range d.found {
 		// The reconnect: only meaningful when the server sent the GOAWAY.
 		if p.dir == event.S2C {
-			f, c := &p.f, p.c
-			if r := reconnectAfter(in, c, p.at, d.cfg.ReconnectWindow); r != nil {
-				delay := r.TCP.FirstTS.Sub(p.at)
+			f := &p.f
+			if r := reconnectAfter(d.starts[p.key], p.conn, p.at, d.cfg.ReconnectWindow); r != nil {
+				delay := r.ts.Sub(p.at)
 				f.Metrics["reconnect_ms"] = ms(delay)
-				f.Connections = append(f.Connections, r.ID())
-				f.Summary += fmt.Sprintf("; the client reconnected %s later (connection %d)", fmtDur(delay), r.ID())
-				f.Evidence = append(f.Evidence, evidence(r.ID(), 0, event.Ref{Frame: r.TCP.FirstFrame, TS: r.TCP.FirstTS},
-					fmt.Sprintf("client's next connection to %s, %s after the GOAWAY", c.Server(), fmtDur(delay))))
-			} else if len(in.Conns) > 1 {
+				f.Connections = append(f.Connections, r.id)
+				f.Summary += fmt.Sprintf("; the client reconnected %s later (connection %d)", fmtDur(delay), r.id)
+				f.Evidence = append(f.Evidence, evidence(r.id, 0, event.Ref{Frame: r.frame, TS: r.ts},
+					fmt.Sprintf("client's next connection to %s, %s after the GOAWAY", p.key.server, fmtDur(delay))))
+			} else if in.conns > 1 {
 				f.Summary += fmt.Sprintf("; no new connection from the client within %s", fmtDur(d.cfg.ReconnectWindow))
 			}
 		}
@@ -244,19 +274,17 @@ func initiatorDir(st *http2.Stream) event.Dir {
 	return event.S2C
 }
 
-// reconnectAfter returns the first connection from c's client IP to c's
-// server that starts within window after at, nil when none.
-func reconnectAfter(in *Input, c *Conn, at time.Time, window time.Duration) *Conn {
-	var best *Conn
-	for _, d := range in.Conns {
-		if d == c || d.Client() != c.Client() || d.Server() != c.Server() {
+// reconnectAfter returns the first of starts (the connections from one
+// client IP to one server), other than connection self, that starts
+// within window after at (the lowest id among equals), nil when none.
+func reconnectAfter(starts []connStart, self event.ConnID, at time.Time, window time.Duration) *connStart {
+	var best *connStart
+	for i := range starts {
+		d := &starts[i]
+		if d.id == self || d.ts.Before(at) || d.ts.Sub(at) > window {
 			continue
 		}
-		t := d.TCP.FirstTS
-		if t.Before(at) || t.Sub(at) > window {
-			continue
-		}
-		if best == nil || t.Before(best.TCP.FirstTS) {
+		if best == nil || d.ts.Before(best.ts) || d.ts.Equal(best.ts) && d.id < best.id {
 			best = d
 		}
 	}

@@ -198,7 +198,7 @@ func hsFinding(in *Input, cfg HandshakeLatencyConfig, layer string, srv netip.Ad
 			f.Connections = append(f.Connections, s.c.ID())
 			f.Evidence = append(f.Evidence, evidence(s.c.ID(), 0, s.start, fmt.Sprintf("%s handshake starts; it takes %s", layer, fmtMS(s.ms))))
 		}
-		f.Confidence = confidence(in)
+		f.Confidence = confidence(in.capture())
 		f.Remedy = "Handshakes are uniformly slow, as the path's round-trip time: serve clients from a nearer region " +
 			"(geographic routing, CDN or edge termination), and avoid new handshakes — reuse connections " +
 			"(http.Transport.MaxIdleConnsPerHost, IdleConnTimeout) and TLS session resumption (tls.Config.ClientSessionCache)."
@@ -251,7 +251,7 @@ func hsFinding(in *Input, cfg HandshakeLatencyConfig, layer string, srv netip.Ad
 		f.Summary = fmt.Sprintf("%d %s handshake(s) to %s waited for a retransmitted SYN-ACK (slowest %s on connection %d)",
 			len(slow), layer, srv, fmtMS(top.ms), top.c.ID())
 	}
-	f.Confidence = confidence(in, conns...)
+	f.Confidence = confidence(in.capture(), conns...)
 	if layer == "TCP" {
 		f.Remedy = "Slow SYN→SYN-ACK→ACK against a fast baseline: the server's accept queue or CPU (net.core.somaxconn, " +
 			"net.ipv4.tcp_max_syn_backlog, a busy accept loop), a load balancer or conntrack table under pressure, or a " +

@@ -166,7 +166,7 @@ func (d *keepalive) observe(c *Conn) {
 	kaConn(d.cfg, g, c)
 }
 
-func (d *keepalive) findings(in *Input) []Finding {
+func (d *keepalive) findings(in *capture) []Finding {
 	gs := make([]*kaGroup, 0, len(d.groups))
 	for _, g := range d.groups {
 		gs = append(gs, g)
@@ -292,7 +292,7 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn) {
 	g.idles = append(g.idles, kaIdle{c: c, sc: sc, last: last, gap: gap})
 }
 
-func kaFinding(in *Input, cfg KeepaliveConfig, g *kaGroup) (Finding, bool) {
+func kaFinding(in *capture, cfg KeepaliveConfig, g *kaGroup) (Finding, bool) {
 	if len(g.idles) == 0 && len(g.races) == 0 {
 		return Finding{}, false
 	}
@@ -449,4 +449,38 @@ func kaRemedy(g *kaGroup, timeout time.Duration) string {
 	b.WriteString("For HTTP/2 let the client probe idle connections: golang.org/x/net/http2 Transport.ReadIdleTimeout and PingTimeout, gRPC keepalive.ClientParameters (Time, Timeout) within the server's keepalive.EnforcementPolicy. ")
 	b.WriteString("Retry idempotent requests that fail with a connection reset (Go retries them itself when the request has GetBody and is idempotent or carries Idempotency-Key).")
 	return b.String()
+}
+
+func (d *keepalive) final(*Conn) {}
+
+func (d *keepalive) merge(o detector) {
+	for k, og := range o.(*keepalive).groups {
+		if d.groups == nil {
+			d.groups = map[kaKey]*kaGroup{}
+		}
+		g := d.groups[k]
+		if g == nil {
+			d.groups[k] = og
+			continue
+		}
+		g.merge(og)
+	}
+}
+
+// merge adds o's facts, o being the same pair's group over other
+// connections.
+func (g *kaGroup) merge(o *kaGroup) {
+	g.idles = append(g.idles, o.idles...)
+	g.races = append(g.races, o.races...)
+	g.reuseGaps = append(g.reuseGaps, o.reuseGaps...)
+	if o.reuseMax != nil && (g.reuseMax == nil || o.reuseMaxGap > g.reuseMaxGap ||
+		o.reuseMaxGap == g.reuseMaxGap && o.reuseConn.ID() < g.reuseConn.ID()) {
+		g.reuseMax, g.reuseConn, g.reuseMaxGap = o.reuseMax, o.reuseConn, o.reuseMaxGap
+	}
+	g.clientIdle = append(g.clientIdle, o.clientIdle...)
+	g.advertised = max(g.advertised, o.advertised)
+	g.closeAsked += o.closeAsked
+	g.goaway += o.goaway
+	g.pings += o.pings
+	g.unknown += o.unknown
 }

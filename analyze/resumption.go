@@ -353,7 +353,7 @@ func resumptionFinding(in *Input, g *tlsGroup, fn funnel) Finding {
 		m["reconnect_gap_median_ms"], m["reconnect_gap_max_ms"] = ms(mid), ms(hi)
 	}
 	f.Metrics = m
-	f.Confidence = confidence(in, involved...).with(reasons...)
+	f.Confidence = confidence(in.capture(), involved...).with(reasons...)
 	f.Remedy = resumptionRemedy(fn)
 	return f
 }

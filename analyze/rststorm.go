@@ -171,7 +171,7 @@ func (d *rstStorm) observe(c *Conn) {
 	}
 }
 
-func (d *rstStorm) findings(in *Input) []Finding {
+func (d *rstStorm) findings(in *capture) []Finding {
 	cfg := d.cfg
 	cfg.MinResets = max(cfg.MinResets, 1)
 	out := finishAll(in, d.found)
@@ -273,7 +273,7 @@ func peakWindow(rs []stormReset, w time.Duration) (lo, hi int) {
 
 // stormFinding builds the finding of a storm over conns: rs are their
 // counted resets in time order, [lo, hi) the busiest window.
-func stormFinding(in *Input, cfg RSTStormConfig, scs []*stormConn, rs []stormReset, lo, hi, noErr int) Finding {
+func stormFinding(in *capture, cfg RSTStormConfig, scs []*stormConn, rs []stormReset, lo, hi, noErr int) Finding {
 	conns := make([]*Conn, len(scs))
 	for i, sc := range scs {
 		conns[i] = sc.c
@@ -491,4 +491,22 @@ func fmtRate(r float64) string {
 		return fmt.Sprintf("%.0f", r)
 	}
 	return fmt.Sprintf("%.1f", r)
+}
+
+func (d *rstStorm) final(*Conn) {}
+
+func (d *rstStorm) merge(o detector) {
+	od := o.(*rstStorm)
+	d.found = append(d.found, od.found...)
+	for addr, os := range od.servers {
+		srv := d.servers[addr]
+		switch {
+		case srv == nil:
+			d.servers[addr] = os
+		case srv.stormy || os.stormy:
+			srv.stormy, srv.conns = true, nil
+		default:
+			srv.conns = append(srv.conns, os.conns...)
+		}
+	}
 }

@@ -113,10 +113,10 @@ func (d *windowStall) observe(c *Conn) {
 	}
 }
 
-func (d *windowStall) findings(in *Input) []Finding { return finishAll(in, d.found) }
+func (d *windowStall) findings(in *capture) []Finding { return finishAll(in, d.found) }
 
 // h2StallFindings returns c's HTTP/2 flow-control findings.
-func h2StallFindings(in *Input, cfg WindowStallConfig, c *Conn) []Finding {
+func h2StallFindings(in *capture, cfg WindowStallConfig, c *Conn) []Finding {
 	if c.App == nil || c.App.HTTP2 == nil {
 		return nil
 	}
@@ -222,7 +222,7 @@ func pendingSender(c *Conn, dir event.Dir) bool {
 // if they are worth one; life is the lifetime they are a share of, and
 // dropped counts the stalls of the layer past the dissector's bounds (of
 // either side: the records do not say).
-func h2StallFinding(in *Input, cfg WindowStallConfig, c *Conn, dir event.Dir, layer string, ss []h2stall, life time.Duration, dropped int) (Finding, bool) {
+func h2StallFinding(in *capture, cfg WindowStallConfig, c *Conn, dir event.Dir, layer string, ss []h2stall, life time.Duration, dropped int) (Finding, bool) {
 	if len(ss) == 0 {
 		return Finding{}, false
 	}
@@ -369,7 +369,7 @@ func h2StallRemedy(dir event.Dir) string {
 }
 
 // tcpStallFindings returns c's TCP zero-window findings.
-func tcpStallFindings(in *Input, cfg WindowStallConfig, c *Conn) []Finding {
+func tcpStallFindings(in *capture, cfg WindowStallConfig, c *Conn) []Finding {
 	var out []Finding
 	for _, rdir := range []event.Dir{event.C2S, event.S2C} {
 		zw := c.ZeroWindows[rdir]
@@ -448,3 +448,7 @@ func tcpStallFindings(in *Input, cfg WindowStallConfig, c *Conn) []Finding {
 	}
 	return out
 }
+
+func (d *windowStall) final(*Conn) {}
+
+func (d *windowStall) merge(o detector) { d.found = append(d.found, o.(*windowStall).found...) }

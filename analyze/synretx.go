@@ -303,7 +303,7 @@ func synFinding(in *Input, cfg SYNRetransmitConfig, srv netip.AddrPort, as []syn
 		noun = "attempt"
 	}
 	f.Summary = fmt.Sprintf("%d connection %s to %s failed or needed retries: %s", n, noun, srv, strings.Join(parts, ", "))
-	f.Confidence = confidence(in, conns...)
+	f.Confidence = confidence(in.capture(), conns...)
 	var rem []string
 	if refused > 0 {
 		rem = append(rem, "Refused (RST to the SYN): nothing listens on "+srv.String()+" or a firewall rejects — check the "+

@@ -147,6 +147,7 @@ type tableBuilder struct {
 	calls      []grpcCallCand
 	totalCalls int
 	methods    map[string]*methodAgg
+	conns      []*Conn
 }
 
 // grpcCallCand is a row of the gRPC call table, the i-th call of its
@@ -244,10 +245,38 @@ func (t *tableBuilder) trimCalls() {
 
 // tables returns the tables once every connection of in was observed.
 // Every list is non-nil, so JSON shows [] rather than null.
-func (t *tableBuilder) tables(in *Input) Tables {
+// final reads c's final summary.
+func (t *tableBuilder) final(c *Conn) { t.conns = append(t.conns, c) }
+
+// merge adds o's state, o being over other connections.
+func (t *tableBuilder) merge(o *tableBuilder) {
+	t.conns = append(t.conns, o.conns...)
+	t.calls = append(t.calls, o.calls...)
+	t.totalCalls += o.totalCalls
+	for name, oa := range o.methods {
+		a := t.methods[name]
+		if a == nil {
+			t.methods[name] = oa
+			continue
+		}
+		a.row.Calls += oa.row.Calls
+		a.row.OverTimeout += oa.row.OverTimeout
+		for s, n := range oa.row.Statuses {
+			a.row.Statuses[s] += n
+		}
+		a.durs = append(a.durs, oa.durs...)
+	}
+	if len(t.calls) > 2*maxGRPCCalls {
+		t.trimCalls()
+	}
+}
+
+func (t *tableBuilder) tables(in *capture) Tables {
+	conns := slices.Clone(t.conns)
+	slices.SortFunc(conns, func(a, b *Conn) int { return cmp.Compare(a.ID(), b.ID()) })
 	tb := Tables{
-		Pools:       poolRows(in.Conns),
-		Resumption:  resumptionRows(in),
+		Pools:       poolRows(conns),
+		Resumption:  resumptionRows(&Input{Conns: conns, Stats: in.Stats}),
 		GRPCCalls:   []GRPCCallRow{},
 		GRPCMethods: []GRPCMethodRow{},
 	}
