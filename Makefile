@@ -8,10 +8,13 @@ BIG_H2  ?= /tmp/h2scope-big-h2.pcap
 H2_BASE := testdata/pcaps/grpc-streaming-h2c
 BENCH_GRPC ?= /tmp/h2scope-bench-grpc.pcapng
 BENCH_CALLS ?= 40000
+CONNS_250K ?= /tmp/h2scope-conns-250k.pcap
+CONNS_FLOOD ?= /tmp/h2scope-synflood-1m.pcap
+CONNS_1M ?= /tmp/h2scope-conns-1m.pcap
 H2_PORT = $(shell grep -o '"server": *"[^"]*"' $(H2_BASE).truth.json | head -1 | sed 's/.*://; s/"//g')
 FUZZTIME ?= 30s
 
-.PHONY: all build test conformance bench bench-more bench-go testdata testdata-one fuzz lint clean
+.PHONY: all build test conformance bench bench-conns bench-more bench-go testdata testdata-one fuzz lint clean
 
 all: build
 
@@ -37,6 +40,24 @@ bench: build $(BENCH_GRPC)
 
 $(BENCH_GRPC):
 	$(GO) run ./tools/capgen -grpc-bench $@ -calls $(BENCH_CALLS)
+
+# Issue 13's comparison, on synthetic captures of many connections (seeded,
+# generated once, no root): 250k short HTTP/1.1 connections (~127 MB), 1M
+# unanswered SYNs from spoofed sources (~59 MB), 1M short connections
+# (~509 MB). For each: analyze --json against the bare loop (same run),
+# max RSS, the JSON report's size, conns --json's max RSS; and the gRPC
+# bench's analyze figures.
+bench-conns: build $(CONNS_250K) $(CONNS_FLOOD) $(CONNS_1M) $(BENCH_GRPC)
+	$(GO) run ./tools/bench -h2scope $(BIN) -conns -grpc $(BENCH_GRPC) $(CONNS_250K) $(CONNS_FLOOD) $(CONNS_1M)
+
+$(CONNS_250K):
+	$(GO) run ./tools/capgen -conns $@ -kind short -n 250k
+
+$(CONNS_FLOOD):
+	$(GO) run ./tools/capgen -conns $@ -kind syn-flood -n 1M
+
+$(CONNS_1M):
+	$(GO) run ./tools/capgen -conns $@ -kind short -n 1M
 
 # The older comparisons: conns --json on tiled HTTP/1.1, frames --json on
 # tiled gRPC streaming, and the package benchmarks.

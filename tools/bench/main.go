@@ -6,12 +6,18 @@
 //
 //	go run ./tools/bench -h2scope bin/h2scope FILE.pcap
 //	go run ./tools/bench -h2scope bin/h2scope -analyze [-h2port P] FILE.pcapng
+//	go run ./tools/bench -h2scope bin/h2scope -conns [-grpc FILE.pcapng] FILE.pcap...
 //
 // -analyze is the comparison of GitHub issue 7: `h2scope analyze --json
 // /dev/null` against the bare loop and against tshark printing every
 // HTTP/2 frame type with the server port decoded as HTTP/2, by default and
 // with its gRPC (and Protobuf) dissectors disabled; it also runs
 // BenchmarkAnalyze (go test) for the allocations per packet.
+//
+// -conns is the comparison of GitHub issue 13 (make bench-conns), on
+// captures of many connections: for each, analyze --json and conns --json
+// against the bare loop, their max RSS and the JSON report's size, and
+// with -grpc the gRPC bench capture's analyze figures; see conns.go.
 package main
 
 import (
@@ -37,7 +43,16 @@ func main() {
 	h2port := flag.Int("h2port", 0, "measure HTTP/2 dissection instead: h2scope frames --json against tshark decoding this TCP port as HTTP/2")
 	analyze := flag.Bool("analyze", false, "measure h2scope analyze --json against the bare loop and tshark -T fields -e http2.type (the server port: -h2port, else the first SYN's destination)")
 	noGo := flag.Bool("no-gobench", false, "with -analyze, skip BenchmarkAnalyze (allocations per packet)")
+	conns := flag.Bool("conns", false, "measure analyze --json and conns --json on each FILE (captures of many connections): time against the bare loop, max RSS, report size")
+	grpc := flag.String("grpc", "", "with -conns, also measure analyze --json on this `FILE` (the gRPC bench capture), best of 3")
 	flag.Parse()
+	if *conns && flag.NArg() > 0 {
+		if err := runConns(flag.Args(), *bin, *grpc); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if flag.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: bench [-h2scope BIN] [-no-tshark] [-analyze] [-h2port P] FILE.pcap")
 		os.Exit(2)
@@ -264,7 +279,8 @@ func best(f func() (result, error)) (result, error) {
 }
 
 // bareLoop reads file (pcap or pcapng) with pcapgo and decodes every packet with a
-// DecodingLayerParser over preallocated Ethernet, IPv4, IPv6 and TCP layers:
+// DecodingLayerParser over preallocated Ethernet, IPv4, IPv6 and TCP layers
+// (from IPv4 on when the link type is raw IP):
 // the floor any Go pipeline on gopacket can reach.
 func bareLoop(file string) (result, error) {
 	r := result{name: "bare pcapgo+DLP loop"}
@@ -277,6 +293,7 @@ func bareLoop(file string) (result, error) {
 	br := bufio.NewReaderSize(f, 1<<20)
 	var pr interface {
 		ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+		LinkType() layers.LinkType
 	}
 	if magic, _ := br.Peek(4); bytes.Equal(magic, []byte{0x0a, 0x0d, 0x0d, 0x0a}) {
 		pr, err = pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
@@ -295,7 +312,12 @@ func bareLoop(file string) (result, error) {
 		dec  []gopacket.LayerType
 		tcps uint64
 	)
-	p := gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet, &eth, &ip4, &ip6, &tcp, &pay)
+	first := layers.LayerTypeEthernet
+	switch pr.LinkType() {
+	case layers.LinkTypeRaw, layers.LinkTypeIPv4, 12, 14: // raw IP (capgen -conns writes raw IPv4)
+		first = layers.LayerTypeIPv4
+	}
+	p := gopacket.NewDecodingLayerParser(first, &eth, &ip4, &ip6, &tcp, &pay)
 	p.IgnoreUnsupported = true
 	for {
 		data, _, err := pr.ZeroCopyReadPacketData()

@@ -24,6 +24,10 @@ type options struct {
 	segment bool   // split loopback super-segments at mss after capture
 	bench   string // -grpc-bench output file
 	calls   int    // -grpc-bench unary calls
+	conns   string // -conns output file
+	kind    string // -conns kind: short or syn-flood
+	n       string // -conns count
+	seed    uint64 // -conns seed
 	stderr  io.Writer
 }
 
@@ -45,9 +49,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.segment, "segment", true, "split loopback's GSO super-segments into MSS-sized segments after capture (needs -mss > 0)")
 	fs.StringVar(&o.bench, "grpc-bench", "", "write the benchmark capture to `FILE` (.pcapng): -calls grpc-go unary calls on 4 h2c connections (needs root), tiled up to -size when given and larger; see bench.go")
 	fs.IntVar(&o.calls, "calls", 40000, "with -grpc-bench, the number of live unary calls")
+	fs.StringVar(&o.conns, "conns", "", "write a synthetic capture of many connections to `FILE` (.pcap, raw IPv4), for make bench-conns; see conns.go")
+	fs.StringVar(&o.kind, "kind", "short", "with -conns: short (one-request HTTP/1.1 connections) or syn-flood (unanswered SYNs from spoofed sources, and a few short connections)")
+	fs.StringVar(&o.n, "n", "250k", "with -conns, the `COUNT` of short connections or flood SYNs (250k, 1M)")
+	fs.Uint64Var(&o.seed, "seed", 1, "with -conns, the random seed")
 	fs.BoolVar(&list, "list", false, "list the scenarios and exit")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: capgen -out DIR [-only NAME] | -big FILE [-size SIZE] [-from NAME.pcapng] | -list")
+		fmt.Fprintln(stderr, "usage: capgen -out DIR [-only NAME] | -big FILE [-size SIZE] [-from NAME.pcapng] | -conns FILE [-kind short|syn-flood] [-n COUNT] [-seed N] | -list")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -70,6 +78,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "capgen:", msg)
 		fs.Usage()
 		return 2
+	}
+	if o.conns != "" {
+		n, err := parseCount(o.n)
+		switch {
+		case err != nil:
+			return usage(err.Error())
+		case fs.NArg() > 0 || o.out != "" || o.big != "" || o.bench != "":
+			return usage("-conns goes alone, with -kind, -n and -seed")
+		case o.kind != "short" && o.kind != "syn-flood":
+			return usage(fmt.Sprintf("-kind %q: want short or syn-flood", o.kind))
+		}
+		start := time.Now()
+		st, err := writeConns(o.conns, connsSpec{kind: o.kind, n: n, seed: o.seed})
+		if err != nil {
+			fmt.Fprintln(stderr, "capgen:", err)
+			return 1
+		}
+		d := time.Since(start)
+		fmt.Fprintf(stdout, "%s: %d bytes, %d frames, %d connections (%d SYNs, %d of them an unanswered flood), %d HTTP requests %v, written in %v (%.0f MB/s)\n",
+			o.conns, st.Bytes, st.Frames, st.Conns, st.SYNs, st.Flood, st.Requests, st.Status, d.Round(time.Millisecond), float64(st.Bytes)/1e6/d.Seconds())
+		return 0
 	}
 	if o.bench != "" {
 		// Without -size, the live capture is written as it is.
