@@ -251,22 +251,70 @@ func Analyze(in *Input, cfg Config) Result {
 // with Confidence.with. With in nil, the capture's reasons are left out
 // (see pending).
 func confidence(in *capture, conns ...*Conn) Confidence {
-	var reasons []string
-	add := func(ok bool, r string) {
-		if ok {
-			reasons = append(reasons, r)
-		}
+	rs := make([]connReasons, len(conns))
+	for i, c := range conns {
+		rs[i] = reasonsOf(c)
 	}
-	for _, c := range conns {
-		t := c.TCP
-		add(t.LostSegments > 0 || t.MissedBytes > 0, "packet loss in the capture (missed bytes)")
-		add(t.SYNs == 0 && t.SYNACKs == 0, "connection start not captured (no handshake seen)")
-		add(t.WindowScale.C2S == nil || t.WindowScale.S2C == nil, "TCP window scale unknown")
-		add(c.App != nil && c.App.TLS != nil && !c.App.TLS.Decrypted && c.App.TLS.AppDataRecords != [2]int{},
-			"TLS not decrypted (no key log for it)")
+	return confidenceOf(in, rs...)
+}
+
+// confidenceOf is confidence over the reasons of the connections, in
+// their order.
+func confidenceOf(in *capture, rs ...connReasons) Confidence {
+	var reasons []string
+	for _, r := range rs {
+		reasons = r.append(reasons)
 	}
 	reasons = append(reasons, statsReasons(in)...)
 	return Confidence{}.with(reasons...)
+}
+
+// connReasons are the reasons one connection gives to doubt what it
+// shows, as bits, so that a detector keeps them without the connection.
+type connReasons uint8
+
+// The reasons, in the order a finding's confidence lists them.
+const (
+	reasonLoss connReasons = 1 << iota
+	reasonNoHandshake
+	reasonWindowScale
+	reasonUndecrypted
+)
+
+var connReasonText = [...]string{
+	"packet loss in the capture (missed bytes)",
+	"connection start not captured (no handshake seen)",
+	"TCP window scale unknown",
+	"TLS not decrypted (no key log for it)",
+}
+
+// reasonsOf returns the reasons c gives.
+func reasonsOf(c *Conn) connReasons {
+	var r connReasons
+	t := c.TCP
+	if t.LostSegments > 0 || t.MissedBytes > 0 {
+		r |= reasonLoss
+	}
+	if t.SYNs == 0 && t.SYNACKs == 0 {
+		r |= reasonNoHandshake
+	}
+	if t.WindowScale.C2S == nil || t.WindowScale.S2C == nil {
+		r |= reasonWindowScale
+	}
+	if c.App != nil && c.App.TLS != nil && !c.App.TLS.Decrypted && c.App.TLS.AppDataRecords != [2]int{} {
+		r |= reasonUndecrypted
+	}
+	return r
+}
+
+// append appends the texts of r's reasons to reasons.
+func (r connReasons) append(reasons []string) []string {
+	for i, text := range connReasonText {
+		if r&(1<<i) != 0 {
+			reasons = append(reasons, text)
+		}
+	}
+	return reasons
 }
 
 // statsReasons returns the reasons the capture's reading statistics give

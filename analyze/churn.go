@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"flag"
 	"fmt"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"strings"
@@ -76,59 +77,6 @@ func (k poolKey) destination() string {
 	return s
 }
 
-// connPool is a pool and its connections in order of first frame.
-type connPool struct {
-	key   poolKey
-	conns []*Conn
-}
-
-// pools groups conns by poolKey, in key order, leaving out connections
-// that carried no payload; each pool's connections are in order of first
-// frame.
-func pools(conns []*Conn) []connPool {
-	ps := groupPools(conns, func(c *Conn) (poolKey, bool) {
-		if c.TCP == nil || (c.TCP.StreamBytes.C2S == 0 && c.TCP.StreamBytes.S2C == 0) {
-			// No payload: a connection attempt (syn_retransmit,
-			// handshake_latency), not a pooled connection.
-			return poolKey{}, false
-		}
-		k := poolKey{client: c.Client(), server: c.Server(), name: c.Authority()}
-		if c.App != nil && c.App.TLS != nil {
-			k.ja4 = c.App.TLS.JA4
-		}
-		return k, true
-	})
-	for i := range ps {
-		slices.SortStableFunc(ps[i].conns, func(a, b *Conn) int {
-			return cmp.Or(a.TCP.FirstTS.Compare(b.TCP.FirstTS), cmp.Compare(a.ID(), b.ID()))
-		})
-	}
-	return ps
-}
-
-// groupPools groups conns by the key that key returns for them, leaving
-// out those for which it returns false: the pools are in key order, the
-// connections of each in the order of conns.
-func groupPools(conns []*Conn, key func(*Conn) (poolKey, bool)) []connPool {
-	idx := map[poolKey]int{}
-	var ps []connPool
-	for _, c := range conns {
-		k, ok := key(c)
-		if !ok {
-			continue
-		}
-		i, ok := idx[k]
-		if !ok {
-			i = len(ps)
-			idx[k] = i
-			ps = append(ps, connPool{key: k})
-		}
-		ps[i].conns = append(ps[i].conns, c)
-	}
-	slices.SortFunc(ps, func(a, b connPool) int { return a.key.compare(b.key) })
-	return ps
-}
-
 // longLived reports whether a connection is a stream rather than churn:
 // it switched protocols (WebSocket, CONNECT tunnel), carried a streaming
 // gRPC call, or lived at least d.
@@ -189,7 +137,7 @@ func closerSide(cl tcp.Close) string {
 	return ""
 }
 
-// detectReconnectChurn reports pools whose connections are opened and
+// churnFold reports pools whose connections are opened and
 // closed instead of reused.
 //
 // Signal: connections are grouped into pools (client IP, server IP:port,
@@ -228,15 +176,307 @@ func closerSide(cl tcp.Close) string {
 // conns_per_s, client_ports, client_port_min/max, tuple_reuses,
 // close_requested_by_{client,server} (HTTP/1 Connection: close),
 // max_concurrent_conns, unknown_request_conns.
-func detectReconnectChurn(in *Input, cfg ChurnConfig) []Finding {
+//
+// Memory: per pool, exact tallies (connections, requests, histograms,
+// closes, client ports) and the first churnKeep connections in order of
+// first frame, as churnConn records; the order-dependent metrics (FIN to
+// next SYN gaps, 4-tuple reuses, TIME_WAIT peak, most concurrent
+// connections), the connections listed and the evidence come from
+// those, and a pool past churnKeep says so (metrics "estimated",
+// "connections_listed").
+type churnFold struct {
+	cfg   ChurnConfig
+	pools map[poolKey]*churnPool
+}
+
+// churnKeep is how many connections of one pool reconnect_churn keeps
+// (the first, by first frame): its findings are exact up to that size.
+const churnKeep = 4096
+
+func newChurnFold(cfg ChurnConfig) *churnFold {
+	return &churnFold{cfg: cfg, pools: map[poolKey]*churnPool{}}
+}
+
+// churnConn is what reconnect_churn keeps of one connection.
+type churnConn struct {
+	id          event.ConnID
+	port        uint16
+	first, last time.Time // the TCP summary's
+	close       tcp.Close
+	reqs        int
+	known, long bool
+	reasons     connReasons
+	// closeReq is the side that asked to close (HTTP/1 Connection:
+	// close): 1 the client, 2 the server, 0 none.
+	closeReq uint8
+	// syn is the client's first SYN; fin the first FIN, finWho its
+	// sender (1 the client, 2 the server, 0 none); rst the first RST,
+	// the client's first, rstWho its sender.
+	syn            event.Ref
+	hasSYN         bool
+	fin, rst       event.Ref
+	finWho, rstWho uint8
+	// req is the first exchange's request, when it has one.
+	req *churnRequest
+}
+
+// churnRequest is the first request of a connection, as evidence cites
+// it.
+type churnRequest struct {
+	method, path string
+	stream       uint32
+	ref          event.Ref
+}
+
+func (a *churnConn) compare(b *churnConn) int {
+	return cmp.Or(a.first.Compare(b.first), cmp.Compare(a.id, b.id))
+}
+
+// churnPool is one pool's state.
+type churnPool struct {
+	key poolKey
+	// conns holds the first churnKeep connections (by first frame);
+	// every connection while ports is nil. It is sorted and cut to
+	// churnKeep when it reaches twice that.
+	conns []churnConn
+	t     churnTally
+	// ports has a bit per client port used, once the pool outgrew
+	// conns.
+	ports *[1024]uint64
+}
+
+// churnTally are a pool's exact counts over every connection.
+type churnTally struct {
+	conns, known, unknown, reqs, oneReq, shortUnknown, seenOpenOrClose int
+	hist                                                               [5]int // requestBucket's buckets
+	closedBy                                                           map[tcp.Close]int
+	closeReq                                                           [2]int
+	portMin, portMax                                                   uint16
+	// firstSYN and lastSYN are the SYNs of the first and last
+	// connections (by first frame) that have one.
+	firstSYN, lastSYN churnConn
+	reasons           connReasons
+}
+
+func (t *churnTally) add(c *churnConn) {
+	t.conns++
+	switch {
+	case c.known:
+		t.known++
+		t.reqs += c.reqs
+		t.hist[requestBucketIndex(c.reqs)]++
+		if c.reqs <= 1 && !c.long {
+			t.oneReq++
+		}
+	default:
+		t.unknown++
+		if !c.long {
+			t.shortUnknown++
+		}
+	}
+	if t.closedBy == nil {
+		t.closedBy = map[tcp.Close]int{}
+	}
+	t.closedBy[c.close]++
+	if c.hasSYN || c.close != tcp.CloseOpen {
+		t.seenOpenOrClose++
+	}
+	if c.closeReq > 0 {
+		t.closeReq[c.closeReq-1]++
+	}
+	if t.conns == 1 || c.port < t.portMin {
+		t.portMin = c.port
+	}
+	t.portMax = max(t.portMax, c.port)
+	if c.hasSYN {
+		if !t.firstSYN.hasSYN || c.compare(&t.firstSYN) < 0 {
+			t.firstSYN = churnConn{id: c.id, first: c.first, syn: c.syn, hasSYN: true}
+		}
+		if !t.lastSYN.hasSYN || c.compare(&t.lastSYN) > 0 {
+			t.lastSYN = churnConn{id: c.id, first: c.first, syn: c.syn, hasSYN: true}
+		}
+	}
+	t.reasons |= c.reasons
+}
+
+func (t *churnTally) merge(o *churnTally) {
+	if o.conns == 0 {
+		return
+	}
+	if t.conns == 0 || o.portMin < t.portMin {
+		t.portMin = o.portMin
+	}
+	t.portMax = max(t.portMax, o.portMax)
+	t.conns += o.conns
+	t.known += o.known
+	t.unknown += o.unknown
+	t.reqs += o.reqs
+	t.oneReq += o.oneReq
+	t.shortUnknown += o.shortUnknown
+	t.seenOpenOrClose += o.seenOpenOrClose
+	for i, n := range o.hist {
+		t.hist[i] += n
+	}
+	if t.closedBy == nil {
+		t.closedBy = map[tcp.Close]int{}
+	}
+	for k, n := range o.closedBy {
+		t.closedBy[k] += n
+	}
+	t.closeReq[0] += o.closeReq[0]
+	t.closeReq[1] += o.closeReq[1]
+	if o.firstSYN.hasSYN && (!t.firstSYN.hasSYN || o.firstSYN.compare(&t.firstSYN) < 0) {
+		t.firstSYN = o.firstSYN
+	}
+	if o.lastSYN.hasSYN && (!t.lastSYN.hasSYN || o.lastSYN.compare(&t.lastSYN) > 0) {
+		t.lastSYN = o.lastSYN
+	}
+	t.reasons |= o.reasons
+}
+
+// churnConnOf returns what reconnect_churn keeps of c.
+func churnConnOf(cfg ChurnConfig, c *Conn) churnConn {
+	n, ok := requests(c)
+	r := churnConn{id: c.ID(), port: c.TCP.Client.Port(), first: c.TCP.FirstTS, last: c.TCP.LastTS,
+		close: c.TCP.Close, reqs: n, known: ok, long: longLived(c, cfg.LongLived), reasons: reasonsOf(c)}
+	if c.App != nil && c.App.HTTP1 != nil {
+		switch c.App.HTTP1.CloseRequestedBy {
+		case "client":
+			r.closeReq = 1
+		case "server":
+			r.closeReq = 2
+		}
+	}
+	if syn := firstSYN(c); syn != nil {
+		r.syn, r.hasSYN = *syn, true
+	}
+	if fin := firstFIN(c); fin != nil {
+		r.fin, r.finWho = *fin, 1
+		if c.FIN[event.C2S] != fin {
+			r.finWho = 2
+		}
+	}
+	if x := c.RST[event.C2S]; x != nil {
+		r.rst, r.rstWho = *x, 1
+	} else if x := c.RST[event.S2C]; x != nil {
+		r.rst, r.rstWho = *x, 2
+	}
+	if x := firstExchange(c); x != nil && x.Request != nil {
+		r.req = &churnRequest{method: x.Method, path: x.Path, stream: x.Stream, ref: *x.Request}
+	}
+	return r
+}
+
+func (d *churnFold) observe(*Conn) {}
+
+// final adds c to its pool, unless it carried no payload: a connection
+// attempt (syn_retransmit, handshake_latency), not a pooled connection.
+func (d *churnFold) final(c *Conn) {
+	if c.TCP == nil || (c.TCP.StreamBytes.C2S == 0 && c.TCP.StreamBytes.S2C == 0) {
+		return
+	}
+	k := poolKey{client: c.Client(), server: c.Server(), name: c.Authority()}
+	if c.App != nil && c.App.TLS != nil {
+		k.ja4 = c.App.TLS.JA4
+	}
+	p := d.pools[k]
+	if p == nil {
+		p = &churnPool{key: k}
+		d.pools[k] = p
+	}
+	r := churnConnOf(d.cfg, c)
+	p.t.add(&r)
+	if p.ports == nil && len(p.conns) >= churnKeep {
+		p.portsFromConns()
+	}
+	if p.ports != nil {
+		p.ports[r.port/64] |= 1 << (r.port % 64)
+	}
+	p.conns = append(p.conns, r)
+	if p.ports != nil && len(p.conns) >= 2*churnKeep {
+		p.trim()
+	}
+}
+
+// portsFromConns starts the port bitmap from the connections kept.
+func (p *churnPool) portsFromConns() {
+	p.ports = new([1024]uint64)
+	for i := range p.conns {
+		port := p.conns[i].port
+		p.ports[port/64] |= 1 << (port % 64)
+	}
+}
+
+// trim sorts the connections kept and cuts them to churnKeep.
+func (p *churnPool) trim() {
+	slices.SortFunc(p.conns, func(a, b churnConn) int { return a.compare(&b) })
+	if p.ports != nil && len(p.conns) > churnKeep {
+		p.conns = slices.Clip(p.conns[:churnKeep])
+	}
+}
+
+func (d *churnFold) merge(o detector) {
+	for k, op := range o.(*churnFold).pools {
+		p := d.pools[k]
+		if p == nil {
+			d.pools[k] = op
+			continue
+		}
+		p.t.merge(&op.t)
+		if p.ports != nil || op.ports != nil || len(p.conns)+len(op.conns) > churnKeep {
+			if p.ports == nil {
+				p.portsFromConns()
+			}
+			if op.ports == nil {
+				op.portsFromConns()
+			}
+			for i := range p.ports {
+				p.ports[i] |= op.ports[i]
+			}
+		}
+		p.conns = append(p.conns, op.conns...)
+		if p.ports != nil && len(p.conns) >= 2*churnKeep {
+			p.trim()
+		}
+	}
+}
+
+func (d *churnFold) findings(in *capture) []Finding {
 	var out []Finding
-	for _, p := range pools(in.Conns) {
-		if f, ok := churnPool(in, cfg, p); ok {
+	for _, k := range sortedPoolKeys(d.pools) {
+		p := d.pools[k]
+		p.trim()
+		if f, ok := churnFinding(in, d.cfg, p); ok {
 			out = append(out, f)
 		}
 	}
 	return out
 }
+
+// sortedPoolKeys returns m's keys in order.
+func sortedPoolKeys[V any](m map[poolKey]V) []poolKey {
+	keys := make([]poolKey, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, poolKey.compare)
+	return keys
+}
+
+// requestBucketIndex returns the index of requestBucket(n) in
+// requestBuckets.
+func requestBucketIndex(n int) int {
+	switch {
+	case n <= 2:
+		return n
+	case n <= 5:
+		return 3
+	default:
+		return 4
+	}
+}
+
+var requestBuckets = [...]string{"0", "1", "2", "3-5", "6+"}
 
 // churnStats are a pool's numbers.
 type churnStats struct {
@@ -246,78 +486,66 @@ type churnStats struct {
 	closedBy                                          map[string]int
 	closeReq                                          [2]int // Connection: close asked by client, server
 	gaps                                              []time.Duration
-	reuses                                            []*Conn
-	ports                                             map[uint16]bool
+	reuses                                            []*churnConn
+	ports                                             int
 	portMin, portMax                                  uint16
 	twPeak                                            [2]int // client, server
 	firstSYN, lastSYN                                 time.Time
 }
 
-func poolStats(cfg ChurnConfig, p connPool) churnStats {
-	s := churnStats{conns: len(p.conns), hist: map[string]int{}, closedBy: map[string]int{}, ports: map[uint16]bool{}}
+// poolStats returns a pool's numbers: the tallies, and the rest from the
+// connections kept, in order of first frame.
+func poolStats(cfg ChurnConfig, p *churnPool) churnStats {
+	t := &p.t
+	s := churnStats{conns: t.conns, known: t.known, unknown: t.unknown, reqs: t.reqs, oneReq: t.oneReq,
+		shortUnknown: t.shortUnknown, seenOpenOrClose: t.seenOpenOrClose, hist: map[string]int{},
+		closedBy: map[string]int{}, closeReq: t.closeReq, portMin: t.portMin, portMax: t.portMax,
+		firstSYN: t.firstSYN.syn.TS, lastSYN: t.lastSYN.syn.TS}
+	for i, n := range t.hist {
+		if n > 0 {
+			s.hist[requestBuckets[i]] = n
+		}
+	}
+	for k, n := range t.closedBy {
+		s.closedBy[string(k)] = n
+	}
+	if p.ports != nil {
+		for _, w := range p.ports {
+			s.ports += bits.OnesCount64(w)
+		}
+	} else {
+		ports := map[uint16]bool{}
+		for i := range p.conns {
+			ports[p.conns[i].port] = true
+		}
+		s.ports = len(ports)
+	}
 	lastClose := map[uint16]time.Time{}
 	var closes [2][]time.Time
-	for i, c := range p.conns {
-		n, ok := requests(c)
-		long := longLived(c, cfg.LongLived)
-		switch {
-		case ok:
-			s.known++
-			s.reqs += n
-			s.hist[requestBucket(n)]++
-			if n <= 1 && !long {
-				s.oneReq++
-			}
-		default:
-			s.unknown++
-			if !long {
-				s.shortUnknown++
-			}
+	for i := range p.conns {
+		c := &p.conns[i]
+		start := c.first
+		if c.hasSYN {
+			start = c.syn.TS
 		}
-		s.closedBy[string(c.TCP.Close)]++
-		if firstSYN(c) != nil || c.TCP.Close != tcp.CloseOpen {
-			s.seenOpenOrClose++
-		}
-		if c.App != nil && c.App.HTTP1 != nil {
-			switch c.App.HTTP1.CloseRequestedBy {
-			case "client":
-				s.closeReq[0]++
-			case "server":
-				s.closeReq[1]++
-			}
-		}
-		port := c.TCP.Client.Port()
-		if len(s.ports) == 0 || port < s.portMin {
-			s.portMin = port
-		}
-		s.portMax = max(s.portMax, port)
-		s.ports[port] = true
-		start := c.TCP.FirstTS
-		if syn := firstSYN(c); syn != nil {
-			start = syn.TS
-			if s.firstSYN.IsZero() {
-				s.firstSYN = syn.TS
-			}
-			s.lastSYN = syn.TS
-		}
-		if t, seen := lastClose[port]; seen && start.Sub(t) < cfg.ReuseWindow && !start.Before(t) {
+		if t, seen := lastClose[c.port]; seen && start.Sub(t) < cfg.ReuseWindow && !start.Before(t) {
 			s.reuses = append(s.reuses, c)
 		}
-		end := c.TCP.LastTS
-		if f := firstFIN(c); f != nil {
-			end = f.TS
+		end := c.last
+		if c.finWho != 0 {
+			end = c.fin.TS
 		}
-		lastClose[port] = end
-		switch closerSide(c.TCP.Close) {
+		lastClose[c.port] = end
+		switch closerSide(c.close) {
 		case "client":
 			closes[0] = append(closes[0], end)
 		case "server":
 			closes[1] = append(closes[1], end)
 		}
 		if i+1 < len(p.conns) {
-			next := firstSYN(p.conns[i+1])
-			if f := firstFIN(c); f != nil && next != nil && !next.TS.Before(f.TS) {
-				s.gaps = append(s.gaps, next.TS.Sub(f.TS))
+			next := &p.conns[i+1]
+			if c.finWho != 0 && next.hasSYN && !next.syn.TS.Before(c.fin.TS) {
+				s.gaps = append(s.gaps, next.syn.TS.Sub(c.fin.TS))
 			}
 		}
 	}
@@ -335,8 +563,8 @@ func poolStats(cfg ChurnConfig, p connPool) churnStats {
 	return s
 }
 
-func churnPool(in *Input, cfg ChurnConfig, p connPool) (Finding, bool) {
-	if len(p.conns) < max(cfg.MinConns, 2) {
+func churnFinding(in *capture, cfg ChurnConfig, p *churnPool) (Finding, bool) {
+	if p.t.conns < max(cfg.MinConns, 2) {
 		return Finding{}, false
 	}
 	s := poolStats(cfg, p)
@@ -396,19 +624,23 @@ func churnPool(in *Input, cfg ChurnConfig, p connPool) (Finding, bool) {
 	}
 	f.Summary = b.String()
 
+	spans := make([][2]time.Time, len(p.conns))
+	for i := range p.conns {
+		spans[i] = [2]time.Time{p.conns[i].first, p.conns[i].last}
+	}
 	m := map[string]any{
 		"connections":               s.conns,
 		"requests":                  s.reqs,
 		"one_request_conns":         s.oneReq,
 		"requests_hist":             s.hist,
 		"closed_by":                 s.closedBy,
-		"client_ports":              len(s.ports),
+		"client_ports":              s.ports,
 		"client_port_min":           int(s.portMin),
 		"client_port_max":           int(s.portMax),
 		"tuple_reuses":              len(s.reuses),
 		"close_requested_by_client": s.closeReq[0],
 		"close_requested_by_server": s.closeReq[1],
-		"max_concurrent_conns":      maxConcurrent(p.conns),
+		"max_concurrent_conns":      peakOpen(spans),
 		"time_wait_side":            twSide,
 		"time_wait_peak":            twPeak,
 		"unknown_request_conns":     s.unknown,
@@ -424,49 +656,57 @@ func churnPool(in *Input, cfg ChurnConfig, p connPool) (Finding, bool) {
 	if span := s.lastSYN.Sub(s.firstSYN); span > 0 {
 		m["conns_per_s"] = roundTo(float64(s.conns-1)/span.Seconds(), 3)
 	}
+	if len(p.conns) < s.conns {
+		m["connections_listed"] = len(p.conns)
+		m["estimated"] = fmt.Sprintf("fin_to_syn_*, tuple_reuses, time_wait_peak and max_concurrent_conns are over the first %d connections only", len(p.conns))
+	}
 	f.Metrics = m
 
 	// Evidence: the first few one-request connections (SYN, request,
 	// first FIN), then the 4-tuple reuses.
 	const perConnEvidence, maxConnsShown = 3, 5
 	shown := 0
-	for _, c := range p.conns {
-		f.Connections = append(f.Connections, c.ID())
+	rs := make([]connReasons, 0, len(p.conns)+1)
+	for i := range p.conns {
+		c := &p.conns[i]
+		rs = append(rs, c.reasons)
+		f.Connections = append(f.Connections, c.id)
 		if shown >= maxConnsShown || shown*perConnEvidence >= maxEvidence-5 {
 			continue
 		}
-		n, ok := requests(c)
-		if ok && (n > 1 || longLived(c, cfg.LongLived)) {
+		if c.known && (c.reqs > 1 || c.long) {
 			continue
 		}
 		shown++
-		if syn := firstSYN(c); syn != nil {
-			f.Evidence = append(f.Evidence, evidence(c.ID(), 0, *syn, fmt.Sprintf("SYN: new connection from port %d", c.TCP.Client.Port())))
+		if c.hasSYN {
+			f.Evidence = append(f.Evidence, evidence(c.id, 0, c.syn, fmt.Sprintf("SYN: new connection from port %d", c.port)))
 		}
-		if x := firstExchange(c); x != nil && x.Request != nil {
-			f.Evidence = append(f.Evidence, evidence(c.ID(), x.Stream, *x.Request, fmt.Sprintf("request %s %s: the only one on this connection", x.Method, x.Path)))
+		if x := c.req; x != nil {
+			f.Evidence = append(f.Evidence, evidence(c.id, x.stream, x.ref, fmt.Sprintf("request %s %s: the only one on this connection", x.method, x.path)))
 		}
-		if fin := firstFIN(c); fin != nil {
+		switch {
+		case c.finWho != 0:
 			who := "client"
-			if c.FIN[event.S2C] == fin {
+			if c.finWho == 2 {
 				who = "server"
 			}
-			f.Evidence = append(f.Evidence, evidence(c.ID(), 0, *fin, fmt.Sprintf("FIN from the %s first: it holds TIME_WAIT", who)))
-		} else if r := c.RST[event.C2S]; r != nil {
-			f.Evidence = append(f.Evidence, evidence(c.ID(), 0, *r, "RST from the client closes the connection"))
-		} else if r := c.RST[event.S2C]; r != nil {
-			f.Evidence = append(f.Evidence, evidence(c.ID(), 0, *r, "RST from the server closes the connection"))
+			f.Evidence = append(f.Evidence, evidence(c.id, 0, c.fin, fmt.Sprintf("FIN from the %s first: it holds TIME_WAIT", who)))
+		case c.rstWho == 1:
+			f.Evidence = append(f.Evidence, evidence(c.id, 0, c.rst, "RST from the client closes the connection"))
+		case c.rstWho == 2:
+			f.Evidence = append(f.Evidence, evidence(c.id, 0, c.rst, "RST from the server closes the connection"))
 		}
 	}
 	for i, c := range s.reuses {
 		if i >= 5 {
 			break
 		}
-		if syn := firstSYN(c); syn != nil {
-			f.Evidence = append(f.Evidence, evidence(c.ID(), 0, *syn, fmt.Sprintf("SYN reuses client port %d within %s of the previous connection's close (TIME_WAIT)", c.TCP.Client.Port(), cfg.ReuseWindow)))
+		if c.hasSYN {
+			f.Evidence = append(f.Evidence, evidence(c.id, 0, c.syn, fmt.Sprintf("SYN reuses client port %d within %s of the previous connection's close (TIME_WAIT)", c.port, cfg.ReuseWindow)))
 		}
 	}
-	f.Confidence = confidence(in.capture(), p.conns...).with(reasons...)
+	rs = append(rs, p.t.reasons) // those of connections past the ones kept
+	f.Confidence = confidenceOf(in, rs...).with(reasons...)
 	f.Remedy = churnRemedy(s)
 	return f, true
 }

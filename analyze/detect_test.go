@@ -17,6 +17,10 @@ func detectRSTStorm(in *Input, cfg RSTStormConfig) []Finding {
 	return detectOver(&rstStorm{cfg: cfg, servers: map[netip.AddrPort]*stormServer{}}, in)
 }
 
+func detectReconnectChurn(in *Input, cfg ChurnConfig) []Finding {
+	return detectOver(newChurnFold(cfg), in)
+}
+
 func detectWindowStall(in *Input, cfg WindowStallConfig) []Finding {
 	return detectOver(&windowStall{cfg: cfg}, in)
 }

@@ -49,7 +49,7 @@ func detectors(cfg Config) []detector {
 	return []detector{
 		&rstStorm{cfg: cfg.RSTStorm, servers: map[netip.AddrPort]*stormServer{}},
 		&atEnd{f: func(in *Input) []Finding { return detectResumptionFailure(in, cfg.Resumption) }},
-		&atEnd{f: func(in *Input) []Finding { return detectReconnectChurn(in, cfg.Churn) }},
+		newChurnFold(cfg.Churn),
 		&windowStall{cfg: cfg.WindowStall},
 		&goAway{cfg: cfg.GoAway},
 		&keepalive{cfg: cfg.Keepalive},

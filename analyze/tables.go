@@ -376,3 +376,33 @@ func nearestRank(ds []time.Duration, q float64) time.Duration {
 	i := int(float64(len(ds))*q+0.999999) - 1
 	return ds[min(max(i, 0), len(ds)-1)]
 }
+
+// connPool is a pool and its connections.
+type connPool struct {
+	key   poolKey
+	conns []*Conn
+}
+
+// groupPools groups conns by the key that key returns for them, leaving
+// out those for which it returns false: the pools are in key order, the
+// connections of each in the order of conns.
+func groupPools(conns []*Conn, key func(*Conn) (poolKey, bool)) []connPool {
+	idx := map[poolKey]int{}
+	var ps []connPool
+	for _, c := range conns {
+		k, ok := key(c)
+		if !ok {
+			continue
+		}
+		i, ok := idx[k]
+		if !ok {
+			i = len(ps)
+			idx[k] = i
+			ps = append(ps, connPool{key: k})
+		}
+		ps[i].conns = append(ps[i].conns, c)
+	}
+	slices.SortFunc(ps, func(a, b connPool) int { return a.key.compare(b.key) })
+	return ps
+}
+

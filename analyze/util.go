@@ -148,13 +148,23 @@ func requests(c *Conn) (int, bool) {
 
 // maxConcurrent returns the most connections of conns open at once.
 func maxConcurrent(conns []*Conn) int {
+	spans := make([][2]time.Time, len(conns))
+	for i, c := range conns {
+		spans[i] = [2]time.Time{c.TCP.FirstTS, c.TCP.LastTS}
+	}
+	return peakOpen(spans)
+}
+
+// peakOpen returns the most of spans (first and last frame times) open
+// at once.
+func peakOpen(spans [][2]time.Time) int {
 	type edge struct {
 		t time.Time
 		d int
 	}
-	es := make([]edge, 0, 2*len(conns))
-	for _, c := range conns {
-		es = append(es, edge{c.TCP.FirstTS, 1}, edge{c.TCP.LastTS, -1})
+	es := make([]edge, 0, 2*len(spans))
+	for _, s := range spans {
+		es = append(es, edge{s[0], 1}, edge{s[1], -1})
 	}
 	slices.SortFunc(es, func(a, b edge) int { return cmp.Or(a.t.Compare(b.t), cmp.Compare(a.d, b.d)) })
 	n, peak := 0, 0
