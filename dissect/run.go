@@ -217,11 +217,9 @@ func wire(opts *Options) tcp.Options {
 	if !opts.Dissect && opts.OnConn == nil && opts.OnApp == nil {
 		return to
 	}
-	// apps holds the dissectors of connections whose streams are open;
-	// kept the Apps of those whose streams ended, until OnConn takes them
-	// (only when OnApp does not).
-	apps := map[*tcp.Conn]*appConn{}
-	kept := map[*tcp.Conn]*App{}
+	// A connection's dissectors (*appConn) are kept in its User field
+	// while its streams are open; then, if OnConn is to receive it, its
+	// App until it finishes.
 	shared := &tlsShared{keys: opts.Keys, sessions: &tls.Sessions{}}
 	// A nil sink tells the dissectors that nobody reads their units, so
 	// they skip building them.
@@ -229,7 +227,7 @@ func wire(opts *Options) tcp.Options {
 	if opts.Dissect {
 		to.NewHandler = func(c *tcp.Conn) tcp.StreamHandler {
 			a := newAppConn(c, sink, shared)
-			apps[c] = a
+			c.User = a
 			return a
 		}
 	}
@@ -238,14 +236,14 @@ func wire(opts *Options) tcp.Options {
 		if onStreamsDone != nil {
 			onStreamsDone(c)
 		}
-		a := apps[c]
-		delete(apps, c)
+		a, _ := c.User.(*appConn)
+		c.User = nil
 		app := a.app()
 		switch {
 		case opts.OnApp != nil:
 			opts.OnApp(c, app)
 		case opts.OnConn != nil && app != nil:
-			kept[c] = app
+			c.User = app
 		}
 	}
 	onFinish := to.OnFinish
@@ -253,8 +251,8 @@ func wire(opts *Options) tcp.Options {
 		if onFinish != nil {
 			onFinish(c)
 		}
-		app := kept[c]
-		delete(kept, c)
+		app, _ := c.User.(*App)
+		c.User = nil
 		if opts.OnConn != nil {
 			opts.OnConn(c, app)
 		}

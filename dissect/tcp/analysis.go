@@ -99,7 +99,6 @@ const (
 type seqInfo struct {
 	baseSeq   uint32
 	baseSet   bool
-	sawSYN    bool
 	nextseq   uint32
 	nextseqTS time.Time
 	maxToAck  uint32

@@ -118,12 +118,42 @@ type Summary struct {
 // Conn is one TCP connection the Tracker follows: its Summary, up to date
 // with the packets seen (final once the connection is handed to
 // Options.OnFinish), and the tracking state.
+//
+// The tracking state lives apart from the Summary: a connection that
+// waits with nothing to deliver (closed and its streams ended, waiting
+// out ClosedTimeout; or one that has carried no payload, such as an
+// unanswered SYN) keeps it encoded in about a hundred bytes (see
+// compact), and it is decoded again when a packet arrives.
 type Conn struct {
 	Summary
 
-	key     connKey
+	// User is the caller's: the Tracker never reads or changes it. The
+	// dissect package keeps the connection's dissectors there.
+	User any
+
+	// state is the tracking state; nil while the connection is compact
+	// (rec holds it then) and once it is finished.
+	*state
+	rec  []byte
+	done bool
+	// streamsDone is set once the streams were ended and the handler let
+	// go (OnStreamsDone); graceQueued once c waits for StreamGrace, since
+	// state.graceAt (capture clock).
+	streamsDone bool
+	graceQueued bool
+	list        *lru
+	prev        *Conn // in list, less recently active
+	next        *Conn
+}
+
+// state is a connection's tracking state: what the analysis of its next
+// packets and its reassembly need.
+type state struct {
 	seq     [2]seqInfo
 	streams [2]stream
+	// handler receives the streams' bytes: nil until it is first needed
+	// (Tracker.handler asks Options.NewHandler then), discard once the
+	// streams ended or when there is none.
 	handler StreamHandler
 	hist    history
 	synTS   time.Time // most recent SYN (no ACK), for the initial RTT
@@ -132,21 +162,11 @@ type Conn struct {
 	fin     [2]bool
 	rst     [2]bool
 	ep      [2]epState
-	done    bool
-	// streamsDone is set once the streams were ended and the handler let
-	// go (OnStreamsDone); graceQueued once c waits for StreamGrace, since
-	// graceAt (capture clock).
-	streamsDone bool
-	graceQueued bool
-	graceAt     time.Time
-	lastRef     event.Ref
-	reused      bool
+	graceAt time.Time
+	lastRef event.Ref
 	// earlyRST is set by a RST before any payload: the streams stay open
 	// in case the handshake is retried on the same connection.
 	earlyRST bool
-	list     *lru
-	prev     *Conn // in list, less recently active
-	next     *Conn
 }
 
 // Anomaly counts one occurrence of the named irregularity.
@@ -196,33 +216,40 @@ func (c *Conn) count(a Analysis) {
 	inc(KeepAlive, &c.KeepAlives)
 }
 
-// finalize fills the derived summary fields.
+// finalize fills the derived summary fields. It is called when the
+// streams end and again when the connection finishes; what did not change
+// in between is not allocated again (copies of the Summary taken between
+// the two share it, and it is never written through).
 func (c *Conn) finalize() {
 	c.DurationMS = float64(c.LastTS.Sub(c.FirstTS)) / float64(time.Millisecond)
 	if c.irtt != 0 {
 		v := float64(c.irtt) / float64(time.Millisecond)
-		c.HandshakeRTTMS = &v
-	}
-	for d := range 2 {
-		ws := c.seq[d].winScale
-		var p *int
-		switch {
-		case ws >= 0:
-			v := int(ws)
-			p = &v
-		case ws == wsNone:
-			v := 0
-			p = &v
-		}
-		if d == 0 {
-			c.WindowScale.C2S = p
-		} else {
-			c.WindowScale.S2C = p
+		if c.HandshakeRTTMS == nil || *c.HandshakeRTTMS != v {
+			c.HandshakeRTTMS = &v
 		}
 	}
-	c.History = c.hist.String()
-	c.ConnState = c.state()
+	c.WindowScale.C2S = shiftOf(c.seq[0].winScale)
+	c.WindowScale.S2C = shiftOf(c.seq[1].winScale)
+	if c.History != string(c.hist.b) {
+		c.History = string(c.hist.b)
+	}
+	c.ConnState = c.connState()
 	if c.Close == "" {
 		c.Close = CloseOpen
 	}
+}
+
+// shifts holds the window-scale shifts WindowScale points to: a
+// summary's fields point into it rather than to values of their own.
+var shifts = [15]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}
+
+// shiftOf returns the WindowScale value of a side's winScale state.
+func shiftOf(ws int8) *int {
+	switch {
+	case ws >= 0 && int(ws) < len(shifts):
+		return &shifts[ws]
+	case ws == wsNone:
+		return &shifts[0]
+	}
+	return nil
 }

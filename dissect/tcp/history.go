@@ -117,8 +117,8 @@ const (
 	epReset
 )
 
-// state derives Zeek's conn_state from the endpoint states.
-func (c *Conn) state() string {
+// connState derives Zeek's conn_state from the endpoint states.
+func (c *Conn) connState() string {
 	os, rs := c.ep[event.C2S], c.ep[event.S2C]
 	oInactive := os == epInactive || os == epPartial
 	rInactive := rs == epInactive || rs == epPartial

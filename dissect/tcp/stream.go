@@ -114,10 +114,25 @@ func (s sum) of(b []byte) uint32 {
 
 // reasm is the reassembly side of a Tracker: it owns the buffer budget.
 type reasm struct {
-	perConn  int
-	total    int
-	used     int
-	overflow uint64
+	perConn    int
+	total      int
+	used       int
+	overflow   uint64
+	newHandler func(*Conn) StreamHandler
+}
+
+// handler returns c's handler, asking Options.NewHandler for it the first
+// time.
+func (r *reasm) handler(c *Conn) StreamHandler {
+	if c.handler == nil {
+		c.handler = discard{}
+		if r.newHandler != nil {
+			if h := r.newHandler(c); h != nil {
+				c.handler = h
+			}
+		}
+	}
+	return c.handler
 }
 
 // deliver hands in-order bytes (or a snap-length hole) to the handler.
@@ -131,7 +146,7 @@ func (r *reasm) deliver(c *Conn, dir event.Dir, st *stream, data []byte, n int, 
 	st.nrecent++
 	st.next += uint32(n)
 	c.StreamBytes.Add(dir, uint64(n))
-	c.handler.Data(dir, data, ref)
+	r.handler(c).Data(dir, data, ref)
 }
 
 func (r *reasm) gap(c *Conn, dir event.Dir, st *stream, n int, ref event.Ref) {
@@ -142,7 +157,7 @@ func (r *reasm) gap(c *Conn, dir event.Dir, st *stream, n int, ref event.Ref) {
 	c.StreamBytes.Add(dir, uint64(n))
 	c.MissedBytes += uint64(n)
 	c.hist.gap(dir)
-	c.handler.Gap(dir, n, ref)
+	r.handler(c).Gap(dir, n, ref)
 }
 
 // segment adds n payload bytes of dir starting at seq; data holds the
@@ -378,7 +393,7 @@ func (r *reasm) maybeClose(c *Conn, dir event.Dir, st *stream, ref event.Ref) {
 			ref = c.lastRef
 		}
 		st.closed = true
-		c.handler.Close(dir, false, ref)
+		r.handler(c).Close(dir, false, ref)
 	}
 }
 
@@ -394,7 +409,7 @@ func (r *reasm) end(c *Conn, dir event.Dir, reset bool, ref event.Ref) {
 	}
 	if !st.closed {
 		st.closed = true
-		c.handler.Close(dir, reset, ref)
+		r.handler(c).Close(dir, reset, ref)
 	}
 	// Bytes buffered beyond a FIN are dropped with the stream.
 	r.used -= st.pbytes

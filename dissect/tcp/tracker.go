@@ -43,8 +43,12 @@ type Options struct {
 	// same connection. Default 5 seconds (Zeek's tcp_close_delay). A
 	// negative value keeps the handler until the connection finishes.
 	StreamGrace time.Duration
-	// NewHandler returns the handler for a new connection's bytes. Nil, or
-	// a nil handler returned, discards them.
+	// NewHandler returns the handler for a connection's bytes. It is
+	// called when the connection first has something for its handler (its
+	// first in-order bytes, a gap or the end of a direction), so a
+	// connection that is finished before it ever carried payload (an
+	// unanswered SYN) costs no handler until its streams are closed. Nil,
+	// or a nil handler returned, discards them.
 	NewHandler func(c *Conn) StreamHandler
 	// OnStreamsDone, if set, is called once per connection right after
 	// its StreamHandler's last call: StreamGrace after the connection
@@ -97,11 +101,19 @@ type Tracker struct {
 	// recent caches connections lookup found, by a hash of their ports;
 	// finished ones are removed.
 	recent [8]*Conn
-	nextID event.ConnID
-	r      reasm
-	sweep  time.Time
-	clock  time.Time // capture clock for timeouts; see advance
-	stats  Stats
+	// free holds tracking states to reuse (at most maxFree); buf is
+	// where compact encodes.
+	free []*state
+	buf  []byte
+	// noCompact and verify are for tests: never compact, or check each
+	// encoding by decoding it.
+	noCompact bool
+	verify    func(c *Conn, enc []byte)
+	nextID    event.ConnID
+	r         reasm
+	sweep     time.Time
+	clock     time.Time // capture clock for timeouts; see advance
+	stats     Stats
 }
 
 // NewTracker returns a Tracker with opts.
@@ -127,7 +139,7 @@ func NewTracker(opts Options) *Tracker {
 	return &Tracker{
 		opts:  opts,
 		conns: make(map[connKey]*Conn),
-		r:     reasm{perConn: opts.MaxBufferPerConn, total: opts.MaxBufferTotal},
+		r:     reasm{perConn: opts.MaxBufferPerConn, total: opts.MaxBufferTotal, newHandler: opts.NewHandler},
 	}
 }
 
@@ -150,6 +162,9 @@ func (t *Tracker) Add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
 	t.expire(ts)
 
 	key, c := t.lookup(s.Src, s.Dst)
+	if c != nil && c.state == nil {
+		t.expand(c)
+	}
 	syn := s.Flags&(layer.SYN|layer.ACK) == layer.SYN
 	reused := false
 	if c != nil && syn {
@@ -236,6 +251,9 @@ func (t *Tracker) Add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
 		c.graceAt = t.clock
 		t.grace = append(t.grace, c)
 	}
+	if c.compactable() {
+		t.compact(c)
+	}
 	return c, dir, a
 }
 
@@ -245,8 +263,8 @@ func (t *Tracker) Add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
 // map, whose hash of two netip.AddrPorts costs more.
 func (t *Tracker) lookup(src, dst netip.AddrPort) (connKey, *Conn) {
 	slot := &t.recent[recentSlot(src.Port(), dst.Port())]
-	if c := *slot; c != nil && (c.key == connKey{src, dst} || c.key == connKey{dst, src}) {
-		return c.key, c
+	if c := *slot; c != nil && (c.Client == src && c.Server == dst || c.Client == dst && c.Server == src) {
+		return makeKey(src, dst), c
 	}
 	key := makeKey(src, dst)
 	c := t.conns[key]
@@ -322,7 +340,7 @@ func (c *Conn) dirOf(src netip.AddrPort) event.Dir {
 
 // newConn creates the connection for a segment that matches none.
 func (t *Tracker) newConn(key connKey, s *layer.Segment) *Conn {
-	c := &Conn{Summary: Summary{ID: t.nextID, FirstFrame: s.Ref.Frame, FirstTS: s.Ref.TS}, key: key}
+	c := &Conn{Summary: Summary{ID: t.nextID, FirstFrame: s.Ref.Frame, FirstTS: s.Ref.TS}, state: t.newState()}
 	t.nextID++
 	t.stats.Conns++
 	c.seq[0].winScale, c.seq[1].winScale = wsUnknown, wsUnknown
@@ -342,12 +360,6 @@ func (t *Tracker) newConn(key connKey, s *layer.Segment) *Conn {
 	}
 	if c.Client != s.Src {
 		c.hist.flipped()
-	}
-	c.handler = discard{}
-	if t.opts.NewHandler != nil {
-		if h := t.opts.NewHandler(c); h != nil {
-			c.handler = h
-		}
 	}
 	t.conns[key] = c
 	return c
@@ -455,6 +467,9 @@ func (t *Tracker) expire(ts time.Time) {
 		t.grace[0] = nil
 		t.grace = t.grace[1:]
 		t.endStreams(c)
+		if c.compactable() {
+			t.compact(c)
+		}
 	}
 	for c := t.closed.head; c != nil && now.Sub(c.LastTS) >= t.opts.ClosedTimeout; c = t.closed.head {
 		t.finish(c)
@@ -495,19 +510,23 @@ func (t *Tracker) finish(c *Conn) {
 	if c.done {
 		return
 	}
+	if c.state == nil {
+		t.expand(c)
+	}
 	c.done = true
 	if c.list != nil {
 		c.list.remove(c)
 	}
-	if t.conns[c.key] == c {
-		delete(t.conns, c.key)
+	if key := makeKey(c.Client, c.Server); t.conns[key] == c {
+		delete(t.conns, key)
 	}
-	if slot := &t.recent[recentSlot(c.key.a.Port(), c.key.b.Port())]; *slot == c {
+	if slot := &t.recent[recentSlot(c.Client.Port(), c.Server.Port())]; *slot == c {
 		*slot = nil
 	}
 	t.endStreams(c)
 	c.finalize()
-	c.handler = nil
+	t.freeState(c.state)
+	c.state, c.rec = nil, nil
 	if t.opts.OnFinish != nil {
 		t.opts.OnFinish(c)
 	}

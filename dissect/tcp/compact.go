@@ -1,0 +1,284 @@
+package tcp
+
+import (
+	"encoding/binary"
+	"time"
+)
+
+// Compact connections.
+//
+// Most of the connections a Tracker holds wait with nothing to deliver:
+// closed ones whose streams ended, kept for ClosedTimeout so that late
+// packets are counted as Wireshark counts them, and connections that have
+// carried no payload (a SYN flood's unanswered SYNs, kept for IdleTimeout).
+// Their tracking state (about a kilobyte: sequence analysis, reassembly,
+// history) is then encoded as varints, mostly deltas from the initial
+// sequence numbers and the last packet's time, in about a hundred bytes
+// (Conn.rec), and the state itself is reused for another connection. A
+// packet for a compact connection decodes it first (Tracker.expand), so
+// every packet is analysed by the same code from the same state.
+//
+// What is left out of the encoding is what no later packet can reach: the
+// reassembly's fingerprints of recent segments once both streams are
+// closed (a closed stream ignores new bytes) and the buffered chunks (a
+// connection is compact only when there are none). A handler that was
+// created is never dropped, except once the streams ended (it is discard
+// then); the encoding records whether it was asked for.
+
+// maxFree bounds the tracking states a Tracker keeps for reuse.
+const maxFree = 1024
+
+// newState returns a tracking state for a new connection.
+func (t *Tracker) newState() *state {
+	var st *state
+	if n := len(t.free); n > 0 {
+		st = t.free[n-1]
+		t.free[n-1] = nil
+		t.free = t.free[:n-1]
+	} else {
+		st = new(state)
+	}
+	st.seq[0].winScale, st.seq[1].winScale = wsUnknown, wsUnknown
+	return st
+}
+
+// freeState takes back a state no connection uses any more.
+func (t *Tracker) freeState(st *state) {
+	if len(t.free) >= maxFree {
+		return
+	}
+	b := st.hist.b[:0]
+	*st = state{}
+	st.hist.b = b
+	t.free = append(t.free, st)
+}
+
+// compactable reports whether c's state can be encoded: it has no bytes
+// buffered, no handler that may still receive bytes, and is not waiting
+// for StreamGrace.
+func (c *Conn) compactable() bool {
+	if c.state == nil || c.done || c.graceQueued && !c.streamsDone {
+		return false
+	}
+	if h := c.handler; h != nil && h != StreamHandler(discard{}) {
+		return false
+	}
+	for d := range c.streams {
+		st := &c.streams[d]
+		if len(st.pend) != 0 || st.pbytes != 0 || !c.streamsDone && st.nrecent != 0 {
+			return false
+		}
+	}
+	return c.lastRef.Frame == c.LastFrame && c.lastRef.TS.Equal(c.LastTS)
+}
+
+// compact encodes c's state into c.rec and takes the state back, unless
+// a value does not fit the encoding (a timestamp centuries away).
+func (t *Tracker) compact(c *Conn) {
+	if t.noCompact {
+		return
+	}
+	e := encoder{b: t.buf[:0], base: c.LastTS, ok: true}
+	e.state(c.state)
+	t.buf = e.b
+	if !e.ok {
+		return
+	}
+	if t.verify != nil {
+		t.verify(c, e.b)
+	}
+	if cap(c.rec) < len(e.b) {
+		c.rec = make([]byte, len(e.b))
+	}
+	c.rec = c.rec[:len(e.b)]
+	copy(c.rec, e.b)
+	t.freeState(c.state)
+	c.state = nil
+}
+
+// expand decodes c's compact state.
+func (t *Tracker) expand(c *Conn) {
+	st := t.newState()
+	d := decoder{b: c.rec, base: c.LastTS}
+	d.state(st, c.streamsDone)
+	st.lastRef.Frame, st.lastRef.TS = c.LastFrame, c.LastTS
+	c.state = st
+}
+
+// encoder appends varints; base is the time times are encoded against.
+// ok is cleared when a value cannot be encoded.
+type encoder struct {
+	b    []byte
+	base time.Time
+	ok   bool
+}
+
+func (e *encoder) u(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
+func (e *encoder) i(v int64)  { e.b = binary.AppendVarint(e.b, v) }
+
+// rel encodes a sequence number as its distance from base.
+func (e *encoder) rel(v, base uint32) { e.u(uint64(v - base)) }
+
+// bits encodes booleans as one number, the first in bit 0.
+func (e *encoder) bits(b ...bool) {
+	var v uint64
+	for i, x := range b {
+		if x {
+			v |= 1 << i
+		}
+	}
+	e.u(v)
+}
+
+// time encodes t as 0 when zero, else 1 and its distance from base.
+func (e *encoder) time(t time.Time) {
+	if t.IsZero() {
+		e.u(0)
+		return
+	}
+	d := t.Sub(e.base)
+	if !e.base.Add(d).Equal(t) {
+		e.ok = false
+	}
+	e.u(1)
+	e.i(int64(d))
+}
+
+func (e *encoder) state(st *state) {
+	for i := range st.seq {
+		s := &st.seq[i]
+		e.bits(s.baseSet, s.firstAck)
+		e.u(uint64(s.baseSeq))
+		e.rel(s.nextseq, s.baseSeq)
+		e.time(s.nextseqTS)
+		e.rel(s.maxToAck, s.baseSeq)
+		e.u(uint64(s.lastack))
+		e.time(s.lastackTS)
+		e.u(uint64(s.window))
+		e.i(int64(s.winScale))
+		e.u(uint64(s.lastFlags))
+		e.u(uint64(s.dupacks))
+	}
+	for i := range st.streams {
+		s := &st.streams[i]
+		base := st.seq[i].baseSeq
+		e.bits(s.started, s.finSet, s.closed, s.cut)
+		e.rel(s.next, base)
+		e.rel(s.fin, base)
+		if s.cut {
+			e.rel(s.cutFrom, base)
+			e.rel(s.cutTo, base)
+		}
+	}
+	h := &st.hist
+	e.u(uint64(len(h.b)))
+	e.b = append(e.b, h.b...)
+	for d := range 2 {
+		e.u(uint64(h.once[d]))
+		for _, n := range h.logN[d] {
+			e.u(n)
+		}
+		e.bits(h.lastSet[d][:]...)
+		for k, set := range h.lastSet[d] {
+			if set {
+				e.rel(h.last[d][k], st.seq[d].baseSeq)
+			}
+		}
+	}
+	e.time(st.synTS)
+	e.i(int64(st.irtt))
+	e.time(st.graceAt)
+	e.bits(st.sawSYN[0], st.sawSYN[1], st.fin[0], st.fin[1], st.rst[0], st.rst[1], st.earlyRST, st.handler != nil)
+	e.u(uint64(st.ep[0]) | uint64(st.ep[1])<<4)
+	e.i(int64(st.lastRef.File))
+}
+
+// decoder reads what encoder wrote.
+type decoder struct {
+	b    []byte
+	base time.Time
+}
+
+func (d *decoder) u() uint64 {
+	v, n := binary.Uvarint(d.b)
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) i() int64 {
+	v, n := binary.Varint(d.b)
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) rel(base uint32) uint32 { return base + uint32(d.u()) }
+
+func (d *decoder) bits(b ...*bool) {
+	v := d.u()
+	for i, x := range b {
+		*x = v&(1<<i) != 0
+	}
+}
+
+func (d *decoder) time() time.Time {
+	if d.u() == 0 {
+		return time.Time{}
+	}
+	return d.base.Add(time.Duration(d.i()))
+}
+
+func (d *decoder) state(st *state, streamsDone bool) {
+	for i := range st.seq {
+		s := &st.seq[i]
+		d.bits(&s.baseSet, &s.firstAck)
+		s.baseSeq = uint32(d.u())
+		s.nextseq = d.rel(s.baseSeq)
+		s.nextseqTS = d.time()
+		s.maxToAck = d.rel(s.baseSeq)
+		s.lastack = uint32(d.u())
+		s.lastackTS = d.time()
+		s.window = uint32(d.u())
+		s.winScale = int8(d.i())
+		s.lastFlags = Analysis(d.u())
+		s.dupacks = uint32(d.u())
+	}
+	for i := range st.streams {
+		s := &st.streams[i]
+		base := st.seq[i].baseSeq
+		d.bits(&s.started, &s.finSet, &s.closed, &s.cut)
+		s.next = d.rel(base)
+		s.fin = d.rel(base)
+		if s.cut {
+			s.cutFrom = d.rel(base)
+			s.cutTo = d.rel(base)
+		}
+	}
+	h := &st.hist
+	n := int(d.u())
+	h.b = append(h.b[:0], d.b[:n]...)
+	d.b = d.b[n:]
+	for k := range 2 {
+		h.once[k] = uint8(d.u())
+		for j := range h.logN[k] {
+			h.logN[k][j] = d.u()
+		}
+		ls := &h.lastSet[k]
+		d.bits(&ls[0], &ls[1], &ls[2], &ls[3])
+		for j, set := range ls {
+			if set {
+				h.last[k][j] = d.rel(st.seq[k].baseSeq)
+			}
+		}
+	}
+	st.synTS = d.time()
+	st.irtt = time.Duration(d.i())
+	st.graceAt = d.time()
+	var asked bool
+	d.bits(&st.sawSYN[0], &st.sawSYN[1], &st.fin[0], &st.fin[1], &st.rst[0], &st.rst[1], &st.earlyRST, &asked)
+	if asked || streamsDone {
+		st.handler = discard{}
+	}
+	ep := d.u()
+	st.ep[0], st.ep[1] = epState(ep&15), epState(ep>>4)
+	st.lastRef.File = int(d.i())
+}

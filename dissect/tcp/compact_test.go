@@ -1,0 +1,169 @@
+package tcp
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"testing"
+
+	"github.com/h2scope/h2scope/dissect/capture"
+	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/layer"
+)
+
+// captures returns the project's test captures and those of the shared
+// corpus, when it is there.
+func captures(t *testing.T) []string {
+	t.Helper()
+	var files []string
+	for _, g := range []string{"../../testdata/pcaps/*.pcap*", "../../../shared/corpus/*/*.pcap*", "../../../shared/corpus/*/*/*.pcap*"} {
+		m, _ := filepath.Glob(g)
+		files = append(files, m...)
+	}
+	if _, err := os.Stat("../../../shared/corpus"); err != nil {
+		t.Log("../shared/corpus is absent: testing the project's captures only")
+	}
+	sort.Strings(files)
+	if len(files) == 0 {
+		t.Skip("no captures")
+	}
+	return files
+}
+
+// logger is a StreamHandler that logs what it is told, for comparing two
+// runs.
+type logger struct {
+	id  event.ConnID
+	log *[]string
+}
+
+func (l logger) Data(d event.Dir, b []byte, at event.Ref) {
+	*l.log = append(*l.log, fmt.Sprintf("%d %s data %d %x @%d %v", l.id, d, len(b), Fingerprint(b), at.Frame, at.TS))
+}
+func (l logger) Gap(d event.Dir, n int, at event.Ref) {
+	*l.log = append(*l.log, fmt.Sprintf("%d %s gap %d @%d %v", l.id, d, n, at.Frame, at.TS))
+}
+func (l logger) Close(d event.Dir, reset bool, at event.Ref) {
+	*l.log = append(*l.log, fmt.Sprintf("%d %s close %v @%d %v", l.id, d, reset, at.Frame, at.TS))
+}
+
+func summaryJSON(t *testing.T, c *Conn) string {
+	b, err := json.Marshal(&c.Summary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// trackFile runs a tracker over a capture and returns a log of every
+// segment's connection, direction and analysis, every handler call and
+// every finished connection's summary. With handlers false no handler is
+// created (so connections that carried payload are compact too).
+func trackFile(t *testing.T, file string, compact, handlers bool, verify func(*Conn, []byte)) []string {
+	t.Helper()
+	r, err := capture.Open([]string{file}, capture.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var log []string
+	opts := Options{
+		OnStreamsDone: func(c *Conn) { log = append(log, "streams done "+summaryJSON(t, c)) },
+		OnFinish:      func(c *Conn) { log = append(log, "finish "+summaryJSON(t, c)) },
+	}
+	if handlers {
+		opts.NewHandler = func(c *Conn) StreamHandler { return logger{c.ID, &log} }
+	}
+	tr := NewTracker(opts)
+	tr.noCompact, tr.verify = !compact, verify
+	dec := layer.NewDecoder()
+	var seg layer.Segment
+	for {
+		p, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		var e *event.Error
+		if errors.As(err, &e) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res, _ := dec.Decode(p.LinkType, p.Data, p.OrigLen, &seg); res.Kind != layer.KindTCP {
+			continue
+		}
+		seg.Ref = p.Ref
+		c, dir, a := tr.Add(&seg)
+		log = append(log, fmt.Sprintf("%d: conn %d %s %s", p.Ref.Frame, c.ID, dir, a))
+	}
+	tr.Flush()
+	return log
+}
+
+// TestCompactSameAsFull: on every test and corpus capture, a tracker that
+// keeps waiting connections compact classifies every segment, calls the
+// handlers and summarises every connection exactly as one that never
+// compacts, with handlers and without; and each encoding decodes into the
+// state it was taken from.
+func TestCompactSameAsFull(t *testing.T) {
+	compacted := 0
+	verify := func(c *Conn, enc []byte) {
+		compacted++
+		want := *c.state
+		want.handler = nil
+		if c.handler != nil {
+			want.handler = discard{}
+		}
+		if c.streamsDone {
+			for d := range want.streams {
+				want.streams[d].recent, want.streams[d].nrecent = [recentSegs]recentSeg{}, 0
+			}
+		}
+		for d := range want.streams {
+			want.streams[d].pend = nil
+		}
+		got := state{}
+		dec := decoder{b: enc, base: c.LastTS}
+		dec.state(&got, c.streamsDone)
+		got.lastRef.Frame, got.lastRef.TS = c.LastFrame, c.LastTS
+		if len(dec.b) != 0 {
+			t.Errorf("conn %d: %d bytes left after decoding", c.ID, len(dec.b))
+		}
+		if len(want.hist.b) == 0 {
+			want.hist.b = nil
+		}
+		if len(got.hist.b) == 0 {
+			got.hist.b = nil
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("conn %d: decoded\n%+v\nwant\n%+v", c.ID, got, want)
+		}
+	}
+	for _, f := range captures(t) {
+		for _, handlers := range []bool{true, false} {
+			want := trackFile(t, f, false, handlers, nil)
+			got := trackFile(t, f, true, handlers, verify)
+			if !reflect.DeepEqual(got, want) {
+				for i := range min(len(got), len(want)) {
+					if got[i] != want[i] {
+						t.Errorf("%s (handlers %v): line %d:\n got %s\nwant %s", f, handlers, i, got[i], want[i])
+						break
+					}
+				}
+				if len(got) != len(want) {
+					t.Errorf("%s (handlers %v): %d lines, want %d", f, handlers, len(got), len(want))
+				}
+			}
+		}
+	}
+	if compacted == 0 {
+		t.Error("no connection was compacted")
+	}
+	t.Logf("%d compactions checked", compacted)
+}
