@@ -21,6 +21,10 @@ func detectReconnectChurn(in *Input, cfg ChurnConfig) []Finding {
 	return detectOver(newChurnFold(cfg), in)
 }
 
+func detectResumptionFailure(in *Input, cfg ResumptionConfig) []Finding {
+	return detectOver(newResumptionFold(cfg), in)
+}
+
 func detectWindowStall(in *Input, cfg WindowStallConfig) []Finding {
 	return detectOver(&windowStall{cfg: cfg}, in)
 }

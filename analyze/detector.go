@@ -48,7 +48,7 @@ type capture struct {
 func detectors(cfg Config) []detector {
 	return []detector{
 		&rstStorm{cfg: cfg.RSTStorm, servers: map[netip.AddrPort]*stormServer{}},
-		&atEnd{f: func(in *Input) []Finding { return detectResumptionFailure(in, cfg.Resumption) }},
+		newResumptionFold(cfg.Resumption),
 		newChurnFold(cfg.Churn),
 		&windowStall{cfg: cfg.WindowStall},
 		&goAway{cfg: cfg.GoAway},
@@ -89,7 +89,13 @@ type analysis struct {
 }
 
 func newAnalysis(cfg Config) *analysis {
-	return &analysis{dets: detectors(cfg), tables: newTableBuilder()}
+	a := &analysis{dets: detectors(cfg), tables: newTableBuilder()}
+	for _, d := range a.dets {
+		if r, ok := d.(*resumptionFold); ok {
+			a.tables.res, a.tables.ownRes = r, false
+		}
+	}
+	return a
 }
 
 // observe lets every detector and the tables read c's full records.

@@ -45,14 +45,22 @@ const (
 	offerAmbiguousWeak = "ambiguous"
 )
 
-// tlsHandshake is one connection's handshake as the funnel sees it.
+// tlsHandshake is one connection's handshake as the funnel sees it: what
+// resumption_failure and the resumption table keep of the connection.
 type tlsHandshake struct {
-	c     *Conn
-	s     *tls.Summary
-	ts    time.Time
-	ch    *event.Ref // ClientHello
-	sh    *event.Ref // ServerHello
-	tls13 bool
+	id     event.ConnID
+	ts     time.Time
+	ch, sh *event.Ref // ClientHello, ServerHello
+	tls13  bool
+	// What the TLS summary says: the resumption offered and its outcome,
+	// the tickets the server issued (and the last one's lifetime), its
+	// leaf certificate, whether the session was decrypted.
+	res       tls.Resumption
+	tickets   int
+	lifetime  uint32
+	cert      *tls.Certificate
+	decrypted bool
+	reasons   connReasons
 	// offer is offerStrong (ticket or PSK), offerWeak (a TLS 1.2 session
 	// id alone, which may be a random one), offerAmbiguousWeak (a weak
 	// offer not counted) or offerNone.
@@ -64,66 +72,203 @@ type tlsHandshake struct {
 // ticketsVisible reports whether the handshake shows whether the server
 // sent NewSessionTicket: always in TLS 1.2 (cleartext), in TLS 1.3 only
 // when decrypted.
-func (h *tlsHandshake) ticketsVisible() bool { return !h.tls13 || h.s.Decrypted }
+func (h *tlsHandshake) ticketsVisible() bool { return !h.tls13 || h.decrypted }
 
 // full reports whether the handshake was a full one, as known.
-func (h *tlsHandshake) full() bool { return h.s.Resumption.Known && !h.s.Resumption.Accepted }
+func (h *tlsHandshake) full() bool { return h.res.Known && !h.res.Accepted }
 
-// tlsGroup is one (client, SNI, server) funnel.
+// tlsKey identifies a funnel: one client IP, server name and server.
+type tlsKey struct {
+	client netip.Addr
+	sni    string
+	server netip.AddrPort
+}
+
+func (k tlsKey) compare(o tlsKey) int {
+	return cmp.Or(k.client.Compare(o.client), strings.Compare(k.sni, o.sni), k.server.Compare(o.server))
+}
+
+// tlsGroup is one (client, SNI, server) funnel: its first tlsKeep
+// handshakes (by ClientHello time) in hs, every one while over is empty;
+// over tallies the later ones, classified when they were added against
+// the group's history (see tlsOverflow).
 type tlsGroup struct {
 	client netip.Addr
 	sni    string
 	server netip.AddrPort
 	hs     []*tlsHandshake
+	over   *tlsOverflow
 }
 
-// tlsGroups builds the funnels of in, in key order, each handshake
-// classified.
-func tlsGroups(in *Input) []*tlsGroup {
-	type key struct {
-		client netip.Addr
-		sni    string
-		server netip.AddrPort
+// tlsKeep is how many handshakes of one funnel are kept: the funnel is
+// exact up to that size.
+const tlsKeep = 4096
+
+// tlsOverflow is what a funnel keeps of the handshakes past its first
+// tlsKeep: their funnel counts, the reasons to doubt them, and the
+// history the next one is classified against (the last certificate and
+// ticket seen, whether a full handshake showed no ticket).
+type tlsOverflow struct {
+	fn          funnel
+	failReasons connReasons
+	unknown13   bool
+	lastCert    *tlsHandshake
+	lastTicket  *tlsHandshake
+	noTickets   bool
+}
+
+// resumptionFold is the resumption_failure detector; the resumption
+// table reads its funnels too.
+type resumptionFold struct {
+	cfg    ResumptionConfig
+	groups map[tlsKey]*tlsGroup
+}
+
+func newResumptionFold(cfg ResumptionConfig) *resumptionFold {
+	return &resumptionFold{cfg: cfg, groups: map[tlsKey]*tlsGroup{}}
+}
+
+func (d *resumptionFold) observe(*Conn) {}
+
+// final adds c's handshake to its funnel.
+func (d *resumptionFold) final(c *Conn) {
+	if c.TCP == nil || c.App == nil || c.App.TLS == nil {
+		return
 	}
-	idx := map[key]*tlsGroup{}
-	var gs []*tlsGroup
-	for _, c := range in.Conns {
-		if c.TCP == nil || c.App == nil || c.App.TLS == nil {
-			continue
-		}
-		s := c.App.TLS
-		if s.Timing.ClientHello == nil && len(s.Resumption.Offered) == 0 {
-			continue
-		}
-		k := key{c.Client(), s.SNI, c.Server()}
-		g := idx[k]
-		if g == nil {
-			g = &tlsGroup{client: k.client, sni: k.sni, server: k.server}
-			idx[k] = g
-			gs = append(gs, g)
-		}
-		h := &tlsHandshake{c: c, s: s, ts: c.TCP.FirstTS, ch: s.Timing.ClientHello, sh: s.Timing.ServerHello, tls13: s.Version == "TLS 1.3"}
-		if h.ch != nil {
-			h.ts = h.ch.TS
-		}
-		g.hs = append(g.hs, h)
+	s := c.App.TLS
+	if s.Timing.ClientHello == nil && len(s.Resumption.Offered) == 0 {
+		return
 	}
-	for _, g := range gs {
-		slices.SortStableFunc(g.hs, func(a, b *tlsHandshake) int {
-			return cmp.Or(a.ts.Compare(b.ts), cmp.Compare(a.c.ID(), b.c.ID()))
-		})
-		g.classify()
+	k := tlsKey{c.Client(), s.SNI, c.Server()}
+	g := d.groups[k]
+	if g == nil {
+		g = &tlsGroup{client: k.client, sni: k.sni, server: k.server}
+		d.groups[k] = g
 	}
-	slices.SortFunc(gs, func(a, b *tlsGroup) int {
-		return cmp.Or(a.client.Compare(b.client), strings.Compare(a.sni, b.sni), a.server.Compare(b.server))
+	h := &tlsHandshake{id: c.ID(), ts: c.TCP.FirstTS, ch: s.Timing.ClientHello, sh: s.Timing.ServerHello, tls13: s.Version == "TLS 1.3",
+		res: s.Resumption, tickets: s.Tickets, lifetime: s.TicketLifetime, cert: s.Certificate, decrypted: s.Decrypted, reasons: reasonsOf(c)}
+	if h.ch != nil {
+		h.ts = h.ch.TS
+	}
+	g.add(h)
+}
+
+// add adds h to the funnel.
+func (g *tlsGroup) add(hs ...*tlsHandshake) {
+	g.hs = append(g.hs, hs...)
+	if len(g.hs) >= 2*tlsKeep {
+		g.trim()
+	}
+}
+
+// trim orders the handshakes kept and, past 2×tlsKeep, tallies the
+// latest ones into over.
+func (g *tlsGroup) trim() {
+	slices.SortStableFunc(g.hs, func(a, b *tlsHandshake) int {
+		return cmp.Or(a.ts.Compare(b.ts), cmp.Compare(a.id, b.id))
 	})
+	if len(g.hs) < 2*tlsKeep && g.over == nil {
+		return
+	}
+	if len(g.hs) <= tlsKeep {
+		return
+	}
+	g.classify()
+	if g.over == nil {
+		g.over = &tlsOverflow{fn: newFunnel()}
+		for _, h := range g.hs[:tlsKeep] {
+			g.over.remember(h)
+		}
+	}
+	for _, h := range g.hs[tlsKeep:] {
+		g.over.add(h)
+	}
+	g.hs = slices.Clip(g.hs[:tlsKeep])
+}
+
+// remember updates the history with h, an earlier handshake.
+func (o *tlsOverflow) remember(h *tlsHandshake) {
+	if h.cert != nil && h.cert.Subject != "" && (o.lastCert == nil || !h.ts.Before(o.lastCert.ts)) {
+		o.lastCert = h
+	}
+	if h.tickets > 0 && (o.lastTicket == nil || !h.ts.Before(o.lastTicket.ts)) {
+		o.lastTicket = h
+	}
+	if h.full() && h.ticketsVisible() && h.tickets == 0 {
+		o.noTickets = true
+	}
+}
+
+// add classifies h against the history and tallies it.
+func (o *tlsOverflow) add(h *tlsHandshake) {
+	g := &tlsGroup{hs: []*tlsHandshake{h}}
+	if o.lastCert != nil {
+		g.hs = append([]*tlsHandshake{o.lastCert}, g.hs...)
+	}
+	if o.lastTicket != nil && o.lastTicket != o.lastCert {
+		g.hs = append([]*tlsHandshake{o.lastTicket}, g.hs...)
+	}
+	classifyOne(g, len(g.hs)-1, o.noTickets)
+	o.fn.add(h)
+	if h.failed {
+		o.failReasons |= h.reasons
+		o.unknown13 = o.unknown13 || h.cause == causeUnknown && h.tls13 && !h.decrypted
+	}
+	o.remember(h)
+}
+
+func (d *resumptionFold) merge(o detector) {
+	for k, og := range o.(*resumptionFold).groups {
+		g := d.groups[k]
+		if g == nil {
+			d.groups[k] = og
+			continue
+		}
+		if og.over != nil {
+			// Not exact past tlsKeep: the other's overflow is added as
+			// it was classified.
+			if g.over == nil {
+				g.over = &tlsOverflow{fn: newFunnel()}
+			}
+			g.over.fn.merge(og.over.fn)
+			g.over.failReasons |= og.over.failReasons
+			g.over.unknown13 = g.over.unknown13 || og.over.unknown13
+		}
+		g.add(og.hs...)
+	}
+}
+
+// sortedGroups returns the funnels in key order, each ordered and
+// classified.
+func (d *resumptionFold) sortedGroups() []*tlsGroup {
+	keys := make([]tlsKey, 0, len(d.groups))
+	for k := range d.groups {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, tlsKey.compare)
+	gs := make([]*tlsGroup, len(keys))
+	for i, k := range keys {
+		g := d.groups[k]
+		g.trim()
+		g.classify()
+		gs[i] = g
+	}
 	return gs
 }
 
 // classify sets each handshake's offer, outcome and cause.
 func (g *tlsGroup) classify() {
-	for i, h := range g.hs {
-		r := h.s.Resumption
+	for i := range g.hs {
+		classifyOne(g, i, false)
+	}
+}
+
+// classifyOne classifies hs[i] after hs[:i]; noTickets reports that a
+// full handshake before those visibly carried no NewSessionTicket.
+func classifyOne(g *tlsGroup, i int, noTickets bool) {
+	{
+		h := g.hs[i]
+		r := h.res
 		strong := slices.Contains(r.Offered, "ticket") || slices.Contains(r.Offered, "psk")
 		weak := slices.Contains(r.Offered, "session_id")
 		switch {
@@ -135,14 +280,14 @@ func (g *tlsGroup) classify() {
 			// when an earlier full handshake showed the server issuing no
 			// ticket, so that session ids are the only way to resume.
 			h.offer = offerAmbiguousWeak
-			if r.Accepted || g.noTicketsBefore(i) {
+			if r.Accepted || noTickets || g.noTicketsBefore(i) {
 				h.offer = offerWeak
 			}
 		default:
 			h.offer = offerNone
 		}
 		if h.offer != offerStrong && h.offer != offerWeak {
-			continue
+			return
 		}
 		h.accepted = r.Accepted
 		h.failed = r.Known && !r.Accepted
@@ -156,7 +301,7 @@ func (g *tlsGroup) classify() {
 // carried no NewSessionTicket.
 func (g *tlsGroup) noTicketsBefore(i int) bool {
 	for _, p := range g.hs[:i] {
-		if p.full() && p.ticketsVisible() && p.s.Tickets == 0 {
+		if p.full() && p.ticketsVisible() && p.tickets == 0 {
 			return true
 		}
 	}
@@ -171,22 +316,22 @@ func (g *tlsGroup) cause(i int) string {
 	var prevCert, prevTicket *tlsHandshake
 	for j := i - 1; j >= 0; j-- {
 		p := g.hs[j]
-		if prevCert == nil && p.s.Certificate != nil && p.s.Certificate.Subject != "" {
+		if prevCert == nil && p.cert != nil && p.cert.Subject != "" {
 			prevCert = p
 		}
-		if prevTicket == nil && p.s.Tickets > 0 {
+		if prevTicket == nil && p.tickets > 0 {
 			prevTicket = p
 		}
 	}
-	if cert := h.s.Certificate; cert != nil && cert.Subject != "" && prevCert != nil && !sameCert(cert, prevCert.s.Certificate) {
+	if cert := h.cert; cert != nil && cert.Subject != "" && prevCert != nil && !sameCert(cert, prevCert.cert) {
 		return causeCertChanged
 	}
-	if prevTicket != nil && prevTicket.s.TicketLifetime > 0 &&
-		h.ts.Sub(prevTicket.ts) > time.Duration(prevTicket.s.TicketLifetime)*time.Second {
+	if prevTicket != nil && prevTicket.lifetime > 0 &&
+		h.ts.Sub(prevTicket.ts) > time.Duration(prevTicket.lifetime)*time.Second {
 		return causeTicketExpired
 	}
 	if h.ticketsVisible() {
-		if h.s.Tickets == 0 {
+		if h.tickets == 0 {
 			if h.offer == offerWeak {
 				return causeSessionMiss
 			}
@@ -206,39 +351,73 @@ func sameCert(a, b *tls.Certificate) bool {
 type funnel struct {
 	handshakes, offered, accepted, failed, ambiguous, full int
 	mechanisms, causes                                     map[string]int
-	certs                                                  int
+	certs                                                  []*tls.Certificate // distinct
 }
 
+func newFunnel() funnel {
+	return funnel{mechanisms: map[string]int{}, causes: map[string]int{}}
+}
+
+// funnel counts the group's handshakes, classified.
 func (g *tlsGroup) funnel() funnel {
-	f := funnel{mechanisms: map[string]int{}, causes: map[string]int{}}
-	var certs []*tls.Certificate
+	f := newFunnel()
 	for _, h := range g.hs {
-		f.handshakes++
-		if h.full() {
-			f.full++
-		}
-		switch h.offer {
-		case offerStrong, offerWeak:
-			f.offered++
-		case offerAmbiguousWeak:
-			f.ambiguous++
-		}
-		if h.s.Resumption.Accepted {
-			f.mechanisms[h.s.Resumption.Mechanism]++
-		}
-		if h.accepted {
-			f.accepted++
-		}
-		if h.failed {
-			f.failed++
-			f.causes[h.cause]++
-		}
-		if c := h.s.Certificate; c != nil && c.Subject != "" && !slices.ContainsFunc(certs, func(x *tls.Certificate) bool { return sameCert(x, c) }) {
-			certs = append(certs, c)
-		}
+		f.add(h)
 	}
-	f.certs = len(certs)
+	if g.over != nil {
+		f.merge(g.over.fn)
+	}
 	return f
+}
+
+// add counts h, classified.
+func (f *funnel) add(h *tlsHandshake) {
+	f.handshakes++
+	if h.full() {
+		f.full++
+	}
+	switch h.offer {
+	case offerStrong, offerWeak:
+		f.offered++
+	case offerAmbiguousWeak:
+		f.ambiguous++
+	}
+	if h.res.Accepted {
+		f.mechanisms[h.res.Mechanism]++
+	}
+	if h.accepted {
+		f.accepted++
+	}
+	if h.failed {
+		f.failed++
+		f.causes[h.cause]++
+	}
+	f.addCert(h.cert)
+}
+
+func (f *funnel) addCert(c *tls.Certificate) {
+	if c != nil && c.Subject != "" && !slices.ContainsFunc(f.certs, func(x *tls.Certificate) bool { return sameCert(x, c) }) {
+		f.certs = append(f.certs, c)
+	}
+}
+
+// merge adds o's counts.
+func (f *funnel) merge(o funnel) {
+	f.handshakes += o.handshakes
+	f.offered += o.offered
+	f.accepted += o.accepted
+	f.failed += o.failed
+	f.ambiguous += o.ambiguous
+	f.full += o.full
+	for k, n := range o.mechanisms {
+		f.mechanisms[k] += n
+	}
+	for k, n := range o.causes {
+		f.causes[k] += n
+	}
+	for _, c := range o.certs {
+		f.addCert(c)
+	}
 }
 
 // detectResumptionFailure reports clients whose TLS resumption offers
@@ -269,9 +448,10 @@ func (g *tlsGroup) funnel() funnel {
 // Metrics: handshakes, offered, accepted, failed, full_handshakes,
 // fail_ratio, ambiguous_session_ids, mechanisms, causes, certificates,
 // ticket_lifetime_s, reconnect_gap_{median,max}_ms.
-func detectResumptionFailure(in *Input, cfg ResumptionConfig) []Finding {
+func (d *resumptionFold) findings(in *capture) []Finding {
+	cfg := d.cfg
 	var out []Finding
-	for _, g := range tlsGroups(in) {
+	for _, g := range d.sortedGroups() {
 		fn := g.funnel()
 		if fn.offered == 0 || fn.failed < max(cfg.MinFailures, 1) || float64(fn.failed)/float64(fn.offered) < cfg.MinFailRatio {
 			continue
@@ -281,7 +461,7 @@ func detectResumptionFailure(in *Input, cfg ResumptionConfig) []Finding {
 	return out
 }
 
-func resumptionFinding(in *Input, g *tlsGroup, fn funnel) Finding {
+func resumptionFinding(in *capture, g *tlsGroup, fn funnel) Finding {
 	f := Finding{Kind: KindResumptionFailure, Severity: Warning}
 	dest := g.server.String()
 	if g.sni != "" {
@@ -304,19 +484,19 @@ func resumptionFinding(in *Input, g *tlsGroup, fn funnel) Finding {
 	var lifetime uint32
 	shown := 0
 	var reasons []string
-	var involved []*Conn
+	var involved []connReasons
 	for i, h := range g.hs {
 		if i > 0 {
 			gaps = append(gaps, h.ts.Sub(g.hs[i-1].ts))
 		}
-		if h.s.TicketLifetime > 0 {
-			lifetime = h.s.TicketLifetime
+		if h.lifetime > 0 {
+			lifetime = h.lifetime
 		}
 		if !h.failed {
 			continue
 		}
-		involved = append(involved, h.c)
-		if h.cause == causeUnknown && h.tls13 && !h.s.Decrypted {
+		involved = append(involved, h.reasons)
+		if h.cause == causeUnknown && h.tls13 && !h.decrypted {
 			reasons = append(reasons, "TLS 1.3 not decrypted: tickets and certificates invisible, cause unknown")
 		}
 		if shown >= 8 {
@@ -324,14 +504,14 @@ func resumptionFinding(in *Input, g *tlsGroup, fn funnel) Finding {
 		}
 		shown++
 		if h.ch != nil {
-			f.Evidence = append(f.Evidence, evidence(h.c.ID(), 0, *h.ch, fmt.Sprintf("ClientHello offers resumption (%s)", strings.Join(h.s.Resumption.Offered, ", "))))
+			f.Evidence = append(f.Evidence, evidence(h.id, 0, *h.ch, fmt.Sprintf("ClientHello offers resumption (%s)", strings.Join(h.res.Offered, ", "))))
 		}
 		if h.sh != nil {
-			f.Evidence = append(f.Evidence, evidence(h.c.ID(), 0, *h.sh, "ServerHello starts a full handshake: "+causeText[h.cause]))
+			f.Evidence = append(f.Evidence, evidence(h.id, 0, *h.sh, "ServerHello starts a full handshake: "+causeText[h.cause]))
 		}
 	}
 	for _, h := range g.hs {
-		f.Connections = append(f.Connections, h.c.ID())
+		f.Connections = append(f.Connections, h.id)
 	}
 	m := map[string]any{
 		"handshakes":            fn.handshakes,
@@ -343,7 +523,7 @@ func resumptionFinding(in *Input, g *tlsGroup, fn funnel) Finding {
 		"ambiguous_session_ids": fn.ambiguous,
 		"mechanisms":            fn.mechanisms,
 		"causes":                fn.causes,
-		"certificates":          fn.certs,
+		"certificates":          len(fn.certs),
 	}
 	if lifetime > 0 {
 		m["ticket_lifetime_s"] = int(lifetime)
@@ -353,7 +533,15 @@ func resumptionFinding(in *Input, g *tlsGroup, fn funnel) Finding {
 		m["reconnect_gap_median_ms"], m["reconnect_gap_max_ms"] = ms(mid), ms(hi)
 	}
 	f.Metrics = m
-	f.Confidence = confidence(in.capture(), involved...).with(reasons...)
+	if o := g.over; o != nil {
+		involved = append(involved, o.failReasons)
+		if o.unknown13 {
+			reasons = append(reasons, "TLS 1.3 not decrypted: tickets and certificates invisible, cause unknown")
+		}
+		m["connections_listed"] = len(g.hs)
+		m["estimated"] = fmt.Sprintf("past the first %d handshakes, each was classified against the group's latest certificate and ticket; reconnect gaps are over the first %d", len(g.hs), len(g.hs))
+	}
+	f.Confidence = confidenceOf(in, involved...).with(reasons...)
 	f.Remedy = resumptionRemedy(fn)
 	return f
 }

@@ -148,6 +148,11 @@ type tableBuilder struct {
 	totalCalls int
 	methods    map[string]*methodAgg
 	conns      []*Conn
+	// res holds the TLS funnels of the resumption table: the
+	// resumption_failure detector's (ownRes false: it folds and merges
+	// them) or the table's own.
+	res    *resumptionFold
+	ownRes bool
 }
 
 // grpcCallCand is a row of the gRPC call table, the i-th call of its
@@ -180,7 +185,7 @@ func (a *methodAgg) durations() []time.Duration {
 }
 
 func newTableBuilder() *tableBuilder {
-	return &tableBuilder{methods: map[string]*methodAgg{}}
+	return &tableBuilder{methods: map[string]*methodAgg{}, res: newResumptionFold(ResumptionConfig{}), ownRes: true}
 }
 
 // observe adds c's gRPC calls.
@@ -246,11 +251,19 @@ func (t *tableBuilder) trimCalls() {
 // tables returns the tables once every connection of in was observed.
 // Every list is non-nil, so JSON shows [] rather than null.
 // final reads c's final summary.
-func (t *tableBuilder) final(c *Conn) { t.conns = append(t.conns, c) }
+func (t *tableBuilder) final(c *Conn) {
+	t.conns = append(t.conns, c)
+	if t.ownRes {
+		t.res.final(c)
+	}
+}
 
 // merge adds o's state, o being over other connections.
 func (t *tableBuilder) merge(o *tableBuilder) {
 	t.conns = append(t.conns, o.conns...)
+	if t.ownRes {
+		t.res.merge(o.res)
+	}
 	t.calls = append(t.calls, o.calls...)
 	t.totalCalls += o.totalCalls
 	for name, oa := range o.methods {
@@ -276,7 +289,7 @@ func (t *tableBuilder) tables(in *capture) Tables {
 	slices.SortFunc(conns, func(a, b *Conn) int { return cmp.Compare(a.ID(), b.ID()) })
 	tb := Tables{
 		Pools:       poolRows(conns),
-		Resumption:  resumptionRows(&Input{Conns: conns, Stats: in.Stats}),
+		Resumption:  resumptionRows(t.res),
 		GRPCCalls:   []GRPCCallRow{},
 		GRPCMethods: []GRPCMethodRow{},
 	}
@@ -352,9 +365,9 @@ func connProto(c *Conn) string {
 	return p
 }
 
-func resumptionRows(in *Input) []ResumptionRow {
+func resumptionRows(d *resumptionFold) []ResumptionRow {
 	rows := []ResumptionRow{}
-	for _, g := range tlsGroups(in) {
+	for _, g := range d.sortedGroups() {
 		fn := g.funnel()
 		r := ResumptionRow{Client: g.client.String(), SNI: g.sni, Server: g.server.String(), Handshakes: fn.handshakes,
 			Offered: fn.offered, Accepted: fn.accepted, Failed: fn.failed, FullHandshakes: fn.full,
@@ -405,4 +418,3 @@ func groupPools(conns []*Conn, key func(*Conn) (poolKey, bool)) []connPool {
 	slices.SortFunc(ps, func(a, b connPool) int { return a.key.compare(b.key) })
 	return ps
 }
-
