@@ -64,6 +64,9 @@ type appConn struct {
 	proto  event.Proto
 	done   bool // protocol decided (possibly unknown)
 	held   []chunk
+	// held0 backs held for its first chunks: most connections hold at
+	// most the closes of a connection that carried nothing.
+	held0 [2]chunk
 	nheld  [2]int
 	buf    [2][]byte // contiguous held bytes per direction, for sniffing
 	// verdict and synced cache what buf[d] says; they change only while
@@ -88,14 +91,39 @@ type appConn struct {
 }
 
 // tlsShared is what the TLS dissectors of one run share: the key log and
-// the sessions servers established.
+// the sessions servers established; and the appConns to reuse.
 type tlsShared struct {
 	keys     *tls.KeyLog
 	sessions *tls.Sessions
+	free     []*appConn
 }
 
+// maxFreeApps bounds the appConns kept for reuse.
+const maxFreeApps = 256
+
 func newAppConn(c *tcp.Conn, sink event.Sink, shared *tlsShared) *appConn {
-	return &appConn{c: c, sink: sink, shared: shared}
+	var a *appConn
+	if n := len(shared.free); n > 0 {
+		a = shared.free[n-1]
+		shared.free[n-1] = nil
+		shared.free = shared.free[:n-1]
+	} else {
+		a = new(appConn)
+	}
+	a.c, a.sink, a.shared = c, sink, shared
+	a.held = a.held0[:0]
+	return a
+}
+
+// release takes back a connection's appConn once its App was taken
+// (what App holds is the dissectors', not the appConn's).
+func (a *appConn) release() {
+	sh := a.shared
+	if len(sh.free) >= maxFreeApps {
+		return
+	}
+	*a = appConn{}
+	sh.free = append(sh.free, a)
 }
 
 // inside returns a dissector for a protocol carried inside this one.
@@ -110,6 +138,21 @@ func (a *appConn) Data(dir event.Dir, b []byte, at event.Ref) {
 	if a.done {
 		a.feed(dir, b, at)
 		return
+	}
+	if len(a.held) == 0 && len(a.buf[dir]) == 0 {
+		// The first bytes: sniff them in place. When they settle the
+		// protocol, nothing needs holding; otherwise they are held
+		// and sniffed again from the copy, as below.
+		a.buf[dir] = b[:min(len(b), sniffLimit)]
+		a.nheld[dir] = len(b)
+		a.sniff(dir)
+		v, ok := a.settle(false)
+		a.buf[dir], a.nheld[dir] = nil, 0
+		if ok {
+			a.start(v)
+			a.feed(dir, b, at)
+			return
+		}
 	}
 	a.held = append(a.held, chunk{dir: dir, data: append([]byte(nil), b...), at: at})
 	a.nheld[dir] += len(b)
@@ -155,6 +198,28 @@ func (a *appConn) sniff(dir event.Dir) {
 // decide settles the protocol when the held bytes allow it (or force is
 // set), then replays them.
 func (a *appConn) decide(force bool) {
+	v, ok := a.settle(force)
+	if !ok {
+		return
+	}
+	a.start(v)
+	held := a.held
+	a.held, a.buf = nil, [2][]byte{}
+	for _, ch := range held {
+		switch {
+		case ch.close:
+			a.close(ch.dir, ch.reset, ch.at)
+		case ch.data == nil:
+			a.gap(ch.dir, ch.gap, ch.at)
+		default:
+			a.feed(ch.dir, ch.data, ch.at)
+		}
+	}
+}
+
+// settle returns the protocol the held bytes (or, with force, what was
+// seen) say, and false when it should wait for more bytes.
+func (a *appConn) settle(force bool) (v sniff.Verdict, ok bool) {
 	c2s, s2c := a.verdict[event.C2S], a.verdict[event.S2C]
 	if len(a.buf[event.C2S]) == 0 {
 		c2s = sniff.Verdict{More: true}
@@ -162,7 +227,6 @@ func (a *appConn) decide(force bool) {
 	if len(a.buf[event.S2C]) == 0 {
 		s2c = sniff.Verdict{More: true}
 	}
-	var v sniff.Verdict
 	switch {
 	case c2s.Proto != event.ProtoUnknown:
 		v = c2s
@@ -175,10 +239,15 @@ func (a *appConn) decide(force bool) {
 		// Decide with what is held: a silent direction must not make
 		// the other one pile up.
 	case c2s.More && len(a.buf[event.C2S]) < sniffLimit || s2c.More && len(a.buf[event.S2C]) < sniffLimit:
-		return // wait for more bytes
+		return v, false // wait for more bytes
 	case a.midstream() && (len(a.buf[event.C2S]) < sniffLimit || len(a.buf[event.S2C]) < sniffLimit):
-		return // frames may still line up further on
+		return v, false // frames may still line up further on
 	}
+	return v, true
+}
+
+// start sets up the dissector for protocol v.
+func (a *appConn) start(v sniff.Verdict) {
 	a.done = true
 	a.proto = v.Proto
 	switch v.Proto {
@@ -196,18 +265,6 @@ func (a *appConn) decide(force bool) {
 	}
 	if v.Proto != event.ProtoUnknown && !a.inner {
 		a.c.Proto = v.Proto.String()
-	}
-	held := a.held
-	a.held, a.buf = nil, [2][]byte{}
-	for _, ch := range held {
-		switch {
-		case ch.close:
-			a.close(ch.dir, ch.reset, ch.at)
-		case ch.data == nil:
-			a.gap(ch.dir, ch.gap, ch.at)
-		default:
-			a.feed(ch.dir, ch.data, ch.at)
-		}
 	}
 }
 

@@ -239,6 +239,9 @@ func wire(opts *Options) tcp.Options {
 		a, _ := c.User.(*appConn)
 		c.User = nil
 		app := a.app()
+		if a != nil {
+			a.release()
+		}
 		switch {
 		case opts.OnApp != nil:
 			opts.OnApp(c, app)

@@ -87,11 +87,7 @@ func (t *Tracker) compact(c *Conn) {
 	if t.verify != nil {
 		t.verify(c, e.b)
 	}
-	if cap(c.rec) < len(e.b) {
-		c.rec = make([]byte, len(e.b))
-	}
-	c.rec = c.rec[:len(e.b)]
-	copy(c.rec, e.b)
+	c.rec = append(c.rec[:0], e.b...)
 	t.freeState(c.state)
 	c.state = nil
 }

@@ -251,10 +251,18 @@ func (t *Tracker) Add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
 		c.graceAt = t.clock
 		t.grace = append(t.grace, c)
 	}
-	if c.compactable() {
+	if c.waiting() && c.compactable() {
 		t.compact(c)
 	}
 	return c, dir, a
+}
+
+// waiting reports whether c is likely to wait a while for its next
+// packet: its streams ended, it is closed, or one side has sent nothing
+// yet (an unanswered SYN). A connection in the middle of its handshake is
+// left alone.
+func (c *Conn) waiting() bool {
+	return c.streamsDone || c.Packets.C2S == 0 || c.Packets.S2C == 0 || c.closed()
 }
 
 // lookup returns the key of the connection between src and dst and the
