@@ -67,8 +67,8 @@ type appConn struct {
 	// held0 backs held for its first chunks: most connections hold at
 	// most the closes of a connection that carried nothing.
 	held0 [2]chunk
-	nheld  [2]int
-	buf    [2][]byte // contiguous held bytes per direction, for sniffing
+	nheld [2]int
+	buf   [2][]byte // contiguous held bytes per direction, for sniffing
 	// verdict and synced cache what buf[d] says; they change only while
 	// buf[d] grows, so detection runs at most a few times per direction.
 	verdict [2]sniff.Verdict
