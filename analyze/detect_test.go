@@ -25,6 +25,10 @@ func detectResumptionFailure(in *Input, cfg ResumptionConfig) []Finding {
 	return detectOver(newResumptionFold(cfg), in)
 }
 
+func detectHandshakeLatency(in *Input, cfg HandshakeLatencyConfig) []Finding {
+	return detectOver(newHandshakeFold(cfg), in)
+}
+
 func detectWindowStall(in *Input, cfg WindowStallConfig) []Finding {
 	return detectOver(&windowStall{cfg: cfg}, in)
 }

@@ -53,7 +53,7 @@ func detectors(cfg Config) []detector {
 		&windowStall{cfg: cfg.WindowStall},
 		&goAway{cfg: cfg.GoAway},
 		&keepalive{cfg: cfg.Keepalive},
-		&atEnd{f: func(in *Input) []Finding { return detectHandshakeLatency(in, cfg.HandshakeLatency) }},
+		newHandshakeFold(cfg.HandshakeLatency),
 		&atEnd{f: func(in *Input) []Finding { return detectSYNRetransmit(in, cfg.SYNRetransmit) }},
 	}
 }

@@ -44,15 +44,19 @@ func (c *HandshakeLatencyConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SlowBaseline, "handshake-slow-baseline", c.SlowBaseline, "handshake_latency: median at which uniformly slow handshakes are reported (info)")
 }
 
-// hsSample is one handshake's duration on a connection.
+// hsSample is one handshake's duration on a connection: what
+// handshake_latency keeps of it.
 type hsSample struct {
-	c     *Conn
+	id    event.ConnID
 	ms    float64
-	start event.Ref  // SYN or ClientHello
-	reply *event.Ref // SYN-ACK or ServerHello
-	// synackRetx is the server's retransmitted SYN-ACK when the first
-	// one was lost (the handshake waited for the server's timeout).
-	synackRetx *event.Ref
+	start event.Ref // SYN or ClientHello
+	// reply is the SYN-ACK or ServerHello (Frame 0: none); synackRetx a
+	// retransmitted SYN-ACK (TCP; Frame 0: none).
+	reply, synackRetx event.Ref
+	reasons           connReasons
+	// chToSH and shToFin are the TLS handshake's ClientHello to
+	// ServerHello and ServerHello to Finished times (NaN: unknown).
+	chToSH, shToFin float64
 }
 
 // detectHandshakeLatency reports handshakes far slower than the capture's
@@ -94,46 +98,199 @@ type hsSample struct {
 // slowest_ms, excluded_syn_retransmit and synack_retransmitted (TCP); for TLS the slowest handshake's
 // client_hello_to_server_hello_ms and server_hello_to_finished_ms, which
 // tell server-side delay from client-side.
-func detectHandshakeLatency(in *Input, cfg HandshakeLatencyConfig) []Finding {
-	tcpS, tlsS := map[netip.AddrPort][]hsSample{}, map[netip.AddrPort][]hsSample{}
-	excluded := map[netip.AddrPort]int{}
-	for _, c := range in.Conns {
-		srv := c.Server()
-		t := c.TCP
-		if t.HandshakeRTTMS != nil && len(c.SYNs) > 0 {
-			if synRetried(c) {
-				excluded[srv]++
-			} else {
-				s := hsSample{c: c, ms: *t.HandshakeRTTMS, start: c.SYNs[len(c.SYNs)-1]}
-				if len(c.SYNACKs) > 0 {
-					s.reply = &c.SYNACKs[0]
-				}
-				for i := 1; i < len(c.SYNACKs); i++ {
-					if c.SYNACKs[i].TS.Sub(c.SYNACKs[i-1].TS) >= 200*time.Millisecond {
-						s.synackRetx = &c.SYNACKs[i]
-						break
-					}
-				}
-				tcpS[srv] = append(tcpS[srv], s)
+//
+// Memory: per layer and server, every handshake's sample up to hsExact;
+// past that a quantile sketch of the durations (relative error
+// sketchAlpha), the hsTop slowest samples and the first hsTop whose
+// SYN-ACK was retransmitted, and the finding says which figures are
+// estimates.
+type handshakeFold struct {
+	cfg HandshakeLatencyConfig
+	// sets holds the samples per layer (0 TCP, 1 TLS) and server;
+	// excluded the TCP handshakes left out after a SYN retransmission.
+	sets     [2]map[netip.AddrPort]*hsSet
+	excluded map[netip.AddrPort]int
+}
+
+func newHandshakeFold(cfg HandshakeLatencyConfig) *handshakeFold {
+	return &handshakeFold{cfg: cfg, sets: [2]map[netip.AddrPort]*hsSet{{}, {}}, excluded: map[netip.AddrPort]int{}}
+}
+
+func (d *handshakeFold) observe(*Conn) {}
+
+func (d *handshakeFold) final(c *Conn) {
+	srv := c.Server()
+	t := c.TCP
+	nan := math.NaN()
+	if t.HandshakeRTTMS != nil && len(c.SYNs) > 0 {
+		if synRetried(c) {
+			d.excluded[srv]++
+		} else {
+			s := hsSample{id: c.ID(), ms: *t.HandshakeRTTMS, start: c.SYNs[len(c.SYNs)-1], reasons: reasonsOf(c), chToSH: nan, shToFin: nan}
+			if len(c.SYNACKs) > 0 {
+				s.reply = c.SYNACKs[0]
 			}
-		}
-		if c.App != nil && c.App.TLS != nil && c.App.TLS.HandshakeMS != nil && c.App.TLS.Timing.ClientHello != nil {
-			tl := c.App.TLS
-			tlsS[srv] = append(tlsS[srv], hsSample{c: c, ms: *tl.HandshakeMS, start: *tl.Timing.ClientHello, reply: tl.Timing.ServerHello})
+			for i := 1; i < len(c.SYNACKs); i++ {
+				if c.SYNACKs[i].TS.Sub(c.SYNACKs[i-1].TS) >= 200*time.Millisecond {
+					s.synackRetx = c.SYNACKs[i]
+					break
+				}
+			}
+			d.set(0, srv).add(d.cfg, s)
 		}
 	}
+	if c.App != nil && c.App.TLS != nil && c.App.TLS.HandshakeMS != nil && c.App.TLS.Timing.ClientHello != nil {
+		tl := c.App.TLS
+		s := hsSample{id: c.ID(), ms: *tl.HandshakeMS, start: *tl.Timing.ClientHello, reasons: reasonsOf(c), chToSH: nan, shToFin: nan}
+		if tl.Timing.ServerHello != nil {
+			s.reply = *tl.Timing.ServerHello
+		}
+		if v := tl.Durations.ClientHelloToServerHello; v != nil {
+			s.chToSH = *v
+		}
+		if v := tl.Durations.ServerHelloToFinished; v != nil {
+			s.shToFin = *v
+		}
+		d.set(1, srv).add(d.cfg, s)
+	}
+}
+
+func (d *handshakeFold) set(layer int, srv netip.AddrPort) *hsSet {
+	s := d.sets[layer][srv]
+	if s == nil {
+		s = &hsSet{}
+		d.sets[layer][srv] = s
+	}
+	return s
+}
+
+func (d *handshakeFold) merge(o detector) {
+	od := o.(*handshakeFold)
+	for layer := range d.sets {
+		for srv, os := range od.sets[layer] {
+			d.set(layer, srv).merge(d.cfg, os)
+		}
+	}
+	for srv, n := range od.excluded {
+		d.excluded[srv] += n
+	}
+}
+
+func (d *handshakeFold) findings(in *capture) []Finding {
 	var out []Finding
-	for _, srv := range sortedAddrPorts(tcpS) {
-		if f, ok := hsFinding(in, cfg, "TCP", srv, tcpS[srv], excluded[srv]); ok {
-			out = append(out, f)
-		}
-	}
-	for _, srv := range sortedAddrPorts(tlsS) {
-		if f, ok := hsFinding(in, cfg, "TLS", srv, tlsS[srv], 0); ok {
-			out = append(out, f)
+	for layer, name := range []string{"TCP", "TLS"} {
+		for _, srv := range sortedAddrPorts(d.sets[layer]) {
+			excluded := 0
+			if layer == 0 {
+				excluded = d.excluded[srv]
+			}
+			if f, ok := hsFinding(in, d.cfg, name, srv, d.sets[layer][srv], excluded); ok {
+				out = append(out, f)
+			}
 		}
 	}
 	return out
+}
+
+// Bounds of an hsSet.
+const (
+	// hsExact is the most samples kept, all of them, for an exact
+	// median and MAD.
+	hsExact = 4096
+	// hsTop is how many of the slowest samples, and of those whose
+	// SYN-ACK was retransmitted, a sketched set keeps.
+	hsTop = 64
+)
+
+// hsSet is one layer's handshakes to one server: every sample (exact)
+// up to hsExact, then a sketch of the durations and the samples that can
+// be slow.
+type hsSet struct {
+	exact  []hsSample
+	n      int
+	sketch *quantileSketch
+	// top holds the hsTop slowest samples; lost the first hsTop (by
+	// id) of the retransmitted SYN-ACKs, lostN counting them all.
+	top   []hsSample
+	lost  []hsSample
+	lostN int
+	// reasons are those of every sample.
+	reasons connReasons
+}
+
+// lost reports whether s waited for a retransmitted SYN-ACK.
+func (s *hsSample) lost(cfg HandshakeLatencyConfig) bool {
+	return s.synackRetx.Frame != 0 && s.ms >= ms(cfg.MinLatency)
+}
+
+// slower orders samples slowest first, then by connection id.
+func slower(a, b hsSample) int { return cmp.Or(cmp.Compare(b.ms, a.ms), cmp.Compare(a.id, b.id)) }
+
+func (s *hsSet) add(cfg HandshakeLatencyConfig, v hsSample) {
+	s.n++
+	if s.sketch == nil {
+		s.exact = append(s.exact, v)
+		if len(s.exact) > hsExact {
+			s.toSketch(cfg)
+		}
+		return
+	}
+	s.sketchAdd(cfg, v)
+}
+
+// toSketch turns an exact set into a sketched one.
+func (s *hsSet) toSketch(cfg HandshakeLatencyConfig) {
+	s.sketch = &quantileSketch{}
+	ex := s.exact
+	s.exact = nil
+	for _, v := range ex {
+		s.sketchAdd(cfg, v)
+	}
+}
+
+func (s *hsSet) sketchAdd(cfg HandshakeLatencyConfig, v hsSample) {
+	s.sketch.add(v.ms)
+	s.reasons |= v.reasons
+	s.top = append(s.top, v)
+	if len(s.top) >= 2*hsTop {
+		slices.SortFunc(s.top, slower)
+		s.top = s.top[:hsTop]
+	}
+	if v.lost(cfg) {
+		s.lostN++
+		s.lost = append(s.lost, v)
+		if len(s.lost) >= 2*hsTop {
+			slices.SortFunc(s.lost, func(a, b hsSample) int { return cmp.Compare(a.id, b.id) })
+			s.lost = s.lost[:hsTop]
+		}
+	}
+}
+
+func (s *hsSet) merge(cfg HandshakeLatencyConfig, o *hsSet) {
+	if s.sketch == nil && o.sketch == nil {
+		s.n += o.n
+		s.exact = append(s.exact, o.exact...)
+		if len(s.exact) > hsExact {
+			s.toSketch(cfg)
+		}
+		return
+	}
+	if s.sketch == nil {
+		s.toSketch(cfg)
+	}
+	if o.sketch == nil {
+		o.toSketch(cfg)
+	}
+	s.n += o.n
+	s.sketch.merge(o.sketch)
+	s.reasons |= o.reasons
+	s.top = append(s.top, o.top...)
+	slices.SortFunc(s.top, slower)
+	s.top = s.top[:min(len(s.top), hsTop)]
+	s.lostN += o.lostN
+	s.lost = append(s.lost, o.lost...)
+	slices.SortFunc(s.lost, func(a, b hsSample) int { return cmp.Compare(a.id, b.id) })
+	s.lost = s.lost[:min(len(s.lost), hsTop)]
 }
 
 // synRetried reports whether c's handshake needed a SYN retransmission
@@ -149,22 +306,40 @@ func synRetried(c *Conn) bool {
 
 // hsFinding builds the finding of one layer's handshakes ss to server
 // srv.
-func hsFinding(in *Input, cfg HandshakeLatencyConfig, layer string, srv netip.AddrPort, ss []hsSample, excluded int) (Finding, bool) {
-	lost := func(s hsSample) bool { return s.synackRetx != nil && s.ms >= ms(cfg.MinLatency) }
-	baseline := len(ss) >= max(cfg.MinSamples, 1)
+func hsFinding(in *capture, cfg HandshakeLatencyConfig, layer string, srv netip.AddrPort, set *hsSet, excluded int) (Finding, bool) {
+	lost := func(s hsSample) bool { return s.lost(cfg) }
+	n := set.n
+	baseline := n >= max(cfg.MinSamples, 1)
+	// The samples that may be slow: all of them, or the slowest and
+	// the retransmitted SYN-ACKs of a sketched set.
+	ss := set.exact
+	if set.sketch != nil {
+		ss = slices.Clone(set.top)
+		for _, v := range set.lost {
+			if !slices.ContainsFunc(ss, func(x hsSample) bool { return x.id == v.id }) {
+				ss = append(ss, v)
+			}
+		}
+	}
+	slices.SortFunc(ss, func(a, b hsSample) int { return cmp.Compare(a.id, b.id) })
 	if !baseline && !slices.ContainsFunc(ss, lost) {
 		return Finding{}, false
 	}
-	vals := make([]float64, len(ss))
-	for i, s := range ss {
-		vals[i] = s.ms
+	var med, mad float64
+	if set.sketch == nil {
+		vals := make([]float64, len(ss))
+		for i, s := range ss {
+			vals[i] = s.ms
+		}
+		med = medianOf(slices.Clone(vals))
+		dev := make([]float64, len(vals))
+		for i, v := range vals {
+			dev[i] = math.Abs(v - med)
+		}
+		mad = medianOf(dev)
+	} else {
+		med, mad = set.sketch.median(), set.sketch.mad()
 	}
-	med := medianOf(slices.Clone(vals))
-	dev := make([]float64, len(vals))
-	for i, v := range vals {
-		dev[i] = math.Abs(v - med)
-	}
-	mad := medianOf(dev)
 	threshold := max(cfg.Factor*med, med+cfg.MADs*mad, ms(cfg.MinLatency))
 	var slow []hsSample
 	for _, s := range ss {
@@ -173,32 +348,46 @@ func hsFinding(in *Input, cfg HandshakeLatencyConfig, layer string, srv netip.Ad
 		}
 	}
 	slices.SortStableFunc(slow, func(a, b hsSample) int { return cmp.Compare(b.ms, a.ms) })
+	nSlow := len(slow)
+	if set.sketch != nil && baseline {
+		// Those above the threshold (estimated) and the retransmitted
+		// SYN-ACKs at or below it (as far as kept).
+		nSlow = set.sketch.countAbove(threshold)
+		for _, s := range set.lost {
+			if s.ms <= threshold {
+				nSlow++
+			}
+		}
+		nSlow = max(nSlow, len(slow))
+	}
 	m := map[string]any{
-		"samples":      len(ss),
+		"samples":      n,
 		"median_ms":    roundTo(med, 3),
 		"mad_ms":       roundTo(mad, 3),
 		"threshold_ms": roundTo(threshold, 3),
-		"slow":         len(slow),
+		"slow":         nSlow,
 		"server":       srv.String(),
+	}
+	if set.sketch != nil {
+		m["estimated"] = fmt.Sprintf("median_ms, mad_ms, threshold_ms and slow are estimated from a quantile sketch of the %d handshakes (relative error at most %g%%); connections and evidence name the %d slowest", n, 100*sketchAlpha, hsTop)
 	}
 	if layer == "TCP" && excluded > 0 {
 		m["excluded_syn_retransmit"] = excluded
 	}
 	f := Finding{Kind: KindHandshakeLatency, Metrics: m}
 	if len(slow) == 0 {
-		// Uniformly slow: the network, not an outlier.
 		if med < ms(cfg.SlowBaseline) {
 			return Finding{}, false
 		}
 		f.Severity = Info
 		f.Summary = fmt.Sprintf("All %d %s handshakes to %s are slow alike (median %s, MAD %s): the network's round trip, not an outlier",
-			len(ss), layer, srv, fmtMS(med), fmtMS(mad))
+			n, layer, srv, fmtMS(med), fmtMS(mad))
 		slices.SortStableFunc(ss, func(a, b hsSample) int { return cmp.Compare(b.ms, a.ms) })
 		for _, s := range ss[:min(len(ss), 3)] {
-			f.Connections = append(f.Connections, s.c.ID())
-			f.Evidence = append(f.Evidence, evidence(s.c.ID(), 0, s.start, fmt.Sprintf("%s handshake starts; it takes %s", layer, fmtMS(s.ms))))
+			f.Connections = append(f.Connections, s.id)
+			f.Evidence = append(f.Evidence, evidence(s.id, 0, s.start, fmt.Sprintf("%s handshake starts; it takes %s", layer, fmtMS(s.ms))))
 		}
-		f.Confidence = confidence(in.capture())
+		f.Confidence = confidenceOf(in)
 		f.Remedy = "Handshakes are uniformly slow, as the path's round-trip time: serve clients from a nearer region " +
 			"(geographic routing, CDN or edge termination), and avoid new handshakes — reuse connections " +
 			"(http.Transport.MaxIdleConnsPerHost, IdleConnTimeout) and TLS session resumption (tls.Config.ClientSessionCache)."
@@ -210,10 +399,10 @@ func hsFinding(in *Input, cfg HandshakeLatencyConfig, layer string, srv netip.Ad
 		f.Severity = Critical
 	}
 	m["slowest_ms"] = roundTo(top.ms, 3)
-	conns := make([]*Conn, 0, len(slow))
+	rs := make([]connReasons, 0, len(slow))
 	for _, s := range slow {
-		conns = append(conns, s.c)
-		f.Connections = append(f.Connections, s.c.ID())
+		rs = append(rs, s.reasons)
+		f.Connections = append(f.Connections, s.id)
 		if len(f.Evidence) >= maxEvidence {
 			continue
 		}
@@ -221,37 +410,43 @@ func hsFinding(in *Input, cfg HandshakeLatencyConfig, layer string, srv netip.Ad
 		if layer == "TLS" {
 			start, reply = "ClientHello", "ServerHello"
 		}
-		f.Evidence = append(f.Evidence, evidence(s.c.ID(), 0, s.start,
+		f.Evidence = append(f.Evidence, evidence(s.id, 0, s.start,
 			fmt.Sprintf("%s; the %s handshake takes %s against a median of %s", start, layer, fmtMS(s.ms), fmtMS(med))))
-		if s.reply != nil {
-			f.Evidence = append(f.Evidence, evidence(s.c.ID(), 0, *s.reply,
+		if s.reply.Frame != 0 {
+			f.Evidence = append(f.Evidence, evidence(s.id, 0, s.reply,
 				fmt.Sprintf("%s %s after the %s", reply, fmtDur(s.reply.TS.Sub(s.start.TS)), start)))
 		}
-		if s.synackRetx != nil {
-			f.Evidence = append(f.Evidence, evidence(s.c.ID(), 0, *s.synackRetx,
+		if s.synackRetx.Frame != 0 {
+			f.Evidence = append(f.Evidence, evidence(s.id, 0, s.synackRetx,
 				fmt.Sprintf("server SYN-ACK retransmitted %s after the client SYN: the first one or the client's ACK was lost", fmtDur(s.synackRetx.TS.Sub(s.start.TS)))))
 		}
 	}
-	if lostN := len(slices.DeleteFunc(slices.Clone(slow), func(s hsSample) bool { return !lost(s) })); lostN > 0 {
+	lostN := len(slices.DeleteFunc(slices.Clone(slow), func(s hsSample) bool { return !lost(s) }))
+	if set.sketch != nil {
+		lostN = set.lostN
+	}
+	if lostN > 0 {
 		m["synack_retransmitted"] = lostN
 	}
 	if layer == "TLS" {
-		d := top.c.App.TLS.Durations
-		if d.ClientHelloToServerHello != nil {
-			m["client_hello_to_server_hello_ms"] = roundTo(*d.ClientHelloToServerHello, 3)
+		if !math.IsNaN(top.chToSH) {
+			m["client_hello_to_server_hello_ms"] = roundTo(top.chToSH, 3)
 		}
-		if d.ServerHelloToFinished != nil {
-			m["server_hello_to_finished_ms"] = roundTo(*d.ServerHelloToFinished, 3)
+		if !math.IsNaN(top.shToFin) {
+			m["server_hello_to_finished_ms"] = roundTo(top.shToFin, 3)
 		}
 	}
 	if baseline {
 		f.Summary = fmt.Sprintf("%d of %d %s handshakes to %s took over %s (slowest %s on connection %d) against a median of %s",
-			len(slow), len(ss), layer, srv, fmtMS(threshold), fmtMS(top.ms), top.c.ID(), fmtMS(med))
+			nSlow, n, layer, srv, fmtMS(threshold), fmtMS(top.ms), top.id, fmtMS(med))
 	} else {
 		f.Summary = fmt.Sprintf("%d %s handshake(s) to %s waited for a retransmitted SYN-ACK (slowest %s on connection %d)",
-			len(slow), layer, srv, fmtMS(top.ms), top.c.ID())
+			nSlow, layer, srv, fmtMS(top.ms), top.id)
 	}
-	f.Confidence = confidence(in.capture(), conns...)
+	if set.sketch != nil {
+		rs = append(rs, set.reasons)
+	}
+	f.Confidence = confidenceOf(in, rs...)
 	if layer == "TCP" {
 		f.Remedy = "Slow SYN→SYN-ACK→ACK against a fast baseline: the server's accept queue or CPU (net.core.somaxconn, " +
 			"net.ipv4.tcp_max_syn_backlog, a busy accept loop), a load balancer or conntrack table under pressure, or a " +
