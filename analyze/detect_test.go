@@ -29,6 +29,10 @@ func detectHandshakeLatency(in *Input, cfg HandshakeLatencyConfig) []Finding {
 	return detectOver(newHandshakeFold(cfg), in)
 }
 
+func detectSYNRetransmit(in *Input, cfg SYNRetransmitConfig) []Finding {
+	return detectOver(newSYNFold(cfg), in)
+}
+
 func detectWindowStall(in *Input, cfg WindowStallConfig) []Finding {
 	return detectOver(&windowStall{cfg: cfg}, in)
 }

@@ -54,7 +54,7 @@ func detectors(cfg Config) []detector {
 		&goAway{cfg: cfg.GoAway},
 		&keepalive{cfg: cfg.Keepalive},
 		newHandshakeFold(cfg.HandshakeLatency),
-		&atEnd{f: func(in *Input) []Finding { return detectSYNRetransmit(in, cfg.SYNRetransmit) }},
+		newSYNFold(cfg.SYNRetransmit),
 	}
 }
 

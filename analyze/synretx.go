@@ -1,9 +1,11 @@
 package analyze
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,16 +43,34 @@ func (c *SYNRetransmitConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Fallback, "syn-fallback", c.Fallback, "syn_retransmit: a refused attempt followed this soon by a connection to another address on the same port is a fallback")
 }
 
-// synAttempt is one connection attempt that needed retries or failed.
+// synAttempt is one connection attempt that needed retries or failed,
+// or that may have failed (unanswered, decided at the end): what
+// syn_retransmit keeps of it.
 type synAttempt struct {
-	c         *Conn
-	syns      []event.Ref // counted SYNs (capture duplicates left out)
-	retx      int
-	refused   bool
-	unanswer  bool
-	fallback  *Conn
-	connectMS float64 // first SYN to SYN-ACK, when it connected
-	synack    event.Ref
+	id     event.ConnID
+	client netip.Addr
+	server netip.AddrPort
+	syns   []event.Ref // counted SYNs (capture duplicates left out)
+	retx   int
+	// refused: the server answered with RST alone; maybeUnanswered:
+	// the server sent nothing, so it is unanswered unless the capture
+	// ended too soon after it or is one-sided (decided at the end);
+	// unanswer is that decision.
+	refused, maybeUnanswered, unanswer bool
+	rst                                event.Ref // the server's RST (refused)
+	last                               time.Time // the connection's last frame
+	fallback                           *fallbackConn
+	connectMS                          float64   // first SYN to SYN-ACK, when it connected
+	synack                             event.Ref // Frame 0: none
+	reasons                            connReasons
+}
+
+// fallbackConn is a connection that got a SYN-ACK, as a fallback after a
+// refused attempt.
+type fallbackConn struct {
+	id     event.ConnID
+	server netip.AddrPort
+	first  time.Time
 }
 
 // synACKAfter returns the first SYN-ACK at or after the last SYN, the one
@@ -65,7 +85,7 @@ func synACKAfter(synacks []event.Ref, last event.Ref) event.Ref {
 	return synacks[len(synacks)-1]
 }
 
-// detectSYNRetransmit reports connection attempts that needed SYN
+// synFold reports connection attempts that needed SYN
 // retransmissions, were refused or were never answered.
 //
 // Signal: per connection whose client SYN was seen (Conn.SYNs, the TCP
@@ -100,118 +120,311 @@ func synACKAfter(synacks []event.Ref, last event.Ref) event.Ref {
 // (median gap from the first SYN to its first retransmission),
 // max_connect_delay_ms (first SYN to SYN-ACK of a retried attempt that
 // connected).
-func detectSYNRetransmit(in *Input, cfg SYNRetransmitConfig) []Finding {
-	var end time.Time
-	for _, c := range in.Conns {
-		if c.TCP.LastTS.After(end) {
-			end = c.TCP.LastTS
-		}
-	}
-	// Per (client, server host): distinct server ports, whether any
-	// connection carried payload, and whether the capture holds packets
-	// from the server to the client.
-	type hostPair struct{ client, server netip.Addr }
-	type pairInfo struct {
-		ports       map[uint16]bool
-		payload     bool
-		serverSpoke bool
-	}
-	pairs := map[hostPair]*pairInfo{}
-	pairOf := func(c *Conn) *pairInfo {
-		k := hostPair{c.Client(), c.Server().Addr()}
-		p := pairs[k]
-		if p == nil {
-			p = &pairInfo{ports: map[uint16]bool{}}
-			pairs[k] = p
-		}
+//
+// Memory: the end of the capture; per (client host, server host) pair
+// the server ports tried (up to ScanPorts), whether any carried payload
+// and whether the server spoke, for up to synMaxPairs pairs (later
+// clients fold into one pair per server host); per server the attempts
+// that may count, the first synKeep by id (later ones are decided when
+// they finish and tallied: the finding then says so); per server port
+// the first synKeep connections that got a SYN-ACK, as fallbacks.
+type synFold struct {
+	cfg       SYNRetransmitConfig
+	end       time.Time
+	pairs     map[hostPair]*pairInfo
+	servers   map[netip.AddrPort]*synServer
+	connected map[uint16][]fallbackConn
+}
+
+// Bounds of synFold.
+const (
+	synKeep     = 4096
+	synMaxPairs = 10000
+)
+
+// hostPair is a client and a server host.
+type hostPair struct{ client, server netip.Addr }
+
+// pairInfo is what syn_retransmit knows of a host pair.
+type pairInfo struct {
+	ports       []uint16 // distinct, at most ScanPorts
+	payload     bool
+	serverSpoke bool
+}
+
+// synServer is what syn_retransmit keeps per server.
+type synServer struct {
+	as []synAttempt
+	// over tallies the attempts past the first synKeep, each decided
+	// when it finished.
+	over *synTally
+}
+
+// synTally counts attempts.
+type synTally struct {
+	attempts, retx, refused, unanswered, connected, maxRetries int
+	maxConnect                                                 float64
+	reasons                                                    connReasons
+}
+
+func newSYNFold(cfg SYNRetransmitConfig) *synFold {
+	return &synFold{cfg: cfg, pairs: map[hostPair]*pairInfo{}, servers: map[netip.AddrPort]*synServer{}, connected: map[uint16][]fallbackConn{}}
+}
+
+func (d *synFold) observe(*Conn) {}
+
+// pair returns the pair of client and server, nil when none: past
+// synMaxPairs pairs, that of the server host and any client.
+func (d *synFold) pair(client, server netip.Addr, create bool) *pairInfo {
+	k := hostPair{client, server}
+	if p := d.pairs[k]; p != nil {
 		return p
 	}
-	for _, c := range in.Conns {
-		p := pairOf(c)
-		p.ports[c.Server().Port()] = true
-		p.payload = p.payload || c.TCP.Bytes.C2S > 0 || c.TCP.Bytes.S2C > 0
-		p.serverSpoke = p.serverSpoke || c.TCP.Packets.S2C > 0
+	if len(d.pairs) >= synMaxPairs {
+		k.client = netip.Addr{}
+		if p := d.pairs[k]; p != nil || !create {
+			return p
+		}
 	}
-	byServer := map[netip.AddrPort][]synAttempt{}
-	for _, c := range in.Conns {
-		t := c.TCP
-		if t.SYNs == 0 || t.ClientGuessed || len(c.SYNs) == 0 {
+	if !create {
+		return nil
+	}
+	p := &pairInfo{}
+	d.pairs[k] = p
+	return p
+}
+
+func (p *pairInfo) addPort(port uint16, limit int) {
+	if len(p.ports) < max(limit, 1) && !slices.Contains(p.ports, port) {
+		p.ports = append(p.ports, port)
+	}
+}
+
+func (d *synFold) final(c *Conn) {
+	t := c.TCP
+	if t.LastTS.After(d.end) {
+		d.end = t.LastTS
+	}
+	p := d.pair(c.Client(), c.Server().Addr(), true)
+	p.addPort(c.Server().Port(), d.cfg.ScanPorts)
+	p.payload = p.payload || t.Bytes.C2S > 0 || t.Bytes.S2C > 0
+	p.serverSpoke = p.serverSpoke || t.Packets.S2C > 0
+	if t.SYNACKs > 0 {
+		port := c.Server().Port()
+		d.connected[port] = appendLowest(d.connected[port], fallbackConn{c.ID(), c.Server(), t.FirstTS},
+			func(a, b fallbackConn) int { return cmp.Compare(a.id, b.id) })
+	}
+	if t.SYNs == 0 || t.ClientGuessed || len(c.SYNs) == 0 {
+		return
+	}
+	a := synAttempt{id: c.ID(), client: c.Client(), server: c.Server(), last: t.LastTS}
+	for _, s := range c.SYNs {
+		if n := len(a.syns); n > 0 && s.TS.Sub(a.syns[n-1].TS) < d.cfg.MinRetryDelay {
 			continue
 		}
-		pair := pairOf(c)
-		if cfg.ScanPorts > 0 && len(pair.ports) >= cfg.ScanPorts && !pair.payload {
-			continue // a port scan's probe
+		a.syns = append(a.syns, s)
+	}
+	a.retx = len(a.syns) - 1
+	if t.SYNs > len(c.SYNs) && len(c.SYNs) > 1 {
+		a.retx += t.SYNs - len(c.SYNs) // past the collector's bound
+	}
+	switch {
+	case t.SYNACKs > 0:
+	case c.RST[event.S2C] != nil && t.Bytes.S2C == 0:
+		a.refused, a.rst = true, *c.RST[event.S2C]
+	case t.Packets.C2S > uint64(t.SYNs):
+	case t.Packets.S2C == 0:
+		a.maybeUnanswered = true
+	}
+	if a.retx == 0 && !a.refused && !a.maybeUnanswered {
+		return
+	}
+	if a.retx > 0 && t.SYNACKs > 0 && len(c.SYNACKs) > 0 {
+		a.synack = synACKAfter(c.SYNACKs, a.syns[len(a.syns)-1])
+		a.connectMS = ms(a.synack.TS.Sub(a.syns[0].TS))
+	}
+	a.reasons = reasonsOf(c)
+	srv := d.servers[c.Server()]
+	if srv == nil {
+		srv = &synServer{}
+		d.servers[c.Server()] = srv
+	}
+	srv.add(d, a)
+}
+
+// appendLowest appends v to s, and past 2×synKeep keeps the synKeep
+// lowest by cmp.
+func appendLowest[T any](s []T, v T, cmp func(a, b T) int) []T {
+	s = append(s, v)
+	if len(s) >= 2*synKeep {
+		slices.SortFunc(s, cmp)
+		s = slices.Clip(s[:synKeep])
+	}
+	return s
+}
+
+func byAttemptID(a, b synAttempt) int { return cmp.Compare(a.id, b.id) }
+
+// add keeps a, or past synKeep attempts decides and tallies the latest.
+func (s *synServer) add(d *synFold, as ...synAttempt) {
+	s.as = append(s.as, as...)
+	if len(s.as) < 2*synKeep {
+		return
+	}
+	slices.SortFunc(s.as, byAttemptID)
+	for i := range s.as[synKeep:] {
+		d.tally(s, &s.as[synKeep+i])
+	}
+	s.as = slices.Clip(s.as[:synKeep])
+}
+
+// decide decides whether a counts, as far as known, and whether it went
+// unanswered.
+func (d *synFold) decide(a *synAttempt) bool {
+	pair := d.pair(a.client, a.server.Addr(), false)
+	if pair == nil {
+		pair = &pairInfo{}
+	}
+	if d.cfg.ScanPorts > 0 && len(pair.ports) >= d.cfg.ScanPorts && !pair.payload {
+		return false // a port scan's probe
+	}
+	a.unanswer = false
+	if a.maybeUnanswered {
+		last := a.syns[len(a.syns)-1]
+		if a.retx == 0 && d.end.Sub(last.TS) < time.Second {
+			return false // the answer may have come after the capture ended
 		}
-		a := synAttempt{c: c}
-		for _, s := range c.SYNs {
-			if n := len(a.syns); n > 0 && s.TS.Sub(a.syns[n-1].TS) < cfg.MinRetryDelay {
+		if a.retx == 0 && !pair.serverSpoke {
+			return false // one-sided capture: answers would not show
+		}
+		a.unanswer = true
+	}
+	return a.retx > 0 || a.refused || a.unanswer
+}
+
+// tally decides a now and counts it in s.over.
+func (d *synFold) tally(s *synServer, a *synAttempt) {
+	if s.over == nil {
+		s.over = &synTally{}
+	}
+	if !d.decide(a) {
+		return
+	}
+	o := s.over
+	o.attempts++
+	o.retx += a.retx
+	o.maxRetries = max(o.maxRetries, a.retx)
+	switch {
+	case a.refused:
+		o.refused++
+	case a.unanswer:
+		o.unanswered++
+	default:
+		o.connected++
+		o.maxConnect = max(o.maxConnect, a.connectMS)
+	}
+	o.reasons |= a.reasons
+}
+
+func (d *synFold) merge(o detector) {
+	od := o.(*synFold)
+	if od.end.After(d.end) {
+		d.end = od.end
+	}
+	for k, op := range od.pairs {
+		p := d.pairs[k]
+		if p == nil {
+			d.pairs[k] = op
+			continue
+		}
+		for _, port := range op.ports {
+			p.addPort(port, d.cfg.ScanPorts)
+		}
+		p.payload = p.payload || op.payload
+		p.serverSpoke = p.serverSpoke || op.serverSpoke
+	}
+	for port, cs := range od.connected {
+		for _, c := range cs {
+			d.connected[port] = appendLowest(d.connected[port], c, func(a, b fallbackConn) int { return cmp.Compare(a.id, b.id) })
+		}
+	}
+	for srv, os := range od.servers {
+		s := d.servers[srv]
+		if s == nil {
+			d.servers[srv] = os
+			continue
+		}
+		if os.over != nil {
+			if s.over == nil {
+				s.over = &synTally{}
+			}
+			s.over.merge(os.over)
+		}
+		s.add(d, os.as...)
+	}
+}
+
+func (t *synTally) merge(o *synTally) {
+	t.attempts += o.attempts
+	t.retx += o.retx
+	t.refused += o.refused
+	t.unanswered += o.unanswered
+	t.connected += o.connected
+	t.maxRetries = max(t.maxRetries, o.maxRetries)
+	t.maxConnect = max(t.maxConnect, o.maxConnect)
+	t.reasons |= o.reasons
+}
+
+func (d *synFold) findings(in *capture) []Finding {
+	var out []Finding
+	for _, srv := range sortedAddrPorts(d.servers) {
+		s := d.servers[srv]
+		slices.SortFunc(s.as, byAttemptID)
+		var as []synAttempt
+		for i := range s.as {
+			a := &s.as[i]
+			if !d.decide(a) {
 				continue
 			}
-			a.syns = append(a.syns, s)
-		}
-		a.retx = len(a.syns) - 1
-		if t.SYNs > len(c.SYNs) && len(c.SYNs) > 1 {
-			a.retx += t.SYNs - len(c.SYNs) // past the collector's bound
-		}
-		serverSpoke := t.Packets.S2C > 0
-		switch {
-		case t.SYNACKs > 0:
-		case c.RST[event.S2C] != nil && t.Bytes.S2C == 0:
-			a.refused = true
-			a.fallback = fallbackAfter(in, c, cfg.Fallback)
-		case t.Packets.C2S > uint64(t.SYNs):
-			// The client went on after its SYNs: it was answered, and
-			// the capture missed the answer.
-		case !serverSpoke:
-			last := a.syns[len(a.syns)-1]
-			if a.retx == 0 && end.Sub(last.TS) < time.Second {
-				continue // the answer may have come after the capture ended
+			if a.refused {
+				a.fallback = d.fallbackAfter(a, d.cfg.Fallback)
 			}
-			if a.retx == 0 && !pair.serverSpoke {
-				continue // one-sided capture: answers would not show
-			}
-			a.unanswer = true
+			as = append(as, *a)
 		}
-		if a.retx == 0 && !a.refused && !a.unanswer {
+		if len(as) == 0 && (s.over == nil || s.over.attempts == 0) {
 			continue
 		}
-		if a.retx > 0 && t.SYNACKs > 0 && len(c.SYNACKs) > 0 {
-			a.synack = synACKAfter(c.SYNACKs, a.syns[len(a.syns)-1])
-			a.connectMS = ms(a.synack.TS.Sub(a.syns[0].TS))
-		}
-		byServer[c.Server()] = append(byServer[c.Server()], a)
-	}
-	var out []Finding
-	for _, srv := range sortedAddrPorts(byServer) {
-		out = append(out, synFinding(in, cfg, srv, byServer[srv]))
+		out = append(out, synFinding(in, d.cfg, srv, as, s.over))
 	}
 	return out
 }
 
-// fallbackAfter returns a connection from c's client host to another
-// address on c's server port, handshaken within d after c's last frame.
-func fallbackAfter(in *Input, c *Conn, d time.Duration) *Conn {
-	for _, o := range in.Conns {
-		if o == c || o.Server().Port() != c.Server().Port() || o.Server().Addr() == c.Server().Addr() || o.TCP.SYNACKs == 0 {
+// fallbackAfter returns the first connection (by id) to another address
+// on a's server port that got a SYN-ACK and started within d after a's
+// last frame.
+func (s *synFold) fallbackAfter(a *synAttempt, d time.Duration) *fallbackConn {
+	var best *fallbackConn
+	for i, o := range s.connected[a.server.Port()] {
+		if o.id == a.id || o.server.Addr() == a.server.Addr() {
 			continue
 		}
-		if dt := o.TCP.FirstTS.Sub(c.TCP.LastTS); dt >= 0 && dt <= d {
-			return o
+		if dt := o.first.Sub(a.last); dt >= 0 && dt <= d && (best == nil || o.id < best.id) {
+			best = &s.connected[a.server.Port()][i]
 		}
 	}
-	return nil
+	return best
 }
 
 // synFinding builds the finding for the attempts as to server srv.
-func synFinding(in *Input, cfg SYNRetransmitConfig, srv netip.AddrPort, as []synAttempt) Finding {
+func synFinding(in *capture, cfg SYNRetransmitConfig, srv netip.AddrPort, as []synAttempt, over *synTally) Finding {
 	var retx, refused, unanswered, connected, fallbacks, maxRetries int
 	var firstGaps []float64
 	maxConnect := 0.0
-	conns := make([]*Conn, 0, len(as))
+	rs := make([]connReasons, 0, len(as)+1)
 	f := Finding{Kind: KindSYNRetransmit, Severity: Warning}
 	for i, a := range as {
-		conns = append(conns, a.c)
-		f.Connections = append(f.Connections, a.c.ID())
+		rs = append(rs, a.reasons)
+		f.Connections = append(f.Connections, a.id)
 		retx += a.retx
 		maxRetries = max(maxRetries, a.retx)
 		if len(a.syns) > 1 {
@@ -233,7 +446,7 @@ func synFinding(in *Input, cfg SYNRetransmitConfig, srv netip.AddrPort, as []syn
 		if i >= maxEvidence/4 {
 			continue
 		}
-		id := a.c.ID()
+		id := a.id
 		for j, s := range a.syns {
 			what := fmt.Sprintf("client SYN to %s", srv)
 			if j > 0 {
@@ -245,9 +458,9 @@ func synFinding(in *Input, cfg SYNRetransmitConfig, srv netip.AddrPort, as []syn
 		case a.refused:
 			what := "server RST refuses the connection (nothing listening, or a firewall rejecting)"
 			if a.fallback != nil {
-				what += fmt.Sprintf("; the client then connected to %s (connection %d)", a.fallback.Server(), a.fallback.ID())
+				what += fmt.Sprintf("; the client then connected to %s (connection %d)", a.fallback.server, a.fallback.id)
 			}
-			f.Evidence = append(f.Evidence, evidence(id, 0, *a.c.RST[event.S2C], what))
+			f.Evidence = append(f.Evidence, evidence(id, 0, a.rst, what))
 		case a.unanswer:
 			// The last SYN is the evidence.
 		case a.synack.Frame > 0:
@@ -256,6 +469,16 @@ func synFinding(in *Input, cfg SYNRetransmitConfig, srv netip.AddrPort, as []syn
 		}
 	}
 	n := len(as)
+	if over != nil {
+		n += over.attempts
+		retx += over.retx
+		refused += over.refused
+		unanswered += over.unanswered
+		connected += over.connected
+		maxRetries = max(maxRetries, over.maxRetries)
+		maxConnect = max(maxConnect, over.maxConnect)
+		rs = append(rs, over.reasons)
+	}
 	switch {
 	case n >= cfg.CriticalAttempts:
 		f.Severity = Critical
@@ -275,6 +498,10 @@ func synFinding(in *Input, cfg SYNRetransmitConfig, srv netip.AddrPort, as []syn
 	}
 	if len(firstGaps) > 0 {
 		m["first_retry_delay_ms"] = medianOf(firstGaps)
+	}
+	if over != nil && over.attempts > 0 {
+		m["connections_listed"] = len(as)
+		m["estimated"] = fmt.Sprintf("past the first %d attempts to this server, each was counted as the capture stood when it finished; fallbacks and first_retry_delay_ms are over the first %d", len(as), len(as))
 	}
 	if connected > 0 {
 		m["max_connect_delay_ms"] = maxConnect
@@ -303,7 +530,7 @@ func synFinding(in *Input, cfg SYNRetransmitConfig, srv netip.AddrPort, as []syn
 		noun = "attempt"
 	}
 	f.Summary = fmt.Sprintf("%d connection %s to %s failed or needed retries: %s", n, noun, srv, strings.Join(parts, ", "))
-	f.Confidence = confidence(in.capture(), conns...)
+	f.Confidence = confidenceOf(in, rs...)
 	var rem []string
 	if refused > 0 {
 		rem = append(rem, "Refused (RST to the SYN): nothing listens on "+srv.String()+" or a firewall rejects — check the "+
