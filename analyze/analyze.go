@@ -352,8 +352,3 @@ func (c Confidence) with(reasons ...string) Confidence {
 	}
 	return c
 }
-
-// capture returns what the detectors know of in's capture as a whole.
-func (in *Input) capture() *capture {
-	return &capture{Stats: in.Stats, conns: len(in.Conns)}
-}

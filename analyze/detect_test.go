@@ -54,3 +54,8 @@ func buildTables(in *Input) Tables {
 	}
 	return t.tables(in.capture())
 }
+
+// capture returns what the detectors know of in's capture as a whole.
+func (in *Input) capture() *capture {
+	return &capture{Stats: in.Stats, conns: len(in.Conns)}
+}

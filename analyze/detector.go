@@ -58,27 +58,6 @@ func detectors(cfg Config) []detector {
 	}
 }
 
-// atEnd is a detector that reads the connections' final summaries, all
-// at once at the end (the transition's: it keeps every connection).
-type atEnd struct {
-	f     func(in *Input) []Finding
-	conns []*Conn
-}
-
-func (*atEnd) observe(*Conn)      {}
-func (d *atEnd) final(c *Conn)    { d.conns = append(d.conns, c) }
-func (d *atEnd) merge(o detector) { d.conns = append(d.conns, o.(*atEnd).conns...) }
-func (d *atEnd) findings(in *capture) []Finding {
-	conns := slices.Clone(d.conns)
-	slices.SortFunc(conns, func(a, b *Conn) int { return cmp.Compare(a.ID(), b.ID()) })
-	return d.f(&Input{Conns: conns, Stats: in.Stats})
-}
-
-// noFinal is embedded by the detectors that read only the full records.
-type noFinal struct{}
-
-func (noFinal) final(*Conn) {}
-
 // analysis runs the detectors and the tables over connections as they
 // finish. Its state merges: see State.
 type analysis struct {

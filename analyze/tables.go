@@ -147,7 +147,8 @@ type tableBuilder struct {
 	calls      []grpcCallCand
 	totalCalls int
 	methods    map[string]*methodAgg
-	conns      []*Conn
+	// pools holds the pool table's rows.
+	pools map[poolKey]*poolAgg
 	// res holds the TLS funnels of the resumption table: the
 	// resumption_failure detector's (ownRes false: it folds and merges
 	// them) or the table's own.
@@ -185,7 +186,7 @@ func (a *methodAgg) durations() []time.Duration {
 }
 
 func newTableBuilder() *tableBuilder {
-	return &tableBuilder{methods: map[string]*methodAgg{}, res: newResumptionFold(ResumptionConfig{}), ownRes: true}
+	return &tableBuilder{methods: map[string]*methodAgg{}, pools: map[poolKey]*poolAgg{}, res: newResumptionFold(ResumptionConfig{}), ownRes: true}
 }
 
 // observe adds c's gRPC calls.
@@ -252,7 +253,7 @@ func (t *tableBuilder) trimCalls() {
 // Every list is non-nil, so JSON shows [] rather than null.
 // final reads c's final summary.
 func (t *tableBuilder) final(c *Conn) {
-	t.conns = append(t.conns, c)
+	t.poolFinal(c)
 	if t.ownRes {
 		t.res.final(c)
 	}
@@ -260,7 +261,13 @@ func (t *tableBuilder) final(c *Conn) {
 
 // merge adds o's state, o being over other connections.
 func (t *tableBuilder) merge(o *tableBuilder) {
-	t.conns = append(t.conns, o.conns...)
+	for k, oa := range o.pools {
+		if a := t.pools[k]; a != nil {
+			a.merge(oa)
+		} else {
+			t.pools[k] = oa
+		}
+	}
 	if t.ownRes {
 		t.res.merge(o.res)
 	}
@@ -285,10 +292,8 @@ func (t *tableBuilder) merge(o *tableBuilder) {
 }
 
 func (t *tableBuilder) tables(in *capture) Tables {
-	conns := slices.Clone(t.conns)
-	slices.SortFunc(conns, func(a, b *Conn) int { return cmp.Compare(a.ID(), b.ID()) })
 	tb := Tables{
-		Pools:       poolRows(conns),
+		Pools:       t.poolRows(),
 		Resumption:  resumptionRows(t.res),
 		GRPCCalls:   []GRPCCallRow{},
 		GRPCMethods: []GRPCMethodRow{},
@@ -309,48 +314,119 @@ func (t *tableBuilder) tables(in *capture) Tables {
 	return tb
 }
 
-func poolRows(conns []*Conn) []PoolRow {
-	rows := []PoolRow{}
-	gs := groupPools(conns, func(c *Conn) (poolKey, bool) {
-		if c.TCP == nil {
-			return poolKey{}, false
+// poolAgg is what the pool table keeps of one pool: its row's counts,
+// exact, and the first poolSpans connections' lifetimes (by first frame)
+// for the most concurrent (exact up to that many).
+type poolAgg struct {
+	row    PoolRow
+	known  int
+	protos []string // distinct
+	spans  []poolSpan
+	over   bool // spans were cut
+}
+
+// poolSpan is one connection's lifetime.
+type poolSpan struct {
+	id          event.ConnID
+	first, last time.Time
+}
+
+// poolSpans is how many lifetimes a pool keeps.
+const poolSpans = 4096
+
+func (s poolSpan) compare(o poolSpan) int {
+	return cmp.Or(s.first.Compare(o.first), cmp.Compare(s.id, o.id))
+}
+
+// addSpans adds lifetimes, cutting them to the first poolSpans past
+// twice that.
+func (a *poolAgg) addSpans(ss ...poolSpan) {
+	a.spans = append(a.spans, ss...)
+	if len(a.spans) >= 2*poolSpans {
+		slices.SortFunc(a.spans, poolSpan.compare)
+		a.spans, a.over = slices.Clip(a.spans[:poolSpans]), true
+	}
+}
+
+// poolFinal adds c to its pool row.
+func (t *tableBuilder) poolFinal(c *Conn) {
+	if c.TCP == nil {
+		return
+	}
+	k := poolKey{client: c.Client(), server: c.Server(), name: c.Authority()}
+	a := t.pools[k]
+	if a == nil {
+		a = &poolAgg{row: PoolRow{Client: k.client.String(), Server: k.server.String(), Name: k.name}}
+		t.pools[k] = a
+	}
+	r := &a.row
+	r.Connections++
+	if p := connProto(c); p != "" && !slices.Contains(a.protos, p) {
+		a.protos = append(a.protos, p)
+	}
+	n, ok := requests(c)
+	if ok {
+		a.known++
+		r.Requests += n
+		if n <= 1 {
+			r.OneRequestConns++
 		}
-		return poolKey{client: c.Client(), server: c.Server(), name: c.Authority()}, true
-	})
-	for _, g := range gs {
-		r := PoolRow{Client: g.key.client.String(), Server: g.key.server.String(), Name: g.key.name, Connections: len(g.conns),
-			MaxConcurrent: maxConcurrent(g.conns)}
-		protos := map[string]bool{}
-		known := 0
-		for _, c := range g.conns {
-			if p := connProto(c); p != "" {
-				protos[p] = true
-			}
-			n, ok := requests(c)
-			if ok {
-				known++
-				r.Requests += n
-				if n <= 1 {
-					r.OneRequestConns++
-				}
-			} else {
-				r.UnknownConns++
-			}
-			switch c.TCP.Close {
-			case tcp.CloseFINClient:
-				r.ClosedByClient++
-			case tcp.CloseFINServer:
-				r.ClosedByServer++
-			case tcp.CloseRSTClient, tcp.CloseRSTServer:
-				r.Reset++
-			default:
-				r.Open++
-			}
+	} else {
+		r.UnknownConns++
+	}
+	switch c.TCP.Close {
+	case tcp.CloseFINClient:
+		r.ClosedByClient++
+	case tcp.CloseFINServer:
+		r.ClosedByServer++
+	case tcp.CloseRSTClient, tcp.CloseRSTServer:
+		r.Reset++
+	default:
+		r.Open++
+	}
+	a.addSpans(poolSpan{c.ID(), c.TCP.FirstTS, c.TCP.LastTS})
+}
+
+// merge adds o's counts.
+func (a *poolAgg) merge(o *poolAgg) {
+	r, or := &a.row, &o.row
+	r.Connections += or.Connections
+	r.Requests += or.Requests
+	r.UnknownConns += or.UnknownConns
+	r.OneRequestConns += or.OneRequestConns
+	r.ClosedByClient += or.ClosedByClient
+	r.ClosedByServer += or.ClosedByServer
+	r.Reset += or.Reset
+	r.Open += or.Open
+	a.known += o.known
+	for _, p := range o.protos {
+		if !slices.Contains(a.protos, p) {
+			a.protos = append(a.protos, p)
 		}
-		r.Proto = strings.Join(sortedKeys(protos), ",")
-		if known > 0 {
-			r.RequestsPerConn = roundTo(float64(r.Requests)/float64(known), 3)
+	}
+	a.over = a.over || o.over
+	a.addSpans(o.spans...)
+}
+
+// poolRows returns the pool table's rows in key order.
+func (t *tableBuilder) poolRows() []PoolRow {
+	rows := make([]PoolRow, 0, len(t.pools))
+	for _, k := range sortedPoolKeys(t.pools) {
+		a := t.pools[k]
+		r := a.row
+		r.Proto = strings.Join(slices.Sorted(slices.Values(a.protos)), ",")
+		if a.known > 0 {
+			r.RequestsPerConn = roundTo(float64(r.Requests)/float64(a.known), 3)
 		}
+		slices.SortFunc(a.spans, poolSpan.compare)
+		if a.over && len(a.spans) > poolSpans {
+			a.spans = a.spans[:poolSpans]
+		}
+		spans := make([][2]time.Time, len(a.spans))
+		for i, s := range a.spans {
+			spans[i] = [2]time.Time{s.first, s.last}
+		}
+		r.MaxConcurrent = peakOpen(spans)
 		rows = append(rows, r)
 	}
 	return rows
@@ -388,33 +464,4 @@ func nearestRank(ds []time.Duration, q float64) time.Duration {
 	}
 	i := int(float64(len(ds))*q+0.999999) - 1
 	return ds[min(max(i, 0), len(ds)-1)]
-}
-
-// connPool is a pool and its connections.
-type connPool struct {
-	key   poolKey
-	conns []*Conn
-}
-
-// groupPools groups conns by the key that key returns for them, leaving
-// out those for which it returns false: the pools are in key order, the
-// connections of each in the order of conns.
-func groupPools(conns []*Conn, key func(*Conn) (poolKey, bool)) []connPool {
-	idx := map[poolKey]int{}
-	var ps []connPool
-	for _, c := range conns {
-		k, ok := key(c)
-		if !ok {
-			continue
-		}
-		i, ok := idx[k]
-		if !ok {
-			i = len(ps)
-			idx[k] = i
-			ps = append(ps, connPool{key: k})
-		}
-		ps[i].conns = append(ps[i].conns, c)
-	}
-	slices.SortFunc(ps, func(a, b connPool) int { return a.key.compare(b.key) })
-	return ps
 }

@@ -146,15 +146,6 @@ func requests(c *Conn) (int, bool) {
 	return 0, false
 }
 
-// maxConcurrent returns the most connections of conns open at once.
-func maxConcurrent(conns []*Conn) int {
-	spans := make([][2]time.Time, len(conns))
-	for i, c := range conns {
-		spans[i] = [2]time.Time{c.TCP.FirstTS, c.TCP.LastTS}
-	}
-	return peakOpen(spans)
-}
-
 // peakOpen returns the most of spans (first and last frame times) open
 // at once.
 func peakOpen(spans [][2]time.Time) int {
