@@ -65,13 +65,51 @@ const maxStreamID = 1<<31 - 1
 //
 // Each connection's findings are made when it is observed, but for the
 // client's reconnect, looked up at the end among the connection starts
-// kept per (client, server) pair.
+// kept per (client, server) pair: the latest goAwayStarts of each, for
+// up to goAwayPairs pairs. Where some were not kept, a GOAWAY without a
+// reconnect found does not claim there was none.
 type goAway struct {
 	cfg   GoAwayConfig
 	found []goAwayPending
 	// starts holds, per (client IP, server), the connections' first
 	// frames, for the reconnect after a GOAWAY.
-	starts map[kaKey][]connStart
+	starts map[kaKey]*pairStarts
+	// dropped is set when the starts of some pair were not kept.
+	dropped bool
+}
+
+// Bounds of goAway's connection starts.
+const (
+	goAwayStarts = 256
+	goAwayPairs  = 10000
+)
+
+// pairStarts are the latest connection starts of one (client, server)
+// pair; partial is set when earlier ones were dropped.
+type pairStarts struct {
+	starts  []connStart
+	partial bool
+}
+
+func (p *pairStarts) add(ss ...connStart) {
+	p.starts = append(p.starts, ss...)
+	if len(p.starts) >= 2*goAwayStarts {
+		slices.SortFunc(p.starts, func(a, b connStart) int { return cmp.Or(b.ts.Compare(a.ts), cmp.Compare(a.id, b.id)) })
+		p.starts, p.partial = slices.Clip(p.starts[:goAwayStarts]), true
+	}
+}
+
+// pair returns the starts of k, nil when its pair is not kept.
+func (d *goAway) pair(k kaKey) *pairStarts {
+	if d.starts == nil {
+		d.starts = map[kaKey]*pairStarts{}
+	}
+	p := d.starts[k]
+	if p == nil && len(d.starts) < goAwayPairs {
+		p = &pairStarts{}
+		d.starts[k] = p
+	}
+	return p
 }
 
 // connStart is a connection's id and first frame.
@@ -90,21 +128,24 @@ type goAwayPending struct {
 }
 
 func (d *goAway) final(c *Conn) {
-	if d.starts == nil {
-		d.starts = map[kaKey][]connStart{}
+	if p := d.pair(kaKey{c.Client(), c.Server()}); p != nil {
+		p.add(connStart{c.ID(), c.TCP.FirstFrame, c.TCP.FirstTS})
+	} else {
+		d.dropped = true
 	}
-	k := kaKey{c.Client(), c.Server()}
-	d.starts[k] = append(d.starts[k], connStart{c.ID(), c.TCP.FirstFrame, c.TCP.FirstTS})
 }
 
 func (d *goAway) merge(o detector) {
 	od := o.(*goAway)
 	d.found = append(d.found, od.found...)
-	if d.starts == nil {
-		d.starts = map[kaKey][]connStart{}
-	}
+	d.dropped = d.dropped || od.dropped
 	for k, v := range od.starts {
-		d.starts[k] = append(d.starts[k], v...)
+		if p := d.pair(k); p != nil {
+			p.partial = p.partial || v.partial
+			p.add(v.starts...)
+		} else {
+			d.dropped = true
+		}
 	}
 }
 
@@ -133,14 +174,18 @@ func (d *goAway) findings(in *capture) []Finding {
 		// The reconnect: only meaningful when the server sent the GOAWAY.
 		if p.dir == event.S2C {
 			f := &p.f
-			if r := reconnectAfter(d.starts[p.key], p.conn, p.at, d.cfg.ReconnectWindow); r != nil {
+			ps := d.starts[p.key]
+			if ps == nil {
+				ps = &pairStarts{partial: d.dropped}
+			}
+			if r := reconnectAfter(ps.starts, p.conn, p.at, d.cfg.ReconnectWindow); r != nil {
 				delay := r.ts.Sub(p.at)
 				f.Metrics["reconnect_ms"] = ms(delay)
 				f.Connections = append(f.Connections, r.id)
 				f.Summary += fmt.Sprintf("; the client reconnected %s later (connection %d)", fmtDur(delay), r.id)
 				f.Evidence = append(f.Evidence, evidence(r.id, 0, event.Ref{Frame: r.frame, TS: r.ts},
 					fmt.Sprintf("client's next connection to %s, %s after the GOAWAY", p.key.server, fmtDur(delay))))
-			} else if in.conns > 1 {
+			} else if in.conns > 1 && !ps.partial {
 				f.Summary += fmt.Sprintf("; no new connection from the client within %s", fmtDur(d.cfg.ReconnectWindow))
 			}
 		}

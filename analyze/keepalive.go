@@ -154,16 +154,29 @@ func (d *keepalive) observe(c *Conn) {
 	if c.TCP == nil {
 		return
 	}
+	// The connection's facts go to a group of their own first, so that
+	// a pair with nothing to keep (a SYN that was never answered) gets
+	// no group.
 	k := kaKey{c.Client(), c.Server()}
-	g := d.groups[k]
-	if g == nil {
-		if d.groups == nil {
-			d.groups = map[kaKey]*kaGroup{}
-		}
-		g = &kaGroup{client: k.client, server: k.server}
-		d.groups[k] = g
-	}
+	g := &kaGroup{client: k.client, server: k.server}
 	kaConn(d.cfg, g, c)
+	if g.empty() {
+		return
+	}
+	if d.groups == nil {
+		d.groups = map[kaKey]*kaGroup{}
+	}
+	if old := d.groups[k]; old != nil {
+		old.merge(g)
+		return
+	}
+	d.groups[k] = g
+}
+
+// empty reports whether g holds no fact.
+func (g *kaGroup) empty() bool {
+	return len(g.idles) == 0 && len(g.races) == 0 && len(g.reuseGaps) == 0 && g.reuseMax == nil &&
+		len(g.clientIdle) == 0 && g.advertised == 0 && g.closeAsked == 0 && g.goaway == 0 && g.pings == 0 && g.unknown == 0
 }
 
 func (d *keepalive) findings(in *capture) []Finding {
