@@ -59,6 +59,12 @@ type Options struct {
 	// lost at that moment are counted in the anomaly late_payload_bytes.
 	// The Conn may be read during the call only.
 	OnStreamsDone func(c *Conn)
+	// ConnID, if set, returns the ID of a new connection whose first
+	// segment is first; the IDs it returns must increase. By default IDs
+	// count from 0 in order of first frame. A Tracker that sees one shard
+	// of a capture (see AddTicked) numbers its connections so that IDs
+	// stay unique and ordered across the shards.
+	ConnID func(first *layer.Segment) event.ConnID
 	// OnFinish is called once per connection when it is finished (closed
 	// and idle, evicted by MaxConns, replaced by a new connection on the
 	// same 4-tuple, or at Flush), after OnStreamsDone, with its summary
@@ -111,10 +117,15 @@ type Tracker struct {
 	verify    func(c *Conn, enc []byte)
 	nextID    event.ConnID
 	r         reasm
-	sweep     time.Time
-	clock     time.Time // capture clock for timeouts; see advance
+	clock     Clock // capture clock for timeouts
 	stats     Stats
 }
+
+// Defaults of Options.MaxConns and Options.MaxBufferTotal.
+const (
+	DefaultMaxConns       = 1 << 16
+	DefaultMaxBufferTotal = 32 << 20
+)
 
 // NewTracker returns a Tracker with opts.
 func NewTracker(opts Options) *Tracker {
@@ -122,7 +133,7 @@ func NewTracker(opts Options) *Tracker {
 		opts.IdleTimeout = time.Hour
 	}
 	if opts.MaxConns <= 0 {
-		opts.MaxConns = 1 << 16
+		opts.MaxConns = DefaultMaxConns
 	}
 	if opts.ClosedTimeout <= 0 {
 		opts.ClosedTimeout = 2 * time.Minute
@@ -134,7 +145,7 @@ func NewTracker(opts Options) *Tracker {
 		opts.MaxBufferPerConn = 4 << 20
 	}
 	if opts.MaxBufferTotal <= 0 {
-		opts.MaxBufferTotal = 32 << 20
+		opts.MaxBufferTotal = DefaultMaxBufferTotal
 	}
 	return &Tracker{
 		opts:  opts,
@@ -157,9 +168,42 @@ func (t *Tracker) Active() int { return len(t.conns) }
 // its direction and its analysis flags. The Conn is valid until it is
 // finished.
 func (t *Tracker) Add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
+	t.evict()
+	if now, sweep := t.clock.Tick(s.Ref.TS); sweep {
+		t.sweep(now)
+	}
+	return t.add(s)
+}
+
+// AddTicked is Add for a Tracker that sees one shard of a capture split
+// by connection (every segment of a connection, in both directions, goes
+// to the same shard): its timeouts must follow the whole capture's clock,
+// not the clock of the segments it sees. now and sweep are what the
+// capture's Clock.Tick returned for s; Sweep must be called for each
+// segment of the other shards for which Tick reported a sweep. The
+// Tracker then finishes and hands over each connection exactly when a
+// Tracker of the whole capture would (but for MaxConns and
+// MaxBufferTotal, which bound each shard on its own).
+func (t *Tracker) AddTicked(s *layer.Segment, now time.Time, sweep bool) (*Conn, event.Dir, Analysis) {
+	t.evict()
+	t.clock.now = now
+	if sweep {
+		t.clock.last = now
+		t.sweep(now)
+	}
+	return t.add(s)
+}
+
+// Sweep finishes what has timed out at capture time now, as Add does
+// when its clock reports a sweep; see AddTicked.
+func (t *Tracker) Sweep(now time.Time) {
+	t.clock.now, t.clock.last = now, now
+	t.sweep(now)
+}
+
+func (t *Tracker) add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
 	t.stats.Segments++
 	ts := s.Ref.TS
-	t.expire(ts)
 
 	key, c := t.lookup(s.Src, s.Dst)
 	if c != nil && c.state == nil {
@@ -248,7 +292,7 @@ func (t *Tracker) Add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
 	t.touch(c)
 	if !c.graceQueued && t.opts.StreamGrace > 0 && c.streamsClosing() {
 		c.graceQueued = true
-		c.graceAt = t.clock
+		c.graceAt = t.clock.now
 		t.grace = append(t.grace, c)
 	}
 	if c.waiting() && c.compactable() {
@@ -348,7 +392,11 @@ func (c *Conn) dirOf(src netip.AddrPort) event.Dir {
 
 // newConn creates the connection for a segment that matches none.
 func (t *Tracker) newConn(key connKey, s *layer.Segment) *Conn {
-	c := &Conn{Summary: Summary{ID: t.nextID, FirstFrame: s.Ref.Frame, FirstTS: s.Ref.TS}, state: t.newState()}
+	id := t.nextID
+	if t.opts.ConnID != nil {
+		id = t.opts.ConnID(s)
+	}
+	c := &Conn{Summary: Summary{ID: id, FirstFrame: s.Ref.Frame, FirstTS: s.Ref.TS}, state: t.newState()}
 	t.nextID++
 	t.stats.Conns++
 	c.seq[0].winScale, c.seq[1].winScale = wsUnknown, wsUnknown
@@ -429,19 +477,31 @@ func (c *Conn) closed() bool {
 // maxClockStep is the most the capture clock moves forward on one packet.
 const maxClockStep = time.Minute
 
-// advance moves the capture clock towards ts and returns it. The clock
-// never goes back and moves at most maxClockStep per packet, so one corrupt
+// Clock is the capture clock that drives a Tracker's timeouts. It never
+// goes back and moves at most one minute per packet, so one corrupt
 // timestamp years ahead cannot time out every connection, while a real
 // silence, followed by many packets, is caught up within a few packets per
-// minute of silence.
-func (t *Tracker) advance(ts time.Time) time.Time {
+// minute of silence. The zero value starts at the first packet.
+type Clock struct {
+	now  time.Time
+	last time.Time // of the last sweep
+}
+
+// Tick moves the clock towards ts, the time of the next packet, and
+// returns the clock's time and whether timeouts are to be checked (at
+// most once per capture second).
+func (k *Clock) Tick(ts time.Time) (now time.Time, sweep bool) {
 	switch {
-	case t.clock.IsZero():
-		t.clock = ts
-	case ts.After(t.clock):
-		t.clock = minTime(ts, t.clock.Add(maxClockStep))
+	case k.now.IsZero():
+		k.now = ts
+	case ts.After(k.now):
+		k.now = minTime(ts, k.now.Add(maxClockStep))
 	}
-	return t.clock
+	if k.now.Sub(k.last) < time.Second && !k.last.IsZero() {
+		return k.now, false
+	}
+	k.last = k.now
+	return k.now, true
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -451,9 +511,8 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-// expire finishes connections idle at capture time ts, at most once per
-// capture second, and open ones past MaxConns.
-func (t *Tracker) expire(ts time.Time) {
+// evict finishes the least recently active connections past MaxConns.
+func (t *Tracker) evict() {
 	// Each list is bounded on its own: closed connections waiting out
 	// ClosedTimeout must not push out the open ones.
 	for t.open.n >= t.opts.MaxConns {
@@ -462,11 +521,11 @@ func (t *Tracker) expire(ts time.Time) {
 	for t.closed.n >= t.opts.MaxConns {
 		t.finish(t.closed.head)
 	}
-	now := t.advance(ts)
-	if now.Sub(t.sweep) < time.Second && !t.sweep.IsZero() {
-		return
-	}
-	t.sweep = now
+}
+
+// sweep finishes the connections idle at capture time now, and ends the
+// streams whose StreamGrace is over.
+func (t *Tracker) sweep(now time.Time) {
 	for len(t.grace) > 0 {
 		c := t.grace[0]
 		if !c.streamsDone && now.Sub(c.graceAt) < t.opts.StreamGrace {
@@ -553,4 +612,12 @@ func (t *Tracker) Flush() {
 	}
 	clear(t.grace)
 	t.grace = nil
+}
+
+// Add adds o's counts to s's: the Stats of the shards of one capture add
+// up to those of a Tracker of the whole capture.
+func (s *Stats) Add(o Stats) {
+	s.Segments += o.Segments
+	s.Conns += o.Conns
+	s.BufferOverflows += o.BufferOverflows
 }
