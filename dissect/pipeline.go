@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/h2scope/h2scope/dissect/capture"
 	"github.com/h2scope/h2scope/dissect/layer"
@@ -31,12 +32,15 @@ const (
 	itemFault                    // a located fault that ended a file
 	itemProgress                 // Options.Progress is due, with read bytes read
 	itemSecrets                  // Decryption Secrets Blocks were read
+	itemSweep                    // a sharded run's clock swept, at now
 )
 
 // item is one thing stage 2 must do, in capture order.
 type item struct {
 	kind    itemKind
 	seg     layer.Segment // itemSegment; Payload points into the batch's buf
+	now     time.Time     // in a sharded run, the capture clock's tick for seg, or a sweep's time
+	sweep   bool          // in a sharded run, whether the clock swept at seg
 	fault   *Error
 	read    int64
 	secrets []capture.Secret

@@ -57,6 +57,17 @@ type Options struct {
 	// bytes read so far from the files as stored (compressed bytes for .gz
 	// and .zst) and the sum of their sizes.
 	Progress func(read, total int64)
+	// Shards, above 1, splits the tracking and dissection by connection
+	// over this many goroutines (see "Shards" in the package
+	// documentation): connection IDs are then provisional, Stats.IDs
+	// maps them to final ones, and the callbacks come from Shard.
+	Shards int
+	// Shard, with Shards above 1, returns the callbacks of shard i
+	// (0 <= i < Shards), called on that shard's goroutine in place of
+	// Sink, OnApp, OnConn and OnSegment. When it is nil, those are called
+	// from every shard, one at a time (under one lock, as are
+	// TCP.NewHandler, OnStreamsDone and OnFinish in any case).
+	Shard func(i int) ShardHooks
 	// Sequential reads and decodes the captures on Run's goroutine. By
 	// default, when GOMAXPROCS > 1, a second goroutine reads and decodes
 	// packets ahead while Run's goroutine tracks connections and runs
@@ -88,6 +99,24 @@ type Stats struct {
 	Secrets             int
 	SecretErrors        []error
 	SecretErrorsDropped int
+	// IDs, after a run with Shards above 1, maps the provisional
+	// connection IDs the callbacks saw to final ones; nil otherwise (IDs
+	// are final). ConnIDs.Final works on nil too.
+	IDs *ConnIDs
+}
+
+// Add adds o's counts to st's, and appends o's faults and secret errors:
+// the Stats of runs over parts of an input add up to those of one run
+// over all of it. IDs are left alone.
+func (st *Stats) Add(o Stats) {
+	st.Packets += o.Packets
+	st.Bytes += o.Bytes
+	st.Layer.Add(o.Layer)
+	st.TCP.Add(o.TCP)
+	st.Faults = append(st.Faults, o.Faults...)
+	st.Secrets += o.Secrets
+	st.SecretErrors = append(st.SecretErrors, o.SecretErrors...)
+	st.SecretErrorsDropped += o.SecretErrorsDropped
 }
 
 // Run reads files as one capture merged by time and feeds every TCP segment
@@ -105,15 +134,24 @@ func Run(ctx context.Context, files []string, opts Options) (Stats, error) {
 	if opts.Keys == nil {
 		opts.Keys = tls.NewKeyLog()
 	}
-	s := &stage2{opts: &opts, files: files, st: &st, tr: tcp.NewTracker(wire(&opts))}
+	var total int64
 	if opts.Progress != nil {
 		for _, f := range files {
 			if fi, err := os.Stat(f); err == nil {
-				s.total += fi.Size()
+				total += fi.Size()
 			}
 		}
 	}
 	dec := layer.NewDecoder()
+	if opts.Shards > 1 {
+		err = runSharded(ctx, r, dec, &opts, &st, files, total)
+		st.Layer = dec.Stats
+		if err == nil && opts.Progress != nil {
+			opts.Progress(r.BytesRead(), total)
+		}
+		return st, err
+	}
+	s := &stage2{opts: &opts, files: files, st: &st, tr: tcp.NewTracker(wire(&opts)), total: total}
 	if opts.Sequential || runtime.GOMAXPROCS(0) < 2 {
 		err = runSequential(ctx, r, dec, s)
 	} else {
@@ -196,6 +234,11 @@ type stage2 struct {
 
 func (s *stage2) segment(seg *layer.Segment) {
 	c, dir, a := s.tr.Add(seg)
+	s.observe(c, dir, seg, a)
+}
+
+// observe hands a segment the tracker classified to the callbacks.
+func (s *stage2) observe(c *tcp.Conn, dir event.Dir, seg *layer.Segment, a tcp.Analysis) {
 	if s.opts.OnSegment != nil {
 		s.opts.OnSegment(c, dir, seg, a)
 	}

@@ -219,3 +219,24 @@ func (d *Decoder) short(l Layer, b []byte, rep, need int) (Result, error) {
 	}
 	return d.fail(l, b, shortFrame[l])
 }
+
+// Add adds o's counts to s's.
+func (s *Stats) Add(o Stats) {
+	s.Packets += o.Packets
+	s.TCP += o.TCP
+	s.Tunneled += o.Tunneled
+	s.UDP += o.UDP
+	s.ICMP += o.ICMP
+	s.OtherIP += o.OtherIP
+	s.NonIP += o.NonIP
+	s.Fragments += o.Fragments
+	s.Truncated += o.Truncated
+	s.Malformed += o.Malformed
+	s.Unsupported += o.Unsupported
+	for k, v := range o.UnsupportedLinks {
+		if s.UnsupportedLinks == nil {
+			s.UnsupportedLinks = map[layers.LinkType]uint64{}
+		}
+		s.UnsupportedLinks[k] += v
+	}
+}

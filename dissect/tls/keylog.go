@@ -266,3 +266,31 @@ func (k *KeyLog) Lookup(clientRandom []byte) *Secrets {
 	c := *s
 	return &c
 }
+
+// Clone returns a KeyLog holding the secrets k holds now, which later
+// additions to either do not change; its Stats count its own additions
+// and lookups. A capture dissected in shards gives each shard a clone, so
+// that the secrets of Decryption Secrets Blocks are added to each at its
+// place in the capture.
+func (k *KeyLog) Clone() *KeyLog {
+	c := NewKeyLog()
+	if k == nil {
+		return c
+	}
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	for cr, s := range k.m {
+		cp := *s // the secrets' bytes are never changed, only replaced
+		c.m[cr] = &cp
+	}
+	return c
+}
+
+// AddLookups adds the lookups counted by from (a Clone of k) to k's.
+func (k *KeyLog) AddLookups(from *KeyLog) {
+	if k == nil || from == nil {
+		return
+	}
+	k.hits.Add(from.hits.Load())
+	k.misses.Add(from.misses.Load())
+}
