@@ -144,6 +144,7 @@ type Conn struct {
 	list        *lru
 	prev        *Conn // in list, less recently active
 	next        *Conn
+	hnext       *Conn // in the connection table's bucket
 }
 
 // state is a connection's tracking state: what the analysis of its next

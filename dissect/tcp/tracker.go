@@ -44,11 +44,12 @@ type Options struct {
 	// negative value keeps the handler until the connection finishes.
 	StreamGrace time.Duration
 	// NewHandler returns the handler for a connection's bytes. It is
-	// called when the connection first has something for its handler (its
-	// first in-order bytes, a gap or the end of a direction), so a
-	// connection that is finished before it ever carried payload (an
-	// unanswered SYN) costs no handler until its streams are closed. Nil,
-	// or a nil handler returned, discards them.
+	// called when the connection first has something for its handler:
+	// its first in-order bytes, a gap, or a FIN. A connection whose
+	// streams end (StreamGrace after it closed, or when it finishes)
+	// before it had any of these gets no handler, and no Close calls: an
+	// unanswered SYN costs none. Nil, or a nil handler returned, discards
+	// them.
 	NewHandler func(c *Conn) StreamHandler
 	// OnStreamsDone, if set, is called once per connection right after
 	// its StreamHandler's last call: StreamGrace after the connection
@@ -83,21 +84,11 @@ type Stats struct {
 	BufferOverflows uint64
 }
 
-// connKey is a 4-tuple with its endpoints in canonical order.
-type connKey struct{ a, b netip.AddrPort }
-
-func makeKey(src, dst netip.AddrPort) connKey {
-	if c := src.Addr().Compare(dst.Addr()); c < 0 || c == 0 && src.Port() <= dst.Port() {
-		return connKey{src, dst}
-	}
-	return connKey{dst, src}
-}
-
 // Tracker follows TCP connections through a capture. It is not safe for
 // concurrent use; feed it segments in capture order.
 type Tracker struct {
 	opts   Options
-	conns  map[connKey]*Conn
+	conns  table
 	open   lru // connections still open, least recently active first
 	closed lru // connections reset or closed by both sides
 	// grace holds the closed connections whose streams are still open,
@@ -149,7 +140,7 @@ func NewTracker(opts Options) *Tracker {
 	}
 	return &Tracker{
 		opts:  opts,
-		conns: make(map[connKey]*Conn),
+		conns: newTable(),
 		r:     reasm{perConn: opts.MaxBufferPerConn, total: opts.MaxBufferTotal, newHandler: opts.NewHandler},
 	}
 }
@@ -162,7 +153,7 @@ func (t *Tracker) Stats() Stats {
 }
 
 // Active returns the number of connections being tracked.
-func (t *Tracker) Active() int { return len(t.conns) }
+func (t *Tracker) Active() int { return t.conns.n }
 
 // Add processes one segment (s.Ref must be set) and returns its connection,
 // its direction and its analysis flags. The Conn is valid until it is
@@ -205,7 +196,7 @@ func (t *Tracker) add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
 	t.stats.Segments++
 	ts := s.Ref.TS
 
-	key, c := t.lookup(s.Src, s.Dst)
+	c := t.lookup(s.Src, s.Dst)
 	if c != nil && c.state == nil {
 		t.expand(c)
 	}
@@ -220,7 +211,7 @@ func (t *Tracker) add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
 		}
 	}
 	if c == nil {
-		c = t.newConn(key, s)
+		c = t.newConn(s)
 	}
 	dir := c.dirOf(s.Src)
 	rev := dir.Reverse()
@@ -309,21 +300,20 @@ func (c *Conn) waiting() bool {
 	return c.streamsDone || c.Packets.C2S == 0 || c.Packets.S2C == 0 || c.closed()
 }
 
-// lookup returns the key of the connection between src and dst and the
-// connection, nil if none is tracked. Captures are dominated by a few busy
-// connections, so a small cache indexed by their ports is tried before the
-// map, whose hash of two netip.AddrPorts costs more.
-func (t *Tracker) lookup(src, dst netip.AddrPort) (connKey, *Conn) {
+// lookup returns the connection between src and dst, nil if none is
+// tracked. Captures are dominated by a few busy connections, so a small
+// cache indexed by their ports is tried before the table, whose hash of
+// two netip.AddrPorts costs more.
+func (t *Tracker) lookup(src, dst netip.AddrPort) *Conn {
 	slot := &t.recent[recentSlot(src.Port(), dst.Port())]
 	if c := *slot; c != nil && (c.Client == src && c.Server == dst || c.Client == dst && c.Server == src) {
-		return makeKey(src, dst), c
+		return c
 	}
-	key := makeKey(src, dst)
-	c := t.conns[key]
+	c := t.conns.get(src, dst)
 	if c != nil {
 		*slot = c
 	}
-	return key, c
+	return c
 }
 
 // recentSlot is the index in Tracker.recent of a connection between ports
@@ -391,7 +381,7 @@ func (c *Conn) dirOf(src netip.AddrPort) event.Dir {
 }
 
 // newConn creates the connection for a segment that matches none.
-func (t *Tracker) newConn(key connKey, s *layer.Segment) *Conn {
+func (t *Tracker) newConn(s *layer.Segment) *Conn {
 	id := t.nextID
 	if t.opts.ConnID != nil {
 		id = t.opts.ConnID(s)
@@ -417,7 +407,7 @@ func (t *Tracker) newConn(key connKey, s *layer.Segment) *Conn {
 	if c.Client != s.Src {
 		c.hist.flipped()
 	}
-	t.conns[key] = c
+	t.conns.add(c)
 	return c
 }
 
@@ -563,6 +553,11 @@ func (t *Tracker) endStreams(c *Conn) {
 		}
 	}
 	reset := c.earlyRST && c.StreamBytes.C2S == 0 && c.StreamBytes.S2C == 0
+	if c.handler == nil && c.nothingToDeliver() {
+		// Its streams carried nothing and end with nothing: no handler
+		// (an unanswered SYN costs none).
+		c.handler = discard{}
+	}
 	t.r.end(c, event.C2S, reset, c.lastRef)
 	t.r.end(c, event.S2C, reset, c.lastRef)
 	c.handler = discard{}
@@ -570,6 +565,18 @@ func (t *Tracker) endStreams(c *Conn) {
 	if t.opts.OnStreamsDone != nil {
 		t.opts.OnStreamsDone(c)
 	}
+}
+
+// nothingToDeliver reports whether ending c's streams would deliver no
+// bytes and no gap: nothing is buffered, and no FIN waits for bytes.
+func (c *Conn) nothingToDeliver() bool {
+	for d := range c.streams {
+		st := &c.streams[d]
+		if len(st.pend) > 0 || st.finSet && st.next != st.fin && !st.closed {
+			return false
+		}
+	}
+	return true
 }
 
 // finish ends c's streams, completes its summary and hands it over.
@@ -584,9 +591,7 @@ func (t *Tracker) finish(c *Conn) {
 	if c.list != nil {
 		c.list.remove(c)
 	}
-	if key := makeKey(c.Client, c.Server); t.conns[key] == c {
-		delete(t.conns, key)
-	}
+	t.conns.remove(c)
 	if slot := &t.recent[recentSlot(c.Client.Port(), c.Server.Port())]; *slot == c {
 		*slot = nil
 	}
@@ -602,10 +607,7 @@ func (t *Tracker) finish(c *Conn) {
 // Flush finishes every connection still tracked, in ID order. Call it at
 // the end of the input.
 func (t *Tracker) Flush() {
-	all := make([]*Conn, 0, len(t.conns))
-	for _, c := range t.conns {
-		all = append(all, c)
-	}
+	all := t.conns.all()
 	slices.SortFunc(all, func(a, b *Conn) int { return int(a.ID) - int(b.ID) })
 	for _, c := range all {
 		t.finish(c)
