@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"encoding/binary"
+	"math"
 	"time"
 )
 
@@ -109,8 +110,14 @@ type encoder struct {
 	ok   bool
 }
 
-func (e *encoder) u(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
-func (e *encoder) i(v int64)  { e.b = binary.AppendVarint(e.b, v) }
+func (e *encoder) u(v uint64) {
+	if v < 0x80 {
+		e.b = append(e.b, byte(v))
+		return
+	}
+	e.b = binary.AppendUvarint(e.b, v)
+}
+func (e *encoder) i(v int64) { e.b = binary.AppendVarint(e.b, v) }
 
 // rel encodes a sequence number as its distance from base.
 func (e *encoder) rel(v, base uint32) { e.u(uint64(v - base)) }
@@ -133,8 +140,8 @@ func (e *encoder) time(t time.Time) {
 		return
 	}
 	d := t.Sub(e.base)
-	if !e.base.Add(d).Equal(t) {
-		e.ok = false
+	if d == math.MaxInt64 || d == math.MinInt64 {
+		e.ok = false // Sub saturated: centuries apart
 	}
 	e.u(1)
 	e.i(int64(d))
@@ -196,6 +203,10 @@ type decoder struct {
 }
 
 func (d *decoder) u() uint64 {
+	if b := d.b[0]; b < 0x80 {
+		d.b = d.b[1:]
+		return uint64(b)
+	}
 	v, n := binary.Uvarint(d.b)
 	d.b = d.b[n:]
 	return v

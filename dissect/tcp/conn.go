@@ -144,7 +144,8 @@ type Conn struct {
 	list        *lru
 	prev        *Conn // in list, less recently active
 	next        *Conn
-	hnext       *Conn // in the connection table's bucket
+	hnext       *Conn  // in the connection table's bucket
+	hash        uint64 // of the endpoints, in the connection table
 }
 
 // state is a connection's tracking state: what the analysis of its next

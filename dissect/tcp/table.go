@@ -34,23 +34,26 @@ func (t *table) hashEnd(a netip.AddrPort) uint64 {
 // hash is the same for (a, b) and (b, a).
 func (t *table) hash(a, b netip.AddrPort) uint64 { return t.hashEnd(a) + t.hashEnd(b) }
 
-// get returns the connection between a and b, nil if there is none.
-func (t *table) get(a, b netip.AddrPort) *Conn {
-	for c := t.buckets[t.hash(a, b)&uint64(len(t.buckets)-1)]; c != nil; c = c.hnext {
+// get returns the connection between a and b, nil if there is none, and
+// the hash of the pair, for add.
+func (t *table) get(a, b netip.AddrPort) (*Conn, uint64) {
+	h := t.hash(a, b)
+	for c := t.buckets[h&uint64(len(t.buckets)-1)]; c != nil; c = c.hnext {
 		if c.Client == a && c.Server == b || c.Client == b && c.Server == a {
-			return c
+			return c, h
 		}
 	}
-	return nil
+	return nil, h
 }
 
-// add inserts c, which must not be in the table and match no connection
-// in it.
-func (t *table) add(c *Conn) {
+// add inserts c, whose endpoints hash to h, which must not be in the
+// table and match no connection in it.
+func (t *table) add(c *Conn, h uint64) {
 	if t.n >= len(t.buckets) {
 		t.grow()
 	}
-	i := t.hash(c.Client, c.Server) & uint64(len(t.buckets)-1)
+	c.hash = h
+	i := h & uint64(len(t.buckets)-1)
 	c.hnext = t.buckets[i]
 	t.buckets[i] = c
 	t.n++
@@ -58,7 +61,7 @@ func (t *table) add(c *Conn) {
 
 // remove takes c out of the table, if it is there.
 func (t *table) remove(c *Conn) {
-	p := &t.buckets[t.hash(c.Client, c.Server)&uint64(len(t.buckets)-1)]
+	p := &t.buckets[c.hash&uint64(len(t.buckets)-1)]
 	for *p != nil {
 		if *p == c {
 			*p = c.hnext
@@ -77,7 +80,7 @@ func (t *table) grow() {
 	for _, c := range old {
 		for c != nil {
 			next := c.hnext
-			i := t.hash(c.Client, c.Server) & mask
+			i := c.hash & mask
 			c.hnext = t.buckets[i]
 			t.buckets[i] = c
 			c = next

@@ -98,6 +98,10 @@ type Tracker struct {
 	// recent caches connections lookup found, by a hash of their ports;
 	// finished ones are removed.
 	recent [8]*Conn
+	// lastHash is the table hash of the pair lookup looked up last, if
+	// hashed (it was not when found in recent).
+	lastHash uint64
+	hashed   bool
 	// free holds tracking states to reuse (at most maxFree); buf is
 	// where compact encodes.
 	free []*state
@@ -307,12 +311,15 @@ func (c *Conn) waiting() bool {
 func (t *Tracker) lookup(src, dst netip.AddrPort) *Conn {
 	slot := &t.recent[recentSlot(src.Port(), dst.Port())]
 	if c := *slot; c != nil && (c.Client == src && c.Server == dst || c.Client == dst && c.Server == src) {
+		t.hashed = false
 		return c
 	}
-	c := t.conns.get(src, dst)
+	c, h := t.conns.get(src, dst)
+	t.hashed = true
 	if c != nil {
 		*slot = c
 	}
+	t.lastHash = h
 	return c
 }
 
@@ -407,7 +414,11 @@ func (t *Tracker) newConn(s *layer.Segment) *Conn {
 	if c.Client != s.Src {
 		c.hist.flipped()
 	}
-	t.conns.add(c)
+	h := t.lastHash
+	if !t.hashed {
+		h = t.conns.hash(s.Src, s.Dst)
+	}
+	t.conns.add(c, h)
 	return c
 }
 
