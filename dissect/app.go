@@ -88,6 +88,10 @@ type appConn struct {
 	plain  *appConn
 	inner  bool // a tunnel's content: leave the connection's label alone
 	gapped bool // bytes were lost before the protocol was recognised
+	// settled is the App, taken as soon as both directions closed (no
+	// dissector can receive anything more), so that the dissectors are
+	// freed then rather than when the tracker ends the streams.
+	settled *App
 }
 
 // tlsShared is what the TLS dissectors of one run share: the key log and
@@ -349,13 +353,38 @@ func (a *appConn) close(dir event.Dir, reset bool, at event.Ref) {
 		a.tls.Close(dir, reset, at)
 	}
 	a.closed[dir] = true
-	if a.closed[0] && a.closed[1] && a.rpc != nil {
-		a.rpc.Finish(at)
+	if a.closed[0] && a.closed[1] {
+		if a.rpc != nil {
+			a.rpc.Finish(at)
+		}
+		if !a.inner && a.settled == nil {
+			// Both directions are over: what the dissectors found is
+			// final. Keep it and let them go.
+			a.settled = a.build()
+			a.h1, a.h2, a.tls, a.rpc, a.plain, a.tunnel = nil, nil, nil, nil, nil, nil
+		}
 	}
 }
 
 // app returns the connection's application summary.
 func (a *appConn) app() *App {
+	if a == nil {
+		return nil
+	}
+	app := a.settled
+	if app == nil {
+		app = a.build()
+	}
+	if app != nil && app.TLS != nil && a.c.SYNs > 0 {
+		// The connection's first frame is then the client's SYN.
+		app.TLS.SetSYN(&event.Ref{Frame: a.c.FirstFrame, TS: a.c.FirstTS})
+	}
+	return app
+}
+
+// build returns what the dissectors found, but for the TLS durations
+// from the SYN, which app adds.
+func (a *appConn) build() *App {
 	if a == nil || a.proto == event.ProtoUnknown {
 		return nil
 	}
@@ -374,17 +403,13 @@ func (a *appConn) app() *App {
 	}
 	if a.tls != nil {
 		s := a.tls.Summary()
-		if a.c.SYNs > 0 {
-			// The connection's first frame is then the client's SYN.
-			s.SetSYN(&event.Ref{Frame: a.c.FirstFrame, TS: a.c.FirstTS})
-		}
 		app.TLS = &s
 	}
-	if p := a.plain.app(); p != nil {
+	if p := a.plain.build(); p != nil {
 		app.Decrypted = p.Proto
 		app.HTTP1, app.HTTP2, app.Streams, app.Calls = p.HTTP1, p.HTTP2, p.Streams, p.Calls
 	}
-	if t := a.tunnel.app(); t != nil {
+	if t := a.tunnel.build(); t != nil {
 		// What the tunnel carried, when the outer protocol had none of it.
 		if app.HTTP2 == nil {
 			app.HTTP2, app.Streams, app.Calls = t.HTTP2, t.Streams, t.Calls
