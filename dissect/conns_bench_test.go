@@ -112,7 +112,8 @@ func manyConnsCapture(tb testing.TB, kind string, n int) string {
 	return p
 }
 
-// connCost runs the dissection over a capture of n connections of kind,
+// connCost runs the dissection over a capture of n connections of kind
+// (with shards, if above 1),
 // with callbacks that keep what analyze keeps of a connection (a copy of
 // its summary, its App), and returns the allocations per connection and
 // the bytes live per connection at the last packet, when every
@@ -128,8 +129,7 @@ func connCost(tb testing.TB, kind string, n int, shards int) (allocs, live float
 	case "http1":
 		frames = uint64(8 * n)
 	}
-	opts := Options{Dissect: true, Sequential: true}
-	_ = shards
+	opts := Options{Dissect: true, Sequential: true, Shards: shards}
 	opts.OnApp = func(c *tcp.Conn, app *App) {}
 	opts.OnConn = func(c *tcp.Conn, app *App) { _ = c.Summary }
 	// The tracker's state when the last packet is added, after a
@@ -159,15 +159,43 @@ func connCost(tb testing.TB, kind string, n int, shards int) (allocs, live float
 // -benchtime 1x: each iteration builds and reads its own capture.
 func BenchmarkConnCost(b *testing.B) {
 	for _, kind := range []string{"syn", "http1"} {
-		for _, n := range []int{8192, 32768} {
-			b.Run(fmt.Sprintf("%s/%d", kind, n), func(b *testing.B) {
+		for _, c := range []struct{ n, shards int }{{8192, 0}, {32768, 0}, {32768, 3}} {
+			n := c.n
+			name := fmt.Sprintf("%s/%d", kind, n)
+			if c.shards > 0 {
+				name += fmt.Sprintf("/shards%d", c.shards)
+			}
+			b.Run(name, func(b *testing.B) {
 				var allocs, live float64
 				for b.Loop() {
-					allocs, live = connCost(b, kind, n, 0)
+					allocs, live = connCost(b, kind, n, c.shards)
 				}
 				b.ReportMetric(allocs, "allocs/conn")
 				b.ReportMetric(live, "live-B/conn")
 			})
+		}
+	}
+}
+
+// TestConnCostBounded checks, by heap measurement, what a connection
+// costs while the tracker holds it: an unanswered SYN is kept compact,
+// and so is a short HTTP/1.1 connection once closed (most of the
+// capture's connections are past StreamGrace at its end).
+func TestConnCostBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds two captures of 8192 connections")
+	}
+	for _, c := range []struct {
+		kind          string
+		allocs, bytes float64
+	}{
+		{"syn", 3, 800},     // 9 allocations and 1990 bytes before compaction
+		{"http1", 16, 1100}, // 22 and 1990
+	} {
+		allocs, live := connCost(t, c.kind, 8192, 0)
+		t.Logf("%s: %.1f allocations, %.0f live bytes per connection", c.kind, allocs, live)
+		if allocs > c.allocs || live > c.bytes {
+			t.Errorf("%s: %.1f allocations and %.0f live bytes per connection, want at most %.0f and %.0f", c.kind, allocs, live, c.allocs, c.bytes)
 		}
 	}
 }
