@@ -20,11 +20,12 @@ import (
 // every packet is analysed by the same code from the same state.
 //
 // What is left out of the encoding is what no later packet can reach: the
-// reassembly's fingerprints of recent segments once both streams are
-// closed (a closed stream ignores new bytes) and the buffered chunks (a
-// connection is compact only when there are none). A handler that was
-// created is never dropped, except once the streams ended (it is discard
-// then); the encoding records whether it was asked for.
+// reassembly's fingerprints of recent segments of a closed stream (it
+// ignores new bytes), the buffered chunks (a connection is compact only
+// when there are none), and the handler once both streams are closed (it
+// is never called again; a connection with a stream open is compact only
+// without a handler, or with discard); the encoding records whether the
+// handler was asked for.
 
 // maxFree bounds the tracking states a Tracker keeps for reuse.
 const maxFree = 1024
@@ -58,15 +59,17 @@ func (t *Tracker) freeState(st *state) {
 // buffered, no handler that may still receive bytes, and is not waiting
 // for StreamGrace.
 func (c *Conn) compactable() bool {
-	if c.state == nil || c.done || c.graceQueued && !c.streamsDone {
+	if c.state == nil || c.done {
 		return false
 	}
-	if h := c.handler; h != nil && h != StreamHandler(discard{}) {
+	// A handler may still be called while a stream is open; once both
+	// are closed, it never is (their ends are delivered).
+	if h := c.handler; h != nil && h != StreamHandler(discard{}) && !(c.streams[0].closed && c.streams[1].closed) {
 		return false
 	}
 	for d := range c.streams {
 		st := &c.streams[d]
-		if len(st.pend) != 0 || st.pbytes != 0 || !c.streamsDone && st.nrecent != 0 {
+		if len(st.pend) != 0 || st.pbytes != 0 || !st.closed && st.nrecent != 0 {
 			return false
 		}
 	}
@@ -190,7 +193,6 @@ func (e *encoder) state(st *state) {
 	}
 	e.time(st.synTS)
 	e.i(int64(st.irtt))
-	e.time(st.graceAt)
 	e.bits(st.sawSYN[0], st.sawSYN[1], st.fin[0], st.fin[1], st.rst[0], st.rst[1], st.earlyRST, st.handler != nil)
 	e.u(uint64(st.ep[0]) | uint64(st.ep[1])<<4)
 	e.i(int64(st.lastRef.File))
@@ -279,7 +281,6 @@ func (d *decoder) state(st *state, streamsDone bool) {
 	}
 	st.synTS = d.time()
 	st.irtt = time.Duration(d.i())
-	st.graceAt = d.time()
 	var asked bool
 	d.bits(&st.sawSYN[0], &st.sawSYN[1], &st.fin[0], &st.fin[1], &st.rst[0], &st.rst[1], &st.earlyRST, &asked)
 	if asked || streamsDone {

@@ -120,8 +120,8 @@ func TestCompactSameAsFull(t *testing.T) {
 		if c.handler != nil {
 			want.handler = discard{}
 		}
-		if c.streamsDone {
-			for d := range want.streams {
+		for d := range want.streams {
+			if want.streams[d].closed {
 				want.streams[d].recent, want.streams[d].nrecent = [recentSegs]recentSeg{}, 0
 			}
 		}

@@ -137,8 +137,8 @@ type Conn struct {
 	rec  []byte
 	done bool
 	// streamsDone is set once the streams were ended and the handler let
-	// go (OnStreamsDone); graceQueued once c waits for StreamGrace, since
-	// state.graceAt (capture clock).
+	// go (OnStreamsDone); graceQueued once c waits for StreamGrace (in
+	// Tracker.grace).
 	streamsDone bool
 	graceQueued bool
 	list        *lru
@@ -164,7 +164,6 @@ type state struct {
 	fin     [2]bool
 	rst     [2]bool
 	ep      [2]epState
-	graceAt time.Time
 	lastRef event.Ref
 	// earlyRST is set by a RST before any payload: the streams stay open
 	// in case the handshake is retried on the same connection.

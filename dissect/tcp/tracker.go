@@ -94,7 +94,7 @@ type Tracker struct {
 	// grace holds the closed connections whose streams are still open,
 	// in order of closing (graceAt): StreamGrace ends them. Entries
 	// whose streams ended otherwise are skipped when reached.
-	grace []*Conn
+	grace []graceEntry
 	// recent caches connections lookup found, by a hash of their ports;
 	// finished ones are removed.
 	recent [8]*Conn
@@ -287,8 +287,7 @@ func (t *Tracker) add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
 	t.touch(c)
 	if !c.graceQueued && t.opts.StreamGrace > 0 && c.streamsClosing() {
 		c.graceQueued = true
-		c.graceAt = t.clock.now
-		t.grace = append(t.grace, c)
+		t.grace = append(t.grace, graceEntry{c, t.clock.now})
 	}
 	if c.waiting() && c.compactable() {
 		t.compact(c)
@@ -422,6 +421,13 @@ func (t *Tracker) newConn(s *layer.Segment) *Conn {
 	return c
 }
 
+// graceEntry is a connection waiting for StreamGrace since at (capture
+// clock).
+type graceEntry struct {
+	c  *Conn
+	at time.Time
+}
+
 // lru is a list of connections in order of last activity.
 type lru struct {
 	head, tail *Conn
@@ -528,12 +534,15 @@ func (t *Tracker) evict() {
 // streams whose StreamGrace is over.
 func (t *Tracker) sweep(now time.Time) {
 	for len(t.grace) > 0 {
-		c := t.grace[0]
-		if !c.streamsDone && now.Sub(c.graceAt) < t.opts.StreamGrace {
+		c := t.grace[0].c
+		if !c.streamsDone && now.Sub(t.grace[0].at) < t.opts.StreamGrace {
 			break
 		}
-		t.grace[0] = nil
+		t.grace[0] = graceEntry{}
 		t.grace = t.grace[1:]
+		if !c.streamsDone && c.state == nil {
+			t.expand(c)
+		}
 		t.endStreams(c)
 		if c.compactable() {
 			t.compact(c)
