@@ -206,3 +206,52 @@ func TestShardsSameAsOne(t *testing.T) {
 		t.Errorf("only %d captures spread over shards", spread)
 	}
 }
+
+// TestShardsTinyBatchesFaultsProgress runs shards with batches of three
+// items, over a capture cut short (a fault) and a capture holding a
+// Decryption Secrets Block, and checks they agree with a run without
+// shards; and that Progress is called as without shards.
+func TestShardsTinyBatchesFaultsProgress(t *testing.T) {
+	defer func(d, n, b int) { pipeDepth, batchItems, batchBufBytes = d, n, b }(pipeDepth, batchItems, batchBufBytes)
+	pipeDepth, batchItems, batchBufBytes = 2, 3, 100
+	b, err := os.ReadFile("../testdata/pcaps/http1-keepalive.pcapng")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(t.TempDir(), "cut.pcapng")
+	if err := os.WriteFile(cut, b[:len(b)*2/3], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{cut, "../testdata/pcaps/h2-tls-dsb.pcapng", manyConnsCapture(t, "http1", 300)} {
+		want := runShards(t, f, 0, false)
+		got := runShards(t, f, 3, false)
+		if got.stats != want.stats || len(got.events) != len(want.events) || len(got.conns) != len(want.conns) {
+			t.Errorf("%s: 3 shards: stats %s, %d events, %d connections; want %s, %d, %d", f, got.stats, len(got.events), len(got.conns), want.stats, len(want.events), len(want.conns))
+		}
+		for id, w := range want.conns {
+			if got.conns[id] != w {
+				t.Errorf("%s: connection %d differs with 3 shards", f, id)
+			}
+		}
+	}
+	if st := runShards(t, cut, 3, false).stats; !strings.Contains(st, `"Faults":[{`) {
+		t.Errorf("the cut capture has no fault: %s", st)
+	}
+
+	big := writePcap(t, 2*ProgressInterval+100)
+	calls := map[int]int{}
+	for _, n := range []int{0, 2} {
+		if _, err := Run(context.Background(), []string{big}, Options{Shards: n, Progress: func(read, total int64) { calls[n]++ }}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if calls[2] != calls[0] || calls[0] == 0 {
+		t.Errorf("Progress called %d times with 2 shards, %d without", calls[2], calls[0])
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Run(ctx, []string{"../testdata/pcaps/http1-keepalive.pcapng"}, Options{Dissect: true, Shards: 2}); err != context.Canceled {
+		t.Errorf("cancelled sharded run: err %v, want context.Canceled", err)
+	}
+}
