@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/h2scope/h2scope/dissect/event"
 	"github.com/h2scope/h2scope/dissect/tcp"
@@ -92,9 +93,9 @@ func (k *collector) hooks(t *testing.T) ShardHooks {
 // runShards dissects f with n shards (0: without) and returns what the
 // callbacks saw, IDs made final. With locked, the callbacks of Options
 // are shared by the shards rather than given per shard.
-func runShards(t *testing.T, f string, n int, locked bool) shardRecord {
+func runShards(t *testing.T, f string, n int, locked bool, to tcp.Options) shardRecord {
 	t.Helper()
-	opts := Options{Dissect: true, Shards: n, Sequential: true, Keys: keyLogFor(t, f)}
+	opts := Options{Dissect: true, Shards: n, Sequential: true, Keys: keyLogFor(t, f), TCP: to}
 	var ks []*collector
 	if locked || n <= 1 {
 		k := &collector{}
@@ -167,12 +168,21 @@ func TestShardsSameAsOne(t *testing.T) {
 	files := append(shardCaptures(t), manyConnsCapture(t, "http1", 3000), manyConnsCapture(t, "syn", 3000))
 	spread := 0
 	for _, f := range files {
-		want := runShards(t, f, 0, false)
+		// Short timeouts make connections time out and be handed over
+		// at sweeps of the clock, which the shards must follow.
+		short := tcp.Options{IdleTimeout: 2 * time.Second, ClosedTimeout: time.Second, StreamGrace: 100 * time.Millisecond}
+		want := runShards(t, f, 0, false, tcp.Options{})
+		wantShort := runShards(t, f, 0, false, short)
 		for _, c := range []struct {
 			n      int
 			locked bool
-		}{{1, false}, {2, false}, {3, false}, {3, true}} {
-			got := runShards(t, f, c.n, c.locked)
+			short  bool
+		}{{1, false, false}, {2, false, false}, {3, false, false}, {3, true, false}, {3, false, true}} {
+			to, want := tcp.Options{}, want
+			if c.short {
+				to, want = short, wantShort
+			}
+			got := runShards(t, f, c.n, c.locked, to)
 			if c.n == 3 && !c.locked && got.used > 1 {
 				spread++
 			}
@@ -223,8 +233,8 @@ func TestShardsTinyBatchesFaultsProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range []string{cut, "../testdata/pcaps/h2-tls-dsb.pcapng", manyConnsCapture(t, "http1", 300)} {
-		want := runShards(t, f, 0, false)
-		got := runShards(t, f, 3, false)
+		want := runShards(t, f, 0, false, tcp.Options{})
+		got := runShards(t, f, 3, false, tcp.Options{})
 		if got.stats != want.stats || len(got.events) != len(want.events) || len(got.conns) != len(want.conns) {
 			t.Errorf("%s: 3 shards: stats %s, %d events, %d connections; want %s, %d, %d", f, got.stats, len(got.events), len(got.conns), want.stats, len(want.events), len(want.conns))
 		}
@@ -234,7 +244,7 @@ func TestShardsTinyBatchesFaultsProgress(t *testing.T) {
 			}
 		}
 	}
-	if st := runShards(t, cut, 3, false).stats; !strings.Contains(st, `"Faults":[{`) {
+	if st := runShards(t, cut, 3, false, tcp.Options{}).stats; !strings.Contains(st, `"Faults":[{`) {
 		t.Errorf("the cut capture has no fault: %s", st)
 	}
 

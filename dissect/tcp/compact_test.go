@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/h2scope/h2scope/dissect/capture"
 	"github.com/h2scope/h2scope/dissect/event"
@@ -64,7 +65,7 @@ func summaryJSON(t *testing.T, c *Conn) string {
 // segment's connection, direction and analysis, every handler call and
 // every finished connection's summary. With handlers false no handler is
 // created (so connections that carried payload are compact too).
-func trackFile(t *testing.T, file string, compact, handlers bool, verify func(*Conn, []byte)) []string {
+func trackFile(t *testing.T, file string, base Options, compact, handlers bool, verify func(*Conn, []byte)) []string {
 	t.Helper()
 	r, err := capture.Open([]string{file}, capture.Options{})
 	if err != nil {
@@ -72,10 +73,9 @@ func trackFile(t *testing.T, file string, compact, handlers bool, verify func(*C
 	}
 	defer r.Close()
 	var log []string
-	opts := Options{
-		OnStreamsDone: func(c *Conn) { log = append(log, "streams done "+summaryJSON(t, c)) },
-		OnFinish:      func(c *Conn) { log = append(log, "finish "+summaryJSON(t, c)) },
-	}
+	opts := base
+	opts.OnStreamsDone = func(c *Conn) { log = append(log, "streams done "+summaryJSON(t, c)) }
+	opts.OnFinish = func(c *Conn) { log = append(log, "finish "+summaryJSON(t, c)) }
 	if handlers {
 		opts.NewHandler = func(c *Conn) StreamHandler { return logger{c.ID, &log} }
 	}
@@ -145,19 +145,25 @@ func TestCompactSameAsFull(t *testing.T) {
 			t.Errorf("conn %d: decoded\n%+v\nwant\n%+v", c.ID, got, want)
 		}
 	}
+	// Small bounds and timeouts make compact connections be evicted,
+	// timed out and handed over.
+	tight := Options{MaxConns: 3, IdleTimeout: 2 * time.Second, ClosedTimeout: time.Second, StreamGrace: 100 * time.Millisecond}
 	for _, f := range captures(t) {
-		for _, handlers := range []bool{true, false} {
-			want := trackFile(t, f, false, handlers, nil)
-			got := trackFile(t, f, true, handlers, verify)
+		for _, c := range []struct {
+			opts     Options
+			handlers bool
+		}{{Options{}, true}, {Options{}, false}, {tight, true}, {tight, false}} {
+			want := trackFile(t, f, c.opts, false, c.handlers, nil)
+			got := trackFile(t, f, c.opts, true, c.handlers, verify)
 			if !reflect.DeepEqual(got, want) {
 				for i := range min(len(got), len(want)) {
 					if got[i] != want[i] {
-						t.Errorf("%s (handlers %v): line %d:\n got %s\nwant %s", f, handlers, i, got[i], want[i])
+						t.Errorf("%s (%+v, handlers %v): line %d:\n got %s\nwant %s", f, c.opts, c.handlers, i, got[i], want[i])
 						break
 					}
 				}
 				if len(got) != len(want) {
-					t.Errorf("%s (handlers %v): %d lines, want %d", f, handlers, len(got), len(want))
+					t.Errorf("%s (%+v, handlers %v): %d lines, want %d", f, c.opts, c.handlers, len(got), len(want))
 				}
 			}
 		}
