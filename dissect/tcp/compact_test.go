@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -172,4 +173,39 @@ func TestCompactSameAsFull(t *testing.T) {
 		t.Error("no connection was compacted")
 	}
 	t.Logf("%d compactions checked", compacted)
+}
+
+// TestHalfKeepsEverySummaryField: a half keeps the summary fields
+// summaryCounts and demote list, and demotable refuses a connection whose
+// other fields are set. A field added to Summary must be added to one or
+// the other.
+func TestHalfKeepsEverySummaryField(t *testing.T) {
+	if n := reflect.TypeFor[Summary]().NumField(); n != 34 {
+		t.Errorf("Summary has %d fields, 34 when half.go was written: see that demote or demotable handles the new ones, then update this count", n)
+	}
+}
+
+// TestSYNFloodKeepsHalves: unanswered SYNs are kept as halves, and a
+// SYN-ACK for one of them brings it back, with its SYN counted.
+func TestSYNFloodKeepsHalves(t *testing.T) {
+	var done []*Conn
+	tr := NewTracker(Options{OnFinish: func(c *Conn) { done = append(done, c) }})
+	for i := range 100 {
+		s := toSegment(seg{dir: c2s, flags: syn}, uint64(i+1))
+		s.Src = netip.AddrPortFrom(s.Src.Addr(), uint16(20000+i))
+		tr.Add(&s)
+	}
+	if tr.hlist.n != 100 || tr.open.n != 0 || tr.Active() != 100 {
+		t.Fatalf("%d halves, %d open connections, %d active; want 100, 0, 100", tr.hlist.n, tr.open.n, tr.Active())
+	}
+	s := toSegment(seg{dir: s2c, flags: synack, ack: 1}, 101)
+	s.Dst = netip.AddrPortFrom(s.Dst.Addr(), 20007)
+	c, dir, _ := tr.Add(&s)
+	if c.ID != 7 || dir != s2c || c.SYNs != 1 || c.SYNACKs != 1 || tr.hlist.n != 99 || tr.open.n != 1 {
+		t.Errorf("SYN-ACK: conn %d %s, %d SYNs, %d SYN-ACKs; %d halves, %d open", c.ID, dir, c.SYNs, c.SYNACKs, tr.hlist.n, tr.open.n)
+	}
+	tr.Flush()
+	if len(done) != 100 || done[0].ID != 0 || done[99].ID != 99 || done[3].History != "S" || done[7].History != "Sh" {
+		t.Errorf("finished %d connections, want 100 in id order with their history", len(done))
+	}
 }

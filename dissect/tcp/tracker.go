@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"cmp"
 	"net/netip"
 	"slices"
 	"time"
@@ -87,10 +88,18 @@ type Stats struct {
 // Tracker follows TCP connections through a capture. It is not safe for
 // concurrent use; feed it segments in capture order.
 type Tracker struct {
-	opts   Options
-	conns  table
-	open   lru // connections still open, least recently active first
-	closed lru // connections reset or closed by both sides
+	opts  Options
+	conns table
+	// halves and hlist hold the half-open connections (see half.go).
+	halves halfTable
+	hlist  halfList
+	// spare holds Conns let go when they became halves, to reuse from
+	// the next call on (the caller of Add may use one until then);
+	// freeHalves halves to reuse.
+	spare      []*Conn
+	freeHalves []*half
+	open       lru // connections still open, least recently active first
+	closed     lru // connections reset or closed by both sides
 	// grace holds the closed connections whose streams are still open,
 	// in order of closing (graceAt): StreamGrace ends them. Entries
 	// whose streams ended otherwise are skipped when reached.
@@ -157,11 +166,14 @@ func (t *Tracker) Stats() Stats {
 }
 
 // Active returns the number of connections being tracked.
-func (t *Tracker) Active() int { return t.conns.n }
+func (t *Tracker) Active() int { return t.conns.n + t.halves.n }
 
 // Add processes one segment (s.Ref must be set) and returns its connection,
 // its direction and its analysis flags. The Conn is valid until it is
-// finished.
+// finished; but when only one side of it has sent anything, and nothing
+// but control segments (an unanswered SYN), it is valid only until the
+// next call of a method of the Tracker (it is then kept as a half; see
+// half.go).
 func (t *Tracker) Add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
 	t.evict()
 	if now, sweep := t.clock.Tick(s.Ref.TS); sweep {
@@ -289,7 +301,11 @@ func (t *Tracker) add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
 		c.graceQueued = true
 		t.grace = append(t.grace, graceEntry{c, t.clock.now})
 	}
-	if c.waiting() && c.compactable() {
+	switch {
+	case t.noCompact:
+	case c.demotable():
+		t.demote(c)
+	case c.waiting() && c.compactable():
 		t.compact(c)
 	}
 	return c, dir, a
@@ -315,6 +331,11 @@ func (t *Tracker) lookup(src, dst netip.AddrPort) *Conn {
 	}
 	c, h := t.conns.get(src, dst)
 	t.hashed = true
+	if c == nil {
+		if x := t.halves.get(src, dst, h); x != nil {
+			c = t.promote(x)
+		}
+	}
 	if c != nil {
 		*slot = c
 	}
@@ -392,7 +413,9 @@ func (t *Tracker) newConn(s *layer.Segment) *Conn {
 	if t.opts.ConnID != nil {
 		id = t.opts.ConnID(s)
 	}
-	c := &Conn{Summary: Summary{ID: id, FirstFrame: s.Ref.Frame, FirstTS: s.Ref.TS}, state: t.newState()}
+	c := t.newConnObject()
+	c.Summary = Summary{ID: id, FirstFrame: s.Ref.Frame, FirstTS: s.Ref.TS}
+	c.state = t.newState()
 	t.nextID++
 	t.stats.Conns++
 	c.seq[0].winScale, c.seq[1].winScale = wsUnknown, wsUnknown
@@ -522,8 +545,12 @@ func minTime(a, b time.Time) time.Time {
 func (t *Tracker) evict() {
 	// Each list is bounded on its own: closed connections waiting out
 	// ClosedTimeout must not push out the open ones.
-	for t.open.n >= t.opts.MaxConns {
-		t.finish(t.open.head)
+	for t.open.n+t.hlist.n >= t.opts.MaxConns {
+		c, h := t.oldestOpen()
+		if h != nil {
+			c = t.promote(h)
+		}
+		t.finish(c)
 	}
 	for t.closed.n >= t.opts.MaxConns {
 		t.finish(t.closed.head)
@@ -551,10 +578,15 @@ func (t *Tracker) sweep(now time.Time) {
 	for c := t.closed.head; c != nil && now.Sub(c.LastTS) >= t.opts.ClosedTimeout; c = t.closed.head {
 		t.finish(c)
 	}
-	if t.opts.IdleTimeout > 0 {
-		for c := t.open.head; c != nil && now.Sub(c.LastTS) >= t.opts.IdleTimeout; c = t.open.head {
-			t.finish(c)
+	for t.opts.IdleTimeout > 0 {
+		c, h := t.oldestOpen()
+		switch {
+		case h != nil && now.Sub(h.lastTS) >= t.opts.IdleTimeout:
+			c = t.promote(h)
+		case h != nil || c == nil || now.Sub(c.LastTS) < t.opts.IdleTimeout:
+			return
 		}
+		t.finish(c)
 	}
 }
 
@@ -627,9 +659,25 @@ func (t *Tracker) finish(c *Conn) {
 // Flush finishes every connection still tracked, in ID order. Call it at
 // the end of the input.
 func (t *Tracker) Flush() {
-	all := t.conns.all()
-	slices.SortFunc(all, func(a, b *Conn) int { return int(a.ID) - int(b.ID) })
-	for _, c := range all {
+	// Halves become Conns one at a time, as they are finished.
+	type entry struct {
+		id event.ConnID
+		c  *Conn
+		h  *half
+	}
+	all := make([]entry, 0, t.conns.n+t.halves.n)
+	for _, c := range t.conns.all() {
+		all = append(all, entry{c.ID, c, nil})
+	}
+	for h := t.hlist.head; h != nil; h = h.next {
+		all = append(all, entry{h.id, nil, h})
+	}
+	slices.SortFunc(all, func(a, b entry) int { return cmp.Compare(a.id, b.id) })
+	for _, e := range all {
+		c := e.c
+		if e.h != nil {
+			c = t.promote(e.h)
+		}
 		t.finish(c)
 	}
 	clear(t.grace)
