@@ -39,4 +39,18 @@
 // kept so that late packets are counted in the same connection as
 // Wireshark counts them); payload arriving after that is counted
 // (late_payload_bytes), not delivered.
+//
+// # Memory
+//
+// What a Tracker holds grows with the connections it tracks (at most
+// MaxConns open and MaxConns closed ones), not with those it finished.
+// Most of them wait with nothing to deliver, and are kept small: a closed
+// connection whose streams are closed keeps its Summary (416 bytes) and
+// its tracking state encoded in about a hundred bytes (see compact.go),
+// and a connection only one side of which has sent control segments (an
+// unanswered SYN) is a half-open record of 256 bytes (see half.go). Each
+// is decoded again, by the same code, when a packet arrives for it, so
+// that late packets are analysed as Wireshark analyses them. The
+// tracking states of active connections (about a kilobyte each) are
+// reused once they are done.
 package tcp
