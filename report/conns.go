@@ -1,11 +1,18 @@
 package report
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"slices"
 	"strconv"
 
 	"github.com/h2scope/h2scope/dissect"
+	"github.com/h2scope/h2scope/dissect/event"
 	"github.com/h2scope/h2scope/dissect/http1"
 	"github.com/h2scope/h2scope/dissect/http2"
 	"github.com/h2scope/h2scope/dissect/tcp"
@@ -84,6 +91,314 @@ func WriteConnsJSON(w io.Writer, conns []ConnRecord) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// A ConnsWriter writes `conns --json` records in connection id order as
+// the connections finish, which is not id order: each record is written
+// as soon as every record of a lower id has been. A record that finishes
+// before a lower id is kept, encoded, until that id comes (a reorder
+// buffer holding only finished connections that wait for earlier ones
+// still open). Past MaxWaiting records or MaxWaitingBytes bytes, the
+// waiting records are spilled to a temporary file as a run sorted by id
+// and merged back from there in id order, so memory stays bounded
+// however long one early connection stays open. The output is byte for
+// byte what WriteConnsJSON writes for all the records sorted by id.
+//
+// Records may come with ids in any order, with gaps (an id never added
+// is skipped at Close), but each id once. The output is buffered: Close
+// writes what is left and flushes it.
+type ConnsWriter struct {
+	// MaxWaiting and MaxWaitingBytes cap the records kept in memory
+	// waiting for a lower id; 0 means DefaultMaxWaiting and
+	// DefaultMaxWaitingBytes.
+	MaxWaiting      int
+	MaxWaitingBytes int
+	// TempDir holds the spill file ("" means os.TempDir).
+	TempDir string
+
+	out       *bufio.Writer
+	cur       bytes.Buffer  // the record being encoded
+	enc       *json.Encoder // to cur
+	next      event.ConnID  // the id to write next
+	wait      map[event.ConnID][]byte
+	waitBytes int
+	file      *os.File    // spill file, nil until the first spill
+	fileEnd   int64       // its size
+	runs      []*connsRun // spilled runs not yet written out
+	err       error       // the first error, sticky
+}
+
+// DefaultMaxWaiting and DefaultMaxWaitingBytes are ConnsWriter's caps on
+// the records waiting in memory.
+const (
+	DefaultMaxWaiting      = 65536
+	DefaultMaxWaitingBytes = 8 << 20
+)
+
+// NewConnsWriter returns a ConnsWriter writing to w from id 0.
+func NewConnsWriter(w io.Writer) *ConnsWriter {
+	s := &ConnsWriter{out: bufio.NewWriterSize(w, 64<<10), wait: map[event.ConnID][]byte{}}
+	s.enc = newJSONEncoder(&s.cur)
+	return s
+}
+
+// Add writes r, or keeps it until the records of lower ids are written.
+// It returns the first error met writing or spilling; after one, Add and
+// Close write nothing more.
+func (s *ConnsWriter) Add(r *ConnRecord) error {
+	if s.err != nil {
+		return s.err
+	}
+	s.cur.Reset()
+	if err := s.enc.Encode(r); err != nil {
+		s.err = err
+		return err
+	}
+	id := r.ID
+	if id != s.next {
+		b := bytes.Clone(s.cur.Bytes())
+		s.wait[id] = b
+		s.waitBytes += len(b)
+		if len(s.wait) > s.maxWaiting() || s.waitBytes > s.maxWaitingBytes() {
+			s.spill()
+		}
+		return s.err
+	}
+	s.write(s.cur.Bytes())
+	s.drain()
+	return s.err
+}
+
+func (s *ConnsWriter) maxWaiting() int {
+	if s.MaxWaiting > 0 {
+		return s.MaxWaiting
+	}
+	return DefaultMaxWaiting
+}
+
+func (s *ConnsWriter) maxWaitingBytes() int {
+	if s.MaxWaitingBytes > 0 {
+		return s.MaxWaitingBytes
+	}
+	return DefaultMaxWaitingBytes
+}
+
+// Waiting returns the number of records kept in memory and their bytes.
+func (s *ConnsWriter) Waiting() (records, bytes int) { return len(s.wait), s.waitBytes }
+
+// write writes record b (id s.next) and moves on to the next id.
+func (s *ConnsWriter) write(b []byte) {
+	if s.err == nil {
+		_, s.err = s.out.Write(b)
+	}
+	s.next++
+}
+
+// drain writes the records that wait for s.next, in memory or at the
+// head of a spilled run, until one is missing.
+func (s *ConnsWriter) drain() {
+	for s.err == nil {
+		if b, ok := s.wait[s.next]; ok {
+			delete(s.wait, s.next)
+			s.waitBytes -= len(b)
+			s.write(b)
+			continue
+		}
+		i := slices.IndexFunc(s.runs, func(r *connsRun) bool { return r.id == s.next })
+		if i < 0 {
+			return
+		}
+		s.writeRunHead(i)
+	}
+}
+
+// writeRunHead writes the head record of run i, then reads its next one.
+func (s *ConnsWriter) writeRunHead(i int) {
+	r := s.runs[i]
+	s.next = r.id
+	s.write(r.rec)
+	if err := r.advance(); err != nil {
+		s.err = err
+	}
+	if r.done {
+		s.runs = slices.Delete(s.runs, i, i+1)
+	}
+}
+
+// maxConnsRuns bounds the spilled runs read back at once: past it, they
+// are merged into one run (each holds a read buffer of connsRunBuffer).
+const (
+	maxConnsRuns   = 64
+	connsRunBuffer = 16 << 10
+)
+
+// spill writes the waiting records to the spill file as one run sorted
+// by id, each as its id in decimal, a space and the JSON line, and
+// forgets them. Past maxConnsRuns runs, it merges them all into one.
+func (s *ConnsWriter) spill() {
+	if s.file == nil {
+		f, err := os.CreateTemp(s.TempDir, "h2scope-conns-*.spill")
+		if err != nil {
+			s.err = fmt.Errorf("conns: spill file: %w", err)
+			return
+		}
+		s.file = f
+	}
+	ids := make([]event.ConnID, 0, len(s.wait))
+	for id := range s.wait {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	i := 0
+	s.writeRun(func() (event.ConnID, []byte, bool) {
+		if i == len(ids) {
+			return 0, nil, false
+		}
+		id := ids[i]
+		i++
+		return id, s.wait[id], true
+	})
+	clear(s.wait)
+	s.waitBytes = 0
+	if len(s.runs) > maxConnsRuns && s.err == nil {
+		runs := s.runs
+		s.runs = nil
+		last := -1 // the run whose head was returned last: advanced on the next call
+		s.writeRun(func() (event.ConnID, []byte, bool) {
+			if last >= 0 {
+				r := runs[last]
+				if err := r.advance(); err != nil {
+					s.err = err
+				}
+				if r.done {
+					runs = slices.Delete(runs, last, last+1)
+				}
+			}
+			last = minRun(runs)
+			if last < 0 || s.err != nil {
+				return 0, nil, false
+			}
+			return runs[last].id, runs[last].rec, true
+		})
+	}
+}
+
+// writeRun appends the records next returns, in increasing id order, to
+// the spill file as a new run. A record next returns is valid until the
+// next call.
+func (s *ConnsWriter) writeRun(next func() (event.ConnID, []byte, bool)) {
+	start := s.fileEnd
+	w := bufio.NewWriterSize(io.NewOffsetWriter(s.file, start), 64<<10)
+	var n int64
+	var line []byte
+	for {
+		id, rec, ok := next()
+		if !ok {
+			break
+		}
+		line = strconv.AppendUint(line[:0], uint64(id), 10)
+		line = append(line, ' ')
+		k, _ := w.Write(line)
+		m, _ := w.Write(rec)
+		n += int64(k + m)
+	}
+	if err := w.Flush(); err != nil && s.err == nil {
+		s.err = fmt.Errorf("conns: spill file: %w", err)
+	}
+	if s.err != nil {
+		return
+	}
+	s.fileEnd += n
+	r := &connsRun{r: bufio.NewReaderSize(io.NewSectionReader(s.file, start, n), connsRunBuffer)}
+	if err := r.advance(); err != nil {
+		s.err = err
+		return
+	}
+	if !r.done {
+		s.runs = append(s.runs, r)
+	}
+}
+
+// minRun returns the index of the run whose head has the lowest id, or
+// -1 when there is none.
+func minRun(runs []*connsRun) int {
+	i := -1
+	for j, r := range runs {
+		if i < 0 || r.id < runs[i].id {
+			i = j
+		}
+	}
+	return i
+}
+
+// Close writes the records still waiting, in id order, skipping the ids
+// never added, flushes the output and removes the spill file.
+func (s *ConnsWriter) Close() error {
+	ids := make([]event.ConnID, 0, len(s.wait))
+	for id := range s.wait {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for s.err == nil && (len(ids) > 0 || len(s.runs) > 0) {
+		// The lowest id left: the first waiting in memory or a run's head.
+		i := minRun(s.runs)
+		if i < 0 || len(ids) > 0 && ids[0] < s.runs[i].id {
+			s.next = ids[0]
+			b := s.wait[ids[0]]
+			delete(s.wait, ids[0])
+			s.waitBytes -= len(b)
+			ids = ids[1:]
+			s.write(b)
+			continue
+		}
+		s.writeRunHead(i)
+	}
+	err := s.err
+	if err == nil {
+		err = s.out.Flush()
+	}
+	if s.file != nil {
+		err = errors.Join(err, s.file.Close(), os.Remove(s.file.Name()))
+		s.file = nil
+	}
+	if s.err == nil {
+		s.err = errors.New("conns: writer closed")
+	}
+	return err
+}
+
+// A connsRun reads back one spilled run of a ConnsWriter: rec is the
+// record of id id at its head, until done.
+type connsRun struct {
+	r    *bufio.Reader
+	id   event.ConnID
+	rec  []byte
+	done bool
+}
+
+// advance reads the run's next record into id and rec, or sets done.
+func (r *connsRun) advance() error {
+	line, err := r.r.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		line = bytes.Clone(line)
+		var rest []byte
+		rest, err = r.r.ReadBytes('\n')
+		line = append(line, rest...)
+	}
+	if errors.Is(err, io.EOF) && len(line) == 0 {
+		r.done, r.rec = true, nil
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("conns: reading the spill file: %w", err)
+	}
+	num, rec, ok := bytes.Cut(line, []byte{' '})
+	id, perr := strconv.ParseUint(string(num), 10, 32)
+	if !ok || perr != nil {
+		return errors.New("conns: spill file: malformed record")
+	}
+	r.id, r.rec = event.ConnID(id), rec
 	return nil
 }
 

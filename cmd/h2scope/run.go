@@ -184,17 +184,17 @@ func runConns(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	// A connection's application summaries are taken when its streams
 	// end, so its dissectors' records are freed then; its TCP summary
-	// when it finishes.
-	var conns []report.ConnRecord
-	early := map[*tcp.Conn]report.ConnRecord{}
+	// when it finishes. early holds the first until the second: one
+	// entry per connection still open at most.
+	early := map[event.ConnID]report.ConnRecord{}
 	opts.OnApp = func(c *tcp.Conn, app *dissect.App) {
 		r := report.NewConnRecord(&c.Summary, app)
 		r.Summary = nil // the final one comes with OnConn
-		early[c] = r
+		early[c.ID] = r
 	}
-	opts.OnConn = func(c *tcp.Conn, _ *dissect.App) {
-		r, ok := early[c]
-		delete(early, c)
+	record := func(c *tcp.Conn) report.ConnRecord {
+		r, ok := early[c.ID]
+		delete(early, c.ID)
 		sum := c.Summary // a copy: c is the tracker's, with its state
 		final := report.NewConnRecord(&sum, nil)
 		if ok {
@@ -202,20 +202,45 @@ func runConns(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		} else {
 			r = final
 		}
-		conns = append(conns, r)
+		return r
 	}
-	st, err := dissect.Run(ctx, files, opts)
-	if err != nil {
+	var st dissect.Stats
+	var err error
+	if !*asJSON {
+		// The table's column widths need every row.
+		var conns []report.ConnRecord
+		opts.OnConn = func(c *tcp.Conn, _ *dissect.App) { conns = append(conns, record(c)) }
+		if st, err = dissect.Run(ctx, files, opts); err != nil {
+			fmt.Fprintf(stderr, "h2scope: %v\n", err)
+			return exitUsage
+		}
+		slices.SortFunc(conns, func(a, b report.ConnRecord) int { return int(a.ID) - int(b.ID) })
+		err = report.WriteConnsTable(stdout, conns)
+		return outputErr(err, reportFaults(st, stderr), stderr)
+	}
+	// JSON streams: each record is written once every lower id has been
+	// (report.ConnsWriter), so memory holds only the finished connections
+	// waiting for an earlier one still open, or spills them to a file.
+	// The reading stops once standard output is a closed pipe.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	cw := report.NewConnsWriter(stdout)
+	opts.OnConn = func(c *tcp.Conn, _ *dissect.App) {
+		r := record(c)
+		if cw.Add(&r) != nil {
+			stop()
+		}
+	}
+	st, err = dissect.Run(ctx, files, opts)
+	werr := cw.Close()
+	if brokenPipe(werr) {
+		return exitOK // stopped on purpose: what was read was printed
+	}
+	if err != nil && werr == nil {
 		fmt.Fprintf(stderr, "h2scope: %v\n", err)
 		return exitUsage
 	}
-	slices.SortFunc(conns, func(a, b report.ConnRecord) int { return int(a.ID) - int(b.ID) })
-	if *asJSON {
-		err = report.WriteConnsJSON(stdout, conns)
-	} else {
-		err = report.WriteConnsTable(stdout, conns)
-	}
-	return outputErr(err, reportFaults(st, stderr), stderr)
+	return outputErr(werr, reportFaults(st, stderr), stderr)
 }
 
 // reportFaults prints the located faults that cut files short. A capture
