@@ -243,6 +243,9 @@ type churnPool struct {
 	// ports has a bit per client port used, once the pool outgrew
 	// conns.
 	ports *[1024]uint64
+	// heavy keeps the heaviest clients of a pool of many (client "*",
+	// see maxPools).
+	heavy *heavyHitters
 }
 
 // churnTally are a pool's exact counts over every connection.
@@ -380,6 +383,14 @@ func (d *churnFold) final(c *Conn) {
 		k.ja4 = c.App.TLS.JA4
 	}
 	p := d.pools[k]
+	if p == nil && len(d.pools) >= maxPools {
+		k.client = anyClient
+		if p = d.pools[k]; p == nil {
+			p = &churnPool{key: k, heavy: &heavyHitters{}}
+			d.pools[k] = p
+		}
+		p.heavy.add(c.Client(), 1)
+	}
 	if p == nil {
 		p = &churnPool{key: k}
 		d.pools[k] = p
@@ -423,6 +434,12 @@ func (d *churnFold) merge(o detector) {
 			continue
 		}
 		p.t.merge(&op.t)
+		if op.heavy != nil {
+			if p.heavy == nil {
+				p.heavy = &heavyHitters{}
+			}
+			p.heavy.merge(op.heavy)
+		}
 		if p.ports != nil || op.ports != nil || len(p.conns)+len(op.conns) > churnKeep {
 			if p.ports == nil {
 				p.portsFromConns()
@@ -601,7 +618,7 @@ func churnFinding(in *capture, cfg ChurnConfig, p *churnPool) (Finding, bool) {
 	k := p.key
 	f := Finding{Kind: KindReconnectChurn, Severity: sev}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Client %s opened %d connections to %s", k.client, s.conns, k.destination())
+	fmt.Fprintf(&b, "Client %s opened %d connections to %s", clientString(k.client), s.conns, k.destination())
 	if s.known > 0 {
 		fmt.Fprintf(&b, " for %d requests: %d carried at most one request", s.reqs, s.oneReq)
 	}
@@ -655,6 +672,13 @@ func churnFinding(in *capture, cfg ChurnConfig, p *churnPool) (Finding, bool) {
 	}
 	if span := s.lastSYN.Sub(s.firstSYN); span > 0 {
 		m["conns_per_s"] = roundTo(float64(s.conns-1)/span.Seconds(), 3)
+	}
+	if p.heavy != nil {
+		var top []string
+		for _, h := range p.heavy.top() {
+			top = append(top, fmt.Sprintf("%s (%d to %d connections)", h.client, h.n-h.err, h.n))
+		}
+		m["clients_folded"] = fmt.Sprintf("client * stands for the clients past the first %d pools; the heaviest: %s", maxPools, strings.Join(top, ", "))
 	}
 	if len(p.conns) < s.conns {
 		m["connections_listed"] = len(p.conns)

@@ -141,6 +141,11 @@ func (d *resumptionFold) final(c *Conn) {
 	}
 	k := tlsKey{c.Client(), s.SNI, c.Server()}
 	g := d.groups[k]
+	if g == nil && len(d.groups) >= maxPools {
+		// Past maxPools, new clients share one funnel per server: "*".
+		k.client = anyClient
+		g = d.groups[k]
+	}
 	if g == nil {
 		g = &tlsGroup{client: k.client, sni: k.sni, server: k.server}
 		d.groups[k] = g
@@ -468,7 +473,7 @@ func resumptionFinding(in *capture, g *tlsGroup, fn funnel) Finding {
 		dest += " (" + g.sni + ")"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Client %s offered TLS resumption to %s %d times and got %d full handshakes (%d resumed)", g.client, dest, fn.offered, fn.failed, fn.accepted)
+	fmt.Fprintf(&b, "Client %s offered TLS resumption to %s %d times and got %d full handshakes (%d resumed)", clientString(g.client), dest, fn.offered, fn.failed, fn.accepted)
 	causes := sortedKeys(fn.causes)
 	slices.SortStableFunc(causes, func(a, b string) int { return cmp.Compare(fn.causes[b], fn.causes[a]) })
 	var parts []string

@@ -355,8 +355,13 @@ func (t *tableBuilder) poolFinal(c *Conn) {
 	}
 	k := poolKey{client: c.Client(), server: c.Server(), name: c.Authority()}
 	a := t.pools[k]
+	if a == nil && len(t.pools) >= maxPools {
+		// Past maxPools, new clients share one row per server: "*".
+		k.client = anyClient
+		a = t.pools[k]
+	}
 	if a == nil {
-		a = &poolAgg{row: PoolRow{Client: k.client.String(), Server: k.server.String(), Name: k.name}}
+		a = &poolAgg{row: PoolRow{Client: clientString(k.client), Server: k.server.String(), Name: k.name}}
 		t.pools[k] = a
 	}
 	r := &a.row
@@ -445,7 +450,7 @@ func resumptionRows(d *resumptionFold) []ResumptionRow {
 	rows := []ResumptionRow{}
 	for _, g := range d.sortedGroups() {
 		fn := g.funnel()
-		r := ResumptionRow{Client: g.client.String(), SNI: g.sni, Server: g.server.String(), Handshakes: fn.handshakes,
+		r := ResumptionRow{Client: clientString(g.client), SNI: g.sni, Server: g.server.String(), Handshakes: fn.handshakes,
 			Offered: fn.offered, Accepted: fn.accepted, Failed: fn.failed, FullHandshakes: fn.full,
 			AmbiguousSessionIDs: fn.ambiguous}
 		if len(fn.mechanisms) > 0 {

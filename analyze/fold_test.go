@@ -1,0 +1,216 @@
+package analyze
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/h2scope/h2scope/dissect"
+	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/tcp"
+)
+
+// The folds past their bounds, on synthetic connections (no capture of
+// the project holds ten thousand pools or handshakes to one server).
+
+// oneRequestConn is a short HTTP/1.1 connection from client:port, the
+// i-th of its series (10 ms apart), closed by the client.
+func oneRequestConn(id event.ConnID, client string, i int) *Conn {
+	c := synConn{id: id, port: uint16(20000 + i%40000), start: time.Duration(i) * 10 * time.Millisecond,
+		life: 5 * time.Millisecond, reqs: []time.Duration{time.Millisecond}, close: tcp.CloseFINClient}.build()
+	c.TCP.Client = netip.AddrPortFrom(netip.MustParseAddr(client), c.TCP.Client.Port())
+	return c
+}
+
+// observeAll folds conns into a new State, split into n shards by id and
+// merged when n > 1.
+func observeAll(conns []*Conn, n int) *State {
+	shards := make([]*State, n)
+	for i := range shards {
+		shards[i] = NewState(DefaultConfig())
+	}
+	for _, c := range conns {
+		shards[int(c.ID())%n].Observe(c)
+	}
+	for _, s := range shards[1:] {
+		shards[0].Merge(s)
+	}
+	return shards[0]
+}
+
+// TestPoolsFoldPastMaxPools checks that past maxPools clients, new
+// clients share one pool per server ("*") in the pool table and in
+// reconnect_churn, whose finding names the heaviest of them.
+func TestPoolsFoldPastMaxPools(t *testing.T) {
+	var conns []*Conn
+	id := event.ConnID(0)
+	for i := range maxPools {
+		conns = append(conns, oneRequestConn(id, fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), 0))
+		id++
+	}
+	// Past the bound: 300 clients with one connection, one with 100.
+	for i := range 300 {
+		conns = append(conns, oneRequestConn(id, fmt.Sprintf("10.100.%d.%d", i>>8&255, i&255), 0))
+		id++
+	}
+	for i := range 100 {
+		conns = append(conns, oneRequestConn(id, "10.200.0.1", i))
+		id++
+	}
+	res := observeAll(conns, 1).Result(dissect.Stats{})
+	if got := len(res.Tables.Pools); got != maxPools+1 {
+		t.Fatalf("pool rows = %d, want %d", got, maxPools+1)
+	}
+	star := res.Tables.Pools[0]
+	if star.Client != "*" || star.Connections != 400 || star.Requests != 400 {
+		t.Errorf("first pool row = %+v, want client *, 400 connections and requests", star)
+	}
+	var f *Finding
+	for i := range res.Findings {
+		if res.Findings[i].Kind == KindReconnectChurn && strings.HasPrefix(res.Findings[i].Summary, "Client * ") {
+			f = &res.Findings[i]
+		}
+	}
+	if f == nil {
+		t.Fatalf("no reconnect_churn finding on client *")
+	}
+	if got := metric(t, *f, "connections"); got != 400 {
+		t.Errorf("connections = %v, want 400", got)
+	}
+	folded, _ := f.Metrics["clients_folded"].(string)
+	if !strings.Contains(folded, "the heaviest: 10.200.0.1 (100 to ") {
+		t.Errorf("clients_folded = %q, want 10.200.0.1 first with at least 100 connections", folded)
+	}
+}
+
+// TestChurnPastKeepMerges checks that a pool past churnKeep connections
+// keeps exact counts and says which figures are over the connections
+// kept, and that shards of it merge into the same result.
+func TestChurnPastKeepMerges(t *testing.T) {
+	n := churnKeep*2 + 500
+	conns := make([]*Conn, n)
+	for i := range conns {
+		conns[i] = oneRequestConn(event.ConnID(i), "10.0.0.5", i)
+	}
+	whole := observeAll(conns, 1).Result(dissect.Stats{})
+	f := findKind(whole.Findings, KindReconnectChurn)
+	if f == nil {
+		t.Fatal("no reconnect_churn finding")
+	}
+	for name, want := range map[string]float64{"connections": float64(n), "requests": float64(n), "one_request_conns": float64(n),
+		"client_ports": float64(n), "connections_listed": churnKeep} {
+		if got := metric(t, *f, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if _, ok := f.Metrics["estimated"]; !ok {
+		t.Error("no estimated metric past churnKeep")
+	}
+	if len(f.Connections) != churnKeep {
+		t.Errorf("connections listed = %d, want %d", len(f.Connections), churnKeep)
+	}
+	want := resultJSON(t, whole)
+	for _, shards := range []int{2, 3, 7} {
+		if got := resultJSON(t, observeAll(conns, shards).Result(dissect.Stats{})); string(got) != string(want) {
+			t.Errorf("%d shards: result differs\n got: %s\nwant: %s", shards, firstDiff(got, want), firstDiff(want, got))
+		}
+	}
+}
+
+// TestHandshakeSketch checks handshake_latency past hsExact samples to
+// one server: the median and the slow handshakes come from the sketch
+// and the slowest kept, marked as estimates, and shards merge to the
+// same figures.
+func TestHandshakeSketch(t *testing.T) {
+	n := 3 * hsExact
+	var conns []*Conn
+	for i := range n {
+		c := conn(event.ConnID(i), fmt.Sprintf("10.1.%d.%d:40000", i>>8&255, i&255), "10.0.0.9:443", uint64(i)*10+1,
+			time.Duration(i)*time.Millisecond, time.Duration(i)*time.Millisecond+time.Second)
+		v := 10 + float64(i%7)*0.5 // 10 to 13 ms
+		if i%1000 == 999 {
+			v = 2000 // slow: 12 of them
+		}
+		c.TCP.HandshakeRTTMS = &v
+		conns = append(conns, c)
+	}
+	res := observeAll(conns, 1).Result(dissect.Stats{})
+	f := findKind(res.Findings, KindHandshakeLatency)
+	if f == nil {
+		t.Fatal("no handshake_latency finding")
+	}
+	if got := metric(t, *f, "samples"); got != float64(n) {
+		t.Errorf("samples = %v, want %d", got, n)
+	}
+	// The true median is 11.5 ms; the sketch's is within 1 %.
+	if got := metric(t, *f, "median_ms"); math.Abs(got-11.5)/11.5 > sketchAlpha {
+		t.Errorf("median_ms = %v, want 11.5 within %g", got, sketchAlpha)
+	}
+	if got := metric(t, *f, "slow"); got != 12 {
+		t.Errorf("slow = %v, want 12", got)
+	}
+	if len(f.Connections) != 12 || f.Severity != Critical {
+		t.Errorf("connections %v, severity %v: want the 12 slow ones, critical", f.Connections, f.Severity)
+	}
+	if est, _ := f.Metrics["estimated"].(string); !strings.Contains(est, "relative error at most 1%") {
+		t.Errorf("estimated = %q", est)
+	}
+	a, _ := json.Marshal(res.Findings)
+	b, _ := json.Marshal(observeAll(conns, 3).Result(dissect.Stats{}).Findings)
+	if string(a) != string(b) {
+		t.Errorf("3 shards: findings differ\n got: %s\nwant: %s", firstDiff(b, a), firstDiff(a, b))
+	}
+}
+
+// TestQuantileSketch checks the sketch's bound on every quantile of a
+// skewed sample, and that merging is exact.
+func TestQuantileSketch(t *testing.T) {
+	var vals []float64
+	var whole, left, right quantileSketch
+	for i := range 10000 {
+		v := math.Exp(float64(i%997) / 100) // 1 to ~20,000
+		vals = append(vals, v)
+		whole.add(v)
+		if i%3 == 0 {
+			left.add(v)
+		} else {
+			right.add(v)
+		}
+	}
+	left.merge(&right)
+	if fmt.Sprint(left) != fmt.Sprint(whole) {
+		t.Errorf("merged sketch differs from the whole's")
+	}
+	slices.Sort(vals)
+	want := vals[(len(vals)-1)/2]
+	if got := whole.median(); math.Abs(got-want)/want > sketchAlpha {
+		t.Errorf("median = %v, want %v within %g", got, want, sketchAlpha)
+	}
+}
+
+// TestHeavyHitters checks that the heaviest clients are kept among many
+// light ones, in any merge.
+func TestHeavyHitters(t *testing.T) {
+	var a, b heavyHitters
+	heavy := netip.MustParseAddr("192.0.2.1")
+	for i := range 5000 {
+		h := &a
+		if i%2 == 1 {
+			h = &b
+		}
+		h.add(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 1)
+		if i%10 == 0 {
+			h.add(heavy, 1)
+		}
+	}
+	a.merge(&b)
+	top := a.top()
+	if top[0].client != heavy || top[0].n-top[0].err > 500 || top[0].n < 500 {
+		t.Errorf("top = %+v, want %v with 500 connections", top[0], heavy)
+	}
+}
