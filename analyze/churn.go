@@ -197,8 +197,9 @@ func newChurnFold(cfg ChurnConfig) *churnFold {
 	return &churnFold{cfg: cfg, pools: map[poolKey]*churnPool{}}
 }
 
-// churnConn is what reconnect_churn keeps of one connection.
-type churnConn struct {
+// churnShown is what reconnect_churn cites of one connection: a pool
+// keeps it for the first few connections it may show as evidence.
+type churnShown struct {
 	id          event.ConnID
 	port        uint16
 	first, last time.Time // the TCP summary's
@@ -228,9 +229,61 @@ type churnRequest struct {
 	ref          event.Ref
 }
 
-func (a *churnConn) compare(b *churnConn) int {
+func (a *churnShown) compare(b *churnShown) int {
 	return cmp.Or(a.first.Compare(b.first), cmp.Compare(a.id, b.id))
 }
+
+// shown reports whether the connection may be shown as evidence: it
+// carried at most one request (or an unknown number) and was short.
+func (a *churnShown) shown() bool { return !(a.known && (a.reqs > 1 || a.long)) }
+
+// churnConn is what reconnect_churn keeps of every connection (up to
+// churnKeep per pool): the times its order-dependent metrics read, in
+// nanoseconds since the Unix epoch, in 48 bytes.
+type churnConn struct {
+	id      event.ConnID
+	port    uint16
+	closer  uint8 // the side that closed first by FIN: 1 the client, 2 the server, 0 none
+	flags   uint8 // churnSYN, churnFIN
+	reasons connReasons
+	// first and last are the TCP summary's first and last frame times,
+	// syn the first SYN's (synFrame its frame), fin the first FIN's.
+	first, last, syn, fin int64
+	synFrame              uint64
+}
+
+// churnConn flags.
+const (
+	churnSYN = 1 << iota // the SYN was captured
+	churnFIN             // a FIN was captured
+)
+
+func (a *churnConn) compare(b *churnConn) int {
+	return cmp.Or(cmp.Compare(a.first, b.first), cmp.Compare(a.id, b.id))
+}
+
+// compact returns what a pool keeps of every connection.
+func (a *churnShown) compact() churnConn {
+	c := churnConn{id: a.id, port: a.port, reasons: a.reasons, first: a.first.UnixNano(), last: a.last.UnixNano()}
+	switch closerSide(a.close) {
+	case "client":
+		c.closer = 1
+	case "server":
+		c.closer = 2
+	}
+	if a.hasSYN {
+		c.flags |= churnSYN
+		c.syn, c.synFrame = a.syn.TS.UnixNano(), a.syn.Frame
+	}
+	if a.finWho != 0 {
+		c.flags |= churnFIN
+		c.fin = a.fin.TS.UnixNano()
+	}
+	return c
+}
+
+// nanoTime returns the time of a churnConn's nanoseconds.
+func nanoTime(ns int64) time.Time { return time.Unix(0, ns).UTC() }
 
 // churnPool is one pool's state.
 type churnPool struct {
@@ -239,6 +292,9 @@ type churnPool struct {
 	// every connection while ports is nil. It is sorted and cut to
 	// churnKeep when it reaches twice that.
 	conns []churnConn
+	// shown holds the first churnShows connections that may be shown as
+	// evidence (churnShown.shown), in order of first frame.
+	shown []churnShown
 	t     churnTally
 	// ports has a bit per client port used, once the pool outgrew
 	// conns.
@@ -257,11 +313,11 @@ type churnTally struct {
 	portMin, portMax                                                   uint16
 	// firstSYN and lastSYN are the SYNs of the first and last
 	// connections (by first frame) that have one.
-	firstSYN, lastSYN churnConn
+	firstSYN, lastSYN churnShown
 	reasons           connReasons
 }
 
-func (t *churnTally) add(c *churnConn) {
+func (t *churnTally) add(c *churnShown) {
 	t.conns++
 	switch {
 	case c.known:
@@ -293,10 +349,10 @@ func (t *churnTally) add(c *churnConn) {
 	t.portMax = max(t.portMax, c.port)
 	if c.hasSYN {
 		if !t.firstSYN.hasSYN || c.compare(&t.firstSYN) < 0 {
-			t.firstSYN = churnConn{id: c.id, first: c.first, syn: c.syn, hasSYN: true}
+			t.firstSYN = churnShown{id: c.id, first: c.first, syn: c.syn, hasSYN: true}
 		}
 		if !t.lastSYN.hasSYN || c.compare(&t.lastSYN) > 0 {
-			t.lastSYN = churnConn{id: c.id, first: c.first, syn: c.syn, hasSYN: true}
+			t.lastSYN = churnShown{id: c.id, first: c.first, syn: c.syn, hasSYN: true}
 		}
 	}
 	t.reasons |= c.reasons
@@ -338,9 +394,9 @@ func (t *churnTally) merge(o *churnTally) {
 }
 
 // churnConnOf returns what reconnect_churn keeps of c.
-func churnConnOf(cfg ChurnConfig, c *Conn) churnConn {
+func churnConnOf(cfg ChurnConfig, c *Conn) churnShown {
 	n, ok := requests(c)
-	r := churnConn{id: c.ID(), port: c.TCP.Client.Port(), first: c.TCP.FirstTS, last: c.TCP.LastTS,
+	r := churnShown{id: c.ID(), port: c.TCP.Client.Port(), first: c.TCP.FirstTS, last: c.TCP.LastTS,
 		close: c.TCP.Close, reqs: n, known: ok, long: longLived(c, cfg.LongLived), reasons: reasonsOf(c)}
 	if c.App != nil && c.App.HTTP1 != nil {
 		switch c.App.HTTP1.CloseRequestedBy {
@@ -397,16 +453,30 @@ func (d *churnFold) final(c *Conn) {
 	}
 	r := churnConnOf(d.cfg, c)
 	p.t.add(&r)
+	if r.shown() {
+		p.addShown(r)
+	}
 	if p.ports == nil && len(p.conns) >= churnKeep {
 		p.portsFromConns()
 	}
 	if p.ports != nil {
 		p.ports[r.port/64] |= 1 << (r.port % 64)
 	}
-	p.conns = append(p.conns, r)
+	p.conns = append(p.conns, r.compact())
 	if p.ports != nil && len(p.conns) >= 2*churnKeep {
 		p.trim()
 	}
+}
+
+// churnShows is how many connections a pool may show as evidence.
+const churnShows = 5
+
+// addShown adds connections that may be shown, keeping the first
+// churnShows.
+func (p *churnPool) addShown(rs ...churnShown) {
+	p.shown = append(p.shown, rs...)
+	slices.SortFunc(p.shown, func(a, b churnShown) int { return a.compare(&b) })
+	p.shown = p.shown[:min(len(p.shown), churnShows)]
 }
 
 // portsFromConns starts the port bitmap from the connections kept.
@@ -434,6 +504,7 @@ func (d *churnFold) merge(o detector) {
 			continue
 		}
 		p.t.merge(&op.t)
+		p.addShown(op.shown...)
 		if op.heavy != nil {
 			if p.heavy == nil {
 				p.heavy = &heavyHitters{}
@@ -537,41 +608,39 @@ func poolStats(cfg ChurnConfig, p *churnPool) churnStats {
 		}
 		s.ports = len(ports)
 	}
-	lastClose := map[uint16]time.Time{}
-	var closes [2][]time.Time
+	lastClose := map[uint16]int64{}
+	var closes [2][]int64
+	window := int64(cfg.ReuseWindow)
 	for i := range p.conns {
 		c := &p.conns[i]
 		start := c.first
-		if c.hasSYN {
-			start = c.syn.TS
+		if c.flags&churnSYN != 0 {
+			start = c.syn
 		}
-		if t, seen := lastClose[c.port]; seen && start.Sub(t) < cfg.ReuseWindow && !start.Before(t) {
+		if t, seen := lastClose[c.port]; seen && start-t < window && start >= t {
 			s.reuses = append(s.reuses, c)
 		}
 		end := c.last
-		if c.finWho != 0 {
-			end = c.fin.TS
+		if c.flags&churnFIN != 0 {
+			end = c.fin
 		}
 		lastClose[c.port] = end
-		switch closerSide(c.close) {
-		case "client":
-			closes[0] = append(closes[0], end)
-		case "server":
-			closes[1] = append(closes[1], end)
+		if c.closer > 0 {
+			closes[c.closer-1] = append(closes[c.closer-1], end)
 		}
 		if i+1 < len(p.conns) {
 			next := &p.conns[i+1]
-			if c.finWho != 0 && next.hasSYN && !next.syn.TS.Before(c.fin.TS) {
-				s.gaps = append(s.gaps, next.syn.TS.Sub(c.fin.TS))
+			if c.flags&churnFIN != 0 && next.flags&churnSYN != 0 && next.syn >= c.fin {
+				s.gaps = append(s.gaps, time.Duration(next.syn-c.fin))
 			}
 		}
 	}
 	for side := range 2 {
 		ts := closes[side]
-		slices.SortFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
+		slices.Sort(ts)
 		j := 0
 		for i := range ts {
-			for j < i && ts[i].Sub(ts[j]) >= cfg.ReuseWindow {
+			for j < i && ts[i]-ts[j] >= window {
 				j++
 			}
 			s.twPeak[side] = max(s.twPeak[side], i-j+1)
@@ -643,7 +712,7 @@ func churnFinding(in *capture, cfg ChurnConfig, p *churnPool) (Finding, bool) {
 
 	spans := make([][2]time.Time, len(p.conns))
 	for i := range p.conns {
-		spans[i] = [2]time.Time{p.conns[i].first, p.conns[i].last}
+		spans[i] = [2]time.Time{nanoTime(p.conns[i].first), nanoTime(p.conns[i].last)}
 	}
 	m := map[string]any{
 		"connections":               s.conns,
@@ -692,14 +761,13 @@ func churnFinding(in *capture, cfg ChurnConfig, p *churnPool) (Finding, bool) {
 	shown := 0
 	rs := make([]connReasons, 0, len(p.conns)+1)
 	for i := range p.conns {
-		c := &p.conns[i]
-		rs = append(rs, c.reasons)
-		f.Connections = append(f.Connections, c.id)
+		rs = append(rs, p.conns[i].reasons)
+		f.Connections = append(f.Connections, p.conns[i].id)
+	}
+	for i := range p.shown {
+		c := &p.shown[i]
 		if shown >= maxConnsShown || shown*perConnEvidence >= maxEvidence-5 {
-			continue
-		}
-		if c.known && (c.reqs > 1 || c.long) {
-			continue
+			break
 		}
 		shown++
 		if c.hasSYN {
@@ -725,8 +793,9 @@ func churnFinding(in *capture, cfg ChurnConfig, p *churnPool) (Finding, bool) {
 		if i >= 5 {
 			break
 		}
-		if c.hasSYN {
-			f.Evidence = append(f.Evidence, evidence(c.id, 0, c.syn, fmt.Sprintf("SYN reuses client port %d within %s of the previous connection's close (TIME_WAIT)", c.port, cfg.ReuseWindow)))
+		if c.flags&churnSYN != 0 {
+			syn := event.Ref{Frame: c.synFrame, TS: nanoTime(c.syn)}
+			f.Evidence = append(f.Evidence, evidence(c.id, 0, syn, fmt.Sprintf("SYN reuses client port %d within %s of the previous connection's close (TIME_WAIT)", c.port, cfg.ReuseWindow)))
 		}
 	}
 	rs = append(rs, p.t.reasons) // those of connections past the ones kept

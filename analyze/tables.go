@@ -325,17 +325,18 @@ type poolAgg struct {
 	over   bool // spans were cut
 }
 
-// poolSpan is one connection's lifetime.
+// poolSpan is one connection's lifetime, its first and last frame
+// times in nanoseconds since the Unix epoch.
 type poolSpan struct {
 	id          event.ConnID
-	first, last time.Time
+	first, last int64
 }
 
 // poolSpans is how many lifetimes a pool keeps.
 const poolSpans = 4096
 
 func (s poolSpan) compare(o poolSpan) int {
-	return cmp.Or(s.first.Compare(o.first), cmp.Compare(s.id, o.id))
+	return cmp.Or(cmp.Compare(s.first, o.first), cmp.Compare(s.id, o.id))
 }
 
 // addSpans adds lifetimes, cutting them to the first poolSpans past
@@ -389,7 +390,7 @@ func (t *tableBuilder) poolFinal(c *Conn) {
 	default:
 		r.Open++
 	}
-	a.addSpans(poolSpan{c.ID(), c.TCP.FirstTS, c.TCP.LastTS})
+	a.addSpans(poolSpan{c.ID(), c.TCP.FirstTS.UnixNano(), c.TCP.LastTS.UnixNano()})
 }
 
 // merge adds o's counts.
@@ -429,7 +430,7 @@ func (t *tableBuilder) poolRows() []PoolRow {
 		}
 		spans := make([][2]time.Time, len(a.spans))
 		for i, s := range a.spans {
-			spans[i] = [2]time.Time{s.first, s.last}
+			spans[i] = [2]time.Time{nanoTime(s.first), nanoTime(s.last)}
 		}
 		r.MaxConcurrent = peakOpen(spans)
 		rows = append(rows, r)
