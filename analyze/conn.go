@@ -326,25 +326,64 @@ func (k *Collector) tcpEvent(e *event.Event) {
 	if e.Flags == "" {
 		return
 	}
-	if hasFlag(e.Flags, "zero_window") {
+	a := analysisOf(e.Flags)
+	if a.Has(tcp.ZeroWindow) {
 		c.ZeroWindows[e.Dir&1] = appendCapped(c.ZeroWindows[e.Dir&1], e.Ref, maxWindowRef, &dropped)
 	}
-	if hasFlag(e.Flags, "window_full") {
+	if a.Has(tcp.WindowFull) {
 		c.WindowFulls[e.Dir&1] = appendCapped(c.WindowFulls[e.Dir&1], e.Ref, maxWindowRef, &dropped)
 	}
 }
 
-// hasFlag reports whether the "|"-joined analysis flags hold name.
-func hasFlag(flags, name string) bool {
+// Events carry their flags as names ("zero_window|window_full", "ACK");
+// the analysis turns them into the dissectors' typed flags at once, so
+// that a misspelt flag does not compile.
+
+// analysisNames maps each TCP analysis flag's name (tcp.Analysis.String)
+// to the flag.
+var analysisNames = func() map[string]tcp.Analysis {
+	m := map[string]tcp.Analysis{}
+	for i := range 32 {
+		a := tcp.Analysis(1) << i
+		if n := a.String(); n != "" && !strings.Contains(n, "|") && !strings.ContainsAny(n, "()") {
+			m[n] = a
+		}
+	}
+	return m
+}()
+
+// analysisOf returns the TCP analysis flags an event's "|"-joined Flags
+// name; unknown names are ignored.
+func analysisOf(flags string) tcp.Analysis {
+	var a tcp.Analysis
 	for flags != "" {
 		var f string
 		f, flags, _ = strings.Cut(flags, "|")
-		if f == name {
-			return true
-		}
+		a |= analysisNames[f]
 	}
-	return false
+	return a
 }
+
+// h2FlagNames maps the HTTP/2 flag names the analysis reads to the flag.
+var h2FlagNames = map[string]http2.Flags{"ACK": http2.FlagAck}
+
+// h2FlagsOf returns the HTTP/2 flags an event's "|"-joined Flags name,
+// of those in h2FlagNames.
+func h2FlagsOf(flags string) http2.Flags {
+	var fl http2.Flags
+	for flags != "" {
+		var f string
+		f, flags, _ = strings.Cut(flags, "|")
+		fl |= h2FlagNames[f]
+	}
+	return fl
+}
+
+// The HTTP/2 frame types the Collector keeps, by their event type names.
+var (
+	typeRSTStream = http2.FrameRSTStream.String()
+	typePing      = http2.FramePing.String()
+)
 
 func (k *Collector) http1Event(e *event.Event) {
 	h := e.HTTP1
@@ -394,12 +433,12 @@ func equalFold(a, b string) bool {
 
 func (k *Collector) http2Event(e *event.Event) {
 	switch e.Type {
-	case "RST_STREAM":
+	case typeRSTStream:
 		c := k.conn(e.Conn)
 		c.Resets = appendCapped(c.Resets, Reset{Dir: e.Dir, Stream: e.Stream, Code: e.Error, Ref: e.Ref}, maxResets, &c.ResetsDropped)
-	case "PING":
+	case typePing:
 		c := k.conn(e.Conn)
-		c.Pings = appendCapped(c.Pings, Ping{Dir: e.Dir, Ack: hasFlag(e.Flags, "ACK"), Ref: e.Ref}, maxPings, &c.PingsDropped)
+		c.Pings = appendCapped(c.Pings, Ping{Dir: e.Dir, Ack: h2FlagsOf(e.Flags)&http2.FlagAck != 0, Ref: e.Ref}, maxPings, &c.PingsDropped)
 	}
 }
 

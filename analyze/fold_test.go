@@ -12,6 +12,7 @@ import (
 
 	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/http2"
 	"github.com/h2scope/h2scope/dissect/tcp"
 )
 
@@ -212,5 +213,27 @@ func TestHeavyHitters(t *testing.T) {
 	top := a.top()
 	if top[0].client != heavy || top[0].n-top[0].err > 500 || top[0].n < 500 {
 		t.Errorf("top = %+v, want %v with 500 connections", top[0], heavy)
+	}
+}
+
+// TestAnalysisOf checks that every TCP analysis flag's name parses back
+// to the flag, alone and joined, and that PING's ACK is read.
+func TestAnalysisOf(t *testing.T) {
+	all := tcp.Analysis(0)
+	for i := range 15 {
+		a := tcp.Analysis(1) << i
+		if got := analysisOf(a.String()); got != a {
+			t.Errorf("analysisOf(%q) = %v, want %v", a.String(), got, a)
+		}
+		all |= a
+	}
+	if got := analysisOf(all.String()); got != all {
+		t.Errorf("analysisOf(%q) = %v", all.String(), got)
+	}
+	if got := analysisOf("zero_window|bogus"); got != tcp.ZeroWindow {
+		t.Errorf("unknown names: got %v", got)
+	}
+	if h2FlagsOf("ACK")&http2.FlagAck == 0 || h2FlagsOf("END_STREAM") != 0 {
+		t.Error("h2FlagsOf")
 	}
 }
