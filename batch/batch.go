@@ -14,6 +14,7 @@ import (
 
 	"github.com/h2scope/h2scope/analyze"
 	"github.com/h2scope/h2scope/dissect"
+	"github.com/h2scope/h2scope/dissect/tcp"
 	"github.com/h2scope/h2scope/dissect/tls"
 	"github.com/h2scope/h2scope/internal/safeio"
 	"github.com/h2scope/h2scope/report"
@@ -47,6 +48,10 @@ type Options struct {
 	// Limits bound each connection's timeline in the reports; the zero
 	// value means report.DefaultLimits.
 	Limits report.Limits
+	// Connections selects the connections each report holds
+	// (report.ConnsNamed, report.ConnsAll, report.ConnsNone); "" means
+	// report.ConnsNamed.
+	Connections string
 	// Version names the h2scope that analyses, in resume keys; "" means
 	// Version().
 	Version string
@@ -76,6 +81,13 @@ func (o *Options) limits() report.Limits {
 		return report.DefaultLimits
 	}
 	return o.Limits
+}
+
+func (o *Options) connections() string {
+	if o.Connections == "" {
+		return report.ConnsNamed
+	}
+	return o.Connections
 }
 
 func (o *Options) now() time.Time {
@@ -626,6 +638,17 @@ func (r *runner) analyse(ctx context.Context, j *job) (res result) {
 	rb := report.NewBuilder(opts.Redaction)
 	rb.Limits = opts.limits()
 	rb.Keys = do.Keys
+	rb.Connections = opts.connections()
+	defer rb.Close() // removes the spill file
+	// Each connection's part of the report goes to the spill file when
+	// it finishes.
+	onFinish := do.TCP.OnFinish
+	do.TCP.OnFinish = func(c *tcp.Conn) {
+		if onFinish != nil {
+			onFinish(c)
+		}
+		rb.OnFinish(c)
+	}
 	an, in, err := analyze.Stream(ctx, c.Files, do, *opts.Config, rb.Add)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -643,7 +666,7 @@ func (r *runner) analyse(ctx context.Context, j *job) (res result) {
 	if err != nil {
 		return result{err: fmt.Errorf("encoding the report of %s: %w", c.Files[0], err)}
 	}
-	return result{line: line, faults: rep.Captures[0].Faults, bytes: read, findings: rep.Findings}
+	return result{line: line, faults: rep.Captures[0].Faults, bytes: read, findings: rep.AnalysisFindings()}
 }
 
 // warn writes the problems of a key log found beside a capture to

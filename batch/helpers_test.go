@@ -166,7 +166,7 @@ func records(t *testing.T, b []byte) []record {
 		if err := json.Unmarshal([]byte(l), &r); err != nil {
 			t.Fatalf("line %d: %v", i+1, err)
 		}
-		if r.Schema != "h2scope.report/v1" || len(r.Captures) != 1 {
+		if r.Schema != "h2scope.report/v2" || len(r.Captures) != 1 {
 			t.Fatalf("line %d: schema %q, %d captures", i+1, r.Schema, len(r.Captures))
 		}
 		rs = append(rs, r)

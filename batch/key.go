@@ -83,22 +83,25 @@ func resumeKey(files []filePrint, keyLogs []string, options, version string) str
 
 // optionsKey is the canonical encoding of the options that decide a
 // capture's report: the detectors' thresholds, redaction, the timeline
-// limits, and the capture reading and TCP tracking limits. (Workers, Gap
-// and callbacks change no report; Gap decides which files make a capture,
-// which the key covers by its files.)
+// limits, the connections the report holds, and the capture reading
+// and TCP tracking limits. (Workers, Gap and callbacks change no report;
+// Gap decides which files make a capture, which the key covers by its
+// files.)
 func optionsKey(o *Options) string {
 	t := o.Dissect.TCP
 	v := struct {
 		Config    analyze.Config   `json:"config"`
 		Redaction report.Redaction `json:"redaction"`
 		Limits    report.Limits    `json:"limits"`
-		Capture   capture.Options  `json:"capture"`
-		TCP       struct {
+		// Connections is the connection selection (named, all, none).
+		Connections string          `json:"connections"`
+		Capture     capture.Options `json:"capture"`
+		TCP         struct {
 			IdleTimeout, ClosedTimeout, StreamGrace    time.Duration
 			MaxConns, MaxBufferPerConn, MaxBufferTotal int
 		} `json:"tcp"`
 		Dissect bool `json:"dissect"`
-	}{Config: *o.Config, Redaction: o.Redaction, Limits: o.limits(), Capture: o.Dissect.Capture, Dissect: true}
+	}{Config: *o.Config, Redaction: o.Redaction, Limits: o.limits(), Connections: o.connections(), Capture: o.Dissect.Capture, Dissect: true}
 	v.TCP.IdleTimeout, v.TCP.ClosedTimeout, v.TCP.StreamGrace = t.IdleTimeout, t.ClosedTimeout, t.StreamGrace
 	v.TCP.MaxConns, v.TCP.MaxBufferPerConn, v.TCP.MaxBufferTotal = t.MaxConns, t.MaxBufferPerConn, t.MaxBufferTotal
 	b, err := json.Marshal(v)

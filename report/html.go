@@ -59,7 +59,11 @@ func htmlMustRead(name string) string {
 // resumption and gRPC tables and the connections table. The output
 // depends only on the report, byte for byte.
 func (r *Report) WriteHTML(w io.Writer) error {
-	return pageTmpl.Execute(w, htmlSafeValue(newHTMLPage(r)))
+	p, err := newHTMLPage(r)
+	if err != nil {
+		return err
+	}
+	return pageTmpl.Execute(w, htmlSafeValue(p))
 }
 
 // htmlPage is what page.html.tmpl renders.
@@ -280,7 +284,7 @@ func connFailed(rec *ConnRecord, tl *Timeline) bool {
 	return false
 }
 
-func newHTMLPage(r *Report) *htmlPage {
+func newHTMLPage(r *Report) (*htmlPage, error) {
 	p := &htmlPage{CSS: pageCSS, JS: pageJS, Tables: r.Tables}
 	undecrypted := map[string]int{}
 	for _, c := range r.Captures {
@@ -320,7 +324,7 @@ func newHTMLPage(r *Report) *htmlPage {
 	named := map[event.ConnID][]int{}
 	cited := map[event.ConnID][]uint64{}
 	for i, f := range r.Findings {
-		hf := htmlFinding{Finding: f, Sev: f.Severity.String(), Index: i + 1,
+		hf := htmlFinding{Finding: f.Finding, Sev: f.Severity.String(), Index: i + 1,
 			Reasons: strings.Join(f.Confidence.Reasons, "; ")}
 		for _, k := range slices.Sorted(maps.Keys(f.Metrics)) {
 			hf.Metrics = append(hf.Metrics, htmlKV{k, htmlMetricText(f.Metrics[k])})
@@ -356,39 +360,29 @@ func newHTMLPage(r *Report) *htmlPage {
 
 	// The connections listed: those findings name first, then the
 	// others, at most maxHTMLConns, shown in id order.
-	listed := make([]bool, len(r.Connections))
-	nListed := 0
-	for _, wantNamed := range []bool{true, false} {
+	listed := map[event.ConnID]bool{}
+	var namedIDs []event.ConnID
+	if r.src != nil {
+		namedIDs = slices.Sorted(maps.Keys(named))
+	} else {
 		for i := range r.Connections {
-			_, isNamed := named[r.Connections[i].ID]
-			if isNamed == wantNamed && nListed < maxHTMLConns {
-				listed[i] = true
-				nListed++
+			if _, ok := named[r.Connections[i].ID]; ok {
+				namedIDs = append(namedIDs, r.Connections[i].ID)
 			}
 		}
+		slices.Sort(namedIDs)
 	}
-	p.ConnsOmitted = len(r.Connections) - nListed
+	for _, id := range namedIDs[:min(len(namedIDs), maxHTMLConns)] {
+		listed[id] = true
+	}
+	others := maxHTMLConns - len(listed)
 
-	var first, last time.Time
-	conns := map[event.ConnID]int{}
-	for i := range r.Connections {
-		c := r.Connections[i].Summary
-		conns[c.ID] = i
-		if first.IsZero() || c.FirstTS.Before(first) {
-			first = c.FirstTS
-		}
-		if c.LastTS.After(last) {
-			last = c.LastTS
-		}
-		if listed[i] {
-			p.Conns = append(p.Conns, newHTMLConnRow(&r.Connections[i]))
-		}
-	}
+	first, last := r.span()
 	if !first.IsZero() {
 		p.Span = fmt.Sprintf("%s – %s UTC (%s)", first.UTC().Format("2006-01-02 15:04:05.000"),
 			last.UTC().Format("15:04:05.000"), htmlFmtMS(float64(last.Sub(first))/1e6))
 	}
-	ov := newOverviewBuilder(r, first, last)
+	ov := newOverviewBuilder(r, first, last, r.poolCounts())
 
 	// The timeline opened on load: the first connection the first finding
 	// cites, else the first one.
@@ -396,58 +390,79 @@ func newHTMLPage(r *Report) *htmlPage {
 	if len(r.Findings) > 0 && len(r.Findings[0].Connections) > 0 {
 		openConn = r.Findings[0].Connections[0]
 	}
-	// Each listed timeline's size, made once to choose those embedded
-	// whole.
+	// The first pass counts the overview, and picks the connections
+	// listed and the size of each one's timeline, to choose those
+	// embedded whole; the second makes the listed ones' data.
 	type size struct {
-		conn   event.ConnID
-		n      int
-		listed bool
+		conn event.ConnID
+		n    int
 	}
 	var sizes []size
-	r.EachTimeline(func(tl *Timeline) error {
-		i, ok := conns[tl.Conn]
-		sizes = append(sizes, size{tl.Conn, len(tl.Events) + len(tl.Spans), !ok || listed[i]})
+	recs := map[event.ConnID]*ConnRecord{}
+	inPage := map[event.ConnID]bool{}
+	nConns := 0
+	err := r.eachConn(func(id event.ConnID) bool {
+		_, isNamed := named[id]
+		return listed[id] || !isNamed && others > 0 || ov.cited[id]
+	}, func(h *connHead, rec *ConnRecord, tl *Timeline) error {
+		nConns++
+		if openConn == math.MaxUint32 {
+			openConn = tl.Conn
+		}
+		if _, isNamed := named[tl.Conn]; !isNamed && others > 0 && rec != nil {
+			listed[tl.Conn] = true
+			others--
+		}
+		failed := connFailed(rec, tl)
+		for _, fi := range named[tl.Conn] {
+			ov.severity(fi, tl.Conn, connSeverity(&r.Findings[fi].Finding, failed))
+		}
+		ov.add(h, tl)
+		// A timeline without a record (a report made by hand) is listed.
+		if !listed[tl.Conn] && (rec != nil || r.src != nil) {
+			return nil
+		}
+		if rec != nil {
+			recs[tl.Conn] = rec
+			p.Conns = append(p.Conns, newHTMLConnRow(rec))
+		}
+		inPage[tl.Conn] = true
+		sizes = append(sizes, size{tl.Conn, len(tl.Events) + len(tl.Spans)})
 		return nil
 	})
-	if openConn == math.MaxUint32 && len(sizes) > 0 {
-		openConn = sizes[0].conn
+	if err != nil {
+		return nil, err
 	}
-	keep := make([]bool, len(sizes))
+	p.ConnsOmitted = max(0, nConns-len(p.Conns))
+	keep := map[event.ConnID]bool{}
 	budget := maxHTMLItems
 	for _, wantNamed := range []bool{true, false} {
-		for i, tl := range sizes {
+		for _, tl := range sizes {
 			_, isNamed := named[tl.conn]
-			if tl.listed && isNamed == wantNamed && (tl.n <= budget || tl.conn == openConn) {
-				keep[i], budget = true, max(0, budget-tl.n)
+			if isNamed == wantNamed && (tl.n <= budget || tl.conn == openConn) {
+				keep[tl.conn], budget = true, max(0, budget-tl.n)
 			}
 		}
 	}
-	p.Data.Conns = make([]htmlConnData, 0, min(len(sizes), maxHTMLConns))
-	i := -1
-	r.EachTimeline(func(tlp *Timeline) error {
-		i++
-		var rec *ConnRecord
-		if j, ok := conns[tlp.Conn]; ok {
-			rec = &r.Connections[j]
+	p.Data.Conns = make([]htmlConnData, 0, len(sizes))
+	err = r.eachConn(func(event.ConnID) bool { return false }, func(_ *connHead, _ *ConnRecord, tlp *Timeline) error {
+		if !inPage[tlp.Conn] {
+			return nil
 		}
+		rec := recs[tlp.Conn]
 		failed := connFailed(rec, tlp)
 		// The connection's severity under each finding naming it.
 		var worst analyze.Severity = -1
 		var kinds []string
 		for _, fi := range named[tlp.Conn] {
 			f := &r.Findings[fi]
-			s := connSeverity(f, failed)
+			s := connSeverity(&f.Finding, failed)
 			worst = max(worst, s)
 			kinds = append(kinds, f.Kind+" ("+s.String()+")")
-			ov.severity(fi, tlp.Conn, s)
-		}
-		ov.add(rec, tlp)
-		if !sizes[i].listed {
-			return nil
 		}
 		tl := *tlp
 		d := newHTMLConnData(&tl, rec)
-		if !keep[i] {
+		if !keep[tl.Conn] {
 			d.EventsOmitted, d.SpansOmitted = len(d.Events)+d.EventsOmitted, len(d.Spans)+d.SpansOmitted
 			d.Events, d.Spans, d.Trimmed = []htmlEventData{}, []htmlSpanData{}, true
 			p.Trimmed++
@@ -457,7 +472,7 @@ func newHTMLPage(r *Report) *htmlPage {
 		d.Evidence = slices.Compact(frames)
 		p.Data.Conns = append(p.Data.Conns, d)
 		h := htmlTimelineHead{ID: tl.Conn, Events: len(tl.Events) + tl.EventsOmitted,
-			Spans: len(tl.Spans) + tl.SpansOmitted, Open: tl.Conn == openConn, Trimmed: !keep[i]}
+			Spans: len(tl.Spans) + tl.SpansOmitted, Open: tl.Conn == openConn, Trimmed: !keep[tl.Conn]}
 		if rec != nil {
 			h.Client, h.Server, h.Proto = rec.Client.String(), rec.Server.String(), rec.protoLabel()
 			h.Dur = htmlFmtMS(rec.DurationMS)
@@ -479,8 +494,11 @@ func newHTMLPage(r *Report) *htmlPage {
 		p.Timelines = append(p.Timelines, h)
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
 	p.Data.Overview = ov.finish()
-	return p
+	return p, nil
 }
 
 func newHTMLConnRow(r *ConnRecord) htmlConnRow {

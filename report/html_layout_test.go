@@ -206,8 +206,8 @@ func TestHTMLLayoutChromium(t *testing.T) {
 	}
 	for _, c := range cases {
 		r := c.r()
-		if len(r.Connections) != c.conns {
-			t.Fatalf("%s: %d connections, want %d", c.name, len(r.Connections), c.conns)
+		if n := r.Captures[0].Connections; n != c.conns {
+			t.Fatalf("%s: %d connections, want %d", c.name, n, c.conns)
 		}
 		page := renderHTML(t, r)
 		for _, width := range []int{1400, 900} {

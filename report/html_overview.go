@@ -2,6 +2,7 @@ package report
 
 import (
 	"cmp"
+	"container/heap"
 	"math"
 	"net/netip"
 	"slices"
@@ -10,7 +11,6 @@ import (
 
 	"github.com/h2scope/h2scope/analyze"
 	"github.com/h2scope/h2scope/dissect/event"
-	"github.com/h2scope/h2scope/dissect/tcp"
 )
 
 // The overview: the whole capture at a glance, drawn first in the page.
@@ -90,26 +90,93 @@ type overviewKey struct {
 	server netip.AddrPort
 }
 
+// overviewPool is one lane set being counted.
 type overviewPool struct {
 	key   overviewKey
 	conns int
-	// ups and downs are the times connections opened and closed, for
-	// the most open at once.
-	ups, downs     []float64
+	// open tracks the connections open at once.
+	open           openSweep
 	opened, closed []int
 	resets, failed []int
 	stall          []float64
 }
 
+// openSweep counts the most connections open at once per bucket as
+// connections arrive in order of their start: the ends of those still
+// open wait in a heap (so it holds the connections open at once, not
+// all of them). Opens come before closes at the same time: a connection
+// replacing another counts both, briefly.
+type openSweep struct {
+	downs floatHeap
+	open  int
+	cur   int // the bucket reached
+	max   []int
+}
+
+type floatHeap []float64
+
+func (h floatHeap) Len() int           { return len(h) }
+func (h floatHeap) Less(i, j int) bool { return h[i] < h[j] }
+func (h floatHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *floatHeap) Push(x any)        { *h = append(*h, x.(float64)) }
+func (h *floatHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// advance carries the connections open into the buckets up to i.
+func (s *openSweep) advance(i int) {
+	for s.cur < i {
+		s.cur++
+		s.max[s.cur] = max(s.max[s.cur], s.open)
+	}
+}
+
+// closeBefore closes the connections that ended before t.
+func (s *openSweep) closeBefore(b *overviewBuilder, t float64) {
+	for len(s.downs) > 0 && s.downs[0] < t {
+		d := heap.Pop(&s.downs).(float64)
+		s.advance(b.bucket(d))
+		s.open--
+	}
+}
+
+// add counts a connection open from start, until end when closed.
+func (s *openSweep) add(b *overviewBuilder, start, end float64, closed bool) {
+	s.closeBefore(b, start)
+	i := b.bucket(start)
+	s.advance(i)
+	s.open++
+	s.max[i] = max(s.max[i], s.open)
+	if closed {
+		heap.Push(&s.downs, end)
+	}
+}
+
+// finish closes the rest and returns the counts.
+func (s *openSweep) finish(b *overviewBuilder) []int {
+	s.closeBefore(b, math.Inf(1))
+	s.advance(b.n - 1)
+	return s.max
+}
+
 type overviewBuilder struct {
-	r          *Report
-	t0         time.Time
-	span, w    float64
-	n          int
-	pools      map[overviewKey]*overviewPool
+	r       *Report
+	t0      time.Time
+	span, w float64
+	n       int
+	// lanes holds the pools drawn on their own, other the rest (nil
+	// when none is folded), all every connection (nil for one pool).
+	lanes       map[overviewKey]*overviewPool
+	other, all  *overviewPool
+	poolsFolded int
+	// poolOf holds the pool of each connection evidence cites.
 	poolOf     map[event.ConnID]overviewKey
 	omitted    int
 	evidenceOn map[[2]int]bool // finding index, conn: cited
+	cited      map[event.ConnID]bool
 	sev        map[[2]int]analyze.Severity
 }
 
@@ -126,18 +193,52 @@ func overviewBucketMS(span float64) float64 {
 	}
 }
 
-func newOverviewBuilder(r *Report, first, last time.Time) *overviewBuilder {
-	b := &overviewBuilder{r: r, t0: first, pools: map[overviewKey]*overviewPool{},
-		poolOf: map[event.ConnID]overviewKey{}, evidenceOn: map[[2]int]bool{}, sev: map[[2]int]analyze.Severity{}}
+// newOverviewBuilder starts the overview of a capture whose connections
+// span first to last, in pools counted by pools: the busiest
+// maxOverviewPools get lanes of their own (all of them when one more
+// would be folded alone), the others share one.
+func newOverviewBuilder(r *Report, first, last time.Time, pools *poolSketch) *overviewBuilder {
+	b := &overviewBuilder{r: r, t0: first, lanes: map[overviewKey]*overviewPool{},
+		poolOf: map[event.ConnID]overviewKey{}, evidenceOn: map[[2]int]bool{}, cited: map[event.ConnID]bool{},
+		sev: map[[2]int]analyze.Severity{}}
 	b.span = math.Max(0, float64(last.Sub(first))/1e6)
 	b.w = overviewBucketMS(b.span)
 	b.n = max(1, int(math.Ceil(b.span/b.w-1e-9)))
 	for i := range r.Findings {
 		for _, e := range r.Findings[i].Evidence {
 			b.evidenceOn[[2]int{i, int(e.Conn)}] = true
+			b.cited[e.Conn] = true
 		}
 	}
+	type counted struct {
+		key overviewKey
+		n   int
+	}
+	var keys []counted
+	for k, n := range pools.counts {
+		keys = append(keys, counted{k, n})
+	}
+	slices.SortFunc(keys, func(x, y counted) int {
+		return cmp.Or(cmp.Compare(y.n, x.n), x.key.client.Compare(y.key.client), x.key.server.Compare(y.key.server))
+	})
+	distinct := pools.distinct
+	if distinct > maxOverviewPools+1 {
+		keys = keys[:min(len(keys), maxOverviewPools)]
+		b.other = b.newPool(overviewKey{})
+		b.poolsFolded = distinct - len(keys)
+	}
+	for _, k := range keys {
+		b.lanes[k.key] = b.newPool(k.key)
+	}
+	if distinct > 1 {
+		b.all = b.newPool(overviewKey{})
+	}
 	return b
+}
+
+func (b *overviewBuilder) newPool(k overviewKey) *overviewPool {
+	return &overviewPool{key: k, opened: make([]int, b.n), closed: make([]int, b.n), resets: make([]int, b.n),
+		failed: make([]int, b.n), stall: make([]float64, b.n), open: openSweep{max: make([]int, b.n)}}
 }
 
 func (b *overviewBuilder) ms(t time.Time) float64 { return float64(t.Sub(b.t0)) / 1e6 }
@@ -153,33 +254,45 @@ func (b *overviewBuilder) severity(finding int, conn event.ConnID, s analyze.Sev
 	}
 }
 
-// add counts one connection.
-func (b *overviewBuilder) add(rec *ConnRecord, tl *Timeline) {
-	if rec == nil || rec.Summary == nil {
+// add counts one connection; connections come in id order (that of
+// their first packets).
+func (b *overviewBuilder) add(h *connHead, tl *Timeline) {
+	if h == nil {
 		return
 	}
-	key := overviewKey{rec.Client.Addr(), rec.Server}
-	p := b.pools[key]
+	key := overviewKey{h.client.Addr(), h.server}
+	p := b.lanes[key]
 	if p == nil {
-		p = &overviewPool{key: key, opened: make([]int, b.n), closed: make([]int, b.n),
-			resets: make([]int, b.n), failed: make([]int, b.n), stall: make([]float64, b.n)}
-		b.pools[key] = p
+		p = b.other
 	}
-	b.poolOf[rec.ID] = key
+	if p == nil { // a pool the counts missed: not when they are exact
+		return
+	}
+	if b.cited[h.id] {
+		b.poolOf[h.id] = key
+	}
+	b.addTo(p, h, tl)
+	if b.all != nil {
+		b.addTo(b.all, h, tl)
+	}
+	if tl != nil {
+		b.omitted += tl.EventsOmitted
+	}
+}
+
+func (b *overviewBuilder) addTo(p *overviewPool, h *connHead, tl *Timeline) {
 	p.conns++
-	start, end := b.ms(rec.FirstTS), b.ms(rec.LastTS)
-	if rec.SYNs > 0 {
+	start, end := b.ms(h.first), b.ms(h.last)
+	if h.syn {
 		p.opened[b.bucket(start)]++
 	}
-	p.ups = append(p.ups, start)
-	if rec.Close != tcp.CloseOpen && rec.Close != "" {
+	p.open.add(b, start, end, h.closed)
+	if h.closed {
 		p.closed[b.bucket(end)]++
-		p.downs = append(p.downs, end)
 	}
 	if tl == nil {
 		return
 	}
-	b.omitted += tl.EventsOmitted
 	for i := range tl.Events {
 		e := &tl.Events[i]
 		switch {
@@ -206,7 +319,7 @@ func (b *overviewBuilder) add(rec *ConnRecord, tl *Timeline) {
 			ts = s.StartTS
 		}
 		if ts.IsZero() {
-			ts = rec.LastTS
+			ts = h.last
 		}
 		p.failed[b.bucket(b.ms(ts))]++
 	}
@@ -227,88 +340,44 @@ func (b *overviewBuilder) addStall(p *overviewPool, from, to float64) {
 	}
 }
 
-// openMax returns, per bucket, the most connections open at once.
-func (b *overviewBuilder) openMax(ups, downs []float64) []int {
-	slices.Sort(ups)
-	slices.Sort(downs)
-	out := make([]int, b.n)
-	open, u, d := 0, 0, 0
-	for i := range b.n {
-		end := float64(i+1) * b.w
-		if i == b.n-1 {
-			end = math.Inf(1)
-		}
-		best := open
-		// Opens before closes at the same time: a connection replacing
-		// another counts both, briefly.
-		for u < len(ups) && ups[u] < end || d < len(downs) && downs[d] < end {
-			if u < len(ups) && ups[u] < end && (d >= len(downs) || ups[u] <= downs[d]) {
-				open++
-				u++
-				best = max(best, open)
-			} else {
-				open--
-				d++
-			}
-		}
-		out[i] = max(best, open)
-	}
-	return out
-}
-
 func (b *overviewBuilder) finish() *htmlOverview {
-	if len(b.pools) == 0 {
+	conns := 0
+	pools := make([]*overviewPool, 0, len(b.lanes))
+	for _, p := range b.lanes {
+		conns += p.conns
+		pools = append(pools, p)
+	}
+	if b.other != nil {
+		conns += b.other.conns
+	}
+	if conns == 0 {
 		return nil
 	}
 	o := &htmlOverview{Start: b.t0.UTC().Format(time.RFC3339Nano), SpanMS: htmlRoundUS(b.span),
-		BucketMS: b.w, Buckets: b.n, EventsOmitted: b.omitted, Marks: []htmlOverviewMark{}}
-	pools := make([]*overviewPool, 0, len(b.pools))
-	for _, p := range b.pools {
-		o.Conns += p.conns
-		pools = append(pools, p)
-	}
+		BucketMS: b.w, Buckets: b.n, EventsOmitted: b.omitted, Marks: []htmlOverviewMark{}, Conns: conns}
 	slices.SortFunc(pools, func(x, y *overviewPool) int {
 		return cmp.Or(cmp.Compare(y.conns, x.conns), x.key.client.Compare(y.key.client), x.key.server.Compare(y.key.server))
 	})
-	if len(pools) > 1 {
-		all := &overviewPool{opened: make([]int, b.n), closed: make([]int, b.n),
-			resets: make([]int, b.n), failed: make([]int, b.n), stall: make([]float64, b.n)}
-		for _, p := range pools {
-			b.fold(all, p)
-		}
-		o.All = b.lanes(all, "all "+htmlPlural(len(pools), "pool"))
+	if b.all != nil {
+		o.All = b.lanes2(b.all, "all "+htmlPlural(b.poolsFolded+len(pools), "pool"))
 	}
 	index := map[overviewKey]int{}
-	if len(pools) > maxOverviewPools+1 {
-		other := &overviewPool{opened: make([]int, b.n), closed: make([]int, b.n),
-			resets: make([]int, b.n), failed: make([]int, b.n), stall: make([]float64, b.n)}
-		for _, p := range pools[maxOverviewPools:] {
-			index[p.key] = maxOverviewPools
-			b.fold(other, p)
-		}
-		o.PoolsFolded = len(pools) - maxOverviewPools
-		pools = append(pools[:maxOverviewPools], other)
-	}
 	names := b.poolNames()
 	for i, p := range pools {
-		if _, folded := index[p.key]; !folded && p.key.client.IsValid() {
-			index[p.key] = i
-		}
-		name := "other pools"
-		if p.key.client.IsValid() {
-			name = p.key.client.String() + " → " + p.key.server.String()
-			if n := names[p.key]; len(n) > 0 {
-				name += " (" + n[0]
-				if len(n) > 1 {
-					name += " and " + htmlPlural(len(n)-1, "other name")
-				}
-				name += ")"
+		index[p.key] = i
+		name := p.key.client.String() + " → " + p.key.server.String()
+		if n := names[p.key]; len(n) > 0 {
+			name += " (" + n[0]
+			if len(n) > 1 {
+				name += " and " + htmlPlural(len(n)-1, "other name")
 			}
-		} else {
-			name = htmlPlural(o.PoolsFolded, "other pool")
+			name += ")"
 		}
-		hp := *b.lanes(p, name)
-		o.Pools = append(o.Pools, hp)
+		o.Pools = append(o.Pools, *b.lanes2(p, name))
+	}
+	if b.other != nil {
+		o.PoolsFolded = b.poolsFolded
+		o.Pools = append(o.Pools, *b.lanes2(b.other, htmlPlural(o.PoolsFolded, "other pool")))
 	}
 	seen := map[htmlOverviewMark]bool{}
 	for fi := range b.r.Findings {
@@ -318,11 +387,15 @@ func (b *overviewBuilder) finish() *htmlOverview {
 			if !ok {
 				continue
 			}
+			pool, ok := index[key]
+			if !ok {
+				pool = len(pools) // the other pools
+			}
 			s, ok := b.sev[[2]int{fi, int(e.Conn)}]
 			if !ok {
 				s = f.Severity
 			}
-			m := htmlOverviewMark{T: htmlRoundUS(math.Max(0, b.ms(e.TS))), Pool: index[key], Conn: e.Conn,
+			m := htmlOverviewMark{T: htmlRoundUS(math.Max(0, b.ms(e.TS))), Pool: pool, Conn: e.Conn,
 				Frame: e.Frame, Finding: fi + 1, Kind: f.Kind, Sev: s.String(), What: e.What}
 			if seen[m] {
 				continue
@@ -337,24 +410,10 @@ func (b *overviewBuilder) finish() *htmlOverview {
 	return o
 }
 
-// fold adds p's counts to into.
-func (b *overviewBuilder) fold(into, p *overviewPool) {
-	into.conns += p.conns
-	into.ups, into.downs = append(into.ups, p.ups...), append(into.downs, p.downs...)
-	for i := range b.n {
-		into.opened[i] += p.opened[i]
-		into.closed[i] += p.closed[i]
-		into.resets[i] += p.resets[i]
-		into.failed[i] += p.failed[i]
-		into.stall[i] += p.stall[i]
-	}
-}
-
-// lanes returns p's lanes as the page holds them.
-func (b *overviewBuilder) lanes(p *overviewPool, name string) *htmlOverviewPool {
-	hp := &htmlOverviewPool{Name: name, Conns: p.conns, Opened: slices.Clone(p.opened), Closed: slices.Clone(p.closed),
-		Open: b.openMax(slices.Clone(p.ups), slices.Clone(p.downs)), Resets: slices.Clone(p.resets), Failed: slices.Clone(p.failed),
-		StallMS: slices.Clone(p.stall)}
+// lanes2 returns p's lanes as the page holds them.
+func (b *overviewBuilder) lanes2(p *overviewPool, name string) *htmlOverviewPool {
+	hp := &htmlOverviewPool{Name: name, Conns: p.conns, Opened: p.opened, Closed: p.closed,
+		Open: p.open.finish(b), Resets: p.resets, Failed: p.failed, StallMS: p.stall}
 	for j := range hp.StallMS {
 		hp.StallMS[j] = htmlRoundUS(hp.StallMS[j])
 	}

@@ -293,11 +293,12 @@ func TestHTMLChromium(t *testing.T) {
 
 	t.Run("interaction", func(t *testing.T) {
 		r := fixtureReport(t, "http1-small-pool.pcapng")
-		if len(r.Connections) < 10 || len(r.Findings) == 0 || len(r.Findings[0].Evidence) == 0 {
-			t.Fatalf("fixture changed: %d connections, %d findings", len(r.Connections), len(r.Findings))
+		if r.Captures[0].Connections < 10 || len(r.Findings) == 0 || len(r.Findings[0].Evidence) == 0 {
+			t.Fatalf("fixture changed: %d connections, %d findings", r.Captures[0].Connections, len(r.Findings))
 		}
 		var maxDur float64
-		for _, c := range r.Connections {
+		conns := allRecords(t, r)
+		for _, c := range conns {
 			maxDur = max(maxDur, c.DurationMS)
 		}
 		warnings := 0
@@ -306,7 +307,7 @@ func TestHTMLChromium(t *testing.T) {
 				warnings++
 			}
 		}
-		client := r.Connections[7].Client.String()
+		client := conns[7].Client.String()
 		ev := r.Findings[0].Evidence[0]
 		page := append(renderHTML(t, r), []byte(interactionProbe(client, fmt.Sprintf("#c%d-f%d", ev.Conn, ev.Frame)))...)
 		path := filepath.Join(dir, "interaction.html")
@@ -333,7 +334,7 @@ func TestHTMLChromium(t *testing.T) {
 		if want := strconv.FormatFloat(maxDur, 'f', 1, 64); got.FirstDur != want {
 			t.Errorf("sorted by duration, descending: first row %s ms, want %s", got.FirstDur, want)
 		}
-		if n := len(r.Connections) - 1; got.HiddenRows != n || got.Timelines != n {
+		if n := len(conns) - 1; got.HiddenRows != n || got.Timelines != n {
 			t.Errorf("filter %q hid %d rows and %d timelines, want %d", client, got.HiddenRows, got.Timelines, n)
 		}
 		if got.HiddenFindings != warnings {
@@ -695,4 +696,19 @@ func TestHTMLPluralsChromium(t *testing.T) {
 	if m := htmlPluralError(dom); m != "" {
 		t.Errorf("DOM says %q", m)
 	}
+}
+
+// allRecords returns the record of every connection of r's capture, those
+// the report holds and the others, from its spill file.
+func allRecords(t *testing.T, r *Report) []ConnRecord {
+	t.Helper()
+	var out []ConnRecord
+	err := r.eachConn(func(event.ConnID) bool { return true }, func(_ *connHead, rec *ConnRecord, _ *Timeline) error {
+		out = append(out, *rec)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -75,7 +75,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 				len(r.Findings)-i, len(r.Findings))
 			break
 		}
-		r.writeMDFinding(ew, i+1, &r.Findings[i], tli, start)
+		r.writeMDFinding(ew, i+1, &r.Findings[i].Finding, tli, start)
 	}
 	return ew.err
 }
@@ -208,12 +208,7 @@ func (r *Report) mdTimelineIndex() map[event.ConnID]*Timeline {
 
 // mdStart returns the time of the capture's first connection.
 func (r *Report) mdStart() (time.Time, bool) {
-	var t time.Time
-	for _, c := range r.Connections {
-		if c.Summary != nil && (t.IsZero() || c.FirstTS.Before(t)) {
-			t = c.FirstTS
-		}
-	}
+	t, _ := r.span()
 	return t.UTC(), !t.IsZero()
 }
 

@@ -167,7 +167,7 @@ func TestMarkdownCaps(t *testing.T) {
 
 func TestMarkdownNoFindings(t *testing.T) {
 	r := synthReport(Redaction{}, "s", "w")
-	r.Findings = []analyze.Finding{}
+	r.Findings = []Finding{}
 	var b bytes.Buffer
 	if err := r.WriteMarkdown(&b); err != nil {
 		t.Fatal(err)

@@ -1,23 +1,109 @@
 package report
 
 import (
+	"encoding/binary"
+	"errors"
+	"time"
+
 	"github.com/h2scope/h2scope/dissect/event"
-	"github.com/h2scope/h2scope/internal/pack"
 )
 
-// timelineStore keeps the timelines a Builder made encoded until Report
-// needs them: a busy connection's timeline holds thousands of events and
-// spans, a few hundred bytes each in Go form and a few dozen encoded.
-type timelineStore struct {
-	store pack.Store
-	enc   pack.Encoder
+// Timelines are kept encoded while a Builder waits for their connection
+// to finish, and in its spill file once it did: a busy connection's
+// timeline holds thousands of events and spans, a few hundred bytes each
+// in Go form and a few dozen encoded. The encoding is varints, strings
+// inline, times as seconds and nanoseconds; it is private to the process
+// (the spill file is removed when the report is).
+
+// errSpillCorrupt reports a spill record that does not decode: the file
+// was changed under the run.
+var errSpillCorrupt = errors.New("report: spill file corrupt")
+
+// enc appends values to a record.
+type enc struct{ b []byte }
+
+func (e *enc) Uint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
+func (e *enc) Int(v int64)   { e.b = binary.AppendVarint(e.b, v) }
+
+func (e *enc) String(v string) {
+	e.Uint(uint64(len(v)))
+	e.b = append(e.b, v...)
 }
 
-// put stores tl; ok is false when it cannot be stored exactly (the
-// caller keeps it as it is).
-func (s *timelineStore) put(tl *Timeline) (pack.Loc, bool) {
-	e := &s.enc
-	e.Reset(&s.store)
+func (e *enc) Bytes(v []byte) {
+	e.Uint(uint64(len(v)))
+	e.b = append(e.b, v...)
+}
+
+// Time appends t; it reads back in UTC.
+func (e *enc) Time(t time.Time) {
+	if t.IsZero() {
+		e.Uint(0)
+		return
+	}
+	e.Uint(uint64(t.Nanosecond()) + 1)
+	e.Int(t.Unix())
+}
+
+// dec reads a record in the order it was encoded; the first error stops
+// it (every later read returns zero values) and is kept in err.
+type dec struct {
+	b   []byte
+	err error
+}
+
+func (d *dec) Uint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *dec) Int() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *dec) fail() {
+	if d.err == nil {
+		d.err = errSpillCorrupt
+	}
+	d.b = nil
+}
+
+// Bytes returns the next byte string, sharing d's buffer.
+func (d *dec) Bytes() []byte {
+	n := d.Uint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *dec) String() string { return string(d.Bytes()) }
+
+func (d *dec) Time() time.Time {
+	ns := d.Uint()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(d.Int(), int64(ns-1)).UTC()
+}
+
+// appendTimeline encodes tl (its times are UTC, as NewTimeline makes
+// them).
+func appendTimeline(e *enc, tl *Timeline) {
 	e.Uint(uint64(tl.Conn))
 	e.Int(int64(tl.EventsOmitted))
 	e.Int(int64(tl.SpansOmitted))
@@ -47,14 +133,17 @@ func (s *timelineStore) put(tl *Timeline) (pack.Loc, bool) {
 		}
 		e.Int(int64(x.Status))
 	}
-	return s.store.Put(e)
 }
 
-// get returns the timeline stored at loc.
-func (s *timelineStore) get(loc pack.Loc) Timeline {
-	d := s.store.Get(loc)
+// readTimeline decodes what appendTimeline encoded.
+func readTimeline(d *dec) Timeline {
 	tl := Timeline{Conn: event.ConnID(d.Uint()), EventsOmitted: int(d.Int()), SpansOmitted: int(d.Int())}
-	tl.Events = make([]TimelineEvent, d.Uint())
+	n := d.Uint()
+	if n > uint64(len(d.b)) { // each takes bytes
+		d.fail()
+		n = 0
+	}
+	tl.Events = make([]TimelineEvent, n)
 	for i := range tl.Events {
 		x := &tl.Events[i]
 		x.Frame = d.Uint()
@@ -66,7 +155,12 @@ func (s *timelineStore) get(loc pack.Loc) Timeline {
 		x.EndFrame = d.Uint()
 		x.EndTS = d.Time()
 	}
-	tl.Spans = make([]Span, d.Uint())
+	n = d.Uint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		n = 0
+	}
+	tl.Spans = make([]Span, n)
 	for i := range tl.Spans {
 		x := &tl.Spans[i]
 		x.Stream = uint32(d.Uint())

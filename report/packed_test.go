@@ -4,18 +4,18 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/h2scope/h2scope/internal/pack"
 	"github.com/h2scope/h2scope/internal/pack/packtest"
 )
 
-// FuzzTimelineStore fills every field of timelines from the input and
-// checks that a Builder's timeline store gives them back exactly.
-func FuzzTimelineStore(f *testing.F) {
+// FuzzTimelineCodec fills every field of timelines from the input and
+// checks that the spill's encoding gives them back exactly, two
+// timelines in one buffer.
+func FuzzTimelineCodec(f *testing.F) {
 	f.Add([]byte{}, []byte{})
 	f.Add([]byte("\x03\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19"), []byte("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"))
 	f.Fuzz(func(t *testing.T, a, b []byte) {
-		var s timelineStore
 		var want [2]Timeline
+		var e enc
 		for i, in := range [][]byte{a, b} {
 			packtest.Fill(&want[i], in)
 			if want[i].Events == nil {
@@ -24,19 +24,16 @@ func FuzzTimelineStore(f *testing.F) {
 			if want[i].Spans == nil {
 				want[i].Spans = []Span{}
 			}
+			appendTimeline(&e, &want[i])
 		}
-		var locs [2]uint32
+		d := dec{b: e.b}
 		for i := range want {
-			loc, ok := s.put(&want[i])
-			if !ok {
-				t.Fatalf("timeline %d not stored", i)
-			}
-			locs[i] = uint32(loc)
-		}
-		for i := range want {
-			if got := s.get(pack.Loc(locs[i])); !reflect.DeepEqual(got, want[i]) {
+			if got := readTimeline(&d); !reflect.DeepEqual(got, want[i]) {
 				t.Errorf("timeline %d read back as\n%+v\nwant\n%+v", i, got, want[i])
 			}
+		}
+		if d.err != nil || len(d.b) != 0 {
+			t.Errorf("decoding: %v, %d bytes left", d.err, len(d.b))
 		}
 	})
 }

@@ -5,47 +5,82 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/h2scope/h2scope/analyze"
 	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/tcp"
 	"github.com/h2scope/h2scope/dissect/tls"
-	"github.com/h2scope/h2scope/internal/pack"
 )
 
 // Schema names the version of the JSON report.
-const Schema = "h2scope.report/v1"
+const Schema = "h2scope.report/v2"
 
 // Report is the analysis of one capture (one or more files merged), the
 // model every renderer reads.
 type Report struct {
 	// Schema is always Schema.
 	Schema string `json:"schema"`
+	// ConnectionsIncluded says which connections Connections and
+	// Timelines hold (analyze --connections): "named", those the
+	// findings name (the first 100 of each finding's connections, and
+	// those its evidence cites; each finding's connections_omitted counts
+	// the others), "all", every connection, or "none".
+	ConnectionsIncluded string `json:"connections_included"`
 	// Captures describes the files read.
 	Captures []Capture `json:"captures"`
-	// Connections lists every TCP connection, by id.
+	// Connections lists the connections connections_included selects,
+	// by id (captures[].connections counts them all).
 	Connections []ConnRecord `json:"connections"`
 	// Findings lists the findings, by severity (highest first).
-	Findings []analyze.Finding `json:"findings"`
+	Findings []Finding `json:"findings"`
 	// Tables holds the pool, resumption and gRPC call tables.
 	Tables analyze.Tables `json:"tables"`
-	// Timelines holds each connection's notable events and requests, in
-	// connection order.
+	// Timelines holds the notable events and requests of the connections
+	// listed, in connection order.
 	Timelines []Timeline `json:"timelines"`
-	// timeline, in a Builder's Report, makes the timeline of
-	// Connections[i]; Timelines is then nil (see EachTimeline).
-	timeline func(i int) Timeline
+
+	// A Builder's report reads its connections from the spill file src:
+	// Connections holds those the findings name (include), raw their
+	// JSON as written; Timelines is nil (see EachTimeline).
+	src     *spill
+	include map[event.ConnID]bool
+	raw     []json.RawMessage
+	// err is the Builder's error, returned by the writers.
+	err error
+	// first and last are the times of the capture's first and last
+	// packets of a connection; pools counts its pools (the HTML
+	// overview); nConns counts the connections.
+	first, last time.Time
+	pools       *poolSketch
+	nConns      int
 }
 
-// EachTimeline calls fn with each connection's timeline, in connection
-// order, and stops at the first error fn returns. A Builder's Report
-// leaves Timelines nil and makes each timeline for the call, so that
-// they are never all in memory at once (its writers include them).
+// Finding is a finding as the report holds it.
+type Finding struct {
+	analyze.Finding
+	// ConnectionsOmitted counts the finding's connections (connections)
+	// that the report's connections and timelines leave out: those past
+	// the first 100 (and not cited by evidence), with
+	// connections_included "named", or all of them with "none"; absent
+	// when none is left out (always with "all").
+	ConnectionsOmitted int `json:"connections_omitted,omitempty"`
+}
+
+// EachTimeline calls fn with the timeline of each connection in
+// Connections, in connection order, and stops at the first error fn
+// returns. A Builder's Report leaves Timelines nil and reads each
+// timeline from its spill file for the call, so that they are never all
+// in memory at once (its writers include them).
 func (r *Report) EachTimeline(fn func(*Timeline) error) error {
-	if r.timeline == nil {
+	if r.src == nil {
 		for i := range r.Timelines {
 			if err := fn(&r.Timelines[i]); err != nil {
 				return err
@@ -53,19 +88,46 @@ func (r *Report) EachTimeline(fn func(*Timeline) error) error {
 		}
 		return nil
 	}
-	for i := range r.Connections {
-		tl := r.timeline(i)
-		if err := fn(&tl); err != nil {
+	if r.err != nil {
+		return r.err
+	}
+	if len(r.include) == 0 {
+		return nil
+	}
+	return r.src.each(func(id event.ConnID, b []byte) error {
+		if !r.include[id] {
+			return nil
+		}
+		sr, err := decodeSpill(b)
+		if err != nil {
 			return err
 		}
-	}
-	return nil
+		tl, err := sr.timeline()
+		if err != nil {
+			return err
+		}
+		return fn(&tl)
+	})
 }
 
-// allTimelines returns every timeline, made when the report makes them
-// on demand.
+// eachSpilled calls fn with every connection of a Builder's report, in id
+// order (sr's slices are valid during the call only).
+func (r *Report) eachSpilled(fn func(sr *spillRecord) error) error {
+	if r.err != nil {
+		return r.err
+	}
+	return r.src.each(func(id event.ConnID, b []byte) error {
+		sr, err := decodeSpill(b)
+		if err != nil {
+			return err
+		}
+		return fn(&sr)
+	})
+}
+
+// allTimelines returns every timeline of Connections.
 func (r *Report) allTimelines() []Timeline {
-	if r.timeline == nil {
+	if r.src == nil {
 		return r.Timelines
 	}
 	out := make([]Timeline, 0, len(r.Connections))
@@ -163,15 +225,46 @@ func keyLogNote(k *KeyLogUse) string {
 	return note
 }
 
-// A Builder builds a Report while the analysis streams: Add, the
-// analyze.Collector's OnConn, makes the parts of each connection's record
-// and timeline that need its full records (application summaries,
-// requests, resets, stalls) while they are at hand; Report then completes
-// them from the connections' final summaries (TCP summary, SYN, FIN, RST
-// and window refs, TLS and GOAWAY events, which may still change after
-// Add) and puts them together with the findings and tables. Only those
-// parts are kept per connection: memory grows with the number of
-// connections, not with their requests.
+// Connection selections: which connections a report holds
+// (Builder.Connections, analyze --connections).
+const (
+	// ConnsNamed holds the connections findings name, at most
+	// Builder.PerFinding of each finding's (the default).
+	ConnsNamed = "named"
+	// ConnsAll holds every connection, read back from the spill file.
+	ConnsAll = "all"
+	// ConnsNone holds no connection.
+	ConnsNone = "none"
+)
+
+// DefaultPerFinding is the number of a finding's connections a report
+// holds unless set otherwise.
+const DefaultPerFinding = 100
+
+// ParseConnections checks an --connections value: "named", "all" or
+// "none", in any case.
+func ParseConnections(v string) (string, error) {
+	switch s := strings.ToLower(v); s {
+	case ConnsNamed, ConnsAll, ConnsNone:
+		return s, nil
+	}
+	return "", fmt.Errorf("unknown connection selection %q (want named, all or none)", v)
+}
+
+// A Builder builds a Report while the analysis streams, keeping nothing
+// of a finished connection in memory. Add, the analyze.Collector's
+// OnConn, makes the parts of each connection's record and timeline that
+// need its full records (application summaries, requests, resets,
+// stalls) while they are at hand, and keeps them encoded while the
+// connection is open; OnFinish, the TCP tracker's OnFinish, completes
+// them from the connection's final summary (TCP summary, SYN, FIN, RST
+// and window refs) and writes them to the spill file (spill.go), counting
+// what the report's capture summary and the HTML overview need. Report
+// then puts the findings and tables together with the connections the
+// findings name, read back from the spill; the writers read every
+// connection from it when the report holds them all (ConnsAll). Memory
+// thus grows with the connections open at once, not with those finished.
+// Add and OnFinish may be called from several goroutines.
 type Builder struct {
 	// Limits bound each connection's timeline; NewBuilder sets
 	// DefaultLimits.
@@ -179,34 +272,56 @@ type Builder struct {
 	// Keys, if set, is the key log the capture was dissected with
 	// (dissect.Options.Keys); Report records what it held and how the
 	// sessions fitted it (Capture.KeyLog).
-	Keys  *tls.KeyLog
-	red   Redaction
-	conns []built
-	tls   timelineStore
+	Keys *tls.KeyLog
+	// Connections selects the connections the report holds: ConnsNamed
+	// ("" too), ConnsAll or ConnsNone.
+	Connections string
+	// PerFinding bounds the connections of each finding a ConnsNamed
+	// report holds (its first ones, by id); 0 means DefaultPerFinding.
+	PerFinding int
+	// SpillDir is the directory of the spill file; "" means
+	// os.TempDir().
+	SpillDir string
+
+	red     Redaction
+	mu      sync.Mutex
+	pending map[event.ConnID]*pendingConn
+	spill   *spill
+	err     error
+	enc     enc
+	recBuf  bytes.Buffer
+	recEnc  *json.Encoder
+	folds   builderFolds
 }
 
-// built is what Add made of a connection.
-type built struct {
+// pendingConn is a connection Add saw that has not finished yet.
+type pendingConn struct {
 	c   *analyze.Conn
-	rec ConnRecord // without its TCP summary, which Report adds (final then)
+	rec ConnRecord // without its TCP summary (final when it finishes)
 	// tl holds the timeline's events from the full records (capped at
-	// Limits.Events, EventsOmitted counting the rest) and its spans;
-	// Report merges in the others. It is kept encoded in the Builder's
-	// timelineStore at loc when packed.
-	tl     Timeline
-	loc    pack.Loc
-	packed bool
+	// Limits.Events, EventsOmitted counting the rest) and its spans,
+	// encoded (appendTimeline); the others join it when it finishes.
+	tl []byte
+}
+
+// builderFolds is what a Builder counts of the finished connections.
+type builderFolds struct {
+	conns, tlsConns int
+	undecrypted     map[string]int
+	first, last     time.Time
+	pools           poolSketch
 }
 
 // NewBuilder returns a Builder redacting secrets in captured strings as
 // red says.
 func NewBuilder(red Redaction) *Builder {
-	return &Builder{red: red, Limits: DefaultLimits}
+	return &Builder{red: red, Limits: DefaultLimits, pending: map[event.ConnID]*pendingConn{}}
 }
 
 // Add builds the parts of c's connection record and timeline that need
 // its full records; c must still hold them (see analyze.Stream), and
-// Report reads c again for the rest.
+// the Builder reads c again when the connection finishes (OnFinish, or
+// Report for those it was not told of).
 func (b *Builder) Add(c *analyze.Conn) {
 	// The timeline events of the records released after Add: stalls,
 	// resets and requests (see summaryTimeline for the others).
@@ -222,12 +337,91 @@ func (b *Builder) Add(c *analyze.Conn) {
 		}
 		h.App = &a
 	}
-	x := built{c: c, rec: NewConnRecord(c.TCP, c.App), tl: NewTimeline(&h, b.red, b.Limits)}
-	x.rec.Summary = nil
-	if loc, ok := b.tls.put(&x.tl); ok {
-		x.tl, x.loc, x.packed = Timeline{}, loc, true
+	tl := NewTimeline(&h, b.red, b.Limits)
+	p := &pendingConn{c: c, rec: NewConnRecord(c.TCP, c.App)}
+	p.rec.Summary = nil
+	var e enc
+	appendTimeline(&e, &tl)
+	p.tl = e.b
+	b.mu.Lock()
+	if b.pending == nil {
+		b.pending = map[event.ConnID]*pendingConn{}
 	}
-	b.conns = append(b.conns, x)
+	b.pending[c.ID()] = p
+	b.mu.Unlock()
+}
+
+// OnFinish completes the connection tc, which just finished (its summary
+// is final), if Add saw it: pass it as the TCP tracker's OnFinish
+// (dissect.Options.TCP.OnFinish). It runs before the analyze.Collector
+// learns the final summary, so it reads the summary from tc.
+func (b *Builder) OnFinish(tc *tcp.Conn) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := b.pending[tc.ID]
+	if p == nil {
+		return
+	}
+	delete(b.pending, tc.ID)
+	sum := tc.Summary
+	b.finish(p, &sum)
+}
+
+// finish completes p with its final TCP summary and writes it to the
+// spill file.
+func (b *Builder) finish(p *pendingConn, sum *tcp.Summary) {
+	c := *p.c
+	c.TCP = sum
+	rec := p.rec
+	rec.Summary = NewConnRecord(sum, nil).Summary
+	d := dec{b: p.tl}
+	tl := mergeTimeline(summaryTimeline(&c, b.red, b.Limits), readTimeline(&d), b.Limits)
+
+	f := &b.folds
+	f.conns++
+	if c.App != nil && c.App.TLS != nil {
+		f.tlsConns++
+		if reason := c.App.TLS.Decryption.Reason; reason != "" {
+			if f.undecrypted == nil {
+				f.undecrypted = map[string]int{}
+			}
+			f.undecrypted[reason]++
+		}
+	}
+	if f.first.IsZero() || rec.FirstTS.Before(f.first) {
+		f.first = rec.FirstTS
+	}
+	if rec.LastTS.After(f.last) {
+		f.last = rec.LastTS
+	}
+	head := headOf(&rec)
+	f.pools.add(overviewKey{head.client.Addr(), head.server})
+
+	if b.err != nil {
+		return
+	}
+	if b.spill == nil {
+		if b.spill, b.err = newSpill(b.SpillDir); b.err != nil {
+			return
+		}
+		b.recEnc = newJSONEncoder(&b.recBuf)
+	}
+	b.recBuf.Reset()
+	if err := b.recEnc.Encode(&rec); err != nil {
+		b.err = fmt.Errorf("report: connection %d: %w", rec.ID, err)
+		return
+	}
+	b.enc.b = b.enc.b[:0]
+	encodeSpill(&b.enc, &head, bytes.TrimSuffix(b.recBuf.Bytes(), []byte("\n")), &tl)
+	b.spill.add(rec.ID, bytes.Clone(b.enc.b))
+}
+
+// Close removes the spill file; a Report of the Builder reads no
+// connection after it.
+func (b *Builder) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.spill.close()
 }
 
 // summaryTimeline returns the timeline events of c that its summary
@@ -271,22 +465,42 @@ func mergeTimeline(sum, tl Timeline, lim Limits) Timeline {
 
 // New builds a Report from an analysis whose Input holds every
 // connection's full records (analyze.Run), redacting secrets in captured
-// strings as red says.
+// strings as red says. It holds the connections the findings name, as a
+// Builder's does by default.
 func New(files []string, in *analyze.Input, res analyze.Result, red Redaction) *Report {
 	b := NewBuilder(red)
 	for _, c := range in.Conns {
 		b.Add(c)
 	}
-	r := b.Report(files, in, res)
-	r.Timelines, r.timeline = r.allTimelines(), nil
-	return r
+	return b.Report(files, in, res)
 }
 
-// Report builds the Report of an analysis from the connections added, in
-// id order; in may hold the connections' summaries only.
+// Report builds the Report of an analysis from the connections added;
+// in may hold the connections' summaries only, or none (its Stats are
+// read). Connections Add saw and OnFinish did not are completed from
+// their analyze.Conn, whose summary is final by now. The report reads
+// the spill file until the Builder is closed.
 func (b *Builder) Report(files []string, in *analyze.Input, res analyze.Result) *Report {
+	b.mu.Lock()
+	pending := make([]*pendingConn, 0, len(b.pending))
+	for _, p := range b.pending {
+		pending = append(pending, p)
+	}
+	slices.SortFunc(pending, func(x, y *pendingConn) int { return cmp.Compare(x.c.ID(), y.c.ID()) })
+	for _, p := range pending {
+		delete(b.pending, p.c.ID())
+		sum := *p.c.TCP
+		b.finish(p, &sum)
+	}
+	b.mu.Unlock()
+
 	red := b.red
-	r := &Report{Schema: Schema, Findings: res.Findings, Tables: res.Tables}
+	sel := b.Connections
+	if sel == "" {
+		sel = ConnsNamed
+	}
+	r := &Report{Schema: Schema, ConnectionsIncluded: sel, Tables: res.Tables, src: b.spill, err: b.err,
+		first: b.folds.first, last: b.folds.last, pools: &b.folds.pools, nConns: b.folds.conns}
 	// The tables name gRPC methods, which are request paths.
 	for i := range r.Tables.GRPCCalls {
 		r.Tables.GRPCCalls[i].Method = red.URL(r.Tables.GRPCCalls[i].Method)
@@ -294,8 +508,10 @@ func (b *Builder) Report(files []string, in *analyze.Input, res analyze.Result) 
 	for i := range r.Tables.GRPCMethods {
 		r.Tables.GRPCMethods[i].Method = red.URL(r.Tables.GRPCMethods[i].Method)
 	}
-	for i := range r.Findings {
+	r.Findings = make([]Finding, len(res.Findings))
+	for i := range res.Findings {
 		f := &r.Findings[i]
+		f.Finding = res.Findings[i]
 		f.Summary = red.Text(f.Summary)
 		for j := range f.Evidence {
 			f.Evidence[j].What = red.Text(f.Evidence[j].What)
@@ -307,7 +523,8 @@ func (b *Builder) Report(files []string, in *analyze.Input, res analyze.Result) 
 		}
 	}
 	c := Capture{Files: files, Packets: in.Stats.Packets, Bytes: in.Stats.Bytes,
-		Connections: len(in.Conns), Secrets: in.Stats.Secrets}
+		Connections: b.folds.conns, Secrets: in.Stats.Secrets,
+		TLSConnections: b.folds.tlsConns, TLSUndecrypted: maps.Clone(b.folds.undecrypted)}
 	for _, f := range in.Stats.Faults {
 		c.Faults = append(c.Faults, f.Error())
 	}
@@ -316,35 +533,50 @@ func (b *Builder) Report(files []string, in *analyze.Input, res analyze.Result) 
 			Matched: st.Matched, MissingClientRandoms: st.Missing}
 	}
 	r.Captures = []Capture{c}
-	slices.SortStableFunc(b.conns, func(x, y built) int { return cmp.Compare(x.c.ID(), y.c.ID()) })
-	r.Connections = make([]ConnRecord, 0, len(b.conns))
-	for _, x := range b.conns {
-		x.rec.Summary = NewConnRecord(x.c.TCP, nil).Summary
-		r.Connections = append(r.Connections, x.rec)
+
+	// The connections the findings name: the first PerFinding of each
+	// finding's, and those its evidence cites.
+	per := b.PerFinding
+	if per <= 0 {
+		per = DefaultPerFinding
 	}
-	conns, lim := b.conns, b.Limits
-	r.timeline = func(i int) Timeline {
-		x := &conns[i]
-		tl := x.tl
-		if x.packed {
-			tl = b.tls.get(x.loc)
+	r.include = map[event.ConnID]bool{}
+	for i := range r.Findings {
+		f := &r.Findings[i]
+		for _, id := range f.Connections[:min(len(f.Connections), per)] {
+			r.include[id] = true
 		}
-		return mergeTimeline(summaryTimeline(x.c, red, lim), tl, lim)
+		for _, e := range f.Evidence {
+			r.include[e.Conn] = true
+		}
 	}
-	for _, k := range in.Conns {
-		if k.App == nil || k.App.TLS == nil {
-			continue
-		}
-		r.Captures[0].TLSConnections++
-		if reason := k.App.TLS.Decryption.Reason; reason != "" {
-			if r.Captures[0].TLSUndecrypted == nil {
-				r.Captures[0].TLSUndecrypted = map[string]int{}
+	for i := range r.Findings {
+		f := &r.Findings[i]
+		for _, id := range f.Connections {
+			if sel == ConnsNone || sel == ConnsNamed && !r.include[id] {
+				f.ConnectionsOmitted++
 			}
-			r.Captures[0].TLSUndecrypted[reason]++
 		}
 	}
-	if r.Findings == nil {
-		r.Findings = []analyze.Finding{}
+	r.Connections = make([]ConnRecord, 0, len(r.include))
+	r.raw = make([]json.RawMessage, 0, len(r.include))
+	if r.err == nil && len(r.include) > 0 {
+		r.err = r.src.each(func(id event.ConnID, buf []byte) error {
+			if !r.include[id] {
+				return nil
+			}
+			sr, err := decodeSpill(buf)
+			if err != nil {
+				return err
+			}
+			rec, err := decodeConnRecord(sr.rec)
+			if err != nil {
+				return fmt.Errorf("report: connection %d: %w", id, err)
+			}
+			r.Connections = append(r.Connections, rec)
+			r.raw = append(r.raw, json.RawMessage(bytes.Clone(sr.rec)))
+			return nil
+		})
 	}
 	return r
 }
@@ -362,14 +594,45 @@ func (r *Report) writeJSON(w io.Writer, compact bool) error {
 	jw := &jsonWriter{w: bufio.NewWriterSize(w, 64<<10), compact: compact}
 	jw.punct("{\n", "{")
 	jw.field("schema", &r.Schema, false)
+	jw.field("connections_included", &r.ConnectionsIncluded, false)
 	list(jw, "captures", r.Captures)
-	list(jw, "connections", r.Connections)
+	all := r.src != nil && r.ConnectionsIncluded == ConnsAll
+	switch {
+	case r.err != nil:
+		return r.err
+	case all:
+		each(jw, "connections", r.nConns, func(fn func(*json.RawMessage) error) error {
+			return r.eachSpilled(func(sr *spillRecord) error {
+				raw := json.RawMessage(bytes.Clone(sr.rec))
+				return fn(&raw)
+			})
+		})
+	case r.src != nil && r.ConnectionsIncluded == ConnsNone:
+		list(jw, "connections", []ConnRecord{})
+	case r.src != nil:
+		list(jw, "connections", r.raw)
+	default:
+		list(jw, "connections", r.Connections)
+	}
 	list(jw, "findings", r.Findings)
 	jw.field("tables", &r.Tables, false)
-	if r.timeline == nil {
-		list(jw, "timelines", r.Timelines)
-	} else {
+	switch {
+	case all:
+		each(jw, "timelines", r.nConns, func(fn func(*Timeline) error) error {
+			return r.eachSpilled(func(sr *spillRecord) error {
+				tl, err := sr.timeline()
+				if err != nil {
+					return err
+				}
+				return fn(&tl)
+			})
+		})
+	case r.src != nil && r.ConnectionsIncluded == ConnsNone:
+		list(jw, "timelines", []Timeline{})
+	case r.src != nil:
 		each(jw, "timelines", len(r.Connections), r.EachTimeline)
+	default:
+		list(jw, "timelines", r.Timelines)
 	}
 	jw.punct("\n}\n", "}\n")
 	if jw.err != nil {
@@ -467,13 +730,16 @@ func each[T any](jw *jsonWriter, name string, n int, all func(func(*T) error) er
 	jw.punct("[\n", "[")
 	if n >= parallelItems && jw.err == nil {
 		e := newListEncoder(jw)
-		all(func(v *T) error { return e.add(v) })
+		err := all(func(v *T) error { return e.add(v) })
 		e.close()
+		if err != nil && jw.err == nil {
+			jw.err = err // the source failed (the spill file)
+		}
 		jw.punct("\n  ]", "]")
 		return
 	}
 	i := 0
-	all(func(v *T) error {
+	err := all(func(v *T) error {
 		if i > 0 {
 			jw.punct(",\n", ",")
 		}
@@ -482,5 +748,114 @@ func each[T any](jw *jsonWriter, name string, n int, all func(func(*T) error) er
 		jw.value(v, 2)
 		return jw.err
 	})
+	if err != nil && jw.err == nil {
+		jw.err = err
+	}
 	jw.punct("\n  ]", "]")
+}
+
+// AnalysisFindings returns the findings as the analysis made them
+// (without the report's counts of connections left out).
+func (r *Report) AnalysisFindings() []analyze.Finding {
+	out := make([]analyze.Finding, len(r.Findings))
+	for i := range r.Findings {
+		out[i] = r.Findings[i].Finding
+	}
+	return out
+}
+
+// decodeConnRecord decodes a record's JSON for the renderers other than
+// JSON (which writes the JSON as it was): the TCP summary, the protocol
+// labels and the gRPC status counts they read decode exactly (a test
+// checks it on every committed capture); fields of a type that has no
+// JSON decoding (event.Dir in GOAWAYs, ...) are left zero.
+func decodeConnRecord(b []byte) (ConnRecord, error) {
+	var rec ConnRecord
+	err := json.Unmarshal(b, &rec)
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		err = nil // Unmarshal decoded the rest
+	}
+	return rec, err
+}
+
+// eachConn calls fn with every connection of the capture in id order:
+// its head, its timeline, and its record when it is in Connections or
+// want says so (else nil). A report made by hand, without a Builder,
+// gives its Timelines, each with its record from Connections (nil when
+// it has none, and then no head).
+func (r *Report) eachConn(want func(event.ConnID) bool, fn func(h *connHead, rec *ConnRecord, tl *Timeline) error) error {
+	index := make(map[event.ConnID]int, len(r.Connections))
+	for i := range r.Connections {
+		index[r.Connections[i].ID] = i
+	}
+	if r.src == nil {
+		return r.EachTimeline(func(tl *Timeline) error {
+			i, ok := index[tl.Conn]
+			if !ok {
+				return fn(nil, nil, tl)
+			}
+			rec := &r.Connections[i]
+			h := headOf(rec)
+			return fn(&h, rec, tl)
+		})
+	}
+	return r.eachSpilled(func(sr *spillRecord) error {
+		tl, err := sr.timeline()
+		if err != nil {
+			return err
+		}
+		var rec *ConnRecord
+		if i, ok := index[sr.head.id]; ok {
+			rec = &r.Connections[i]
+		} else if want(sr.head.id) {
+			v, err := decodeConnRecord(sr.rec)
+			if err != nil {
+				return err
+			}
+			rec = &v
+		}
+		return fn(&sr.head, rec, &tl)
+	})
+}
+
+// headOf returns what the HTML overview counts of rec.
+func headOf(rec *ConnRecord) connHead {
+	return connHead{id: rec.ID, client: rec.Client, server: rec.Server, first: rec.FirstTS, last: rec.LastTS,
+		syn: rec.SYNs > 0, closed: rec.Close != tcp.CloseOpen && rec.Close != ""}
+}
+
+// span returns the times of the first and last packets of the capture's
+// connections (zero when there are none).
+func (r *Report) span() (first, last time.Time) {
+	if r.src != nil {
+		return r.first, r.last
+	}
+	for i := range r.Connections {
+		c := r.Connections[i].Summary
+		if c == nil {
+			continue
+		}
+		if first.IsZero() || c.FirstTS.Before(first) {
+			first = c.FirstTS
+		}
+		if c.LastTS.After(last) {
+			last = c.LastTS
+		}
+	}
+	return first, last
+}
+
+// poolCounts returns the connections per pool (client address → server).
+func (r *Report) poolCounts() *poolSketch {
+	if r.src != nil {
+		return r.pools
+	}
+	var s poolSketch
+	for i := range r.Connections {
+		if c := r.Connections[i].Summary; c != nil {
+			s.add(overviewKey{c.Client.Addr(), c.Server})
+		}
+	}
+	return &s
 }

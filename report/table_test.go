@@ -61,7 +61,7 @@ func TestSummaryColor(t *testing.T) {
 			t.Fatal(err)
 		}
 		var tb bytes.Buffer
-		if err := WriteFindingsTable(&tb, r.Findings, TermOptions{Color: color}); err != nil {
+		if err := WriteFindingsTable(&tb, r.AnalysisFindings(), TermOptions{Color: color}); err != nil {
 			t.Fatal(err)
 		}
 		for what, out := range map[string]string{"summary": b.String(), "findings table": tb.String()} {
@@ -85,7 +85,7 @@ func TestSummaryColor(t *testing.T) {
 func TestFindingsTable(t *testing.T) {
 	r := fixtureReport(t, "http1-nokeepalive.pcapng")
 	var b bytes.Buffer
-	if err := WriteFindingsTable(&b, r.Findings, TermOptions{}); err != nil {
+	if err := WriteFindingsTable(&b, r.AnalysisFindings(), TermOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()

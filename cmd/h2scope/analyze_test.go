@@ -12,17 +12,62 @@ import (
 )
 
 type reportOut struct {
-	Schema   string `json:"schema"`
+	Schema              string `json:"schema"`
+	ConnectionsIncluded string `json:"connections_included"`
+	Captures            []struct {
+		Connections int `json:"connections"`
+	} `json:"captures"`
 	Findings []struct {
-		Kind     string `json:"kind"`
-		Severity string `json:"severity"`
-		Evidence []struct {
+		Kind        string `json:"kind"`
+		Severity    string `json:"severity"`
+		Connections []int  `json:"connections"`
+		Evidence    []struct {
 			Frame  uint64 `json:"frame"`
+			Conn   int    `json:"conn"`
 			Filter string `json:"filter"`
 		} `json:"evidence"`
-		Remedy string `json:"remedy"`
+		Remedy             string `json:"remedy"`
+		ConnectionsOmitted int    `json:"connections_omitted"`
 	} `json:"findings"`
-	Connections []json.RawMessage `json:"connections"`
+	Connections []struct {
+		ID int `json:"id"`
+	} `json:"connections"`
+	Timelines []struct {
+		Conn int `json:"conn"`
+	} `json:"timelines"`
+}
+
+// namedConns returns the ids of the connections a default report holds:
+// the first 100 each finding names and those its evidence cites, in
+// order; and checks each finding's count of the others.
+func (rep *reportOut) namedConns(t *testing.T) []int {
+	t.Helper()
+	in := map[int]bool{}
+	for _, f := range rep.Findings {
+		for _, id := range f.Connections[:min(len(f.Connections), 100)] {
+			in[id] = true
+		}
+		for _, e := range f.Evidence {
+			in[e.Conn] = true
+		}
+	}
+	for _, f := range rep.Findings {
+		omitted := 0
+		for _, id := range f.Connections {
+			if !in[id] {
+				omitted++
+			}
+		}
+		if f.ConnectionsOmitted != omitted {
+			t.Errorf("%s: connections_omitted %d, want %d", f.Kind, f.ConnectionsOmitted, omitted)
+		}
+	}
+	ids := make([]int, 0, len(in))
+	for id := range in {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // TestAnalyzeMatchesTruth checks that every generated scenario yields
@@ -43,8 +88,20 @@ func TestAnalyzeMatchesTruth(t *testing.T) {
 			if err := json.Unmarshal([]byte(out), &rep); err != nil {
 				t.Fatalf("exit %d, %v: %s", code, err, errOut)
 			}
-			if rep.Schema != "h2scope.report/v1" || len(rep.Connections) != tr.Expect.TCPConnections {
-				t.Errorf("schema %q, %d connections (truth %d)", rep.Schema, len(rep.Connections), tr.Expect.TCPConnections)
+			if rep.Schema != "h2scope.report/v2" || len(rep.Captures) != 1 || rep.Captures[0].Connections != tr.Expect.TCPConnections {
+				t.Errorf("schema %q, captures %+v (truth %d connections)", rep.Schema, rep.Captures, tr.Expect.TCPConnections)
+			}
+			// The report holds the connections the findings name, and
+			// their timelines, no others.
+			var got, gotTL []int
+			for _, c := range rep.Connections {
+				got = append(got, c.ID)
+			}
+			for _, tl := range rep.Timelines {
+				gotTL = append(gotTL, tl.Conn)
+			}
+			if want := rep.namedConns(t); rep.ConnectionsIncluded != "named" || !slices.Equal(got, want) || !slices.Equal(gotTL, want) {
+				t.Errorf("connections_included %q: connections %v, timelines %v; the findings name %v", rep.ConnectionsIncluded, got, gotTL, want)
 			}
 			var kinds []string
 			for _, f := range rep.Findings {
@@ -101,7 +158,7 @@ func TestAnalyzeWritesFiles(t *testing.T) {
 		t.Errorf("terminal summary: %s", out)
 	}
 	var rep reportOut
-	if err := json.Unmarshal(readFile(t, j), &rep); err != nil || rep.Schema != "h2scope.report/v1" {
+	if err := json.Unmarshal(readFile(t, j), &rep); err != nil || rep.Schema != "h2scope.report/v2" {
 		t.Errorf("JSON report: %v %q", err, rep.Schema)
 	}
 	if b := readFile(t, md); !strings.HasPrefix(string(b), "# h2scope report") || !strings.Contains(string(b), "reconnect_churn") {
@@ -146,5 +203,88 @@ func TestAnalyzeTimelineLimits(t *testing.T) {
 	}
 	if len(capped.Spans) != 2 || len(capped.Spans)+capped.SpansOmitted != len(full.Spans)+full.SpansOmitted {
 		t.Errorf("spans: full %d (+%d), capped %d (+%d)", len(full.Spans), full.SpansOmitted, len(capped.Spans), capped.SpansOmitted)
+	}
+}
+
+// TestAnalyzeConnectionsAll: on every committed capture, --connections
+// all holds every connection and its timeline, in id order, and the
+// default report's connections and timelines are the same bytes as
+// their counterparts there; none holds none. The spill file the
+// connections are read back from is gone once analyze returns, also when
+// the capture is cut short. (That --connections all equals the v1
+// report apart from the schema string and connections_included was
+// checked against the previous binary on these captures; the README says
+// so.)
+func TestAnalyzeConnectionsAll(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	files, _ := filepath.Glob("../../testdata/pcaps/*.truth.json")
+	for _, tf := range files {
+		tr, err := truth.Load(tf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(tr.Scenario, func(t *testing.T) {
+			type raw struct {
+				Schema              string            `json:"schema"`
+				ConnectionsIncluded string            `json:"connections_included"`
+				Connections         []json.RawMessage `json:"connections"`
+				Timelines           []json.RawMessage `json:"timelines"`
+			}
+			reports := map[string]raw{}
+			for _, sel := range []string{"named", "all", "none"} {
+				out, errOut, code := runCLI(t, append([]string{"analyze", "--json", "-", "--connections", sel}, captureArgs(tf, tr)...)...)
+				var r raw
+				if err := json.Unmarshal([]byte(out), &r); err != nil || r.ConnectionsIncluded != sel || code != 0 {
+					t.Fatalf("--connections %s: exit %d, %v, included %q: %s", sel, code, err, r.ConnectionsIncluded, errOut)
+				}
+				reports[sel] = r
+				if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+					t.Fatalf("--connections %s: %d files left in TMPDIR", sel, len(ents))
+				}
+			}
+			all, named := reports["all"], reports["named"]
+			if len(all.Connections) != tr.Expect.TCPConnections || len(all.Timelines) != len(all.Connections) {
+				t.Errorf("all: %d connections, %d timelines; truth %d", len(all.Connections), len(all.Timelines), tr.Expect.TCPConnections)
+			}
+			byID := map[int][2]string{}
+			for i, c := range all.Connections {
+				var id struct {
+					ID   int `json:"id"`
+					Conn int `json:"conn"`
+				}
+				json.Unmarshal(c, &id)
+				json.Unmarshal(all.Timelines[i], &id)
+				if id.ID != i || id.Conn != i {
+					t.Fatalf("all: connection %d holds id %d, timeline %d", i, id.ID, id.Conn)
+				}
+				byID[i] = [2]string{string(c), string(all.Timelines[i])}
+			}
+			for i, c := range named.Connections {
+				var id struct {
+					ID int `json:"id"`
+				}
+				json.Unmarshal(c, &id)
+				if w := byID[id.ID]; w[0] != string(c) || w[1] != string(named.Timelines[i]) {
+					t.Errorf("named: connection %d or its timeline differs from --connections all's", id.ID)
+				}
+			}
+			if none := reports["none"]; len(none.Connections) != 0 || len(none.Timelines) != 0 {
+				t.Errorf("none: %d connections, %d timelines", len(none.Connections), len(none.Timelines))
+			}
+		})
+	}
+	// A capture cut short: exit 2, the report written, no spill file left.
+	b := readFile(t, "../../testdata/pcaps/http1-small-pool.pcapng")
+	cut := filepath.Join(t.TempDir(), "cut.pcapng")
+	writeFile(t, cut, b[:len(b)*2/3])
+	if _, errOut, code := runCLI(t, "analyze", "--connections", "all", "--json", filepath.Join(t.TempDir(), "r.json"), cut); code != 2 {
+		t.Errorf("cut capture: exit %d: %s", code, errOut)
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Errorf("cut capture: %d files left in TMPDIR", len(ents))
+	}
+	if _, errOut, code := runCLI(t, "analyze", "--connections", "some", cut); code != 2 || !strings.Contains(errOut, "--connections") {
+		t.Errorf("--connections some: exit %d: %s", code, errOut)
 	}
 }

@@ -23,10 +23,16 @@ func runBatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	failOn := fs.String("fail-on", "", "exit 1 when a finding reaches this `severity` (warning or critical)")
 	progress := fs.Bool("progress", false, "show progress on stderr even when it is not a terminal")
 	noProgress := fs.Bool("no-progress", false, "show no progress on stderr (default: shown when stderr is a terminal)")
+	connsFlag := fs.String("connections", report.ConnsNamed, "connections and timelines each report holds: `named` (those the findings name, the first 100 of each finding), all or none")
 	cfg := analyze.DefaultConfig()
 	cfg.RegisterFlags(fs)
 	patterns, ok := parse(fs, args, stderr)
 	if !ok {
+		return exitUsage
+	}
+	selection, err := report.ParseConnections(*connsFlag)
+	if err != nil {
+		fmt.Fprintf(stderr, "h2scope batch --connections: %v\n", err)
 		return exitUsage
 	}
 	if *out == "" {
@@ -52,7 +58,7 @@ func runBatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "h2scope batch: %v\n", err)
 		return exitUsage
 	}
-	bo := batch.Options{Workers: *workers, Gap: *gap, Dissect: opts, Config: &cfg, Redaction: in.red, Log: stderr}
+	bo := batch.Options{Workers: *workers, Gap: *gap, Dissect: opts, Config: &cfg, Redaction: in.red, Log: stderr, Connections: selection}
 	bo.Dissect.Keys = nil // each capture gets its own
 	for _, name := range in.keylogs {
 		b, err := os.ReadFile(name)

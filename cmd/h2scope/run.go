@@ -491,12 +491,18 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	limits := report.DefaultLimits
 	fs.IntVar(&limits.Events, "timeline-events", limits.Events, "events kept per connection timeline in the report (the rest are counted)")
 	fs.IntVar(&limits.Spans, "timeline-spans", limits.Spans, "requests kept per connection timeline in the report (the rest are counted)")
+	connsFlag := fs.String("connections", report.ConnsNamed, "connections and timelines the reports hold: `named` (those the findings name, the first 100 of each finding), all (every one, read back from a temporary file) or none")
 	files, ok := parse(fs, args, stderr)
 	if !ok {
 		return exitUsage
 	}
 	threshold, ok := parseFailOn("analyze", *failOn, stderr)
 	if !ok {
+		return exitUsage
+	}
+	selection, err := report.ParseConnections(*connsFlag)
+	if err != nil {
+		fmt.Fprintf(stderr, "h2scope analyze --connections: %v\n", err)
 		return exitUsage
 	}
 	if err := cfg.Validate(); err != nil {
@@ -546,6 +552,17 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	rb := report.NewBuilder(in.red)
 	rb.Limits = limits
 	rb.Keys = opts.Keys // the report says what the key logs held and how they fitted
+	rb.Connections = selection
+	defer rb.Close() // removes the spill file, whatever happens
+	// Each connection's part of the report goes to the spill file as it
+	// finishes: the report keeps nothing of it in memory.
+	onFinish := opts.TCP.OnFinish
+	opts.TCP.OnFinish = func(c *tcp.Conn) {
+		if onFinish != nil {
+			onFinish(c)
+		}
+		rb.OnFinish(c)
+	}
 	res, input, err := analyze.Stream(ctx, files, opts, cfg, rb.Add)
 	prog.Done()
 	if err != nil {
