@@ -185,7 +185,7 @@ func (s *ConnsWriter) maxWaitingBytes() int {
 }
 
 // Waiting returns the number of records kept in memory and their bytes.
-func (s *ConnsWriter) Waiting() (records, bytes int) { return len(s.wait), s.waitBytes }
+func (s *ConnsWriter) Waiting() (records, size int) { return len(s.wait), s.waitBytes }
 
 // write writes record b (id s.next) and moves on to the next id.
 func (s *ConnsWriter) write(b []byte) {
