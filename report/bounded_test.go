@@ -77,8 +77,8 @@ func synthConn(i int) *analyze.Conn {
 			FirstTS: t0, LastTS: t0.Add(900 * time.Microsecond), DurationMS: 0.9, SYNs: 1, SYNACKs: 1,
 			ConnState: "SF", History: "ShADadFf", Close: tcp.CloseFINServer},
 		SYNs: []event.Ref{*ref(1, 0)}, SYNACKs: []event.Ref{*ref(2, 10)},
-		Exchanges: []analyze.Exchange{{Proto: event.ProtoHTTP1, Seq: 1, Method: "GET", Path: "/x",
-			Status: 200, Request: ref(4, 100), ResponseEnd: ref(6, 500)}},
+		Records: &analyze.Records{Exchanges: []analyze.Exchange{{Proto: event.ProtoHTTP1, Seq: 1, Method: "GET", Path: "/x",
+			Status: 200, Request: ref(4, 100), ResponseEnd: ref(6, 500)}}},
 	}
 	c.FIN[event.S2C] = ref(8, 800)
 	return c
@@ -258,5 +258,37 @@ func TestDecodedRecordsRender(t *testing.T) {
 				t.Errorf("%s: connection %d decodes as\n%+v\nwant\n%+v", f, c.ID(), got, rec)
 			}
 		}
+	}
+}
+
+// TestNamedConnectionsTotalCap: many findings, each naming many
+// connections, share the cap on the report's connections: evidence
+// first, then each finding's first, second, ... connection in turn.
+func TestNamedConnectionsTotalCap(t *testing.T) {
+	var fs []Finding
+	for i := range 50 {
+		var f Finding
+		for j := range 300 {
+			f.Connections = append(f.Connections, event.ConnID(i*1000+j))
+		}
+		f.Evidence = []analyze.Evidence{{Conn: event.ConnID(i*1000 + 299)}}
+		fs = append(fs, f)
+	}
+	in := namedConns(fs, 0, 0)
+	if len(in) != DefaultMaxConnections {
+		t.Fatalf("%d connections, want %d", len(in), DefaultMaxConnections)
+	}
+	for i := range 50 {
+		// 50 evidence, then 39 rounds of 50, then 0..49 of round 39... :
+		// (2000-50)/50 = 39 connections of each finding.
+		for j := range 300 {
+			id := event.ConnID(i*1000 + j)
+			if want := j < 39 || j == 299; in[id] != want {
+				t.Fatalf("connection %d of finding %d: in the report %v", j, i, in[id])
+			}
+		}
+	}
+	if in := namedConns(fs[:2], 0, 0); len(in) != 2*DefaultPerFinding+2 {
+		t.Errorf("two findings: %d connections, want %d", len(in), 2*DefaultPerFinding+2)
 	}
 }

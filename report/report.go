@@ -30,9 +30,10 @@ type Report struct {
 	Schema string `json:"schema"`
 	// ConnectionsIncluded says which connections Connections and
 	// Timelines hold (analyze --connections): "named", those the
-	// findings name (the first 100 of each finding's connections, and
-	// those its evidence cites; each finding's connections_omitted counts
-	// the others), "all", every connection, or "none".
+	// findings name (those their evidence cites, then the first 100 of
+	// each finding's connections, at most 2,000 in all; each finding's
+	// connections_omitted counts the others), "all", every connection,
+	// or "none".
 	ConnectionsIncluded string `json:"connections_included"`
 	// Captures describes the files read.
 	Captures []Capture `json:"captures"`
@@ -68,7 +69,7 @@ type Finding struct {
 	analyze.Finding
 	// ConnectionsOmitted counts the finding's connections (connections)
 	// that the report's connections and timelines leave out: those past
-	// the first 100 (and not cited by evidence), with
+	// the caps (100 per finding, 2,000 in all, evidence first), with
 	// connections_included "named", or all of them with "none"; absent
 	// when none is left out (always with "all").
 	ConnectionsOmitted int `json:"connections_omitted,omitempty"`
@@ -229,7 +230,8 @@ func keyLogNote(k *KeyLogUse) string {
 // (Builder.Connections, analyze --connections).
 const (
 	// ConnsNamed holds the connections findings name, at most
-	// Builder.PerFinding of each finding's (the default).
+	// Builder.PerFinding of each finding's and Builder.MaxConnections in
+	// all (the default).
 	ConnsNamed = "named"
 	// ConnsAll holds every connection, read back from the spill file.
 	ConnsAll = "all"
@@ -240,6 +242,47 @@ const (
 // DefaultPerFinding is the number of a finding's connections a report
 // holds unless set otherwise.
 const DefaultPerFinding = 100
+
+// DefaultMaxConnections is the number of connections a report holds in
+// all unless set otherwise (as many as the HTML page lists).
+const DefaultMaxConnections = 2000
+
+// namedConns returns the connections a ConnsNamed report holds: those
+// the findings' evidence cites, then each finding's first, second, ...
+// connection in turn, at most per (DefaultPerFinding when 0) of each
+// finding's and max (DefaultMaxConnections when 0) in all.
+func namedConns(fs []Finding, per, max int) map[event.ConnID]bool {
+	if per <= 0 {
+		per = DefaultPerFinding
+	}
+	if max <= 0 {
+		max = DefaultMaxConnections
+	}
+	in := map[event.ConnID]bool{}
+	add := func(id event.ConnID) {
+		if len(in) < max {
+			in[id] = true
+		}
+	}
+	for i := range fs {
+		for _, e := range fs[i].Evidence {
+			add(e.Conn)
+		}
+	}
+	for k := 0; k < per && len(in) < max; k++ {
+		more := false
+		for i := range fs {
+			if c := fs[i].Connections; k < len(c) {
+				add(c[k])
+				more = true
+			}
+		}
+		if !more {
+			break
+		}
+	}
+	return in
+}
 
 // ParseConnections checks an --connections value: "named", "all" or
 // "none", in any case.
@@ -279,6 +322,9 @@ type Builder struct {
 	// PerFinding bounds the connections of each finding a ConnsNamed
 	// report holds (its first ones, by id); 0 means DefaultPerFinding.
 	PerFinding int
+	// MaxConnections bounds the connections a ConnsNamed report holds
+	// in all; 0 means DefaultMaxConnections.
+	MaxConnections int
 	// SpillDir is the directory of the spill file; "" means
 	// os.TempDir().
 	SpillDir string
@@ -534,22 +580,7 @@ func (b *Builder) Report(files []string, in *analyze.Input, res analyze.Result) 
 	}
 	r.Captures = []Capture{c}
 
-	// The connections the findings name: the first PerFinding of each
-	// finding's, and those its evidence cites.
-	per := b.PerFinding
-	if per <= 0 {
-		per = DefaultPerFinding
-	}
-	r.include = map[event.ConnID]bool{}
-	for i := range r.Findings {
-		f := &r.Findings[i]
-		for _, id := range f.Connections[:min(len(f.Connections), per)] {
-			r.include[id] = true
-		}
-		for _, e := range f.Evidence {
-			r.include[e.Conn] = true
-		}
-	}
+	r.include = namedConns(r.Findings, b.PerFinding, b.MaxConnections)
 	for i := range r.Findings {
 		f := &r.Findings[i]
 		for _, id := range f.Connections {

@@ -38,8 +38,9 @@ type reportOut struct {
 }
 
 // namedConns returns the ids of the connections a default report holds:
-// the first 100 each finding names and those its evidence cites, in
-// order; and checks each finding's count of the others.
+// those the evidence cites and the first 100 each finding names (no
+// capture here reaches the cap of 2,000 in all), in order; and checks
+// each finding's count of the others.
 func (rep *reportOut) namedConns(t *testing.T) []int {
 	t.Helper()
 	in := map[int]bool{}
@@ -50,6 +51,9 @@ func (rep *reportOut) namedConns(t *testing.T) []int {
 		for _, e := range f.Evidence {
 			in[e.Conn] = true
 		}
+	}
+	if len(in) > 2000 {
+		t.Fatalf("%d connections named: the test does not apply the cap of 2,000", len(in))
 	}
 	for _, f := range rep.Findings {
 		omitted := 0

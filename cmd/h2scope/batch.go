@@ -23,7 +23,7 @@ func runBatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	failOn := fs.String("fail-on", "", "exit 1 when a finding reaches this `severity` (warning or critical)")
 	progress := fs.Bool("progress", false, "show progress on stderr even when it is not a terminal")
 	noProgress := fs.Bool("no-progress", false, "show no progress on stderr (default: shown when stderr is a terminal)")
-	connsFlag := fs.String("connections", report.ConnsNamed, "connections and timelines each report holds: `named` (those the findings name, the first 100 of each finding), all or none")
+	connsFlag := fs.String("connections", report.ConnsNamed, "connections and timelines each report holds: `named` (those the findings name: at most 100 of each finding, 2,000 in all), all or none")
 	cfg := analyze.DefaultConfig()
 	cfg.RegisterFlags(fs)
 	patterns, ok := parse(fs, args, stderr)

@@ -491,7 +491,7 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	limits := report.DefaultLimits
 	fs.IntVar(&limits.Events, "timeline-events", limits.Events, "events kept per connection timeline in the report (the rest are counted)")
 	fs.IntVar(&limits.Spans, "timeline-spans", limits.Spans, "requests kept per connection timeline in the report (the rest are counted)")
-	connsFlag := fs.String("connections", report.ConnsNamed, "connections and timelines the reports hold: `named` (those the findings name, the first 100 of each finding), all (every one, read back from a temporary file) or none")
+	connsFlag := fs.String("connections", report.ConnsNamed, "connections and timelines the reports hold: `named` (those the findings name: at most 100 of each finding, 2,000 in all), all (every one, read back from a temporary file) or none")
 	files, ok := parse(fs, args, stderr)
 	if !ok {
 		return exitUsage
