@@ -24,7 +24,13 @@ const (
 
 // Conn is what the detectors know about one finished connection: its TCP
 // summary, what its dissectors found, and the few per-frame facts the
-// summaries do not keep.
+// summaries do not keep. Its lifetime is in its type: the summary (the
+// TCP and application summaries, the SYN, FIN, RST and window refs, the
+// facts connSummary derives once the records were read) stays while the
+// connection's per-request records (Records, and the application's
+// HTTP/2 streams, gRPC calls and stalls) are released once every
+// detector, the tables and the Collector's OnConn read them: Records is
+// then nil, so nothing can read released data by accident.
 type Conn struct {
 	// TCP is the connection's TCP summary; App what its application
 	// dissectors found (nil when no protocol was recognised).
@@ -41,6 +47,20 @@ type Conn struct {
 	// receiver; window full seen on the sender's data), at most
 	// maxWindowRef each; the TCP summary has the exact counts.
 	ZeroWindows, WindowFulls [2][]event.Ref
+	// Records are the connection's per-request records, nil once
+	// released.
+	Records *Records
+	// sum holds the facts the detectors and tables read from the
+	// records once they are released (nil until the connection was
+	// observed: summarize).
+	sum *connSummary
+	// observed is set once the detectors observed c.
+	observed bool
+}
+
+// Records are a connection's per-request records, bounded by the
+// Collector (the Dropped fields count those left out).
+type Records struct {
 	// Exchanges lists the HTTP/1.x requests and HTTP/2 client streams, in
 	// request order.
 	Exchanges        []Exchange
@@ -51,15 +71,10 @@ type Conn struct {
 	// Pings lists HTTP/2 PING frames in frame order.
 	Pings        []Ping
 	PingsDropped int
-	// sum keeps what the detectors read at the end once the records
-	// above were released (nil until then).
-	sum *connSummary
-	// observed is set once the detectors observed c.
-	observed bool
 }
 
-// connSummary is what remains of a connection's records once released:
-// the few facts the detectors and tables read after every connection
+// connSummary is what the detectors and tables read of a connection's
+// records once they are released: the few facts they read when it
 // finished.
 type connSummary struct {
 	// requests and requestsKnown are requests(c).
@@ -75,16 +90,28 @@ type connSummary struct {
 	first *Exchange
 }
 
-// release drops c's per-request records (exchanges, resets, pings, and
-// the application's HTTP/2 streams, gRPC calls and connection-window
-// stalls) once every detector has observed c, keeping the summary they
-// read later. The App is copied, not changed.
-func (c *Conn) release() {
-	sum := &connSummary{authority: firstAuthority(c), streaming: streamingCall(c)}
-	sum.requests, sum.requestsKnown = requests(c)
-	if x := firstExchange(c); x != nil {
+// summarize derives c's summary facts from its records, once: the
+// analysis calls it when it observes c, before any detector reads it.
+func (c *Conn) summarize() {
+	if c.sum != nil {
+		return
+	}
+	r := c.Records
+	if r == nil {
+		r = &Records{}
+	}
+	sum := &connSummary{streaming: hasStreamingCall(c.App)}
+	for _, x := range r.Exchanges {
+		if x.Authority != "" {
+			sum.authority = x.Authority
+			break
+		}
+	}
+	sum.requests, sum.requestsKnown = countRequests(c, r)
+	if len(r.Exchanges) > 0 {
 		// What reconnect_churn cites of it, without the refs to the
 		// rest of the exchange.
+		x := &r.Exchanges[0]
 		v := Exchange{Proto: x.Proto, Stream: x.Stream, Seq: x.Seq, Method: x.Method, Authority: x.Authority, Path: x.Path, Status: x.Status}
 		if x.Request != nil {
 			r := *x.Request
@@ -93,7 +120,15 @@ func (c *Conn) release() {
 		sum.first = &v
 	}
 	c.sum = sum
-	c.Exchanges, c.Resets, c.Pings = nil, nil, nil
+}
+
+// release drops c's per-request records (Records, and the application's
+// HTTP/2 streams, gRPC calls and connection-window stalls) once every
+// detector has observed c, keeping its summary. The App is copied, not
+// changed.
+func (c *Conn) release() {
+	c.summarize()
+	c.Records = nil
 	if a := c.App; a != nil && (a.Streams != nil || a.Calls != nil || a.HTTP2 != nil && a.HTTP2.Stalls != nil) {
 		cp := *a
 		cp.Streams, cp.Calls = nil, nil
@@ -196,40 +231,22 @@ func (c *Conn) Authority() string {
 
 // firstAuthority returns the first request's authority (Host), "" when
 // none.
-func firstAuthority(c *Conn) string {
-	if c.sum != nil {
-		return c.sum.authority
-	}
-	for _, x := range c.Exchanges {
-		if x.Authority != "" {
-			return x.Authority
-		}
-	}
-	return ""
-}
+func firstAuthority(c *Conn) string { return c.sum.authority }
 
 // firstExchange returns c's first exchange, nil when none.
-func firstExchange(c *Conn) *Exchange {
-	if c.sum != nil {
-		return c.sum.first
-	}
-	if len(c.Exchanges) == 0 {
-		return nil
-	}
-	return &c.Exchanges[0]
-}
+func firstExchange(c *Conn) *Exchange { return c.sum.first }
 
 // streamingCall reports whether c carried a streaming gRPC call (more
 // than one message either way).
-func streamingCall(c *Conn) bool {
-	if c.sum != nil {
-		return c.sum.streaming
-	}
-	if c.App == nil {
+func streamingCall(c *Conn) bool { return c.sum.streaming }
+
+// hasStreamingCall is streamingCall from app's records, for summarize.
+func hasStreamingCall(app *dissect.App) bool {
+	if app == nil {
 		return false
 	}
-	for i := range c.App.Calls {
-		if c.App.Calls[i].RequestMessages > 1 || c.App.Calls[i].ResponseMessages > 1 {
+	for i := range app.Calls {
+		if app.Calls[i].RequestMessages > 1 || app.Calls[i].ResponseMessages > 1 {
 			return true
 		}
 	}
@@ -278,7 +295,7 @@ func NewCollector(cfg Config) *Collector {
 func (k *Collector) conn(id event.ConnID) *Conn {
 	c := k.open[id]
 	if c == nil {
-		c = &Conn{}
+		c = &Conn{Records: &Records{}}
 		k.open[id] = c
 	}
 	return c
@@ -391,6 +408,9 @@ func (k *Collector) http1Event(e *event.Event) {
 		return
 	}
 	c := k.conn(e.Conn)
+	if c.Records == nil {
+		return // analysed and released already
+	}
 	if e.Type == "request" {
 		x := Exchange{Proto: event.ProtoHTTP1, Seq: h.Seq, Method: h.Method, Path: h.Target,
 			Request: refp(event.Ref{File: e.Ref.File, Frame: h.HeadFrame, TS: e.Ref.TS}), RequestEnd: refp(e.Ref)}
@@ -400,7 +420,7 @@ func (k *Collector) http1Event(e *event.Event) {
 				break
 			}
 		}
-		c.Exchanges = appendCapped(c.Exchanges, x, maxExchanges, &c.ExchangesDropped)
+		c.Records.Exchanges = appendCapped(c.Records.Exchanges, x, maxExchanges, &c.Records.ExchangesDropped)
 		return
 	}
 	// A response: it answers the request with the same number. Interim
@@ -408,8 +428,8 @@ func (k *Collector) http1Event(e *event.Event) {
 	if h.Status >= 100 && h.Status < 200 && h.Status != 101 {
 		return
 	}
-	for i := len(c.Exchanges) - 1; i >= 0; i-- {
-		x := &c.Exchanges[i]
+	for i := len(c.Records.Exchanges) - 1; i >= 0; i-- {
+		x := &c.Records.Exchanges[i]
 		if x.Proto == event.ProtoHTTP1 && x.Seq == h.Seq {
 			x.Status, x.KeepAlive = h.Status, h.KeepAlive
 			x.Response, x.ResponseEnd = refp(e.Ref), refp(e.Ref)
@@ -435,10 +455,16 @@ func (k *Collector) http2Event(e *event.Event) {
 	switch e.Type {
 	case typeRSTStream:
 		c := k.conn(e.Conn)
-		c.Resets = appendCapped(c.Resets, Reset{Dir: e.Dir, Stream: e.Stream, Code: e.Error, Ref: e.Ref}, maxResets, &c.ResetsDropped)
+		if c.Records == nil {
+			return
+		}
+		c.Records.Resets = appendCapped(c.Records.Resets, Reset{Dir: e.Dir, Stream: e.Stream, Code: e.Error, Ref: e.Ref}, maxResets, &c.Records.ResetsDropped)
 	case typePing:
 		c := k.conn(e.Conn)
-		c.Pings = appendCapped(c.Pings, Ping{Dir: e.Dir, Ack: h2FlagsOf(e.Flags)&http2.FlagAck != 0, Ref: e.Ref}, maxPings, &c.PingsDropped)
+		if c.Records == nil {
+			return
+		}
+		c.Records.Pings = appendCapped(c.Records.Pings, Ping{Dir: e.Dir, Ack: h2FlagsOf(e.Flags)&http2.FlagAck != 0, Ref: e.Ref}, maxPings, &c.Records.PingsDropped)
 	}
 }
 
@@ -458,7 +484,7 @@ func (k *Collector) Finish(tc *tcp.Conn, app *dissect.App) {
 	delete(k.open, tc.ID)
 	if c == nil || !c.observed {
 		if c == nil {
-			c = &Conn{}
+			c = &Conn{Records: &Records{}}
 		}
 		k.observe(c, tc, app)
 		k.a.final(c)
@@ -483,10 +509,10 @@ func (k *Collector) observe(c *Conn, tc *tcp.Conn, app *dissect.App) {
 			x := Exchange{Proto: event.ProtoHTTP2, Stream: s.ID, Method: s.Method, Authority: s.Authority,
 				Path: s.Path, Status: s.Status, Request: s.FirstHeaders, RequestEnd: s.ClientEnd,
 				ResponseEnd: s.ServerEnd, Reset: s.Reset, GRPCStatus: s.GRPCStatus}
-			c.Exchanges = appendCapped(c.Exchanges, x, maxExchanges, &c.ExchangesDropped)
+			c.Records.Exchanges = appendCapped(c.Records.Exchanges, x, maxExchanges, &c.Records.ExchangesDropped)
 		}
 	}
-	slices.SortStableFunc(c.Exchanges, func(a, b Exchange) int {
+	slices.SortStableFunc(c.Records.Exchanges, func(a, b Exchange) int {
 		sa, sb := a.Start(), b.Start()
 		if sa == nil || sb == nil {
 			return cmp.Compare(a.Seq, b.Seq)

@@ -7,6 +7,7 @@ import "net/netip"
 
 func detectOver(d detector, in *Input) []Finding {
 	for _, c := range in.Conns {
+		c.summarize()
 		d.observe(c)
 		d.final(c)
 	}
@@ -49,6 +50,7 @@ func detectKeepaliveMismatch(in *Input, cfg KeepaliveConfig) []Finding {
 func buildTables(in *Input) Tables {
 	t := newTableBuilder()
 	for _, c := range in.Conns {
+		c.summarize()
 		t.observe(c)
 		t.final(c)
 	}

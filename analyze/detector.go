@@ -79,6 +79,7 @@ func newAnalysis(cfg Config) *analysis {
 
 // observe lets every detector and the tables read c's full records.
 func (a *analysis) observe(c *Conn) {
+	c.summarize()
 	for _, d := range a.dets {
 		d.observe(c)
 	}

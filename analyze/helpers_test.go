@@ -236,7 +236,7 @@ func conn(id event.ConnID, client, server string, first uint64, from, to time.Du
 		FirstFrame: first, LastFrame: first + 1000, FirstTS: t0.Add(from), LastTS: t0.Add(to),
 		SYNs: 1, SYNACKs: 1, HandshakeRTTMS: &rtt, WindowScale: tcp.WindowScale{C2S: &ws, S2C: &ws},
 		Packets: event.Pair{C2S: 10, S2C: 10}, Bytes: event.Pair{C2S: 100, S2C: 100}}
-	return &Conn{TCP: tc, SYNs: []event.Ref{ref(first, from)}, SYNACKs: []event.Ref{ref(first+1, from+time.Millisecond)}}
+	return &Conn{TCP: tc, SYNs: []event.Ref{ref(first, from)}, SYNACKs: []event.Ref{ref(first+1, from+time.Millisecond)}, Records: &Records{}}
 }
 
 // synConn describes a synthetic HTTP/1.1 connection: offsets from t0.
@@ -264,7 +264,7 @@ func (s synConn) build() *Conn {
 		Close: s.close, SYNs: 1, SYNACKs: 1, StreamBytes: tcp.Pair{C2S: 100, S2C: 200}}
 	ws := 7
 	tc.WindowScale = tcp.WindowScale{C2S: &ws, S2C: &ws}
-	c := &Conn{TCP: tc, App: &dissect.App{Proto: event.ProtoHTTP1, HTTP1: &http1.Summary{Requests: len(s.reqs), CloseRequestedBy: s.closeReq}}}
+	c := &Conn{TCP: tc, App: &dissect.App{Proto: event.ProtoHTTP1, HTTP1: &http1.Summary{Requests: len(s.reqs), CloseRequestedBy: s.closeReq}}, Records: &Records{}}
 	c.SYNs = []event.Ref{next(0)}
 	c.SYNACKs = []event.Ref{next(100 * time.Microsecond)}
 	for i, at := range s.reqs {
@@ -274,7 +274,7 @@ func (s synConn) build() *Conn {
 			resp := next(at + time.Millisecond)
 			x.Status, x.Response, x.ResponseEnd, x.KeepAlive = 200, refp(resp), refp(resp), true
 		}
-		c.Exchanges = append(c.Exchanges, x)
+		c.Records.Exchanges = append(c.Records.Exchanges, x)
 	}
 	end := next(s.life)
 	switch s.close {

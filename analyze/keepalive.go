@@ -204,7 +204,7 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn) {
 	if h1 {
 		g.advertised = max(g.advertised, c.App.HTTP1.KeepAliveTimeout)
 	}
-	for _, p := range c.Pings {
+	for _, p := range c.Records.Pings {
 		if p.Dir == event.C2S && !p.Ack {
 			g.pings++
 		}
@@ -216,8 +216,8 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn) {
 	// Reuse gaps: time with no exchange in progress before the next
 	// answered one starts (a request that raced the close is no reuse).
 	var busyUntil *event.Ref
-	for i := range c.Exchanges {
-		x := &c.Exchanges[i]
+	for i := range c.Records.Exchanges {
+		x := &c.Records.Exchanges[i]
 		s, e := x.Start(), x.End()
 		if s == nil || e == nil {
 			continue
@@ -257,8 +257,8 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn) {
 	var last *event.Ref
 	raced := false
 	srst := c.RST[event.S2C]
-	for i := range c.Exchanges {
-		x := &c.Exchanges[i]
+	for i := range c.Records.Exchanges {
+		x := &c.Records.Exchanges[i]
 		s := x.Request
 		if s == nil {
 			s = x.Start()
@@ -282,7 +282,7 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn) {
 		}
 	}
 	if last == nil {
-		if len(c.Exchanges) > 0 {
+		if len(c.Records.Exchanges) > 0 {
 			return
 		}
 		// Opened and never used: idle from the handshake.

@@ -145,7 +145,7 @@ type rapid struct {
 }
 
 func (d *rstStorm) observe(c *Conn) {
-	if len(c.Resets) == 0 {
+	if len(c.Records.Resets) == 0 {
 		return
 	}
 	cfg := d.cfg
@@ -203,7 +203,7 @@ func (d *rstStorm) findings(in *capture) []Finding {
 
 // newStormConn gathers what rst_storm keeps of c, which has resets.
 func newStormConn(cfg RSTStormConfig, c *Conn) *stormConn {
-	sc := &stormConn{c: c, dropped: c.ResetsDropped, grpc: c.App != nil && len(c.App.Calls) > 0}
+	sc := &stormConn{c: c, dropped: c.Records.ResetsDropped, grpc: c.App != nil && len(c.App.Calls) > 0}
 	if sc.grpc {
 		for i := range c.App.Calls {
 			call := &c.App.Calls[i]
@@ -218,12 +218,12 @@ func newStormConn(cfg RSTStormConfig, c *Conn) *stormConn {
 	sc.rs, sc.noErr = countedResets(c)
 	// Rapid resets: the client's RST_STREAM right after its HEADERS.
 	reqs := map[uint32]event.Ref{}
-	for _, x := range c.Exchanges {
+	for _, x := range c.Records.Exchanges {
 		if x.Proto == event.ProtoHTTP2 && x.Request != nil {
 			reqs[x.Stream] = *x.Request
 		}
 	}
-	for _, r := range c.Resets {
+	for _, r := range c.Records.Resets {
 		if r.Dir != event.C2S || r.Code == "NO_ERROR" {
 			continue
 		}
@@ -243,7 +243,7 @@ func newStormConn(cfg RSTStormConfig, c *Conn) *stormConn {
 // countedResets returns c's resets other than NO_ERROR, and how many
 // NO_ERROR resets it left out.
 func countedResets(c *Conn) (rs []stormReset, noErr int) {
-	for _, r := range c.Resets {
+	for _, r := range c.Records.Resets {
 		if r.Code == "NO_ERROR" {
 			noErr++
 			continue
@@ -422,7 +422,7 @@ func stormFinding(in *capture, cfg RSTStormConfig, scs []*stormConn, rs []stormR
 
 // codeOf returns the error code of conn's reset of stream at ref.
 func codeOf(c *Conn, stream uint32, ref event.Ref) string {
-	for _, r := range c.Resets {
+	for _, r := range c.Records.Resets {
 		if r.Stream == stream && r.Ref.Frame == ref.Frame {
 			return r.Code
 		}

@@ -18,9 +18,9 @@ func resetConn(c *Conn, dir event.Dir, code string, n int, start, gap time.Durat
 		s := stream + uint32(2*i)
 		f := frame + uint64(2*i)
 		if delay >= 0 {
-			c.Exchanges = append(c.Exchanges, Exchange{Proto: event.ProtoHTTP2, Stream: s, Request: refp(ref(f, at-delay))})
+			c.Records.Exchanges = append(c.Records.Exchanges, Exchange{Proto: event.ProtoHTTP2, Stream: s, Request: refp(ref(f, at-delay))})
 		}
-		c.Resets = append(c.Resets, Reset{Dir: dir, Stream: s, Code: code, Ref: ref(f+1, at)})
+		c.Records.Resets = append(c.Records.Resets, Reset{Dir: dir, Stream: s, Code: code, Ref: ref(f+1, at)})
 	}
 }
 

@@ -38,7 +38,7 @@ func TestStreamMatchesRun(t *testing.T) {
 			seen := map[event.ConnID]int{}
 			got, in, err := Stream(context.Background(), []string{path}, opts(), DefaultConfig(), func(c *Conn) {
 				seen[c.ID()]++
-				if c.sum != nil {
+				if c.Records == nil {
 					t.Errorf("connection %d: released before OnConn", c.ID())
 				}
 			})
@@ -49,7 +49,7 @@ func TestStreamMatchesRun(t *testing.T) {
 				if seen[c.ID()] != 1 {
 					t.Errorf("connection %d: OnConn called %d times, want 1", c.ID(), seen[c.ID()])
 				}
-				if c.sum == nil || c.Exchanges != nil || c.App != nil && (c.App.Streams != nil || c.App.Calls != nil) {
+				if c.sum == nil || c.Records != nil || c.App != nil && (c.App.Streams != nil || c.App.Calls != nil) {
 					t.Errorf("connection %d: records not released", c.ID())
 				}
 			}
@@ -72,8 +72,8 @@ func TestRequestsCountDroppedStreams(t *testing.T) {
 	c := conn(1, "10.0.0.1:40000", "10.0.0.2:443", 1, 0, 10)
 	c.App = &dissect.App{Proto: event.ProtoHTTP2, HTTP2: &http2.Summary{Streams: 7, StreamsDropped: 4},
 		Streams: []http2.Stream{{ID: 1}, {ID: 3}}}
-	c.Exchanges = []Exchange{{Proto: event.ProtoHTTP2, Stream: 1, Authority: "api.test"}, {Proto: event.ProtoHTTP2, Stream: 3}}
-	c.ExchangesDropped = 1
+	c.Records.Exchanges = []Exchange{{Proto: event.ProtoHTTP2, Stream: 1, Authority: "api.test"}, {Proto: event.ProtoHTTP2, Stream: 3}}
+	c.Records.ExchangesDropped = 1
 	check := func(when string) {
 		t.Helper()
 		if n, ok := requests(c); n != 7 || !ok {
@@ -86,10 +86,14 @@ func TestRequestsCountDroppedStreams(t *testing.T) {
 			t.Errorf("%s: firstExchange = %+v, want stream 1", when, x)
 		}
 	}
+	c.summarize()
 	check("before release")
 	app := c.App
 	c.release()
 	check("after release")
+	if c.Records != nil {
+		t.Error("Records not nil after release")
+	}
 	if app.HTTP2.StreamsDropped != 4 || len(app.Streams) != 2 || c.App == app || c.App.Streams != nil {
 		t.Error("release changed the dissector's App instead of a copy")
 	}

@@ -121,11 +121,11 @@ func sortedAddrPorts[V any](m map[netip.AddrPort]V) []netip.AddrPort {
 // (http2.Summary.StreamsDropped, which have no record and so no
 // exchange) — those are taken as client streams: a server opens streams
 // only by PUSH_PROMISE.
-func requests(c *Conn) (int, bool) {
-	if c.sum != nil {
-		return c.sum.requests, c.sum.requestsKnown
-	}
-	n := len(c.Exchanges) + c.ExchangesDropped
+func requests(c *Conn) (int, bool) { return c.sum.requests, c.sum.requestsKnown }
+
+// countRequests is requests from c's records r, for summarize.
+func countRequests(c *Conn, r *Records) (int, bool) {
+	n := len(r.Exchanges) + r.ExchangesDropped
 	if c.App != nil && c.App.HTTP2 != nil {
 		n += c.App.HTTP2.StreamsDropped
 	}

@@ -42,7 +42,7 @@ func htmlSynthReport(conns, streams int) *Report {
 		start := float64(i) * 3
 		dur := 40 + float64(i%7)*25 + float64(streams)*0.5
 		syn := at(start)
-		c := &analyze.Conn{
+		c := &analyze.Conn{Records: &analyze.Records{},
 			TCP: &tcp.Summary{ID: event.ConnID(i), Proto: "http2",
 				Client:  netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(1 + i%3)}), uint16(20000+i%40000)),
 				Server:  netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 1, byte(i / 3 % 12)}), 443),
@@ -61,7 +61,7 @@ func htmlSynthReport(conns, streams int) *Report {
 			if s%3 == 2 {
 				r := at(start + 0.2 + req + 0.5)
 				x.Reset = &http2.Reset{Dir: event.C2S, Code: "CANCEL", Ref: *r}
-				c.Resets = append(c.Resets, analyze.Reset{Dir: event.C2S, Stream: id, Code: "CANCEL", Ref: *r})
+				c.Records.Resets = append(c.Records.Resets, analyze.Reset{Dir: event.C2S, Stream: id, Code: "CANCEL", Ref: *r})
 				if len(evidence) < 20 {
 					evidence = append(evidence, analyze.Evidence{Frame: r.Frame, TS: r.TS, Conn: event.ConnID(i), Stream: id,
 						What: "client RST_STREAM(CANCEL)", Filter: analyze.Filter(event.ConnID(i), id)})
@@ -74,7 +74,7 @@ func htmlSynthReport(conns, streams int) *Report {
 				c.App.HTTP2.Stalls = append(c.App.HTTP2.Stalls, http2.Stall{Dir: event.S2C, Stream: id, Start: *st,
 					End: at(start + 0.15 + req + 3)})
 			}
-			c.Exchanges = append(c.Exchanges, x)
+			c.Records.Exchanges = append(c.Records.Exchanges, x)
 		}
 		fin := at(start + dur - 0.1)
 		c.FIN[event.C2S] = fin

@@ -98,8 +98,8 @@ func xssReport() *Report {
 			HTTP2: &http2.Summary{GoAways: []http2.GoAway{{Dir: event.S2C, Code: "NO_ERROR", LastStreamID: 1,
 				Debug: all, Ref: *ref(18, 18)}}},
 		},
-		Exchanges: []analyze.Exchange{{Proto: event.ProtoHTTP2, Stream: 1, Method: "GET", Path: "/p?" + all,
-			Status: 200, Request: ref(8, 6), ResponseEnd: ref(12, 10)}},
+		Records: &analyze.Records{Exchanges: []analyze.Exchange{{Proto: event.ProtoHTTP2, Stream: 1, Method: "GET", Path: "/p?" + all,
+			Status: 200, Request: ref(8, 6), ResponseEnd: ref(12, 10)}}},
 	}
 	c.FIN[event.S2C] = ref(19, 19)
 	in := &analyze.Input{Conns: []*analyze.Conn{c}, Stats: dissect.Stats{Packets: 20, Bytes: 2000}}

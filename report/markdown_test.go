@@ -54,8 +54,8 @@ func synthReport(red Redaction, summary, what string) *Report {
 	c := &analyze.Conn{
 		TCP:  &tcp.Summary{ID: 0, FirstFrame: 1, LastFrame: 9, FirstTS: t0, LastTS: t0.Add(9 * time.Millisecond)},
 		SYNs: []event.Ref{*ref(1, 0)}, SYNACKs: []event.Ref{*ref(2, 1)},
-		Exchanges: []analyze.Exchange{{Proto: event.ProtoHTTP1, Seq: 1, Method: "GET",
-			Path: "/v1/items?access_token=SECRET&id=7", Status: 200, Request: ref(4, 3), ResponseEnd: ref(6, 5)}},
+		Records: &analyze.Records{Exchanges: []analyze.Exchange{{Proto: event.ProtoHTTP1, Seq: 1, Method: "GET",
+			Path: "/v1/items?access_token=SECRET&id=7", Status: 200, Request: ref(4, 3), ResponseEnd: ref(6, 5)}}},
 	}
 	c.FIN[event.S2C] = ref(8, 7)
 	in := &analyze.Input{Conns: []*analyze.Conn{c}, Stats: dissect.Stats{Packets: 9, Bytes: 900}}

@@ -475,7 +475,7 @@ func (b *Builder) Close() error {
 // GOAWAYs.
 func summaryTimeline(c *analyze.Conn, red Redaction, lim Limits) Timeline {
 	s := *c
-	s.Exchanges, s.ExchangesDropped, s.Resets, s.ResetsDropped, s.Pings = nil, 0, nil, 0, nil
+	s.Records = nil
 	if c.App != nil {
 		a := *c.App
 		a.Streams, a.Calls = nil, nil

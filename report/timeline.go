@@ -144,12 +144,16 @@ func NewTimeline(c *analyze.Conn, red Redaction, lim Limits) Timeline {
 			}
 		}
 	}
-	for i := range c.Resets {
-		r := &c.Resets[i]
+	recs := c.Records
+	if recs == nil { // released: the summary's events only
+		recs = &analyze.Records{}
+	}
+	for i := range recs.Resets {
+		r := &recs.Resets[i]
 		add(&r.Ref, LaneReset, r.Dir, r.Stream, "RST_STREAM "+r.Code)
 	}
-	for i := range c.Exchanges {
-		x := &c.Exchanges[i]
+	for i := range recs.Exchanges {
+		x := &recs.Exchanges[i]
 		label := printable(x.Method + " " + red.URL(x.Path))
 		add(x.Request, LaneHTTP, event.C2S, x.Stream, label)
 		if x.Status != 0 {
@@ -161,7 +165,7 @@ func NewTimeline(c *analyze.Conn, red Redaction, lim Limits) Timeline {
 		}
 		tl.Spans = append(tl.Spans, newSpan(x, red))
 	}
-	tl.SpansOmitted += c.ExchangesDropped
+	tl.SpansOmitted += recs.ExchangesDropped
 	if c.App != nil && c.App.HTTP2 != nil {
 		// Streams past the dissector's bound have no record, so no span.
 		tl.SpansOmitted += c.App.HTTP2.StreamsDropped
