@@ -11,24 +11,41 @@
 // thresholds (Config, overridable by CLI flags), the false positives it
 // avoids and its metrics.
 //
-// # Streaming
+// # Streaming and folding
 //
-// The analysis streams, so that memory is bounded by the number of
-// connections, not by their requests: when a connection's streams end
-// (dissect.Options.OnApp: 5 s of capture time after it closed, or when it
-// finishes), every detector and the tables observe its full records (HTTP/2 streams, gRPC
-// calls, exchanges, resets, pings) and keep what they need — a
-// connection's window stalls and GOAWAYs become findings at once, resets
-// are kept only for servers without a storm yet, gRPC call durations
-// (8 bytes a call) for exact percentiles — then the Collector's OnConn
-// hook sees them (report.Builder builds the connection's record and
-// timeline there), and the records are released: the connection stays
-// as a summary (TCP and application summaries, SYN/FIN/RST refs, request
-// count, first request), whose TCP summary is replaced by the final one
-// when the connection finishes. Once the capture ends, the detectors report
-// from what they kept, over every connection's summary. Stream runs this;
-// Run and Analyze (over an Input whose connections hold their records)
-// give the same result.
+// The analysis streams and folds, so that memory is bounded by the
+// connections open and the pools, not by the connections finished or
+// their requests. When a connection's streams end
+// (dissect.Options.OnApp: 5 s of capture time after it closed, or when
+// it finishes), every detector and the tables observe its full records
+// (Conn.Records, and the application's HTTP/2 streams, gRPC calls and
+// stalls) and keep what they need — a connection's window stalls and
+// GOAWAYs become findings at once, resets are kept only for servers
+// without a storm yet, gRPC call durations (8 bytes a call) for exact
+// percentiles — then the Collector's OnConn hook sees them (the report's
+// Builder), and the records are released (Records is nil). When the
+// connection finishes, the detectors and tables fold its final summary
+// (TCP summary, SYN/FIN/RST refs, the facts connSummary derived) into
+// per-pool state — reconnect_churn per (client, server, name, JA4),
+// resumption_failure per (client, SNI, server), handshake_latency per
+// server, syn_retransmit per server and host pair, the pool table —
+// and let it go. That state holds exact counts and sums, the records
+// order-dependent figures need up to a bound per pool (churnKeep,
+// tlsKeep, hsExact, synKeep, poolSpans: 4096), a quantile sketch
+// (relative error 1 %) past it, and a bounded evidence sample; a
+// finding past a bound says which figures are estimates (metric
+// "estimated"). Pools are bounded too: past maxPools (10,000), new
+// clients fold into a "*" pool per server, whose heaviest clients a
+// Space-Saving sketch keeps. Once the capture ends, the detectors report
+// from that state alone.
+//
+// The state merges (State): the analysis of disjoint sets of
+// connections, merged in any order, equals that of their union, so a
+// capture split by connection into shards gives the same findings and
+// tables (TestStateMerge). Stream runs the analysis; Run and Analyze
+// (over an Input whose connections hold their records) give the same
+// result. The Input's connections are for the report only: no detector
+// reads them (Collector.DropConns keeps none).
 //
 // The finding kinds are fixed by the design (see the Kind constants);
 // their names and the fields of Finding are what users and other tools
