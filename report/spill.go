@@ -96,12 +96,9 @@ func newSpill(dir string) (*spill, error) {
 	if err != nil {
 		return nil, fmt.Errorf("report: spill file: %w", err)
 	}
-	s := &spill{f: f, w: bufio.NewWriterSize(f, 256<<10)}
-	if err := os.Remove(f.Name()); err != nil {
-		// Not removable while open (Windows): Close removes it.
-		s.f = f
-	}
-	return s, nil
+	// Where a file open cannot be removed (Windows), close removes it.
+	os.Remove(f.Name())
+	return &spill{f: f, w: bufio.NewWriterSize(f, 256<<10)}, nil
 }
 
 // add queues one connection's record (b is kept).
