@@ -25,6 +25,7 @@ type outLine struct {
 		ResumeKey      string            `json:"resume_key"`
 		TLSUndecrypted map[string]int    `json:"tls_undecrypted"`
 		KeyLog         *report.KeyLogUse `json:"key_log"`
+		Connections    int               `json:"connections"`
 	} `json:"captures"`
 	Error    string            `json:"error"`
 	Findings []json.RawMessage `json:"findings"`
@@ -130,6 +131,19 @@ func TestResumeKnowsWhatChanged(t *testing.T) {
 		{"redaction off", func(t *testing.T) { opts.Redaction.Off = true }, all, nil},
 		{"other timeline limits", func(t *testing.T) { opts.Limits = report.Limits{Events: 10, Spans: 10} }, all, nil},
 		{"another h2scope version", func(t *testing.T) { opts.Version = "test 2" }, all, nil},
+		{"every connection", func(t *testing.T) { opts.Connections = report.ConnsAll }, all, func(t *testing.T, by map[string]outLine) {
+			var r struct {
+				Included    string            `json:"connections_included"`
+				Connections []json.RawMessage `json:"connections"`
+				Timelines   []json.RawMessage `json:"timelines"`
+			}
+			l := by["http1-keepalive.pcapng"]
+			if err := json.Unmarshal([]byte(l.raw), &r); err != nil || r.Included != "all" || len(r.Connections) != l.Captures[0].Connections ||
+				len(r.Timelines) != len(r.Connections) {
+				t.Errorf("--connections all: %v, %q, %d connections, %d timelines, the capture %d", err, r.Included,
+					len(r.Connections), len(r.Timelines), l.Captures[0].Connections)
+			}
+		}},
 		{"workers and gap do not count", func(t *testing.T) { opts.Workers, opts.Gap = 1, time.Hour }, nil, nil},
 	}
 	runBatch(t, out, opts, dir)
