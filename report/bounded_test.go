@@ -123,7 +123,8 @@ func TestNamedConnectionsCapped(t *testing.T) {
 				ID event.ConnID `json:"id"`
 			} `json:"connections"`
 			Findings []struct {
-				Omitted int `json:"connections_omitted"`
+				Connections []event.ConnID `json:"connections"`
+				Omitted     int            `json:"connections_omitted"`
 			} `json:"findings"`
 			Timelines []struct {
 				Conn   event.ConnID      `json:"conn"`
@@ -135,6 +136,7 @@ func TestNamedConnectionsCapped(t *testing.T) {
 		}
 		var want []event.ConnID
 		omitted := 0
+		// The finding lists the connections the report holds.
 		switch sel {
 		case ConnsNamed:
 			want = append(slices.Clone(ids[:DefaultPerFinding]), 250)
@@ -142,7 +144,7 @@ func TestNamedConnectionsCapped(t *testing.T) {
 		case ConnsAll:
 			want = ids
 		case ConnsNone:
-			omitted = n
+			want, omitted = []event.ConnID{}, n
 		}
 		var conns, tls []event.ConnID
 		for _, c := range got.Connections {
@@ -155,7 +157,7 @@ func TestNamedConnectionsCapped(t *testing.T) {
 			}
 		}
 		if got.Included != sel || got.Captures[0].Connections != n || !slices.Equal(conns, want) || !slices.Equal(tls, want) ||
-			got.Findings[0].Omitted != omitted {
+			got.Findings[0].Omitted != omitted || !slices.Equal(got.Findings[0].Connections, want) {
 			t.Errorf("%s: included %q, capture counts %d, connections %v, timelines %v, omitted %d; want %v, %d omitted",
 				sel, got.Included, got.Captures[0].Connections, conns, tls, got.Findings[0].Omitted, want, omitted)
 		}

@@ -67,11 +67,12 @@ type Report struct {
 // Finding is a finding as the report holds it.
 type Finding struct {
 	analyze.Finding
-	// ConnectionsOmitted counts the finding's connections (connections)
-	// that the report's connections and timelines leave out: those past
-	// the caps (100 per finding, 2,000 in all, evidence first), with
-	// connections_included "named", or all of them with "none"; absent
-	// when none is left out (always with "all").
+	// ConnectionsOmitted counts the finding's connections that the
+	// report's connections and timelines leave out, and that its
+	// connections list therefore leaves out too (it lists those the
+	// report holds): those past the caps (100 per finding, 2,000 in all,
+	// evidence first), with connections_included "named", or all of them
+	// with "none"; absent when none is left out (always with "all").
 	ConnectionsOmitted int `json:"connections_omitted,omitempty"`
 }
 
@@ -645,7 +646,7 @@ func (r *Report) writeJSON(w io.Writer, compact bool) error {
 	default:
 		list(jw, "connections", r.Connections)
 	}
-	list(jw, "findings", r.Findings)
+	list(jw, "findings", r.jsonFindings())
 	jw.field("tables", &r.Tables, false)
 	switch {
 	case all:
@@ -889,4 +890,31 @@ func (r *Report) poolCounts() *poolSketch {
 		}
 	}
 	return &s
+}
+
+// jsonFindings returns the findings as the JSON report holds them: in a
+// Builder's report that does not hold every connection, each finding
+// lists only its connections the report holds (connections_omitted
+// counts the others), so that a finding naming a million connections
+// does not make the report hold a million ids; the other renderers read
+// the whole lists.
+func (r *Report) jsonFindings() []Finding {
+	if r.src == nil || r.ConnectionsIncluded == ConnsAll {
+		return r.Findings
+	}
+	out := slices.Clone(r.Findings)
+	for i := range out {
+		f := &out[i]
+		if f.ConnectionsOmitted == 0 {
+			continue
+		}
+		kept := make([]event.ConnID, 0, len(f.Connections)-f.ConnectionsOmitted)
+		for _, id := range f.Connections {
+			if r.ConnectionsIncluded == ConnsNamed && r.include[id] {
+				kept = append(kept, id)
+			}
+		}
+		f.Connections = kept
+	}
+	return out
 }

@@ -154,7 +154,7 @@ func wholeOf(r *Report) any {
 		Findings            []Finding      `json:"findings"`
 		Tables              analyze.Tables `json:"tables"`
 		Timelines           []Timeline     `json:"timelines"`
-	}{r.Schema, r.ConnectionsIncluded, r.Captures, r.Connections, r.Findings, r.Tables, r.allTimelines()}
+	}{r.Schema, r.ConnectionsIncluded, r.Captures, r.Connections, r.jsonFindings(), r.Tables, r.allTimelines()}
 	if r.src != nil {
 		v.Connections = r.raw
 	}

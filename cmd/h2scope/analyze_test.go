@@ -38,32 +38,20 @@ type reportOut struct {
 }
 
 // namedConns returns the ids of the connections a default report holds:
-// those the evidence cites and the first 100 each finding names (no
-// capture here reaches the cap of 2,000 in all), in order; and checks
-// each finding's count of the others.
+// those the findings list (their first 100 each, the others counted in
+// connections_omitted) and those their evidence cites, in order.
 func (rep *reportOut) namedConns(t *testing.T) []int {
 	t.Helper()
 	in := map[int]bool{}
 	for _, f := range rep.Findings {
-		for _, id := range f.Connections[:min(len(f.Connections), 100)] {
+		for _, id := range f.Connections {
 			in[id] = true
 		}
 		for _, e := range f.Evidence {
 			in[e.Conn] = true
 		}
-	}
-	if len(in) > 2000 {
-		t.Fatalf("%d connections named: the test does not apply the cap of 2,000", len(in))
-	}
-	for _, f := range rep.Findings {
-		omitted := 0
-		for _, id := range f.Connections {
-			if !in[id] {
-				omitted++
-			}
-		}
-		if f.ConnectionsOmitted != omitted {
-			t.Errorf("%s: connections_omitted %d, want %d", f.Kind, f.ConnectionsOmitted, omitted)
+		if f.ConnectionsOmitted > 0 && len(f.Connections) < 100 {
+			t.Errorf("%s: %d connections listed, %d omitted", f.Kind, len(f.Connections), f.ConnectionsOmitted)
 		}
 	}
 	ids := make([]int, 0, len(in))
