@@ -60,9 +60,22 @@ var grpcStatusOfReset = map[string]string{
 
 // stormReset is one counted RST_STREAM with its connection.
 type stormReset struct {
-	conn *Conn
+	conn *stormRef
 	Reset
 }
+
+// stormRef is what rst_storm keeps of a connection besides its resets.
+type stormRef struct {
+	id     event.ConnID
+	server netip.AddrPort
+	// span is the connection's lifetime when observed; reasons its
+	// confidence reasons, those of its final summary once it finished.
+	span    time.Duration
+	reasons connReasons
+}
+
+// ID returns the connection's id.
+func (r *stormRef) ID() event.ConnID { return r.id }
 
 // rstStorm reports bursts of HTTP/2 RST_STREAM frames.
 //
@@ -106,6 +119,9 @@ type rstStorm struct {
 	found []pending
 	// servers holds, per server, the connections with resets.
 	servers map[netip.AddrPort]*stormServer
+	// unfinished holds the connections kept in servers that did not
+	// finish yet: final brings their reasons up to date.
+	unfinished map[event.ConnID]*stormRef
 }
 
 // stormServer is what rst_storm keeps of one server's connections.
@@ -118,7 +134,7 @@ type stormServer struct {
 
 // stormConn is what rst_storm keeps of one connection with resets.
 type stormConn struct {
-	c *Conn
+	c *stormRef
 	// rs are its counted resets in frame order; noErr counts the
 	// NO_ERROR ones left out, dropped those past the Collector's bound.
 	rs             []stormReset
@@ -136,7 +152,7 @@ type stormConn struct {
 
 // rapid is a client RST_STREAM right after its stream's HEADERS.
 type rapid struct {
-	conn    *Conn
+	conn    *stormRef
 	stream  uint32
 	code    string
 	req     event.Ref
@@ -168,6 +184,10 @@ func (d *rstStorm) observe(c *Conn) {
 		srv.stormy, srv.conns = true, nil
 	case !srv.stormy:
 		srv.conns = append(srv.conns, sc)
+		if d.unfinished == nil {
+			d.unfinished = map[event.ConnID]*stormRef{}
+		}
+		d.unfinished[sc.c.id] = sc.c
 	}
 }
 
@@ -203,7 +223,8 @@ func (d *rstStorm) findings(in *capture) []Finding {
 
 // newStormConn gathers what rst_storm keeps of c, which has resets.
 func newStormConn(cfg RSTStormConfig, c *Conn) *stormConn {
-	sc := &stormConn{c: c, dropped: c.Records.ResetsDropped, grpc: c.App != nil && len(c.App.Calls) > 0}
+	ref := &stormRef{id: c.ID(), server: c.Server(), span: c.TCP.LastTS.Sub(c.TCP.FirstTS), reasons: reasonsOf(c)}
+	sc := &stormConn{c: ref, dropped: c.Records.ResetsDropped, grpc: c.App != nil && len(c.App.Calls) > 0}
 	if sc.grpc {
 		for i := range c.App.Calls {
 			call := &c.App.Calls[i]
@@ -215,7 +236,7 @@ func newStormConn(cfg RSTStormConfig, c *Conn) *stormConn {
 			}
 		}
 	}
-	sc.rs, sc.noErr = countedResets(c)
+	sc.rs, sc.noErr = countedResets(c, ref)
 	// Rapid resets: the client's RST_STREAM right after its HEADERS.
 	reqs := map[uint32]event.Ref{}
 	for _, x := range c.Records.Exchanges {
@@ -234,7 +255,7 @@ func newStormConn(cfg RSTStormConfig, c *Conn) *stormConn {
 		d := r.Ref.TS.Sub(req.TS)
 		sc.delays = append(sc.delays, ms(d))
 		if d >= 0 && d <= cfg.RapidReset {
-			sc.rapids = append(sc.rapids, rapid{c, r.Stream, codeOf(c, r.Stream, r.Ref), req, r.Ref, d})
+			sc.rapids = append(sc.rapids, rapid{ref, r.Stream, codeOf(c, r.Stream, r.Ref), req, r.Ref, d})
 		}
 	}
 	return sc
@@ -242,13 +263,13 @@ func newStormConn(cfg RSTStormConfig, c *Conn) *stormConn {
 
 // countedResets returns c's resets other than NO_ERROR, and how many
 // NO_ERROR resets it left out.
-func countedResets(c *Conn) (rs []stormReset, noErr int) {
+func countedResets(c *Conn, ref *stormRef) (rs []stormReset, noErr int) {
 	for _, r := range c.Records.Resets {
 		if r.Code == "NO_ERROR" {
 			noErr++
 			continue
 		}
-		rs = append(rs, stormReset{conn: c, Reset: r})
+		rs = append(rs, stormReset{conn: ref, Reset: r})
 	}
 	return rs, noErr
 }
@@ -274,9 +295,10 @@ func peakWindow(rs []stormReset, w time.Duration) (lo, hi int) {
 // stormFinding builds the finding of a storm over conns: rs are their
 // counted resets in time order, [lo, hi) the busiest window.
 func stormFinding(in *capture, cfg RSTStormConfig, scs []*stormConn, rs []stormReset, lo, hi, noErr int) Finding {
-	conns := make([]*Conn, len(scs))
+	conns := make([]*stormRef, len(scs))
+	reasons := make([]connReasons, len(scs))
 	for i, sc := range scs {
-		conns[i] = sc.c
+		conns[i], reasons[i] = sc.c, sc.c.reasons
 	}
 	m := map[string]any{
 		"resets":      len(rs),
@@ -336,7 +358,7 @@ func stormFinding(in *capture, cfg RSTStormConfig, scs []*stormConn, rs []stormR
 	}
 	span := rs[len(rs)-1].Ref.TS.Sub(rs[0].Ref.TS)
 	if len(conns) == 1 {
-		span = conns[0].TCP.LastTS.Sub(conns[0].TCP.FirstTS)
+		span = conns[0].span
 	}
 	span = max(span, cfg.Window)
 	rate := float64(len(rs)) / span.Seconds()
@@ -392,7 +414,7 @@ func stormFinding(in *capture, cfg RSTStormConfig, scs []*stormConn, rs []stormR
 	}
 	where := fmt.Sprintf("on connection %d", conns[0].ID())
 	if len(conns) > 1 {
-		where = fmt.Sprintf("to server %s across %d connections", conns[0].Server(), len(conns))
+		where = fmt.Sprintf("to server %s across %d connections", conns[0].server, len(conns))
 		m["connections"] = len(conns)
 	}
 	over := "over the connection"
@@ -412,7 +434,7 @@ func stormFinding(in *capture, cfg RSTStormConfig, scs []*stormConn, rs []stormR
 		}
 		f.Summary += "; gRPC clients saw " + strings.Join(parts, ", ")
 	}
-	f.Confidence = confidence(in, conns...)
+	f.Confidence = confidenceOf(in, reasons...)
 	if dropped > 0 {
 		f.Confidence = f.Confidence.with(fmt.Sprintf("%d RST_STREAM frames past the collector's bound not examined", dropped))
 	}
@@ -493,11 +515,22 @@ func fmtRate(r float64) string {
 	return fmt.Sprintf("%.1f", r)
 }
 
-func (d *rstStorm) final(*Conn) {}
+func (d *rstStorm) final(c *Conn) {
+	if r := d.unfinished[c.ID()]; r != nil {
+		r.reasons = reasonsOf(c)
+		delete(d.unfinished, c.ID())
+	}
+}
 
 func (d *rstStorm) merge(o detector) {
 	od := o.(*rstStorm)
 	d.found = append(d.found, od.found...)
+	for id, r := range od.unfinished {
+		if d.unfinished == nil {
+			d.unfinished = map[event.ConnID]*stormRef{}
+		}
+		d.unfinished[id] = r
+	}
 	for addr, os := range od.servers {
 		srv := d.servers[addr]
 		switch {
