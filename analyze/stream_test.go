@@ -36,8 +36,10 @@ func TestStreamMatchesRun(t *testing.T) {
 			}
 			want, _ := analyzeCapture(t, name)
 			seen := map[event.ConnID]int{}
+			var conns []*Conn
 			got, in, err := Stream(context.Background(), []string{path}, opts(), DefaultConfig(), func(c *Conn) {
 				seen[c.ID()]++
+				conns = append(conns, c)
 				if c.Records == nil {
 					t.Errorf("connection %d: released before OnConn", c.ID())
 				}
@@ -45,7 +47,10 @@ func TestStreamMatchesRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, c := range in.Conns {
+			if len(in.Conns) != 0 {
+				t.Errorf("the Input holds %d connections, want none (the analysis keeps none)", len(in.Conns))
+			}
+			for _, c := range conns {
 				if seen[c.ID()] != 1 {
 					t.Errorf("connection %d: OnConn called %d times, want 1", c.ID(), seen[c.ID()])
 				}
@@ -53,8 +58,8 @@ func TestStreamMatchesRun(t *testing.T) {
 					t.Errorf("connection %d: records not released", c.ID())
 				}
 			}
-			if len(seen) != len(in.Conns) {
-				t.Errorf("OnConn saw %d connections, the Input holds %d", len(seen), len(in.Conns))
+			if _, all := analyzeCapture(t, name); len(seen) != len(all.Conns) {
+				t.Errorf("OnConn saw %d connections, Run %d", len(seen), len(all.Conns))
 			}
 			wb, _ := json.Marshal(want)
 			gb, _ := json.Marshal(got)
