@@ -70,9 +70,21 @@ func answered(x *Exchange) bool {
 	return x.Status != 0 || x.Response != nil || x.ResponseEnd != nil
 }
 
+// kaRef is what keepalive keeps of a connection it cites: its id, and
+// the server's first RST and the confidence reasons, brought up to date
+// when the connection finishes.
+type kaRef struct {
+	id      event.ConnID
+	rst     *event.Ref
+	reasons connReasons
+}
+
+// ID returns the connection's id.
+func (r *kaRef) ID() event.ConnID { return r.id }
+
 // kaRace is one request that crossed the server's close.
 type kaRace struct {
-	c     *Conn
+	c     *kaRef
 	x     *Exchange
 	sc    *serverClose
 	delta time.Duration // request time minus close time
@@ -81,7 +93,7 @@ type kaRace struct {
 
 // kaIdle is one server close after an idle gap.
 type kaIdle struct {
-	c    *Conn
+	c    *kaRef
 	sc   *serverClose
 	last *event.Ref // end of the last exchange (or the handshake)
 	gap  time.Duration
@@ -95,7 +107,7 @@ type kaGroup struct {
 	races       []kaRace
 	reuseGaps   []time.Duration // idle time before a reused connection's next request
 	reuseMax    *Exchange       // the request after the longest reuse gap
-	reuseConn   *Conn
+	reuseConn   *kaRef
 	reuseMaxGap time.Duration
 	clientIdle  []time.Duration // idle time before the client closed
 	advertised  int             // Keep-Alive timeout= seconds (largest seen)
@@ -142,6 +154,9 @@ type kaGroup struct {
 type keepalive struct {
 	cfg    KeepaliveConfig
 	groups map[kaKey]*kaGroup
+	// unfinished holds the connections cited that did not finish yet:
+	// final brings their refs up to date.
+	unfinished map[event.ConnID]*kaRef
 }
 
 // kaKey identifies a keepalive group.
@@ -159,9 +174,16 @@ func (d *keepalive) observe(c *Conn) {
 	// no group.
 	k := kaKey{c.Client(), c.Server()}
 	g := &kaGroup{client: k.client, server: k.server}
-	kaConn(d.cfg, g, c)
+	ref := &kaRef{id: c.ID(), rst: c.RST[event.S2C], reasons: reasonsOf(c)}
+	kaConn(d.cfg, g, c, ref)
 	if g.empty() {
 		return
+	}
+	if len(g.idles) > 0 || len(g.races) > 0 || g.reuseConn == ref {
+		if d.unfinished == nil {
+			d.unfinished = map[event.ConnID]*kaRef{}
+		}
+		d.unfinished[ref.id] = ref
 	}
 	if d.groups == nil {
 		d.groups = map[kaKey]*kaGroup{}
@@ -199,7 +221,7 @@ func (d *keepalive) findings(in *capture) []Finding {
 }
 
 // kaConn adds one connection's facts to its group.
-func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn) {
+func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn, ref *kaRef) {
 	h1 := c.App != nil && c.App.HTTP1 != nil
 	if h1 {
 		g.advertised = max(g.advertised, c.App.HTTP1.KeepAliveTimeout)
@@ -227,7 +249,7 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn) {
 			g.reuseGaps = append(g.reuseGaps, gap)
 			if g.reuseMax == nil || gap > g.reuseMaxGap || gap == g.reuseMaxGap && c.ID() < g.reuseConn.ID() {
 				v := *x // a copy: c's exchanges are released
-				g.reuseMax, g.reuseConn, g.reuseMaxGap = &v, c, gap
+				g.reuseMax, g.reuseConn, g.reuseMaxGap = &v, ref, gap
 			}
 		}
 		if busyUntil == nil || e.TS.After(busyUntil.TS) {
@@ -273,7 +295,7 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn) {
 			(sc.what == "GOAWAY" || (srst != nil && srst.Frame >= s.Frame))
 		if after || before {
 			v := *x // a copy: c's exchanges are released
-			g.races = append(g.races, kaRace{c: c, x: &v, sc: sc, delta: d, lost: !answered(x)})
+			g.races = append(g.races, kaRace{c: ref, x: &v, sc: sc, delta: d, lost: !answered(x)})
 			raced = true
 			continue
 		}
@@ -302,7 +324,7 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn) {
 	if sc.what == "GOAWAY" && !raced {
 		g.goaway++
 	}
-	g.idles = append(g.idles, kaIdle{c: c, sc: sc, last: last, gap: gap})
+	g.idles = append(g.idles, kaIdle{c: ref, sc: sc, last: last, gap: gap})
 }
 
 func kaFinding(in *capture, cfg KeepaliveConfig, g *kaGroup) (Finding, bool) {
@@ -389,7 +411,7 @@ func kaFinding(in *capture, cfg KeepaliveConfig, g *kaGroup) (Finding, bool) {
 	}
 	f.Metrics = m
 
-	var involved []*Conn
+	var involved []*kaRef
 	for _, r := range g.races {
 		involved = append(involved, r.c)
 		f.Evidence = append(f.Evidence, evidence(r.c.ID(), 0, r.sc.ref, fmt.Sprintf("server %s closes the connection", r.sc.what)))
@@ -409,7 +431,7 @@ func kaFinding(in *capture, cfg KeepaliveConfig, g *kaGroup) (Finding, bool) {
 		if r.x.Stream > 0 {
 			f.Streams = append(f.Streams, StreamRef{Conn: r.c.ID(), Stream: r.x.Stream})
 		}
-		if rst := r.c.RST[event.S2C]; rst != nil && rst.Frame >= req.Frame {
+		if rst := r.c.rst; rst != nil && rst.Frame >= req.Frame {
 			f.Evidence = append(f.Evidence, evidence(r.c.ID(), 0, *rst, "server RST answers the request on the closed connection"))
 		}
 	}
@@ -427,10 +449,12 @@ func kaFinding(in *capture, cfg KeepaliveConfig, g *kaGroup) (Finding, bool) {
 			f.Evidence = append(f.Evidence, evidence(g.reuseConn.ID(), g.reuseMax.Stream, *s, fmt.Sprintf("request %s %s reuses the connection after %s idle", g.reuseMax.Method, g.reuseMax.Path, roundDur(rmax))))
 		}
 	}
-	for _, c := range involved {
+	reasons := make([]connReasons, len(involved))
+	for i, c := range involved {
 		f.Connections = append(f.Connections, c.ID())
+		reasons[i] = c.reasons
 	}
-	f.Confidence = confidence(in, involved...)
+	f.Confidence = confidenceOf(in, reasons...)
 	if g.unknown > 0 {
 		f.Confidence = f.Confidence.with(fmt.Sprintf("TLS not decrypted on %d connection(s): their idle gaps and races are unknown", g.unknown))
 	}
@@ -464,9 +488,20 @@ func kaRemedy(g *kaGroup, timeout time.Duration) string {
 	return b.String()
 }
 
-func (d *keepalive) final(*Conn) {}
+func (d *keepalive) final(c *Conn) {
+	if r := d.unfinished[c.ID()]; r != nil {
+		r.rst, r.reasons = c.RST[event.S2C], reasonsOf(c)
+		delete(d.unfinished, c.ID())
+	}
+}
 
 func (d *keepalive) merge(o detector) {
+	for id, r := range o.(*keepalive).unfinished {
+		if d.unfinished == nil {
+			d.unfinished = map[event.ConnID]*kaRef{}
+		}
+		d.unfinished[id] = r
+	}
 	for k, og := range o.(*keepalive).groups {
 		if d.groups == nil {
 			d.groups = map[kaKey]*kaGroup{}
