@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -236,4 +237,37 @@ func TestAnalysisOf(t *testing.T) {
 	if h2FlagsOf("ACK")&http2.FlagAck == 0 || h2FlagsOf("END_STREAM") != 0 {
 		t.Error("h2FlagsOf")
 	}
+}
+
+// TestStateHeapFlat checks that the analysis state stops growing with
+// the connections it folds once its pools are past their bounds: the
+// live heap after 60,000 more short connections of one pool grows by
+// less than 32 bytes a connection (keepalive's client idle times, 8
+// bytes each, are the one list left that grows).
+func TestStateHeapFlat(t *testing.T) {
+	if testing.Short() {
+		t.Skip("folds 120,000 connections")
+	}
+	s := NewState(DefaultConfig())
+	const n = 60000
+	heap := func() uint64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	for i := range n {
+		s.Observe(oneRequestConn(event.ConnID(i), "10.0.0.5", i))
+	}
+	before := heap()
+	for i := n; i < 2*n; i++ {
+		s.Observe(oneRequestConn(event.ConnID(i), "10.0.0.5", i))
+	}
+	after := heap()
+	per := (float64(after) - float64(before)) / n
+	t.Logf("live heap %d → %d bytes: %.1f bytes per further connection", before, after, per)
+	if per > 32 {
+		t.Errorf("the state grows by %.1f bytes per connection, want < 32", per)
+	}
+	runtime.KeepAlive(s)
 }
