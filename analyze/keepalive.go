@@ -105,16 +105,16 @@ type kaGroup struct {
 	server      netip.AddrPort
 	idles       []kaIdle
 	races       []kaRace
-	reuseGaps   []time.Duration // idle time before a reused connection's next request
-	reuseMax    *Exchange       // the request after the longest reuse gap
+	reuseGaps   durSet    // idle time before a reused connection's next request
+	reuseMax    *Exchange // the request after the longest reuse gap
 	reuseConn   *kaRef
 	reuseMaxGap time.Duration
-	clientIdle  []time.Duration // idle time before the client closed
-	advertised  int             // Keep-Alive timeout= seconds (largest seen)
-	closeAsked  int             // server closes after Connection: close
-	goaway      int             // server closes with a GOAWAY and nothing lost
-	pings       int             // client PINGs (HTTP/2 health checks)
-	unknown     int             // connections whose requests are unknown
+	clientIdle  durSet // idle time before the client closed
+	advertised  int    // Keep-Alive timeout= seconds (largest seen)
+	closeAsked  int    // server closes after Connection: close
+	goaway      int    // server closes with a GOAWAY and nothing lost
+	pings       int    // client PINGs (HTTP/2 health checks)
+	unknown     int    // connections whose requests are unknown
 }
 
 // keepalive reports servers that close idle connections
@@ -197,8 +197,8 @@ func (d *keepalive) observe(c *Conn) {
 
 // empty reports whether g holds no fact.
 func (g *kaGroup) empty() bool {
-	return len(g.idles) == 0 && len(g.races) == 0 && len(g.reuseGaps) == 0 && g.reuseMax == nil &&
-		len(g.clientIdle) == 0 && g.advertised == 0 && g.closeAsked == 0 && g.goaway == 0 && g.pings == 0 && g.unknown == 0
+	return len(g.idles) == 0 && len(g.races) == 0 && g.reuseGaps.n == 0 && g.reuseMax == nil &&
+		g.clientIdle.n == 0 && g.advertised == 0 && g.closeAsked == 0 && g.goaway == 0 && g.pings == 0 && g.unknown == 0
 }
 
 func (d *keepalive) findings(in *capture) []Finding {
@@ -246,7 +246,7 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn, ref *kaRef) {
 		}
 		if busyUntil != nil && s.TS.After(busyUntil.TS) && answered(x) {
 			gap := s.TS.Sub(busyUntil.TS)
-			g.reuseGaps = append(g.reuseGaps, gap)
+			g.reuseGaps.add(gap)
 			if g.reuseMax == nil || gap > g.reuseMaxGap || gap == g.reuseMaxGap && c.ID() < g.reuseConn.ID() {
 				v := *x // a copy: c's exchanges are released
 				g.reuseMax, g.reuseConn, g.reuseMaxGap = &v, ref, gap
@@ -261,7 +261,7 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn, ref *kaRef) {
 	if sc == nil {
 		// The client closed first: how long it kept the connection idle.
 		if fin := c.FIN[event.C2S]; fin != nil && c.TCP.Close == tcp.CloseFINClient && busyUntil != nil && fin.TS.After(busyUntil.TS) {
-			g.clientIdle = append(g.clientIdle, fin.TS.Sub(busyUntil.TS))
+			g.clientIdle.add(fin.TS.Sub(busyUntil.TS))
 		}
 		return
 	}
@@ -344,9 +344,8 @@ func kaFinding(in *capture, cfg KeepaliveConfig, g *kaGroup) (Finding, bool) {
 			timeout, source = adv, "advertised"
 		}
 	}
-	reuse := slices.Clone(g.reuseGaps)
-	_, rmed, rmax := durationStats(reuse)
-	_, cmed, _ := durationStats(slices.Clone(g.clientIdle))
+	_, rmed, rmax, rest := g.reuseGaps.stats()
+	_, cmed, _, cest := g.clientIdle.stats()
 	lost := 0
 	for _, r := range g.races {
 		if r.lost {
@@ -403,11 +402,14 @@ func kaFinding(in *capture, cfg KeepaliveConfig, g *kaGroup) (Finding, bool) {
 	if g.advertised > 0 {
 		m["server_advertised_timeout_ms"] = float64(g.advertised) * 1000
 	}
-	if len(reuse) > 0 {
+	if g.reuseGaps.n > 0 {
 		m["client_reuse_gap_median_ms"], m["client_reuse_gap_max_ms"] = ms(rmed), ms(rmax)
 	}
-	if len(g.clientIdle) > 0 {
+	if g.clientIdle.n > 0 {
 		m["client_idle_close_median_ms"] = ms(cmed)
+	}
+	if rest || cest {
+		m["estimated"] = fmt.Sprintf("client_reuse_gap_median_ms and client_idle_close_median_ms are estimated from a quantile sketch past %d values (relative error at most %g%%)", hsExact, 100*sketchAlpha)
 	}
 	f.Metrics = m
 
@@ -520,12 +522,12 @@ func (d *keepalive) merge(o detector) {
 func (g *kaGroup) merge(o *kaGroup) {
 	g.idles = append(g.idles, o.idles...)
 	g.races = append(g.races, o.races...)
-	g.reuseGaps = append(g.reuseGaps, o.reuseGaps...)
+	g.reuseGaps.merge(&o.reuseGaps)
 	if o.reuseMax != nil && (g.reuseMax == nil || o.reuseMaxGap > g.reuseMaxGap ||
 		o.reuseMaxGap == g.reuseMaxGap && o.reuseConn.ID() < g.reuseConn.ID()) {
 		g.reuseMax, g.reuseConn, g.reuseMaxGap = o.reuseMax, o.reuseConn, o.reuseMaxGap
 	}
-	g.clientIdle = append(g.clientIdle, o.clientIdle...)
+	g.clientIdle.merge(&o.clientIdle)
 	g.advertised = max(g.advertised, o.advertised)
 	g.closeAsked += o.closeAsked
 	g.goaway += o.goaway

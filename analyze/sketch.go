@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"math"
 	"slices"
+	"time"
 )
 
 // sketchAlpha is the relative error of a quantileSketch's values.
@@ -126,4 +127,70 @@ func (s *quantileSketch) countAbove(x float64) int {
 		n += s.zeros
 	}
 	return n
+}
+
+// durSet holds durations for their minimum, median and maximum: every
+// one up to hsExact, then a quantileSketch of them (in nanoseconds) with
+// the exact minimum and maximum. It merges.
+type durSet struct {
+	exact  []time.Duration
+	sk     *quantileSketch
+	n      int
+	lo, hi time.Duration
+}
+
+func (d *durSet) add(vs ...time.Duration) {
+	for _, v := range vs {
+		if d.n == 0 || v < d.lo {
+			d.lo = v
+		}
+		if d.n == 0 || v > d.hi {
+			d.hi = v
+		}
+		d.n++
+		if d.sk != nil {
+			d.sk.add(float64(v))
+			continue
+		}
+		d.exact = append(d.exact, v)
+		if len(d.exact) > hsExact {
+			d.sk = &quantileSketch{}
+			for _, x := range d.exact {
+				d.sk.add(float64(x))
+			}
+			d.exact = nil
+		}
+	}
+}
+
+func (d *durSet) merge(o *durSet) {
+	if o.sk == nil {
+		d.add(o.exact...)
+		return
+	}
+	if d.n == 0 || o.lo < d.lo {
+		d.lo = o.lo
+	}
+	if d.n == 0 || o.hi > d.hi {
+		d.hi = o.hi
+	}
+	if d.sk == nil {
+		d.sk = &quantileSketch{}
+		for _, x := range d.exact {
+			d.sk.add(float64(x))
+		}
+		d.exact = nil
+	}
+	d.n += o.n
+	d.sk.merge(o.sk)
+}
+
+// stats returns durationStats of the durations, the median estimated
+// (relative error sketchAlpha) when estimated is set.
+func (d *durSet) stats() (lo, mid, hi time.Duration, estimated bool) {
+	if d.sk == nil {
+		lo, mid, hi = durationStats(slices.Clone(d.exact))
+		return lo, mid, hi, false
+	}
+	return d.lo, time.Duration(d.sk.median()), d.hi, true
 }
