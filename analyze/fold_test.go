@@ -270,3 +270,28 @@ func TestStateHeapFlat(t *testing.T) {
 	}
 	runtime.KeepAlive(s)
 }
+
+// TestDurSet checks durSet past hsExact: exact minimum and maximum, the
+// median within the sketch's bound, and the same figures when merged
+// from parts.
+func TestDurSet(t *testing.T) {
+	var whole durSet
+	parts := make([]durSet, 3)
+	var all []time.Duration
+	for i := range 3 * hsExact {
+		v := time.Duration(1+i%1000) * time.Millisecond
+		all = append(all, v)
+		whole.add(v)
+		parts[i%3].add(v)
+	}
+	parts[2].merge(&parts[0])
+	parts[1].merge(&parts[2])
+	lo, mid, hi, est := whole.stats()
+	wlo, wmid, whi := durationStats(slices.Clone(all))
+	if !est || lo != wlo || hi != whi || math.Abs(float64(mid-wmid))/float64(wmid) > sketchAlpha {
+		t.Errorf("stats = %v %v %v %v, want %v %v %v estimated", lo, mid, hi, est, wlo, wmid, whi)
+	}
+	if mlo, mmid, mhi, _ := parts[1].stats(); mlo != lo || mmid != mid || mhi != hi {
+		t.Errorf("merged stats = %v %v %v, want %v %v %v", mlo, mmid, mhi, lo, mid, hi)
+	}
+}
