@@ -357,13 +357,25 @@ func (a *appConn) close(dir event.Dir, reset bool, at event.Ref) {
 		if a.rpc != nil {
 			a.rpc.Finish(at)
 		}
-		if !a.inner && a.settled == nil {
+		if !a.inner && a.settled == nil && !a.holdsStreams() {
 			// Both directions are over: what the dissectors found is
-			// final. Keep it and let them go.
+			// final. Keep it and let them go. HTTP/2 and gRPC keep
+			// their stream and call records encoded until the handover:
+			// decoded here they would be held, several times larger,
+			// for the tracker's grace period.
 			a.settled = a.build()
 			a.h1, a.h2, a.tls, a.rpc, a.plain, a.tunnel = nil, nil, nil, nil, nil, nil
 		}
 	}
+}
+
+// holdsStreams reports whether a's dissectors hold HTTP/2 stream or gRPC
+// call records, directly or inside TLS or a tunnel.
+func (a *appConn) holdsStreams() bool {
+	if a == nil {
+		return false
+	}
+	return a.h2 != nil || a.rpc != nil || a.plain.holdsStreams() || a.tunnel.holdsStreams()
 }
 
 // app returns the connection's application summary.
