@@ -9,11 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime/debug"
 	"time"
 
 	"github.com/h2scope/h2scope/analyze"
 	"github.com/h2scope/h2scope/dissect/capture"
+	"github.com/h2scope/h2scope/internal/version"
 	"github.com/h2scope/h2scope/report"
 )
 
@@ -114,30 +114,7 @@ func optionsKey(o *Options) string {
 // Version returns the h2scope version as the Go toolchain stamped it in the
 // binary, as h2scope --version shows it: the module version, and the VCS
 // revision with "(modified)" when the work tree had changes.
-func Version() string {
-	v, rev, modified := "", "", false
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		v = bi.Main.Version
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				rev = s.Value
-			case "vcs.modified":
-				modified = s.Value == "true"
-			}
-		}
-	}
-	if v == "" {
-		v = "(devel)"
-	}
-	if rev != "" {
-		v += " revision " + rev
-		if modified {
-			v += " (modified)"
-		}
-	}
-	return v
-}
+func Version() string { return version.Read().String() }
 
 // captureExt matches what keyLogName strips from a capture file's name.
 var captureExt = regexp.MustCompile(`(?i)(\.(pcapng|pcap|cap)[0-9]*)?(\.gz|\.zst)?$`)

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/h2scope/h2scope/analyze"
+	"github.com/h2scope/h2scope/internal/version"
 )
 
 // A commandDoc is what `h2scope CMD -h` prints before the flags.
@@ -293,30 +293,14 @@ func printFlag(w io.Writer, indent, prefix string, f *flag.Flag) {
 // printVersion prints the module version and the VCS revision, time and
 // modified flag h2scope was built from, as the Go toolchain stamped them.
 func printVersion(w io.Writer) {
-	v, rev, at, modified := "(unknown)", "", "", false
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		v = bi.Main.Version
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				rev = s.Value
-			case "vcs.time":
-				at = s.Value
-			case "vcs.modified":
-				modified = s.Value == "true"
-			}
+	v := version.Read()
+	fmt.Fprintf(w, "h2scope %s", v.Module)
+	if v.Revision != "" {
+		fmt.Fprintf(w, " revision %s", v.Revision)
+		if v.Time != "" {
+			fmt.Fprintf(w, " of %s", v.Time)
 		}
-	}
-	if v == "" {
-		v = "(devel)"
-	}
-	fmt.Fprintf(w, "h2scope %s", v)
-	if rev != "" {
-		fmt.Fprintf(w, " revision %s", rev)
-		if at != "" {
-			fmt.Fprintf(w, " of %s", at)
-		}
-		if modified {
+		if v.Modified {
 			fmt.Fprint(w, " (modified)")
 		}
 	}
