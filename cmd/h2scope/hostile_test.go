@@ -208,6 +208,24 @@ func TestHostileInert(t *testing.T) {
 // unsafeRune reports whether r, raw in an output, would act on a terminal
 // or an editor: C0 controls but newline, DEL, C1 controls, the line and
 // paragraph separators, and the bidi overrides and isolates.
+// checkInert reports the first invalid UTF-8 byte and the first raw
+// control, separator or bidi rune (unsafeRune) in out, the output name.
+func checkInert(t *testing.T, name, out string) {
+	t.Helper()
+	for i, r := range out {
+		if r == utf8.RuneError && !strings.HasPrefix(out[i:], "\ufffd") {
+			t.Errorf("%s: invalid UTF-8 at byte %d: %q", name, i, out[max(0, i-60):min(len(out), i+20)])
+			break
+		}
+	}
+	for i, r := range out {
+		if unsafeRune(r) {
+			t.Errorf("%s: raw %U at byte %d: %q", name, r, i, out[max(0, i-60):min(len(out), i+20)])
+			break
+		}
+	}
+}
+
 func unsafeRune(r rune) bool {
 	return r < 0x20 && r != '\n' || r == 0x7f || r >= 0x80 && r <= 0x9f || r == 0x2028 || r == 0x2029 ||
 		r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
@@ -294,18 +312,7 @@ func TestHostileControls(t *testing.T) {
 				outs = hostileOutputs(t, "--no-redact")
 			}
 			for name, out := range outs {
-				for i, r := range out {
-					if r == utf8.RuneError && !strings.HasPrefix(out[i:], "\ufffd") {
-						t.Errorf("%s: invalid UTF-8 at byte %d: %q", name, i, out[max(0, i-60):min(len(out), i+20)])
-						break
-					}
-				}
-				for i, r := range out {
-					if unsafeRune(r) {
-						t.Errorf("%s: raw %U at byte %d: %q", name, r, i, out[max(0, i-60):min(len(out), i+20)])
-						break
-					}
-				}
+				checkInert(t, name, out)
 				if n := strings.Count(out, "gnp.exe"); n > 300 {
 					t.Errorf("%s: %d copies of the controlled string: a big value is copied whole (%d copies)", name, n, 73728/len(hostileCtl))
 				}
