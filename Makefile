@@ -100,6 +100,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzCallRoundTrip -fuzztime $(FUZZTIME) ./dissect/grpc
 	$(GO) test -run '^$$' -fuzz FuzzRecords -fuzztime $(FUZZTIME) ./dissect/tls
 	$(GO) test -run '^$$' -fuzz FuzzDecrypt -fuzztime $(FUZZTIME) ./dissect/tls
+	$(GO) test -run '^$$' -fuzz FuzzKeyLog -fuzztime $(FUZZTIME) ./dissect/tls
 	$(GO) test -run '^$$' -fuzz FuzzAnalyze -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./analyze
 	$(GO) test -run '^$$' -fuzz FuzzTimelineStore -fuzztime $(FUZZTIME) ./report
 

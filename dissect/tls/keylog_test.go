@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -136,4 +137,29 @@ func equal(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// FuzzKeyLog reads arbitrary key logs whole and one byte at a time: never
+// a panic, the same secrets and the same complaints either way, and no
+// secret from a line longer than the longest line a key log can hold.
+func FuzzKeyLog(f *testing.F) {
+	random := strings.Repeat("ab", 32)
+	f.Add("CLIENT_RANDOM " + random + " " + strings.Repeat("cd", 48) + "\n")
+	f.Add("# comment\n\nCLIENT_TRAFFIC_SECRET_0 " + random + " " + strings.Repeat("0f", 32) + "\r\nSERVER_TRAFFIC_SECRET_0 " + random + " 00\n")
+	f.Add(strings.Repeat("x", 5000) + "\nCLIENT_RANDOM " + random + " " + strings.Repeat("cd", 48))
+	f.Add("CLIENT_RANDOM zz 00\nBOGUS a b\nCLIENT_RANDOM " + random + "\n")
+	f.Fuzz(func(t *testing.T, log string) {
+		whole, bytewise := tls.NewKeyLog(), tls.NewKeyLog()
+		n1, errs1 := whole.Read(strings.NewReader(log), "keys")
+		n2, errs2 := bytewise.Read(iotest.OneByteReader(strings.NewReader(log)), "keys")
+		if n1 != n2 || whole.Len() != bytewise.Len() || fmt.Sprint(errs1) != fmt.Sprint(errs2) {
+			t.Fatalf("whole: %d secrets %v; byte at a time: %d secrets %v", n1, errs1, n2, errs2)
+		}
+		if n1 < 0 || n1 > strings.Count(log, "\n")+1 {
+			t.Fatalf("%d secrets from %d lines", n1, strings.Count(log, "\n")+1)
+		}
+		if whole.Len() > n1 {
+			t.Fatalf("%d sessions from %d secrets", whole.Len(), n1)
+		}
+	})
 }
