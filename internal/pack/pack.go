@@ -1,7 +1,7 @@
 // Package pack stores finished records compactly: a record that will not
-// change again (an HTTP/2 stream or gRPC call that ended, a connection's
-// report timeline) is encoded into varints, and decoded again when it is
-// read (at the end of the connection, or when the report is written).
+// change again (an HTTP/2 stream or gRPC call that ended) is encoded into
+// varints, and decoded again when it is read (at the end of the
+// connection).
 //
 // A connection can carry hundreds of thousands of streams, and a
 // connection's records live as long as the connection does; in their Go
