@@ -175,25 +175,12 @@ func runSequential(ctx context.Context, r *capture.Reader, dec *layer.Decoder, s
 	nsecrets := 0
 	var seg layer.Segment
 	for {
-		if st.Packets&1023 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		p, err := r.Next()
+		p, err := nextPacket(ctx, r, st, s.opts.Progress, s.total)
 		if err == io.EOF {
 			return nil
 		}
 		if err != nil {
-			var e *Error
-			if errors.As(err, &e) {
-				st.Faults = append(st.Faults, e)
-				continue
-			}
 			return err
-		}
-		st.Packets++
-		st.Bytes += uint64(len(p.Data))
-		if s.opts.Progress != nil && st.Packets%ProgressInterval == 0 {
-			s.opts.Progress(r.BytesRead(), s.total)
 		}
 		if sec := r.Secrets(); len(sec) > nsecrets {
 			s.secrets(sec[nsecrets:])
@@ -206,6 +193,34 @@ func runSequential(ctx context.Context, r *capture.Reader, dec *layer.Decoder, s
 		seg.Ref = p.Ref
 		fingerprint(&seg)
 		s.segment(&seg)
+	}
+}
+
+// nextPacket returns the capture's next packet, counted in st, calling
+// progress every ProgressInterval packets. A located fault that cut a file
+// short is added to st.Faults and reading goes on past it. It returns
+// io.EOF at the end of the input, and ctx's error once ctx is done
+// (checked every 1024 packets).
+func nextPacket(ctx context.Context, r *capture.Reader, st *Stats, progress func(done, total int64), total int64) (*capture.Packet, error) {
+	for {
+		if st.Packets&1023 == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		p, err := r.Next()
+		if err != nil {
+			var e *Error
+			if err != io.EOF && errors.As(err, &e) {
+				st.Faults = append(st.Faults, e)
+				continue
+			}
+			return nil, err
+		}
+		st.Packets++
+		st.Bytes += uint64(len(p.Data))
+		if progress != nil && st.Packets%ProgressInterval == 0 {
+			progress(r.BytesRead(), total)
+		}
+		return p, nil
 	}
 }
 

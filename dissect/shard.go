@@ -2,7 +2,6 @@ package dissect
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -307,25 +306,12 @@ func dispatch(ctx context.Context, r *capture.Reader, dec *layer.Decoder, opts *
 		nsecrets int
 	)
 	for {
-		if st.Packets&1023 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		p, err := r.Next()
+		p, err := nextPacket(ctx, r, st, opts.Progress, total)
 		if err == io.EOF {
 			return nil
 		}
 		if err != nil {
-			var e *Error
-			if errors.As(err, &e) {
-				st.Faults = append(st.Faults, e)
-				continue
-			}
 			return err
-		}
-		st.Packets++
-		st.Bytes += uint64(len(p.Data))
-		if opts.Progress != nil && st.Packets%ProgressInterval == 0 {
-			opts.Progress(r.BytesRead(), total)
 		}
 		if sec := r.Secrets(); len(sec) > nsecrets {
 			sec = sec[nsecrets:len(sec):len(sec)]
