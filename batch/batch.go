@@ -557,14 +557,7 @@ func (r *runner) run(ctx context.Context, todo []*job, o *output, sum *Summary) 
 			e := &entry{off: o.size, n: int64(len(res.line)), key: j.c.key(), files: j.c.Files,
 				failed: res.failed, partial: len(res.faults) > 0}
 			for _, f := range res.findings {
-				if e.findings == nil {
-					e.findings = map[string][3]int{}
-				}
-				n := e.findings[f.Kind]
-				if f.Severity >= 0 && int(f.Severity) < len(n) {
-					n[f.Severity]++
-				}
-				e.findings[f.Kind] = n
+				e.countFinding(f.Kind, f.Severity)
 			}
 			if err := o.writeLine(res.line); err != nil {
 				return written, err

@@ -62,6 +62,18 @@ type entry struct {
 	findings map[string][3]int
 }
 
+// countFinding counts a finding of the line by kind and severity.
+func (e *entry) countFinding(kind string, sev analyze.Severity) {
+	if e.findings == nil {
+		e.findings = map[string][3]int{}
+	}
+	n := e.findings[kind]
+	if sev >= 0 && int(sev) < len(n) {
+		n[sev]++
+	}
+	e.findings[kind] = n
+}
+
 // readEntry parses a complete output line; ok is false when it is not an
 // h2scope report or error record.
 func readEntry(b []byte) (e entry, ok bool) {
@@ -73,14 +85,7 @@ func readEntry(b []byte) (e entry, ok bool) {
 	e = entry{n: int64(len(b)), key: Capture{Files: c.Files}.key(), files: c.Files, resume: c.ResumeKey,
 		failed: l.Error != "", partial: len(c.Faults) > 0}
 	for _, f := range l.Findings {
-		if e.findings == nil {
-			e.findings = map[string][3]int{}
-		}
-		n := e.findings[f.Kind]
-		if f.Severity >= 0 && int(f.Severity) < len(n) {
-			n[f.Severity]++
-		}
-		e.findings[f.Kind] = n
+		e.countFinding(f.Kind, f.Severity)
 	}
 	if e.failed {
 		e.resume = ""
