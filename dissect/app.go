@@ -8,6 +8,7 @@ import (
 	"github.com/h2scope/h2scope/dissect/sniff"
 	"github.com/h2scope/h2scope/dissect/tcp"
 	"github.com/h2scope/h2scope/dissect/tls"
+	"github.com/h2scope/h2scope/internal/freelist"
 )
 
 // App is what the application-layer dissectors found on one connection.
@@ -99,21 +100,14 @@ type appConn struct {
 type tlsShared struct {
 	keys     *tls.KeyLog
 	sessions *tls.Sessions
-	free     []*appConn
+	free     freelist.List[appConn]
 }
 
 // maxFreeApps bounds the appConns kept for reuse.
 const maxFreeApps = 256
 
 func newAppConn(c *tcp.Conn, sink event.Sink, shared *tlsShared) *appConn {
-	var a *appConn
-	if n := len(shared.free); n > 0 {
-		a = shared.free[n-1]
-		shared.free[n-1] = nil
-		shared.free = shared.free[:n-1]
-	} else {
-		a = new(appConn)
-	}
+	a := shared.free.Get()
 	a.c, a.sink, a.shared = c, sink, shared
 	a.held = a.held0[:0]
 	return a
@@ -123,11 +117,11 @@ func newAppConn(c *tcp.Conn, sink event.Sink, shared *tlsShared) *appConn {
 // (what App holds is the dissectors', not the appConn's).
 func (a *appConn) release() {
 	sh := a.shared
-	if len(sh.free) >= maxFreeApps {
+	if sh.free.Full() {
 		return
 	}
 	*a = appConn{}
-	sh.free = append(sh.free, a)
+	sh.free.Put(a)
 }
 
 // inside returns a dissector for a protocol carried inside this one.

@@ -12,6 +12,7 @@ import (
 	"github.com/h2scope/h2scope/dissect/layer"
 	"github.com/h2scope/h2scope/dissect/tcp"
 	"github.com/h2scope/h2scope/dissect/tls"
+	"github.com/h2scope/h2scope/internal/freelist"
 )
 
 // Options configure Run. The zero value reads the captures and tracks TCP
@@ -278,7 +279,7 @@ func wire(opts *Options) tcp.Options {
 	// A connection's dissectors (*appConn) are kept in its User field
 	// while its streams are open; then, if OnConn is to receive it, its
 	// App until it finishes.
-	shared := &tlsShared{keys: opts.Keys, sessions: &tls.Sessions{}}
+	shared := &tlsShared{keys: opts.Keys, sessions: &tls.Sessions{}, free: freelist.List[appConn]{Max: maxFreeApps}}
 	// A nil sink tells the dissectors that nobody reads their units, so
 	// they skip building them.
 	sink := opts.Sink

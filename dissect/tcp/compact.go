@@ -32,27 +32,20 @@ const maxFree = 1024
 
 // newState returns a tracking state for a new connection.
 func (t *Tracker) newState() *state {
-	var st *state
-	if n := len(t.free); n > 0 {
-		st = t.free[n-1]
-		t.free[n-1] = nil
-		t.free = t.free[:n-1]
-	} else {
-		st = new(state)
-	}
+	st := t.free.Get()
 	st.seq[0].winScale, st.seq[1].winScale = wsUnknown, wsUnknown
 	return st
 }
 
 // freeState takes back a state no connection uses any more.
 func (t *Tracker) freeState(st *state) {
-	if len(t.free) >= maxFree {
+	if t.free.Full() {
 		return
 	}
 	b := st.hist.b[:0]
 	*st = state{}
 	st.hist.b = b
-	t.free = append(t.free, st)
+	t.free.Put(st)
 }
 
 // compactable reports whether c's state can be encoded: it has no bytes

@@ -41,13 +41,7 @@ const maxSpare = 1024
 // newConnObject returns a zero Conn, reusing a spare one: one that
 // became a half in an earlier call (Add's caller let it go since).
 func (t *Tracker) newConnObject() *Conn {
-	n := len(t.spare)
-	if n == 0 {
-		return new(Conn)
-	}
-	c := t.spare[n-1]
-	t.spare[n-1] = nil
-	t.spare = t.spare[:n-1]
+	c := t.spare.Get()
 	*c = Conn{}
 	return c
 }
@@ -177,14 +171,7 @@ func (t *Tracker) demote(c *Conn) {
 	if t.verify != nil {
 		t.verify(c, e.b[:n])
 	}
-	var h *half
-	if n := len(t.freeHalves); n > 0 {
-		h = t.freeHalves[n-1]
-		t.freeHalves[n-1] = nil
-		t.freeHalves = t.freeHalves[:n-1]
-	} else {
-		h = new(half)
-	}
+	h := t.freeHalves.Get()
 	h.client, h.server, h.hash, h.lastFrame, h.lastTS, h.id = c.Client, c.Server, c.hash, c.LastFrame, c.LastTS, c.ID
 	h.rec = append(h.recBuf[:0], e.b...)
 	c.list.remove(c)
@@ -194,9 +181,7 @@ func (t *Tracker) demote(c *Conn) {
 	}
 	t.freeState(c.state)
 	c.state = nil
-	if len(t.spare) < maxSpare {
-		t.spare = append(t.spare, c)
-	}
+	t.spare.Put(c)
 	t.hlist.push(h)
 	t.halves.add(h)
 }
@@ -225,9 +210,9 @@ func (t *Tracker) promote(h *half) *Conn {
 	}
 	t.conns.add(c, c.hash)
 	t.open.push(c)
-	if len(t.freeHalves) < maxSpare {
+	if !t.freeHalves.Full() {
 		*h = half{}
-		t.freeHalves = append(t.freeHalves, h)
+		t.freeHalves.Put(h)
 	}
 	return c
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/h2scope/h2scope/dissect/event"
 	"github.com/h2scope/h2scope/dissect/layer"
+	"github.com/h2scope/h2scope/internal/freelist"
 )
 
 // Options configure a Tracker. The zero value is usable: every zero field
@@ -96,8 +97,8 @@ type Tracker struct {
 	// spare holds Conns let go when they became halves, to reuse from
 	// the next call on (the caller of Add may use one until then);
 	// freeHalves halves to reuse.
-	spare      []*Conn
-	freeHalves []*half
+	spare      freelist.List[Conn]
+	freeHalves freelist.List[half]
 	open       lru // connections still open, least recently active first
 	closed     lru // connections reset or closed by both sides
 	// grace holds the closed connections whose streams are still open,
@@ -113,7 +114,7 @@ type Tracker struct {
 	hashed   bool
 	// free holds tracking states to reuse (at most maxFree); buf is
 	// where compact encodes.
-	free []*state
+	free freelist.List[state]
 	buf  []byte
 	// noCompact and verify are for tests: never compact, or check each
 	// encoding by decoding it.
@@ -152,9 +153,12 @@ func NewTracker(opts Options) *Tracker {
 		opts.MaxBufferTotal = DefaultMaxBufferTotal
 	}
 	return &Tracker{
-		opts:  opts,
-		conns: newTable(),
-		r:     reasm{perConn: opts.MaxBufferPerConn, total: opts.MaxBufferTotal, newHandler: opts.NewHandler},
+		opts:       opts,
+		conns:      newTable(),
+		r:          reasm{perConn: opts.MaxBufferPerConn, total: opts.MaxBufferTotal, newHandler: opts.NewHandler},
+		free:       freelist.List[state]{Max: maxFree},
+		spare:      freelist.List[Conn]{Max: maxSpare},
+		freeHalves: freelist.List[half]{Max: maxSpare},
 	}
 }
 
