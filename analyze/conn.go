@@ -371,27 +371,23 @@ var analysisNames = func() map[string]tcp.Analysis {
 
 // analysisOf returns the TCP analysis flags an event's "|"-joined Flags
 // name; unknown names are ignored.
-func analysisOf(flags string) tcp.Analysis {
-	var a tcp.Analysis
-	for flags != "" {
-		var f string
-		f, flags, _ = strings.Cut(flags, "|")
-		a |= analysisNames[f]
-	}
-	return a
-}
+func analysisOf(flags string) tcp.Analysis { return flagsOf(flags, analysisNames) }
 
 // h2FlagNames maps the HTTP/2 flag names the analysis reads to the flag.
 var h2FlagNames = map[string]http2.Flags{"ACK": http2.FlagAck}
 
 // h2FlagsOf returns the HTTP/2 flags an event's "|"-joined Flags name,
 // of those in h2FlagNames.
-func h2FlagsOf(flags string) http2.Flags {
-	var fl http2.Flags
+func h2FlagsOf(flags string) http2.Flags { return flagsOf(flags, h2FlagNames) }
+
+// flagsOf returns the union of the flags names maps the "|"-joined names
+// in flags to; other names are ignored.
+func flagsOf[F ~uint8 | ~uint32](flags string, names map[string]F) F {
+	var fl F
 	for flags != "" {
 		var f string
 		f, flags, _ = strings.Cut(flags, "|")
-		fl |= h2FlagNames[f]
+		fl |= names[f]
 	}
 	return fl
 }
