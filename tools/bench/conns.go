@@ -79,15 +79,24 @@ func mb(n int64) string {
 	return fmt.Sprintf("%.1f MB", float64(n)/1e6)
 }
 
+// newConnsRow starts the row of a capture: its size, and the file in the
+// page cache.
+func newConnsRow(file string) (connsRow, error) {
+	row := connsRow{file: file}
+	var err error
+	if row.size, err = fileSize(file); err != nil {
+		return row, err
+	}
+	warmCache(file)
+	return row, nil
+}
+
 // measureConns measures one capture for runConns.
 func measureConns(file, bin, tmp string) (connsRow, error) {
-	row := connsRow{file: file}
-	st, err := os.Stat(file)
+	row, err := newConnsRow(file)
 	if err != nil {
 		return row, err
 	}
-	row.size = st.Size()
-	warmCache(file)
 	if row.bare, err = bareLoop(file); err != nil {
 		return row, fmt.Errorf("bare loop: %w", err)
 	}
@@ -111,13 +120,10 @@ func measureConns(file, bin, tmp string) (connsRow, error) {
 // measureGRPC measures the gRPC bench capture as -analyze does, without
 // tshark and conns: best of three.
 func measureGRPC(file, bin, tmp string) (connsRow, error) {
-	row := connsRow{file: file}
-	st, err := os.Stat(file)
+	row, err := newConnsRow(file)
 	if err != nil {
 		return row, err
 	}
-	row.size = st.Size()
-	warmCache(file)
 	out := filepath.Join(tmp, "report.json")
 	// Loop and analyze alternate, so that both see the same machine.
 	var bare, ours result
