@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/h2scope/h2scope/analyze"
 	"github.com/h2scope/h2scope/dissect/capture"
+	"github.com/h2scope/h2scope/internal/safeio"
 	"github.com/h2scope/h2scope/internal/version"
 	"github.com/h2scope/h2scope/report"
 )
@@ -20,10 +20,6 @@ import (
 // resumeKeyVersion prefixes every resume key; it changes when what the key
 // covers changes, so that an older output is re-analysed.
 const resumeKeyVersion = "v1:"
-
-// hashSpan is how much of the start and of the end of each file the resume
-// key hashes.
-const hashSpan = 1 << 20
 
 // filePrint identifies one capture file's content without reading it
 // all: its size, modification time and a hash of its first and last MiB.
@@ -44,18 +40,12 @@ func fingerprint(name string) (filePrint, error) {
 	if err != nil {
 		return filePrint{}, err
 	}
-	h := sha256.New()
 	size := fi.Size()
-	if _, err := io.CopyN(h, f, min(size, hashSpan)); err != nil {
+	sum, err := safeio.SampleHash(f, size)
+	if err != nil {
 		return filePrint{}, err
 	}
-	if size > hashSpan {
-		tail := max(size-hashSpan, hashSpan) // not the head again
-		if _, err := io.Copy(h, io.NewSectionReader(f, tail, size-tail)); err != nil {
-			return filePrint{}, err
-		}
-	}
-	return filePrint{Size: size, MTime: fi.ModTime().UnixNano(), Hash: hex.EncodeToString(h.Sum(nil))}, nil
+	return filePrint{Size: size, MTime: fi.ModTime().UnixNano(), Hash: hex.EncodeToString(sum[:])}, nil
 }
 
 // contentHash is the hex SHA-256 of b (a key log, in resume keys).

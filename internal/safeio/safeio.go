@@ -205,9 +205,9 @@ func canCreate(name string) error {
 	return os.Remove(f.Name())
 }
 
-// sampleSize is how much of each end of a file DedupInputs hashes before
-// comparing two files of the same size byte by byte.
-const sampleSize = 1 << 20
+// SampleSize is how much of each end of a file SampleHash hashes
+// (DedupInputs compares two files with the same hash byte by byte).
+const SampleSize = 1 << 20
 
 // DedupInputs returns inputs without those that repeat an earlier one:
 // the same file ([os.SameFile]: the same name, a link to it) or a file with
@@ -295,28 +295,35 @@ func times(n int) string {
 	return fmt.Sprintf("%d times", n)
 }
 
-// sample hashes the first and the last MiB of the file name of the given
-// size (the whole file when it is smaller than 2 MiB).
+// sample hashes the file name of the given size with SampleHash.
 func sample(name string, size int64) (*[sha256.Size]byte, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	h := sha256.New()
-	if size <= 2*sampleSize {
-		_, err = io.Copy(h, f)
-	} else {
-		if _, err = io.CopyN(h, f, sampleSize); err == nil {
-			_, err = io.Copy(h, io.NewSectionReader(f, size-sampleSize, sampleSize))
-		}
-	}
+	sum, err := SampleHash(f, size)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
+	return &sum, nil
+}
+
+// SampleHash returns the SHA-256 of the first and the last SampleSize
+// bytes of f, whose size is size (of all of it when it is at most twice
+// SampleSize): a cheap identity of a capture file, telling copies and
+// changed files apart without reading a large one whole.
+func SampleHash(f io.ReaderAt, size int64) ([sha256.Size]byte, error) {
+	h := sha256.New()
+	var err error
+	if size <= 2*SampleSize {
+		_, err = io.Copy(h, io.NewSectionReader(f, 0, size))
+	} else if _, err = io.Copy(h, io.NewSectionReader(f, 0, SampleSize)); err == nil {
+		_, err = io.Copy(h, io.NewSectionReader(f, size-SampleSize, SampleSize))
+	}
 	var sum [sha256.Size]byte
 	h.Sum(sum[:0])
-	return &sum, nil
+	return sum, err
 }
 
 // sameContent reports whether files a and b hold the same bytes.

@@ -163,7 +163,7 @@ func TestIsCapture(t *testing.T) {
 func TestDedupInputs(t *testing.T) {
 	dir := testDir(t)
 	t.Chdir(dir)
-	big := bytes.Repeat([]byte("0123456789abcdef"), 3*sampleSize/16) // 3 MiB: the middle is not sampled
+	big := bytes.Repeat([]byte("0123456789abcdef"), 3*SampleSize/16) // 3 MiB: the middle is not sampled
 	write(t, "big1", big)
 	write(t, "big2", big)
 	other := bytes.Clone(big)
