@@ -78,13 +78,7 @@ func writeOutput(name string, stdout io.Writer, write func(io.Writer) error) (er
 		if err != nil {
 			return err
 		}
-		bw := bufio.NewWriter(f)
-		if err := write(bw); err != nil {
-			f.Close()
-			return err
-		}
-		if err := bw.Flush(); err != nil {
-			f.Close()
+		if err := writeBuffered(f, write); err != nil {
 			return err
 		}
 		return f.Close()
@@ -94,13 +88,7 @@ func writeOutput(name string, stdout io.Writer, write func(io.Writer) error) (er
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	bw := bufio.NewWriter(tmp)
-	if err := write(bw); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		tmp.Close()
+	if err := writeBuffered(tmp, write); err != nil {
 		return err
 	}
 	// CreateTemp makes the file private (0600); a report is not.
@@ -112,6 +100,20 @@ func writeOutput(name string, stdout io.Writer, write func(io.Writer) error) (er
 		return err
 	}
 	return os.Rename(tmp.Name(), name)
+}
+
+// writeBuffered writes with write to f through a buffer, and closes f if
+// that fails.
+func writeBuffered(f *os.File, write func(io.Writer) error) error {
+	bw := bufio.NewWriter(f)
+	err := write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		f.Close()
+	}
+	return err
 }
 
 // withoutPath returns the cause inside a *PathError or *LinkError, whose
