@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -64,6 +65,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if list {
 		for _, s := range scenarios {
 			kind := "live"
+			if s.stack != nil {
+				kind = "live, stacks/, programs: " + strings.Join(s.tools, " ")
+			}
 			if s.derive != nil {
 				kind = "derived from " + s.base
 			}
@@ -206,7 +210,14 @@ func runOut(ctx context.Context, o *options, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := writeScenario(o.out, r); err != nil {
+		dir := o.out
+		if sc.stack != nil {
+			dir = filepath.Join(o.out, stacksDir)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+		}
+		if err := writeScenario(dir, r); err != nil {
 			return err
 		}
 		var bytes int
@@ -215,7 +226,7 @@ func runOut(ctx context.Context, o *options, stdout io.Writer) error {
 		}
 		e := r.truth.Expect
 		fmt.Fprintf(stdout, "%s: %d frames (%d bytes), %d connections, %d requests, payload %d c2s %d s2c\n",
-			filepath.Join(o.out, sc.name+".pcapng"), len(r.pkts), bytes, e.TCPConnections, e.HTTPRequests, e.C2SBytes, e.S2CBytes)
+			filepath.Join(dir, sc.name+".pcapng"), len(r.pkts), bytes, e.TCPConnections, e.HTTPRequests, e.C2SBytes, e.S2CBytes)
 		if e.HTTP2Frames != nil {
 			fmt.Fprintf(stdout, "\tHTTP/2: %d streams, frames %v", e.HTTP2Streams, e.HTTP2Frames)
 			if e.GRPCMessages != nil {

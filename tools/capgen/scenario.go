@@ -50,6 +50,12 @@ type scenario struct {
 
 	base   string
 	derive func(base *result) (*result, error)
+
+	// stack, if set, makes this a stack scenario (stacks.go): programs
+	// of other stacks, named in tools, play it, and it is written to
+	// stacksDir.
+	stack func(ctx context.Context, r *stackRun) error
+	tools []string
 }
 
 // A result is a capture and its truth.
@@ -479,6 +485,9 @@ func findScenario(name string) *scenario {
 // there, so that a derived capture and its committed base come from the
 // same run.
 func produce(ctx context.Context, sc *scenario, o *options, done map[string]*result) (*result, error) {
+	if sc.stack != nil {
+		return captureStack(ctx, sc, o)
+	}
 	if sc.derive == nil {
 		if r := done[sc.name]; r != nil {
 			return r, nil

@@ -75,6 +75,11 @@ type Truth struct {
 	// about, by their Go name ("http.Server.IdleTimeout") and value as Go
 	// prints it ("600ms"); absent when the scenario has none worth naming.
 	Settings map[string]string `json:"settings,omitempty"`
+	// Stack is set when other stacks' programs (nginx, nghttpd, curl,
+	// h2load, python-h2, openssl, haproxy) made the capture rather than
+	// capgen's Go programs: what ran and what each reported. Such truth
+	// files live in testdata/pcaps/stacks; see Stack.
+	Stack *Stack `json:"stack,omitempty"`
 	// Expect holds aggregate values a test can assert directly.
 	Expect Expect `json:"expect"`
 }

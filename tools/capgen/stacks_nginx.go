@@ -1,0 +1,294 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/h2scope/h2scope/tools/capgen/truth"
+)
+
+// nginxLogFormat is the access log format of the stack scenarios: one
+// line per request with what the truth needs from nginx.
+const nginxLogFormat = `$remote_port $connection $connection_requests $request_method $request_uri $server_protocol ` +
+	`$status $body_bytes_sent $request_time $ssl_protocol $ssl_session_reused`
+
+// nginxConf is an nginx configuration: one server on the captured port.
+type nginxConf struct {
+	tls    bool   // listen ssl (TLS 1.2 and 1.3) with the run's certificate
+	h2     bool   // listen http2 (h2 over TLS, h2c with prior knowledge without)
+	server string // more directives for the server block
+	http   string // more directives for the http block
+}
+
+// writeWWW fills DIR/www with the files the clients fetch: /index.html
+// and /N (N random bytes, e.g. /20000), sized as asked.
+func (r *stackRun) writeWWW(sizes ...int) error {
+	if err := os.MkdirAll(r.path("www"), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(r.path("www/index.html"), []byte("<!doctype html><title>h2scope</title>\n"), 0o644); err != nil {
+		return err
+	}
+	for _, n := range sizes {
+		b := make([]byte, n)
+		rand.Read(b)
+		if err := os.WriteFile(r.path("www/"+strconv.Itoa(n)), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeCert makes a P-256 certificate for stackHost with openssl, as
+// DIR/cert.pem and DIR/key.pem.
+func (r *stackRun) writeCert(ctx context.Context) error {
+	out, err := exec.CommandContext(ctx, "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+		"-nodes", "-keyout", r.path("key.pem"), "-out", r.path("cert.pem"), "-days", "30",
+		"-subj", "/CN="+stackHost, "-addext", "subjectAltName=DNS:"+stackHost).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("openssl req: %v: %s", err, out)
+	}
+	return nil
+}
+
+// startNginx writes DIR/nginx.conf and starts nginx in the foreground
+// (master and one worker).
+func (r *stackRun) startNginx(ctx context.Context, c nginxConf) (*exec.Cmd, error) {
+	if c.tls {
+		if err := r.writeCert(ctx); err != nil {
+			return nil, err
+		}
+	}
+	listen := "listen 127.0.0.1:" + strconv.Itoa(r.port)
+	if c.tls {
+		listen += " ssl"
+	}
+	if c.h2 {
+		listen += " http2"
+	}
+	var tls string
+	if c.tls {
+		tls = fmt.Sprintf("ssl_certificate %s; ssl_certificate_key %s; ssl_protocols TLSv1.2 TLSv1.3;",
+			r.path("cert.pem"), r.path("key.pem"))
+	}
+	conf := fmt.Sprintf(`daemon off;
+master_process on;
+worker_processes 1;
+user root;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log info;
+events { worker_connections 64; }
+http {
+  log_format capgen '%[2]s';
+  access_log %[1]s/access.log capgen;
+  default_type application/octet-stream;
+  sendfile off;
+  %[5]s
+  server {
+    %[3]s;
+    server_name %[6]s;
+    %[4]s
+    root %[1]s/www;
+    %[7]s
+  }
+}
+`, r.dir, nginxLogFormat, listen, tls, c.http, stackHost, c.server)
+	if err := os.WriteFile(r.path("nginx.conf"), []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	return r.start(ctx, "nginx", "server", r.port, "-p", r.dir, "-c", r.path("nginx.conf"))
+}
+
+// nginxLog is one line of the access log (nginxLogFormat).
+type nginxLog struct {
+	port, conn, connRequests, status int
+	method, uri, proto               string
+	bodyBytes                        int64
+	requestTime                      string
+	ssl, reused                      string
+}
+
+// nginxAccess reads the access log, records it as a report and returns
+// its lines parsed.
+func (r *stackRun) nginxAccess() ([]nginxLog, error) {
+	b, err := os.ReadFile(r.path("access.log"))
+	if err != nil {
+		return nil, err
+	}
+	ls := lines(b)
+	r.report("nginx", "access log, log_format "+nginxLogFormat, ls)
+	var out []nginxLog
+	for _, l := range ls {
+		f := strings.Fields(l)
+		if len(f) != 11 {
+			return nil, fmt.Errorf("access log line %q: %d fields", l, len(f))
+		}
+		var e nginxLog
+		var errs [5]error
+		e.port, errs[0] = strconv.Atoi(f[0])
+		e.conn, errs[1] = strconv.Atoi(f[1])
+		e.connRequests, errs[2] = strconv.Atoi(f[2])
+		e.status, errs[3] = strconv.Atoi(f[6])
+		e.bodyBytes, errs[4] = strconv.ParseInt(f[7], 10, 64)
+		for _, err := range errs {
+			if err != nil {
+				return nil, fmt.Errorf("access log line %q: %v", l, err)
+			}
+		}
+		e.method, e.uri, e.proto, e.requestTime, e.ssl, e.reused = f[3], f[4], f[5], f[8], f[9], f[10]
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// nginxErrors records the error log (info level) as a report and
+// returns its lines.
+func (r *stackRun) nginxErrors() []string {
+	b, _ := os.ReadFile(r.path("error.log"))
+	ls := lines(b)
+	r.report("nginx", "error log, level info", ls)
+	return ls
+}
+
+// curlFormat is the -w format of the stack scenarios' curl runs: one
+// line per transfer.
+const curlFormat = `%{local_port} %{num_connects} %{http_version} %{response_code} %{size_download} %{exitcode} ` +
+	`%{time_appconnect} %{time_starttransfer} %{time_total} %{url} %{errormsg}\n`
+
+// curlLine is one line of curlFormat.
+type curlLine struct {
+	port, connects, status, exit int
+	version, url, errmsg         string
+	size                         int64
+}
+
+// curl runs curl with args (URLs last) and -w curlFormat, keeping its
+// report; it logs TLS secrets to r.keylog when set. A curl that fails
+// is an error only if failOK is false.
+func (r *stackRun) curl(ctx context.Context, phase string, failOK bool, args ...string) ([]curlLine, error) {
+	var env []string
+	if r.keylog != "" {
+		env = append(env, "SSLKEYLOGFILE="+r.keylog)
+	}
+	full := append([]string{"-sS", "-o", "/dev/null", "-w", curlFormat}, args...)
+	// -o applies to one URL: give each URL its own.
+	var urls int
+	for _, a := range args {
+		if strings.HasPrefix(a, "http://") || strings.HasPrefix(a, "https://") {
+			urls++
+		}
+	}
+	for i := 1; i < urls; i++ {
+		full = append([]string{"-o", "/dev/null"}, full...)
+	}
+	out, errb, err := r.runClient(ctx, "curl", env, full...)
+	r.report("curl", phase+": -w '"+strings.TrimSuffix(curlFormat, `\n`)+"'", lines(out))
+	if len(errb) > 0 {
+		r.report("curl", phase+": standard error", lines(errb))
+	}
+	if err != nil && !failOK {
+		return nil, fmt.Errorf("curl: %v: %s", err, errb)
+	}
+	var res []curlLine
+	for _, l := range lines(out) {
+		f := strings.SplitN(l, " ", 11)
+		if len(f) < 10 {
+			return nil, fmt.Errorf("curl -w line %q", l)
+		}
+		var c curlLine
+		c.port, _ = strconv.Atoi(f[0])
+		c.connects, _ = strconv.Atoi(f[1])
+		c.version = f[2]
+		c.status, _ = strconv.Atoi(f[3])
+		c.size, _ = strconv.ParseInt(f[4], 10, 64)
+		c.exit, _ = strconv.Atoi(f[5])
+		c.url = f[9]
+		if len(f) == 11 {
+			c.errmsg = f[10]
+		}
+		res = append(res, c)
+	}
+	return res, nil
+}
+
+// curlRequests records curl's transfers as requests on the connections
+// of their local ports (a transfer with num_connects 1 opened its
+// connection; a port seen again later with a new connect is a new
+// connection), in the order curl reported them.
+func (r *stackRun) curlRequests(phase string, ls []curlLine) {
+	for _, c := range ls {
+		if c.port == 0 {
+			continue // no connection
+		}
+		var id int
+		if c.connects > 0 {
+			id = r.newConn(c.port, phase)
+		} else {
+			id = r.conn(c.port, phase)
+		}
+		path := c.url
+		if i := strings.Index(path, "://"); i >= 0 {
+			if j := strings.IndexByte(path[i+3:], '/'); j >= 0 {
+				path = path[i+3+j:]
+			}
+		}
+		proto := map[string]string{"2": "HTTP/2.0", "1.1": "HTTP/1.1"}[c.version]
+		r.request(id, truth.Request{Phase: phase, Method: "GET", Path: path, Status: c.status, RespBytes: c.size,
+			Proto: proto, Reused: c.connects == 0, Error: c.errmsg})
+	}
+}
+
+// curlTLS returns curl's arguments to reach the captured TLS server as
+// https://stackHost:PORT.
+func (r *stackRun) curlTLS() []string {
+	return []string{"-k", "--resolve", fmt.Sprintf("%s:%d:127.0.0.1", stackHost, r.port)}
+}
+
+// url returns the URL of path on the captured server.
+func (r *stackRun) url(tls bool, path string) string {
+	if tls {
+		return fmt.Sprintf("https://%s:%d%s", stackHost, r.port, path)
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d%s", r.port, path)
+}
+
+// checkNginxConns checks that nginx's access log names the same
+// connections, by client port, with the same requests per connection,
+// as the client reported.
+func (r *stackRun) checkNginxConns(ng []nginxLog) error {
+	perConn := map[int]int{} // nginx $connection -> requests
+	port := map[int]int{}
+	for _, e := range ng {
+		perConn[e.conn]++
+		port[e.conn] = e.port
+	}
+	if len(perConn) != len(r.conns) {
+		return fmt.Errorf("nginx logged %d connections, the clients %d", len(perConn), len(r.conns))
+	}
+	for n, k := range perConn {
+		found := false
+		for _, c := range r.conns {
+			found = found || c.port == port[n] && c.requests == k
+		}
+		if !found {
+			return fmt.Errorf("nginx connection %d (port %d, %d requests) not as the client reported", n, port[n], k)
+		}
+	}
+	return nil
+}
+
+// sleepCtx sleeps for d unless ctx ends first.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
