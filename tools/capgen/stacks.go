@@ -472,5 +472,9 @@ func stackCheckCapture(pkts []packet, port uint16, t *truth.Truth) error {
 	return nil
 }
 
-// sigQuit asks nginx (and haproxy) to stop gracefully.
-const sigQuit = syscall.SIGQUIT
+// sigQuit asks nginx (and haproxy) to stop gracefully; sigTerm stops
+// nghttpd.
+const (
+	sigQuit = syscall.SIGQUIT
+	sigTerm = syscall.SIGTERM
+)

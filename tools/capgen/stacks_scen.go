@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 func init() {
@@ -22,6 +23,39 @@ var stackScenarios = []*scenario{
 		commit:   true,
 		tools:    []string{"nginx", "curl", "openssl"},
 		stack:    runNginxCurlH2,
+	},
+	{
+		name: "nghttpd-python-cancel",
+		description: "nghttpd (nghttp2 1.52) over h2c and a python-h2 4.1 client with prior knowledge and an 8,192-byte " +
+			"initial window: 16 GETs of a 40,000-byte file one at a time, each stream reset with RST_STREAM CANCEL as soon " +
+			"as its response HEADERS arrive (the DATA already in flight still arrives), 150 ms apart (fewer than 10 resets in any " +
+			"second); then GOAWAY NO_ERROR. " +
+			"Client cancellations, one at a time after the response began: not a rapid-reset flood, nothing to warn about.",
+		findings: []string{},
+		commit:   true,
+		tools:    []string{"nghttpd", "python3-h2"},
+		stack:    runPythonCancel(16, 150*time.Millisecond),
+	},
+	{
+		name: "nghttpd-python-cancel-burst",
+		description: "as nghttpd-python-cancel, 20 ms apart: 16 client cancellations (RST_STREAM CANCEL, each after its " +
+			"response HEADERS and DATA) within about 0.4 s. A burst by rst_storm's threshold, so a warning, but not rapid " +
+			"reset: the server answered every request before its reset.",
+		findings: []string{"rst_storm"},
+		commit:   true,
+		tools:    []string{"nghttpd", "python3-h2"},
+		stack:    runPythonCancel(16, 20*time.Millisecond),
+	},
+	{
+		name: "h2load-nghttpd-refused",
+		description: "nghttpd over h2c with --max-concurrent-streams=4 and h2load -n 60 -c 1 -m 40 on 5,000-byte files: " +
+			"nghttpd is stopped (SIGSTOP) while h2load connects, so h2load opens 40 streams before it has read the " +
+			"server's SETTINGS (as over a slow link); nghttpd, continued, answers the 36 beyond its limit with RST_STREAM " +
+			"REFUSED_STREAM and h2load counts those requests failed (it does not retry them), then keeps within the limit.",
+		findings: []string{"rst_storm"},
+		commit:   true,
+		tools:    []string{"nghttpd", "h2load"},
+		stack:    runH2loadRefused,
 	},
 }
 
