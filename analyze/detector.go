@@ -112,13 +112,16 @@ func (a *analysis) result(st dissect.Stats) Result {
 		fs = append(fs, d.findings(in)...)
 	}
 	for i := range fs {
+		fs[i].finalIDs(st.IDs) // before sorting: it compares summaries
 		fs[i].normalize()
 	}
 	sortFindings(fs)
 	if fs == nil {
 		fs = []Finding{}
 	}
-	return Result{Findings: fs, Tables: a.tables.tables(in)}
+	t := a.tables.tables(in)
+	t.finalIDs(st.IDs)
+	return Result{Findings: fs, Tables: t}
 }
 
 // pending is a finding built when its connection finished, before the

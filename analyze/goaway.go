@@ -182,7 +182,7 @@ func (d *goAway) findings(in *capture) []Finding {
 				delay := r.ts.Sub(p.at)
 				f.Metrics["reconnect_ms"] = ms(delay)
 				f.Connections = append(f.Connections, r.id)
-				f.Summary += fmt.Sprintf("; the client reconnected %s later (connection %d)", fmtDur(delay), r.id)
+				f.Summary += fmt.Sprintf("; the client reconnected %s later (connection %s)", fmtDur(delay), connText(r.id))
 				f.Evidence = append(f.Evidence, evidence(r.id, 0, event.Ref{Frame: r.frame, TS: r.ts},
 					fmt.Sprintf("client's next connection to %s, %s after the GOAWAY", p.key.server, fmtDur(delay))))
 			} else if in.conns > 1 && !ps.partial {
@@ -261,13 +261,13 @@ func goAwayFinding(c *Conn, dir event.Dir, gs []http2.GoAway) Finding {
 	var b strings.Builder
 	switch {
 	case graceful:
-		fmt.Fprintf(&b, "%s drained connection %d gracefully: GOAWAY(NO_ERROR, 2^31-1) then GOAWAY(%s, last stream %d) %s later",
-			capital(sender), c.ID(), last.Code, last.LastStreamID, fmtDur(last.Ref.TS.Sub(first.Ref.TS)))
+		fmt.Fprintf(&b, "%s drained connection %s gracefully: GOAWAY(NO_ERROR, 2^31-1) then GOAWAY(%s, last stream %d) %s later",
+			capital(sender), connText(c.ID()), last.Code, last.LastStreamID, fmtDur(last.Ref.TS.Sub(first.Ref.TS)))
 	case abrupt:
-		fmt.Fprintf(&b, "%s sent GOAWAY(NO_ERROR, last stream %d) on connection %d with no graceful drain while streams above it were in flight",
-			capital(sender), lastID, c.ID())
+		fmt.Fprintf(&b, "%s sent GOAWAY(NO_ERROR, last stream %d) on connection %s with no graceful drain while streams above it were in flight",
+			capital(sender), lastID, connText(c.ID()))
 	default:
-		fmt.Fprintf(&b, "%s sent GOAWAY(%s, last stream %d) on connection %d", capital(sender), code, lastID, c.ID())
+		fmt.Fprintf(&b, "%s sent GOAWAY(%s, last stream %d) on connection %s", capital(sender), code, lastID, connText(c.ID()))
 	}
 	if debug != "" {
 		fmt.Fprintf(&b, ", debug %q", clipString(debug, 64))

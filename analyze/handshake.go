@@ -437,11 +437,11 @@ func hsFinding(in *capture, cfg HandshakeLatencyConfig, layer string, srv netip.
 		}
 	}
 	if baseline {
-		f.Summary = fmt.Sprintf("%d of %d %s handshakes to %s took over %s (slowest %s on connection %d) against a median of %s",
-			nSlow, n, layer, srv, fmtMS(threshold), fmtMS(top.ms), top.id, fmtMS(med))
+		f.Summary = fmt.Sprintf("%d of %d %s handshakes to %s took over %s (slowest %s on connection %s) against a median of %s",
+			nSlow, n, layer, srv, fmtMS(threshold), fmtMS(top.ms), connText(top.id), fmtMS(med))
 	} else {
-		f.Summary = fmt.Sprintf("%d %s handshake(s) to %s waited for a retransmitted SYN-ACK (slowest %s on connection %d)",
-			nSlow, layer, srv, fmtMS(top.ms), top.id)
+		f.Summary = fmt.Sprintf("%d %s handshake(s) to %s waited for a retransmitted SYN-ACK (slowest %s on connection %s)",
+			nSlow, layer, srv, fmtMS(top.ms), connText(top.id))
 	}
 	if set.sketch != nil {
 		rs = append(rs, set.reasons)

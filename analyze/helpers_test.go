@@ -128,6 +128,7 @@ func findKind(fs []Finding, kind string) *Finding {
 func run(detect func(*Input) []Finding, conns ...*Conn) []Finding {
 	fs := detect(&Input{Conns: conns})
 	for i := range fs {
+		fs[i].finalIDs(nil) // as result does
 		fs[i].normalize()
 	}
 	return fs

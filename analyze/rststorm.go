@@ -412,7 +412,7 @@ func stormFinding(in *capture, cfg RSTStormConfig, scs []*stormConn, rs []stormR
 	case who == "Server" && codes["REFUSED_STREAM"]*2 > len(rs):
 		verb = "refused"
 	}
-	where := fmt.Sprintf("on connection %d", conns[0].ID())
+	where := "on connection " + connText(conns[0].ID())
 	if len(conns) > 1 {
 		where = fmt.Sprintf("to server %s across %d connections", conns[0].server, len(conns))
 		m["connections"] = len(conns)

@@ -2,8 +2,12 @@ package analyze
 
 import (
 	"context"
+	"sync"
 
 	"github.com/h2scope/h2scope/dissect"
+	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/layer"
+	"github.com/h2scope/h2scope/dissect/tcp"
 )
 
 // Run dissects files with opts (its Sink, OnApp and OnConn are replaced) and
@@ -13,7 +17,7 @@ import (
 func Run(ctx context.Context, files []string, opts dissect.Options, cfg Config) (Result, *Input, error) {
 	k := NewCollector(cfg)
 	k.Keep = true
-	return runCollector(ctx, files, opts, k)
+	return runCollector(ctx, files, opts, cfg, k)
 }
 
 // Stream is Run for captures of any size: each connection is analysed
@@ -23,15 +27,25 @@ func Run(ctx context.Context, files []string, opts dissect.Options, cfg Config) 
 // and folded into the analysis when it finishes (see Collector): nothing
 // is kept per finished connection, and the Input holds the run's
 // statistics only, no connection.
+//
+// With opts.Shards above 1 the capture is tracked, dissected and
+// analysed in that many parts by connection, merged at the end (see
+// State): the result is the same, but onConn is called from several
+// goroutines at once, with provisional connection IDs (the Stats'
+// IDs map them to final ones).
 func Stream(ctx context.Context, files []string, opts dissect.Options, cfg Config, onConn func(*Conn)) (Result, *Input, error) {
 	k := NewCollector(cfg)
 	k.OnConn = onConn
 	k.DropConns = true
-	return runCollector(ctx, files, opts, k)
+	return runCollector(ctx, files, opts, cfg, k)
 }
 
-func runCollector(ctx context.Context, files []string, opts dissect.Options, k *Collector) (Result, *Input, error) {
+func runCollector(ctx context.Context, files []string, opts dissect.Options, cfg Config, k *Collector) (Result, *Input, error) {
 	opts.Dissect = true
+	if opts.Shards > 1 && !k.Keep {
+		return runSharded(ctx, files, opts, cfg, k.OnConn)
+	}
+	opts.Shards = 0
 	opts.Sink = k
 	opts.OnApp = k.App
 	opts.OnConn = k.Finish
@@ -41,4 +55,38 @@ func runCollector(ctx context.Context, files []string, opts dissect.Options, k *
 	}
 	res, in := k.Result(st)
 	return res, in, nil
+}
+
+// runSharded is Stream with opts.Shards above 1: each shard has its own
+// Collector, calling onConn from the shard's goroutine, and their States
+// merge once the run is over into the analysis of the whole capture,
+// whose IDs result makes final (see ids.go).
+func runSharded(ctx context.Context, files []string, opts dissect.Options, cfg Config, onConn func(*Conn)) (Result, *Input, error) {
+	ks := make([]*Collector, opts.Shards)
+	for i := range ks {
+		ks[i] = NewCollector(cfg)
+		ks[i].OnConn, ks[i].DropConns = onConn, true
+	}
+	onSegment := opts.OnSegment
+	if f := onSegment; f != nil { // the caller's, which expects one goroutine
+		var mu sync.Mutex
+		onSegment = func(c *tcp.Conn, dir event.Dir, s *layer.Segment, a tcp.Analysis) {
+			mu.Lock()
+			defer mu.Unlock()
+			f(c, dir, s, a)
+		}
+	}
+	opts.Sink, opts.OnApp, opts.OnConn = nil, nil, nil
+	opts.Shard = func(i int) dissect.ShardHooks {
+		return dissect.ShardHooks{Sink: ks[i], OnApp: ks[i].App, OnConn: ks[i].Finish, OnSegment: onSegment}
+	}
+	st, err := dissect.Run(ctx, files, opts)
+	if err != nil {
+		return Result{}, &Input{Stats: st}, err
+	}
+	s := ks[0].State()
+	for _, o := range ks[1:] {
+		s.Merge(o.State())
+	}
+	return s.Result(st), &Input{Stats: st}, nil
 }

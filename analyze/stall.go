@@ -301,11 +301,11 @@ func h2StallFinding(in *capture, cfg WindowStallConfig, c *Conn, dir event.Dir, 
 	}
 
 	sender, receiver := dirWho(dir), dirWho(dir.Reverse())
-	where := fmt.Sprintf("on connection %d", c.ID())
+	where := "on connection " + connText(c.ID())
 	if len(ids) == 1 {
-		where = fmt.Sprintf("on stream %d of connection %d", ids[0], c.ID())
+		where = fmt.Sprintf("on stream %d of connection %s", ids[0], connText(c.ID()))
 	} else if len(ids) > 1 {
-		where = fmt.Sprintf("on %d streams of connection %d", len(ids), c.ID())
+		where = fmt.Sprintf("on %d streams of connection %s", len(ids), connText(c.ID()))
 	}
 	if single && (len(ss) == 1 || !cumulative) {
 		f.Summary = fmt.Sprintf("%s blocked by the %s's %s for %s %s", capital(sender), receiver, layer, fmtDur(long.dur), where)
@@ -415,8 +415,8 @@ func tcpStallFindings(in *capture, cfg WindowStallConfig, c *Conn) []Finding {
 			"total_stall_ms":     ms(total),
 		}
 		atLeast := "at least "
-		f.Summary = fmt.Sprintf("%s advertised a zero %s on connection %d: the %s could not send for %s%s",
-			capital(receiver), layerTCP, c.ID(), sender, atLeast, fmtDur(long))
+		f.Summary = fmt.Sprintf("%s advertised a zero %s on connection %s: the %s could not send for %s%s",
+			capital(receiver), layerTCP, connText(c.ID()), sender, atLeast, fmtDur(long))
 		if len(eps) > 1 {
 			f.Summary += fmt.Sprintf(" (%d episodes)", len(eps))
 		}

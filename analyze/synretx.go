@@ -458,7 +458,7 @@ func synFinding(in *capture, cfg SYNRetransmitConfig, srv netip.AddrPort, as []s
 		case a.refused:
 			what := "server RST refuses the connection (nothing listening, or a firewall rejecting)"
 			if a.fallback != nil {
-				what += fmt.Sprintf("; the client then connected to %s (connection %d)", a.fallback.server, a.fallback.id)
+				what += fmt.Sprintf("; the client then connected to %s (connection %s)", a.fallback.server, connText(a.fallback.id))
 			}
 			f.Evidence = append(f.Evidence, evidence(id, 0, a.rst, what))
 		case a.unanswer:

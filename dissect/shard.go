@@ -33,6 +33,13 @@ type ConnIDs struct {
 	ids []event.ConnID // every connection's provisional ID, in order
 }
 
+// NewConnIDs returns the ConnIDs of a run whose connections had the
+// provisional IDs ids, in any order (it sorts ids).
+func NewConnIDs(ids []event.ConnID) *ConnIDs {
+	slices.Sort(ids)
+	return &ConnIDs{ids: slices.Compact(ids)}
+}
+
 // Final returns the ID of the connection whose provisional ID is p: its
 // rank in order of first frame, which is the ID a run without shards
 // gives it. On a nil ConnIDs (a run without shards, whose IDs are final)

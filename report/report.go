@@ -540,6 +540,9 @@ func (b *Builder) Report(files []string, in *analyze.Input, res analyze.Result) 
 		b.finish(p, &sum)
 	}
 	b.mu.Unlock()
+	if b.spill != nil && in != nil {
+		b.spill.ids = in.Stats.IDs // a sharded run's records hold provisional IDs
+	}
 
 	red := b.red
 	sel := b.Connections

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"container/heap"
 	"encoding/binary"
@@ -11,8 +12,10 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"time"
 
+	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/event"
 )
 
@@ -84,6 +87,10 @@ type spill struct {
 	count     int
 	closed    bool
 	err       error
+	// ids, after a sharded run, maps the provisional IDs the records
+	// were written with to final ones, which each hands out.
+	ids *dissect.ConnIDs
+	fix enc // each's buffer for a record made final
 }
 
 // spillRun is a sorted run: n bytes at off.
@@ -257,7 +264,14 @@ func (s *spill) each(fn func(id event.ConnID, b []byte) error) error {
 			}
 		}
 		rr := rs[i]
-		if err := fn(rr.id, rr.buf); err != nil {
+		id, b := rr.id, rr.buf
+		if s.ids != nil {
+			var err error
+			if id, b, err = s.final(b); err != nil {
+				return err
+			}
+		}
+		if err := fn(id, b); err != nil {
 			return err
 		}
 		if err := rr.next(); err != nil {
@@ -268,6 +282,36 @@ func (s *spill) each(fn func(id event.ConnID, b []byte) error) error {
 		}
 	}
 	return nil
+}
+
+// final returns the ID and the record b, written with a provisional ID,
+// with the final ID in its head, its JSON record and its timeline (the
+// record is in s.fix, valid until the next call).
+func (s *spill) final(b []byte) (event.ConnID, []byte, error) {
+	r, err := decodeSpill(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	tl, err := r.timeline()
+	if err != nil {
+		return 0, nil, err
+	}
+	id := s.ids.Final(r.head.id)
+	r.head.id, tl.Conn = id, id
+	// The record is our encoding of a ConnRecord, which starts with
+	// its ID: {"id":N,...
+	const prefix = `{"id":`
+	n := len(prefix)
+	for n < len(r.rec) && r.rec[n] >= '0' && r.rec[n] <= '9' {
+		n++
+	}
+	if !bytes.HasPrefix(r.rec, []byte(prefix)) || n == len(prefix) {
+		return 0, nil, errSpillCorrupt
+	}
+	rec := append(strconv.AppendUint([]byte(prefix), uint64(id), 10), r.rec[n:]...)
+	s.fix.b = s.fix.b[:0]
+	encodeSpill(&s.fix, &r.head, rec, &tl)
+	return id, s.fix.b, nil
 }
 
 // spillRecord is one connection as the spill holds it.

@@ -10,6 +10,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -491,6 +492,7 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	limits := report.DefaultLimits
 	fs.IntVar(&limits.Events, "timeline-events", limits.Events, "events kept per connection timeline in the report (the rest are counted)")
 	fs.IntVar(&limits.Spans, "timeline-spans", limits.Spans, "requests kept per connection timeline in the report (the rest are counted)")
+	shards := fs.Int("shards", 0, "split the analysis by connection over `n` workers (0: one per CPU but one, when the capture is large enough for it to pay)")
 	connsFlag := fs.String("connections", report.ConnsNamed, "connections and timelines the reports hold: `named` (those the findings name: at most 100 of each finding, 2,000 in all), all (every one, read back from a temporary file) or none")
 	files, ok := parse(fs, args, stderr)
 	if !ok {
@@ -507,6 +509,10 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "h2scope analyze: %v\n", err)
+		return exitUsage
+	}
+	if *shards < 0 || *shards > maxShards {
+		fmt.Fprintf(stderr, "h2scope analyze --shards: %d: want 0 (automatic) to %d\n", *shards, maxShards)
 		return exitUsage
 	}
 	outputs := []struct {
@@ -549,6 +555,7 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		prog = report.NewProgress(f)
 	}
 	opts.Progress = prog.Update
+	opts.Shards = shardsFor(*shards, files)
 	rb := report.NewBuilder(in.red)
 	rb.Limits = limits
 	rb.Keys = opts.Keys // the report says what the key logs held and how they fitted
@@ -605,4 +612,37 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 	}
 	return outputErr(werr, code, stderr)
+}
+
+// maxShards bounds --shards.
+const maxShards = 256
+
+// autoShardBytes is the capture size from which --shards 0 splits the
+// analysis: below it the workers' start and the merge cost more than
+// they save.
+const autoShardBytes = 256 << 20
+
+// shardsFor returns the shards to analyse files with: n if set, else one
+// per CPU but one (the reader's) when the captures are large enough and
+// there are CPUs to spare, else 1.
+func shardsFor(n int, files []string) int {
+	if n > 0 {
+		return n
+	}
+	cpus := runtime.NumCPU()
+	if cpus < 3 {
+		return 1
+	}
+	var size int64
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil || !fi.Mode().IsRegular() {
+			return 1 // standard input, a pipe: size unknown
+		}
+		size += fi.Size()
+	}
+	if size < autoShardBytes {
+		return 1
+	}
+	return min(cpus-1, 32)
 }

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// shardTestCaptures returns the project's captures and the shared
+// corpus's, when it is there.
+func shardTestCaptures(t *testing.T) []string {
+	t.Helper()
+	var files []string
+	for _, g := range []string{"../../testdata/pcaps/*.pcap*", "../../../shared/corpus/*/*.pcap*", "../../../shared/corpus/*/*/*.pcap*", "../../../shared/corpus/*/*/*/*.pcap*", "../../../shared/corpus/*/*.cap"} {
+		m, _ := filepath.Glob(g)
+		files = append(files, m...)
+	}
+	if _, err := os.Stat("../../../shared/corpus"); err != nil {
+		t.Log("../shared/corpus is absent: testing the project's captures only, whose connections are all on loopback (one shard)")
+	}
+	slices.Sort(files)
+	return files
+}
+
+// keyLogArgs returns the --keylog flags of what lies beside capture f:
+// NAME.keys or keylog.txt in its directory.
+func keyLogArgs(f string) []string {
+	base := strings.TrimSuffix(f, filepath.Ext(f))
+	var args []string
+	for _, k := range []string{base + ".keys", filepath.Join(filepath.Dir(f), "keylog.txt")} {
+		if _, err := os.Stat(k); err == nil {
+			args = append(args, "--keylog", k)
+		}
+	}
+	return args
+}
+
+// TestShardsIdentical checks that analyze --shards N writes the same
+// reports, byte for byte, as --shards 1, every connection included, on
+// every project and corpus capture: the merged analysis equals the whole
+// one and the provisional IDs of the shards become final ones.
+func TestShardsIdentical(t *testing.T) {
+	multi := 0 // captures whose connections span several address pairs
+	for _, f := range shardTestCaptures(t) {
+		var outs [2][3][]byte
+		var codes [2]int
+		var errs [2]string
+		for i, n := range []string{"1", "3"} {
+			dir := t.TempDir()
+			j, md, html := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.md"), filepath.Join(dir, "r.html")
+			args := append([]string{"analyze", "--shards", n, "--connections", "all", "--json", j, "--md", md, "--html", html}, keyLogArgs(f)...)
+			_, errs[i], codes[i] = runCLI(t, append(args, f)...)
+			for k, name := range []string{j, md, html} {
+				outs[i][k], _ = os.ReadFile(name)
+			}
+		}
+		name, _ := filepath.Rel("../..", f)
+		if codes[0] != codes[1] || errs[0] != errs[1] {
+			t.Errorf("%s: --shards 3 exit %d, stderr %q; --shards 1 exit %d, stderr %q", name, codes[1], errs[1], codes[0], errs[0])
+			continue
+		}
+		for k, kind := range []string{"JSON", "Markdown", "HTML"} {
+			if !bytes.Equal(outs[0][k], outs[1][k]) {
+				t.Errorf("%s: the %s report of --shards 3 differs from --shards 1's at byte %d", name, kind, firstDiff(outs[0][k], outs[1][k]))
+			}
+		}
+		if addressPairs(outs[0][0]) > 1 {
+			multi++
+		}
+	}
+	if _, err := os.Stat("../../../shared/corpus"); err == nil && multi < 10 {
+		t.Errorf("only %d captures have connections between several address pairs: the shards were hardly split", multi)
+	}
+	t.Logf("%d captures with several address pairs", multi)
+}
+
+// firstDiff returns the offset of the first byte where a and b differ.
+func firstDiff(a, b []byte) int {
+	n := min(len(a), len(b))
+	for i := range n {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
+}
+
+// addressPairs counts the distinct address pairs of a JSON report's
+// connections, the unit a sharded run splits by.
+func addressPairs(report []byte) int {
+	var rep struct {
+		Connections []struct {
+			Client, Server netip.AddrPort
+		} `json:"connections"`
+	}
+	if json.Unmarshal(report, &rep) != nil {
+		return 0
+	}
+	pairs := map[[2]netip.Addr]bool{}
+	for _, c := range rep.Connections {
+		a, b := c.Client.Addr(), c.Server.Addr()
+		if b.Less(a) {
+			a, b = b, a
+		}
+		pairs[[2]netip.Addr{a, b}] = true
+	}
+	return len(pairs)
+}
