@@ -117,6 +117,7 @@ type stackConn struct {
 	port     int // client port
 	phase    string
 	requests int
+	opened   bool // a report says the client connected here (curl's num_connects)
 }
 
 // addr is the captured server's address.

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/h2scope/h2scope/tools/capgen/truth"
@@ -226,11 +227,19 @@ func (r *stackRun) curlRequests(phase string, ls []curlLine) {
 		if c.port == 0 {
 			continue // no connection
 		}
-		var id int
-		if c.connects > 0 {
+		// curl prints transfers as they end, so a reuse may come before
+		// the transfer that opened the connection.
+		id := 0
+		for i := len(r.conns) - 1; i >= 0 && id == 0; i-- {
+			if k := r.conns[i]; k.port == c.port && (c.connects == 0 || !k.opened) {
+				id = i + 1
+			}
+		}
+		if id == 0 {
 			id = r.newConn(c.port, phase)
-		} else {
-			id = r.conn(c.port, phase)
+		}
+		if c.connects > 0 {
+			r.conns[id-1].opened = true
 		}
 		path := c.url
 		if i := strings.Index(path, "://"); i >= 0 {
@@ -291,4 +300,137 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// runNginxReload is nginx-reload-goaway.
+func runNginxReload(ctx context.Context, r *stackRun) error {
+	const size = 100000
+	if err := r.writeWWW(size); err != nil {
+		return err
+	}
+	if _, err := r.startNginx(ctx, nginxConf{tls: true, h2: true, server: "limit_rate 64k;"}); err != nil {
+		return err
+	}
+	r.keylog = r.path("keys")
+	args := append(r.curlTLS(), "--http2", "--tlsv1.3", "--parallel", "--parallel-max", "2",
+		r.url(true, "/100000"), r.url(true, "/100000"), r.url(true, "/index.html"))
+	type res struct {
+		ls  []curlLine
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		ls, err := r.curl(ctx, "downloads", false, args...)
+		ch <- res{ls, err}
+	}()
+	if err := sleepCtx(ctx, 600*time.Millisecond); err != nil {
+		return err
+	}
+	reload := []string{"-p", r.dir, "-c", r.path("nginx.conf"), "-s", "reload"}
+	r.program("nginx", "server", reload)
+	if out, err := r.command(ctx, "nginx", reload).CombinedOutput(); err != nil {
+		return fmt.Errorf("nginx -s reload: %v: %s", err, out)
+	}
+	c := <-ch
+	if c.err != nil {
+		return c.err
+	}
+	r.curlRequests("downloads", c.ls)
+	r.stopAll(sigQuit)
+	ng, err := r.nginxAccess()
+	if err != nil {
+		return err
+	}
+	errs := r.nginxErrors()
+	if err := r.checkNginxConns(ng); err != nil {
+		return err
+	}
+	var ok, connects int
+	for _, l := range c.ls {
+		if l.status == 200 && l.exit == 0 {
+			ok++
+		}
+		connects += l.connects
+	}
+	graceful := 0
+	for _, l := range errs {
+		if strings.Contains(l, "gracefully shutting down") {
+			graceful++
+		}
+	}
+	if ok != 3 || connects != 2 || graceful == 0 {
+		return fmt.Errorf("curl: %d of 3 transfers succeeded over %d connections, nginx logged %d graceful shutdowns; want 3, 2, 1",
+			ok, connects, graceful)
+	}
+	r.fact("transfers_ok", ok)
+	r.fact("connections", connects)
+	r.verdict("goaway", "info", "server's graceful shutdown (nginx reload): GOAWAY NO_ERROR, streams in flight completed",
+		"nginx -s reload made the old worker shut down gracefully (its error log: \"gracefully shutting down\"); its GOAWAY "+
+			"NO_ERROR let both 100,000-byte downloads in flight finish (curl: 200, exit 0, full size) and curl sent the "+
+			"queued request on a new connection (num_connects 1): nothing failed, nothing to warn about")
+	return nil
+}
+
+// runNginxKilled is nginx-killed-midstream.
+func runNginxKilled(ctx context.Context, r *stackRun) error {
+	const size = 200000
+	if err := r.writeWWW(size); err != nil {
+		return err
+	}
+	srv, err := r.startNginx(ctx, nginxConf{tls: true, h2: true, server: "limit_rate 32k;"})
+	if err != nil {
+		return err
+	}
+	r.keylog = r.path("keys")
+	args := append(r.curlTLS(), "--http2", "--tlsv1.3", "--parallel", "--parallel-max", "2",
+		r.url(true, "/200000"), r.url(true, "/200000"))
+	type res struct {
+		ls  []curlLine
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		ls, err := r.curl(ctx, "downloads", true, args...)
+		ch <- res{ls, err}
+	}()
+	if err := sleepCtx(ctx, 800*time.Millisecond); err != nil {
+		return err
+	}
+	// kill -9 of the master and its worker, as an OOM killer or a
+	// crashed host would end them: no GOAWAY, the kernel closes the sockets.
+	r.program("kill", "signal", []string{"-KILL", "-- -PGID (nginx master and worker)"})
+	if err := r.signal(srv, syscall.SIGKILL); err != nil {
+		return err
+	}
+	c := <-ch
+	if c.err != nil {
+		return c.err
+	}
+	r.curlRequests("downloads", c.ls)
+	errs := r.nginxErrors()
+	var failed, connects int
+	var got int64
+	for _, l := range c.ls {
+		if l.exit != 0 {
+			failed++
+		}
+		connects += l.connects
+		got += l.size
+	}
+	if failed != 2 || connects != 1 || len(errs) == 0 {
+		return fmt.Errorf("curl: %d of 2 transfers failed over %d connections; want 2 over 1", failed, connects)
+	}
+	// The access log is written when a request ends: nginx died first.
+	if b, _ := os.ReadFile(r.path("access.log")); len(b) != 0 {
+		return fmt.Errorf("nginx logged requests before it was killed: %s", b)
+	}
+	r.report("nginx", "access log", []string{})
+	r.fact("transfers_failed", failed)
+	r.fact("bytes_received", int(got))
+	r.verdict("connection_lost", "critical", "server process killed mid-stream: connection closed with 2 streams in flight, no GOAWAY",
+		fmt.Sprintf("nginx (master and worker) was killed with SIGKILL 800 ms into two 200,000-byte downloads throttled to 32 KB/s "+
+			"each; the kernel closed its socket, so the connection ended without GOAWAY and without END_STREAM on either "+
+			"stream; curl reported both transfers failed (%d bytes of 400,000 received; its -w errormsg and exit code) and "+
+			"nginx's access log is empty (it logs a request when it ends)", got))
+	return nil
 }

@@ -47,6 +47,29 @@ var stackScenarios = []*scenario{
 		stack:    runPythonCancel(16, 20*time.Millisecond),
 	},
 	{
+		name: "nginx-reload-goaway",
+		description: "nginx serving HTTP/2 over TLS 1.3 with limit_rate 64k and curl --parallel --parallel-max 2: two " +
+			"100,000-byte downloads (about 1.5 s each) and a small request queued behind them; 600 ms in, nginx -s reload: " +
+			"the old worker shuts down gracefully, sends GOAWAY NO_ERROR and finishes both downloads, and curl sends the " +
+			"queued request on a new connection to the new worker. curl logs its TLS secrets.",
+		findings: []string{},
+		commit:   true,
+		tools:    []string{"nginx", "curl", "openssl"},
+		stack:    runNginxReload,
+	},
+	{
+		name: "nginx-killed-midstream",
+		description: "nginx serving HTTP/2 over TLS 1.3 with limit_rate 32k, and curl --parallel downloading two " +
+			"200,000-byte files on one connection; 800 ms in, nginx's master and worker are killed with SIGKILL: the " +
+			"kernel closes the socket, no GOAWAY and no END_STREAM, both streams cut, and curl reports both transfers " +
+			"failed. (Over h2c with prior knowledge curl 7.88 does not multiplex the second download, so TLS.) curl logs " +
+			"its TLS secrets.",
+		findings: []string{"connection_lost"},
+		commit:   true,
+		tools:    []string{"nginx", "curl", "openssl"},
+		stack:    runNginxKilled,
+	},
+	{
 		name: "h2load-nghttpd-refused",
 		description: "nghttpd over h2c with --max-concurrent-streams=4 and h2load -n 60 -c 1 -m 40 on 5,000-byte files: " +
 			"nghttpd is stopped (SIGSTOP) while h2load connects, so h2load opens 40 streams before it has read the " +
