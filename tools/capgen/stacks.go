@@ -167,7 +167,10 @@ func (r *stackRun) program(name, role string, args []string) {
 func (r *stackRun) scrub(args []string) []string {
 	out := make([]string, len(args))
 	for i, a := range args {
-		out[i] = strings.ReplaceAll(a, r.dir, "$DIR")
+		out[i] = a
+		if r.dir != "" {
+			out[i] = strings.ReplaceAll(a, r.dir, "$DIR")
+		}
 	}
 	return out
 }
@@ -175,7 +178,9 @@ func (r *stackRun) scrub(args []string) []string {
 // report records lines a program reported.
 func (r *stackRun) report(program, what string, lines []string) {
 	for i, l := range lines {
-		lines[i] = strings.ReplaceAll(l, r.dir, "$DIR")
+		if r.dir != "" {
+			lines[i] = strings.ReplaceAll(l, r.dir, "$DIR")
+		}
 	}
 	r.st.Reports = append(r.st.Reports, truth.Report{Program: program, What: what, Lines: lines})
 }

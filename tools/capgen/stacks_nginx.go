@@ -398,10 +398,10 @@ func runNginxKilled(ctx context.Context, r *stackRun) error {
 	}
 	// kill -9 of the master and its worker, as an OOM killer or a
 	// crashed host would end them: no GOAWAY, the kernel closes the sockets.
-	r.program("kill", "signal", []string{"-KILL", "-- -PGID (nginx master and worker)"})
 	if err := r.signal(srv, syscall.SIGKILL); err != nil {
 		return err
 	}
+	r.report("capgen", "signals capgen sent", []string{"800 ms after curl started: SIGKILL to nginx's process group (master and worker)"})
 	c := <-ch
 	if c.err != nil {
 		return c.err
