@@ -70,6 +70,27 @@ var stackScenarios = []*scenario{
 		stack:    runNginxKilled,
 	},
 	{
+		name: "nginx-openssl-resume",
+		description: "nginx over TLS (HTTP/1.1, keepalive_timeout 0) with ssl_session_cache off and session tickets on, and " +
+			"openssl s_client (OpenSSL 3.0) making one request a connection: over TLS 1.3 a full handshake, then 2 " +
+			"connections offering the saved session (-sess_in, a PSK) that nginx resumes; the same over TLS 1.2 with the " +
+			"ticket. s_client prints New or Reused, nginx logs $ssl_session_reused; s_client logs the TLS secrets (-keylogfile).",
+		findings: []string{},
+		commit:   true,
+		tools:    []string{"nginx", "openssl"},
+		stack:    runNginxResume(false),
+	},
+	{
+		name: "nginx-openssl-resume-fail",
+		description: "as nginx-openssl-resume, but after each first connection nginx gets a new ssl_session_ticket_key " +
+			"(nginx -s reload): the 2 offers of the saved session, over TLS 1.3 (PSK) and TLS 1.2 (ticket), are all refused " +
+			"and every handshake is full.",
+		findings: []string{"resumption_failure"},
+		commit:   true,
+		tools:    []string{"nginx", "openssl"},
+		stack:    runNginxResume(true),
+	},
+	{
 		name: "h2load-nghttpd-refused",
 		description: "nghttpd over h2c with --max-concurrent-streams=4 and h2load -n 60 -c 1 -m 40 on 5,000-byte files: " +
 			"nghttpd is stopped (SIGSTOP) while h2load connects, so h2load opens 40 streams before it has read the " +
