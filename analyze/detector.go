@@ -116,6 +116,7 @@ func (a *analysis) result(st dissect.Stats) Result {
 		fs[i].normalize()
 	}
 	sortFindings(fs)
+	assignIDs(fs)
 	if fs == nil {
 		fs = []Finding{}
 	}

@@ -105,6 +105,11 @@ type Confidence struct {
 type Finding struct {
 	// Kind is one of the Kind constants.
 	Kind string `json:"kind"`
+	// ID names the finding within its report: its kind and its 1-based
+	// rank among the report's findings of that kind, in report order
+	// ("reconnect_churn-1"). It is stable for a given capture and
+	// configuration, and is what slice --finding takes.
+	ID string `json:"id"`
 	// Severity ranks it: "info", "warning" or "critical".
 	Severity Severity `json:"severity"`
 	// Summary says in one line what happened, for a person.
@@ -189,4 +194,14 @@ func sortFindings(fs []Finding) {
 			strings.Compare(a.Summary, b.Summary),
 		)
 	})
+}
+
+// assignIDs gives each finding of fs, already in report order, its ID:
+// KIND-N for the Nth finding of its kind.
+func assignIDs(fs []Finding) {
+	seen := map[string]int{}
+	for i := range fs {
+		seen[fs[i].Kind]++
+		fs[i].ID = fmt.Sprintf("%s-%d", fs[i].Kind, seen[fs[i].Kind])
+	}
 }
