@@ -55,6 +55,7 @@ var stackTools = map[string]stackTool{
 	"curl":       {bin: "curl", pkg: "curl", version: []string{"--version"}},
 	"openssl":    {bin: "openssl", pkg: "openssl", version: []string{"version"}},
 	"haproxy":    {bin: "haproxy", pkg: "haproxy", version: []string{"-v"}},
+	"python3":    {bin: "/usr/bin/python3", pkg: "python3", version: []string{"--version"}},
 	"python3-h2": {bin: "/usr/bin/python3", pkg: "python3-h2", version: []string{"-c", "import h2, sys; print('python', sys.version.split()[0], 'h2', h2.__version__)"}, probe: []string{"-c", "import h2"}},
 }
 
@@ -118,6 +119,7 @@ type stackConn struct {
 	phase    string
 	requests int
 	opened   bool // a report says the client connected here (curl's num_connects)
+	failed   int  // requests written here that got no answer (the server had closed it)
 }
 
 // addr is the captured server's address.
@@ -406,7 +408,7 @@ func captureStackOnce(ctx context.Context, sc *scenario, o *options) (*result, e
 	for i, c := range r.conns {
 		t.Connections = append(t.Connections, truth.Connection{
 			ID: i + 1, Client: "127.0.0.1:" + strconv.Itoa(c.port), Server: r.addr(), Phase: c.phase,
-			Requests: c.requests, ServerRequests: c.requests,
+			Requests: c.requests, ServerRequests: c.requests, FailedRequests: c.failed,
 		})
 	}
 	st := r.st

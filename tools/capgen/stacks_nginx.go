@@ -25,6 +25,7 @@ type nginxConf struct {
 	h2     bool   // listen http2 (h2 over TLS, h2c with prior knowledge without)
 	server string // more directives for the server block
 	http   string // more directives for the http block
+	port   int    // the port to listen on; 0 means the captured port
 }
 
 // writeWWW fills DIR/www with the files the clients fetch: /index.html
@@ -66,7 +67,11 @@ func (r *stackRun) startNginx(ctx context.Context, c nginxConf) (*exec.Cmd, erro
 			return nil, err
 		}
 	}
-	listen := "listen 127.0.0.1:" + strconv.Itoa(r.port)
+	port := c.port
+	if port == 0 {
+		port = r.port
+	}
+	listen := "listen 127.0.0.1:" + strconv.Itoa(port)
 	if c.tls {
 		listen += " ssl"
 	}
@@ -103,7 +108,7 @@ http {
 	if err := os.WriteFile(r.path("nginx.conf"), []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
-	return r.start(ctx, "nginx", "server", r.port, "-p", r.dir, "-c", r.path("nginx.conf"))
+	return r.start(ctx, "nginx", "server", port, "-p", r.dir, "-c", r.path("nginx.conf"))
 }
 
 // nginxLog is one line of the access log (nginxLogFormat).

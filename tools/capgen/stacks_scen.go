@@ -91,6 +91,19 @@ var stackScenarios = []*scenario{
 		stack:    runNginxResume(true),
 	},
 	{
+		name: "haproxy-idle-race",
+		description: "haproxy 2.6 (mode http, timeout http-keep-alive 600ms) in front of nginx (not captured), HTTP/1.1. " +
+			"Python's http.client keeps one connection and sends a GET after gaps of 0, 0.2, 0.3, 1.0, 0.25, 1.2 and 0.2 s: " +
+			"after 1.0 and 1.2 s haproxy has closed the idle connection (FIN), the request is written on it anyway, " +
+			"haproxy's socket answers with RST, http.client raises RemoteDisconnected and the client retries on a new " +
+			"connection. Then curl -H 'Connection: close' fetches 10 URLs, one connection each (churn). haproxy logs " +
+			"every request (option httplog).",
+		findings: []string{"keepalive_mismatch", "reconnect_churn"},
+		commit:   true,
+		tools:    []string{"haproxy", "nginx", "curl", "python3"},
+		stack:    runHAProxyIdle,
+	},
+	{
 		name: "h2load-nghttpd-refused",
 		description: "nghttpd over h2c with --max-concurrent-streams=4 and h2load -n 60 -c 1 -m 40 on 5,000-byte files: " +
 			"nghttpd is stopped (SIGSTOP) while h2load connects, so h2load opens 40 streams before it has read the " +
