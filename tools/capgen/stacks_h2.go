@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -307,4 +309,161 @@ func containsInt(s []int, n int) bool {
 		}
 	}
 	return false
+}
+
+// pythonSlowClient is the python-h2 client of nghttpd-killed-midstream:
+// over h2c with prior knowledge and a stream window of WINDOW bytes, it
+// GETs PATH and returns the window (WINDOW_UPDATE) only every PAUSE
+// seconds, so the download takes a while; it reports every event and,
+// when the server goes away, how much it got.
+const pythonSlowClient = `import json, socket, sys, time
+import h2, h2.config, h2.connection, h2.events, h2.settings
+host, port, path, window, pause = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+t0 = time.monotonic()
+def log(**kw):
+    kw["t"] = round(time.monotonic() - t0, 6)
+    print(json.dumps(kw), flush=True)
+sock = socket.create_connection((host, port))
+log(event="Connected", local_port=sock.getsockname()[1], h2=h2.__version__)
+conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+conn.local_settings = h2.settings.Settings(client=True, initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window, h2.settings.SettingCodes.ENABLE_PUSH: 0})
+conn.initiate_connection()
+sid = conn.get_next_available_stream_id()
+conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"), (":authority", "%s:%d" % (host, port)), (":path", path), ("user-agent", "python-h2/" + h2.__version__)], end_stream=True)
+sock.sendall(conn.data_to_send())
+log(event="SentRequest", stream=sid, path=path)
+sock.settimeout(0.02)
+got, unacked, ended, last = 0, 0, False, time.monotonic()
+while True:
+    try:
+        data = sock.recv(65536)
+    except socket.timeout:
+        data = None
+    except ConnectionResetError as e:
+        log(event="ConnectionReset", error=str(e), received=got, stream_ended=ended)
+        break
+    if data == b"":
+        log(event="ConnectionClosed", received=got, stream_ended=ended)
+        break
+    for ev in conn.receive_data(data or b""):
+        name = type(ev).__name__
+        if isinstance(ev, h2.events.ResponseReceived):
+            log(event=name, stream=ev.stream_id, status=dict(ev.headers).get(":status"), content_length=dict(ev.headers).get("content-length"))
+        elif isinstance(ev, h2.events.DataReceived):
+            got += len(ev.data)
+            unacked += ev.flow_controlled_length
+            log(event=name, stream=ev.stream_id, bytes=len(ev.data), total=got)
+        elif isinstance(ev, h2.events.StreamEnded):
+            ended = True
+            log(event=name, stream=ev.stream_id, total=got)
+        elif isinstance(ev, h2.events.ConnectionTerminated):
+            log(event=name, code=ev.error_code.name, last_stream=ev.last_stream_id)
+        else:
+            log(event=name)
+    if unacked and time.monotonic() - last >= pause:
+        conn.acknowledge_received_data(unacked, sid)
+        log(event="SentWindowUpdate", stream=sid, increment=unacked)
+        unacked, last = 0, time.monotonic()
+    d = conn.data_to_send()
+    if d:
+        sock.sendall(d)
+    if ended:
+        break
+sock.close()
+`
+
+// runNghttpdKilled is nghttpd-killed-midstream.
+func runNghttpdKilled(ctx context.Context, r *stackRun) error {
+	const size, window = 300000, 16384
+	if err := r.writeWWW(size); err != nil {
+		return err
+	}
+	srv, err := r.startNghttpd(ctx)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(r.path("slow.py"), []byte(pythonSlowClient), 0o644); err != nil {
+		return err
+	}
+	// nghttpd is killed as soon as the client has read 3 windows
+	// (49,152 bytes): it is then waiting for the next WINDOW_UPDATE.
+	const killAt = 3 * window
+	args := []string{r.path("slow.py"), "127.0.0.1", strconv.Itoa(r.port), "/" + strconv.Itoa(size), strconv.Itoa(window), "0.2"}
+	r.program("python3-h2", "client", args)
+	cmd := r.command(ctx, "python3-h2", args)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	var out []byte
+	killed := false
+	sc := bufio.NewScanner(pipe)
+	for sc.Scan() {
+		out = append(append(out, sc.Bytes()...), '\n')
+		var ev struct {
+			Event string `json:"event"`
+			Total int    `json:"total"`
+		}
+		json.Unmarshal(sc.Bytes(), &ev)
+		if !killed && ev.Event == "DataReceived" && ev.Total >= killAt {
+			if err := r.signal(srv, syscall.SIGKILL); err != nil {
+				cmd.Process.Kill()
+				cmd.Wait()
+				return err
+			}
+			killed = true
+			r.report("capgen", "signals capgen sent", []string{fmt.Sprintf("when the client reported %d bytes received: SIGKILL to nghttpd", ev.Total)})
+		}
+	}
+	err = cmd.Wait()
+	r.report("python3-h2", "client events (h2 events and the client's actions), one JSON object a line", lines(out))
+	if err != nil || !killed {
+		return fmt.Errorf("python-h2 client: killed %v, %v: %s", killed, err, errb.Bytes())
+	}
+	r.wait(srv, 3*time.Second)
+	frames := r.nghttpdFrames(r.output(srv))
+	var id, status int
+	var received int64
+	lost := false
+	for _, l := range lines(out) {
+		var ev struct {
+			Event       string `json:"event"`
+			LocalPort   int    `json:"local_port"`
+			Status      string `json:"status"`
+			Received    int64  `json:"received"`
+			StreamEnded bool   `json:"stream_ended"`
+		}
+		if err := json.Unmarshal([]byte(l), &ev); err != nil {
+			return fmt.Errorf("python-h2 client line %q: %v", l, err)
+		}
+		switch ev.Event {
+		case "Connected":
+			id = r.newConn(ev.LocalPort, "download")
+		case "ResponseReceived":
+			status, _ = strconv.Atoi(ev.Status)
+		case "ConnectionClosed", "ConnectionReset":
+			received, lost = ev.Received, !ev.StreamEnded
+		}
+	}
+	if !lost || status != 200 || received == 0 || received >= size || frames["send GOAWAY"] != 0 {
+		return fmt.Errorf("client: status %d, %d of %d bytes, lost %v; nghttpd sent %d GOAWAY", status, received, size, lost, frames["send GOAWAY"])
+	}
+	r.request(id, truth.Request{Phase: "download", Method: "GET", Path: "/" + strconv.Itoa(size), Status: status, RespBytes: received,
+		Proto: "HTTP/2.0", Stream: 1, Error: "connection closed before END_STREAM (server killed)"})
+	r.fact("bytes_received", int(received))
+	r.fact("bytes_expected", size)
+	r.fact("server_sent_data_frames", frames["send DATA"])
+	r.verdict("connection_lost", "critical", "server process killed mid-stream: connection closed with a stream in flight, no GOAWAY",
+		fmt.Sprintf("nghttpd was killed with SIGKILL once python-h2 had read 49,152 bytes of a 300,000-byte download it "+
+			"throttled by returning its 16 KB stream window every 200 ms; the kernel closed the socket: no GOAWAY, no END_STREAM on "+
+			"stream 1, and the client got %d of 300,000 bytes (its ConnectionClosed event, stream_ended false)", received))
+	r.verdict("window_stall", "warning", "client reads slowly: the server waits on the client's HTTP/2 stream window",
+		"python-h2 advertised a 16,384-byte stream window and sent WINDOW_UPDATE only every 200 ms (its SentWindowUpdate "+
+			"events), so nghttpd spent most of the download with the stream window at 0")
+	return nil
 }

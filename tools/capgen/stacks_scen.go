@@ -70,6 +70,17 @@ var stackScenarios = []*scenario{
 		stack:    runNginxKilled,
 	},
 	{
+		name: "nghttpd-killed-midstream",
+		description: "nghttpd over h2c and a python-h2 client (prior knowledge) downloading a 300,000-byte file with a " +
+			"16,384-byte stream window it returns (WINDOW_UPDATE) only every 200 ms; once the client has read 3 windows " +
+			"(49,152 bytes), nghttpd is killed with SIGKILL: the kernel closes the socket, no GOAWAY and no END_STREAM, and the client reports the connection " +
+			"closed with the stream unfinished. The slow reading is a flow-control stall of its own (window_stall).",
+		findings: []string{"connection_lost", "window_stall"},
+		commit:   true,
+		tools:    []string{"nghttpd", "python3-h2"},
+		stack:    runNghttpdKilled,
+	},
+	{
 		name: "nginx-openssl-resume",
 		description: "nginx over TLS (HTTP/1.1, keepalive_timeout 0) with ssl_session_cache off and session tickets on, and " +
 			"openssl s_client (OpenSSL 3.0) making one request a connection: over TLS 1.3 a full handshake, then 2 " +
