@@ -22,5 +22,10 @@
 // own wire into an HTTP/2 parser, whose view the truth records and the
 // capture is checked against.
 //
+// Stack scenarios (stacks*.go) are played instead by other stacks'
+// programs, Debian's nginx, nghttpd, h2load, curl, python3-h2, openssl
+// and haproxy, with a truth built from their own reports; they are
+// written to testdata/pcaps/stacks.
+//
 // Capturing needs root (an AF_PACKET socket). See README.md.
 package main
