@@ -50,6 +50,7 @@ type stackTool struct {
 // stackTools lists the programs by the name scenarios use.
 var stackTools = map[string]stackTool{
 	"nginx":      {bin: "nginx", pkg: "nginx", version: []string{"-v"}},
+	"h2o":        {bin: "h2o", pkg: "h2o", version: []string{"--version"}},
 	"nghttpd":    {bin: "nghttpd", pkg: "nghttp2-server", version: []string{"--version"}},
 	"h2load":     {bin: "h2load", pkg: "nghttp2-client", version: []string{"--version"}},
 	"curl":       {bin: "curl", pkg: "curl", version: []string{"--version"}},
@@ -61,7 +62,7 @@ var stackTools = map[string]stackTool{
 
 // stackInstall is the command that installs every package stack
 // scenarios need (as root, on Debian 12).
-const stackInstall = "apt-get install -y nginx nghttp2-server nghttp2-client curl openssl haproxy python3-h2"
+const stackInstall = "apt-get install -y nginx h2o nghttp2-server nghttp2-client curl openssl haproxy python3-h2"
 
 // needTools fails, naming every missing program and its Debian package
 // and the command that installs them, unless all of names are there.

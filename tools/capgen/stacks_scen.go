@@ -25,6 +25,16 @@ var stackScenarios = []*scenario{
 		stack:    runNginxCurlH2,
 	},
 	{
+		name: "h2o-curl-h2",
+		description: "h2o 2.2 serving HTTP/2 over TLS 1.3 and curl 7.88, as nginx-curl-h2: one curl run fetches 6 files with " +
+			"--parallel on one connection, a second 4 files one after another on one connection. Healthy: 2 connections, " +
+			"10 requests, all 200; h2o's access log ($remote_port, connection and stream IDs) agrees with curl's -w.",
+		findings: []string{},
+		commit:   true,
+		tools:    []string{"h2o", "curl", "openssl"},
+		stack:    runH2OCurl,
+	},
+	{
 		name: "nghttpd-python-cancel",
 		description: "nghttpd (nghttp2 1.52) over h2c and a python-h2 4.1 client with prior knowledge and an 8,192-byte " +
 			"initial window: 16 GETs of a 40,000-byte file one at a time, each stream reset with RST_STREAM CANCEL as soon " +
