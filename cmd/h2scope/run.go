@@ -43,6 +43,8 @@ commands:
   frames [--json] CAPTURE...                     every dissected unit in capture order (--json: NDJSON)
   timeline --conn ID [--stream N] CAPTURE...     one connection, or one HTTP/2 stream of it, in time order
   batch [--workers N] --out F.ndjson DIR|GLOB... many captures, one JSON report per line (resumes F)
+  slice -o OUT.pcapng [--finding ID] [--conn ID] [--stream N] CAPTURE...
+                                                 the packets of a finding, connections or a stream as an annotated pcapng
   version                                        the version and revision h2scope was built from (also --version)
 
 examples:
@@ -65,6 +67,7 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"frames":   runFrames,
 	"timeline": runTimeline,
 	"batch":    runBatch,
+	"slice":    runSlice,
 }
 
 // run executes one h2scope command line and returns the process exit code.

@@ -136,11 +136,15 @@ func runSlice(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		From: from.t, To: to.t, NoSecrets: *noSecrets, Names: files, Version: version.Read().String(),
 	}
 	var res slice.Result
+	var serr error // the slice's own error, said without the output's name
 	err := writeOutput(*out, stdout, func(w io.Writer) error {
-		var err error
-		res, err = slice.Write(ctx, files, w, sopts)
-		return err
+		res, serr = slice.Write(ctx, files, w, sopts)
+		return serr
 	})
+	if serr != nil {
+		fmt.Fprintf(stderr, "h2scope slice: %s\n", strings.TrimPrefix(serr.Error(), "slice: "))
+		return exitUsage
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "h2scope slice: %v\n", err)
 		return exitUsage
