@@ -38,8 +38,8 @@ var stackScenarios = []*scenario{
 		name: "nghttpd-python-cancel",
 		description: "nghttpd (nghttp2 1.52) over h2c and a python-h2 4.1 client with prior knowledge and an 8,192-byte " +
 			"initial window: 16 GETs of a 40,000-byte file one at a time, each stream reset with RST_STREAM CANCEL as soon " +
-			"as its response HEADERS arrive (the DATA already in flight still arrives), 150 ms apart (fewer than 10 resets in any " +
-			"second); then GOAWAY NO_ERROR. " +
+			"as its response HEADERS arrive (the DATA already in flight still arrives), sleeping 150 ms between requests (fewer " +
+			"than 10 resets in any second); then GOAWAY NO_ERROR. " +
 			"Client cancellations, one at a time after the response began: not a rapid-reset flood, nothing to warn about.",
 		findings: []string{},
 		commit:   true,
@@ -48,9 +48,9 @@ var stackScenarios = []*scenario{
 	},
 	{
 		name: "nghttpd-python-cancel-burst",
-		description: "as nghttpd-python-cancel, 20 ms apart: 16 client cancellations (RST_STREAM CANCEL, each after its " +
-			"response HEADERS and DATA) within about 0.4 s. A burst by rst_storm's threshold, so a warning, but not rapid " +
-			"reset: the server answered every request before its reset.",
+		description: "as nghttpd-python-cancel, sleeping 20 ms between requests: 16 client cancellations (RST_STREAM " +
+			"CANCEL, each after its response HEADERS and DATA) within about 0.7 s. A burst by rst_storm's threshold, so a " +
+			"warning, but not rapid reset: the server answered every request before its reset.",
 		findings: []string{"rst_storm"},
 		commit:   true,
 		tools:    []string{"nghttpd", "python3-h2"},
