@@ -12,9 +12,13 @@ package truth
 // Connection.C2SBytes and S2CBytes cannot come from these programs (none
 // reports the bytes it wrote to its socket, least of all under TLS): in
 // a stack truth file they are the TCP payload the capture holds per
-// direction, which BytesFrom says. Connection.ClientPort-to-connection
-// matching, request counts and statuses come from the reports, and
-// capgen checks them against the capture before writing it.
+// direction, which BytesFrom says. The connections (by client port),
+// their requests and the statuses come from the reports, and capgen
+// checks them against the capture before writing it.
+//
+// The programs' sockets keep lo's default MSS (their SYNs advertise
+// 65495); Capture.MSS is only the size capgen split the loopback
+// super-segments at (Capture.Segmented). Capture.Go is empty.
 type Stack struct {
 	// Programs lists the programs that ran, servers first.
 	Programs []Program `json:"programs"`
