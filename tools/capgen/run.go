@@ -74,7 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			if !s.commit {
 				kind += ", in memory only"
 			}
-			fmt.Fprintf(stdout, "%-20s %s\n%-20s %s\n", s.name, kind, "", s.description)
+			fmt.Fprintf(stdout, "%-28s %s\n%-28s %s\n", s.name, kind, "", s.description)
 		}
 		return 0
 	}
