@@ -84,3 +84,12 @@ func AnalyseCapture(ctx context.Context, c Capture, opts Options) (line []byte, 
 	}
 	return res.line, res.failed, nil
 }
+
+// CaptureName reports whether a file is taken as a capture by its name
+// alone (.pcap, .pcapng or .cap, a tcpdump -C counter, .gz or .zst), as
+// Find takes files where it cannot look at their content.
+func CaptureName(path string) bool { return captureName.MatchString(path) }
+
+// KeyLogNames lists the key logs that may lie beside the files of a
+// capture, in the order they are read (see the package documentation).
+func KeyLogNames(files []string) []string { return keyLogNames(files) }
