@@ -43,7 +43,9 @@
 // # Memory
 //
 // What a Tracker holds grows with the connections it tracks (at most
-// MaxConns open and MaxConns closed ones), not with those it finished.
+// MaxConns open and MaxClosed closed ones, and MaxConns tombstones of
+// closed connections finished early, about 150 bytes each: see tomb.go),
+// not with those it finished.
 // Most of them wait with nothing to deliver, and are kept small: a closed
 // connection whose streams are closed keeps its Summary (416 bytes) and
 // its tracking state encoded in about a hundred bytes (see compact.go),

@@ -21,9 +21,16 @@ type Options struct {
 	// connections for idleness.
 	IdleTimeout time.Duration
 	// MaxConns bounds the open connections tracked at once, and separately
-	// the closed ones waiting out ClosedTimeout; past it the least recently
-	// active of that kind is finished. Default 65536.
+	// the tombstones of closed ones (see MaxClosed); past it the least
+	// recently active of that kind is finished (forgotten). Default 65536.
 	MaxConns int
+	// MaxClosed bounds the closed connections kept whole while they wait
+	// out ClosedTimeout (with what the callbacks hold for them until
+	// OnFinish); past it the least recently active is finished early and
+	// only its tombstone is kept until ClosedTimeout: a SYN reusing its
+	// 4-tuple is still flagged ReusedPorts, but another late packet of it
+	// starts a new connection (see tomb.go). Default MaxConns/16 (4096).
+	MaxClosed int
 	// ClosedTimeout finishes a connection this long after its last packet
 	// once it has been reset or both sides have sent FIN. Default 2 minutes
 	// (a generous TIME_WAIT).
@@ -101,6 +108,12 @@ type Tracker struct {
 	freeHalves freelist.List[half]
 	open       lru // connections still open, least recently active first
 	closed     lru // connections reset or closed by both sides
+	// tombs and tlist hold the tombstones of closed connections
+	// finished past MaxClosed (see tomb.go); freeTombs tombstones to
+	// reuse.
+	tombs     tombTable
+	tlist     tombList
+	freeTombs freelist.List[tomb]
 	// grace holds the closed connections whose streams are still open,
 	// in order of closing (graceAt): StreamGrace ends them. Entries
 	// whose streams ended otherwise are skipped when reached.
@@ -140,6 +153,9 @@ func NewTracker(opts Options) *Tracker {
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = DefaultMaxConns
 	}
+	if opts.MaxClosed <= 0 {
+		opts.MaxClosed = max(opts.MaxConns/16, 1)
+	}
 	if opts.ClosedTimeout <= 0 {
 		opts.ClosedTimeout = 2 * time.Minute
 	}
@@ -159,6 +175,7 @@ func NewTracker(opts Options) *Tracker {
 		free:       freelist.List[state]{Max: maxFree},
 		spare:      freelist.List[Conn]{Max: maxSpare},
 		freeHalves: freelist.List[half]{Max: maxSpare},
+		freeTombs:  freelist.List[tomb]{Max: maxSpare},
 	}
 }
 
@@ -227,6 +244,17 @@ func (t *Tracker) add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
 		if si := &c.seq[d]; si.baseSet && si.baseSeq != s.Seq {
 			t.finish(c)
 			c = nil
+			reused = true
+		}
+	}
+	if c == nil && t.tombs.n > 0 {
+		// The 4-tuple of a closed connection finished early: a SYN
+		// reusing it is flagged as it would have been.
+		h := t.lastHash
+		if !t.hashed {
+			h = t.conns.hash(s.Src, s.Dst)
+		}
+		if _, r := t.unearth(s.Src, s.Dst, h, syn, s.Seq); r {
 			reused = true
 		}
 	}
@@ -556,8 +584,8 @@ func (t *Tracker) evict() {
 		}
 		t.finish(c)
 	}
-	for t.closed.n >= t.opts.MaxConns {
-		t.finish(t.closed.head)
+	for t.closed.n >= t.opts.MaxClosed {
+		t.retire(t.closed.head)
 	}
 }
 
@@ -581,6 +609,9 @@ func (t *Tracker) sweep(now time.Time) {
 	}
 	for c := t.closed.head; c != nil && now.Sub(c.LastTS) >= t.opts.ClosedTimeout; c = t.closed.head {
 		t.finish(c)
+	}
+	for x := t.tlist.head; x != nil && now.Sub(x.lastTS) >= t.opts.ClosedTimeout; x = t.tlist.head {
+		t.bury(x)
 	}
 	for t.opts.IdleTimeout > 0 {
 		c, h := t.oldestOpen()
@@ -686,6 +717,9 @@ func (t *Tracker) Flush() {
 	}
 	clear(t.grace)
 	t.grace = nil
+	for t.tlist.head != nil {
+		t.bury(t.tlist.head)
+	}
 }
 
 // Add adds o's counts to s's: the Stats of the shards of one capture add

@@ -632,3 +632,51 @@ func TestSegmentBeyondAnyWindowIsNotAGap(t *testing.T) {
 		t.Errorf("handler saw %q", got)
 	}
 }
+
+// TestMaxClosedKeepsTombstones: past MaxClosed the oldest closed
+// connection is finished at once; a SYN reusing its 4-tuple with another
+// initial sequence number is still flagged ReusedPorts, within
+// ClosedTimeout; another late packet starts a new connection; and the
+// tombstones go at ClosedTimeout.
+func TestMaxClosedKeepsTombstones(t *testing.T) {
+	var finished []event.ConnID
+	tr := NewTracker(Options{MaxClosed: 1, ClosedTimeout: time.Minute, OnFinish: func(c *Conn) { finished = append(finished, c.ID) }})
+	frame := uint64(0)
+	add := func(g seg, port uint16, isn uint32) (*Conn, Analysis) {
+		frame++
+		s := toSegment(g, frame)
+		if g.dir == c2s {
+			s.Src, s.Seq = netip.AddrPortFrom(cli.Addr(), port), s.Seq-1000+isn
+		} else {
+			s.Dst, s.Ack = netip.AddrPortFrom(cli.Addr(), port), s.Ack-1000+isn
+		}
+		c, _, a := tr.Add(&s)
+		return c, a
+	}
+	// Three connections, each reset after its handshake.
+	for i := range 3 {
+		for _, g := range withHandshake(seg{dir: c2s, flags: rst, seq: 1, ms: 30}) {
+			g.ms += 100 * i
+			add(g, uint16(50000+i), 1000)
+		}
+	}
+	if len(finished) != 2 || finished[0] != 0 || finished[1] != 1 || tr.Active() != 1 || tr.tombs.n != 2 {
+		t.Fatalf("finished %v, active %d, tombstones %d; want 0 and 1 finished, one kept, two tombstones", finished, tr.Active(), tr.tombs.n)
+	}
+	// Port reuse on connection 0's 4-tuple: a new connection, flagged.
+	if c, a := add(seg{dir: c2s, flags: syn, ms: 1000}, 50000, 7000); c.ID != 3 || a&ReusedPorts == 0 {
+		t.Errorf("SYN with a new ISN: connection %d, analysis %v; want 3, reused_ports", c.ID, a)
+	}
+	// A late ACK on connection 1's: a new connection, not flagged.
+	if c, a := add(seg{dir: c2s, flags: ack, seq: 1, ack: 1, ms: 1000}, 50001, 1000); c.ID != 4 || a&ReusedPorts != 0 {
+		t.Errorf("late ACK: connection %d, analysis %v; want 4, no reused_ports", c.ID, a)
+	}
+	// Connection 2 was retired when 3 came: its tombstone is left.
+	if tr.tombs.n != 1 || tr.tlist.n != 1 || len(finished) != 3 {
+		t.Errorf("%d tombstones, finished %v; want 1, 0 to 2", tr.tombs.n, finished)
+	}
+	tr.Sweep(t0.Add(2 * time.Minute))
+	if tr.tombs.n != 0 || tr.tlist.n != 0 {
+		t.Errorf("%d tombstones after ClosedTimeout, want none", tr.tombs.n)
+	}
+}
