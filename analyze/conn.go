@@ -4,11 +4,11 @@ import (
 	"cmp"
 	"net/netip"
 	"slices"
-	"strings"
 
 	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/event"
 	"github.com/h2scope/h2scope/dissect/http2"
+	"github.com/h2scope/h2scope/dissect/layer"
 	"github.com/h2scope/h2scope/dissect/tcp"
 )
 
@@ -195,8 +195,22 @@ func (x *Exchange) End() *event.Ref {
 type Reset struct {
 	Dir    event.Dir
 	Stream uint32
-	Code   string
-	Ref    event.Ref
+	Code   http2.ErrCode
+	// Lost is set when the capture lost the frame's error code (a gap).
+	Lost bool
+	Ref  event.Ref
+}
+
+// noError reports whether r is a NO_ERROR reset, which asks the peer to
+// stop sending and is no failure.
+func (r Reset) noError() bool { return !r.Lost && r.Code == http2.ErrCodeNo }
+
+// CodeName returns r's error code by name, "" when the capture lost it.
+func (r Reset) CodeName() string {
+	if r.Lost {
+		return ""
+	}
+	return r.Code.String()
 }
 
 // Ping is one HTTP/2 PING frame.
@@ -326,24 +340,21 @@ func (k *Collector) Event(e *event.Event) {
 func (k *Collector) tcpEvent(e *event.Event) {
 	c := k.conn(e.Conn)
 	var dropped int
-	switch e.Type {
-	case "SYN":
-		c.SYNs = appendCapped(c.SYNs, e.Ref, maxSYNs, &dropped)
-	case "SYN-ACK":
+	switch fl := layer.Flags(e.Kind); {
+	case fl.Has(layer.SYN | layer.ACK):
 		c.SYNACKs = appendCapped(c.SYNACKs, e.Ref, maxSYNs, &dropped)
-	case "FIN":
-		if c.FIN[e.Dir&1] == nil {
-			c.FIN[e.Dir&1] = refp(e.Ref)
-		}
-	case "RST":
+	case fl.Has(layer.SYN):
+		c.SYNs = appendCapped(c.SYNs, e.Ref, maxSYNs, &dropped)
+	case fl.Has(layer.RST):
 		if c.RST[e.Dir&1] == nil {
 			c.RST[e.Dir&1] = refp(e.Ref)
 		}
+	case fl.Has(layer.FIN):
+		if c.FIN[e.Dir&1] == nil {
+			c.FIN[e.Dir&1] = refp(e.Ref)
+		}
 	}
-	if e.Flags == "" {
-		return
-	}
-	a := analysisOf(e.Flags)
+	a := tcp.Analysis(e.Bits)
 	if a.Has(tcp.ZeroWindow) {
 		c.ZeroWindows[e.Dir&1] = appendCapped(c.ZeroWindows[e.Dir&1], e.Ref, maxWindowRef, &dropped)
 	}
@@ -351,52 +362,6 @@ func (k *Collector) tcpEvent(e *event.Event) {
 		c.WindowFulls[e.Dir&1] = appendCapped(c.WindowFulls[e.Dir&1], e.Ref, maxWindowRef, &dropped)
 	}
 }
-
-// Events carry their flags as names ("zero_window|window_full", "ACK");
-// the analysis turns them into the dissectors' typed flags at once, so
-// that a misspelt flag does not compile.
-
-// analysisNames maps each TCP analysis flag's name (tcp.Analysis.String)
-// to the flag.
-var analysisNames = func() map[string]tcp.Analysis {
-	m := map[string]tcp.Analysis{}
-	for i := range 32 {
-		a := tcp.Analysis(1) << i
-		if n := a.String(); n != "" && !strings.Contains(n, "|") && !strings.ContainsAny(n, "()") {
-			m[n] = a
-		}
-	}
-	return m
-}()
-
-// analysisOf returns the TCP analysis flags an event's "|"-joined Flags
-// name; unknown names are ignored.
-func analysisOf(flags string) tcp.Analysis { return flagsOf(flags, analysisNames) }
-
-// h2FlagNames maps the HTTP/2 flag names the analysis reads to the flag.
-var h2FlagNames = map[string]http2.Flags{"ACK": http2.FlagAck}
-
-// h2FlagsOf returns the HTTP/2 flags an event's "|"-joined Flags name,
-// of those in h2FlagNames.
-func h2FlagsOf(flags string) http2.Flags { return flagsOf(flags, h2FlagNames) }
-
-// flagsOf returns the union of the flags names maps the "|"-joined names
-// in flags to; other names are ignored.
-func flagsOf[F ~uint8 | ~uint32](flags string, names map[string]F) F {
-	var fl F
-	for flags != "" {
-		var f string
-		f, flags, _ = strings.Cut(flags, "|")
-		fl |= names[f]
-	}
-	return fl
-}
-
-// The HTTP/2 frame types the Collector keeps, by their event type names.
-var (
-	typeRSTStream = http2.FrameRSTStream.String()
-	typePing      = http2.FramePing.String()
-)
 
 func (k *Collector) http1Event(e *event.Event) {
 	h := e.HTTP1
@@ -448,19 +413,20 @@ func equalFold(a, b string) bool {
 }
 
 func (k *Collector) http2Event(e *event.Event) {
-	switch e.Type {
-	case typeRSTStream:
+	switch http2.FrameType(e.Kind) {
+	case http2.FrameRSTStream:
 		c := k.conn(e.Conn)
 		if c.Records == nil {
 			return
 		}
-		c.Records.Resets = appendCapped(c.Records.Resets, Reset{Dir: e.Dir, Stream: e.Stream, Code: e.Error, Ref: e.Ref}, maxResets, &c.Records.ResetsDropped)
-	case typePing:
+		r := Reset{Dir: e.Dir, Stream: e.Stream, Code: http2.ErrCode(e.Code), Lost: e.Error == "", Ref: e.Ref}
+		c.Records.Resets = appendCapped(c.Records.Resets, r, maxResets, &c.Records.ResetsDropped)
+	case http2.FramePing:
 		c := k.conn(e.Conn)
 		if c.Records == nil {
 			return
 		}
-		c.Records.Pings = appendCapped(c.Records.Pings, Ping{Dir: e.Dir, Ack: h2FlagsOf(e.Flags)&http2.FlagAck != 0, Ref: e.Ref}, maxPings, &c.Records.PingsDropped)
+		c.Records.Pings = appendCapped(c.Records.Pings, Ping{Dir: e.Dir, Ack: http2.Flags(e.Bits)&http2.FlagAck != 0, Ref: e.Ref}, maxPings, &c.Records.PingsDropped)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/event"
 	"github.com/h2scope/h2scope/dissect/http2"
+	"github.com/h2scope/h2scope/dissect/layer"
 	"github.com/h2scope/h2scope/dissect/tcp"
 )
 
@@ -217,25 +218,37 @@ func TestHeavyHitters(t *testing.T) {
 	}
 }
 
-// TestAnalysisOf checks that every TCP analysis flag's name parses back
-// to the flag, alone and joined, and that PING's ACK is read.
-func TestAnalysisOf(t *testing.T) {
-	all := tcp.Analysis(0)
-	for i := range 15 {
-		a := tcp.Analysis(1) << i
-		if got := analysisOf(a.String()); got != a {
-			t.Errorf("analysisOf(%q) = %v, want %v", a.String(), got, a)
-		}
-		all |= a
+// TestTypedEvents checks that the Collector reads events' typed flags
+// and codes: the TCP analysis bits, the SYN/FIN/RST control flags, a
+// PING's ACK and an RST_STREAM's error code.
+func TestTypedEvents(t *testing.T) {
+	k := NewCollector(DefaultConfig())
+	at := func(n uint64) event.Ref { return event.Ref{Frame: n} }
+	for _, e := range []event.Event{
+		{Ref: at(1), Proto: event.ProtoTCP, Kind: uint16(layer.SYN)},
+		{Ref: at(2), Proto: event.ProtoTCP, Dir: event.S2C, Kind: uint16(layer.SYN | layer.ACK)},
+		{Ref: at(3), Proto: event.ProtoTCP, Dir: event.S2C, Kind: uint16(layer.ACK), Bits: uint32(tcp.ZeroWindow | tcp.WindowFull)},
+		{Ref: at(4), Proto: event.ProtoHTTP2, Kind: uint16(http2.FramePing), Bits: uint32(http2.FlagAck)},
+		{Ref: at(5), Proto: event.ProtoHTTP2, Kind: uint16(http2.FrameRSTStream), Stream: 1, Code: uint32(http2.ErrCodeCancel), Error: "CANCEL"},
+		{Ref: at(6), Proto: event.ProtoHTTP2, Kind: uint16(http2.FrameRSTStream), Stream: 3}, // code lost
+		{Ref: at(7), Proto: event.ProtoTCP, Kind: uint16(layer.FIN | layer.ACK)},
+		{Ref: at(8), Proto: event.ProtoTCP, Dir: event.S2C, Kind: uint16(layer.RST | layer.ACK)},
+	} {
+		k.Event(&e)
 	}
-	if got := analysisOf(all.String()); got != all {
-		t.Errorf("analysisOf(%q) = %v", all.String(), got)
+	c := k.open[0]
+	if len(c.SYNs) != 1 || len(c.SYNACKs) != 1 || c.FIN[event.C2S] == nil || c.RST[event.S2C] == nil || c.FIN[event.S2C] != nil {
+		t.Errorf("control flags: SYNs %v, SYN-ACKs %v, FIN %v, RST %v", c.SYNs, c.SYNACKs, c.FIN, c.RST)
 	}
-	if got := analysisOf("zero_window|bogus"); got != tcp.ZeroWindow {
-		t.Errorf("unknown names: got %v", got)
+	if len(c.ZeroWindows[event.S2C]) != 1 || len(c.WindowFulls[event.S2C]) != 1 {
+		t.Errorf("analysis bits: zero windows %v, window fulls %v", c.ZeroWindows, c.WindowFulls)
 	}
-	if h2FlagsOf("ACK")&http2.FlagAck == 0 || h2FlagsOf("END_STREAM") != 0 {
-		t.Error("h2FlagsOf")
+	if len(c.Records.Pings) != 1 || !c.Records.Pings[0].Ack {
+		t.Errorf("pings: %+v", c.Records.Pings)
+	}
+	rs := c.Records.Resets
+	if len(rs) != 2 || rs[0].Code != http2.ErrCodeCancel || rs[0].CodeName() != "CANCEL" || !rs[1].Lost || rs[1].CodeName() != "" || rs[1].noError() {
+		t.Errorf("resets: %+v", rs)
 	}
 }
 

@@ -198,17 +198,17 @@ func (d *goAway) findings(in *capture) []Finding {
 func goAwayFinding(c *Conn, dir event.Dir, gs []http2.GoAway) Finding {
 	first, last := gs[0], gs[len(gs)-1]
 	lastID := uint32(maxStreamID)
-	code, debug := "NO_ERROR", ""
+	code, debug := http2.ErrCodeNo, ""
 	for _, g := range gs {
 		lastID = min(lastID, g.LastStreamID)
-		if code == "NO_ERROR" && g.Code != "NO_ERROR" {
+		if code == http2.ErrCodeNo && g.Code != http2.ErrCodeNo {
 			code = g.Code
 		}
 		if debug == "" && g.Debug != "" {
 			debug = g.Debug
 		}
 	}
-	graceful := first.Code == "NO_ERROR" && first.LastStreamID == maxStreamID && len(gs) > 1
+	graceful := first.Code == http2.ErrCodeNo && first.LastStreamID == maxStreamID && len(gs) > 1
 
 	// The streams the receiver of the GOAWAY opened.
 	sender, receiver := dirWho(dir), dirWho(dir.Reverse())
@@ -234,14 +234,14 @@ func goAwayFinding(c *Conn, dir event.Dir, gs []http2.GoAway) Finding {
 			unfinished = append(unfinished, st.ID)
 		}
 	}
-	abrupt := code == "NO_ERROR" && !graceful && lastID != maxStreamID && len(cut) > 0
+	abrupt := code == http2.ErrCodeNo && !graceful && lastID != maxStreamID && len(cut) > 0
 
 	f := Finding{Kind: KindGoAway, Severity: Info, Connections: []event.ConnID{c.ID()}}
 	calm := strings.Contains(debug, "too_many_pings")
 	switch {
-	case calm || code == "ENHANCE_YOUR_CALM" || code == "PROTOCOL_ERROR" || code == "INTERNAL_ERROR":
+	case calm || code == http2.ErrCodeEnhanceYourCalm || code == http2.ErrCodeProtocol || code == http2.ErrCodeInternal:
 		f.Severity = Critical
-	case code != "NO_ERROR" || len(cut) > 0 || len(unfinished) > 0 || abrupt:
+	case code != http2.ErrCodeNo || len(cut) > 0 || len(unfinished) > 0 || abrupt:
 		f.Severity = Warning
 	}
 	m := map[string]any{
@@ -337,21 +337,21 @@ func reconnectAfter(starts []connStart, self event.ConnID, at time.Time, window 
 }
 
 // goAwayRemedy names what to change for a GOAWAY.
-func goAwayRemedy(dir event.Dir, code, debug string, graceful, hurt bool) string {
+func goAwayRemedy(dir event.Dir, code http2.ErrCode, debug string, graceful, hurt bool) string {
 	switch {
 	case strings.Contains(debug, "too_many_pings"):
 		return "gRPC keepalive enforcement: the client pings more often than the server permits. Keep the client's " +
 			"keepalive.ClientParameters.Time at or above the server's keepalive.EnforcementPolicy.MinTime (default 5 min), " +
 			"and set PermitWithoutStream the same on both sides (a client pinging without active streams needs " +
 			"EnforcementPolicy.PermitWithoutStream=true on the server); or lower MinTime on the server."
-	case code == "ENHANCE_YOUR_CALM":
+	case code == http2.ErrCodeEnhanceYourCalm:
 		return "The peer considers this side abusive (ENHANCE_YOUR_CALM): lower the rate of pings, SETTINGS, resets " +
 			"or new streams, or raise the peer's limits (grpc-go keepalive.EnforcementPolicy, Envoy overload manager)."
-	case code == "PROTOCOL_ERROR" || code == "INTERNAL_ERROR" || code == "COMPRESSION_ERROR" || code == "FLOW_CONTROL_ERROR" || code == "FRAME_SIZE_ERROR":
+	case code == http2.ErrCodeProtocol || code == http2.ErrCodeInternal || code == http2.ErrCodeCompression || code == http2.ErrCodeFlowControl || code == http2.ErrCodeFrameSize:
 		return fmt.Sprintf("A connection error (%s): one side's HTTP/2 implementation, or a proxy in between, "+
 			"broke the protocol or failed; look at the frames just before the GOAWAY, update golang.org/x/net, "+
 			"grpc-go or the proxy (Envoy, nginx), and make clients retry idempotent requests on a new connection.", code)
-	case dir == event.C2S && code == "NO_ERROR":
+	case dir == event.C2S && code == http2.ErrCodeNo:
 		return "The client closed the connection (grpc.ClientConn.Close, http.Transport.CloseIdleConnections, idle " +
 			"timeout): expected; nothing to change unless requests were still in flight, in which case close only " +
 			"after they finish."

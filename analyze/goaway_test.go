@@ -24,7 +24,7 @@ func gaConn(gs ...http2.GoAway) *Conn {
 }
 
 func gaFrame(dir event.Dir, last uint32, code, debug string, frame uint64, at time.Duration) http2.GoAway {
-	return http2.GoAway{Dir: dir, LastStreamID: last, Code: code, Debug: debug, Ref: ref(frame, at)}
+	return http2.GoAway{Dir: dir, LastStreamID: last, Code: errCode(code), Debug: debug, Ref: ref(frame, at)}
 }
 
 func TestGoAwaySynthetic(t *testing.T) {

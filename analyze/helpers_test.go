@@ -14,6 +14,7 @@ import (
 	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/event"
 	"github.com/h2scope/h2scope/dissect/http1"
+	"github.com/h2scope/h2scope/dissect/http2"
 	"github.com/h2scope/h2scope/dissect/tcp"
 	"github.com/h2scope/h2scope/dissect/tls"
 )
@@ -289,4 +290,15 @@ func (s synConn) build() *Conn {
 		c.RST[event.C2S] = refp(end)
 	}
 	return c
+}
+
+// errCode returns the HTTP/2 error code named name ("CANCEL"); tests
+// spell codes by name, as output does.
+func errCode(name string) http2.ErrCode {
+	for c := range http2.ErrCode(16) {
+		if c.String() == name {
+			return c
+		}
+	}
+	panic("unknown HTTP/2 error code " + name)
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/grpc"
+	"github.com/h2scope/h2scope/dissect/http2"
 )
 
 // RSTStormConfig holds the rst_storm thresholds.
@@ -36,26 +38,6 @@ func (c *RSTStormConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MinResets, "rst-min", c.MinResets, "rst_storm: RST_STREAM frames in one window that make a storm")
 	fs.DurationVar(&c.RapidReset, "rst-rapid", c.RapidReset, "rst_storm: longest HEADERS-to-RST_STREAM delay counted as a rapid reset")
 	fs.IntVar(&c.CriticalResets, "rst-critical", c.CriticalResets, "rst_storm: RST_STREAM frames in one window that make a storm critical")
-}
-
-// grpcStatusOfReset maps an RST_STREAM error code to the gRPC status a
-// gRPC client reports for it, as the gRPC over HTTP/2 specification
-// (PROTOCOL-HTTP2.md, "Errors") fixes; "" for STREAM_CLOSED, which has no
-// mapping.
-var grpcStatusOfReset = map[string]string{
-	"NO_ERROR":            "INTERNAL",
-	"PROTOCOL_ERROR":      "INTERNAL",
-	"INTERNAL_ERROR":      "INTERNAL",
-	"FLOW_CONTROL_ERROR":  "INTERNAL",
-	"SETTINGS_TIMEOUT":    "INTERNAL",
-	"FRAME_SIZE_ERROR":    "INTERNAL",
-	"REFUSED_STREAM":      "UNAVAILABLE",
-	"CANCEL":              "CANCELLED",
-	"COMPRESSION_ERROR":   "INTERNAL",
-	"CONNECT_ERROR":       "INTERNAL",
-	"ENHANCE_YOUR_CALM":   "RESOURCE_EXHAUSTED",
-	"INADEQUATE_SECURITY": "PERMISSION_DENIED",
-	"HTTP_1_1_REQUIRED":   "INTERNAL",
 }
 
 // stormReset is one counted RST_STREAM with its connection.
@@ -245,7 +227,7 @@ func newStormConn(cfg RSTStormConfig, c *Conn) *stormConn {
 		}
 	}
 	for _, r := range c.Records.Resets {
-		if r.Dir != event.C2S || r.Code == "NO_ERROR" {
+		if r.Dir != event.C2S || r.noError() {
 			continue
 		}
 		req, ok := reqs[r.Stream]
@@ -265,7 +247,7 @@ func newStormConn(cfg RSTStormConfig, c *Conn) *stormConn {
 // NO_ERROR resets it left out.
 func countedResets(c *Conn, ref *stormRef) (rs []stormReset, noErr int) {
 	for _, r := range c.Records.Resets {
-		if r.Code == "NO_ERROR" {
+		if r.noError() {
 			noErr++
 			continue
 		}
@@ -317,7 +299,7 @@ func stormFinding(in *capture, cfg RSTStormConfig, scs []*stormConn, rs []stormR
 		isGRPC = isGRPC || sc.grpc
 	}
 	for _, r := range rs {
-		codes[r.Code]++
+		codes[r.CodeName()]++
 		side[r.Dir&1]++
 	}
 	if dropped > 0 {
@@ -335,9 +317,9 @@ func stormFinding(in *capture, cfg RSTStormConfig, scs []*stormConn, rs []stormR
 		}
 	}
 	if isGRPC && len(grpcSaw) == 0 {
-		for code, n := range codes {
-			if s := grpcStatusOfReset[code]; s != "" {
-				grpcSaw[s] += n
+		for _, r := range rs {
+			if st, ok := grpc.ResetStatus(r.Code); ok && !r.Lost {
+				grpcSaw[st.String()]++
 			}
 		}
 	}
@@ -407,9 +389,9 @@ func stormFinding(in *capture, cfg RSTStormConfig, scs []*stormConn, rs []stormR
 	}
 	verb := "reset"
 	switch {
-	case who == "Client" && codes["CANCEL"]*2 > len(rs):
+	case who == "Client" && codes[http2.ErrCodeCancel.String()]*2 > len(rs):
 		verb = "cancelled"
-	case who == "Server" && codes["REFUSED_STREAM"]*2 > len(rs):
+	case who == "Server" && codes[http2.ErrCodeRefusedStream.String()]*2 > len(rs):
 		verb = "refused"
 	}
 	where := "on connection " + connText(conns[0].ID())
@@ -446,7 +428,7 @@ func stormFinding(in *capture, cfg RSTStormConfig, scs []*stormConn, rs []stormR
 func codeOf(c *Conn, stream uint32, ref event.Ref) string {
 	for _, r := range c.Records.Resets {
 		if r.Stream == stream && r.Ref.Frame == ref.Frame {
-			return r.Code
+			return r.CodeName()
 		}
 	}
 	return "?"
@@ -462,24 +444,24 @@ func stormRemedy(rapid bool, who string, codes map[string]int, n int) string {
 			"http2_protocol_options.max_concurrent_streams; nginx ≥ 1.25.3 with keepalive_requests and " +
 			"http2_max_concurrent_streams at their defaults or lower. Rate-limit or block the offending client."
 	}
-	dominant := func(code string) bool { return codes[code]*2 > n }
+	dominant := func(code http2.ErrCode) bool { return codes[code.String()]*2 > n }
 	switch {
-	case dominant("CANCEL") && who != "Server":
+	case dominant(http2.ErrCodeCancel) && who != "Server":
 		return "The client gives up on requests: look for context deadlines shorter than the server's latency " +
 			"(context.WithTimeout, http.Client.Timeout, grpc-go per-call deadlines and CallOptions, grpc-timeout), " +
 			"contexts cancelled on early return, and hedged or first-response-wins requests; in gRPC these surface " +
 			"as CANCELLED or DEADLINE_EXCEEDED. Fix the slow handler or raise the deadline; avoid retry loops that " +
 			"cancel and reissue."
-	case dominant("REFUSED_STREAM"):
+	case dominant(http2.ErrCodeRefusedStream):
 		return "The server refuses streams beyond SETTINGS_MAX_CONCURRENT_STREAMS: raise it (x/net/http2 " +
 			"Server.MaxConcurrentStreams, grpc.MaxConcurrentStreams server option, Envoy " +
 			"http2_protocol_options.max_concurrent_streams, nginx http2_max_concurrent_streams) or spread requests over " +
 			"more connections (client-side pooling; http2.Transport.StrictMaxConcurrentStreams false). Refused streams " +
 			"were not processed and are safe to retry (gRPC UNAVAILABLE)."
-	case dominant("ENHANCE_YOUR_CALM"):
+	case dominant(http2.ErrCodeEnhanceYourCalm):
 		return "The server is rate-limiting this client (ENHANCE_YOUR_CALM, gRPC RESOURCE_EXHAUSTED): lower the " +
 			"client's request or ping rate, or raise the server's limits (Envoy overload manager, nginx limit_req)."
-	case dominant("STREAM_CLOSED"):
+	case dominant(http2.ErrCodeStreamClosed):
 		return "Frames arrive on streams the peer already closed (STREAM_CLOSED): usually a race between a cancel " +
 			"and the last frames, or a proxy that mishandles half-closed streams; update the HTTP/2 library " +
 			"(golang.org/x/net, grpc-go, Envoy) and look at the frames just before the first reset."

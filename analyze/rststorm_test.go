@@ -20,7 +20,7 @@ func resetConn(c *Conn, dir event.Dir, code string, n int, start, gap time.Durat
 		if delay >= 0 {
 			c.Records.Exchanges = append(c.Records.Exchanges, Exchange{Proto: event.ProtoHTTP2, Stream: s, Request: refp(ref(f, at-delay))})
 		}
-		c.Records.Resets = append(c.Records.Resets, Reset{Dir: dir, Stream: s, Code: code, Ref: ref(f+1, at)})
+		c.Records.Resets = append(c.Records.Resets, Reset{Dir: dir, Stream: s, Code: errCode(code), Ref: ref(f+1, at)})
 	}
 }
 

@@ -323,7 +323,8 @@ func wire(opts *Options) tcp.Options {
 }
 
 // tcpEvent describes a notable TCP segment as an event: its type names the
-// control flags (SYN, SYN-ACK, FIN, RST, or "segment"), Flags its analysis.
+// control flags (SYN, SYN-ACK, FIN, RST, or "segment"), Kind holds them
+// and Bits its analysis.
 func tcpEvent(e *event.Event, c *tcp.Conn, dir event.Dir, s *layer.Segment, a tcp.Analysis) {
 	typ := "segment"
 	switch {
@@ -336,10 +337,8 @@ func tcpEvent(e *event.Event, c *tcp.Conn, dir event.Dir, s *layer.Segment, a tc
 	case s.Flags.Has(layer.FIN):
 		typ = "FIN"
 	}
-	*e = event.Event{Ref: s.Ref, Conn: c.ID, Dir: dir, Proto: event.ProtoTCP, Type: typ, Len: s.PayloadLen}
-	if a != 0 {
-		e.Flags = a.String()
-	}
+	*e = event.Event{Ref: s.Ref, Conn: c.ID, Dir: dir, Proto: event.ProtoTCP, Type: typ, Kind: uint16(s.Flags),
+		Len: s.PayloadLen, Bits: uint32(a)}
 }
 
 // maxSecretErrors bounds the key log errors Stats lists.

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/event"
 )
 
@@ -86,7 +87,7 @@ func NewFrame(e *event.Event, red Redaction) Frame {
 	f := Frame{
 		Frame: e.Ref.Frame, TS: e.Ref.TS.UTC().Format(time.RFC3339Nano), Conn: e.Conn,
 		Dir: e.Dir.String(), Proto: e.Proto.String(), Type: e.Type, Stream: e.Stream,
-		Len: e.Len, Flags: e.Flags, Error: e.Error,
+		Len: e.Len, Flags: dissect.FlagNames(e), Error: e.Error,
 	}
 	if h := e.HTTP2; h != nil {
 		cp := *h
@@ -162,8 +163,8 @@ func TimelineBody(e *event.Event, red Redaction) string {
 		b.WriteString("              ")
 	}
 	fmt.Fprintf(&b, "  %-14s len=%d", e.Type, e.Len)
-	if e.Flags != "" {
-		fmt.Fprintf(&b, " [%s]", e.Flags)
+	if fl := dissect.FlagNames(e); fl != "" {
+		fmt.Fprintf(&b, " [%s]", fl)
 	}
 	if e.Error != "" {
 		fmt.Fprintf(&b, " error=%s", e.Error)

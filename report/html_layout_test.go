@@ -60,8 +60,8 @@ func htmlSynthReport(conns, streams int) *Report {
 				Request: at(start + 0.1 + req)}
 			if s%3 == 2 {
 				r := at(start + 0.2 + req + 0.5)
-				x.Reset = &http2.Reset{Dir: event.C2S, Code: "CANCEL", Ref: *r}
-				c.Records.Resets = append(c.Records.Resets, analyze.Reset{Dir: event.C2S, Stream: id, Code: "CANCEL", Ref: *r})
+				x.Reset = &http2.Reset{Dir: event.C2S, Code: http2.ErrCodeCancel, Ref: *r}
+				c.Records.Resets = append(c.Records.Resets, analyze.Reset{Dir: event.C2S, Stream: id, Code: http2.ErrCodeCancel, Ref: *r})
 				if len(evidence) < 20 {
 					evidence = append(evidence, analyze.Evidence{Frame: r.Frame, TS: r.TS, Conn: event.ConnID(i), Stream: id,
 						What: "client RST_STREAM(CANCEL)", Filter: analyze.Filter(event.ConnID(i), id)})

@@ -95,7 +95,7 @@ func xssReport() *Report {
 		SYNACKs: []event.Ref{*ref(2, 1)},
 		App: &dissect.App{
 			TLS: &tls.Summary{SNI: all, Version: "TLS 1.3", Timing: tls.Timing{ClientHello: ref(4, 2), ServerHello: ref(5, 3)}},
-			HTTP2: &http2.Summary{GoAways: []http2.GoAway{{Dir: event.S2C, Code: "NO_ERROR", LastStreamID: 1,
+			HTTP2: &http2.Summary{GoAways: []http2.GoAway{{Dir: event.S2C, Code: http2.ErrCodeNo, LastStreamID: 1,
 				Debug: all, Ref: *ref(18, 18)}}},
 		},
 		Records: &analyze.Records{Exchanges: []analyze.Exchange{{Proto: event.ProtoHTTP2, Stream: 1, Method: "GET", Path: "/p?" + all,

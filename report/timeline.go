@@ -150,7 +150,7 @@ func NewTimeline(c *analyze.Conn, red Redaction, lim Limits) Timeline {
 	}
 	for i := range recs.Resets {
 		r := &recs.Resets[i]
-		add(&r.Ref, LaneReset, r.Dir, r.Stream, "RST_STREAM "+r.Code)
+		add(&r.Ref, LaneReset, r.Dir, r.Stream, "RST_STREAM "+r.CodeName())
 	}
 	for i := range recs.Exchanges {
 		x := &recs.Exchanges[i]
@@ -231,7 +231,7 @@ func newSpan(x *analyze.Exchange, red Redaction) Span {
 	}
 	switch {
 	case x.Reset != nil:
-		s.Reset, s.Outcome = x.Reset.Code, "reset"
+		s.Reset, s.Outcome = x.Reset.Code.String(), "reset"
 		if x.Reset.Ref.Frame > s.EndFrame {
 			s.EndFrame, s.EndTS = x.Reset.Ref.Frame, x.Reset.Ref.TS.UTC()
 		}

@@ -22,10 +22,21 @@ type Event struct {
 	// Len is the unit's length: the HTTP/2 frame payload length, the
 	// HTTP/1 body length, the gRPC message length, the TLS message length.
 	Len int
-	// Flags names the set flags, joined by "|" ("END_STREAM|END_HEADERS").
-	Flags string
-	// Error is an error code by name ("CANCEL", "NO_ERROR"), empty when the
-	// unit carries none.
+	// Kind is the unit's type as its protocol numbers it: for ProtoTCP
+	// the segment's TCP flags (layer.Flags), for ProtoHTTP2 the frame
+	// type (http2.FrameType) or http2.KindPreface for the client's
+	// connection preface. Type names it.
+	Kind uint16
+	// Bits are the unit's flags as its protocol types them: the TCP
+	// analysis (tcp.Analysis) for ProtoTCP, the frame flags (http2.Flags)
+	// for ProtoHTTP2. They are named only for output (dissect.FlagNames),
+	// so analysis code compares typed constants, never names.
+	Bits uint32
+	// Code is the error code Error names, for ProtoHTTP2 an
+	// http2.ErrCode (RST_STREAM, GOAWAY).
+	Code uint32
+	// Error is an error code by name ("CANCEL", "NO_ERROR", a TLS alert
+	// or a gRPC status), empty when the unit carries none.
 	Error string
 
 	// HTTP2 holds HTTP/2 frame detail.

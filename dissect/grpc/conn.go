@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/http2"
 	"github.com/h2scope/h2scope/internal/pack"
 )
 
@@ -618,9 +619,9 @@ func (c *Conn) emit(s *stream, dir event.Dir, n int, comp bool, at event.Ref) {
 	c.sink.Event(&c.ev)
 }
 
-// Reset observes an RST_STREAM sent by dir with error code code, by name
-// ("CANCEL"). The stream is then forgotten.
-func (c *Conn) Reset(dir event.Dir, id uint32, code string, at event.Ref) {
+// Reset observes an RST_STREAM sent by dir with error code code. The
+// stream is then forgotten.
+func (c *Conn) Reset(dir event.Dir, id uint32, code http2.ErrCode, at event.Ref) {
 	s := c.stream(id, at, false)
 	if s == nil {
 		return
@@ -633,18 +634,18 @@ func (c *Conn) Reset(dir event.Dir, id uint32, code string, at event.Ref) {
 			if dir == event.S2C {
 				p.ResetBy = "server"
 			}
-			p.ResetCode = clip(code, maxShort)
+			p.ResetCode = code.String()
 		}
 		if !s.ended {
 			s.ended = true
-			if st, ok := rstStatus(code); ok {
+			if st, ok := ResetStatus(code); ok {
 				p.ResetStatus = st.String()
 				p.ClientStatus = p.ResetStatus
 				// Clients reset with CANCEL when a call's deadline fires
 				// (grpc-go does): a call that carried grpc-timeout and is
 				// cancelled by the client once most of it has passed on
 				// the wire ended in DEADLINE_EXCEEDED for the client.
-				if dir == event.C2S && code == "CANCEL" && p.HasTimeout && at.TS.Sub(p.Start.TS) >= p.Timeout*8/10 {
+				if dir == event.C2S && code == http2.ErrCodeCancel && p.HasTimeout && at.TS.Sub(p.Start.TS) >= p.Timeout*8/10 {
 					p.ClientStatus = DeadlineExceeded.String()
 				}
 			}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/http2"
 )
 
 const sayHello = "/helloworld.Greeter/SayHello"
@@ -210,7 +211,7 @@ func TestResetMapping(t *testing.T) {
 			ops := []op{
 				reqH(1, 1, sayHello, "grpc-timeout", "2m"),
 				data(2, event.C2S, 1, msg(false, 10)[:8], false), // partial message
-				{kind: 'R', frame: 9, dir: tt.by, stream: 1, code: tt.code},
+				{kind: 'R', frame: 9, dir: tt.by, stream: 1, code: errCodeNamed(tt.code)},
 				data(10, event.S2C, 1, msg(false, 3), false), // in flight: ignored
 			}
 			c, got := run(Options{}, ops)
@@ -243,7 +244,7 @@ func TestCancelBeforeDeadline(t *testing.T) {
 		if timeout != "" {
 			req = reqH(1, 1, sayHello, "grpc-timeout", timeout)
 		}
-		c, _ := run(Options{}, []op{req, {kind: 'R', frame: 9, dir: event.C2S, stream: 1, code: "CANCEL"}})
+		c, _ := run(Options{}, []op{req, {kind: 'R', frame: 9, dir: event.C2S, stream: 1, code: http2.ErrCodeCancel}})
 		if cl := c.Calls()[0]; cl.ClientStatus != "CANCELLED" {
 			t.Errorf("timeout %q: client status %s", timeout, cl.ClientStatus)
 		}
@@ -253,7 +254,7 @@ func TestCancelBeforeDeadline(t *testing.T) {
 // TestResetAfterTrailers: an RST_STREAM after the status does not change
 // the status the client saw.
 func TestResetAfterTrailers(t *testing.T) {
-	ops := append(unary()[:4], trailers(5, 1, "0"), op{kind: 'R', frame: 6, dir: event.S2C, stream: 1, code: "NO_ERROR"})
+	ops := append(unary()[:4], trailers(5, 1, "0"), op{kind: 'R', frame: 6, dir: event.S2C, stream: 1, code: http2.ErrCodeNo})
 	ops[1].end = false // the client did not half-close: the stream stays
 	c, _ := run(Options{}, ops)
 	cl := c.Calls()[0]
@@ -654,4 +655,15 @@ func TestUndecodableTrailers(t *testing.T) {
 	if cl := c.Calls()[0]; cl.ClientStatus != "" || cl.Status != -1 || !cl.Ended || len(c.Anomalies()) != 0 {
 		t.Errorf("call %+v anomalies %v", cl, c.Anomalies())
 	}
+}
+
+// errCodeNamed returns the HTTP/2 error code String names name
+// ("CANCEL", "UNKNOWN_0x42").
+func errCodeNamed(name string) http2.ErrCode {
+	for c := range http2.ErrCode(256) {
+		if c.String() == name {
+			return c
+		}
+	}
+	panic("no HTTP/2 error code named " + name)
 }

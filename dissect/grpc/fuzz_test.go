@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/http2"
 )
 
 // FuzzMessages reads its input twice:
@@ -99,7 +100,7 @@ var scriptHeaders = []struct {
 	{event.S2C, hdrs(":status", "502")},
 }
 
-var scriptCodes = []string{"CANCEL", "REFUSED_STREAM", "NO_ERROR", "STREAM_CLOSED", "WHATEVER"}
+var scriptCodes = []http2.ErrCode{http2.ErrCodeCancel, http2.ErrCodeRefusedStream, http2.ErrCodeNo, http2.ErrCodeStreamClosed, 0x1234}
 
 func checkScript(t *testing.T, in []byte) {
 	const maxLen = 300

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/http2"
 )
 
 // t0 is the capture time of frame 0 in scripted tests; frame N is N
@@ -27,7 +28,7 @@ type op struct {
 	h      []event.Header
 	b      []byte
 	end    bool
-	code   string
+	code   http2.ErrCode
 	n      int
 }
 

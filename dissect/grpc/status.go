@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/h2scope/h2scope/dissect/http2"
 )
 
 // Code is a gRPC status code (grpc-status).
@@ -47,27 +49,28 @@ func (c Code) String() string {
 	return "Code(" + strconv.Itoa(int(c)) + ")"
 }
 
-// rstStatus maps an RST_STREAM error code, by name, to the status a gRPC
-// client sees for a call reset before its trailers, as the table in the
-// gRPC over HTTP/2 specification (PROTOCOL-HTTP2.md, "Errors") gives it.
+// ResetStatus maps an RST_STREAM error code to the status a gRPC client
+// sees for a call reset before its trailers, as the table in the gRPC
+// over HTTP/2 specification (PROTOCOL-HTTP2.md, "Errors") gives it.
 // HTTP_1_1_REQUIRED, absent from the table, maps to INTERNAL as grpc-go
 // does; codes the table does not know map to UNKNOWN. STREAM_CLOSED has no
-// mapping (ok false): there is no open stream to report it on.
-func rstStatus(code string) (c Code, ok bool) {
+// mapping (ok false): there is no open stream to report it on. It is the
+// one mapping h2scope has: the analysis reads it too.
+func ResetStatus(code http2.ErrCode) (c Code, ok bool) {
 	switch code {
-	case "NO_ERROR", "PROTOCOL_ERROR", "INTERNAL_ERROR", "FLOW_CONTROL_ERROR",
-		"SETTINGS_TIMEOUT", "FRAME_SIZE_ERROR", "COMPRESSION_ERROR",
-		"CONNECT_ERROR", "HTTP_1_1_REQUIRED":
+	case http2.ErrCodeNo, http2.ErrCodeProtocol, http2.ErrCodeInternal, http2.ErrCodeFlowControl,
+		http2.ErrCodeSettingsTimeout, http2.ErrCodeFrameSize, http2.ErrCodeCompression,
+		http2.ErrCodeConnect, http2.ErrCodeHTTP11Required:
 		return Internal, true
-	case "STREAM_CLOSED":
+	case http2.ErrCodeStreamClosed:
 		return 0, false
-	case "REFUSED_STREAM":
+	case http2.ErrCodeRefusedStream:
 		return Unavailable, true
-	case "CANCEL":
+	case http2.ErrCodeCancel:
 		return Canceled, true
-	case "ENHANCE_YOUR_CALM":
+	case http2.ErrCodeEnhanceYourCalm:
 		return ResourceExhausted, true
-	case "INADEQUATE_SECURITY":
+	case http2.ErrCodeInadequateSecurity:
 		return PermissionDenied, true
 	}
 	return Unknown, true

@@ -11,7 +11,7 @@ type nopObserver struct{}
 
 func (nopObserver) Headers(event.Dir, uint32, []event.Header, bool, event.Ref) {}
 func (nopObserver) Data(event.Dir, uint32, []byte, bool, event.Ref)            {}
-func (nopObserver) Reset(event.Dir, uint32, string, event.Ref)                 {}
+func (nopObserver) Reset(event.Dir, uint32, ErrCode, event.Ref)                {}
 func (nopObserver) Gap(event.Dir, int, event.Ref)                              {}
 
 // dataConn returns a Conn with stream 1 open and a run of n DATA frames of

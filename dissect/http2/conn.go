@@ -88,8 +88,8 @@ type StreamObserver interface {
 	// last byte of a frame carrying END_STREAM, or on an empty call when
 	// such a frame ends in padding or is empty.
 	Data(dir event.Dir, stream uint32, b []byte, endStream bool, at event.Ref)
-	// Reset reports a RST_STREAM sent by dir, with its error code name.
-	Reset(dir event.Dir, stream uint32, code string, at event.Ref)
+	// Reset reports a RST_STREAM sent by dir, with its error code.
+	Reset(dir event.Dir, stream uint32, code ErrCode, at event.Ref)
 	// Gap reports n bytes of dir that the capture lost. When they fall
 	// inside one DATA frame's payload, Gap comes between that frame's Data
 	// calls and n counts the lost payload bytes (padding excluded when
@@ -451,7 +451,7 @@ func (c *Conn) parse(h *half, b []byte, at event.Ref) int {
 			if h.pn == len(clientPreface) {
 				c.preface = true
 				h.st, h.first = stHeader, true
-				c.prepare(h, at, "PREFACE", 0, len(clientPreface), "")
+				c.prepare(h, at, "PREFACE", KindPreface, 0, len(clientPreface), 0)
 				c.emit(h)
 				continue
 			}
@@ -728,7 +728,7 @@ func (c *Conn) losePayload(h *half, n uint32, at event.Ref) {
 func (c *Conn) endFrame(h *half, at event.Ref) {
 	h.st = stHeader
 	c.frames[h.dir][h.fh.Type]++
-	c.prepare(h, at, h.fh.Type.String(), h.fh.StreamID, int(h.fh.Length), h.fh.Type.FlagNames(h.fh.Flags))
+	c.prepare(h, at, h.fh.Type.String(), uint16(h.fh.Type), h.fh.StreamID, int(h.fh.Length), h.fh.Flags)
 	c.det.Lost = h.lost
 	h.spec.finish(c, h)
 	c.recs.Settle()
@@ -740,9 +740,9 @@ func (c *Conn) endFrame(h *half, at event.Ref) {
 }
 
 // prepare resets the event for a unit of h.
-func (c *Conn) prepare(h *half, at event.Ref, typ string, stream uint32, n int, flags string) {
+func (c *Conn) prepare(h *half, at event.Ref, typ string, kind uint16, stream uint32, n int, flags Flags) {
 	c.ev = event.Event{Ref: at, Conn: c.id, Dir: h.dir, Proto: event.ProtoHTTP2,
-		Type: typ, Stream: stream, Len: n, Flags: flags}
+		Type: typ, Kind: kind, Stream: stream, Len: n, Bits: uint32(flags)}
 	c.det = event.HTTP2{}
 }
 

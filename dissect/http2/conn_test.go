@@ -151,13 +151,13 @@ func TestEveryFrameType(t *testing.T) {
 	}
 	s2 := st[1]
 	if s2.ID != 2 || s2.Initiator != "server" || s2.PushedBy != 1 || s2.PushPromise == nil || s2.PushPromise.Frame != 16 ||
-		s2.Path != "/style.css" || s2.Reset == nil || s2.Reset.Code != "CANCEL" || s2.Reset.Dir != event.C2S {
+		s2.Path != "/style.css" || s2.Reset == nil || s2.Reset.Code != ErrCodeCancel || s2.Reset.Dir != event.C2S {
 		t.Errorf("stream 2: %+v", s2)
 	}
-	if st[2].ID != 9 || st[2].Reset == nil || st[2].Reset.Code != "UNKNOWN_0x1234" {
+	if st[2].ID != 9 || st[2].Reset == nil || st[2].Reset.Code != 0x1234 {
 		t.Errorf("stream 9: %+v", st[2])
 	}
-	if len(s.GoAways) != 1 || s.GoAways[0].Debug != "bye" || s.GoAways[0].Code != "NO_ERROR" {
+	if len(s.GoAways) != 1 || s.GoAways[0].Debug != "bye" || s.GoAways[0].Code != ErrCodeNo {
 		t.Errorf("goaways %+v", s.GoAways)
 	}
 }

@@ -171,6 +171,10 @@ func (t FrameType) FlagNames(f Flags) string {
 	return flagString(t, f)
 }
 
+// KindPreface is the event.Event Kind of the client's connection
+// preface, which is no frame: frame types take the values below it.
+const KindPreface = 0x100
+
 // ErrCode is an HTTP/2 error code (RFC 9113 §7), carried by RST_STREAM and
 // GOAWAY.
 type ErrCode uint32
@@ -199,6 +203,10 @@ var errCodeNames = [...]string{
 	"CANCEL", "COMPRESSION_ERROR", "CONNECT_ERROR", "ENHANCE_YOUR_CALM",
 	"INADEQUATE_SECURITY", "HTTP_1_1_REQUIRED",
 }
+
+// MarshalText encodes the code by name (String), as records and
+// reports show it.
+func (e ErrCode) MarshalText() ([]byte, error) { return []byte(e.String()), nil }
 
 // String returns the RFC name ("CANCEL"), or "UNKNOWN_0x.." for a code
 // RFC 9113 does not define.

@@ -145,8 +145,8 @@ func (c *Conn) finishRSTStream(h *half) {
 		c.emit(h)
 		return
 	}
-	code := ErrCode(binary.BigEndian.Uint32(h.keep[:4])).String()
-	c.ev.Error = code
+	code := ErrCode(binary.BigEndian.Uint32(h.keep[:4]))
+	c.ev.Code, c.ev.Error = uint32(code), code.String()
 	id := h.fh.StreamID
 	if id == 0 {
 		c.emit(h)
@@ -210,9 +210,9 @@ func (c *Conn) finishGoAway(h *half) {
 		return
 	}
 	last := binary.BigEndian.Uint32(h.keep[:4]) & (1<<31 - 1)
-	code := ErrCode(binary.BigEndian.Uint32(h.keep[4:8])).String()
+	code := ErrCode(binary.BigEndian.Uint32(h.keep[4:8]))
 	debug := string(h.keep[8:h.keepN])
-	c.ev.Error = code
+	c.ev.Code, c.ev.Error = uint32(code), code.String()
 	c.det.LastStreamID = last
 	c.det.Debug = debug
 	if len(c.goaways) < maxGoAways {

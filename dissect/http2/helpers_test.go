@@ -132,7 +132,7 @@ func (r *recorder) Data(dir event.Dir, stream uint32, b []byte, end bool, at eve
 	r.obs = append(r.obs, fmt.Sprintf("%v data s=%d n=%d end=%v", dir, stream, len(b), end))
 }
 
-func (r *recorder) Reset(dir event.Dir, stream uint32, code string, at event.Ref) {
+func (r *recorder) Reset(dir event.Dir, stream uint32, code ErrCode, at event.Ref) {
 	r.open = false
 	r.obs = append(r.obs, fmt.Sprintf("%v reset s=%d %s @%d", dir, stream, code, at.Frame))
 }
@@ -167,8 +167,8 @@ func pint(p *int64) string {
 // fmtEvent renders every field of an HTTP/2 event.
 func fmtEvent(e *event.Event) string {
 	s := fmt.Sprintf("%v @%d %s s=%d len=%d", e.Dir, e.Ref.Frame, e.Type, e.Stream, e.Len)
-	if e.Flags != "" {
-		s += " flags=" + e.Flags
+	if fl := eventFlags(e); fl != "" {
+		s += " flags=" + fl
 	}
 	if e.Error != "" {
 		s += " err=" + e.Error
@@ -278,4 +278,12 @@ func wantLines(t *testing.T, what string, got, want []string) {
 		}
 	}
 	t.Logf("%s: got\n%s", what, strings.Join(got, "\n"))
+}
+
+// eventFlags names an event's frame flags, as dissect.FlagNames does.
+func eventFlags(e *event.Event) string {
+	if e.Kind >= KindPreface {
+		return ""
+	}
+	return FrameType(e.Kind).FlagNames(Flags(e.Bits))
 }

@@ -148,7 +148,7 @@ func checkAgainst(t *testing.T, name string, full, part []event.Event, from [2]u
 		p := &part[i]
 		k := key{p.Dir, p.Ref.Frame}
 		f := idx[k]
-		if f == nil || f.Type != p.Type || f.Stream != p.Stream || f.Len != p.Len || f.Flags != p.Flags || f.Error != p.Error {
+		if f == nil || f.Type != p.Type || f.Stream != p.Stream || f.Len != p.Len || f.Bits != p.Bits || f.Error != p.Error {
 			t.Errorf("%s: invented event %s (real: %v)", name, fmtEvent(p), f != nil && fmtEvent(f) != "")
 			continue
 		}

@@ -43,7 +43,7 @@ func (r *srec) Encode(e *pack.Encoder) {
 	}
 	if r.reset != nil {
 		e.Uint(uint64(r.reset.Dir))
-		e.String(r.reset.Code)
+		e.Uint(uint64(r.reset.Code))
 		e.Ref(r.reset.Ref)
 	}
 	if len(r.stalls) > 0 {
@@ -93,7 +93,7 @@ func (r *srec) Decode(d *pack.Decoder) {
 		}
 	}
 	if hasReset {
-		r.reset = &Reset{Dir: event.Dir(d.Uint()), Code: d.String(), Ref: d.Ref()}
+		r.reset = &Reset{Dir: event.Dir(d.Uint()), Code: ErrCode(d.Uint()), Ref: d.Ref()}
 	}
 	if hasStalls {
 		r.stalls = make([]stallRec, d.Uint())

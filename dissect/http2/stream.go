@@ -54,8 +54,8 @@ type Stall struct {
 type Reset struct {
 	// Dir is the side that sent it.
 	Dir event.Dir `json:"dir"`
-	// Code is its error code by name ("CANCEL").
-	Code string `json:"code"`
+	// Code is its error code (written by name: "CANCEL").
+	Code ErrCode `json:"code"`
 	// Ref is the frame that carried it.
 	Ref event.Ref `json:"ref"`
 }
@@ -66,8 +66,8 @@ type GoAway struct {
 	Dir event.Dir `json:"dir"`
 	// LastStreamID is the highest stream the sender may have processed.
 	LastStreamID uint32 `json:"last_stream_id"`
-	// Code is its error code by name.
-	Code string `json:"code"`
+	// Code is its error code (written by name).
+	Code ErrCode `json:"code"`
 	// Debug is its debug data (at most 256 bytes).
 	Debug string `json:"debug,omitempty"`
 	// Ref is the frame that carried it.
