@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,7 +50,13 @@ func batchLines(t *testing.T, b []byte) (files [][]string, errs []string) {
 // per capture, in path order.
 func TestBatchWorkersIdentical(t *testing.T) {
 	dir := t.TempDir()
-	pcaps, _ := filepath.Glob("../../testdata/pcaps/*.pcapng")
+	var pcaps []string // every capture, in subdirectories too, as batch finds them
+	filepath.WalkDir("../../testdata/pcaps", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".pcapng") {
+			pcaps = append(pcaps, p)
+		}
+		return err
+	})
 	var outs [][]byte
 	for _, w := range []string{"1", "4"} {
 		out := filepath.Join(dir, w+".ndjson")
@@ -89,7 +96,7 @@ func TestBatchWorkersIdentical(t *testing.T) {
 		}
 	}
 	for i, f := range files {
-		if len(f) != 1 || f[0] != filepath.Join("../../testdata/pcaps", filepath.Base(pcaps[i])) {
+		if len(f) != 1 || f[0] != pcaps[i] {
 			t.Errorf("line %d: files %q, want %s", i+1, f, pcaps[i])
 		}
 	}
