@@ -33,7 +33,11 @@ var (
 type expandFn struct {
 	// Patterns are the directories, globs and files given.
 	Patterns []string
+	// Dir is the directory relative local paths are in (see inDir).
+	Dir string
 }
+
+func (f *expandFn) Setup() error { return inDir(f.Dir) }
 
 func (f *expandFn) ProcessElement(ctx context.Context, _ []byte, emit func(string, string), bad func(Capture)) error {
 	var local []string
@@ -70,6 +74,24 @@ func (f *expandFn) ProcessElement(ctx context.Context, _ []byte, emit func(strin
 	return nil
 }
 
+// inDir makes dir, when not "", the working directory, so that relative
+// local paths name in a worker what they named where the job was launched
+// and reports name them as h2scope batch run there would. The DoFns of
+// one job all ask for the same directory; a worker where it does not
+// exist keeps its own (and relative paths then fail as unreadable).
+func inDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	if wd, err := os.Getwd(); err == nil && wd == dir {
+		return nil
+	}
+	if err := os.Chdir(dir); err != nil {
+		log.Warnf(context.Background(), "h2scope-beam: relative paths are in %s, which this worker cannot enter: %v", dir, err)
+	}
+	return nil
+}
+
 // errorText is the message an error record gives for err, as batch
 // writes it.
 func errorText(err error) string {
@@ -86,7 +108,11 @@ type groupFn struct {
 	// Workers is how many files are read at once for their times; zero
 	// means the CPU count.
 	Workers int
+	// Dir is the directory relative local paths are in (see inDir).
+	Dir string
 }
+
+func (f *groupFn) Setup() error { return inDir(f.Dir) }
 
 func (f *groupFn) ProcessElement(ctx context.Context, _ string, paths func(*string) bool, emit func(Capture)) error {
 	var files []string
@@ -127,6 +153,9 @@ type analyseFn struct {
 }
 
 func (f *analyseFn) Setup() error {
+	if err := inDir(f.Settings.Dir); err != nil {
+		return err
+	}
 	o, err := f.Settings.options()
 	if err != nil {
 		return err

@@ -100,6 +100,10 @@ type Settings struct {
 	// same). Zero means one per CPU but one for a capture of
 	// AutoShardBytes or more, else 1.
 	Shards int
+	// Dir is the directory relative local paths are resolved in on the
+	// workers (the launcher's working directory); "" leaves the workers'
+	// own.
+	Dir string
 }
 
 // KeyLog is a TLS key log given for every capture.
@@ -175,8 +179,8 @@ func Build(j Job) (*beam.Pipeline, error) {
 	}
 	p, s := beam.NewPipelineWithRoot()
 	imp := beam.Impulse(s.Scope("impulse"))
-	files, bad := beam.ParDo2(s.Scope("expand"), &expandFn{Patterns: j.Patterns}, imp)
-	sets := beam.ParDo(s.Scope("group"), &groupFn{Gap: j.Settings.Gap, Workers: j.Settings.Workers},
+	files, bad := beam.ParDo2(s.Scope("expand"), &expandFn{Patterns: j.Patterns, Dir: j.Settings.Dir}, imp)
+	sets := beam.ParDo(s.Scope("group"), &groupFn{Gap: j.Settings.Gap, Workers: j.Settings.Workers, Dir: j.Settings.Dir},
 		beam.GroupByKey(s.Scope("by-series"), files))
 	caps := beam.Reshuffle(s.Scope("spread"), beam.Flatten(s, sets, bad))
 	lines := beam.ParDo(s.Scope("analyse"), &analyseFn{Settings: j.Settings}, caps)

@@ -102,6 +102,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	set := pipeline.Settings{Gap: *gap, Workers: *workers, NoRedact: *noRedact, Connections: selection,
 		Version: *version, Shards: *shards}
+	if wd, err := os.Getwd(); err == nil {
+		set.Dir = wd
+	}
 	if set.Version == "" {
 		set.Version = batch.Version()
 	}
