@@ -45,6 +45,8 @@ commands:
   batch [--workers N] --out F.ndjson DIR|GLOB... many captures, one JSON report per line (resumes F)
   slice -o OUT.pcapng [--finding ID] [--conn ID] [--stream N] CAPTURE...
                                                  the packets of a finding, connections or a stream as an annotated pcapng
+  diff [--json F] [--md F] [--fail-on SEV] BEFORE AFTER
+                                                 two captures or analyze --json reports compared, finding by finding
   version                                        the version and revision h2scope was built from (also --version)
 
 examples:
@@ -68,6 +70,7 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"timeline": runTimeline,
 	"batch":    runBatch,
 	"slice":    runSlice,
+	"diff":     runDiff,
 }
 
 // run executes one h2scope command line and returns the process exit code.

@@ -1,0 +1,198 @@
+package diff
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/h2scope/h2scope/analyze"
+	"github.com/h2scope/h2scope/dissect"
+	"github.com/h2scope/h2scope/internal/golden"
+)
+
+const pcaps = "../testdata/pcaps/"
+
+func load(t *testing.T, name string) *Side {
+	t.Helper()
+	s, err := Load(context.Background(), pcaps+name, LoadOptions{Dissect: dissect.Options{}, Config: analyze.DefaultConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Source = "testdata/pcaps/" + name // as a user would name it
+	return s
+}
+
+// pool returns the only pool diff of r.
+func pool(t *testing.T, r *Result) PoolDiff {
+	t.Helper()
+	if len(r.Pools) != 1 || r.Pools[0].Before == nil || r.Pools[0].After == nil {
+		t.Fatalf("pools %+v, want one on both sides", r.Pools)
+	}
+	return r.Pools[0]
+}
+
+func TestCompareCaptures(t *testing.T) {
+	for _, tt := range []struct {
+		before, after string
+		kind, status  string
+		check         func(t *testing.T, p PoolDiff)
+		failOn        bool // at warning
+	}{
+		{"http1-nokeepalive.pcapng", "http1-keepalive.pcapng", analyze.KindReconnectChurn, Resolved, func(t *testing.T, p PoolDiff) {
+			if *p.Before.RequestsPerConn != 1 || *p.After.RequestsPerConn <= 1 {
+				t.Errorf("requests per connection %v → %v, want 1 → N", *p.Before.RequestsPerConn, *p.After.RequestsPerConn)
+			}
+			if p.Before.ConnsPerSecond == nil || p.After.ConnsPerSecond != nil {
+				t.Errorf("new connections per second: want the churn finding's before, none after")
+			}
+		}, false},
+		{"http1-keepalive.pcapng", "http1-nokeepalive.pcapng", analyze.KindReconnectChurn, New, nil, true},
+		{"tls13-resume-fail.pcapng", "tls13-resume.pcapng", analyze.KindResumptionFailure, Resolved, func(t *testing.T, p PoolDiff) {
+			if p.Before.ResumptionRate == nil || *p.Before.ResumptionRate != 0 || p.After.ResumptionRate == nil || *p.After.ResumptionRate != 1 {
+				t.Errorf("resumption rate %v → %v, want 0 → 1", p.Before.ResumptionRate, p.After.ResumptionRate)
+			}
+		}, false},
+		{"tls13-resume-fail.pcapng", "tls13-resume-fail.pcapng", analyze.KindResumptionFailure, Unchanged, nil, false},
+	} {
+		t.Run(tt.before+"-"+tt.after, func(t *testing.T) {
+			r := Compare(load(t, tt.before), load(t, tt.after), Options{})
+			var found bool
+			for _, d := range r.Findings {
+				if d.Kind == tt.kind {
+					found = true
+					if d.Status != tt.status {
+						t.Errorf("%s: %s, want %s (%v)", d.Kind, d.Status, tt.status, d.Changes)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("no %s finding", tt.kind)
+			}
+			if tt.check != nil {
+				tt.check(t, pool(t, r))
+			}
+			if got := r.FailOn(analyze.Warning); got != tt.failOn {
+				t.Errorf("FailOn(warning) = %v, want %v", got, tt.failOn)
+			}
+		})
+	}
+}
+
+// TestCompareReports reads the sides from analyze --json reports: the
+// result is the one of the captures.
+func TestCompareReports(t *testing.T) {
+	dir := t.TempDir()
+	var paths []string
+	for _, name := range []string{"http1-nokeepalive.pcapng", "http1-keepalive.pcapng"} {
+		b, err := analyseCapture(context.Background(), pcaps+name, LoadOptions{Config: analyze.DefaultConfig()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, name+".json")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	var sides []*Side
+	for i, p := range paths {
+		s, err := Load(context.Background(), p, LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Source = []string{"testdata/pcaps/http1-nokeepalive.pcapng", "testdata/pcaps/http1-keepalive.pcapng"}[i]
+		sides = append(sides, s)
+	}
+	fromReports := Compare(sides[0], sides[1], Options{})
+	fromCaptures := Compare(load(t, "http1-nokeepalive.pcapng"), load(t, "http1-keepalive.pcapng"), Options{})
+	var a, b bytes.Buffer
+	fromReports.WriteJSON(&a)
+	fromCaptures.WriteJSON(&b)
+	if !bytes.Equal(a.Bytes(), b.Bytes()) {
+		t.Errorf("reports and captures compare differently:\n%s", golden.FirstDiff(a.String(), b.String()))
+	}
+	if _, err := Load(context.Background(), paths[0]+".x", LoadOptions{}); err == nil {
+		t.Error("a missing file loads")
+	}
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"schema":"other/v1"}`), 0o644)
+	if _, err := Load(context.Background(), bad, LoadOptions{}); err == nil || err.Error() != bad+`: not an h2scope report (schema "other/v1")` {
+		t.Errorf("foreign JSON: %v", err)
+	}
+}
+
+// TestGolden renders one comparison in every format.
+func TestGolden(t *testing.T) {
+	r := Compare(load(t, "http1-nokeepalive.pcapng"), load(t, "http1-keepalive.pcapng"), Options{})
+	for _, f := range []struct {
+		name  string
+		write func(*bytes.Buffer) error
+	}{
+		{"churn.json", func(b *bytes.Buffer) error { return r.WriteJSON(b) }},
+		{"churn.md", func(b *bytes.Buffer) error { return r.WriteMarkdown(b) }},
+		{"churn.txt", func(b *bytes.Buffer) error { return r.WriteTable(b) }},
+	} {
+		var b bytes.Buffer
+		if err := f.write(&b); err != nil {
+			t.Fatal(err)
+		}
+		golden.Check(t, "testdata/golden/"+f.name, b.Bytes())
+	}
+}
+
+func TestPairPools(t *testing.T) {
+	ps := func(keys ...string) map[string]*PoolStats {
+		m := map[string]*PoolStats{}
+		for _, k := range keys {
+			m[k] = &PoolStats{}
+		}
+		return m
+	}
+	for _, tt := range []struct {
+		name          string
+		before, after map[string]*PoolStats
+		match         map[string]string
+		want          map[string]string
+	}{
+		{"same key", ps("api:443", "db:5432"), ps("db:5432", "api:443"), nil, map[string]string{"api:443": "api:443", "db:5432": "db:5432"}},
+		{"port changed, name unique", ps("api:40123"), ps("api:39095"), nil, map[string]string{"api:40123": "api:39095"}},
+		{"name ambiguous", ps("api:1", "api:2"), ps("api:3"), nil, map[string]string{}},
+		{"by hand", ps("old:443", "x:80"), ps("new:443"), map[string]string{"old:443": "new:443"}, map[string]string{"old:443": "new:443"}},
+		{"by hand, names only", ps("old:443"), ps("new:8443"), map[string]string{"old": "new"}, map[string]string{"old:443": "new:8443"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := pairPools(tt.before, tt.after, tt.match)
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+			for k, v := range tt.want {
+				if got[k] != v {
+					t.Errorf("got %v, want %v", got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+func TestChanges(t *testing.T) {
+	f := func(sev analyze.Severity, m map[string]any) *Finding { return &Finding{Severity: sev, Metrics: m} }
+	for _, tt := range []struct {
+		name string
+		b, a *Finding
+		want []string
+	}{
+		{"alike", f(analyze.Warning, map[string]any{"connections": 15.0}), f(analyze.Warning, map[string]any{"connections": 16.0}), nil},
+		{"severity", f(analyze.Warning, nil), f(analyze.Critical, nil), []string{"severity warning → critical"}},
+		{"metric", f(analyze.Info, map[string]any{"requests_per_conn": 1.0, "client_port_min": 1.0}), f(analyze.Info, map[string]any{"requests_per_conn": 10.667, "client_port_min": 9.0}),
+			[]string{"requests_per_conn 1 → 10.667"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := changes(tt.b, tt.a)
+			if len(got) != len(tt.want) || (len(got) > 0 && got[0] != tt.want[0]) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

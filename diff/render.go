@@ -1,0 +1,186 @@
+package diff
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/tw"
+)
+
+// WriteJSON writes r as one indented JSON object (schema
+// "h2scope.diff/v1").
+func (r *Result) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(r)
+}
+
+// severityOf says a finding's severity on each side ("warning → -").
+func severityOf(d *FindingDiff) string {
+	b, a := "-", "-"
+	if d.Before != nil {
+		b = d.Before.Severity.String()
+	}
+	if d.After != nil {
+		a = d.After.Severity.String()
+	}
+	if b == a {
+		return a
+	}
+	return b + " → " + a
+}
+
+// summaryOf is the finding's summary after, or before when resolved,
+// with what changed.
+func summaryOf(d *FindingDiff) string {
+	s := d.Before
+	if d.After != nil {
+		s = d.After
+	}
+	text := s.Summary
+	if len(d.Changes) > 0 {
+		text = strings.Join(d.Changes, "; ") + ". " + text
+	}
+	return text
+}
+
+// ids says the finding's id on each side.
+func ids(d *FindingDiff) string {
+	b, a := "-", "-"
+	if d.Before != nil {
+		b = d.Before.ID
+	}
+	if d.After != nil {
+		a = d.After.ID
+	}
+	return b + " / " + a
+}
+
+// fval formats an optional figure.
+func fval(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return num(*v)
+}
+
+// poolCells returns a pool's figures on both sides, "before → after"
+// or one value when alike: connections, requests per connection, new
+// connections per second, resumption rate.
+func poolCells(p PoolDiff) []string {
+	pick := func(s *PoolStats, f func(*PoolStats) string) string {
+		if s == nil {
+			return "-"
+		}
+		return f(s)
+	}
+	cell := func(f func(*PoolStats) string) string {
+		b, a := pick(p.Before, f), pick(p.After, f)
+		if b == a {
+			return a
+		}
+		return b + " → " + a
+	}
+	return []string{
+		cell(func(s *PoolStats) string { return num(float64(s.Connections)) }),
+		cell(func(s *PoolStats) string { return fval(s.RequestsPerConn) }),
+		cell(func(s *PoolStats) string { return fval(s.ConnsPerSecond) }),
+		cell(func(s *PoolStats) string { return fval(s.ResumptionRate) }),
+	}
+}
+
+var poolHeader = []string{"Pool", "Conns", "Reqs/conn", "New conns/s", "Resumption rate"}
+
+// WriteTable writes r as terminal tables: the findings, then the pools.
+func (r *Result) WriteTable(w io.Writer) error {
+	fmt.Fprintf(w, "before: %s\nafter:  %s\n\n", r.Before, r.After)
+	if len(r.Findings) == 0 {
+		fmt.Fprintln(w, "No findings on either side.")
+	} else {
+		t := tablewriter.NewTable(w, tablewriter.WithHeaderAutoFormat(tw.Off),
+			tablewriter.WithColumnWidths(tw.NewMapper[int, int]().Set(4, 60)))
+		t.Header("Status", "Severity", "Kind", "Pool", "Summary", "IDs before / after")
+		for i := range r.Findings {
+			d := &r.Findings[i]
+			if err := t.Append(d.Status, severityOf(d), d.Kind, dash(d.Pool), clip(summaryOf(d), 240), ids(d)); err != nil {
+				return err
+			}
+		}
+		if err := t.Render(); err != nil {
+			return err
+		}
+	}
+	if len(r.Pools) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	t := tablewriter.NewTable(w, tablewriter.WithHeaderAutoFormat(tw.Off))
+	h := make([]any, len(poolHeader))
+	for i, s := range poolHeader {
+		h[i] = s
+	}
+	t.Header(h...)
+	for _, p := range r.Pools {
+		if err := t.Append(append([]string{p.Pool}, poolCells(p)...)); err != nil {
+			return err
+		}
+	}
+	return t.Render()
+}
+
+// WriteMarkdown writes r as Markdown, for a ticket.
+func (r *Result) WriteMarkdown(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# h2scope diff\n\n- before: `%s`\n- after: `%s`\n\n## Findings\n\n", mdCode(r.Before), mdCode(r.After))
+	if len(r.Findings) == 0 {
+		b.WriteString("No findings on either side.\n")
+	} else {
+		b.WriteString("| Status | Severity | Kind | Pool | Summary | IDs before / after |\n|---|---|---|---|---|---|\n")
+		for i := range r.Findings {
+			d := &r.Findings[i]
+			fmt.Fprintf(&b, "| %s | %s | `%s` | %s | %s | %s |\n", d.Status, severityOf(d), d.Kind, mdCell(dash(d.Pool)), mdCell(summaryOf(d)), mdCell(ids(d)))
+		}
+	}
+	if len(r.Pools) > 0 {
+		b.WriteString("\n## Pools\n\n| " + strings.Join(poolHeader, " | ") + " |\n|---|---|---|---|---|\n")
+		for _, p := range r.Pools {
+			cells := append([]string{p.Pool}, poolCells(p)...)
+			for i := range cells {
+				cells[i] = mdCell(cells[i])
+			}
+			fmt.Fprintf(&b, "| %s |\n", strings.Join(cells, " | "))
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// mdCell escapes text for a Markdown table cell: pipes, and line breaks
+// as spaces; HTML is neutralised.
+func mdCell(s string) string {
+	r := strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ", "<", "&lt;", ">", "&gt;", "`", "'")
+	return r.Replace(s)
+}
+
+// mdCode makes s safe inside a code span.
+func mdCode(s string) string { return strings.ReplaceAll(s, "`", "'") }
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// clip cuts s to n runes, with an ellipsis.
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
