@@ -140,6 +140,9 @@ func TestPrismEqualsBatch(t *testing.T) {
 	if !bytes.Contains(got, []byte(`missing.pcap: no such file or directory"}`)) {
 		t.Errorf("no error record for the missing path")
 	}
+	if n := bytes.Count(got, []byte(`"]}],"error":"`)); n != 1 {
+		t.Errorf("%d error records, want 1 (the missing path)", n)
+	}
 }
 
 // TestShardedEqualsUnsharded checks that splitting each capture's
