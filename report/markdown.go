@@ -13,6 +13,7 @@ import (
 
 	"github.com/h2scope/h2scope/analyze"
 	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/tcp"
 )
 
 // Bounds on the Markdown report, which is meant to be pasted into a ticket;
@@ -26,9 +27,10 @@ const (
 )
 
 // WriteMarkdown writes the report as GitHub-flavoured Markdown for a
-// ticket: a headline, then each finding with its metrics, remedy, evidence
-// table and the connection timeline around its first evidence. Captured
-// strings are escaped so that they cannot break the tables or inject
+// ticket: a headline, then each finding with its metrics, remedy, its
+// evidence drawn as a Mermaid sequence diagram (see writeMermaid), the
+// evidence table and the connection timeline around its first evidence.
+// Captured strings are escaped so that they cannot break the tables or inject
 // HTML or links. Times are UTC.
 func (r *Report) WriteMarkdown(w io.Writer) error {
 	ew := &errWriter{w: w}
@@ -69,19 +71,20 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	ew.printf("Most severe: **%s** `%s`: %s\n", f0.Severity, f0.Kind, mdText(f0.Summary))
 
 	tli := r.mdTimelineIndex()
+	connIndex := r.mdConnIndex()
 	for i := range r.Findings {
 		if i == mdMaxFindings {
 			ew.printf("\n_%d more findings not shown (%d in all); `h2scope analyze --json` lists them._\n",
 				len(r.Findings)-i, len(r.Findings))
 			break
 		}
-		r.writeMDFinding(ew, i+1, &r.Findings[i].Finding, tli, start)
+		r.writeMDFinding(ew, i+1, &r.Findings[i].Finding, tli, connIndex, start)
 	}
 	return ew.err
 }
 
 // writeMDFinding writes finding number n.
-func (r *Report) writeMDFinding(ew *errWriter, n int, f *analyze.Finding, tli map[event.ConnID]*Timeline, start time.Time) {
+func (r *Report) writeMDFinding(ew *errWriter, n int, f *analyze.Finding, tli map[event.ConnID]*Timeline, conns map[event.ConnID]*tcp.Summary, start time.Time) {
 	ew.printf("\n## %d. %s `%s`\n\n%s\n\n", n, strings.ToUpper(f.Severity.String()), f.Kind, mdText(f.Summary))
 	ew.printf("- **Connections:** %s\n", mdConns(f.Connections))
 	if len(f.Streams) > 0 {
@@ -105,6 +108,8 @@ func (r *Report) writeMDFinding(ew *errWriter, n int, f *analyze.Finding, tli ma
 	if len(f.Evidence) == 0 {
 		return
 	}
+
+	writeMermaid(ew, f, tli, conns)
 
 	total := len(f.Evidence)
 	if n, ok := f.Metrics["evidence_omitted"].(int); ok {
