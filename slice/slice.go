@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -29,8 +31,12 @@ type Options struct {
 	// Config configures the analysis that finds Finding.
 	Config analyze.Config
 	// Finding, if set, selects a finding's connections and HTTP/2
-	// streams, and comments its evidence frames.
+	// streams, and comments its evidence frames; Write analyses the
+	// captures to find it.
 	Finding string
+	// Found, if set, is the finding to slice, as an analysis of the same
+	// captures made it: Finding is then ignored, and no analysis is run.
+	Found *analyze.Finding
 	// Conns selects whole connections (Wireshark's tcp.stream numbers).
 	Conns []event.ConnID
 	// Stream, when above 0, narrows Conns to that HTTP/2 stream and what
@@ -94,10 +100,13 @@ func Write(ctx context.Context, files []string, w io.Writer, opts Options) (Resu
 	sel := map[event.ConnID]*connSel{}
 	notes := map[uint64][]string{} // evidence comments by frame
 	var desc []string
-	if opts.Finding != "" {
-		f, err := findFinding(ctx, files, opts)
-		if err != nil {
-			return res, err
+	if opts.Finding != "" || opts.Found != nil {
+		f := opts.Found
+		if f == nil {
+			var err error
+			if f, err = findFinding(ctx, files, opts); err != nil {
+				return res, err
+			}
 		}
 		res.Finding = f
 		desc = append(desc, "finding "+f.ID)
@@ -157,11 +166,13 @@ func Write(ctx context.Context, files []string, w io.Writer, opts Options) (Resu
 		return (opts.From.IsZero() || !ts.Before(opts.From)) && (opts.To.IsZero() || !ts.After(opts.To))
 	}
 	windowConns := map[event.ConnID]bool{}
+	nconns := 0 // connections seen: ids count from 0 in order of first frame
 	dopts := opts.Dissect
 	dopts.Dissect = true
 	dopts.Shards = 0
 	dopts.OnApp, dopts.OnConn = nil, nil
 	dopts.OnSegment = func(c *tcp.Conn, dir event.Dir, s *layer.Segment, _ tcp.Analysis) {
+		nconns = max(nconns, int(c.ID)+1)
 		if dir == event.C2S && randoms[c.ID] == nil && s.PayloadLen > 0 {
 			randoms[c.ID] = clientRandom(s.Payload)
 		}
@@ -201,6 +212,11 @@ func Write(ctx context.Context, files []string, w io.Writer, opts Options) (Resu
 	}
 	if len(st.Faults) > 0 {
 		return res, st.Faults[0]
+	}
+	for _, c := range opts.Conns {
+		if int(c) >= nconns {
+			return res, fmt.Errorf("slice: no connection %d: %s", c, connRange(nconns))
+		}
 	}
 	if opts.Stream > 0 {
 		for _, c := range opts.Conns {
@@ -299,6 +315,64 @@ func Write(ctx context.Context, files []string, w io.Writer, opts Options) (Resu
 		return res, err
 	}
 	return res, nil
+}
+
+// WriteFindings writes one slice per finding of fs, as an analysis of
+// files made them, to DIR/ID.pcapng (each written under a temporary name
+// and renamed), and returns the paths written. opts select no finding,
+// connection or time of their own; NoSecrets, Dissect, Names and Version
+// apply to every slice. It stops at the first error.
+func WriteFindings(ctx context.Context, files []string, dir string, opts Options, fs []analyze.Finding) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	var paths []string
+	for i := range fs {
+		o := opts
+		o.Found, o.Finding, o.Conns, o.Stream = &fs[i], "", nil, 0
+		path := filepath.Join(dir, fs[i].ID+".pcapng")
+		if err := writeFile(path, func(w io.Writer) error {
+			_, err := Write(ctx, files, w, o)
+			return err
+		}); err != nil {
+			return paths, fmt.Errorf("slice %s: %w", fs[i].ID, err)
+		}
+		paths = append(paths, path)
+	}
+	return paths, nil
+}
+
+// writeFile writes path under a temporary name in its directory, then
+// renames it.
+func writeFile(path string, write func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// connRange says which connections a capture of n has.
+func connRange(n int) string {
+	switch n {
+	case 0:
+		return "the capture has no TCP connections"
+	case 1:
+		return "the capture has connection 0"
+	}
+	return fmt.Sprintf("the capture has connections 0–%d", n-1)
 }
 
 // findFinding analyses files and returns the finding opts name.

@@ -299,4 +299,39 @@ func TestSliceNothing(t *testing.T) {
 	if err == nil || err.Error() != "slice: connection 0 has no HTTP/2 stream 2" {
 		t.Errorf("missing stream: %v", err)
 	}
+	_, err = Write(context.Background(), full, &bytes.Buffer{}, Options{Conns: []event.ConnID{0, 1}})
+	if err == nil || err.Error() != "slice: no connection 1: the capture has connection 0" {
+		t.Errorf("missing connection: %v", err)
+	}
+}
+
+// TestWriteFindings writes one slice per finding of an analysis, the
+// same as slicing each finding by id.
+func TestWriteFindings(t *testing.T) {
+	full := []string{pcaps + "http1-nokeepalive.pcapng"}
+	res, _, err := analyze.Run(context.Background(), full, dissect.Options{}, analyze.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	paths, err := WriteFindings(context.Background(), full, dir, Options{Names: full, Version: "test"}, res.Findings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) != len(res.Findings) || len(paths) == 0 {
+		t.Fatalf("%d slices for %d findings", len(paths), len(res.Findings))
+	}
+	for i, p := range paths {
+		if filepath.Base(p) != res.Findings[i].ID+".pcapng" {
+			t.Errorf("slice %s, want it named for %s", p, res.Findings[i].ID)
+		}
+		got, _ := os.ReadFile(p)
+		var want bytes.Buffer
+		if _, err := Write(context.Background(), full, &want, Options{Finding: res.Findings[i].ID, Config: analyze.DefaultConfig(), Names: full, Version: "test"}); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want.Bytes()) {
+			t.Errorf("%s differs from slice --finding %s", p, res.Findings[i].ID)
+		}
+	}
 }
