@@ -86,6 +86,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 // writeMDFinding writes finding number n.
 func (r *Report) writeMDFinding(ew *errWriter, n int, f *analyze.Finding, tli map[event.ConnID]*Timeline, conns map[event.ConnID]*tcp.Summary, start time.Time) {
 	ew.printf("\n## %d. %s `%s`\n\n%s\n\n", n, strings.ToUpper(f.Severity.String()), f.Kind, mdText(f.Summary))
+	if f.ID != "" {
+		ew.printf("- **ID:** %s (`h2scope slice --finding %s` cuts its packets into a pcapng)\n", mdInlineCode(f.ID), printable(f.ID))
+	}
 	ew.printf("- **Connections:** %s\n", mdConns(f.Connections))
 	if len(f.Streams) > 0 {
 		ew.printf("- **Streams:** %s\n", mdStreams(f.Streams))
