@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"cmp"
+	"encoding/binary"
 	"flag"
 	"fmt"
 	"math/bits"
@@ -239,7 +240,8 @@ func (a *churnShown) shown() bool { return !(a.known && (a.reqs > 1 || a.long)) 
 
 // churnConn is what reconnect_churn keeps of every connection (up to
 // churnKeep per pool): the times its order-dependent metrics read, in
-// nanoseconds since the Unix epoch, in 48 bytes.
+// nanoseconds since the Unix epoch. A pool keeps them encoded
+// (churnConns), in about 20 bytes each.
 type churnConn struct {
 	id      event.ConnID
 	port    uint16
@@ -285,13 +287,83 @@ func (a *churnShown) compact() churnConn {
 // nanoTime returns the time of a churnConn's nanoseconds.
 func nanoTime(ns int64) time.Time { return time.Unix(0, ns).UTC() }
 
+// churnConns is a list of churnConns encoded as varints, each against
+// the one before it (connections of one pool come a few milliseconds
+// apart, and their times are close to their first frame's): about 20
+// bytes each where the struct takes 56, which for a million short
+// connections in pools under churnKeep is most of what reconnect_churn
+// holds.
+type churnConns struct {
+	b    []byte
+	n    int
+	last churnConn // the last added: the next is encoded against it
+}
+
+// add appends c.
+func (l *churnConns) add(c *churnConn) {
+	p := &l.last
+	b := binary.AppendVarint(l.b, int64(c.id)-int64(p.id))
+	b = binary.AppendVarint(b, int64(c.port)-int64(p.port))
+	b = append(b, c.closer|c.flags<<2, byte(c.reasons))
+	b = binary.AppendVarint(b, c.first-p.first)
+	b = binary.AppendVarint(b, c.last-c.first)
+	if c.flags&churnSYN != 0 {
+		b = binary.AppendVarint(b, c.syn-c.first)
+		b = binary.AppendVarint(b, int64(c.synFrame-p.synFrame))
+	}
+	if c.flags&churnFIN != 0 {
+		b = binary.AppendVarint(b, c.fin-c.first)
+	}
+	l.b, l.last = b, *c
+	l.n++
+}
+
+// all returns the connections, in the order they were added.
+func (l *churnConns) all() []churnConn {
+	out := make([]churnConn, l.n)
+	var p churnConn
+	b := l.b
+	next := func() int64 {
+		v, n := binary.Varint(b)
+		b = b[n:]
+		return v
+	}
+	for i := range out {
+		c := &out[i]
+		c.id = event.ConnID(int64(p.id) + next())
+		c.port = uint16(int64(p.port) + next())
+		c.closer, c.flags, c.reasons = b[0]&3, b[0]>>2, connReasons(b[1])
+		b = b[2:]
+		c.first = p.first + next()
+		c.last = c.first + next()
+		if c.flags&churnSYN != 0 {
+			c.syn = c.first + next()
+			c.synFrame = p.synFrame + uint64(next())
+		}
+		if c.flags&churnFIN != 0 {
+			c.fin = c.first + next()
+		}
+		p = *c
+	}
+	return out
+}
+
+// set replaces the connections with cs.
+func (l *churnConns) set(cs []churnConn) {
+	*l = churnConns{b: l.b[:0]}
+	for i := range cs {
+		l.add(&cs[i])
+	}
+	l.b = slices.Clip(l.b)
+}
+
 // churnPool is one pool's state.
 type churnPool struct {
 	key poolKey
 	// conns holds the first churnKeep connections (by first frame);
 	// every connection while ports is nil. It is sorted and cut to
 	// churnKeep when it reaches twice that.
-	conns []churnConn
+	conns churnConns
 	// shown holds the first churnShows connections that may be shown as
 	// evidence (churnShown.shown), in order of first frame.
 	shown []churnShown
@@ -456,14 +528,15 @@ func (d *churnFold) final(c *Conn) {
 	if r.shown() {
 		p.addShown(r)
 	}
-	if p.ports == nil && len(p.conns) >= churnKeep {
+	if p.ports == nil && p.conns.n >= churnKeep {
 		p.portsFromConns()
 	}
 	if p.ports != nil {
 		p.ports[r.port/64] |= 1 << (r.port % 64)
 	}
-	p.conns = append(p.conns, r.compact())
-	if p.ports != nil && len(p.conns) >= 2*churnKeep {
+	cc := r.compact()
+	p.conns.add(&cc)
+	if p.ports != nil && p.conns.n >= 2*churnKeep {
 		p.trim()
 	}
 }
@@ -482,18 +555,21 @@ func (p *churnPool) addShown(rs ...churnShown) {
 // portsFromConns starts the port bitmap from the connections kept.
 func (p *churnPool) portsFromConns() {
 	p.ports = new([1024]uint64)
-	for i := range p.conns {
-		port := p.conns[i].port
-		p.ports[port/64] |= 1 << (port % 64)
+	for _, c := range p.conns.all() {
+		p.ports[c.port/64] |= 1 << (c.port % 64)
 	}
 }
 
-// trim sorts the connections kept and cuts them to churnKeep.
-func (p *churnPool) trim() {
-	slices.SortFunc(p.conns, func(a, b churnConn) int { return a.compare(&b) })
-	if p.ports != nil && len(p.conns) > churnKeep {
-		p.conns = slices.Clip(p.conns[:churnKeep])
+// trim sorts the connections kept and cuts them to churnKeep; it returns
+// them.
+func (p *churnPool) trim() []churnConn {
+	cs := p.conns.all()
+	slices.SortFunc(cs, func(a, b churnConn) int { return a.compare(&b) })
+	if p.ports != nil && len(cs) > churnKeep {
+		cs = cs[:churnKeep]
 	}
+	p.conns.set(cs)
+	return cs
 }
 
 func (d *churnFold) merge(o detector) {
@@ -511,7 +587,7 @@ func (d *churnFold) merge(o detector) {
 			}
 			p.heavy.merge(op.heavy)
 		}
-		if p.ports != nil || op.ports != nil || len(p.conns)+len(op.conns) > churnKeep {
+		if p.ports != nil || op.ports != nil || p.conns.n+op.conns.n > churnKeep {
 			if p.ports == nil {
 				p.portsFromConns()
 			}
@@ -522,8 +598,10 @@ func (d *churnFold) merge(o detector) {
 				p.ports[i] |= op.ports[i]
 			}
 		}
-		p.conns = append(p.conns, op.conns...)
-		if p.ports != nil && len(p.conns) >= 2*churnKeep {
+		for _, c := range op.conns.all() {
+			p.conns.add(&c)
+		}
+		if p.ports != nil && p.conns.n >= 2*churnKeep {
 			p.trim()
 		}
 	}
@@ -533,8 +611,7 @@ func (d *churnFold) findings(in *capture) []Finding {
 	var out []Finding
 	for _, k := range sortedPoolKeys(d.pools) {
 		p := d.pools[k]
-		p.trim()
-		if f, ok := churnFinding(in, d.cfg, p); ok {
+		if f, ok := churnFinding(in, d.cfg, p, p.trim()); ok {
 			out = append(out, f)
 		}
 	}
@@ -582,8 +659,8 @@ type churnStats struct {
 }
 
 // poolStats returns a pool's numbers: the tallies, and the rest from the
-// connections kept, in order of first frame.
-func poolStats(cfg ChurnConfig, p *churnPool) churnStats {
+// connections kept, conns, in order of first frame.
+func poolStats(cfg ChurnConfig, p *churnPool, conns []churnConn) churnStats {
 	t := &p.t
 	s := churnStats{conns: t.conns, known: t.known, unknown: t.unknown, reqs: t.reqs, oneReq: t.oneReq,
 		shortUnknown: t.shortUnknown, seenOpenOrClose: t.seenOpenOrClose, hist: map[string]int{},
@@ -603,16 +680,16 @@ func poolStats(cfg ChurnConfig, p *churnPool) churnStats {
 		}
 	} else {
 		ports := map[uint16]bool{}
-		for i := range p.conns {
-			ports[p.conns[i].port] = true
+		for i := range conns {
+			ports[conns[i].port] = true
 		}
 		s.ports = len(ports)
 	}
 	lastClose := map[uint16]int64{}
 	var closes [2][]int64
 	window := int64(cfg.ReuseWindow)
-	for i := range p.conns {
-		c := &p.conns[i]
+	for i := range conns {
+		c := &conns[i]
 		start := c.first
 		if c.flags&churnSYN != 0 {
 			start = c.syn
@@ -628,8 +705,8 @@ func poolStats(cfg ChurnConfig, p *churnPool) churnStats {
 		if c.closer > 0 {
 			closes[c.closer-1] = append(closes[c.closer-1], end)
 		}
-		if i+1 < len(p.conns) {
-			next := &p.conns[i+1]
+		if i+1 < len(conns) {
+			next := &conns[i+1]
 			if c.flags&churnFIN != 0 && next.flags&churnSYN != 0 && next.syn >= c.fin {
 				s.gaps = append(s.gaps, time.Duration(next.syn-c.fin))
 			}
@@ -649,11 +726,13 @@ func poolStats(cfg ChurnConfig, p *churnPool) churnStats {
 	return s
 }
 
-func churnFinding(in *capture, cfg ChurnConfig, p *churnPool) (Finding, bool) {
+// churnFinding returns the finding of pool p, whose connections kept are
+// conns, in order of first frame, if it churns.
+func churnFinding(in *capture, cfg ChurnConfig, p *churnPool, conns []churnConn) (Finding, bool) {
 	if p.t.conns < max(cfg.MinConns, 2) {
 		return Finding{}, false
 	}
-	s := poolStats(cfg, p)
+	s := poolStats(cfg, p, conns)
 	sev := Warning
 	var reasons []string
 	switch {
@@ -710,9 +789,9 @@ func churnFinding(in *capture, cfg ChurnConfig, p *churnPool) (Finding, bool) {
 	}
 	f.Summary = b.String()
 
-	spans := make([][2]time.Time, len(p.conns))
-	for i := range p.conns {
-		spans[i] = [2]time.Time{nanoTime(p.conns[i].first), nanoTime(p.conns[i].last)}
+	spans := make([][2]time.Time, len(conns))
+	for i := range conns {
+		spans[i] = [2]time.Time{nanoTime(conns[i].first), nanoTime(conns[i].last)}
 	}
 	m := map[string]any{
 		"connections":               s.conns,
@@ -749,9 +828,9 @@ func churnFinding(in *capture, cfg ChurnConfig, p *churnPool) (Finding, bool) {
 		}
 		m["clients_folded"] = fmt.Sprintf("client * stands for the clients past the first %d pools; the heaviest: %s", maxPools, strings.Join(top, ", "))
 	}
-	if len(p.conns) < s.conns {
-		m["connections_listed"] = len(p.conns)
-		m["estimated"] = fmt.Sprintf("fin_to_syn_*, tuple_reuses, time_wait_peak and max_concurrent_conns are over the first %d connections only", len(p.conns))
+	if len(conns) < s.conns {
+		m["connections_listed"] = len(conns)
+		m["estimated"] = fmt.Sprintf("fin_to_syn_*, tuple_reuses, time_wait_peak and max_concurrent_conns are over the first %d connections only", len(conns))
 	}
 	f.Metrics = m
 
@@ -759,10 +838,10 @@ func churnFinding(in *capture, cfg ChurnConfig, p *churnPool) (Finding, bool) {
 	// first FIN), then the 4-tuple reuses.
 	const perConnEvidence, maxConnsShown = 3, 5
 	shown := 0
-	rs := make([]connReasons, 0, len(p.conns)+1)
-	for i := range p.conns {
-		rs = append(rs, p.conns[i].reasons)
-		f.Connections = append(f.Connections, p.conns[i].id)
+	rs := make([]connReasons, 0, len(conns)+1)
+	for i := range conns {
+		rs = append(rs, conns[i].reasons)
+		f.Connections = append(f.Connections, conns[i].id)
 	}
 	for i := range p.shown {
 		c := &p.shown[i]
