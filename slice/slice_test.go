@@ -2,6 +2,7 @@ package slice
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/hex"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/h2scope/h2scope/analyze"
 	"github.com/h2scope/h2scope/dissect"
@@ -333,5 +335,39 @@ func TestWriteFindings(t *testing.T) {
 		if !bytes.Equal(got, want.Bytes()) {
 			t.Errorf("%s differs from slice --finding %s", p, res.Findings[i].ID)
 		}
+	}
+}
+
+// TestSliceMerged slices two captures merged by time, one gzipped pcapng
+// and one classic pcap: the packets, times and protocols are mergecap's.
+func TestSliceMerged(t *testing.T) {
+	for _, tool := range []string{"editcap", "mergecap"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skip(tool + " not installed")
+		}
+	}
+	dir := t.TempDir()
+	gz, pcap, ref := filepath.Join(dir, "a.pcapng.gz"), filepath.Join(dir, "b.pcap"), filepath.Join(dir, "ref.pcapng")
+	raw, err := os.ReadFile(pcaps + "h2-tls.pcapng")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var zb bytes.Buffer
+	zw := gzip.NewWriter(&zb)
+	zw.Write(raw)
+	zw.Close()
+	if err := os.WriteFile(gz, zb.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][]string{{"editcap", "-F", "pcap", pcaps + "http1-keepalive.pcapng", pcap}, {"mergecap", "-w", ref, gz, pcap}} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", c[0], err, out)
+		}
+	}
+	out, res := write(t, []string{gz, pcap}, "", Options{From: time.Unix(1, 0)})
+	fields := []string{"-T", "fields", "-e", "frame.time_epoch", "-e", "frame.len", "-e", "frame.cap_len", "-e", "tcp.seq_raw", "-e", "frame.protocols"}
+	got, want := tshark(t, out, fields...), tshark(t, ref, fields...)
+	if res.Packets != len(want) || !slices.Equal(got, want) {
+		t.Errorf("%d packets, differing from mergecap's %d", len(got), len(want))
 	}
 }
