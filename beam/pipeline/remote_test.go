@@ -1,0 +1,73 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem/memfs"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
+)
+
+// TestRemoteEqualsLocal runs the pipeline over captures in a Beam file
+// system other than the local one (memfs://, standing for gs:// and
+// s3://): listed, a rotation grouped, copied to the worker with the key
+// logs beside them, and named by their URLs in lines that are otherwise
+// batch's over local copies (but for the resume keys, which cover the
+// copies' modification times).
+func TestRemoteEqualsLocal(t *testing.T) {
+	local := filepath.Join(t.TempDir(), "caps")
+	if err := os.Mkdir(local, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	put := func(src, name string) {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(local, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		memfs.Write("memfs://caps/"+name, b)
+	}
+	for _, name := range []string{"grpc-tls.pcapng", "grpc-tls.keys", "http1-keepalive.pcapng", "syn-refused.pcapng"} {
+		put(filepath.Join(pcaps, name), name)
+	}
+	rot := rotated(t)
+	for _, name := range []string{"stream.pcap", "stream.pcap1"} {
+		put(filepath.Join(rot, name), name)
+	}
+	p, err := Build(Job{Patterns: []string{"memfs://caps"}, Out: "memfs://out/beam.ndjson", Settings: Settings{Version: "test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prism.Execute(context.Background(), p); err != nil {
+		t.Fatalf("prism: %v", err)
+	}
+	ctx := context.Background()
+	fs, err := filesystem.New(ctx, "memfs://out/beam.ndjson")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := filesystem.Read(ctx, fs, "memfs://out/beam.ndjson")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := runBatch(t, []string{local}, "test")
+	want = bytes.ReplaceAll(want, []byte(local+"/"), []byte("memfs://caps/"))
+	resume := regexp.MustCompile(`"resume_key":"[^"]*"`)
+	got, want = resume.ReplaceAll(got, nil), resume.ReplaceAll(want, nil)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("memfs:// lines differ from batch's over local copies:\n%s", firstDiff(got, want))
+	}
+	if n := bytes.Count(got, []byte("\n")); n != 4 {
+		t.Errorf("%d lines, want 4 (the rotation as one)", n)
+	}
+	if !regexp.MustCompile(`"key_log":\{"secrets":[1-9]`).Match(got) {
+		t.Errorf("the key log beside grpc-tls.pcapng was not used")
+	}
+}
