@@ -159,8 +159,8 @@ type Exchange struct {
 	Status                  int
 	// Request is the frame of the request's head; RequestEnd completes
 	// the request; Response is the response head (HTTP/1.x: the frame
-	// completing the response, HTTP/2: nil); ResponseEnd completes the
-	// response. Any may be nil when not seen.
+	// completing the response, HTTP/2: its first HEADERS, interim
+	// responses included); ResponseEnd completes the response. Any may be nil when not seen.
 	Request, RequestEnd, Response, ResponseEnd *event.Ref
 	// KeepAlive reports whether the response left an HTTP/1.x
 	// connection open.
@@ -469,7 +469,7 @@ func (k *Collector) observe(c *Conn, tc *tcp.Conn, app *dissect.App) {
 				continue
 			}
 			x := Exchange{Proto: event.ProtoHTTP2, Stream: s.ID, Method: s.Method, Authority: s.Authority,
-				Path: s.Path, Status: s.Status, Request: s.FirstHeaders, RequestEnd: s.ClientEnd,
+				Path: s.Path, Status: s.Status, Request: s.FirstHeaders, RequestEnd: s.ClientEnd, Response: s.ReplyHeaders,
 				ResponseEnd: s.ServerEnd, Reset: s.Reset, GRPCStatus: s.GRPCStatus}
 			c.Records.Exchanges = appendCapped(c.Records.Exchanges, x, maxExchanges, &c.Records.ExchangesDropped)
 		}

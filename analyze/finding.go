@@ -110,6 +110,11 @@ type Finding struct {
 	// ("reconnect_churn-1"). It is stable for a given capture and
 	// configuration, and is what slice --finding takes.
 	ID string `json:"id"`
+	// Cause says why, as one of the documented causes of its kind (the
+	// Cause constants; README, "Findings"): the summary and the remedy
+	// follow from it, and the metrics hold the wire facts that decided
+	// it. Empty for kinds that have no causes yet.
+	Cause string `json:"cause,omitempty"`
 	// Severity ranks it: "info", "warning" or "critical".
 	Severity Severity `json:"severity"`
 	// Summary says in one line what happened, for a person.

@@ -239,6 +239,18 @@ func goAwayFinding(c *Conn, dir event.Dir, gs []http2.GoAway) Finding {
 	f := Finding{Kind: KindGoAway, Severity: Info, Connections: []event.ConnID{c.ID()}}
 	calm := strings.Contains(debug, "too_many_pings")
 	switch {
+	case calm || code == http2.ErrCodeEnhanceYourCalm && strings.Contains(strings.ToLower(debug), "ping"):
+		f.Cause = CauseTooManyPings
+	case code != http2.ErrCodeNo:
+		f.Cause = CauseGoAwayError
+	case dir == event.C2S:
+		f.Cause = CauseClientGoAway
+	case len(cut) > 0 || abrupt:
+		f.Cause = CauseStreamsRefused
+	default:
+		f.Cause = CauseGraceful
+	}
+	switch {
 	case calm || code == http2.ErrCodeEnhanceYourCalm || code == http2.ErrCodeProtocol || code == http2.ErrCodeInternal:
 		f.Severity = Critical
 	case code != http2.ErrCodeNo || len(cut) > 0 || len(unfinished) > 0 || abrupt:

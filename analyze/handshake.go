@@ -374,7 +374,10 @@ func hsFinding(in *capture, cfg HandshakeLatencyConfig, layer string, srv netip.
 	if layer == "TCP" && excluded > 0 {
 		m["excluded_syn_retransmit"] = excluded
 	}
-	f := Finding{Kind: KindHandshakeLatency, Metrics: m}
+	f := Finding{Kind: KindHandshakeLatency, Metrics: m, Cause: CauseTCPHandshake}
+	if layer == "TLS" {
+		f.Cause = CauseTLSHandshake
+	}
 	if len(slow) == 0 {
 		if med < ms(cfg.SlowBaseline) {
 			return Finding{}, false

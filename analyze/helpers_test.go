@@ -171,6 +171,7 @@ type findingWant struct {
 	frames    []uint64           // frames the evidence must include
 	metrics   map[string]float64 // metrics and their values
 	remedyHas string             // a part of the remedy
+	cause     string             // the cause, when set
 }
 
 // checkFinding checks f against want.
@@ -178,6 +179,9 @@ func checkFinding(t *testing.T, f Finding, want findingWant) {
 	t.Helper()
 	if want.kind != "" && f.Kind != want.kind || f.Severity != want.sev {
 		t.Errorf("kind %s severity %s, want %s %s", f.Kind, f.Severity, want.kind, want.sev)
+	}
+	if want.cause != "" && f.Cause != want.cause {
+		t.Errorf("cause %q, want %q", f.Cause, want.cause)
 	}
 	if !strings.Contains(f.Summary, want.summary) {
 		t.Errorf("summary %q does not contain %q", f.Summary, want.summary)

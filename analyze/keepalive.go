@@ -362,7 +362,10 @@ func kaFinding(in *capture, cfg KeepaliveConfig, g *kaGroup) (Finding, bool) {
 		sev = Warning
 	}
 
-	f := Finding{Kind: KindKeepaliveMismatch, Severity: sev}
+	f := Finding{Kind: KindKeepaliveMismatch, Severity: sev, Cause: CauseIdleClose}
+	if len(g.races) > 0 {
+		f.Cause = CauseReuseRace
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Server %s", g.server)
 	if len(g.idles) > 0 {

@@ -58,6 +58,7 @@ type tlsHandshake struct {
 	res       tls.Resumption
 	tickets   int
 	lifetime  uint32
+	ticketLen int
 	cert      *tls.Certificate
 	decrypted bool
 	reasons   connReasons
@@ -151,7 +152,7 @@ func (d *resumptionFold) final(c *Conn) {
 		d.groups[k] = g
 	}
 	h := &tlsHandshake{id: c.ID(), ts: c.TCP.FirstTS, ch: s.Timing.ClientHello, sh: s.Timing.ServerHello, tls13: s.Version == "TLS 1.3",
-		res: s.Resumption, tickets: s.Tickets, lifetime: s.TicketLifetime, cert: s.Certificate, decrypted: s.Decrypted, reasons: reasonsOf(c)}
+		res: s.Resumption, tickets: s.Tickets, lifetime: s.TicketLifetime, ticketLen: s.TicketLen, cert: s.Certificate, decrypted: s.Decrypted, reasons: reasonsOf(c)}
 	if h.ch != nil {
 		h.ts = h.ch.TS
 	}
@@ -342,10 +343,21 @@ func (g *tlsGroup) cause(i int) string {
 			}
 			return causeTicketsOff
 		}
+		// New tickets, the offered one refused: a stateful ticket is a
+		// key into the server's session cache, which did not hold it; a
+		// stateless one was sealed with a key the server no longer has.
+		if prevTicket != nil && prevTicket.ticketLen > 0 && prevTicket.ticketLen <= maxStatefulTicket {
+			return causeSessionMiss
+		}
 		return causeKeysRotated
 	}
 	return causeUnknown
 }
+
+// maxStatefulTicket is the longest ticket taken for a stateful one, a
+// session cache key (OpenSSL's are 32 bytes); stateless tickets carry
+// the sealed session, over 100 bytes in every common server.
+const maxStatefulTicket = 64
 
 // sameCert reports whether two leaf certificates look the same.
 func sameCert(a, b *tls.Certificate) bool {
@@ -467,7 +479,7 @@ func (d *resumptionFold) findings(in *capture) []Finding {
 }
 
 func resumptionFinding(in *capture, g *tlsGroup, fn funnel) Finding {
-	f := Finding{Kind: KindResumptionFailure, Severity: Warning}
+	f := Finding{Kind: KindResumptionFailure, Severity: Warning, Cause: resumptionCause(fn)}
 	dest := g.server.String()
 	if g.sni != "" {
 		dest += " (" + g.sni + ")"
@@ -556,7 +568,7 @@ var causeText = map[string]string{
 	causeTicketExpired: "the ticket's lifetime had passed",
 	causeTicketsOff:    "the server issued no session ticket (tickets disabled)",
 	causeKeysRotated:   "the server issued new tickets but refused the offered one (ticket keys rotated or not shared)",
-	causeSessionMiss:   "the server's session cache did not know the session id",
+	causeSessionMiss:   "the server's session cache did not know the session (id or stateful ticket)",
 	causeUnknown:       "cause unknown",
 }
 
@@ -576,4 +588,29 @@ func resumptionRemedy(fn funnel) string {
 	}
 	b.WriteString("On the client keep one session cache for all connections: Go tls.Config.ClientSessionCache = tls.NewLRUClientSessionCache(n), shared by one http.Transport.")
 	return b.String()
+}
+
+// findingCauses maps the causes of single failures to the finding's
+// (Finding.Cause).
+var findingCauses = map[string]string{
+	causeTicketsOff:    CauseTicketsDisabled,
+	causeKeysRotated:   CauseTicketKeyMismatch,
+	causeCertChanged:   CauseTicketKeyMismatch, // another backend: keys not shared
+	causeSessionMiss:   CauseSessionNotCached,
+	causeTicketExpired: CauseTicketExpired,
+	causeUnknown:       CauseResumptionUnknown,
+}
+
+// resumptionCause returns the finding's cause: that of most failures;
+// among equals, a refusal of tickets the server did issue comes before
+// "no tickets", which some handshakes show only because the client left
+// before the server's NewSessionTicket.
+func resumptionCause(fn funnel) string {
+	best, n := CauseResumptionUnknown, 0
+	for _, c := range []string{causeKeysRotated, causeCertChanged, causeSessionMiss, causeTicketsOff, causeTicketExpired, causeUnknown} {
+		if fn.causes[c] > n {
+			best, n = findingCauses[c], fn.causes[c]
+		}
+	}
+	return best
 }

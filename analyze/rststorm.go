@@ -130,6 +130,12 @@ type stormConn struct {
 	// after its request HEADERS, in milliseconds, in frame order.
 	rapids []rapid
 	delays []float64
+	// replied and unreplied count the client's counted resets of
+	// streams the server had answered (response HEADERS) and had not.
+	replied, unreplied int
+	// frames and streams are the dissector's exact counts, by sender, of
+	// RST_STREAM frames and of the streams they reset (all codes).
+	frames, streams [2]uint64
 }
 
 // rapid is a client RST_STREAM right after its stream's HEADERS.
@@ -219,25 +225,39 @@ func newStormConn(cfg RSTStormConfig, c *Conn) *stormConn {
 		}
 	}
 	sc.rs, sc.noErr = countedResets(c, ref)
-	// Rapid resets: the client's RST_STREAM right after its HEADERS.
-	reqs := map[uint32]event.Ref{}
+	if c.App != nil && c.App.HTTP2 != nil {
+		h := c.App.HTTP2
+		rst := http2.FrameRSTStream.String()
+		sc.frames = [2]uint64{h.Frames.C2S[rst], h.Frames.S2C[rst]}
+		sc.streams = [2]uint64{h.StreamsReset.C2S, h.StreamsReset.S2C}
+	}
+	// Rapid resets: the client's RST_STREAM right after its HEADERS,
+	// before the server answered.
+	type asked struct{ req, reply *event.Ref }
+	reqs := map[uint32]asked{}
 	for _, x := range c.Records.Exchanges {
 		if x.Proto == event.ProtoHTTP2 && x.Request != nil {
-			reqs[x.Stream] = *x.Request
+			reqs[x.Stream] = asked{x.Request, x.Response}
 		}
 	}
 	for _, r := range c.Records.Resets {
 		if r.Dir != event.C2S || r.noError() {
 			continue
 		}
-		req, ok := reqs[r.Stream]
+		q, ok := reqs[r.Stream]
 		if !ok {
+			sc.unreplied++
 			continue
 		}
-		d := r.Ref.TS.Sub(req.TS)
+		if q.reply != nil && q.reply.Frame < r.Ref.Frame {
+			sc.replied++
+		} else {
+			sc.unreplied++
+		}
+		d := r.Ref.TS.Sub(q.req.TS)
 		sc.delays = append(sc.delays, ms(d))
-		if d >= 0 && d <= cfg.RapidReset {
-			sc.rapids = append(sc.rapids, rapid{ref, r.Stream, codeOf(c, r.Stream, r.Ref), req, r.Ref, d})
+		if d >= 0 && d <= cfg.RapidReset && (q.reply == nil || q.reply.Frame > r.Ref.Frame) {
+			sc.rapids = append(sc.rapids, rapid{ref, r.Stream, codeOf(c, r.Stream, r.Ref), *q.req, r.Ref, d})
 		}
 	}
 	return sc
@@ -330,11 +350,24 @@ func stormFinding(in *capture, cfg RSTStormConfig, scs []*stormConn, rs []stormR
 
 	var rapids []rapid
 	var delays []float64
+	var frames, streams [2]uint64
+	replied, unreplied := 0, 0
 	for _, sc := range scs {
 		rapids = append(rapids, sc.rapids...)
 		delays = append(delays, sc.delays...)
+		replied += sc.replied
+		unreplied += sc.unreplied
+		for d := range 2 {
+			frames[d] += sc.frames[d]
+			streams[d] += sc.streams[d]
+		}
 	}
 	m["rapid_resets"] = len(rapids)
+	m["rst_frames"] = frames[0] + frames[1]
+	m["streams_reset"] = streams[0] + streams[1]
+	if replied+unreplied > 0 {
+		m["resets_after_response"], m["resets_before_response"] = replied, unreplied
+	}
 	if len(delays) > 0 {
 		m["median_reset_delay_ms"] = medianOf(delays)
 	}
@@ -348,9 +381,17 @@ func stormFinding(in *capture, cfg RSTStormConfig, scs []*stormConn, rs []stormR
 	m["peak_rate_per_s"] = roundTo(float64(hi-lo)/cfg.Window.Seconds(), 1)
 
 	f := Finding{Kind: KindRSTStorm, Severity: Warning, Metrics: m}
-	isRapid := len(rapids) >= cfg.MinResets
-	if isRapid || hi-lo >= cfg.CriticalResets {
-		f.Severity = Critical
+	f.Cause = stormCause(cfg, side, codes, len(rs), len(rapids))
+	isRapid := f.Cause == CauseRapidReset
+	switch f.Cause {
+	case CauseRapidReset, CauseServerReset:
+		f.Severity = Critical // an attack; requests the server failed
+	case CauseClientCancel:
+		// Cancellations are the client's choice, unless its deadlines
+		// fired: those requests failed.
+		if grpcSaw["DEADLINE_EXCEEDED"] >= cfg.MinResets {
+			f.Severity = Critical
+		}
 	}
 	for _, c := range conns {
 		f.Connections = append(f.Connections, c.ID())
@@ -405,9 +446,12 @@ func stormFinding(in *capture, cfg RSTStormConfig, scs []*stormConn, rs []stormR
 	}
 	f.Summary = fmt.Sprintf("%s %s %d streams within %s %s (%s), %s/s %s",
 		who, verb, hi-lo, fmtDur(cfg.Window), where, top, fmtRate(rate), over)
-	if isRapid {
-		f.Summary = fmt.Sprintf("Rapid reset (CVE-2023-44487 pattern): client reset %d streams within %s of their HEADERS %s; %s",
+	switch {
+	case isRapid:
+		f.Summary = fmt.Sprintf("Rapid reset (CVE-2023-44487 pattern): client reset %d streams within %s of their HEADERS, before any response, %s; %s",
 			len(rapids), fmtDur(cfg.RapidReset), where, f.Summary)
+	case f.Cause == CauseClientCancel && replied > 0:
+		f.Summary += fmt.Sprintf("; %d of the %d client resets came after the server's response had started", replied, replied+unreplied)
 	}
 	if len(grpcSaw) > 0 {
 		var parts []string
@@ -420,8 +464,26 @@ func stormFinding(in *capture, cfg RSTStormConfig, scs []*stormConn, rs []stormR
 	if dropped > 0 {
 		f.Confidence = f.Confidence.with(fmt.Sprintf("%d RST_STREAM frames past the collector's bound not examined", dropped))
 	}
-	f.Remedy = stormRemedy(isRapid, who, codes, len(rs))
+	f.Remedy = stormRemedy(f.Cause, codes, len(rs))
 	return f
+}
+
+// stormCause tells why a storm happened from who sent its resets (side,
+// counted by sender), their codes, and how many of the client's were
+// rapid (before any response, right after the request): the client's
+// rapid resets at volume are the attack's shape, its other resets
+// cancellations; the server's are refusals when REFUSED_STREAM
+// dominates, else failures.
+func stormCause(cfg RSTStormConfig, side [2]int, codes map[string]int, n, rapids int) string {
+	switch {
+	case side[event.S2C] > side[event.C2S] && codes[http2.ErrCodeRefusedStream.String()]*2 > n:
+		return CauseRefusedStream
+	case side[event.S2C] > side[event.C2S]:
+		return CauseServerReset
+	case rapids >= cfg.MinResets && rapids*2 >= side[event.C2S]:
+		return CauseRapidReset
+	}
+	return CauseClientCancel
 }
 
 // codeOf returns the error code of conn's reset of stream at ref.
@@ -435,8 +497,8 @@ func codeOf(c *Conn, stream uint32, ref event.Ref) string {
 }
 
 // stormRemedy names the settings to look at for a storm.
-func stormRemedy(rapid bool, who string, codes map[string]int, n int) string {
-	if rapid {
+func stormRemedy(cause string, codes map[string]int, n int) string {
+	if cause == CauseRapidReset {
 		return "Rapid reset (CVE-2023-44487): patch the server side — Go ≥ 1.21.3 / golang.org/x/net ≥ 0.17.0 (http2.Server " +
 			"stops reading new streams while handlers for reset ones still run; keep http2.Server.MaxConcurrentStreams small), " +
 			"grpc-go ≥ 1.58.3 (grpc.MaxConcurrentStreams is then enforced on reset streams too); Envoy ≥ 1.27.1 with the " +
@@ -446,7 +508,7 @@ func stormRemedy(rapid bool, who string, codes map[string]int, n int) string {
 	}
 	dominant := func(code http2.ErrCode) bool { return codes[code.String()]*2 > n }
 	switch {
-	case dominant(http2.ErrCodeCancel) && who != "Server":
+	case cause == CauseClientCancel:
 		return "The client gives up on requests: look for context deadlines shorter than the server's latency " +
 			"(context.WithTimeout, http.Client.Timeout, grpc-go per-call deadlines and CallOptions, grpc-timeout), " +
 			"contexts cancelled on early return, and hedged or first-response-wins requests; in gRPC these surface " +

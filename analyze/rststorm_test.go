@@ -42,7 +42,7 @@ func TestRSTStormSynthetic(t *testing.T) {
 			want: &findingWant{sev: Warning, summary: "Client cancelled 30 streams within 1 s on connection 3 (CANCEL), 3.0/s over the connection",
 				frames:    []uint64{101},
 				metrics:   map[string]float64{"resets": 30, "peak_resets": 30, "rapid_resets": 0, "client_resets": 30, "resets_CANCEL": 30, "median_reset_delay_ms": 200},
-				remedyHas: "context.WithTimeout"},
+				remedyHas: "context.WithTimeout", cause: CauseClientCancel},
 		},
 		{
 			name: "rapid reset",
@@ -53,8 +53,28 @@ func TestRSTStormSynthetic(t *testing.T) {
 			},
 			want: &findingWant{sev: Critical, summary: "Rapid reset (CVE-2023-44487 pattern): client reset 40 streams within 10 ms",
 				frames:    []uint64{10}, // the first HEADERS
-				metrics:   map[string]float64{"rapid_resets": 40, "resets": 40},
-				remedyHas: "CVE-2023-44487"},
+				metrics:   map[string]float64{"rapid_resets": 40, "resets": 40, "resets_before_response": 40},
+				remedyHas: "CVE-2023-44487", cause: CauseRapidReset},
+		},
+		{
+			// The same timing, but each reset follows the server's
+			// response HEADERS: cancellations (a fast server on a short
+			// path), not the attack.
+			name: "fast cancels after the response started",
+			conns: func() []*Conn {
+				c := conn(1, "10.0.0.1:40000", "10.0.0.2:443", 1, 0, 2*time.Second)
+				resetConn(c, event.C2S, "CANCEL", 40, 100*time.Millisecond, time.Millisecond, 10, 1, time.Millisecond)
+				for i := range c.Records.Exchanges {
+					x := &c.Records.Exchanges[i]
+					r := *x.Request // the response HEADERS: any frame before the reset's
+					r.TS = r.TS.Add(time.Millisecond / 2)
+					x.Response = &r
+				}
+				return []*Conn{c}
+			},
+			want: &findingWant{sev: Warning, summary: "Client cancelled 40 streams within 1 s on connection 1 (CANCEL)",
+				metrics:   map[string]float64{"rapid_resets": 0, "resets_after_response": 40, "resets_before_response": 0},
+				remedyHas: "context.WithTimeout", cause: CauseClientCancel},
 		},
 		{
 			name: "server refuses, gRPC",
@@ -66,7 +86,7 @@ func TestRSTStormSynthetic(t *testing.T) {
 			},
 			want: &findingWant{sev: Warning, summary: "Server refused 15 streams", frames: []uint64{11},
 				metrics:   map[string]float64{"server_resets": 15, "grpc_UNAVAILABLE": 15},
-				remedyHas: "MaxConcurrentStreams"},
+				remedyHas: "MaxConcurrentStreams", cause: CauseRefusedStream},
 		},
 		{
 			name: "very high rate is critical",
@@ -76,7 +96,7 @@ func TestRSTStormSynthetic(t *testing.T) {
 				return []*Conn{c}
 			},
 			want: &findingWant{sev: Critical, summary: "Server reset 150 streams", frames: []uint64{11},
-				metrics: map[string]float64{"peak_resets": 150}},
+				metrics: map[string]float64{"peak_resets": 150}, cause: CauseServerReset},
 		},
 		{
 			name: "NO_ERROR resets are benign",

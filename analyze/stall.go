@@ -263,7 +263,10 @@ func h2StallFinding(in *capture, cfg WindowStallConfig, c *Conn, dir event.Dir, 
 	if !single && !cumulative {
 		return Finding{}, false
 	}
-	f := Finding{Kind: KindWindowStall, Severity: Warning, Connections: []event.ConnID{c.ID()}}
+	f := Finding{Kind: KindWindowStall, Severity: Warning, Connections: []event.ConnID{c.ID()}, Cause: CauseH2StreamWindow}
+	if layer == layerConn {
+		f.Cause = CauseH2ConnectionWindow
+	}
 	if long.dur >= cfg.CriticalStall || total >= cfg.CriticalStall && share >= 0.5 {
 		f.Severity = Critical
 	}
@@ -402,7 +405,7 @@ func tcpStallFindings(in *capture, cfg WindowStallConfig, c *Conn) []Finding {
 		}
 		sdir := rdir.Reverse()
 		sender, receiver := dirWho(sdir), dirWho(rdir)
-		f := Finding{Kind: KindWindowStall, Severity: Warning, Connections: []event.ConnID{c.ID()}}
+		f := Finding{Kind: KindWindowStall, Severity: Warning, Connections: []event.ConnID{c.ID()}, Cause: CauseTCPZeroWindow}
 		if long >= cfg.CriticalStall {
 			f.Severity = Critical
 		}

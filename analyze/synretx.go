@@ -485,6 +485,15 @@ func synFinding(in *capture, cfg SYNRetransmitConfig, srv netip.AddrPort, as []s
 	case fallbacks == n:
 		f.Severity = Info
 	}
+	// The cause is what most attempts met.
+	switch {
+	case refused >= unanswered && refused >= connected:
+		f.Cause = CauseRefused
+	case unanswered >= connected:
+		f.Cause = CauseUnanswered
+	default:
+		f.Cause = CauseRetried
+	}
 	m := map[string]any{
 		"attempts":              n,
 		"retransmitted_syns":    retx,

@@ -28,9 +28,6 @@ const stacksDir = "../testdata/pcaps/stacks"
 // TestStackVerdicts logs and skips these, and fails on any other
 // difference and on an entry that no longer differs.
 var knownStackVerdicts = map[string]string{
-	"nghttpd-python-cancel-burst: rst_storm critical": "rst_storm calls client cancellations after the response " +
-		"HEADERS a rapid reset (CVE-2023-44487): it times the reset from the request HEADERS only, and on loopback " +
-		"the whole answer arrives within its 10 ms; a rapid reset is a reset before the server answers",
 	"nginx-killed-midstream: -connection_lost": "connection_lost is not implemented (analyze.Kinds has no such " +
 		"kind); today the server's FIN with two streams open (response HEADERS and DATA, no END_STREAM, no GOAWAY) " +
 		"is reported as keepalive_mismatch info, an idle close, though the connection was not idle",

@@ -226,6 +226,7 @@ type Conn struct {
 
 	anomalies map[string]int
 	frames    [2][256]uint64
+	resets    [2]uint64 // streams reset while open, by the resetting side
 	lostBytes [2]uint64
 	skipped   [2]uint64
 	resyncs   int

@@ -69,8 +69,13 @@ func (c *Conn) finishHeaders(h *half) {
 	}
 	if fh.Type == FrameHeaders && fh.StreamID != 0 {
 		st := c.touch(fh.StreamID, at, h.dir == initiator(fh.StreamID))
-		if r := c.recFor(fh.StreamID, st); r != nil && !r.hasFirst {
-			r.first, r.hasFirst = at, true
+		if r := c.recFor(fh.StreamID, st); r != nil {
+			if !r.hasFirst {
+				r.first, r.hasFirst = at, true
+			}
+			if h.dir != initiator(fh.StreamID) && r.reply == (event.Ref{}) {
+				r.reply = at
+			}
 		}
 	}
 	if h.discard || !h.blk.active || !fh.Flags.Has(FlagEndHeaders) {
@@ -157,6 +162,7 @@ func (c *Conn) finishRSTStream(h *half) {
 		r.reset = &Reset{Dir: h.dir, Code: code, Ref: at}
 	}
 	if st != nil {
+		c.resets[h.dir]++
 		c.closeStream(st, at, "RST_STREAM")
 	}
 	c.emit(h)

@@ -11,10 +11,10 @@ type recList = pack.List[srec, *srec]
 
 // Encode writes r into e (for pack.List); Decode reads it back exactly.
 func (r *srec) Encode(e *pack.Encoder) {
-	hasFirst, hasPromise := r.first != event.Ref{}, r.promise != event.Ref{}
+	hasFirst, hasPromise, hasReply := r.first != event.Ref{}, r.promise != event.Ref{}, r.reply != event.Ref{}
 	hasEnd := [2]bool{r.end[0] != event.Ref{}, r.end[1] != event.Ref{}}
 	e.Bools(r.midstream, r.upgrade, r.closed, r.hasFirst, r.ended[0], r.ended[1], r.trailers[0], r.trailers[1],
-		r.finalResp, r.pushed, r.reset != nil, len(r.stalls) > 0, hasFirst, hasPromise, hasEnd[0], hasEnd[1])
+		r.finalResp, r.pushed, r.reset != nil, len(r.stalls) > 0, hasFirst, hasPromise, hasEnd[0], hasEnd[1], hasReply)
 	e.Uint(uint64(r.id))
 	e.String(r.method)
 	e.String(r.scheme)
@@ -35,6 +35,9 @@ func (r *srec) Encode(e *pack.Encoder) {
 	}
 	if hasPromise {
 		e.Ref(r.promise)
+	}
+	if hasReply {
+		e.Ref(r.reply)
 	}
 	for d := range hasEnd {
 		if hasEnd[d] {
@@ -62,10 +65,10 @@ func (r *srec) Encode(e *pack.Encoder) {
 
 // Decode reads what Encode wrote.
 func (r *srec) Decode(d *pack.Decoder) {
-	var hasReset, hasStalls, hasFirst, hasPromise bool
+	var hasReset, hasStalls, hasFirst, hasPromise, hasReply bool
 	var hasEnd [2]bool
 	d.Bools(&r.midstream, &r.upgrade, &r.closed, &r.hasFirst, &r.ended[0], &r.ended[1], &r.trailers[0], &r.trailers[1],
-		&r.finalResp, &r.pushed, &hasReset, &hasStalls, &hasFirst, &hasPromise, &hasEnd[0], &hasEnd[1])
+		&r.finalResp, &r.pushed, &hasReset, &hasStalls, &hasFirst, &hasPromise, &hasEnd[0], &hasEnd[1], &hasReply)
 	r.id = uint32(d.Uint())
 	r.method = d.String()
 	r.scheme = d.String()
@@ -86,6 +89,9 @@ func (r *srec) Decode(d *pack.Decoder) {
 	}
 	if hasPromise {
 		r.promise = d.Ref()
+	}
+	if hasReply {
+		r.reply = d.Ref()
 	}
 	for i := range hasEnd {
 		if hasEnd[i] {

@@ -106,6 +106,11 @@ type Stream struct {
 	// FirstHeaders is the first HEADERS frame seen on the stream (its TS
 	// is the stream's start).
 	FirstHeaders *event.Ref `json:"first_headers,omitempty"`
+	// ReplyHeaders is the first HEADERS frame of the side that did not
+	// open the stream: the response's (an interim 1xx one included) on
+	// a client's stream. A reset before it came cut the stream before
+	// any answer: the rapid-reset shape.
+	ReplyHeaders *event.Ref `json:"reply_headers,omitempty"`
 	// ClientEnd and ServerEnd are the frames that carried each side's
 	// END_STREAM, nil when not seen.
 	ClientEnd *event.Ref `json:"client_end,omitempty"`
@@ -149,6 +154,7 @@ type srec struct {
 	grpcMessage                     string
 	first                           event.Ref
 	hasFirst                        bool
+	reply                           event.Ref // the answering side's first HEADERS
 	end                             [2]event.Ref
 	ended                           [2]bool
 	trailers                        [2]bool
@@ -660,11 +666,11 @@ func (c *Conn) Streams() []Stream {
 	c.recs.Each(func(r *srec) {
 		// The frames a stream names share one allocation (not one
 		// per connection: a pointer kept would keep them all).
-		var refs *[3]event.Ref
+		var refs *[4]event.Ref
 		n := 0
 		ref := func(v event.Ref) *event.Ref {
 			if refs == nil {
-				refs = new([3]event.Ref)
+				refs = new([4]event.Ref)
 			}
 			refs[n] = v
 			n++
@@ -688,6 +694,9 @@ func (c *Conn) Streams() []Stream {
 		}
 		if r.hasFirst {
 			s.FirstHeaders = ref(r.first)
+		}
+		if r.reply != (event.Ref{}) {
+			s.ReplyHeaders = ref(r.reply)
 		}
 		if r.ended[event.C2S] {
 			s.ClientEnd = ref(r.end[event.C2S])

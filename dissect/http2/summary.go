@@ -32,6 +32,10 @@ type Summary struct {
 	Upgrade       bool `json:"upgrade,omitempty"`
 	// Frames counts the complete frames dissected, by type and direction.
 	Frames FrameCounts `json:"frames"`
+	// StreamsReset counts the streams each side reset while they were
+	// open (their first RST_STREAM; more on a closed stream are frames,
+	// not streams), exactly however many there are.
+	StreamsReset Counts `json:"streams_reset"`
 	// Streams counts the streams seen; StreamsDropped those seen past
 	// Options.MaxStreams, which have no record.
 	Streams        int `json:"streams"`
@@ -85,6 +89,7 @@ func (c *Conn) Summary() Summary {
 		MidConnection:           c.opts.MidConnection,
 		Upgrade:                 c.opts.Upgrade,
 		Frames:                  FrameCounts{C2S: map[string]uint64{}, S2C: map[string]uint64{}},
+		StreamsReset:            Counts{C2S: c.resets[0], S2C: c.resets[1]},
 		Streams:                 c.seen,
 		StreamsDropped:          c.dropped,
 		HeaderBlocks:            c.blocks,

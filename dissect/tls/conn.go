@@ -260,6 +260,11 @@ type Summary struct {
 	// counts them.
 	TicketLifetime uint32 `json:"ticket_lifetime_s,omitempty"`
 	Tickets        int    `json:"tickets,omitempty"`
+	// TicketLen is the length of the last ticket, in bytes: a stateless
+	// ticket (the session sealed with the server's ticket key) takes
+	// 100–250 or more; a stateful one, a key into the server's session
+	// cache, 32 or so (OpenSSL's in TLS 1.3 with tickets off).
+	TicketLen int `json:"ticket_len,omitempty"`
 	// HandshakeMS is the handshake's duration in milliseconds, from
 	// the ClientHello to the client's Finished (when that is encrypted
 	// and unreadable: to the client's first protected record after the
@@ -648,7 +653,7 @@ func (c *Conn) message(dir event.Dir, typ uint8, body []byte, at event.Ref, decr
 			break
 		}
 		c.sum.Tickets++
-		c.sum.TicketLifetime = lifetime
+		c.sum.TicketLifetime, c.sum.TicketLen = lifetime, len(ticket)
 		if !c.tls13 {
 			c.opts.Sessions.remember('t', ticket, c.master12())
 		}
