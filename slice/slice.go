@@ -70,16 +70,21 @@ type Result struct {
 // ErrNoSelection is returned when Options select nothing.
 var ErrNoSelection = errors.New("slice: nothing selected: give a finding, connections or a time range")
 
-// pkt is what the selection pass learns about one TCP packet of a
-// selected connection.
-type pkt struct {
-	conn      event.ConnID
-	ts        time.Time
-	flags     bool // SYN, FIN or RST
-	payload   bool
-	early     bool // before the connection's first payload
-	droppable bool // a stream slice may leave it out
+// streamPkt is what the selection pass keeps of a packet of a
+// connection sliced by stream, until the streams' last frame is known.
+type streamPkt struct {
+	frame uint64
+	conn  event.ConnID
+	bits  uint8
 }
+
+// streamPkt bits.
+const (
+	pktControl   = 1 << iota // SYN, FIN or RST
+	pktPayload               // carries payload
+	pktEarly                 // no payload, before the connection's first (the handshake)
+	pktDroppable             // a stream slice may leave it out (see framer)
+)
 
 // connSel is how one connection is selected.
 type connSel struct {
@@ -158,42 +163,59 @@ func Write(ctx context.Context, files []string, w io.Writer, opts Options) (Resu
 	res.Selection = strings.Join(desc, "; ")
 	byConn := len(sel) > 0
 
-	// The selection pass: which packets of the selected connections a
-	// slice keeps, and each TLS connection's client random.
-	pkts := map[uint64]*pkt{}
-	randoms := map[event.ConnID][]byte{}
+	// The selection pass: the frames of the selected connections a
+	// slice keeps, and each TLS connection's client random. Memory: 8
+	// bytes a packet kept, 16 a packet of a connection sliced by stream.
 	inWindow := func(ts time.Time) bool {
 		return (opts.From.IsZero() || !ts.Before(opts.From)) && (opts.To.IsZero() || !ts.After(opts.To))
 	}
-	windowConns := map[event.ConnID]bool{}
-	nconns := 0 // connections seen: ids count from 0 in order of first frame
+	var kept []uint64                    // frames kept, when selecting by connection
+	var pending []streamPkt              // packets of connections sliced by stream
+	conns := map[event.ConnID]bool{}     // connections with packets in the slice
+	randoms := map[event.ConnID][]byte{} // their ClientHello randoms
+	nconns := 0                          // connections seen: ids count from 0 in order of first frame
 	dopts := opts.Dissect
 	dopts.Dissect = true
 	dopts.Shards = 0
 	dopts.OnApp, dopts.OnConn = nil, nil
 	dopts.OnSegment = func(c *tcp.Conn, dir event.Dir, s *layer.Segment, _ tcp.Analysis) {
 		nconns = max(nconns, int(c.ID)+1)
+		cs := sel[c.ID]
+		if byConn && cs == nil {
+			return
+		}
 		if dir == event.C2S && randoms[c.ID] == nil && s.PayloadLen > 0 {
 			randoms[c.ID] = clientRandom(s.Payload)
 		}
-		if !byConn {
-			if inWindow(s.Ref.TS) {
-				windowConns[c.ID] = true
+		in := inWindow(s.Ref.TS)
+		switch {
+		case !byConn:
+			if in {
+				conns[c.ID] = true
 			}
-			return
+		case cs.streams == nil:
+			if in {
+				kept = append(kept, s.Ref.Frame)
+				conns[c.ID] = true
+			}
+		default:
+			p := streamPkt{frame: s.Ref.Frame, conn: c.ID}
+			if s.Flags&(layer.SYN|layer.FIN|layer.RST) != 0 {
+				p.bits |= pktControl
+			}
+			if s.PayloadLen > 0 {
+				p.bits |= pktPayload
+			} else if !cs.payload {
+				p.bits |= pktEarly
+			}
+			if cs.fr[dir].segment(s.Seq, s.Payload, s.PayloadLen, dir == event.C2S, func(id uint32) bool { return cs.streams[id] }) {
+				p.bits |= pktDroppable
+			}
+			cs.payload = cs.payload || s.PayloadLen > 0
+			if in {
+				pending = append(pending, p)
+			}
 		}
-		cs := sel[c.ID]
-		if cs == nil {
-			return
-		}
-		p := &pkt{conn: c.ID, ts: s.Ref.TS, flags: s.Flags&(layer.SYN|layer.FIN|layer.RST) != 0, payload: s.PayloadLen > 0, early: !cs.payload}
-		if cs.streams != nil {
-			p.droppable = cs.fr[dir].segment(s.Seq, s.Payload, s.PayloadLen, dir == event.C2S, func(id uint32) bool { return cs.streams[id] })
-		}
-		if p.payload {
-			cs.payload = true
-		}
-		pkts[s.Ref.Frame] = p
 	}
 	dopts.Sink = event.SinkFunc(func(e *event.Event) {
 		cs := sel[e.Conn]
@@ -225,35 +247,26 @@ func Write(ctx context.Context, files []string, w io.Writer, opts Options) (Resu
 			}
 		}
 	}
-	keep := func(frame uint64, ts time.Time) bool {
-		if !inWindow(ts) {
-			return false
-		}
-		if !byConn {
-			return true
-		}
-		p := pkts[frame]
-		if p == nil {
-			return false
-		}
+	// A stream's packets: the handshake, control segments, evidence, and
+	// payload up to the streams' last frame that cannot be left out.
+	for _, p := range pending {
 		cs := sel[p.conn]
-		switch {
-		case cs.streams == nil, p.flags, notes[frame] != nil:
-			return true
-		case !p.payload:
-			return p.early
+		if p.bits&(pktControl|pktEarly) != 0 || notes[p.frame] != nil ||
+			p.bits&pktPayload != 0 && p.frame <= cs.last && p.bits&pktDroppable == 0 {
+			kept = append(kept, p.frame)
+			conns[p.conn] = true
 		}
-		return frame <= cs.last && !p.droppable
 	}
-	// The connections with packets in the slice, for their secrets.
-	conns := windowConns
-	if byConn {
-		conns = map[event.ConnID]bool{}
-		for frame, p := range pkts {
-			if !conns[p.conn] && keep(frame, p.ts) {
-				conns[p.conn] = true
-			}
+	pending = nil
+	slices.Sort(kept)
+	kept = slices.Compact(kept)
+	keep := func(frame uint64, ts time.Time) bool {
+		if !byConn {
+			return inWindow(ts)
 		}
+		i, ok := slices.BinarySearch(kept, frame)
+		kept = kept[i:] // frames are asked in increasing order
+		return ok
 	}
 	res.Conns = len(conns)
 	var keylog []byte
