@@ -43,6 +43,45 @@ type Result struct {
 	Findings []FindingDiff `json:"findings"`
 	// Pools compares the pools side by side, in pool order.
 	Pools []PoolDiff `json:"pools"`
+	// Methods compares the gRPC methods side by side, in method order;
+	// absent when neither side has gRPC calls.
+	Methods []MethodDiff `json:"grpc_methods,omitempty"`
+}
+
+// MethodDiff is one gRPC method side by side.
+type MethodDiff struct {
+	// Method is "/package.Service/Name" ("" for calls whose headers were
+	// not captured).
+	Method string       `json:"method"`
+	Before *MethodStats `json:"before"`
+	After  *MethodStats `json:"after"`
+}
+
+// MethodStats are a gRPC method's figures on one side, from the report's
+// gRPC methods table.
+type MethodStats struct {
+	// Calls counts the calls, Failed those whose status was not OK
+	// (unknown included).
+	Calls  int `json:"calls"`
+	Failed int `json:"failed"`
+	// P50MS and P99MS are the call duration percentiles.
+	P50MS float64 `json:"p50_ms"`
+	P99MS float64 `json:"p99_ms"`
+}
+
+// methods returns a side's gRPC methods by name.
+func methods(s *Side) map[string]*MethodStats {
+	out := map[string]*MethodStats{}
+	for _, r := range s.Tables.GRPCMethods {
+		m := &MethodStats{Calls: r.Calls, P50MS: r.P50MS, P99MS: r.P99MS}
+		for st, n := range r.Statuses {
+			if st != "OK" {
+				m.Failed += n
+			}
+		}
+		out[r.Method] = m
+	}
+	return out
 }
 
 // FindingDiff is one finding compared.
@@ -304,6 +343,18 @@ func Compare(before, after *Side, opts Options) *Result {
 		}
 	}
 	slices.SortStableFunc(res.Pools, func(x, y PoolDiff) int { return strings.Compare(x.Pool, y.Pool) })
+
+	bm, am := methods(before), methods(after)
+	names := slices.Sorted(maps.Keys(bm))
+	for n := range am {
+		if bm[n] == nil {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		res.Methods = append(res.Methods, MethodDiff{Method: n, Before: bm[n], After: am[n]})
+	}
 
 	// Findings: matched by kind, cause and pool (before's pool in
 	// after's names), in report order within each.

@@ -196,3 +196,25 @@ func TestChanges(t *testing.T) {
 		})
 	}
 }
+
+// TestCompareMethods puts the gRPC methods side by side: a cancel storm
+// after a healthy run fails nearly every Echo call.
+func TestCompareMethods(t *testing.T) {
+	r := Compare(load(t, "grpc-unary-h2c.pcapng"), load(t, "grpc-cancel-storm.pcapng"), Options{})
+	var echo *MethodDiff
+	for i := range r.Methods {
+		if r.Methods[i].Method == "/h2scope.capgen.Lab/Echo" {
+			echo = &r.Methods[i]
+		}
+	}
+	if echo == nil || echo.Before == nil || echo.After == nil {
+		t.Fatalf("methods %+v: want Echo on both sides", r.Methods)
+	}
+	if echo.Before.Failed*10 > echo.Before.Calls || echo.After.Failed*10 < echo.After.Calls*9 {
+		t.Errorf("Echo failed %d of %d -> %d of %d: want few, then nearly all", echo.Before.Failed, echo.Before.Calls, echo.After.Failed, echo.After.Calls)
+	}
+	var b bytes.Buffer
+	if err := r.WriteMarkdown(&b); err != nil || !bytes.Contains(b.Bytes(), []byte("| /h2scope.capgen.Lab/Echo | ")) {
+		t.Errorf("Markdown lacks the method row (%v):\n%s", err, b.String())
+	}
+}

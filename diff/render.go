@@ -95,6 +95,40 @@ func poolCells(p PoolDiff) []string {
 
 var poolHeader = []string{"Pool", "Conns", "Reqs/conn", "New conns/s", "Resumption rate"}
 
+// methodCells returns a gRPC method's figures on both sides, as
+// poolCells does: calls, failed calls, p50 and p99 duration (ms).
+func methodCells(m MethodDiff) []string {
+	cell := func(f func(*MethodStats) float64) string {
+		b, a := "-", "-"
+		if m.Before != nil {
+			b = num(f(m.Before))
+		}
+		if m.After != nil {
+			a = num(f(m.After))
+		}
+		if b == a {
+			return a
+		}
+		return b + " → " + a
+	}
+	return []string{
+		cell(func(s *MethodStats) float64 { return float64(s.Calls) }),
+		cell(func(s *MethodStats) float64 { return float64(s.Failed) }),
+		cell(func(s *MethodStats) float64 { return s.P50MS }),
+		cell(func(s *MethodStats) float64 { return s.P99MS }),
+	}
+}
+
+var methodHeader = []string{"gRPC method", "Calls", "Failed", "p50 ms", "p99 ms"}
+
+// methodName shows a method, "(unknown)" for calls without headers.
+func methodName(m string) string {
+	if m == "" {
+		return "(unknown)"
+	}
+	return m
+}
+
 // WriteTable writes r as terminal tables: the findings, then the pools.
 func (r *Result) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "before: %s\nafter:  %s\n\n", r.Before, r.After)
@@ -129,6 +163,24 @@ func (r *Result) WriteTable(w io.Writer) error {
 			return err
 		}
 	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	if len(r.Methods) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	t = tablewriter.NewTable(w, tablewriter.WithHeaderAutoFormat(tw.Off))
+	h = make([]any, len(methodHeader))
+	for i, s := range methodHeader {
+		h[i] = s
+	}
+	t.Header(h...)
+	for _, m := range r.Methods {
+		if err := t.Append(append([]string{methodName(m.Method)}, methodCells(m)...)); err != nil {
+			return err
+		}
+	}
 	return t.Render()
 }
 
@@ -149,6 +201,16 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 		b.WriteString("\n## Pools\n\n| " + strings.Join(poolHeader, " | ") + " |\n|---|---|---|---|---|\n")
 		for _, p := range r.Pools {
 			cells := append([]string{p.Pool}, poolCells(p)...)
+			for i := range cells {
+				cells[i] = mdCell(cells[i])
+			}
+			fmt.Fprintf(&b, "| %s |\n", strings.Join(cells, " | "))
+		}
+	}
+	if len(r.Methods) > 0 {
+		b.WriteString("\n## gRPC methods\n\n| " + strings.Join(methodHeader, " | ") + " |\n|---|---|---|---|---|\n")
+		for _, m := range r.Methods {
+			cells := append([]string{methodName(m.Method)}, methodCells(m)...)
 			for i := range cells {
 				cells[i] = mdCell(cells[i])
 			}
