@@ -46,6 +46,11 @@ type Options struct {
 	From, To time.Time
 	// NoSecrets leaves the Decryption Secrets Block out.
 	NoSecrets bool
+	// Redact, if set, rewrites the finding's summary and evidence lines
+	// before they go into comments (the CLI passes report.Redaction's
+	// Text, hiding URL tokens unless --no-redact). The packets always
+	// hold the bytes as captured.
+	Redact func(string) string
 	// Names are the captures as the user named them, for the section
 	// comment; Version is the h2scope version written beside them.
 	Names   []string
@@ -133,7 +138,7 @@ func Write(ctx context.Context, files []string, w io.Writer, opts Options) (Resu
 			if sel[e.Conn] == nil {
 				sel[e.Conn] = &connSel{}
 			}
-			notes[e.Frame] = append(notes[e.Frame], findingComment(f, e))
+			notes[e.Frame] = append(notes[e.Frame], findingComment(f, e, opts.Redact))
 		}
 	}
 	for _, c := range opts.Conns {
@@ -410,9 +415,14 @@ func findFinding(ctx context.Context, files []string, opts Options) (*analyze.Fi
 	return nil, fmt.Errorf("slice: no finding %s: the capture has %s", opts.Finding, strings.Join(ids, ", "))
 }
 
-// findingComment is the comment of one evidence frame.
-func findingComment(f *analyze.Finding, e analyze.Evidence) string {
-	return fmt.Sprintf("h2scope finding %s (%s): %s | evidence: %s", f.ID, f.Severity, f.Summary, e.What)
+// findingComment is the comment of one evidence frame, its text passed
+// through redact when set.
+func findingComment(f *analyze.Finding, e analyze.Evidence, redact func(string) string) string {
+	summary, what := f.Summary, e.What
+	if redact != nil {
+		summary, what = redact(summary), redact(what)
+	}
+	return fmt.Sprintf("h2scope finding %s (%s): %s | evidence: %s", f.ID, f.Severity, summary, what)
 }
 
 // sectionComments are the section header's comments: the sources, the

@@ -371,3 +371,15 @@ func TestSliceMerged(t *testing.T) {
 		t.Errorf("%d packets, differing from mergecap's %d", len(got), len(want))
 	}
 }
+
+func TestFindingComment(t *testing.T) {
+	f := &analyze.Finding{ID: "request_errors-1", Severity: analyze.Critical, Summary: "GET /x?token=s3cret failed"}
+	e := analyze.Evidence{What: "500 to GET /x?token=s3cret"}
+	if got, want := findingComment(f, e, nil), "h2scope finding request_errors-1 (critical): GET /x?token=s3cret failed | evidence: 500 to GET /x?token=s3cret"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	redact := func(s string) string { return strings.ReplaceAll(s, "s3cret", "[redacted 6 bytes]") }
+	if got := findingComment(f, e, redact); strings.Contains(got, "s3cret") {
+		t.Errorf("redacted comment %q holds the token", got)
+	}
+}

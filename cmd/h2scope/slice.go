@@ -133,7 +133,7 @@ func runSlice(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	sopts := slice.Options{
 		Dissect: opts, Config: cfg, Finding: *finding, Conns: conns, Stream: uint32(*stream),
-		From: from.t, To: to.t, NoSecrets: *noSecrets, Names: files, Version: version.Read().String(),
+		From: from.t, To: to.t, NoSecrets: *noSecrets, Redact: in.red.Text, Names: files, Version: version.Read().String(),
 	}
 	var res slice.Result
 	var serr error // the slice's own error, said without the output's name
