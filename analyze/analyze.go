@@ -21,6 +21,7 @@ type Config struct {
 	Keepalive        KeepaliveConfig
 	HandshakeLatency HandshakeLatencyConfig
 	SYNRetransmit    SYNRetransmitConfig
+	ConnectionLost   ConnectionLostConfig
 }
 
 // DefaultConfig returns the default thresholds.
@@ -34,6 +35,7 @@ func DefaultConfig() Config {
 		Keepalive:        defaultKeepalive(),
 		HandshakeLatency: defaultHandshakeLatency(),
 		SYNRetransmit:    defaultSYNRetransmit(),
+		ConnectionLost:   defaultConnectionLost(),
 	}
 }
 
@@ -83,6 +85,7 @@ func (c *Config) groups() []detectorFlags {
 		{KindKeepaliveMismatch, c.Keepalive.flags},
 		{KindHandshakeLatency, c.HandshakeLatency.flags},
 		{KindSYNRetransmit, c.SYNRetransmit.flags},
+		{KindConnectionLost, c.ConnectionLost.flags},
 	}
 }
 
@@ -216,6 +219,8 @@ func (c *Config) rules() []rule {
 		dur("syn-min-retry", &s.MinRetryDelay, zeroOK),
 		count("syn-scan-ports", &s.ScanPorts, 1),
 		dur("syn-fallback", &s.Fallback, zeroOK),
+
+		count("lost-min-in-flight", &c.ConnectionLost.MinInFlight, 1),
 	}
 }
 

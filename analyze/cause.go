@@ -37,6 +37,10 @@ const (
 	CauseUnanswered = "unanswered" // nothing answered the SYNs
 	CauseRetried    = "retried"    // the connection was made after retransmitted SYNs
 
+	// connection_lost
+	CauseServerAbort = "server_abort" // the server closed (FIN or RST) with requests in flight, no GOAWAY
+	CauseClientAbort = "client_abort" // the client closed with requests in flight
+
 	// handshake_latency
 	CauseTCPHandshake = "tcp" // SYN to SYN-ACK
 	CauseTLSHandshake = "tls" // ClientHello to the server's Finished
@@ -51,4 +55,5 @@ var Causes = map[string][]string{
 	KindKeepaliveMismatch: {CauseIdleClose, CauseReuseRace},
 	KindResumptionFailure: {CauseTicketsDisabled, CauseTicketKeyMismatch, CauseSessionNotCached, CauseTicketExpired, CauseResumptionUnknown},
 	KindHandshakeLatency:  {CauseTCPHandshake, CauseTLSHandshake},
+	KindConnectionLost:    {CauseServerAbort, CauseClientAbort},
 }

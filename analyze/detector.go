@@ -55,6 +55,7 @@ func detectors(cfg Config) []detector {
 		&keepalive{cfg: cfg.Keepalive},
 		newHandshakeFold(cfg.HandshakeLatency),
 		newSYNFold(cfg.SYNRetransmit),
+		&connectionLost{cfg: cfg.ConnectionLost, race: cfg.Keepalive.RaceWindow},
 	}
 }
 

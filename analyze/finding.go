@@ -20,12 +20,14 @@ const (
 	KindKeepaliveMismatch = "keepalive_mismatch"
 	KindHandshakeLatency  = "handshake_latency"
 	KindSYNRetransmit     = "syn_retransmit"
+	KindConnectionLost    = "connection_lost"
 )
 
 // Kinds lists every finding kind.
 var Kinds = []string{
 	KindRSTStorm, KindResumptionFailure, KindReconnectChurn, KindWindowStall,
 	KindGoAway, KindKeepaliveMismatch, KindHandshakeLatency, KindSYNRetransmit,
+	KindConnectionLost,
 }
 
 // Severity ranks findings. A healthy capture yields nothing above Info.

@@ -272,6 +272,10 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn, ref *kaRef) {
 		return
 	}
 
+	if _, _, _, lost := lostOf(c, cfg.RaceWindow); lost {
+		return // requests were in flight: not idle (connection_lost)
+	}
+
 	// Races: requests crossing the server's close. A request after the
 	// close races it; one shortly before it races when it got no
 	// answer and the server reset the connection (or, after a GOAWAY,

@@ -27,14 +27,7 @@ const stacksDir = "../testdata/pcaps/stacks"
 // (found at another severity than the truth's verdict), with the reason.
 // TestStackVerdicts logs and skips these, and fails on any other
 // difference and on an entry that no longer differs.
-var knownStackVerdicts = map[string]string{
-	"nginx-killed-midstream: -connection_lost": "connection_lost is not implemented (analyze.Kinds has no such " +
-		"kind); today the server's FIN with two streams open (response HEADERS and DATA, no END_STREAM, no GOAWAY) " +
-		"is reported as keepalive_mismatch info, an idle close, though the connection was not idle",
-	"nghttpd-killed-midstream: -connection_lost": "connection_lost is not implemented; the server's FIN in the " +
-		"middle of stream 1's response (DATA without END_STREAM, waiting for the client's WINDOW_UPDATE, no GOAWAY) " +
-		"gets no finding of its own (at most keepalive_mismatch info, an idle close, though the stream was open)",
-}
+var knownStackVerdicts = map[string]string{}
 
 // TestStackVerdicts runs the analyzers on each stack capture and checks
 // its truth's verdicts: every kind expected at warning or above fires,
