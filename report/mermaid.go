@@ -52,7 +52,11 @@ func writeMermaid(ew *errWriter, f *analyze.Finding, tli map[event.ConnID]*Timel
 	ew.printf("\n```mermaid\nsequenceDiagram\n")
 	ew.printf("    participant C as %s\n", mermaidText(participant("Client", clients)))
 	ew.printf("    participant S as %s\n", mermaidText(participant("Server", servers)))
-	ew.printf("    Note over C,S: %s\n", mermaidNote(fmt.Sprintf("%s (%s): %s", cmp.Or(f.ID, f.Kind), f.Severity, f.Summary)))
+	sev := f.Severity.String()
+	if f.Cause != "" {
+		sev += ", " + f.Cause
+	}
+	ew.printf("    Note over C,S: %s\n", mermaidNote(fmt.Sprintf("%s (%s): %s", cmp.Or(f.ID, f.Kind), sev, f.Summary)))
 	first := evs[0].TS
 	for _, e := range evs {
 		label := fmt.Sprintf("frame %d, %s", e.Frame, mermaidRel(e.TS.Sub(first)))

@@ -415,14 +415,19 @@ func findFinding(ctx context.Context, files []string, opts Options) (*analyze.Fi
 	return nil, fmt.Errorf("slice: no finding %s: the capture has %s", opts.Finding, strings.Join(ids, ", "))
 }
 
-// findingComment is the comment of one evidence frame, its text passed
-// through redact when set.
+// findingComment is the comment of one evidence frame: the finding's
+// id, severity and cause, its summary and the evidence line, the text
+// passed through redact when set.
 func findingComment(f *analyze.Finding, e analyze.Evidence, redact func(string) string) string {
 	summary, what := f.Summary, e.What
 	if redact != nil {
 		summary, what = redact(summary), redact(what)
 	}
-	return fmt.Sprintf("h2scope finding %s (%s): %s | evidence: %s", f.ID, f.Severity, summary, what)
+	sev := f.Severity.String()
+	if f.Cause != "" {
+		sev += ", cause " + f.Cause
+	}
+	return fmt.Sprintf("h2scope finding %s (%s): %s | evidence: %s", f.ID, sev, summary, what)
 }
 
 // sectionComments are the section header's comments: the sources, the

@@ -378,6 +378,10 @@ func TestFindingComment(t *testing.T) {
 	if got, want := findingComment(f, e, nil), "h2scope finding request_errors-1 (critical): GET /x?token=s3cret failed | evidence: 500 to GET /x?token=s3cret"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
+	f.Cause = "server_errors"
+	if got, want := findingComment(f, e, nil), "h2scope finding request_errors-1 (critical, cause server_errors): GET /x?token=s3cret failed | evidence: 500 to GET /x?token=s3cret"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
 	redact := func(s string) string { return strings.ReplaceAll(s, "s3cret", "[redacted 6 bytes]") }
 	if got := findingComment(f, e, redact); strings.Contains(got, "s3cret") {
 		t.Errorf("redacted comment %q holds the token", got)
