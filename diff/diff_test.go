@@ -218,3 +218,45 @@ func TestCompareMethods(t *testing.T) {
 		t.Errorf("Markdown lacks the method row (%v):\n%s", err, b.String())
 	}
 }
+
+// TestCompareByCause pairs findings by kind, cause and pool: the same
+// kind with another cause is one resolved and one new finding; severity
+// changes make a finding changed, and worse when it rose.
+func TestCompareByCause(t *testing.T) {
+	side := func(name string, fs ...Finding) *Side {
+		s := &Side{Source: name, Findings: fs, conns: map[int]ConnRecord{0: {ID: 0, Server: "10.0.0.1:443"}}}
+		s.Tables.Pools = []analyze.PoolRow{{Client: "10.0.0.2", Server: "10.0.0.1:443", Name: "api.example", Connections: 4, Requests: 8}}
+		return s
+	}
+	f := func(kind, cause string, sev analyze.Severity) Finding {
+		return Finding{ID: kind + "-1", Kind: kind, Cause: cause, Severity: sev, Connections: []int{0}}
+	}
+	before := side("b", f("connection_lost", "server_abort", analyze.Critical), f("goaway", "", analyze.Info), f("rst_storm", "", analyze.Warning))
+	after := side("a", f("connection_lost", "client_abort", analyze.Warning), f("goaway", "", analyze.Critical), f("rst_storm", "", analyze.Warning))
+	r := Compare(before, after, Options{})
+	got := map[string]string{}
+	for _, d := range r.Findings {
+		if d.Pool != "api.example:443" {
+			t.Errorf("%s: pool %q, want api.example:443", d.Kind, d.Pool)
+		}
+		got[d.Kind+"/"+d.Cause] = d.Status
+	}
+	want := map[string]string{
+		"connection_lost/server_abort": Resolved, "connection_lost/client_abort": New,
+		"goaway/": Changed, "rst_storm/": Unchanged,
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %s, want %s", k, got[k], v)
+		}
+	}
+	if !r.FailOn(analyze.Critical) {
+		t.Error("goaway rose to critical: FailOn(critical) is false")
+	}
+	if r.Findings[0].Status != New || r.Findings[len(r.Findings)-1].Status != Unchanged {
+		t.Errorf("order: %s first, %s last; want new first, unchanged last", r.Findings[0].Status, r.Findings[len(r.Findings)-1].Status)
+	}
+}
