@@ -35,7 +35,8 @@ func (r *Report) mdConnIndex() map[event.ConnID]*tcp.Summary {
 // and the server: the finding as a note, then one arrow per evidence
 // frame in the direction its timeline event went (a note across both
 // when the timeline does not say), labelled with the frame number, the
-// time relative to the first evidence and what it shows.
+// time relative to the first evidence, the connection (when the
+// evidence spans several) and HTTP/2 stream, and what it shows.
 func writeMermaid(ew *errWriter, f *analyze.Finding, tli map[event.ConnID]*Timeline, conns map[event.ConnID]*tcp.Summary) {
 	evs := f.Evidence[:min(mdMaxEvidence, len(f.Evidence))]
 	if len(evs) == 0 {
@@ -62,6 +63,9 @@ func writeMermaid(ew *errWriter, f *analyze.Finding, tli map[event.ConnID]*Timel
 		label := fmt.Sprintf("frame %d, %s", e.Frame, mermaidRel(e.TS.Sub(first)))
 		if multi {
 			label += fmt.Sprintf(", conn %d", e.Conn)
+		}
+		if e.Stream != 0 {
+			label += fmt.Sprintf(", stream %d", e.Stream)
 		}
 		label += ": " + e.What
 		switch dir, ok := evidenceDir(tli[e.Conn], e); {
