@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -51,12 +52,23 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-// batchLines is h2scope batch's output for patterns.
-func batchLines(t *testing.T, patterns []string) []byte {
+// batchLines is h2scope batch's output for patterns, with the key log
+// keys for every capture and the detector threshold flags thresholds.
+func batchLines(t *testing.T, patterns []string, keys string, thresholds []string) []byte {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "batch.ndjson")
 	cfg := analyze.DefaultConfig()
-	opts := batch.Options{Workers: 2, Version: "test", Config: &cfg, Dissect: dissect.Options{Dissect: true}}
+	fs := flag.NewFlagSet("thresholds", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	if err := fs.Parse(thresholds); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := batch.Options{Workers: 2, Version: "test", Config: &cfg, Dissect: dissect.Options{Dissect: true},
+		KeyLogs: []batch.KeyLogFile{{Name: keys, Data: data}}}
 	if _, err := batch.Run(context.Background(), patterns, out, io.Discard, opts); err != nil {
 		t.Fatalf("batch: %v", err)
 	}
@@ -71,8 +83,9 @@ func batchLines(t *testing.T, patterns []string) []byte {
 // from it (here, in the test process), with its workers in a PROCESS
 // environment (the binary started by Prism through its boot interface)
 // and in an EXTERNAL one (a worker pool served by the binary), as on a
-// cluster: the DoFns, their settings and the registrations must cross to
-// another process. Each run's lines must be h2scope batch's.
+// cluster: the DoFns, their settings (a --keylog's content, a threshold)
+// and the registrations must cross to another process. Each run's lines
+// must be h2scope batch's.
 func TestJobServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs a job server")
@@ -95,7 +108,12 @@ func TestJobServer(t *testing.T) {
 		pool.Process.Kill()
 		pool.Wait()
 	}()
-	want := batchLines(t, []string{pcaps})
+	keys := filepath.Join(pcaps, "h2-tls.keys")
+	thresholds := []string{"--rst-critical", "3"}
+	want := batchLines(t, []string{pcaps}, keys, thresholds)
+	if bytes.Equal(want, batchLines(t, []string{pcaps}, keys, nil)) {
+		t.Fatalf("%v changes no line: pick a threshold that does", thresholds)
+	}
 	for _, env := range []struct{ typ, config string }{
 		{"PROCESS", fmt.Sprintf(`{"command": %q}`, bin)},
 		{"EXTERNAL", fmt.Sprintf("localhost:%d", poolPort)},
@@ -107,7 +125,7 @@ func TestJobServer(t *testing.T) {
 			cmd := exec.CommandContext(rctx, bin, "--runner=universal",
 				fmt.Sprintf("--endpoint=localhost:%d", jobPort),
 				"--environment_type="+env.typ, "--environment_config="+env.config,
-				"--h2scope_version=test", "--out", out, pcaps)
+				"--h2scope_version=test", "--keylog", keys, thresholds[0], thresholds[1], "--out", out, pcaps)
 			var log bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &log, &log
 			err := cmd.Run()
