@@ -39,9 +39,14 @@
 // log lines of the sliced TLS sessions only (found by the client random
 // of each connection's ClientHello) from the key logs given and the
 // sources' own Decryption Secrets Blocks, so that the slice decrypts in
-// Wireshark alone and carries no other session's keys. A TLS 1.2 session
-// resumed without a key log line of its own is decrypted by h2scope through
-// the session that issued its ticket; its slice carries no secret for it.
+// Wireshark alone and carries no other session's keys. A TLS 1.2
+// connection that resumed a session (by ticket or session id) has no key
+// log line of its own (Go writes none): its master secret is the one of
+// the connection that established the session, found by following the
+// cleartext handshakes (ClientHello ticket and session id, ServerHello,
+// NewSessionTicket), and the slice holds a CLIENT_RANDOM line for it with
+// that secret, so Wireshark decrypts it without the first connection
+// (which tshark 4.0 cannot do in the full capture).
 //
 // # Passes
 //

@@ -183,8 +183,12 @@ func Write(ctx context.Context, files []string, w io.Writer, opts Options) (Resu
 	dopts.Dissect = true
 	dopts.Shards = 0
 	dopts.OnApp, dopts.OnConn = nil, nil
+	resumed := newResumptions() // every connection's: a sliced one may resume an unsliced one's session
 	dopts.OnSegment = func(c *tcp.Conn, dir event.Dir, s *layer.Segment, _ tcp.Analysis) {
 		nconns = max(nconns, int(c.ID)+1)
+		if !opts.NoSecrets {
+			resumed.segment(c.ID, dir, s.Seq, s.Payload, s.PayloadLen)
+		}
 		cs := sel[c.ID]
 		if byConn && cs == nil {
 			return
@@ -276,7 +280,7 @@ func Write(ctx context.Context, files []string, w io.Writer, opts Options) (Resu
 	res.Conns = len(conns)
 	var keylog []byte
 	if !opts.NoSecrets {
-		keylog, res.Sessions, res.Missing = secretsOf(opts.Dissect.Keys, conns, randoms)
+		keylog, res.Sessions, res.Missing = secretsOf(opts.Dissect.Keys, conns, randoms, resumed)
 	}
 
 	// The writing pass.
@@ -477,8 +481,10 @@ func clientRandom(b []byte) []byte {
 
 // secretsOf returns the NSS key log lines of the sessions of conns, in
 // client random order, with the number of sessions that had secrets and
-// of those that had none.
-func secretsOf(keys *tls.KeyLog, conns map[event.ConnID]bool, randoms map[event.ConnID][]byte) (keylog []byte, found, missing int) {
+// of those that had none. A resumed TLS 1.2 session without secrets of
+// its own gets a CLIENT_RANDOM line with the master secret of the
+// session it resumed (see resumptions).
+func secretsOf(keys *tls.KeyLog, conns map[event.ConnID]bool, randoms map[event.ConnID][]byte, resumed *resumptions) (keylog []byte, found, missing int) {
 	seen := map[string]bool{}
 	var crs []string
 	for c := range conns {
@@ -488,15 +494,27 @@ func secretsOf(keys *tls.KeyLog, conns map[event.ConnID]bool, randoms map[event.
 		}
 	}
 	slices.Sort(crs)
+	master := func(cr [32]byte) []byte {
+		if s := keys.Lookup(cr[:]); s != nil {
+			return s.Master
+		}
+		return nil
+	}
 	var b strings.Builder
 	for _, cr := range crs {
+		h := hex.EncodeToString([]byte(cr))
 		s := keys.Lookup([]byte(cr))
 		if s == nil {
+			from, ok := resumed.origin([32]byte([]byte(cr)), func(f [32]byte) bool { return master(f) != nil })
+			if m := master(from); ok && m != nil {
+				found++
+				fmt.Fprintf(&b, "CLIENT_RANDOM %s %x\n", h, m)
+				continue
+			}
 			missing++
 			continue
 		}
 		found++
-		h := hex.EncodeToString([]byte(cr))
 		for _, l := range []struct {
 			label  string
 			secret []byte

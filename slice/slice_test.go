@@ -387,3 +387,33 @@ func TestFindingComment(t *testing.T) {
 		t.Errorf("redacted comment %q holds the token", got)
 	}
 }
+
+// TestSliceResumedTLS12 slices each connection of a capture whose TLS 1.2
+// clients resume sessions (by ticket), writing no key log line for the
+// resumed ones: every slice holds one CLIENT_RANDOM line, of its own
+// client random, and decrypts in Wireshark alone — the resumed ones too,
+// which tshark 4.0 leaves encrypted in the full capture.
+func TestSliceResumedTLS12(t *testing.T) {
+	full, keys := pcaps+"tls12-resume.pcapng", pcaps+"tls12-resume.keys"
+	randoms := tshark(t, full, "-Y", "tls.handshake.type == 1", "-T", "fields", "-e", "tcp.stream", "-e", "tls.handshake.random")
+	kb, _ := os.ReadFile(keys)
+	resumed := 0
+	for _, l := range randoms {
+		stream, random, _ := strings.Cut(l, "\t")
+		conn, _ := strconv.Atoi(stream)
+		if !strings.Contains(string(kb), random) {
+			resumed++
+		}
+		out, res := write(t, []string{full}, keys, Options{Conns: []event.ConnID{event.ConnID(conn)}})
+		lines := secretsIn(t, out)
+		if res.Sessions != 1 || len(lines) != 1 || !strings.HasPrefix(lines[0], "CLIENT_RANDOM "+random+" ") {
+			t.Errorf("connection %d: secrets %q, want one CLIENT_RANDOM line of %s", conn, lines, random)
+		}
+		if n := tshark(t, out, "-Y", "http.response", "-T", "fields", "-e", "http.response.code"); len(n) == 0 {
+			t.Errorf("connection %d: the slice does not decrypt", conn)
+		}
+	}
+	if resumed == 0 {
+		t.Fatal("no resumed connection without a key log line of its own")
+	}
+}
