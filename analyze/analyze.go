@@ -22,6 +22,7 @@ type Config struct {
 	HandshakeLatency HandshakeLatencyConfig
 	SYNRetransmit    SYNRetransmitConfig
 	ConnectionLost   ConnectionLostConfig
+	RequestErrors    RequestErrorsConfig
 }
 
 // DefaultConfig returns the default thresholds.
@@ -36,6 +37,7 @@ func DefaultConfig() Config {
 		HandshakeLatency: defaultHandshakeLatency(),
 		SYNRetransmit:    defaultSYNRetransmit(),
 		ConnectionLost:   defaultConnectionLost(),
+		RequestErrors:    defaultRequestErrors(),
 	}
 }
 
@@ -86,6 +88,7 @@ func (c *Config) groups() []detectorFlags {
 		{KindHandshakeLatency, c.HandshakeLatency.flags},
 		{KindSYNRetransmit, c.SYNRetransmit.flags},
 		{KindConnectionLost, c.ConnectionLost.flags},
+		{KindRequestErrors, c.RequestErrors.flags},
 	}
 }
 
@@ -221,6 +224,10 @@ func (c *Config) rules() []rule {
 		dur("syn-fallback", &s.Fallback, zeroOK),
 
 		count("lost-min-in-flight", &c.ConnectionLost.MinInFlight, 1),
+
+		count("errors-min", &c.RequestErrors.MinErrors, 1),
+		share("errors-min-share", &c.RequestErrors.MinShare),
+		share("errors-critical-share", &c.RequestErrors.CriticalShare),
 	}
 }
 

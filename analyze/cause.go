@@ -56,4 +56,5 @@ var Causes = map[string][]string{
 	KindResumptionFailure: {CauseTicketsDisabled, CauseTicketKeyMismatch, CauseSessionNotCached, CauseTicketExpired, CauseResumptionUnknown},
 	KindHandshakeLatency:  {CauseTCPHandshake, CauseTLSHandshake},
 	KindConnectionLost:    {CauseServerAbort, CauseClientAbort},
+	KindRequestErrors:     {CauseUnavailable, CauseOverload, CauseDeadline, CauseServerError, CauseClientError},
 }

@@ -56,6 +56,7 @@ func detectors(cfg Config) []detector {
 		newHandshakeFold(cfg.HandshakeLatency),
 		newSYNFold(cfg.SYNRetransmit),
 		&connectionLost{cfg: cfg.ConnectionLost, race: cfg.Keepalive.RaceWindow},
+		&requestErrors{cfg: cfg.RequestErrors},
 	}
 }
 

@@ -21,13 +21,14 @@ const (
 	KindHandshakeLatency  = "handshake_latency"
 	KindSYNRetransmit     = "syn_retransmit"
 	KindConnectionLost    = "connection_lost"
+	KindRequestErrors     = "request_errors"
 )
 
 // Kinds lists every finding kind.
 var Kinds = []string{
 	KindRSTStorm, KindResumptionFailure, KindReconnectChurn, KindWindowStall,
 	KindGoAway, KindKeepaliveMismatch, KindHandshakeLatency, KindSYNRetransmit,
-	KindConnectionLost,
+	KindConnectionLost, KindRequestErrors,
 }
 
 // Severity ranks findings. A healthy capture yields nothing above Info.

@@ -1,0 +1,362 @@
+package analyze
+
+import (
+	"cmp"
+	"flag"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/h2scope/h2scope/dissect/event"
+)
+
+// RequestErrorsConfig holds request_errors' thresholds.
+type RequestErrorsConfig struct {
+	// MinErrors is the least number of failed requests of a pool that
+	// makes a finding; MinShare the least share of its requests they
+	// must be; CriticalShare the share from which it is critical.
+	MinErrors     int
+	MinShare      float64
+	CriticalShare float64
+}
+
+func defaultRequestErrors() RequestErrorsConfig {
+	return RequestErrorsConfig{MinErrors: 5, MinShare: 0.05, CriticalShare: 0.25}
+}
+
+func (c *RequestErrorsConfig) flags(fs *flag.FlagSet) {
+	fs.IntVar(&c.MinErrors, "errors-min", c.MinErrors, "request_errors: failed requests of one client and server that make a finding")
+	fs.Float64Var(&c.MinShare, "errors-min-share", c.MinShare, "request_errors: least share of the requests that failed")
+	fs.Float64Var(&c.CriticalShare, "errors-critical-share", c.CriticalShare, "request_errors: share of failed requests that makes the finding critical")
+}
+
+// Causes of request_errors: the class of most failures.
+const (
+	CauseUnavailable = "unavailable"  // HTTP 502, 503; gRPC UNAVAILABLE
+	CauseOverload    = "overload"     // HTTP 429; gRPC RESOURCE_EXHAUSTED
+	CauseDeadline    = "deadline"     // HTTP 504; gRPC DEADLINE_EXCEEDED sent by the server
+	CauseServerError = "server_error" // other HTTP 5xx; gRPC INTERNAL, UNKNOWN, UNIMPLEMENTED, DATA_LOSS
+	CauseClientError = "client_error" // gRPC INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, ... (info)
+)
+
+// errClasses lists the causes in the order of errClass values.
+var errClasses = [...]string{CauseUnavailable, CauseOverload, CauseDeadline, CauseServerError, CauseClientError}
+
+// grpcClass maps gRPC statuses (by name) to their class; OK, CANCELLED
+// (the client's own doing) and unknown names have none.
+var grpcClass = map[string]int{
+	"UNAVAILABLE": 0, "RESOURCE_EXHAUSTED": 1, "DEADLINE_EXCEEDED": 2,
+	"INTERNAL": 3, "UNKNOWN": 3, "UNIMPLEMENTED": 3, "DATA_LOSS": 3,
+	"INVALID_ARGUMENT": 4, "NOT_FOUND": 4, "ALREADY_EXISTS": 4, "PERMISSION_DENIED": 4,
+	"UNAUTHENTICATED": 4, "FAILED_PRECONDITION": 4, "ABORTED": 4, "OUT_OF_RANGE": 4,
+}
+
+// httpClass returns the class of an HTTP status, -1 for no failure
+// (4xx other than 429 are the client's business, not the service's).
+func httpClass(status int) int {
+	switch {
+	case status == 502 || status == 503:
+		return 0
+	case status == 429:
+		return 1
+	case status == 504:
+		return 2
+	case status >= 500 && status < 600:
+		return 3
+	}
+	return -1
+}
+
+// requestErrors reports the requests a server failed: HTTP 5xx and 429,
+// and gRPC calls that ended with a non-OK status the server sent.
+//
+// Signal: per client, server and name, every HTTP/1.x and HTTP/2
+// response's status and every gRPC call's status, by class (the cause of
+// the finding is that of most failures, see errClasses); per method
+// (gRPC method, or HTTP method and path without its query) the failures
+// and their statuses. Calls the client reset itself (CANCELLED, or
+// DEADLINE_EXCEEDED when its deadline fired) are rst_storm's, not
+// counted here.
+//
+// Thresholds: MinErrors failures making MinShare of the pool's requests
+// are a warning, CriticalShare a critical; failures mostly of the client
+// class (INVALID_ARGUMENT, NOT_FOUND, ...) are info.
+//
+// Metrics: requests, failed, fail_ratio, by_class, statuses, methods
+// (the busiest failing ones).
+type requestErrors struct {
+	cfg    RequestErrorsConfig
+	groups map[errKey]*errGroup
+}
+
+type errKey struct {
+	client netip.Addr
+	server netip.AddrPort
+	name   string
+}
+
+// errGroup is one pool's tally.
+type errGroup struct {
+	requests int
+	classes  [len(errClasses)]int
+	statuses map[string]int    // at most maxErrLabels, then "other"
+	methods  map[string][2]int // requests, failures; at most maxErrLabels, then "other"
+	samples  []errSample       // the lowest (connection, frame) failures, at most maxEvidence
+}
+
+// maxErrLabels bounds the statuses and methods a pool counts apart.
+const maxErrLabels = 32
+
+// errSample is one failed request, for evidence.
+type errSample struct {
+	conn    event.ConnID
+	stream  uint32
+	ref     event.Ref
+	what    string
+	reasons connReasons
+}
+
+func (d *requestErrors) observe(c *Conn) {
+	var g *errGroup
+	group := func() *errGroup {
+		if g != nil {
+			return g
+		}
+		k := errKey{c.Client(), c.Server(), c.Authority()}
+		g = d.groups[k]
+		if g == nil && len(d.groups) >= maxPools {
+			k.client = anyClient
+			g = d.groups[k]
+		}
+		if g == nil {
+			if d.groups == nil {
+				d.groups = map[errKey]*errGroup{}
+			}
+			g = &errGroup{statuses: map[string]int{}, methods: map[string][2]int{}}
+			d.groups[k] = g
+		}
+		return g
+	}
+	grpcStreams := map[uint32]bool{}
+	if c.App != nil {
+		for i := range c.App.Calls {
+			call := &c.App.Calls[i]
+			grpcStreams[call.Stream] = true
+			if call.ClientStatus == "" || call.ResetBy == "client" {
+				continue
+			}
+			class, failed := grpcClass[call.ClientStatus]
+			group().add(c, call.Method, call.ClientStatus, class, failed, errSample{conn: c.ID(), stream: call.Stream, ref: call.End, what: fmt.Sprintf("gRPC %s ends %s", call.Method, call.ClientStatus)})
+		}
+	}
+	for i := range c.Records.Exchanges {
+		x := &c.Records.Exchanges[i]
+		if x.Status == 0 || x.Proto == event.ProtoHTTP2 && grpcStreams[x.Stream] {
+			continue
+		}
+		class := httpClass(x.Status)
+		ref := x.Response
+		if ref == nil {
+			ref = x.ResponseEnd
+		}
+		if ref == nil {
+			ref = x.Start()
+		}
+		method := x.Method + " " + clipString(pathOnly(x.Path), 60)
+		what := fmt.Sprintf("%d response to %s", x.Status, method)
+		group().add(c, method, strconv.Itoa(x.Status), class, class >= 0, errSample{conn: c.ID(), stream: x.Stream, ref: *ref, what: what})
+	}
+}
+
+// pathOnly returns a request target without its query.
+func pathOnly(p string) string {
+	if i := strings.IndexAny(p, "?#"); i >= 0 {
+		return p[:i]
+	}
+	return p
+}
+
+// add counts one request of c to method, answered with status, failed
+// (of class) or not.
+func (g *errGroup) add(c *Conn, method, status string, class int, failed bool, s errSample) {
+	g.requests++
+	m := labelOf(g.methods, method)
+	n := g.methods[m]
+	n[0]++
+	if !failed {
+		g.methods[m] = n
+		return
+	}
+	n[1]++
+	g.methods[m] = n
+	g.classes[class]++
+	g.statuses[labelOf(g.statuses, status)]++
+	s.reasons = reasonsOf(c)
+	g.sample(s)
+}
+
+// labelOf returns l, or "other" once m counts maxErrLabels labels.
+func labelOf[V any](m map[string]V, l string) string {
+	if _, ok := m[l]; ok || len(m) < maxErrLabels {
+		return l
+	}
+	return "other"
+}
+
+// sample keeps s if it is among the maxEvidence lowest (connection,
+// frame) failures.
+func (g *errGroup) sample(s errSample) {
+	less := func(a, b errSample) int {
+		return cmp.Or(cmp.Compare(a.conn, b.conn), cmp.Compare(a.ref.Frame, b.ref.Frame))
+	}
+	i, _ := slices.BinarySearchFunc(g.samples, s, less)
+	if i >= maxEvidence {
+		return
+	}
+	g.samples = slices.Insert(g.samples, i, s)
+	if len(g.samples) > maxEvidence {
+		g.samples = g.samples[:maxEvidence]
+	}
+}
+
+func (d *requestErrors) final(*Conn) {}
+
+func (d *requestErrors) merge(o detector) {
+	for k, og := range o.(*requestErrors).groups {
+		g := d.groups[k]
+		if g == nil {
+			if d.groups == nil {
+				d.groups = map[errKey]*errGroup{}
+			}
+			d.groups[k] = og
+			continue
+		}
+		g.requests += og.requests
+		for i, n := range og.classes {
+			g.classes[i] += n
+		}
+		for _, s := range sortedKeys(og.statuses) {
+			g.statuses[labelOf(g.statuses, s)] += og.statuses[s]
+		}
+		for _, m := range sortedKeys(og.methods) {
+			l := labelOf(g.methods, m)
+			n, on := g.methods[l], og.methods[m]
+			g.methods[l] = [2]int{n[0] + on[0], n[1] + on[1]}
+		}
+		for _, s := range og.samples {
+			g.sample(s)
+		}
+	}
+}
+
+func (d *requestErrors) findings(in *capture) []Finding {
+	keys := make([]errKey, 0, len(d.groups))
+	for k := range d.groups {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b errKey) int {
+		return cmp.Or(a.client.Compare(b.client), a.server.Compare(b.server), cmp.Compare(a.name, b.name))
+	})
+	var out []Finding
+	for _, k := range keys {
+		if f, ok := errFinding(in, d.cfg, k, d.groups[k]); ok {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// errFinding builds the finding of one pool, if its failures are one.
+func errFinding(in *capture, cfg RequestErrorsConfig, k errKey, g *errGroup) (Finding, bool) {
+	failed, top := 0, 0
+	for i, n := range g.classes {
+		failed += n
+		if n > g.classes[top] {
+			top = i
+		}
+	}
+	share := float64(failed) / float64(max(g.requests, 1))
+	if failed < max(cfg.MinErrors, 1) || share < cfg.MinShare {
+		return Finding{}, false
+	}
+	f := Finding{Kind: KindRequestErrors, Cause: errClasses[top], Severity: Warning}
+	switch {
+	case f.Cause == CauseClientError:
+		f.Severity = Info
+	case share >= cfg.CriticalShare:
+		f.Severity = Critical
+	}
+	byClass := map[string]int{}
+	for i, n := range g.classes {
+		if n > 0 {
+			byClass[errClasses[i]] = n
+		}
+	}
+	type method struct {
+		name    string
+		reqs, n int
+	}
+	var ms []method
+	for name, n := range g.methods {
+		if n[1] > 0 {
+			ms = append(ms, method{name, n[0], n[1]})
+		}
+	}
+	slices.SortFunc(ms, func(a, b method) int { return cmp.Or(cmp.Compare(b.n, a.n), cmp.Compare(a.name, b.name)) })
+	var parts []string
+	methods := map[string]string{}
+	for i, m := range ms {
+		if i < 3 {
+			parts = append(parts, fmt.Sprintf("%s %d of %d", m.name, m.n, m.reqs))
+		}
+		if i < 10 {
+			methods[m.name] = fmt.Sprintf("%d of %d", m.n, m.reqs)
+		}
+	}
+	f.Metrics = map[string]any{
+		"requests":   g.requests,
+		"failed":     failed,
+		"fail_ratio": roundTo(share, 3),
+		"by_class":   byClass,
+		"statuses":   g.statuses,
+		"methods":    methods,
+	}
+	dest := k.server.String()
+	if k.name != "" && k.name != dest {
+		dest += " (" + k.name + ")"
+	}
+	var st []string
+	for _, s := range sortedKeys(g.statuses) {
+		st = append(st, fmt.Sprintf("%s %d", s, g.statuses[s]))
+	}
+	f.Summary = fmt.Sprintf("%d of %d requests from %s to %s failed (%s), mostly %s: %s",
+		failed, g.requests, clientString(k.client), dest, strings.Join(st, ", "), strings.ReplaceAll(f.Cause, "_", " "), strings.Join(parts, "; "))
+	var reasons []connReasons
+	for _, s := range g.samples {
+		reasons = append(reasons, s.reasons)
+		f.Connections = append(f.Connections, s.conn)
+		f.Evidence = append(f.Evidence, evidence(s.conn, s.stream, s.ref, s.what))
+	}
+	f.Confidence = confidenceOf(in, reasons...)
+	f.Remedy = errRemedy[f.Cause]
+	return f, true
+}
+
+var errRemedy = map[string]string{
+	CauseUnavailable: "The service or its upstream was unavailable (HTTP 502/503, gRPC UNAVAILABLE): check the upstream's health " +
+		"and the load balancer's targets, connection limits and circuit breakers (nginx upstream max_conns, Envoy " +
+		"circuit_breakers), and deploys that drain badly; let clients retry with backoff (gRPC retry policy on UNAVAILABLE).",
+	CauseOverload: "Requests were rate-limited or ran out of a resource (HTTP 429, gRPC RESOURCE_EXHAUSTED): lower the " +
+		"client's rate and honour Retry-After, or raise the limit (nginx limit_req, Envoy local_ratelimit, grpc-go " +
+		"MaxRecvMsgSize and server concurrency limits) or the capacity behind it.",
+	CauseDeadline: "The server gave up on requests at its own timeout (HTTP 504, gRPC DEADLINE_EXCEEDED from the server): " +
+		"an upstream is slower than the timeout (nginx proxy_read_timeout, Envoy route timeout, the propagated " +
+		"grpc-timeout); find the slow dependency, or align the timeouts end to end.",
+	CauseServerError: "The server failed requests (HTTP 500 and other 5xx, gRPC INTERNAL, UNKNOWN, DATA_LOSS): look at its " +
+		"logs for the methods named; UNIMPLEMENTED or 501 means the client calls what this server does not serve " +
+		"(version skew between client and server).",
+	CauseClientError: "The server turned requests down as the client's fault (gRPC INVALID_ARGUMENT, NOT_FOUND, " +
+		"PERMISSION_DENIED, UNAUTHENTICATED, ...): an application matter; check the client's requests and credentials.",
+}
