@@ -18,111 +18,139 @@ import (
 // A SYN on that 4-tuple with another initial sequence number is then
 // flagged ReusedPorts, as it would have been by the connection; any
 // other packet starts a new connection.
+//
+// A tombstone takes 40 bytes and holds no pointer (the garbage collector
+// never scans them): the endpoints are kept as their 64-bit hashes
+// (table.hashEnd, randomly seeded), which two distinct endpoints share
+// with a chance of 2^-64, and both of a pair must match.
 
-// tomb is a finished closed connection's tombstone; see above.
-type tomb struct {
-	client, server netip.AddrPort
-	hnext          *tomb  // in tombTable's bucket
-	hash           uint64 // of the endpoints (table.hash)
-	prev, next     *tomb  // in tombList, less and more recently active
-	lastTS         time.Time
-	isn            [2]uint32 // initial sequence numbers, client's first
-	isnSet         [2]bool
+// tombEntry is one tombstone; see above.
+type tombEntry struct {
+	cli, srv uint64 // hashes of the client and server endpoints
+	sec      int64  // last packet time, Unix seconds
+	isn      [2]uint32
+	// nsec holds the nanoseconds of the last packet time in its low 30
+	// bits, isnSet[0] and isnSet[1] in bits 30 and 31.
+	nsec uint32
+	// next is the index+1 of the next tombstone in the same bucket, 0
+	// at the end of a chain, -1 once the tombstone is dead.
+	next int32
 }
 
-// reusedBy reports whether s, a SYN, reuses the tombstone's 4-tuple with
-// another initial sequence number (as Tracker.add tests a live
-// connection).
-func (x *tomb) reusedBy(s netip.AddrPort, seq uint32) bool {
-	d := 1
-	if s == x.client {
-		d = 0
+const (
+	tombNsec = 1<<30 - 1
+	tombISN0 = 1 << 30
+	tombISN1 = 1 << 31
+)
+
+func (e *tombEntry) lastTS() time.Time { return time.Unix(e.sec, int64(e.nsec&tombNsec)) }
+
+// tombs holds the tombstones in a ring, in order of retirement (which is
+// the order of last activity), and a chained hash index of them.
+type tombs struct {
+	ring    []tombEntry // live and dead entries from head, wrapping
+	head    int
+	used    int     // entries in the ring from head, dead ones included
+	n       int     // live tombstones
+	buckets []int32 // index+1 of each chain's first entry, 0 for none
+	max     int     // the most tombstones kept
+}
+
+// minTombs is the ring's first size.
+const minTombs = 1 << 10
+
+func (ts *tombs) bucket(h uint64) *int32 { return &ts.buckets[h&uint64(len(ts.buckets)-1)] }
+
+// get returns the index of the live tombstone of the endpoints that hash
+// to ha and hb (either may be the client), -1 if there is none.
+func (ts *tombs) get(ha, hb uint64) int {
+	if ts.n == 0 {
+		return -1
 	}
-	return x.isnSet[d] && x.isn[d] != seq
-}
-
-// tombList is a list of tombstones in order of last activity.
-type tombList struct {
-	head, tail *tomb
-	n          int
-}
-
-func (l *tombList) push(x *tomb) {
-	l.n++
-	x.prev = l.tail
-	if l.tail != nil {
-		l.tail.next = x
-	} else {
-		l.head = x
-	}
-	l.tail = x
-}
-
-func (l *tombList) remove(x *tomb) {
-	l.n--
-	if x.prev != nil {
-		x.prev.next = x.next
-	} else {
-		l.head = x.next
-	}
-	if x.next != nil {
-		x.next.prev = x.prev
-	} else {
-		l.tail = x.prev
-	}
-	x.prev, x.next = nil, nil
-}
-
-// tombTable is table for tombstones; it shares table's seed and hash.
-type tombTable struct {
-	buckets []*tomb
-	n       int
-}
-
-func (t *tombTable) get(a, b netip.AddrPort, hash uint64) *tomb {
-	if t.n == 0 {
-		return nil
-	}
-	for x := t.buckets[hash&uint64(len(t.buckets)-1)]; x != nil; x = x.hnext {
-		if x.hash == hash && (x.client == a && x.server == b || x.client == b && x.server == a) {
-			return x
+	for i := *ts.bucket(ha + hb); i != 0; i = ts.ring[i-1].next {
+		e := &ts.ring[i-1]
+		if e.cli == ha && e.srv == hb || e.cli == hb && e.srv == ha {
+			return int(i - 1)
 		}
+	}
+	return -1
+}
+
+// unlink takes live entry i out of its chain and marks it dead.
+func (ts *tombs) unlink(i int) {
+	e := &ts.ring[i]
+	p := ts.bucket(e.cli + e.srv)
+	for *p != int32(i+1) {
+		p = &ts.ring[*p-1].next
+	}
+	*p = e.next
+	e.next = -1
+	ts.n--
+}
+
+// pop drops the oldest entry.
+func (ts *tombs) pop() {
+	if ts.ring[ts.head].next >= 0 {
+		ts.unlink(ts.head)
+	}
+	ts.head = (ts.head + 1) % len(ts.ring)
+	ts.used--
+}
+
+// oldest returns the oldest live entry, nil when there is none; dead
+// entries before it are dropped.
+func (ts *tombs) oldest() *tombEntry {
+	for ts.used > 0 {
+		if e := &ts.ring[ts.head]; e.next >= 0 {
+			return e
+		}
+		ts.pop()
 	}
 	return nil
 }
 
-func (t *tombTable) add(x *tomb) {
-	if t.n >= len(t.buckets) {
-		old := t.buckets
-		t.buckets = make([]*tomb, max(minBuckets, 2*len(old)))
-		mask := uint64(len(t.buckets) - 1)
-		for _, y := range old {
-			for y != nil {
-				next := y.hnext
-				i := y.hash & mask
-				y.hnext = t.buckets[i]
-				t.buckets[i] = y
-				y = next
-			}
+// add appends e, dropping the oldest past ts.max.
+func (ts *tombs) add(e tombEntry) {
+	if ts.used == len(ts.ring) {
+		if len(ts.ring) < ts.max {
+			ts.grow()
+		} else {
+			ts.pop()
 		}
 	}
-	i := x.hash & uint64(len(t.buckets)-1)
-	x.hnext = t.buckets[i]
-	t.buckets[i] = x
-	t.n++
+	i := (ts.head + ts.used) % len(ts.ring)
+	ts.used++
+	ts.n++
+	p := ts.bucket(e.cli + e.srv)
+	e.next = *p
+	*p = int32(i + 1)
+	ts.ring[i] = e
 }
 
-func (t *tombTable) remove(x *tomb) {
-	p := &t.buckets[x.hash&uint64(len(t.buckets)-1)]
-	for *p != nil {
-		if *p == x {
-			*p = x.hnext
-			x.hnext = nil
-			t.n--
-			return
+// grow doubles the ring (up to max), keeping the live entries in order,
+// and rebuilds the index.
+func (ts *tombs) grow() {
+	size := min(max(minTombs, 2*len(ts.ring)), ts.max)
+	live := make([]tombEntry, 0, ts.n)
+	for k := range ts.used {
+		if e := ts.ring[(ts.head+k)%len(ts.ring)]; e.next >= 0 {
+			live = append(live, e)
 		}
-		p = &(*p).hnext
 	}
+	n := 1
+	for n < size {
+		n <<= 1
+	}
+	ts.ring, ts.head, ts.used, ts.n = make([]tombEntry, size), 0, 0, 0
+	ts.buckets = make([]int32, n)
+	for _, e := range live {
+		ts.add(e)
+	}
+}
+
+// clear forgets every tombstone.
+func (ts *tombs) clear() {
+	ts.ring, ts.buckets, ts.head, ts.used, ts.n = nil, nil, 0, 0, 0
 }
 
 // retire finishes c, a closed connection, early (past MaxClosed) and
@@ -131,38 +159,41 @@ func (t *Tracker) retire(c *Conn) {
 	if c.state == nil {
 		t.expand(c)
 	}
-	x := t.freeTombs.Get()
-	*x = tomb{client: c.Client, server: c.Server, hash: c.hash, lastTS: c.LastTS,
-		isn:    [2]uint32{c.seq[0].baseSeq, c.seq[1].baseSeq},
-		isnSet: [2]bool{c.seq[0].baseSet, c.seq[1].baseSet}}
+	e := tombEntry{cli: t.conns.hashEnd(c.Client), srv: t.conns.hashEnd(c.Server),
+		sec: c.LastTS.Unix(), nsec: uint32(c.LastTS.Nanosecond()), isn: [2]uint32{c.seq[0].baseSeq, c.seq[1].baseSeq}}
+	if c.seq[0].baseSet {
+		e.nsec |= tombISN0
+	}
+	if c.seq[1].baseSet {
+		e.nsec |= tombISN1
+	}
 	t.finish(c)
-	for t.tlist.n >= t.opts.MaxConns {
-		t.bury(t.tlist.head)
-	}
-	t.tlist.push(x)
-	t.tombs.add(x)
+	t.tombs.add(e)
 }
 
-// bury forgets a tombstone.
-func (t *Tracker) bury(x *tomb) {
-	t.tlist.remove(x)
-	t.tombs.remove(x)
-	if !t.freeTombs.Full() {
-		*x = tomb{}
-		t.freeTombs.Put(x)
+// unearth looks up the tombstone of a connection between src and dst
+// and forgets it, and reports whether syn (a SYN with sequence number
+// seq, if set) reuses its ports with another initial sequence number (as
+// Tracker.add tests a live connection).
+func (t *Tracker) unearth(src, dst netip.AddrPort, syn bool, seq uint32) (reused bool) {
+	hs, hd := t.conns.hashEnd(src), t.conns.hashEnd(dst)
+	i := t.tombs.get(hs, hd)
+	if i < 0 {
+		return false
 	}
+	e := &t.tombs.ring[i]
+	set, isn := e.nsec&tombISN1 != 0, e.isn[1]
+	if e.cli == hs && e.srv == hd {
+		set, isn = e.nsec&tombISN0 != 0, e.isn[0]
+	}
+	t.tombs.unlink(i)
+	return syn && set && isn != seq
 }
 
-// unearth looks up the tombstone of a connection between src and dst,
-// whose endpoints hash to h, forgets it, and reports whether it was one
-// and whether syn (a SYN with sequence number seq, if set) reuses its
-// ports.
-func (t *Tracker) unearth(src, dst netip.AddrPort, h uint64, syn bool, seq uint32) (found, reused bool) {
-	x := t.tombs.get(src, dst, h)
-	if x == nil {
-		return false, false
+// buryOld forgets the tombstones ClosedTimeout after their last packet
+// at capture time now.
+func (t *Tracker) buryOld(now time.Time) {
+	for e := t.tombs.oldest(); e != nil && now.Sub(e.lastTS()) >= t.opts.ClosedTimeout; e = t.tombs.oldest() {
+		t.tombs.pop()
 	}
-	reused = syn && x.reusedBy(src, seq)
-	t.bury(x)
-	return true, reused
 }

@@ -108,12 +108,9 @@ type Tracker struct {
 	freeHalves freelist.List[half]
 	open       lru // connections still open, least recently active first
 	closed     lru // connections reset or closed by both sides
-	// tombs and tlist hold the tombstones of closed connections
-	// finished past MaxClosed (see tomb.go); freeTombs tombstones to
-	// reuse.
-	tombs     tombTable
-	tlist     tombList
-	freeTombs freelist.List[tomb]
+	// tombs holds the tombstones of closed connections finished past
+	// MaxClosed (see tomb.go).
+	tombs tombs
 	// grace holds the closed connections whose streams are still open,
 	// in order of closing (graceAt): StreamGrace ends them. Entries
 	// whose streams ended otherwise are skipped when reached.
@@ -175,7 +172,7 @@ func NewTracker(opts Options) *Tracker {
 		free:       freelist.List[state]{Max: maxFree},
 		spare:      freelist.List[Conn]{Max: maxSpare},
 		freeHalves: freelist.List[half]{Max: maxSpare},
-		freeTombs:  freelist.List[tomb]{Max: maxSpare},
+		tombs:      tombs{max: min(opts.MaxConns, 1<<30)},
 	}
 }
 
@@ -247,16 +244,10 @@ func (t *Tracker) add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
 			reused = true
 		}
 	}
-	if c == nil && t.tombs.n > 0 {
-		// The 4-tuple of a closed connection finished early: a SYN
-		// reusing it is flagged as it would have been.
-		h := t.lastHash
-		if !t.hashed {
-			h = t.conns.hash(s.Src, s.Dst)
-		}
-		if _, r := t.unearth(s.Src, s.Dst, h, syn, s.Seq); r {
-			reused = true
-		}
+	if c == nil && t.tombs.n > 0 && t.unearth(s.Src, s.Dst, syn, s.Seq) {
+		// The 4-tuple of a closed connection finished early, reused:
+		// flagged as it would have been.
+		reused = true
 	}
 	if c == nil {
 		c = t.newConn(s)
@@ -610,9 +601,7 @@ func (t *Tracker) sweep(now time.Time) {
 	for c := t.closed.head; c != nil && now.Sub(c.LastTS) >= t.opts.ClosedTimeout; c = t.closed.head {
 		t.finish(c)
 	}
-	for x := t.tlist.head; x != nil && now.Sub(x.lastTS) >= t.opts.ClosedTimeout; x = t.tlist.head {
-		t.bury(x)
-	}
+	t.buryOld(now)
 	for t.opts.IdleTimeout > 0 {
 		c, h := t.oldestOpen()
 		switch {
@@ -717,9 +706,7 @@ func (t *Tracker) Flush() {
 	}
 	clear(t.grace)
 	t.grace = nil
-	for t.tlist.head != nil {
-		t.bury(t.tlist.head)
-	}
+	t.tombs.clear()
 }
 
 // Add adds o's counts to s's: the Stats of the shards of one capture add

@@ -672,11 +672,47 @@ func TestMaxClosedKeepsTombstones(t *testing.T) {
 		t.Errorf("late ACK: connection %d, analysis %v; want 4, no reused_ports", c.ID, a)
 	}
 	// Connection 2 was retired when 3 came: its tombstone is left.
-	if tr.tombs.n != 1 || tr.tlist.n != 1 || len(finished) != 3 {
+	if tr.tombs.n != 1 || len(finished) != 3 {
 		t.Errorf("%d tombstones, finished %v; want 1, 0 to 2", tr.tombs.n, finished)
 	}
 	tr.Sweep(t0.Add(2 * time.Minute))
-	if tr.tombs.n != 0 || tr.tlist.n != 0 {
+	if tr.tombs.n != 0 {
 		t.Errorf("%d tombstones after ClosedTimeout, want none", tr.tombs.n)
+	}
+}
+
+// TestTombRing: the ring grows to its maximum, keeps the newest
+// tombstones in order once full, finds them by either endpoint first, and
+// drops dead ones as the oldest go.
+func TestTombRing(t *testing.T) {
+	ts := tombs{max: 2000}
+	add := func(i int) { ts.add(tombEntry{cli: uint64(2*i + 1), srv: uint64(2*i + 2), sec: int64(i)}) }
+	for i := range 3000 {
+		add(i)
+	}
+	if ts.n != 2000 || len(ts.ring) != 2000 {
+		t.Fatalf("%d tombstones in a ring of %d, want 2000, 2000", ts.n, len(ts.ring))
+	}
+	for _, i := range []int{0, 999} {
+		if ts.get(uint64(2*i+1), uint64(2*i+2)) >= 0 {
+			t.Errorf("tombstone %d still found past the maximum", i)
+		}
+	}
+	for _, i := range []int{1000, 2500, 2999} {
+		k := ts.get(uint64(2*i+2), uint64(2*i+1))
+		if k < 0 || ts.ring[k].sec != int64(i) {
+			t.Fatalf("tombstone %d not found", i)
+		}
+		ts.unlink(k)
+		if ts.get(uint64(2*i+1), uint64(2*i+2)) >= 0 {
+			t.Errorf("tombstone %d found once dead", i)
+		}
+	}
+	if e := ts.oldest(); ts.n != 1997 || e == nil || e.sec != 1001 {
+		t.Errorf("%d tombstones, oldest %v; want 1997, 1001 (1000 dead)", ts.n, e)
+	}
+	add(3000)
+	if ts.n != 1998 || ts.get(6001, 6002) < 0 || ts.get(2003, 2004) < 0 {
+		t.Errorf("%d tombstones after one more; want 1998 with 1001 and 3000", ts.n)
 	}
 }
