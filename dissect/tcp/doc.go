@@ -44,7 +44,7 @@
 //
 // What a Tracker holds grows with the connections it tracks (at most
 // MaxConns open and MaxClosed closed ones, and MaxConns tombstones of
-// closed connections finished early, about 150 bytes each: see tomb.go),
+// closed connections finished early, 40 bytes each: see tomb.go),
 // not with those it finished.
 // Most of them wait with nothing to deliver, and are kept small: a closed
 // connection whose streams are closed keeps its Summary (416 bytes) and
