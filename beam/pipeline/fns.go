@@ -2,10 +2,12 @@ package pipeline
 
 import (
 	"bufio"
-	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -148,6 +150,8 @@ func (f *groupFn) ProcessElement(ctx context.Context, _ string, paths func(*stri
 type analyseFn struct {
 	// Settings decide the report.
 	Settings Settings
+	// Parts is the directory the lines are written to (PartsDir).
+	Parts string
 
 	opts batch.Options // from Settings, in Setup
 }
@@ -195,7 +199,55 @@ func (f *analyseFn) ProcessElement(ctx context.Context, c Capture) (Line, error)
 	if failed {
 		failedCount.Inc(ctx, 1)
 	}
-	return Line{Files: c.Files, Text: string(line)}, nil
+	part := partName(c.Files)
+	if err := writeWhole(ctx, f.Parts+part, false, func(w io.Writer) error {
+		_, err := w.Write(line)
+		return err
+	}); err != nil {
+		return Line{}, err
+	}
+	return Line{Files: c.Files, Part: part}, nil
+}
+
+// partName names the part file of the capture of files.
+func partName(files []string) string {
+	h := sha256.Sum256([]byte(strings.Join(files, "\x00")))
+	return hex.EncodeToString(h[:16]) + ".ndjson"
+}
+
+// PartsDir returns the directory, ending in "/", where the lines of the
+// output out are written before they are gathered: ".NAME.parts/" beside
+// it.
+func PartsDir(out string) string {
+	i := strings.LastIndex(out, "/")
+	return out[:i+1] + "." + out[i+1:] + ".parts/"
+}
+
+// RemoveParts removes the part files of the output out once it is
+// written; a file system that cannot remove leaves them.
+func RemoveParts(ctx context.Context, out string) error {
+	dir := PartsDir(out)
+	if !isRemote(out) {
+		return os.RemoveAll(dir)
+	}
+	fs, err := filesystem.New(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer fs.Close()
+	rm, ok := fs.(filesystem.Remover)
+	if !ok {
+		return fmt.Errorf("%s: cannot remove files there", dir)
+	}
+	names, err := fs.List(ctx, dir+"*")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range names {
+		errs = append(errs, rm.Remove(ctx, n))
+	}
+	return errors.Join(errs...)
 }
 
 // sizeOf returns the total size of the local files, leaving out those
@@ -231,10 +283,13 @@ func (logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// writeFn writes every line, in batch's order, to Out.
+// writeFn copies every line, in batch's order, from its part file to
+// Out.
 type writeFn struct {
 	// Out is the output file: a local path or a URL.
 	Out string
+	// Parts is the directory of the part files (PartsDir).
+	Parts string
 }
 
 func (f *writeFn) ProcessElement(ctx context.Context, _ int, lines func(*Line) bool) error {
@@ -246,28 +301,78 @@ func (f *writeFn) ProcessElement(ctx context.Context, _ int, lines func(*Line) b
 	slices.SortFunc(all, func(a, b Line) int {
 		return batch.CompareCaptures(batch.Capture{Files: a.Files}, batch.Capture{Files: b.Files})
 	})
-	var buf bytes.Buffer
-	for _, l := range all {
-		buf.WriteString(l.Text)
+	var fs filesystem.Interface
+	if isRemote(f.Parts) {
+		var err error
+		if fs, err = filesystem.New(ctx, f.Parts); err != nil {
+			return err
+		}
+		defer fs.Close()
 	}
-	return WriteFile(ctx, f.Out, buf.Bytes())
+	return writeWhole(ctx, f.Out, true, func(w io.Writer) error {
+		for _, l := range all {
+			if err := copyPart(ctx, fs, f.Parts+l.Part, w); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
-// WriteFile writes data to name whole: a local file through a temporary
-// file beside it, synced and renamed over it, so that a reader or a crash
-// never sees part of it; a file of another scheme by one write of the
-// Beam file system (an object store's object appears whole when closed).
+// copyPart copies the part file name, of fs (nil: local), to w.
+func copyPart(ctx context.Context, fs filesystem.Interface, name string, w io.Writer) error {
+	var r io.ReadCloser
+	var err error
+	if fs == nil {
+		r, err = os.Open(name)
+	} else {
+		r, err = fs.OpenRead(ctx, name)
+	}
+	if err != nil {
+		return fmt.Errorf("reading a line: %w", err)
+	}
+	defer r.Close()
+	if _, err := io.Copy(w, r); err != nil {
+		return fmt.Errorf("reading %s: %w", name, err)
+	}
+	return nil
+}
+
+// WriteFile writes data to name whole (see writeWhole).
 func WriteFile(ctx context.Context, name string, data []byte) error {
+	return writeWhole(ctx, name, true, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// writeWhole writes name whole with write: a local file through a
+// temporary file beside it (its directory made if missing), synced when
+// sync is set, and renamed over it, so that a reader or a crash never sees
+// part of it; a file of another scheme through the Beam file system (an
+// object store's object appears whole when closed).
+func writeWhole(ctx context.Context, name string, sync bool, write func(io.Writer) error) error {
 	if isRemote(name) {
 		fs, err := filesystem.New(ctx, name)
 		if err != nil {
 			return err
 		}
 		defer fs.Close()
-		if err := filesystem.Write(ctx, fs, name, data); err != nil {
+		w, err := fs.OpenWrite(ctx, name)
+		if err != nil {
+			return fmt.Errorf("writing %s: %w", name, err)
+		}
+		err = write(w)
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
 			return fmt.Errorf("writing %s: %w", name, err)
 		}
 		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
 	if err != nil {
@@ -275,14 +380,14 @@ func WriteFile(ctx context.Context, name string, data []byte) error {
 	}
 	defer os.Remove(tmp.Name()) // nothing is there after the rename
 	w := bufio.NewWriterSize(tmp, 1<<20)
-	_, err = w.Write(data)
+	err = write(w)
 	if err == nil {
 		err = w.Flush()
 	}
 	if err == nil {
 		err = tmp.Chmod(0o644)
 	}
-	if err == nil {
+	if err == nil && sync {
 		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {

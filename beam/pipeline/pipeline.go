@@ -36,6 +36,14 @@
 //
 // # Worker configuration
 //
+// # Output
+//
+// Each capture's line is written by the worker that analysed it to a part
+// file named by a hash of the capture's files, in PartsDir(out); the last
+// stage gathers only the captures' names, sorts them and copies the parts
+// into the output in that order, so that no worker holds every line. The
+// launcher removes the parts once the pipeline is done.
+//
 // Every DoFn carries its configuration in exported fields (serialised
 // with the pipeline), never in flags or package variables, and every
 // DoFn, emitter and iterator is registered in init, as workers that run
@@ -153,12 +161,12 @@ type Capture struct {
 	Err   string
 }
 
-// Line is one capture's output line.
+// Line is one capture's output line, written to a part file.
 type Line struct {
 	// Files are the capture's files, which order the lines.
 	Files []string
-	// Text is the line, newline included.
-	Text string
+	// Part is the name of the part file holding the line, in PartsDir.
+	Part string
 }
 
 // Job is one run: the inputs, the output and the settings.
@@ -183,8 +191,9 @@ func Build(j Job) (*beam.Pipeline, error) {
 	sets := beam.ParDo(s.Scope("group"), &groupFn{Gap: j.Settings.Gap, Workers: j.Settings.Workers, Dir: j.Settings.Dir},
 		beam.GroupByKey(s.Scope("by-series"), files))
 	caps := beam.Reshuffle(s.Scope("spread"), beam.Flatten(s, sets, bad))
-	lines := beam.ParDo(s.Scope("analyse"), &analyseFn{Settings: j.Settings}, caps)
+	parts := PartsDir(j.Out)
+	lines := beam.ParDo(s.Scope("analyse"), &analyseFn{Settings: j.Settings, Parts: parts}, caps)
 	all := beam.GroupByKey(s.Scope("gather"), beam.AddFixedKey(s.Scope("one-key"), lines))
-	beam.ParDo0(s.Scope("write"), &writeFn{Out: j.Out}, all)
+	beam.ParDo0(s.Scope("write"), &writeFn{Out: j.Out, Parts: parts}, all)
 	return p, nil
 }

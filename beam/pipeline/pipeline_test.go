@@ -43,6 +43,15 @@ func runPrism(t *testing.T, patterns []string, set Settings) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := os.Stat(PartsDir(out)); err != nil {
+		t.Errorf("no part files: %v", err)
+	}
+	if err := RemoveParts(context.Background(), out); err != nil {
+		t.Error(err)
+	}
+	if _, err := os.Stat(PartsDir(out)); err == nil {
+		t.Errorf("%s left after RemoveParts", PartsDir(out))
+	}
 	return b
 }
 

@@ -57,6 +57,15 @@ func TestRemoteEqualsLocal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if parts, _ := fs.List(ctx, PartsDir("memfs://out/beam.ndjson")+"*"); len(parts) != 4 {
+		t.Errorf("%d part files, want 4", len(parts))
+	}
+	if err := RemoveParts(ctx, "memfs://out/beam.ndjson"); err != nil {
+		t.Error(err)
+	}
+	if left, _ := fs.List(ctx, PartsDir("memfs://out/beam.ndjson")+"*"); len(left) > 0 {
+		t.Errorf("parts left: %v", left)
+	}
 	want := runBatch(t, []string{local}, "test")
 	want = bytes.ReplaceAll(want, []byte(local+"/"), []byte("memfs://caps/"))
 	resume := regexp.MustCompile(`"resume_key":"[^"]*"`)

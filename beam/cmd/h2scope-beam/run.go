@@ -167,8 +167,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	elapsed := time.Since(start)
 	if *jobopts.Async {
+		fmt.Fprintf(stderr, "h2scope-beam: the lines are gathered in %s, which can be removed once the job is done\n", pipeline.PartsDir(*out))
 		fmt.Fprintf(stderr, "h2scope-beam: submitted; the reports will be in %s\n", *out)
 		return exitOK
+	}
+	if err := pipeline.RemoveParts(ctx, outName); err != nil {
+		fmt.Fprintf(stderr, "h2scope-beam: warning: removing %s: %v\n", pipeline.PartsDir(outName), err)
 	}
 	data, err := readOutput(ctx, outName)
 	if errors.Is(err, os.ErrNotExist) {
