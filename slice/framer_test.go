@@ -80,3 +80,26 @@ func TestFramer(t *testing.T) {
 		t.Error("snap length: frames still followed")
 	}
 }
+
+// FuzzFramer follows arbitrary bytes cut into two segments: it never
+// panics, and a segment it would leave out starts and ends on a frame
+// boundary and holds only frames of streams the slice does not keep.
+func FuzzFramer(f *testing.F) {
+	f.Add(cat(preface, h2frame(frameSettings, 0, 6), h2frame(frameData, 3, 10)), uint8(30), true)
+	f.Add(cat(h2frame(frameSettings, 0, 0), h2frame(frameData, 3, 10), h2frame(frameData, 5, 3)), uint8(9), false)
+	f.Fuzz(func(t *testing.T, b []byte, cut uint8, c2s bool) {
+		var fr framer
+		keep := func(id uint32) bool { return id == 5 }
+		k := min(int(cut), len(b))
+		fr.segment(1, b[:k], k, c2s, keep)
+		before := fr
+		if fr.segment(1+uint32(k), b[k:], len(b)-k, c2s, keep) {
+			if before.skip != 0 || before.need != 0 || before.nhdr != 0 {
+				t.Error("dropped a segment that starts inside a frame")
+			}
+			if fr.need != 0 || fr.nhdr != 0 {
+				t.Error("dropped a segment that ends inside a frame")
+			}
+		}
+	})
+}
