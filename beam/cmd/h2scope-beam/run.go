@@ -102,9 +102,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	set := pipeline.Settings{Gap: *gap, Workers: *workers, NoRedact: *noRedact, Connections: selection,
 		Version: *version, Shards: *shards}
-	if wd, err := os.Getwd(); err == nil {
-		set.Dir = wd
-	}
 	if set.Version == "" {
 		set.Version = batch.Version()
 	}
@@ -131,6 +128,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(local) > 0 {
 		if _, _, err := batch.Find(local); err != nil {
 			return fail("%v", err)
+		}
+		// Relative local paths mean, on every worker, what they mean here.
+		if wd, err := os.Getwd(); err == nil {
+			set.Dir = wd
 		}
 	}
 	if outName == "-" {
