@@ -23,6 +23,7 @@ type Config struct {
 	SYNRetransmit    SYNRetransmitConfig
 	ConnectionLost   ConnectionLostConfig
 	RequestErrors    RequestErrorsConfig
+	PacketLoss       PacketLossConfig
 }
 
 // DefaultConfig returns the default thresholds.
@@ -38,6 +39,7 @@ func DefaultConfig() Config {
 		SYNRetransmit:    defaultSYNRetransmit(),
 		ConnectionLost:   defaultConnectionLost(),
 		RequestErrors:    defaultRequestErrors(),
+		PacketLoss:       defaultPacketLoss(),
 	}
 }
 
@@ -89,6 +91,7 @@ func (c *Config) groups() []detectorFlags {
 		{KindSYNRetransmit, c.SYNRetransmit.flags},
 		{KindConnectionLost, c.ConnectionLost.flags},
 		{KindRequestErrors, c.RequestErrors.flags},
+		{KindPacketLoss, c.PacketLoss.flags},
 	}
 }
 
@@ -228,6 +231,10 @@ func (c *Config) rules() []rule {
 		count("errors-min", &c.RequestErrors.MinErrors, 1),
 		share("errors-min-share", &c.RequestErrors.MinShare),
 		share("errors-critical-share", &c.RequestErrors.CriticalShare),
+
+		count("loss-min", &c.PacketLoss.MinRetransmissions, 1),
+		share("loss-min-share", &c.PacketLoss.MinShare),
+		share("loss-critical-share", &c.PacketLoss.CriticalShare),
 	}
 }
 

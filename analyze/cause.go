@@ -57,4 +57,5 @@ var Causes = map[string][]string{
 	KindHandshakeLatency:  {CauseTCPHandshake, CauseTLSHandshake},
 	KindConnectionLost:    {CauseServerAbort, CauseClientAbort},
 	KindRequestErrors:     {CauseUnavailable, CauseOverload, CauseDeadline, CauseServerError, CauseClientError},
+	KindPacketLoss:        {CauseTimeouts, CauseFastRetransmit, CauseCaptureLoss},
 }

@@ -47,6 +47,10 @@ type Conn struct {
 	// receiver; window full seen on the sender's data), at most
 	// maxWindowRef each; the TCP summary has the exact counts.
 	ZeroWindows, WindowFulls [2][]event.Ref
+	// DataRetransmissions counts the retransmitted segments that carried
+	// data (a SYN or FIN sent again is none), SpuriousData those of them
+	// the receiver had already acknowledged.
+	DataRetransmissions, SpuriousData int
 	// Records are the connection's per-request records, nil once
 	// released.
 	Records *Records
@@ -355,6 +359,12 @@ func (k *Collector) tcpEvent(e *event.Event) {
 		}
 	}
 	a := tcp.Analysis(e.Bits)
+	if a.IsRetransmission() && e.Len > 0 {
+		c.DataRetransmissions++
+		if a.Has(tcp.SpuriousRetransmission) {
+			c.SpuriousData++
+		}
+	}
 	if a.Has(tcp.ZeroWindow) {
 		c.ZeroWindows[e.Dir&1] = appendCapped(c.ZeroWindows[e.Dir&1], e.Ref, maxWindowRef, &dropped)
 	}

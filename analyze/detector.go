@@ -57,6 +57,7 @@ func detectors(cfg Config) []detector {
 		newSYNFold(cfg.SYNRetransmit),
 		&connectionLost{cfg: cfg.ConnectionLost, race: cfg.Keepalive.RaceWindow},
 		&requestErrors{cfg: cfg.RequestErrors},
+		&packetLoss{cfg: cfg.PacketLoss},
 	}
 }
 

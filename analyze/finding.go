@@ -22,13 +22,14 @@ const (
 	KindSYNRetransmit     = "syn_retransmit"
 	KindConnectionLost    = "connection_lost"
 	KindRequestErrors     = "request_errors"
+	KindPacketLoss        = "packet_loss"
 )
 
 // Kinds lists every finding kind.
 var Kinds = []string{
 	KindRSTStorm, KindResumptionFailure, KindReconnectChurn, KindWindowStall,
 	KindGoAway, KindKeepaliveMismatch, KindHandshakeLatency, KindSYNRetransmit,
-	KindConnectionLost, KindRequestErrors,
+	KindConnectionLost, KindRequestErrors, KindPacketLoss,
 }
 
 // Severity ranks findings. A healthy capture yields nothing above Info.

@@ -1,0 +1,253 @@
+package analyze
+
+import (
+	"cmp"
+	"flag"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/h2scope/h2scope/dissect/event"
+)
+
+// PacketLossConfig holds packet_loss's thresholds.
+type PacketLossConfig struct {
+	// MinRetransmissions is the least number of retransmissions (not
+	// spurious) of a pool that makes a finding, MinShare the least share
+	// of its packets they must be, CriticalShare the share from which
+	// the finding is critical.
+	MinRetransmissions int
+	MinShare           float64
+	CriticalShare      float64
+}
+
+func defaultPacketLoss() PacketLossConfig {
+	return PacketLossConfig{MinRetransmissions: 10, MinShare: 0.02, CriticalShare: 0.2}
+}
+
+func (c *PacketLossConfig) flags(fs *flag.FlagSet) {
+	fs.IntVar(&c.MinRetransmissions, "loss-min", c.MinRetransmissions, "packet_loss: retransmissions between one client and server that make a finding")
+	fs.Float64Var(&c.MinShare, "loss-min-share", c.MinShare, "packet_loss: least share of the packets retransmitted")
+	fs.Float64Var(&c.CriticalShare, "loss-critical-share", c.CriticalShare, "packet_loss: share of the packets retransmitted that makes the finding critical")
+}
+
+// Causes of packet_loss.
+const (
+	CauseTimeouts       = "timeouts"        // most retransmissions waited for the retransmission timer (RTO): stalls
+	CauseFastRetransmit = "fast_retransmit" // most were fast retransmissions, after duplicate ACKs
+	CauseCaptureLoss    = "capture_loss"    // the capture missed bytes the peer acknowledged: not the network (info)
+)
+
+// packetLoss reports TCP loss between a client and a server.
+//
+// Signal: per client, server and name, the connections' TCP analysis
+// (Wireshark's tcp.analysis flags): retransmissions of data (a SYN or a
+// FIN sent again is none) less the spurious ones, the fast ones among them (after duplicate ACKs; the rest waited
+// for the retransmission timer, the expensive kind), duplicate ACKs, and
+// capture loss: segments the peer acknowledged that the capture never
+// held (ack_lost_segments, missed_bytes), which are the capture's fault,
+// not the network's.
+//
+// Thresholds: MinRetransmissions making MinShare of the pool's packets
+// are a warning, CriticalShare a critical. A pool whose only loss is the
+// capture's gets an info finding (capture_loss), which lowers nothing
+// but says the other findings on it stand on partial data.
+//
+// Metrics: connections, lossy_connections, packets, retransmissions,
+// fast_retransmissions, timeout_retransmissions, spurious_retransmissions,
+// retransmitted_share, dup_acks, capture_lost_segments, missed_bytes.
+type packetLoss struct {
+	cfg   PacketLossConfig
+	pools map[lossKey]*lossPool
+}
+
+type lossKey struct {
+	client netip.Addr
+	server netip.AddrPort
+	name   string
+}
+
+// lossPool is one pool's tally.
+type lossPool struct {
+	conns, lossy                           int
+	packets, retx, fast, spurious, dupACKs int
+	ackLost                                int
+	missed                                 uint64
+	worst                                  []lossConn // the lossiest few, by retransmissions then id
+}
+
+// lossConn is one connection with loss, for evidence.
+type lossConn struct {
+	id        event.ConnID
+	retx      int
+	first     event.Ref
+	reasons   connReasons
+	ackLost   int
+	missedLen uint64
+}
+
+// maxLossConns bounds the connections a loss pool names.
+const maxLossConns = 8
+
+func (d *packetLoss) observe(*Conn) {}
+
+func (d *packetLoss) final(c *Conn) {
+	t := c.TCP
+	if t == nil {
+		return
+	}
+	k := lossKey{c.Client(), c.Server(), c.Authority()}
+	p := d.pools[k]
+	if p == nil && len(d.pools) >= maxPools {
+		k.client = anyClient
+		p = d.pools[k]
+	}
+	if p == nil {
+		if d.pools == nil {
+			d.pools = map[lossKey]*lossPool{}
+		}
+		p = &lossPool{}
+		d.pools[k] = p
+	}
+	retx := c.DataRetransmissions - c.SpuriousData
+	p.conns++
+	p.packets += int(t.Packets.C2S + t.Packets.S2C)
+	p.retx += retx
+	p.fast += t.FastRetransmissions
+	p.spurious += t.SpuriousRetransmissions
+	p.dupACKs += t.DupACKs
+	p.ackLost += t.AckLostSegments
+	p.missed += t.MissedBytes
+	if retx > 0 || t.AckLostSegments > 0 || t.MissedBytes > 0 {
+		p.lossy++
+		p.keep(lossConn{id: c.ID(), retx: retx, first: event.Ref{Frame: t.FirstFrame, TS: t.FirstTS}, reasons: reasonsOf(c),
+			ackLost: t.AckLostSegments, missedLen: t.MissedBytes})
+	}
+}
+
+// keep keeps lc if it is among the lossiest maxLossConns.
+func (p *lossPool) keep(lc lossConn) {
+	worse := func(a, b lossConn) int {
+		return cmp.Or(cmp.Compare(b.retx, a.retx), cmp.Compare(b.missedLen, a.missedLen), cmp.Compare(a.id, b.id))
+	}
+	i, _ := slices.BinarySearchFunc(p.worst, lc, worse)
+	if i >= maxLossConns {
+		return
+	}
+	p.worst = slices.Insert(p.worst, i, lc)
+	if len(p.worst) > maxLossConns {
+		p.worst = p.worst[:maxLossConns]
+	}
+}
+
+func (d *packetLoss) merge(o detector) {
+	for k, op := range o.(*packetLoss).pools {
+		p := d.pools[k]
+		if p == nil {
+			if d.pools == nil {
+				d.pools = map[lossKey]*lossPool{}
+			}
+			d.pools[k] = op
+			continue
+		}
+		p.conns += op.conns
+		p.lossy += op.lossy
+		p.packets += op.packets
+		p.retx += op.retx
+		p.fast += op.fast
+		p.spurious += op.spurious
+		p.dupACKs += op.dupACKs
+		p.ackLost += op.ackLost
+		p.missed += op.missed
+		for _, lc := range op.worst {
+			p.keep(lc)
+		}
+	}
+}
+
+func (d *packetLoss) findings(in *capture) []Finding {
+	keys := make([]lossKey, 0, len(d.pools))
+	for k := range d.pools {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b lossKey) int {
+		return cmp.Or(a.client.Compare(b.client), a.server.Compare(b.server), cmp.Compare(a.name, b.name))
+	})
+	var out []Finding
+	for _, k := range keys {
+		if f, ok := lossFinding(in, d.cfg, k, d.pools[k]); ok {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// lossFinding builds the finding of one pool, if its loss is one.
+func lossFinding(in *capture, cfg PacketLossConfig, k lossKey, p *lossPool) (Finding, bool) {
+	share := float64(p.retx) / float64(max(p.packets, 1))
+	network := p.retx >= max(cfg.MinRetransmissions, 1) && share >= cfg.MinShare
+	if !network && p.missed == 0 {
+		return Finding{}, false
+	}
+	f := Finding{Kind: KindPacketLoss, Severity: Warning}
+	timeouts := max(p.retx-p.fast, 0)
+	switch {
+	case !network:
+		f.Cause, f.Severity = CauseCaptureLoss, Info
+	case timeouts >= p.fast:
+		f.Cause = CauseTimeouts
+	default:
+		f.Cause = CauseFastRetransmit
+	}
+	if network && share >= cfg.CriticalShare {
+		f.Severity = Critical
+	}
+	f.Metrics = map[string]any{
+		"connections":              p.conns,
+		"lossy_connections":        p.lossy,
+		"packets":                  p.packets,
+		"retransmissions":          p.retx,
+		"fast_retransmissions":     p.fast,
+		"timeout_retransmissions":  timeouts,
+		"spurious_retransmissions": p.spurious,
+		"retransmitted_share":      roundTo(share, 4),
+		"dup_acks":                 p.dupACKs,
+		"capture_lost_segments":    p.ackLost,
+		"missed_bytes":             p.missed,
+	}
+	dest := k.server.String()
+	if k.name != "" && k.name != dest {
+		dest += " (" + k.name + ")"
+	}
+	if network {
+		f.Summary = fmt.Sprintf("%d of %d packets between %s and %s were retransmitted (%.1f%%) on %d of %d connections: %d after a retransmission timeout, %d fast (%d duplicate ACKs)",
+			p.retx, p.packets, clientString(k.client), dest, 100*share, p.lossy, p.conns, timeouts, p.fast, p.dupACKs)
+	} else {
+		f.Summary = fmt.Sprintf("The capture missed %d bytes (%d segments acknowledged but never captured) between %s and %s on %d of %d connections: the capture's loss, not the network's; findings there stand on partial data",
+			p.missed, p.ackLost, clientString(k.client), dest, p.lossy, p.conns)
+	}
+	var reasons []connReasons
+	for _, lc := range p.worst {
+		f.Connections = append(f.Connections, lc.id)
+		reasons = append(reasons, lc.reasons)
+		what := fmt.Sprintf("connection with %d retransmissions", lc.retx)
+		if lc.missedLen > 0 {
+			what += fmt.Sprintf(", %d bytes missed by the capture", lc.missedLen)
+		}
+		f.Evidence = append(f.Evidence, evidence(lc.id, 0, lc.first, what))
+	}
+	f.Confidence = confidenceOf(in, reasons...)
+	switch f.Cause {
+	case CauseCaptureLoss:
+		f.Remedy = "Capture with less loss: a larger capture buffer (tcpdump -B, dumpcap -B), a snap length no larger than " +
+			"needed, capturing on the host rather than a busy SPAN port, or writing to faster storage."
+	case CauseTimeouts:
+		f.Remedy = "Packets are lost and the senders wait for their retransmission timer (200 ms or more each): look for a " +
+			"congested or faulty link, NIC or middlebox (interface drop and error counters, qdisc drops, MTU or PMTU " +
+			"black holes for large segments); tail loss on short exchanges is what hurts request latency most."
+	default:
+		f.Remedy = "Packets are lost but recovered quickly by fast retransmission: some congestion on the path; check " +
+			"interface and queue drop counters, and the congestion control (BBR copes with random loss better than CUBIC)."
+	}
+	return f, true
+}
