@@ -103,6 +103,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzKeyLog -fuzztime $(FUZZTIME) ./dissect/tls
 	$(GO) test -run '^$$' -fuzz FuzzAnalyze -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./analyze
 	$(GO) test -run '^$$' -fuzz FuzzTimelineStore -fuzztime $(FUZZTIME) ./report
+	$(GO) test -run '^$$' -fuzz FuzzSource -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./slice
+	$(GO) test -run '^$$' -fuzz FuzzFramer -fuzztime $(FUZZTIME) ./slice
+	$(GO) test -run '^$$' -fuzz FuzzResumptions -fuzztime $(FUZZTIME) ./slice
 
 lint:
 	@test -z "$$(gofmt -l . | grep -v '^testdata/')" || (gofmt -l . ; exit 1)

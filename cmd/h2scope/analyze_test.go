@@ -280,3 +280,34 @@ func TestAnalyzeConnectionsAll(t *testing.T) {
 		t.Errorf("--connections some: exit %d: %s", code, errOut)
 	}
 }
+
+// TestAnalyzeSlices checks that analyze --slices writes one pcapng per
+// finding, named by its id, and refuses standard input.
+func TestAnalyzeSlices(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "slices")
+	j := filepath.Join(t.TempDir(), "r.json")
+	_, errOut, code := runCLI(t, "analyze", "--slices", dir, "--json", j, "../../testdata/pcaps/http1-nokeepalive.pcapng")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var rep struct {
+		Findings []struct {
+			ID string `json:"id"`
+		} `json:"findings"`
+	}
+	if err := json.Unmarshal(readFile(t, j), &rep); err != nil || len(rep.Findings) == 0 {
+		t.Fatalf("report: %v, %d findings", err, len(rep.Findings))
+	}
+	for _, f := range rep.Findings {
+		b := readFile(t, filepath.Join(dir, f.ID+".pcapng"))
+		if len(b) < 28 || string(b[:4]) != "\x0a\x0d\x0d\x0a" {
+			t.Errorf("%s.pcapng: not a pcapng (%d bytes)", f.ID, len(b))
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != len(rep.Findings) {
+		t.Errorf("%d files for %d findings", len(entries), len(rep.Findings))
+	}
+	if _, errOut, code := runCLI(t, "analyze", "--slices", dir, "-"); code != exitUsage || !strings.Contains(errOut, "standard input") {
+		t.Errorf("--slices with stdin: exit %d, %q", code, errOut)
+	}
+}

@@ -23,7 +23,9 @@ import (
 	"github.com/h2scope/h2scope/dissect/tcp"
 	"github.com/h2scope/h2scope/dissect/tls"
 	"github.com/h2scope/h2scope/internal/safeio"
+	"github.com/h2scope/h2scope/internal/version"
 	"github.com/h2scope/h2scope/report"
+	"github.com/h2scope/h2scope/slice"
 )
 
 // Exit codes, as the CLI contract fixes them.
@@ -498,6 +500,7 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	limits := report.DefaultLimits
 	fs.IntVar(&limits.Events, "timeline-events", limits.Events, "events kept per connection timeline in the report (the rest are counted)")
 	fs.IntVar(&limits.Spans, "timeline-spans", limits.Spans, "requests kept per connection timeline in the report (the rest are counted)")
+	slicesDir := fs.String("slices", "", "write one pcapng per finding, its evidence annotated, to `dir`/ID.pcapng")
 	shards := fs.Int("shards", 0, "split the analysis by connection over `n` workers (0: one per CPU but one, when the capture is large enough for it to pay)")
 	connsFlag := fs.String("connections", report.ConnsNamed, "connections and timelines the reports hold: `named` (those the findings name: at most 100 of each finding, 2,000 in all), all (every one, read back from a temporary file) or none")
 	files, ok := parse(fs, args, stderr)
@@ -515,6 +518,10 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "h2scope analyze: %v\n", err)
+		return exitUsage
+	}
+	if *slicesDir != "" && slices.Contains(files, capture.Stdin) {
+		fmt.Fprintln(stderr, "h2scope analyze --slices: the slices re-read the captures, and standard input cannot be read twice: save it to a file first")
 		return exitUsage
 	}
 	if *shards < 0 || *shards > maxShards {
@@ -588,6 +595,13 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	rep := rb.Report(names, input, res)
 	code := reportFaults(input.Stats, stderr)
+	if *slicesDir != "" && len(res.Findings) > 0 {
+		so := slice.Options{Dissect: dissect.Options{Keys: opts.Keys}, Config: cfg, Redact: in.red.Text, Names: names, Version: version.Read().String()}
+		if _, err := slice.WriteFindings(ctx, files, *slicesDir, so, res.Findings); err != nil {
+			fmt.Fprintf(stderr, "h2scope analyze --slices: %v\n", err)
+			return exitUsage
+		}
+	}
 	if code == exitOK && *failOn != "" {
 		for _, f := range res.Findings {
 			if f.Severity >= threshold {
