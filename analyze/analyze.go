@@ -24,6 +24,7 @@ type Config struct {
 	ConnectionLost   ConnectionLostConfig
 	RequestErrors    RequestErrorsConfig
 	PacketLoss       PacketLossConfig
+	ProtocolAbuse    ProtocolAbuseConfig
 }
 
 // DefaultConfig returns the default thresholds.
@@ -40,6 +41,7 @@ func DefaultConfig() Config {
 		ConnectionLost:   defaultConnectionLost(),
 		RequestErrors:    defaultRequestErrors(),
 		PacketLoss:       defaultPacketLoss(),
+		ProtocolAbuse:    defaultProtocolAbuse(),
 	}
 }
 
@@ -92,6 +94,7 @@ func (c *Config) groups() []detectorFlags {
 		{KindConnectionLost, c.ConnectionLost.flags},
 		{KindRequestErrors, c.RequestErrors.flags},
 		{KindPacketLoss, c.PacketLoss.flags},
+		{KindProtocolAbuse, c.ProtocolAbuse.flags},
 	}
 }
 
@@ -235,6 +238,11 @@ func (c *Config) rules() []rule {
 		count("loss-min", &c.PacketLoss.MinRetransmissions, 1),
 		share("loss-min-share", &c.PacketLoss.MinShare),
 		share("loss-critical-share", &c.PacketLoss.CriticalShare),
+
+		count("abuse-flood-frames", &c.ProtocolAbuse.FloodFrames, 1),
+		count("abuse-flood-per-stream", &c.ProtocolAbuse.FloodPerStream, 1),
+		count("abuse-syn-flood", &c.ProtocolAbuse.SYNFlood, 1),
+		count("abuse-syn-sources", &c.ProtocolAbuse.SYNFloodSources, 1),
 	}
 }
 

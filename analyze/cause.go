@@ -58,4 +58,5 @@ var Causes = map[string][]string{
 	KindConnectionLost:    {CauseServerAbort, CauseClientAbort},
 	KindRequestErrors:     {CauseUnavailable, CauseOverload, CauseDeadline, CauseServerError, CauseClientError},
 	KindPacketLoss:        {CauseTimeouts, CauseFastRetransmit, CauseCaptureLoss},
+	KindProtocolAbuse:     {CauseSYNFlood, CausePingFlood, CauseSettingsFlood, CauseWindowUpdateFlood, CauseContinuationFlood, CauseHPACKBomb},
 }

@@ -58,6 +58,7 @@ func detectors(cfg Config) []detector {
 		&connectionLost{cfg: cfg.ConnectionLost, race: cfg.Keepalive.RaceWindow},
 		&requestErrors{cfg: cfg.RequestErrors},
 		&packetLoss{cfg: cfg.PacketLoss},
+		&protocolAbuse{cfg: cfg.ProtocolAbuse},
 	}
 }
 

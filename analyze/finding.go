@@ -23,13 +23,14 @@ const (
 	KindConnectionLost    = "connection_lost"
 	KindRequestErrors     = "request_errors"
 	KindPacketLoss        = "packet_loss"
+	KindProtocolAbuse     = "protocol_abuse"
 )
 
 // Kinds lists every finding kind.
 var Kinds = []string{
 	KindRSTStorm, KindResumptionFailure, KindReconnectChurn, KindWindowStall,
 	KindGoAway, KindKeepaliveMismatch, KindHandshakeLatency, KindSYNRetransmit,
-	KindConnectionLost, KindRequestErrors, KindPacketLoss,
+	KindConnectionLost, KindRequestErrors, KindPacketLoss, KindProtocolAbuse,
 }
 
 // Severity ranks findings. A healthy capture yields nothing above Info.
