@@ -14,7 +14,7 @@ CONNS_1M ?= /tmp/h2scope-conns-1m.pcap
 H2_PORT = $(shell grep -o '"server": *"[^"]*"' $(H2_BASE).truth.json | head -1 | sed 's/.*://; s/"//g')
 FUZZTIME ?= 30s
 
-.PHONY: all build test conformance bench bench-conns bench-more bench-go testdata testdata-one fuzz lint clean
+.PHONY: all build test conformance bench bench-conns bench-more bench-go testdata testdata-one fuzz lint clean beam test-beam bench-beam
 
 all: build
 
@@ -75,6 +75,17 @@ $(BIG):
 # gRPC over h2c, tiled: HTTP/2 frames/s against tshark.
 $(BIG_H2):
 	$(GO) run ./tools/capgen -big $(BIG_H2) -size 200MB -from $(H2_BASE).pcapng
+
+# The Apache Beam pipeline (beam/, its own module): build, test, bench.
+BEAM_BIN := bin/h2scope-beam
+beam:
+	cd beam && $(GO) build -o ../$(BEAM_BIN) ./cmd/h2scope-beam
+
+test-beam:
+	cd beam && $(GO) vet ./... && $(GO) test ./...
+
+bench-beam:
+	beam/bench.sh
 
 # Regenerate the committed captures from real Go clients and servers (root:
 # captures on lo). One scenario: make testdata-one NAME=http1-keepalive
