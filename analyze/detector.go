@@ -115,6 +115,7 @@ func (a *analysis) result(st dissect.Stats) Result {
 	for _, d := range a.dets {
 		fs = append(fs, d.findings(in)...)
 	}
+	fs = groupFindings(fs)
 	for i := range fs {
 		fs[i].finalIDs(st.IDs) // before sorting: it compares summaries
 		fs[i].normalize()
@@ -141,7 +142,9 @@ type pending struct {
 // newPending wraps f, a finding on conns (the first names it for
 // ordering) whose confidence started from confidence(nil, conns...).
 func newPending(f Finding, conns ...*Conn) pending {
-	return pending{conn: conns[0].ID(), f: f, n: len(confidence(nil, conns...).Reasons)}
+	c := conns[0]
+	f.pool = findingPool{c.Client(), c.Server(), c.Authority()}
+	return pending{conn: c.ID(), f: f, n: len(confidence(nil, conns...).Reasons)}
 }
 
 // finish returns the finding with the capture's reasons added where

@@ -3,6 +3,7 @@ package analyze
 import (
 	"cmp"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -137,6 +138,10 @@ type Finding struct {
 	Confidence Confidence `json:"confidence"`
 	// Remedy names the settings to change.
 	Remedy string `json:"remedy"`
+
+	// pool is the client, server and name of a finding about one
+	// connection (see groupFindings); zero for the others.
+	pool findingPool
 }
 
 // maxEvidence bounds the evidence items of one finding.
@@ -214,4 +219,66 @@ func assignIDs(fs []Finding) {
 		seen[fs[i].Kind]++
 		fs[i].ID = fmt.Sprintf("%s-%d", fs[i].Kind, seen[fs[i].Kind])
 	}
+}
+
+// findingPool is a finding's client, server and server name.
+type findingPool struct {
+	client netip.Addr
+	server netip.AddrPort
+	name   string
+}
+
+// groupFindings makes one finding of the findings about single
+// connections that share kind, cause, client, server and name (a
+// GOAWAY on each of 40 connections of one client is one finding): the
+// one on the lowest connection, at the highest severity among them,
+// naming every connection and the decisive evidence of each (its first
+// item). Other findings pass unchanged. fs holds each detector's
+// findings in connection order.
+func groupFindings(fs []Finding) []Finding {
+	type key struct {
+		kind, cause string
+		pool        findingPool
+	}
+	first := map[key]int{}
+	var out []Finding
+	var merged []int // per output finding, how many it holds
+	for _, f := range fs {
+		if f.pool == (findingPool{}) {
+			out = append(out, f)
+			merged = append(merged, 1)
+			continue
+		}
+		k := key{f.Kind, f.Cause, f.pool}
+		i, ok := first[k]
+		if !ok {
+			first[k] = len(out)
+			out = append(out, f)
+			merged = append(merged, 1)
+			continue
+		}
+		g := &out[i]
+		merged[i]++
+		g.Severity = max(g.Severity, f.Severity)
+		g.Connections = append(g.Connections, f.Connections...)
+		if len(g.Streams) < 100 {
+			g.Streams = append(g.Streams, f.Streams...)
+		}
+		if len(f.Evidence) > 0 {
+			g.Evidence = append(g.Evidence, f.Evidence[0])
+		}
+		g.Confidence = g.Confidence.with(f.Confidence.Reasons...)
+	}
+	for i := range out {
+		if merged[i] == 1 {
+			continue
+		}
+		g := &out[i]
+		if g.Metrics == nil {
+			g.Metrics = map[string]any{}
+		}
+		g.Metrics["connections"] = merged[i]
+		g.Summary += fmt.Sprintf("; the same on %d more connections of this client and server", merged[i]-1)
+	}
+	return out
 }

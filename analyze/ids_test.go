@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"encoding/json"
+	"net/netip"
 	"testing"
 
 	"github.com/h2scope/h2scope/dissect"
@@ -51,4 +52,38 @@ func jsonOf(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestGroupFindings checks that findings about single connections of one
+// client, server and name, of one kind and cause, become one finding.
+func TestGroupFindings(t *testing.T) {
+	p := findingPool{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddrPort("10.0.0.2:443"), "api"}
+	q := p
+	q.client = netip.MustParseAddr("10.0.0.9")
+	mk := func(id event.ConnID, sev Severity, cause string, pool findingPool) Finding {
+		return Finding{Kind: KindGoAway, Cause: cause, Severity: sev, pool: pool, Connections: []event.ConnID{id},
+			Summary: "GOAWAY on connection " + connText(id), Evidence: []Evidence{evidence(id, 0, event.Ref{Frame: uint64(10 * (id + 1))}, "GOAWAY")},
+			Metrics: map[string]any{}}
+	}
+	fs := groupFindings([]Finding{
+		mk(1, Info, CauseGraceful, p),
+		mk(2, Warning, CauseGraceful, p),
+		mk(3, Info, CauseGraceful, q),       // another client
+		mk(4, Info, CauseStreamsRefused, p), // another cause
+		mk(5, Info, CauseGraceful, p),
+		{Kind: KindRSTStorm, Summary: "per server"}, // no pool: as it is
+	})
+	if len(fs) != 4 {
+		t.Fatalf("%d findings, want 4", len(fs))
+	}
+	g := fs[0]
+	if g.Severity != Warning || len(g.Connections) != 3 || len(g.Evidence) != 3 || g.Metrics["connections"] != 3 ||
+		resolveText(g.Summary, nil) != "GOAWAY on connection 1; the same on 2 more connections of this client and server" {
+		t.Errorf("grouped: %+v", g)
+	}
+	for _, f := range fs[1:] {
+		if len(f.Connections) > 1 {
+			t.Errorf("not grouped, but holds %v", f.Connections)
+		}
+	}
 }
