@@ -306,6 +306,7 @@ const (
 	reasonNoHandshake
 	reasonWindowScale
 	reasonUndecrypted
+	reasonGRPCFraming
 )
 
 var connReasonText = [...]string{
@@ -313,6 +314,7 @@ var connReasonText = [...]string{
 	"connection start not captured (no handshake seen)",
 	"TCP window scale unknown",
 	"TLS not decrypted (no key log for it)",
+	"gRPC framing anomalies (calls may be misread or missing)",
 }
 
 // reasonsOf returns the reasons c gives.
@@ -331,8 +333,20 @@ func reasonsOf(c *Conn) connReasons {
 	if c.App != nil && c.App.TLS != nil && !c.App.TLS.Decrypted && c.App.TLS.AppDataRecords != [2]int{} {
 		r |= reasonUndecrypted
 	}
+	if c.App != nil {
+		for _, a := range grpcFramingAnomalies {
+			if c.App.GRPCAnomalies[a] > 0 {
+				r |= reasonGRPCFraming
+			}
+		}
+	}
 	return r
 }
+
+// grpcFramingAnomalies are the gRPC dissector's anomalies that make its
+// calls doubtful (a capture gap, already a reason of its own, or a call
+// reset before its status are not among them).
+var grpcFramingAnomalies = []string{"message_too_large", "bad_message_flag", "bad_grpc_status", "calls_not_recorded", "too_many_streams"}
 
 // append appends the texts of r's reasons to reasons.
 func (r connReasons) append(reasons []string) []string {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/event"
@@ -85,5 +86,21 @@ func TestGroupFindings(t *testing.T) {
 		if len(f.Connections) > 1 {
 			t.Errorf("not grouped, but holds %v", f.Connections)
 		}
+	}
+}
+
+// TestGRPCFramingLowersConfidence checks that the gRPC dissector's
+// framing anomalies reach a finding's confidence, and that a capture gap
+// or a reset before the status do not count twice.
+func TestGRPCFramingLowersConfidence(t *testing.T) {
+	c := conn(1, "10.0.0.1:40000", "10.0.0.2:50051", 1, 0, time.Second)
+	c.App = &dissect.App{GRPCAnomalies: map[string]int{"missing_grpc_status": 3, "message_lost": 1}}
+	if r := reasonsOf(c); r&reasonGRPCFraming != 0 {
+		t.Errorf("reasons %b: a missing status or a lost message is no framing anomaly", r)
+	}
+	c.App.GRPCAnomalies["message_too_large"] = 1
+	got := confidence(nil, c)
+	if got.Level != "medium" || len(got.Reasons) != 1 || got.Reasons[0] != "gRPC framing anomalies (calls may be misread or missing)" {
+		t.Errorf("confidence %+v", got)
 	}
 }

@@ -22,8 +22,11 @@ type App struct {
 	// HTTP2 summarises the HTTP/2 frames; Streams holds its streams.
 	HTTP2   *http2.Summary
 	Streams []http2.Stream
-	// Calls holds the gRPC calls.
-	Calls []grpc.Call
+	// Calls holds the gRPC calls; GRPCAnomalies counts what the gRPC
+	// dissector found wrong in their framing (message lengths beyond the
+	// limit, calls past the record bound: calls_not_recorded).
+	Calls         []grpc.Call
+	GRPCAnomalies map[string]int
 	// TLS summarises the TLS handshake and decryption. When records were
 	// decrypted, Decrypted is the protocol recognised in the application
 	// data, and HTTP1, HTTP2, Streams and Calls describe it.
@@ -406,6 +409,9 @@ func (a *appConn) build() *App {
 	}
 	if a.rpc != nil {
 		app.Calls = a.rpc.Calls()
+		if an := a.rpc.Anomalies(); len(an) > 0 {
+			app.GRPCAnomalies = an
+		}
 	}
 	if a.tls != nil {
 		s := a.tls.Summary()

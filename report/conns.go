@@ -50,6 +50,9 @@ type GRPCSummary struct {
 	// Status counts the calls by the status their client ended with
 	// ("OK", "CANCELLED", ...; "" when it is unknown).
 	Status map[string]int `json:"status"`
+	// Anomalies counts what the gRPC framing got wrong, by name
+	// (message_too_large, calls_not_recorded, ...).
+	Anomalies map[string]int `json:"anomalies,omitempty"`
 }
 
 // NewConnRecord combines a finished connection's summary with its
@@ -66,8 +69,8 @@ func NewConnRecord(c *tcp.Summary, app *dissect.App) ConnRecord {
 		return r
 	}
 	r.HTTP1, r.HTTP2, r.TLS, r.TunnelHTTP1 = app.HTTP1, app.HTTP2, app.TLS, app.TunnelHTTP1
-	if len(app.Calls) > 0 {
-		g := &GRPCSummary{Calls: len(app.Calls), Status: map[string]int{}}
+	if len(app.Calls) > 0 || len(app.GRPCAnomalies) > 0 {
+		g := &GRPCSummary{Calls: len(app.Calls), Status: map[string]int{}, Anomalies: app.GRPCAnomalies}
 		for _, call := range app.Calls {
 			g.Status[call.ClientStatus]++
 		}

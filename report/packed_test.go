@@ -1,9 +1,13 @@
 package report
 
 import (
+	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 
+	"github.com/h2scope/h2scope/dissect"
+	"github.com/h2scope/h2scope/dissect/tcp"
 	"github.com/h2scope/h2scope/internal/pack/packtest"
 )
 
@@ -36,4 +40,18 @@ func FuzzTimelineCodec(f *testing.F) {
 			t.Errorf("decoding: %v, %d bytes left", d.err, len(d.b))
 		}
 	})
+}
+
+// TestConnRecordGRPCAnomalies: the gRPC dissector's anomalies reach the
+// connection's record (conns --json, the report), even with no call.
+func TestConnRecordGRPCAnomalies(t *testing.T) {
+	sum := &tcp.Summary{ID: 3}
+	rec := NewConnRecord(sum, &dissect.App{GRPCAnomalies: map[string]int{"message_too_large": 1}})
+	if rec.GRPC == nil || rec.GRPC.Anomalies["message_too_large"] != 1 || rec.GRPC.Calls != 0 {
+		t.Fatalf("record: %+v", rec.GRPC)
+	}
+	b, err := json.Marshal(rec)
+	if err != nil || !strings.Contains(string(b), `"grpc":{"calls":0,"status":{},"anomalies":{"message_too_large":1}}`) {
+		t.Errorf("JSON %s, %v", b, err)
+	}
 }
