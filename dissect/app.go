@@ -299,7 +299,10 @@ func (a *appConn) feed(dir event.Dir, b []byte, at event.Ref) {
 		switch proto, _ := a.h1.Upgraded(); proto {
 		case "h2c":
 			if a.h2 == nil {
-				a.startH2(http2.Options{Upgrade: true})
+				// The upgrade request is stream 1, its HTTP2-Settings
+				// the client's first SETTINGS.
+				req, settings, at := a.h1.UpgradeRequest()
+				a.startH2(http2.Options{Upgrade: true, UpgradeRequest: req, UpgradeSettings: settings, UpgradeAt: at})
 				if !a.inner {
 					a.c.Proto = event.ProtoHTTP2.String()
 				}

@@ -133,6 +133,16 @@ type pending struct {
 	connect   bool
 	keepAlive bool
 	upgrade   string
+	up        *upgradeRequest // when upgrade is set
+}
+
+// upgradeRequest is what a request asking to switch protocols said, for
+// the protocol it switches to: an h2c upgrade's request is the HTTP/2
+// connection's stream 1, with the settings of its HTTP2-Settings field.
+type upgradeRequest struct {
+	fields   []event.Header // :method, :scheme, :authority, :path
+	settings string
+	at       event.Ref // the frame that completed the request's head
 }
 
 // fifo is a queue of pending requests that reuses its array.
@@ -164,8 +174,10 @@ type Conn struct {
 	half  [2]half
 	queue fifo
 	sum   Summary
-	// upgraded is set once a response switched protocols.
+	// upgraded is set once a response switched protocols; upReq is the
+	// request that asked for it.
 	upgraded bool
+	upReq    *upgradeRequest
 	ev       event.Event
 	det      event.HTTP1
 }
@@ -213,6 +225,34 @@ func (c *Conn) Summary() Summary {
 	s.Unanswered = c.queue.len()
 	s.Anomalies = maps.Clone(c.sum.Anomalies)
 	return s
+}
+
+// upgradeOf returns the upgrade request m as HTTP/2 would carry it.
+func upgradeOf(m *message) *upgradeRequest {
+	u := &upgradeRequest{fields: []event.Header{{Name: ":method", Value: m.method}, {Name: ":scheme", Value: "http"}}, at: m.head}
+	for _, h := range m.headers {
+		switch {
+		case strings.EqualFold(h.Name, "Host"):
+			u.fields = append(u.fields, event.Header{Name: ":authority", Value: h.Value})
+		case strings.EqualFold(h.Name, "HTTP2-Settings"):
+			u.settings = h.Value
+		}
+	}
+	u.fields = append(u.fields, event.Header{Name: ":path", Value: m.target})
+	return u
+}
+
+// UpgradeRequest returns, once the connection switched protocols (see
+// Upgraded), the request that asked for it as HTTP/2 pseudo-header
+// fields (:method, :scheme, :authority, :path) and its HTTP2-Settings
+// field, and the frame that completed its head: after an h2c upgrade
+// they are stream 1 and the client's first SETTINGS (RFC 7540 §3.2; see
+// http2.Options.UpgradeRequest).
+func (c *Conn) UpgradeRequest() (fields []event.Header, settings string, at event.Ref) {
+	if c.upReq == nil {
+		return nil, "", event.Ref{}
+	}
+	return c.upReq.fields, c.upReq.settings, c.upReq.at
 }
 
 // Upgraded reports the protocol the connection switched to, once a 101
@@ -656,8 +696,12 @@ func (c *Conn) frame(h *half, at event.Ref) {
 func (c *Conn) request(h *half, f framing, at event.Ref) {
 	m := &h.msg
 	c.sum.Requests++
-	c.enqueue(pending{seq: m.seq, isHead: m.method == "HEAD", connect: m.method == "CONNECT",
-		keepAlive: m.keepAlive, upgrade: m.upgrade})
+	p := pending{seq: m.seq, isHead: m.method == "HEAD", connect: m.method == "CONNECT",
+		keepAlive: m.keepAlive, upgrade: m.upgrade}
+	if m.upgrade != "" {
+		p.up = upgradeOf(m)
+	}
+	c.enqueue(p)
 	switch {
 	case f.hasTE && f.chunked:
 		c.chunked(h)
@@ -749,6 +793,7 @@ func (c *Conn) switchProto(h *half, req pending, at event.Ref) {
 		proto = strings.ToLower(proto)
 	}
 	c.sum.Upgrade, c.sum.UpgradeFrame, c.upgraded = proto, at.Frame, true
+	c.upReq = req.up
 	c.finish(h, at, false)
 	h.st = stSwitched
 	cs := &c.half[event.C2S]

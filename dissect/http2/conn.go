@@ -46,6 +46,9 @@ type Options struct {
 	// (:method, :scheme, :authority, :path), recorded on stream 1. Ignored
 	// unless Upgrade is set.
 	UpgradeRequest []event.Header
+	// UpgradeAt is the frame that carried the upgrade request's head:
+	// stream 1's first headers and the end of its request.
+	UpgradeAt event.Ref
 	// Observer, if set, sees every stream's header blocks, DATA payload,
 	// resets and the connection's lost bytes.
 	Observer StreamObserver
@@ -319,7 +322,8 @@ func (c *Conn) startUpgrade() {
 			}
 		}
 	}
-	st := c.touch(1, event.Ref{}, true)
+	at := c.opts.UpgradeAt
+	st := c.touch(1, at, true)
 	if st == nil {
 		return
 	}
@@ -328,9 +332,12 @@ func (c *Conn) startUpgrade() {
 	if r := c.rec(st); r != nil {
 		r.midstream = false
 		r.upgrade = true
+		if at != (event.Ref{}) {
+			r.first, r.hasFirst = at, true
+		}
 		c.requestFields(r, c.opts.UpgradeRequest)
 	}
-	c.endStream(event.C2S, st, event.Ref{})
+	c.endStream(event.C2S, st, at)
 }
 
 // anomaly counts one occurrence of a named irregularity.
