@@ -122,6 +122,7 @@ func (a *analysis) result(st dissect.Stats) Result {
 	}
 	sortFindings(fs)
 	assignIDs(fs)
+	relate(fs)
 	if fs == nil {
 		fs = []Finding{}
 	}

@@ -121,6 +121,10 @@ type Finding struct {
 	// follow from it, and the metrics hold the wire facts that decided
 	// it. Empty for kinds that have no causes yet.
 	Cause string `json:"cause,omitempty"`
+	// Related lists the IDs of the findings of other kinds about some of
+	// the same connections (the churn that idle closes cause, the lost
+	// request a GOAWAY explains), in report order.
+	Related []string `json:"related,omitempty"`
 	// Severity ranks it: "info", "warning" or "critical".
 	Severity Severity `json:"severity"`
 	// Summary says in one line what happened, for a person.
@@ -281,4 +285,34 @@ func groupFindings(fs []Finding) []Finding {
 		g.Summary += fmt.Sprintf("; the same on %d more connections of this client and server", merged[i]-1)
 	}
 	return out
+}
+
+// relate fills each finding's Related with the other kinds' findings
+// that name one of its connections.
+func relate(fs []Finding) {
+	byConn := map[event.ConnID][]int{}
+	for i := range fs {
+		for _, id := range fs[i].Connections {
+			byConn[id] = append(byConn[id], i)
+		}
+	}
+	links := make([]map[int]bool, len(fs))
+	for _, is := range byConn {
+		for _, i := range is {
+			for _, j := range is {
+				if fs[i].Kind == fs[j].Kind {
+					continue
+				}
+				if links[i] == nil {
+					links[i] = map[int]bool{}
+				}
+				links[i][j] = true
+			}
+		}
+	}
+	for i, l := range links {
+		for _, j := range sortedKeys(l) {
+			fs[i].Related = append(fs[i].Related, fs[j].ID)
+		}
+	}
 }
