@@ -17,10 +17,19 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
 func main() {
+	// Most of what the analysis allocates dies young, and GOGC=100 lets
+	// the heap grow to twice what is live before collecting: 75 lowers
+	// peak RSS by 10-16% (250k short connections 139 -> 116 MB, 1M
+	// 226 -> 195 MB, 1M SYN flood 202 -> 184 MB, gRPC bench 58 -> 50 MB)
+	// for about 5% more CPU. A GOGC in the environment wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(75)
+	}
 	// A write to a closed pipe (h2scope ... | head) returns EPIPE, which
 	// ends printing quietly, instead of killing h2scope before it has
 	// written its files.
