@@ -55,12 +55,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.n, "n", "250k", "with -conns, the `COUNT` of short connections or flood SYNs (250k, 1M)")
 	fs.Uint64Var(&o.seed, "seed", 1, "with -conns, the random seed")
 	fs.BoolVar(&list, "list", false, "list the scenarios and exit")
+	attack := fs.String("attack", "", "write the synthetic attack capture `KIND` (or all) to -out, with -n as its count; see attack.go")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: capgen -out DIR [-only NAME] | -big FILE [-size SIZE] [-from NAME.pcapng] | -conns FILE [-kind short|syn-flood] [-n COUNT] [-seed N] | -list")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *attack != "" {
+		return runAttack(*attack, o, fs, stdout, stderr)
 	}
 	if list {
 		for _, s := range scenarios {
