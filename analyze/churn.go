@@ -785,7 +785,7 @@ func churnFinding(in *capture, cfg ChurnConfig, p *churnPool, conns []churnConn)
 		fmt.Fprintf(&b, "; the server sent Connection: close on %d", s.closeReq[1])
 	}
 	if len(s.reuses) > 0 {
-		fmt.Fprintf(&b, "; %d reused a 4-tuple within %s of its close", len(s.reuses), cfg.ReuseWindow)
+		fmt.Fprintf(&b, "; %d reused a 4-tuple within %s of its close", len(s.reuses), fmtDur(cfg.ReuseWindow))
 	}
 	f.Summary = b.String()
 
@@ -874,7 +874,7 @@ func churnFinding(in *capture, cfg ChurnConfig, p *churnPool, conns []churnConn)
 		}
 		if c.flags&churnSYN != 0 {
 			syn := event.Ref{Frame: c.synFrame, TS: nanoTime(c.syn)}
-			f.Evidence = append(f.Evidence, evidence(c.id, 0, syn, fmt.Sprintf("SYN reuses client port %d within %s of the previous connection's close (TIME_WAIT)", c.port, cfg.ReuseWindow)))
+			f.Evidence = append(f.Evidence, evidence(c.id, 0, syn, fmt.Sprintf("SYN reuses client port %d within %s of the previous connection's close (TIME_WAIT)", c.port, fmtDur(cfg.ReuseWindow))))
 		}
 	}
 	rs = append(rs, p.t.reasons) // those of connections past the ones kept

@@ -89,6 +89,16 @@ type Evidence struct {
 	What string `json:"what"`
 	// Filter is a Wireshark display filter that opens the evidence.
 	Filter string `json:"filter"`
+	// Decisive marks the event that decided the finding (the request
+	// sent after the server's close, the close that cut requests in
+	// flight); it comes first.
+	Decisive bool `json:"decisive,omitempty"`
+}
+
+// decisive returns e marked as the finding's decisive event.
+func (e Evidence) decisive() Evidence {
+	e.Decisive = true
+	return e
 }
 
 // StreamRef names one HTTP/2 stream of one connection.
@@ -133,7 +143,8 @@ type Finding struct {
 	Connections []event.ConnID `json:"connections"`
 	// Streams lists the HTTP/2 streams involved, if any.
 	Streams []StreamRef `json:"streams,omitempty"`
-	// Evidence lists the frames that show it, in frame order.
+	// Evidence lists the frames that show it: the decisive ones first,
+	// then in frame order.
 	Evidence []Evidence `json:"evidence"`
 	// Metrics holds the numbers behind it, by name (durations in
 	// milliseconds with an _ms suffix).
@@ -175,7 +186,9 @@ func (f *Finding) normalize() {
 		return cmp.Or(cmp.Compare(a.Conn, b.Conn), cmp.Compare(a.Stream, b.Stream))
 	})
 	f.Streams = slices.Compact(f.Streams)
-	slices.SortStableFunc(f.Evidence, func(a, b Evidence) int { return cmp.Compare(a.Frame, b.Frame) })
+	slices.SortStableFunc(f.Evidence, func(a, b Evidence) int {
+		return cmp.Or(-cmp.Compare(boolInt(a.Decisive), boolInt(b.Decisive)), cmp.Compare(a.Frame, b.Frame))
+	})
 	if len(f.Evidence) > maxEvidence {
 		if f.Metrics == nil {
 			f.Metrics = map[string]any{}
@@ -315,4 +328,11 @@ func relate(fs []Finding) {
 			fs[i].Related = append(fs[i].Related, fs[j].ID)
 		}
 	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -373,7 +373,7 @@ func kaFinding(in *capture, cfg KeepaliveConfig, g *kaGroup) (Finding, bool) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Server %s", g.server)
 	if len(g.idles) > 0 {
-		fmt.Fprintf(&b, " closed %d idle connection(s) from %s after %s idle (min; median %s)", len(g.idles), g.client, roundDur(tmin), roundDur(tmed))
+		fmt.Fprintf(&b, " closed %d idle connection(s) from %s after %s idle (min; median %s)", len(g.idles), g.client, fmtDur(tmin), fmtDur(tmed))
 	} else {
 		fmt.Fprintf(&b, " closed connections from %s", g.client)
 	}
@@ -387,7 +387,7 @@ func kaFinding(in *capture, cfg KeepaliveConfig, g *kaGroup) (Finding, bool) {
 		}
 	}
 	if reuseOver {
-		fmt.Fprintf(&b, "; the client reused a connection after %s idle, longer than the server's %s idle timeout %s", roundDur(rmax), source, roundDur(timeout))
+		fmt.Fprintf(&b, "; the client reused a connection after %s idle, longer than the server's %s idle timeout %s", fmtDur(rmax), source, fmtDur(timeout))
 	}
 	if sev == Info {
 		b.WriteString("; the client kept them idle until the server closed them")
@@ -428,15 +428,19 @@ func kaFinding(in *capture, cfg KeepaliveConfig, g *kaGroup) (Finding, bool) {
 		if req == nil {
 			req = r.x.Start()
 		}
-		when := fmt.Sprintf("%s after", roundDur(r.delta))
+		when := fmt.Sprintf("%s after", fmtDur(r.delta))
 		if r.delta < 0 {
-			when = fmt.Sprintf("%s before", roundDur(-r.delta))
+			when = fmt.Sprintf("%s before", fmtDur(-r.delta))
 		}
 		what := fmt.Sprintf("request %s %s sent %s the server's %s", r.x.Method, r.x.Path, when, r.sc.what)
 		if r.lost {
 			what += "; never answered"
 		}
-		f.Evidence = append(f.Evidence, evidence(r.c.ID(), r.x.Stream, *req, what))
+		e := evidence(r.c.ID(), r.x.Stream, *req, what)
+		if len(f.Evidence) < 3 {
+			e = e.decisive() // the first race
+		}
+		f.Evidence = append(f.Evidence, e)
 		if r.x.Stream > 0 {
 			f.Streams = append(f.Streams, StreamRef{Conn: r.c.ID(), Stream: r.x.Stream})
 		}
@@ -450,12 +454,16 @@ func kaFinding(in *capture, cfg KeepaliveConfig, g *kaGroup) (Finding, bool) {
 			continue
 		}
 		f.Evidence = append(f.Evidence, evidence(id.c.ID(), 0, *id.last, "last exchange ends; the connection is idle from here"))
-		f.Evidence = append(f.Evidence, evidence(id.c.ID(), 0, id.sc.ref, fmt.Sprintf("server %s after %s idle (idle timeout)", id.sc.what, roundDur(id.gap))))
+		e := evidence(id.c.ID(), 0, id.sc.ref, fmt.Sprintf("server %s after %s idle (idle timeout)", id.sc.what, fmtDur(id.gap)))
+		if i == 0 && len(g.races) == 0 {
+			e = e.decisive() // no race: the first idle close decides
+		}
+		f.Evidence = append(f.Evidence, e)
 	}
 	if reuseOver && g.reuseMax != nil {
 		involved = append(involved, g.reuseConn)
 		if s := g.reuseMax.Start(); s != nil {
-			f.Evidence = append(f.Evidence, evidence(g.reuseConn.ID(), g.reuseMax.Stream, *s, fmt.Sprintf("request %s %s reuses the connection after %s idle", g.reuseMax.Method, g.reuseMax.Path, roundDur(rmax))))
+			f.Evidence = append(f.Evidence, evidence(g.reuseConn.ID(), g.reuseMax.Stream, *s, fmt.Sprintf("request %s %s reuses the connection after %s idle", g.reuseMax.Method, g.reuseMax.Path, fmtDur(rmax))))
 		}
 	}
 	reasons := make([]connReasons, len(involved))
@@ -471,23 +479,10 @@ func kaFinding(in *capture, cfg KeepaliveConfig, g *kaGroup) (Finding, bool) {
 	return f, true
 }
 
-// roundDur rounds a duration for a summary.
-func roundDur(d time.Duration) time.Duration {
-	switch {
-	case d >= 10*time.Second:
-		return d.Round(100 * time.Millisecond)
-	case d >= time.Second:
-		return d.Round(10 * time.Millisecond)
-	case d >= time.Millisecond:
-		return d.Round(10 * time.Microsecond)
-	}
-	return d.Round(time.Microsecond)
-}
-
 func kaRemedy(g *kaGroup, timeout time.Duration) string {
 	var b strings.Builder
 	if timeout > 0 {
-		fmt.Fprintf(&b, "Make the client's idle timeout shorter than the server's (about %s here): ", roundDur(timeout))
+		fmt.Fprintf(&b, "Make the client's idle timeout shorter than the server's (about %s here): ", fmtDur(timeout))
 	} else {
 		b.WriteString("Make the client's idle timeout shorter than the server's: ")
 	}

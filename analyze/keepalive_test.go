@@ -31,8 +31,8 @@ func TestKeepaliveSynthetic(t *testing.T) {
 		lost   int
 		frames []uint64
 	}{
-		{"idle close only is info", []*Conn{idleClose.build()}, Info, false, 0, 0, []uint64{4, 5}},
-		{"request after the server FIN, lost", []*Conn{idleClose.build(), raced()}, Critical, false, 1, 1, []uint64{4, 5, 1004, 1005, 1006, 1006, 1999}},
+		{"idle close only is info", []*Conn{idleClose.build()}, Info, false, 0, 0, []uint64{5, 4}},                                                       // the decisive close first
+		{"request after the server FIN, lost", []*Conn{idleClose.build(), raced()}, Critical, false, 1, 1, []uint64{1005, 4, 5, 1004, 1006, 1006, 1999}}, // the decisive race first
 		{"reuse gap above the server's idle timeout", []*Conn{idleClose.build(), reused.build()}, Warning, false, 0, 0, nil},
 		{"client closes first", []*Conn{synConn{id: 0, port: 40000, life: 5 * s, reqs: []time.Duration{time.Millisecond}, close: tcp.CloseFINClient}.build()}, 0, true, 0, 0, nil},
 		{"server closes after Connection: close", []*Conn{synConn{id: 0, port: 40000, life: 5 * s, reqs: []time.Duration{time.Millisecond}, close: tcp.CloseFINServer, closeReq: "client"}.build()}, 0, true, 0, 0, nil},

@@ -315,7 +315,11 @@ func lostFinding(in *capture, k lostKey, g *lostGroup) Finding {
 		}
 		// The decisive event first: the close, then what it cut.
 		what := fmt.Sprintf("%s %s with %d %s in flight", who, map[bool]string{true: "RST", false: "FIN"}[lc.rst], lc.n, units1(lc.n))
-		f.Evidence = append(f.Evidence, evidence(lc.id, 0, lc.close, what))
+		e := evidence(lc.id, 0, lc.close, what)
+		if i == 0 {
+			e = e.decisive()
+		}
+		f.Evidence = append(f.Evidence, e)
 		for _, u := range lc.units {
 			f.Evidence = append(f.Evidence, evidence(lc.id, u.stream, u.req, u.what+" sent, never answered"))
 			if u.stream != 0 {
