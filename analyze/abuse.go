@@ -170,7 +170,7 @@ func (d *protocolAbuse) observe(c *Conn) {
 		f.Remedy = abuseRemedy[ft.cause]
 		d.found = append(d.found, newPending(f, c))
 	}
-	if n := h.Anomalies["header_list_too_large"]; n >= 3 {
+	if n := max(h.Anomalies["header_list_too_large"], h.Anomalies["header_list_amplified"]); n >= 3 {
 		f := Finding{Kind: KindProtocolAbuse, Cause: CauseHPACKBomb, Severity: Critical, Connections: []event.ConnID{c.ID()}}
 		f.Summary = fmt.Sprintf("Client %s sent %d header lists on connection %s to %s that decode beyond the header list limit: an HPACK bomb's shape",
 			c.Client(), n, connText(c.ID()), c.Server())

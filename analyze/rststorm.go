@@ -377,6 +377,10 @@ func stormFinding(in *capture, cfg RSTStormConfig, scs []*stormConn, rs []stormR
 	}
 	span = max(span, cfg.Window)
 	rate := float64(len(rs)) / span.Seconds()
+	if dropped > 0 {
+		// Past the collector's bound, the exact count of frames.
+		rate = float64(frames[0]+frames[1]) / span.Seconds()
+	}
 	m["rate_per_s"] = roundTo(rate, 1)
 	m["peak_rate_per_s"] = roundTo(float64(hi-lo)/cfg.Window.Seconds(), 1)
 
@@ -448,8 +452,13 @@ func stormFinding(in *capture, cfg RSTStormConfig, scs []*stormConn, rs []stormR
 		who, verb, hi-lo, fmtDur(cfg.Window), where, top, fmtRate(rate), over)
 	switch {
 	case isRapid:
-		f.Summary = fmt.Sprintf("Rapid reset (CVE-2023-44487 pattern): client reset %d streams within %s of their HEADERS, before any response, %s; %s",
-			len(rapids), fmtDur(cfg.RapidReset), where, f.Summary)
+		if dropped > 0 && int(streams[event.C2S]) > len(rapids) {
+			f.Summary = fmt.Sprintf("Rapid reset (CVE-2023-44487 pattern): client reset %d streams %s, %d of the first %d examined within %s of their HEADERS, before any response; %s",
+				streams[event.C2S], where, len(rapids), len(rs), fmtDur(cfg.RapidReset), f.Summary)
+		} else {
+			f.Summary = fmt.Sprintf("Rapid reset (CVE-2023-44487 pattern): client reset %d streams within %s of their HEADERS, before any response, %s; %s",
+				len(rapids), fmtDur(cfg.RapidReset), where, f.Summary)
+		}
 	case f.Cause == CauseClientCancel && replied > 0:
 		f.Summary += fmt.Sprintf("; %d of the %d client resets came after the server's response had started", replied, replied+unreplied)
 	}

@@ -31,12 +31,7 @@ const attackServerPort = 8080
 // knownAttackMisses lists the attack captures on which h2scope's verdict
 // is wrong today, with the reason. TestAttacks logs and skips these, and
 // fails on any other wrong verdict and on an entry that is now right.
-var knownAttackMisses = map[string]string{
-	"hpack-bomb-64k": "h2scope counts header_list_too_large against its own dissector bound " +
-		"(dissect/http2 Options.MaxHeaderList, 1 MiB by default), not against the SETTINGS_MAX_HEADER_LIST_SIZE the server " +
-		"advertised (65,536 here): 8 header lists of 118,376 decoded bytes from 35-byte blocks (3,400:1), which the " +
-		"server refused with 431, are not flagged",
-}
+var knownAttackMisses = map[string]string{}
 
 // TestAttacks analyses each committed attack capture with the default
 // thresholds and checks its truth: the verdict's kind, cause and

@@ -194,6 +194,9 @@ type peer struct {
 	tablePending    uint32
 	hasTablePending bool
 	values          []event.Setting
+	// maxHeaderList is the SETTINGS_MAX_HEADER_LIST_SIZE this side
+	// advertised, 0 when none (no limit).
+	maxHeaderList uint32
 }
 
 // Conn dissects one TCP connection's two byte streams as HTTP/2. It

@@ -129,7 +129,10 @@
 //   - settings and flow control: settings_bad_value, settings_too_many,
 //     window_update_zero, window_overflow, flow_control_exceeded;
 //   - header blocks: continuation_unexpected, continuation_missing,
-//     hpack_error, header_block_too_large, header_list_too_large;
+//     hpack_error, header_block_too_large, header_list_too_large,
+//     header_list_amplified (a list over the receiver's
+//     SETTINGS_MAX_HEADER_LIST_SIZE decoded from a block 16 times
+//     smaller or more);
 //   - capture: sync_lost_gap (a gap broke the framing),
 //     resync_skipped_bytes (counts bytes, not occurrences),
 //     streams_untracked (past Options.MaxStreams).

@@ -110,6 +110,13 @@ func (c *Conn) endBlock(h *half, at event.Ref) {
 			if st.truncated {
 				c.anomaly("header_list_too_large")
 			}
+			// Over the limit the receiver advertised, from a block a
+			// sixteenth of the size or less: an HPACK bomb's shape
+			// (small references to big table entries), not a large
+			// cookie.
+			if lim := c.peer[h.dir.Reverse()].maxHeaderList; lim > 0 && st.size > int(lim) && st.size >= 16*len(b.buf) {
+				c.anomaly("header_list_amplified")
+			}
 		}
 	}
 	if bad {

@@ -269,6 +269,9 @@ type blockStats struct {
 	fields, decoded int
 	// truncated is set when fields past maxList were not recorded.
 	truncated bool
+	// size is the header list's size (RFC 9113 §6.5.2: names, values
+	// and 32 bytes a field), recorded or not.
+	size int
 }
 
 // decode decodes one complete header block, appending its fields to out.
@@ -279,15 +282,14 @@ type blockStats struct {
 func (d *hdecoder) decode(p []byte, out []event.Header, maxList int) ([]event.Header, blockStats, error) {
 	var st blockStats
 	sawField := false
-	list := 0
 	d.leadUpdates = 0
 	emit := func(h event.Header) {
 		st.fields++
 		if !h.Unknown {
 			st.decoded++
 		}
-		list += len(h.Name) + len(h.Value) + entryOverhead
-		if list > maxList {
+		st.size += len(h.Name) + len(h.Value) + entryOverhead
+		if st.size > maxList {
 			st.truncated = true
 			return
 		}

@@ -471,6 +471,8 @@ func (c *Conn) applySetting(dir event.Dir, id SettingID, v uint32, at event.Ref)
 		} else {
 			p.tablePending, p.hasTablePending = v, true
 		}
+	case SettingMaxHeaderListSize:
+		p.maxHeaderList = v
 	case SettingEnablePush:
 		if v > 1 {
 			c.anomaly("settings_bad_value")
