@@ -21,6 +21,14 @@ const (
 	CauseTooManyPings   = "too_many_pings"  // ENHANCE_YOUR_CALM for pings (gRPC keepalive enforcement)
 	CauseClientGoAway   = "client"          // the client sent it
 
+	// reconnect_churn
+	CauseClientConnectionClose     = "client_connection_close"      // the client sends Connection: close
+	CauseServerConnectionClose     = "server_connection_close"      // the server sends Connection: close
+	CauseClientClosesAfterResponse = "client_closes_after_response" // no one asked; the client closes after each response
+	CauseBodyNotDrained            = "body_not_drained"             // the client resets, its response unread
+	CauseConnectionsLeaked         = "connections_leaked"           // connections left open while new ones are dialled
+	CauseServerIdleTimeout         = "server_idle_timeout"          // the server closes each connection idle between requests
+
 	// resumption_failure
 	CauseTicketsDisabled   = "tickets_disabled"    // no tickets or cacheable session ids issued; offers ignored
 	CauseTicketKeyMismatch = "ticket_key_mismatch" // stateless tickets issued, none accepted: rotated or unshared keys
@@ -56,6 +64,7 @@ var Causes = map[string][]string{
 	KindResumptionFailure: {CauseTicketsDisabled, CauseTicketKeyMismatch, CauseSessionNotCached, CauseTicketExpired, CauseResumptionUnknown},
 	KindHandshakeLatency:  {CauseTCPHandshake, CauseTLSHandshake},
 	KindConnectionLost:    {CauseServerAbort, CauseClientAbort},
+	KindReconnectChurn:    {CauseClientConnectionClose, CauseServerConnectionClose, CauseClientClosesAfterResponse, CauseBodyNotDrained, CauseConnectionsLeaked, CauseServerIdleTimeout},
 	KindRequestErrors:     {CauseUnavailable, CauseOverload, CauseDeadline, CauseServerError, CauseClientError},
 	KindPacketLoss:        {CauseTimeouts, CauseFastRetransmit, CauseCaptureLoss},
 	KindProtocolAbuse:     {CauseSYNFlood, CausePingFlood, CauseSettingsFlood, CauseWindowUpdateFlood, CauseContinuationFlood, CauseHPACKBomb},

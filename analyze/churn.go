@@ -764,7 +764,7 @@ func churnFinding(in *capture, cfg ChurnConfig, p *churnPool, conns []churnConn)
 	}
 
 	k := p.key
-	f := Finding{Kind: KindReconnectChurn, Severity: sev}
+	f := Finding{Kind: KindReconnectChurn, Severity: sev, Cause: churnCause(s)}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Client %s opened %d connections to %s", clientString(k.client), s.conns, k.destination())
 	if s.known > 0 {
@@ -883,13 +883,41 @@ func churnFinding(in *capture, cfg ChurnConfig, p *churnPool, conns []churnConn)
 	return f, true
 }
 
+// churnCause tells why a pool churns, from what most of its connections
+// show: a Connection: close from either side, the client's RST (it
+// closes with the response unread), connections left open while new
+// ones are dialled, the server closing first between requests, or else
+// the client closing after each response though no one asked.
+func churnCause(s churnStats) string {
+	known := max(s.known, 1)
+	switch {
+	case s.closeReq[0] > 0 && s.closeReq[0]*2 >= known && s.closeReq[0] >= s.closeReq[1]:
+		return CauseClientConnectionClose
+	case s.closeReq[1] > 0 && s.closeReq[1]*2 >= known:
+		return CauseServerConnectionClose
+	case s.closedBy[string(tcp.CloseRSTClient)]*2 >= s.conns:
+		return CauseBodyNotDrained
+	case s.closedBy[string(tcp.CloseOpen)]*2 >= s.conns:
+		return CauseConnectionsLeaked
+	case s.closedBy[string(tcp.CloseFINServer)]+s.closedBy[string(tcp.CloseRSTServer)] > s.closedBy[string(tcp.CloseFINClient)]:
+		return CauseServerIdleTimeout
+	}
+	return CauseClientClosesAfterResponse
+}
+
+// churnCauseRemedy is the first advice for each cause.
+var churnCauseRemedy = map[string]string{
+	CauseClientConnectionClose:     "The client asks to close (Connection: close): in Go that is http.Transport.DisableKeepAlives=true or Request.Close=true; curl -H 'Connection: close'; turn them off. ",
+	CauseServerConnectionClose:     "The server asks to close: enable keep-alives on it (Go http.Server.SetKeepAlivesEnabled(true), no Connection: close in handlers; nginx keepalive_timeout > 0 and a higher keepalive_requests; haproxy option http-keep-alive; Envoy max_requests_per_connection unset or higher). ",
+	CauseBodyNotDrained:            "The client resets its connections: it closes them with response bytes unread, so they cannot be reused; read each response body to the end and close it (Go: io.Copy(io.Discard, resp.Body); resp.Body.Close()). ",
+	CauseConnectionsLeaked:         "Connections are left open and unused while new ones are dialled: the client leaks them (responses never closed, a new http.Client or Transport per request); close response bodies and share one client. ",
+	CauseServerIdleTimeout:         "The server closes each connection before the client's next request: its idle timeout is shorter than the gap between requests (nginx keepalive_timeout, Go http.Server.IdleTimeout, haproxy timeout http-keep-alive); raise it above the client's request interval, or lower the client's idle timeout below it (see keepalive_mismatch). ",
+	CauseClientClosesAfterResponse: "No one asked to close, yet the client closes after each response: its idle pool is too small for its concurrency (Go MaxIdleConnsPerHost defaults to 2) or it makes a new client or process per request. ",
+}
+
 func churnRemedy(s churnStats) string {
 	var b strings.Builder
-	if s.closeReq[0] > 0 && s.closeReq[0] >= s.closeReq[1] {
-		b.WriteString("The client asks to close (Connection: close): in Go that is http.Transport.DisableKeepAlives=true or Request.Close=true; turn both off. ")
-	} else if s.closeReq[1] > s.closeReq[0] {
-		b.WriteString("The server asks to close: enable keep-alives on it (Go http.Server.SetKeepAlivesEnabled(true), no Connection: close in handlers; nginx keepalive_timeout > 0 and a higher keepalive_requests; Envoy max_requests_per_connection unset or higher). ")
-	}
+	b.WriteString(churnCauseRemedy[churnCause(s)])
 	b.WriteString("Reuse connections: one shared http.Client/http.Transport per destination with keep-alives on (Transport.DisableKeepAlives=false, no req.Close), MaxIdleConnsPerHost above the request concurrency (the default is 2), IdleConnTimeout long enough for the request rate; always read resp.Body to EOF and Close it (an undrained body prevents reuse). ")
 	b.WriteString("Behind a proxy: nginx upstream keepalive N with proxy_http_version 1.1 and proxy_set_header Connection \"\"; Envoy max_requests_per_connection. ")
 	b.WriteString("If churn cannot be avoided, let the client not hold TIME_WAIT (server closes first) and widen net.ipv4.ip_local_port_range.")

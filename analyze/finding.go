@@ -301,11 +301,13 @@ func groupFindings(fs []Finding) []Finding {
 }
 
 // relate fills each finding's Related with the other kinds' findings
-// that name one of its connections.
+// that name one of its connections, among the first maxRelateConns of
+// each (those the report holds): memory does not grow with a churn
+// finding's hundreds of thousands of connections.
 func relate(fs []Finding) {
 	byConn := map[event.ConnID][]int{}
 	for i := range fs {
-		for _, id := range fs[i].Connections {
+		for _, id := range fs[i].Connections[:min(len(fs[i].Connections), maxRelateConns)] {
 			byConn[id] = append(byConn[id], i)
 		}
 	}
@@ -329,6 +331,9 @@ func relate(fs []Finding) {
 		}
 	}
 }
+
+// maxRelateConns bounds the connections of each finding relate reads.
+const maxRelateConns = 100
 
 func boolInt(b bool) int {
 	if b {
