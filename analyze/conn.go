@@ -299,8 +299,12 @@ type Collector struct {
 	// report built from Result's Input, whose Conns are then empty.
 	DropConns bool
 
-	// open holds the connections not yet finished, observed or not.
+	// open holds the connections not yet finished, observed or not;
+	// syns those that showed nothing but their first SYN, its ref alone
+	// (a SYN flood's million connections cost a map entry each, not a
+	// Conn and its Records, until they show more or finish).
 	open  map[event.ConnID]*Conn
+	syns  map[event.ConnID]event.Ref
 	conns []*Conn
 	a     *analysis
 }
@@ -314,6 +318,10 @@ func (k *Collector) conn(id event.ConnID) *Conn {
 	c := k.open[id]
 	if c == nil {
 		c = &Conn{Records: &Records{}}
+		if syn, ok := k.syns[id]; ok {
+			c.SYNs = []event.Ref{syn}
+			delete(k.syns, id)
+		}
 		k.open[id] = c
 	}
 	return c
@@ -342,6 +350,17 @@ func (k *Collector) Event(e *event.Event) {
 }
 
 func (k *Collector) tcpEvent(e *event.Event) {
+	if fl := layer.Flags(e.Kind); fl.Has(layer.SYN) && !fl.Has(layer.ACK) && e.Bits == 0 {
+		if _, seen := k.open[e.Conn]; !seen {
+			if _, again := k.syns[e.Conn]; !again {
+				if k.syns == nil {
+					k.syns = map[event.ConnID]event.Ref{}
+				}
+				k.syns[e.Conn] = e.Ref // the first SYN: kept alone
+				return
+			}
+		}
+	}
 	c := k.conn(e.Conn)
 	var dropped int
 	switch fl := layer.Flags(e.Kind); {
@@ -453,6 +472,11 @@ func (k *Collector) App(tc *tcp.Conn, app *dissect.App) {
 // brought up to date.
 func (k *Collector) Finish(tc *tcp.Conn, app *dissect.App) {
 	c := k.open[tc.ID]
+	if c == nil {
+		if _, ok := k.syns[tc.ID]; ok {
+			c = k.conn(tc.ID) // its first SYN becomes a Conn's
+		}
+	}
 	delete(k.open, tc.ID)
 	if c == nil || !c.observed {
 		if c == nil {
