@@ -38,7 +38,7 @@ import (
 // left behind however the run ends.
 
 // spillBuffer bounds the bytes of the records waiting to be written.
-var spillBuffer = 8 << 20
+var spillBuffer = 2 << 20
 
 // spillReadBuffer is the read buffer of each run while they are merged.
 const spillReadBuffer = 32 << 10
