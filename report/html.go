@@ -97,6 +97,7 @@ type htmlPage struct {
 
 type htmlFinding struct {
 	analyze.Finding
+	Slice      string // the annotated pcapng of its packets, if written
 	Sev        string
 	Index      int
 	Metrics    []htmlKV
@@ -324,7 +325,7 @@ func newHTMLPage(r *Report) (*htmlPage, error) {
 	named := map[event.ConnID][]int{}
 	cited := map[event.ConnID][]uint64{}
 	for i, f := range r.Findings {
-		hf := htmlFinding{Finding: f.Finding, Sev: f.Severity.String(), Index: i + 1,
+		hf := htmlFinding{Finding: f.Finding, Slice: f.Slice, Sev: f.Severity.String(), Index: i + 1,
 			Reasons: strings.Join(f.Confidence.Reasons, "; ")}
 		for _, k := range slices.Sorted(maps.Keys(f.Metrics)) {
 			hf.Metrics = append(hf.Metrics, htmlKV{k, htmlMetricText(f.Metrics[k])})

@@ -78,15 +78,19 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 				len(r.Findings)-i, len(r.Findings))
 			break
 		}
-		r.writeMDFinding(ew, i+1, &r.Findings[i].Finding, tli, connIndex, start)
+		r.writeMDFinding(ew, i+1, &r.Findings[i], tli, connIndex, start)
 	}
 	return ew.err
 }
 
 // writeMDFinding writes finding number n.
-func (r *Report) writeMDFinding(ew *errWriter, n int, f *analyze.Finding, tli map[event.ConnID]*Timeline, conns map[event.ConnID]*tcp.Summary, start time.Time) {
+func (r *Report) writeMDFinding(ew *errWriter, n int, rf *Finding, tli map[event.ConnID]*Timeline, conns map[event.ConnID]*tcp.Summary, start time.Time) {
+	f := &rf.Finding
 	ew.printf("\n## %d. %s `%s`\n\n%s\n\n", n, strings.ToUpper(f.Severity.String()), f.Kind, mdText(f.Summary))
-	if f.ID != "" {
+	switch {
+	case rf.Slice != "":
+		ew.printf("- **ID:** %s; its packets, annotated: %s\n", mdInlineCode(f.ID), mdInlineCode(rf.Slice))
+	case f.ID != "":
 		ew.printf("- **ID:** %s (`h2scope slice --finding %s` cuts its packets into a pcapng)\n", mdInlineCode(f.ID), printable(f.ID))
 	}
 	ew.printf("- **Connections:** %s\n", mdConns(f.Connections))

@@ -74,6 +74,9 @@ type Finding struct {
 	// evidence first), with connections_included "named", or all of them
 	// with "none"; absent when none is left out (always with "all").
 	ConnectionsOmitted int `json:"connections_omitted,omitempty"`
+	// Slice is the annotated pcapng of the finding's packets, when one
+	// was written (analyze --slices); the reports name it.
+	Slice string `json:"slice,omitempty"`
 }
 
 // EachTimeline calls fn with the timeline of each connection in

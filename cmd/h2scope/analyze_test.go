@@ -285,21 +285,32 @@ func TestAnalyzeConnectionsAll(t *testing.T) {
 // finding, named by its id, and refuses standard input.
 func TestAnalyzeSlices(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "slices")
-	j := filepath.Join(t.TempDir(), "r.json")
-	_, errOut, code := runCLI(t, "analyze", "--slices", dir, "--json", j, "../../testdata/pcaps/http1-nokeepalive.pcapng")
+	out := t.TempDir()
+	j, md, html := filepath.Join(out, "r.json"), filepath.Join(out, "r.md"), filepath.Join(out, "r.html")
+	_, errOut, code := runCLI(t, "analyze", "--slices", dir, "--json", j, "--md", md, "--html", html, "../../testdata/pcaps/http1-nokeepalive.pcapng")
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	var rep struct {
 		Findings []struct {
-			ID string `json:"id"`
+			ID    string `json:"id"`
+			Slice string `json:"slice"`
 		} `json:"findings"`
 	}
 	if err := json.Unmarshal(readFile(t, j), &rep); err != nil || len(rep.Findings) == 0 {
 		t.Fatalf("report: %v, %d findings", err, len(rep.Findings))
 	}
 	for _, f := range rep.Findings {
-		b := readFile(t, filepath.Join(dir, f.ID+".pcapng"))
+		path := filepath.Join(dir, f.ID+".pcapng")
+		if f.Slice != path {
+			t.Errorf("%s: the report names slice %q, want %q", f.ID, f.Slice, path)
+		}
+		for _, r := range []string{md, html} {
+			if !strings.Contains(string(readFile(t, r)), path) {
+				t.Errorf("%s does not name %s", filepath.Base(r), path)
+			}
+		}
+		b := readFile(t, path)
 		if len(b) < 28 || string(b[:4]) != "\x0a\x0d\x0d\x0a" {
 			t.Errorf("%s.pcapng: not a pcapng (%d bytes)", f.ID, len(b))
 		}

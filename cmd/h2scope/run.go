@@ -597,9 +597,15 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	code := reportFaults(input.Stats, stderr)
 	if *slicesDir != "" && len(res.Findings) > 0 {
 		so := slice.Options{Dissect: dissect.Options{Keys: opts.Keys}, Config: cfg, Redact: in.red.Text, Names: names, Version: version.Read().String()}
-		if _, err := slice.WriteFindings(ctx, files, *slicesDir, so, res.Findings); err != nil {
+		paths, err := slice.WriteFindings(ctx, files, *slicesDir, so, res.Findings)
+		if err != nil {
 			fmt.Fprintf(stderr, "h2scope analyze --slices: %v\n", err)
 			return exitUsage
+		}
+		for i := range rep.Findings { // the reports name them
+			if i < len(paths) {
+				rep.Findings[i].Slice = paths[i]
+			}
 		}
 	}
 	if code == exitOK && *failOn != "" {
