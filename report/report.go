@@ -457,12 +457,16 @@ func (b *Builder) finish(p *pendingConn, sum *tcp.Summary) {
 		b.recEnc = newJSONEncoder(&b.recBuf)
 	}
 	b.recBuf.Reset()
-	if err := b.recEnc.Encode(&rec); err != nil {
-		b.err = fmt.Errorf("report: connection %d: %w", rec.ID, err)
-		return
+	recJSON, fast := appendRecordJSON(b.recBuf.AvailableBuffer(), &rec)
+	if !fast {
+		if err := b.recEnc.Encode(&rec); err != nil {
+			b.err = fmt.Errorf("report: connection %d: %w", rec.ID, err)
+			return
+		}
+		recJSON = bytes.TrimSuffix(b.recBuf.Bytes(), []byte("\n"))
 	}
 	b.enc.b = b.enc.b[:0]
-	encodeSpill(&b.enc, &head, bytes.TrimSuffix(b.recBuf.Bytes(), []byte("\n")), &tl)
+	encodeSpill(&b.enc, &head, recJSON, &tl)
 	b.spill.add(rec.ID, bytes.Clone(b.enc.b))
 }
 

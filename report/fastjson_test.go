@@ -1,0 +1,71 @@
+package report
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"net/netip"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/h2scope/h2scope/dissect"
+	"github.com/h2scope/h2scope/dissect/tcp"
+)
+
+// TestRecordJSONFast checks appendRecordJSON against encoding/json
+// (through the report's encoder) on every connection of the project's
+// and the corpus's captures, and on summaries made to hit its edges:
+// byte-identical where it answers, declining where it cannot be.
+func TestRecordJSONFast(t *testing.T) {
+	var files []string
+	for _, g := range []string{"../testdata/pcaps/*.pcap*", "../testdata/pcaps/*/*.pcap*", "../../shared/corpus/*/*.pcap*", "../../shared/corpus/*/*/*.pcap*"} {
+		m, _ := filepath.Glob(g)
+		files = append(files, m...)
+	}
+	fast, slow := 0, 0
+	check := func(name string, rec ConnRecord) {
+		t.Helper()
+		var want bytes.Buffer
+		err := newJSONEncoder(&want).Encode(&rec)
+		got, ok := appendRecordJSON(nil, &rec)
+		if err != nil {
+			if ok {
+				t.Errorf("%s: encoding/json refuses connection %d (%v), the fast path wrote %s", name, rec.ID, err, got)
+			}
+			return
+		}
+		if !ok {
+			slow++
+			return
+		}
+		fast++
+		if w := bytes.TrimSuffix(want.Bytes(), []byte("\n")); !bytes.Equal(got, w) {
+			t.Errorf("%s: connection %d:\n got %s\nwant %s", name, rec.ID, got, w)
+		}
+	}
+	for _, f := range files {
+		_, err := dissect.Run(context.Background(), []string{f}, dissect.Options{Dissect: true, OnConn: func(c *tcp.Conn, app *dissect.App) {
+			s := c.Summary
+			check(f, NewConnRecord(&s, app))
+			check(f, NewConnRecord(&s, nil)) // the bare TCP record of every connection
+		}})
+		if err != nil {
+			continue // a corrupt test capture: its connections were checked
+		}
+	}
+	// Edges: float formats, null pointers, odd years, strings to escape.
+	one := 3
+	for _, s := range []tcp.Summary{
+		{DurationMS: 1e-7}, {DurationMS: 2e21}, {DurationMS: 123456.789012}, {DurationMS: math.SmallestNonzeroFloat64},
+		{FirstTS: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}, {History: "S\x1b"}, {ConnState: `a"b`},
+		{WindowScale: tcp.WindowScale{C2S: &one}}, {Proto: "http2", ClientGuessed: true},
+	} {
+		s.Client, s.Server = netip.MustParseAddrPort("[2001:db8::1%eth0]:443"), netip.MustParseAddrPort("10.0.0.1:80")
+		check("edge", NewConnRecord(&s, nil))
+	}
+	if fast == 0 {
+		t.Fatal("the fast path never answered")
+	}
+	t.Logf("%d records written by the fast path, %d by encoding/json", fast, slow)
+}
