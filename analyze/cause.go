@@ -34,6 +34,7 @@ const (
 	CauseTicketKeyMismatch = "ticket_key_mismatch" // stateless tickets issued, none accepted: rotated or unshared keys
 	CauseSessionNotCached  = "session_not_cached"  // session ids or stateful tickets the server's cache does not hold
 	CauseTicketExpired     = "ticket_expired"      // offered after the ticket's lifetime
+	CauseClientNotOffering = "client_not_offering" // tickets issued, but the client reconnects without offering one
 	CauseResumptionUnknown = "unknown"             // TLS 1.3 not decrypted: tickets invisible
 
 	// keepalive_mismatch
@@ -61,7 +62,7 @@ var Causes = map[string][]string{
 	KindGoAway:            {CauseGraceful, CauseStreamsRefused, CauseGoAwayError, CauseTooManyPings, CauseClientGoAway},
 	KindSYNRetransmit:     {CauseRefused, CauseUnanswered, CauseRetried},
 	KindKeepaliveMismatch: {CauseIdleClose, CauseReuseRace},
-	KindResumptionFailure: {CauseTicketsDisabled, CauseTicketKeyMismatch, CauseSessionNotCached, CauseTicketExpired, CauseResumptionUnknown},
+	KindResumptionFailure: {CauseTicketsDisabled, CauseTicketKeyMismatch, CauseSessionNotCached, CauseTicketExpired, CauseResumptionUnknown, CauseClientNotOffering},
 	KindHandshakeLatency:  {CauseTCPHandshake, CauseTLSHandshake},
 	KindConnectionLost:    {CauseServerAbort, CauseClientAbort},
 	KindReconnectChurn:    {CauseClientConnectionClose, CauseServerConnectionClose, CauseClientClosesAfterResponse, CauseBodyNotDrained, CauseConnectionsLeaked, CauseServerIdleTimeout},

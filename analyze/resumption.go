@@ -470,7 +470,13 @@ func (d *resumptionFold) findings(in *capture) []Finding {
 	var out []Finding
 	for _, g := range d.sortedGroups() {
 		fn := g.funnel()
-		if fn.offered == 0 || fn.failed < max(cfg.MinFailures, 1) || float64(fn.failed)/float64(fn.offered) < cfg.MinFailRatio {
+		if fn.offered == 0 {
+			if hs := g.notOffering(); len(hs) >= max(cfg.MinFailures, 1) {
+				out = append(out, notOfferingFinding(in, g, fn, hs))
+			}
+			continue
+		}
+		if fn.failed < max(cfg.MinFailures, 1) || float64(fn.failed)/float64(fn.offered) < cfg.MinFailRatio {
 			continue
 		}
 		out = append(out, resumptionFinding(in, g, fn))
@@ -613,4 +619,58 @@ func resumptionCause(fn funnel) string {
 		}
 	}
 	return best
+}
+
+// notOffering returns the full handshakes of a group that offered
+// nothing to resume although an earlier connection of the same client to
+// the same server had visibly been issued a session ticket in time: the
+// ClientHello came a round trip after that connection's ServerHello or
+// later, when the ticket had arrived (TLS 1.3 sends it after the
+// client's Finished). Concurrent connections opened before any ticket
+// came are not counted. Only the handshakes kept one by one are read.
+func (g *tlsGroup) notOffering() []*tlsHandshake {
+	var out []*tlsHandshake
+	var ticketAt time.Time // when the first ticket was surely there
+	for _, h := range g.hs {
+		if h.ch == nil || h.sh == nil {
+			continue
+		}
+		if !ticketAt.IsZero() && h.full() && h.offer == offerNone && h.ch.TS.After(ticketAt) {
+			out = append(out, h)
+		}
+		if h.tickets > 0 && h.ticketsVisible() {
+			at := h.sh.TS.Add(h.sh.TS.Sub(h.ch.TS))
+			if ticketAt.IsZero() || at.Before(ticketAt) {
+				ticketAt = at
+			}
+		}
+	}
+	return out
+}
+
+// notOfferingFinding reports a client that does not offer the tickets it
+// was issued: hs are its full handshakes that could have resumed.
+func notOfferingFinding(in *capture, g *tlsGroup, fn funnel, hs []*tlsHandshake) Finding {
+	f := Finding{Kind: KindResumptionFailure, Severity: Warning, Cause: CauseClientNotOffering}
+	dest := g.server.String()
+	if g.sni != "" {
+		dest += " (" + g.sni + ")"
+	}
+	f.Summary = fmt.Sprintf("Client %s made %d full TLS handshakes to %s without offering to resume, though the server had issued it session tickets on an earlier connection: the client keeps no session cache",
+		clientString(g.client), len(hs), dest)
+	f.Metrics = map[string]any{"handshakes": fn.handshakes, "full_handshakes": fn.full, "not_offering": len(hs), "offered": 0}
+	var involved []connReasons
+	for i, h := range hs {
+		f.Connections = append(f.Connections, h.id)
+		involved = append(involved, h.reasons)
+		if i < 8 {
+			f.Evidence = append(f.Evidence, evidence(h.id, 0, *h.ch, "ClientHello offers no ticket, PSK or known session id"))
+		}
+	}
+	f.Confidence = confidenceOf(in, involved...)
+	f.Remedy = "Give the client a session cache: Go tls.Config.ClientSessionCache = tls.NewLRUClientSessionCache(n) (nil, the " +
+		"default, disables resumption; share the tls.Config across connections); curl resumes only within one process " +
+		"(one run with several URLs or --parallel); OpenSSL clients need SSL_SESS_CACHE_CLIENT or SSL_set_session; " +
+		"Python reuses an SSLSession only when passed to wrap_socket(session=...)."
+	return f
 }

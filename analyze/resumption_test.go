@@ -158,3 +158,25 @@ func TestResumptionCorpus(t *testing.T) {
 		})
 	}
 }
+
+// TestClientNotOffering: a client issued tickets that reconnects without
+// offering them keeps no session cache; connections opened before any
+// ticket could have come do not count.
+func TestClientNotOffering(t *testing.T) {
+	none := []string{"none"}
+	detect := func(in *Input) []Finding { return detectResumptionFailure(in, defaultResumption()) }
+	later := []*Conn{
+		synTLS{id: 0, at: 0, version: "TLS 1.2", offered: none, tickets: 1}.build(),
+		synTLS{id: 1, at: time.Second, version: "TLS 1.2", offered: none, tickets: 1}.build(),
+		synTLS{id: 2, at: 2 * time.Second, version: "TLS 1.2", offered: none, tickets: 1}.build(),
+	}
+	checkFindings(t, run(detect, later...), KindResumptionFailure, &findingWant{sev: Warning, cause: CauseClientNotOffering,
+		summary: "Client 10.0.0.5 made 2 full TLS handshakes to 10.0.0.9:443 (api.test) without offering to resume",
+		frames:  []uint64{104, 204}, metrics: map[string]float64{"not_offering": 2}, remedyHas: "ClientSessionCache"})
+	concurrent := []*Conn{ // all within the first one's round trip
+		synTLS{id: 0, at: 0, version: "TLS 1.2", offered: none, tickets: 1}.build(),
+		synTLS{id: 1, at: time.Millisecond / 2, version: "TLS 1.2", offered: none, tickets: 1}.build(),
+		synTLS{id: 2, at: time.Millisecond, version: "TLS 1.2", offered: none, tickets: 1}.build(),
+	}
+	checkFindings(t, run(detect, concurrent...), KindResumptionFailure, nil)
+}

@@ -46,6 +46,10 @@ var expectedCorpusFindings = map[string][]string{
 	// Connection 1 offers the session id connection 0's server issued (frames 6, 27), connection 2 the one
 	// connection 1 got; the server answers both with new session ids and full handshakes.
 	"zeek/tls/ssl.v3.pcap": {"resumption_failure"},
+	// Five TLS 1.2 connections to www.google.com seconds apart: the server issues a NewSessionTicket every time
+	// (frames 9, 23, 37, 51), the client's next ClientHello carries an empty session_ticket extension and no
+	// session id: a client without a session cache (client_not_offering).
+	"zeek/tls/google-cert-repeat.pcap": {"resumption_failure"},
 	// After 908 s idle the client sends "GET " on its kept connection and the server answers RST: a stale keep-alive reuse.
 	"arkime/long-session.pcap": {"keepalive_mismatch"},
 }
