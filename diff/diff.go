@@ -144,8 +144,24 @@ type PoolStats struct {
 	Offered        int      `json:"resumption_offered,omitempty"`
 	Accepted       int      `json:"resumption_accepted,omitempty"`
 	ResumptionRate *float64 `json:"resumption_rate"`
-	// known sums the connections whose requests are known.
-	known int
+	// TimeWait says which side holds TIME_WAIT: the one that closed
+	// most connections first ("client", "server"; "" when none closed).
+	TimeWait string `json:"time_wait,omitempty"`
+	// FailedRequests and ErrorRate are from the side's request_errors
+	// finding on the pool (failed over requests); nil without one.
+	FailedRequests *float64 `json:"failed_requests,omitempty"`
+	ErrorRate      *float64 `json:"error_rate,omitempty"`
+	// ResetsPer1000 counts the streams reset per 1,000 requests, by the
+	// cause of the side's rst_storm findings on the pool.
+	ResetsPer1000 map[string]float64 `json:"resets_per_1000,omitempty"`
+	// StalledMS sums the stalled time of the side's window_stall
+	// findings on the pool.
+	StalledMS *float64 `json:"stalled_ms,omitempty"`
+	// known sums the connections whose requests are known;
+	// closedBy[0] and [1] the connections the client and the server
+	// closed first.
+	known    int
+	closedBy [2]int
 }
 
 // poolKey is a pool's name: the server name (SNI, else Host or
@@ -195,6 +211,8 @@ func pools(s *Side) (map[string]*PoolStats, map[string]string) {
 		p.Connections += r.Connections
 		p.Requests += r.Requests
 		p.known += r.Connections - r.UnknownConns
+		p.closedBy[0] += r.ClosedByClient
+		p.closedBy[1] += r.ClosedByServer
 	}
 	for _, r := range s.Tables.Resumption {
 		k := poolKey(r.SNI, r.Server)
@@ -207,6 +225,12 @@ func pools(s *Side) (map[string]*PoolStats, map[string]string) {
 		p.Accepted += r.Accepted
 	}
 	for _, p := range out {
+		switch {
+		case p.closedBy[0] > 0 && p.closedBy[0] >= p.closedBy[1]:
+			p.TimeWait = "client"
+		case p.closedBy[1] > 0:
+			p.TimeWait = "server"
+		}
 		if p.known > 0 {
 			v := round(float64(p.Requests) / float64(p.known))
 			p.RequestsPerConn = &v
@@ -327,6 +351,8 @@ func Compare(before, after *Side, opts Options) *Result {
 	}
 	churnRate(before, bp, bsrv)
 	churnRate(after, ap, asrv)
+	findingFigures(before, bp, bsrv)
+	findingFigures(after, ap, asrv)
 
 	// Pools side by side.
 	inverse := map[string]string{}
@@ -464,4 +490,59 @@ func (r *Result) FailOn(sev analyze.Severity) bool {
 		}
 	}
 	return false
+}
+
+// findingFigures adds to each pool of s the figures its findings give:
+// failed requests and the error rate (request_errors), streams reset per
+// 1,000 requests by cause (rst_storm), stalled time (window_stall).
+func findingFigures(s *Side, ps map[string]*PoolStats, srv map[string]string) {
+	metric := func(f *Finding, name string) (float64, bool) {
+		switch v := f.Metrics[name].(type) {
+		case float64:
+			return v, true
+		case int:
+			return float64(v), true
+		case int64:
+			return float64(v), true
+		case uint64:
+			return float64(v), true
+		}
+		return 0, false
+	}
+	for i := range s.Findings {
+		f := &s.Findings[i]
+		p := ps[findingPool(s, f, srv)]
+		if p == nil {
+			continue
+		}
+		switch f.Kind {
+		case analyze.KindRequestErrors:
+			failed, ok1 := metric(f, "failed")
+			reqs, ok2 := metric(f, "requests")
+			if ok1 && ok2 && reqs > 0 {
+				if p.FailedRequests != nil {
+					failed += *p.FailedRequests
+				}
+				rate := round(failed / reqs)
+				p.FailedRequests, p.ErrorRate = &failed, &rate
+			}
+		case analyze.KindRSTStorm:
+			n, ok := metric(f, "streams_reset")
+			if ok && p.Requests > 0 {
+				if p.ResetsPer1000 == nil {
+					p.ResetsPer1000 = map[string]float64{}
+				}
+				p.ResetsPer1000[f.Cause] = round(p.ResetsPer1000[f.Cause] + 1000*n/float64(p.Requests))
+			}
+		case analyze.KindWindowStall:
+			ms, ok := metric(f, "total_stall_ms")
+			if ok {
+				if p.StalledMS != nil {
+					ms += *p.StalledMS
+				}
+				v := round(ms)
+				p.StalledMS = &v
+			}
+		}
+	}
 }

@@ -260,3 +260,37 @@ func TestCompareByCause(t *testing.T) {
 		t.Errorf("order: %s first, %s last; want new first, unchanged last", r.Findings[0].Status, r.Findings[len(r.Findings)-1].Status)
 	}
 }
+
+// TestPoolFigures: the figures findings give a pool — error rate, resets
+// per 1,000 requests by cause, stalled time — and which side holds
+// TIME_WAIT, before and after.
+func TestPoolFigures(t *testing.T) {
+	side := func(name string, closedByClient, closedByServer int, fs ...Finding) *Side {
+		s := &Side{Source: name, Findings: fs, conns: map[int]ConnRecord{0: {ID: 0, Server: "10.0.0.1:443"}}}
+		s.Tables.Pools = []analyze.PoolRow{{Client: "10.0.0.2", Server: "10.0.0.1:443", Name: "api.example", Connections: 4,
+			Requests: 200, ClosedByClient: closedByClient, ClosedByServer: closedByServer}}
+		return s
+	}
+	f := func(kind, cause string, m map[string]any) Finding {
+		return Finding{ID: kind + "-1", Kind: kind, Cause: cause, Severity: analyze.Warning, Connections: []int{0}, Metrics: m}
+	}
+	before := side("b", 1, 3,
+		f("request_errors", "unavailable", map[string]any{"failed": 50.0, "requests": 200.0}),
+		f("rst_storm", "client_cancel", map[string]any{"streams_reset": 40.0}),
+		f("window_stall", "h2_stream_window", map[string]any{"total_stall_ms": 1500.0}))
+	after := side("a", 4, 0)
+	p := pool(t, Compare(before, after, Options{}))
+	b, a := p.Before, p.After
+	if b.TimeWait != "server" || a.TimeWait != "client" {
+		t.Errorf("TIME_WAIT %q → %q, want server → client", b.TimeWait, a.TimeWait)
+	}
+	if b.ErrorRate == nil || *b.ErrorRate != 0.25 || a.ErrorRate != nil {
+		t.Errorf("error rate %v → %v, want 0.25 → none", b.ErrorRate, a.ErrorRate)
+	}
+	if b.ResetsPer1000["client_cancel"] != 200 || len(a.ResetsPer1000) != 0 {
+		t.Errorf("resets per 1,000 requests %v → %v, want client_cancel 200 → none", b.ResetsPer1000, a.ResetsPer1000)
+	}
+	if b.StalledMS == nil || *b.StalledMS != 1500 || a.StalledMS != nil {
+		t.Errorf("stalled %v → %v, want 1500 ms → none", b.StalledMS, a.StalledMS)
+	}
+}

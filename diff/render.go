@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/olekukonko/tablewriter"
@@ -90,10 +92,34 @@ func poolCells(p PoolDiff) []string {
 		cell(func(s *PoolStats) string { return fval(s.RequestsPerConn) }),
 		cell(func(s *PoolStats) string { return fval(s.ConnsPerSecond) }),
 		cell(func(s *PoolStats) string { return fval(s.ResumptionRate) }),
+		cell(func(s *PoolStats) string { return or(s.TimeWait, "-") }),
+		cell(func(s *PoolStats) string { return fval(s.ErrorRate) }),
+		cell(func(s *PoolStats) string { return resets(s.ResetsPer1000) }),
+		cell(func(s *PoolStats) string { return fval(s.StalledMS) }),
 	}
 }
 
-var poolHeader = []string{"Pool", "Conns", "Reqs/conn", "New conns/s", "Resumption rate"}
+var poolHeader = []string{"Pool", "Conns", "Reqs/conn", "New conns/s", "Resumption rate", "TIME_WAIT", "Error rate", "Resets/1k reqs", "Stalled ms"}
+
+// or returns s, or def when s is empty.
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// resets renders resets per 1,000 requests by cause: "client_cancel 12".
+func resets(m map[string]float64) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	var parts []string
+	for _, c := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, c+" "+num(m[c]))
+	}
+	return strings.Join(parts, ", ")
+}
 
 // methodCells returns a gRPC method's figures on both sides, as
 // poolCells does: calls, failed calls, p50 and p99 duration (ms).
@@ -198,7 +224,7 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 		}
 	}
 	if len(r.Pools) > 0 {
-		b.WriteString("\n## Pools\n\n| " + strings.Join(poolHeader, " | ") + " |\n|---|---|---|---|---|\n")
+		b.WriteString("\n## Pools\n\n| " + strings.Join(poolHeader, " | ") + " |\n|" + strings.Repeat("---|", len(poolHeader)) + "\n")
 		for _, p := range r.Pools {
 			cells := append([]string{p.Pool}, poolCells(p)...)
 			for i := range cells {
