@@ -23,6 +23,10 @@ type ProtocolAbuseConfig struct {
 	// request).
 	FloodFrames    int
 	FloodPerStream int
+	// FloodRate is the least rate of those frames, per second over the
+	// connection's life, that is a flood (a long download's window
+	// updates or keepalive PINGs over hours are none).
+	FloodRate float64
 	// SYNFlood is the least number of unanswered SYNs to one server, and
 	// SYNFloodSources the least number of distinct sources they come
 	// from, that are a SYN flood.
@@ -31,12 +35,13 @@ type ProtocolAbuseConfig struct {
 }
 
 func defaultProtocolAbuse() ProtocolAbuseConfig {
-	return ProtocolAbuseConfig{FloodFrames: 1000, FloodPerStream: 100, SYNFlood: 1000, SYNFloodSources: 100}
+	return ProtocolAbuseConfig{FloodFrames: 1000, FloodPerStream: 100, FloodRate: 200, SYNFlood: 1000, SYNFloodSources: 100}
 }
 
 func (c *ProtocolAbuseConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.FloodFrames, "abuse-flood-frames", c.FloodFrames, "protocol_abuse: control frames of one type from a client on one connection that are a flood")
 	fs.IntVar(&c.FloodPerStream, "abuse-flood-per-stream", c.FloodPerStream, "protocol_abuse: least such frames per stream the client opened")
+	fs.Float64Var(&c.FloodRate, "abuse-flood-rate", c.FloodRate, "protocol_abuse: least rate of such frames, per second over the connection, that is a flood")
 	fs.IntVar(&c.SYNFlood, "abuse-syn-flood", c.SYNFlood, "protocol_abuse: unanswered SYNs to one server that are a SYN flood")
 	fs.IntVar(&c.SYNFloodSources, "abuse-syn-sources", c.SYNFloodSources, "protocol_abuse: least distinct sources of a SYN flood")
 }
@@ -155,16 +160,15 @@ func (d *protocolAbuse) observe(c *Conn) {
 	streams = max(streams, h.Streams/2) // records may be capped
 	for _, ft := range floodTypes {
 		n := int(h.Frames.C2S[ft.t.String()])
-		if n < d.cfg.FloodFrames || n < d.cfg.FloodPerStream*max(streams, 1) {
+		span := max(c.TCP.LastTS.Sub(c.TCP.FirstTS), time.Second)
+		if n < d.cfg.FloodFrames || n < d.cfg.FloodPerStream*max(streams, 1) || float64(n)/span.Seconds() < d.cfg.FloodRate {
 			continue
 		}
 		f := Finding{Kind: KindProtocolAbuse, Cause: ft.cause, Severity: Critical, Connections: []event.ConnID{c.ID()}}
 		f.Summary = fmt.Sprintf("Client %s sent %d %s frames on connection %s to %s, %d per stream it opened (%d): a %s",
 			c.Client(), n, ft.t, connText(c.ID()), c.Server(), n/max(streams, 1), streams, spaced(ft.cause))
 		f.Metrics = map[string]any{"frames": n, "streams": streams, "per_stream": n / max(streams, 1)}
-		if span := c.TCP.LastTS.Sub(c.TCP.FirstTS); span > 0 {
-			f.Metrics["rate_per_s"] = roundTo(float64(n)/span.Seconds(), 1)
-		}
+		f.Metrics["rate_per_s"] = roundTo(float64(n)/span.Seconds(), 1)
 		f.Evidence = append(f.Evidence, evidence(c.ID(), 0, event.Ref{Frame: c.TCP.FirstFrame, TS: c.TCP.FirstTS}, "the connection opens"))
 		f.Confidence = confidence(nil, c)
 		f.Remedy = abuseRemedy[ft.cause]
@@ -201,19 +205,36 @@ func (d *protocolAbuse) final(c *Conn) {
 	if d.syns == nil {
 		d.syns = map[netip.AddrPort]*synFlood{}
 	}
-	s := d.syns[c.Server()]
-	if s == nil {
-		if len(d.syns) >= maxPools {
-			return // a scan of many servers: each with few SYNs, no flood
-		}
-		s = &synFlood{}
-		d.syns[c.Server()] = s
-	}
+	s := d.flood(c.Server())
 	s.n++
 	s.sources.add(c.Client())
 	s.span(event.Ref{Frame: t.FirstFrame, TS: t.FirstTS})
 	s.keep(floodSYN{c.ID(), event.Ref{Frame: t.FirstFrame, TS: t.FirstTS}, reasonsOf(c)})
 }
+
+// flood returns the unanswered SYNs of srv; past maxPools servers (a
+// scan), new ones share one entry, anyServer, so that a flood is still
+// seen whatever came first.
+func (d *protocolAbuse) flood(srv netip.AddrPort) *synFlood {
+	if d.syns == nil {
+		d.syns = map[netip.AddrPort]*synFlood{}
+	}
+	s := d.syns[srv]
+	if s == nil {
+		if len(d.syns) >= maxPools {
+			srv = anyServer
+			if s = d.syns[srv]; s != nil {
+				return s
+			}
+		}
+		s = &synFlood{}
+		d.syns[srv] = s
+	}
+	return s
+}
+
+// anyServer is the server of the SYNs folded past maxPools servers.
+var anyServer netip.AddrPort
 
 // span widens the flood's span to ref.
 func (s *synFlood) span(ref event.Ref) {
@@ -243,15 +264,9 @@ func (s *synFlood) keep(f floodSYN) {
 func (d *protocolAbuse) merge(o detector) {
 	od := o.(*protocolAbuse)
 	d.found = append(d.found, od.found...)
-	for srv, os := range od.syns {
-		if d.syns == nil {
-			d.syns = map[netip.AddrPort]*synFlood{}
-		}
-		s := d.syns[srv]
-		if s == nil {
-			d.syns[srv] = os
-			continue
-		}
+	for _, srv := range sortedAddrPorts(od.syns) {
+		os := od.syns[srv]
+		s := d.flood(srv)
 		s.n += os.n
 		s.sources.merge(&os.sources)
 		s.span(os.first)
@@ -278,8 +293,12 @@ func (d *protocolAbuse) findings(in *capture) []Finding {
 		f := Finding{Kind: KindProtocolAbuse, Cause: CauseSYNFlood, Severity: Critical}
 		span := s.last.TS.Sub(s.first.TS)
 		rate := float64(s.n) / max(span, time.Millisecond).Seconds()
+		to := srv.String()
+		if srv == anyServer {
+			to = fmt.Sprintf("servers past the first %d", maxPools)
+		}
 		f.Summary = fmt.Sprintf("%d SYNs to %s from about %d sources were never answered, %s/s over %s: a SYN flood",
-			s.n, srv, sources, fmtRate(rate), fmtDur(span))
+			s.n, to, sources, fmtRate(rate), fmtDur(span))
 		f.Metrics = map[string]any{"syns": s.n, "sources": sources, "rate_per_s": roundTo(rate, 1),
 			"estimated": "sources is estimated by linear counting (exact to a few percent up to about 20,000)"}
 		var reasons []connReasons

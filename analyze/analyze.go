@@ -241,6 +241,7 @@ func (c *Config) rules() []rule {
 
 		count("abuse-flood-frames", &c.ProtocolAbuse.FloodFrames, 1),
 		count("abuse-flood-per-stream", &c.ProtocolAbuse.FloodPerStream, 1),
+		nonNeg("abuse-flood-rate", &c.ProtocolAbuse.FloodRate),
 		count("abuse-syn-flood", &c.ProtocolAbuse.SYNFlood, 1),
 		count("abuse-syn-sources", &c.ProtocolAbuse.SYNFloodSources, 1),
 	}

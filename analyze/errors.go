@@ -182,28 +182,57 @@ func pathOnly(p string) string {
 // (of class) or not.
 func (g *errGroup) add(c *Conn, method, status string, class int, failed bool, s errSample) {
 	g.requests++
-	m := labelOf(g.methods, method)
-	n := g.methods[m]
-	n[0]++
+	n := [2]int{1, 0}
+	if failed {
+		n[1] = 1
+	}
+	addLabel(g.methods, method, n, addPair)
 	if !failed {
-		g.methods[m] = n
 		return
 	}
-	n[1]++
-	g.methods[m] = n
 	g.classes[class]++
-	g.statuses[labelOf(g.statuses, status)]++
+	addLabel(g.statuses, status, 1, addInt)
 	s.reasons = reasonsOf(c)
 	g.sample(s)
 }
 
-// labelOf returns l, or "other" once m counts maxErrLabels labels.
-func labelOf[V any](m map[string]V, l string) string {
-	if _, ok := m[l]; ok || len(m) < maxErrLabels {
-		return l
+// addLabel adds v to m's count of label l. m counts at most
+// maxErrLabels labels apart and the rest as "other": the lexically
+// smallest ones, whatever order they came in, so that counts merge
+// exactly.
+func addLabel[V any](m map[string]V, l string, v V, add func(V, V) V) {
+	if _, ok := m[l]; ok || l == otherLabel {
+		m[l] = add(m[l], v)
+		return
 	}
-	return "other"
+	m[l] = v
+	// Past the bound, the largest label joins "other".
+	for countLabels(m) > maxErrLabels {
+		var largest string
+		for k := range m {
+			if k != otherLabel && k > largest {
+				largest = k
+			}
+		}
+		m[otherLabel] = add(m[otherLabel], m[largest])
+		delete(m, largest)
+	}
 }
+
+// otherLabel counts the labels past maxErrLabels.
+const otherLabel = "other"
+
+// countLabels counts m's labels other than otherLabel.
+func countLabels[V any](m map[string]V) int {
+	if _, ok := m[otherLabel]; ok {
+		return len(m) - 1
+	}
+	return len(m)
+}
+
+func addInt(a, b int) int { return a + b }
+
+func addPair(a, b [2]int) [2]int { return [2]int{a[0] + b[0], a[1] + b[1]} }
 
 // sample keeps s if it is among the maxEvidence lowest (connection,
 // frame) failures.
@@ -238,12 +267,10 @@ func (d *requestErrors) merge(o detector) {
 			g.classes[i] += n
 		}
 		for _, s := range sortedKeys(og.statuses) {
-			g.statuses[labelOf(g.statuses, s)] += og.statuses[s]
+			addLabel(g.statuses, s, og.statuses[s], addInt)
 		}
 		for _, m := range sortedKeys(og.methods) {
-			l := labelOf(g.methods, m)
-			n, on := g.methods[l], og.methods[m]
-			g.methods[l] = [2]int{n[0] + on[0], n[1] + on[1]}
+			addLabel(g.methods, m, og.methods[m], addPair)
 		}
 		for _, s := range og.samples {
 			g.sample(s)

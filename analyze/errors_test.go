@@ -1,6 +1,8 @@
 package analyze
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -101,4 +103,26 @@ func rep2(st, n int) []int {
 		out[i] = st
 	}
 	return out
+}
+
+// TestRequestErrorsLabelsAnyOrder: past maxErrLabels methods, the ones
+// counted apart are the same whatever order the connections finish in.
+func TestRequestErrorsLabelsAnyOrder(t *testing.T) {
+	var conns []*Conn
+	for i := range 40 {
+		c := httpConn(event.ConnID(i), 500)
+		c.Records.Exchanges[0].Path = fmt.Sprintf("/m%02d", i)
+		conns = append(conns, c)
+	}
+	fwd := run(detectRequestErrors, conns...)
+	back := slices.Clone(conns)
+	slices.Reverse(back)
+	rev := run(detectRequestErrors, back...)
+	if len(fwd) != 1 || len(rev) != 1 {
+		t.Fatalf("%d and %d findings", len(fwd), len(rev))
+	}
+	a, b := fmt.Sprint(fwd[0].Metrics["methods"], fwd[0].Summary), fmt.Sprint(rev[0].Metrics["methods"], rev[0].Summary)
+	if a != b {
+		t.Errorf("forward: %s\nreverse: %s", a, b)
+	}
 }

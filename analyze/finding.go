@@ -281,8 +281,8 @@ func groupFindings(fs []Finding) []Finding {
 		if len(g.Streams) < 100 {
 			g.Streams = append(g.Streams, f.Streams...)
 		}
-		if len(f.Evidence) > 0 {
-			g.Evidence = append(g.Evidence, f.Evidence[0])
+		if e, ok := keyEvidence(f.Evidence); ok {
+			g.Evidence = append(g.Evidence, e)
 		}
 		g.Confidence = g.Confidence.with(f.Confidence.Reasons...)
 	}
@@ -340,4 +340,18 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// keyEvidence returns the decisive item of es, else its earliest.
+func keyEvidence(es []Evidence) (Evidence, bool) {
+	if len(es) == 0 {
+		return Evidence{}, false
+	}
+	best := es[0]
+	for _, e := range es[1:] {
+		if e.Decisive && !best.Decisive || e.Decisive == best.Decisive && e.Frame < best.Frame {
+			best = e
+		}
+	}
+	return best, true
 }

@@ -167,10 +167,16 @@ func lostOf(c *Conn, race time.Duration) (lc lostConn, calls int, cause string, 
 		// A client's FIN only ends what it sends (HTTP/1.0 clients and
 		// UPnP NOTIFYs half-close after the request and read on): no
 		// abort. Its RST would be one.
-		if c.RST[event.C2S] == nil {
+		switch {
+		case c.RST[event.C2S] != nil:
+			first, lc.rst = c.RST[event.C2S], true
+		case c.RST[event.S2C] != nil:
+			// The server resets after the client's half-close: it
+			// dropped what was in flight.
+			first, closer, lc.rst = c.RST[event.S2C], event.S2C, true
+		default:
 			return lc, 0, "", false
 		}
-		first, lc.rst = c.RST[event.C2S], true
 	}
 	lc.id, lc.close, lc.reasons = c.ID(), *first, reasonsOf(c)
 	add := func(u lostUnit) {

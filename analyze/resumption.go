@@ -612,10 +612,14 @@ var findingCauses = map[string]string{
 // "no tickets", which some handshakes show only because the client left
 // before the server's NewSessionTicket.
 func resumptionCause(fn funnel) string {
+	counts := map[string]int{}
+	for c, n := range fn.causes {
+		counts[findingCauses[c]] += n
+	}
 	best, n := CauseResumptionUnknown, 0
-	for _, c := range []string{causeKeysRotated, causeCertChanged, causeSessionMiss, causeTicketsOff, causeTicketExpired, causeUnknown} {
-		if fn.causes[c] > n {
-			best, n = findingCauses[c], fn.causes[c]
+	for _, c := range []string{CauseTicketKeyMismatch, CauseSessionNotCached, CauseTicketsDisabled, CauseTicketExpired, CauseResumptionUnknown} {
+		if counts[c] > n {
+			best, n = c, counts[c]
 		}
 	}
 	return best

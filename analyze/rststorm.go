@@ -397,6 +397,9 @@ func stormFinding(in *capture, cfg RSTStormConfig, scs []*stormConn, rs []stormR
 			f.Severity = Critical
 		}
 	}
+	if hi-lo >= cfg.CriticalResets {
+		f.Severity = Critical // at that scale, whatever the cause
+	}
 	for _, c := range conns {
 		f.Connections = append(f.Connections, c.ID())
 	}
@@ -411,7 +414,7 @@ func stormFinding(in *capture, cfg RSTStormConfig, scs []*stormConn, rs []stormR
 		for _, r := range rapids[:min(len(rapids), maxEvidence/4)] {
 			f.Evidence = append(f.Evidence,
 				evidence(r.conn.ID(), r.stream, r.req, "client HEADERS opens the stream"),
-				evidence(r.conn.ID(), r.stream, r.rst, fmt.Sprintf("client RST_STREAM(%s) %.3f ms after its HEADERS", r.code, ms(r.delayed))))
+				evidence(r.conn.ID(), r.stream, r.rst, fmt.Sprintf("client RST_STREAM(%s) %.3f ms after its HEADERS", r.code, ms(r.delayed))).decisive())
 		}
 	}
 	for i := lo; i < hi && i-lo < nev; i++ {
