@@ -377,8 +377,9 @@ func stormFinding(in *capture, cfg RSTStormConfig, scs []*stormConn, rs []stormR
 	}
 	span = max(span, cfg.Window)
 	rate := float64(len(rs)) / span.Seconds()
-	if dropped > 0 {
-		// Past the collector's bound, the exact count of frames.
+	if dropped > 0 && len(conns) == 1 {
+		// Past the collector's bound, the exact count of frames over
+		// the connection's life.
 		rate = float64(frames[0]+frames[1]) / span.Seconds()
 	}
 	m["rate_per_s"] = roundTo(rate, 1)
@@ -456,8 +457,8 @@ func stormFinding(in *capture, cfg RSTStormConfig, scs []*stormConn, rs []stormR
 	switch {
 	case isRapid:
 		if dropped > 0 && int(streams[event.C2S]) > len(rapids) {
-			f.Summary = fmt.Sprintf("Rapid reset (CVE-2023-44487 pattern): client reset %d streams %s, %d of the first %d examined within %s of their HEADERS, before any response; %s",
-				streams[event.C2S], where, len(rapids), len(rs), fmtDur(cfg.RapidReset), f.Summary)
+			f.Summary = fmt.Sprintf("Rapid reset (CVE-2023-44487 pattern): client reset %d streams %s, %d of the first %d client resets examined within %s of their HEADERS, before any response; %s",
+				streams[event.C2S], where, len(rapids), side[event.C2S], fmtDur(cfg.RapidReset), f.Summary)
 		} else {
 			f.Summary = fmt.Sprintf("Rapid reset (CVE-2023-44487 pattern): client reset %d streams within %s of their HEADERS, before any response, %s; %s",
 				len(rapids), fmtDur(cfg.RapidReset), where, f.Summary)
