@@ -265,8 +265,9 @@ func printHelp(w io.Writer, fs *flag.FlagSet) {
 	}
 }
 
-// printFlag prints one flag as flag.PrintDefaults does, with two dashes,
-// its usage without the prefix that the heading above it says.
+// printFlag prints one flag as flag.PrintDefaults does, with two dashes
+// (one for a one-letter flag), its usage without the prefix that the
+// heading above it says.
 func printFlag(w io.Writer, indent, prefix string, f *flag.Flag) {
 	arg, usage := flag.UnquoteUsage(f)
 	usage = strings.TrimPrefix(usage, prefix)
@@ -280,7 +281,11 @@ func printFlag(w io.Writer, indent, prefix string, f *flag.Flag) {
 			arg = "duration"
 		}
 	}
-	line := indent + "--" + f.Name
+	dashes := "--"
+	if len(f.Name) == 1 {
+		dashes = "-" // -o, as the usage line writes it
+	}
+	line := indent + dashes + f.Name
 	if arg != "" {
 		line += " " + arg
 	}
