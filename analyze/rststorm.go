@@ -112,6 +112,31 @@ type stormServer struct {
 	// conns is then dropped.
 	stormy bool
 	conns  []*stormConn
+	over   int
+}
+
+// maxStormConns bounds the connections with resets a server keeps for
+// its cross-connection storm: those of the lowest ids, whatever the
+// order they finish in; over counts the others.
+const maxStormConns = 4096
+
+// add keeps scs, trimming past twice maxStormConns.
+func (s *stormServer) add(scs ...*stormConn) {
+	s.conns = append(s.conns, scs...)
+	if len(s.conns) >= 2*maxStormConns {
+		s.trim()
+	}
+}
+
+// trim orders the connections kept by id and keeps the first
+// maxStormConns.
+func (s *stormServer) trim() {
+	slices.SortFunc(s.conns, func(a, b *stormConn) int { return cmp.Compare(a.c.ID(), b.c.ID()) })
+	if len(s.conns) > maxStormConns {
+		s.over += len(s.conns) - maxStormConns
+		clear(s.conns[maxStormConns:])
+		s.conns = s.conns[:maxStormConns]
+	}
 }
 
 // stormConn is what rst_storm keeps of one connection with resets.
@@ -171,7 +196,7 @@ func (d *rstStorm) observe(c *Conn) {
 	case stormy:
 		srv.stormy, srv.conns = true, nil
 	case !srv.stormy:
-		srv.conns = append(srv.conns, sc)
+		srv.add(sc)
 		if d.unfinished == nil {
 			d.unfinished = map[event.ConnID]*stormRef{}
 		}
@@ -186,11 +211,11 @@ func (d *rstStorm) findings(in *capture) []Finding {
 	// Servers whose storm only shows across connections.
 	for _, addr := range sortedAddrPorts(d.servers) {
 		srv := d.servers[addr]
+		srv.trim()
 		if srv.stormy || len(srv.conns) < 2 {
 			continue
 		}
 		conns := srv.conns
-		slices.SortFunc(conns, func(a, b *stormConn) int { return cmp.Compare(a.c.ID(), b.c.ID()) })
 		var rs []stormReset
 		noErr := 0
 		for _, sc := range conns {
@@ -204,7 +229,12 @@ func (d *rstStorm) findings(in *capture) []Finding {
 		if hi-lo < cfg.MinResets {
 			continue
 		}
-		out = append(out, stormFinding(in, cfg, conns, rs, lo, hi, noErr))
+		f := stormFinding(in, cfg, conns, rs, lo, hi, noErr)
+		if srv.over > 0 {
+			f.Metrics["connections_not_examined"] = srv.over
+			f.Confidence = f.Confidence.with(fmt.Sprintf("resets of %d connections to the server past the first %d not examined", srv.over, maxStormConns))
+		}
+		out = append(out, f)
 	}
 	return out
 }
@@ -596,7 +626,8 @@ func (d *rstStorm) merge(o detector) {
 		case srv.stormy || os.stormy:
 			srv.stormy, srv.conns = true, nil
 		default:
-			srv.conns = append(srv.conns, os.conns...)
+			srv.over += os.over
+			srv.add(os.conns...)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package analyze
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
@@ -158,5 +159,31 @@ func TestRSTStormCorpus(t *testing.T) {
 	res := analyzeFile(t, corpus(t, "sv/dns-over-http2-limit/input.pcap"), "")
 	if fs := only(res, KindRSTStorm); len(fs) > 0 {
 		t.Errorf("unexpected rst_storm: %+v", fs)
+	}
+}
+
+// TestRSTStormServerBounded: a server whose connections each reset a
+// stream or two, none a storm alone, keeps a bounded number of them
+// (the lowest ids), however many there are.
+func TestRSTStormServerBounded(t *testing.T) {
+	d := &rstStorm{cfg: defaultRSTStorm(), servers: map[netip.AddrPort]*stormServer{}}
+	n := 3*maxStormConns + 17
+	for i := range n {
+		c := conn(event.ConnID(n-i), "10.0.0.1:40000", "10.0.0.2:443", uint64(10*(n-i)), 0, time.Second)
+		resetConn(c, event.C2S, "CANCEL", 1, time.Duration(n-i)*time.Second, 0, uint64(10*(n-i)+2), 1, 100*time.Millisecond)
+		c.summarize()
+		d.observe(c)
+		d.final(c)
+	}
+	srv := d.servers[netip.MustParseAddrPort("10.0.0.2:443")]
+	if len(srv.conns) >= 2*maxStormConns {
+		t.Fatalf("%d connections kept", len(srv.conns))
+	}
+	srv.trim()
+	if len(srv.conns) != maxStormConns || srv.over != n-maxStormConns || srv.conns[0].c.ID() != 1 {
+		t.Errorf("kept %d (first %d), over %d; want %d from 1, over %d", len(srv.conns), srv.conns[0].c.ID(), srv.over, maxStormConns, n-maxStormConns)
+	}
+	if len(d.unfinished) != 0 {
+		t.Errorf("%d connections left unfinished", len(d.unfinished))
 	}
 }
