@@ -190,11 +190,12 @@ func lossFinding(in *capture, cfg PacketLossConfig, k lossKey, p *lossPool) (Fin
 		return Finding{}, false
 	}
 	f := Finding{Kind: KindPacketLoss, Severity: Warning}
-	timeouts := max(p.retx-p.fast, 0)
+	fast := min(p.fast, p.retx) // the fast ones counted may be spurious
+	timeouts := p.retx - fast
 	switch {
 	case !network:
 		f.Cause, f.Severity = CauseCaptureLoss, Info
-	case timeouts >= p.fast:
+	case timeouts >= fast:
 		f.Cause = CauseTimeouts
 	default:
 		f.Cause = CauseFastRetransmit
@@ -207,7 +208,7 @@ func lossFinding(in *capture, cfg PacketLossConfig, k lossKey, p *lossPool) (Fin
 		"lossy_connections":        p.lossy,
 		"packets":                  p.packets,
 		"retransmissions":          p.retx,
-		"fast_retransmissions":     p.fast,
+		"fast_retransmissions":     fast,
 		"timeout_retransmissions":  timeouts,
 		"spurious_retransmissions": p.spurious,
 		"retransmitted_share":      roundTo(share, 4),
@@ -221,7 +222,7 @@ func lossFinding(in *capture, cfg PacketLossConfig, k lossKey, p *lossPool) (Fin
 	}
 	if network {
 		f.Summary = fmt.Sprintf("%d of %d packets between %s and %s were retransmitted (%.1f%%) on %d of %d connections: %d after a retransmission timeout, %d fast (%d duplicate ACKs)",
-			p.retx, p.packets, clientString(k.client), dest, 100*share, p.lossy, p.conns, timeouts, p.fast, p.dupACKs)
+			p.retx, p.packets, clientString(k.client), dest, 100*share, p.lossy, p.conns, timeouts, fast, p.dupACKs)
 	} else {
 		f.Summary = fmt.Sprintf("The capture missed %d bytes (%d segments acknowledged but never captured) between %s and %s on %d of %d connections: the capture's loss, not the network's; findings there stand on partial data",
 			p.missed, p.ackLost, clientString(k.client), dest, p.lossy, p.conns)
