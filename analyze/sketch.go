@@ -100,6 +100,19 @@ func weightedMedian(ws []weighted) float64 {
 	return 0
 }
 
+// quantile returns the estimated value of nearest rank ⌈p·n⌉ (p in
+// (0, 1]); 0 when empty.
+func (s *quantileSketch) quantile(p float64) float64 {
+	rank := max(int(math.Ceil(p*float64(s.n)))-1, 0)
+	for _, w := range s.values() {
+		if rank < w.n {
+			return w.v
+		}
+		rank -= w.n
+	}
+	return 0
+}
+
 // median returns the estimated median.
 func (s *quantileSketch) median() float64 { return weightedMedian(s.values()) }
 

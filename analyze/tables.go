@@ -66,6 +66,12 @@ type PoolRow struct {
 	Open           int `json:"open"`
 	// MaxConcurrent is the most connections of the pool open at once.
 	MaxConcurrent int `json:"max_concurrent"`
+	// HandshakeP50MS and HandshakeP99MS are the TCP handshakes' round
+	// trips (SYN to the handshake's last ACK), median and 99th
+	// percentile, estimated within 1% by a quantile sketch; absent when
+	// no handshake was seen whole.
+	HandshakeP50MS float64 `json:"handshake_p50_ms,omitempty"`
+	HandshakeP99MS float64 `json:"handshake_p99_ms,omitempty"`
 }
 
 // ResumptionRow is one TLS resumption funnel.
@@ -322,7 +328,8 @@ type poolAgg struct {
 	known  int
 	protos []string // distinct
 	spans  []poolSpan
-	over   bool // spans were cut
+	over   bool           // spans were cut
+	rtt    quantileSketch // handshake round trips, ms
 }
 
 // poolSpan is one connection's lifetime, its first and last frame
@@ -391,6 +398,9 @@ func (t *tableBuilder) poolFinal(c *Conn) {
 		r.Open++
 	}
 	a.addSpans(poolSpan{c.ID(), c.TCP.FirstTS.UnixNano(), c.TCP.LastTS.UnixNano()})
+	if rtt := c.TCP.HandshakeRTTMS; rtt != nil {
+		a.rtt.add(*rtt)
+	}
 }
 
 // merge adds o's counts.
@@ -412,6 +422,7 @@ func (a *poolAgg) merge(o *poolAgg) {
 	}
 	a.over = a.over || o.over
 	a.addSpans(o.spans...)
+	a.rtt.merge(&o.rtt)
 }
 
 // poolRows returns the pool table's rows in key order.
@@ -433,6 +444,9 @@ func (t *tableBuilder) poolRows() []PoolRow {
 			spans[i] = [2]time.Time{nanoTime(s.first), nanoTime(s.last)}
 		}
 		r.MaxConcurrent = peakOpen(spans)
+		if a.rtt.n > 0 {
+			r.HandshakeP50MS, r.HandshakeP99MS = roundTo(a.rtt.quantile(0.5), 3), roundTo(a.rtt.quantile(0.99), 3)
+		}
 		rows = append(rows, r)
 	}
 	return rows

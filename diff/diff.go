@@ -144,6 +144,11 @@ type PoolStats struct {
 	Offered        int      `json:"resumption_offered,omitempty"`
 	Accepted       int      `json:"resumption_accepted,omitempty"`
 	ResumptionRate *float64 `json:"resumption_rate"`
+	// HandshakeP50MS and HandshakeP99MS are the TCP handshake round
+	// trips of the pool's busiest client row (the analysis's estimates);
+	// nil when none was seen.
+	HandshakeP50MS *float64 `json:"handshake_p50_ms,omitempty"`
+	HandshakeP99MS *float64 `json:"handshake_p99_ms,omitempty"`
 	// TimeWait says which side holds TIME_WAIT: the one that closed
 	// most connections first ("client", "server"; "" when none closed).
 	TimeWait string `json:"time_wait,omitempty"`
@@ -162,6 +167,7 @@ type PoolStats struct {
 	// closed first.
 	known    int
 	closedBy [2]int
+	rttConns int // the connections of the row the handshake figures are from
 }
 
 // poolKey is a pool's name: the server name (SNI, else Host or
@@ -213,6 +219,10 @@ func pools(s *Side) (map[string]*PoolStats, map[string]string) {
 		p.known += r.Connections - r.UnknownConns
 		p.closedBy[0] += r.ClosedByClient
 		p.closedBy[1] += r.ClosedByServer
+		if r.HandshakeP50MS > 0 && r.Connections > p.rttConns {
+			p50, p99 := r.HandshakeP50MS, r.HandshakeP99MS
+			p.HandshakeP50MS, p.HandshakeP99MS, p.rttConns = &p50, &p99, r.Connections
+		}
 	}
 	for _, r := range s.Tables.Resumption {
 		k := poolKey(r.SNI, r.Server)

@@ -279,8 +279,12 @@ func TestPoolFigures(t *testing.T) {
 		f("rst_storm", "client_cancel", map[string]any{"streams_reset": 40.0}),
 		f("window_stall", "h2_stream_window", map[string]any{"total_stall_ms": 1500.0}))
 	after := side("a", 4, 0)
+	after.Tables.Pools[0].HandshakeP50MS, after.Tables.Pools[0].HandshakeP99MS = 5, 9
 	p := pool(t, Compare(before, after, Options{}))
 	b, a := p.Before, p.After
+	if b.HandshakeP50MS != nil || a.HandshakeP50MS == nil || *a.HandshakeP50MS != 5 || *a.HandshakeP99MS != 9 {
+		t.Errorf("handshake p50 %v → %v, want none → 5 ms", b.HandshakeP50MS, a.HandshakeP50MS)
+	}
 	if b.TimeWait != "server" || a.TimeWait != "client" {
 		t.Errorf("TIME_WAIT %q → %q, want server → client", b.TimeWait, a.TimeWait)
 	}

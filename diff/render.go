@@ -92,6 +92,7 @@ func poolCells(p PoolDiff) []string {
 		cell(func(s *PoolStats) string { return fval(s.RequestsPerConn) }),
 		cell(func(s *PoolStats) string { return fval(s.ConnsPerSecond) }),
 		cell(func(s *PoolStats) string { return fval(s.ResumptionRate) }),
+		cell(func(s *PoolStats) string { return fval(s.HandshakeP50MS) + " / " + fval(s.HandshakeP99MS) }),
 		cell(func(s *PoolStats) string { return or(s.TimeWait, "-") }),
 		cell(func(s *PoolStats) string { return fval(s.ErrorRate) }),
 		cell(func(s *PoolStats) string { return resets(s.ResetsPer1000) }),
@@ -99,7 +100,7 @@ func poolCells(p PoolDiff) []string {
 	}
 }
 
-var poolHeader = []string{"Pool", "Conns", "Reqs/conn", "New conns/s", "Resumption rate", "TIME_WAIT", "Error rate", "Resets/1k reqs", "Stalled ms"}
+var poolHeader = []string{"Pool", "Conns", "Reqs/conn", "New conns/s", "Resumption rate", "Handshake p50/p99 ms", "TIME_WAIT", "Error rate", "Resets/1k reqs", "Stalled ms"}
 
 // or returns s, or def when s is empty.
 func or(s, def string) string {
