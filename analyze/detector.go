@@ -144,7 +144,7 @@ type pending struct {
 // ordering) whose confidence started from confidence(nil, conns...).
 func newPending(f Finding, conns ...*Conn) pending {
 	c := conns[0]
-	f.pool = findingPool{c.Client(), c.Server(), c.Authority()}
+	f.pool = poolOf(c)
 	return pending{conn: c.ID(), f: f, n: len(confidence(nil, conns...).Reasons)}
 }
 

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"flag"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -88,13 +87,7 @@ func httpClass(status int) int {
 // (the busiest failing ones).
 type requestErrors struct {
 	cfg    RequestErrorsConfig
-	groups map[errKey]*errGroup
-}
-
-type errKey struct {
-	client netip.Addr
-	server netip.AddrPort
-	name   string
+	groups map[findingPool]*errGroup
 }
 
 // errGroup is one pool's tally.
@@ -124,19 +117,9 @@ func (d *requestErrors) observe(c *Conn) {
 		if g != nil {
 			return g
 		}
-		k := errKey{c.Client(), c.Server(), c.Authority()}
-		g = d.groups[k]
-		if g == nil && len(d.groups) >= maxPools {
-			k.client = anyClient
-			g = d.groups[k]
-		}
-		if g == nil {
-			if d.groups == nil {
-				d.groups = map[errKey]*errGroup{}
-			}
-			g = &errGroup{statuses: map[string]int{}, methods: map[string][2]int{}}
-			d.groups[k] = g
-		}
+		g = poolEntry(&d.groups, poolOf(c), func() *errGroup {
+			return &errGroup{statuses: map[string]int{}, methods: map[string][2]int{}}
+		})
 		return g
 	}
 	grpcStreams := map[uint32]bool{}
@@ -257,7 +240,7 @@ func (d *requestErrors) merge(o detector) {
 		g := d.groups[k]
 		if g == nil {
 			if d.groups == nil {
-				d.groups = map[errKey]*errGroup{}
+				d.groups = map[findingPool]*errGroup{}
 			}
 			d.groups[k] = og
 			continue
@@ -279,15 +262,8 @@ func (d *requestErrors) merge(o detector) {
 }
 
 func (d *requestErrors) findings(in *capture) []Finding {
-	keys := make([]errKey, 0, len(d.groups))
-	for k := range d.groups {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b errKey) int {
-		return cmp.Or(a.client.Compare(b.client), a.server.Compare(b.server), cmp.Compare(a.name, b.name))
-	})
 	var out []Finding
-	for _, k := range keys {
+	for _, k := range sortedPoolKeysOf(d.groups) {
 		if f, ok := errFinding(in, d.cfg, k, d.groups[k]); ok {
 			out = append(out, f)
 		}
@@ -296,7 +272,7 @@ func (d *requestErrors) findings(in *capture) []Finding {
 }
 
 // errFinding builds the finding of one pool, if its failures are one.
-func errFinding(in *capture, cfg RequestErrorsConfig, k errKey, g *errGroup) (Finding, bool) {
+func errFinding(in *capture, cfg RequestErrorsConfig, k findingPool, g *errGroup) (Finding, bool) {
 	failed, top := 0, 0
 	for i, n := range g.classes {
 		failed += n
@@ -350,10 +326,7 @@ func errFinding(in *capture, cfg RequestErrorsConfig, k errKey, g *errGroup) (Fi
 		"statuses":   g.statuses,
 		"methods":    methods,
 	}
-	dest := k.server.String()
-	if k.name != "" && k.name != dest {
-		dest += " (" + k.name + ")"
-	}
+	dest := k.dest()
 	var st []string
 	for _, s := range sortedKeys(g.statuses) {
 		st = append(st, fmt.Sprintf("%s %d", s, g.statuses[s]))

@@ -238,11 +238,70 @@ func assignIDs(fs []Finding) {
 	}
 }
 
-// findingPool is a finding's client, server and server name.
+// findingPool is a finding's client, server and server name: the pool
+// the detectors that report per pool key their state by.
 type findingPool struct {
 	client netip.Addr
 	server netip.AddrPort
 	name   string
+}
+
+// poolOf returns c's pool.
+func poolOf(c *Conn) findingPool { return findingPool{c.Client(), c.Server(), c.Authority()} }
+
+func (p findingPool) compare(o findingPool) int {
+	return cmp.Or(p.client.Compare(o.client), p.server.Compare(o.server), cmp.Compare(p.name, o.name))
+}
+
+// folded returns p with its client folded into anyClient.
+func (p findingPool) folded() findingPool {
+	p.client = anyClient
+	return p
+}
+
+// dest names the pool's server for a summary: "ip:port (name)".
+func (p findingPool) dest() string {
+	d := p.server.String()
+	if p.name != "" && p.name != d {
+		d += " (" + p.name + ")"
+	}
+	return d
+}
+
+// foldableKey is a key of per-pool state that can fold its client into
+// anyClient.
+type foldableKey[K any] interface {
+	comparable
+	folded() K
+}
+
+// poolEntry returns (*m)[k], made with mk when new; past maxPools
+// entries, a new client's connections go to its folded key instead
+// (see maxPools).
+func poolEntry[K foldableKey[K], V any](m *map[K]*V, k K, mk func() *V) *V {
+	v := (*m)[k]
+	if v == nil && len(*m) >= maxPools {
+		k = k.folded()
+		v = (*m)[k]
+	}
+	if v == nil {
+		if *m == nil {
+			*m = map[K]*V{}
+		}
+		v = mk()
+		(*m)[k] = v
+	}
+	return v
+}
+
+// sortedPoolKeysOf returns m's keys in order.
+func sortedPoolKeysOf[V any](m map[findingPool]V) []findingPool {
+	keys := make([]findingPool, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, findingPool.compare)
+	return keys
 }
 
 // groupFindings makes one finding of the findings about single

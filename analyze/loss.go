@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"flag"
 	"fmt"
-	"net/netip"
 	"slices"
 
 	"github.com/h2scope/h2scope/dissect/event"
@@ -58,13 +57,7 @@ const (
 // retransmitted_share, dup_acks, capture_lost_segments, missed_bytes.
 type packetLoss struct {
 	cfg   PacketLossConfig
-	pools map[lossKey]*lossPool
-}
-
-type lossKey struct {
-	client netip.Addr
-	server netip.AddrPort
-	name   string
+	pools map[findingPool]*lossPool
 }
 
 // lossPool is one pool's tally.
@@ -96,19 +89,7 @@ func (d *packetLoss) final(c *Conn) {
 	if t == nil {
 		return
 	}
-	k := lossKey{c.Client(), c.Server(), c.Authority()}
-	p := d.pools[k]
-	if p == nil && len(d.pools) >= maxPools {
-		k.client = anyClient
-		p = d.pools[k]
-	}
-	if p == nil {
-		if d.pools == nil {
-			d.pools = map[lossKey]*lossPool{}
-		}
-		p = &lossPool{}
-		d.pools[k] = p
-	}
+	p := poolEntry(&d.pools, poolOf(c), func() *lossPool { return &lossPool{} })
 	retx := c.DataRetransmissions - c.SpuriousData
 	p.conns++
 	p.packets += int(t.Packets.C2S + t.Packets.S2C)
@@ -145,7 +126,7 @@ func (d *packetLoss) merge(o detector) {
 		p := d.pools[k]
 		if p == nil {
 			if d.pools == nil {
-				d.pools = map[lossKey]*lossPool{}
+				d.pools = map[findingPool]*lossPool{}
 			}
 			d.pools[k] = op
 			continue
@@ -166,15 +147,8 @@ func (d *packetLoss) merge(o detector) {
 }
 
 func (d *packetLoss) findings(in *capture) []Finding {
-	keys := make([]lossKey, 0, len(d.pools))
-	for k := range d.pools {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b lossKey) int {
-		return cmp.Or(a.client.Compare(b.client), a.server.Compare(b.server), cmp.Compare(a.name, b.name))
-	})
 	var out []Finding
-	for _, k := range keys {
+	for _, k := range sortedPoolKeysOf(d.pools) {
 		if f, ok := lossFinding(in, d.cfg, k, d.pools[k]); ok {
 			out = append(out, f)
 		}
@@ -183,7 +157,7 @@ func (d *packetLoss) findings(in *capture) []Finding {
 }
 
 // lossFinding builds the finding of one pool, if its loss is one.
-func lossFinding(in *capture, cfg PacketLossConfig, k lossKey, p *lossPool) (Finding, bool) {
+func lossFinding(in *capture, cfg PacketLossConfig, k findingPool, p *lossPool) (Finding, bool) {
 	share := float64(p.retx) / float64(max(p.packets, 1))
 	network := p.retx >= max(cfg.MinRetransmissions, 1) && share >= cfg.MinShare
 	if !network && p.missed == 0 {
@@ -216,10 +190,7 @@ func lossFinding(in *capture, cfg PacketLossConfig, k lossKey, p *lossPool) (Fin
 		"capture_lost_segments":    p.ackLost,
 		"missed_bytes":             p.missed,
 	}
-	dest := k.server.String()
-	if k.name != "" && k.name != dest {
-		dest += " (" + k.name + ")"
-	}
+	dest := k.dest()
 	if network {
 		f.Summary = fmt.Sprintf("%d of %d packets between %s and %s were retransmitted (%.1f%%) on %d of %d connections: %d after a retransmission timeout, %d fast (%d duplicate ACKs)",
 			p.retx, p.packets, clientString(k.client), dest, 100*share, p.lossy, p.conns, timeouts, fast, p.dupACKs)

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"flag"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -58,12 +57,16 @@ type connectionLost struct {
 	groups map[lostKey]*lostGroup
 }
 
-// lostKey is one finding's pool.
+// lostKey is one finding's cause and pool.
 type lostKey struct {
-	cause  string
-	client netip.Addr
-	server netip.AddrPort
-	name   string
+	cause string
+	findingPool
+}
+
+// folded returns k with its client folded into anyClient.
+func (k lostKey) folded() lostKey {
+	k.findingPool = k.findingPool.folded()
+	return k
 }
 
 // lostGroup is what connection_lost keeps of one pool's lost
@@ -102,19 +105,7 @@ func (d *connectionLost) observe(c *Conn) {
 	if !ok || lc.n < max(d.cfg.MinInFlight, 1) {
 		return
 	}
-	k := lostKey{cause, c.Client(), c.Server(), c.Authority()}
-	g := d.groups[k]
-	if g == nil && len(d.groups) >= maxPools {
-		k.client = anyClient
-		g = d.groups[k]
-	}
-	if g == nil {
-		if d.groups == nil {
-			d.groups = map[lostKey]*lostGroup{}
-		}
-		g = &lostGroup{}
-		d.groups[k] = g
-	}
+	g := poolEntry(&d.groups, lostKey{cause, poolOf(c)}, func() *lostGroup { return &lostGroup{} })
 	g.add(lc, calls)
 }
 
@@ -252,7 +243,7 @@ func (d *connectionLost) findings(in *capture) []Finding {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, func(a, b lostKey) int {
-		return cmp.Or(cmp.Compare(a.cause, b.cause), a.client.Compare(b.client), a.server.Compare(b.server), cmp.Compare(a.name, b.name))
+		return cmp.Or(cmp.Compare(a.cause, b.cause), a.findingPool.compare(b.findingPool))
 	})
 	var out []Finding
 	for _, k := range keys {
@@ -275,10 +266,7 @@ func lostFinding(in *capture, k lostKey, g *lostGroup) Finding {
 	case g.byRST > 0:
 		how = "FIN or RST"
 	}
-	dest := k.server.String()
-	if k.name != "" && k.name != dest {
-		dest += " (" + k.name + ")"
-	}
+	dest := k.dest()
 	units := "request"
 	if g.inFlight != 1 {
 		units = "requests"
