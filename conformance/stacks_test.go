@@ -23,15 +23,18 @@ const stacksDir = "../testdata/pcaps/stacks"
 
 // knownStackVerdicts lists where h2scope's verdict on a stack capture is
 // wrong today, by "NAME: +kind" (reported at warning or above, not
-// expected), "NAME: -kind" (expected, missed) or "NAME: kind severity"
-// (found at another severity than the truth's verdict), with the reason.
+// expected), "NAME: -kind" (expected, missed), "NAME: kind severity"
+// (found at another severity than the truth's verdict) or "NAME: kind
+// cause C1,C2" (found at the verdict's severity with causes C1, C2, not
+// the verdict's FindingCause), with the reason.
 // TestStackVerdicts logs and skips these, and fails on any other
 // difference and on an entry that no longer differs.
 var knownStackVerdicts = map[string]string{}
 
 // TestStackVerdicts runs the analyzers on each stack capture and checks
 // its truth's verdicts: every kind expected at warning or above fires,
-// at the verdict's severity, nothing else fires at warning or above, and
+// at the verdict's severity (and with the verdict's cause, when it names
+// h2scope's: FindingCause), nothing else fires at warning or above, and
 // an info verdict is not raised. What h2scope gets wrong today is in
 // knownStackVerdicts: those subtests are skipped with the reason.
 func TestStackVerdicts(t *testing.T) {
@@ -63,10 +66,13 @@ func TestStackVerdicts(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := map[string]analyze.Severity{} // highest severity per kind
+			causes := map[string][]string{}      // "kind severity" -> causes found
 			for _, f := range all {
 				if s, ok := got[f.Kind]; !ok || f.Severity > s {
 					got[f.Kind] = f.Severity
 				}
+				k := f.Kind + " " + f.Severity.String()
+				causes[k] = append(causes[k], f.Cause)
 			}
 			var wrong []string // differences, as knownStackVerdicts keys
 			want := map[string]bool{}
@@ -82,6 +88,10 @@ func TestStackVerdicts(t *testing.T) {
 					wrong = append(wrong, name+": -"+v.Kind)
 				case s.String() != v.Severity:
 					wrong = append(wrong, name+": "+v.Kind+" "+s.String())
+				case v.FindingCause != "" && !slices.Contains(causes[v.Kind+" "+v.Severity], v.FindingCause):
+					// A verdict that names h2scope's cause needs a finding
+					// of that kind, severity and cause.
+					wrong = append(wrong, name+": "+v.Kind+" cause "+strings.Join(causes[v.Kind+" "+v.Severity], ","))
 				}
 			}
 			kinds := make([]string, 0, len(got))
@@ -112,7 +122,7 @@ func TestStackVerdicts(t *testing.T) {
 				t.Errorf("%s: not in knownStackVerdicts (findings: %s)", w, describeFindings(all, ""))
 			}
 			for _, v := range tr.Stack.Verdicts {
-				t.Logf("truth: %s %s (%s)", v.Severity, v.Kind, v.Cause)
+				t.Logf("truth: %s %s %s (%s)", v.Severity, v.Kind, v.FindingCause, v.Cause)
 			}
 			if len(unexplained) == 0 && len(wrong) > 0 {
 				t.Skipf("h2scope is wrong here today (knownStackVerdicts): %v", wrong)

@@ -74,4 +74,8 @@ type Verdict struct {
 	Cause string `json:"cause"`
 	// Why gives the evidence from the reports.
 	Why string `json:"why"`
+	// FindingCause, if set, is the finding's cause as h2scope names it
+	// (findings[].cause: "session_not_cached"), the one the programs'
+	// reports show.
+	FindingCause string `json:"finding_cause,omitempty"`
 }
