@@ -26,9 +26,20 @@ func WriteSummary(w io.Writer, r *Report, o TermOptions) error {
 		ew.printf("TLS: %d of %d connections not decrypted (%s); %s\n",
 			total, c.TLSConnections, why, keyLogNote(c.KeyLog))
 	}
+	groups := map[findingGroup]*groupSeen{}
 	for _, f := range r.Findings {
+		g := findingGroup{f.Severity, f.Kind, f.Cause}
+		seen := groups[g]
+		if seen == nil {
+			seen = &groupSeen{first: f.ID}
+			groups[g] = seen
+		}
+		seen.n++
+		if seen.n > termFindingsPerGroup {
+			continue
+		}
 		word := fmt.Sprintf("%-8s", strings.ToUpper(f.Severity.String()))
-		ew.printf("\n%s %s: %s\n", o.severity(f.Severity, word), f.Kind, printable(f.Summary))
+		ew.printf("\n%s %s: %s\n", o.severity(f.Severity, word), kindCause(f.Kind, f.Cause), printable(f.Summary))
 		if len(f.Evidence) > 0 {
 			e := f.Evidence[0]
 			more := ""
@@ -41,7 +52,26 @@ func WriteSummary(w io.Writer, r *Report, o TermOptions) error {
 		if len(f.Confidence.Reasons) > 0 {
 			ew.printf(" (%s)", strings.Join(f.Confidence.Reasons, "; "))
 		}
-		ew.printf("\n         remedy: %s\n", f.Remedy)
+		if seen.n == 1 || f.Remedy != seen.remedy {
+			ew.printf("\n         remedy: %s\n", f.Remedy)
+			seen.remedy = f.Remedy
+		} else {
+			ew.printf("\n         remedy: as for %s above\n", seen.first)
+		}
+	}
+	// The findings of a group past termFindingsPerGroup (a churn finding
+	// per client of a busy server) are counted, not printed: the report
+	// files hold them all.
+	for _, f := range r.Findings {
+		g := findingGroup{f.Severity, f.Kind, f.Cause}
+		seen := groups[g]
+		if seen == nil || seen.n <= termFindingsPerGroup {
+			continue
+		}
+		word := fmt.Sprintf("%-8s", strings.ToUpper(f.Severity.String()))
+		ew.printf("\n%s %s: %d more like %s, on other pools (--json, --md and --html list them all)\n",
+			o.severity(f.Severity, word), kindCause(f.Kind, f.Cause), seen.n-termFindingsPerGroup, seen.first)
+		delete(groups, g)
 	}
 	if len(r.Findings) == 0 {
 		ew.printf("no findings: the connections look healthy\n")
@@ -110,4 +140,31 @@ func (e *errWriter) printf(format string, args ...any) {
 	if e.err == nil {
 		_, e.err = fmt.Fprintf(e.w, format, args...)
 	}
+}
+
+// termFindingsPerGroup is how many findings of one severity, kind and
+// cause the terminal summary prints in full; it counts the rest.
+const termFindingsPerGroup = 5
+
+// findingGroup is the severity, kind and cause the terminal summary
+// groups findings by.
+type findingGroup struct {
+	sev         analyze.Severity
+	kind, cause string
+}
+
+// groupSeen is what the terminal summary has printed of a findingGroup.
+type groupSeen struct {
+	n      int    // findings seen
+	first  string // the first one's id
+	remedy string // the last remedy printed
+}
+
+// kindCause names a finding's kind and, when it has one, its cause:
+// "reconnect_churn (server_connection_close)".
+func kindCause(kind, cause string) string {
+	if cause == "" {
+		return kind
+	}
+	return kind + " (" + cause + ")"
 }
