@@ -130,6 +130,11 @@ type ConnsWriter struct {
 	fileEnd   int64       // its size
 	runs      []*connsRun // spilled runs not yet written out
 	err       error       // the first error, sticky
+	// encode, if set, encodes a record in place of JSON (one line,
+	// ending in a newline), and closeOut ends the output after the last
+	// record (NewConnsTableWriter).
+	encode   func(*bytes.Buffer, *ConnRecord)
+	closeOut func() error
 }
 
 // DefaultMaxWaiting and DefaultMaxWaitingBytes are ConnsWriter's caps on
@@ -154,7 +159,9 @@ func (s *ConnsWriter) Add(r *ConnRecord) error {
 		return s.err
 	}
 	s.cur.Reset()
-	if err := s.enc.Encode(r); err != nil {
+	if s.encode != nil {
+		s.encode(&s.cur, r)
+	} else if err := s.enc.Encode(r); err != nil {
 		s.err = err
 		return err
 	}
@@ -361,6 +368,9 @@ func (s *ConnsWriter) Close() error {
 	if err == nil {
 		err = s.out.Flush()
 	}
+	if err == nil && s.closeOut != nil {
+		err = s.closeOut()
+	}
 	if s.file != nil {
 		err = errors.Join(err, s.file.Close(), os.Remove(s.file.Name()))
 		s.file = nil
@@ -408,24 +418,9 @@ func (r *connsRun) advance() error {
 // WriteConnsTable writes a terminal table with one row per connection.
 func WriteConnsTable(w io.Writer, conns []ConnRecord) error {
 	t := newTable(w)
-	t.Header("ID", "Client", "Server", "Proto", "First", "Dur (ms)", "Pkts c2s/s2c", "Bytes c2s/s2c",
-		"State", "History", "Close", "RTT (ms)", "Retr", "ZWin", "Missed")
-	for _, r := range conns {
-		c := r.Summary
-		rtt := "-"
-		if c.HandshakeRTTMS != nil {
-			rtt = strconv.FormatFloat(*c.HandshakeRTTMS, 'f', 3, 64)
-		}
-		if err := t.Append(
-			strconv.Itoa(int(c.ID)), r.clientLabel(), c.Server.String(), r.protoLabel(),
-			strconv.FormatUint(c.FirstFrame, 10),
-			strconv.FormatFloat(c.DurationMS, 'f', 1, 64),
-			fmt.Sprintf("%d/%d", c.Packets.C2S, c.Packets.S2C),
-			fmt.Sprintf("%d/%d", c.Bytes.C2S, c.Bytes.S2C),
-			c.ConnState, c.History, string(c.Close), rtt,
-			strconv.Itoa(c.Retransmissions), strconv.Itoa(c.ZeroWindows),
-			strconv.FormatUint(c.MissedBytes, 10),
-		); err != nil {
+	t.Header(connsHeader)
+	for i := range conns {
+		if err := t.Append(connsCells(&conns[i])); err != nil {
 			return err
 		}
 	}

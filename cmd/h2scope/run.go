@@ -215,25 +215,17 @@ func runConns(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	var st dissect.Stats
 	var err error
-	if !*asJSON {
-		// The table's column widths need every row.
-		var conns []report.ConnRecord
-		opts.OnConn = func(c *tcp.Conn, _ *dissect.App) { conns = append(conns, record(c)) }
-		if st, err = dissect.Run(ctx, files, opts); err != nil {
-			fmt.Fprintf(stderr, "h2scope: %v\n", err)
-			return exitUsage
-		}
-		slices.SortFunc(conns, func(a, b report.ConnRecord) int { return int(a.ID) - int(b.ID) })
-		err = report.WriteConnsTable(stdout, conns)
-		return outputErr(err, reportFaults(st, stderr), stderr)
-	}
-	// JSON streams: each record is written once every lower id has been
-	// (report.ConnsWriter), so memory holds only the finished connections
-	// waiting for an earlier one still open, or spills them to a file.
-	// The reading stops once standard output is a closed pipe.
+	// Both forms stream: each record is written once every lower id has
+	// been (report.ConnsWriter), so memory holds only the finished
+	// connections waiting for an earlier one still open, or spills them
+	// to a file; the table sizes its columns on its first rows. The
+	// reading stops once standard output is a closed pipe.
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	cw := report.NewConnsWriter(stdout)
+	if !*asJSON {
+		cw = report.NewConnsTableWriter(stdout)
+	}
 	opts.OnConn = func(c *tcp.Conn, _ *dissect.App) {
 		r := record(c)
 		if cw.Add(&r) != nil {
