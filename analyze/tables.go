@@ -30,6 +30,9 @@ type Tables struct {
 	GRPCCallsOmitted int           `json:"grpc_calls_omitted,omitempty"`
 	// GRPCMethods aggregates every gRPC call by method, in method order.
 	GRPCMethods []GRPCMethodRow `json:"grpc_methods"`
+	// Routes has the request latency of each pool's HTTP requests by
+	// method and path class, in pool, method and path order.
+	Routes []RouteRow `json:"http_routes"`
 }
 
 // PoolRow summarises the connections from one client to one destination.
@@ -72,6 +75,14 @@ type PoolRow struct {
 	// no handshake was seen whole.
 	HandshakeP50MS float64 `json:"handshake_p50_ms,omitempty"`
 	HandshakeP99MS float64 `json:"handshake_p99_ms,omitempty"`
+	// TLSHandshakeP50MS and TLSHandshakeP99MS are the TLS handshakes'
+	// durations, median and 99th percentile, estimated within 1% by a
+	// quantile sketch: from the ClientHello to the client's Finished
+	// (TLS 1.3 undecrypted: the client's first protected record after
+	// the ServerHello, which carries it), as handshake_latency measures
+	// them; absent when no handshake was seen whole.
+	TLSHandshakeP50MS float64 `json:"tls_handshake_p50_ms,omitempty"`
+	TLSHandshakeP99MS float64 `json:"tls_handshake_p99_ms,omitempty"`
 }
 
 // ResumptionRow is one TLS resumption funnel.
@@ -160,6 +171,8 @@ type tableBuilder struct {
 	// them) or the table's own.
 	res    *resumptionFold
 	ownRes bool
+	// routes holds each pool's route rows.
+	routes map[poolKey]*routeSet
 }
 
 // grpcCallCand is a row of the gRPC call table, the i-th call of its
@@ -192,12 +205,17 @@ func (a *methodAgg) durations() []time.Duration {
 }
 
 func newTableBuilder() *tableBuilder {
-	return &tableBuilder{methods: map[string]*methodAgg{}, pools: map[poolKey]*poolAgg{}, res: newResumptionFold(ResumptionConfig{}), ownRes: true}
+	return &tableBuilder{methods: map[string]*methodAgg{}, pools: map[poolKey]*poolAgg{}, res: newResumptionFold(ResumptionConfig{}), ownRes: true,
+		routes: map[poolKey]*routeSet{}}
 }
 
-// observe adds c's gRPC calls.
+// observe adds c's gRPC calls and HTTP requests.
 func (t *tableBuilder) observe(c *Conn) {
-	if c.TCP == nil || c.App == nil {
+	if c.TCP == nil {
+		return
+	}
+	t.routesObserve(c)
+	if c.App == nil {
 		return
 	}
 	// Calls in stream order; the dissector lists them so already, bar
@@ -277,6 +295,7 @@ func (t *tableBuilder) merge(o *tableBuilder) {
 	if t.ownRes {
 		t.res.merge(o.res)
 	}
+	t.routesMerge(o)
 	t.calls = append(t.calls, o.calls...)
 	t.totalCalls += o.totalCalls
 	for name, oa := range o.methods {
@@ -303,6 +322,7 @@ func (t *tableBuilder) tables(in *capture) Tables {
 		Resumption:  resumptionRows(t.res),
 		GRPCCalls:   []GRPCCallRow{},
 		GRPCMethods: []GRPCMethodRow{},
+		Routes:      t.routeRows(),
 	}
 	t.trimCalls()
 	for _, c := range t.calls {
@@ -330,6 +350,7 @@ type poolAgg struct {
 	spans  []poolSpan
 	over   bool           // spans were cut
 	rtt    quantileSketch // handshake round trips, ms
+	tlsHS  quantileSketch // TLS handshakes, ms
 }
 
 // poolSpan is one connection's lifetime, its first and last frame
@@ -401,6 +422,9 @@ func (t *tableBuilder) poolFinal(c *Conn) {
 	if rtt := c.TCP.HandshakeRTTMS; rtt != nil {
 		a.rtt.add(*rtt)
 	}
+	if c.App != nil && c.App.TLS != nil && c.App.TLS.HandshakeMS != nil {
+		a.tlsHS.add(*c.App.TLS.HandshakeMS)
+	}
 }
 
 // merge adds o's counts.
@@ -423,6 +447,7 @@ func (a *poolAgg) merge(o *poolAgg) {
 	a.over = a.over || o.over
 	a.addSpans(o.spans...)
 	a.rtt.merge(&o.rtt)
+	a.tlsHS.merge(&o.tlsHS)
 }
 
 // poolRows returns the pool table's rows in key order.
@@ -446,6 +471,9 @@ func (t *tableBuilder) poolRows() []PoolRow {
 		r.MaxConcurrent = peakOpen(spans)
 		if a.rtt.n > 0 {
 			r.HandshakeP50MS, r.HandshakeP99MS = roundTo(a.rtt.quantile(0.5), 3), roundTo(a.rtt.quantile(0.99), 3)
+		}
+		if a.tlsHS.n > 0 {
+			r.TLSHandshakeP50MS, r.TLSHandshakeP99MS = roundTo(a.tlsHS.quantile(0.5), 3), roundTo(a.tlsHS.quantile(0.99), 3)
 		}
 		rows = append(rows, r)
 	}

@@ -70,7 +70,7 @@ func TestTablesEmpty(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := string(b), `{"pools":[],"resumption":[],"grpc_calls":[],"grpc_methods":[]}`; got != want {
+	if got, want := string(b), `{"pools":[],"resumption":[],"grpc_calls":[],"grpc_methods":[],"http_routes":[]}`; got != want {
 		t.Errorf("empty tables = %s, want %s", got, want)
 	}
 }
