@@ -55,6 +55,23 @@
 // Within one connection, events and callbacks come in the same order as
 // without shards; between connections of different workers the order
 // differs. Stats of the workers add up (Stats.Add, tcp.Stats.Add).
+//
+// # One shard of several runs
+//
+// Options.ShardOf{Index: i, Count: k} makes a run shard i of a capture
+// split over k runs, which may be on k machines: the run reads and
+// decodes the whole capture, as a sharded run's reader does, but tracks
+// and dissects only the connections whose address-pair hash falls in
+// shard i, giving each its provisional ID (the number of its first
+// frame; Stats.IDs lists them). The clock sweeps and key log secrets go
+// to it as to any shard, so each connection is tracked as in the whole
+// run. What the reader counts (Packets, Bytes, Layer, Faults, Secrets,
+// SecretErrors) is reported by shard 0 only, and each run's Stats.TCP
+// counts its own connections, so that the Stats of the k runs added up
+// (Stats.Add) are those of one run over the capture, and MergeConnIDs
+// over their IDs maps the provisional IDs of every run to final ones. A
+// run may split its shard further over Options.Shards goroutines. Each
+// run reads every byte of the capture: k runs read it k times.
 package dissect
 
 import "github.com/h2scope/h2scope/dissect/event"

@@ -69,6 +69,11 @@ type Options struct {
 	// from every shard, one at a time (under one lock, as are
 	// TCP.NewHandler, OnStreamsDone and OnFinish in any case).
 	Shard func(i int) ShardHooks
+	// ShardOf, when its Count is above 0, makes the run one shard of a
+	// capture split by connection over Count runs, possibly on as many
+	// machines (see "One shard of several runs" in the package
+	// documentation). It combines with Shards.
+	ShardOf ShardOf
 	// Sequential reads and decodes the captures on Run's goroutine. By
 	// default, when GOMAXPROCS > 1, a second goroutine reads and decodes
 	// packets ahead while Run's goroutine tracks connections and runs
@@ -144,9 +149,14 @@ func Run(ctx context.Context, files []string, opts Options) (Stats, error) {
 		}
 	}
 	dec := layer.NewDecoder()
-	if opts.Shards > 1 {
+	if opts.Shards > 1 || opts.ShardOf.Count > 0 {
+		if err := opts.ShardOf.check(); err != nil {
+			return st, err
+		}
 		err = runSharded(ctx, r, dec, &opts, &st, files, total)
-		st.Layer = dec.Stats
+		if opts.ShardOf.Index == 0 {
+			st.Layer = dec.Stats
+		}
 		if err == nil && opts.Progress != nil {
 			opts.Progress(r.BytesRead(), total)
 		}

@@ -63,11 +63,64 @@ func (m *ConnIDs) Len() int {
 // shardOf returns the shard of the connection between addresses a and b,
 // in either direction, among n.
 func shardOf(a, b netip.Addr, n int) int {
+	return int(shardHash(a, b) % uint64(n))
+}
+
+// shardHash is the hash of the connection between addresses a and b, in
+// either direction, that picks its shard.
+func shardHash(a, b netip.Addr) uint64 {
 	h := mixAddr(a) + mixAddr(b) // commutative: both directions agree
 	h ^= h >> 29
 	h *= 0xbf58476d1ce4e5b9
 	h ^= h >> 32
-	return int(h % uint64(n))
+	return h
+}
+
+// ShardOf names one shard of a capture split by connection over Count
+// runs (Options.ShardOf): the run tracks and dissects only the
+// connections of shard Index (0 <= Index < Count).
+type ShardOf struct {
+	Index, Count int
+}
+
+func (s ShardOf) check() error {
+	if s.Count < 0 || s.Count > 0 && (s.Index < 0 || s.Index >= s.Count) {
+		return fmt.Errorf("dissect: shard %d of %d does not exist", s.Index, s.Count)
+	}
+	return nil
+}
+
+// pick returns the local shard, among n, of a connection whose shardHash
+// is h, or -1 when the connection belongs to another run's shard.
+func (s ShardOf) pick(h uint64, n int) int {
+	if s.Count <= 0 {
+		return int(h % uint64(n))
+	}
+	k := uint64(s.Count)
+	if h%k != uint64(s.Index) {
+		return -1
+	}
+	return int(h / k % uint64(n))
+}
+
+// Provisional returns the provisional IDs m maps, in increasing order
+// (the slice is m's; do not modify it).
+func (m *ConnIDs) Provisional() []event.ConnID {
+	if m == nil {
+		return nil
+	}
+	return m.ids
+}
+
+// MergeConnIDs returns the ConnIDs of a capture split into runs (see
+// Options.ShardOf) whose Stats.IDs are ms: every run's connections, each
+// at its rank among all of them.
+func MergeConnIDs(ms ...*ConnIDs) *ConnIDs {
+	var ids []event.ConnID
+	for _, m := range ms {
+		ids = append(ids, m.Provisional()...)
+	}
+	return NewConnIDs(ids)
 }
 
 func mixAddr(a netip.Addr) uint64 {
@@ -139,8 +192,9 @@ func lockedConn(f func(*tcp.Conn), mu *sync.Mutex) func(*tcp.Conn) {
 	}
 }
 
-func newShard(i int, opts *Options, mu *sync.Mutex, files []string) *shard {
-	n := opts.Shards
+// newShard returns local shard i of a run whose connections are split
+// over n shards in all (those of every run, with Options.ShardOf).
+func newShard(i, n int, opts *Options, mu *sync.Mutex, files []string) *shard {
 	sh := &shard{
 		keys: opts.Keys.Clone(),
 		free: make(chan *batch, pipeDepth),
@@ -274,9 +328,9 @@ func (sh *shard) end(err error) {
 // connection; see "Shards" in the package documentation.
 func runSharded(ctx context.Context, r *capture.Reader, dec *layer.Decoder, opts *Options, st *Stats, files []string, total int64) error {
 	var mu sync.Mutex
-	shards := make([]*shard, opts.Shards)
+	shards := make([]*shard, max(opts.Shards, 1))
 	for i := range shards {
-		shards[i] = newShard(i, opts, &mu, files)
+		shards[i] = newShard(i, len(shards)*max(opts.ShardOf.Count, 1), opts, &mu, files)
 		go shards[i].run()
 	}
 	err := dispatch(ctx, r, dec, opts, st, shards, files, total)
@@ -299,6 +353,12 @@ func runSharded(ctx context.Context, r *capture.Reader, dec *layer.Decoder, opts
 	}
 	slices.Sort(ids)
 	st.IDs = &ConnIDs{ids: ids}
+	if opts.ShardOf.Index > 0 {
+		// What the reader counts is the whole capture's, which every
+		// run of a split capture reads: the first run reports it.
+		tcp, ids := st.TCP, st.IDs
+		*st = Stats{TCP: tcp, IDs: ids}
+	}
 	return err
 }
 
@@ -339,7 +399,7 @@ func dispatch(ctx context.Context, r *capture.Reader, dec *layer.Decoder, opts *
 		seg.Ref = p.Ref
 		fingerprint(&seg)
 		now, sweep := clock.Tick(seg.Ref.TS)
-		i := shardOf(seg.Src.Addr(), seg.Dst.Addr(), len(shards))
+		i := opts.ShardOf.pick(shardHash(seg.Src.Addr(), seg.Dst.Addr()), len(shards))
 		if sweep {
 			for j, sh := range shards {
 				if j != i {
@@ -347,6 +407,9 @@ func dispatch(ctx context.Context, r *capture.Reader, dec *layer.Decoder, opts *
 					it.kind, it.now = itemSweep, now
 				}
 			}
+		}
+		if i < 0 {
+			continue // another run's
 		}
 		sh := shards[i]
 		it := sh.add(len(seg.Payload))
