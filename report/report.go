@@ -342,6 +342,9 @@ type Builder struct {
 	recBuf  bytes.Buffer
 	recEnc  *json.Encoder
 	folds   builderFolds
+	// keyStats, set by AddPartial, stands for Keys.Stats(): the key
+	// logs of every run of a split capture.
+	keyStats *tls.KeyLogStats
 }
 
 // pendingConn is a connection Add saw that has not finished yet.
@@ -585,7 +588,11 @@ func (b *Builder) Report(files []string, in *analyze.Input, res analyze.Result) 
 	for _, f := range in.Stats.Faults {
 		c.Faults = append(c.Faults, f.Error())
 	}
-	if st := b.Keys.Stats(); st.Sources > 0 || st.Secrets > 0 {
+	st := b.Keys.Stats()
+	if b.keyStats != nil {
+		st = *b.keyStats
+	}
+	if st.Sources > 0 || st.Secrets > 0 {
 		c.KeyLog = &KeyLogUse{Secrets: st.Secrets, Sources: st.Sources, Sessions: st.Sessions,
 			Matched: st.Matched, MissingClientRandoms: st.Missing}
 	}

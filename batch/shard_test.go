@@ -1,0 +1,143 @@
+package batch
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/h2scope/h2scope/dissect"
+	"github.com/h2scope/h2scope/report"
+)
+
+// shardCaptures returns the project's captures and, when all is set,
+// the shared corpus's when it is there.
+func shardCaptures(t *testing.T, all bool) []string {
+	t.Helper()
+	globs := []string{"../testdata/pcaps/*.pcap*", "../testdata/pcaps/*/*.pcap*"}
+	if all {
+		globs = append(globs, "../../shared/corpus/*/*.pcap*", "../../shared/corpus/*/*/*.pcap*", "../../shared/corpus/*/*/*/*.pcap*", "../../shared/corpus/*/*.cap")
+		if _, err := os.Stat("../../shared/corpus"); err != nil {
+			t.Log("../shared/corpus is absent: testing the project's captures only")
+		}
+	}
+	var files []string
+	for _, g := range globs {
+		m, _ := filepath.Glob(g)
+		files = append(files, m...)
+	}
+	slices.Sort(files)
+	if len(files) == 0 {
+		t.Fatal("no capture found")
+	}
+	return files
+}
+
+// shardedLine analyses c in k shards, each partial merged into the
+// previous ones in turn (the last shard first, to merge out of order),
+// and returns MergeShards' line.
+func shardedLine(t *testing.T, c Capture, k int, opts Options) ([]byte, bool) {
+	t.Helper()
+	ctx := context.Background()
+	var merged []byte
+	var recs []io.Reader
+	for i := k - 1; i >= 0; i-- {
+		var buf bytes.Buffer
+		p, err := AnalyseShard(ctx, c, dissect.ShardOf{Index: i, Count: k}, opts, &buf)
+		if err != nil {
+			t.Fatalf("%s: shard %d of %d: %v", c.Files[0], i, k, err)
+		}
+		recs = append(recs, &buf)
+		if merged == nil {
+			merged = p
+		} else if merged, err = MergePartials(p, merged); err != nil {
+			t.Fatalf("%s: merging shard %d of %d: %v", c.Files[0], i, k, err)
+		}
+	}
+	line, failed, err := MergeShards(ctx, c, merged, recs, opts)
+	if err != nil {
+		t.Fatalf("%s: %d shards: %v", c.Files[0], k, err)
+	}
+	return line, failed
+}
+
+// TestShardsEqualWhole checks that a capture analysed in K shards (K =
+// 1, 2, 3: AnalyseShard each, their partials merged, MergeShards) gives
+// the line AnalyseCapture gives, byte for byte, on every project and
+// corpus capture with every connection in the report, and on the
+// project's captures with the named connections and none.
+func TestShardsEqualWhole(t *testing.T) {
+	ctx := context.Background()
+	for _, sel := range []string{report.ConnsAll, report.ConnsNamed, report.ConnsNone} {
+		opts := Options{Connections: sel, Version: "test"}
+		split := 0
+		for _, f := range shardCaptures(t, sel == report.ConnsAll) {
+			c := Capture{Files: []string{f}}
+			want, wantFailed, err := AnalyseCapture(ctx, c, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ks := []int{3}
+			if sel == report.ConnsAll {
+				ks = []int{1, 2, 3}
+			}
+			for _, k := range ks {
+				got, failed := shardedLine(t, c, k, opts)
+				if !bytes.Equal(got, want) || failed != wantFailed {
+					at := 0
+					for at < min(len(got), len(want)) && got[at] == want[at] {
+						at++
+					}
+					t.Errorf("%s, connections %s, %d shards: the line differs at byte %d:\n%s\nwant\n%s", f, sel, k, at,
+						got[max(at-150, 0):min(at+150, len(got))], want[max(at-150, 0):min(at+150, len(want))])
+				}
+			}
+			if strings.Count(string(want), `"id":`) > 1 {
+				split++
+			}
+		}
+		t.Logf("connections %s: %d captures with several connections", sel, split)
+	}
+}
+
+// TestShardUnreadable checks that the shards of a capture that cannot
+// be read merge into the error record AnalyseCapture writes.
+func TestShardUnreadable(t *testing.T) {
+	c := Capture{Files: []string{filepath.Join(t.TempDir(), "missing.pcap")}}
+	want, _, err := AnalyseCapture(context.Background(), c, Options{Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, failed := shardedLine(t, c, 2, Options{Version: "test"})
+	if !failed || !bytes.Equal(got, want) {
+		t.Errorf("got %s (failed %v), want %s", got, failed, want)
+	}
+}
+
+// TestMergeShardsRefuses checks the errors of partials that do not fit.
+func TestMergeShardsRefuses(t *testing.T) {
+	ctx := context.Background()
+	c := Capture{Files: []string{"../testdata/pcaps/grpc-goaway.pcapng"}}
+	opts := Options{Connections: report.ConnsNone, Version: "test"}
+	p0, err := AnalyseShard(ctx, c, dissect.ShardOf{Index: 0, Count: 2}, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := MergeShards(ctx, c, p0, nil, opts); err == nil || !strings.Contains(err.Error(), "1 shards of 2") {
+		t.Errorf("one shard of two merged: %v", err)
+	}
+	p3, _ := AnalyseShard(ctx, c, dissect.ShardOf{Index: 0, Count: 3}, opts, nil)
+	if _, err := MergePartials(p0, p3); err == nil {
+		t.Error("a shard of 2 merged with a shard of 3")
+	}
+	if _, err := MergePartials(p0, p0[:len(p0)-3]); err == nil {
+		t.Error("a cut partial merged")
+	}
+	if _, err := AnalyseShard(ctx, c, dissect.ShardOf{Index: 2, Count: 2}, opts, nil); err == nil {
+		t.Error("shard 2 of 2 analysed")
+	}
+}
