@@ -176,7 +176,9 @@ func closerSide(cl tcp.Close) string {
 // time_wait_side, time_wait_peak, fin_to_syn_{min,median,max}_ms,
 // conns_per_s, client_ports, client_port_min/max, tuple_reuses,
 // close_requested_by_{client,server} (HTTP/1 Connection: close),
-// max_concurrent_conns, unknown_request_conns.
+// max_concurrent_conns, unknown_request_conns, leaked_conns when any
+// (connections idle for good and still open when the client dialled a
+// later one, and open leakMinIdle after: left open, not reused).
 //
 // Memory: per pool, exact tallies (connections, requests, histograms,
 // closes, client ports) and the first churnKeep connections in order of
@@ -220,6 +222,10 @@ type churnShown struct {
 	finWho, rstWho uint8
 	// req is the first exchange's request, when it has one.
 	req *churnRequest
+	// idleFrom is when the connection went idle for good: its last
+	// exchange's last frame, or its last frame when it is still open at
+	// the end and no exchange was seen; zero when unknown.
+	idleFrom time.Time
 }
 
 // churnRequest is the first request of a connection, as evidence cites
@@ -249,15 +255,18 @@ type churnConn struct {
 	flags   uint8 // churnSYN, churnFIN
 	reasons connReasons
 	// first and last are the TCP summary's first and last frame times,
-	// syn the first SYN's (synFrame its frame), fin the first FIN's.
-	first, last, syn, fin int64
-	synFrame              uint64
+	// syn the first SYN's (synFrame its frame), fin the first FIN's,
+	// idle churnShown.idleFrom's.
+	first, last, syn, fin, idle int64
+	synFrame                    uint64
 }
 
 // churnConn flags.
 const (
-	churnSYN = 1 << iota // the SYN was captured
-	churnFIN             // a FIN was captured
+	churnSYN  = 1 << iota // the SYN was captured
+	churnFIN              // a FIN was captured
+	churnIdle             // idle is known
+	churnOpen             // still open at the end of the capture
 )
 
 func (a *churnConn) compare(b *churnConn) int {
@@ -281,7 +290,34 @@ func (a *churnShown) compact() churnConn {
 		c.flags |= churnFIN
 		c.fin = a.fin.TS.UnixNano()
 	}
+	if !a.idleFrom.IsZero() {
+		c.flags |= churnIdle
+		c.idle = a.idleFrom.UnixNano()
+	}
+	if a.close == tcp.CloseOpen {
+		c.flags |= churnOpen
+	}
 	return c
+}
+
+// end returns when c closed: its first FIN, else its last frame (a
+// reset); ok is false when it is still open at the end of the capture.
+func (c *churnConn) end() (int64, bool) {
+	switch {
+	case c.flags&churnOpen != 0:
+		return 0, false
+	case c.flags&churnFIN != 0:
+		return c.fin, true
+	}
+	return c.last, true
+}
+
+// start returns when c opened: its SYN, else its first frame.
+func (c *churnConn) start() int64 {
+	if c.flags&churnSYN != 0 {
+		return c.syn
+	}
+	return c.first
 }
 
 // nanoTime returns the time of a churnConn's nanoseconds.
@@ -314,6 +350,9 @@ func (l *churnConns) add(c *churnConn) {
 	if c.flags&churnFIN != 0 {
 		b = binary.AppendVarint(b, c.fin-c.first)
 	}
+	if c.flags&churnIdle != 0 {
+		b = binary.AppendVarint(b, c.idle-c.first)
+	}
 	l.b, l.last = b, *c
 	l.n++
 }
@@ -342,6 +381,9 @@ func (l *churnConns) all() []churnConn {
 		}
 		if c.flags&churnFIN != 0 {
 			c.fin = c.first + next()
+		}
+		if c.flags&churnIdle != 0 {
+			c.idle = c.first + next()
 		}
 		p = *c
 	}
@@ -494,6 +536,12 @@ func churnConnOf(cfg ChurnConfig, c *Conn) churnShown {
 	}
 	if x := firstExchange(c); x != nil && x.Request != nil {
 		r.req = &churnRequest{method: x.Method, path: x.Path, stream: x.Stream, ref: *x.Request}
+	}
+	switch {
+	case !c.sum.lastEnd.IsZero():
+		r.idleFrom = c.sum.lastEnd
+	case c.TCP.Close == tcp.CloseOpen:
+		r.idleFrom = c.TCP.LastTS
 	}
 	return r
 }
@@ -656,6 +704,63 @@ type churnStats struct {
 	portMin, portMax                                  uint16
 	twPeak                                            [2]int // client, server
 	firstSYN, lastSYN                                 time.Time
+	// leaked are the connections left open and idle while the client
+	// dialled a new one (leakedConns).
+	leaked []leak
+	kept   int // connections kept, those leaked is over
+}
+
+// leak is a connection left open and idle while the client dialled
+// another: the idle one, and the new one's SYN.
+type leak struct {
+	idle, next *churnConn
+}
+
+// leakMinIdle is how long a connection must stay open and idle after the
+// client dialled a new one to count as left open: a client that closes
+// a connection right after its response (a small idle pool under load)
+// may dial another in the microseconds between.
+const leakMinIdle = 100 * time.Millisecond
+
+// leakedConns returns the connections, of conns in order of first frame,
+// that were idle for good (no exchange after) and open when the client
+// dialled a later one, and stayed open at least leakMinIdle after.
+func leakedConns(conns []churnConn) []leak {
+	starts := make([]int64, len(conns))
+	for i := range conns {
+		starts[i] = conns[i].start()
+	}
+	// Order of first frame is order of start but for a SYN captured
+	// after a connection's first frame: search a sorted copy.
+	order := make([]int, len(conns))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(starts[a], starts[b]) })
+	var out []leak
+	for i := range conns {
+		c := &conns[i]
+		if c.flags&churnIdle == 0 {
+			continue
+		}
+		// The first connection dialled after c went idle.
+		j, _ := slices.BinarySearchFunc(order, c.idle, func(k int, t int64) int {
+			if starts[k] <= t {
+				return -1
+			}
+			return 1
+		})
+		for ; j < len(order) && order[j] == i; j++ {
+		}
+		if j == len(order) {
+			continue
+		}
+		n := &conns[order[j]]
+		if end, closed := c.end(); !closed || end-n.start() >= int64(leakMinIdle) {
+			out = append(out, leak{idle: c, next: n})
+		}
+	}
+	return out
 }
 
 // poolStats returns a pool's numbers: the tallies, and the rest from the
@@ -723,6 +828,8 @@ func poolStats(cfg ChurnConfig, p *churnPool, conns []churnConn) churnStats {
 			s.twPeak[side] = max(s.twPeak[side], i-j+1)
 		}
 	}
+	s.kept = len(conns)
+	s.leaked = leakedConns(conns)
 	return s
 }
 
@@ -784,6 +891,9 @@ func churnFinding(in *capture, cfg ChurnConfig, p *churnPool, conns []churnConn)
 	} else if s.closeReq[1] > 0 {
 		fmt.Fprintf(&b, "; the server sent Connection: close on %d", s.closeReq[1])
 	}
+	if f.Cause == CauseConnectionsLeaked {
+		fmt.Fprintf(&b, "; %d were left open and idle while new ones were dialled", len(s.leaked))
+	}
 	if len(s.reuses) > 0 {
 		fmt.Fprintf(&b, "; %d reused a 4-tuple within %s of its close", len(s.reuses), fmtDur(cfg.ReuseWindow))
 	}
@@ -810,6 +920,9 @@ func churnFinding(in *capture, cfg ChurnConfig, p *churnPool, conns []churnConn)
 		"time_wait_peak":            twPeak,
 		"unknown_request_conns":     s.unknown,
 	}
+	if len(s.leaked) > 0 {
+		m["leaked_conns"] = len(s.leaked)
+	}
 	if s.known > 0 {
 		m["requests_per_conn"] = roundTo(float64(s.reqs)/float64(s.known), 3)
 		m["one_request_share"] = roundTo(float64(s.oneReq)/float64(s.known), 3)
@@ -834,10 +947,33 @@ func churnFinding(in *capture, cfg ChurnConfig, p *churnPool, conns []churnConn)
 	}
 	f.Metrics = m
 
-	// Evidence: the first few one-request connections (SYN, request,
-	// first FIN), then the 4-tuple reuses.
+	// Evidence: for leaked connections first the new connections dialled
+	// while older ones sat idle; then the first few one-request
+	// connections (SYN, request, first FIN), then the 4-tuple reuses.
 	const perConnEvidence, maxConnsShown = 3, 5
 	shown := 0
+	if f.Cause == CauseConnectionsLeaked {
+		for i, l := range s.leaked {
+			if i >= 3 {
+				break
+			}
+			if l.next.flags&churnSYN == 0 {
+				continue
+			}
+			syn := event.Ref{Frame: l.next.synFrame, TS: nanoTime(l.next.syn)}
+			what := fmt.Sprintf("SYN: new connection from port %d while the connection from port %d had been idle %s", l.next.port, l.idle.port, fmtDur(time.Duration(l.next.syn-l.idle.idle)))
+			if end, closed := l.idle.end(); closed {
+				what += fmt.Sprintf("; that one stays open and unused %s more", fmtDur(time.Duration(end-l.next.syn)))
+			} else {
+				what += "; that one stays open and unused to the end of the capture"
+			}
+			e := evidence(l.next.id, 0, syn, what)
+			if i == 0 {
+				e = e.decisive()
+			}
+			f.Evidence = append(f.Evidence, e)
+		}
+	}
 	rs := make([]connReasons, 0, len(conns)+1)
 	for i := range conns {
 		rs = append(rs, conns[i].reasons)
@@ -885,9 +1021,11 @@ func churnFinding(in *capture, cfg ChurnConfig, p *churnPool, conns []churnConn)
 
 // churnCause tells why a pool churns, from what most of its connections
 // show: a Connection: close from either side, the client's RST (it
-// closes with the response unread), connections left open while new
-// ones are dialled, the server closing first between requests, or else
-// the client closing after each response though no one asked.
+// closes with the response unread), connections left open and idle
+// while new ones are dialled (leakedConns: however they end later, by
+// the server's idle timeout, the client's exit or not at all), the
+// server closing first between requests, or else the client closing
+// after each response though no one asked.
 func churnCause(s churnStats) string {
 	known := max(s.known, 1)
 	switch {
@@ -897,7 +1035,7 @@ func churnCause(s churnStats) string {
 		return CauseServerConnectionClose
 	case s.closedBy[string(tcp.CloseRSTClient)]*2 >= s.conns:
 		return CauseBodyNotDrained
-	case s.closedBy[string(tcp.CloseOpen)]*2 >= s.conns:
+	case len(s.leaked) > 0 && len(s.leaked)*2 >= s.kept:
 		return CauseConnectionsLeaked
 	case s.closedBy[string(tcp.CloseFINServer)]+s.closedBy[string(tcp.CloseRSTServer)] > s.closedBy[string(tcp.CloseFINClient)]:
 		return CauseServerIdleTimeout
@@ -909,8 +1047,8 @@ func churnCause(s churnStats) string {
 var churnCauseRemedy = map[string]string{
 	CauseClientConnectionClose:     "The client asks to close (Connection: close): in Go that is http.Transport.DisableKeepAlives=true or Request.Close=true; curl -H 'Connection: close'; turn them off. ",
 	CauseServerConnectionClose:     "The server asks to close: enable keep-alives on it (Go http.Server.SetKeepAlivesEnabled(true), no Connection: close in handlers; nginx keepalive_timeout > 0 and a higher keepalive_requests; haproxy option http-keep-alive; Envoy max_requests_per_connection unset or higher). ",
-	CauseBodyNotDrained:            "The client resets its connections: it closes them with response bytes unread, so they cannot be reused; read each response body to the end and close it (Go: io.Copy(io.Discard, resp.Body); resp.Body.Close()). ",
-	CauseConnectionsLeaked:         "Connections are left open and unused while new ones are dialled: the client leaks them (responses never closed, a new http.Client or Transport per request); close response bodies and share one client. ",
+	CauseBodyNotDrained:            "The client resets its connections: it closes them with response bytes unread, so they cannot be reused; read each response body to the end and close it (Go: io.Copy(io.Discard, resp.Body); resp.Body.Close(); Python: resp.read() before close). ",
+	CauseConnectionsLeaked:         "Connections are left open and unused while new ones are dialled: the client leaks them (responses never closed, a new client per request: Go http.Client or Transport, Python http.client.HTTPConnection or requests.Session); close response bodies and connections, and share one client. ",
 	CauseServerIdleTimeout:         "The server closes each connection before the client's next request: its idle timeout is shorter than the gap between requests (nginx keepalive_timeout, Go http.Server.IdleTimeout, haproxy timeout http-keep-alive); raise it above the client's request interval, or lower the client's idle timeout below it (see keepalive_mismatch). ",
 	CauseClientClosesAfterResponse: "No one asked to close, yet the client closes after each response: its idle pool is too small for its concurrency (Go MaxIdleConnsPerHost defaults to 2) or it makes a new client or process per request. ",
 }

@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,5 +116,48 @@ func TestChurnCorpusNoOpenOrClose(t *testing.T) {
 		if f.Severity != Info || !slices.Contains(f.Confidence.Reasons, "no connection's opening or closing captured: how long they lived is unknown") {
 			t.Errorf("%s %q, confidence %+v", f.Severity, f.Summary, f.Confidence)
 		}
+	}
+}
+
+// TestChurnCauses checks reconnect_churn's cause on pools that differ
+// only in how their connections end and overlap. Leaked connections are
+// told from the server's idle timeout by what the client did while they
+// were idle: it dialled new connections and left them open (the stack
+// capture nginx-python-leak: Python closes none, nginx closes each after
+// keepalive_timeout, so every one ends with the server's FIN).
+func TestChurnCauses(t *testing.T) {
+	detect := func(in *Input) []Finding { return detectReconnectChurn(in, defaultChurn()) }
+	pool := func(n int, every, life time.Duration, close tcp.Close, closeReq string) []*Conn {
+		var cs []*Conn
+		for i := range n {
+			cs = append(cs, synConn{id: event.ConnID(i), port: uint16(40000 + i), start: time.Duration(i) * every,
+				life: life, reqs: []time.Duration{500 * time.Microsecond}, close: close, closeReq: closeReq}.build())
+		}
+		return cs
+	}
+	tests := []struct {
+		name  string
+		conns []*Conn
+		want  string
+	}{
+		{"client closes after each response", pool(12, 10*time.Millisecond, 5*time.Millisecond, tcp.CloseFINClient, ""), CauseClientClosesAfterResponse},
+		{"concurrent, client closes right after each response", pool(12, time.Millisecond, 1520*time.Microsecond, tcp.CloseFINClient, ""), CauseClientClosesAfterResponse},
+		{"Connection: close from the client", pool(12, 10*time.Millisecond, 5*time.Millisecond, tcp.CloseFINClient, "client"), CauseClientConnectionClose},
+		{"client resets with the body unread", pool(12, 10*time.Millisecond, 5*time.Millisecond, tcp.CloseRSTClient, ""), CauseBodyNotDrained},
+		{"server closes each idle connection before the next request", pool(12, 1500*time.Millisecond, time.Second, tcp.CloseFINServer, ""), CauseServerIdleTimeout},
+		{"leaked: open and idle while new ones are dialled, the server closes them later", pool(12, 100*time.Millisecond, 2*time.Second, tcp.CloseFINServer, ""), CauseConnectionsLeaked},
+		{"leaked: still open at the end of the capture", pool(12, 100*time.Millisecond, 50*time.Millisecond, tcp.CloseOpen, ""), CauseConnectionsLeaked},
+		{"leaked: the client closes them all at exit", pool(12, 100*time.Millisecond, 2*time.Second, tcp.CloseFINClient, ""), CauseConnectionsLeaked},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := checkFindings(t, run(detect, tt.conns...), KindReconnectChurn, &findingWant{sev: Warning})
+			if f.Cause != tt.want {
+				t.Errorf("cause %s, want %s (metrics %v)", f.Cause, tt.want, f.Metrics)
+			}
+			if !strings.Contains(f.Remedy, churnCauseRemedy[tt.want]) {
+				t.Errorf("remedy %q does not start with the cause's", f.Remedy)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/event"
@@ -92,6 +93,9 @@ type connSummary struct {
 	// first is the connection's first exchange (its request's ref only),
 	// nil when none.
 	first *Exchange
+	// lastEnd is the time of the latest frame of any exchange (zero when
+	// none): from then on the connection carried no request.
+	lastEnd time.Time
 }
 
 // summarize derives c's summary facts from its records, once: the
@@ -112,6 +116,11 @@ func (c *Conn) summarize() {
 		}
 	}
 	sum.requests, sum.requestsKnown = countRequests(c, r)
+	for i := range r.Exchanges {
+		if e := r.Exchanges[i].End(); e != nil && e.TS.After(sum.lastEnd) {
+			sum.lastEnd = e.TS
+		}
+	}
 	if len(r.Exchanges) > 0 {
 		// What reconnect_churn cites of it, without the refs to the
 		// rest of the exchange.

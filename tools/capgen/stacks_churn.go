@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/h2scope/h2scope/tools/capgen/truth"
+)
+
+// Churn scenarios played by other stacks: a pool of connections opened
+// and closed instead of reused (reconnect_churn), for three of its
+// causes — the server closing each connection idle between requests,
+// the client closing with the response unread, and the client leaving
+// connections open while it dials new ones.
+
+func init() {
+	stackScenarios = append(stackScenarios,
+		&scenario{
+			name: "nginx-curl-idle-timeout",
+			description: "nginx 1.22 over HTTP/1.1 with keepalive_timeout 1s, and one curl 7.88 run fetching 10 URLs with " +
+				"--rate 40/m (a transfer every 1.5 s): curl keeps the connection for reuse, but nginx closes it (FIN) after 1 s " +
+				"idle, so curl sees it dead and opens a new connection for every transfer (-w num_connects 1 each; nginx's " +
+				"$connection_requests 1 each). Nothing fails.",
+			findings: []string{"reconnect_churn"},
+			commit:   true,
+			tools:    []string{"nginx", "curl"},
+			stack:    runNginxCurlIdle,
+		},
+		&scenario{
+			name: "nginx-python-undrained",
+			description: "nginx over HTTP/1.1 and a Python http.client loop that makes 10 requests 50 ms apart for a " +
+				"20,000-byte file, each on a new connection, reads 4,096 bytes of the body and closes the connection: the " +
+				"socket closes with response bytes unread, so the kernel sends RST; nginx logs the responses it could not " +
+				"finish.",
+			findings: []string{"reconnect_churn"},
+			commit:   true,
+			tools:    []string{"nginx", "python3"},
+			stack:    runNginxPythonChurn("undrained"),
+		},
+		&scenario{
+			name: "nginx-python-leak",
+			description: "nginx over HTTP/1.1 with keepalive_timeout 2s, and a Python http.client loop that makes 10 requests " +
+				"100 ms apart, each on a new HTTPConnection, reads each response to the end and never closes the connection " +
+				"(it keeps the objects): 10 connections open at once, idle, until nginx closes each after 2 s idle (FIN); " +
+				"then the client exits.",
+			findings: []string{"reconnect_churn"},
+			commit:   true,
+			tools:    []string{"nginx", "python3"},
+			stack:    runNginxPythonChurn("leak"),
+		},
+	)
+}
+
+// runNginxCurlIdle is nginx-curl-idle-timeout.
+func runNginxCurlIdle(ctx context.Context, r *stackRun) error {
+	if err := r.writeWWW(2000); err != nil {
+		return err
+	}
+	if _, err := r.startNginx(ctx, nginxConf{server: "keepalive_timeout 1s;"}); err != nil {
+		return err
+	}
+	const n = 10
+	args := []string{"--rate", "40/m"}
+	for range n {
+		args = append(args, r.url(false, "/2000"))
+	}
+	ls, err := r.curl(ctx, "rate", false, args...)
+	if err != nil {
+		return err
+	}
+	r.curlRequests("rate", ls)
+	r.stopAll(sigQuit)
+	ng, err := r.nginxAccess()
+	if err != nil {
+		return err
+	}
+	r.nginxErrors()
+	if err := r.checkNginxConns(ng); err != nil {
+		return err
+	}
+	for _, l := range ls {
+		if l.connects != 1 || l.status != 200 || l.exit != 0 {
+			return fmt.Errorf("curl transfer %s: %d connects, status %d, exit %d; want 1, 200, 0", l.url, l.connects, l.status, l.exit)
+		}
+	}
+	for _, e := range ng {
+		if e.connRequests != 1 {
+			return fmt.Errorf("nginx connection %d: $connection_requests %d, want 1", e.conn, e.connRequests)
+		}
+	}
+	r.fact("transfers", len(ls))
+	r.fact("connections", len(r.conns))
+	r.verdictCause("reconnect_churn", "warning", "server_idle_timeout",
+		"the server closes each connection idle between requests (nginx keepalive_timeout 1s, a request every 1.5 s)",
+		fmt.Sprintf("curl fetched %d URLs in one run (it keeps connections for reuse) with --rate 40/m; nginx's keepalive_timeout "+
+			"1s closed each connection before the next transfer, so curl opened a new connection for every transfer (-w "+
+			"num_connects 1 on all %d, nginx $connection_requests 1 on all); nothing failed", len(ls), len(ls)))
+	r.verdictCause("keepalive_mismatch", "info", "idle_close",
+		"the server closes idle connections before the client reuses them; curl noticed each close and reconnected, nothing lost",
+		"curl checks a pooled connection before reusing it and found each closed by nginx: every transfer succeeded")
+	return nil
+}
+
+// pythonChurnClient is the client of nginx-python-undrained and
+// nginx-python-leak: N requests GAP seconds apart, each on a new
+// http.client connection. In mode undrained it reads READ bytes of the
+// body and closes the connection; in mode leak it reads the body to the
+// end and keeps the connection open, then sleeps HOLD seconds before it
+// exits. One JSON object a line.
+const pythonChurnClient = `import http.client, json, sys, time
+host, port, path, n, gap, mode, read, hold = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), sys.argv[6], int(sys.argv[7]), float(sys.argv[8])
+t0 = time.monotonic()
+def log(**kw):
+    kw["t"] = round(time.monotonic() - t0, 6)
+    print(json.dumps(kw), flush=True)
+kept = []
+for i in range(n):
+    if i:
+        time.sleep(gap)
+    c = http.client.HTTPConnection(host, port)
+    c.connect()
+    lp = c.sock.getsockname()[1]
+    c.request("GET", path, headers={"User-Agent": "python-http.client"})
+    r = c.getresponse()
+    length = int(r.getheader("Content-Length", "-1"))
+    if mode == "undrained":
+        body = r.read(read)
+        c.close()
+        log(event="closed_unread", request=i, local_port=lp, status=r.status, content_length=length, read=len(body))
+    else:
+        body = r.read()
+        kept.append(c)
+        log(event="response_kept_open", request=i, local_port=lp, status=r.status, content_length=length, read=len(body))
+time.sleep(hold)
+log(event="exit", open=len(kept))
+`
+
+// runNginxPythonChurn returns nginx-python-undrained (mode
+// "undrained") or nginx-python-leak (mode "leak").
+func runNginxPythonChurn(mode string) func(ctx context.Context, r *stackRun) error {
+	return func(ctx context.Context, r *stackRun) error {
+		const n = 10
+		size, gap, hold, server := 2000, "0.1", "2.6", "keepalive_timeout 2s;"
+		if mode == "undrained" {
+			size, gap, hold, server = 20000, "0.05", "0", ""
+		}
+		if err := r.writeWWW(size); err != nil {
+			return err
+		}
+		if _, err := r.startNginx(ctx, nginxConf{server: server}); err != nil {
+			return err
+		}
+		if err := os.WriteFile(r.path("churn.py"), []byte(pythonChurnClient), 0o644); err != nil {
+			return err
+		}
+		path := "/" + strconv.Itoa(size)
+		out, errb, err := r.runClient(ctx, "python3", nil, r.path("churn.py"), "127.0.0.1", strconv.Itoa(r.port), path,
+			strconv.Itoa(n), gap, mode, "1024", hold)
+		r.report("python3", "http.client events, one JSON object a line", lines(out))
+		if err != nil {
+			return fmt.Errorf("python client: %v: %s", err, errb)
+		}
+		// Let nginx write its log lines for the reset connections.
+		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
+		var partial int
+		for _, l := range lines(out) {
+			var ev struct {
+				Event         string `json:"event"`
+				LocalPort     int    `json:"local_port"`
+				Status        int    `json:"status"`
+				ContentLength int64  `json:"content_length"`
+				Read          int64  `json:"read"`
+				Open          int    `json:"open"`
+			}
+			if err := json.Unmarshal([]byte(l), &ev); err != nil {
+				return fmt.Errorf("python client line %q: %v", l, err)
+			}
+			switch ev.Event {
+			case "closed_unread", "response_kept_open":
+				if ev.Status != 200 || ev.ContentLength != int64(size) {
+					return fmt.Errorf("python client line %q: want 200 and Content-Length %d", l, size)
+				}
+				if ev.Read < ev.ContentLength {
+					partial++
+				}
+				id := r.newConn(ev.LocalPort, mode)
+				r.request(id, truth.Request{Phase: mode, Method: "GET", Path: path, Status: ev.Status, RespBytes: ev.Read})
+			case "exit":
+				if mode == "leak" && ev.Open != n {
+					return fmt.Errorf("python client kept %d connections open, want %d", ev.Open, n)
+				}
+			}
+		}
+		r.stopAll(sigQuit)
+		ng, err := r.nginxAccess()
+		if err != nil {
+			return err
+		}
+		errs := r.nginxErrors()
+		if err := r.checkNginxConns(ng); err != nil {
+			return err
+		}
+		if len(r.conns) != n {
+			return fmt.Errorf("python client reported %d connections, want %d", len(r.conns), n)
+		}
+		var short int
+		for _, e := range ng {
+			if e.bodyBytes < int64(size) {
+				short++
+			}
+		}
+		r.fact("connections", len(r.conns))
+		r.fact("requests", len(r.reqs))
+		switch mode {
+		case "undrained":
+			if partial != n {
+				return fmt.Errorf("python client read %d bodies in part, want %d", partial, n)
+			}
+			r.fact("bodies_unread", partial)
+			r.fact("nginx_short_bodies", short)
+			r.verdictCause("reconnect_churn", "warning", "body_not_drained",
+				"the client closes each connection with its response unread (the kernel resets it), so none can be reused",
+				fmt.Sprintf("the Python client read 1,024 of %d bytes of each of %d responses and closed the connection "+
+					"(its events: closed_unread); a socket closed with received bytes unread is reset by the kernel (RST); "+
+					"nginx logged %d of the %d responses with fewer bytes sent than the file and %d error log lines",
+					size, n, short, n, len(errs)))
+		case "leak":
+			r.fact("kept_open", n)
+			r.verdictCause("reconnect_churn", "warning", "connections_leaked",
+				"the client opens a new connection per request and leaves the old ones open, idle, until the server closes them",
+				fmt.Sprintf("the Python client made %d requests on %d new HTTPConnections, read every response to the end and "+
+					"closed none (its events: response_kept_open, then exit with %d open); nginx closed each after its "+
+					"keepalive_timeout of 2 s idle", n, n, n))
+			r.verdictCause("keepalive_mismatch", "info", "idle_close",
+				"nginx closed the leaked connections idle; no request was sent on them again, nothing lost",
+				"no request was written on a connection after nginx's close: the client never reused them")
+		}
+		return nil
+	}
+}
