@@ -96,6 +96,9 @@ type errGroup struct {
 	classes  [len(errClasses)]int
 	statuses map[string]int    // at most maxErrLabels, then "other"
 	methods  map[string][2]int // requests, failures; at most maxErrLabels, then "other"
+	// maxStatus and maxMethod cache the largest label of statuses and
+	// methods once they are full ("" until known; see addLabel).
+	maxStatus, maxMethod string
 	samples  []errSample       // the lowest (connection, frame) failures, at most maxEvidence
 }
 
@@ -122,8 +125,9 @@ func (d *requestErrors) observe(c *Conn) {
 		})
 		return g
 	}
-	grpcStreams := map[uint32]bool{}
-	if c.App != nil {
+	var grpcStreams map[uint32]bool
+	if c.App != nil && len(c.App.Calls) > 0 {
+		grpcStreams = make(map[uint32]bool, len(c.App.Calls))
 		for i := range c.App.Calls {
 			call := &c.App.Calls[i]
 			grpcStreams[call.Stream] = true
@@ -131,7 +135,12 @@ func (d *requestErrors) observe(c *Conn) {
 				continue
 			}
 			class, failed := grpcClass[call.ClientStatus]
-			group().add(c, call.Method, call.ClientStatus, class, failed, errSample{conn: c.ID(), stream: call.Stream, ref: call.End, what: fmt.Sprintf("gRPC %s ends %s", call.Method, call.ClientStatus)})
+			g := group()
+			g.count(call.Method, failed)
+			if failed {
+				g.fail(c, call.ClientStatus, class, errSample{conn: c.ID(), stream: call.Stream, ref: call.End,
+					what: fmt.Sprintf("gRPC %s ends %s", call.Method, call.ClientStatus)})
+			}
 		}
 	}
 	for i := range c.Records.Exchanges {
@@ -140,6 +149,12 @@ func (d *requestErrors) observe(c *Conn) {
 			continue
 		}
 		class := httpClass(x.Status)
+		method := x.Method + " " + clipString(pathOnly(x.Path), 60)
+		g := group()
+		g.count(method, class >= 0)
+		if class < 0 {
+			continue
+		}
 		ref := x.Response
 		if ref == nil {
 			ref = x.ResponseEnd
@@ -147,9 +162,8 @@ func (d *requestErrors) observe(c *Conn) {
 		if ref == nil {
 			ref = x.Start()
 		}
-		method := x.Method + " " + clipString(pathOnly(x.Path), 60)
-		what := fmt.Sprintf("%d response to %s", x.Status, method)
-		group().add(c, method, strconv.Itoa(x.Status), class, class >= 0, errSample{conn: c.ID(), stream: x.Stream, ref: *ref, what: what})
+		g.fail(c, strconv.Itoa(x.Status), class, errSample{conn: c.ID(), stream: x.Stream, ref: *ref,
+			what: fmt.Sprintf("%d response to %s", x.Status, method)})
 	}
 }
 
@@ -161,20 +175,21 @@ func pathOnly(p string) string {
 	return p
 }
 
-// add counts one request of c to method, answered with status, failed
-// (of class) or not.
-func (g *errGroup) add(c *Conn, method, status string, class int, failed bool, s errSample) {
+// count counts one request to method, failed or not.
+func (g *errGroup) count(method string, failed bool) {
 	g.requests++
 	n := [2]int{1, 0}
 	if failed {
 		n[1] = 1
 	}
-	addLabel(g.methods, method, n, addPair)
-	if !failed {
-		return
-	}
+	addLabel(g.methods, method, n, addPair, &g.maxMethod)
+}
+
+// fail counts a failed request of c, answered with status (of class),
+// and keeps it as evidence if it is among the first.
+func (g *errGroup) fail(c *Conn, status string, class int, s errSample) {
 	g.classes[class]++
-	addLabel(g.statuses, status, 1, addInt)
+	addLabel(g.statuses, status, 1, addInt, &g.maxStatus)
 	s.reasons = reasonsOf(c)
 	g.sample(s)
 }
@@ -182,24 +197,41 @@ func (g *errGroup) add(c *Conn, method, status string, class int, failed bool, s
 // addLabel adds v to m's count of label l. m counts at most
 // maxErrLabels labels apart and the rest as "other": the lexically
 // smallest ones, whatever order they came in, so that counts merge
-// exactly.
-func addLabel[V any](m map[string]V, l string, v V, add func(V, V) V) {
+// exactly. *largest caches m's largest label once m is full ("" when not
+// known), so that a label past the bound costs a comparison, not a scan.
+func addLabel[V any](m map[string]V, l string, v V, add func(V, V) V, largest *string) {
 	if _, ok := m[l]; ok || l == otherLabel {
 		m[l] = add(m[l], v)
 		return
 	}
-	m[l] = v
-	// Past the bound, the largest label joins "other".
-	for countLabels(m) > maxErrLabels {
-		var largest string
-		for k := range m {
-			if k != otherLabel && k > largest {
-				largest = k
-			}
-		}
-		m[otherLabel] = add(m[otherLabel], m[largest])
-		delete(m, largest)
+	if countLabels(m) < maxErrLabels {
+		m[l] = v
+		*largest = ""
+		return
 	}
+	if *largest == "" {
+		*largest = maxLabel(m)
+	}
+	if l > *largest {
+		m[otherLabel] = add(m[otherLabel], v)
+		return
+	}
+	// l takes the largest one's place, which joins "other".
+	m[l] = v
+	m[otherLabel] = add(m[otherLabel], m[*largest])
+	delete(m, *largest)
+	*largest = maxLabel(m)
+}
+
+// maxLabel returns m's lexically largest label other than otherLabel.
+func maxLabel[V any](m map[string]V) string {
+	var largest string
+	for k := range m {
+		if k != otherLabel && k > largest {
+			largest = k
+		}
+	}
+	return largest
 }
 
 // otherLabel counts the labels past maxErrLabels.
@@ -250,10 +282,10 @@ func (d *requestErrors) merge(o detector) {
 			g.classes[i] += n
 		}
 		for _, s := range sortedKeys(og.statuses) {
-			addLabel(g.statuses, s, og.statuses[s], addInt)
+			addLabel(g.statuses, s, og.statuses[s], addInt, &g.maxStatus)
 		}
 		for _, m := range sortedKeys(og.methods) {
-			addLabel(g.methods, m, og.methods[m], addPair)
+			addLabel(g.methods, m, og.methods[m], addPair, &g.maxMethod)
 		}
 		for _, s := range og.samples {
 			g.sample(s)
