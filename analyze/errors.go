@@ -99,7 +99,7 @@ type errGroup struct {
 	// maxStatus and maxMethod cache the largest label of statuses and
 	// methods once they are full ("" until known; see addLabel).
 	maxStatus, maxMethod string
-	samples  []errSample       // the lowest (connection, frame) failures, at most maxEvidence
+	samples              []errSample // the lowest (connection, frame) failures, at most maxEvidence
 }
 
 // maxErrLabels bounds the statuses and methods a pool counts apart.
