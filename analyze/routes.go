@@ -35,7 +35,8 @@ type RouteRow struct {
 	Answered int `json:"answered"`
 	// P50MS and P99MS are the answered requests' latency, median and
 	// 99th percentile (nearest rank), estimated within 1% by a quantile
-	// sketch; MaxMS is the longest, exact. Latency runs from the request
+	// sketch (exact when the rank is the top one, as a 99th percentile
+	// of fewer than 100 requests); MaxMS is the longest, exact. Latency runs from the request
 	// (HTTP/2: its first HEADERS frame, as a gRPC call's duration;
 	// HTTP/1.x: the frame completing the request, as tshark's http.time)
 	// to the frame completing the response (HTTP/2: the server's
@@ -179,6 +180,17 @@ type routeAgg struct {
 	max                float64
 }
 
+// quantile returns the latency of nearest rank ⌈p·n⌉: the exact maximum
+// when that is the top rank (a 99th percentile under 100 requests),
+// else the sketch's estimate, capped at the maximum (which is then
+// nearer the true value).
+func (a *routeAgg) quantile(p float64) float64 {
+	if int(math.Ceil(p*float64(a.lat.n))) >= a.lat.n {
+		return a.max
+	}
+	return math.Min(a.lat.quantile(p), a.max)
+}
+
 func (a *routeAgg) merge(o *routeAgg) {
 	a.requests += o.requests
 	a.answered += o.answered
@@ -302,11 +314,7 @@ func (t *tableBuilder) routeRows() []RouteRow {
 			r := RouteRow{Client: clientString(k.client), Server: k.server.String(), Name: k.name,
 				Method: method, Path: path, Requests: a.requests, Answered: a.answered}
 			if a.answered > 0 {
-				// An estimate past the exact maximum is the maximum,
-				// nearer the true value.
-				r.P50MS = roundTo(math.Min(a.lat.quantile(0.5), a.max), 3)
-				r.P99MS = roundTo(math.Min(a.lat.quantile(0.99), a.max), 3)
-				r.MaxMS = roundTo(a.max, 3)
+				r.P50MS, r.P99MS, r.MaxMS = roundTo(a.quantile(0.5), 3), roundTo(a.quantile(0.99), 3), roundTo(a.max, 3)
 			}
 			return r
 		}
