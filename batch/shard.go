@@ -51,7 +51,10 @@ type shardPartial struct {
 	shards, count int
 	// errText is the error record's of a capture that could not be
 	// read; the other fields are then empty.
-	errText  string
+	errText string
+	// resumeKey is the capture's, as every shard computed it from the
+	// files it read (they must agree).
+	resumeKey string
 	analysis *analyze.Partial
 	report   *report.Partial
 }
@@ -64,6 +67,7 @@ func (p *shardPartial) marshal() ([]byte, error) {
 	if p.errText != "" {
 		return b, nil
 	}
+	b = appendBytes(b, []byte(p.resumeKey))
 	a, err := p.analysis.MarshalBinary()
 	if err != nil {
 		return nil, err
@@ -116,11 +120,13 @@ func unmarshalShard(b []byte) (*shardPartial, error) {
 		}
 		return p, nil
 	}
+	key, ok0 := chunk()
 	a, ok1 := chunk()
 	r, ok2 := chunk()
-	if !ok1 || !ok2 || len(b) != 0 {
+	if !ok0 || !ok1 || !ok2 || len(b) != 0 {
 		return nil, errNotShard
 	}
+	p.resumeKey = string(key)
 	p.analysis, p.report = &analyze.Partial{}, &report.Partial{}
 	if err := p.analysis.UnmarshalBinary(a); err != nil {
 		return nil, err
@@ -169,7 +175,9 @@ func AnalyseShard(ctx context.Context, c Capture, shard dissect.ShardOf, opts Op
 		return p.marshal()
 	}
 	do := r.opts.Dissect
-	do.Keys, _ = r.keyLog(j)
+	var keyHashes []string
+	do.Keys, keyHashes = r.keyLog(j)
+	p.resumeKey = resumeKey(j.prints, keyHashes, r.optionsKey, r.version)
 	do.ShardOf = shard
 	rb := report.NewBuilder(r.opts.Redaction)
 	rb.Limits = r.opts.limits()
@@ -225,6 +233,8 @@ func MergePartials(a, b []byte) ([]byte, error) {
 	case p.errText != "":
 	case q.errText != "":
 		p.errText, p.analysis, p.report = q.errText, nil, nil
+	case p.resumeKey != q.resumeKey:
+		return nil, errors.New("batch: the shards of a capture read different files (changed while they were read, or other key logs)")
 	default:
 		p.analysis.Merge(q.analysis)
 		p.report.Merge(q.report)
@@ -235,7 +245,9 @@ func MergePartials(a, b []byte) ([]byte, error) {
 // MergeShards returns the output line of capture c (as AnalyseCapture
 // returns it) from the partial of all its shards (every AnalyseShard's
 // merged by MergePartials, or the only one) and their records, in any
-// order. opts must be those the shards were analysed with.
+// order. opts must be those the shards were analysed with. It does not
+// read c's files: the resume key is the one the shards computed, and
+// c.Files only names them in the report.
 func MergeShards(ctx context.Context, c Capture, partial []byte, records []io.Reader, opts Options) (line []byte, failed bool, err error) {
 	p, err := unmarshalShard(partial)
 	if err != nil {
@@ -252,12 +264,6 @@ func MergeShards(ctx context.Context, c Capture, partial []byte, records []io.Re
 		return nil, false, ctx.Err()
 	}
 	r := newRunner(opts)
-	j := r.prepare(ctx, []Capture{c})[0]
-	if j.printErr != nil { // the files changed since the shards read them
-		res := errorResult(c, j.printErr)
-		return res.line, res.failed, res.err
-	}
-	_, keyHashes := r.keyLog(j)
 	rb := report.NewBuilder(r.opts.Redaction)
 	rb.Limits = r.opts.limits()
 	rb.Connections = r.opts.connections()
@@ -269,7 +275,7 @@ func MergeShards(ctx context.Context, c Capture, partial []byte, records []io.Re
 		return nil, false, fmt.Errorf("%s: %w", c.Files[0], err)
 	}
 	rep := rb.Report(c.Files, p.analysis.Input(), p.analysis.Result())
-	rep.Captures[0].ResumeKey = resumeKey(j.prints, keyHashes, r.optionsKey, r.version)
+	rep.Captures[0].ResumeKey = p.resumeKey
 	var buf bytes.Buffer
 	if err := rep.WriteJSONLine(&buf); err != nil {
 		return nil, false, fmt.Errorf("encoding the report of %s: %w", c.Files[0], err)
