@@ -52,8 +52,9 @@ type RouteRow struct {
 // grows with neither the distinct paths nor the requests.
 const maxRouteClasses = 32
 
-// otherRoute names the row of a pool's requests past maxRouteClasses.
-const otherRoute = "(other)"
+// OtherRoute is the method and path class of the row of a pool's
+// requests past maxRouteClasses.
+const OtherRoute = "(other)"
 
 // Path class bounds: segments kept, and the length past which a
 // segment is an id.
@@ -66,8 +67,14 @@ const (
 // query or fragment (an absolute-form target's scheme and authority
 // dropped too), each id-like segment (isIDSegment) written ":id", at
 // most maxPathSegments segments, the rest written "/*". "*" (OPTIONS *)
-// stays; a target that is not a path (CONNECT's authority) is ":authority".
+// stays; a target that is not a path (CONNECT's authority) is
+// ":authority". Bytes outside printable ASCII are percent-encoded, as a
+// URI has them, so that a class is inert in every output.
 func pathClass(target string) string {
+	return escapeClass(rawPathClass(target))
+}
+
+func rawPathClass(target string) string {
 	if i := strings.IndexAny(target, "?#"); i >= 0 {
 		target = target[:i]
 	}
@@ -282,7 +289,7 @@ func (t *tableBuilder) routesObserve(c *Conn) {
 				t.routes[k] = s
 			}
 		}
-		a := s.agg(routeKey{x.Method, pathClass(x.Path)})
+		a := s.agg(routeKey{methodClass(x.Method), pathClass(x.Path)})
 		a.requests++
 		if x.ResponseEnd != nil {
 			v := float64(x.ResponseEnd.TS.Sub(x.Request.TS)) / 1e6
@@ -327,8 +334,46 @@ func (t *tableBuilder) routeRows() []RouteRow {
 			rows = append(rows, row(rk.method, rk.path, s.classes[rk]))
 		}
 		if s.other != nil {
-			rows = append(rows, row(otherRoute, otherRoute, s.other))
+			rows = append(rows, row(OtherRoute, OtherRoute, s.other))
 		}
 	}
 	return rows
+}
+
+// maxMethodLen bounds a route's method: a longer one (not a method
+// any server knows) is cut there.
+const maxMethodLen = 24
+
+// methodClass is a request method as a route row shows it: at most
+// maxMethodLen bytes, escaped as a path class is.
+func methodClass(m string) string {
+	return escapeClass(m[:min(len(m), maxMethodLen)])
+}
+
+// escapeClass percent-encodes the bytes of s outside '!'..'~' (control
+// characters, space, DEL, non-ASCII).
+func escapeClass(s string) string {
+	clean := true
+	for i := range len(s) {
+		if c := s[i]; c <= ' ' || c >= 0x7f {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	const hexDigits = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := range len(s) {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f {
+			b.WriteByte('%')
+			b.WriteByte(hexDigits[c>>4])
+			b.WriteByte(hexDigits[c&15])
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }

@@ -34,6 +34,7 @@ func TestPathClass(t *testing.T) {
 		{"http://user:pw@example.com/items/9?q=1", "/items/:id"},
 		{"http://example.com", "/"},
 		{"/helloworld.Greeter/SayHello", "/helloworld.Greeter/SayHello"},
+		{"/a\x1b[31mred/\u202eb c", "/a%1B[31mred/%E2%80%AEb%20c"},
 	}
 	for _, tt := range tests {
 		if got := pathClass(tt.in); got != tt.want {
@@ -83,7 +84,7 @@ func TestRouteSetOrderFree(t *testing.T) {
 	}
 	want := build(reqs, 1)
 	if len(want) != maxRouteClasses+1 || want[0].Path != "/r000" || want[maxRouteClasses-1].Path != fmt.Sprintf("/r%03d", maxRouteClasses-1) ||
-		want[maxRouteClasses].Path != otherRoute {
+		want[maxRouteClasses].Path != OtherRoute {
 		t.Fatalf("rows: %d, first %+v, last %+v", len(want), want[0], want[len(want)-1])
 	}
 	total := 0

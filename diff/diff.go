@@ -46,6 +46,39 @@ type Result struct {
 	// Methods compares the gRPC methods side by side, in method order;
 	// absent when neither side has gRPC calls.
 	Methods []MethodDiff `json:"grpc_methods,omitempty"`
+	// Routes compares the HTTP request latency of each pool by method
+	// and path class (the report's http_routes), the pools paired as
+	// Pools pairs them, in pool, method and path order (each pool's
+	// "(other)" last); absent when neither side has HTTP requests.
+	Routes []RouteDiff `json:"http_routes,omitempty"`
+}
+
+// RouteDiff is one pool's HTTP requests of one method and path class,
+// side by side.
+type RouteDiff struct {
+	// Pool is the pool as PoolDiff names it; Method and Path the
+	// method and path class ("(other)" for the classes past the
+	// report's bound).
+	Pool   string      `json:"pool"`
+	Method string      `json:"method"`
+	Path   string      `json:"path"`
+	Before *RouteStats `json:"before"`
+	After  *RouteStats `json:"after"`
+}
+
+// RouteStats are a route's figures on one side.
+type RouteStats struct {
+	// Requests and Answered sum the report's rows of the route over the
+	// pool's clients.
+	Requests int `json:"requests"`
+	Answered int `json:"answered"`
+	// P50MS and P99MS are the request latency of the client row with
+	// the most answered requests (the analysis's estimates, within 1%);
+	// nil when none was answered.
+	P50MS *float64 `json:"p50_ms,omitempty"`
+	P99MS *float64 `json:"p99_ms,omitempty"`
+	// best is the answered requests of the row the percentiles are from.
+	best int
 }
 
 // MethodDiff is one gRPC method side by side.
@@ -149,6 +182,12 @@ type PoolStats struct {
 	// nil when none was seen.
 	HandshakeP50MS *float64 `json:"handshake_p50_ms,omitempty"`
 	HandshakeP99MS *float64 `json:"handshake_p99_ms,omitempty"`
+	// TLSHandshakeP50MS and TLSHandshakeP99MS are the TLS handshake
+	// times (ClientHello to the client's Finished) of the pool's busiest
+	// client row with TLS handshakes (the analysis's estimates); nil
+	// when none was seen.
+	TLSHandshakeP50MS *float64 `json:"tls_handshake_p50_ms,omitempty"`
+	TLSHandshakeP99MS *float64 `json:"tls_handshake_p99_ms,omitempty"`
 	// TimeWait says which side holds TIME_WAIT: the one that closed
 	// most connections first ("client", "server"; "" when none closed).
 	TimeWait string `json:"time_wait,omitempty"`
@@ -168,6 +207,7 @@ type PoolStats struct {
 	known    int
 	closedBy [2]int
 	rttConns int // the connections of the row the handshake figures are from
+	tlsConns int // the connections of the row the TLS handshake figures are from
 }
 
 // poolKey is a pool's name: the server name (SNI, else Host or
@@ -222,6 +262,10 @@ func pools(s *Side) (map[string]*PoolStats, map[string]string) {
 		if r.HandshakeP50MS > 0 && r.Connections > p.rttConns {
 			p50, p99 := r.HandshakeP50MS, r.HandshakeP99MS
 			p.HandshakeP50MS, p.HandshakeP99MS, p.rttConns = &p50, &p99, r.Connections
+		}
+		if r.TLSHandshakeP50MS > 0 && r.Connections > p.tlsConns {
+			p50, p99 := r.TLSHandshakeP50MS, r.TLSHandshakeP99MS
+			p.TLSHandshakeP50MS, p.TLSHandshakeP99MS, p.tlsConns = &p50, &p99, r.Connections
 		}
 	}
 	for _, r := range s.Tables.Resumption {
@@ -391,6 +435,7 @@ func Compare(before, after *Side, opts Options) *Result {
 	for _, n := range names {
 		res.Methods = append(res.Methods, MethodDiff{Method: n, Before: bm[n], After: am[n]})
 	}
+	res.Routes = compareRoutes(before, after, pair, inverse)
 
 	// Findings: matched by kind, cause and pool (before's pool in
 	// after's names), in report order within each.
@@ -555,4 +600,65 @@ func findingFigures(s *Side, ps map[string]*PoolStats, srv map[string]string) {
 			}
 		}
 	}
+}
+
+// routeKey is a route: its pool's key, method and path class.
+type routeKey struct{ pool, method, path string }
+
+// routes returns a side's routes: each pool's (poolKey) rows summed over
+// its clients, the percentiles of the row with the most answered
+// requests.
+func routes(s *Side) map[routeKey]*RouteStats {
+	out := map[routeKey]*RouteStats{}
+	for _, r := range s.Tables.Routes {
+		k := routeKey{poolKey(r.Name, r.Server), r.Method, r.Path}
+		st := out[k]
+		if st == nil {
+			st = &RouteStats{}
+			out[k] = st
+		}
+		st.Requests += r.Requests
+		st.Answered += r.Answered
+		if r.Answered > st.best {
+			p50, p99 := r.P50MS, r.P99MS
+			st.P50MS, st.P99MS, st.best = &p50, &p99, r.Answered
+		}
+	}
+	return out
+}
+
+// compareRoutes pairs the routes of paired pools (pair: before key →
+// after key; inverse the other way) by method and path class.
+func compareRoutes(before, after *Side, pair, inverse map[string]string) []RouteDiff {
+	br, ar := routes(before), routes(after)
+	var out []RouteDiff
+	for k, b := range br {
+		d := RouteDiff{Pool: k.pool, Method: k.method, Path: k.path, Before: b}
+		if a, ok := pair[k.pool]; ok {
+			d.Pool = label(k.pool, a)
+			d.After = ar[routeKey{a, k.method, k.path}]
+		}
+		out = append(out, d)
+	}
+	for k, a := range ar {
+		if b, ok := inverse[k.pool]; ok {
+			if br[routeKey{b, k.method, k.path}] != nil {
+				continue // paired above
+			}
+			out = append(out, RouteDiff{Pool: label(b, k.pool), Method: k.method, Path: k.path, After: a})
+			continue
+		}
+		out = append(out, RouteDiff{Pool: k.pool, Method: k.method, Path: k.path, After: a})
+	}
+	other := func(d RouteDiff) int {
+		if d.Path == analyze.OtherRoute {
+			return 1
+		}
+		return 0
+	}
+	slices.SortFunc(out, func(x, y RouteDiff) int {
+		return cmp.Or(strings.Compare(x.Pool, y.Pool), cmp.Compare(other(x), other(y)),
+			strings.Compare(x.Method, y.Method), strings.Compare(x.Path, y.Path))
+	})
+	return out
 }

@@ -298,3 +298,85 @@ func TestPoolFigures(t *testing.T) {
 		t.Errorf("stalled %v → %v, want 1500 ms → none", b.StalledMS, a.StalledMS)
 	}
 }
+
+// TestCompareRoutes puts HTTP request latency by method and path class
+// side by side on captures (the figures are the analysis's, checked
+// against tshark in analyze's TestRoutesCaptures): keep-alive off, then
+// on, the same server under another port, paired by name.
+func TestCompareRoutes(t *testing.T) {
+	r := Compare(load(t, "http1-nokeepalive.pcapng"), load(t, "http1-keepalive.pcapng"), Options{})
+	type row struct {
+		method, path  string
+		before, after int // requests
+		p99b, p99a    float64
+		onlyAfter     bool
+	}
+	want := []row{
+		{"GET", "/also/missing", 0, 1, 0, 0.014, true},
+		{"GET", "/bytes/:id", 9, 18, 0.084, 1.558, false},
+		{"GET", "/missing", 1, 1, 0.056, 0.062, false},
+		{"GET", "/slow/:id", 1, 4, 5.576, 102.513, false},
+		{"POST", "/upload", 4, 8, 0.044, 0.094, false},
+	}
+	if len(r.Routes) != len(want) {
+		t.Fatalf("routes %+v, want %d", r.Routes, len(want))
+	}
+	for i, w := range want {
+		d := r.Routes[i]
+		if d.Pool != "127.0.0.1:40123 → 127.0.0.1:39095" || d.Method != w.method || d.Path != w.path || d.After == nil ||
+			d.After.Requests != w.after || *d.After.P99MS != w.p99a {
+			t.Errorf("route %d = %+v (after %+v), want %+v", i, d, d.After, w)
+			continue
+		}
+		if w.onlyAfter {
+			if d.Before != nil {
+				t.Errorf("%s %s: before %+v, want none", w.method, w.path, d.Before)
+			}
+		} else if d.Before == nil || d.Before.Requests != w.before || *d.Before.P99MS != w.p99b {
+			t.Errorf("%s %s: before %+v, want %d requests, p99 %v", w.method, w.path, d.Before, w.before, w.p99b)
+		}
+	}
+}
+
+// TestCompareTLSHandshake shows the pools' TLS handshake p50/p99 before
+// and after: full handshakes refused resumption, then resumed ones
+// (figures within 1% of tshark's ClientHello to client Finished).
+func TestCompareTLSHandshake(t *testing.T) {
+	p := pool(t, Compare(load(t, "tls13-resume-fail.pcapng"), load(t, "tls13-resume.pcapng"), Options{}))
+	for _, s := range []*PoolStats{p.Before, p.After} {
+		if s.TLSHandshakeP50MS == nil || s.TLSHandshakeP99MS == nil || *s.TLSHandshakeP50MS <= 0 || *s.TLSHandshakeP99MS < *s.TLSHandshakeP50MS {
+			t.Errorf("TLS handshake p50/p99 %v / %v, want both, p50 ≤ p99", s.TLSHandshakeP50MS, s.TLSHandshakeP99MS)
+		}
+	}
+}
+
+// TestRoutesUnpaired: routes of pools that pair with nothing stand
+// alone, under their own pool; routes of paired pools under the pair's
+// label, --match pairing renamed servers; "(other)" last in its pool.
+func TestRoutesUnpaired(t *testing.T) {
+	side := func(name, server, host string, rows ...analyze.RouteRow) *Side {
+		s := &Side{Source: name, conns: map[int]ConnRecord{}}
+		s.Tables.Pools = []analyze.PoolRow{{Client: "10.0.0.2", Server: server, Name: host, Connections: 1, Requests: 1}}
+		for i := range rows {
+			rows[i].Client, rows[i].Server, rows[i].Name = "10.0.0.2", server, host
+		}
+		s.Tables.Routes = rows
+		return s
+	}
+	rr := func(method, path string, n int, p50 float64) analyze.RouteRow {
+		return analyze.RouteRow{Method: method, Path: path, Requests: n, Answered: n, P50MS: p50, P99MS: 2 * p50, MaxMS: 2 * p50}
+	}
+	before := side("b", "10.0.0.1:443", "old.example", rr("GET", "/a", 2, 1), rr(analyze.OtherRoute, analyze.OtherRoute, 5, 3), rr("POST", "/b", 1, 4))
+	after := side("a", "10.0.0.9:443", "new.example", rr("GET", "/a", 3, 2))
+	r := Compare(before, after, Options{})
+	if len(r.Routes) != 4 || r.Routes[0].Pool != "new.example:443" || r.Routes[0].Before != nil ||
+		r.Routes[1].Pool != "old.example:443" || r.Routes[3].Path != analyze.OtherRoute || r.Routes[3].After != nil {
+		t.Fatalf("unpaired routes: %+v", r.Routes)
+	}
+	r = Compare(before, after, Options{Match: map[string]string{"old.example": "new.example"}})
+	if len(r.Routes) != 3 || r.Routes[0].Pool != "old.example:443 → new.example:443" || r.Routes[0].Path != "/a" ||
+		r.Routes[0].Before == nil || r.Routes[0].After == nil || *r.Routes[0].Before.P50MS != 1 || *r.Routes[0].After.P50MS != 2 ||
+		r.Routes[2].Path != analyze.OtherRoute {
+		t.Fatalf("matched routes: %+v", r.Routes)
+	}
+}

@@ -93,6 +93,7 @@ func poolCells(p PoolDiff) []string {
 		cell(func(s *PoolStats) string { return fval(s.ConnsPerSecond) }),
 		cell(func(s *PoolStats) string { return fval(s.ResumptionRate) }),
 		cell(func(s *PoolStats) string { return fval(s.HandshakeP50MS) + " / " + fval(s.HandshakeP99MS) }),
+		cell(func(s *PoolStats) string { return fval(s.TLSHandshakeP50MS) + " / " + fval(s.TLSHandshakeP99MS) }),
 		cell(func(s *PoolStats) string { return or(s.TimeWait, "-") }),
 		cell(func(s *PoolStats) string { return fval(s.ErrorRate) }),
 		cell(func(s *PoolStats) string { return resets(s.ResetsPer1000) }),
@@ -100,7 +101,7 @@ func poolCells(p PoolDiff) []string {
 	}
 }
 
-var poolHeader = []string{"Pool", "Conns", "Reqs/conn", "New conns/s", "Resumption rate", "Handshake p50/p99 ms", "TIME_WAIT", "Error rate", "Resets/1k reqs", "Stalled ms"}
+var poolHeader = []string{"Pool", "Conns", "Reqs/conn", "New conns/s", "Resumption rate", "Handshake p50/p99 ms", "TLS handshake p50/p99 ms", "TIME_WAIT", "Error rate", "Resets/1k reqs", "Stalled ms"}
 
 // or returns s, or def when s is empty.
 func or(s, def string) string {
@@ -148,6 +149,33 @@ func methodCells(m MethodDiff) []string {
 
 var methodHeader = []string{"gRPC method", "Calls", "Failed", "p50 ms", "p99 ms"}
 
+// routeCells returns a route's figures on both sides, as poolCells
+// does: requests, answered requests, p50 and p99 latency (ms).
+func routeCells(d RouteDiff) []string {
+	cell := func(f func(*RouteStats) string) string {
+		b, a := "-", "-"
+		if d.Before != nil {
+			b = f(d.Before)
+		}
+		if d.After != nil {
+			a = f(d.After)
+		}
+		if b == a {
+			return a
+		}
+		return b + " → " + a
+	}
+	return []string{
+		d.Pool, d.Method, d.Path,
+		cell(func(s *RouteStats) string { return num(float64(s.Requests)) }),
+		cell(func(s *RouteStats) string { return num(float64(s.Answered)) }),
+		cell(func(s *RouteStats) string { return fval(s.P50MS) }),
+		cell(func(s *RouteStats) string { return fval(s.P99MS) }),
+	}
+}
+
+var routeHeader = []string{"Pool", "Method", "Path class", "Requests", "Answered", "p50 ms", "p99 ms"}
+
 // methodName shows a method, "(unknown)" for calls without headers.
 func methodName(m string) string {
 	if m == "" {
@@ -193,6 +221,24 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if err := t.Render(); err != nil {
 		return err
 	}
+	if len(r.Routes) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "HTTP request latency by method and path class (p50/p99 estimated within 1%):")
+		t = tablewriter.NewTable(w, tablewriter.WithHeaderAutoFormat(tw.Off))
+		h = make([]any, len(routeHeader))
+		for i, s := range routeHeader {
+			h[i] = s
+		}
+		t.Header(h...)
+		for _, d := range r.Routes {
+			if err := t.Append(routeCells(d)); err != nil {
+				return err
+			}
+		}
+		if err := t.Render(); err != nil {
+			return err
+		}
+	}
 	if len(r.Methods) == 0 {
 		return nil
 	}
@@ -228,6 +274,16 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 		b.WriteString("\n## Pools\n\n| " + strings.Join(poolHeader, " | ") + " |\n|" + strings.Repeat("---|", len(poolHeader)) + "\n")
 		for _, p := range r.Pools {
 			cells := append([]string{p.Pool}, poolCells(p)...)
+			for i := range cells {
+				cells[i] = mdCell(cells[i])
+			}
+			fmt.Fprintf(&b, "| %s |\n", strings.Join(cells, " | "))
+		}
+	}
+	if len(r.Routes) > 0 {
+		b.WriteString("\n## HTTP request latency\n\nBy method and path class; p50 and p99 are estimated within 1%.\n\n| " + strings.Join(routeHeader, " | ") + " |\n|" + strings.Repeat("---|", len(routeHeader)) + "\n")
+		for _, d := range r.Routes {
+			cells := routeCells(d)
 			for i := range cells {
 				cells[i] = mdCell(cells[i])
 			}
