@@ -95,8 +95,11 @@ func synACKAfter(synacks []event.Ref, last event.Ref) event.Ref {
 // the server and no SYN-ACK; an unanswered one got nothing back at all
 // (Zeek conn_state S0) and the client sent nothing after its SYNs. Attempts are grouped per server address
 // (ip:port), one finding per server with evidence per attempt (its SYNs,
-// the RST, the SYN-ACK that finally came). A warning; critical from
-// CriticalAttempts attempts.
+// the RST, the SYN-ACK that finally came). Critical when a connect
+// failed (refused and not followed by a fallback, or unanswered: the
+// request behind it failed) or from CriticalAttempts attempts; else a
+// warning (retries that connected cost latency), info when every
+// attempt was a refusal followed by a fallback.
 //
 // False positives avoided: duplicated SYNs with (nearly) the same
 // timestamp; connections whose SYN-ACK the capture missed but whose
@@ -116,7 +119,8 @@ func synACKAfter(synacks []event.Ref, last event.Ref) event.Ref {
 // attempt to that server was such a fallback.
 //
 // Metrics: attempts, retransmitted_syns, refused, unanswered,
-// connected_after_retry, fallbacks, max_retries, first_retry_delay_ms
+// connected_after_retry, fallbacks, failed_connects (refused without a
+// fallback, and unanswered), max_retries, first_retry_delay_ms
 // (median gap from the first SYN to its first retransmission),
 // max_connect_delay_ms (first SYN to SYN-ACK of a retried attempt that
 // connected).
@@ -275,7 +279,11 @@ func (s *synServer) add(d *synFold, as ...synAttempt) {
 	for i := range s.as[synKeep:] {
 		d.tally(s, &s.as[synKeep+i])
 	}
-	s.as = slices.Clip(s.as[:synKeep])
+	// The array is reused for the next synKeep attempts: clipping it
+	// made every round copy the kept ones into a new one (1.1 GB
+	// allocated over a million-SYN flood).
+	clear(s.as[synKeep:])
+	s.as = s.as[:synKeep]
 }
 
 // decide decides whether a counts, as far as known, and whether it went
@@ -479,8 +487,14 @@ func synFinding(in *capture, cfg SYNRetransmitConfig, srv netip.AddrPort, as []s
 		maxConnect = max(maxConnect, over.maxConnect)
 		rs = append(rs, over.reasons)
 	}
+	// Severity by the rule every detector follows: a connect that failed
+	// (refused with no fallback to another address, or given up
+	// unanswered) failed the request behind it: critical; retries that
+	// connected cost latency: a warning, critical at scale; refusals
+	// each followed by a fallback are harmless: info.
+	failed := refused - fallbacks + unanswered
 	switch {
-	case n >= cfg.CriticalAttempts:
+	case n >= cfg.CriticalAttempts || failed > 0:
 		f.Severity = Critical
 	case fallbacks == n:
 		f.Severity = Info
@@ -504,6 +518,9 @@ func synFinding(in *capture, cfg SYNRetransmitConfig, srv netip.AddrPort, as []s
 	}
 	if fallbacks > 0 {
 		m["fallbacks"] = fallbacks
+	}
+	if failed > 0 {
+		m["failed_connects"] = failed
 	}
 	if len(firstGaps) > 0 {
 		m["first_retry_delay_ms"] = medianOf(firstGaps)

@@ -341,6 +341,7 @@ type Builder struct {
 	enc     enc
 	recBuf  bytes.Buffer
 	recEnc  *json.Encoder
+	recFast []byte // appendRecordJSON's buffer
 	folds   builderFolds
 	// keyStats, set by AddPartial, stands for Keys.Stats(): the key
 	// logs of every run of a split capture.
@@ -460,8 +461,10 @@ func (b *Builder) finish(p *pendingConn, sum *tcp.Summary) {
 		b.recEnc = newJSONEncoder(&b.recBuf)
 	}
 	b.recBuf.Reset()
-	recJSON, fast := appendRecordJSON(b.recBuf.AvailableBuffer(), &rec)
-	if !fast {
+	recJSON, fast := appendRecordJSON(b.recFast[:0], &rec)
+	if fast {
+		b.recFast = recJSON // kept for the next: 730 MB of new buffers over a million-SYN flood otherwise
+	} else {
 		if err := b.recEnc.Encode(&rec); err != nil {
 			b.err = fmt.Errorf("report: connection %d: %w", rec.ID, err)
 			return
