@@ -63,9 +63,33 @@ func TestSYNRetransmitSynthetic(t *testing.T) {
 					conn(3, "10.0.0.1:50000", "10.0.0.9:80", 30, 0, 20*s), // keeps the capture going
 				}
 			},
-			want: &findingWant{remedyHas: dialRemedy, sev: Warning, summary: "2 connection attempts to 10.0.0.2:443 failed or needed retries: 3 SYN retransmission(s), 1 refused with RST, 1 never answered",
+			// Connects that failed: the requests behind them failed.
+			want: &findingWant{remedyHas: dialRemedy, sev: Critical, summary: "2 connection attempts to 10.0.0.2:443 failed or needed retries: 3 SYN retransmission(s), 1 refused with RST, 1 never answered",
 				frames:  []uint64{10, 11, 20, 23},
 				metrics: map[string]float64{"attempts": 2, "refused": 1, "unanswered": 1, "retransmitted_syns": 3}},
+		},
+		{
+			// nginx-curl-refused: curl does not retry a refused connect.
+			name: "refused, nothing else to connect to",
+			conns: func() []*Conn {
+				return []*Conn{attemptConn(1, srv, 10, false, true, 0), attemptConn(2, srv, 20, false, true, 100*time.Millisecond)}
+			},
+			want: &findingWant{remedyHas: dialRemedy, sev: Critical, summary: "2 connection attempts to 10.0.0.2:443 failed or needed retries: 2 refused with RST",
+				frames: []uint64{10, 11, 20, 21}, metrics: map[string]float64{"attempts": 2, "refused": 2, "failed_connects": 2}},
+		},
+		{
+			// nginx-python-accept-queue: most connected after retrying,
+			// one gave up.
+			name: "retried, one gave up",
+			conns: func() []*Conn {
+				return []*Conn{
+					attemptConn(1, srv, 10, true, false, 0, s, 2*s, 3*s),
+					attemptConn(2, srv, 20, true, false, 0, s, 2*s, 3*s),
+					attemptConn(3, srv, 30, false, false, 0, s),
+					conn(4, "10.0.0.1:50000", "10.0.0.2:80", 40, 0, 20*s),
+				}
+			},
+			want: &findingWant{remedyHas: dialRemedy, sev: Critical, metrics: map[string]float64{"attempts": 3, "unanswered": 1, "connected_after_retry": 2, "failed_connects": 1}},
 		},
 		{
 			name: "critical",
@@ -109,7 +133,7 @@ func TestSYNRetransmitSynthetic(t *testing.T) {
 			conns: func() []*Conn {
 				return []*Conn{attemptConn(1, srv, 10, false, false, 0), conn(2, "10.0.0.1:50000", "10.0.0.2:80", 30, 0, 20*s)}
 			},
-			want: &findingWant{remedyHas: dialRemedy, sev: Warning, summary: "1 connection attempt to 10.0.0.2:443 failed or needed retries: 1 never answered",
+			want: &findingWant{remedyHas: dialRemedy, sev: Critical, summary: "1 connection attempt to 10.0.0.2:443 failed or needed retries: 1 never answered",
 				frames: []uint64{10}, metrics: map[string]float64{"attempts": 1, "unanswered": 1}},
 		},
 		{
@@ -168,7 +192,8 @@ func TestSYNRetransmitCorpus(t *testing.T) {
 		sev  []Severity
 	}{
 		// One SYN to 127.0.0.1:80 and 3 retransmissions, never answered.
-		{"zeek/tcp/option-sack.pcap", []string{"1 connection attempt to 127.0.0.1:80 failed or needed retries: 3 SYN retransmission(s), 1 never answered"}, []Severity{Warning}},
+		// The connect failed: critical.
+		{"zeek/tcp/option-sack.pcap", []string{"1 connection attempt to 127.0.0.1:80 failed or needed retries: 3 SYN retransmission(s), 1 never answered"}, []Severity{Critical}},
 		// A port scan (SYN, FIN, NULL and Xmas probes to 7 ports, no
 		// payload): the RSTs to its SYNs are no refused connections.
 		{"ndpi/tcp_scan.pcapng", nil, nil},

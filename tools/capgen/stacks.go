@@ -119,8 +119,10 @@ type stackConn struct {
 	port     int // client port
 	phase    string
 	requests int
-	opened   bool // a report says the client connected here (curl's num_connects)
-	failed   int  // requests written here that got no answer (the server had closed it)
+	opened   bool   // a report says the client connected here (curl's num_connects)
+	failed   int    // requests written here that got no answer (the server had closed it)
+	dial     string // truth.DialRefused or truth.DialTimeout when the connect failed
+	synRetx  int    // SYNs the client's kernel sent again (TCP_INFO tcpi_total_retrans)
 }
 
 // addr is the captured server's address.
@@ -410,6 +412,7 @@ func captureStackOnce(ctx context.Context, sc *scenario, o *options) (*result, e
 		t.Connections = append(t.Connections, truth.Connection{
 			ID: i + 1, Client: "127.0.0.1:" + strconv.Itoa(c.port), Server: r.addr(), Phase: c.phase,
 			Requests: c.requests, ServerRequests: c.requests, FailedRequests: c.failed,
+			Dial: c.dial, SYNRetransmits: c.synRetx,
 		})
 	}
 	st := r.st
@@ -450,7 +453,8 @@ func captureStackOnce(ctx context.Context, sc *scenario, o *options) (*result, e
 }
 
 // stackCheckCapture checks that the capture holds exactly the
-// connections the programs reported, one SYN each, and fills in each
+// connections the programs reported, with one SYN each and the
+// retransmitted ones the client reported, and fills in each
 // connection's payload bytes from the capture (truth.Stack.BytesFrom).
 func stackCheckCapture(pkts []packet, port uint16, t *truth.Truth) error {
 	got, err := flows(pkts, port)
@@ -467,8 +471,8 @@ func stackCheckCapture(pkts []packet, port uint16, t *truth.Truth) error {
 		if f == nil {
 			return fmt.Errorf("connection %d (%s) reported by the programs is not in the capture", c.ID, c.Client)
 		}
-		if f.syns != 1 {
-			return fmt.Errorf("connection %d (%s): %d SYNs", c.ID, c.Client, f.syns)
+		if f.syns != 1+c.SYNRetransmits {
+			return fmt.Errorf("connection %d (%s): %d SYNs, the client reported %d retransmissions", c.ID, c.Client, f.syns, c.SYNRetransmits)
 		}
 		c.C2SBytes, c.S2CBytes = int64(f.payload[0]), int64(f.payload[1])
 		t.Expect.C2SBytes += c.C2SBytes

@@ -18,7 +18,7 @@ import (
 // connections open while it dials new ones.
 
 func init() {
-	stackScenarios = append(stackScenarios,
+	addStackScenarios(
 		&scenario{
 			name: "nginx-curl-idle-timeout",
 			description: "nginx 1.22 over HTTP/1.1 with keepalive_timeout 1s, and one curl 7.88 run fetching 10 URLs with " +

@@ -19,7 +19,7 @@ import (
 // old process).
 
 func init() {
-	stackScenarios = append(stackScenarios,
+	addStackScenarios(
 		&scenario{
 			name: "nginx-openssl-session-not-cached",
 			description: "nginx over TLS (HTTP/1.1, keepalive_timeout 0) with ssl_session_cache none and ssl_session_tickets off: " +

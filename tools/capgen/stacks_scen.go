@@ -7,7 +7,18 @@ import (
 )
 
 func init() {
-	scenarios = append(scenarios, stackScenarios...)
+	scenarios = append(scenarios, stackScenarios[:writtenStacks]...)
+}
+
+// writtenStacks is the number of stack scenarios written here, counted
+// before any init adds more (addStackScenarios).
+var writtenStacks = len(stackScenarios)
+
+// addStackScenarios adds stack scenarios written in other files, from
+// their init.
+func addStackScenarios(scs ...*scenario) {
+	stackScenarios = append(stackScenarios, scs...)
+	scenarios = append(scenarios, scs...)
 }
 
 // stackScenarios are the scenarios played by other stacks (stacks.go),

@@ -113,8 +113,8 @@ func TestCommittedStacks(t *testing.T) {
 					continue
 				}
 				delete(conns, keys[i])
-				if got.syns != 1 {
-					t.Errorf("connection %d: %d SYNs", c.ID, got.syns)
+				if got.syns != 1+c.SYNRetransmits {
+					t.Errorf("connection %d: %d SYNs, truth says 1 + %d retransmitted", c.ID, got.syns, c.SYNRetransmits)
 				}
 				if got.payload != [2]int64{c.C2SBytes, c.S2CBytes} {
 					t.Errorf("connection %d: payload %v in the capture, truth %d/%d", c.ID, got.payload, c.C2SBytes, c.S2CBytes)
