@@ -84,6 +84,10 @@ func WriteSummary(w io.Writer, r *Report, o TermOptions) error {
 		ew.printf("\nTLS resumption:\n")
 		ew.do(func() error { return WriteResumptionTable(w, r.Tables.Resumption) })
 	}
+	if len(r.Tables.Routes) > 0 {
+		ew.printf("\nHTTP request latency by method and path class:\n")
+		ew.do(func() error { return WriteRoutesTable(w, r.Tables.Routes) })
+	}
 	if len(r.Tables.GRPCMethods) > 0 {
 		ew.printf("\ngRPC methods:\n")
 		ew.do(func() error { return WriteGRPCMethodsTable(w, r.Tables.GRPCMethods) })

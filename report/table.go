@@ -91,11 +91,12 @@ func WriteFindingsTable(w io.Writer, fs []analyze.Finding, opts TermOptions) err
 }
 
 // WritePoolsTable writes one row per connection pool (client, server,
-// name): connections, requests, reuse and how connections ended.
+// name): connections, requests, reuse, how connections ended, and the
+// TCP and TLS handshake times' p50/p99 (estimates within 1%).
 func WritePoolsTable(w io.Writer, rows []analyze.PoolRow) error {
 	t := newTable(w)
 	t.Header("Client", "Server", "Name", "Proto", "Conns", "Reqs", "Reqs/conn", "1-req conns",
-		"Closed c/s", "Reset", "Open", "Max open")
+		"Closed c/s", "Reset", "Open", "Max open", "TCP hs p50/p99 ms ±1%", "TLS hs p50/p99 ms ±1%")
 	for i, r := range rows {
 		if i == maxTableRows {
 			break
@@ -107,7 +108,8 @@ func WritePoolsTable(w io.Writer, rows []analyze.PoolRow) error {
 		if err := t.Append(r.Client, r.Server, termDash(printable(r.Name)), termDash(r.Proto), strconv.Itoa(r.Connections), reqs,
 			strconv.FormatFloat(r.RequestsPerConn, 'f', 2, 64), strconv.Itoa(r.OneRequestConns),
 			fmt.Sprintf("%d/%d", r.ClosedByClient, r.ClosedByServer), strconv.Itoa(r.Reset), strconv.Itoa(r.Open),
-			strconv.Itoa(r.MaxConcurrent)); err != nil {
+			strconv.Itoa(r.MaxConcurrent), percentiles(r.HandshakeP50MS, r.HandshakeP99MS),
+			percentiles(r.TLSHandshakeP50MS, r.TLSHandshakeP99MS)); err != nil {
 			return err
 		}
 	}
@@ -115,6 +117,40 @@ func WritePoolsTable(w io.Writer, rows []analyze.PoolRow) error {
 		return err
 	}
 	return termOmitted(w, len(rows), "pool")
+}
+
+// percentiles renders a p50/p99 pair of milliseconds, "-" when absent
+// (both 0).
+func percentiles(p50, p99 float64) string {
+	if p50 == 0 && p99 == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(p50, 'f', -1, 64) + " / " + strconv.FormatFloat(p99, 'f', -1, 64)
+}
+
+// WriteRoutesTable writes the HTTP request latency of each pool by
+// method and path class: requests, those answered, and the latency's
+// p50 and p99 (estimates within 1%) and maximum.
+func WriteRoutesTable(w io.Writer, rows []analyze.RouteRow) error {
+	t := newTable(w)
+	t.Header("Client", "Server", "Name", "Method", "Path class", "Reqs", "Answered", "p50 (ms) ±1%", "p99 (ms) ±1%", "Max (ms)")
+	for i, r := range rows {
+		if i == maxTableRows {
+			break
+		}
+		p50, p99, hi := "-", "-", "-"
+		if r.Answered > 0 {
+			p50, p99, hi = strconv.FormatFloat(r.P50MS, 'f', -1, 64), strconv.FormatFloat(r.P99MS, 'f', -1, 64), strconv.FormatFloat(r.MaxMS, 'f', -1, 64)
+		}
+		if err := t.Append(r.Client, r.Server, termDash(printable(r.Name)), printable(r.Method), termClip(printable(r.Path), 60),
+			strconv.Itoa(r.Requests), strconv.Itoa(r.Answered), p50, p99, hi); err != nil {
+			return err
+		}
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	return termOmitted(w, len(rows), "route")
 }
 
 // WriteResumptionTable writes the TLS resumption funnel, one row per
