@@ -473,7 +473,7 @@ func (b *Builder) finish(p *pendingConn, sum *tcp.Summary) {
 	}
 	b.enc.b = b.enc.b[:0]
 	encodeSpill(&b.enc, &head, recJSON, &tl)
-	b.spill.add(rec.ID, bytes.Clone(b.enc.b))
+	b.spill.add(rec.ID, b.enc.b)
 }
 
 // Close removes the spill file; a Report of the Builder reads no

@@ -82,6 +82,7 @@ type spill struct {
 	// those that must wait for the next one; bytes counts both.
 	cur, next itemHeap
 	bytes     int
+	free      [][]byte // buffers of records written out, for add
 	inRun     bool
 	last      event.ConnID // the last id written in the current run
 	count     int
@@ -108,12 +109,20 @@ func newSpill(dir string) (*spill, error) {
 	return &spill{f: f, w: bufio.NewWriterSize(f, 256<<10)}, nil
 }
 
-// add queues one connection's record (b is kept).
-func (s *spill) add(id event.ConnID, b []byte) {
+// add queues a copy of one connection's record.
+func (s *spill) add(id event.ConnID, rec []byte) {
 	if s.err != nil {
 		return
 	}
 	s.count++
+	// The copy goes into a buffer of a record written out before, when
+	// one is large enough: the queue holds a few thousand records, a
+	// capture millions.
+	var b []byte
+	if n := len(s.free); n > 0 && cap(s.free[n-1]) >= len(rec) {
+		b, s.free = s.free[n-1][:0], s.free[:n-1]
+	}
+	b = append(b, rec...)
 	it := spillItem{id, b}
 	if s.inRun && id < s.last {
 		heap.Push(&s.next, it)
@@ -143,7 +152,14 @@ func (s *spill) writeMin() {
 	n := binary.PutUvarint(hdr[:], uint64(len(it.b)))
 	s.write(hdr[:n])
 	s.write(it.b)
+	if len(s.free) < maxSpillFree {
+		s.free = append(s.free, it.b)
+	}
 }
+
+// maxSpillFree bounds the buffers of written records a spill keeps for
+// the next ones.
+const maxSpillFree = 64
 
 func (s *spill) write(b []byte) {
 	if s.err != nil {
@@ -178,7 +194,7 @@ func (s *spill) finish() error {
 		s.writeMin()
 	}
 	s.endRun()
-	s.cur, s.next = nil, nil
+	s.cur, s.next, s.free = nil, nil, nil
 	if s.err == nil {
 		if err := s.w.Flush(); err != nil {
 			s.err = fmt.Errorf("report: spill file: %w", err)
