@@ -62,7 +62,7 @@ var stackTools = map[string]stackTool{
 
 // stackInstall is the command that installs every package stack
 // scenarios need (as root, on Debian 12).
-const stackInstall = "apt-get install -y nginx h2o nghttp2-server nghttp2-client curl openssl haproxy python3-h2"
+const stackInstall = "apt-get install -y nginx h2o nghttp2-server nghttp2-client curl openssl haproxy python3-h2 python3-grpcio"
 
 // needTools fails, naming every missing program and its Debian package
 // and the command that installs them, unless all of names are there.
@@ -302,18 +302,25 @@ func (r *stackRun) runClient(ctx context.Context, name string, env []string, arg
 	return out.Bytes(), errb.Bytes(), err
 }
 
-// listening reports whether a TCP socket listens on 127.0.0.1:port or
-// 0.0.0.0:port, by /proc/net/tcp.
+// listening reports whether a TCP socket listens on port of 127.0.0.1
+// or any address, by /proc/net/tcp, or on an IPv6 socket that takes
+// IPv4 (grpc-core listens on ::ffff:127.0.0.1), by /proc/net/tcp6.
 func listening(port int) bool {
-	b, err := os.ReadFile("/proc/net/tcp")
-	if err != nil {
-		return false
-	}
 	want := fmt.Sprintf(":%04X ", port)
-	for _, l := range strings.Split(string(b), "\n")[1:] {
-		f := strings.Fields(l)
-		if len(f) > 3 && f[3] == "0A" && strings.HasSuffix(f[1]+" ", want) {
-			return true
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(l)
+			if len(f) <= 3 || f[3] != "0A" || !strings.HasSuffix(f[1]+" ", want) {
+				continue
+			}
+			addr := strings.TrimSuffix(f[1]+" ", want)
+			if file == "/proc/net/tcp" || addr == strings.Repeat("0", 32) || addr == "0000000000000000FFFF00000100007F" {
+				return true
+			}
 		}
 	}
 	return false
