@@ -61,6 +61,10 @@ type Conn struct {
 	sum *connSummary
 	// observed is set once the detectors observed c.
 	observed bool
+	// tcp holds the copy of the tracker's summary TCP points to (one
+	// allocation with the Conn's; rewritten when the connection
+	// finishes).
+	tcp tcp.Summary
 }
 
 // Records are a connection's per-request records, bounded by the
@@ -495,16 +499,16 @@ func (k *Collector) Finish(tc *tcp.Conn, app *dissect.App) {
 		k.a.final(c)
 		return
 	}
-	cp := tc.Summary
-	c.TCP = &cp
+	c.tcp = tc.Summary
+	c.TCP = &c.tcp
 	k.a.final(c)
 }
 
 // observe builds c's records from tc and app, lets the detectors, the
 // tables and OnConn read them, then releases them (unless Keep).
 func (k *Collector) observe(c *Conn, tc *tcp.Conn, app *dissect.App) {
-	cp := tc.Summary
-	c.TCP, c.App = &cp, app
+	c.tcp = tc.Summary
+	c.TCP, c.App = &c.tcp, app
 	if app != nil {
 		for i := range app.Streams {
 			s := &app.Streams[i]

@@ -157,6 +157,7 @@ type keepalive struct {
 	// unfinished holds the connections cited that did not finish yet:
 	// final brings their refs up to date.
 	unfinished map[event.ConnID]*kaRef
+	scratch    kaGroup // observe's, for the connection at hand
 }
 
 // kaKey identifies a keepalive group.
@@ -173,12 +174,17 @@ func (d *keepalive) observe(c *Conn) {
 	// a pair with nothing to keep (a SYN that was never answered) gets
 	// no group.
 	k := kaKey{c.Client(), c.Server()}
-	g := &kaGroup{client: k.client, server: k.server}
+	// The facts go to d's scratch group, moved to the heap only when
+	// there are some: most connections (every unanswered SYN) have none.
+	d.scratch = kaGroup{client: k.client, server: k.server}
 	ref := &kaRef{id: c.ID(), rst: c.RST[event.S2C], reasons: reasonsOf(c)}
-	kaConn(d.cfg, g, c, ref)
-	if g.empty() {
+	kaConn(d.cfg, &d.scratch, c, ref)
+	if d.scratch.empty() {
+		d.scratch = kaGroup{}
 		return
 	}
+	g := new(kaGroup)
+	*g, d.scratch = d.scratch, kaGroup{}
 	if len(g.idles) > 0 || len(g.races) > 0 || g.reuseConn == ref {
 		if d.unfinished == nil {
 			d.unfinished = map[event.ConnID]*kaRef{}
