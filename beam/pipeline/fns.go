@@ -185,7 +185,7 @@ func (f *analyseFn) ProcessElement(ctx context.Context, c Capture) (Line, error)
 		bc.Files = st.local
 	}
 	size := sizeOf(bc.Files)
-	opts.Dissect.Shards = shardsFor(f.Settings.Shards, size)
+	opts.Dissect.Shards = shardsFor(f.Settings.WorkerShards, size)
 	line, failed, err := batch.AnalyseCapture(ctx, bc, opts)
 	if err != nil {
 		return Line{}, err

@@ -10,9 +10,11 @@
 //	  -> key         each file by batch.SeriesKey: every file its name series could hold
 //	  -> GroupByKey
 //	  -> group       batch.Group over each key's files: the rotated files of one capture together
+//	  -> split       each capture whole, or in K shards when big (see split.go)
 //	  -> Reshuffle   captures spread over the workers
 //	  -> analyse     batch.AnalyseCapture: one reassembler over a capture's files in rotation order
-//	  -> AddFixedKey, GroupByKey
+//	     (a split capture: Reshuffle -> analyse-shard -> CombinePerKey -> merged, one line)
+//	  -> Flatten, AddFixedKey, GroupByKey
 //	  -> write       the lines in batch's order, written whole under one name
 //
 // The lines are those `h2scope batch` writes for the same inputs, byte for
@@ -73,6 +75,14 @@ func init() {
 	register.DoFn4x1[context.Context, string, func(*string) bool, func(Capture), error](&groupFn{})
 	register.DoFn2x2[context.Context, Capture, Line, error](&analyseFn{})
 	register.DoFn3x1[context.Context, int, func(*Line) bool, error](&writeFn{})
+	beam.RegisterType(reflect.TypeOf((*ShardTask)(nil)).Elem())
+	beam.RegisterType(reflect.TypeOf((*ShardPart)(nil)).Elem())
+	register.DoFn4x1[context.Context, Capture, func(Capture), func(ShardTask), error](&splitFn{})
+	register.DoFn3x1[context.Context, ShardTask, func(string, ShardPart), error](&analyseShardFn{})
+	register.Combiner1[ShardPart](&mergeShardsFn{})
+	register.DoFn3x2[context.Context, string, ShardPart, Line, error](&mergedFn{})
+	register.Emitter1[ShardTask]()
+	register.Emitter2[string, ShardPart]()
 	register.Emitter1[Capture]()
 	register.Emitter2[string, string]()
 	register.Iter1[string]()
@@ -104,10 +114,19 @@ type Settings struct {
 	// means the version stamped in the worker binary (batch.Version).
 	Version string
 	// Shards splits each capture's analysis by connection over this many
-	// goroutines of its worker (dissect.Options.Shards; the report is the
-	// same). Zero means one per CPU but one for a capture of
-	// AutoShardBytes or more, else 1.
+	// workers (batch.AnalyseShard; the report is the same), each reading
+	// the whole capture. Zero splits a capture of SplitBytes or more,
+	// one shard per SplitBytes (at most MaxAutoShards), and leaves the
+	// others whole.
 	Shards int
+	// SplitBytes is the capture size from which Shards zero splits a
+	// capture; zero means AutoSplitBytes.
+	SplitBytes int64
+	// WorkerShards splits the analysis of a capture, or of a shard, by
+	// connection over this many goroutines of its worker
+	// (dissect.Options.Shards; the report is the same). Zero means one
+	// per CPU but one for a capture of AutoShardBytes or more, else 1.
+	WorkerShards int
 	// Dir is the directory relative local paths are resolved in on the
 	// workers (the launcher's working directory); "" leaves the workers'
 	// own.
@@ -120,9 +139,19 @@ type KeyLog struct {
 	Data []byte
 }
 
-// AutoShardBytes is the capture size from which Settings.Shards zero
-// splits a capture's analysis, as `h2scope analyze --shards 0` does.
+// AutoShardBytes is the capture size from which Settings.WorkerShards
+// zero splits a capture's analysis over goroutines, as `h2scope analyze
+// --shards 0` does.
 const AutoShardBytes = 256 << 20
+
+// splitBytes returns the size from which a capture is split across
+// workers when Shards is zero.
+func (s *Settings) splitBytes() int64 {
+	if s.SplitBytes > 0 {
+		return s.SplitBytes
+	}
+	return AutoSplitBytes
+}
 
 // EncodeConfig returns cfg as Settings.Config holds it.
 func EncodeConfig(cfg analyze.Config) (string, error) {
@@ -190,9 +219,14 @@ func Build(j Job) (*beam.Pipeline, error) {
 	files, bad := beam.ParDo2(s.Scope("expand"), &expandFn{Patterns: j.Patterns, Dir: j.Settings.Dir}, imp)
 	sets := beam.ParDo(s.Scope("group"), &groupFn{Gap: j.Settings.Gap, Workers: j.Settings.Workers, Dir: j.Settings.Dir},
 		beam.GroupByKey(s.Scope("by-series"), files))
-	caps := beam.Reshuffle(s.Scope("spread"), beam.Flatten(s, sets, bad))
+	whole, split := beam.ParDo2(s.Scope("split"), &splitFn{Settings: j.Settings}, beam.Flatten(s, sets, bad))
 	parts := PartsDir(j.Out)
-	lines := beam.ParDo(s.Scope("analyse"), &analyseFn{Settings: j.Settings, Parts: parts}, caps)
+	lines := beam.ParDo(s.Scope("analyse"), &analyseFn{Settings: j.Settings, Parts: parts},
+		beam.Reshuffle(s.Scope("spread"), whole))
+	shards := beam.ParDo(s.Scope("analyse-shard"), &analyseShardFn{Settings: j.Settings, Parts: parts},
+		beam.Reshuffle(s.Scope("spread-shards"), split))
+	merged := beam.CombinePerKey(s.Scope("merge-shards"), &mergeShardsFn{}, shards)
+	lines = beam.Flatten(s, lines, beam.ParDo(s.Scope("merged"), &mergedFn{Settings: j.Settings, Parts: parts}, merged))
 	all := beam.GroupByKey(s.Scope("gather"), beam.AddFixedKey(s.Scope("one-key"), lines))
 	beam.ParDo0(s.Scope("write"), &writeFn{Out: j.Out, Parts: parts}, all)
 	return p, nil

@@ -154,15 +154,45 @@ func TestPrismEqualsBatch(t *testing.T) {
 	}
 }
 
-// TestShardedEqualsUnsharded checks that splitting each capture's
-// analysis by connection gives the same lines.
+// TestShardedEqualsUnsharded checks that each capture split across 3
+// workers (each reading the whole capture and analysing a third of its
+// connections, the partials combined per capture) gives h2scope batch's
+// lines, byte for byte, with every connection in the reports and with
+// none, and that splitting within a worker does too.
 func TestShardedEqualsUnsharded(t *testing.T) {
-	patterns := []string{pcaps}
-	one := runPrism(t, patterns, Settings{Version: "test", Shards: 1})
-	four := runPrism(t, patterns, Settings{Version: "test", Shards: 4})
-	if !bytes.Equal(one, four) {
-		t.Fatalf("--shards 4 differs from --shards 1:\n%s", firstDiff(four, one))
+	patterns := []string{pcaps, filepath.Join(pcaps, "attacks"), rotated(t), filepath.Join(t.TempDir(), "missing.pcap")}
+	for _, sel := range []string{"all", "none"} {
+		want := runBatchWith(t, patterns, batch.Options{Connections: sel})
+		got := runPrism(t, patterns, Settings{Version: "test", Shards: 3, Connections: sel})
+		if !bytes.Equal(got, want) {
+			t.Fatalf("connections %s: --shards 3 differs from batch:\n%s", sel, firstDiff(got, want))
+		}
+		if n := bytes.Count(got, []byte(`{"id":`)); sel == "all" && n < 100 {
+			t.Errorf("%d connections in all: the shards were hardly split", n)
+		}
 	}
+	// Split by size alone: every capture of 64 KiB or more.
+	want := runBatchWith(t, []string{pcaps}, batch.Options{})
+	got := runPrism(t, []string{pcaps}, Settings{Version: "test", SplitBytes: 64 << 10, WorkerShards: 4})
+	if !bytes.Equal(got, want) {
+		t.Fatalf("split by size: differs from batch:\n%s", firstDiff(got, want))
+	}
+}
+
+// runBatchWith runs h2scope batch's engine with opts (version "test").
+func runBatchWith(t *testing.T, patterns []string, opts batch.Options) []byte {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "batch.ndjson")
+	cfg := analyze.DefaultConfig()
+	opts.Workers, opts.Version, opts.Config, opts.Dissect = 2, "test", &cfg, dissect.Options{Dissect: true}
+	if _, err := batch.Run(context.Background(), patterns, out, io.Discard, opts); err != nil {
+		t.Fatalf("batch: %v", err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestSettingsConfig checks that the thresholds reach the workers whole.

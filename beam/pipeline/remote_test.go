@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -41,7 +42,18 @@ func TestRemoteEqualsLocal(t *testing.T) {
 	for _, name := range []string{"stream.pcap", "stream.pcap1"} {
 		put(filepath.Join(rot, name), name)
 	}
-	p, err := Build(Job{Patterns: []string{"memfs://caps"}, Out: "memfs://out/beam.ndjson", Settings: Settings{Version: "test"}})
+	want := runBatch(t, []string{local}, "test")
+	want = bytes.ReplaceAll(want, []byte(local+"/"), []byte("memfs://caps/"))
+	for _, shards := range []int{1, 3} {
+		t.Run(fmt.Sprintf("shards=%d", shards), func(t *testing.T) { remoteRun(t, shards, want) })
+	}
+}
+
+// remoteRun runs the pipeline over memfs://caps with shards and checks
+// its lines against want.
+func remoteRun(t *testing.T, shards int, want []byte) {
+	out := fmt.Sprintf("memfs://out%d/beam.ndjson", shards)
+	p, err := Build(Job{Patterns: []string{"memfs://caps"}, Out: out, Settings: Settings{Version: "test", Shards: shards}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,25 +61,26 @@ func TestRemoteEqualsLocal(t *testing.T) {
 		t.Fatalf("prism: %v", err)
 	}
 	ctx := context.Background()
-	fs, err := filesystem.New(ctx, "memfs://out/beam.ndjson")
+	fs, err := filesystem.New(ctx, out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := filesystem.Read(ctx, fs, "memfs://out/beam.ndjson")
+	got, err := filesystem.Read(ctx, fs, out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if parts, _ := fs.List(ctx, PartsDir("memfs://out/beam.ndjson")+"*"); len(parts) != 4 {
-		t.Errorf("%d part files, want 4", len(parts))
+	if lines, _ := fs.List(ctx, PartsDir(out)+"*.ndjson"); len(lines) != 4 {
+		t.Errorf("%d line part files, want 4", len(lines))
 	}
-	if err := RemoveParts(ctx, "memfs://out/beam.ndjson"); err != nil {
+	if recs, _ := fs.List(ctx, PartsDir(out)+"*.records.gz"); shards > 1 && len(recs) != 4*shards {
+		t.Errorf("%d record part files, want %d", len(recs), 4*shards)
+	}
+	if err := RemoveParts(ctx, out); err != nil {
 		t.Error(err)
 	}
-	if left, _ := fs.List(ctx, PartsDir("memfs://out/beam.ndjson")+"*"); len(left) > 0 {
+	if left, _ := fs.List(ctx, PartsDir(out)+"*"); len(left) > 0 {
 		t.Errorf("parts left: %v", left)
 	}
-	want := runBatch(t, []string{local}, "test")
-	want = bytes.ReplaceAll(want, []byte(local+"/"), []byte("memfs://caps/"))
 	resume := regexp.MustCompile(`"resume_key":"[^"]*"`)
 	got, want = resume.ReplaceAll(got, nil), resume.ReplaceAll(want, nil)
 	if !bytes.Equal(got, want) {

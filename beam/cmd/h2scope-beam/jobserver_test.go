@@ -114,18 +114,27 @@ func TestJobServer(t *testing.T) {
 	if bytes.Equal(want, batchLines(t, []string{pcaps}, keys, nil)) {
 		t.Fatalf("%v changes no line: pick a threshold that does", thresholds)
 	}
-	for _, env := range []struct{ typ, config string }{
-		{"PROCESS", fmt.Sprintf(`{"command": %q}`, bin)},
-		{"EXTERNAL", fmt.Sprintf("localhost:%d", poolPort)},
+	for _, env := range []struct {
+		typ, config string
+		shards      int
+	}{
+		{"PROCESS", fmt.Sprintf(`{"command": %q}`, bin), 0},
+		{"EXTERNAL", fmt.Sprintf("localhost:%d", poolPort), 0},
+		// Each capture split across 3 workers, the partials combined
+		// per capture (CombinePerKey) as on a cluster: encoded between
+		// the worker processes.
+		{"PROCESS", fmt.Sprintf(`{"command": %q}`, bin), 3},
+		{"EXTERNAL", fmt.Sprintf("localhost:%d", poolPort), 3},
 	} {
-		t.Run(env.typ, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/shards=%d", env.typ, env.shards), func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "beam.ndjson")
 			rctx, cancel := context.WithTimeout(ctx, jobTimeout)
 			defer cancel()
 			cmd := exec.CommandContext(rctx, bin, "--runner=universal",
 				fmt.Sprintf("--endpoint=localhost:%d", jobPort),
 				"--environment_type="+env.typ, "--environment_config="+env.config,
-				"--h2scope_version=test", "--keylog", keys, thresholds[0], thresholds[1], "--out", out, pcaps)
+				"--h2scope_version=test", "--keylog", keys, thresholds[0], thresholds[1], fmt.Sprintf("--shards=%d", env.shards),
+				"--out", out, pcaps)
 			var log bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &log, &log
 			err := cmd.Run()

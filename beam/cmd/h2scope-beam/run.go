@@ -62,7 +62,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Bool("progress", false, "accepted for h2scope batch's command lines; the runner shows progress")
 	fs.Bool("no-progress", false, "accepted for h2scope batch's command lines")
 	connsFlag := fs.String("connections", report.ConnsNamed, "connections and timelines each report holds: `named`, all or none")
-	shards := fs.Int("shards", 0, "split each capture's analysis by connection over `n` goroutines of its worker (0: one per CPU but one from 256 MiB)")
+	shards := fs.Int("shards", 0, "split each capture's analysis by connection over `k` workers, each reading the whole capture (0: captures of --split-bytes or more, one worker per --split-bytes, at most 64)")
+	splitBytes := fs.Int64("split-bytes", pipeline.AutoSplitBytes, "with --shards 0, split captures of this many `bytes` or more across workers")
+	workerShards := fs.Int("worker-shards", 0, "split each capture's (or shard's) analysis by connection over `n` goroutines of its worker (0: one per CPU but one from 256 MiB)")
 	version := fs.String("h2scope_version", "", "h2scope `version` named in the resume keys (default: this binary's, as h2scope --version shows it)")
 	cfg := analyze.DefaultConfig()
 	cfg.RegisterFlags(fs)
@@ -87,8 +89,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail("--gap %v: must be positive", *gap)
 	case *workers < 0:
 		return fail("--workers %d: must not be negative", *workers)
-	case *shards < 0 || *shards > 256:
-		return fail("--shards %d: want 0 (automatic) to 256", *shards)
+	case *shards < 0 || *shards > 1024:
+		return fail("--shards %d: want 0 (automatic) to 1024", *shards)
+	case *splitBytes <= 0:
+		return fail("--split-bytes %d: must be positive", *splitBytes)
+	case *workerShards < 0 || *workerShards > 256:
+		return fail("--worker-shards %d: want 0 (automatic) to 256", *workerShards)
 	}
 	selection, err := report.ParseConnections(*connsFlag)
 	if err != nil {
@@ -101,7 +107,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	set := pipeline.Settings{Gap: *gap, Workers: *workers, NoRedact: *noRedact, Connections: selection,
-		Version: *version, Shards: *shards}
+		Version: *version, Shards: *shards, SplitBytes: *splitBytes, WorkerShards: *workerShards}
 	if set.Version == "" {
 		set.Version = batch.Version()
 	}
