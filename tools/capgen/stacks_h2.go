@@ -194,11 +194,11 @@ func pythonCancel(ctx context.Context, r *stackRun, n int, gap time.Duration) er
 		"is an application stopping reading, not rapid reset (CVE-2023-44487 resets streams before the server answers, "+
 		"to make it work for nothing) and not a server fault", n, gap, span, frames["recv RST_STREAM CANCEL"])
 	if span < time.Second {
-		r.verdict("rst_storm", "warning", "client cancelled many streams after their responses began (CANCEL): not rapid reset",
+		r.verdictCause("rst_storm", "warning", "client_cancel", "client cancelled many streams after their responses began (CANCEL): not rapid reset",
 			why+fmt.Sprintf("; %d cancels within 1 s is a burst by h2scope's own rst_storm threshold (10 in 1 s), so a "+
 				"warning, but never critical: no request failed and no server worked on a request reset before it answered", n))
 	} else {
-		r.verdict("rst_storm", "info", "client cancelled streams after their responses began (CANCEL), one at a time", why)
+		r.verdictCause("rst_storm", "info", "client_cancel", "client cancelled streams after their responses began (CANCEL), one at a time", why)
 	}
 	return nil
 }
@@ -272,7 +272,7 @@ func runH2loadRefused(ctx context.Context, r *stackRun) error {
 	r.fact("failed", v[4])
 	r.fact("refused_streams", refused)
 	r.fact("server_sent_headers", frames["send HEADERS"])
-	r.verdict("rst_storm", "warning", "server refused streams beyond SETTINGS_MAX_CONCURRENT_STREAMS (REFUSED_STREAM)",
+	r.verdictCause("rst_storm", "warning", "refused_stream", "server refused streams beyond SETTINGS_MAX_CONCURRENT_STREAMS (REFUSED_STREAM)",
 		fmt.Sprintf("nghttpd --max-concurrent-streams=%d sent %d RST_STREAM REFUSED_STREAM (its -v log) to h2load -m %d, which "+
 			"opened %d streams before reading the server's SETTINGS and counted %d of %d requests failed; "+
 			"h2load does not retry them", limit, refused, streams, streams, v[4], n))
@@ -467,11 +467,11 @@ func runNghttpdKilled(ctx context.Context, r *stackRun) error {
 	r.fact("bytes_received", int(received))
 	r.fact("bytes_expected", size)
 	r.fact("server_sent_data_frames", frames["send DATA"])
-	r.verdict("connection_lost", "critical", "server process killed mid-stream: connection closed with a stream in flight, no GOAWAY",
+	r.verdictCause("connection_lost", "critical", "server_abort", "server process killed mid-stream: connection closed with a stream in flight, no GOAWAY",
 		fmt.Sprintf("nghttpd was killed with SIGKILL once python-h2 had read 49,152 bytes of a 300,000-byte download it "+
 			"throttled by returning its 16 KB stream window every 200 ms; the kernel closed the socket: no GOAWAY, no END_STREAM on "+
 			"stream 1, and the client got %d of 300,000 bytes (its ConnectionClosed event, stream_ended false)", received))
-	r.verdict("window_stall", "warning", "client reads slowly: the server waits on the client's HTTP/2 stream window",
+	r.verdictCause("window_stall", "warning", "h2_stream_window", "client reads slowly: the server waits on the client's HTTP/2 stream window",
 		"python-h2 advertised a 16,384-byte stream window and sent WINDOW_UPDATE only every 200 ms (its SentWindowUpdate "+
 			"events), so nghttpd spent most of the download with the stream window at 0")
 	return nil

@@ -169,12 +169,12 @@ backend be
 	r.fact("idle_failures", failures)
 	r.fact("close_connections", len(ls))
 	r.fact("connections", len(r.conns))
-	r.verdict("keepalive_mismatch", "critical", "server (haproxy timeout http-keep-alive 600ms) closes idle connections sooner than the client reuses them",
+	r.verdictCause("keepalive_mismatch", "critical", "reuse_race", "server (haproxy timeout http-keep-alive 600ms) closes idle connections sooner than the client reuses them",
 		fmt.Sprintf("after gaps of 1.0 s and 1.2 s Python's http.client wrote its request on the connection haproxy had "+
 			"closed (FIN) after 600 ms idle: it got RemoteDisconnected or a reset (%d failed attempts in its events), haproxy's "+
 			"socket answered the request with RST, and the client retried on a new connection; requests failed (the "+
 			"attempts got no response), so critical by the design's rule", failures))
-	r.verdict("reconnect_churn", "warning", "client closes every connection after one request (Connection: close)",
+	r.verdictCause("reconnect_churn", "warning", "client_connection_close", "client closes every connection after one request (Connection: close)",
 		fmt.Sprintf("curl -H 'Connection: close' made %d requests over %d connections (num_connects 1 each), each closed "+
 			"after its response (haproxy's log: one request per client port)", len(ls), len(ls)))
 	return nil

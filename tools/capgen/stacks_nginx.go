@@ -379,7 +379,7 @@ func runNginxReload(ctx context.Context, r *stackRun) error {
 	}
 	r.fact("transfers_ok", ok)
 	r.fact("connections", connects)
-	r.verdict("goaway", "info", "server's graceful shutdown (nginx reload): GOAWAY NO_ERROR, streams in flight completed",
+	r.verdictCause("goaway", "info", "graceful", "server's graceful shutdown (nginx reload): GOAWAY NO_ERROR, streams in flight completed",
 		"nginx -s reload made the old worker shut down gracefully (its error log: \"gracefully shutting down\"); its GOAWAY "+
 			"NO_ERROR let both 100,000-byte downloads in flight finish (curl: 200, exit 0, full size) and curl sent the "+
 			"queued request on a new connection (num_connects 1): nothing failed, nothing to warn about")
@@ -442,7 +442,7 @@ func runNginxKilled(ctx context.Context, r *stackRun) error {
 	r.report("nginx", "access log", []string{})
 	r.fact("transfers_failed", failed)
 	r.fact("bytes_received", int(got))
-	r.verdict("connection_lost", "critical", "server process killed mid-stream: connection closed with 2 streams in flight, no GOAWAY",
+	r.verdictCause("connection_lost", "critical", "server_abort", "server process killed mid-stream: connection closed with 2 streams in flight, no GOAWAY",
 		fmt.Sprintf("nginx (master and worker) was killed with SIGKILL 800 ms into two 200,000-byte downloads throttled to 32 KB/s "+
 			"each; the kernel closed its socket, so the connection ended without GOAWAY and without END_STREAM on either "+
 			"stream; curl reported both transfers failed (%d bytes of 400,000 received; its -w errormsg and exit code) and "+

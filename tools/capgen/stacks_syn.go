@@ -35,8 +35,8 @@ func init() {
 			description: "nginx listening with backlog=1 and frozen (SIGSTOP, as a server stuck in GC or on a full CPU), and a " +
 				"Python socket client opening 5 connections 50 ms apart: the first 2 complete the handshake into the kernel's " +
 				"accept queue, which is then full, so the kernel drops the next SYNs; the client's kernel retransmits them " +
-				"(1 s, then 3 s). 2.5 s in nginx continues (SIGCONT) and accepts: 2 connects with a 10 s timeout are answered " +
-				"by their second retransmitted SYN and get their response; one with a 1.5 s timeout gives up after one " +
+				"(about once a second). 2.5 s in nginx continues (SIGCONT) and accepts: 2 connects with a 10 s timeout are answered " +
+				"by their third retransmitted SYN and get their response; one with a 1.5 s timeout gives up after one " +
 				"retransmission. The client reads tcpi_total_retrans (TCP_INFO) of each socket.",
 			findings: []string{"syn_retransmit"},
 			commit:   true,

@@ -147,7 +147,7 @@ func runNginxResume(fail bool) func(ctx context.Context, r *stackRun) error {
 		r.fact("offered_resumption", offered)
 		r.fact("resumed", resumed)
 		if fail {
-			r.verdict("resumption_failure", "warning", "server refused every offered session: its ticket key changed",
+			r.verdictCause("resumption_failure", "warning", "ticket_key_mismatch", "server refused every offered session: its ticket key changed",
 				fmt.Sprintf("openssl s_client offered the session saved from the first connection (-sess_in) %d times, TLS 1.3 "+
 					"(PSK) and TLS 1.2 (ticket), after nginx -s reload with a new ssl_session_ticket_key; s_client printed "+
 					"\"New\" every time and nginx logged $ssl_session_reused \".\": every offer refused, a full handshake each", offered))
