@@ -74,6 +74,7 @@ func pathClass(target string) string {
 	return escapeClass(rawPathClass(target))
 }
 
+// rawPathClass is pathClass before escaping.
 func rawPathClass(target string) string {
 	if i := strings.IndexAny(target, "?#"); i >= 0 {
 		target = target[:i]
@@ -93,7 +94,7 @@ func rawPathClass(target string) string {
 		return ":authority"
 	}
 	var b strings.Builder
-	segs := strings.Split(target[1:], "/")
+	segs := strings.SplitN(target[1:], "/", maxPathSegments+1)
 	for i, s := range segs {
 		if i == maxPathSegments {
 			b.WriteString("/*")

@@ -225,3 +225,26 @@ func TestTLSHandshakeColumns(t *testing.T) {
 		})
 	}
 }
+
+// FuzzPathClass checks that any request target gives a class of
+// printable ASCII, bounded in length, that is a path, "*", ":authority"
+// or empty.
+func FuzzPathClass(f *testing.F) {
+	for _, s := range []string{"/", "/bytes/1200?x=1", "*", "example.com:443", "http://h/a/1", "/a\x1b[2J/\u202e", "/1/2/3/4/5/6/7/8/9/10"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		c := pathClass(target)
+		for i := range len(c) {
+			if c[i] <= ' ' || c[i] >= 0x7f {
+				t.Fatalf("pathClass(%q) = %q: byte %#x", target, c, c[i])
+			}
+		}
+		if len(c) > 3*(maxPathSegments*(maxSegmentLen+1)+2) {
+			t.Fatalf("pathClass(%q) is %d bytes", target, len(c))
+		}
+		if c != "" && c != "*" && c != ":authority" && c[0] != '/' {
+			t.Fatalf("pathClass(%q) = %q", target, c)
+		}
+	})
+}
