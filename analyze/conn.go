@@ -110,7 +110,7 @@ func (c *Conn) summarize() {
 	}
 	r := c.Records
 	if r == nil {
-		r = &Records{}
+		r = &noRecords
 	}
 	sum := &connSummary{streaming: hasStreamingCall(c.App)}
 	for _, x := range r.Exchanges {
@@ -138,6 +138,10 @@ func (c *Conn) summarize() {
 	}
 	c.sum = sum
 }
+
+// noRecords stands for the records of a connection that had none; it
+// is only read.
+var noRecords Records
 
 // release drops c's per-request records (Records, and the application's
 // HTTP/2 streams, gRPC calls and connection-window stalls) once every

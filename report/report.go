@@ -342,6 +342,9 @@ type Builder struct {
 	recBuf  bytes.Buffer
 	recEnc  *json.Encoder
 	recFast []byte // appendRecordJSON's buffer
+	// sum and rec are finish's, for the connection at hand.
+	sum tcp.Summary
+	rec ConnRecord
 	folds   builderFolds
 	// keyStats, set by AddPartial, stands for Keys.Stats(): the key
 	// logs of every run of a split capture.
@@ -417,8 +420,8 @@ func (b *Builder) OnFinish(tc *tcp.Conn) {
 		return
 	}
 	delete(b.pending, tc.ID)
-	sum := tc.Summary
-	b.finish(p, &sum)
+	b.sum = tc.Summary // finish keeps no pointer to it
+	b.finish(p, &b.sum)
 }
 
 // finish completes p with its final TCP summary and writes it to the
@@ -426,7 +429,8 @@ func (b *Builder) OnFinish(tc *tcp.Conn) {
 func (b *Builder) finish(p *pendingConn, sum *tcp.Summary) {
 	c := *p.c
 	c.TCP = sum
-	rec := p.rec
+	b.rec = p.rec
+	rec := &b.rec // finish keeps no pointer to it
 	rec.Summary = NewConnRecord(sum, nil).Summary
 	d := dec{b: p.tl}
 	tl := mergeTimeline(summaryTimeline(&c, b.red, b.Limits), readTimeline(&d), b.Limits)
@@ -448,7 +452,7 @@ func (b *Builder) finish(p *pendingConn, sum *tcp.Summary) {
 	if rec.LastTS.After(f.last) {
 		f.last = rec.LastTS
 	}
-	head := headOf(&rec)
+	head := headOf(rec)
 	f.pools.add(overviewKey{head.client.Addr(), head.server})
 
 	if b.err != nil {
@@ -461,11 +465,11 @@ func (b *Builder) finish(p *pendingConn, sum *tcp.Summary) {
 		b.recEnc = newJSONEncoder(&b.recBuf)
 	}
 	b.recBuf.Reset()
-	recJSON, fast := appendRecordJSON(b.recFast[:0], &rec)
+	recJSON, fast := appendRecordJSON(b.recFast[:0], rec)
 	if fast {
 		b.recFast = recJSON // kept for the next: 730 MB of new buffers over a million-SYN flood otherwise
 	} else {
-		if err := b.recEnc.Encode(&rec); err != nil {
+		if err := b.recEnc.Encode(rec); err != nil {
 			b.err = fmt.Errorf("report: connection %d: %w", rec.ID, err)
 			return
 		}
