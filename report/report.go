@@ -343,9 +343,9 @@ type Builder struct {
 	recEnc  *json.Encoder
 	recFast []byte // appendRecordJSON's buffer
 	// sum and rec are finish's, for the connection at hand.
-	sum tcp.Summary
-	rec ConnRecord
-	folds   builderFolds
+	sum   tcp.Summary
+	rec   ConnRecord
+	folds builderFolds
 	// keyStats, set by AddPartial, stands for Keys.Stats(): the key
 	// logs of every run of a split capture.
 	keyStats *tls.KeyLogStats
