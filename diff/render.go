@@ -101,7 +101,7 @@ func poolCells(p PoolDiff) []string {
 	}
 }
 
-var poolHeader = []string{"Pool", "Conns", "Reqs/conn", "New conns/s", "Resumption rate", "Handshake p50/p99 ms", "TLS handshake p50/p99 ms", "TIME_WAIT", "Error rate", "Resets/1k reqs", "Stalled ms"}
+var poolHeader = []string{"Pool", "Conns", "Reqs/conn", "New conns/s", "Resumption rate", "TCP handshake p50/p99 ms", "TLS handshake p50/p99 ms", "TIME_WAIT", "Error rate", "Resets/1k reqs", "Stalled ms"}
 
 // or returns s, or def when s is empty.
 func or(s, def string) string {
