@@ -339,13 +339,22 @@ func TestCompareRoutes(t *testing.T) {
 }
 
 // TestCompareTLSHandshake shows the pools' TLS handshake p50/p99 before
-// and after: full handshakes refused resumption, then resumed ones
-// (figures within 1% of tshark's ClientHello to client Finished).
+// and after: full handshakes refused resumption, then resumed ones,
+// within 1% of tshark's nearest-rank figures of the ClientHello to the
+// client's Finished (decrypted with the key logs; here without them,
+// the client's first protected record, which carries the Finished).
 func TestCompareTLSHandshake(t *testing.T) {
 	p := pool(t, Compare(load(t, "tls13-resume-fail.pcapng"), load(t, "tls13-resume.pcapng"), Options{}))
-	for _, s := range []*PoolStats{p.Before, p.After} {
-		if s.TLSHandshakeP50MS == nil || s.TLSHandshakeP99MS == nil || *s.TLSHandshakeP50MS <= 0 || *s.TLSHandshakeP99MS < *s.TLSHandshakeP50MS {
-			t.Errorf("TLS handshake p50/p99 %v / %v, want both, p50 ≤ p99", s.TLSHandshakeP50MS, s.TLSHandshakeP99MS)
+	within := func(got *float64, want float64) bool { return got != nil && *got >= 0.99*want && *got <= 1.01*want }
+	for _, c := range []struct {
+		s        *PoolStats
+		p50, p99 float64
+	}{
+		{p.Before, 2.193663, 2.996379}, // 5 full handshakes
+		{p.After, 0.587135, 2.551795},  // 1 full, 4 resumed
+	} {
+		if !within(c.s.TLSHandshakeP50MS, c.p50) || !within(c.s.TLSHandshakeP99MS, c.p99) {
+			t.Errorf("TLS handshake p50/p99 %v / %v, tshark %v / %v", fval(c.s.TLSHandshakeP50MS), fval(c.s.TLSHandshakeP99MS), c.p50, c.p99)
 		}
 	}
 }
