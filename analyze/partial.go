@@ -3,9 +3,9 @@ package analyze
 import (
 	"context"
 	"encoding/binary"
-	"hash/crc32"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"reflect"
 	"sync"
 

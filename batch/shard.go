@@ -55,8 +55,8 @@ type shardPartial struct {
 	// resumeKey is the capture's, as every shard computed it from the
 	// files it read (they must agree).
 	resumeKey string
-	analysis *analyze.Partial
-	report   *report.Partial
+	analysis  *analyze.Partial
+	report    *report.Partial
 }
 
 func (p *shardPartial) marshal() ([]byte, error) {

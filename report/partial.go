@@ -223,7 +223,7 @@ func (b *Builder) AddPartial(p *Partial, records ...io.Reader) error {
 		if b.spill == nil {
 			return errors.New("report: records in a partial that counts no connection")
 		}
-		b.spill.add(rr.id, slices.Clone(rr.buf))
+		b.spill.add(rr.id, rr.buf) // add copies it
 		if b.spill.err != nil {
 			b.err = b.spill.err
 			return b.err

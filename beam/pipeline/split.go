@@ -75,7 +75,7 @@ const MaxAutoShards = 64
 // captureKey is the key a capture's shards are merged under, and
 // keyFiles its files back.
 func captureKey(files []string) string { return strings.Join(files, "\x00") }
-func keyFiles(key string) []string    { return strings.Split(key, "\x00") }
+func keyFiles(key string) []string     { return strings.Split(key, "\x00") }
 
 // splitFn sends each capture whole to one worker, or in shards to
 // several (see Settings.Shards).
