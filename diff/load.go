@@ -6,11 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 
 	"github.com/h2scope/h2scope/analyze"
 	"github.com/h2scope/h2scope/dissect"
+	"github.com/h2scope/h2scope/dissect/event"
 	"github.com/h2scope/h2scope/dissect/tcp"
 	"github.com/h2scope/h2scope/report"
 )
@@ -38,6 +40,8 @@ type Finding struct {
 	Summary     string           `json:"summary"`
 	Connections []int            `json:"connections,omitempty"`
 	Metrics     map[string]any   `json:"metrics,omitempty"`
+	// seq is its evidence as a sequence diagram, nil when it has none.
+	seq *report.Sequence
 }
 
 // ConnRecord is what diff reads of a report's connection: its id and
@@ -131,5 +135,80 @@ func decode(path string, b []byte) (*Side, error) {
 	for _, c := range r.Connections {
 		s.conns[c.ID] = c
 	}
+	if err := sequences(s, b); err != nil {
+		return nil, fmt.Errorf("%s: not an h2scope report: %w", path, err)
+	}
 	return s, nil
+}
+
+// sequences gives each of s's findings its evidence drawn as a sequence
+// (report.NewSequence) from the report b: the evidence, the direction
+// of each evidence frame's packet in the timelines and the addresses of
+// the connections.
+func sequences(s *Side, b []byte) error {
+	var r struct {
+		Findings []struct {
+			Evidence []analyze.Evidence `json:"evidence"`
+		} `json:"findings"`
+		Connections []struct {
+			ID     event.ConnID   `json:"id"`
+			Client netip.AddrPort `json:"client"`
+			Server netip.AddrPort `json:"server"`
+		} `json:"connections"`
+		Timelines []struct {
+			Conn   event.ConnID `json:"conn"`
+			Events []struct {
+				Frame  uint64 `json:"frame"`
+				Dir    string `json:"dir"`
+				Stream uint32 `json:"stream"`
+			} `json:"events"`
+		} `json:"timelines"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return err
+	}
+	type frameKey struct {
+		conn   event.ConnID
+		frame  uint64
+		stream uint32
+	}
+	dirs := map[frameKey]event.Dir{}
+	for _, tl := range r.Timelines {
+		for _, e := range tl.Events {
+			d, ok := map[string]event.Dir{"c2s": event.C2S, "s2c": event.S2C}[e.Dir]
+			if !ok {
+				continue
+			}
+			// The event on the evidence's stream wins; the frame's first
+			// event stands for the others.
+			if _, seen := dirs[frameKey{tl.Conn, e.Frame, 0}]; !seen {
+				dirs[frameKey{tl.Conn, e.Frame, 0}] = d
+			}
+			dirs[frameKey{tl.Conn, e.Frame, e.Stream}] = d
+		}
+	}
+	type ends struct{ client, server netip.AddrPort }
+	addrs := map[event.ConnID]ends{}
+	for _, c := range r.Connections {
+		addrs[c.ID] = ends{c.Client, c.Server}
+	}
+	for i := range s.Findings {
+		if i >= len(r.Findings) || len(r.Findings[i].Evidence) == 0 {
+			continue
+		}
+		f := &s.Findings[i]
+		var evs []report.SequenceEvidence
+		for _, e := range r.Findings[i].Evidence {
+			se := report.SequenceEvidence{Evidence: e}
+			se.Dir, se.DirKnown = dirs[frameKey{e.Conn, e.Frame, e.Stream}]
+			if !se.DirKnown {
+				se.Dir, se.DirKnown = dirs[frameKey{e.Conn, e.Frame, 0}]
+			}
+			a := addrs[e.Conn]
+			se.Client, se.Server = a.client, a.server
+			evs = append(evs, se)
+		}
+		f.seq = report.NewSequence(&analyze.Finding{ID: f.ID, Kind: f.Kind, Cause: f.Cause, Severity: f.Severity, Summary: f.Summary}, evs)
+	}
+	return nil
 }

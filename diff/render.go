@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/h2scope/h2scope/report"
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/tw"
 )
@@ -270,6 +271,7 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 			fmt.Fprintf(&b, "| %s | %s | `%s` | %s | %s | %s |\n", d.Status, severityOf(d), d.Kind, mdCell(dash(d.Pool)), mdCell(summaryOf(d)), mdCell(ids(d)))
 		}
 	}
+	r.writeMermaid(&b)
 	if len(r.Pools) > 0 {
 		b.WriteString("\n## Pools\n\n| " + strings.Join(poolHeader, " | ") + " |\n|" + strings.Repeat("---|", len(poolHeader)) + "\n")
 		for _, p := range r.Pools {
@@ -328,4 +330,40 @@ func clip(s string, n int) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
+}
+
+// mdMaxDiagrams bounds the before-and-after diagrams of a Markdown diff.
+const mdMaxDiagrams = 10
+
+// writeMermaid draws each finding that is resolved, new or changed as a
+// Mermaid sequence diagram of its evidence before and after, side by
+// side (report.WriteMermaidPair); the findings table above stays for
+// trackers that do not render Mermaid.
+func (r *Result) writeMermaid(b *strings.Builder) {
+	n := 0
+	for i := range r.Findings {
+		d := &r.Findings[i]
+		if d.Status == Unchanged || (d.Before == nil || d.Before.seq == nil) && (d.After == nil || d.After.seq == nil) {
+			continue
+		}
+		if n == 0 {
+			b.WriteString("\n## Before and after\n")
+		}
+		if n++; n > mdMaxDiagrams {
+			fmt.Fprintf(b, "\n_More findings differ; the table above lists them all._\n")
+			break
+		}
+		title := "`" + d.Kind + "`"
+		if d.Cause != "" {
+			title += " (" + d.Cause + ")"
+		}
+		fmt.Fprintf(b, "\n### %s %s %s\n\n", d.Status, title, mdCell(dash(d.Pool)))
+		side := func(f *Finding, absent string) *report.Sequence {
+			if f == nil || f.seq == nil {
+				return report.AbsentSequence(absent)
+			}
+			return f.seq
+		}
+		report.WriteMermaidPair(b, side(d.Before, "no such finding before"), side(d.After, "no such finding after: resolved"), "Before", "After")
+	}
 }

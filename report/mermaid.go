@@ -3,6 +3,7 @@ package report
 import (
 	"cmp"
 	"fmt"
+	"io"
 	"net/netip"
 	"slices"
 	"strings"
@@ -32,35 +33,96 @@ func (r *Report) mdConnIndex() map[event.ConnID]*tcp.Summary {
 
 // writeMermaid writes a finding's decisive events — its evidence, at
 // most mdMaxEvidence — as a Mermaid sequence diagram between the client
-// and the server: the finding as a note, then one arrow per evidence
-// frame in the direction its timeline event went (a note across both
-// when the timeline does not say), labelled with the frame number, the
-// time relative to the first evidence, the connection (when the
-// evidence spans several) and HTTP/2 stream, and what it shows.
+// and the server (see NewSequence).
 func writeMermaid(ew *errWriter, f *analyze.Finding, tli map[event.ConnID]*Timeline, conns map[event.ConnID]*tcp.Summary) {
 	evs := f.Evidence[:min(mdMaxEvidence, len(f.Evidence))]
 	if len(evs) == 0 {
 		return
 	}
+	se := make([]SequenceEvidence, len(evs))
+	for i, e := range evs {
+		se[i].Evidence = e
+		se[i].Dir, se[i].DirKnown = evidenceDir(tli[e.Conn], e)
+		if s := conns[e.Conn]; s != nil {
+			se[i].Client, se[i].Server = s.Client, s.Server
+		}
+	}
+	seq := NewSequence(f, se)
+	ew.printf("\n```mermaid\nsequenceDiagram\n")
+	ew.printf("    participant C as %s\n", seq.client)
+	ew.printf("    participant S as %s\n", seq.server)
+	ew.printf("    Note over C,S: %s\n", seq.note)
+	for _, st := range seq.steps {
+		st.write(ew, "C", "S")
+	}
+	ew.printf("```\n")
+}
+
+// A Sequence is a finding's decisive events ready to be drawn as a
+// Mermaid sequence diagram between its client and its server: the
+// finding as a note, then one arrow per evidence frame in the direction
+// its packet went (a note across both when that is not known), labelled
+// with the frame number, the time relative to the first evidence, the
+// connection (when the evidence spans several) and HTTP/2 stream, and
+// what it shows. Its texts are escaped for Mermaid and Markdown.
+type Sequence struct {
+	client, server string // the participants' labels
+	note           string
+	steps          []seqStep
+}
+
+// seqStep is one arrow, or a note where the direction is not known.
+type seqStep struct {
+	dir   event.Dir
+	known bool
+	text  string
+}
+
+// write draws st between participants c and s.
+func (st seqStep) write(ew *errWriter, c, s string) {
+	switch {
+	case !st.known:
+		ew.printf("    Note over %s,%s: %s\n", c, s, st.text)
+	case st.dir == event.C2S:
+		ew.printf("    %s->>%s: %s\n", c, s, st.text)
+	default:
+		ew.printf("    %s->>%s: %s\n", s, c, st.text)
+	}
+}
+
+// SequenceEvidence is one evidence frame of a Sequence: the direction
+// of its packet (when DirKnown) and its connection's client and server
+// (invalid when not known), which name the participants.
+type SequenceEvidence struct {
+	analyze.Evidence
+	Dir            event.Dir
+	DirKnown       bool
+	Client, Server netip.AddrPort
+}
+
+// NewSequence returns the Sequence of finding f with its first evidence
+// frames evs (at most mdMaxEvidence are drawn).
+func NewSequence(f *analyze.Finding, evs []SequenceEvidence) *Sequence {
+	evs = evs[:min(mdMaxEvidence, len(evs))]
 	var clients, servers []netip.AddrPort
 	multi := false
 	for _, e := range evs {
-		if s := conns[e.Conn]; s != nil {
-			clients, servers = append(clients, s.Client), append(servers, s.Server)
+		if e.Client.IsValid() {
+			clients, servers = append(clients, e.Client), append(servers, e.Server)
 		}
 		multi = multi || e.Conn != evs[0].Conn
 	}
-	ew.printf("\n```mermaid\nsequenceDiagram\n")
-	ew.printf("    participant C as %s\n", mermaidText(participant("Client", clients)))
-	ew.printf("    participant S as %s\n", mermaidText(participant("Server", servers)))
 	sev := f.Severity.String()
 	if f.Cause != "" {
 		sev += ", " + f.Cause
 	}
-	ew.printf("    Note over C,S: %s\n", mermaidNote(fmt.Sprintf("%s (%s): %s", cmp.Or(f.ID, f.Kind), sev, f.Summary)))
-	first := evs[0].TS
+	seq := &Sequence{
+		client: mermaidText(participant("Client", clients)),
+		server: mermaidText(participant("Server", servers)),
+		note:   mermaidNote(fmt.Sprintf("%s (%s): %s", cmp.Or(f.ID, f.Kind), sev, f.Summary)),
+	}
 	for _, e := range evs {
-		label := fmt.Sprintf("frame %d, %s", e.Frame, mermaidRel(e.TS.Sub(first)))
+		label := fmt.Sprintf("frame %d, %s", e.Frame, mermaidRel(e.TS.Sub(evs[0].TS)))
 		if multi {
 			label += fmt.Sprintf(", conn %d", e.Conn)
 		}
@@ -68,16 +130,45 @@ func writeMermaid(ew *errWriter, f *analyze.Finding, tli map[event.ConnID]*Timel
 			label += fmt.Sprintf(", stream %d", e.Stream)
 		}
 		label += ": " + e.What
-		switch dir, ok := evidenceDir(tli[e.Conn], e); {
-		case !ok:
-			ew.printf("    Note over C,S: %s\n", mermaidText(label))
-		case dir == event.C2S:
-			ew.printf("    C->>S: %s\n", mermaidText(label))
-		default:
-			ew.printf("    S->>C: %s\n", mermaidText(label))
+		seq.steps = append(seq.steps, seqStep{dir: e.Dir, known: e.DirKnown, text: mermaidText(label)})
+	}
+	return seq
+}
+
+// AbsentSequence stands for a finding one side of a comparison does not
+// have: a note saying so between a bare client and server.
+func AbsentSequence(note string) *Sequence {
+	return &Sequence{client: "Client", server: "Server", note: mermaidNote(note)}
+}
+
+// WriteMermaidPair writes two Sequences side by side as one Mermaid
+// sequence diagram, for a before-and-after comparison: each pair of
+// participants in a box titled by its title, both notes, then their
+// arrows, the first of each side, then the second of each, and so on.
+func WriteMermaidPair(w io.Writer, before, after *Sequence, beforeTitle, afterTitle string) error {
+	ew := &errWriter{w: w}
+	ew.printf("```mermaid\nsequenceDiagram\n")
+	for _, p := range []struct {
+		seq         *Sequence
+		title, c, s string
+	}{{before, beforeTitle, "C1", "S1"}, {after, afterTitle, "C2", "S2"}} {
+		ew.printf("    box %s\n", mermaidText(p.title))
+		ew.printf("        participant %s as %s\n", p.c, p.seq.client)
+		ew.printf("        participant %s as %s\n", p.s, p.seq.server)
+		ew.printf("    end\n")
+	}
+	ew.printf("    Note over C1,S1: %s\n", before.note)
+	ew.printf("    Note over C2,S2: %s\n", after.note)
+	for i := range max(len(before.steps), len(after.steps)) {
+		if i < len(before.steps) {
+			before.steps[i].write(ew, "C1", "S1")
+		}
+		if i < len(after.steps) {
+			after.steps[i].write(ew, "C2", "S2")
 		}
 	}
 	ew.printf("```\n")
+	return ew.err
 }
 
 // participant names one side of a diagram: "Client 10.0.0.1:5000" when
