@@ -33,13 +33,20 @@ type Side struct {
 
 // Finding is what diff reads of a report's finding.
 type Finding struct {
-	ID          string           `json:"id,omitempty"`
-	Kind        string           `json:"kind"`
-	Cause       string           `json:"cause,omitempty"`
-	Severity    analyze.Severity `json:"severity"`
-	Summary     string           `json:"summary"`
-	Connections []int            `json:"connections,omitempty"`
-	Metrics     map[string]any   `json:"metrics,omitempty"`
+	// ID is the finding's id in its report (KIND-N).
+	ID string `json:"id,omitempty"`
+	// Kind and Cause are the finding's kind and cause, as in the report.
+	Kind  string `json:"kind"`
+	Cause string `json:"cause,omitempty"`
+	// Severity is the finding's severity on this side.
+	Severity analyze.Severity `json:"severity"`
+	// Summary is the finding's one-line summary on this side.
+	Summary string `json:"summary"`
+	// Connections are the ids of the connections the finding names in
+	// its report.
+	Connections []int `json:"connections,omitempty"`
+	// Metrics are the finding's metrics on this side, by name.
+	Metrics map[string]any `json:"metrics,omitempty"`
 	// seq is its evidence as a sequence diagram, nil when it has none.
 	seq *report.Sequence
 }

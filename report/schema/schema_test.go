@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/h2scope/h2scope/analyze"
+	"github.com/h2scope/h2scope/diff"
 	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/tls"
 	"github.com/h2scope/h2scope/report"
@@ -265,5 +266,84 @@ func TestReportGolden(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("the report differs from %s (go test ./report/schema -update to accept)", path)
+	}
+}
+
+// generateDiff builds the schema of h2scope diff's JSON (diff.Result).
+func generateDiff(t *testing.T) []byte {
+	t.Helper()
+	docs := schema.Docs{}
+	for _, dir := range []string{"diff", "analyze"} {
+		if err := docs.ReadDocs(filepath.Join("..", "..", dir), module+"/"+dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := &schema.Generator{Docs: docs}
+	s := g.Root(reflect.TypeFor[diff.Result](), "https://github.com/h2scope/h2scope/report/schema/diff.schema.json", diff.Schema)
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(b, '\n')
+}
+
+// TestDiffSchema keeps diff.schema.json equal to what diff's Go types
+// and their doc comments say (-update rewrites it), every property
+// documented, and validates diff's JSON against it: its golden file and
+// the comparisons of generated before/after pairs.
+func TestDiffSchema(t *testing.T) {
+	got := generateDiff(t)
+	if *update {
+		if err := os.WriteFile("diff.schema.json", got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile("diff.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("diff.schema.json is stale: run go test ./report/schema -update")
+	}
+	var s schema.Schema
+	if err := json.Unmarshal(want, &s); err != nil {
+		t.Fatal(err)
+	}
+	for name, d := range s.Defs {
+		for p, ps := range d.Properties {
+			if ps.Description == "" {
+				t.Errorf("diff schema: %s.%s undocumented", name, p)
+			}
+		}
+	}
+	outputs := map[string][]byte{}
+	if b, err := os.ReadFile("../../diff/testdata/golden/churn.json"); err == nil {
+		outputs["golden churn.json"] = b
+	} else {
+		t.Fatal(err)
+	}
+	load := func(name string) *diff.Side {
+		side, err := diff.Load(context.Background(), "../../testdata/pcaps/"+name, diff.LoadOptions{Config: analyze.DefaultConfig()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return side
+	}
+	for _, p := range [][2]string{{"tls13-resume-fail.pcapng", "tls13-resume.pcapng"}, {"grpc-unary-h2c.pcapng", "grpc-cancel-storm.pcapng"}, {"h2-slow-reader.pcapng", "h2-tls.pcapng"}} {
+		var b bytes.Buffer
+		if err := diff.Compare(load(p[0]), load(p[1]), diff.Options{}).WriteJSON(&b); err != nil {
+			t.Fatal(err)
+		}
+		outputs[p[0]+" → "+p[1]] = b.Bytes()
+	}
+	for name, b := range outputs {
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatal(name, err)
+		}
+		errs := validate(v, &s, &s, "$")
+		for _, e := range errs[:min(len(errs), 10)] {
+			t.Errorf("%s: %v", name, e)
+		}
 	}
 }
