@@ -52,6 +52,18 @@ type Conn struct {
 	// data (a SYN or FIN sent again is none), SpuriousData those of them
 	// the receiver had already acknowledged.
 	DataRetransmissions, SpuriousData int
+	// RecoveryRetransmissions counts the data retransmissions, not
+	// spurious, that the receiver's feedback drove: flagged fast, or
+	// soon after a bare ACK from the peer that did not advance
+	// (recoveryWindow): fast retransmit and SACK recovery, which
+	// Wireshark's fast_retransmission flag counts only in part. The rest
+	// waited for the sender's timer.
+	RecoveryRetransmissions int
+	// dupACKAt is when each side (by event.Dir) last sent a bare ACK
+	// that did not advance: a duplicate ACK, or a window update (a
+	// duplicate ACK with a new window, as a receiver's SACK-bearing ACKs
+	// often are).
+	dupACKAt [2]time.Time
 	// Records are the connection's per-request records, nil once
 	// released.
 	Records *Records
@@ -354,6 +366,22 @@ func appendCapped[T any](s []T, v T, limit int, dropped *int) []T {
 
 func refp(r event.Ref) *event.Ref { return &r }
 
+// recoveryWindow returns how soon after the peer's duplicate ACK a
+// retransmission of c counts as loss recovery rather than the
+// retransmission timer's: 20 ms (Wireshark's bound for a fast
+// retransmission: a sender answers the ACK at once, and a capture at the
+// sender sees it microseconds later), or two handshake round trips (SYN
+// to SYN-ACK: a capture at the receiver sees the retransmission a round
+// trip after its ACK), at most 200 ms, the shortest common minimum RTO
+// (Linux's; RFC 6298 says 1 s).
+func recoveryWindow(c *Conn) time.Duration {
+	w := 20 * time.Millisecond
+	if len(c.SYNs) > 0 && len(c.SYNACKs) > 0 {
+		w = max(w, 2*c.SYNACKs[0].TS.Sub(c.SYNs[len(c.SYNs)-1].TS))
+	}
+	return min(w, 200*time.Millisecond)
+}
+
 // Event implements event.Sink.
 func (k *Collector) Event(e *event.Event) {
 	switch e.Proto {
@@ -395,10 +423,17 @@ func (k *Collector) tcpEvent(e *event.Event) {
 		}
 	}
 	a := tcp.Analysis(e.Bits)
+	if a.Has(tcp.DuplicateACK) || a.Has(tcp.WindowUpdate) {
+		c.dupACKAt[e.Dir&1] = e.Ref.TS
+	}
 	if a.IsRetransmission() && e.Len > 0 {
 		c.DataRetransmissions++
-		if a.Has(tcp.SpuriousRetransmission) {
+		dup := c.dupACKAt[(e.Dir+1)&1]
+		switch {
+		case a.Has(tcp.SpuriousRetransmission):
 			c.SpuriousData++
+		case a.Has(tcp.FastRetransmission) || !dup.IsZero() && !e.Ref.TS.Before(dup) && e.Ref.TS.Sub(dup) <= recoveryWindow(c):
+			c.RecoveryRetransmissions++
 		}
 	}
 	if a.Has(tcp.ZeroWindow) {

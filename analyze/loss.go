@@ -41,8 +41,13 @@ const (
 //
 // Signal: per client, server and name, the connections' TCP analysis
 // (Wireshark's tcp.analysis flags): retransmissions of data (a SYN or a
-// FIN sent again is none) less the spurious ones, the fast ones among them (after duplicate ACKs; the rest waited
-// for the retransmission timer, the expensive kind), duplicate ACKs, and
+// FIN sent again is none) less the spurious ones, the fast ones among
+// them: driven by the receiver's duplicate ACKs (Wireshark's
+// fast_retransmission, and any other within recoveryWindow of a
+// duplicate ACK from the peer: SACK recovery retransmits every hole
+// after one run of duplicate ACKs, and Wireshark flags at most the
+// first); the rest waited for the retransmission timer, the expensive
+// kind; duplicate ACKs, and
 // capture loss: segments the peer acknowledged that the capture never
 // held (ack_lost_segments, missed_bytes), which are the capture's fault,
 // not the network's.
@@ -53,7 +58,9 @@ const (
 // but says the other findings on it stand on partial data.
 //
 // Metrics: connections, lossy_connections, packets, retransmissions,
-// fast_retransmissions, timeout_retransmissions, spurious_retransmissions,
+// fast_retransmissions (Wireshark's flag), recovery_retransmissions
+// (driven by duplicate ACKs, the fast ones included),
+// timeout_retransmissions, spurious_retransmissions,
 // retransmitted_share, dup_acks, capture_lost_segments, missed_bytes.
 type packetLoss struct {
 	cfg   PacketLossConfig
@@ -64,6 +71,7 @@ type packetLoss struct {
 type lossPool struct {
 	conns, lossy                           int
 	packets, retx, fast, spurious, dupACKs int
+	recovery                               int // retransmissions driven by duplicate ACKs (Conn.RecoveryRetransmissions)
 	ackLost                                int
 	missed                                 uint64
 	worst                                  []lossConn // the lossiest few, by retransmissions then id
@@ -95,6 +103,7 @@ func (d *packetLoss) final(c *Conn) {
 	p.packets += int(t.Packets.C2S + t.Packets.S2C)
 	p.retx += retx
 	p.fast += t.FastRetransmissions
+	p.recovery += c.RecoveryRetransmissions
 	p.spurious += t.SpuriousRetransmissions
 	p.dupACKs += t.DupACKs
 	p.ackLost += t.AckLostSegments
@@ -136,6 +145,7 @@ func (d *packetLoss) merge(o detector) {
 		p.packets += op.packets
 		p.retx += op.retx
 		p.fast += op.fast
+		p.recovery += op.recovery
 		p.spurious += op.spurious
 		p.dupACKs += op.dupACKs
 		p.ackLost += op.ackLost
@@ -165,11 +175,12 @@ func lossFinding(in *capture, cfg PacketLossConfig, k findingPool, p *lossPool) 
 	}
 	f := Finding{Kind: KindPacketLoss, Severity: Warning}
 	fast := min(p.fast, p.retx) // the fast ones counted may be spurious
-	timeouts := p.retx - fast
+	recovery := min(max(p.recovery, fast), p.retx)
+	timeouts := p.retx - recovery
 	switch {
 	case !network:
 		f.Cause, f.Severity = CauseCaptureLoss, Info
-	case timeouts >= fast:
+	case timeouts >= recovery:
 		f.Cause = CauseTimeouts
 	default:
 		f.Cause = CauseFastRetransmit
@@ -183,6 +194,7 @@ func lossFinding(in *capture, cfg PacketLossConfig, k findingPool, p *lossPool) 
 		"packets":                  p.packets,
 		"retransmissions":          p.retx,
 		"fast_retransmissions":     fast,
+		"recovery_retransmissions": recovery,
 		"timeout_retransmissions":  timeouts,
 		"spurious_retransmissions": p.spurious,
 		"retransmitted_share":      roundTo(share, 4),
@@ -193,7 +205,7 @@ func lossFinding(in *capture, cfg PacketLossConfig, k findingPool, p *lossPool) 
 	dest := k.dest()
 	if network {
 		f.Summary = fmt.Sprintf("%d of %d packets between %s and %s were retransmitted (%.1f%%) on %d of %d connections: %d after a retransmission timeout, %d fast (%d duplicate ACKs)",
-			p.retx, p.packets, clientString(k.client), dest, 100*share, p.lossy, p.conns, timeouts, fast, p.dupACKs)
+			p.retx, p.packets, clientString(k.client), dest, 100*share, p.lossy, p.conns, timeouts, recovery, p.dupACKs)
 	} else {
 		f.Summary = fmt.Sprintf("The capture missed %d bytes (%d segments acknowledged but never captured) between %s and %s on %d of %d connections: the capture's loss, not the network's; findings there stand on partial data",
 			p.missed, p.ackLost, clientString(k.client), dest, p.lossy, p.conns)

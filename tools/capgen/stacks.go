@@ -112,6 +112,19 @@ type stackRun struct {
 	procs  []*exec.Cmd
 	done   []chan error // one per proc: Wait's result
 	logs   []string     // one per proc: its output file
+	// own is set by a scenario that captures itself (elsewhere than on
+	// lo: another network namespace): its packets replace lo's.
+	own *ownCapture
+	// clientIP is the clients' address when not 127.0.0.1; clientNS,
+	// if set, the network namespace runClient runs clients in.
+	clientIP, clientNS string
+}
+
+// ownCapture is a capture a scenario made itself.
+type ownCapture struct {
+	pkts   []packet
+	iface  string // the interface captured
+	server string // the server's address, as addr
 }
 
 // stackConn is one connection a program reported.
@@ -123,6 +136,15 @@ type stackConn struct {
 	failed   int    // requests written here that got no answer (the server had closed it)
 	dial     string // truth.DialRefused or truth.DialTimeout when the connect failed
 	synRetx  int    // SYNs the client's kernel sent again (TCP_INFO tcpi_total_retrans)
+}
+
+// client returns the address of a client's connection from port.
+func (r *stackRun) client(port int) string {
+	ip := r.clientIP
+	if ip == "" {
+		ip = "127.0.0.1"
+	}
+	return ip + ":" + strconv.Itoa(port)
 }
 
 // addr is the captured server's address.
@@ -151,7 +173,7 @@ func (r *stackRun) newConn(port int, phase string) int {
 // request records a request on connection id.
 func (r *stackRun) request(id int, q truth.Request) {
 	q.Conn = id
-	q.ConnClient = "127.0.0.1:" + strconv.Itoa(r.conns[id-1].port)
+	q.ConnClient = r.client(r.conns[id-1].port)
 	r.conns[id-1].requests++
 	r.reqs = append(r.reqs, q)
 }
@@ -296,6 +318,9 @@ func (r *stackRun) stopAll(sig syscall.Signal) {
 func (r *stackRun) runClient(ctx context.Context, name string, env []string, args ...string) ([]byte, []byte, error) {
 	r.program(name, "client", args)
 	cmd := r.command(ctx, name, args, env...)
+	if r.clientNS != "" {
+		cmd = r.command(ctx, "ip", append([]string{"netns", "exec", r.clientNS, stackTools[name].bin}, args...), env...)
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -399,12 +424,19 @@ func captureStackOnce(ctx context.Context, sc *scenario, o *options) (*result, e
 	if err := errors.Join(runErr, capErr); err != nil {
 		return nil, err
 	}
+	server, iface := r.addr(), "lo"
+	if o := r.own; o != nil {
+		if len(pkts) > 0 {
+			return nil, fmt.Errorf("%d packets on lo besides the scenario's own capture", len(pkts))
+		}
+		pkts, server, iface = o.pkts, o.server, o.iface
+	}
 	t := &truth.Truth{
 		Scenario:    sc.name,
 		Description: sc.description,
-		Server:      r.addr(),
+		Server:      server,
 		Capture: truth.Capture{
-			Interface: "lo",
+			Interface: iface,
 			LinkType:  "ethernet",
 			Snaplen:   snaplen,
 			MSS:       o.mss,
@@ -417,7 +449,7 @@ func captureStackOnce(ctx context.Context, sc *scenario, o *options) (*result, e
 	}
 	for i, c := range r.conns {
 		t.Connections = append(t.Connections, truth.Connection{
-			ID: i + 1, Client: "127.0.0.1:" + strconv.Itoa(c.port), Server: r.addr(), Phase: c.phase,
+			ID: i + 1, Client: r.client(c.port), Server: server, Phase: c.phase,
 			Requests: c.requests, ServerRequests: c.requests, FailedRequests: c.failed,
 			Dial: c.dial, SYNRetransmits: c.synRetx,
 		})

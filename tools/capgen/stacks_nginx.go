@@ -27,6 +27,7 @@ type nginxConf struct {
 	http   string // more directives for the http block
 	port   int    // the port to listen on; 0 means the captured port
 	listen string // more parameters of the listen directive ("backlog=1")
+	host   string // the address to listen on; "" means 127.0.0.1
 }
 
 // writeWWW fills DIR/www with the files the clients fetch: /index.html
@@ -63,16 +64,30 @@ func (r *stackRun) writeCert(ctx context.Context) error {
 // startNginx writes DIR/nginx.conf and starts nginx in the foreground
 // (master and one worker).
 func (r *stackRun) startNginx(ctx context.Context, c nginxConf) (*exec.Cmd, error) {
+	port, err := r.writeNginx(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return r.start(ctx, "nginx", "server", port, "-p", r.dir, "-c", r.path("nginx.conf"))
+}
+
+// writeNginx writes DIR/nginx.conf (and the certificate for TLS) and
+// returns the port it listens on.
+func (r *stackRun) writeNginx(ctx context.Context, c nginxConf) (int, error) {
 	if c.tls {
 		if err := r.writeCert(ctx); err != nil {
-			return nil, err
+			return 0, err
 		}
 	}
 	port := c.port
 	if port == 0 {
 		port = r.port
 	}
-	listen := "listen 127.0.0.1:" + strconv.Itoa(port)
+	host := c.host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	listen := "listen " + host + ":" + strconv.Itoa(port)
 	if c.tls {
 		listen += " ssl"
 	}
@@ -110,9 +125,9 @@ http {
 }
 `, r.dir, nginxLogFormat, listen, tls, c.http, stackHost, c.server)
 	if err := os.WriteFile(r.path("nginx.conf"), []byte(conf), 0o644); err != nil {
-		return nil, err
+		return 0, err
 	}
-	return r.start(ctx, "nginx", "server", port, "-p", r.dir, "-c", r.path("nginx.conf"))
+	return port, nil
 }
 
 // nginxLog is one line of the access log (nginxLogFormat).

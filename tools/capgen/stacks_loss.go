@@ -1,0 +1,301 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+)
+
+// Packet loss on a real path: the kernel here has no netem (sch_netem
+// is not built) and no tc actions (gact, police), and drops by a qdisc
+// on lo never reach the wire: the sending TCP sees its own qdisc refuse
+// the segment and sends it again later, no retransmission. So the
+// scenario builds a path of three network namespaces — client, router,
+// server — joined by veth pairs, and a bottleneck on the router (htb at
+// 50 Mbit/s into a 90,000-byte bfifo) that drops what overflows its
+// queue: the server's TCP learns of the loss only from the client's
+// ACKs, as on any network. It captures in the server's namespace, at the
+// sender, so every retransmission is on the wire next to its original.
+
+func init() {
+	stackTools["ip"] = stackTool{bin: "ip", pkg: "iproute2", version: []string{"-V"}}
+	stackTools["tc"] = stackTool{bin: "tc", pkg: "iproute2", version: []string{"-V"}}
+	stackTools["dumpcap"] = stackTool{bin: "dumpcap", pkg: "wireshark-common", version: []string{"--version"}}
+	addStackScenarios(&scenario{
+		name: "nginx-curl-loss",
+		description: "nginx 1.22 and curl 7.88 over HTTP/1.1 on a routed path of three network namespaces (client 10.77.1.2, " +
+			"router, server 10.77.2.2, veth pairs, MSS 1448); the router's link to the client is a bottleneck, htb 50 Mbit/s " +
+			"into a 90,000-byte bfifo, that drops the packets overflowing its queue. curl downloads a 200,000-byte file " +
+			"once: the server's slow start overflows the queue, the router drops a run of segments (tc -s: dropped), the " +
+			"client's SACKs report the holes and the server resends each at once (SACK recovery; Wireshark flags at most " +
+			"the first as a fast retransmission). Captured with dumpcap on the server's veth, at the sender.",
+		findings: []string{"packet_loss"},
+		commit:   true,
+		tools:    []string{"nginx", "curl", "ip", "tc", "dumpcap"},
+		stack:    runNginxCurlLoss,
+	})
+}
+
+// lossNet is the scenario's three namespaces and their veths.
+type lossNet struct {
+	cli, rtr, srv    string // namespace names
+	cliIf, rtrCli    string // the client's veth, and the router's end of it
+	rtrSrv, srvIf    string // the router's veth to the server, and the server's
+	clientIP, server string // addresses
+}
+
+// newLossNet makes the namespaces; del removes them (and their veths).
+func newLossNet(ctx context.Context, r *stackRun) (*lossNet, error) {
+	id := strconv.Itoa(os.Getpid() % 100000)
+	n := &lossNet{cli: "capgen-cli-" + id, rtr: "capgen-rtr-" + id, srv: "capgen-srv-" + id,
+		cliIf: "cg" + id + "c", rtrCli: "cg" + id + "rc", rtrSrv: "cg" + id + "rs", srvIf: "cg" + id + "s",
+		clientIP: "10.77.1.2", server: "10.77.2.2"}
+	cmds := [][]string{
+		{"netns", "add", n.cli}, {"netns", "add", n.rtr}, {"netns", "add", n.srv},
+		{"-n", n.cli, "link", "set", "lo", "up"}, {"-n", n.rtr, "link", "set", "lo", "up"}, {"-n", n.srv, "link", "set", "lo", "up"},
+		{"link", "add", n.cliIf, "netns", n.cli, "type", "veth", "peer", "name", n.rtrCli, "netns", n.rtr},
+		{"link", "add", n.rtrSrv, "netns", n.rtr, "type", "veth", "peer", "name", n.srvIf, "netns", n.srv},
+		{"-n", n.cli, "addr", "add", n.clientIP + "/24", "dev", n.cliIf}, {"-n", n.cli, "link", "set", n.cliIf, "up"},
+		{"-n", n.cli, "route", "add", "default", "via", "10.77.1.1"},
+		{"-n", n.rtr, "addr", "add", "10.77.1.1/24", "dev", n.rtrCli}, {"-n", n.rtr, "link", "set", n.rtrCli, "up"},
+		{"-n", n.rtr, "addr", "add", "10.77.2.1/24", "dev", n.rtrSrv}, {"-n", n.rtr, "link", "set", n.rtrSrv, "up"},
+		{"netns", "exec", n.rtr, "sysctl", "-qw", "net.ipv4.ip_forward=1"},
+		{"-n", n.srv, "addr", "add", n.server + "/24", "dev", n.srvIf}, {"-n", n.srv, "link", "set", n.srvIf, "up"},
+		{"-n", n.srv, "route", "add", "default", "via", "10.77.2.1"},
+		// One MSS-sized segment per packet: no GSO super-packets for the
+		// router to drop whole.
+		{"-n", n.srv, "link", "set", "dev", n.srvIf, "gso_max_segs", "1"},
+		// The bottleneck: the router's queue toward the client.
+		{"netns", "exec", n.rtr, "tc", "qdisc", "add", "dev", n.rtrCli, "root", "handle", "1:", "htb", "default", "2"},
+		{"netns", "exec", n.rtr, "tc", "class", "add", "dev", n.rtrCli, "parent", "1:", "classid", "1:2", "htb", "rate", "50mbit", "ceil", "50mbit"},
+		{"netns", "exec", n.rtr, "tc", "qdisc", "add", "dev", n.rtrCli, "parent", "1:2", "handle", "20:", "bfifo", "limit", "90000"},
+	}
+	var done []string
+	for _, c := range cmds {
+		out, err := r.command(ctx, "ip", c).CombinedOutput()
+		if err != nil {
+			n.del(ctx, r)
+			return nil, fmt.Errorf("ip %s: %v: %s", strings.Join(c, " "), err, out)
+		}
+		done = append(done, "ip "+strings.Join(c, " "))
+	}
+	r.report("capgen", "network: namespaces, veths and the router's bottleneck (ip commands run)", done)
+	return n, nil
+}
+
+// del removes the namespaces; their veths and qdiscs go with them.
+func (n *lossNet) del(ctx context.Context, r *stackRun) {
+	for _, ns := range []string{n.cli, n.rtr, n.srv} {
+		r.command(context.WithoutCancel(ctx), "ip", []string{"netns", "del", ns}).Run()
+	}
+}
+
+// startIn starts a server program inside namespace ns, as start does,
+// waiting until it listens on port there.
+func (r *stackRun) startIn(ctx context.Context, ns, name, role string, port int, args ...string) error {
+	r.program(name, role, args)
+	cmd := r.command(ctx, "ip", append([]string{"netns", "exec", ns, stackTools[name].bin}, args...))
+	log, err := os.Create(r.path(fmt.Sprintf("%s.%d.out", name, len(r.procs))))
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait(); log.Close() }()
+	r.procs = append(r.procs, cmd)
+	r.done = append(r.done, done)
+	r.logs = append(r.logs, log.Name())
+	// ip netns exec execs the program: its /proc/PID/net is the
+	// namespace's.
+	want := fmt.Sprintf(":%04X ", port)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/net/tcp", cmd.Process.Pid))
+		for _, l := range strings.Split(string(b), "\n")[1:] {
+			if f := strings.Fields(l); len(f) > 3 && f[3] == "0A" && strings.HasSuffix(f[1]+" ", want) {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: nothing listens on %d in %s after 5 s", name, port, ns)
+		}
+		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// tcDropped matches the statistics line of tc -s qdisc.
+var tcDropped = regexp.MustCompile(`Sent (\d+) bytes (\d+) pkt \(dropped (\d+),`)
+
+// runNginxCurlLoss is nginx-curl-loss.
+func runNginxCurlLoss(ctx context.Context, r *stackRun) error {
+	const size = 200000
+	n, err := newLossNet(ctx, r)
+	if err != nil {
+		return err
+	}
+	defer n.del(ctx, r)
+	r.clientIP = n.clientIP
+	if err := r.writeWWW(size); err != nil {
+		return err
+	}
+	if _, err := r.writeNginx(ctx, nginxConf{host: n.server}); err != nil {
+		return err
+	}
+	if err := r.startIn(ctx, n.srv, "nginx", "server", r.port, "-p", r.dir, "-c", r.path("nginx.conf")); err != nil {
+		return err
+	}
+	// The capture, at the sender.
+	pcap := r.path("capture.pcapng")
+	dargs := []string{"-q", "-i", n.srvIf, "-f", "tcp port " + strconv.Itoa(r.port), "-w", pcap}
+	r.program("dumpcap", "capture", dargs)
+	dc := r.command(ctx, "ip", append([]string{"netns", "exec", n.srv, stackTools["dumpcap"].bin}, dargs...))
+	var dcErr strings.Builder
+	dc.Stderr = &dcErr
+	if err := dc.Start(); err != nil {
+		return err
+	}
+	dcDone := make(chan error, 1)
+	go func() { dcDone <- dc.Wait() }()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if fi, err := os.Stat(pcap); err == nil && fi.Size() > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(-dc.Process.Pid, syscall.SIGKILL)
+			return fmt.Errorf("dumpcap wrote nothing after 5 s: %s", dcErr.String())
+		}
+		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	if err := sleepCtx(ctx, 300*time.Millisecond); err != nil {
+		return err
+	}
+	url := fmt.Sprintf("http://%s:%d/%d", n.server, r.port, size)
+	r.clientNS = n.cli
+	ls, err := r.curl(ctx, "download", false, url)
+	r.clientNS = ""
+	if err != nil {
+		return err
+	}
+	if len(ls) != 1 || ls[0].status != 200 || ls[0].size != size {
+		return fmt.Errorf("curl: %+v, want one 200 of %d bytes", ls, size)
+	}
+	r.curlRequests("download", ls)
+	if err := sleepCtx(ctx, 300*time.Millisecond); err != nil {
+		return err
+	}
+	syscall.Kill(-dc.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-dcDone:
+	case <-time.After(5 * time.Second):
+		syscall.Kill(-dc.Process.Pid, syscall.SIGKILL)
+		return errors.New("dumpcap did not stop")
+	}
+	stats, err := r.command(ctx, "ip", []string{"netns", "exec", n.rtr, "tc", "-s", "qdisc", "show", "dev", n.rtrCli}).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("tc -s qdisc: %v: %s", err, stats)
+	}
+	r.report("tc", "router: tc -s qdisc show dev "+n.rtrCli+" (the bottleneck toward the client)", lines(stats))
+	var dropped int
+	for _, m := range tcDropped.FindAllStringSubmatch(string(stats), -1) {
+		d, _ := strconv.Atoi(m[3])
+		dropped = max(dropped, d) // the bfifo's drops are the htb's
+	}
+	r.stopAll(sigQuit)
+	ng, err := r.nginxAccess()
+	if err != nil {
+		return err
+	}
+	r.nginxErrors()
+	if err := r.checkNginxConns(ng); err != nil {
+		return err
+	}
+	pkts, err := readPcapng(pcap)
+	if err != nil {
+		return err
+	}
+	r.own = &ownCapture{pkts: pkts, iface: n.srvIf, server: n.server + ":" + strconv.Itoa(r.port)}
+	retx := retransmittedSegments(pkts, uint16(r.port))
+	if dropped == 0 || retx != dropped {
+		return fmt.Errorf("the router dropped %d packets, the server retransmitted %d segments: want as many, more than 0", dropped, retx)
+	}
+	r.fact("router_drops", dropped)
+	r.fact("retransmitted_segments", retx)
+	r.fact("bytes", size)
+	r.verdictCause("packet_loss", "warning", "fast_retransmit",
+		"the router's queue overflowed and dropped segments; the server resent them at once on the client's SACKs",
+		fmt.Sprintf("tc -s on the router counts %d packets dropped by the bottleneck queue; the capture at the server holds %d "+
+			"data segments sent again (each a dropped one), each right after the client's ACKs reported the holes (SACK) "+
+			"— loss recovered by fast retransmission, no retransmission timer; curl got all %d bytes (status 200), so "+
+			"a cost, no failure: a warning", dropped, retx, size))
+	return nil
+}
+
+// readPcapng reads an Ethernet pcapng file's packets.
+func readPcapng(file string) ([]packet, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	rd, err := pcapgo.NewNgReader(bufio.NewReader(f), pcapgo.DefaultNgReaderOptions)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if rd.LinkType() != layers.LinkTypeEthernet {
+		return nil, fmt.Errorf("%s: link type %v, want Ethernet", file, rd.LinkType())
+	}
+	var pkts []packet
+	for {
+		data, ci, err := rd.ReadPacketData()
+		if errors.Is(err, io.EOF) {
+			return pkts, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: frame %d: %w", file, len(pkts)+1, err)
+		}
+		pkts = append(pkts, packet{ts: ci.Timestamp, data: append([]byte(nil), data...)})
+	}
+}
+
+// retransmittedSegments counts the server's data segments (from port)
+// that start below the highest sequence number it had sent.
+func retransmittedSegments(pkts []packet, port uint16) int {
+	var high uint32
+	var started bool
+	n := 0
+	for _, p := range pkts {
+		t, ok := parseTCP(p.data)
+		if !ok || t.src != port || t.payloadLen == 0 {
+			continue
+		}
+		end := t.seq + uint32(t.payloadLen)
+		switch {
+		case !started:
+			high, started = end, true
+		case int32(t.seq-high) < 0:
+			n++
+		}
+		if int32(end-high) > 0 {
+			high = end
+		}
+	}
+	return n
+}
