@@ -74,7 +74,9 @@ func (r *stackRun) startNginx(ctx context.Context, c nginxConf) (*exec.Cmd, erro
 // writeNginx writes DIR/nginx.conf (and the certificate for TLS) and
 // returns the port it listens on.
 func (r *stackRun) writeNginx(ctx context.Context, c nginxConf) (int, error) {
-	if c.tls {
+	if _, err := os.Stat(r.path("cert.pem")); c.tls && err != nil {
+		// Once per run: a configuration written again (before nginx -s
+		// reload) keeps the certificate.
 		if err := r.writeCert(ctx); err != nil {
 			return 0, err
 		}

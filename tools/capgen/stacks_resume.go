@@ -242,3 +242,150 @@ frontend fe
 			"handshake each", 2*offers))
 	return nil
 }
+
+func init() {
+	addStackScenarios(
+		&scenario{
+			name: "nginx-openssl-tickets-off",
+			description: "nginx over TLS 1.2 (HTTP/1.1, keepalive_timeout 0) with session tickets on and no session cache: " +
+				"openssl s_client makes a full handshake and saves the session (its ticket); then nginx is reloaded with " +
+				"ssl_session_tickets off (a configuration change, the cache still off), and 3 s_client connections offer the " +
+				"saved ticket: nginx ignores it, issues no ticket and an empty session id, a full handshake each (s_client: " +
+				"New; nginx: $ssl_session_reused \".\"). s_client logs the TLS secrets.",
+			findings: []string{"resumption_failure"},
+			commit:   true,
+			tools:    []string{"nginx", "openssl"},
+			stack:    runNginxTicketsOff,
+		},
+		&scenario{
+			name: "nginx-curl-no-session-cache",
+			description: "nginx serving HTTP/2 over TLS 1.3 with session tickets on, and 4 curl runs one after another, one " +
+				"URL each: every curl process starts with an empty session cache, so though nginx issued tickets on each " +
+				"connection, no ClientHello offers one (no pre_shared_key): 4 full handshakes. curl logs its TLS secrets " +
+				"(SSLKEYLOGFILE), so the tickets are visible.",
+			findings: []string{"resumption_failure"},
+			commit:   true,
+			tools:    []string{"nginx", "curl", "openssl"},
+			stack:    runNginxCurlNoCache,
+		},
+	)
+}
+
+// runNginxTicketsOff is nginx-openssl-tickets-off.
+func runNginxTicketsOff(ctx context.Context, r *stackRun) error {
+	if err := r.writeWWW(); err != nil {
+		return err
+	}
+	if err := r.ticketKey(); err != nil {
+		return err
+	}
+	server := func(tickets string) string {
+		return "ssl_session_cache off; ssl_session_tickets " + tickets + "; ssl_session_ticket_key " +
+			r.path("ticket.key") + "; keepalive_timeout 0;"
+	}
+	if _, err := r.startNginx(ctx, nginxConf{tls: true, server: server("on")}); err != nil {
+		return err
+	}
+	r.keylog = r.path("keys")
+	sess := r.path("session.tls1_2")
+	if resumed, err := r.sClient(ctx, "first", "tls1_2", "", sess); err != nil || resumed {
+		return fmt.Errorf("first connection: resumed %v, %v", resumed, err)
+	}
+	// The same configuration (and certificate) with tickets off.
+	if _, err := r.writeNginx(ctx, nginxConf{tls: true, server: server("off")}); err != nil {
+		return err
+	}
+	reload := []string{"-p", r.dir, "-c", r.path("nginx.conf"), "-s", "reload"}
+	r.program("nginx", "server", reload)
+	if out, err := r.command(ctx, "nginx", reload).CombinedOutput(); err != nil {
+		return fmt.Errorf("nginx -s reload: %v: %s", err, out)
+	}
+	if err := sleepCtx(ctx, 300*time.Millisecond); err != nil {
+		return err
+	}
+	const offers = 3
+	for i := range offers {
+		resumed, err := r.sClient(ctx, fmt.Sprintf("offer %d", i+1), "tls1_2", sess, sess+".new")
+		if err != nil {
+			return err
+		}
+		if resumed {
+			return fmt.Errorf("offer %d resumed", i+1)
+		}
+	}
+	r.stopAll(sigQuit)
+	ng, err := r.nginxAccess()
+	if err != nil {
+		return err
+	}
+	r.nginxErrors()
+	if len(ng) != 1+offers {
+		return fmt.Errorf("nginx logged %d requests, s_client made %d", len(ng), 1+offers)
+	}
+	for i, e := range ng {
+		if e.reused != "." || e.status != 200 || e.ssl != "TLSv1.2" {
+			return fmt.Errorf("nginx request %d: %d %s reused %q", i+1, e.status, e.ssl, e.reused)
+		}
+		id := r.newConn(e.port, "full")
+		r.request(id, truth.Request{Method: e.method, Path: e.uri, Status: e.status, RespBytes: e.bodyBytes})
+	}
+	r.fact("handshakes", len(ng))
+	r.fact("offered_resumption", offers)
+	r.fact("resumed", 0)
+	r.verdictCause("resumption_failure", "warning", "tickets_disabled",
+		"the server turned session tickets off: it ignores the offered ticket and issues none (and no cacheable session id)",
+		fmt.Sprintf("after nginx -s reload with ssl_session_tickets off (ssl_session_cache off), openssl s_client offered the "+
+			"ticket saved from the first connection %d times: s_client printed \"New\" each time and nginx logged "+
+			"$ssl_session_reused \".\"; nginx sent no NewSessionTicket and an empty session id", offers))
+	return nil
+}
+
+// runNginxCurlNoCache is nginx-curl-no-session-cache.
+func runNginxCurlNoCache(ctx context.Context, r *stackRun) error {
+	if err := r.writeWWW(4000); err != nil {
+		return err
+	}
+	if _, err := r.startNginx(ctx, nginxConf{tls: true, h2: true, server: "ssl_session_tickets on;"}); err != nil {
+		return err
+	}
+	r.keylog = r.path("keys")
+	const runs = 4
+	for i := range runs {
+		if i > 0 {
+			if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+				return err
+			}
+		}
+		args := append(r.curlTLS(), "--http2", "--tlsv1.3", r.url(true, "/4000"))
+		ls, err := r.curl(ctx, fmt.Sprintf("run %d", i+1), false, args...)
+		if err != nil {
+			return err
+		}
+		if len(ls) != 1 || ls[0].connects != 1 || ls[0].status != 200 {
+			return fmt.Errorf("curl run %d: %+v", i+1, ls)
+		}
+		r.curlRequests(fmt.Sprintf("run %d", i+1), ls)
+	}
+	r.stopAll(sigQuit)
+	ng, err := r.nginxAccess()
+	if err != nil {
+		return err
+	}
+	r.nginxErrors()
+	if err := r.checkNginxConns(ng); err != nil {
+		return err
+	}
+	for _, e := range ng {
+		if e.reused != "." || e.ssl != "TLSv1.3" {
+			return fmt.Errorf("nginx: %s reused %q, want TLSv1.3 and a full handshake", e.ssl, e.reused)
+		}
+	}
+	r.fact("handshakes", len(ng))
+	r.fact("resumed", 0)
+	r.verdictCause("resumption_failure", "warning", "client_not_offering",
+		"the client keeps no session cache across connections (a new curl process each time): issued tickets never offered",
+		fmt.Sprintf("%d curl runs, one after another, each made a full TLS 1.3 handshake (nginx $ssl_session_reused \".\"); "+
+			"nginx sent NewSessionTickets on every connection (visible with curl's key log), but each curl process starts "+
+			"with an empty session cache, so no ClientHello offered one", runs))
+	return nil
+}
