@@ -6,17 +6,19 @@ import (
 	"time"
 
 	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/http1"
 )
 
 // appendRecordJSON appends r's compact JSON, byte for byte what the
 // report's JSON encoder writes (newJSONEncoder, without its newline),
 // when r is a bare TCP connection (no application summary, as a SYN
-// flood's million are) whose strings need no escaping; ok is false
+// flood's million are) or one with an HTTP/1.x summary only (short
+// HTTP/1.1 connections), whose strings need no escaping; ok is false
 // otherwise, and the caller encodes r with encoding/json. Reflection
 // costs more than the rest of such a connection's life.
 func appendRecordJSON(b []byte, r *ConnRecord) (_ []byte, ok bool) {
 	s := r.Summary
-	if s == nil || r.HTTP1 != nil || r.HTTP2 != nil || r.GRPC != nil || r.TLS != nil || r.TunnelHTTP1 != nil ||
+	if s == nil || r.HTTP1 != nil && !plainHTTP1(r.HTTP1) || r.HTTP2 != nil || r.GRPC != nil || r.TLS != nil || r.TunnelHTTP1 != nil ||
 		r.Tunnel != "" || r.Decrypted != "" || len(s.Anomalies) > 0 || !s.Client.IsValid() || !s.Server.IsValid() ||
 		!plainJSON(s.Proto) || !plainJSON(s.ConnState) || !plainJSON(s.History) || !plainJSON(string(s.Close)) {
 		return b, false
@@ -75,7 +77,55 @@ func appendRecordJSON(b []byte, r *ConnRecord) (_ []byte, ok bool) {
 	}
 	b = appendJSONPair(append(b, `,"stream_bytes":`...), s.StreamBytes)
 	b = strconv.AppendUint(append(b, `,"missed_bytes":`...), s.MissedBytes, 10)
+	if h := r.HTTP1; h != nil {
+		b = appendHTTP1JSON(append(b, `,"http1":`...), h)
+	}
 	return append(b, '}'), true
+}
+
+// plainHTTP1 reports whether appendHTTP1JSON writes h: no anomalies (a
+// map) and strings that need no escaping.
+func plainHTTP1(h *http1.Summary) bool {
+	return len(h.Anomalies) == 0 && plainJSON(h.CloseRequestedBy) && plainJSON(h.Upgrade)
+}
+
+// appendHTTP1JSON appends h's JSON as encoding/json writes it, when
+// plainHTTP1(h): the record of a short HTTP/1.1 connection, of which a
+// busy capture holds millions.
+func appendHTTP1JSON(b []byte, h *http1.Summary) []byte {
+	b = strconv.AppendInt(append(b, `{"requests":`...), int64(h.Requests), 10)
+	b = strconv.AppendInt(append(b, `,"responses":`...), int64(h.Responses), 10)
+	if h.Interim != 0 {
+		b = strconv.AppendInt(append(b, `,"interim":`...), int64(h.Interim), 10)
+	}
+	b = strconv.AppendInt(append(b, `,"unanswered":`...), int64(h.Unanswered), 10)
+	if h.LostRequests != 0 {
+		b = strconv.AppendInt(append(b, `,"lost_requests":`...), int64(h.LostRequests), 10)
+	}
+	if h.LostResponses != 0 {
+		b = strconv.AppendInt(append(b, `,"lost_responses":`...), int64(h.LostResponses), 10)
+	}
+	b = strconv.AppendInt(append(b, `,"max_pipelined":`...), int64(h.MaxPipelined), 10)
+	b = strconv.AppendBool(append(b, `,"keep_alive":`...), h.KeepAlive)
+	if h.CloseRequestedBy != "" {
+		b = appendJSONString(append(b, `,"close_requested_by":`...), h.CloseRequestedBy)
+	}
+	if h.CloseRequestedFrame != 0 {
+		b = strconv.AppendUint(append(b, `,"close_requested_frame":`...), h.CloseRequestedFrame, 10)
+	}
+	if h.KeepAliveTimeout != 0 {
+		b = strconv.AppendInt(append(b, `,"keep_alive_timeout":`...), int64(h.KeepAliveTimeout), 10)
+	}
+	if h.KeepAliveMax != 0 {
+		b = strconv.AppendInt(append(b, `,"keep_alive_max":`...), int64(h.KeepAliveMax), 10)
+	}
+	if h.Upgrade != "" {
+		b = appendJSONString(append(b, `,"upgrade":`...), h.Upgrade)
+	}
+	if h.UpgradeFrame != 0 {
+		b = strconv.AppendUint(append(b, `,"upgrade_frame":`...), h.UpgradeFrame, 10)
+	}
+	return append(b, '}')
 }
 
 // plainJSON reports whether s is printable ASCII that JSON writes as it

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/h2scope/h2scope/dissect"
+	"github.com/h2scope/h2scope/dissect/http1"
 	"github.com/h2scope/h2scope/dissect/tcp"
 )
 
@@ -63,6 +64,16 @@ func TestRecordJSONFast(t *testing.T) {
 	} {
 		s.Client, s.Server = netip.MustParseAddrPort("[2001:db8::1%eth0]:443"), netip.MustParseAddrPort("10.0.0.1:80")
 		check("edge", NewConnRecord(&s, nil))
+	}
+	// HTTP/1 summaries with every field set, and with strings or
+	// anomalies the fast path leaves to encoding/json.
+	for _, h := range []http1.Summary{
+		{Requests: 3, Responses: 4, Interim: 1, Unanswered: 1, LostRequests: 2, LostResponses: 5, MaxPipelined: 2, KeepAlive: true,
+			CloseRequestedBy: "server", CloseRequestedFrame: 77, KeepAliveTimeout: 5, KeepAliveMax: 100, Upgrade: "h2c", UpgradeFrame: 9},
+		{}, {Upgrade: `web\socket`}, {CloseRequestedBy: "cliént"}, {Anomalies: map[string]int{"bare_lf": 2}},
+	} {
+		s := tcp.Summary{Client: netip.MustParseAddrPort("10.0.0.2:5000"), Server: netip.MustParseAddrPort("10.0.0.1:80"), Proto: "http1"}
+		check("http1 edge", NewConnRecord(&s, &dissect.App{HTTP1: &h}))
 	}
 	if fast == 0 {
 		t.Fatal("the fast path never answered")
