@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/h2scope/h2scope/tools/capgen/truth"
 )
@@ -214,5 +216,135 @@ func runGRPCStatusClasses(ctx context.Context, r *stackRun) error {
 	r.verdictCause("request_errors", "info", "client_error",
 		"NOT_FOUND on 12 of 40 calls to notfound.test: the client's business, not the server's failure",
 		fmt.Sprintf("the client got NOT_FOUND on %d of 40 calls on notfound.test", fails("notfound.test")))
+	return nil
+}
+
+func init() {
+	addStackScenarios(&scenario{
+		name: "grpcio-client-deadline",
+		description: "a Python grpcio server and client over h2c: 30 unary calls one after another on one channel; every " +
+			"third asks the server to take 300 ms and carries a 100 ms deadline (grpc-timeout), the others are answered at " +
+			"once. The client's deadline fires on those 10: grpc-core gives up on the call (DEADLINE_EXCEEDED at the client) " +
+			"and resets the stream; the server logs each call it handled and its outcome.",
+		findings: []string{"request_errors"},
+		commit:   true,
+		tools:    []string{"python3-grpcio"},
+		stack:    runGRPCClientDeadline,
+	})
+}
+
+// pythonGRPCSlowServer answers /h2scope.Echo/Call after the number of
+// milliseconds its request names, OK. One JSON object a line per call,
+// with whether the call was still active when the handler returned.
+const pythonGRPCSlowServer = `import json, sys, time
+from concurrent import futures
+import grpc
+port = int(sys.argv[1])
+def call(req, ctx):
+    ms = int(req.decode())
+    time.sleep(ms / 1000)
+    print(json.dumps({"event": "call", "peer": ctx.peer(), "sleep_ms": ms, "active": ctx.is_active(), "time_remaining": ctx.time_remaining()}), flush=True)
+    return b"ok"
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("h2scope.Echo", {"Call": grpc.unary_unary_rpc_method_handler(call)}),))
+server.add_insecure_port("127.0.0.1:%d" % port)
+server.start()
+server.wait_for_termination()
+`
+
+// pythonGRPCDeadlineClient makes N calls; every third asks for SLOW ms
+// with a DEADLINE ms deadline, the others for 0 ms with a 10 s one.
+const pythonGRPCDeadlineClient = `import json, sys, time
+import grpc
+target, n, slow, deadline = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+ch = grpc.insecure_channel(target)
+call = ch.unary_unary("/h2scope.Echo/Call")
+for i in range(n):
+    ms, timeout = (slow, deadline / 1000) if i % 3 == 2 else (0, 10)
+    t = time.monotonic()
+    try:
+        call(str(ms).encode(), timeout=timeout)
+        got = "OK"
+    except grpc.RpcError as e:
+        got = e.code().name
+    print(json.dumps({"event": "call", "call": i, "asked_ms": ms, "timeout_s": timeout, "status": got, "took_ms": round((time.monotonic() - t) * 1000, 1)}), flush=True)
+    time.sleep(0.02)
+ch.close()
+`
+
+// runGRPCClientDeadline is grpcio-client-deadline.
+func runGRPCClientDeadline(ctx context.Context, r *stackRun) error {
+	if err := os.WriteFile(r.path("server.py"), []byte(pythonGRPCSlowServer), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(r.path("client.py"), []byte(pythonGRPCDeadlineClient), 0o644); err != nil {
+		return err
+	}
+	srv, err := r.start(ctx, "python3-grpcio", "server", r.port, r.path("server.py"), strconv.Itoa(r.port))
+	if err != nil {
+		return err
+	}
+	const n = 30
+	out, errb, err := r.runClient(ctx, "python3-grpcio", nil, r.path("client.py"), r.addr(), strconv.Itoa(n), "300", "100")
+	r.report("python3-grpcio", "client: the status of each call, one JSON object a line", lines(out))
+	if err != nil {
+		return fmt.Errorf("grpc client: %v: %s", err, errb)
+	}
+	// Let the server finish the slow handlers before it stops.
+	if err := sleepCtx(ctx, 400*time.Millisecond); err != nil {
+		return err
+	}
+	r.stopAll(sigTerm)
+	srvLines := lines(r.output(srv))
+	r.report("python3-grpcio", "server: each call it handled, one JSON object a line", srvLines)
+	var port, deadlines, ok int
+	for _, l := range srvLines {
+		var ev struct{ Event, Peer string }
+		if json.Unmarshal([]byte(l), &ev) == nil && ev.Event == "call" {
+			p, err := strconv.Atoi(ev.Peer[strings.LastIndexByte(ev.Peer, ':')+1:])
+			if err != nil || port != 0 && p != port {
+				return fmt.Errorf("server line %q: another connection", l)
+			}
+			port = p
+		}
+	}
+	if port == 0 {
+		return errors.New("the server logged no call")
+	}
+	id := r.newConn(port, "calls")
+	for _, l := range lines(out) {
+		var ev struct {
+			Status string `json:"status"`
+			Asked  int    `json:"asked_ms"`
+		}
+		if err := json.Unmarshal([]byte(l), &ev); err != nil {
+			return fmt.Errorf("client line %q: %v", l, err)
+		}
+		q := truth.Request{Method: "POST", Path: "/h2scope.Echo/Call", Status: 200, Proto: "HTTP/2.0", Reused: r.conns[id-1].requests > 0}
+		switch {
+		case ev.Status == "OK" && ev.Asked == 0:
+			ok++
+		case ev.Status == "DEADLINE_EXCEEDED" && ev.Asked > 0:
+			deadlines++
+			q.Error = "grpc-status DEADLINE_EXCEEDED (the client's deadline)"
+		default:
+			return fmt.Errorf("client line %q: unexpected", l)
+		}
+		r.request(id, q)
+	}
+	if ok != 20 || deadlines != 10 {
+		return fmt.Errorf("client: %d OK, %d deadlines; want 20, 10", ok, deadlines)
+	}
+	r.fact("calls_ok", ok)
+	r.fact("client_deadlines", deadlines)
+	r.verdictCause("request_errors", "critical", "deadline",
+		"10 of 30 calls failed with DEADLINE_EXCEEDED: the server (300 ms) is slower than the client's 100 ms deadline",
+		fmt.Sprintf("the grpcio client got DEADLINE_EXCEEDED on %d of 30 calls whose 100 ms deadline passed while the "+
+			"server's handler slept 300 ms (grpc-core resets the stream at its deadline; the server's own timer, from "+
+			"grpc-timeout, sometimes sends the DEADLINE_EXCEEDED trailers first); a third of the calls failed, past "+
+			"--errors-critical-share", deadlines))
+	r.verdictCause("rst_storm", "info", "client_cancel",
+		"the client reset 10 streams at their deadline, one at a time over about a second: no burst",
+		"one reset every 60 ms or so, each at its call's deadline: not a storm of resets")
 	return nil
 }
