@@ -14,7 +14,7 @@ CONNS_1M ?= /tmp/h2scope-conns-1m.pcap
 H2_PORT = $(shell grep -o '"server": *"[^"]*"' $(H2_BASE).truth.json | head -1 | sed 's/.*://; s/"//g')
 FUZZTIME ?= 30s
 
-.PHONY: all build test conformance bench bench-conns bench-more bench-go testdata testdata-one fuzz lint clean beam test-beam bench-beam
+.PHONY: all build test conformance bench bench-conns bench-more bench-go testdata testdata-one testdata-stacks fuzz lint clean beam test-beam bench-beam
 
 all: build
 
@@ -94,6 +94,13 @@ testdata:
 
 testdata-one:
 	$(GO) run ./tools/capgen -out testdata/pcaps -only $(NAME)
+
+# Regenerate only the stack captures (testdata/pcaps/stacks: nginx, h2o,
+# haproxy, nghttp2, curl, openssl, python, grpcio; root, and the Debian
+# packages capgen names when one is missing), one scenario after another.
+testdata-stacks:
+	$(GO) build -o bin/capgen ./tools/capgen
+	for n in $$(bin/capgen -list | awk '/live, stacks\//{print $$1}'); do bin/capgen -out testdata/pcaps -only $$n || exit 1; done
 
 # Run every fuzz target for FUZZTIME each; crashers land in testdata/fuzz.
 # FuzzAnalyze's inputs are whole captures: minimising each new one for the
