@@ -49,7 +49,8 @@ type Conn struct {
 	// maxWindowRef each; the TCP summary has the exact counts.
 	ZeroWindows, WindowFulls [2][]event.Ref
 	// DataRetransmissions counts the retransmitted segments that carried
-	// data (a SYN or FIN sent again is none), SpuriousData those of them
+	// data (a SYN or FIN sent again is none, nor a capture duplicate:
+	// tcp.CaptureDuplicate), SpuriousData those of them
 	// the receiver had already acknowledged.
 	DataRetransmissions, SpuriousData int
 	// RecoveryRetransmissions counts the data retransmissions, not
@@ -426,7 +427,7 @@ func (k *Collector) tcpEvent(e *event.Event) {
 	if a.Has(tcp.DuplicateACK) || a.Has(tcp.WindowUpdate) {
 		c.dupACKAt[e.Dir&1] = e.Ref.TS
 	}
-	if a.IsRetransmission() && e.Len > 0 {
+	if a.IsRetransmission() && e.Len > 0 && !a.Has(tcp.CaptureDuplicate) {
 		c.DataRetransmissions++
 		dup := c.dupACKAt[(e.Dir+1)&1]
 		switch {

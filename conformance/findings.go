@@ -68,12 +68,4 @@ var knownFindingDifferences = map[string]string{
 	// carried no earlier exchange: keepalive_mismatch sees neither a
 	// reuse gap nor a request lost to the server's RST.
 	"arkime/long-session.pcap: -keepalive_mismatch": "the request after 908 s idle is incomplete (\"GET \"), no exchange for the detector to see",
-	// Capture duplicates, not loss: the same packet captured several
-	// times (same IP ID, same timestamp, or microseconds apart), which
-	// Wireshark flags as retransmissions too. Telling them apart needs
-	// the time since the original (tcp.analysis.rto), which the tracker
-	// does not keep yet.
-	"zeek/tcp/ssh-dups.pcap: +packet_loss":                          "each data segment captured 4 times at the same timestamp",
-	"zeek/http/vnd.ms-cab-compressed-multi-conn.pcap: +packet_loss": "retransmissions 19 µs after the originals on average: duplicates",
-	"zeek/http/m57-long-49583-80.pcap: +packet_loss":                "retransmissions 1.4 ms after the originals on average, on a path to the internet: duplicates",
 }

@@ -50,6 +50,15 @@ const (
 	KeepAliveACK
 	// ReusedPorts: a SYN on a 4-tuple that already carried a connection.
 	ReusedPorts
+	// CaptureDuplicate is not a tshark flag, and String does not name
+	// it: it marks a retransmission that repeats the direction's latest
+	// segment, with the same acknowledgement number, sooner than the
+	// connection's initial RTT (3 ms when unknown) after it, which no sender does (its timer is far longer,
+	// and a fast retransmission waits for duplicate ACKs, a round trip):
+	// the same packet captured twice (two interfaces, a mirror port). It
+	// keeps its retransmission flag, as tshark shows it, but is not the
+	// network's loss.
+	CaptureDuplicate
 )
 
 var analysisNames = [...]string{
@@ -206,7 +215,7 @@ finishedFwd:
 	}
 
 	if seglen > 0 || fl&(layer.SYN|layer.FIN) != 0 {
-		a = classifyRetransmission(a, fwd, rev, seq, seglen, fl, ts, irtt)
+		a = classifyRetransmission(a, fwd, rev, seq, ack, seglen, fl, ts, irtt)
 	}
 
 	nextseq := seq + seglen
@@ -233,19 +242,13 @@ finishedFwd:
 
 // classifyRetransmission decides between spurious, fast and plain
 // retransmission and out-of-order for a segment that carries data, SYN or FIN.
-func classifyRetransmission(a Analysis, fwd, rev *seqInfo, seq, seglen uint32, fl layer.Flags, ts time.Time, irtt time.Duration) Analysis {
+func classifyRetransmission(a Analysis, fwd, rev *seqInfo, seq, ack, seglen uint32, fl layer.Flags, ts time.Time, irtt time.Duration) Analysis {
 	if a&KeepAlive != 0 {
 		return a
 	}
 	notAdvanced := fwd.nextseq != 0 && seqLT(seq, fwd.nextseq)
 	if seglen > 1 && fwd.nextseq-1 == seq {
 		notAdvanced = false
-	}
-	if seglen > 0 && rev.lastack != 0 && seqLE(seq+seglen, rev.lastack) {
-		return a | SpuriousRetransmission
-	}
-	if notAdvanced && rev.dupacks >= 2 && rev.lastack == seq && within(ts, rev.lastackTS, 20*time.Millisecond) {
-		return a | FastRetransmission
 	}
 	thres := irtt
 	if thres == 0 {
@@ -255,11 +258,25 @@ func classifyRetransmission(a Analysis, fwd, rev *seqInfo, seq, seglen uint32, f
 	if fl&(layer.SYN|layer.FIN) != 0 {
 		end++
 	}
+	// The latest segment again, acknowledging the same, sooner than a
+	// round trip: a capture duplicate, whichever retransmission tshark
+	// calls it (its duplicated ACKs make it look fast, or its ACK
+	// spurious).
+	var dup Analysis
+	if notAdvanced && fwd.nextseq == end && ack == fwd.lastack && within(ts, fwd.nextseqTS, thres) {
+		dup = CaptureDuplicate
+	}
+	if seglen > 0 && rev.lastack != 0 && seqLE(seq+seglen, rev.lastack) {
+		return a | SpuriousRetransmission | dup
+	}
+	if notAdvanced && rev.dupacks >= 2 && rev.lastack == seq && within(ts, rev.lastackTS, 20*time.Millisecond) {
+		return a | FastRetransmission | dup
+	}
 	if notAdvanced && within(ts, fwd.nextseqTS, thres) && fwd.nextseq != end {
 		return a | OutOfOrder
 	}
 	if notAdvanced {
-		a |= Retransmission
+		a |= Retransmission | dup
 	}
 	return a
 }

@@ -345,10 +345,26 @@ func TestAnalysisFlags(t *testing.T) {
 			seg{dir: s2c, flags: ack, seq: 1, ack: 1, ms: 101},
 			seg{dir: s2c, flags: ack, seq: 1, ack: 1, ms: 102},
 			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "abc", ms: 103}), 9, FastRetransmission},
+		{"the latest segment captured twice", withHandshake(
+			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "abc", ms: 30},
+			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "abc", ms: 30}), 5, Retransmission | CaptureDuplicate},
+		{"a segment captured twice after its ACKs captured thrice", withHandshake(
+			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "abc", ms: 30},
+			seg{dir: s2c, flags: ack, seq: 1, ack: 1, ms: 30},
+			seg{dir: s2c, flags: ack, seq: 1, ack: 1, ms: 30},
+			seg{dir: s2c, flags: ack, seq: 1, ack: 1, ms: 30},
+			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "abc", ms: 30}), 8, FastRetransmission | CaptureDuplicate},
+		{"an older segment again within the RTT is out of order, not a duplicate", withHandshake(
+			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "abc", ms: 30},
+			seg{dir: c2s, flags: psh, seq: 4, ack: 1, data: "def", ms: 30},
+			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "abc", ms: 30}), 6, OutOfOrder},
 		{"spurious retransmission of acknowledged data", withHandshake(
 			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "abc", ms: 30},
 			seg{dir: s2c, flags: ack, seq: 1, ack: 4, ms: 40},
 			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "abc", ms: 300}), 6, SpuriousRetransmission},
+	}
+	if got := (Retransmission | CaptureDuplicate).String(); got != "retransmission" {
+		t.Errorf("String names %q: CaptureDuplicate is not a tshark flag", got)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
