@@ -99,15 +99,30 @@ type appConn struct {
 }
 
 // tlsShared is what the TLS dissectors of one run share: the key log and
-// the sessions servers established; and the appConns to reuse.
+// the sessions servers established; and the appConns and HTTP/1
+// dissectors to reuse.
 type tlsShared struct {
 	keys     *tls.KeyLog
 	sessions *tls.Sessions
 	free     freelist.List[appConn]
+	freeH1   h1Pool
 }
 
-// maxFreeApps bounds the appConns kept for reuse.
+// maxFreeApps bounds the appConns kept for reuse, and separately the
+// HTTP/1 dissectors.
 const maxFreeApps = 256
+
+// h1Pool keeps at most maxFreeApps HTTP/1 dissectors for reuse; its zero
+// value is ready.
+type h1Pool struct{ l freelist.List[http1.Conn] }
+
+// get returns a dissector to Reset before use.
+func (p *h1Pool) get() *http1.Conn { return p.l.Get() }
+
+func (p *h1Pool) put(c *http1.Conn) {
+	p.l.Max = maxFreeApps
+	p.l.Put(c)
+}
 
 func newAppConn(c *tcp.Conn, sink event.Sink, shared *tlsShared) *appConn {
 	a := shared.free.Get()
@@ -116,15 +131,33 @@ func newAppConn(c *tcp.Conn, sink event.Sink, shared *tlsShared) *appConn {
 	return a
 }
 
-// release takes back a connection's appConn once its App was taken
-// (what App holds is the dissectors', not the appConn's).
+// release takes back a connection's appConn, and its HTTP/1 dissectors,
+// once its App was taken (what App holds is copied from the dissectors).
 func (a *appConn) release() {
+	a.letGo()
 	sh := a.shared
 	if sh.free.Full() {
 		return
 	}
 	*a = appConn{}
 	sh.free.Put(a)
+}
+
+// letGo takes back the HTTP/1 dissectors of a, and of the appConns
+// inside it, for reuse: a's App was taken (build copies their summaries),
+// and they receive nothing more. The HTTP/1 dissector holds nothing
+// anyone else keeps: its events are valid only during the Sink's call,
+// and the upgrade request it hands to HTTP/2 is allocated apart.
+func (a *appConn) letGo() {
+	if a == nil {
+		return
+	}
+	if a.h1 != nil {
+		a.shared.freeH1.put(a.h1)
+		a.h1 = nil
+	}
+	a.plain.letGo()
+	a.tunnel.letGo()
 }
 
 // inside returns a dissector for a protocol carried inside this one.
@@ -255,7 +288,8 @@ func (a *appConn) start(v sniff.Verdict) {
 	case event.ProtoHTTP2:
 		a.startH2(http2.Options{MidConnection: !v.Preface})
 	case event.ProtoHTTP1:
-		a.h1 = http1.NewConn(a.c.ID, a.sink, http1.Options{})
+		a.h1 = a.shared.freeH1.get()
+		a.h1.Reset(a.c.ID, a.sink, http1.Options{})
 	case event.ProtoTLS:
 		opts := tls.Options{Keys: a.shared.keys, Sessions: a.shared.sessions}
 		if a.shared.keys != nil {
@@ -364,6 +398,7 @@ func (a *appConn) close(dir event.Dir, reset bool, at event.Ref) {
 			// decoded here they would be held, several times larger,
 			// for the tracker's grace period.
 			a.settled = a.build()
+			a.letGo()
 			a.h1, a.h2, a.tls, a.rpc, a.plain, a.tunnel = nil, nil, nil, nil, nil, nil
 		}
 	}

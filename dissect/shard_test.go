@@ -80,7 +80,7 @@ func (k *collector) hooks(t *testing.T) ShardHooks {
 		return string(b)
 	}
 	return ShardHooks{
-		Sink: event.SinkFunc(func(e *event.Event) { k.events = append(k.events, *e) }),
+		Sink: event.SinkFunc(func(e *event.Event) { k.events = append(k.events, keepEvent(e)) }),
 		OnApp: func(c *tcp.Conn, app *App) {
 			k.conns[c.ID] = append(k.conns[c.ID], callback{"app", c.Summary, js(app)})
 		},
@@ -264,4 +264,26 @@ func TestShardsTinyBatchesFaultsProgress(t *testing.T) {
 	if _, err := Run(ctx, []string{"../testdata/pcaps/http1-keepalive.pcapng"}, Options{Dissect: true, Shards: 2}); err != context.Canceled {
 		t.Errorf("cancelled sharded run: err %v, want context.Canceled", err)
 	}
+}
+
+// keepEvent returns a copy of e that stays valid after the Sink's call:
+// e and what it points to are the dissectors', valid only during it (the
+// HTTP/1 dissector, for one, is reused by the next connection).
+func keepEvent(e *event.Event) event.Event {
+	k := *e
+	if e.HTTP1 != nil {
+		h := *e.HTTP1
+		h.Headers, h.Trailers = slices.Clone(h.Headers), slices.Clone(h.Trailers)
+		k.HTTP1 = &h
+	}
+	if e.HTTP2 != nil {
+		h := *e.HTTP2
+		h.Headers, h.Settings = slices.Clone(h.Headers), slices.Clone(h.Settings)
+		k.HTTP2 = &h
+	}
+	if e.GRPC != nil {
+		g := *e.GRPC
+		k.GRPC = &g
+	}
+	return k
 }

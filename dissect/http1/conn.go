@@ -180,29 +180,59 @@ type Conn struct {
 	upReq    *upgradeRequest
 	ev       event.Event
 	det      event.HTTP1
+	// heads and fields back the two directions' head buffers and header
+	// fields (headCap bytes and fieldsCap fields each) until a larger
+	// head outgrows them; Reset gives them to the next connection.
+	heads  []byte
+	fields []event.Header
 }
 
 // NewConn returns a Conn for connection id that sends its events to sink
 // (which may be nil).
 func NewConn(id event.ConnID, sink event.Sink, opts Options) *Conn {
+	c := new(Conn)
+	c.Reset(id, sink, opts)
+	return c
+}
+
+// maxKeptPending bounds the request queue a Conn keeps through Reset.
+const maxKeptPending = 64
+
+// Reset makes c what NewConn(id, sink, opts) returns, reusing the buffers
+// it started with (one allocation each for a typical head and its fields,
+// where growing from nothing took a dozen on every connection) and its
+// request queue when that stayed small, so that a Conn can be reused for
+// another connection once nothing reads it any more: its Summary was
+// taken and its events are over (they are valid only during the Sink's
+// call in any case). Nothing of the previous connection is reachable from
+// c afterwards.
+func (c *Conn) Reset(id event.ConnID, sink event.Sink, opts Options) {
 	if opts.MaxHeader <= 0 {
 		opts.MaxHeader = DefaultMaxHeader
 	}
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = 1024
 	}
-	c := &Conn{id: id, sink: sink, opts: opts}
-	// One allocation each for a typical head and its fields, where
-	// growing from nothing took a dozen on every connection.
-	buf := make([]byte, 0, 2*headCap)
-	hdrs := make([]event.Header, 0, 2*fieldsCap)
+	heads, fields, q := c.heads, c.fields, c.queue.a
+	if heads == nil {
+		heads = make([]byte, 2*headCap)
+		fields = make([]event.Header, 2*fieldsCap)
+	} else {
+		clear(fields) // the previous head's strings
+	}
+	if cap(q) > maxKeptPending {
+		q = nil
+	} else {
+		q = q[:0]
+		clear(q[:cap(q)])
+	}
+	*c = Conn{id: id, sink: sink, opts: opts, heads: heads, fields: fields, queue: fifo{a: q}}
 	for d := range c.half {
 		h := &c.half[d]
 		h.dir = event.Dir(d)
-		h.buf = buf[d*headCap : d*headCap : (d+1)*headCap]
-		h.msg.headers = hdrs[d*fieldsCap : d*fieldsCap : (d+1)*fieldsCap]
+		h.buf = heads[d*headCap : d*headCap : (d+1)*headCap]
+		h.msg.headers = fields[d*fieldsCap : d*fieldsCap : (d+1)*fieldsCap]
 	}
-	return c
 }
 
 // headCap and fieldsCap are the head bytes and header fields each
