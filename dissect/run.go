@@ -132,6 +132,9 @@ func (st *Stats) Add(o Stats) {
 // listed in Stats.Faults.
 func Run(ctx context.Context, files []string, opts Options) (Stats, error) {
 	var st Stats
+	if err := opts.ShardOf.check(); err != nil {
+		return st, err
+	}
 	r, err := capture.Open(files, opts.Capture)
 	if err != nil {
 		return st, err
@@ -150,9 +153,6 @@ func Run(ctx context.Context, files []string, opts Options) (Stats, error) {
 	}
 	dec := layer.NewDecoder()
 	if opts.Shards > 1 || opts.ShardOf.Count > 0 {
-		if err := opts.ShardOf.check(); err != nil {
-			return st, err
-		}
 		err = runSharded(ctx, r, dec, &opts, &st, files, total)
 		if opts.ShardOf.Index == 0 {
 			st.Layer = dec.Stats
