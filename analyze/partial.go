@@ -55,7 +55,8 @@ func (p *Partial) MarshalBinary() ([]byte, error) {
 		return nil, errors.New("analyze: encoding a partial without a state")
 	}
 	w := partialWire{A: p.State.a, Stats: p.Stats}
-	b, err := statecodec.Encode([]byte(partialMagic+"crc."), &w)
+	b := append([]byte(partialMagic+"crc."), partialTypes[:]...)
+	b, err := statecodec.Encode(b, &w)
 	if err != nil {
 		return nil, fmt.Errorf("analyze: encoding a partial: %w", err)
 	}
@@ -70,6 +71,19 @@ const partialMagic = "h2scope.partial/1\n"
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
+// partialTypes is a hash of the detectors' types, which the analysis
+// holds as interface values (statecodec's fingerprint of partialWire
+// stops at the interface): a partial encoded by a build whose detectors
+// differ is refused.
+var partialTypes = func() (h [8]byte) {
+	var x uint64
+	for _, d := range detectors(DefaultConfig()) {
+		x = x*0x100000001b3 ^ statecodec.Fingerprint(reflect.TypeOf(d))
+	}
+	binary.BigEndian.PutUint64(h[:], x)
+	return h
+}()
+
 // UnmarshalBinary decodes a Partial MarshalBinary encoded. It returns
 // an error, never panics, on bytes that are not one.
 func (p *Partial) UnmarshalBinary(b []byte) error {
@@ -80,7 +94,11 @@ func (p *Partial) UnmarshalBinary(b []byte) error {
 	if binary.BigEndian.Uint32(b) != crc32.Checksum(b[4:], crcTable) {
 		return errors.New("analyze: partial analysis damaged (checksum mismatch)")
 	}
-	return p.decode(b[4:])
+	b = b[4:]
+	if len(b) < len(partialTypes) || [8]byte(b[:8]) != partialTypes {
+		return errors.New("analyze: the partial analysis was encoded by another build of h2scope (its detectors differ)")
+	}
+	return p.decode(b[8:])
 }
 
 // decode decodes the statecodec bytes of a Partial.

@@ -2,10 +2,12 @@ package analyze
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/h2scope/h2scope/dissect"
+	"github.com/h2scope/h2scope/internal/statecodec"
 )
 
 // FuzzPartial checks that no bytes make the decoding of a Partial panic
@@ -21,7 +23,7 @@ func FuzzPartial(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(b[len(partialMagic)+4:])
+	f.Add(b[len(partialMagic)+4+len(partialTypes):])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var q Partial
 		q.decode(b)
@@ -53,6 +55,21 @@ func TestPartialChecksum(t *testing.T) {
 		var q Partial
 		if err := q.UnmarshalBinary(b[:n]); err == nil {
 			t.Errorf("the first %d bytes decoded", n)
+		}
+	}
+}
+
+// TestPartialTypesEncodable checks from the types alone that every
+// detector, the tables and the statistics can be encoded: a func or a
+// channel added to one fails here, naming the field.
+func TestPartialTypesEncodable(t *testing.T) {
+	types := []reflect.Type{reflect.TypeFor[partialWire]()}
+	for _, d := range detectors(DefaultConfig()) {
+		types = append(types, reflect.TypeOf(d))
+	}
+	for _, typ := range types {
+		if err := statecodec.Check(typ); err != nil {
+			t.Error(err)
 		}
 	}
 }
