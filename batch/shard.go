@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"runtime"
@@ -59,8 +60,19 @@ type shardPartial struct {
 	report    *report.Partial
 }
 
+// marshal encodes p: shardMagic, a CRC-32C of the rest, then the rest.
 func (p *shardPartial) marshal() ([]byte, error) {
-	b := []byte(shardMagic)
+	b, err := p.appendBody([]byte(shardMagic + "crc."))
+	if err != nil {
+		return nil, err
+	}
+	binary.BigEndian.PutUint32(b[len(shardMagic):], crc32.Checksum(b[len(shardMagic)+4:], crcTable))
+	return b, nil
+}
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+func (p *shardPartial) appendBody(b []byte) ([]byte, error) {
 	b = binary.AppendUvarint(b, uint64(p.shards))
 	b = binary.AppendUvarint(b, uint64(p.count))
 	b = appendBytes(b, []byte(p.errText))
@@ -86,10 +98,14 @@ func appendBytes(b, s []byte) []byte {
 var errNotShard = errors.New("batch: not the partial analysis of a capture's shard")
 
 func unmarshalShard(b []byte) (*shardPartial, error) {
-	if !bytes.HasPrefix(b, []byte(shardMagic)) {
+	if !bytes.HasPrefix(b, []byte(shardMagic)) || len(b) < len(shardMagic)+4 {
 		return nil, errNotShard
 	}
 	b = b[len(shardMagic):]
+	if binary.BigEndian.Uint32(b) != crc32.Checksum(b[4:], crcTable) {
+		return nil, errors.New("batch: a shard's partial analysis is damaged (checksum mismatch)")
+	}
+	b = b[4:]
 	next := func() (uint64, bool) {
 		x, n := binary.Uvarint(b)
 		if n <= 0 {

@@ -141,3 +141,31 @@ func TestMergeShardsRefuses(t *testing.T) {
 		t.Error("shard 2 of 2 analysed")
 	}
 }
+
+// TestShardPartialDamaged checks that a partial damaged anywhere, or cut
+// short, is refused with an error, never a panic.
+func TestShardPartialDamaged(t *testing.T) {
+	ctx := context.Background()
+	c := Capture{Files: []string{"../testdata/pcaps/grpc-goaway.pcapng"}}
+	opts := Options{Connections: report.ConnsNone, Version: "test"}
+	p0, err := AnalyseShard(ctx, c, dissect.ShardOf{Index: 0, Count: 2}, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, err := AnalyseShard(ctx, c, dissect.ShardOf{Index: 1, Count: 2}, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(p1); i += 1 + len(p1)/300 {
+		d := bytes.Clone(p1)
+		d[i] ^= 0x41
+		if _, err := MergePartials(p0, d); err == nil {
+			t.Errorf("byte %d of %d damaged: merged", i, len(p1))
+		}
+	}
+	for _, n := range []int{0, 3, len(shardMagic) + 2, len(p1) / 2, len(p1) - 1} {
+		if _, err := MergePartials(p0, p1[:n]); err == nil {
+			t.Errorf("the first %d of %d bytes merged", n, len(p1))
+		}
+	}
+}
