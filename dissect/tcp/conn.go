@@ -144,7 +144,6 @@ type Conn struct {
 	list        *lru
 	prev        *Conn // in list, less recently active
 	next        *Conn
-	hnext       *Conn  // in the connection table's bucket
 	hash        uint64 // of the endpoints, in the connection table
 }
 

@@ -25,7 +25,6 @@ import (
 // half is a half-open connection; see above.
 type half struct {
 	client, server netip.AddrPort
-	hnext          *half  // in halfTable's bucket
 	hash           uint64 // of the endpoints (table.hash)
 	prev, next     *half  // in halfList, less and more recently active
 	lastFrame      uint64
@@ -79,56 +78,27 @@ func (l *halfList) remove(h *half) {
 }
 
 // halfTable is table for halves; it shares table's seed and hash.
-type halfTable struct {
-	buckets []*half
-	n       int
-}
+type halfTable struct{ oaTable[half] }
 
 func (t *halfTable) get(a, b netip.AddrPort, hash uint64) *half {
 	if t.n == 0 {
 		return nil
 	}
-	for h := t.buckets[hash&uint64(len(t.buckets)-1)]; h != nil; h = h.hnext {
-		if h.client == a && h.server == b || h.client == b && h.server == a {
+	mask := uint64(len(t.slots) - 1)
+	for i := hash & mask; ; i = (i + 1) & mask {
+		e := &t.slots[i]
+		if e.p == nil {
+			return nil
+		}
+		if h := e.p; e.hash == hash && (h.client == a && h.server == b || h.client == b && h.server == a) {
 			return h
 		}
 	}
-	return nil
 }
 
-func (t *halfTable) add(h *half) {
-	if t.n >= len(t.buckets) {
-		old := t.buckets
-		t.buckets = make([]*half, max(minBuckets, 2*len(old)))
-		mask := uint64(len(t.buckets) - 1)
-		for _, x := range old {
-			for x != nil {
-				next := x.hnext
-				i := x.hash & mask
-				x.hnext = t.buckets[i]
-				t.buckets[i] = x
-				x = next
-			}
-		}
-	}
-	i := h.hash & uint64(len(t.buckets)-1)
-	h.hnext = t.buckets[i]
-	t.buckets[i] = h
-	t.n++
-}
+func (t *halfTable) add(h *half) { t.oaTable.add(h, h.hash) }
 
-func (t *halfTable) remove(h *half) {
-	p := &t.buckets[h.hash&uint64(len(t.buckets)-1)]
-	for *p != nil {
-		if *p == h {
-			*p = h.hnext
-			h.hnext = nil
-			t.n--
-			return
-		}
-		p = &(*p).hnext
-	}
-}
+func (t *halfTable) remove(h *half) { t.oaTable.remove(h, h.hash) }
 
 // demotable reports whether c is to be kept as a half: only one side has
 // sent, nothing but control segments, and nothing but the tracker has

@@ -5,21 +5,21 @@ import (
 	"net/netip"
 )
 
-// table is the connection table: a chained hash table of the connections
-// by their endpoints, in either order. It costs a pointer per connection
-// and one per bucket, where a Go map keyed by the two netip.AddrPorts
-// cost about a hundred bytes per connection, and deleting (a million
-// times over a SYN flood) leaves no tombstones to probe past.
+// table is the connection table: an open-addressing hash table of the
+// connections by their endpoints, in either order. Each slot holds the
+// pair's hash beside the pointer, so that a lookup compares hashes in one
+// array and reads a connection only when its hash matches: most lookups
+// of a new connection (every SYN of a flood) touch one cache line and no
+// connection, where a chained table read every connection of the
+// bucket. Deleting (a million times over a SYN flood) shifts the
+// following entries back, leaving no tombstones to probe past.
 type table struct {
-	buckets []*Conn // chained through Conn.hnext
-	n       int
-	seed    maphash.Seed // random: a capture cannot choose collisions
+	slots oaTable[Conn]
+	seed  maphash.Seed // random: a capture cannot choose collisions
 }
 
-const minBuckets = 1 << 10
-
 func newTable() table {
-	return table{buckets: make([]*Conn, minBuckets), seed: maphash.MakeSeed()}
+	return table{seed: maphash.MakeSeed()}
 }
 
 // hashEnd hashes one endpoint.
@@ -38,63 +38,117 @@ func (t *table) hash(a, b netip.AddrPort) uint64 { return t.hashEnd(a) + t.hashE
 // the hash of the pair, for add.
 func (t *table) get(a, b netip.AddrPort) (*Conn, uint64) {
 	h := t.hash(a, b)
-	for c := t.buckets[h&uint64(len(t.buckets)-1)]; c != nil; c = c.hnext {
-		if c.Client == a && c.Server == b || c.Client == b && c.Server == a {
+	s := &t.slots
+	if s.n == 0 {
+		return nil, h
+	}
+	mask := uint64(len(s.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		e := &s.slots[i]
+		if e.p == nil {
+			return nil, h
+		}
+		if c := e.p; e.hash == h && (c.Client == a && c.Server == b || c.Client == b && c.Server == a) {
 			return c, h
 		}
 	}
-	return nil, h
 }
 
 // add inserts c, whose endpoints hash to h, which must not be in the
 // table and match no connection in it.
 func (t *table) add(c *Conn, h uint64) {
-	if t.n >= len(t.buckets) {
-		t.grow()
-	}
 	c.hash = h
-	i := h & uint64(len(t.buckets)-1)
-	c.hnext = t.buckets[i]
-	t.buckets[i] = c
-	t.n++
+	t.slots.add(c, h)
 }
 
 // remove takes c out of the table, if it is there.
-func (t *table) remove(c *Conn) {
-	p := &t.buckets[c.hash&uint64(len(t.buckets)-1)]
-	for *p != nil {
-		if *p == c {
-			*p = c.hnext
-			c.hnext = nil
-			t.n--
-			return
-		}
-		p = &(*p).hnext
-	}
-}
+func (t *table) remove(c *Conn) { t.slots.remove(c, c.hash) }
 
-func (t *table) grow() {
-	old := t.buckets
-	t.buckets = make([]*Conn, 2*len(old))
-	mask := uint64(len(t.buckets) - 1)
-	for _, c := range old {
-		for c != nil {
-			next := c.hnext
-			i := c.hash & mask
-			c.hnext = t.buckets[i]
-			t.buckets[i] = c
-			c = next
-		}
-	}
-}
+// len returns the number of connections in the table.
+func (t *table) len() int { return t.slots.n }
 
 // all returns the connections in the table.
 func (t *table) all() []*Conn {
-	all := make([]*Conn, 0, t.n)
-	for _, c := range t.buckets {
-		for ; c != nil; c = c.hnext {
-			all = append(all, c)
+	all := make([]*Conn, 0, t.slots.n)
+	for _, e := range t.slots.slots {
+		if e.p != nil {
+			all = append(all, e.p)
 		}
 	}
 	return all
+}
+
+// oaTable is an open-addressing hash set of pointers with their hashes,
+// linear probing, at most half full. Lookups by content are the
+// caller's (see table.get): it walks the slots from hash&mask up to the
+// first empty one.
+type oaTable[T any] struct {
+	slots []oaSlot[T] // a power of two long
+	n     int
+}
+
+type oaSlot[T any] struct {
+	hash uint64
+	p    *T
+}
+
+// minSlots is an oaTable's first size.
+const minSlots = 1 << 11
+
+// add inserts p, which hashes to h and is not in the table.
+func (t *oaTable[T]) add(p *T, h uint64) {
+	if 2*(t.n+1) > len(t.slots) {
+		t.grow()
+	}
+	mask := uint64(len(t.slots) - 1)
+	i := h & mask
+	for t.slots[i].p != nil {
+		i = (i + 1) & mask
+	}
+	t.slots[i] = oaSlot[T]{h, p}
+	t.n++
+}
+
+// remove takes p, which hashes to h, out of the table if it is there,
+// and moves back the entries after it that may take its slot, so that
+// every entry stays reachable from its home slot without gaps.
+func (t *oaTable[T]) remove(p *T, h uint64) {
+	if t.n == 0 {
+		return
+	}
+	mask := uint64(len(t.slots) - 1)
+	i := h & mask
+	for t.slots[i].p != p {
+		if t.slots[i].p == nil {
+			return
+		}
+		i = (i + 1) & mask
+	}
+	t.n--
+	for j := (i + 1) & mask; t.slots[j].p != nil; j = (j + 1) & mask {
+		// The entry at j may move to the hole at i unless its home slot
+		// lies cyclically within (i, j].
+		if home := t.slots[j].hash & mask; (j-home)&mask >= (j-i)&mask {
+			t.slots[i] = t.slots[j]
+			i = j
+		}
+	}
+	t.slots[i] = oaSlot[T]{}
+}
+
+// grow doubles the table.
+func (t *oaTable[T]) grow() {
+	old := t.slots
+	t.slots = make([]oaSlot[T], max(minSlots, 2*len(old)))
+	mask := uint64(len(t.slots) - 1)
+	for _, e := range old {
+		if e.p == nil {
+			continue
+		}
+		i := e.hash & mask
+		for t.slots[i].p != nil {
+			i = (i + 1) & mask
+		}
+		t.slots[i] = e
+	}
 }

@@ -184,7 +184,7 @@ func (t *Tracker) Stats() Stats {
 }
 
 // Active returns the number of connections being tracked.
-func (t *Tracker) Active() int { return t.conns.n + t.halves.n }
+func (t *Tracker) Active() int { return t.conns.len() + t.halves.n }
 
 // Add processes one segment (s.Ref must be set) and returns its connection,
 // its direction and its analysis flags. The Conn is valid until it is
@@ -689,7 +689,7 @@ func (t *Tracker) Flush() {
 		c  *Conn
 		h  *half
 	}
-	all := make([]entry, 0, t.conns.n+t.halves.n)
+	all := make([]entry, 0, t.conns.len()+t.halves.n)
 	for _, c := range t.conns.all() {
 		all = append(all, entry{c.ID, c, nil})
 	}

@@ -1,0 +1,65 @@
+package tcp
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// TestOATableRandom adds and removes entries at random, with hashes
+// crowded into a few home slots and wrapping around the end, and checks
+// after each step that every entry is found from its home slot (no
+// removal left a gap before an entry) and that the count is right.
+func TestOATableRandom(t *testing.T) {
+	type item struct{ id int }
+	for _, spread := range []uint64{1, 7, 64, 1 << 40} {
+		r := rand.New(rand.NewPCG(1, spread))
+		var tab oaTable[item]
+		in := map[*item]uint64{}
+		var all []*item
+		find := func(p *item, h uint64) bool {
+			mask := uint64(len(tab.slots) - 1)
+			for i := h & mask; tab.slots[i].p != nil; i = (i + 1) & mask {
+				if tab.slots[i].p == p {
+					return true
+				}
+			}
+			return false
+		}
+		steps := 20000
+		if spread < 64 {
+			steps = 2000 // every entry in one probe run: quadratic
+		}
+		for step := range steps {
+			if len(all) > 0 && r.IntN(100) < 45 {
+				k := r.IntN(len(all))
+				p := all[k]
+				all[k] = all[len(all)-1]
+				all = all[:len(all)-1]
+				tab.remove(p, in[p])
+				delete(in, p)
+			} else {
+				p := &item{step}
+				// Hashes near the end of the table wrap around.
+				h := uint64(minSlots) - 3 + r.Uint64N(spread)
+				tab.add(p, h)
+				in[p] = h
+				all = append(all, p)
+			}
+			if tab.n != len(in) {
+				t.Fatalf("spread %d, step %d: n %d, want %d", spread, step, tab.n, len(in))
+			}
+			if step%97 == 0 || spread < 64 && step%7 == 0 {
+				for p, h := range in {
+					if !find(p, h) {
+						t.Fatalf("spread %d, step %d: entry %d (hash %d) not reachable", spread, step, p.id, h)
+					}
+				}
+			}
+		}
+		// Removing what is not there changes nothing.
+		tab.remove(&item{-1}, 5)
+		if tab.n != len(in) {
+			t.Fatalf("spread %d: removing an absent entry changed n", spread)
+		}
+	}
+}
