@@ -287,10 +287,11 @@ func MergeShards(ctx context.Context, c Capture, partial []byte, records []io.Re
 	if !ShardRecords(r.opts) {
 		records = nil
 	}
-	if err := rb.AddPartial(p.report, records...); err != nil {
+	res := p.analysis.Result()
+	if err := rb.AddPartial(p.report, res, p.analysis.Stats.IDs, records...); err != nil {
 		return nil, false, fmt.Errorf("%s: %w", c.Files[0], err)
 	}
-	rep := rb.Report(c.Files, p.analysis.Input(), p.analysis.Result())
+	rep := rb.Report(c.Files, p.analysis.Input(), res)
 	rep.Captures[0].ResumeKey = p.resumeKey
 	var buf bytes.Buffer
 	if err := rep.WriteJSONLine(&buf); err != nil {

@@ -9,6 +9,8 @@ import (
 	"io"
 	"slices"
 
+	"github.com/h2scope/h2scope/analyze"
+	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/event"
 	"github.com/h2scope/h2scope/dissect/tls"
 	"github.com/h2scope/h2scope/internal/statecodec"
@@ -185,11 +187,15 @@ func (b *Builder) Partial(records io.Writer) (*Partial, error) {
 // merged Partial of every run of a split capture and their record
 // streams (as Builder.Partial wrote them; none when the report holds no
 // connection), merged by provisional ID into b's spill file as they are
-// read. Report, given the merged analysis (analyze.Partial.Input and
-// Result), then builds the report one run over the whole capture gives.
-func (b *Builder) AddPartial(p *Partial, records ...io.Reader) error {
+// read. res and ids are the merged analysis's Result and connection IDs
+// (analyze.Partial.Result, Stats.IDs): a report holding the named
+// connections spills only those. Report, given the same analysis
+// (analyze.Partial.Input and Result), then builds the report one run
+// over the whole capture gives.
+func (b *Builder) AddPartial(p *Partial, res analyze.Result, ids *dissect.ConnIDs, records ...io.Reader) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	keep := b.keep(res, ids)
 	b.folds.merge(&p.folds)
 	if p.keysSet {
 		k := p.keys
@@ -223,10 +229,12 @@ func (b *Builder) AddPartial(p *Partial, records ...io.Reader) error {
 		if b.spill == nil {
 			return errors.New("report: records in a partial that counts no connection")
 		}
-		b.spill.add(rr.id, rr.buf) // add copies it
-		if b.spill.err != nil {
-			b.err = b.spill.err
-			return b.err
+		if keep == nil || keep[rr.id] {
+			b.spill.add(rr.id, rr.buf) // add copies it
+			if b.spill.err != nil {
+				b.err = b.spill.err
+				return b.err
+			}
 		}
 		if err := rr.next(); err != nil {
 			return fmt.Errorf("report: reading the records of a partial: %w", err)
@@ -236,4 +244,26 @@ func (b *Builder) AddPartial(p *Partial, records ...io.Reader) error {
 		}
 	}
 	return nil
+}
+
+// keep returns the provisional IDs of the connections a report of res
+// holds with b's selection, when it holds the named ones (namedConns);
+// nil when it holds them all. ids maps provisional IDs to res's final
+// ones.
+func (b *Builder) keep(res analyze.Result, ids *dissect.ConnIDs) map[event.ConnID]bool {
+	if b.Connections != "" && b.Connections != ConnsNamed {
+		return nil
+	}
+	fs := make([]Finding, len(res.Findings))
+	for i := range res.Findings {
+		fs[i].Finding = res.Findings[i]
+	}
+	prov := ids.Provisional()
+	keep := map[event.ConnID]bool{}
+	for id := range namedConns(fs, b.PerFinding, b.MaxConnections) {
+		if int(id) < len(prov) {
+			keep[prov[id]] = true
+		}
+	}
+	return keep
 }
