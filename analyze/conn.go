@@ -58,13 +58,18 @@ type Conn struct {
 	// soon after a bare ACK from the peer that did not advance
 	// (recoveryWindow): fast retransmit and SACK recovery, which
 	// Wireshark's fast_retransmission flag counts only in part. The rest
-	// waited for the sender's timer.
+	// waited for the sender's timer, or followed such a one within
+	// recoveryWindow (the ACKs answering a timeout's retransmission clock
+	// out the rest of what was lost: the timeout's cost).
 	RecoveryRetransmissions int
 	// dupACKAt is when each side (by event.Dir) last sent a bare ACK
 	// that did not advance: a duplicate ACK, or a window update (a
 	// duplicate ACK with a new window, as a receiver's SACK-bearing ACKs
-	// often are).
-	dupACKAt [2]time.Time
+	// often are), but not one that reopens a zero window (flow control).
+	// timerAt is when each side last sent a retransmission its timer
+	// drove, or one of the same loss episode; zeroAt when it last
+	// advertised a zero window not reopened since.
+	dupACKAt, timerAt, zeroAt [2]time.Time
 	// Records are the connection's per-request records, nil once
 	// released.
 	Records *Records
@@ -424,17 +429,29 @@ func (k *Collector) tcpEvent(e *event.Event) {
 		}
 	}
 	a := tcp.Analysis(e.Bits)
-	if a.Has(tcp.DuplicateACK) || a.Has(tcp.WindowUpdate) {
-		c.dupACKAt[e.Dir&1] = e.Ref.TS
+	switch d := e.Dir & 1; {
+	case a.Has(tcp.ZeroWindow):
+		c.zeroAt[d] = e.Ref.TS
+	case a.Has(tcp.WindowUpdate) && !c.zeroAt[d].IsZero():
+		c.zeroAt[d] = time.Time{} // the window reopens: flow control
+	case a.Has(tcp.DuplicateACK) || a.Has(tcp.WindowUpdate):
+		c.dupACKAt[d] = e.Ref.TS
 	}
 	if a.IsRetransmission() && e.Len > 0 && !a.Has(tcp.CaptureDuplicate) {
 		c.DataRetransmissions++
-		dup := c.dupACKAt[(e.Dir+1)&1]
+		dup, timer, w := c.dupACKAt[(e.Dir+1)&1], c.timerAt[e.Dir&1], recoveryWindow(c)
+		within := func(t time.Time) bool { return !t.IsZero() && !e.Ref.TS.Before(t) && e.Ref.TS.Sub(t) <= w }
 		switch {
 		case a.Has(tcp.SpuriousRetransmission):
 			c.SpuriousData++
-		case a.Has(tcp.FastRetransmission) || !dup.IsZero() && !e.Ref.TS.Before(dup) && e.Ref.TS.Sub(dup) <= recoveryWindow(c):
+		case within(timer):
+			// After the timer fired, the ACKs that come back clock out
+			// the rest of what was lost: the same timeout's episode.
+			c.timerAt[e.Dir&1] = e.Ref.TS
+		case a.Has(tcp.FastRetransmission) || within(dup):
 			c.RecoveryRetransmissions++
+		default:
+			c.timerAt[e.Dir&1] = e.Ref.TS
 		}
 	}
 	if a.Has(tcp.ZeroWindow) {

@@ -104,6 +104,19 @@ func TestRecoveryRetransmissions(t *testing.T) {
 		{"a duplicate ACK 100 ms before, a round trip of microseconds: the timer", []seg{
 			{0, event.C2S, tcp.DuplicateACK, 0}, {100 * time.Millisecond, event.S2C, tcp.Retransmission, 1448},
 		}, 1, 0, 0},
+		{"after a timer retransmission, the resends of its loss episode (nginx-curl-link-flap)", []seg{
+			{0, event.S2C, tcp.Retransmission, 1448}, {time.Millisecond, event.C2S, tcp.WindowUpdate, 0},
+			{2 * time.Millisecond, event.S2C, tcp.Retransmission, 1448}, {3 * time.Millisecond, event.C2S, tcp.DuplicateACK, 0},
+			{4 * time.Millisecond, event.S2C, tcp.Retransmission, 1448},
+		}, 3, 0, 0},
+		{"a new loss episode after the timer's", []seg{
+			{0, event.S2C, tcp.Retransmission, 1448},
+			{500 * time.Millisecond, event.C2S, tcp.DuplicateACK, 0}, {501 * time.Millisecond, event.S2C, tcp.Retransmission, 1448},
+		}, 2, 1, 0},
+		{"a window update that reopens a zero window is flow control, not loss feedback (206_example_b)", []seg{
+			{0, event.C2S, tcp.ZeroWindow, 0}, {60 * time.Millisecond, event.C2S, tcp.WindowUpdate, 0},
+			{70 * time.Millisecond, event.S2C, tcp.Retransmission, 1400}, {71 * time.Millisecond, event.S2C, tcp.Retransmission, 1400},
+		}, 2, 0, 0},
 		{"duplicate ACKs of the other direction do not count", []seg{
 			{0, event.S2C, tcp.DuplicateACK, 0}, {time.Millisecond, event.S2C, tcp.Retransmission, 1448},
 		}, 1, 0, 0},

@@ -55,8 +55,9 @@ type lossNet struct {
 	clientIP, server string // addresses
 }
 
-// newLossNet makes the namespaces; del removes them (and their veths).
-func newLossNet(ctx context.Context, r *stackRun) (*lossNet, error) {
+// newLossNet makes the namespaces, with the router's bottleneck if
+// bottleneck; del removes them (and their veths).
+func newLossNet(ctx context.Context, r *stackRun, bottleneck bool) (*lossNet, error) {
 	id := strconv.Itoa(os.Getpid() % 100000)
 	n := &lossNet{cli: "capgen-cli-" + id, rtr: "capgen-rtr-" + id, srv: "capgen-srv-" + id,
 		cliIf: "cg" + id + "c", rtrCli: "cg" + id + "rc", rtrSrv: "cg" + id + "rs", srvIf: "cg" + id + "s",
@@ -76,10 +77,13 @@ func newLossNet(ctx context.Context, r *stackRun) (*lossNet, error) {
 		// One MSS-sized segment per packet: no GSO super-packets for the
 		// router to drop whole.
 		{"-n", n.srv, "link", "set", "dev", n.srvIf, "gso_max_segs", "1"},
-		// The bottleneck: the router's queue toward the client.
-		{"netns", "exec", n.rtr, "tc", "qdisc", "add", "dev", n.rtrCli, "root", "handle", "1:", "htb", "default", "2"},
-		{"netns", "exec", n.rtr, "tc", "class", "add", "dev", n.rtrCli, "parent", "1:", "classid", "1:2", "htb", "rate", "50mbit", "ceil", "50mbit"},
-		{"netns", "exec", n.rtr, "tc", "qdisc", "add", "dev", n.rtrCli, "parent", "1:2", "handle", "20:", "bfifo", "limit", "90000"},
+	}
+	if bottleneck {
+		// The router's queue toward the client.
+		cmds = append(cmds,
+			[]string{"netns", "exec", n.rtr, "tc", "qdisc", "add", "dev", n.rtrCli, "root", "handle", "1:", "htb", "default", "2"},
+			[]string{"netns", "exec", n.rtr, "tc", "class", "add", "dev", n.rtrCli, "parent", "1:", "classid", "1:2", "htb", "rate", "50mbit", "ceil", "50mbit"},
+			[]string{"netns", "exec", n.rtr, "tc", "qdisc", "add", "dev", n.rtrCli, "parent", "1:2", "handle", "20:", "bfifo", "limit", "90000"})
 	}
 	var done []string
 	for _, c := range cmds {
@@ -145,7 +149,7 @@ var tcDropped = regexp.MustCompile(`Sent (\d+) bytes (\d+) pkt \(dropped (\d+),`
 // runNginxCurlLoss is nginx-curl-loss.
 func runNginxCurlLoss(ctx context.Context, r *stackRun) error {
 	const size = 200000
-	n, err := newLossNet(ctx, r)
+	n, err := newLossNet(ctx, r, true)
 	if err != nil {
 		return err
 	}
@@ -298,4 +302,190 @@ func retransmittedSegments(pkts []packet, port uint16) int {
 		}
 	}
 	return n
+}
+
+func init() {
+	addStackScenarios(&scenario{
+		name: "nginx-curl-link-flap",
+		description: "nginx and curl over HTTP/1.1 on the routed path of nginx-curl-loss without its bottleneck: curl downloads " +
+			"a 250,000-byte file that nginx sends at limit_rate 100k; 500 ms in, the router's link to the client goes down " +
+			"for 1.2 s (ip link set down, as a flapping link or a failover), and again 0.8 s after it is back; everything " +
+			"sent meanwhile is lost. The " +
+			"server hears nothing back, so it waits for its retransmission timer, resends the first lost segment with " +
+			"backoff until the link is back, then the rest. curl gets the whole file. Captured with dumpcap at the server.",
+		findings: []string{"packet_loss"},
+		commit:   true,
+		tools:    []string{"nginx", "curl", "ip", "dumpcap"},
+		stack:    runNginxCurlLinkFlap,
+	})
+}
+
+// startDumpcap starts dumpcap on the server's veth of n, capturing the
+// scenario's port into DIR/capture.pcapng, and waits until it writes; the
+// function it returns stops it and reads the packets.
+func (r *stackRun) startDumpcap(ctx context.Context, n *lossNet) (func() ([]packet, error), error) {
+	pcap := r.path("capture.pcapng")
+	dargs := []string{"-q", "-i", n.srvIf, "-f", "tcp port " + strconv.Itoa(r.port), "-w", pcap}
+	r.program("dumpcap", "capture", dargs)
+	dc := r.command(ctx, "ip", append([]string{"netns", "exec", n.srv, stackTools["dumpcap"].bin}, dargs...))
+	var dcErr strings.Builder
+	dc.Stderr = &dcErr
+	if err := dc.Start(); err != nil {
+		return nil, err
+	}
+	dcDone := make(chan error, 1)
+	go func() { dcDone <- dc.Wait() }()
+	stop := func() ([]packet, error) {
+		syscall.Kill(-dc.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-dcDone:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-dc.Process.Pid, syscall.SIGKILL)
+			return nil, errors.New("dumpcap did not stop")
+		}
+		return readPcapng(pcap)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if fi, err := os.Stat(pcap); err == nil && fi.Size() > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return nil, fmt.Errorf("dumpcap wrote nothing after 5 s: %s", dcErr.String())
+		}
+		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+			stop()
+			return nil, err
+		}
+	}
+	if err := sleepCtx(ctx, 300*time.Millisecond); err != nil {
+		stop()
+		return nil, err
+	}
+	return stop, nil
+}
+
+// runNginxCurlLinkFlap is nginx-curl-link-flap.
+func runNginxCurlLinkFlap(ctx context.Context, r *stackRun) error {
+	const size = 250000
+	n, err := newLossNet(ctx, r, false)
+	if err != nil {
+		return err
+	}
+	defer n.del(ctx, r)
+	r.clientIP = n.clientIP
+	if err := r.writeWWW(size); err != nil {
+		return err
+	}
+	if _, err := r.writeNginx(ctx, nginxConf{host: n.server, server: "limit_rate 100k;"}); err != nil {
+		return err
+	}
+	if err := r.startIn(ctx, n.srv, "nginx", "server", r.port, "-p", r.dir, "-c", r.path("nginx.conf")); err != nil {
+		return err
+	}
+	stop, err := r.startDumpcap(ctx, n)
+	if err != nil {
+		return err
+	}
+	type res struct {
+		ls  []curlLine
+		err error
+	}
+	ch := make(chan res, 1)
+	r.clientNS = n.cli
+	go func() {
+		ls, err := r.curl(ctx, "download", false, fmt.Sprintf("http://%s:%d/%d", n.server, r.port, size))
+		ch <- res{ls, err}
+	}()
+	flap := func(state string) error {
+		out, err := r.command(ctx, "ip", []string{"-n", n.rtr, "link", "set", n.rtrCli, state}).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("ip link set %s: %v: %s", state, err, out)
+		}
+		return nil
+	}
+	// Two outages of 1.2 s, 0.5 s and 2.5 s into the transfer.
+	for _, at := range []time.Duration{500 * time.Millisecond, 800 * time.Millisecond} {
+		if err == nil {
+			err = sleepCtx(ctx, at)
+		}
+		if err == nil {
+			err = flap("down")
+		}
+		if err == nil {
+			err = sleepCtx(ctx, 1200*time.Millisecond)
+		}
+		if err == nil {
+			err = flap("up")
+		}
+	}
+	c := <-ch
+	r.clientNS = ""
+	if err != nil {
+		stop()
+		return err
+	}
+	r.report("capgen", "the router's link to the client", []string{"500 ms after curl started: ip link set " + n.rtrCli + " down",
+		"1.2 s later: ip link set " + n.rtrCli + " up", "0.8 s later: down again", "1.2 s later: up"})
+	if c.err != nil {
+		stop()
+		return c.err
+	}
+	ls := c.ls
+	if len(ls) != 1 || ls[0].status != 200 || ls[0].size != size {
+		stop()
+		return fmt.Errorf("curl: %+v, want one 200 of %d bytes", ls, size)
+	}
+	r.curlRequests("download", ls)
+	if err := sleepCtx(ctx, 300*time.Millisecond); err != nil {
+		stop()
+		return err
+	}
+	pkts, err := stop()
+	if err != nil {
+		return err
+	}
+	r.stopAll(sigQuit)
+	ng, err := r.nginxAccess()
+	if err != nil {
+		return err
+	}
+	r.nginxErrors()
+	if err := r.checkNginxConns(ng); err != nil {
+		return err
+	}
+	r.own = &ownCapture{pkts: pkts, iface: n.srvIf, server: n.server + ":" + strconv.Itoa(r.port)}
+	retx := retransmittedSegments(pkts, uint16(r.port))
+	silent := longestServerSilence(pkts, uint16(r.port))
+	if retx < 10 || silent < 400*time.Millisecond {
+		return fmt.Errorf("%d retransmitted segments, the server's longest silence %v: want 10 or more after a silence of 400 ms or more (the timer backing off)", retx, silent)
+	}
+	r.fact("retransmitted_segments", retx)
+	r.fact("outages", 2)
+	r.fact("outage_ms", 1200)
+	r.fact("server_longest_silence_ms", int(silent/time.Millisecond))
+	r.verdictCause("packet_loss", "warning", "timeouts",
+		"the link was down twice for 1.2 s: everything in flight was lost and the server waited for its retransmission timer",
+		fmt.Sprintf("with the router's link to the client down, no ACK came back, so the server resent only on its "+
+			"retransmission timer, with backoff (its longest silence on the wire: %v), then %d segments in all once the "+
+			"link was back; curl got all %d bytes (status 200): a cost, no failure", silent.Round(time.Millisecond), retx, size))
+	return nil
+}
+
+// longestServerSilence returns the longest gap between two segments the
+// server (port) sent.
+func longestServerSilence(pkts []packet, port uint16) time.Duration {
+	var last time.Time
+	var most time.Duration
+	for _, p := range pkts {
+		t, ok := parseTCP(p.data)
+		if !ok || t.src != port {
+			continue
+		}
+		if !last.IsZero() {
+			most = max(most, p.ts.Sub(last))
+		}
+		last = p.ts
+	}
+	return most
 }
