@@ -54,6 +54,7 @@ const (
 	CauseWindowUpdateFlood = "window_update_flood" // WINDOW_UPDATE frames far beyond flow control's needs
 	CauseContinuationFlood = "continuation_flood"  // CONTINUATION frames, an endless header block (CVE-2024-27316 and kin)
 	CauseHPACKBomb         = "hpack_bomb"          // header lists decoding far beyond the limit from small blocks
+	CauseEmptyFramesFlood  = "empty_frames_flood"  // DATA, HEADERS or CONTINUATION frames with nothing in them (CVE-2019-9518)
 )
 
 // floodTypes are the HTTP/2 frame types whose floods protocol_abuse
@@ -66,6 +67,7 @@ var floodTypes = []struct {
 	{http2.FrameSettings, CauseSettingsFlood},
 	{http2.FrameWindowUpdate, CauseWindowUpdateFlood},
 	{http2.FrameContinuation, CauseContinuationFlood},
+	{0, CauseEmptyFramesFlood}, // counted by the dissector, whatever the type
 }
 
 // protocolAbuse reports traffic shaped as an attack on the server:
@@ -158,15 +160,23 @@ func (d *protocolAbuse) observe(c *Conn) {
 		}
 	}
 	streams = max(streams, h.Streams/2) // records may be capped
+	span := max(c.TCP.LastTS.Sub(c.TCP.FirstTS), time.Second)
 	for _, ft := range floodTypes {
 		n := int(h.Frames.C2S[ft.t.String()])
-		span := max(c.TCP.LastTS.Sub(c.TCP.FirstTS), time.Second)
+		what := ft.t.String()
+		if ft.cause == CauseEmptyFramesFlood {
+			n, what = h.Anomalies["client_empty_frames"], "empty DATA, HEADERS or CONTINUATION"
+		}
 		if n < d.cfg.FloodFrames || n < d.cfg.FloodPerStream*max(streams, 1) || float64(n)/span.Seconds() < d.cfg.FloodRate {
 			continue
 		}
 		f := Finding{Kind: KindProtocolAbuse, Cause: ft.cause, Severity: Critical, Connections: []event.ConnID{c.ID()}}
-		f.Summary = fmt.Sprintf("Client %s sent %d %s frames on connection %s to %s, %d per stream it opened (%d): a %s",
-			c.Client(), n, ft.t, connText(c.ID()), c.Server(), n/max(streams, 1), streams, spaced(ft.cause))
+		article := "a"
+		if ft.cause[0] == 'e' {
+			article = "an" // an empty frames flood
+		}
+		f.Summary = fmt.Sprintf("Client %s sent %d %s frames on connection %s to %s, %d per stream it opened (%d): %s %s",
+			c.Client(), n, what, connText(c.ID()), c.Server(), n/max(streams, 1), streams, article, spaced(ft.cause))
 		f.Metrics = map[string]any{"frames": n, "streams": streams, "per_stream": n / max(streams, 1)}
 		f.Metrics["rate_per_s"] = roundTo(float64(n)/span.Seconds(), 1)
 		f.Evidence = append(f.Evidence, evidence(c.ID(), 0, event.Ref{Frame: c.TCP.FirstFrame, TS: c.TCP.FirstTS}, "the connection opens"))
@@ -332,4 +342,8 @@ var abuseRemedy = map[string]string{
 		"keep header size limits small (http2.Server.MaxHeaderBytes, large_client_header_buffers).",
 	CauseHPACKBomb: "An HPACK bomb (CVE-2016-6581): small blocks that decode into huge header lists. Enforce " +
 		"SETTINGS_MAX_HEADER_LIST_SIZE while decoding (current Go, nginx, Envoy do) and update the server.",
+	CauseEmptyFramesFlood: "An empty frames flood (CVE-2019-9518): frames with nothing in them and no END_STREAM, each " +
+		"costing the server work and no flow-control window. Update the server to a release that counts empty frames " +
+		"and closes the connection (its advisory for CVE-2019-9518; Envoy ≥ 1.11.1), cap frames per stream where it " +
+		"can be configured, and block the client.",
 }

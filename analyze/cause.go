@@ -68,5 +68,5 @@ var Causes = map[string][]string{
 	KindReconnectChurn:    {CauseClientConnectionClose, CauseServerConnectionClose, CauseClientClosesAfterResponse, CauseBodyNotDrained, CauseConnectionsLeaked, CauseServerIdleTimeout},
 	KindRequestErrors:     {CauseUnavailable, CauseOverload, CauseDeadline, CauseServerError, CauseClientError},
 	KindPacketLoss:        {CauseTimeouts, CauseFastRetransmit, CauseCaptureLoss},
-	KindProtocolAbuse:     {CauseSYNFlood, CausePingFlood, CauseSettingsFlood, CauseWindowUpdateFlood, CauseContinuationFlood, CauseHPACKBomb},
+	KindProtocolAbuse:     {CauseSYNFlood, CausePingFlood, CauseSettingsFlood, CauseWindowUpdateFlood, CauseContinuationFlood, CauseHPACKBomb, CauseEmptyFramesFlood},
 }

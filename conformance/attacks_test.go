@@ -137,7 +137,7 @@ func checkAttack(t *testing.T, tr *truth.Truth, path string) {
 			if n < 10 || n+dropped != int64(facts["rapid_resets"]) {
 				wrong = append(wrong, fmt.Sprintf("rapid_resets %d + resets_dropped %d, want %d", n, dropped, facts["rapid_resets"]))
 			}
-		case analyze.CausePingFlood, analyze.CauseSettingsFlood, analyze.CauseWindowUpdateFlood, analyze.CauseContinuationFlood:
+		case analyze.CausePingFlood, analyze.CauseSettingsFlood, analyze.CauseWindowUpdateFlood, analyze.CauseContinuationFlood, analyze.CauseEmptyFramesFlood:
 			exact = map[string]string{"frames": "attack_frames", "streams": "client_streams"}
 		case analyze.CauseHPACKBomb:
 			exact = map[string]string{"header_lists_over_limit": "header_lists_over_limit"}

@@ -557,6 +557,10 @@ func (c *Conn) beginFrame(h *half, at event.Ref) {
 	if fh.Reserved {
 		c.anomaly("reserved_bit_set")
 	}
+	if fh.Length == 0 && h.dir == event.C2S && !fh.Flags.Has(FlagEndStream) &&
+		(fh.Type == FrameData || fh.Type == FrameHeaders || fh.Type == FrameContinuation) {
+		c.anomaly("client_empty_frames")
+	}
 	switch s.kind {
 	case kindData:
 		h.padPending = fh.Flags.Has(FlagPadded)

@@ -112,7 +112,11 @@
 // is logged and no input makes the package panic. The tokens:
 //
 //   - framing: frame_too_large, truncated_frame, reserved_bit_set,
-//     unknown_frame_type (not a violation), data_after_close;
+//     unknown_frame_type (not a violation), data_after_close,
+//     client_empty_frames (DATA, HEADERS or CONTINUATION frames from the
+//     client with an empty payload and no END_STREAM: legal, but no
+//     stack sends them in numbers; the empty frames flood,
+//     CVE-2019-9518);
 //   - lengths: settings_bad_length, ping_bad_length, rst_stream_bad_length,
 //     window_update_bad_length, priority_bad_length, goaway_bad_length,
 //     push_promise_bad_length, altsvc_bad_length,

@@ -269,3 +269,39 @@ func TestContinuation(t *testing.T) {
 		t.Errorf("blocks %d, undecodable %d", s.HeaderBlocks, s.HeaderBlocksUndecodable)
 	}
 }
+
+// TestClientEmptyFrames counts the client's empty DATA, HEADERS and
+// CONTINUATION frames without END_STREAM (the empty frames flood,
+// CVE-2019-9518), and not an empty DATA ending a stream, an empty
+// HEADERS with END_STREAM, or the server's.
+func TestClientEmptyFrames(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		dir  event.Dir
+		add  func(w *wire)
+		want int
+	}{
+		{"empty DATA", event.C2S, func(w *wire) { w.data(1, false, 0).data(1, false, 0) }, 2},
+		{"empty DATA ending the stream", event.C2S, func(w *wire) { w.data(1, true, 0) }, 0},
+		{"empty HEADERS and CONTINUATION", event.C2S, func(w *wire) {
+			w.raw(FrameHeaders, 0, 1, nil)
+			w.raw(FrameContinuation, FlagEndHeaders, 1, w.block(":method", "GET", ":scheme", "http", ":path", "/", ":authority", "a"))
+			w.raw(FrameHeaders, FlagEndStream|FlagEndHeaders, 3, w.block(":method", "GET", ":scheme", "http", ":path", "/", ":authority", "a"))
+		}, 1},
+		{"the server's empty DATA", event.S2C, func(w *wire) { w.data(1, false, 0) }, 0},
+	} {
+		w := newWire(t, tt.dir == event.C2S)
+		w.settings()
+		if tt.dir == event.C2S {
+			w.headers(1, false, ":method", "POST", ":scheme", "http", ":path", "/", ":authority", "a")
+		} else {
+			w.headers(1, false, ":status", "200")
+		}
+		tt.add(w)
+		c := NewConn(1, &recorder{}, Options{})
+		c.Data(tt.dir, w.bytes(), ref(1))
+		if got := c.Summary().Anomalies["client_empty_frames"]; got != tt.want {
+			t.Errorf("%s: client_empty_frames %d, want %d (anomalies %v)", tt.name, got, tt.want, c.Summary().Anomalies)
+		}
+	}
+}

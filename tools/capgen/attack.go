@@ -84,6 +84,7 @@ var attackKinds = []attackKind{
 	{"hpack-bomb", 8, "header blocks decoding past 1 MiB", buildHPACKBomb},
 	{"hpack-bomb-64k", 8, "header blocks decoding to about 118 KB, past the server's 64 KiB", buildHPACKBomb64k},
 	{"syn-flood", 3000, "SYNs from distinct spoofed sources", buildSYNFlood},
+	{"empty-frames-flood", 5000, "empty DATA frames without END_STREAM", buildEmptyFramesFlood},
 }
 
 // runAttack is capgen -attack: it writes the attack kinds (or all) to
@@ -739,6 +740,47 @@ func buildContinuationFlood(g *attackGen, n int) error {
 		"bytes each, 85 a segment every 100 µs, none with END_HEADERS; the block never ends and the client closes.", 8*n, n)
 	g.verdict("protocol_abuse", "critical", "continuation_flood",
 		fmt.Sprintf("%d client CONTINUATION frames on a connection with 1 stream, a header block that never ends", n))
+	return c.close(time.Millisecond)
+}
+
+// buildEmptyFramesFlood: 2 requests answered, then a POST on stream 5
+// whose body is n empty DATA frames without END_STREAM, 100 a segment
+// every 100 µs, ended by an empty DATA frame with END_STREAM and
+// answered with 200.
+func buildEmptyFramesFlood(g *attackGen, n int) error {
+	c, err := g.h2conn()
+	if err != nil {
+		return err
+	}
+	if err := c.requests(2); err != nil {
+		return err
+	}
+	const stream = 5
+	post := c.cl.headers(stream, false, c.cl.block(":method", "POST", ":scheme", "http", ":authority", attackAuthority, ":path", "/upload"))
+	if err := c.send(0, 200*time.Microsecond, post); err != nil {
+		return err
+	}
+	var batch [][]byte
+	for i := range n {
+		batch = append(batch, c.cl.frame(func(fr *http2.Framer) error { return fr.WriteData(stream, false, nil) }))
+		if len(batch) == 100 || i == n-1 {
+			if err := c.send(0, 100*time.Microsecond, batch...); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	end := c.cl.frame(func(fr *http2.Framer) error { return fr.WriteData(stream, true, nil) })
+	if err := errors.Join(c.send(0, 100*time.Microsecond, end), c.respond(300*time.Microsecond, stream, 200, "ok\n")); err != nil {
+		return err
+	}
+	g.facts["attack_frames"] = n
+	g.facts["client_streams"] = 3
+	g.desc = fmt.Sprintf("Empty frames flood (CVE-2019-9518), synthetic: one h2c connection, 2 ordinary GETs answered, then a POST on "+
+		"stream 5 whose body is %d empty DATA frames without END_STREAM, 100 a segment every 100 µs, ended by an empty DATA frame "+
+		"with END_STREAM and answered with 200.", n)
+	g.verdict("protocol_abuse", "critical", "empty_frames_flood",
+		fmt.Sprintf("%d empty client DATA frames on a connection with 3 streams (%d a stream; thresholds 1,000 and 100 a stream)", n, n/3))
 	return c.close(time.Millisecond)
 }
 
