@@ -492,7 +492,13 @@ func (k *Collector) http1Event(e *event.Event) {
 		x := &c.Records.Exchanges[i]
 		if x.Proto == event.ProtoHTTP1 && x.Seq == h.Seq {
 			x.Status, x.KeepAlive = h.Status, h.KeepAlive
-			x.Response, x.ResponseEnd = refp(e.Ref), refp(e.Ref)
+			x.Response = refp(e.Ref)
+			if !h.Incomplete {
+				// A response cut short (its direction closed or reset
+				// first) did not end the exchange: connection_lost counts
+				// it in flight.
+				x.ResponseEnd = refp(e.Ref)
+			}
 			return
 		}
 	}

@@ -35,9 +35,10 @@ func (c *ConnectionLostConfig) flags(fs *flag.FlagSet) {
 // complete response: HTTP/2 streams the client opened that the server
 // neither ended nor reset, HTTP/1.x requests without a complete response.
 // The side that closed first is the cause: server_abort or
-// client_abort (a client's RST: its FIN is a half-close, after which it
-// may still read the response). One finding per cause, client and server (address and
-// name), naming its connections.
+// client_abort (a client's RST; its FIN is a half-close, after which it
+// may still read the response, and counts only when the server then
+// closed too with responses begun and cut short). One finding per cause,
+// client and server (address and name), naming its connections.
 //
 // False positives avoided: connections with a GOAWAY (the goaway finding
 // explains them) or cut by the capture's end (no FIN or RST); requests
@@ -143,6 +144,8 @@ func lostOf(c *Conn, race time.Duration) (lc lostConn, calls int, cause string, 
 	}
 	var first *event.Ref
 	var closer event.Dir
+	var endBy *event.Ref // what ended by this frame was not in flight; first unless set
+	var cutOnly bool     // count only responses begun and cut short
 	for d := range 2 {
 		for _, r := range [...]*event.Ref{c.FIN[d], c.RST[d]} {
 			if r != nil && (first == nil || r.Frame < first.Frame) {
@@ -165,9 +168,20 @@ func lostOf(c *Conn, race time.Duration) (lc lostConn, calls int, cause string, 
 			// The server resets after the client's half-close: it
 			// dropped what was in flight.
 			first, closer, lc.rst = c.RST[event.S2C], event.S2C, true
+		case c.FIN[event.S2C] != nil:
+			// The server closed too: the responses it had begun and
+			// left unfinished then, the client's close aborted (a
+			// half-closing client would have been answered in full
+			// first). Requests with no response begun are left out: a
+			// server may refuse to answer a half-closed client, or an
+			// incomplete request (an endless header block).
+			endBy, cutOnly = c.FIN[event.S2C], true
 		default:
 			return lc, 0, "", false
 		}
+	}
+	if endBy == nil {
+		endBy = first
 	}
 	lc.id, lc.close, lc.reasons = c.ID(), *first, reasonsOf(c)
 	add := func(u lostUnit) {
@@ -187,7 +201,8 @@ func lostOf(c *Conn, race time.Duration) (lc lostConn, calls int, cause string, 
 		for i := range c.App.Streams {
 			s := &c.App.Streams[i]
 			if s.Initiator != "client" || s.FirstHeaders == nil || s.FirstHeaders.Frame > first.Frame ||
-				s.ServerEnd != nil && s.ServerEnd.Frame <= first.Frame || s.Reset != nil && s.Reset.Ref.Frame <= first.Frame ||
+				s.ServerEnd != nil && s.ServerEnd.Frame <= endBy.Frame || s.Reset != nil && s.Reset.Ref.Frame <= endBy.Frame ||
+				cutOnly && s.ReplyHeaders == nil ||
 				raced(s.FirstHeaders, s.ReplyHeaders) {
 				continue
 			}
@@ -203,7 +218,7 @@ func lostOf(c *Conn, race time.Duration) (lc lostConn, calls int, cause string, 
 	}
 	for _, x := range c.Records.Exchanges {
 		if x.Proto != event.ProtoHTTP1 || x.Request == nil || x.Request.Frame > first.Frame ||
-			x.ResponseEnd != nil && x.ResponseEnd.Frame <= first.Frame || raced(x.Request, nil) {
+			x.ResponseEnd != nil && x.ResponseEnd.Frame <= endBy.Frame || cutOnly && x.Response == nil || raced(x.Request, nil) {
 			continue
 		}
 		add(lostUnit{req: *x.Request, what: fmt.Sprintf("request %d (%s %s)", x.Seq, x.Method, clipString(x.Path, 80))})

@@ -99,3 +99,70 @@ func TestConnectionLostSynthetic(t *testing.T) {
 		})
 	}
 }
+
+// TestConnectionLostIncompleteHTTP1Response is nginx-curl-client-timeout:
+// curl --max-time gives up on a download and resets the connection; the
+// HTTP/1 dissector flushes the response it cut short, marked incomplete,
+// on that same RST frame. An incomplete response did not end its
+// exchange: the request was in flight at the client's RST.
+func TestConnectionLostIncompleteHTTP1Response(t *testing.T) {
+	const id = event.ConnID(1)
+	k := NewCollector(DefaultConfig())
+	for _, e := range []event.Event{
+		{Ref: ref(4, 0), Type: "request", Proto: event.ProtoHTTP1, Dir: event.C2S,
+			HTTP1: &event.HTTP1{Method: "GET", Target: "/200000", Seq: 1, HeadFrame: 4}},
+		{Ref: ref(62, time.Second), Type: "response", Proto: event.ProtoHTTP1, Dir: event.S2C,
+			HTTP1: &event.HTTP1{Status: 200, Seq: 1, HeadFrame: 6, Incomplete: true}},
+	} {
+		e.Conn = id
+		k.Event(&e)
+	}
+	x := k.open[id].Records.Exchanges[0]
+	if x.Status != 200 || x.Response == nil || x.ResponseEnd != nil {
+		t.Fatalf("exchange %+v: want status 200, a response head and no end", x)
+	}
+	c := conn(id, "10.0.0.1:40000", "10.0.0.2:80", 1, 0, time.Second)
+	c.Records = k.open[id].Records
+	c.RST[event.C2S] = refp(ref(62, time.Second))
+	checkFindings(t, run(detectConnectionLost, c), KindConnectionLost, &findingWant{sev: Warning, cause: CauseClientAbort,
+		frames: []uint64{62, 4}, metrics: map[string]float64{"in_flight": 1, "closed_by_rst": 1}})
+}
+
+// TestConnectionLostClientFIN: a client's FIN alone is a half-close,
+// after which it may read the response to the end (HTTP/1.0 clients,
+// UPnP); but when the server then closes too with the response cut
+// short, the client's close aborted it (nginx-curl-client-timeout: curl
+// --max-time closes, nginx stops sending and closes).
+func TestConnectionLostClientFIN(t *testing.T) {
+	mk := func(complete bool) *Conn {
+		c := conn(1, "10.0.0.1:40000", "10.0.0.2:80", 1, 0, 2*time.Second)
+		x := Exchange{Proto: event.ProtoHTTP1, Seq: 1, Method: "GET", Path: "/200000", Request: refp(ref(4, 0)),
+			RequestEnd: refp(ref(4, 0)), Status: 200, Response: refp(ref(30, time.Second+time.Millisecond))}
+		if complete {
+			x.ResponseEnd = x.Response
+		}
+		c.Records.Exchanges = []Exchange{x}
+		c.FIN[event.C2S] = refp(ref(20, time.Second))
+		c.FIN[event.S2C] = refp(ref(30, time.Second+time.Millisecond))
+		return c
+	}
+	tests := []struct {
+		name string
+		conn *Conn
+		want *findingWant
+	}{
+		{"the server closes with the response cut short", mk(false), &findingWant{sev: Warning, cause: CauseClientAbort,
+			frames: []uint64{20, 4}, metrics: map[string]float64{"in_flight": 1, "closed_by_fin": 1}}},
+		{"a half-close: the server finishes the response, then closes", mk(true), nil},
+		{"no response begun: the server may refuse a half-closed client (te_cl_desync, continuation-flood)", func() *Conn {
+			c := mk(false)
+			c.Records.Exchanges[0].Response, c.Records.Exchanges[0].Status = nil, 0
+			return c
+		}(), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkFindings(t, run(detectConnectionLost, tt.conn), KindConnectionLost, tt.want)
+		})
+	}
+}
