@@ -583,6 +583,16 @@ func (k *Collector) observe(c *Conn, tc *tcp.Conn, app *dissect.App) {
 				ResponseEnd: s.ServerEnd, Reset: s.Reset, GRPCStatus: s.GRPCStatus}
 			c.Records.Exchanges = appendCapped(c.Records.Exchanges, x, maxExchanges, &c.Records.ExchangesDropped)
 		}
+		if h := app.HTTP1; h != nil && h.Upgrade == "h2c" && slices.ContainsFunc(c.Records.Exchanges, func(x Exchange) bool {
+			return x.Proto == event.ProtoHTTP2 && x.Stream == 1
+		}) {
+			// The request that asked for the upgrade is HTTP/2 stream 1
+			// as well (RFC 7540 §3.2), which has its response: its
+			// HTTP/1 exchange, answered by 101, is not a second request.
+			c.Records.Exchanges = slices.DeleteFunc(c.Records.Exchanges, func(x Exchange) bool {
+				return x.Proto == event.ProtoHTTP1 && x.Status == 101
+			})
+		}
 	}
 	slices.SortStableFunc(c.Records.Exchanges, func(a, b Exchange) int {
 		sa, sb := a.Start(), b.Start()
