@@ -429,16 +429,26 @@ func (a *appConn) app() *App {
 	return app
 }
 
+// appHTTP1 is an App with room for its HTTP/1 summary.
+type appHTTP1 struct {
+	App
+	h1 http1.Summary
+}
+
 // build returns what the dissectors found, but for the TLS durations
 // from the SYN, which app adds.
 func (a *appConn) build() *App {
 	if a == nil || a.proto == event.ProtoUnknown {
 		return nil
 	}
-	app := &App{Proto: a.proto}
+	var app *App
 	if a.h1 != nil {
-		s := a.h1.Summary()
-		app.HTTP1 = &s
+		// One allocation for the App and its HTTP/1 summary.
+		x := &appHTTP1{App: App{Proto: a.proto}, h1: a.h1.Summary()}
+		app = &x.App
+		app.HTTP1 = &x.h1
+	} else {
+		app = &App{Proto: a.proto}
 	}
 	if a.h2 != nil {
 		s := a.h2.Summary()

@@ -219,8 +219,9 @@ func (c *Conn) count(a Analysis) {
 // finalize fills the derived summary fields. It is called when the
 // streams end and again when the connection finishes; what did not change
 // in between is not allocated again (copies of the Summary taken between
-// the two share it, and it is never written through).
-func (c *Conn) finalize() {
+// the two share it, and it is never written through). History strings
+// come from names.
+func (c *Conn) finalize(names *interner) {
 	c.DurationMS = float64(c.LastTS.Sub(c.FirstTS)) / float64(time.Millisecond)
 	if c.irtt != 0 {
 		v := float64(c.irtt) / float64(time.Millisecond)
@@ -231,7 +232,7 @@ func (c *Conn) finalize() {
 	c.WindowScale.C2S = shiftOf(c.seq[0].winScale)
 	c.WindowScale.S2C = shiftOf(c.seq[1].winScale)
 	if c.History != string(c.hist.b) {
-		c.History = string(c.hist.b)
+		c.History = names.str(c.hist.b)
 	}
 	c.ConnState = c.connState()
 	if c.Close == "" {
@@ -252,4 +253,34 @@ func shiftOf(ws int8) *int {
 		return &shifts[0]
 	}
 	return nil
+}
+
+// interner hands out one string per distinct short byte string, for the
+// history strings: a capture of a million short connections has a
+// handful of distinct histories, and each would otherwise cost every
+// connection an allocation. It keeps at most maxInterned strings.
+type interner struct {
+	m map[string]string
+}
+
+// maxInterned bounds an interner's strings, and maxInternLen their length.
+const (
+	maxInterned  = 4096
+	maxInternLen = 32
+)
+
+// str returns b as a string, the same one for the same bytes while the
+// interner has room.
+func (in *interner) str(b []byte) string {
+	if s, ok := in.m[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(in.m) < maxInterned && len(b) <= maxInternLen {
+		if in.m == nil {
+			in.m = make(map[string]string)
+		}
+		in.m[s] = s
+	}
+	return s
 }

@@ -37,6 +37,11 @@ type half struct {
 // maxSpare bounds Tracker.spare and Tracker.freeHalves.
 const maxSpare = 1024
 
+// halfChunk is how many halves are allocated at once: a SYN flood makes
+// one per SYN, and they are finished about in the order they were made
+// (evicted or timed out oldest first), so a chunk is soon let go whole.
+const halfChunk = 64
+
 // newConnObject returns a zero Conn, reusing a spare one: one that
 // became a half in an earlier call (Add's caller let it go since).
 func (t *Tracker) newConnObject() *Conn {

@@ -130,6 +130,9 @@ type Tracker struct {
 	// encoding by decoding it.
 	noCompact bool
 	verify    func(c *Conn, enc []byte)
+	// histories holds the connections' history strings (one per
+	// distinct history).
+	histories interner
 	nextID    event.ConnID
 	r         reasm
 	clock     Clock // capture clock for timeouts
@@ -171,7 +174,7 @@ func NewTracker(opts Options) *Tracker {
 		r:          reasm{perConn: opts.MaxBufferPerConn, total: opts.MaxBufferTotal, newHandler: opts.NewHandler},
 		free:       freelist.List[state]{Max: maxFree},
 		spare:      freelist.List[Conn]{Max: maxSpare},
-		freeHalves: freelist.List[half]{Max: maxSpare},
+		freeHalves: freelist.List[half]{Max: maxSpare, Chunk: halfChunk},
 		tombs:      tombs{max: min(opts.MaxConns, 1<<30)},
 	}
 }
@@ -637,7 +640,7 @@ func (t *Tracker) endStreams(c *Conn) {
 	t.r.end(c, event.C2S, reset, c.lastRef)
 	t.r.end(c, event.S2C, reset, c.lastRef)
 	c.handler = discard{}
-	c.finalize()
+	c.finalize(&t.histories)
 	if t.opts.OnStreamsDone != nil {
 		t.opts.OnStreamsDone(c)
 	}
@@ -672,7 +675,7 @@ func (t *Tracker) finish(c *Conn) {
 		*slot = nil
 	}
 	t.endStreams(c)
-	c.finalize()
+	c.finalize(&t.histories)
 	t.freeState(c.state)
 	c.state, c.rec = nil, nil
 	if t.opts.OnFinish != nil {

@@ -8,8 +8,15 @@ package freelist
 // zero List keeps nothing.
 type List[T any] struct {
 	// Max is the most values kept.
-	Max   int
+	Max int
+	// Chunk, above 1, makes Get allocate new values that many at a time
+	// (one allocation where there were Chunk). A chunk stays allocated
+	// while any of its values is reachable: it suits values that die in
+	// about the order they were made, such as the half-open records of a
+	// SYN flood, finished oldest first.
+	Chunk int
 	items []*T
+	fresh []T // the rest of the last chunk, never handed out
 }
 
 // Get returns a value taken from the list, as Put left it, or a new zero
@@ -17,7 +24,15 @@ type List[T any] struct {
 func (l *List[T]) Get() *T {
 	n := len(l.items)
 	if n == 0 {
-		return new(T)
+		if l.Chunk <= 1 {
+			return new(T)
+		}
+		if len(l.fresh) == 0 {
+			l.fresh = make([]T, l.Chunk)
+		}
+		v := &l.fresh[0]
+		l.fresh = l.fresh[1:]
+		return v
 	}
 	v := l.items[n-1]
 	l.items[n-1] = nil

@@ -36,3 +36,35 @@ func TestList(t *testing.T) {
 		t.Error("the zero List kept a value")
 	}
 }
+
+// TestChunk checks that a List with Chunk hands out distinct zero values,
+// a chunk's worth per allocation, and still reuses what is put first.
+func TestChunk(t *testing.T) {
+	l := List[[4]int]{Max: 8, Chunk: 16}
+	got := make([]*[4]int, 0, 64)
+	allocs := testing.AllocsPerRun(1, func() { // run twice: 64 values
+		for range 32 {
+			v := l.Get()
+			if *v != ([4]int{}) {
+				t.Fatalf("Get: %v, not zero", *v)
+			}
+			v[0] = 1
+			got = append(got, v)
+		}
+	})
+	if allocs != 2 {
+		t.Errorf("%v allocations for 32 values in chunks of 16, want 2", allocs)
+	}
+	seen := map[*[4]int]bool{}
+	for _, v := range got {
+		if seen[v] {
+			t.Fatalf("%p handed out twice", v)
+		}
+		seen[v] = true
+	}
+	p := new([4]int)
+	l.Put(p)
+	if v := l.Get(); v != p {
+		t.Errorf("Get after Put: %p, want %p", v, p)
+	}
+}
