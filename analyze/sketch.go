@@ -14,6 +14,10 @@ const sketchAlpha = 0.01
 // (1+α)/(1−α).
 var sketchGamma = (1 + sketchAlpha) / (1 - sketchAlpha)
 
+// logGamma is math.Log(sketchGamma), computed once: add divides by it
+// for every value.
+var logGamma = math.Log(sketchGamma)
+
 // quantileSketch is a mergeable quantile sketch of positive values (a
 // DDSketch): a value v > 0 counts in bucket ⌈log_γ v⌉ and is read back
 // as 2γ^i/(γ+1), within a relative error α of v, so that a quantile it
@@ -41,7 +45,7 @@ func (s *quantileSketch) add(v float64) {
 	if s.counts == nil {
 		s.counts = map[int32]int{}
 	}
-	s.counts[int32(math.Ceil(math.Log(v)/math.Log(sketchGamma)))]++
+	s.counts[int32(math.Ceil(math.Log(v)/logGamma))]++
 }
 
 func (s *quantileSketch) merge(o *quantileSketch) {
