@@ -165,30 +165,8 @@ func runNginxCurlLoss(ctx context.Context, r *stackRun) error {
 		return err
 	}
 	// The capture, at the sender.
-	pcap := r.path("capture.pcapng")
-	dargs := []string{"-q", "-i", n.srvIf, "-f", "tcp port " + strconv.Itoa(r.port), "-w", pcap}
-	r.program("dumpcap", "capture", dargs)
-	dc := r.command(ctx, "ip", append([]string{"netns", "exec", n.srv, stackTools["dumpcap"].bin}, dargs...))
-	var dcErr strings.Builder
-	dc.Stderr = &dcErr
-	if err := dc.Start(); err != nil {
-		return err
-	}
-	dcDone := make(chan error, 1)
-	go func() { dcDone <- dc.Wait() }()
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		if fi, err := os.Stat(pcap); err == nil && fi.Size() > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			syscall.Kill(-dc.Process.Pid, syscall.SIGKILL)
-			return fmt.Errorf("dumpcap wrote nothing after 5 s: %s", dcErr.String())
-		}
-		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
-			return err
-		}
-	}
-	if err := sleepCtx(ctx, 300*time.Millisecond); err != nil {
+	stop, err := r.startDumpcap(ctx, n)
+	if err != nil {
 		return err
 	}
 	url := fmt.Sprintf("http://%s:%d/%d", n.server, r.port, size)
@@ -205,12 +183,9 @@ func runNginxCurlLoss(ctx context.Context, r *stackRun) error {
 	if err := sleepCtx(ctx, 300*time.Millisecond); err != nil {
 		return err
 	}
-	syscall.Kill(-dc.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-dcDone:
-	case <-time.After(5 * time.Second):
-		syscall.Kill(-dc.Process.Pid, syscall.SIGKILL)
-		return errors.New("dumpcap did not stop")
+	pkts, err := stop()
+	if err != nil {
+		return err
 	}
 	stats, err := r.command(ctx, "ip", []string{"netns", "exec", n.rtr, "tc", "-s", "qdisc", "show", "dev", n.rtrCli}).CombinedOutput()
 	if err != nil {
@@ -229,10 +204,6 @@ func runNginxCurlLoss(ctx context.Context, r *stackRun) error {
 	}
 	r.nginxErrors()
 	if err := r.checkNginxConns(ng); err != nil {
-		return err
-	}
-	pkts, err := readPcapng(pcap)
-	if err != nil {
 		return err
 	}
 	r.own = &ownCapture{pkts: pkts, iface: n.srvIf, server: n.server + ":" + strconv.Itoa(r.port)}
