@@ -331,10 +331,27 @@ func (t *Tracker) add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
 	case t.noCompact:
 	case c.demotable():
 		t.demote(c)
-	case c.waiting() && c.compactable():
+	case c.waiting() && c.compactable() && !c.lastACKDue():
 		t.compact(c)
 	}
 	return c, dir, a
+}
+
+// lastACKDue reports whether c was closed by a FIN from each side and a
+// FIN is not acknowledged yet: the ACK due right after would expand c
+// again at once. c is compacted at that ACK instead (or, if it never
+// comes, when its streams end; closed connections kept whole are at most
+// MaxClosed).
+func (c *Conn) lastACKDue() bool {
+	if !c.fin[0] || !c.fin[1] || c.rst[0] || c.rst[1] {
+		return false
+	}
+	for d := range c.streams {
+		if st := &c.streams[d]; st.finSet && seqLT(c.seq[1-d].lastack, st.fin+1) {
+			return true
+		}
+	}
+	return false
 }
 
 // waiting reports whether c is likely to wait a while for its next
