@@ -185,27 +185,35 @@ func TestHalfKeepsEverySummaryField(t *testing.T) {
 	}
 }
 
-// TestSYNFloodKeepsHalves: unanswered SYNs are kept as halves, and a
-// SYN-ACK for one of them brings it back, with its SYN counted.
+// TestSYNFloodKeepsHalves: unanswered SYNs are kept as halves once
+// maxYoung newer ones came, and a SYN-ACK for one of them brings it back,
+// with its SYN counted; a SYN-ACK for a young one finds it whole.
 func TestSYNFloodKeepsHalves(t *testing.T) {
 	var done []*Conn
 	tr := NewTracker(Options{OnFinish: func(c *Conn) { done = append(done, c) }})
-	for i := range 100 {
+	const n = 100 + maxYoung
+	for i := range n {
 		s := toSegment(seg{dir: c2s, flags: syn}, uint64(i+1))
 		s.Src = netip.AddrPortFrom(s.Src.Addr(), uint16(20000+i))
 		tr.Add(&s)
 	}
-	if tr.hlist.n != 100 || tr.open.n != 0 || tr.Active() != 100 {
-		t.Fatalf("%d halves, %d open connections, %d active; want 100, 0, 100", tr.hlist.n, tr.open.n, tr.Active())
+	if tr.hlist.n != 100 || tr.open.n != maxYoung || tr.Active() != n {
+		t.Fatalf("%d halves, %d open connections, %d active; want 100, %d, %d", tr.hlist.n, tr.open.n, tr.Active(), maxYoung, n)
 	}
-	s := toSegment(seg{dir: s2c, flags: synack, ack: 1}, 101)
+	s := toSegment(seg{dir: s2c, flags: synack, ack: 1}, n+1)
 	s.Dst = netip.AddrPortFrom(s.Dst.Addr(), 20007)
 	c, dir, _ := tr.Add(&s)
-	if c.ID != 7 || dir != s2c || c.SYNs != 1 || c.SYNACKs != 1 || tr.hlist.n != 99 || tr.open.n != 1 {
+	if c.ID != 7 || dir != s2c || c.SYNs != 1 || c.SYNACKs != 1 || tr.hlist.n != 99 || tr.open.n != maxYoung+1 {
 		t.Errorf("SYN-ACK: conn %d %s, %d SYNs, %d SYN-ACKs; %d halves, %d open", c.ID, dir, c.SYNs, c.SYNACKs, tr.hlist.n, tr.open.n)
 	}
+	s = toSegment(seg{dir: s2c, flags: synack, ack: 1}, n+2)
+	s.Dst = netip.AddrPortFrom(s.Dst.Addr(), 20000+n-1)
+	c, _, _ = tr.Add(&s)
+	if c.ID != n-1 || c.SYNs != 1 || c.SYNACKs != 1 || tr.hlist.n != 99 || tr.open.n != maxYoung+1 {
+		t.Errorf("SYN-ACK to a young one: conn %d, %d SYNs, %d SYN-ACKs; %d halves, %d open", c.ID, c.SYNs, c.SYNACKs, tr.hlist.n, tr.open.n)
+	}
 	tr.Flush()
-	if len(done) != 100 || done[0].ID != 0 || done[99].ID != 99 || done[3].History != "S" || done[7].History != "Sh" {
-		t.Errorf("finished %d connections, want 100 in id order with their history", len(done))
+	if len(done) != n || done[0].ID != 0 || done[n-1].ID != n-1 || done[3].History != "S" || done[7].History != "Sh" || done[n-1].History != "Sh" {
+		t.Errorf("finished %d connections, want %d in id order with their history", len(done), n)
 	}
 }

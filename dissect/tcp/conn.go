@@ -141,6 +141,8 @@ type Conn struct {
 	// Tracker.grace).
 	streamsDone bool
 	graceQueued bool
+	// youngQueued is set while c is in Tracker.young.
+	youngQueued bool
 	list        *lru
 	prev        *Conn // in list, less recently active
 	next        *Conn

@@ -123,6 +123,36 @@ func (c *Conn) demotable() bool {
 	return !c.closed() && c.compactable()
 }
 
+// maxYoung is how many demotable connections wait as Conns before they
+// are demoted: a SYN answered soon (by the time maxYoung other new
+// connections were seen) is never encoded as a half and decoded back at
+// its SYN-ACK.
+const maxYoung = 128
+
+// queueYoung queues c, demotable, to be demoted once maxYoung newer
+// demotable connections were queued, if it still is demotable then (no
+// packet of the other side came, it was not finished). Keeping it whole
+// meanwhile changes nothing but memory: a half holds all a demotable
+// Conn holds, and both lists are in order of activity.
+func (t *Tracker) queueYoung(c *Conn) {
+	if c.youngQueued {
+		return
+	}
+	if t.youngN == len(t.young) {
+		o := t.young[t.youngHead]
+		t.young[t.youngHead] = nil
+		t.youngHead = (t.youngHead + 1) % len(t.young)
+		t.youngN--
+		o.youngQueued = false
+		if o.demotable() {
+			t.demote(o)
+		}
+	}
+	t.young[(t.youngHead+t.youngN)%len(t.young)] = c
+	t.youngN++
+	c.youngQueued = true
+}
+
 // demote replaces c, which is demotable and in the open list, with a half.
 func (t *Tracker) demote(c *Conn) {
 	e := encoder{b: t.buf[:0], base: c.LastTS, ok: true}

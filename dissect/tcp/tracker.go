@@ -106,8 +106,13 @@ type Tracker struct {
 	// freeHalves halves to reuse.
 	spare      freelist.List[Conn]
 	freeHalves freelist.List[half]
-	open       lru // connections still open, least recently active first
-	closed     lru // connections reset or closed by both sides
+	// young holds, oldest first from youngHead, the last youngN
+	// demotable connections (see queueYoung).
+	young     [maxYoung]*Conn
+	youngHead int
+	youngN    int
+	open      lru // connections still open, least recently active first
+	closed    lru // connections reset or closed by both sides
 	// tombs holds the tombstones of closed connections finished past
 	// MaxClosed (see tomb.go).
 	tombs tombs
@@ -330,7 +335,7 @@ func (t *Tracker) add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
 	switch {
 	case t.noCompact:
 	case c.demotable():
-		t.demote(c)
+		t.queueYoung(c)
 	case c.waiting() && c.compactable() && !c.lastACKDue():
 		t.compact(c)
 	}
@@ -727,6 +732,8 @@ func (t *Tracker) Flush() {
 	clear(t.grace)
 	t.grace = nil
 	t.tombs.clear()
+	clear(t.young[:])
+	t.youngHead, t.youngN = 0, 0
 }
 
 // Add adds o's counts to s's: the Stats of the shards of one capture add
