@@ -55,7 +55,8 @@ const maxStreamID = 1<<31 - 1
 //
 // False positives avoided: a graceful drain that completes every stream
 // stays info; streams that ended before the GOAWAY, or were reset by
-// either side, are not counted as cut; when the capture started mid-
+// either side before it, or by their opener at any time, are not
+// counted as cut; when the capture started mid-
 // connection the streams before it are unknown, and confidence says so.
 //
 // Metrics: goaways, last_stream_id, graceful (1 or 0), streams_cut,
@@ -227,8 +228,11 @@ func goAwayFinding(c *Conn, dir event.Dir, gs []http2.GoAway) Finding {
 		if done && answered.Frame < first.Ref.Frame || st.Reset != nil && st.Reset.Ref.Frame < first.Ref.Frame {
 			continue // over before the GOAWAY
 		}
+		// A stream its opener reset itself (a rapid reset's, written on
+		// after the GOAWAY) was given up, not cut.
+		abandoned := st.Reset != nil && st.Reset.Dir == dir.Reverse()
 		switch {
-		case st.ID > lastID && answered == nil:
+		case st.ID > lastID && answered == nil && !abandoned:
 			cut = append(cut, st.ID)
 		case st.ID <= lastID && !done && st.Reset == nil:
 			unfinished = append(unfinished, st.ID)

@@ -300,7 +300,10 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn, ref *kaRef) {
 		}
 		d := s.TS.Sub(sc.ref.TS)
 		refused := sc.what != "GOAWAY" || x.Stream > sc.lastStream
-		after := s.Frame > sc.ref.Frame && refused
+		// A stream the client reset itself (a rapid reset's, written
+		// on after the server's GOAWAY) asked for nothing to be lost.
+		clientReset := x.Reset != nil && x.Reset.Dir == event.C2S
+		after := s.Frame > sc.ref.Frame && refused && !clientReset
 		before := !after && d > -cfg.RaceWindow && !answered(x) && x.Reset == nil && refused &&
 			(sc.what == "GOAWAY" || (srst != nil && srst.Frame >= s.Frame))
 		if after || before {
