@@ -2,7 +2,11 @@ package tcp
 
 import (
 	"math/rand/v2"
+	"net/netip"
 	"testing"
+	"time"
+
+	"github.com/h2scope/h2scope/dissect/layer"
 )
 
 // TestOATableRandom adds and removes entries at random, with hashes
@@ -61,5 +65,28 @@ func TestOATableRandom(t *testing.T) {
 		if tab.n != len(in) {
 			t.Fatalf("spread %d: removing an absent entry changed n", spread)
 		}
+	}
+}
+
+// BenchmarkSYNFlood measures what an unanswered SYN costs the tracker in
+// a flood past MaxConns: a new connection, demoted to a half, and the
+// oldest half promoted and finished.
+func BenchmarkSYNFlood(b *testing.B) {
+	tr := NewTracker(Options{MaxConns: 4096, OnFinish: func(*Conn) {}})
+	segs := make([]layer.Segment, 1<<16)
+	for i := range segs {
+		s := toSegment(seg{dir: c2s, flags: syn}, uint64(i+1))
+		s.Src = netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), uint16(20000+i%30000))
+		s.Seq = uint32(i) * 7919
+		segs[i] = s
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		s := &segs[i%len(segs)]
+		s.Ref.Frame = uint64(i + 1)
+		s.Ref.TS = s.Ref.TS.Add(time.Microsecond)
+		tr.Add(s)
+		i++
 	}
 }
