@@ -217,3 +217,20 @@ func TestSYNFloodKeepsHalves(t *testing.T) {
 		t.Errorf("finished %d connections, want %d in id order with their history", len(done), n)
 	}
 }
+
+// BenchmarkCompactSYN encodes and decodes the state of an unanswered SYN,
+// as demoting it to a half and promoting it back do.
+func BenchmarkCompactSYN(b *testing.B) {
+	tr := NewTracker(Options{})
+	s := toSegment(seg{dir: c2s, flags: syn}, 1)
+	c, _, _ := tr.Add(&s)
+	st := tr.newState()
+	b.ReportAllocs()
+	for b.Loop() {
+		e := encoder{b: tr.buf[:0], base: c.LastTS, ok: true}
+		e.state(c.state)
+		tr.buf = e.b
+		d := decoder{b: e.b, base: c.LastTS}
+		d.state(st, false)
+	}
+}
