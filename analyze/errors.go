@@ -75,9 +75,11 @@ func httpClass(status int) int {
 // response's status and every gRPC call's status, by class (the cause of
 // the finding is that of most failures, see errClasses); per method
 // (gRPC method, or HTTP method and path without its query) the failures
-// and their statuses. Calls the client reset itself (CANCELLED, or
-// DEADLINE_EXCEEDED when its deadline fired) are rst_storm's, not
-// counted here.
+// and their statuses. Calls the client cancelled itself (CANCELLED) are
+// rst_storm's, not counted here; calls whose deadline fired at the
+// client (it resets them with CANCEL once grpc-timeout has passed) failed
+// DEADLINE_EXCEEDED and count, the rst_storm finding of their resets
+// being related.
 //
 // Thresholds: MinErrors failures making MinShare of the pool's requests
 // are a warning, CriticalShare a critical; failures mostly of the client
@@ -131,7 +133,11 @@ func (d *requestErrors) observe(c *Conn) {
 		for i := range c.App.Calls {
 			call := &c.App.Calls[i]
 			grpcStreams[call.Stream] = true
-			if call.ClientStatus == "" || call.ResetBy == "client" {
+			// The client's own resets are its choice (CANCELLED), except
+			// when its deadline fired: the call failed DEADLINE_EXCEEDED
+			// for the client (the dissector infers it from grpc-timeout),
+			// whether the server's status or the client's CANCEL ended it.
+			if call.ClientStatus == "" || call.ResetBy == "client" && call.ClientStatus != "DEADLINE_EXCEEDED" {
 				continue
 			}
 			class, failed := grpcClass[call.ClientStatus]
@@ -383,9 +389,11 @@ var errRemedy = map[string]string{
 	CauseOverload: "Requests were rate-limited or ran out of a resource (HTTP 429, gRPC RESOURCE_EXHAUSTED): lower the " +
 		"client's rate and honour Retry-After, or raise the limit (nginx limit_req, Envoy local_ratelimit, grpc-go " +
 		"MaxRecvMsgSize and server concurrency limits) or the capacity behind it.",
-	CauseDeadline: "The server gave up on requests at its own timeout (HTTP 504, gRPC DEADLINE_EXCEEDED from the server): " +
-		"an upstream is slower than the timeout (nginx proxy_read_timeout, Envoy route timeout, the propagated " +
-		"grpc-timeout); find the slow dependency, or align the timeouts end to end.",
+	CauseDeadline: "Requests ran past a deadline: the server's own timeout (HTTP 504, gRPC DEADLINE_EXCEEDED from the " +
+		"server) or the client's (its grpc-timeout passed and it reset the call): the handler or an upstream is slower " +
+		"than the deadline (nginx proxy_read_timeout, Envoy route timeout, the propagated grpc-timeout, the client's " +
+		"context deadline); find the slow dependency, or align the timeouts end to end (a client deadline shorter than " +
+		"the server's normal latency fails every slow call).",
 	CauseServerError: "The server failed requests (HTTP 500 and other 5xx, gRPC INTERNAL, UNKNOWN, DATA_LOSS): look at its " +
 		"logs for the methods named; UNIMPLEMENTED or 501 means the client calls what this server does not serve " +
 		"(version skew between client and server).",

@@ -85,9 +85,17 @@ func TestRequestErrorsSynthetic(t *testing.T) {
 				frames: []uint64{3020}, remedyHas: "Retry-After"},
 		},
 		{
-			// The client's own deadlines and cancels are rst_storm's.
-			name:  "gRPC calls the client reset",
-			conns: []*Conn{grpcConn(3, true, rep("DEADLINE_EXCEEDED", 20)...)},
+			// The client's own cancels are rst_storm's.
+			name:  "gRPC calls the client cancelled",
+			conns: []*Conn{grpcConn(3, true, append(rep("CANCELLED", 20), rep("OK", 5)...)...)},
+		},
+		{
+			// Calls whose deadline fired at the client (it resets them
+			// with CANCEL once grpc-timeout has passed) failed.
+			name:  "gRPC calls whose client deadline fired",
+			conns: []*Conn{grpcConn(3, true, rep("DEADLINE_EXCEEDED", 8)...), grpcConn(4, false, rep("OK", 12)...)},
+			want: &findingWant{sev: Critical, cause: CauseDeadline, summary: "8 of 20 requests from 10.0.0.1 to 10.0.0.2:50051 failed (DEADLINE_EXCEEDED 8)",
+				metrics: map[string]float64{"requests": 20, "failed": 8}, remedyHas: "client's context deadline"},
 		},
 	}
 	for _, tt := range tests {

@@ -30,14 +30,7 @@ const stacksDir = "../testdata/pcaps/stacks"
 // the verdict's FindingCause), with the reason.
 // TestStackVerdicts logs and skips these, and fails on any other
 // difference and on an entry that no longer differs.
-var knownStackVerdicts = map[string]string{
-	"grpcio-client-deadline: -request_errors": "10 of 30 calls failed with DEADLINE_EXCEEDED, but request_errors counts only " +
-		"the 4 whose DEADLINE_EXCEEDED trailers the server sent before the client's RST_STREAM (below --errors-min 5) and " +
-		"leaves the 6 the client reset at its deadline to rst_storm, which sees no burst (one reset every 60 ms): nothing " +
-		"reports the failures. Counting client resets past grpc-timeout in request_errors reports grpc-cancel-storm's " +
-		"burst twice (rst_storm client_cancel already names its 150 DEADLINE_EXCEEDED): it needs the two findings related, " +
-		"or rst_storm to leave deadlines to request_errors",
-}
+var knownStackVerdicts = map[string]string{}
 
 // TestStackVerdicts runs the analyzers on each stack capture and checks
 // its truth's verdicts: every kind expected at warning or above fires,

@@ -283,7 +283,7 @@ var scenarios = []*scenario{
 			"unary calls at once against a handler that sleeps 300 ms; 150 have a 40 ms deadline (grpc-timeout) and 50 are " +
 			"cancelled by the client after 40 ms, so within a few milliseconds the client resets every one of them with " +
 			"RST_STREAM CANCEL (DEADLINE_EXCEEDED or CANCELLED on the client) and the server's own timers may add resets of their own.",
-		findings: []string{"rst_storm"},
+		findings: []string{"rst_storm", "request_errors"},
 		commit:   true,
 		h2:       true,
 		serve:    serveGRPC,
