@@ -7,12 +7,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"reflect"
-	"sync"
 
 	"github.com/h2scope/h2scope/dissect"
-	"github.com/h2scope/h2scope/dissect/event"
-	"github.com/h2scope/h2scope/dissect/layer"
-	"github.com/h2scope/h2scope/dissect/tcp"
 	"github.com/h2scope/h2scope/internal/statecodec"
 )
 
@@ -153,32 +149,9 @@ func StreamShard(ctx context.Context, files []string, opts dissect.Options, cfg 
 	if opts.ShardOf.Count <= 0 {
 		return nil, errors.New("analyze: StreamShard needs dissect.Options.ShardOf")
 	}
-	opts.Dissect = true
-	ks := make([]*Collector, max(opts.Shards, 1))
-	for i := range ks {
-		ks[i] = NewCollector(cfg)
-		ks[i].OnConn, ks[i].DropConns = onConn, true
-	}
-	if f := opts.OnSegment; f != nil { // the caller's, which expects one goroutine
-		var mu sync.Mutex
-		opts.OnSegment = func(c *tcp.Conn, dir event.Dir, s *layer.Segment, a tcp.Analysis) {
-			mu.Lock()
-			defer mu.Unlock()
-			f(c, dir, s, a)
-		}
-	}
-	onSegment := opts.OnSegment
-	opts.Sink, opts.OnApp, opts.OnConn = nil, nil, nil
-	opts.Shard = func(i int) dissect.ShardHooks {
-		return dissect.ShardHooks{Sink: ks[i], OnApp: ks[i].App, OnConn: ks[i].Finish, OnSegment: onSegment}
-	}
-	st, err := dissect.Run(ctx, files, opts)
+	s, st, err := streamShards(ctx, files, opts, cfg, onConn)
 	if err != nil {
 		return nil, err
-	}
-	s := ks[0].State()
-	for _, o := range ks[1:] {
-		s.Merge(o.State())
 	}
 	return &Partial{State: s, Stats: st}, nil
 }

@@ -57,18 +57,32 @@ func runCollector(ctx context.Context, files []string, opts dissect.Options, cfg
 	return res, in, nil
 }
 
-// runSharded is Stream with opts.Shards above 1: each shard has its own
-// Collector, calling onConn from the shard's goroutine, and their States
-// merge once the run is over into the analysis of the whole capture,
-// whose IDs result makes final (see ids.go).
+// runSharded is Stream with opts.Shards above 1: see streamShards;
+// the merged State is the analysis of the whole capture, whose IDs
+// result makes final (see ids.go).
 func runSharded(ctx context.Context, files []string, opts dissect.Options, cfg Config, onConn func(*Conn)) (Result, *Input, error) {
-	ks := make([]*Collector, opts.Shards)
+	s, st, err := streamShards(ctx, files, opts, cfg, onConn)
+	if err != nil {
+		return Result{}, &Input{Stats: st}, err
+	}
+	return s.Result(st), &Input{Stats: st}, nil
+}
+
+// streamShards dissects files with opts split over max(opts.Shards, 1)
+// goroutine shards (within opts.ShardOf's, if set), each with its own
+// Collector calling onConn from the shard's goroutine, and returns their
+// States merged once the run is over, with the run's statistics.
+// opts.OnSegment, the caller's, is called under a lock: it expects one
+// goroutine.
+func streamShards(ctx context.Context, files []string, opts dissect.Options, cfg Config, onConn func(*Conn)) (*State, dissect.Stats, error) {
+	opts.Dissect = true
+	ks := make([]*Collector, max(opts.Shards, 1))
 	for i := range ks {
 		ks[i] = NewCollector(cfg)
 		ks[i].OnConn, ks[i].DropConns = onConn, true
 	}
 	onSegment := opts.OnSegment
-	if f := onSegment; f != nil { // the caller's, which expects one goroutine
+	if f := onSegment; f != nil {
 		var mu sync.Mutex
 		onSegment = func(c *tcp.Conn, dir event.Dir, s *layer.Segment, a tcp.Analysis) {
 			mu.Lock()
@@ -76,17 +90,17 @@ func runSharded(ctx context.Context, files []string, opts dissect.Options, cfg C
 			f(c, dir, s, a)
 		}
 	}
-	opts.Sink, opts.OnApp, opts.OnConn = nil, nil, nil
+	opts.Sink, opts.OnApp, opts.OnConn, opts.OnSegment = nil, nil, nil, nil
 	opts.Shard = func(i int) dissect.ShardHooks {
 		return dissect.ShardHooks{Sink: ks[i], OnApp: ks[i].App, OnConn: ks[i].Finish, OnSegment: onSegment}
 	}
 	st, err := dissect.Run(ctx, files, opts)
 	if err != nil {
-		return Result{}, &Input{Stats: st}, err
+		return nil, st, err
 	}
 	s := ks[0].State()
 	for _, o := range ks[1:] {
 		s.Merge(o.State())
 	}
-	return s.Result(st), &Input{Stats: st}, nil
+	return s, st, nil
 }

@@ -295,13 +295,8 @@ func Run(ctx context.Context, patterns []string, out string, stdout io.Writer, o
 		sum.Output = "standard output"
 	}
 	defer func() { sum.Elapsed = opts.now().Sub(start) }()
-	if opts.Workers <= 0 {
-		opts.Workers = runtime.NumCPU()
-	}
-	if opts.Config == nil {
-		cfg := analyze.DefaultConfig()
-		opts.Config = &cfg
-	}
+	r := newRunner(opts)
+	opts = r.opts
 	if out != "-" {
 		if err := safeio.CheckOutputs(patterns, []string{out}); err != nil {
 			return sum, err
@@ -321,13 +316,6 @@ func Run(ctx context.Context, patterns []string, out string, stdout io.Writer, o
 	slices.SortStableFunc(caps, func(a, b Capture) int { return naturalCompare(a.Files[0], b.Files[0]) })
 	if ctx.Err() != nil {
 		return sum, ctx.Err()
-	}
-	r := &runner{opts: opts, optionsKey: optionsKey(&opts), version: opts.Version}
-	if r.version == "" {
-		r.version = Version()
-	}
-	for _, k := range opts.KeyLogs {
-		r.keyHashes = append(r.keyHashes, contentHash(k.Data))
 	}
 	jobs := r.prepare(ctx, caps)
 	if ctx.Err() != nil {
@@ -593,7 +581,7 @@ func (r *runner) analyse(ctx context.Context, j *job) (res result) {
 	c, opts := j.c, &r.opts
 	defer func() {
 		if p := recover(); p != nil {
-			res = errorResult(c, fmt.Errorf("%s: h2scope internal error (a bug: please report it with this capture): %v", c.Files[0], p))
+			res = errorResult(c, internalError(c, p))
 		}
 	}()
 	if ctx.Err() != nil {
@@ -608,40 +596,15 @@ func (r *runner) analyse(ctx context.Context, j *job) (res result) {
 	// A fresh key log: the global key logs, then those beside the
 	// capture; the resume key hashes what was read.
 	do := opts.Dissect
-	do.Keys = tls.NewKeyLog()
-	for _, k := range opts.KeyLogs {
-		do.Keys.Add(k.Data, k.Name) // warned about by the caller, once
-	}
-	keyHashes := slices.Clone(r.keyHashes)
-	for _, name := range j.keyLogs {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			r.warn(name, []error{err})
-			continue
-		}
-		_, errs := do.Keys.Add(b, name)
-		r.warn(name, errs)
-		keyHashes = append(keyHashes, contentHash(b))
-	}
+	var keyHashes []string
+	do.Keys, keyHashes = r.keyLog(j)
 	var read int64
 	do.Progress = func(n, _ int64) {
 		r.read.Add(n - read)
 		read = n
 	}
-	rb := report.NewBuilder(opts.Redaction)
-	rb.Limits = opts.limits()
-	rb.Keys = do.Keys
-	rb.Connections = opts.connections()
+	rb := r.builder(&do)
 	defer rb.Close() // removes the spill file
-	// Each connection's part of the report goes to the spill file when
-	// it finishes.
-	onFinish := do.TCP.OnFinish
-	do.TCP.OnFinish = func(c *tcp.Conn) {
-		if onFinish != nil {
-			onFinish(c)
-		}
-		rb.OnFinish(c)
-	}
 	an, in, err := analyze.Stream(ctx, c.Files, do, *opts.Config, rb.Add)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -676,12 +639,89 @@ func (r *runner) warn(name string, errs []error) {
 	}
 }
 
-// errorResult is the error record of a capture that could not be read.
-func errorResult(c Capture, err error) result {
+// newRunner returns the runner of a run (Run's, AnalyseCapture's or
+// a shard's), opts completed: Workers and Config default.
+func newRunner(opts Options) *runner {
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.NumCPU()
+	}
+	if opts.Config == nil {
+		cfg := analyze.DefaultConfig()
+		opts.Config = &cfg
+	}
+	r := &runner{opts: opts, optionsKey: optionsKey(&opts), version: opts.Version}
+	if r.version == "" {
+		r.version = Version()
+	}
+	for _, k := range opts.KeyLogs {
+		r.keyHashes = append(r.keyHashes, contentHash(k.Data))
+	}
+	return r
+}
+
+// keyLog returns a fresh key log for the capture of j (the global key
+// logs, warned about by the caller once, then those beside it) and the
+// hashes of what was read, which its resume key hashes.
+func (r *runner) keyLog(j *job) (*tls.KeyLog, []string) {
+	keys := tls.NewKeyLog()
+	for _, k := range r.opts.KeyLogs {
+		keys.Add(k.Data, k.Name)
+	}
+	hashes := slices.Clone(r.keyHashes)
+	for _, name := range j.keyLogs {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			r.warn(name, []error{err})
+			continue
+		}
+		_, errs := keys.Add(b, name)
+		r.warn(name, errs)
+		hashes = append(hashes, contentHash(b))
+	}
+	return keys, hashes
+}
+
+// errorText is the message of an error record for err (errorResult's).
+func errorText(err error) string {
 	msg := err.Error()
 	if pe, ok := err.(*os.PathError); ok {
 		msg = pe.Path + ": " + pe.Err.Error()
 	}
+	return msg
+}
+
+// builder returns the report Builder of one capture (Close it: that
+// removes its spill file). With do, the capture's dissection options,
+// it takes do.Keys, and do.TCP.OnFinish hands it each connection as it
+// finishes, so that the connection's part of the report goes to the
+// spill file then; without (a merge of shards), it reads no capture.
+func (r *runner) builder(do *dissect.Options) *report.Builder {
+	rb := report.NewBuilder(r.opts.Redaction)
+	rb.Limits = r.opts.limits()
+	rb.Connections = r.opts.connections()
+	if do == nil {
+		return rb
+	}
+	rb.Keys = do.Keys
+	onFinish := do.TCP.OnFinish
+	do.TCP.OnFinish = func(c *tcp.Conn) {
+		if onFinish != nil {
+			onFinish(c)
+		}
+		rb.OnFinish(c)
+	}
+	return rb
+}
+
+// internalError is the error of a capture whose analysis panicked with
+// x (a bug in the dissectors).
+func internalError(c Capture, x any) error {
+	return fmt.Errorf("%s: h2scope internal error (a bug: please report it with this capture): %v", c.Files[0], x)
+}
+
+// errorResult is the error record of a capture that could not be read.
+func errorResult(c Capture, err error) result {
+	msg := errorText(err)
 	line, eerr := compactJSON(ErrorRecord{Schema: report.Schema, Captures: []ErrorCapture{{Files: c.Files}}, Error: msg})
 	if eerr != nil {
 		return result{err: eerr}

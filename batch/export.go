@@ -3,10 +3,7 @@ package batch
 import (
 	"context"
 	"path/filepath"
-	"runtime"
 	"strings"
-
-	"github.com/h2scope/h2scope/analyze"
 )
 
 // What other drivers of the same job use (beam/, a nested module running
@@ -60,20 +57,7 @@ func CompareCaptures(a, b Capture) int {
 // not used. err is set only when ctx is done or the report cannot be
 // encoded.
 func AnalyseCapture(ctx context.Context, c Capture, opts Options) (line []byte, failed bool, err error) {
-	if opts.Workers <= 0 {
-		opts.Workers = runtime.NumCPU()
-	}
-	if opts.Config == nil {
-		cfg := analyze.DefaultConfig()
-		opts.Config = &cfg
-	}
-	r := &runner{opts: opts, optionsKey: optionsKey(&opts), version: opts.Version}
-	if r.version == "" {
-		r.version = Version()
-	}
-	for _, k := range opts.KeyLogs {
-		r.keyHashes = append(r.keyHashes, contentHash(k.Data))
-	}
+	r := newRunner(opts)
 	jobs := r.prepare(ctx, []Capture{c})
 	res := r.analyse(ctx, jobs[0])
 	switch {

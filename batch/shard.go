@@ -8,14 +8,9 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"os"
-	"runtime"
-	"slices"
 
 	"github.com/h2scope/h2scope/analyze"
 	"github.com/h2scope/h2scope/dissect"
-	"github.com/h2scope/h2scope/dissect/tcp"
-	"github.com/h2scope/h2scope/dissect/tls"
 	"github.com/h2scope/h2scope/report"
 )
 
@@ -173,8 +168,7 @@ func AnalyseShard(ctx context.Context, c Capture, shard dissect.ShardOf, opts Op
 	p := &shardPartial{shards: 1, count: shard.Count}
 	defer func() {
 		if x := recover(); x != nil {
-			p = &shardPartial{shards: 1, count: shard.Count,
-				errText: errorText(fmt.Errorf("%s: h2scope internal error (a bug: please report it with this capture): %v", c.Files[0], x))}
+			p = &shardPartial{shards: 1, count: shard.Count, errText: errorText(internalError(c, x))}
 			partial, err = p.marshal()
 		}
 	}()
@@ -195,18 +189,8 @@ func AnalyseShard(ctx context.Context, c Capture, shard dissect.ShardOf, opts Op
 	do.Keys, keyHashes = r.keyLog(j)
 	p.resumeKey = resumeKey(j.prints, keyHashes, r.optionsKey, r.version)
 	do.ShardOf = shard
-	rb := report.NewBuilder(r.opts.Redaction)
-	rb.Limits = r.opts.limits()
-	rb.Keys = do.Keys
-	rb.Connections = r.opts.connections()
+	rb := r.builder(&do)
 	defer rb.Close()
-	onFinish := do.TCP.OnFinish
-	do.TCP.OnFinish = func(c *tcp.Conn) {
-		if onFinish != nil {
-			onFinish(c)
-		}
-		rb.OnFinish(c)
-	}
 	ap, err := analyze.StreamShard(ctx, c.Files, do, *r.opts.Config, rb.Add)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -280,9 +264,7 @@ func MergeShards(ctx context.Context, c Capture, partial []byte, records []io.Re
 		return nil, false, ctx.Err()
 	}
 	r := newRunner(opts)
-	rb := report.NewBuilder(r.opts.Redaction)
-	rb.Limits = r.opts.limits()
-	rb.Connections = r.opts.connections()
+	rb := r.builder(nil)
 	defer rb.Close()
 	if !ShardRecords(r.opts) {
 		records = nil
@@ -298,55 +280,4 @@ func MergeShards(ctx context.Context, c Capture, partial []byte, records []io.Re
 		return nil, false, fmt.Errorf("encoding the report of %s: %w", c.Files[0], err)
 	}
 	return buf.Bytes(), false, nil
-}
-
-// newRunner returns the runner of one capture, opts completed as
-// AnalyseCapture completes them.
-func newRunner(opts Options) *runner {
-	if opts.Workers <= 0 {
-		opts.Workers = runtime.NumCPU()
-	}
-	if opts.Config == nil {
-		cfg := analyze.DefaultConfig()
-		opts.Config = &cfg
-	}
-	r := &runner{opts: opts, optionsKey: optionsKey(&opts), version: opts.Version}
-	if r.version == "" {
-		r.version = Version()
-	}
-	for _, k := range opts.KeyLogs {
-		r.keyHashes = append(r.keyHashes, contentHash(k.Data))
-	}
-	return r
-}
-
-// keyLog returns the key log a capture is analysed with (the global key
-// logs, then those beside it) and the hashes of what was read, as
-// runner.analyse reads them.
-func (r *runner) keyLog(j *job) (*tls.KeyLog, []string) {
-	keys := tls.NewKeyLog()
-	for _, k := range r.opts.KeyLogs {
-		keys.Add(k.Data, k.Name)
-	}
-	hashes := slices.Clone(r.keyHashes)
-	for _, name := range j.keyLogs {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			r.warn(name, []error{err})
-			continue
-		}
-		_, errs := keys.Add(b, name)
-		r.warn(name, errs)
-		hashes = append(hashes, contentHash(b))
-	}
-	return keys, hashes
-}
-
-// errorText is the message of an error record for err (errorResult's).
-func errorText(err error) string {
-	msg := err.Error()
-	if pe, ok := err.(*os.PathError); ok {
-		msg = pe.Path + ": " + pe.Err.Error()
-	}
-	return msg
 }
