@@ -2,14 +2,13 @@ package report
 
 import (
 	"bytes"
-	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/h2scope/h2scope/internal/mermaidtest"
 )
 
 func TestMermaidText(t *testing.T) {
@@ -50,68 +49,29 @@ func TestMermaidParticipant(t *testing.T) {
 	}
 }
 
-// mermaidBlock finds the Mermaid diagrams of a Markdown report.
-var mermaidBlock = regexp.MustCompile("(?s)```mermaid\n.*?```\n")
-
 // TestMermaidRenders renders every diagram of the Markdown reports of
-// the project's captures with the Mermaid CLI (mmdc, in headless
-// Chromium): each must render, and show its arrows' frame numbers. It
-// skips when mmdc or chromium is not installed (npm install -g
-// @mermaid-js/mermaid-cli@12.2.0 with PUPPETEER_SKIP_DOWNLOAD=1).
+// the project's captures with the Mermaid CLI (mermaidtest.Render): each
+// must render, and show its arrows' frame numbers. It skips when mmdc or
+// chromium is not installed.
 func TestMermaidRenders(t *testing.T) {
-	mmdc, err := exec.LookPath("mmdc")
-	if err != nil {
+	if _, err := exec.LookPath("mmdc"); err != nil {
 		t.Skip("mmdc not installed")
-	}
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Skip("chromium not installed")
 	}
 	if testing.Short() {
 		t.Skip("slow: analyses every capture")
 	}
 	files, _ := filepath.Glob("../testdata/pcaps/*.pcapng")
-	var md bytes.Buffer
 	var blocks []string
 	for _, f := range files {
 		var b bytes.Buffer
 		if err := fixtureReport(t, filepath.Base(f)).WriteMarkdown(&b); err != nil {
 			t.Fatal(err)
 		}
-		for _, blk := range mermaidBlock.FindAllString(b.String(), -1) {
-			fmt.Fprintf(&md, "## %s\n\n%s\n", filepath.Base(f), blk)
-			blocks = append(blocks, blk)
-		}
+		blocks = append(blocks, mermaidtest.Block.FindAllString(b.String(), -1)...)
 	}
 	if len(blocks) < 5 {
 		t.Fatalf("%d diagrams in the reports of %d captures, want more", len(blocks), len(files))
 	}
-	dir := t.TempDir()
-	in, out, conf := filepath.Join(dir, "in.md"), filepath.Join(dir, "out.md"), filepath.Join(dir, "p.json")
-	if err := os.WriteFile(in, md.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(conf, []byte(`{"args":["--no-sandbox"],"executablePath":"`+chromium+`"}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(mmdc, "-q", "-p", conf, "-i", in, "-o", out)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("mmdc: %v\n%s", err, b)
-	}
-	frame := regexp.MustCompile(`frame (\d+),`)
-	for i, blk := range blocks {
-		svg, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("out-%d.svg", i+1)))
-		if err != nil {
-			t.Fatalf("diagram %d did not render: %v\n%s", i+1, err, blk)
-		}
-		if bytes.Contains(svg, []byte("Syntax error")) {
-			t.Errorf("diagram %d: syntax error\n%s", i+1, blk)
-		}
-		for _, m := range frame.FindAllStringSubmatch(blk, -1) {
-			if !bytes.Contains(svg, []byte(m[0])) {
-				t.Errorf("diagram %d: the SVG lacks %q\n%s", i+1, m[0], blk)
-			}
-		}
-	}
+	mermaidtest.Render(t, blocks)
 	t.Logf("%d diagrams from %d captures rendered", len(blocks), len(files))
 }
