@@ -18,17 +18,25 @@ func (r *stackRun) startH2O(ctx context.Context) (*exec.Cmd, error) {
 	if err := r.writeCert(ctx); err != nil {
 		return nil, err
 	}
-	conf := fmt.Sprintf(`user: root
-listen:
-  host: 127.0.0.1
-  port: %[2]d
+	ssl := fmt.Sprintf(`
   ssl:
     certificate-file: %[1]s/cert.pem
     key-file: %[1]s/key.pem
     minimum-version: TLSv1.2
-    ocsp-update-interval: 0
+    ocsp-update-interval: 0`, r.dir)
+	return r.startH2OConf(ctx, ssl, fmt.Sprintf("%s:%d", stackHost, r.port))
+}
+
+// startH2OConf writes DIR/h2o.conf, listening on the captured port with
+// the listen block's ssl part (empty for cleartext) and serving DIR/www
+// as host, with the access log in h2oLogFormat, and starts h2o.
+func (r *stackRun) startH2OConf(ctx context.Context, ssl, host string) (*exec.Cmd, error) {
+	conf := fmt.Sprintf(`user: root
+listen:
+  host: 127.0.0.1
+  port: %[2]d%[5]s
 hosts:
-  "%[3]s:%[2]d":
+  "%[3]s":
     paths:
       /:
         file.dir: %[1]s/www
@@ -37,7 +45,7 @@ access-log:
   format: "%[4]s"
 error-log: %[1]s/h2o-error.log
 pid-file: %[1]s/h2o.pid
-`, r.dir, r.port, stackHost, h2oLogFormat)
+`, r.dir, r.port, host, h2oLogFormat, ssl)
 	if err := os.WriteFile(r.path("h2o.conf"), []byte(conf), 0o644); err != nil {
 		return nil, err
 	}

@@ -31,25 +31,7 @@ func runH2OCurlUpgrade(ctx context.Context, r *stackRun) error {
 	if err := r.writeWWW(sizes...); err != nil {
 		return err
 	}
-	conf := fmt.Sprintf(`user: root
-listen:
-  host: 127.0.0.1
-  port: %[2]d
-hosts:
-  "127.0.0.1:%[2]d":
-    paths:
-      /:
-        file.dir: %[1]s/www
-access-log:
-  path: %[1]s/h2o-access.log
-  format: "%[3]s"
-error-log: %[1]s/h2o-error.log
-pid-file: %[1]s/h2o.pid
-`, r.dir, r.port, h2oLogFormat)
-	if err := os.WriteFile(r.path("h2o.conf"), []byte(conf), 0o644); err != nil {
-		return err
-	}
-	if _, err := r.start(ctx, "h2o", "server", r.port, "-c", r.path("h2o.conf")); err != nil {
+	if _, err := r.startH2OConf(ctx, "", fmt.Sprintf("127.0.0.1:%d", r.port)); err != nil {
 		return err
 	}
 	var urls []string
