@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"embed"
 	"encoding/json"
 	"fmt"
@@ -93,6 +94,10 @@ type htmlPage struct {
 	// ConnsOmitted counts the connections neither listed nor given a
 	// timeline head (maxHTMLConns); the overview still counts them.
 	ConnsOmitted int
+	// Pools are the pools table's rows, at most maxHTMLPools (the
+	// busiest); PoolsOmitted counts the others.
+	Pools        []analyze.PoolRow
+	PoolsOmitted int
 }
 
 type htmlFinding struct {
@@ -222,6 +227,11 @@ const maxFindingConnLinks = 50
 // every connection.
 const maxHTMLConns = 2000
 
+// maxHTMLPools bounds the rows of the page's pools table: past it (a SYN
+// flood's thousands of one-connection clients) the busiest pools by
+// connections are listed and the rest counted; --json has them all.
+const maxHTMLPools = 2000
+
 // htmlPlural returns "1 connection", "2 connections" for any integer n.
 func htmlPlural(n any, word string) string {
 	s := fmt.Sprint(n)
@@ -286,7 +296,25 @@ func connFailed(rec *ConnRecord, tl *Timeline) bool {
 }
 
 func newHTMLPage(r *Report) (*htmlPage, error) {
-	p := &htmlPage{CSS: pageCSS, JS: pageJS, Tables: r.Tables}
+	p := &htmlPage{CSS: pageCSS, JS: pageJS, Tables: r.Tables, Pools: r.Tables.Pools}
+	if n := len(p.Pools); n > maxHTMLPools {
+		// The busiest, in the table's own order.
+		busy := slices.Clone(p.Pools)
+		slices.SortStableFunc(busy, func(a, b analyze.PoolRow) int { return cmp.Compare(b.Connections, a.Connections) })
+		floor := busy[maxHTMLPools-1].Connections
+		keep := maxHTMLPools - countAbove(busy, floor)
+		p.Pools = nil
+		for _, row := range r.Tables.Pools {
+			switch {
+			case row.Connections > floor:
+				p.Pools = append(p.Pools, row)
+			case row.Connections == floor && keep > 0:
+				p.Pools = append(p.Pools, row)
+				keep--
+			}
+		}
+		p.PoolsOmitted = n - len(p.Pools)
+	}
 	undecrypted := map[string]int{}
 	for _, c := range r.Captures {
 		p.Files = append(p.Files, c.Files...)
@@ -601,4 +629,14 @@ func htmlFmtFloat(x float64) string {
 	}
 	s := strconv.FormatFloat(x, 'f', 3, 64)
 	return strings.TrimSuffix(strings.TrimRight(s, "0"), ".")
+}
+
+// countAbove counts the pools of rows, sorted by connections from the
+// most, with more connections than floor.
+func countAbove(rows []analyze.PoolRow, floor int) int {
+	n := 0
+	for n < len(rows) && rows[n].Connections > floor {
+		n++
+	}
+	return n
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -374,5 +375,46 @@ func TestHTMLOverviewDeterministic(t *testing.T) {
 		if d := dataBlock(t, a); d.Overview == nil {
 			t.Fatal("no overview")
 		}
+	}
+}
+
+// TestHTMLPoolsBounded checks that past maxHTMLPools pools the page lists
+// the busiest by connections (ties in the table's order), in the table's
+// order, and says how many it leaves to --json.
+func TestHTMLPoolsBounded(t *testing.T) {
+	const n = maxHTMLPools + 500
+	var rows []analyze.PoolRow
+	for i := range n {
+		conns := 1
+		if i%7 == 0 {
+			conns = 3 // the busy ones, spread through the table
+		}
+		rows = append(rows, analyze.PoolRow{Client: fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&255, i&255), Server: "10.9.9.9:80", Connections: conns})
+	}
+	r := New([]string{"x.pcapng"}, &analyze.Input{}, analyze.Result{Tables: analyze.Tables{Pools: rows}}, Redaction{})
+	p, err := newHTMLPage(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Pools) != maxHTMLPools || p.PoolsOmitted != 500 {
+		t.Fatalf("%d pools listed, %d omitted; want %d and 500", len(p.Pools), p.PoolsOmitted, maxHTMLPools)
+	}
+	busy, prev := 0, -1
+	for _, row := range p.Pools {
+		if row.Connections == 3 {
+			busy++
+		}
+		i := slices.IndexFunc(rows, func(r analyze.PoolRow) bool { return r.Client == row.Client })
+		if i <= prev {
+			t.Fatalf("pool %s listed out of the table's order", row.Client)
+		}
+		prev = i
+	}
+	if want := (n + 6) / 7; busy != want {
+		t.Errorf("%d busy pools listed, want all %d", busy, want)
+	}
+	page := string(renderHTML(t, r))
+	if !strings.Contains(page, "The 2000 busiest pools by connections; 500 other pools with fewer in <code>--json</code>") {
+		t.Error("the page does not say how many pools it leaves out")
 	}
 }
