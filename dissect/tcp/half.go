@@ -143,9 +143,12 @@ func (t *Tracker) queueYoung(c *Conn) {
 		t.young[t.youngHead] = nil
 		t.youngHead = (t.youngHead + 1) % len(t.young)
 		t.youngN--
-		o.youngQueued = false
-		if o.demotable() {
-			t.demote(o)
+		// A finished Conn is its caller's now: not even read.
+		if !o.done {
+			o.youngQueued = false
+			if o.demotable() {
+				t.demote(o)
+			}
 		}
 	}
 	t.young[(t.youngHead+t.youngN)%len(t.young)] = c
