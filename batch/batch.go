@@ -681,8 +681,10 @@ func (r *runner) keyLog(j *job) (*tls.KeyLog, []string) {
 	return keys, hashes
 }
 
-// errorText is the message of an error record for err (errorResult's).
-func errorText(err error) string {
+// ErrorText is the message the error record of a capture that could
+// not be read gives for err: a path error as "PATH: what", as the
+// ErrorRecord of Run and AnalyseCapture words it.
+func ErrorText(err error) string {
 	msg := err.Error()
 	if pe, ok := err.(*os.PathError); ok {
 		msg = pe.Path + ": " + pe.Err.Error()
@@ -721,7 +723,7 @@ func internalError(c Capture, x any) error {
 
 // errorResult is the error record of a capture that could not be read.
 func errorResult(c Capture, err error) result {
-	msg := errorText(err)
+	msg := ErrorText(err)
 	line, eerr := compactJSON(ErrorRecord{Schema: report.Schema, Captures: []ErrorCapture{{Files: c.Files}}, Error: msg})
 	if eerr != nil {
 		return result{err: eerr}

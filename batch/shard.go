@@ -168,7 +168,7 @@ func AnalyseShard(ctx context.Context, c Capture, shard dissect.ShardOf, opts Op
 	p := &shardPartial{shards: 1, count: shard.Count}
 	defer func() {
 		if x := recover(); x != nil {
-			p = &shardPartial{shards: 1, count: shard.Count, errText: errorText(internalError(c, x))}
+			p = &shardPartial{shards: 1, count: shard.Count, errText: ErrorText(internalError(c, x))}
 			partial, err = p.marshal()
 		}
 	}()
@@ -178,10 +178,10 @@ func AnalyseShard(ctx context.Context, c Capture, shard dissect.ShardOf, opts Op
 	j := r.prepare(ctx, []Capture{c})[0]
 	switch {
 	case c.Err != nil:
-		p.errText = errorText(c.Err)
+		p.errText = ErrorText(c.Err)
 		return p.marshal()
 	case j.printErr != nil:
-		p.errText = errorText(j.printErr)
+		p.errText = ErrorText(j.printErr)
 		return p.marshal()
 	}
 	do := r.opts.Dissect
@@ -196,7 +196,7 @@ func AnalyseShard(ctx context.Context, c Capture, shard dissect.ShardOf, opts Op
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		p.errText = errorText(err)
+		p.errText = ErrorText(err)
 		return p.marshal()
 	}
 	if !ShardRecords(r.opts) {

@@ -145,16 +145,7 @@ func (s *poolSketch) merge(o *poolSketch) {
 func (b *Builder) Partial(records io.Writer) (*Partial, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	pending := make([]*pendingConn, 0, len(b.pending))
-	for _, p := range b.pending {
-		pending = append(pending, p)
-	}
-	slices.SortFunc(pending, func(x, y *pendingConn) int { return cmp.Compare(x.c.ID(), y.c.ID()) })
-	for _, p := range pending {
-		delete(b.pending, p.c.ID())
-		sum := *p.c.TCP
-		b.finish(p, &sum)
-	}
+	b.finishPending()
 	if b.err != nil {
 		return nil, b.err
 	}
@@ -266,4 +257,20 @@ func (b *Builder) keep(res analyze.Result, ids *dissect.ConnIDs) map[event.ConnI
 		}
 	}
 	return keep
+}
+
+// finishPending completes the connections Add saw and OnFinish did not,
+// in order of ID, from their analyze.Conn, whose summary is final by
+// now. b.mu is held.
+func (b *Builder) finishPending() {
+	pending := make([]*pendingConn, 0, len(b.pending))
+	for _, p := range b.pending {
+		pending = append(pending, p)
+	}
+	slices.SortFunc(pending, func(x, y *pendingConn) int { return cmp.Compare(x.c.ID(), y.c.ID()) })
+	for _, p := range pending {
+		delete(b.pending, p.c.ID())
+		sum := *p.c.TCP
+		b.finish(p, &sum)
+	}
 }

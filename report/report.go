@@ -546,16 +546,7 @@ func New(files []string, in *analyze.Input, res analyze.Result, red Redaction) *
 // the spill file until the Builder is closed.
 func (b *Builder) Report(files []string, in *analyze.Input, res analyze.Result) *Report {
 	b.mu.Lock()
-	pending := make([]*pendingConn, 0, len(b.pending))
-	for _, p := range b.pending {
-		pending = append(pending, p)
-	}
-	slices.SortFunc(pending, func(x, y *pendingConn) int { return cmp.Compare(x.c.ID(), y.c.ID()) })
-	for _, p := range pending {
-		delete(b.pending, p.c.ID())
-		sum := *p.c.TCP
-		b.finish(p, &sum)
-	}
+	b.finishPending()
 	b.mu.Unlock()
 	if b.spill != nil && in != nil {
 		b.spill.ids = in.Stats.IDs // a sharded run's records hold provisional IDs

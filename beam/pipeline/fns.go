@@ -71,7 +71,7 @@ func (f *expandFn) ProcessElement(ctx context.Context, _ []byte, emit func(strin
 		emit(batch.SeriesKey(name), name)
 	}
 	for _, c := range failed {
-		bad(Capture{Files: c.Files, Err: errorText(c.Err)})
+		bad(Capture{Files: c.Files, Err: batch.ErrorText(c.Err)})
 	}
 	return nil
 }
@@ -94,13 +94,19 @@ func inDir(dir string) error {
 	return nil
 }
 
-// errorText is the message an error record gives for err, as batch
-// writes it.
-func errorText(err error) string {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Path + ": " + pe.Err.Error()
+// workerOptions makes s.Dir the working directory (see inDir) and
+// returns the options of s for a DoFn's Setup, logging to the worker's
+// log.
+func (s *Settings) workerOptions() (batch.Options, error) {
+	if err := inDir(s.Dir); err != nil {
+		return batch.Options{}, err
 	}
-	return err.Error()
+	o, err := s.options()
+	if err != nil {
+		return batch.Options{}, err
+	}
+	o.Log = logWriter{}
+	return o, nil
 }
 
 // groupFn groups the files of one SeriesKey into captures (batch.Group).
@@ -156,17 +162,9 @@ type analyseFn struct {
 	opts batch.Options // from Settings, in Setup
 }
 
-func (f *analyseFn) Setup() error {
-	if err := inDir(f.Settings.Dir); err != nil {
-		return err
-	}
-	o, err := f.Settings.options()
-	if err != nil {
-		return err
-	}
-	o.Log = logWriter{}
-	f.opts = o
-	return nil
+func (f *analyseFn) Setup() (err error) {
+	f.opts, err = f.Settings.workerOptions()
+	return err
 }
 
 func (f *analyseFn) ProcessElement(ctx context.Context, c Capture) (Line, error) {

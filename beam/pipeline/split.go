@@ -138,17 +138,9 @@ type analyseShardFn struct {
 	opts batch.Options // from Settings, in Setup
 }
 
-func (f *analyseShardFn) Setup() error {
-	if err := inDir(f.Settings.Dir); err != nil {
-		return err
-	}
-	o, err := f.Settings.options()
-	if err != nil {
-		return err
-	}
-	o.Log = logWriter{}
-	f.opts = o
-	return nil
+func (f *analyseShardFn) Setup() (err error) {
+	f.opts, err = f.Settings.workerOptions()
+	return err
 }
 
 func (f *analyseShardFn) ProcessElement(ctx context.Context, t ShardTask, emit func(string, ShardPart)) error {
@@ -228,17 +220,9 @@ type mergedFn struct {
 	opts batch.Options // from Settings, in Setup
 }
 
-func (f *mergedFn) Setup() error {
-	if err := inDir(f.Settings.Dir); err != nil {
-		return err
-	}
-	o, err := f.Settings.options()
-	if err != nil {
-		return err
-	}
-	o.Log = logWriter{}
-	f.opts = o
-	return nil
+func (f *mergedFn) Setup() (err error) {
+	f.opts, err = f.Settings.workerOptions()
+	return err
 }
 
 func (f *mergedFn) ProcessElement(ctx context.Context, key string, part ShardPart) (Line, error) {
