@@ -62,7 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Bool("progress", false, "accepted for h2scope batch's command lines; the runner shows progress")
 	fs.Bool("no-progress", false, "accepted for h2scope batch's command lines")
 	connsFlag := fs.String("connections", report.ConnsNamed, "connections and timelines each report holds: `named`, all or none")
-	shards := fs.Int("shards", 0, "split each capture's analysis by connection over `k` workers, each reading the whole capture (0: captures of --split-bytes or more, one worker per --split-bytes, at most 64)")
+	shards := fs.Int("shards", 0, "split each capture's analysis by connection over `k` workers, each reading the whole capture (0: captures of --split-bytes or more, one worker per --split-bytes, at most 64; h2scope analyze's --shards is --worker-shards here)")
 	splitBytes := fs.Int64("split-bytes", pipeline.AutoSplitBytes, "with --shards 0, split captures of this many `bytes` or more across workers")
 	workerShards := fs.Int("worker-shards", 0, "split each capture's (or shard's) analysis by connection over `n` goroutines of its worker (0: one per CPU but one from 256 MiB)")
 	version := fs.String("h2scope_version", "", "h2scope `version` named in the resume keys (default: this binary's, as h2scope --version shows it)")
