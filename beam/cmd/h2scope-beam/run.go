@@ -49,7 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: h2scope-beam --out F.ndjson [flags] DIR|GLOB|gs://...|s3://...\n\n"+
 			"h2scope batch on Apache Beam: one JSON report per capture and line, rotated files grouped.\n"+
-			"--runner prism (default, in-process), dataflow, flink, spark, universal; see beam/README.md.\n\nflags:\n")
+			"--runner prism (default, in-process), dataflow, flink, spark, universal; see beam/README.md.\n"+
+			"h2scope-beam --worker_pool [--worker_pool_port=50000] serves the workers of an EXTERNAL environment.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	var keylogs fileList
