@@ -62,6 +62,9 @@ type Conn struct {
 	// recoveryWindow (the ACKs answering a timeout's retransmission clock
 	// out the rest of what was lost: the timeout's cost).
 	RecoveryRetransmissions int
+	// FastData counts the data retransmissions Wireshark flags fast,
+	// neither spurious nor capture duplicates.
+	FastData int
 	// dupACKAt is when each side (by event.Dir) last sent a bare ACK
 	// that did not advance: a duplicate ACK, or a window update (a
 	// duplicate ACK with a new window, as a receiver's SACK-bearing ACKs
@@ -441,6 +444,9 @@ func (k *Collector) tcpEvent(e *event.Event) {
 		c.DataRetransmissions++
 		dup, timer, w := c.dupACKAt[(e.Dir+1)&1], c.timerAt[e.Dir&1], recoveryWindow(c)
 		within := func(t time.Time) bool { return !t.IsZero() && !e.Ref.TS.Before(t) && e.Ref.TS.Sub(t) <= w }
+		if a.Has(tcp.FastRetransmission) && !a.Has(tcp.SpuriousRetransmission) {
+			c.FastData++
+		}
 		switch {
 		case a.Has(tcp.SpuriousRetransmission):
 			c.SpuriousData++

@@ -55,8 +55,8 @@ const maxStreamID = 1<<31 - 1
 //
 // False positives avoided: a graceful drain that completes every stream
 // stays info; streams that ended before the GOAWAY, or were reset by
-// either side before it, or by their opener at any time, are not
-// counted as cut; when the capture started mid-
+// either side before it, or by their opener in the segment that opened
+// them (a rapid reset's), are not counted as cut; when the capture started mid-
 // connection the streams before it are unknown, and confidence says so.
 //
 // Metrics: goaways, last_stream_id, graceful (1 or 0), streams_cut,
@@ -228,9 +228,13 @@ func goAwayFinding(c *Conn, dir event.Dir, gs []http2.GoAway) Finding {
 		if done && answered.Frame < first.Ref.Frame || st.Reset != nil && st.Reset.Ref.Frame < first.Ref.Frame {
 			continue // over before the GOAWAY
 		}
-		// A stream its opener reset itself (a rapid reset's, written on
-		// after the GOAWAY) was given up, not cut.
-		abandoned := st.Reset != nil && st.Reset.Dir == dir.Reverse()
+		// A stream its opener reset in the very segment that opened it
+		// (a rapid reset's, written on after the GOAWAY) was given up,
+		// not cut. One it reset later may be the opener's answer to the
+		// GOAWAY (Go's client resets each stream above last-stream-id):
+		// that one was cut.
+		abandoned := st.Reset != nil && st.Reset.Dir == dir.Reverse() && st.FirstHeaders != nil &&
+			resetWithOpen(c, *st.FirstHeaders, st.Reset.Ref)
 		switch {
 		case st.ID > lastID && answered == nil && !abandoned:
 			cut = append(cut, st.ID)
@@ -400,4 +404,16 @@ func clipString(s string, n int) string {
 		return s[:n] + "…"
 	}
 	return s
+}
+
+// resetWithOpen reports whether a stream opened at open was reset at rst
+// by its opener in the same write: in the segment that opened it, or
+// sooner after it than half the handshake's round trip (the next segment
+// of one write), too soon to be an answer to anything its peer sent.
+func resetWithOpen(c *Conn, open, rst event.Ref) bool {
+	if rst.Frame == open.Frame {
+		return true
+	}
+	rtt := c.TCP.HandshakeRTTMS
+	return rtt != nil && rst.Frame > open.Frame && rst.TS.Sub(open.TS) < time.Duration(*rtt*float64(time.Millisecond)/2)
 }

@@ -49,6 +49,33 @@ func TestGoAwaySynthetic(t *testing.T) {
 				metrics: map[string]float64{"graceful": 1, "goaways": 2, "last_stream_id": 5, "streams_cut": 0, "drain_ms": 100}},
 		},
 		{
+			// Go's client resets each stream above last-stream-id once it
+			// reads the GOAWAY: they were still cut.
+			name: "streams the client reset in answer to the GOAWAY were cut",
+			conns: func() []*Conn {
+				c := gaConn(gaFrame(event.S2C, 1, "NO_ERROR", "", 100, 4*time.Second))
+				for i := 1; i < 3; i++ {
+					c.App.Streams[i].Reset = &http2.Reset{Dir: event.C2S, Code: errCode("CANCEL"), Ref: ref(101, 4001*time.Millisecond)}
+				}
+				return []*Conn{c}
+			},
+			want: findingWant{sev: Warning, metrics: map[string]float64{"streams_cut": 2, "last_stream_id": 1}},
+		},
+		{
+			// A rapid reset's streams, written after the GOAWAY with their
+			// RST_STREAM in the same segment, were given up, not cut.
+			name: "streams reset in the segment that opened them were not cut",
+			conns: func() []*Conn {
+				c := gaConn(gaFrame(event.S2C, 1, "NO_ERROR", "", 20, 1500*time.Millisecond))
+				for i := 1; i < 3; i++ {
+					st := &c.App.Streams[i]
+					st.Reset = &http2.Reset{Dir: event.C2S, Code: errCode("CANCEL"), Ref: *st.FirstHeaders}
+				}
+				return []*Conn{c}
+			},
+			want: findingWant{sev: Info, metrics: map[string]float64{"streams_cut": 0, "last_stream_id": 1}},
+		},
+		{
 			name: "abrupt NO_ERROR with streams above last-stream-id",
 			conns: func() []*Conn {
 				return []*Conn{gaConn(gaFrame(event.S2C, 1, "NO_ERROR", "", 100, 4*time.Second))}

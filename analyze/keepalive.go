@@ -300,9 +300,10 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn, ref *kaRef) {
 		}
 		d := s.TS.Sub(sc.ref.TS)
 		refused := sc.what != "GOAWAY" || x.Stream > sc.lastStream
-		// A stream the client reset itself (a rapid reset's, written
-		// on after the server's GOAWAY) asked for nothing to be lost.
-		clientReset := x.Reset != nil && x.Reset.Dir == event.C2S
+		// A stream the client reset in the segment that opened it (a
+		// rapid reset's, written on after the server's GOAWAY) asked
+		// for nothing to be lost.
+		clientReset := x.Reset != nil && x.Reset.Dir == event.C2S && x.Request != nil && resetWithOpen(c, *x.Request, x.Reset.Ref)
 		after := s.Frame > sc.ref.Frame && refused && !clientReset
 		before := !after && d > -cfg.RaceWindow && !answered(x) && x.Reset == nil && refused &&
 			(sc.what == "GOAWAY" || (srst != nil && srst.Frame >= s.Frame))

@@ -102,7 +102,7 @@ func (d *packetLoss) final(c *Conn) {
 	p.conns++
 	p.packets += int(t.Packets.C2S + t.Packets.S2C)
 	p.retx += retx
-	p.fast += t.FastRetransmissions
+	p.fast += c.FastData // tshark's count less the spurious and capture duplicates
 	p.recovery += c.RecoveryRetransmissions
 	p.spurious += t.SpuriousRetransmissions
 	p.dupACKs += t.DupACKs
@@ -174,7 +174,7 @@ func lossFinding(in *capture, cfg PacketLossConfig, k findingPool, p *lossPool) 
 		return Finding{}, false
 	}
 	f := Finding{Kind: KindPacketLoss, Severity: Warning}
-	fast := min(p.fast, p.retx) // the fast ones counted may be spurious
+	fast := min(p.fast, p.retx)
 	recovery := min(max(p.recovery, fast), p.retx)
 	timeouts := p.retx - recovery
 	switch {

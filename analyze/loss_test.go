@@ -19,7 +19,7 @@ func lossyConn(id event.ConnID, packets uint64, retx, fast, spurious int) *Conn 
 	c := conn(id, "10.0.0.1:40000", "10.0.0.2:443", uint64(id)*1000+1, 0, 5*time.Second)
 	c.TCP.Packets = event.Pair{C2S: packets / 2, S2C: packets - packets/2}
 	c.DataRetransmissions, c.SpuriousData = retx+spurious, spurious
-	c.TCP.FastRetransmissions, c.RecoveryRetransmissions = fast, fast
+	c.TCP.FastRetransmissions, c.FastData, c.RecoveryRetransmissions = fast, fast, fast
 	return c
 }
 

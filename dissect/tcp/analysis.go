@@ -53,8 +53,9 @@ const (
 	// CaptureDuplicate is not a tshark flag, and String does not name
 	// it: it marks a retransmission that repeats the direction's latest
 	// segment, with the same acknowledgement number, sooner than the
-	// connection's initial RTT (3 ms when unknown) after it, which no sender does (its timer is far longer,
-	// and a fast retransmission waits for duplicate ACKs, a round trip):
+	// connection's initial RTT (3 ms when unknown) and 2 ms after it,
+	// which no sender does (its timer is far longer, and a fast
+	// retransmission waits for duplicate ACKs, a round trip):
 	// the same packet captured twice (two interfaces, a mirror port). It
 	// keeps its retransmission flag, as tshark shows it, but is not the
 	// network's loss.
@@ -263,7 +264,7 @@ func classifyRetransmission(a Analysis, fwd, rev *seqInfo, seq, ack, seglen uint
 	// calls it (its duplicated ACKs make it look fast, or its ACK
 	// spurious).
 	var dup Analysis
-	if notAdvanced && fwd.nextseq == end && ack == fwd.lastack && within(ts, fwd.nextseqTS, thres) {
+	if notAdvanced && fwd.nextseq == end && ack == fwd.lastack && within(ts, fwd.nextseqTS, min(thres, maxDuplicateGap)) {
 		dup = CaptureDuplicate
 	}
 	if seglen > 0 && rev.lastack != 0 && seqLE(seq+seglen, rev.lastack) {
@@ -280,6 +281,13 @@ func classifyRetransmission(a Analysis, fwd, rev *seqInfo, seq, ack, seglen uint
 	}
 	return a
 }
+
+// maxDuplicateGap bounds the time between a segment and a copy taken for
+// a capture duplicate, whatever the initial RTT: no stack retransmits
+// that soon (Linux's tail-loss probe waits 10 ms at least, retransmission
+// timers 200 ms), while a slow handshake (a radio waking up) can make
+// the initial RTT far longer than the path's later round trips.
+const maxDuplicateGap = 2 * time.Millisecond
 
 // within reports whether ts is at most d after ref, and not before it: an
 // earlier timestamp never counts as close (Wireshark computes the difference

@@ -354,6 +354,12 @@ func TestAnalysisFlags(t *testing.T) {
 			seg{dir: s2c, flags: ack, seq: 1, ack: 1, ms: 30},
 			seg{dir: s2c, flags: ack, seq: 1, ack: 1, ms: 30},
 			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "abc", ms: 30}), 8, FastRetransmission | CaptureDuplicate},
+		{"the latest segment again after 2 ms is a retransmission, even within a slow handshake's RTT", []seg{
+			{dir: c2s, flags: syn, seq: 0},
+			{dir: s2c, flags: synack, seq: 0, ack: 1, ms: 450},
+			{dir: c2s, flags: ack, seq: 1, ack: 1, ms: 451},
+			{dir: c2s, flags: psh, seq: 1, ack: 1, data: "abc", ms: 500},
+			{dir: c2s, flags: psh, seq: 1, ack: 1, data: "abc", ms: 710}}, 5, Retransmission},
 		{"an older segment again within the RTT is out of order, not a duplicate", withHandshake(
 			seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "abc", ms: 30},
 			seg{dir: c2s, flags: psh, seq: 4, ack: 1, data: "def", ms: 30},
