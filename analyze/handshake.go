@@ -57,13 +57,35 @@ type hsSample struct {
 	// chToSH and shToFin are the TLS handshake's ClientHello to
 	// ServerHello and ServerHello to Finished times (NaN: unknown).
 	chToSH, shToFin float64
+	// serverSide marks a TCP handshake whose SYN-ACK the server sent
+	// again after the client's ACK and first data: ms runs to that
+	// SYN-ACK.
+	serverSide bool
+}
+
+// clientDataAt returns when the client first sent data on c: its first
+// request, or its ClientHello.
+func clientDataAt(c *Conn) (time.Time, bool) {
+	var at time.Time
+	if c.sum != nil && c.sum.first != nil && c.sum.first.Request != nil {
+		at = c.sum.first.Request.TS
+	}
+	if c.App != nil && c.App.TLS != nil && c.App.TLS.Timing.ClientHello != nil {
+		if ch := c.App.TLS.Timing.ClientHello.TS; at.IsZero() || ch.Before(at) {
+			at = ch
+		}
+	}
+	return at, !at.IsZero()
 }
 
 // detectHandshakeLatency reports handshakes far slower than the capture's
 // own baseline.
 //
 // Signals: the TCP handshake time of each connection (tcp.Conn
-// HandshakeRTTMS: last SYN to the ACK completing the handshake) and the
+// HandshakeRTTMS: last SYN to the ACK completing the handshake; when the
+// server sent its SYN-ACK again after the client's ACK and first data,
+// it had taken neither — a full accept queue drops them — and the
+// handshake lasted, on its side, at least to its last SYN-ACK) and the
 // TLS handshake time (App.TLS.HandshakeMS: ClientHello to the client's
 // Finished). Per layer and server address (ip:port), with at least
 // MinSamples handshakes, the baseline is the median and the median
@@ -134,6 +156,18 @@ func (d *handshakeFold) final(c *Conn) {
 				if c.SYNACKs[i].TS.Sub(c.SYNACKs[i-1].TS) >= 200*time.Millisecond {
 					s.synackRetx = c.SYNACKs[i]
 					break
+				}
+			}
+			// A SYN-ACK sent again after the client had acknowledged
+			// the first and written its request: the server had taken
+			// neither (a full accept queue drops them), so its side of
+			// the handshake lasted at least until that SYN-ACK, however
+			// fast the client's ACK came.
+			if s.synackRetx.Frame != 0 {
+				last := c.SYNACKs[len(c.SYNACKs)-1]
+				if at, ok := clientDataAt(c); ok && at.Before(s.synackRetx.TS) {
+					s.ms = max(s.ms, ms(last.TS.Sub(s.start.TS)))
+					s.serverSide = true
 				}
 			}
 			d.set(0, srv).add(d.cfg, s)
@@ -419,7 +453,13 @@ func hsFinding(in *capture, cfg HandshakeLatencyConfig, layer string, srv netip.
 			f.Evidence = append(f.Evidence, evidence(s.id, 0, s.reply,
 				fmt.Sprintf("%s %s after the %s", reply, fmtDur(s.reply.TS.Sub(s.start.TS)), start)))
 		}
-		if s.synackRetx.Frame != 0 {
+		switch {
+		case s.serverSide:
+			f.Evidence = append(f.Evidence, evidence(s.id, 0, s.synackRetx,
+				fmt.Sprintf("server SYN-ACK retransmitted %s after the client SYN, after the client's ACK and first data: the "+
+					"server had taken neither (a full accept queue drops them) and completed the handshake only later",
+					fmtDur(s.synackRetx.TS.Sub(s.start.TS)))))
+		case s.synackRetx.Frame != 0:
 			f.Evidence = append(f.Evidence, evidence(s.id, 0, s.synackRetx,
 				fmt.Sprintf("server SYN-ACK retransmitted %s after the client SYN: the first one or the client's ACK was lost", fmtDur(s.synackRetx.TS.Sub(s.start.TS)))))
 		}

@@ -89,6 +89,40 @@ func TestHandshakeLatencySynthetic(t *testing.T) {
 				return cs
 			},
 		},
+		{
+			// A full accept queue (nginx backlog=1 deferred, frozen)
+			// drops the client's ACK and request: the client's side of
+			// the handshake took 0.03 ms, the server's lasted until
+			// its SYN-ACK sent again 1.39 s after the SYN, and beyond.
+			name: "SYN-ACK sent again after the client's ACK and request: the server's handshake",
+			conns: func() []*Conn {
+				cs := hsConns(append(slices.Clone(fast), 0.03)...)
+				c := cs[8]
+				at := c.TCP.FirstTS.Sub(t0)
+				c.SYNACKs = []event.Ref{ref(802, at+20*time.Microsecond), ref(805, at+1390*time.Millisecond)}
+				c.Records.Exchanges = []Exchange{{Proto: event.ProtoHTTP1, Seq: 1, Method: "GET", Path: "/index.html",
+					Request: refp(ref(804, at+45*time.Millisecond))}}
+				return cs
+			},
+			want: &findingWant{sev: Critical, summary: "1 of 9 TCP handshakes to 10.0.0.2:443 took over 200 ms (slowest 1.39 s on connection 8)",
+				frames:  []uint64{801, 802, 805},
+				metrics: map[string]float64{"slowest_ms": 1390, "synack_retransmitted": 1}},
+		},
+		{
+			// The same SYN-ACK sent again with no request before it
+			// (a preconnect to a TCP_DEFER_ACCEPT listener): nobody
+			// waited.
+			name: "SYN-ACK sent again after the client's ACK, no request yet",
+			conns: func() []*Conn {
+				cs := hsConns(append(slices.Clone(fast), 0.03)...)
+				c := cs[8]
+				at := c.TCP.FirstTS.Sub(t0)
+				c.SYNACKs = []event.Ref{ref(802, at+20*time.Microsecond), ref(805, at+1390*time.Millisecond)}
+				c.Records.Exchanges = []Exchange{{Proto: event.ProtoHTTP1, Seq: 1, Method: "GET", Path: "/index.html",
+					Request: refp(ref(806, at+1500*time.Millisecond))}}
+				return cs
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
