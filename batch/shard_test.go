@@ -170,3 +170,61 @@ func TestShardPartialDamaged(t *testing.T) {
 		}
 	}
 }
+
+// TestMergeStopsPastNamed checks that a merge for a report of the named
+// connections reads each shard's records only up to the last connection
+// named: a damaged tail appended to every record stream leaves the line
+// unchanged when every stream goes on past the last one named (and is
+// refused when the merge reads it: with every connection in the report).
+func TestMergeStopsPastNamed(t *testing.T) {
+	ctx := context.Background()
+	const k = 3
+	damaged := []byte{0x05, 0x01} // a record of 5 bytes, cut after 1
+	stopped := 0
+	for _, f := range shardCaptures(t, false) {
+		c := Capture{Files: []string{f}}
+		for _, sel := range []string{report.ConnsNamed, report.ConnsAll} {
+			opts := Options{Connections: sel, Version: "test"}
+			want, _, err := AnalyseCapture(ctx, c, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var merged []byte
+			var recs []io.Reader
+			for i := range k {
+				var buf bytes.Buffer
+				p, err := AnalyseShard(ctx, c, dissect.ShardOf{Index: i, Count: k}, opts, &buf)
+				if err != nil {
+					t.Fatal(err)
+				}
+				buf.Write(damaged)
+				recs = append(recs, &buf)
+				if merged == nil {
+					merged = p
+				} else if merged, err = MergePartials(merged, p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, failed, err := MergeShards(ctx, c, merged, recs, opts)
+			switch {
+			case failed:
+				// An unreadable capture: no record read.
+			case sel == report.ConnsAll:
+				if err == nil {
+					t.Errorf("%s: connections all: the damaged tail of the records was not read", f)
+				}
+			case err == nil:
+				stopped++
+				if !bytes.Equal(got, want) {
+					t.Errorf("%s: connections named: the line differs from AnalyseCapture's", f)
+				}
+			case !strings.Contains(err.Error(), "records"):
+				t.Errorf("%s: connections named: %v", f, err)
+			}
+		}
+	}
+	if stopped == 0 {
+		t.Error("no merge of named connections stopped before the end of the records")
+	}
+	t.Logf("%d captures merged without reading their records to the end", stopped)
+}

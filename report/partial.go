@@ -180,7 +180,8 @@ func (b *Builder) Partial(records io.Writer) (*Partial, error) {
 // connection), merged by provisional ID into b's spill file as they are
 // read. res and ids are the merged analysis's Result and connection IDs
 // (analyze.Partial.Result, Stats.IDs): a report holding the named
-// connections spills only those. Report, given the same analysis
+// connections spills only those, and reads each stream only up to the
+// last of them (the rest is left unread). Report, given the same analysis
 // (analyze.Partial.Input and Result), then builds the report one run
 // over the whole capture gives.
 func (b *Builder) AddPartial(p *Partial, res analyze.Result, ids *dissect.ConnIDs, records ...io.Reader) error {
@@ -199,13 +200,21 @@ func (b *Builder) AddPartial(p *Partial, res analyze.Result, ids *dissect.ConnID
 			return b.err
 		}
 	}
+	// A stream's records come in order of provisional ID: once past the
+	// last ID kept, the rest of it is not read (with no connection
+	// named, only each stream's first record is).
+	var last event.ConnID
+	for id := range keep {
+		last = max(last, id)
+	}
+	wanted := func(rr *runReader) bool { return !rr.done && (keep == nil || rr.id <= last) }
 	rs := make([]*runReader, 0, len(records))
 	for _, r := range records {
 		rr := &runReader{r: bufio.NewReaderSize(r, spillReadBuffer)}
 		if err := rr.next(); err != nil {
 			return fmt.Errorf("report: reading the records of a partial: %w", err)
 		}
-		if !rr.done {
+		if wanted(rr) {
 			rs = append(rs, rr)
 		}
 	}
@@ -230,7 +239,7 @@ func (b *Builder) AddPartial(p *Partial, res analyze.Result, ids *dissect.ConnID
 		if err := rr.next(); err != nil {
 			return fmt.Errorf("report: reading the records of a partial: %w", err)
 		}
-		if rr.done {
+		if !wanted(rr) {
 			rs = slices.Delete(rs, i, i+1)
 		}
 	}
