@@ -194,6 +194,9 @@ func (s *ConnsWriter) maxWaitingBytes() int {
 	return DefaultMaxWaitingBytes
 }
 
+// Empty reports whether no record was added.
+func (s *ConnsWriter) Empty() bool { return s.next == 0 && len(s.wait) == 0 && len(s.runs) == 0 }
+
 // Waiting returns the number of records kept in memory and their bytes.
 func (s *ConnsWriter) Waiting() (records, size int) { return len(s.wait), s.waitBytes }
 

@@ -53,7 +53,8 @@ func appendConnsRow(b *bytes.Buffer, r *ConnRecord) {
 // NewConnsTableWriter returns a ConnsWriter writing the conns terminal
 // table to w in id order, as WriteConnsTable does, without holding every
 // row: the column widths are those of the first DefaultTableSample rows
-// (the header's at least). A table that ends within them is byte for
+// (the header's at least; the id and first-frame columns, which count
+// up, as wide as a uint32). A table that ends within them is byte for
 // byte WriteConnsTable's; past them, rows stream, and a later cell wider
 // than its column widens its own row only.
 func NewConnsTableWriter(w io.Writer) *ConnsWriter {
@@ -63,7 +64,7 @@ func NewConnsTableWriter(w io.Writer) *ConnsWriter {
 // newConnsTableWriter is NewConnsTableWriter sizing the columns on sample
 // rows.
 func newConnsTableWriter(w io.Writer, sample int) *ConnsWriter {
-	t := &tableStream{out: bufio.NewWriterSize(w, 64<<10), head: connsHeader, sample: sample}
+	t := &tableStream{out: bufio.NewWriterSize(w, 64<<10), head: connsHeader, sample: sample, growing: []int{0, 4}}
 	s := NewConnsWriter(t)
 	s.encode = appendConnsRow
 	s.closeOut = t.close
@@ -74,6 +75,10 @@ func newConnsTableWriter(w io.Writer, sample int) *ConnsWriter {
 // columns before it starts printing.
 const DefaultTableSample = 1000
 
+// growingWidth is the width a streamed table gives its id and frame
+// columns: a uint32 in decimal.
+const growingWidth = 10
+
 // A tableStream draws a table of rows written to it as lines of cells
 // separated by cellSep, in the box style of the other tables.
 type tableStream struct {
@@ -82,6 +87,9 @@ type tableStream struct {
 	sample int        // rows held to size the columns
 	rows   [][]string // held until sample rows came
 	widths []int      // set when the table starts printing
+	// growing are the columns whose values grow along the capture,
+	// sized to growingWidth when the table streams.
+	growing []int
 	part   []byte     // a line not yet ended
 }
 
@@ -111,18 +119,19 @@ func (t *tableStream) Write(p []byte) (int, error) {
 func (t *tableStream) row(cells []string) error {
 	if t.widths == nil {
 		t.rows = append(t.rows, cells)
-		if len(t.rows) < t.sample {
+		if len(t.rows) <= t.sample {
 			return nil
 		}
-		return t.start()
+		return t.start(true)
 	}
 	t.line(cells, false)
-	return t.out.Flush()
+	return nil
 }
 
-// start sizes the columns from the header and the rows held, and prints
-// the top border, the header and those rows.
-func (t *tableStream) start() error {
+// start sizes the columns from the header and the rows held (with room
+// for the growing columns when more rows will stream), and prints the top
+// border, the header and those rows.
+func (t *tableStream) start(streaming bool) error {
 	t.widths = make([]int, len(t.head))
 	for i, h := range t.head {
 		t.widths[i] = utf8.RuneCountInString(h)
@@ -132,6 +141,13 @@ func (t *tableStream) start() error {
 			if i < len(t.widths) {
 				t.widths[i] = max(t.widths[i], utf8.RuneCountInString(c))
 			}
+		}
+	}
+	if streaming {
+		// The columns that count up with the capture (the
+		// id and the first frame) get room for the largest.
+		for _, i := range t.growing {
+			t.widths[i] = max(t.widths[i], growingWidth)
 		}
 	}
 	t.border('┌', '┬', '┐')
@@ -149,7 +165,7 @@ func (t *tableStream) start() error {
 // close prints what is held and the bottom border.
 func (t *tableStream) close() error {
 	if t.widths == nil {
-		if err := t.start(); err != nil {
+		if err := t.start(false); err != nil {
 			return err
 		}
 	}

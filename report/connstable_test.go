@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // TestConnsTableStream checks the streamed conns table: in any finish
@@ -66,6 +67,13 @@ func TestConnsTableStream(t *testing.T) {
 	for i, l := range lines[3 : n+3] {
 		if !strings.HasPrefix(l, fmt.Sprintf("│ %d ", i)) {
 			t.Fatalf("row %d is %q", i, l)
+		}
+	}
+	// The id and frame columns have room for the ids to come: every row
+	// as wide as the header.
+	for i, l := range lines {
+		if utf8.RuneCountInString(l) != utf8.RuneCountInString(lines[0]) {
+			t.Fatalf("line %d is %d wide, the top rule %d: %q", i, utf8.RuneCountInString(l), utf8.RuneCountInString(lines[0]), l)
 		}
 	}
 	if !strings.HasPrefix(lines[n+3], "└") {

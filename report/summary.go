@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"maps"
@@ -39,7 +40,7 @@ func WriteSummary(w io.Writer, r *Report, o TermOptions) error {
 			continue
 		}
 		word := fmt.Sprintf("%-8s", strings.ToUpper(f.Severity.String()))
-		ew.printf("\n%s %s: %s\n", o.severity(f.Severity, word), kindCause(f.Kind, f.Cause), printable(f.Summary))
+		ew.printf("\n%s %s: %s\n", o.severity(f.Severity, word), kindCause(cmp.Or(f.ID, f.Kind), f.Cause), printable(f.Summary))
 		if len(f.Evidence) > 0 {
 			e := f.Evidence[0]
 			more := ""
@@ -54,9 +55,9 @@ func WriteSummary(w io.Writer, r *Report, o TermOptions) error {
 		}
 		if seen.n == 1 || f.Remedy != seen.remedy {
 			ew.printf("\n         remedy: %s\n", f.Remedy)
-			seen.remedy = f.Remedy
+			seen.remedy, seen.remedyOf = f.Remedy, cmp.Or(f.ID, f.Kind)
 		} else {
-			ew.printf("\n         remedy: as for %s above\n", seen.first)
+			ew.printf("\n         remedy: as for %s above\n", seen.remedyOf)
 		}
 	}
 	// The findings of a group past termFindingsPerGroup (a churn finding
@@ -159,13 +160,14 @@ type findingGroup struct {
 
 // groupSeen is what the terminal summary has printed of a findingGroup.
 type groupSeen struct {
-	n      int    // findings seen
-	first  string // the first one's id
-	remedy string // the last remedy printed
+	n        int    // findings seen
+	first    string // the first one's id
+	remedy   string // the last remedy printed
+	remedyOf string // the finding it was printed for
 }
 
-// kindCause names a finding's kind and, when it has one, its cause:
-// "reconnect_churn (server_connection_close)".
+// kindCause names a finding (its id, else its kind) and, when it has
+// one, its cause: "reconnect_churn-2 (server_connection_close)".
 func kindCause(kind, cause string) string {
 	if cause == "" {
 		return kind

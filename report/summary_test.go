@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -30,8 +31,8 @@ func TestSummaryGroupsFindings(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := b.String()
-	head := "WARNING  reconnect_churn (client_connection_close): Client "
-	if got := strings.Count(out, head); got != termFindingsPerGroup {
+	head := regexp.MustCompile(`WARNING  reconnect_churn-\d+ \(client_connection_close\): Client `)
+	if got := len(head.FindAllString(out, -1)); got != termFindingsPerGroup {
 		t.Errorf("%d findings printed in full, want %d:\n%s", got, termFindingsPerGroup, out)
 	}
 	if got := strings.Count(out, "remedy: "+f.Remedy); got != 1 {
@@ -43,5 +44,18 @@ func TestSummaryGroupsFindings(t *testing.T) {
 	want := "WARNING  reconnect_churn (client_connection_close): 3 more like reconnect_churn-1, on other pools"
 	if !strings.Contains(out, want) {
 		t.Errorf("summary lacks %q:\n%s", want, out)
+	}
+
+	// Remedies A, B, B: the third points at the second, whose remedy it
+	// shares, not at the group's first.
+	r.Findings = r.Findings[:3]
+	r.Findings[1].Remedy = "another remedy"
+	r.Findings[2].Remedy = "another remedy"
+	b.Reset()
+	if err := WriteSummary(&b, r, TermOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if out := b.String(); !strings.Contains(out, "remedy: another remedy\n") || !strings.Contains(out, "remedy: as for reconnect_churn-2 above") {
+		t.Errorf("the third finding's remedy should point at the second:\n%s", out)
 	}
 }

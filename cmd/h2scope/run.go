@@ -233,6 +233,11 @@ func runConns(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}
 	st, err = dissect.Run(ctx, files, opts)
+	if err != nil && cw.Empty() {
+		// Nothing read: the error alone, not an empty table.
+		fmt.Fprintf(stderr, "h2scope: %v\n", err)
+		return exitUsage
+	}
 	werr := cw.Close()
 	if brokenPipe(werr) {
 		return exitOK // stopped on purpose: what was read was printed
