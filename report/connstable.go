@@ -90,7 +90,7 @@ type tableStream struct {
 	// growing are the columns whose values grow along the capture,
 	// sized to growingWidth when the table streams.
 	growing []int
-	part   []byte     // a line not yet ended
+	part    []byte // a line not yet ended
 }
 
 // Write takes whole or partial lines of rows.
