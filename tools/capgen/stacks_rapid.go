@@ -132,8 +132,11 @@ func runNghttpdRapidReset(ctx context.Context, r *stackRun) error {
 	if got < 1000 || got > sent {
 		return fmt.Errorf("the client reset %d streams, nghttpd received %d RST_STREAM CANCEL; want 1,000 or more", sent, got)
 	}
-	r.fact("rst_frames", got)
-	r.fact("streams_reset", got)
+	// On the wire: every stream the client wrote (the attack truths'
+	// meaning); nghttpd read only those before its GOAWAY.
+	r.fact("rst_frames", sent)
+	r.fact("streams_reset", sent)
+	r.fact("server_recv_rst_frames", got)
 	r.fact("server_recv_headers", frames["recv HEADERS"])
 	r.fact("server_sent_headers", frames["send HEADERS"])
 	r.fact("server_sent_goaway", frames["send GOAWAY"])
