@@ -110,8 +110,16 @@ func TestJobServer(t *testing.T) {
 	}()
 	keys := filepath.Join(pcaps, "h2-tls.keys")
 	thresholds := []string{"--rst-critical", "3"}
-	want := batchLines(t, []string{pcaps}, keys, thresholds)
-	if bytes.Equal(want, batchLines(t, []string{pcaps}, keys, nil)) {
+	// The project's captures are on loopback, each between one pair of
+	// addresses (one shard); the SYN flood's many sources spread it over
+	// every shard, so that partials of several connections each merge
+	// across processes.
+	patterns := []string{pcaps, filepath.Join(pcaps, "attacks", "syn-flood.pcapng")}
+	want := batchLines(t, patterns, keys, thresholds)
+	if !bytes.Contains(want, []byte("syn-flood.pcapng")) {
+		t.Fatal("no line for the SYN flood")
+	}
+	if bytes.Equal(want, batchLines(t, patterns, keys, nil)) {
 		t.Fatalf("%v changes no line: pick a threshold that does", thresholds)
 	}
 	for _, env := range []struct {
@@ -134,7 +142,7 @@ func TestJobServer(t *testing.T) {
 				fmt.Sprintf("--endpoint=localhost:%d", jobPort),
 				"--environment_type="+env.typ, "--environment_config="+env.config,
 				"--h2scope_version=test", "--keylog", keys, thresholds[0], thresholds[1], fmt.Sprintf("--shards=%d", env.shards),
-				"--out", out, pcaps)
+				"--out", out, patterns[0], patterns[1])
 			var log bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &log, &log
 			err := cmd.Run()
