@@ -209,6 +209,13 @@ type Exchange struct {
 	KeepAlive bool
 	// Reset is the RST_STREAM that ended an HTTP/2 stream, if any.
 	Reset *http2.Reset
+	// HeadOpen is set on an HTTP/2 request whose header block never
+	// ended on the wire: a HEADERS without END_HEADERS that no
+	// CONTINUATION completed before the connection ended (or its bytes
+	// were lost), so the client never finished sending the request's
+	// head. (An HTTP/1.x request is an exchange only once its head is
+	// complete.)
+	HeadOpen bool
 	// GRPCStatus is the gRPC status code, nil when none.
 	GRPCStatus *int
 }
@@ -586,7 +593,10 @@ func (k *Collector) observe(c *Conn, tc *tcp.Conn, app *dissect.App) {
 			}
 			x := Exchange{Proto: event.ProtoHTTP2, Stream: s.ID, Method: s.Method, Authority: s.Authority,
 				Path: s.Path, Status: s.Status, Request: s.FirstHeaders, RequestEnd: s.ClientEnd, Response: s.ReplyHeaders,
-				ResponseEnd: s.ServerEnd, Reset: s.Reset, GRPCStatus: s.GRPCStatus}
+				ResponseEnd: s.ServerEnd, Reset: s.Reset, GRPCStatus: s.GRPCStatus,
+				// The client's HEADERS was seen but no header block of
+				// the stream completed.
+				HeadOpen: s.FirstHeaders != nil && s.HeaderBlocks == 0}
 			c.Records.Exchanges = appendCapped(c.Records.Exchanges, x, maxExchanges, &c.Records.ExchangesDropped)
 		}
 		if h := app.HTTP1; h != nil && h.Upgrade == "h2c" && slices.ContainsFunc(c.Records.Exchanges, func(x Exchange) bool {

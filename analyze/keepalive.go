@@ -139,7 +139,10 @@ type kaGroup struct {
 // False positives avoided: closes after HTTP/1 Connection: close (the
 // close was asked for, not an idle timeout); HTTP/2 GOAWAYs after which
 // no stream was lost (graceful); connections the client closed first;
-// TLS connections without a key log (their requests are unknown).
+// TLS connections without a key log (their requests are unknown); an
+// HTTP/2 request begun before the close whose header block never ended
+// (a CONTINUATION flood's: the server closed on what it was reading);
+// streams the client reset in the segment that opened them.
 //
 // Metrics: server_idle_closes, server_idle_timeout_{min,median}_ms,
 // server_advertised_timeout_ms, client_reuse_gap_{median,max}_ms,
@@ -305,7 +308,11 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn, ref *kaRef) {
 		// for nothing to be lost.
 		clientReset := x.Reset != nil && x.Reset.Dir == event.C2S && x.Request != nil && resetWithOpen(c, *x.Request, x.Reset.Ref)
 		after := s.Frame > sc.ref.Frame && refused && !clientReset
-		before := !after && d > -cfg.RaceWindow && !answered(x) && x.Reset == nil && refused &&
+		// A request begun before the close whose head never ended (a
+		// header block without END_HEADERS, a CONTINUATION flood's) was
+		// still being read when the server closed: the server closed on
+		// it, not on an idle connection.
+		before := !after && d > -cfg.RaceWindow && !answered(x) && x.Reset == nil && refused && !x.HeadOpen &&
 			(sc.what == "GOAWAY" || (srst != nil && srst.Frame >= s.Frame))
 		if after || before {
 			v := *x // a copy: c's exchanges are released

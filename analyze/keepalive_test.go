@@ -4,7 +4,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/http2"
 	"github.com/h2scope/h2scope/dissect/tcp"
 )
 
@@ -68,4 +70,50 @@ func TestKeepaliveSynthetic(t *testing.T) {
 
 func TestKeepaliveCaptures(t *testing.T) {
 	checkControls(t, KindKeepaliveMismatch, Warning, "http1-keepalive", "http1-nokeepalive", "grpc-unary-h2c", "grpc-streaming-h2c", "h2c-large-slow", "h2-tls", "tls12-resume", "tls13-resume")
+}
+
+// TestKeepaliveHeadOpen: a request begun before the server's close whose
+// head the client never finished sending (an HTTP/2 header block with no
+// END_HEADERS, as a CONTINUATION flood's) is no request that crossed the
+// close: the server closed on what it was reading, not on an idle
+// connection. The same request with its head complete, or one begun
+// after the server's FIN, is a race.
+func TestKeepaliveHeadOpen(t *testing.T) {
+	detect := func(in *Input) []Finding { return detectKeepaliveMismatch(in, defaultKeepalive()) }
+	tests := []struct {
+		name string
+		open bool
+		// before: the request's frame precedes the server's FIN (crossed
+		// in flight); else it follows it.
+		before bool
+		want   *findingWant
+	}{
+		{"complete head just before the close", false, true, &findingWant{sev: Critical, metrics: map[string]float64{"races": 1, "requests_lost": 1}}},
+		{"complete head after the close", false, false, &findingWant{sev: Critical, metrics: map[string]float64{"races": 1, "requests_lost": 1}}},
+		{"head never ended, before the close", true, true, nil},
+		// Begun after the server's FIN, it could not have made the server
+		// close: a race, cut mid-head or not.
+		{"head never ended, after the close", true, false, &findingWant{sev: Critical, metrics: map[string]float64{"races": 1, "requests_lost": 1}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := synConn{id: 1, port: 40001, life: 20 * time.Millisecond, reqs: []time.Duration{time.Millisecond}, close: tcp.CloseFINServer}.build()
+			c.App = &dissect.App{Proto: event.ProtoHTTP2, HTTP2: &http2.Summary{}}
+			for i := range c.Records.Exchanges {
+				c.Records.Exchanges[i].Proto, c.Records.Exchanges[i].Stream = event.ProtoHTTP2, 1
+			}
+			fin := ref(1900, 20*time.Millisecond)
+			req := ref(1800, 20*time.Millisecond-300*time.Microsecond)
+			if !tt.before {
+				req = ref(1950, 20*time.Millisecond+100*time.Microsecond)
+			}
+			c.FIN[event.S2C] = &fin
+			rst := ref(1999, 20*time.Millisecond+200*time.Microsecond)
+			c.RST[event.S2C] = &rst
+			c.TCP.LastTS = rst.TS
+			c.Records.Exchanges = append(c.Records.Exchanges, Exchange{Proto: event.ProtoHTTP2, Stream: 3,
+				Request: refp(req), RequestEnd: refp(req), HeadOpen: tt.open})
+			checkFindings(t, run(detect, c), KindKeepaliveMismatch, tt.want)
+		})
+	}
 }
