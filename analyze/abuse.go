@@ -77,7 +77,8 @@ var floodTypes = []struct {
 //
 // Signal: per connection, the client's HTTP/2 frames by type and the
 // dissector's anomalies (header_list_too_large); per server, the
-// connections that were a lone SYN, never answered (Zeek's S0), and how
+// connections that were SYNs alone, never answered (Zeek's S0) or
+// answered by SYN-ACKs only and never completed (half-open), and how
 // many sources sent them.
 //
 // Thresholds: FloodFrames frames of one type, FloodPerStream per stream
@@ -93,20 +94,22 @@ type protocolAbuse struct {
 	syns  map[netip.AddrPort]*synFlood
 }
 
-// synFlood is a server's unanswered SYNs.
+// synFlood is a server's unanswered SYNs and half-open handshakes.
 type synFlood struct {
 	n           int
+	halfOpen    int // of n, answered by SYN-ACK but never completed
 	sources     sourceSketch
 	first, last event.Ref
 	// sample holds the lowest ids, at most maxEvidence.
 	sample []floodSYN
 }
 
-// floodSYN is one unanswered SYN kept as evidence.
+// floodSYN is one flood connection kept as evidence.
 type floodSYN struct {
-	id      event.ConnID
-	ref     event.Ref
-	reasons connReasons
+	id       event.ConnID
+	ref      event.Ref
+	reasons  connReasons
+	halfOpen bool
 }
 
 // sourceSketch counts distinct source addresses in 512 bytes, by linear
@@ -209,17 +212,25 @@ func spaced(cause string) string {
 
 func (d *protocolAbuse) final(c *Conn) {
 	t := c.TCP
-	if t == nil || t.SYNs == 0 || t.SYNACKs > 0 || t.Packets.S2C > 0 || t.Packets.C2S > uint64(t.SYNs) {
-		return // not a lone, unanswered SYN (Zeek's S0)
+	// A flood's connection: the client sent SYNs and nothing else, and
+	// the server nothing (unanswered: a capture upstream, or a server
+	// dropping them) or only SYN-ACKs (half-open: a server answering,
+	// with SYN cookies or from its backlog, sources that never complete
+	// the handshake, as spoofed ones cannot).
+	if t == nil || t.SYNs == 0 || t.Packets.C2S > uint64(t.SYNs) || t.Packets.S2C > uint64(t.SYNACKs) {
+		return
 	}
 	if d.syns == nil {
 		d.syns = map[netip.AddrPort]*synFlood{}
 	}
 	s := d.flood(c.Server())
 	s.n++
+	if t.SYNACKs > 0 {
+		s.halfOpen++
+	}
 	s.sources.add(c.Client())
 	s.span(event.Ref{Frame: t.FirstFrame, TS: t.FirstTS})
-	s.keep(floodSYN{c.ID(), event.Ref{Frame: t.FirstFrame, TS: t.FirstTS}, reasonsOf(c)})
+	s.keep(floodSYN{c.ID(), event.Ref{Frame: t.FirstFrame, TS: t.FirstTS}, reasonsOf(c), t.SYNACKs > 0})
 }
 
 // flood returns the unanswered SYNs of srv; past maxPools servers (a
@@ -278,6 +289,7 @@ func (d *protocolAbuse) merge(o detector) {
 		os := od.syns[srv]
 		s := d.flood(srv)
 		s.n += os.n
+		s.halfOpen += os.halfOpen
 		s.sources.merge(&os.sources)
 		s.span(os.first)
 		s.span(os.last)
@@ -307,14 +319,28 @@ func (d *protocolAbuse) findings(in *capture) []Finding {
 		if srv == anyServer {
 			to = fmt.Sprintf("servers past the first %d", maxPools)
 		}
-		f.Summary = fmt.Sprintf("%d SYNs to %s from about %d sources were never answered, %s/s over %s: a SYN flood",
-			s.n, to, sources, fmtRate(rate), fmtDur(span))
+		fate := "were never answered"
+		switch {
+		case s.halfOpen == s.n:
+			fate = "were answered (SYN-ACK) but never completed: half-open"
+		case s.halfOpen > 0:
+			fate = fmt.Sprintf("never completed a handshake (%d unanswered, %d half-open)", s.n-s.halfOpen, s.halfOpen)
+		}
+		f.Summary = fmt.Sprintf("%d SYNs to %s from about %d sources %s, %s/s over %s: a SYN flood",
+			s.n, to, sources, fate, fmtRate(rate), fmtDur(span))
 		f.Metrics = map[string]any{"syns": s.n, "sources": sources, "rate_per_s": roundTo(rate, 1),
 			"estimated": "sources is estimated by linear counting (exact to a few percent up to about 20,000)"}
+		if s.halfOpen > 0 {
+			f.Metrics["half_open"] = s.halfOpen
+		}
 		var reasons []connReasons
 		for _, x := range s.sample {
 			f.Connections = append(f.Connections, x.id)
-			f.Evidence = append(f.Evidence, evidence(x.id, 0, x.ref, "SYN, never answered"))
+			what := "SYN, never answered"
+			if x.halfOpen {
+				what = "SYN answered by SYN-ACK, never completed"
+			}
+			f.Evidence = append(f.Evidence, evidence(x.id, 0, x.ref, what))
 			reasons = append(reasons, x.reasons)
 		}
 		f.Confidence = confidenceOf(in, reasons...)

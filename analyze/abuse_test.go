@@ -79,6 +79,31 @@ func TestProtocolAbuseSynthetic(t *testing.T) {
 			name:  "one client's unanswered SYNs",
 			conns: s0(1500, 3),
 		},
+		{
+			// Captured at a server that answers every SYN (SYN cookies):
+			// half-open handshakes from spoofed sources.
+			name: "SYN flood answered by SYN-ACKs",
+			conns: func() []*Conn {
+				cs := s0(1500, 1500)
+				for _, c := range cs[:1200] {
+					c.TCP.SYNACKs, c.TCP.Packets.S2C = 1, 1
+				}
+				return cs
+			}(),
+			want: &findingWant{sev: Critical, cause: CauseSYNFlood,
+				summary: "1500 SYNs to 10.0.0.2:80 from about 15", metrics: map[string]float64{"syns": 1500, "half_open": 1200}},
+		},
+		{
+			// Completed handshakes are no flood, however many.
+			name: "SYNs answered and acknowledged",
+			conns: func() []*Conn {
+				cs := s0(1500, 1500)
+				for _, c := range cs {
+					c.TCP.SYNACKs, c.TCP.Packets = 1, event.Pair{C2S: 2, S2C: 1}
+				}
+				return cs
+			}(),
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -85,6 +85,7 @@ var attackKinds = []attackKind{
 	{"hpack-bomb-64k", 8, "header blocks decoding to about 118 KB, past the server's 64 KiB", buildHPACKBomb64k},
 	{"syn-flood", 3000, "SYNs from distinct spoofed sources", buildSYNFlood},
 	{"empty-frames-flood", 5000, "empty DATA frames without END_STREAM", buildEmptyFramesFlood},
+	{"syn-flood-half-open", 1500, "SYNs from distinct spoofed sources, each answered by a SYN-ACK", buildSYNFloodHalfOpen},
 }
 
 // runAttack is capgen -attack: it writes the attack kinds (or all) to
@@ -868,7 +869,16 @@ func hpackBomb(g *attackGen, n, refs int) error {
 // buildSYNFlood: n SYNs to the server from n distinct spoofed sources
 // (random ports), 50 µs apart on average, none answered. The sources'
 // first octets are floodOctets, as in the -conns SYN flood.
-func buildSYNFlood(g *attackGen, n int) error {
+func buildSYNFlood(g *attackGen, n int) error { return synFlood(g, n, false) }
+
+// buildSYNFloodHalfOpen is the SYN flood captured at a server that
+// answers every SYN (SYN cookies): each SYN gets a SYN-ACK, and the
+// spoofed sources never complete the handshake.
+func buildSYNFloodHalfOpen(g *attackGen, n int) error { return synFlood(g, n, true) }
+
+// synFlood writes n SYNs from distinct spoofed sources, each answered by
+// a SYN-ACK when answered is set.
+func synFlood(g *attackGen, n int, answered bool) error {
 	if n > 1<<24 {
 		return fmt.Errorf("syn-flood: at most %d distinct sources", 1<<24)
 	}
@@ -881,18 +891,31 @@ func buildSYNFlood(g *attackGen, n int) error {
 		if i == 0 {
 			gap = 0
 		}
-		if err := g.packet(gap, src, attackServer, uint16(1024+g.r.IntN(65536-1024)), attackServerPort, g.r.Uint32(), 0,
+		sport, seq := uint16(1024+g.r.IntN(65536-1024)), g.r.Uint32()
+		if err := g.packet(gap, src, attackServer, sport, attackServerPort, seq, 0,
 			flagSYN, 1024, uint16(g.r.Uint32()), nil); err != nil {
 			return err
+		}
+		if answered {
+			if err := g.packet(5*time.Microsecond, attackServer, src, attackServerPort, sport, g.r.Uint32(), seq+1,
+				flagSYN|flagACK, 65535, uint16(g.r.Uint32()), nil); err != nil {
+				return err
+			}
 		}
 	}
 	g.syns = n
 	g.facts["syns"] = n
 	g.facts["sources"] = n
+	fate, why := "none answered", "unanswered SYNs"
+	if answered {
+		g.facts["half_open"] = n
+		fate = "each answered 5 µs later by a SYN-ACK from the server (SYN cookies) and never acknowledged: half-open"
+		why = "half-open handshakes (SYN, SYN-ACK, never an ACK)"
+	}
 	g.desc = fmt.Sprintf("SYN flood, synthetic: %d SYNs to %d.%d.%d.%d:%d from %d distinct spoofed sources and random ports, "+
-		"10-90 µs apart (about 20,000 a second), none answered.", n, attackServer[0], attackServer[1], attackServer[2], attackServer[3],
-		attackServerPort, n)
+		"10-90 µs apart (about 20,000 a second), %s.", n, attackServer[0], attackServer[1], attackServer[2], attackServer[3],
+		attackServerPort, n, fate)
 	g.verdict("protocol_abuse", "critical", "syn_flood",
-		fmt.Sprintf("%d unanswered SYNs from %d sources (thresholds 1,000 SYNs, 100 sources)", n, n))
+		fmt.Sprintf("%d %s from %d sources (thresholds 1,000 SYNs, 100 sources)", n, why, n))
 	return nil
 }

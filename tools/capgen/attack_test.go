@@ -73,17 +73,28 @@ func checkAttackWire(r *result) error {
 	if len(r.pkts) != e.Frames {
 		return fmt.Errorf("%d frames, truth %d", len(r.pkts), e.Frames)
 	}
-	if e.HTTP2Frames == nil { // the SYN flood
+	if e.HTTP2Frames == nil { // the SYN floods
+		// Each SYN alone, or (half-open) followed by the server's SYN-ACK
+		// acknowledging it, and nothing else.
 		sources := map[[4]byte]bool{}
+		syns, synacks := 0, 0
+		var last tcpInfo
 		for i, p := range r.pkts {
 			ti, ok := parseTCP(p.data)
-			if !ok || ti.flags != flagSYN || ti.dst != attackServerPort || ti.payloadLen != 0 {
-				return fmt.Errorf("frame %d: not a lone SYN to port %d", i+1, attackServerPort)
+			switch {
+			case ok && ti.flags == flagSYN && ti.dst == attackServerPort && ti.payloadLen == 0:
+				syns++
+				sources[[4]byte(p.data[14+12:14+16])] = true
+			case ok && ti.flags == flagSYN|flagACK && ti.src == attackServerPort && ti.dst == last.src && ti.ack == last.seq+1 &&
+				last.flags == flagSYN && tr.Stack.Facts["half_open"] > 0:
+				synacks++
+			default:
+				return fmt.Errorf("frame %d: neither a lone SYN to port %d nor the SYN-ACK answering it", i+1, attackServerPort)
 			}
-			sources[[4]byte(p.data[14+12:14+16])] = true
+			last = ti
 		}
-		if len(r.pkts) != tr.Stack.Facts["syns"] || len(sources) != tr.Stack.Facts["sources"] {
-			return fmt.Errorf("%d SYNs from %d sources, truth %v", len(r.pkts), len(sources), tr.Stack.Facts)
+		if syns != tr.Stack.Facts["syns"] || len(sources) != tr.Stack.Facts["sources"] || synacks != tr.Stack.Facts["half_open"] {
+			return fmt.Errorf("%d SYNs from %d sources, %d SYN-ACKs; truth %v", syns, len(sources), synacks, tr.Stack.Facts)
 		}
 		return nil
 	}
