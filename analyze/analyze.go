@@ -208,7 +208,7 @@ func (c *Config) rules() []rule {
 		count("churn-critical-time-wait", &ch.CriticalTimeWait, 1),
 
 		dur("stall-min", &w.MinStall, zeroOK),
-		dur("stall-critical", &w.CriticalStall, positive),
+		dur("stall-critical", &w.CriticalStall, zeroOK),
 		share("stall-min-share", &w.MinShare),
 		dur("stall-zero-window-gap", &w.ZeroWindowGap, positive),
 
@@ -221,7 +221,7 @@ func (c *Config) rules() []rule {
 		nonNeg("handshake-mads", &h.MADs),
 		dur("handshake-min", &h.MinLatency, zeroOK),
 		count("handshake-min-samples", &h.MinSamples, 1),
-		dur("handshake-critical", &h.CriticalLatency, positive),
+		dur("handshake-critical", &h.CriticalLatency, zeroOK),
 		dur("handshake-slow-baseline", &h.SlowBaseline, positive),
 
 		count("syn-critical", &s.CriticalAttempts, 1),

@@ -23,7 +23,8 @@ type HandshakeLatencyConfig struct {
 	MinLatency time.Duration
 	MinSamples int
 	// CriticalLatency makes the finding critical when the slowest
-	// handshake takes at least this long.
+	// handshake takes at least this long; 0 (the default) never does:
+	// latency is a cost, a warning, by the severity rule.
 	CriticalLatency time.Duration
 	// SlowBaseline is the median at or above which uniformly slow
 	// handshakes (no outlier) are reported, as info.
@@ -32,7 +33,7 @@ type HandshakeLatencyConfig struct {
 
 func defaultHandshakeLatency() HandshakeLatencyConfig {
 	return HandshakeLatencyConfig{Factor: 3, MADs: 5, MinLatency: 200 * time.Millisecond, MinSamples: 5,
-		CriticalLatency: time.Second, SlowBaseline: 200 * time.Millisecond}
+		SlowBaseline: 200 * time.Millisecond}
 }
 
 func (c *HandshakeLatencyConfig) flags(fs *flag.FlagSet) {
@@ -40,7 +41,7 @@ func (c *HandshakeLatencyConfig) flags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.MADs, "handshake-mads", c.MADs, "handshake_latency: median absolute deviations above the median a slow one takes")
 	fs.DurationVar(&c.MinLatency, "handshake-min", c.MinLatency, "handshake_latency: handshakes faster than this are never slow")
 	fs.IntVar(&c.MinSamples, "handshake-min-samples", c.MinSamples, "handshake_latency: fewest handshakes that make a baseline")
-	fs.DurationVar(&c.CriticalLatency, "handshake-critical", c.CriticalLatency, "handshake_latency: slowest handshake that makes it critical")
+	fs.DurationVar(&c.CriticalLatency, "handshake-critical", c.CriticalLatency, "handshake_latency: slowest handshake that makes it critical (0, the default: never; latency is a cost, a warning, by the severity rule)")
 	fs.DurationVar(&c.SlowBaseline, "handshake-slow-baseline", c.SlowBaseline, "handshake_latency: median at which uniformly slow handshakes are reported (info)")
 }
 
@@ -97,8 +98,8 @@ func clientDataAt(c *Conn) (time.Time, bool) {
 // whatever the baseline: it waited for the server's retransmission
 // timeout. One finding per layer and server lists the slow connections
 // (evidence: their SYN or ClientHello, the SYN-ACK or ServerHello, the
-// retransmitted SYN-ACK), a warning, critical when the slowest takes
-// CriticalLatency or more.
+// retransmitted SYN-ACK), a warning (critical when the slowest takes
+// CriticalLatency or more, if set).
 //
 // False positives avoided: too few handshakes to one server for a
 // baseline; handshakes to different servers, which differ by the
@@ -432,7 +433,7 @@ func hsFinding(in *capture, cfg HandshakeLatencyConfig, layer string, srv netip.
 	}
 	f.Severity = Warning
 	top := slow[0]
-	if top.ms >= ms(cfg.CriticalLatency) {
+	if cfg.CriticalLatency > 0 && top.ms >= ms(cfg.CriticalLatency) {
 		f.Severity = Critical
 	}
 	m["slowest_ms"] = roundTo(top.ms, 3)

@@ -41,6 +41,7 @@ func withTLS(cs []*Conn, hs ...float64) []*Conn {
 
 func TestHandshakeLatencySynthetic(t *testing.T) {
 	cfg := defaultHandshakeLatency()
+	cfg.CriticalLatency = time.Second // --handshake-critical 1s: the default is never
 	detect := func(in *Input) []Finding { return detectHandshakeLatency(in, cfg) }
 	fast := []float64{1, 1.2, 0.9, 1.1, 1, 1.3, 0.8, 1}
 	tests := []struct {
@@ -152,6 +153,7 @@ func TestHandshakeLatencyCorpus(t *testing.T) {
 // retransmitted because the first was lost makes a handshake slow alone.
 func TestHandshakeLatencyPerServer(t *testing.T) {
 	cfg := defaultHandshakeLatency()
+	cfg.CriticalLatency = time.Second // --handshake-critical 1s: the default is never
 	ms := func(v float64) *float64 { return &v }
 	var cs []*Conn
 	for i, rtt := range []float64{0.5, 0.4, 0.6, 0.5, 0.5, 269} {
@@ -174,4 +176,26 @@ func TestHandshakeLatencyPerServer(t *testing.T) {
 	checkFindings(t, run(detect, cs...), KindHandshakeLatency, &findingWant{sev: Critical,
 		summary: "1 TCP handshake(s) to 10.0.0.9:80 waited for a retransmitted SYN-ACK (slowest 1.56 s on connection 5)",
 		frames:  []uint64{501, 502, 503}, metrics: map[string]float64{"synack_retransmitted": 1}})
+}
+
+// TestLatencyIsAWarning checks the severity rule's default for the
+// latency findings: a slow handshake or a long stall is a cost, a
+// warning, however long, unless --handshake-critical or --stall-critical
+// is given.
+func TestLatencyIsAWarning(t *testing.T) {
+	if c := DefaultConfig(); c.HandshakeLatency.CriticalLatency != 0 || c.WindowStall.CriticalStall != 0 {
+		t.Errorf("defaults: handshake-critical %v, stall-critical %v; want 0 (never)", c.HandshakeLatency.CriticalLatency, c.WindowStall.CriticalStall)
+	}
+	ms := func(v float64) *float64 { return &v }
+	var cs []*Conn
+	for i, rtt := range []float64{0.5, 0.4, 0.6, 0.5, 0.5, 5000} {
+		c := conn(event.ConnID(i), fmt.Sprintf("10.0.0.1:%d", 40000+i), "10.0.0.2:443", uint64(i*10+1), time.Duration(i)*time.Second, time.Duration(i)*time.Second+time.Second)
+		c.TCP.HandshakeRTTMS = ms(rtt)
+		cs = append(cs, c)
+	}
+	cfg := defaultHandshakeLatency()
+	fs := run(func(in *Input) []Finding { return detectHandshakeLatency(in, cfg) }, cs...)
+	if f := findKind(fs, KindHandshakeLatency); f == nil || f.Severity != Warning {
+		t.Errorf("a 5 s handshake among 0.5 ms ones: %+v, want a warning", f)
+	}
 }

@@ -15,7 +15,9 @@ import (
 type WindowStallConfig struct {
 	// MinStall is the shortest flow-control stall (HTTP/2 window at zero
 	// with data waiting, or TCP zero window) reported as a warning;
-	// CriticalStall the duration that makes it critical.
+	// CriticalStall the duration that makes it critical; 0 (the
+	// default) never does: stalled time is a cost, a warning, by the
+	// severity rule (README, "Findings").
 	MinStall      time.Duration
 	CriticalStall time.Duration
 	// MinShare is the least share of the stalled streams' lifetime (of
@@ -28,12 +30,12 @@ type WindowStallConfig struct {
 }
 
 func defaultWindowStall() WindowStallConfig {
-	return WindowStallConfig{MinStall: 100 * time.Millisecond, CriticalStall: 2 * time.Second, MinShare: 0.1, ZeroWindowGap: 5 * time.Second}
+	return WindowStallConfig{MinStall: 100 * time.Millisecond, MinShare: 0.1, ZeroWindowGap: 5 * time.Second}
 }
 
 func (c *WindowStallConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MinStall, "stall-min", c.MinStall, "window_stall: shortest flow-control stall reported as a warning")
-	fs.DurationVar(&c.CriticalStall, "stall-critical", c.CriticalStall, "window_stall: stall duration that makes it critical")
+	fs.DurationVar(&c.CriticalStall, "stall-critical", c.CriticalStall, "window_stall: stall duration that makes it critical (0, the default: never; a stall is a cost, a warning, by the severity rule)")
 	fs.Float64Var(&c.MinShare, "stall-min-share", c.MinShare, "window_stall: least share of the streams' lifetime that many short stalls must take")
 	fs.DurationVar(&c.ZeroWindowGap, "stall-zero-window-gap", c.ZeroWindowGap, "window_stall: longest gap between zero-window segments of one TCP stall")
 }
@@ -77,9 +79,9 @@ type h2stall struct {
 //     the starved sender are added as supporting evidence.
 //
 // A stall open when the capture ends is timed up to the connection's last
-// frame, and the summary says so. A stall of CriticalStall or more (or
-// short stalls adding up to CriticalStall over half the streams' life)
-// is critical, else a warning.
+// frame, and the summary says so. A warning; with CriticalStall set, a
+// stall of CriticalStall or more (or short stalls adding up to it over
+// half the streams' life) is critical.
 //
 // False positives avoided: stalls ended by END_STREAM or RST_STREAM (the
 // window was exhausted exactly by the stream's last byte, or the stream
@@ -267,7 +269,7 @@ func h2StallFinding(in *capture, cfg WindowStallConfig, c *Conn, dir event.Dir, 
 	if layer == layerConn {
 		f.Cause = CauseH2ConnectionWindow
 	}
-	if long.dur >= cfg.CriticalStall || total >= cfg.CriticalStall && share >= 0.5 {
+	if cfg.CriticalStall > 0 && (long.dur >= cfg.CriticalStall || total >= cfg.CriticalStall && share >= 0.5) {
 		f.Severity = Critical
 	}
 	m := map[string]any{
@@ -406,7 +408,7 @@ func tcpStallFindings(in *capture, cfg WindowStallConfig, c *Conn) []Finding {
 		sdir := rdir.Reverse()
 		sender, receiver := dirWho(sdir), dirWho(rdir)
 		f := Finding{Kind: KindWindowStall, Severity: Warning, Connections: []event.ConnID{c.ID()}, Cause: CauseTCPZeroWindow}
-		if long >= cfg.CriticalStall {
+		if cfg.CriticalStall > 0 && long >= cfg.CriticalStall {
 			f.Severity = Critical
 		}
 		f.Metrics = map[string]any{

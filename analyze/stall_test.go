@@ -32,6 +32,7 @@ func stall(dir event.Dir, stream uint32, start uint64, from time.Duration, end u
 
 func TestWindowStallSynthetic(t *testing.T) {
 	cfg := defaultWindowStall()
+	cfg.CriticalStall = 2 * time.Second // --stall-critical 2s: the default is never
 	detect := func(in *Input) []Finding { return detectWindowStall(in, cfg) }
 	tests := []struct {
 		name string
