@@ -136,6 +136,7 @@ type stackConn struct {
 	failed   int    // requests written here that got no answer (the server had closed it)
 	dial     string // truth.DialRefused or truth.DialTimeout when the connect failed
 	synRetx  int    // SYNs the client's kernel sent again (TCP_INFO tcpi_total_retrans)
+	ip       string // the client's address when not the run's clientIP (a spoofed source)
 }
 
 // client returns the address of a client's connection from port.
@@ -145,6 +146,14 @@ func (r *stackRun) client(port int) string {
 		ip = "127.0.0.1"
 	}
 	return ip + ":" + strconv.Itoa(port)
+}
+
+// connClient returns the address of connection c's client.
+func (r *stackRun) connClient(c stackConn) string {
+	if c.ip != "" {
+		return c.ip + ":" + strconv.Itoa(c.port)
+	}
+	return r.client(c.port)
 }
 
 // addr is the captured server's address.
@@ -449,7 +458,7 @@ func captureStackOnce(ctx context.Context, sc *scenario, o *options) (*result, e
 	}
 	for i, c := range r.conns {
 		t.Connections = append(t.Connections, truth.Connection{
-			ID: i + 1, Client: r.client(c.port), Server: server, Phase: c.phase,
+			ID: i + 1, Client: r.connClient(c), Server: server, Phase: c.phase,
 			Requests: c.requests, ServerRequests: c.requests, FailedRequests: c.failed,
 			Dial: c.dial, SYNRetransmits: c.synRetx,
 		})
