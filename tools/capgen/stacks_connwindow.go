@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
@@ -113,15 +112,11 @@ func runNghttpdConnWindow(ctx context.Context, r *stackRun) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(r.path("connwin.py"), []byte(pythonConnWindowClient), 0o644); err != nil {
-		return err
-	}
 	path := "/" + strconv.Itoa(size)
-	out, errb, err := r.runClient(ctx, "python3-h2", nil, r.path("connwin.py"), "127.0.0.1", strconv.Itoa(r.port), path,
-		strconv.Itoa(streams), strconv.Itoa(swin), "0.2")
-	r.report("python3-h2", "client events (h2 events and the client's actions), one JSON object a line", lines(out))
+	out, err := r.pythonH2(ctx, "connwin.py", pythonConnWindowClient, "client events (h2 events and the client's actions), one JSON object a line",
+		path, strconv.Itoa(streams), strconv.Itoa(swin), "0.2")
 	if err != nil {
-		return fmt.Errorf("python-h2 client: %v: %s", err, errb)
+		return err
 	}
 	r.stopAll(sigTerm)
 	srvOut := r.output(srv)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -214,14 +213,10 @@ func runNghttpdFlood(f floodScenario) func(ctx context.Context, r *stackRun) err
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(r.path("flood.py"), []byte(pythonFloodClient), 0o644); err != nil {
-			return err
-		}
-		out, errb, err := r.runClient(ctx, "python3-h2", nil, r.path("flood.py"), "127.0.0.1", strconv.Itoa(r.port),
+		out, err := r.pythonH2(ctx, "flood.py", pythonFloodClient, "client events, one JSON object a line",
 			f.mode, strconv.Itoa(f.n), strconv.Itoa(f.batch), strconv.Itoa(f.pre), "/"+strconv.Itoa(size))
-		r.report("python3-h2", "client events, one JSON object a line", lines(out))
 		if err != nil {
-			return fmt.Errorf("python-h2 client: %v: %s", err, errb)
+			return err
 		}
 		r.stopAll(sigTerm)
 		srvOut := r.output(srv)

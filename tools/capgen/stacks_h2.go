@@ -119,6 +119,21 @@ func (r *stackRun) startNghttpd(ctx context.Context, opts ...string) (*exec.Cmd,
 	return r.start(ctx, "nghttpd", "server", r.port, args...)
 }
 
+// pythonH2 writes script to DIR/file and runs it with python3-h2, its
+// arguments the captured server's address, its port and args; it keeps
+// the client's output as a report described by what, and returns it.
+func (r *stackRun) pythonH2(ctx context.Context, file, script, what string, args ...string) ([]byte, error) {
+	if err := os.WriteFile(r.path(file), []byte(script), 0o644); err != nil {
+		return nil, err
+	}
+	out, errb, err := r.runClient(ctx, "python3-h2", nil, append([]string{r.path(file), "127.0.0.1", strconv.Itoa(r.port)}, args...)...)
+	r.report("python3-h2", what, lines(out))
+	if err != nil {
+		return nil, fmt.Errorf("python-h2 client: %v: %s", err, errb)
+	}
+	return out, nil
+}
+
 // runPythonCancel returns nghttpd-python-cancel (gap 150 ms) or its
 // -burst variant (gap 20 ms): n GETs, each cancelled as its response
 // HEADERS arrive, gap apart.
@@ -135,14 +150,10 @@ func pythonCancel(ctx context.Context, r *stackRun, n int, gap time.Duration) er
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(r.path("cancel.py"), []byte(pythonCancelClient), 0o644); err != nil {
-		return err
-	}
-	out, errb, err := r.runClient(ctx, "python3-h2", nil, r.path("cancel.py"), "127.0.0.1", strconv.Itoa(r.port),
+	out, err := r.pythonH2(ctx, "cancel.py", pythonCancelClient, "client events (h2 events and the client's actions), one JSON object a line",
 		strconv.Itoa(n), "/"+strconv.Itoa(size), strconv.FormatFloat(gap.Seconds(), 'f', 3, 64), strconv.Itoa(window))
-	r.report("python3-h2", "client events (h2 events and the client's actions), one JSON object a line", lines(out))
 	if err != nil {
-		return fmt.Errorf("python-h2 client: %v: %s", err, errb)
+		return err
 	}
 	r.stopAll(sigTerm)
 	frames := r.nghttpdFrames(r.output(srv))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -219,14 +218,10 @@ func runNghttpdHPACKBomb(ctx context.Context, r *stackRun) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(r.path("bomb.py"), []byte(pythonHPACKBombClient), 0o644); err != nil {
-		return err
-	}
-	out, errb, err := r.runClient(ctx, "python3-h2", nil, r.path("bomb.py"), "127.0.0.1", strconv.Itoa(r.port),
+	out, err := r.pythonH2(ctx, "bomb.py", pythonHPACKBombClient, "client events, one JSON object a line",
 		strconv.Itoa(pre), strconv.Itoa(bombs), strconv.Itoa(refs), strconv.Itoa(vlen), "/"+strconv.Itoa(size))
-	r.report("python3-h2", "client events, one JSON object a line", lines(out))
 	if err != nil {
-		return fmt.Errorf("python-h2 client: %v: %s", err, errb)
+		return err
 	}
 	r.stopAll(sigTerm)
 	// nghttpd -v logs every decoded field: 300 lines of a 3,900-byte

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -97,14 +96,10 @@ func runNghttpdRapidReset(ctx context.Context, r *stackRun) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(r.path("rapid.py"), []byte(pythonRapidResetClient), 0o644); err != nil {
-		return err
-	}
-	out, errb, err := r.runClient(ctx, "python3-h2", nil, r.path("rapid.py"), "127.0.0.1", strconv.Itoa(r.port),
+	out, err := r.pythonH2(ctx, "rapid.py", pythonRapidResetClient, "client events, one JSON object a line",
 		strconv.Itoa(n), strconv.Itoa(batch), "/"+strconv.Itoa(size))
-	r.report("python3-h2", "client events, one JSON object a line", lines(out))
 	if err != nil {
-		return fmt.Errorf("python-h2 client: %v: %s", err, errb)
+		return err
 	}
 	r.stopAll(sigTerm)
 	frames := r.nghttpdFrames(r.output(srv))
