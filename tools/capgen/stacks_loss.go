@@ -149,71 +149,25 @@ var tcDropped = regexp.MustCompile(`Sent (\d+) bytes (\d+) pkt \(dropped (\d+),`
 // runNginxCurlLoss is nginx-curl-loss.
 func runNginxCurlLoss(ctx context.Context, r *stackRun) error {
 	const size = 200000
-	n, err := newLossNet(ctx, r, true)
+	dropped, retx, err := lossDownload(ctx, r, size,
+		func(n *lossNet) error {
+			if _, err := r.writeNginx(ctx, nginxConf{host: n.server}); err != nil {
+				return err
+			}
+			return r.startIn(ctx, n.srv, "nginx", "server", r.port, "-p", r.dir, "-c", r.path("nginx.conf"))
+		},
+		func() error {
+			r.stopAll(sigQuit)
+			ng, err := r.nginxAccess()
+			if err != nil {
+				return err
+			}
+			r.nginxErrors()
+			return r.checkNginxConns(ng)
+		})
 	if err != nil {
 		return err
 	}
-	defer n.del(ctx, r)
-	r.clientIP = n.clientIP
-	if err := r.writeWWW(size); err != nil {
-		return err
-	}
-	if _, err := r.writeNginx(ctx, nginxConf{host: n.server}); err != nil {
-		return err
-	}
-	if err := r.startIn(ctx, n.srv, "nginx", "server", r.port, "-p", r.dir, "-c", r.path("nginx.conf")); err != nil {
-		return err
-	}
-	// The capture, at the sender.
-	stop, err := r.startDumpcap(ctx, n)
-	if err != nil {
-		return err
-	}
-	url := fmt.Sprintf("http://%s:%d/%d", n.server, r.port, size)
-	r.clientNS = n.cli
-	ls, err := r.curl(ctx, "download", false, url)
-	r.clientNS = ""
-	if err != nil {
-		return err
-	}
-	if len(ls) != 1 || ls[0].status != 200 || ls[0].size != size {
-		return fmt.Errorf("curl: %+v, want one 200 of %d bytes", ls, size)
-	}
-	r.curlRequests("download", ls)
-	if err := sleepCtx(ctx, 300*time.Millisecond); err != nil {
-		return err
-	}
-	pkts, err := stop()
-	if err != nil {
-		return err
-	}
-	stats, err := r.command(ctx, "ip", []string{"netns", "exec", n.rtr, "tc", "-s", "qdisc", "show", "dev", n.rtrCli}).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("tc -s qdisc: %v: %s", err, stats)
-	}
-	r.report("tc", "router: tc -s qdisc show dev "+n.rtrCli+" (the bottleneck toward the client)", lines(stats))
-	var dropped int
-	for _, m := range tcDropped.FindAllStringSubmatch(string(stats), -1) {
-		d, _ := strconv.Atoi(m[3])
-		dropped = max(dropped, d) // the bfifo's drops are the htb's
-	}
-	r.stopAll(sigQuit)
-	ng, err := r.nginxAccess()
-	if err != nil {
-		return err
-	}
-	r.nginxErrors()
-	if err := r.checkNginxConns(ng); err != nil {
-		return err
-	}
-	r.own = &ownCapture{pkts: pkts, iface: n.srvIf, server: n.server + ":" + strconv.Itoa(r.port)}
-	retx := retransmittedSegments(pkts, uint16(r.port))
-	if dropped == 0 || retx != dropped {
-		return fmt.Errorf("the router dropped %d packets, the server retransmitted %d segments: want as many, more than 0", dropped, retx)
-	}
-	r.fact("router_drops", dropped)
-	r.fact("retransmitted_segments", retx)
-	r.fact("bytes", size)
 	r.verdictCause("packet_loss", "warning", "fast_retransmit",
 		"the router's queue overflowed and dropped segments; the server resent them at once on the client's SACKs",
 		fmt.Sprintf("tc -s on the router counts %d packets dropped by the bottleneck queue; the capture at the server holds %d "+
@@ -221,6 +175,72 @@ func runNginxCurlLoss(ctx context.Context, r *stackRun) error {
 			"— loss recovered by fast retransmission, no retransmission timer; curl got all %d bytes (status 200), so "+
 			"a cost, no failure: a warning", dropped, retx, size))
 	return nil
+}
+
+// lossDownload plays a loss scenario on newLossNet's path with its
+// bottleneck: start starts the server in the server namespace, serving
+// DIR/www (which holds a file of size bytes), curl downloads that file
+// once while dumpcap captures at the server, and stop stops the programs
+// and checks the server's own log. It records the router's drops (tc
+// -s), the segments the server sent again and the capture, and returns
+// the two counts once they agree.
+func lossDownload(ctx context.Context, r *stackRun, size int, start func(n *lossNet) error, stop func() error) (dropped, retx int, err error) {
+	n, err := newLossNet(ctx, r, true)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer n.del(ctx, r)
+	r.clientIP = n.clientIP
+	if err := r.writeWWW(size); err != nil {
+		return 0, 0, err
+	}
+	if err := start(n); err != nil {
+		return 0, 0, err
+	}
+	// The capture, at the sender.
+	stopCapture, err := r.startDumpcap(ctx, n)
+	if err != nil {
+		return 0, 0, err
+	}
+	url := fmt.Sprintf("http://%s:%d/%d", n.server, r.port, size)
+	r.clientNS = n.cli
+	ls, err := r.curl(ctx, "download", false, url)
+	r.clientNS = ""
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(ls) != 1 || ls[0].status != 200 || ls[0].size != int64(size) {
+		return 0, 0, fmt.Errorf("curl: %+v, want one 200 of %d bytes", ls, size)
+	}
+	r.curlRequests("download", ls)
+	if err := sleepCtx(ctx, 300*time.Millisecond); err != nil {
+		return 0, 0, err
+	}
+	pkts, err := stopCapture()
+	if err != nil {
+		return 0, 0, err
+	}
+	stats, err := r.command(ctx, "ip", []string{"netns", "exec", n.rtr, "tc", "-s", "qdisc", "show", "dev", n.rtrCli}).CombinedOutput()
+	if err != nil {
+		return 0, 0, fmt.Errorf("tc -s qdisc: %v: %s", err, stats)
+	}
+	r.report("tc", "router: tc -s qdisc show dev "+n.rtrCli+" (the bottleneck toward the client)", lines(stats))
+	for _, m := range tcDropped.FindAllStringSubmatch(string(stats), -1) {
+		d, _ := strconv.Atoi(m[3])
+		dropped = max(dropped, d) // the bfifo's drops are the htb's
+	}
+	if err := stop(); err != nil {
+		return 0, 0, err
+	}
+	r.own = &ownCapture{pkts: pkts, iface: n.srvIf, server: n.server + ":" + strconv.Itoa(r.port)}
+	retx = retransmittedSegments(pkts, uint16(r.port))
+	if dropped == 0 || retx != dropped {
+		return 0, 0, fmt.Errorf("the router dropped %d packets, the server retransmitted %d segments: want as many, more than 0", dropped, retx)
+	}
+	r.fact("router_drops", dropped)
+	r.fact("retransmitted_segments", retx)
+	r.fact("bytes", size)
+	return dropped, retx, nil
 }
 
 // readPcapng reads an Ethernet pcapng file's packets.
