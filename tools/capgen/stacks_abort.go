@@ -53,13 +53,8 @@ func runNginxCurlClientTimeout(ctx context.Context, r *stackRun) error {
 	if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
 		return err
 	}
-	r.stopAll(sigQuit)
-	ng, err := r.nginxAccess()
+	ng, errs, err := r.stopNginx()
 	if err != nil {
-		return err
-	}
-	errs := r.nginxErrors()
-	if err := r.checkNginxConns(ng); err != nil {
 		return err
 	}
 	for _, e := range ng {

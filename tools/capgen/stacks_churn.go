@@ -75,13 +75,8 @@ func runNginxCurlIdle(ctx context.Context, r *stackRun) error {
 		return err
 	}
 	r.curlRequests("rate", ls)
-	r.stopAll(sigQuit)
-	ng, err := r.nginxAccess()
+	ng, _, err := r.stopNginx()
 	if err != nil {
-		return err
-	}
-	r.nginxErrors()
-	if err := r.checkNginxConns(ng); err != nil {
 		return err
 	}
 	for _, l := range ls {
@@ -199,13 +194,8 @@ func runNginxPythonChurn(mode string) func(ctx context.Context, r *stackRun) err
 				}
 			}
 		}
-		r.stopAll(sigQuit)
-		ng, err := r.nginxAccess()
+		ng, errs, err := r.stopNginx()
 		if err != nil {
-			return err
-		}
-		errs := r.nginxErrors()
-		if err := r.checkNginxConns(ng); err != nil {
 			return err
 		}
 		if len(r.conns) != n {

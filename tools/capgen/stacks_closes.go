@@ -51,13 +51,8 @@ func runNginxCurlPerProcess(ctx context.Context, r *stackRun) error {
 		}
 		r.curlRequests(phase, ls)
 	}
-	r.stopAll(sigQuit)
-	ng, err := r.nginxAccess()
+	ng, _, err := r.stopNginx()
 	if err != nil {
-		return err
-	}
-	r.nginxErrors()
-	if err := r.checkNginxConns(ng); err != nil {
 		return err
 	}
 	for _, e := range ng {

@@ -157,13 +157,8 @@ func runNginxCurlLoss(ctx context.Context, r *stackRun) error {
 			return r.startIn(ctx, n.srv, "nginx", "server", r.port, "-p", r.dir, "-c", r.path("nginx.conf"))
 		},
 		func() error {
-			r.stopAll(sigQuit)
-			ng, err := r.nginxAccess()
-			if err != nil {
-				return err
-			}
-			r.nginxErrors()
-			return r.checkNginxConns(ng)
+			_, _, err := r.stopNginx()
+			return err
 		})
 	if err != nil {
 		return err
@@ -436,13 +431,7 @@ func runNginxCurlLinkFlap(ctx context.Context, r *stackRun) error {
 	if err != nil {
 		return err
 	}
-	r.stopAll(sigQuit)
-	ng, err := r.nginxAccess()
-	if err != nil {
-		return err
-	}
-	r.nginxErrors()
-	if err := r.checkNginxConns(ng); err != nil {
+	if _, _, err := r.stopNginx(); err != nil {
 		return err
 	}
 	r.own = &ownCapture{pkts: pkts, iface: n.srvIf, server: n.server + ":" + strconv.Itoa(r.port)}

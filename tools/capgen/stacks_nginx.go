@@ -132,6 +132,23 @@ http {
 	return port, nil
 }
 
+// stopNginx stops the run's programs (nginx gracefully), records
+// nginx's access and error logs as reports, checks that the access log
+// names the connections the clients reported with their requests
+// (checkNginxConns), and returns both logs.
+func (r *stackRun) stopNginx() (access []nginxLog, errs []string, err error) {
+	r.stopAll(sigQuit)
+	ng, err := r.nginxAccess()
+	if err != nil {
+		return nil, nil, err
+	}
+	errs = r.nginxErrors()
+	if err := r.checkNginxConns(ng); err != nil {
+		return nil, nil, err
+	}
+	return ng, errs, nil
+}
+
 // nginxLog is one line of the access log (nginxLogFormat).
 type nginxLog struct {
 	port, conn, connRequests, status int
@@ -368,13 +385,8 @@ func runNginxReload(ctx context.Context, r *stackRun) error {
 		return c.err
 	}
 	r.curlRequests("downloads", c.ls)
-	r.stopAll(sigQuit)
-	ng, err := r.nginxAccess()
+	_, errs, err := r.stopNginx()
 	if err != nil {
-		return err
-	}
-	errs := r.nginxErrors()
-	if err := r.checkNginxConns(ng); err != nil {
 		return err
 	}
 	var ok, connects int

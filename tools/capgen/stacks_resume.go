@@ -366,13 +366,8 @@ func runNginxCurlNoCache(ctx context.Context, r *stackRun) error {
 		}
 		r.curlRequests(fmt.Sprintf("run %d", i+1), ls)
 	}
-	r.stopAll(sigQuit)
-	ng, err := r.nginxAccess()
+	ng, _, err := r.stopNginx()
 	if err != nil {
-		return err
-	}
-	r.nginxErrors()
-	if err := r.checkNginxConns(ng); err != nil {
 		return err
 	}
 	for _, e := range ng {

@@ -175,13 +175,8 @@ func runNginxCurlH2(ctx context.Context, r *stackRun) error {
 	}
 	r.curlRequests("sequential", ls)
 	// Stop nginx gracefully before reading its logs.
-	r.stopAll(sigQuit)
-	ng, err := r.nginxAccess()
+	ng, _, err := r.stopNginx()
 	if err != nil {
-		return err
-	}
-	r.nginxErrors()
-	if err := r.checkNginxConns(ng); err != nil {
 		return err
 	}
 	for _, e := range ng {

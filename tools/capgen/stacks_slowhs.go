@@ -244,13 +244,7 @@ func runNginxDeferredOverflow(ctx context.Context, r *stackRun) error {
 		return err
 	}
 	record("after", after)
-	r.stopAll(sigQuit)
-	ng, err := r.nginxAccess()
-	if err != nil {
-		return err
-	}
-	r.nginxErrors()
-	if err := r.checkNginxConns(ng); err != nil {
+	if _, _, err := r.stopNginx(); err != nil {
 		return err
 	}
 	r.fact("connections", len(r.conns))

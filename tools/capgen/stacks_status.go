@@ -100,13 +100,8 @@ func runNginxCurlStatusClasses(ctx context.Context, r *stackRun) error {
 		}
 		r.curlRequests(p.host, ls)
 	}
-	r.stopAll(sigQuit)
-	ng, err := r.nginxAccess()
+	ng, _, err := r.stopNginx()
 	if err != nil {
-		return err
-	}
-	r.nginxErrors()
-	if err := r.checkNginxConns(ng); err != nil {
 		return err
 	}
 	logged := map[int]int{}

@@ -261,13 +261,7 @@ func runNginxAcceptQueue(ctx context.Context, r *stackRun) error {
 		return fmt.Errorf("python client: %d connected at once, %d after retrying, %d gave up, %d responses; want 2, 2, 1, 4",
 			queued, retried, gaveUp, responses)
 	}
-	r.stopAll(sigQuit)
-	ng, err := r.nginxAccess()
-	if err != nil {
-		return err
-	}
-	r.nginxErrors()
-	if err := r.checkNginxConns(ng); err != nil {
+	if _, _, err := r.stopNginx(); err != nil {
 		return err
 	}
 	r.fact("connected_at_once", queued)
