@@ -8,6 +8,7 @@ import (
 	"math/bits"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/h2scope/h2scope/dissect/event"
@@ -57,17 +58,22 @@ const (
 	CauseEmptyFramesFlood  = "empty_frames_flood"  // DATA, HEADERS or CONTINUATION frames with nothing in them (CVE-2019-9518)
 )
 
-// floodTypes are the HTTP/2 frame types whose floods protocol_abuse
-// reports, with their causes.
+// floodTypes are the floods of client frames protocol_abuse reports:
+// what the frames are, the cause, and how many the client sent.
 var floodTypes = []struct {
-	t     http2.FrameType
-	cause string
+	what, cause string
+	count       func(h *http2.Summary) int
 }{
-	{http2.FramePing, CausePingFlood},
-	{http2.FrameSettings, CauseSettingsFlood},
-	{http2.FrameWindowUpdate, CauseWindowUpdateFlood},
-	{http2.FrameContinuation, CauseContinuationFlood},
-	{0, CauseEmptyFramesFlood}, // counted by the dissector, whatever the type
+	{http2.FramePing.String(), CausePingFlood, clientFrames(http2.FramePing)},
+	{http2.FrameSettings.String(), CauseSettingsFlood, clientFrames(http2.FrameSettings)},
+	{http2.FrameWindowUpdate.String(), CauseWindowUpdateFlood, clientFrames(http2.FrameWindowUpdate)},
+	{http2.FrameContinuation.String(), CauseContinuationFlood, clientFrames(http2.FrameContinuation)},
+	{"empty DATA, HEADERS or CONTINUATION", CauseEmptyFramesFlood, func(h *http2.Summary) int { return h.Anomalies["client_empty_frames"] }},
+}
+
+// clientFrames counts the client's frames of type t.
+func clientFrames(t http2.FrameType) func(h *http2.Summary) int {
+	return func(h *http2.Summary) int { return int(h.Frames.C2S[t.String()]) }
 }
 
 // protocolAbuse reports traffic shaped as an attack on the server:
@@ -165,21 +171,17 @@ func (d *protocolAbuse) observe(c *Conn) {
 	streams = max(streams, h.Streams/2) // records may be capped
 	span := max(c.TCP.LastTS.Sub(c.TCP.FirstTS), time.Second)
 	for _, ft := range floodTypes {
-		n := int(h.Frames.C2S[ft.t.String()])
-		what := ft.t.String()
-		if ft.cause == CauseEmptyFramesFlood {
-			n, what = h.Anomalies["client_empty_frames"], "empty DATA, HEADERS or CONTINUATION"
-		}
+		n := ft.count(h)
 		if n < d.cfg.FloodFrames || n < d.cfg.FloodPerStream*max(streams, 1) || float64(n)/span.Seconds() < d.cfg.FloodRate {
 			continue
 		}
 		f := Finding{Kind: KindProtocolAbuse, Cause: ft.cause, Severity: Critical, Connections: []event.ConnID{c.ID()}}
 		article := "a"
-		if ft.cause[0] == 'e' {
-			article = "an" // an empty frames flood
+		if strings.ContainsRune("aeiou", rune(ft.cause[0])) {
+			article = "an"
 		}
 		f.Summary = fmt.Sprintf("Client %s sent %d %s frames on connection %s to %s, %d per stream it opened (%d): %s %s",
-			c.Client(), n, what, connText(c.ID()), c.Server(), n/max(streams, 1), streams, article, spaced(ft.cause))
+			c.Client(), n, ft.what, connText(c.ID()), c.Server(), n/max(streams, 1), streams, article, spaced(ft.cause))
 		f.Metrics = map[string]any{"frames": n, "streams": streams, "per_stream": n / max(streams, 1)}
 		f.Metrics["rate_per_s"] = roundTo(float64(n)/span.Seconds(), 1)
 		f.Evidence = append(f.Evidence, evidence(c.ID(), 0, event.Ref{Frame: c.TCP.FirstFrame, TS: c.TCP.FirstTS}, "the connection opens"))

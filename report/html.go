@@ -297,23 +297,21 @@ func connFailed(rec *ConnRecord, tl *Timeline) bool {
 
 func newHTMLPage(r *Report) (*htmlPage, error) {
 	p := &htmlPage{CSS: pageCSS, JS: pageJS, Tables: r.Tables, Pools: r.Tables.Pools}
-	if n := len(p.Pools); n > maxHTMLPools {
-		// The busiest, in the table's own order.
-		busy := slices.Clone(p.Pools)
-		slices.SortStableFunc(busy, func(a, b analyze.PoolRow) int { return cmp.Compare(b.Connections, a.Connections) })
-		floor := busy[maxHTMLPools-1].Connections
-		keep := maxHTMLPools - countAbove(busy, floor)
-		p.Pools = nil
-		for _, row := range r.Tables.Pools {
-			switch {
-			case row.Connections > floor:
-				p.Pools = append(p.Pools, row)
-			case row.Connections == floor && keep > 0:
-				p.Pools = append(p.Pools, row)
-				keep--
-			}
+	if rows := r.Tables.Pools; len(rows) > maxHTMLPools {
+		// The busiest (ties in the table's order), listed in the table's
+		// order.
+		idx := make([]int, len(rows))
+		for i := range idx {
+			idx[i] = i
 		}
-		p.PoolsOmitted = n - len(p.Pools)
+		slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(rows[b].Connections, rows[a].Connections) })
+		idx = idx[:maxHTMLPools]
+		slices.Sort(idx)
+		p.Pools = make([]analyze.PoolRow, len(idx))
+		for j, i := range idx {
+			p.Pools[j] = rows[i]
+		}
+		p.PoolsOmitted = len(rows) - len(idx)
 	}
 	undecrypted := map[string]int{}
 	for _, c := range r.Captures {
@@ -629,14 +627,4 @@ func htmlFmtFloat(x float64) string {
 	}
 	s := strconv.FormatFloat(x, 'f', 3, 64)
 	return strings.TrimSuffix(strings.TrimRight(s, "0"), ".")
-}
-
-// countAbove counts the pools of rows, sorted by connections from the
-// most, with more connections than floor.
-func countAbove(rows []analyze.PoolRow, floor int) int {
-	n := 0
-	for n < len(rows) && rows[n].Connections > floor {
-		n++
-	}
-	return n
 }
