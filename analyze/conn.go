@@ -11,6 +11,7 @@ import (
 	"github.com/h2scope/h2scope/dissect/http2"
 	"github.com/h2scope/h2scope/dissect/layer"
 	"github.com/h2scope/h2scope/dissect/tcp"
+	"github.com/h2scope/h2scope/internal/freelist"
 )
 
 // Bounds on the per-connection lists a Collector keeps; the counts stay
@@ -82,10 +83,13 @@ type Conn struct {
 	sum *connSummary
 	// observed is set once the detectors observed c.
 	observed bool
-	// tcp holds the copy of the tracker's summary TCP points to (one
-	// allocation with the Conn's; rewritten when the connection
-	// finishes).
-	tcp tcp.Summary
+	// tcp holds the copy of the tracker's summary TCP points to, recs
+	// the records Records points to until they are released, sumv the
+	// summary sum points to (one allocation with the Conn's; tcp is
+	// rewritten when the connection finishes).
+	tcp  tcp.Summary
+	recs Records
+	sumv connSummary
 }
 
 // Records are a connection's per-request records, bounded by the
@@ -133,7 +137,8 @@ func (c *Conn) summarize() {
 	if r == nil {
 		r = &noRecords
 	}
-	sum := &connSummary{streaming: hasStreamingCall(c.App)}
+	c.sumv = connSummary{streaming: hasStreamingCall(c.App)}
+	sum := &c.sumv
 	for _, x := range r.Exchanges {
 		if x.Authority != "" {
 			sum.authority = x.Authority
@@ -170,7 +175,7 @@ var noRecords Records
 // changed.
 func (c *Conn) release() {
 	c.summarize()
-	c.Records = nil
+	c.Records, c.recs = nil, Records{}
 	if a := c.App; a != nil && (a.Streams != nil || a.Calls != nil || a.HTTP2 != nil && a.HTTP2.Stalls != nil) {
 		cp := *a
 		cp.Streams, cp.Calls = nil, nil
@@ -335,6 +340,10 @@ type Collector struct {
 	// then those of that moment; the Conn, kept by the Collector, gets
 	// the final ones when the connection finishes.
 	OnConn func(*Conn)
+	// OnDone, when not nil, receives each connection when it finishes,
+	// its summary final, before the analysis folds it. OnConn may hold
+	// the Conn until then: with DropConns the Collector reuses it after.
+	OnDone func(*Conn)
 	// Keep keeps every connection's full records in Conns, for a report
 	// built from the Input afterwards (report.New); memory then grows
 	// with the capture.
@@ -352,7 +361,13 @@ type Collector struct {
 	syns  map[event.ConnID]event.Ref
 	conns []*Conn
 	a     *analysis
+	// free holds Conns folded and dropped (DropConns), for new ones: a
+	// million-connection capture allocates a few thousand.
+	free freelist.List[Conn]
 }
+
+// maxFreeConns bounds the Conns a Collector keeps for reuse.
+const maxFreeConns = 1024
 
 // NewCollector returns an empty Collector analysing with cfg.
 func NewCollector(cfg Config) *Collector {
@@ -362,7 +377,7 @@ func NewCollector(cfg Config) *Collector {
 func (k *Collector) conn(id event.ConnID) *Conn {
 	c := k.open[id]
 	if c == nil {
-		c = &Conn{Records: &Records{}}
+		c = k.newConn()
 		if syn, ok := k.syns[id]; ok {
 			c.SYNs = []event.Ref{syn}
 			delete(k.syns, id)
@@ -569,15 +584,41 @@ func (k *Collector) Finish(tc *tcp.Conn, app *dissect.App) {
 	delete(k.open, tc.ID)
 	if c == nil || !c.observed {
 		if c == nil {
-			c = &Conn{Records: &Records{}}
+			c = k.newConn()
 		}
 		k.observe(c, tc, app)
-		k.a.final(c)
-		return
+	} else {
+		c.tcp = tc.Summary
+		c.TCP = &c.tcp
 	}
-	c.tcp = tc.Summary
-	c.TCP = &c.tcp
+	if k.OnDone != nil {
+		k.OnDone(c)
+	}
 	k.a.final(c)
+	if k.DropConns && !k.Keep {
+		// Nothing holds c any more: the detectors folded it, and OnConn
+		// let it go at OnDone.
+		*c = Conn{}
+		k.free.Put(c)
+	}
+}
+
+// setSink makes s the Collector's OnConn and OnDone.
+func (k *Collector) setSink(s ConnSink) {
+	if s != nil {
+		k.OnConn, k.OnDone = s.Add, s.Done
+	}
+}
+
+// newConn returns an empty Conn with empty Records, reused if one is
+// free.
+func (k *Collector) newConn() *Conn {
+	if k.free.Max == 0 {
+		k.free.Max = maxFreeConns
+	}
+	c := k.free.Get()
+	c.Records = &c.recs
+	return c
 }
 
 // observe builds c's records from tc and app, lets the detectors, the

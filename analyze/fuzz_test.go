@@ -32,7 +32,7 @@ func FuzzAnalyze(f *testing.F) {
 		}
 		opts := dissect.Options{Keys: tls.NewKeyLog()}
 		rb := report.NewBuilder(report.Redaction{})
-		res, in, err := analyze.Stream(context.Background(), []string{path}, opts, analyze.DefaultConfig(), rb.Add)
+		res, in, err := analyze.Stream(context.Background(), []string{path}, opts, analyze.DefaultConfig(), rb)
 		if err != nil {
 			return
 		}

@@ -142,14 +142,14 @@ func (p *Partial) Input() *Input {
 
 // StreamShard is Stream for one run of a capture split over runs:
 // opts.ShardOf names the shard (Count above 0), and opts.Shards may split
-// it further over goroutines. onConn, when not nil, is called with each
-// of the shard's connections and their full records, with provisional
-// IDs, from several goroutines when opts.Shards is above 1.
-func StreamShard(ctx context.Context, files []string, opts dissect.Options, cfg Config, onConn func(*Conn)) (*Partial, error) {
+// it further over goroutines. sink, when not nil, receives each of the
+// shard's connections as Stream's does, with provisional IDs, from
+// several goroutines when opts.Shards is above 1.
+func StreamShard(ctx context.Context, files []string, opts dissect.Options, cfg Config, sink ConnSink) (*Partial, error) {
 	if opts.ShardOf.Count <= 0 {
 		return nil, errors.New("analyze: StreamShard needs dissect.Options.ShardOf")
 	}
-	s, st, err := streamShards(ctx, files, opts, cfg, onConn)
+	s, st, err := streamShards(ctx, files, opts, cfg, sink)
 	if err != nil {
 		return nil, err
 	}

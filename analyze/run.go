@@ -23,28 +23,40 @@ func Run(ctx context.Context, files []string, opts dissect.Options, cfg Config) 
 // Stream is Run for captures of any size: each connection is analysed
 // when its application part is over (a few seconds of capture time after
 // it closed, see dissect.Options.OnApp, or when it finishes) and passed to
-// onConn (when not nil) with its full records, which are then released,
-// and folded into the analysis when it finishes (see Collector): nothing
-// is kept per finished connection, and the Input holds the run's
-// statistics only, no connection.
+// sink's Add (when sink is not nil) with its full records, which are then
+// released, and folded into the analysis when it finishes (see
+// Collector), after sink's Done saw its final summary: nothing is kept
+// per finished connection, and the Input holds the run's statistics
+// only, no connection.
 //
 // With opts.Shards above 1 the capture is tracked, dissected and
 // analysed in that many parts by connection, merged at the end (see
-// State): the result is the same, but onConn is called from several
+// State): the result is the same, but sink is called from several
 // goroutines at once, with provisional connection IDs (the Stats'
 // IDs map them to final ones).
-func Stream(ctx context.Context, files []string, opts dissect.Options, cfg Config, onConn func(*Conn)) (Result, *Input, error) {
+func Stream(ctx context.Context, files []string, opts dissect.Options, cfg Config, sink ConnSink) (Result, *Input, error) {
+	if opts.Shards > 1 {
+		return runSharded(ctx, files, opts, cfg, sink)
+	}
 	k := NewCollector(cfg)
-	k.OnConn = onConn
+	k.setSink(sink)
 	k.DropConns = true
 	return runCollector(ctx, files, opts, cfg, k)
 }
 
+// A ConnSink receives each connection of a Stream twice: Add with its
+// full records, once its application part is over, and Done once it
+// finished, its summary final (TCP summary, SYN, FIN, RST and window
+// refs). It may hold c from Add until Done returns, no longer: the
+// Collector then reuses it for another connection. Connections still
+// open when the run ends get no Done; their Conns stay as they are.
+type ConnSink interface {
+	Add(c *Conn)
+	Done(c *Conn)
+}
+
 func runCollector(ctx context.Context, files []string, opts dissect.Options, cfg Config, k *Collector) (Result, *Input, error) {
 	opts.Dissect = true
-	if opts.Shards > 1 && !k.Keep {
-		return runSharded(ctx, files, opts, cfg, k.OnConn)
-	}
 	opts.Shards = 0
 	opts.Sink = k
 	opts.OnApp = k.App
@@ -60,8 +72,8 @@ func runCollector(ctx context.Context, files []string, opts dissect.Options, cfg
 // runSharded is Stream with opts.Shards above 1: see streamShards;
 // the merged State is the analysis of the whole capture, whose IDs
 // result makes final (see ids.go).
-func runSharded(ctx context.Context, files []string, opts dissect.Options, cfg Config, onConn func(*Conn)) (Result, *Input, error) {
-	s, st, err := streamShards(ctx, files, opts, cfg, onConn)
+func runSharded(ctx context.Context, files []string, opts dissect.Options, cfg Config, sink ConnSink) (Result, *Input, error) {
+	s, st, err := streamShards(ctx, files, opts, cfg, sink)
 	if err != nil {
 		return Result{}, &Input{Stats: st}, err
 	}
@@ -70,16 +82,17 @@ func runSharded(ctx context.Context, files []string, opts dissect.Options, cfg C
 
 // streamShards dissects files with opts split over max(opts.Shards, 1)
 // goroutine shards (within opts.ShardOf's, if set), each with its own
-// Collector calling onConn from the shard's goroutine, and returns their
+// Collector calling sink from the shard's goroutine, and returns their
 // States merged once the run is over, with the run's statistics.
 // opts.OnSegment, the caller's, is called under a lock: it expects one
 // goroutine.
-func streamShards(ctx context.Context, files []string, opts dissect.Options, cfg Config, onConn func(*Conn)) (*State, dissect.Stats, error) {
+func streamShards(ctx context.Context, files []string, opts dissect.Options, cfg Config, sink ConnSink) (*State, dissect.Stats, error) {
 	opts.Dissect = true
 	ks := make([]*Collector, max(opts.Shards, 1))
 	for i := range ks {
 		ks[i] = NewCollector(cfg)
-		ks[i].OnConn, ks[i].DropConns = onConn, true
+		ks[i].setSink(sink)
+		ks[i].DropConns = true
 	}
 	onSegment := opts.OnSegment
 	if f := onSegment; f != nil {

@@ -35,31 +35,16 @@ func TestStreamMatchesRun(t *testing.T) {
 				return o
 			}
 			want, _ := analyzeCapture(t, name)
-			seen := map[event.ConnID]int{}
-			var conns []*Conn
-			got, in, err := Stream(context.Background(), []string{path}, opts(), DefaultConfig(), func(c *Conn) {
-				seen[c.ID()]++
-				conns = append(conns, c)
-				if c.Records == nil {
-					t.Errorf("connection %d: released before OnConn", c.ID())
-				}
-			})
+			sink := &checkSink{t: t, added: map[event.ConnID]*Conn{}, done: map[event.ConnID]bool{}}
+			got, in, err := Stream(context.Background(), []string{path}, opts(), DefaultConfig(), sink)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(in.Conns) != 0 {
 				t.Errorf("the Input holds %d connections, want none (the analysis keeps none)", len(in.Conns))
 			}
-			for _, c := range conns {
-				if seen[c.ID()] != 1 {
-					t.Errorf("connection %d: OnConn called %d times, want 1", c.ID(), seen[c.ID()])
-				}
-				if c.sum == nil || c.Records != nil || c.App != nil && (c.App.Streams != nil || c.App.Calls != nil) {
-					t.Errorf("connection %d: records not released", c.ID())
-				}
-			}
-			if _, all := analyzeCapture(t, name); len(seen) != len(all.Conns) {
-				t.Errorf("OnConn saw %d connections, Run %d", len(seen), len(all.Conns))
+			if _, all := analyzeCapture(t, name); len(sink.added) != len(all.Conns) || len(sink.done) != len(all.Conns) {
+				t.Errorf("the sink saw %d connections added and %d done, Run %d", len(sink.added), len(sink.done), len(all.Conns))
 			}
 			wb, _ := json.Marshal(want)
 			gb, _ := json.Marshal(got)
@@ -68,6 +53,38 @@ func TestStreamMatchesRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkSink is a ConnSink that checks what a Stream hands it: every
+// connection once to Add with its records, then once to Done, the same
+// Conn, its records released.
+type checkSink struct {
+	t     *testing.T
+	added map[event.ConnID]*Conn
+	done  map[event.ConnID]bool
+}
+
+func (s *checkSink) Add(c *Conn) {
+	if s.added[c.ID()] != nil {
+		s.t.Errorf("connection %d: Add called twice", c.ID())
+	}
+	s.added[c.ID()] = c
+	if c.Records == nil {
+		s.t.Errorf("connection %d: released before Add", c.ID())
+	}
+}
+
+func (s *checkSink) Done(c *Conn) {
+	id := c.ID()
+	switch {
+	case s.added[id] != c:
+		s.t.Errorf("connection %d: Done without Add, or with another Conn", id)
+	case s.done[id]:
+		s.t.Errorf("connection %d: Done called twice", id)
+	case c.sum == nil || c.Records != nil || c.App != nil && (c.App.Streams != nil || c.App.Calls != nil):
+		s.t.Errorf("connection %d: records not released by Done", id)
+	}
+	s.done[id] = true
 }
 
 // TestRequestsCountDroppedStreams is the regression test for the pools

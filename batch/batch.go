@@ -14,7 +14,6 @@ import (
 
 	"github.com/h2scope/h2scope/analyze"
 	"github.com/h2scope/h2scope/dissect"
-	"github.com/h2scope/h2scope/dissect/tcp"
 	"github.com/h2scope/h2scope/dissect/tls"
 	"github.com/h2scope/h2scope/internal/safeio"
 	"github.com/h2scope/h2scope/report"
@@ -605,7 +604,7 @@ func (r *runner) analyse(ctx context.Context, j *job) (res result) {
 	}
 	rb := r.builder(&do)
 	defer rb.Close() // removes the spill file
-	an, in, err := analyze.Stream(ctx, c.Files, do, *opts.Config, rb.Add)
+	an, in, err := analyze.Stream(ctx, c.Files, do, *opts.Config, rb)
 	if err != nil {
 		if ctx.Err() != nil {
 			return result{canceled: true}
@@ -694,9 +693,8 @@ func ErrorText(err error) string {
 
 // builder returns the report Builder of one capture (Close it: that
 // removes its spill file). With do, the capture's dissection options,
-// it takes do.Keys, and do.TCP.OnFinish hands it each connection as it
-// finishes, so that the connection's part of the report goes to the
-// spill file then; without (a merge of shards), it reads no capture.
+// it takes do.Keys (pass the Builder to analyze.Stream, which hands it
+// each connection); without (a merge of shards), it reads no capture.
 func (r *runner) builder(do *dissect.Options) *report.Builder {
 	rb := report.NewBuilder(r.opts.Redaction)
 	rb.Limits = r.opts.limits()
@@ -705,13 +703,6 @@ func (r *runner) builder(do *dissect.Options) *report.Builder {
 		return rb
 	}
 	rb.Keys = do.Keys
-	onFinish := do.TCP.OnFinish
-	do.TCP.OnFinish = func(c *tcp.Conn) {
-		if onFinish != nil {
-			onFinish(c)
-		}
-		rb.OnFinish(c)
-	}
 	return rb
 }
 

@@ -191,7 +191,7 @@ func AnalyseShard(ctx context.Context, c Capture, shard dissect.ShardOf, opts Op
 	do.ShardOf = shard
 	rb := r.builder(&do)
 	defer rb.Close()
-	ap, err := analyze.StreamShard(ctx, c.Files, do, *r.opts.Config, rb.Add)
+	ap, err := analyze.StreamShard(ctx, c.Files, do, *r.opts.Config, rb)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

@@ -13,7 +13,6 @@ import (
 	"github.com/h2scope/h2scope/analyze"
 	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/event"
-	"github.com/h2scope/h2scope/dissect/tcp"
 	"github.com/h2scope/h2scope/report"
 )
 
@@ -103,14 +102,7 @@ func analyseCapture(ctx context.Context, path string, opts LoadOptions) ([]byte,
 	rb := report.NewBuilder(report.Redaction{})
 	rb.Keys = do.Keys
 	defer rb.Close()
-	onFinish := do.TCP.OnFinish
-	do.TCP.OnFinish = func(c *tcp.Conn) {
-		if onFinish != nil {
-			onFinish(c)
-		}
-		rb.OnFinish(c)
-	}
-	res, in, err := analyze.Stream(ctx, []string{path}, do, opts.Config, rb.Add)
+	res, in, err := analyze.Stream(ctx, []string{path}, do, opts.Config, rb)
 	if err != nil {
 		return nil, err
 	}

@@ -107,7 +107,7 @@ func TestNamedConnectionsCapped(t *testing.T) {
 			b.Add(c)
 		}
 		for _, c := range in.Conns {
-			b.OnFinish(&tcp.Conn{Summary: *c.TCP})
+			b.Done(c)
 		}
 		r := b.Report([]string{"synth.pcap"}, &analyze.Input{Stats: in.Stats}, res)
 		var out bytes.Buffer
@@ -187,7 +187,7 @@ func liveHeap() uint64 {
 }
 
 // builderHeap adds n connections to a Builder (Add when the application
-// part ends, OnFinish when the connection finishes, a few hundred
+// part ends, Done when the connection finishes, a few hundred
 // connections later) and returns the live heap growth with every
 // connection finished, before Report.
 func builderHeap(t *testing.T, n int) uint64 {
@@ -195,14 +195,14 @@ func builderHeap(t *testing.T, n int) uint64 {
 	b.SpillDir = t.TempDir()
 	defer b.Close()
 	before := liveHeap()
-	const open = 500 // connections between Add and OnFinish
+	const open = 500 // connections between Add and Done
 	for i := range n + open {
 		if i < n {
 			b.Add(synthConn(i))
 		}
 		if j := i - open; j >= 0 {
 			c := synthConn(j)
-			b.OnFinish(&tcp.Conn{Summary: *c.TCP})
+			b.Done(c)
 		}
 	}
 	after := liveHeap()

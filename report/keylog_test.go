@@ -63,7 +63,7 @@ func TestKeyLogHeadline(t *testing.T) {
 			files := []string{"../testdata/pcaps/" + tt.capture}
 			b := NewBuilder(Redaction{})
 			b.Keys = opts.Keys
-			res, in, err := analyze.Stream(context.Background(), files, opts, analyze.DefaultConfig(), b.Add)
+			res, in, err := analyze.Stream(context.Background(), files, opts, analyze.DefaultConfig(), b)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -137,7 +137,7 @@ func (s *poolSketch) merge(o *poolSketch) {
 }
 
 // Partial ends the Builder of one run of a split capture: it completes
-// the connections Add saw and OnFinish did not (as Report does), writes
+// the connections Add saw and Done did not (as Report does), writes
 // every connection's record to records (when not nil; a merged report
 // holding no connection, ConnsNone, needs none) in order of provisional
 // ID, and returns what the Builder counted. The Builder takes nothing
@@ -268,7 +268,7 @@ func (b *Builder) keep(res analyze.Result, ids *dissect.ConnIDs) map[event.ConnI
 	return keep
 }
 
-// finishPending completes the connections Add saw and OnFinish did not,
+// finishPending completes the connections Add saw and Done did not,
 // in order of ID, from their analyze.Conn, whose summary is final by
 // now. b.mu is held.
 func (b *Builder) finishPending() {

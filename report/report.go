@@ -299,19 +299,18 @@ func ParseConnections(v string) (string, error) {
 }
 
 // A Builder builds a Report while the analysis streams, keeping nothing
-// of a finished connection in memory. Add, the analyze.Collector's
-// OnConn, makes the parts of each connection's record and timeline that
+// of a finished connection in memory: it is the analyze.ConnSink of
+// analyze.Stream. Add makes the parts of each connection's record and timeline that
 // need its full records (application summaries, requests, resets,
 // stalls) while they are at hand, and keeps them encoded while the
-// connection is open; OnFinish, the TCP tracker's OnFinish, completes
-// them from the connection's final summary (TCP summary, SYN, FIN, RST
+// connection is open; Done completes them from the connection's final summary (TCP summary, SYN, FIN, RST
 // and window refs) and writes them to the spill file (spill.go), counting
 // what the report's capture summary and the HTML overview need. Report
 // then puts the findings and tables together with the connections the
 // findings name, read back from the spill; the writers read every
 // connection from it when the report holds them all (ConnsAll). Memory
 // thus grows with the connections open at once, not with those finished.
-// Add and OnFinish may be called from several goroutines.
+// Add and Done may be called from several goroutines.
 type Builder struct {
 	// Limits bound each connection's timeline; NewBuilder sets
 	// DefaultLimits.
@@ -342,8 +341,7 @@ type Builder struct {
 	recBuf  bytes.Buffer
 	recEnc  *json.Encoder
 	recFast []byte // appendRecordJSON's buffer
-	// sum and rec are finish's, for the connection at hand.
-	sum   tcp.Summary
+	// rec is finish's, for the connection at hand.
 	rec   ConnRecord
 	folds builderFolds
 	// keyStats, set by AddPartial, stands for Keys.Stats(): the key
@@ -377,8 +375,8 @@ func NewBuilder(red Redaction) *Builder {
 
 // Add builds the parts of c's connection record and timeline that need
 // its full records; c must still hold them (see analyze.Stream), and
-// the Builder reads c again when the connection finishes (OnFinish, or
-// Report for those it was not told of).
+// the Builder reads c again when the connection finishes (Done, or
+// Report for those still open).
 func (b *Builder) Add(c *analyze.Conn) {
 	// The timeline events of the records released after Add: stalls,
 	// resets and requests (see summaryTimeline for the others).
@@ -408,20 +406,17 @@ func (b *Builder) Add(c *analyze.Conn) {
 	b.mu.Unlock()
 }
 
-// OnFinish completes the connection tc, which just finished (its summary
-// is final), if Add saw it: pass it as the TCP tracker's OnFinish
-// (dissect.Options.TCP.OnFinish). It runs before the analyze.Collector
-// learns the final summary, so it reads the summary from tc.
-func (b *Builder) OnFinish(tc *tcp.Conn) {
+// Done completes the connection c, which just finished (its summary is
+// final), if Add saw it.
+func (b *Builder) Done(c *analyze.Conn) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	p := b.pending[tc.ID]
+	p := b.pending[c.ID()]
 	if p == nil {
 		return
 	}
-	delete(b.pending, tc.ID)
-	b.sum = tc.Summary // finish keeps no pointer to it
-	b.finish(p, &b.sum)
+	delete(b.pending, c.ID())
+	b.finish(p, c.TCP)
 }
 
 // finish completes p with its final TCP summary and writes it to the
@@ -541,7 +536,7 @@ func New(files []string, in *analyze.Input, res analyze.Result, red Redaction) *
 
 // Report builds the Report of an analysis from the connections added;
 // in may hold the connections' summaries only, or none (its Stats are
-// read). Connections Add saw and OnFinish did not are completed from
+// read). Connections Add saw and Done did not are completed from
 // their analyze.Conn, whose summary is final by now. The report reads
 // the spill file until the Builder is closed.
 func (b *Builder) Report(files []string, in *analyze.Input, res analyze.Result) *Report {

@@ -43,7 +43,7 @@ func TestBuilderStreamMatchesNew(t *testing.T) {
 		}
 		want := encodeWhole(t, New([]string{f}, in, res, Redaction{}))
 		b := NewBuilder(Redaction{})
-		res, in, err = analyze.Stream(context.Background(), []string{f}, opts(), analyze.DefaultConfig(), b.Add)
+		res, in, err = analyze.Stream(context.Background(), []string{f}, opts(), analyze.DefaultConfig(), b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,7 +126,7 @@ func TestWriteJSONError(t *testing.T) {
 	parallelItems, itemBatch = 3, 2
 	f := "../testdata/pcaps/http1-small-pool.pcapng"
 	b := NewBuilder(Redaction{})
-	res, in, err := analyze.Stream(context.Background(), []string{f}, dissect.Options{}, analyze.DefaultConfig(), b.Add)
+	res, in, err := analyze.Stream(context.Background(), []string{f}, dissect.Options{}, analyze.DefaultConfig(), b)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -573,14 +573,7 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	defer rb.Close() // removes the spill file, whatever happens
 	// Each connection's part of the report goes to the spill file as it
 	// finishes: the report keeps nothing of it in memory.
-	onFinish := opts.TCP.OnFinish
-	opts.TCP.OnFinish = func(c *tcp.Conn) {
-		if onFinish != nil {
-			onFinish(c)
-		}
-		rb.OnFinish(c)
-	}
-	res, input, err := analyze.Stream(ctx, files, opts, cfg, rb.Add)
+	res, input, err := analyze.Stream(ctx, files, opts, cfg, rb)
 	prog.Done()
 	if err != nil {
 		fmt.Fprintf(stderr, "h2scope: %v\n", err)
