@@ -413,6 +413,21 @@ func recoveryWindow(c *Conn) time.Duration {
 	return min(w, 200*time.Millisecond)
 }
 
+// collects reports whether Event reads e: TCP events, HTTP/1 messages,
+// HTTP/2 RST_STREAM and PING frames.
+func collects(e *event.Event) bool {
+	switch e.Proto {
+	case event.ProtoTCP:
+		return true
+	case event.ProtoHTTP1:
+		return e.HTTP1 != nil
+	case event.ProtoHTTP2:
+		t := http2.FrameType(e.Kind)
+		return t == http2.FrameRSTStream || t == http2.FramePing
+	}
+	return false
+}
+
 // Event implements event.Sink.
 func (k *Collector) Event(e *event.Event) {
 	switch e.Proto {
@@ -567,7 +582,12 @@ func (k *Collector) http2Event(e *event.Event) {
 // callback of dissect.Options) and analyses it. The connection stays
 // open for its TCP refs until Finish.
 func (k *Collector) App(tc *tcp.Conn, app *dissect.App) {
-	k.observe(k.conn(tc.ID), tc, app)
+	k.app(&tc.Summary, app)
+}
+
+// app is App with the connection's TCP summary at this moment.
+func (k *Collector) app(sum *tcp.Summary, app *dissect.App) {
+	k.observe(k.conn(sum.ID), sum, app)
 }
 
 // Finish receives a finished connection (the OnConn callback of
@@ -575,20 +595,25 @@ func (k *Collector) App(tc *tcp.Conn, app *dissect.App) {
 // (app is then what its dissectors found), else its TCP summary is
 // brought up to date.
 func (k *Collector) Finish(tc *tcp.Conn, app *dissect.App) {
-	c := k.open[tc.ID]
+	k.finish(&tc.Summary, app)
+}
+
+// finish is Finish with the connection's final TCP summary.
+func (k *Collector) finish(sum *tcp.Summary, app *dissect.App) {
+	c := k.open[sum.ID]
 	if c == nil {
-		if _, ok := k.syns[tc.ID]; ok {
-			c = k.conn(tc.ID) // its first SYN becomes a Conn's
+		if _, ok := k.syns[sum.ID]; ok {
+			c = k.conn(sum.ID) // its first SYN becomes a Conn's
 		}
 	}
-	delete(k.open, tc.ID)
+	delete(k.open, sum.ID)
 	if c == nil || !c.observed {
 		if c == nil {
 			c = k.newConn()
 		}
-		k.observe(c, tc, app)
+		k.observe(c, sum, app)
 	} else {
-		c.tcp = tc.Summary
+		c.tcp = *sum
 		c.TCP = &c.tcp
 	}
 	if k.OnDone != nil {
@@ -623,8 +648,8 @@ func (k *Collector) newConn() *Conn {
 
 // observe builds c's records from tc and app, lets the detectors, the
 // tables and OnConn read them, then releases them (unless Keep).
-func (k *Collector) observe(c *Conn, tc *tcp.Conn, app *dissect.App) {
-	c.tcp = tc.Summary
+func (k *Collector) observe(c *Conn, sum *tcp.Summary, app *dissect.App) {
+	c.tcp = *sum
 	c.TCP, c.App = &c.tcp, app
 	if app != nil {
 		for i := range app.Streams {

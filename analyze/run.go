@@ -58,10 +58,19 @@ type ConnSink interface {
 func runCollector(ctx context.Context, files []string, opts dissect.Options, cfg Config, k *Collector) (Result, *Input, error) {
 	opts.Dissect = true
 	opts.Shards = 0
-	opts.Sink = k
-	opts.OnApp = k.App
-	opts.OnConn = k.Finish
-	st, err := dissect.Run(ctx, files, opts)
+	opts.Sink, opts.OnApp, opts.OnConn = k, k.App, k.Finish
+	var st dissect.Stats
+	var err error
+	if useAsync() {
+		a := newAsync(k)
+		opts.Sink, opts.OnApp, opts.OnConn = a, a.App, a.Finish
+		func() {
+			defer a.wait()
+			st, err = dissect.Run(ctx, files, opts)
+		}()
+	} else {
+		st, err = dissect.Run(ctx, files, opts)
+	}
 	if err != nil {
 		return Result{}, &Input{Conns: k.Conns(), Stats: st}, err
 	}

@@ -124,3 +124,63 @@ func TestRequestsCountDroppedStreams(t *testing.T) {
 		t.Errorf("pools = %+v, want one row with 7 requests", rows)
 	}
 }
+
+// TestAsyncMatchesSerial checks that a run analysing beside the
+// dissection (asyncCollector) hands the Collector exactly what a run on
+// one goroutine does: the same result and the same connections, in the
+// same order, with the same records, on every capture of testdata/pcaps.
+func TestAsyncMatchesSerial(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(pcaps, "*.pcapng"))
+	more, _ := filepath.Glob(filepath.Join(pcaps, "*", "*.pcapng")) // the other stacks'
+	files = append(files, more...)
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no captures in %s: %v", pcaps, err)
+	}
+	defer func(n int) { asyncMinProcs = n }(asyncMinProcs)
+	run := func(t *testing.T, path string, minProcs int) string {
+		asyncMinProcs = minProcs
+		opts := dissect.Options{Keys: tls.NewKeyLog()}
+		keys := strings.TrimSuffix(path, ".pcapng") + ".keys"
+		if b, err := readIfExists(keys); err != nil {
+			t.Fatal(err)
+		} else if b != nil {
+			opts.Keys.Add(b, keys)
+		}
+		var seen []string
+		sink := sinkFuncs{add: func(c *Conn) {
+			b, err := json.Marshal(struct {
+				TCP     any
+				Records *Records
+				App     *dissect.App
+			}{c.TCP, c.Records, c.App})
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen = append(seen, string(b))
+		}, done: func(c *Conn) {
+			b, _ := json.Marshal(struct{ TCP, SYNs, FIN, RST any }{c.TCP, c.SYNs, c.FIN, c.RST})
+			seen = append(seen, "done "+string(b))
+		}}
+		res, _, err := Stream(context.Background(), []string{path}, opts, DefaultConfig(), sink)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(res)
+		return string(b) + "\n" + strings.Join(seen, "\n")
+	}
+	for _, path := range files {
+		name, _ := filepath.Rel(pcaps, path)
+		t.Run(strings.TrimSuffix(name, ".pcapng"), func(t *testing.T) {
+			serial, async := run(t, path, 1<<30), run(t, path, 1)
+			if serial != async {
+				t.Errorf("the analysis beside the dissection differs from the serial one:\nasync  %.2000s\nserial %.2000s", async, serial)
+			}
+		})
+	}
+}
+
+// sinkFuncs is a ConnSink of two functions.
+type sinkFuncs struct{ add, done func(*Conn) }
+
+func (s sinkFuncs) Add(c *Conn)  { s.add(c) }
+func (s sinkFuncs) Done(c *Conn) { s.done(c) }
