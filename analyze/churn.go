@@ -573,8 +573,8 @@ func (d *churnFold) final(c *Conn) {
 	}
 	r := churnConnOf(d.cfg, c)
 	p.t.add(&r)
-	if r.shown() {
-		p.addShown(r)
+	if r.shown() && (len(p.shown) < churnShows || r.compare(&p.shown[len(p.shown)-1]) < 0) {
+		p.addShown(r) // else it would sort last and be cut
 	}
 	if p.ports == nil && p.conns.n >= churnKeep {
 		p.portsFromConns()

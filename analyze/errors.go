@@ -206,8 +206,8 @@ func (g *errGroup) fail(c *Conn, status string, class int, s errSample) {
 // exactly. *largest caches m's largest label once m is full ("" when not
 // known), so that a label past the bound costs a comparison, not a scan.
 func addLabel[V any](m map[string]V, l string, v V, add func(V, V) V, largest *string) {
-	if _, ok := m[l]; ok || l == otherLabel {
-		m[l] = add(m[l], v)
+	if n, ok := m[l]; ok || l == otherLabel {
+		m[l] = add(n, v)
 		return
 	}
 	if countLabels(m) < maxErrLabels {
