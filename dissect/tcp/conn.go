@@ -169,6 +169,12 @@ type state struct {
 	// earlyRST is set by a RST before any payload: the streams stay open
 	// in case the handshake is retried on the same connection.
 	earlyRST bool
+	// first is the connection's first segment, if firstSet: the state
+	// was made by initConn for it (not decoded). While it is the only
+	// segment, it and the Conn's endpoints, ID and last frame are all
+	// the state and the summary are made of (see replay).
+	first    firstSeg
+	firstSet bool
 }
 
 // Anomaly counts one occurrence of the named irregularity.

@@ -50,9 +50,9 @@
 // connection whose streams are closed keeps its Summary (416 bytes) and
 // its tracking state encoded in about a hundred bytes (see compact.go),
 // and a connection only one side of which has sent control segments (an
-// unanswered SYN) is a half-open record of 256 bytes (see half.go). Each
-// is decoded again, by the same code, when a packet arrives for it, so
-// that late packets are analysed as Wireshark analyses them. The
-// tracking states of active connections (about a kilobyte each) are
-// reused once they are done.
+// unanswered SYN) is a half-open record of 264 bytes (see half.go). Each
+// is decoded (or replayed) again, by the same code, when a packet
+// arrives for it, so that late packets are analysed as Wireshark
+// analyses them. The tracking states of active connections (about a
+// kilobyte each) are reused once they are done.
 package tcp

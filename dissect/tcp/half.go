@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/layer"
 )
 
 // Half-open connections.
@@ -12,10 +13,13 @@ import (
 // A connection only one side of which has sent anything, and nothing but
 // control segments (an unanswered SYN, above all), is kept as a half: its
 // endpoints, its place in the table and in the order of activity, and its
-// summary and tracking state encoded in a few dozen bytes, about 200 bytes
+// summary and tracking state encoded in a few dozen bytes, about 260 bytes
 // in all where a compact Conn holds 600. It becomes a Conn again (a new
 // one: nobody kept the old, see demotable) at its next packet, when it is
-// evicted or timed out, or at Flush.
+// evicted or timed out, or at Flush. A connection that one segment made
+// (one SYN) keeps that segment's fields instead of an encoding, and is
+// made again by replaying it: newConn's and add's code on the same
+// segment, which costs less than encoding and decoding.
 //
 // Halves have a list of their own beside Tracker.open: both are in order
 // of last activity, which is the order of last frame, so the least
@@ -30,8 +34,25 @@ type half struct {
 	lastFrame      uint64
 	lastTS         time.Time
 	id             event.ConnID
-	rec            []byte   // the summary, then the state (see demote)
-	recBuf         [96]byte // rec when it fits (one SYN takes about 80)
+	// rec holds the summary, then the state (see demote); nil when the
+	// connection is made again from first, its only segment (see
+	// replay).
+	rec    []byte
+	first  firstSeg
+	recBuf [96]byte // rec when it fits (a few SYNs take about 90)
+}
+
+// firstSeg is what a connection's first segment is made of, beside its
+// endpoints and frame: a connection that only one segment without
+// payload, FIN or RST has reached (an unanswered SYN, above all) is
+// made again from it by replaying it, rather than encoded and decoded.
+type firstSeg struct {
+	seq, ack uint32
+	win      uint16
+	flags    layer.Flags
+	file     uint16 // of its Ref
+	wscale   int8
+	c2s      bool // sent by the client
 }
 
 // maxSpare bounds Tracker.spare and Tracker.freeHalves.
@@ -40,15 +61,14 @@ const maxSpare = 1024
 // halfChunk is how many halves are allocated at once: a SYN flood makes
 // one per SYN, and they are finished about in the order they were made
 // (evicted or timed out oldest first), so a chunk is soon let go whole.
-const halfChunk = 64
+// 62 halves of 264 bytes fit the allocator's 16 KiB size class (64 would
+// take one of 18 KiB).
+const halfChunk = 62
 
 // newConnObject returns a zero Conn, reusing a spare one: one that
-// became a half in an earlier call (Add's caller let it go since).
-func (t *Tracker) newConnObject() *Conn {
-	c := t.spare.Get()
-	*c = Conn{}
-	return c
-}
+// became a half in an earlier call (Add's caller let it go since), and
+// was cleared then.
+func (t *Tracker) newConnObject() *Conn { return t.spare.Get() }
 
 // halfList is a list of halves in order of last activity.
 type halfList struct {
@@ -158,6 +178,18 @@ func (t *Tracker) queueYoung(c *Conn) {
 
 // demote replaces c, which is demotable and in the open list, with a half.
 func (t *Tracker) demote(c *Conn) {
+	if c.firstSet && c.Packets.C2S+c.Packets.S2C == 1 {
+		h := t.freeHalves.Get()
+		h.client, h.server, h.hash, h.lastFrame, h.lastTS, h.id = c.Client, c.Server, c.hash, c.LastFrame, c.LastTS, c.ID
+		h.first = c.first
+		if t.verifyReplay != nil {
+			r := t.replay(h)
+			t.verifyReplay(c, r)
+			t.freeState(r.state)
+		}
+		t.let(c, h)
+		return
+	}
 	e := encoder{b: t.buf[:0], base: c.LastTS, ok: true}
 	e.state(c.state)
 	n := len(e.b)
@@ -182,6 +214,11 @@ func (t *Tracker) demote(c *Conn) {
 	h := t.freeHalves.Get()
 	h.client, h.server, h.hash, h.lastFrame, h.lastTS, h.id = c.Client, c.Server, c.hash, c.LastFrame, c.LastTS, c.ID
 	h.rec = append(h.recBuf[:0], e.b...)
+	t.let(c, h)
+}
+
+// let puts half h in the place of c, and lets c go.
+func (t *Tracker) let(c *Conn, h *half) {
 	c.list.remove(c)
 	t.conns.remove(c)
 	if slot := &t.recent[recentSlot(c.Client.Port(), c.Server.Port())]; *slot == c {
@@ -189,18 +226,60 @@ func (t *Tracker) demote(c *Conn) {
 	}
 	t.freeState(c.state)
 	c.state = nil
-	t.spare.Put(c)
+	if !t.spare.Full() {
+		*c = Conn{}
+		t.spare.Put(c)
+	}
 	t.hlist.push(h)
 	t.halves.add(h)
 }
 
 // promote replaces h with a Conn, in the table and at the most recently
-// active end of the open list.
-func (t *Tracker) promote(h *half) *Conn {
+// active end of the open list, or, if keep is false, in neither: it is
+// to be finished at once.
+func (t *Tracker) promote(h *half, keep bool) *Conn {
 	t.hlist.remove(h)
 	t.halves.remove(h)
+	var c *Conn
+	if h.rec == nil {
+		c = t.replay(h)
+	} else {
+		c = t.decodeHalf(h)
+	}
+	c.hash = h.hash
+	if keep {
+		t.conns.add(c, c.hash)
+		t.open.push(c)
+	}
+	if !t.freeHalves.Full() {
+		*h = half{}
+		t.freeHalves.Put(h)
+	}
+	return c
+}
+
+// replay makes the Conn of h, which holds its only segment (first), as
+// newConn and add made it: the same code on the same segment.
+func (t *Tracker) replay(h *half) *Conn {
+	f := &h.first
+	s := layer.Segment{
+		Ref: event.Ref{File: int(f.file), Frame: h.lastFrame, TS: h.lastTS},
+		Src: h.client, Dst: h.server,
+		Seq: f.seq, Ack: f.ack, Win: f.win, Flags: f.flags, WScale: f.wscale,
+	}
+	if !f.c2s {
+		s.Src, s.Dst = h.server, h.client
+	}
 	c := t.newConnObject()
-	c.state, c.hash = t.newState(), h.hash
+	t.initConn(c, &s, h.id)
+	t.track(c, &s, false)
+	return c
+}
+
+// decodeHalf makes the Conn of h from its encoding.
+func (t *Tracker) decodeHalf(h *half) *Conn {
+	c := t.newConnObject()
+	c.state = t.newState()
 	c.Client, c.Server, c.LastFrame, c.LastTS = h.client, h.server, h.lastFrame, h.lastTS
 	d := decoder{b: h.rec, base: h.lastTS}
 	d.state(c.state, false)
@@ -215,12 +294,6 @@ func (t *Tracker) promote(h *half) *Conn {
 	s.Packets.S2C = d.u()
 	for _, v := range summaryCounts(s) {
 		*v = int(d.u())
-	}
-	t.conns.add(c, c.hash)
-	t.open.push(c)
-	if !t.freeHalves.Full() {
-		*h = half{}
-		t.freeHalves.Put(h)
 	}
 	return c
 }

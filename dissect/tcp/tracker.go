@@ -135,6 +135,9 @@ type Tracker struct {
 	// encoding by decoding it.
 	noCompact bool
 	verify    func(c *Conn, enc []byte)
+	// verifyReplay, for tests, is given each demoted connection kept as
+	// its first segment and the Conn replay makes of it.
+	verifyReplay func(c, replayed *Conn)
 	// histories holds the connections' history strings (one per
 	// distinct history).
 	histories interner
@@ -236,8 +239,6 @@ func (t *Tracker) Sweep(now time.Time) {
 
 func (t *Tracker) add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
 	t.stats.Segments++
-	ts := s.Ref.TS
-
 	c := t.lookup(s.Src, s.Dst)
 	if c != nil && c.state == nil {
 		t.expand(c)
@@ -260,6 +261,31 @@ func (t *Tracker) add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
 	if c == nil {
 		c = t.newConn(s)
 	}
+	dir, a := t.track(c, s, reused)
+	t.touch(c)
+	if !c.graceQueued && t.opts.StreamGrace > 0 && c.streamsClosing() {
+		c.graceQueued = true
+		t.grace = append(t.grace, graceEntry{c, t.clock.now})
+	}
+	switch {
+	case t.noCompact:
+	case c.demotable():
+		t.queueYoung(c)
+	case c.waiting() && c.compactable() && !c.lastACKDue():
+		t.compact(c)
+	}
+	return c, dir, a
+}
+
+// track analyses segment s of connection c and updates c's summary, its
+// tracking state and its streams; reused says s is a SYN that reuses the
+// ports of a finished connection. It changes nothing else of the
+// Tracker's but what the streams' handler and the buffers need: a
+// connection that a segment without payload, FIN or RST created is made
+// again by initConn and track (see replay).
+func (t *Tracker) track(c *Conn, s *layer.Segment, reused bool) (event.Dir, Analysis) {
+	ts := s.Ref.TS
+	syn := s.Flags&(layer.SYN|layer.ACK) == layer.SYN
 	dir := c.dirOf(s.Src)
 	rev := dir.Reverse()
 	f := s.Flags
@@ -327,19 +353,7 @@ func (t *Tracker) add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
 	c.lastRef = s.Ref
 
 	t.reassemble(c, dir, s)
-	t.touch(c)
-	if !c.graceQueued && t.opts.StreamGrace > 0 && c.streamsClosing() {
-		c.graceQueued = true
-		t.grace = append(t.grace, graceEntry{c, t.clock.now})
-	}
-	switch {
-	case t.noCompact:
-	case c.demotable():
-		t.queueYoung(c)
-	case c.waiting() && c.compactable() && !c.lastACKDue():
-		t.compact(c)
-	}
-	return c, dir, a
+	return dir, a
 }
 
 // lastACKDue reports whether c was closed by a FIN from each side and a
@@ -381,7 +395,7 @@ func (t *Tracker) lookup(src, dst netip.AddrPort) *Conn {
 	t.hashed = true
 	if c == nil {
 		if x := t.halves.get(src, dst, h); x != nil {
-			c = t.promote(x)
+			c = t.promote(x, true)
 		}
 	}
 	if c != nil {
@@ -462,11 +476,22 @@ func (t *Tracker) newConn(s *layer.Segment) *Conn {
 		id = t.opts.ConnID(s)
 	}
 	c := t.newConnObject()
-	c.Summary = Summary{ID: id, FirstFrame: s.Ref.Frame, FirstTS: s.Ref.TS}
-	c.state = t.newState()
+	t.initConn(c, s, id)
 	t.nextID++
 	t.stats.Conns++
-	c.seq[0].winScale, c.seq[1].winScale = wsUnknown, wsUnknown
+	h := t.lastHash
+	if !t.hashed {
+		h = t.conns.hash(s.Src, s.Dst)
+	}
+	t.conns.add(c, h)
+	return c
+}
+
+// initConn makes c, a zero Conn, the connection with ID id whose first
+// segment is s, before s is tracked.
+func (t *Tracker) initConn(c *Conn, s *layer.Segment, id event.ConnID) {
+	c.ID, c.FirstFrame, c.FirstTS = id, s.Ref.Frame, s.Ref.TS
+	c.state = t.newState()
 	switch {
 	case s.Flags.Has(layer.SYN | layer.ACK):
 		c.Client, c.Server = s.Dst, s.Src
@@ -484,12 +509,10 @@ func (t *Tracker) newConn(s *layer.Segment) *Conn {
 	if c.Client != s.Src {
 		c.hist.flipped()
 	}
-	h := t.lastHash
-	if !t.hashed {
-		h = t.conns.hash(s.Src, s.Dst)
+	if f := uint16(s.Ref.File); int(f) == s.Ref.File {
+		c.first = firstSeg{seq: s.Seq, ack: s.Ack, win: s.Win, flags: s.Flags, file: f, wscale: s.WScale, c2s: c.Client == s.Src}
+		c.firstSet = true
 	}
-	t.conns.add(c, h)
-	return c
 }
 
 // graceEntry is a connection waiting for StreamGrace since at (capture
@@ -596,7 +619,7 @@ func (t *Tracker) evict() {
 	for t.open.n+t.hlist.n >= t.opts.MaxConns {
 		c, h := t.oldestOpen()
 		if h != nil {
-			c = t.promote(h)
+			c = t.promote(h, false)
 		}
 		t.finish(c)
 	}
@@ -631,7 +654,7 @@ func (t *Tracker) sweep(now time.Time) {
 		c, h := t.oldestOpen()
 		switch {
 		case h != nil && now.Sub(h.lastTS) >= t.opts.IdleTimeout:
-			c = t.promote(h)
+			c = t.promote(h, false)
 		case h != nil || c == nil || now.Sub(c.LastTS) < t.opts.IdleTimeout:
 			return
 		}
@@ -690,9 +713,11 @@ func (t *Tracker) finish(c *Conn) {
 	}
 	c.done = true
 	if c.list != nil {
+		// It is in the table too (it is in neither when promoted to be
+		// finished).
 		c.list.remove(c)
+		t.conns.remove(c)
 	}
-	t.conns.remove(c)
 	if slot := &t.recent[recentSlot(c.Client.Port(), c.Server.Port())]; *slot == c {
 		*slot = nil
 	}
@@ -725,7 +750,7 @@ func (t *Tracker) Flush() {
 	for _, e := range all {
 		c := e.c
 		if e.h != nil {
-			c = t.promote(e.h)
+			c = t.promote(e.h, false)
 		}
 		t.finish(c)
 	}
