@@ -337,7 +337,6 @@ type Builder struct {
 	pending map[event.ConnID]*pendingConn
 	spill   *spill
 	err     error
-	enc     enc
 	recBuf  bytes.Buffer
 	recEnc  *json.Encoder
 	recFast []byte // appendRecordJSON's buffer
@@ -427,8 +426,6 @@ func (b *Builder) finish(p *pendingConn, sum *tcp.Summary) {
 	b.rec = p.rec
 	rec := &b.rec // finish keeps no pointer to it
 	rec.Summary = NewConnRecord(sum, nil).Summary
-	d := dec{b: p.tl}
-	tl := mergeTimeline(summaryTimeline(&c, b.red, b.Limits), readTimeline(&d), b.Limits)
 
 	f := &b.folds
 	f.conns++
@@ -470,9 +467,13 @@ func (b *Builder) finish(p *pendingConn, sum *tcp.Summary) {
 		}
 		recJSON = bytes.TrimSuffix(b.recBuf.Bytes(), []byte("\n"))
 	}
-	b.enc.b = b.enc.b[:0]
-	encodeSpill(&b.enc, &head, recJSON, &tl)
-	b.spill.add(rec.ID, b.enc.b)
+	// The timeline's parts are merged when it is read back (most never
+	// are): the summary's events are encoded beside the rest, which Add
+	// encoded.
+	sumTL := summaryTimeline(&c, b.red, b.Limits)
+	e := enc{b: b.spill.buffer()}
+	encodeSpill(&e, &head, recJSON, b.Limits.Events, &sumTL, p.tl)
+	b.spill.push(rec.ID, e.b)
 }
 
 // Close removes the spill file; a Report of the Builder reads no

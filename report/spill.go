@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
-	"container/heap"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -59,17 +58,52 @@ type spillItem struct {
 	b  []byte
 }
 
+// itemHeap is a min-heap of records by id.
 type itemHeap []spillItem
 
-func (h itemHeap) Len() int           { return len(h) }
-func (h itemHeap) Less(i, j int) bool { return h[i].id < h[j].id }
-func (h itemHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *itemHeap) Push(x any)        { *h = append(*h, x.(spillItem)) }
-func (h *itemHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+func (h *itemHeap) push(it spillItem) {
+	q := append(*h, it)
+	i := len(q) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if q[p].id <= it.id {
+			break
+		}
+		q[i] = q[p]
+		i = p
+	}
+	q[i] = it
+	*h = q
+}
+
+// pop removes and returns the record of the smallest id; h is not empty.
+func (h *itemHeap) pop() spillItem {
+	q := *h
+	top := q[0]
+	n := len(q) - 1
+	last := q[n]
+	q[n] = spillItem{}
+	q = q[:n]
+	i := 0
+	for {
+		c := 2*i + 1
+		if c >= n {
+			break
+		}
+		if r := c + 1; r < n && q[r].id < q[c].id {
+			c = r
+		}
+		if last.id <= q[c].id {
+			break
+		}
+		q[i] = q[c]
+		i = c
+	}
+	if n > 0 {
+		q[i] = last
+	}
+	*h = q
+	return top
 }
 
 // spill writes records in sorted runs and reads them back merged.
@@ -111,27 +145,38 @@ func newSpill(dir string) (*spill, error) {
 
 // add queues a copy of one connection's record.
 func (s *spill) add(id event.ConnID, rec []byte) {
+	s.push(id, append(s.buffer(), rec...))
+}
+
+// buffer returns an empty buffer for the next record: one of a record
+// written out before, when there is one (the queue holds a few thousand
+// records, a capture millions).
+func (s *spill) buffer() []byte {
+	n := len(s.free)
+	if n == 0 {
+		return nil
+	}
+	b := s.free[n-1][:0]
+	s.free = s.free[:n-1]
+	return b
+}
+
+// push queues one connection's record, b, which the spill owns from now
+// on (buffer gave it, or no one else holds it).
+func (s *spill) push(id event.ConnID, b []byte) {
 	if s.err != nil {
 		return
 	}
 	s.count++
-	// The copy goes into a buffer of a record written out before, when
-	// one is large enough: the queue holds a few thousand records, a
-	// capture millions.
-	var b []byte
-	if n := len(s.free); n > 0 && cap(s.free[n-1]) >= len(rec) {
-		b, s.free = s.free[n-1][:0], s.free[:n-1]
-	}
-	b = append(b, rec...)
 	it := spillItem{id, b}
 	if s.inRun && id < s.last {
-		heap.Push(&s.next, it)
+		s.next.push(it)
 	} else {
-		heap.Push(&s.cur, it)
+		s.cur.push(it)
 	}
 	s.bytes += len(b)
 	for s.bytes > spillBuffer && s.err == nil {
-		if s.cur.Len() == 0 {
+		if len(s.cur) == 0 {
 			s.endRun()
 			s.cur, s.next = s.next, s.cur[:0]
 		}
@@ -141,7 +186,7 @@ func (s *spill) add(id event.ConnID, rec []byte) {
 
 // writeMin writes the smallest record of cur to the current run.
 func (s *spill) writeMin() {
-	it := heap.Pop(&s.cur).(spillItem)
+	it := s.cur.pop()
 	s.bytes -= len(it.b)
 	if !s.inRun {
 		s.inRun = true
@@ -152,7 +197,7 @@ func (s *spill) writeMin() {
 	n := binary.PutUvarint(hdr[:], uint64(len(it.b)))
 	s.write(hdr[:n])
 	s.write(it.b)
-	if len(s.free) < maxSpillFree {
+	if len(s.free) < maxSpillFree && cap(it.b) <= maxSpillFreeCap {
 		s.free = append(s.free, it.b)
 	}
 }
@@ -160,6 +205,10 @@ func (s *spill) writeMin() {
 // maxSpillFree bounds the buffers of written records a spill keeps for
 // the next ones.
 const maxSpillFree = 64
+
+// maxSpillFreeCap bounds the capacity of a buffer a spill keeps: a rare
+// large record's is not held for small ones.
+const maxSpillFreeCap = 64 << 10
 
 func (s *spill) write(b []byte) {
 	if s.err != nil {
@@ -186,8 +235,8 @@ func (s *spill) finish() error {
 		return s.err
 	}
 	s.closed = true
-	for s.err == nil && (s.cur.Len() > 0 || s.next.Len() > 0) {
-		if s.cur.Len() == 0 {
+	for s.err == nil && (len(s.cur) > 0 || len(s.next) > 0) {
+		if len(s.cur) == 0 {
 			s.endRun()
 			s.cur, s.next = s.next, s.cur[:0]
 		}
@@ -308,12 +357,15 @@ func (s *spill) final(b []byte) (event.ConnID, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	tl, err := r.timeline()
-	if err != nil {
-		return 0, nil, err
+	d := dec{b: r.tl}
+	lim := d.Int()
+	sum := readTimeline(&d)
+	tl := readTimeline(&d)
+	if d.err != nil {
+		return 0, nil, d.err
 	}
 	id := s.ids.Final(r.head.id)
-	r.head.id, tl.Conn = id, id
+	r.head.id, sum.Conn, tl.Conn = id, id, id
 	// The record is our encoding of a ConnRecord, which starts with
 	// its ID: {"id":N,...
 	const prefix = `{"id":`
@@ -326,7 +378,10 @@ func (s *spill) final(b []byte) (event.ConnID, []byte, error) {
 	}
 	rec := append(strconv.AppendUint([]byte(prefix), uint64(id), 10), r.rec[n:]...)
 	s.fix.b = s.fix.b[:0]
-	encodeSpill(&s.fix, &r.head, rec, &tl)
+	encodeSpillHead(&s.fix, &r.head, rec)
+	s.fix.Int(lim)
+	appendTimeline(&s.fix, &sum)
+	appendTimeline(&s.fix, &tl)
 	return id, s.fix.b, nil
 }
 
@@ -335,12 +390,26 @@ type spillRecord struct {
 	head connHead
 	// rec is the record's compact JSON, as the report writes it.
 	rec []byte
-	// tl is the encoded timeline (readTimeline).
+	// tl is the encoded timeline: the cap on its events, then the two
+	// parts mergeTimeline merges, the events of the connection's
+	// summary and the rest (see timeline).
 	tl []byte
 }
 
-// encodeSpill encodes one connection.
-func encodeSpill(e *enc, h *connHead, rec []byte, tl *Timeline) {
+// encodeSpill encodes one connection: its head, its record's JSON, and
+// its timeline in two parts, the events of its summary (sum, as
+// summaryTimeline makes them) and the rest (tl, as appendTimeline
+// encoded it), which the timeline's readers merge (mergeTimeline, with
+// lim the cap on its events): most connections are never read back.
+func encodeSpill(e *enc, h *connHead, rec []byte, lim int, sum *Timeline, tl []byte) {
+	encodeSpillHead(e, h, rec)
+	e.Int(int64(lim))
+	appendTimeline(e, sum)
+	e.b = append(e.b, tl...)
+}
+
+// encodeSpillHead encodes a connection's head and record.
+func encodeSpillHead(e *enc, h *connHead, rec []byte) {
 	e.Uint(uint64(h.id))
 	c, _ := h.client.MarshalBinary()
 	e.Bytes(c)
@@ -357,7 +426,6 @@ func encodeSpill(e *enc, h *connHead, rec []byte, tl *Timeline) {
 	}
 	e.Uint(flags)
 	e.Bytes(rec)
-	appendTimeline(e, tl)
 }
 
 // decodeSpill decodes a record up to its timeline, which it leaves
@@ -381,9 +449,14 @@ func decodeSpill(b []byte) (spillRecord, error) {
 	return r, d.err
 }
 
-// timeline decodes the record's timeline.
+// timeline decodes the record's timeline and merges its parts.
 func (r *spillRecord) timeline() (Timeline, error) {
 	d := dec{b: r.tl}
+	lim := d.Int()
+	sum := readTimeline(&d)
 	tl := readTimeline(&d)
-	return tl, d.err
+	if d.err != nil {
+		return Timeline{}, d.err
+	}
+	return mergeTimeline(sum, tl, Limits{Events: int(lim)}), nil
 }
