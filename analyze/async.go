@@ -61,82 +61,138 @@ type asyncCall struct {
 	app  *dissect.App
 }
 
-// asyncCollector is the event.Sink, OnApp and OnConn of a run that
-// analyses beside the dissection: see above. Call wait once the run is
-// over, whatever its end, before reading the Collector.
-type asyncCollector struct {
-	k    *Collector
-	cur  []asyncCall
-	work chan []asyncCall
-	free chan []asyncCall
+// pipe hands values of T over to a goroutine that takes them in order
+// (take), in batches of asyncBatch, asyncDepth of them waiting at most.
+// The sender fills each value in place (next, then sent); the batches
+// are reused, so a value must be filled whole. Call wait once the
+// sender is done, whatever its end.
+type pipe[T any] struct {
+	take func(*T)
+	// flush, when not nil, is called after each batch was taken.
+	flush func()
+	cur  []T
+	work chan []T
+	free chan []T
 	done chan struct{}
-	// fault is the panic that stopped the Collector's goroutine (a bug),
-	// raised again by wait on the dissection's.
+	// fault is the panic that stopped the taking goroutine (a bug),
+	// raised again by wait on the sender's.
 	fault any
 }
 
-// newAsync starts the goroutine that feeds k.
-func newAsync(k *Collector) *asyncCollector {
-	a := &asyncCollector{k: k, work: make(chan []asyncCall, asyncDepth),
-		free: make(chan []asyncCall, asyncDepth+2), done: make(chan struct{})}
-	go a.run()
-	return a
+// newPipe starts the goroutine that takes the values.
+func newPipe[T any](take func(*T)) *pipe[T] {
+	p := &pipe[T]{take: take, work: make(chan []T, asyncDepth),
+		free: make(chan []T, asyncDepth+2), done: make(chan struct{})}
+	go p.run()
+	return p
 }
 
-// run feeds the Collector the calls handed over, in order, until wait.
-// After a panic it takes the rest without reading them, so that the
-// dissection never waits for it.
-func (a *asyncCollector) run() {
-	defer close(a.done)
+// run takes the values handed over, in order, until wait. After a
+// panic it takes the rest without reading them, so that the sender
+// never waits for it.
+func (p *pipe[T]) run() {
+	defer close(p.done)
 	defer func() {
 		if x := recover(); x != nil {
-			a.fault = x
-			for range a.work {
+			p.fault = x
+			for range p.work {
 			}
 		}
 	}()
-	for b := range a.work {
+	for b := range p.work {
 		for i := range b {
-			a.call(&b[i])
+			p.take(&b[i])
+		}
+		if p.flush != nil {
+			p.flush()
 		}
 		select {
-		case a.free <- b[:0]:
+		case p.free <- b[:0]:
 		default:
 		}
 	}
 }
 
+// next returns the next value of the current batch, as a previous use
+// left it.
+func (p *pipe[T]) next() *T {
+	if p.cur == nil {
+		select {
+		case p.cur = <-p.free:
+		default:
+			p.cur = make([]T, 0, asyncBatch)
+		}
+	}
+	p.cur = p.cur[:len(p.cur)+1]
+	return &p.cur[len(p.cur)-1]
+}
+
+// sent hands the current batch over once it is full.
+func (p *pipe[T]) sent() {
+	if len(p.cur) == cap(p.cur) {
+		p.work <- p.cur
+		p.cur = nil
+	}
+}
+
+// wait hands over what is left, waits until every value was taken, and
+// raises again a panic of the taking goroutine.
+func (p *pipe[T]) wait() {
+	if len(p.cur) > 0 {
+		p.work <- p.cur
+		p.cur = nil
+	}
+	close(p.work)
+	<-p.done
+	if p.fault != nil {
+		panic(p.fault)
+	}
+}
+
+// asyncCollector is the event.Sink, OnApp and OnConn of a run that
+// analyses beside the dissection: see above. Call wait once the run is
+// over, whatever its end, before reading the Collector.
+type asyncCollector struct {
+	*pipe[asyncCall]
+	k *Collector
+	// app is a call of App not yet made, in the batch being taken: when
+	// the next call finishes the same connection (an eviction, the end
+	// of the run), the two are made as one (Collector.appFinish), which
+	// spares the Collector keeping the connection open in between.
+	app *asyncCall
+}
+
+// newAsync starts the goroutine that feeds k.
+func newAsync(k *Collector) *asyncCollector {
+	a := &asyncCollector{k: k}
+	a.pipe = newPipe(a.call)
+	a.flush = a.callApp
+	return a
+}
+
 // call makes the call c stands for.
 func (a *asyncCollector) call(c *asyncCall) {
+	if p := a.app; p != nil && c.op == opFinish && c.sum.ID == p.sum.ID {
+		a.app = nil
+		a.k.appFinish(&p.sum, p.app, &c.sum)
+		return
+	}
+	a.callApp()
 	switch c.op {
 	case opEvent:
 		a.k.Event(&c.ev)
 	case opApp:
-		a.k.app(&c.sum, c.app)
+		a.app = c
 	case opFinish:
 		a.k.finish(&c.sum, c.app)
 	}
 }
 
-// next returns the next call of the current batch, as a previous use
-// left it.
-func (a *asyncCollector) next() *asyncCall {
-	if a.cur == nil {
-		select {
-		case a.cur = <-a.free:
-		default:
-			a.cur = make([]asyncCall, 0, asyncBatch)
-		}
-	}
-	a.cur = a.cur[:len(a.cur)+1]
-	return &a.cur[len(a.cur)-1]
-}
-
-// sent hands the current batch over once it is full.
-func (a *asyncCollector) sent() {
-	if len(a.cur) == cap(a.cur) {
-		a.work <- a.cur
-		a.cur = nil
+// callApp makes the call of App not yet made, if any.
+func (a *asyncCollector) callApp() {
+	if p := a.app; p != nil {
+		a.app = nil
+		a.k.app(&p.sum, p.app)
 	}
 }
 
@@ -179,18 +235,4 @@ func (a *asyncCollector) conn(op asyncOp, tc *tcp.Conn, app *dissect.App) {
 	c.sum.Anomalies = maps.Clone(tc.Summary.Anomalies)
 	c.ev.HTTP1 = nil
 	a.sent()
-}
-
-// wait hands over what is left, waits until the Collector has taken
-// every call, and raises again a panic of its goroutine.
-func (a *asyncCollector) wait() {
-	if len(a.cur) > 0 {
-		a.work <- a.cur
-		a.cur = nil
-	}
-	close(a.work)
-	<-a.done
-	if a.fault != nil {
-		panic(a.fault)
-	}
 }

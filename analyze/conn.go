@@ -600,13 +600,7 @@ func (k *Collector) Finish(tc *tcp.Conn, app *dissect.App) {
 
 // finish is Finish with the connection's final TCP summary.
 func (k *Collector) finish(sum *tcp.Summary, app *dissect.App) {
-	c := k.open[sum.ID]
-	if c == nil {
-		if _, ok := k.syns[sum.ID]; ok {
-			c = k.conn(sum.ID) // its first SYN becomes a Conn's
-		}
-	}
-	delete(k.open, sum.ID)
+	c := k.take(sum.ID)
 	if c == nil || !c.observed {
 		if c == nil {
 			c = k.newConn()
@@ -616,6 +610,44 @@ func (k *Collector) finish(sum *tcp.Summary, app *dissect.App) {
 		c.tcp = *sum
 		c.TCP = &c.tcp
 	}
+	k.done(c)
+}
+
+// appFinish is app(appSum, app) and then finish(sum, nil), for a
+// connection whose application part ended as it finished (evicted, or
+// at the end of the run), without keeping it open in between.
+func (k *Collector) appFinish(appSum *tcp.Summary, app *dissect.App, sum *tcp.Summary) {
+	c := k.take(sum.ID)
+	if c == nil {
+		c = k.newConn()
+	}
+	k.observe(c, appSum, app)
+	c.tcp = *sum
+	c.TCP = &c.tcp
+	k.done(c)
+}
+
+// take returns the Conn of connection id and forgets it: the open one,
+// else a new one with the connection's first SYN if that was kept alone,
+// else nil.
+func (k *Collector) take(id event.ConnID) *Conn {
+	if c, ok := k.open[id]; ok {
+		delete(k.open, id)
+		return c
+	}
+	syn, ok := k.syns[id]
+	if !ok {
+		return nil
+	}
+	delete(k.syns, id)
+	c := k.newConn()
+	c.SYNs = []event.Ref{syn}
+	return c
+}
+
+// done hands the finished connection c to OnDone and the analysis, and
+// then reuses it.
+func (k *Collector) done(c *Conn) {
 	if k.OnDone != nil {
 		k.OnDone(c)
 	}
