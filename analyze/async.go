@@ -70,10 +70,10 @@ type pipe[T any] struct {
 	take func(*T)
 	// flush, when not nil, is called after each batch was taken.
 	flush func()
-	cur  []T
-	work chan []T
-	free chan []T
-	done chan struct{}
+	cur   []T
+	work  chan []T
+	free  chan []T
+	done  chan struct{}
 	// fault is the panic that stopped the taking goroutine (a bug),
 	// raised again by wait on the sender's.
 	fault any
