@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/h2scope/h2scope/dissect"
+	"github.com/h2scope/h2scope/dissect/event"
 	"github.com/h2scope/h2scope/dissect/http1"
 	"github.com/h2scope/h2scope/dissect/tcp"
 )
@@ -24,7 +25,7 @@ func TestRecordJSONFast(t *testing.T) {
 		m, _ := filepath.Glob(g)
 		files = append(files, m...)
 	}
-	fast, slow := 0, 0
+	fast, slow, packed := 0, 0, 0
 	check := func(name string, rec ConnRecord) {
 		t.Helper()
 		var want bytes.Buffer
@@ -41,8 +42,28 @@ func TestRecordJSONFast(t *testing.T) {
 			return
 		}
 		fast++
-		if w := bytes.TrimSuffix(want.Bytes(), []byte("\n")); !bytes.Equal(got, w) {
+		w := bytes.TrimSuffix(want.Bytes(), []byte("\n"))
+		if !bytes.Equal(got, w) {
 			t.Errorf("%s: connection %d:\n got %s\nwant %s", name, rec.ID, got, w)
+		}
+		// Packed in a spill record, it reads back as the same JSON.
+		var e enc
+		if !packRecord(&e, &rec) {
+			if rec.FirstTS.Location() == time.UTC && rec.LastTS.Location() == time.UTC {
+				t.Errorf("%s: connection %d: not packed", name, rec.ID)
+			}
+			return
+		}
+		packed++
+		h := headOf(&rec)
+		var se enc
+		encodeSpillHead(&se, &h, e.b)
+		sr, err := decodeSpill(se.b)
+		if err != nil {
+			t.Fatalf("%s: connection %d: %v", name, rec.ID, err)
+		}
+		if got, err := sr.appendJSON(nil); err != nil || !bytes.Equal(got, w) {
+			t.Errorf("%s: connection %d unpacked (%v):\n got %s\nwant %s", name, rec.ID, err, got, w)
 		}
 	}
 	for _, f := range files {
@@ -56,11 +77,15 @@ func TestRecordJSONFast(t *testing.T) {
 		}
 	}
 	// Edges: float formats, null pointers, odd years, strings to escape.
-	one := 3
+	one, zero, rtt := 3, 0, 12.625
 	for _, s := range []tcp.Summary{
 		{DurationMS: 1e-7}, {DurationMS: 2e21}, {DurationMS: 123456.789012}, {DurationMS: math.SmallestNonzeroFloat64},
 		{FirstTS: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}, {History: "S\x1b"}, {ConnState: `a"b`},
 		{WindowScale: tcp.WindowScale{C2S: &one}}, {Proto: "http2", ClientGuessed: true},
+		{WindowScale: tcp.WindowScale{C2S: &zero, S2C: &one}, HandshakeRTTMS: &rtt, DurationMS: 0.1 + 0.2, SYNs: 2, SYNACKs: 1,
+			Retransmissions: 1, KeepAlives: 12, MissedBytes: 1 << 40, StreamBytes: event.Pair{C2S: 5, S2C: 1 << 33},
+			FirstTS: time.Date(2026, 5, 6, 7, 8, 9, 123456789, time.UTC), LastTS: time.Date(2026, 5, 6, 7, 8, 10, 0, time.UTC),
+			FirstFrame: 1, LastFrame: 99, ConnState: "SF", History: "ShADadFf", Close: tcp.CloseFINClient},
 	} {
 		s.Client, s.Server = netip.MustParseAddrPort("[2001:db8::1%eth0]:443"), netip.MustParseAddrPort("10.0.0.1:80")
 		check("edge", NewConnRecord(&s, nil))
@@ -78,5 +103,8 @@ func TestRecordJSONFast(t *testing.T) {
 	if fast == 0 {
 		t.Fatal("the fast path never answered")
 	}
-	t.Logf("%d records written by the fast path, %d by encoding/json", fast, slow)
+	if packed == 0 {
+		t.Fatal("no record was packed")
+	}
+	t.Logf("%d records written by the fast path (%d packed), %d by encoding/json", fast, packed, slow)
 }

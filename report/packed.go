@@ -3,6 +3,8 @@ package report
 import (
 	"encoding/binary"
 	"errors"
+	"math"
+	"math/bits"
 	"time"
 
 	"github.com/h2scope/h2scope/dissect/event"
@@ -34,6 +36,10 @@ func (e *enc) Bytes(v []byte) {
 	e.Uint(uint64(len(v)))
 	e.b = append(e.b, v...)
 }
+
+// Float appends f, its bytes reversed so that the zero bytes at the end
+// of a short mantissa make a short varint.
+func (e *enc) Float(f float64) { e.Uint(bits.ReverseBytes64(math.Float64bits(f))) }
 
 // Time appends t; it reads back in UTC.
 func (e *enc) Time(t time.Time) {
@@ -90,6 +96,8 @@ func (d *dec) Bytes() []byte {
 	d.b = d.b[n:]
 	return v
 }
+
+func (d *dec) Float() float64 { return math.Float64frombits(bits.ReverseBytes64(d.Uint())) }
 
 func (d *dec) String() string { return string(d.Bytes()) }
 

@@ -339,7 +339,7 @@ type Builder struct {
 	err     error
 	recBuf  bytes.Buffer
 	recEnc  *json.Encoder
-	recFast []byte // appendRecordJSON's buffer
+	recFast []byte // packRecord's and appendRecordJSON's buffer
 	// rec is finish's, for the connection at hand.
 	rec   ConnRecord
 	folds builderFolds
@@ -456,23 +456,31 @@ func (b *Builder) finish(p *pendingConn, sum *tcp.Summary) {
 		}
 		b.recEnc = newJSONEncoder(&b.recBuf)
 	}
-	b.recBuf.Reset()
-	recJSON, fast := appendRecordJSON(b.recFast[:0], rec)
+	// Most records go packed, their JSON made if they are read back;
+	// the others as their JSON.
+	pe := enc{b: b.recFast[:0]}
+	recOut, fast := pe.b, packRecord(&pe, rec)
 	if fast {
-		b.recFast = recJSON // kept for the next: 730 MB of new buffers over a million-SYN flood otherwise
+		recOut = pe.b
 	} else {
+		recOut, fast = appendRecordJSON(pe.b, rec)
+	}
+	if fast {
+		b.recFast = recOut // kept for the next: 730 MB of new buffers over a million-SYN flood otherwise
+	} else {
+		b.recBuf.Reset()
 		if err := b.recEnc.Encode(rec); err != nil {
 			b.err = fmt.Errorf("report: connection %d: %w", rec.ID, err)
 			return
 		}
-		recJSON = bytes.TrimSuffix(b.recBuf.Bytes(), []byte("\n"))
+		recOut = bytes.TrimSuffix(b.recBuf.Bytes(), []byte("\n"))
 	}
 	// The timeline's parts are merged when it is read back (most never
 	// are): the summary's events are encoded beside the rest, which Add
 	// encoded.
 	sumTL := summaryTimeline(&c, b.red, b.Limits)
 	e := enc{b: b.spill.buffer()}
-	encodeSpill(&e, &head, recJSON, b.Limits.Events, &sumTL, p.tl)
+	encodeSpill(&e, &head, recOut, b.Limits.Events, &sumTL, p.tl)
 	b.spill.push(rec.ID, e.b)
 }
 
@@ -612,12 +620,16 @@ func (b *Builder) Report(files []string, in *analyze.Input, res analyze.Result) 
 			if err != nil {
 				return err
 			}
-			rec, err := decodeConnRecord(sr.rec)
+			j, err := sr.appendJSON(nil)
+			if err != nil {
+				return err
+			}
+			rec, err := decodeConnRecord(j)
 			if err != nil {
 				return fmt.Errorf("report: connection %d: %w", id, err)
 			}
 			r.Connections = append(r.Connections, rec)
-			r.raw = append(r.raw, json.RawMessage(bytes.Clone(sr.rec)))
+			r.raw = append(r.raw, json.RawMessage(j))
 			return nil
 		})
 	}
@@ -646,7 +658,11 @@ func (r *Report) writeJSON(w io.Writer, compact bool) error {
 	case all:
 		each(jw, "connections", r.nConns, func(fn func(*json.RawMessage) error) error {
 			return r.eachSpilled(func(sr *spillRecord) error {
-				raw := json.RawMessage(bytes.Clone(sr.rec))
+				j, err := sr.appendJSON(nil)
+				if err != nil {
+					return err
+				}
+				raw := json.RawMessage(j)
 				return fn(&raw)
 			})
 		})
@@ -843,6 +859,7 @@ func (r *Report) eachConn(want func(event.ConnID) bool, fn func(h *connHead, rec
 			return fn(&h, rec, tl)
 		})
 	}
+	var buf []byte // a record's JSON
 	return r.eachSpilled(func(sr *spillRecord) error {
 		tl, err := sr.timeline()
 		if err != nil {
@@ -852,7 +869,12 @@ func (r *Report) eachConn(want func(event.ConnID) bool, fn func(h *connHead, rec
 		if i, ok := index[sr.head.id]; ok {
 			rec = &r.Connections[i]
 		} else if want(sr.head.id) {
-			v, err := decodeConnRecord(sr.rec)
+			j, err := sr.appendJSON(buf[:0])
+			if err != nil {
+				return err
+			}
+			buf = j
+			v, err := decodeConnRecord(j)
 			if err != nil {
 				return err
 			}

@@ -366,17 +366,21 @@ func (s *spill) final(b []byte) (event.ConnID, []byte, error) {
 	}
 	id := s.ids.Final(r.head.id)
 	r.head.id, sum.Conn, tl.Conn = id, id, id
-	// The record is our encoding of a ConnRecord, which starts with
-	// its ID: {"id":N,...
-	const prefix = `{"id":`
-	n := len(prefix)
-	for n < len(r.rec) && r.rec[n] >= '0' && r.rec[n] <= '9' {
-		n++
+	// A packed record takes its ID from the head; the JSON of the
+	// others is our encoding of a ConnRecord, which starts with its
+	// ID: {"id":N,...
+	rec := r.rec
+	if !isPacked(rec) {
+		const prefix = `{"id":`
+		n := len(prefix)
+		for n < len(r.rec) && r.rec[n] >= '0' && r.rec[n] <= '9' {
+			n++
+		}
+		if !bytes.HasPrefix(r.rec, []byte(prefix)) || n == len(prefix) {
+			return 0, nil, errSpillCorrupt
+		}
+		rec = append(strconv.AppendUint([]byte(prefix), uint64(id), 10), r.rec[n:]...)
 	}
-	if !bytes.HasPrefix(r.rec, []byte(prefix)) || n == len(prefix) {
-		return 0, nil, errSpillCorrupt
-	}
-	rec := append(strconv.AppendUint([]byte(prefix), uint64(id), 10), r.rec[n:]...)
 	s.fix.b = s.fix.b[:0]
 	encodeSpillHead(&s.fix, &r.head, rec)
 	s.fix.Int(lim)
@@ -388,7 +392,8 @@ func (s *spill) final(b []byte) (event.ConnID, []byte, error) {
 // spillRecord is one connection as the spill holds it.
 type spillRecord struct {
 	head connHead
-	// rec is the record's compact JSON, as the report writes it.
+	// rec is the record: packed (packRecord) or its compact JSON, as
+	// the report writes it (see appendJSON).
 	rec []byte
 	// tl is the encoded timeline: the cap on its events, then the two
 	// parts mergeTimeline merges, the events of the connection's
@@ -396,7 +401,8 @@ type spillRecord struct {
 	tl []byte
 }
 
-// encodeSpill encodes one connection: its head, its record's JSON, and
+// encodeSpill encodes one connection: its head, its record (packed or
+// its JSON), and
 // its timeline in two parts, the events of its summary (sum, as
 // summaryTimeline makes them) and the rest (tl, as appendTimeline
 // encoded it), which the timeline's readers merge (mergeTimeline, with
@@ -447,6 +453,22 @@ func decodeSpill(b []byte) (spillRecord, error) {
 	r.rec = d.Bytes()
 	r.tl = d.b
 	return r, d.err
+}
+
+// appendJSON appends the record's compact JSON to b.
+func (r *spillRecord) appendJSON(b []byte) ([]byte, error) {
+	if !isPacked(r.rec) {
+		return append(b, r.rec...), nil
+	}
+	rec, err := unpackRecord(r.rec, &r.head)
+	if err != nil {
+		return b, err
+	}
+	b, ok := appendRecordJSON(b, &rec)
+	if !ok {
+		return b, errSpillCorrupt
+	}
+	return b, nil
 }
 
 // timeline decodes the record's timeline and merges its parts.
