@@ -22,7 +22,8 @@ func newTable() table {
 	return table{seed: maphash.MakeSeed()}
 }
 
-// hashEnd hashes one endpoint.
+// hashEnd hashes one endpoint. A pair of endpoints hashes to the sum of
+// theirs, the same for (a, b) and (b, a).
 func (t *table) hashEnd(a netip.AddrPort) uint64 {
 	var b [18]byte
 	ip := a.Addr().As16()
@@ -31,25 +32,22 @@ func (t *table) hashEnd(a netip.AddrPort) uint64 {
 	return maphash.Bytes(t.seed, b[:])
 }
 
-// hash is the same for (a, b) and (b, a).
-func (t *table) hash(a, b netip.AddrPort) uint64 { return t.hashEnd(a) + t.hashEnd(b) }
 
-// get returns the connection between a and b, nil if there is none, and
-// the hash of the pair, for add.
-func (t *table) get(a, b netip.AddrPort) (*Conn, uint64) {
-	h := t.hash(a, b)
+// get returns the connection between a and b, whose pair hashes to h,
+// nil if there is none.
+func (t *table) get(a, b netip.AddrPort, h uint64) *Conn {
 	s := &t.slots
 	if s.n == 0 {
-		return nil, h
+		return nil
 	}
 	mask := uint64(len(s.slots) - 1)
 	for i := h & mask; ; i = (i + 1) & mask {
 		e := &s.slots[i]
 		if e.p == nil {
-			return nil, h
+			return nil
 		}
 		if c := e.p; e.hash == h && (c.Client == a && c.Server == b || c.Client == b && c.Server == a) {
-			return c, h
+			return c
 		}
 	}
 }

@@ -176,7 +176,7 @@ func (t *Tracker) retire(c *Conn) {
 // seq, if set) reuses its ports with another initial sequence number (as
 // Tracker.add tests a live connection).
 func (t *Tracker) unearth(src, dst netip.AddrPort, syn bool, seq uint32) (reused bool) {
-	hs, hd := t.conns.hashEnd(src), t.conns.hashEnd(dst)
+	hs, hd := t.ends(src, dst)
 	i := t.tombs.get(hs, hd)
 	if i < 0 {
 		return false

@@ -123,9 +123,10 @@ type Tracker struct {
 	// recent caches connections lookup found, by a hash of their ports;
 	// finished ones are removed.
 	recent [8]*Conn
-	// lastHash is the table hash of the pair lookup looked up last, if
-	// hashed (it was not when found in recent).
-	lastHash uint64
+	// lastEnds holds the hashes (table.hashEnd) of the source and the
+	// destination lookup looked up last, if hashed (they were not when
+	// found in recent); their sum is the pair's table hash.
+	lastEnds [2]uint64
 	hashed   bool
 	// free holds tracking states to reuse (at most maxFree); buf is
 	// where compact encodes.
@@ -391,8 +392,10 @@ func (t *Tracker) lookup(src, dst netip.AddrPort) *Conn {
 		t.hashed = false
 		return c
 	}
-	c, h := t.conns.get(src, dst)
-	t.hashed = true
+	hs, hd := t.conns.hashEnd(src), t.conns.hashEnd(dst)
+	h := hs + hd
+	c := t.conns.get(src, dst, h)
+	t.lastEnds, t.hashed = [2]uint64{hs, hd}, true
 	if c == nil {
 		if x := t.halves.get(src, dst, h); x != nil {
 			c = t.promote(x, true)
@@ -401,8 +404,18 @@ func (t *Tracker) lookup(src, dst netip.AddrPort) *Conn {
 	if c != nil {
 		*slot = c
 	}
-	t.lastHash = h
 	return c
+}
+
+// ends returns the hashes (table.hashEnd) of src and dst, those lookup
+// computed for them if it was its last call.
+func (t *Tracker) ends(src, dst netip.AddrPort) (uint64, uint64) {
+	// Add calls lookup for the segment's endpoints before anything else
+	// that might need their hashes.
+	if t.hashed {
+		return t.lastEnds[0], t.lastEnds[1]
+	}
+	return t.conns.hashEnd(src), t.conns.hashEnd(dst)
 }
 
 // recentSlot is the index in Tracker.recent of a connection between ports
@@ -479,11 +492,8 @@ func (t *Tracker) newConn(s *layer.Segment) *Conn {
 	t.initConn(c, s, id)
 	t.nextID++
 	t.stats.Conns++
-	h := t.lastHash
-	if !t.hashed {
-		h = t.conns.hash(s.Src, s.Dst)
-	}
-	t.conns.add(c, h)
+	hs, hd := t.ends(s.Src, s.Dst)
+	t.conns.add(c, hs+hd)
 	return c
 }
 
@@ -721,8 +731,12 @@ func (t *Tracker) finish(c *Conn) {
 	if slot := &t.recent[recentSlot(c.Client.Port(), c.Server.Port())]; *slot == c {
 		*slot = nil
 	}
-	t.endStreams(c)
-	c.finalize(&t.histories)
+	if c.streamsDone {
+		// Packets since the streams ended count too.
+		c.finalize(&t.histories)
+	} else {
+		t.endStreams(c) // which finalizes c
+	}
 	t.freeState(c.state)
 	c.state, c.rec = nil, nil
 	if t.opts.OnFinish != nil {
