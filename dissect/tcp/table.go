@@ -32,7 +32,6 @@ func (t *table) hashEnd(a netip.AddrPort) uint64 {
 	return maphash.Bytes(t.seed, b[:])
 }
 
-
 // get returns the connection between a and b, whose pair hashes to h,
 // nil if there is none.
 func (t *table) get(a, b netip.AddrPort, h uint64) *Conn {
