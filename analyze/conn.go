@@ -357,8 +357,8 @@ type Collector struct {
 	// syns those that showed nothing but their first SYN, its ref alone
 	// (a SYN flood's million connections cost a map entry each, not a
 	// Conn and its Records, until they show more or finish).
-	open  map[event.ConnID]*Conn
-	syns  map[event.ConnID]event.Ref
+	open  connTable[*Conn]
+	syns  connTable[event.Ref]
 	conns []*Conn
 	a     *analysis
 	// free holds Conns folded and dropped (DropConns), for new ones: a
@@ -371,18 +371,18 @@ const maxFreeConns = 1024
 
 // NewCollector returns an empty Collector analysing with cfg.
 func NewCollector(cfg Config) *Collector {
-	return &Collector{open: map[event.ConnID]*Conn{}, a: newAnalysis(cfg)}
+	return &Collector{a: newAnalysis(cfg)}
 }
 
 func (k *Collector) conn(id event.ConnID) *Conn {
-	c := k.open[id]
+	c, _ := k.open.get(id)
 	if c == nil {
 		c = k.newConn()
-		if syn, ok := k.syns[id]; ok {
+		if syn, ok := k.syns.get(id); ok {
 			c.SYNs = []event.Ref{syn}
-			delete(k.syns, id)
+			k.syns.delete(id)
 		}
-		k.open[id] = c
+		k.open.set(id, c)
 	}
 	return c
 }
@@ -442,12 +442,9 @@ func (k *Collector) Event(e *event.Event) {
 
 func (k *Collector) tcpEvent(e *event.Event) {
 	if fl := layer.Flags(e.Kind); fl.Has(layer.SYN) && !fl.Has(layer.ACK) && e.Bits == 0 {
-		if _, seen := k.open[e.Conn]; !seen {
-			if _, again := k.syns[e.Conn]; !again {
-				if k.syns == nil {
-					k.syns = map[event.ConnID]event.Ref{}
-				}
-				k.syns[e.Conn] = e.Ref // the first SYN: kept alone
+		if _, seen := k.open.get(e.Conn); !seen {
+			if _, again := k.syns.get(e.Conn); !again {
+				k.syns.set(e.Conn, e.Ref) // the first SYN: kept alone
 				return
 			}
 		}
@@ -631,15 +628,15 @@ func (k *Collector) appFinish(appSum *tcp.Summary, app *dissect.App, sum *tcp.Su
 // else a new one with the connection's first SYN if that was kept alone,
 // else nil.
 func (k *Collector) take(id event.ConnID) *Conn {
-	if c, ok := k.open[id]; ok {
-		delete(k.open, id)
+	if c, ok := k.open.get(id); ok {
+		k.open.delete(id)
 		return c
 	}
-	syn, ok := k.syns[id]
+	syn, ok := k.syns.get(id)
 	if !ok {
 		return nil
 	}
-	delete(k.syns, id)
+	k.syns.delete(id)
 	c := k.newConn()
 	c.SYNs = []event.Ref{syn}
 	return c
@@ -741,11 +738,14 @@ func (k *Collector) Result(st dissect.Stats) (Result, *Input) {
 // order, and forgets them.
 func (k *Collector) finalOpen() {
 	var open []*Conn
-	for id, c := range k.open {
+	var ids []event.ConnID
+	k.open.each(func(id event.ConnID, c *Conn) {
 		if c.observed {
-			open = append(open, c)
-			delete(k.open, id)
+			open, ids = append(open, c), append(ids, id)
 		}
+	})
+	for _, id := range ids {
+		k.open.delete(id)
 	}
 	slices.SortFunc(open, func(a, b *Conn) int { return cmp.Compare(a.ID(), b.ID()) })
 	for _, c := range open {

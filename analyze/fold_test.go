@@ -236,7 +236,7 @@ func TestTypedEvents(t *testing.T) {
 	} {
 		k.Event(&e)
 	}
-	c := k.open[0]
+	c := k.openConn(0)
 	if len(c.SYNs) != 1 || len(c.SYNACKs) != 1 || c.FIN[event.C2S] == nil || c.RST[event.S2C] == nil || c.FIN[event.S2C] != nil {
 		t.Errorf("control flags: SYNs %v, SYN-ACKs %v, FIN %v, RST %v", c.SYNs, c.SYNACKs, c.FIN, c.RST)
 	}

@@ -306,3 +306,10 @@ func errCode(name string) http2.ErrCode {
 	}
 	panic("unknown HTTP/2 error code " + name)
 }
+
+// openConn returns the Collector's open Conn of connection id, nil if
+// none.
+func (k *Collector) openConn(id event.ConnID) *Conn {
+	c, _ := k.open.get(id)
+	return c
+}

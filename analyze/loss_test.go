@@ -131,7 +131,7 @@ func TestRecoveryRetransmissions(t *testing.T) {
 				k.Event(&event.Event{Ref: ref(uint64(i+1), s.at), Conn: id, Dir: s.dir, Proto: event.ProtoTCP, Type: "segment",
 					Kind: uint16(layer.ACK), Len: s.len, Bits: uint32(s.bits)})
 			}
-			c := k.open[id]
+			c := k.openConn(id)
 			if c == nil {
 				t.Fatal("no connection")
 			}
@@ -184,7 +184,7 @@ func TestRecoveryWindowReceiverSide(t *testing.T) {
 		evs[i].Conn, evs[i].Proto = id, event.ProtoTCP
 		k.Event(&evs[i])
 	}
-	if c := k.open[id]; c == nil || c.RecoveryRetransmissions != 1 {
+	if c := k.openConn(id); c == nil || c.RecoveryRetransmissions != 1 {
 		t.Errorf("connection %+v: want 1 recovery retransmission", c)
 	}
 }

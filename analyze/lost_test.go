@@ -117,12 +117,12 @@ func TestConnectionLostIncompleteHTTP1Response(t *testing.T) {
 		e.Conn = id
 		k.Event(&e)
 	}
-	x := k.open[id].Records.Exchanges[0]
+	x := k.openConn(id).Records.Exchanges[0]
 	if x.Status != 200 || x.Response == nil || x.ResponseEnd != nil {
 		t.Fatalf("exchange %+v: want status 200, a response head and no end", x)
 	}
 	c := conn(id, "10.0.0.1:40000", "10.0.0.2:80", 1, 0, time.Second)
-	c.Records = k.open[id].Records
+	c.Records = k.openConn(id).Records
 	c.RST[event.C2S] = refp(ref(62, time.Second))
 	checkFindings(t, run(detectConnectionLost, c), KindConnectionLost, &findingWant{sev: Warning, cause: CauseClientAbort,
 		frames: []uint64{62, 4}, metrics: map[string]float64{"in_flight": 1, "closed_by_rst": 1}})
