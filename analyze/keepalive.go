@@ -186,21 +186,22 @@ func (d *keepalive) observe(c *Conn) {
 		d.scratch = kaGroup{}
 		return
 	}
-	g := new(kaGroup)
-	*g, d.scratch = d.scratch, kaGroup{}
-	if len(g.idles) > 0 || len(g.races) > 0 || g.reuseConn == ref {
+	if s := &d.scratch; len(s.idles) > 0 || len(s.races) > 0 || s.reuseConn == ref {
 		if d.unfinished == nil {
 			d.unfinished = map[event.ConnID]*kaRef{}
 		}
 		d.unfinished[ref.id] = ref
 	}
+	if old := d.groups[k]; old != nil {
+		old.merge(&d.scratch) // which keeps no pointer to it
+		d.scratch = kaGroup{}
+		return
+	}
 	if d.groups == nil {
 		d.groups = map[kaKey]*kaGroup{}
 	}
-	if old := d.groups[k]; old != nil {
-		old.merge(g)
-		return
-	}
+	g := new(kaGroup)
+	*g, d.scratch = d.scratch, kaGroup{}
 	d.groups[k] = g
 }
 

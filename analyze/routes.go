@@ -94,18 +94,23 @@ func rawPathClass(target string) string {
 		return ":authority"
 	}
 	var b strings.Builder
-	segs := strings.SplitN(target[1:], "/", maxPathSegments+1)
-	for i, s := range segs {
+	rest := target[1:]
+	for i := 0; ; i++ {
 		if i == maxPathSegments {
 			b.WriteString("/*")
 			break
 		}
+		s, after, more := strings.Cut(rest, "/")
 		b.WriteByte('/')
 		if isIDSegment(s) {
 			b.WriteString(":id")
 		} else {
 			b.WriteString(s)
 		}
+		if !more {
+			break
+		}
+		rest = after
 	}
 	return b.String()
 }

@@ -262,7 +262,10 @@ func appendLowest[T any](s []T, v T, cmp func(a, b T) int) []T {
 	s = append(s, v)
 	if len(s) >= 2*synKeep {
 		slices.SortFunc(s, cmp)
-		s = slices.Clip(s[:synKeep])
+		// The array is reused for the next synKeep: clipping it made
+		// every round copy the kept ones into a new one.
+		clear(s[synKeep:])
+		s = s[:synKeep]
 	}
 	return s
 }
