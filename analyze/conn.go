@@ -512,8 +512,11 @@ func (k *Collector) http1Event(e *event.Event) {
 		return // analysed and released already
 	}
 	if e.Type == "request" {
+		// The request's two refs share one allocation, the response's
+		// two another.
+		refs := &[2]event.Ref{{File: e.Ref.File, Frame: h.HeadFrame, TS: e.Ref.TS}, e.Ref}
 		x := Exchange{Proto: event.ProtoHTTP1, Seq: h.Seq, Method: h.Method, Path: h.Target,
-			Request: refp(event.Ref{File: e.Ref.File, Frame: h.HeadFrame, TS: e.Ref.TS}), RequestEnd: refp(e.Ref)}
+			Request: &refs[0], RequestEnd: &refs[1]}
 		for _, f := range h.Headers {
 			if equalFold(f.Name, "host") {
 				x.Authority = f.Value
@@ -532,12 +535,13 @@ func (k *Collector) http1Event(e *event.Event) {
 		x := &c.Records.Exchanges[i]
 		if x.Proto == event.ProtoHTTP1 && x.Seq == h.Seq {
 			x.Status, x.KeepAlive = h.Status, h.KeepAlive
-			x.Response = refp(e.Ref)
+			refs := &[2]event.Ref{e.Ref, e.Ref}
+			x.Response = &refs[0]
 			if !h.Incomplete {
 				// A response cut short (its direction closed or reset
 				// first) did not end the exchange: connection_lost counts
 				// it in flight.
-				x.ResponseEnd = refp(e.Ref)
+				x.ResponseEnd = &refs[1]
 			}
 			return
 		}
