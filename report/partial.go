@@ -117,6 +117,7 @@ func (s *poolSketch) merge(o *poolSketch) {
 		}
 		s.counts[k] += n
 	}
+	defer s.countHeavy()
 	if len(s.counts) <= maxSketchPools {
 		return
 	}

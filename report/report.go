@@ -340,6 +340,8 @@ type Builder struct {
 	recBuf  bytes.Buffer
 	recEnc  *json.Encoder
 	recFast []byte // packRecord's and appendRecordJSON's buffer
+	// sumEvents is finish's for the summary's timeline events.
+	sumEvents []TimelineEvent
 	// rec is finish's, for the connection at hand.
 	rec   ConnRecord
 	folds builderFolds
@@ -377,6 +379,21 @@ func NewBuilder(red Redaction) *Builder {
 // the Builder reads c again when the connection finishes (Done, or
 // Report for those still open).
 func (b *Builder) Add(c *analyze.Conn) {
+	p := &pendingConn{c: c, rec: NewConnRecord(c.TCP, c.App)}
+	p.rec.Summary = nil
+	if c.App == nil && (c.Records == nil || len(c.Records.Exchanges) == 0 && len(c.Records.Resets) == 0) {
+		// No event or request (a SYN flood's million connections):
+		// what NewTimeline makes of the records, directly.
+		tl := Timeline{Conn: c.ID()}
+		if c.Records != nil {
+			tl.SpansOmitted = c.Records.ExchangesDropped
+		}
+		var e enc
+		appendTimeline(&e, &tl)
+		p.tl = e.b
+		b.addPending(c.ID(), p)
+		return
+	}
 	// The timeline events of the records released after Add: stalls,
 	// resets and requests (see summaryTimeline for the others).
 	h := *c
@@ -392,16 +409,19 @@ func (b *Builder) Add(c *analyze.Conn) {
 		h.App = &a
 	}
 	tl := NewTimeline(&h, b.red, b.Limits)
-	p := &pendingConn{c: c, rec: NewConnRecord(c.TCP, c.App)}
-	p.rec.Summary = nil
 	var e enc
 	appendTimeline(&e, &tl)
 	p.tl = e.b
+	b.addPending(c.ID(), p)
+}
+
+// addPending records p, the connection id, as waiting to finish.
+func (b *Builder) addPending(id event.ConnID, p *pendingConn) {
 	b.mu.Lock()
 	if b.pending == nil {
 		b.pending = map[event.ConnID]*pendingConn{}
 	}
-	b.pending[c.ID()] = p
+	b.pending[id] = p
 	b.mu.Unlock()
 }
 
@@ -478,10 +498,13 @@ func (b *Builder) finish(p *pendingConn, sum *tcp.Summary) {
 	// The timeline's parts are merged when it is read back (most never
 	// are): the summary's events are encoded beside the rest, which Add
 	// encoded.
-	sumTL := summaryTimeline(&c, b.red, b.Limits)
+	sumTL := summaryTimeline(&c, b.red, b.Limits, b.sumEvents[:0])
 	e := enc{b: b.spill.buffer()}
 	encodeSpill(&e, &head, recOut, b.Limits.Events, &sumTL, p.tl)
 	b.spill.push(rec.ID, e.b)
+	if cap(sumTL.Events) <= maxSumEvents {
+		b.sumEvents = sumTL.Events[:0]
+	}
 }
 
 // Close removes the spill file; a Report of the Builder reads no
@@ -492,10 +515,14 @@ func (b *Builder) Close() error {
 	return b.spill.close()
 }
 
+// maxSumEvents bounds the events array a Builder keeps for the next
+// summaryTimeline.
+const maxSumEvents = 64
+
 // summaryTimeline returns the timeline events of c that its summary
 // keeps: TCP SYN, FIN, RST and zero windows, TLS handshake and alerts,
-// GOAWAYs.
-func summaryTimeline(c *analyze.Conn, red Redaction, lim Limits) Timeline {
+// GOAWAYs; they are appended to ev.
+func summaryTimeline(c *analyze.Conn, red Redaction, lim Limits, ev []TimelineEvent) Timeline {
 	s := *c
 	s.Records = nil
 	if c.App != nil {
@@ -508,7 +535,7 @@ func summaryTimeline(c *analyze.Conn, red Redaction, lim Limits) Timeline {
 		}
 		s.App = &a
 	}
-	return NewTimeline(&s, red, lim)
+	return newTimeline(&s, red, lim, ev)
 }
 
 // mergeTimeline returns the timeline made of the events of sum and tl

@@ -9,6 +9,9 @@ package report
 // few.
 type poolSketch struct {
 	counts map[overviewKey]int
+	// heavy counts the pools in counts above 1, so that a sweep that
+	// would delete them all clears the map instead.
+	heavy int
 	// distinct counts the pools seen while the sketch was exact;
 	// overflowed is set once it no longer is (distinct is then a lower
 	// bound).
@@ -23,8 +26,11 @@ func (s *poolSketch) add(k overviewKey) {
 	if s.counts == nil {
 		s.counts = map[overviewKey]int{}
 	}
-	if _, ok := s.counts[k]; ok {
-		s.counts[k]++
+	if n, ok := s.counts[k]; ok {
+		if n == 1 {
+			s.heavy++
+		}
+		s.counts[k] = n + 1
 		return
 	}
 	if !s.overflowed {
@@ -35,11 +41,30 @@ func (s *poolSketch) add(k overviewKey) {
 		return
 	}
 	s.overflowed = true
+	if s.heavy == 0 {
+		clear(s.counts) // a flood of distinct pools
+		return
+	}
+	s.heavy = 0
 	for key, n := range s.counts {
-		if n <= 1 {
+		switch {
+		case n <= 1:
 			delete(s.counts, key)
-		} else {
+		case n == 2:
+			s.counts[key] = 1
+		default:
 			s.counts[key] = n - 1
+			s.heavy++
+		}
+	}
+}
+
+// countHeavy sets heavy from counts.
+func (s *poolSketch) countHeavy() {
+	s.heavy = 0
+	for _, n := range s.counts {
+		if n > 1 {
+			s.heavy++
 		}
 	}
 }

@@ -417,9 +417,10 @@ func encodeSpill(e *enc, h *connHead, rec []byte, lim int, sum *Timeline, tl []b
 // encodeSpillHead encodes a connection's head and record.
 func encodeSpillHead(e *enc, h *connHead, rec []byte) {
 	e.Uint(uint64(h.id))
-	c, _ := h.client.MarshalBinary()
+	var a [64]byte
+	c, _ := h.client.AppendBinary(a[:0])
 	e.Bytes(c)
-	sv, _ := h.server.MarshalBinary()
+	sv, _ := h.server.AppendBinary(a[:0])
 	e.Bytes(sv)
 	e.Time(h.first)
 	e.Time(h.last)

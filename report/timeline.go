@@ -92,7 +92,13 @@ type Span struct {
 // NewTimeline builds a connection's timeline from what the detectors
 // read.
 func NewTimeline(c *analyze.Conn, red Redaction, lim Limits) Timeline {
-	tl := Timeline{Conn: c.ID(), Events: []TimelineEvent{}, Spans: []Span{}}
+	return newTimeline(c, red, lim, []TimelineEvent{})
+}
+
+// newTimeline is NewTimeline appending the events to ev, whose
+// array the timeline's Events may share.
+func newTimeline(c *analyze.Conn, red Redaction, lim Limits, ev []TimelineEvent) Timeline {
+	tl := Timeline{Conn: c.ID(), Events: ev, Spans: []Span{}}
 	add := func(r *event.Ref, lane string, dir event.Dir, stream uint32, what string) {
 		if r != nil {
 			tl.Events = append(tl.Events, TimelineEvent{Frame: r.Frame, TS: r.TS.UTC(), Lane: lane, Dir: dir, Stream: stream, What: what})
