@@ -83,6 +83,12 @@ type Conn struct {
 	sum *connSummary
 	// observed is set once the detectors observed c.
 	observed bool
+	// newClient, set while the detectors finalise c, says that its
+	// client owned no key of its own in any per-pool map that folds new
+	// clients past a bound (clientSet): in such a map that is full, c's
+	// own key is not there, and it folds. A detector that gives c's
+	// client a key of its own in such a map sets ownsKey.
+	newClient, ownsKey bool
 	// tcp holds the copy of the tracker's summary TCP points to, recs
 	// the records Records points to until they are released, sumv the
 	// summary sum points to (one allocation with the Conn's; tcp is

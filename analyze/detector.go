@@ -67,6 +67,9 @@ func detectors(cfg Config) []detector {
 type analysis struct {
 	dets   []detector
 	tables *tableBuilder
+	// clients are those owning a key of their own in a per-pool map
+	// that folds (see clientSet and Conn.newClient).
+	clients clientSet
 	// conns counts the connections finalised.
 	conns int
 }
@@ -93,15 +96,20 @@ func (a *analysis) observe(c *Conn) {
 // final lets every detector and the tables read c's final summary.
 func (a *analysis) final(c *Conn) {
 	a.conns++
+	c.newClient, c.ownsKey = !a.clients.known(c.Client()), false
 	for _, d := range a.dets {
 		d.final(c)
 	}
 	a.tables.final(c)
+	if c.ownsKey {
+		a.clients.add(c.Client())
+	}
 }
 
 // merge adds o's state (the same configuration, disjoint connections).
 func (a *analysis) merge(o *analysis) {
 	a.conns += o.conns
+	a.clients.off = true
 	for i, d := range a.dets {
 		d.merge(o.dets[i])
 	}

@@ -122,7 +122,7 @@ func (d *requestErrors) observe(c *Conn) {
 		if g != nil {
 			return g
 		}
-		g = poolEntry(&d.groups, poolOf(c), func() *errGroup {
+		g = poolEntry(&d.groups, poolOf(c), nil, func() *errGroup {
 			return &errGroup{statuses: map[string]int{}, methods: map[string][2]int{}}
 		})
 		return g

@@ -278,9 +278,17 @@ type foldableKey[K any] interface {
 // poolEntry returns (*m)[k], made with mk when new; past maxPools
 // entries, a new client's connections go to its folded key instead
 // (see maxPools).
-func poolEntry[K foldableKey[K], V any](m *map[K]*V, k K, mk func() *V) *V {
-	v := (*m)[k]
-	if v == nil && len(*m) >= maxPools {
+//
+// c, when not nil, is the connection being finalised, k its own key: a
+// full map skips the lookup of k when c.newClient says it cannot be
+// there, and c.ownsKey is set when k gets an entry of its own.
+func poolEntry[K foldableKey[K], V any](m *map[K]*V, k K, c *Conn, mk func() *V) *V {
+	full := len(*m) >= maxPools
+	var v *V
+	if !full || c == nil || !c.newClient {
+		v = (*m)[k]
+	}
+	if v == nil && full {
 		k = k.folded()
 		v = (*m)[k]
 	}
@@ -290,6 +298,9 @@ func poolEntry[K foldableKey[K], V any](m *map[K]*V, k K, mk func() *V) *V {
 		}
 		v = mk()
 		(*m)[k] = v
+		if c != nil && !full {
+			c.ownsKey = true
+		}
 	}
 	return v
 }

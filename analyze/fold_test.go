@@ -65,7 +65,15 @@ func TestPoolsFoldPastMaxPools(t *testing.T) {
 		conns = append(conns, oneRequestConn(id, "10.200.0.1", i))
 		id++
 	}
+	// A client with a pool of its own keeps it past the bound (the
+	// clientSet must not fold it).
+	conns = append(conns, oneRequestConn(id, "10.0.0.7", 1))
 	res := observeAll(conns, 1).Result(dissect.Stats{})
+	for _, p := range res.Tables.Pools {
+		if p.Client == "10.0.0.7" && p.Connections != 2 {
+			t.Errorf("pool row of 10.0.0.7 = %+v, want its 2 connections", p)
+		}
+	}
 	if got := len(res.Tables.Pools); got != maxPools+1 {
 		t.Fatalf("pool rows = %d, want %d", got, maxPools+1)
 	}

@@ -100,15 +100,25 @@ func (p *pairStarts) add(ss ...connStart) {
 	}
 }
 
-// pair returns the starts of k, nil when its pair is not kept.
-func (d *goAway) pair(k kaKey) *pairStarts {
+// pair returns the starts of k, nil when its pair is not kept. c, when
+// not nil, is the connection being finalised, k its own pair: a full
+// map skips the lookup when c.newClient says k cannot be there, and
+// c.ownsKey is set when k is added.
+func (d *goAway) pair(k kaKey, c *Conn) *pairStarts {
 	if d.starts == nil {
 		d.starts = map[kaKey]*pairStarts{}
 	}
+	full := len(d.starts) >= goAwayPairs
+	if full && c != nil && c.newClient {
+		return nil // c's client has no pair of its own (clientSet)
+	}
 	p := d.starts[k]
-	if p == nil && len(d.starts) < goAwayPairs {
+	if p == nil && !full {
 		p = &pairStarts{}
 		d.starts[k] = p
+		if c != nil {
+			c.ownsKey = true
+		}
 	}
 	return p
 }
@@ -129,7 +139,7 @@ type goAwayPending struct {
 }
 
 func (d *goAway) final(c *Conn) {
-	if p := d.pair(kaKey{c.Client(), c.Server()}); p != nil {
+	if p := d.pair(kaKey{c.Client(), c.Server()}, c); p != nil {
 		p.add(connStart{c.ID(), c.TCP.FirstFrame, c.TCP.FirstTS})
 	} else {
 		d.dropped = true
@@ -141,7 +151,7 @@ func (d *goAway) merge(o detector) {
 	d.found = append(d.found, od.found...)
 	d.dropped = d.dropped || od.dropped
 	for k, v := range od.starts {
-		if p := d.pair(k); p != nil {
+		if p := d.pair(k, nil); p != nil {
 			p.partial = p.partial || v.partial
 			p.add(v.starts...)
 		} else {

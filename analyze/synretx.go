@@ -179,12 +179,19 @@ func (d *synFold) observe(*Conn) {}
 
 // pair returns the pair of client and server, nil when none: past
 // synMaxPairs pairs, that of the server host and any client.
-func (d *synFold) pair(client, server netip.Addr, create bool) *pairInfo {
+//
+// c, when not nil, is the connection being finalised, client its own: a
+// full map skips the lookup of the pair when c.newClient says it cannot
+// be there, and c.ownsKey is set when the pair is added.
+func (d *synFold) pair(client, server netip.Addr, create bool, c *Conn) *pairInfo {
 	k := hostPair{client, server}
-	if p := d.pairs[k]; p != nil {
-		return p
+	full := len(d.pairs) >= synMaxPairs
+	if !full || c == nil || !c.newClient {
+		if p := d.pairs[k]; p != nil {
+			return p
+		}
 	}
-	if len(d.pairs) >= synMaxPairs {
+	if full {
 		k.client = netip.Addr{}
 		if p := d.pairs[k]; p != nil || !create {
 			return p
@@ -195,6 +202,9 @@ func (d *synFold) pair(client, server netip.Addr, create bool) *pairInfo {
 	}
 	p := &pairInfo{}
 	d.pairs[k] = p
+	if c != nil && !full {
+		c.ownsKey = true
+	}
 	return p
 }
 
@@ -209,7 +219,7 @@ func (d *synFold) final(c *Conn) {
 	if t.LastTS.After(d.end) {
 		d.end = t.LastTS
 	}
-	p := d.pair(c.Client(), c.Server().Addr(), true)
+	p := d.pair(c.Client(), c.Server().Addr(), true, c)
 	p.addPort(c.Server().Port(), d.cfg.ScanPorts)
 	p.payload = p.payload || t.Bytes.C2S > 0 || t.Bytes.S2C > 0
 	p.serverSpoke = p.serverSpoke || t.Packets.S2C > 0
@@ -292,7 +302,7 @@ func (s *synServer) add(d *synFold, as ...synAttempt) {
 // decide decides whether a counts, as far as known, and whether it went
 // unanswered.
 func (d *synFold) decide(a *synAttempt) bool {
-	pair := d.pair(a.client, a.server.Addr(), false)
+	pair := d.pair(a.client, a.server.Addr(), false, nil)
 	if pair == nil {
 		pair = &pairInfo{}
 	}

@@ -383,8 +383,12 @@ func (t *tableBuilder) poolFinal(c *Conn) {
 		return
 	}
 	k := poolKey{client: c.Client(), server: c.Server(), name: c.Authority()}
-	a := t.pools[k]
-	if a == nil && len(t.pools) >= maxPools {
+	full := len(t.pools) >= maxPools
+	var a *poolAgg
+	if !full || !c.newClient {
+		a = t.pools[k]
+	}
+	if a == nil && full {
 		// Past maxPools, new clients share one row per server: "*".
 		k.client = anyClient
 		a = t.pools[k]
@@ -392,6 +396,7 @@ func (t *tableBuilder) poolFinal(c *Conn) {
 	if a == nil {
 		a = &poolAgg{row: PoolRow{Client: clientString(k.client), Server: k.server.String(), Name: k.name}}
 		t.pools[k] = a
+		c.ownsKey = c.ownsKey || !full
 	}
 	r := &a.row
 	r.Connections++
