@@ -22,9 +22,10 @@
 // stalls) and keep what they need — a connection's window stalls and
 // GOAWAYs become findings at once, resets are kept only for servers
 // without a storm yet, gRPC call durations (8 bytes a call) for exact
-// percentiles — then the Collector's OnConn hook sees them (the report's
-// Builder), and the records are released (Records is nil). When the
-// connection finishes, the detectors and tables fold its final summary
+// percentiles — then the Collector's OnConn hook sees them (Stream's
+// ConnSink, the report's Builder), and the records are released (Records
+// is nil). When the connection finishes, OnDone sees its final summary,
+// and the detectors and tables fold it
 // (TCP summary, SYN/FIN/RST refs, the facts connSummary derived) into
 // per-pool state — reconnect_churn per (client, server, name, JA4),
 // resumption_failure per (client, SNI, server), handshake_latency per
@@ -36,8 +37,16 @@
 // finding past a bound says which figures are estimates (metric
 // "estimated"). Pools are bounded too: past maxPools (10,000), new
 // clients fold into a "*" pool per server, whose heaviest clients a
-// Space-Saving sketch keeps. Once the capture ends, the detectors report
-// from that state alone.
+// Space-Saving sketch keeps; a clientSet spares a connection from a
+// client that owns no pool the lookups in full maps. Once the capture
+// ends, the detectors report from that state alone. The Collector
+// reuses each Conn once folded.
+//
+// Where there is a second CPU, a run that is not sharded analyses beside
+// the dissection (async.go): the Collector, then the ConnSink's Done, run
+// on goroutines of their own, fed in order with copies of what they
+// read, so that the result is the same as on one goroutine
+// (TestAsyncMatchesSerial).
 //
 // The state merges (State): the analysis of disjoint sets of
 // connections, merged in any order, equals that of their union, so a
