@@ -1,8 +1,11 @@
 package analyze
 
 import (
+	"fmt"
 	"maps"
 	"runtime"
+	"runtime/debug"
+	"sync/atomic"
 
 	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/event"
@@ -74,9 +77,23 @@ type pipe[T any] struct {
 	work  chan []T
 	free  chan []T
 	done  chan struct{}
-	// fault is the panic that stopped the taking goroutine (a bug),
-	// raised again by wait on the sender's.
-	fault any
+	// fault is the panic that stopped the taking goroutine (a bug), with
+	// its stack; failed is set once it is. The sender raises it again
+	// at its next batch or at wait, once (raised).
+	fault  any
+	failed atomic.Bool
+	raised bool
+}
+
+// takePanic is a panic of the goroutine that takes a pipe's values,
+// raised again on the sender's: its value and where it happened.
+type takePanic struct {
+	v     any
+	stack []byte
+}
+
+func (p takePanic) Error() string {
+	return fmt.Sprintf("%v [in the analysis goroutine]\n%s", p.v, p.stack)
 }
 
 // newPipe starts the goroutine that takes the values.
@@ -94,7 +111,8 @@ func (p *pipe[T]) run() {
 	defer close(p.done)
 	defer func() {
 		if x := recover(); x != nil {
-			p.fault = x
+			p.fault = takePanic{x, debug.Stack()}
+			p.failed.Store(true)
 			for range p.work {
 			}
 		}
@@ -130,8 +148,18 @@ func (p *pipe[T]) next() *T {
 // sent hands the current batch over once it is full.
 func (p *pipe[T]) sent() {
 	if len(p.cur) == cap(p.cur) {
+		p.raise() // the sender's work is lost after a fault: stop it
 		p.work <- p.cur
 		p.cur = nil
+	}
+}
+
+// raise panics with the taking goroutine's panic, if there was one and
+// it was not raised yet.
+func (p *pipe[T]) raise() {
+	if p.failed.Load() && !p.raised {
+		p.raised = true
+		panic(p.fault)
 	}
 }
 
@@ -144,9 +172,7 @@ func (p *pipe[T]) wait() {
 	}
 	close(p.work)
 	<-p.done
-	if p.fault != nil {
-		panic(p.fault)
-	}
+	p.raise()
 }
 
 // asyncCollector is the event.Sink, OnApp and OnConn of a run that

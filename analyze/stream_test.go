@@ -186,3 +186,32 @@ type sinkFuncs struct{ add, done func(*Conn) }
 
 func (s sinkFuncs) Add(c *Conn)  { s.add(c) }
 func (s sinkFuncs) Done(c *Conn) { s.done(c) }
+
+// TestAsyncPanicSurfaces checks that a panic on the analysis goroutine
+// (a bug in a detector or the sink) reaches Stream's caller with its
+// value, rather than hanging the run or ending the process.
+func TestAsyncPanicSurfaces(t *testing.T) {
+	defer func(n int) { asyncMinProcs = n }(asyncMinProcs)
+	asyncMinProcs = 1
+	path := filepath.Join(pcaps, "http1-nokeepalive.pcapng")
+	for _, where := range []string{"add", "done"} {
+		t.Run(where, func(t *testing.T) {
+			sink := sinkFuncs{add: func(*Conn) {}, done: func(*Conn) {}}
+			boom := func(*Conn) { panic("boom in " + where) }
+			if where == "add" {
+				sink.add = boom
+			} else {
+				sink.done = boom
+			}
+			defer func() {
+				x := recover()
+				p, ok := x.(takePanic)
+				if !ok || p.v != "boom in "+where || !strings.Contains(p.Error(), "analyze") {
+					t.Errorf("Stream panicked with %v (%T), want the sink's panic with its stack", x, x)
+				}
+			}()
+			Stream(context.Background(), []string{path}, dissect.Options{}, DefaultConfig(), sink)
+			t.Errorf("Stream returned; want the sink's panic")
+		})
+	}
+}
