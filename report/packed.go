@@ -118,29 +118,42 @@ func appendTimeline(e *enc, tl *Timeline) {
 	e.Uint(uint64(len(tl.Events)))
 	for i := range tl.Events {
 		x := &tl.Events[i]
-		e.Uint(x.Frame)
-		e.Time(x.TS)
-		e.String(x.Lane)
-		e.Uint(uint64(x.Dir))
-		e.Uint(uint64(x.Stream))
+		appendEventHead(e, x.Frame, x.TS, x.Lane, x.Dir, x.Stream)
 		e.String(x.What)
-		e.Uint(x.EndFrame)
-		e.Time(x.EndTS)
+		appendEventEnd(e, x.EndFrame, x.EndTS)
 	}
 	e.Uint(uint64(len(tl.Spans)))
 	for i := range tl.Spans {
-		x := &tl.Spans[i]
-		e.Uint(uint64(x.Stream))
-		e.Int(int64(x.Seq))
-		e.Uint(x.StartFrame)
-		e.Time(x.StartTS)
-		e.Uint(x.EndFrame)
-		e.Time(x.EndTS)
-		for _, v := range [...]string{x.Method, x.Path, x.GRPC, x.Reset, x.Outcome} {
-			e.String(v)
-		}
-		e.Int(int64(x.Status))
+		appendSpan(e, &tl.Spans[i])
 	}
+}
+
+// appendEventHead encodes the fields of an event before What,
+// appendEventEnd those after it.
+func appendEventHead(e *enc, frame uint64, ts time.Time, lane string, dir event.Dir, stream uint32) {
+	e.Uint(frame)
+	e.Time(ts)
+	e.String(lane)
+	e.Uint(uint64(dir))
+	e.Uint(uint64(stream))
+}
+
+func appendEventEnd(e *enc, frame uint64, ts time.Time) {
+	e.Uint(frame)
+	e.Time(ts)
+}
+
+func appendSpan(e *enc, x *Span) {
+	e.Uint(uint64(x.Stream))
+	e.Int(int64(x.Seq))
+	e.Uint(x.StartFrame)
+	e.Time(x.StartTS)
+	e.Uint(x.EndFrame)
+	e.Time(x.EndTS)
+	for _, v := range [...]string{x.Method, x.Path, x.GRPC, x.Reset, x.Outcome} {
+		e.String(v)
+	}
+	e.Int(int64(x.Status))
 }
 
 // readTimeline decodes what appendTimeline encoded.

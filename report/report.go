@@ -381,21 +381,18 @@ func NewBuilder(red Redaction) *Builder {
 func (b *Builder) Add(c *analyze.Conn) {
 	p := &pendingConn{c: c, rec: NewConnRecord(c.TCP, c.App)}
 	p.rec.Summary = nil
-	if c.App == nil && (c.Records == nil || len(c.Records.Exchanges) == 0 && len(c.Records.Resets) == 0) {
-		// No event or request (a SYN flood's million connections):
-		// what NewTimeline makes of the records, directly.
-		tl := Timeline{Conn: c.ID()}
-		if c.Records != nil {
-			tl.SpansOmitted = c.Records.ExchangesDropped
-		}
-		var e enc
-		appendTimeline(&e, &tl)
-		p.tl = e.b
-		b.addPending(c.ID(), p)
-		return
+	if tl, ok := appendRequestsTimeline(nil, c, b.red, b.Limits); ok {
+		p.tl = tl
+	} else {
+		p.tl = appendRecordsTimeline(nil, c, b.red, b.Limits)
 	}
-	// The timeline events of the records released after Add: stalls,
-	// resets and requests (see summaryTimeline for the others).
+	b.addPending(c.ID(), p)
+}
+
+// appendRecordsTimeline appends, encoded, the timeline events of c that
+// its records give and its summary does not (see summaryTimeline for
+// the others): stalls, resets and requests.
+func appendRecordsTimeline(b []byte, c *analyze.Conn, red Redaction, lim Limits) []byte {
 	h := *c
 	h.SYNs, h.SYNACKs, h.FIN, h.RST, h.ZeroWindows = nil, nil, [2]*event.Ref{}, [2]*event.Ref{}, [2][]event.Ref{}
 	if c.App != nil {
@@ -408,11 +405,10 @@ func (b *Builder) Add(c *analyze.Conn) {
 		}
 		h.App = &a
 	}
-	tl := NewTimeline(&h, b.red, b.Limits)
-	var e enc
+	tl := NewTimeline(&h, red, lim)
+	e := enc{b: b}
 	appendTimeline(&e, &tl)
-	p.tl = e.b
-	b.addPending(c.ID(), p)
+	return e.b
 }
 
 // addPending records p, the connection id, as waiting to finish.

@@ -106,6 +106,46 @@ func (h *itemHeap) pop() spillItem {
 	return top
 }
 
+// idQueue holds records to be written in id order: those that come in
+// increasing id order, as most do (connections finish nearly in id
+// order), in a FIFO; the others in a heap.
+type idQueue struct {
+	q    []spillItem // ids increasing from q[head]
+	head int
+	h    itemHeap
+}
+
+func (x *idQueue) len() int { return len(x.q) - x.head + len(x.h) }
+
+func (x *idQueue) push(it spillItem) {
+	n := len(x.q)
+	if n == x.head {
+		x.q, x.head = x.q[:0], 0
+	} else if x.q[n-1].id > it.id {
+		x.h.push(it)
+		return
+	}
+	if len(x.q) == cap(x.q) && x.head >= len(x.q)/2 {
+		// Reuse the array rather than grow it.
+		k := copy(x.q, x.q[x.head:])
+		clear(x.q[k:])
+		x.q, x.head = x.q[:k], 0
+	}
+	x.q = append(x.q, it)
+}
+
+// pop removes and returns the record of the smallest id; x is not
+// empty.
+func (x *idQueue) pop() spillItem {
+	if x.head < len(x.q) && (len(x.h) == 0 || x.q[x.head].id < x.h[0].id) {
+		it := x.q[x.head]
+		x.q[x.head] = spillItem{}
+		x.head++
+		return it
+	}
+	return x.h.pop()
+}
+
 // spill writes records in sorted runs and reads them back merged.
 type spill struct {
 	f    *os.File
@@ -114,7 +154,7 @@ type spill struct {
 	runs []spillRun
 	// cur holds the records that may still go into the current run, next
 	// those that must wait for the next one; bytes counts both.
-	cur, next itemHeap
+	cur, next idQueue
 	bytes     int
 	free      [][]byte // buffers of records written out, for add
 	inRun     bool
@@ -176,9 +216,9 @@ func (s *spill) push(id event.ConnID, b []byte) {
 	}
 	s.bytes += len(b)
 	for s.bytes > spillBuffer && s.err == nil {
-		if len(s.cur) == 0 {
+		if s.cur.len() == 0 {
 			s.endRun()
-			s.cur, s.next = s.next, s.cur[:0]
+			s.cur, s.next = s.next, s.cur
 		}
 		s.writeMin()
 	}
@@ -235,15 +275,15 @@ func (s *spill) finish() error {
 		return s.err
 	}
 	s.closed = true
-	for s.err == nil && (len(s.cur) > 0 || len(s.next) > 0) {
-		if len(s.cur) == 0 {
+	for s.err == nil && (s.cur.len() > 0 || s.next.len() > 0) {
+		if s.cur.len() == 0 {
 			s.endRun()
-			s.cur, s.next = s.next, s.cur[:0]
+			s.cur, s.next = s.next, s.cur
 		}
 		s.writeMin()
 	}
 	s.endRun()
-	s.cur, s.next, s.free = nil, nil, nil
+	s.cur, s.next, s.free = idQueue{}, idQueue{}, nil
 	if s.err == nil {
 		if err := s.w.Flush(); err != nil {
 			s.err = fmt.Errorf("report: spill file: %w", err)

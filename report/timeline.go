@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/h2scope/h2scope/analyze"
@@ -186,6 +187,108 @@ func newTimeline(c *analyze.Conn, red Redaction, lim Limits, ev []TimelineEvent)
 		tl.Events = slices.Clone(tl.Events[:lim.Events])
 	}
 	return tl
+}
+
+// appendRequestsTimeline appends what appendRecordsTimeline does, when
+// c's records give no events but its requests' and responses', in frame
+// order and within lim.Events (an HTTP/1.x connection's, or none at
+// all), without the copies of c, strings and events NewTimeline makes.
+// ok is false otherwise, and b is returned as it was.
+func appendRequestsTimeline(b []byte, c *analyze.Conn, red Redaction, lim Limits) (_ []byte, ok bool) {
+	var none analyze.Records
+	recs := c.Records
+	if recs == nil { // released: none
+		recs = &none
+	}
+	if len(recs.Resets) > 0 {
+		return b, false
+	}
+	dropped := recs.ExchangesDropped
+	if app := c.App; app != nil {
+		if app.HTTP2 != nil {
+			if len(app.HTTP2.Stalls) > 0 {
+				return b, false
+			}
+			dropped += app.HTTP2.StreamsDropped
+		}
+		for i := range app.Streams {
+			if len(app.Streams[i].Stalls) > 0 {
+				return b, false
+			}
+		}
+	}
+	// The events, one lane's, are in frame order as NewTimeline adds
+	// them: its stable sort keeps that order.
+	n := 0
+	var last uint64
+	for i := range recs.Exchanges {
+		x := &recs.Exchanges[i]
+		for _, r := range [...]*event.Ref{x.Request, responseRef(x)} {
+			if r == nil {
+				continue
+			}
+			if n > 0 && r.Frame < last {
+				return b, false
+			}
+			n++
+			last = r.Frame
+		}
+	}
+	if n > lim.Events {
+		return b, false
+	}
+	spans := min(len(recs.Exchanges), max(lim.Spans, 0))
+	e := enc{b: b}
+	e.Uint(uint64(c.ID()))
+	e.Int(0)
+	e.Int(int64(len(recs.Exchanges) - spans + dropped))
+	e.Uint(uint64(n))
+	var status [20]byte
+	for i := range recs.Exchanges {
+		x := &recs.Exchanges[i]
+		u := red.URL(x.Path)
+		plain := printable(x.Method) == x.Method && printable(u) == u
+		label := ""
+		if !plain {
+			label = printable(x.Method + " " + u)
+		}
+		// what encodes the label (method, space, URL) after prefix.
+		what := func(prefix []byte) {
+			if !plain {
+				e.Uint(uint64(len(prefix) + len(label)))
+				e.b = append(append(e.b, prefix...), label...)
+				return
+			}
+			e.Uint(uint64(len(prefix) + len(x.Method) + 1 + len(u)))
+			e.b = append(append(e.b, prefix...), x.Method...)
+			e.b = append(append(e.b, ' '), u...)
+		}
+		if r := x.Request; r != nil {
+			appendEventHead(&e, r.Frame, r.TS, LaneHTTP, event.C2S, x.Stream)
+			what(nil)
+			appendEventEnd(&e, 0, time.Time{})
+		}
+		if r := responseRef(x); r != nil {
+			appendEventHead(&e, r.Frame, r.TS, LaneHTTP, event.S2C, x.Stream)
+			what(append(strconv.AppendInt(status[:0], int64(x.Status), 10), ' '))
+			appendEventEnd(&e, 0, time.Time{})
+		}
+	}
+	e.Uint(uint64(spans))
+	for i := range spans {
+		s := newSpan(&recs.Exchanges[i], red)
+		appendSpan(&e, &s)
+	}
+	return e.b, true
+}
+
+// responseRef is the ref of x's response event on the timeline: its
+// end, when x has a status.
+func responseRef(x *analyze.Exchange) *event.Ref {
+	if x.Status == 0 {
+		return nil
+	}
+	return x.ResponseEnd
 }
 
 // stallEvent is the timeline event of a flow-control stall.
