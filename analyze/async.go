@@ -33,6 +33,10 @@ const (
 	asyncDepth = 4
 )
 
+// asyncBigApp is the streams and calls from which a connection's App is
+// handed over alone (asyncCollector.conn).
+const asyncBigApp = 256
+
 // asyncMinProcs is the least GOMAXPROCS at which a run that is not
 // sharded analyses on a goroutine of its own: 2, a second CPU to run it
 // (tests change it to compare both ways).
@@ -77,6 +81,9 @@ type pipe[T any] struct {
 	work  chan []T
 	free  chan []T
 	done  chan struct{}
+	// acked receives once the taking goroutine reached a barrier (a nil
+	// batch, see drain).
+	acked chan struct{}
 	// fault is the panic that stopped the taking goroutine (a bug), with
 	// its stack; failed is set once it is. The sender raises it again
 	// at its next batch or at wait, once (raised).
@@ -99,7 +106,7 @@ func (p takePanic) Error() string {
 // newPipe starts the goroutine that takes the values.
 func newPipe[T any](take func(*T)) *pipe[T] {
 	p := &pipe[T]{take: take, work: make(chan []T, asyncDepth),
-		free: make(chan []T, asyncDepth+2), done: make(chan struct{})}
+		free: make(chan []T, asyncDepth+2), done: make(chan struct{}), acked: make(chan struct{})}
 	go p.run()
 	return p
 }
@@ -113,11 +120,18 @@ func (p *pipe[T]) run() {
 		if x := recover(); x != nil {
 			p.fault = takePanic{x, debug.Stack()}
 			p.failed.Store(true)
-			for range p.work {
+			for b := range p.work {
+				if b == nil {
+					p.acked <- struct{}{}
+				}
 			}
 		}
 	}()
 	for b := range p.work {
+		if b == nil {
+			p.acked <- struct{}{}
+			continue
+		}
 		for i := range b {
 			p.take(&b[i])
 		}
@@ -152,6 +166,19 @@ func (p *pipe[T]) sent() {
 		p.work <- p.cur
 		p.cur = nil
 	}
+}
+
+// drain hands the current batch over and waits until every value handed
+// over was taken.
+func (p *pipe[T]) drain() {
+	if len(p.cur) > 0 {
+		p.raise()
+		p.work <- p.cur
+		p.cur = nil
+	}
+	p.work <- nil
+	<-p.acked
+	p.raise()
 }
 
 // raise panics with the taking goroutine's panic, if there was one and
@@ -201,6 +228,7 @@ func (a *asyncCollector) call(c *asyncCall) {
 	if p := a.app; p != nil && c.op == opFinish && c.sum.ID == p.sum.ID {
 		a.app = nil
 		a.k.appFinish(&p.sum, p.app, &c.sum)
+		p.app, c.app = nil, nil
 		return
 	}
 	a.callApp()
@@ -211,14 +239,19 @@ func (a *asyncCollector) call(c *asyncCall) {
 		a.app = c
 	case opFinish:
 		a.k.finish(&c.sum, c.app)
+		c.app = nil
 	}
 }
 
-// callApp makes the call of App not yet made, if any.
+// callApp makes the call of App not yet made, if any. The batches are
+// reused as they come back, not cleared: the call lets go of the App,
+// which would otherwise stay reachable (a connection's streams and
+// calls, megabytes) until its slot is used again.
 func (a *asyncCollector) callApp() {
 	if p := a.app; p != nil {
 		a.app = nil
 		a.k.app(&p.sum, p.app)
+		p.app = nil
 	}
 }
 
@@ -260,5 +293,13 @@ func (a *asyncCollector) conn(op asyncOp, tc *tcp.Conn, app *dissect.App) {
 	// never writes through again.
 	c.sum.Anomalies = maps.Clone(tc.Summary.Anomalies)
 	c.ev.HTTP1 = nil
+	if app != nil && len(app.Streams)+len(app.Calls) >= asyncBigApp {
+		// A connection of many streams or calls (megabytes of records
+		// until the analysis releases them) is handed over alone: the
+		// dissection waits until it was analysed, so that no more than
+		// one is held at once, as on one goroutine.
+		a.drain()
+		return
+	}
 	a.sent()
 }
