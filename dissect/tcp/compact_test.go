@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -259,5 +260,43 @@ func BenchmarkCompactSYN(b *testing.B) {
 		tr.buf = e.b
 		d := decoder{b: e.b, base: c.LastTS}
 		d.state(st, false)
+	}
+}
+
+// TestReplayRandom: connections that one segment made, of every flag
+// combination a demotable connection can have, window scale and file,
+// demoted and made again by replay, have the summary and state they had
+// (checkReplay).
+func TestReplayRandom(t *testing.T) {
+	replays = 0
+	flags := []layer.Flags{syn, syn, synack, ack, 0, syn | 0x40 | 0x80, psh, layer.URG, fin, rst, syn | layer.FIN}
+	for seed := range uint64(3) {
+		r := rand.New(rand.NewPCG(seed, 1))
+		tr := NewTracker(Options{MaxConns: 300, IdleTimeout: 30 * time.Second, ClosedTimeout: 5 * time.Second, StreamGrace: time.Second})
+		tr.verifyReplay = func(c, rc *Conn) { checkReplay(t, c, rc) }
+		ts := time.Unix(1e9, 0)
+		for frame := uint64(1); frame < 20000; frame++ {
+			src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(r.IntN(2)), 1}), uint16(1000+r.IntN(600)))
+			dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 9, 9}), uint16(80+r.IntN(2)))
+			if r.IntN(4) == 0 {
+				src, dst = dst, src
+			}
+			ts = ts.Add(time.Duration(r.IntN(20)) * time.Millisecond)
+			s := layer.Segment{
+				Ref: event.Ref{Frame: frame, TS: ts, File: r.IntN(2)},
+				Src: src, Dst: dst, Flags: flags[r.IntN(len(flags))],
+				Seq: uint32(r.IntN(4)) * 1000, Ack: uint32(r.IntN(4)) * 1000,
+				Win: uint16(r.IntN(3)) * 100, WScale: int8(r.IntN(20)) - 2,
+			}
+			if r.IntN(8) == 0 {
+				s.PayloadLen = r.IntN(3)
+				s.Payload = make([]byte, s.PayloadLen)
+			}
+			tr.Add(&s)
+		}
+		tr.Flush()
+	}
+	if replays < 1000 {
+		t.Errorf("%d replays checked, want many", replays)
 	}
 }
