@@ -674,6 +674,21 @@ func (k *Collector) setSink(s ConnSink) {
 	}
 }
 
+// copyTo makes d a copy of c that shares nothing c's reuse changes: the
+// TCP summary, records and summary facts d points to are its own.
+func (c *Conn) copyTo(d *Conn) {
+	*d = *c
+	if c.TCP == &c.tcp {
+		d.TCP = &d.tcp
+	}
+	if c.Records == &c.recs {
+		d.Records = &d.recs
+	}
+	if c.sum == &c.sumv {
+		d.sum = &d.sumv
+	}
+}
+
 // newConn returns an empty Conn with empty Records, reused if one is
 // free.
 func (k *Collector) newConn() *Conn {

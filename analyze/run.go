@@ -47,9 +47,10 @@ func Stream(ctx context.Context, files []string, opts dissect.Options, cfg Confi
 // A ConnSink receives each connection of a Stream twice: Add with its
 // full records, once its application part is over, and Done once it
 // finished, its summary final (TCP summary, SYN, FIN, RST and window
-// refs). It may hold c from Add until Done returns, no longer: the
-// Collector then reuses it for another connection. Connections still
-// open when the run ends get no Done; their Conns stay as they are.
+// refs). Done may get a copy of the Conn Add got, from another
+// goroutine: it must read the one it gets, and hold neither once it
+// returns (the Collector reuses them). Connections still open when the
+// run ends get no Done; the Conns Add got for them stay as they are.
 type ConnSink interface {
 	Add(c *Conn)
 	Done(c *Conn)
@@ -64,8 +65,28 @@ func runCollector(ctx context.Context, files []string, opts dissect.Options, cfg
 	if useAsync() {
 		a := newAsync(k)
 		opts.Sink, opts.OnApp, opts.OnConn = a, a.App, a.Finish
+		var d *pipe[Conn]
+		if done := k.OnDone; done != nil {
+			// The sink's Done, a third of the work on captures of many
+			// short connections, on a goroutine of its own too: it gets
+			// a copy of each finished Conn.
+			d = newPipe(func(c *Conn) {
+				done(c)
+				*c = Conn{} // nothing of it stays reachable from the batch
+			})
+			k.OnDone = func(c *Conn) {
+				cp := d.next()
+				c.copyTo(cp)
+				d.sent()
+			}
+		}
 		func() {
-			defer a.wait()
+			defer func() {
+				if d != nil {
+					defer d.wait() // after a's: its calls send to d
+				}
+				a.wait()
+			}()
 			st, err = dissect.Run(ctx, files, opts)
 		}()
 	} else {

@@ -281,6 +281,6 @@ func (b *Builder) finishPending() {
 	for _, p := range pending {
 		delete(b.pending, p.c.ID())
 		sum := *p.c.TCP
-		b.finish(p, &sum)
+		b.finish(p, p.c, &sum)
 	}
 }

@@ -376,8 +376,8 @@ func NewBuilder(red Redaction) *Builder {
 
 // Add builds the parts of c's connection record and timeline that need
 // its full records; c must still hold them (see analyze.Stream), and
-// the Builder reads c again when the connection finishes (Done, or
-// Report for those still open).
+// Done then gets the finished connection, and Report reads c again for
+// those still open when it is called.
 func (b *Builder) Add(c *analyze.Conn) {
 	p := &pendingConn{c: c, rec: NewConnRecord(c.TCP, c.App)}
 	p.rec.Summary = nil
@@ -431,13 +431,14 @@ func (b *Builder) Done(c *analyze.Conn) {
 		return
 	}
 	delete(b.pending, c.ID())
-	b.finish(p, c.TCP)
+	b.finish(p, c, c.TCP)
 }
 
-// finish completes p with its final TCP summary and writes it to the
-// spill file.
-func (b *Builder) finish(p *pendingConn, sum *tcp.Summary) {
-	c := *p.c
+// finish completes p from conn, the finished connection (Done's, which
+// may be a copy of the one Add saw), with its final TCP summary sum, and
+// writes it to the spill file.
+func (b *Builder) finish(p *pendingConn, conn *analyze.Conn, sum *tcp.Summary) {
+	c := *conn
 	c.TCP = sum
 	b.rec = p.rec
 	rec := &b.rec // finish keeps no pointer to it
