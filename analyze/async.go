@@ -25,17 +25,17 @@ import (
 // sees exactly the calls, in exactly the order, that it would have seen
 // directly, so the result is the same.
 
-// asyncBatch is the calls an asyncCollector hands over at once;
+// asyncBatch is the calls an asyncCollector hands over at once (a
+// variable: tests make it small, so that the goroutines meet often);
 // asyncDepth the batches that may wait for the Collector's goroutine
 // (the dissection waits when they are all full).
-const (
-	asyncBatch = 256
-	asyncDepth = 4
-)
+var asyncBatch = 256
 
-// asyncBigApp is the streams and calls from which a connection's App is
-// handed over alone (asyncCollector.conn).
-const asyncBigApp = 256
+const asyncDepth = 4
+
+// asyncMaxRecords bounds the streams and calls of the Apps handed over
+// and not yet analysed (asyncCollector.conn): a few megabytes.
+const asyncMaxRecords = 4096
 
 // asyncMinProcs is the least GOMAXPROCS at which a run that is not
 // sharded analyses on a goroutine of its own: 2, a second CPU to run it
@@ -60,12 +60,14 @@ const (
 // the tracker its connections once the call returns; the App is the
 // receiver's.
 type asyncCall struct {
-	op   asyncOp
-	ev   event.Event
-	h1   event.HTTP1
-	host [1]event.Header
-	sum  tcp.Summary
-	app  *dissect.App
+	op asyncOp
+	// records counts the App's streams and calls (asyncMaxRecords).
+	records int64
+	ev      event.Event
+	h1      event.HTTP1
+	host    [1]event.Header
+	sum     tcp.Summary
+	app     *dissect.App
 }
 
 // pipe hands values of T over to a goroutine that takes them in order
@@ -93,15 +95,15 @@ type pipe[T any] struct {
 }
 
 // takePanic is a panic of the goroutine that takes a pipe's values,
-// raised again on the sender's: its value and where it happened.
+// raised again on the sender's: its value, whose text it has (so that a
+// caller that recovers it, batch, says what a run on one goroutine
+// would), and the stack where it happened, for a debugger.
 type takePanic struct {
 	v     any
 	stack []byte
 }
 
-func (p takePanic) Error() string {
-	return fmt.Sprintf("%v [in the analysis goroutine]\n%s", p.v, p.stack)
-}
+func (p takePanic) Error() string { return fmt.Sprint(p.v) }
 
 // newPipe starts the goroutine that takes the values.
 func newPipe[T any](take func(*T)) *pipe[T] {
@@ -118,7 +120,11 @@ func (p *pipe[T]) run() {
 	defer close(p.done)
 	defer func() {
 		if x := recover(); x != nil {
-			p.fault = takePanic{x, debug.Stack()}
+			tp, ok := x.(takePanic) // raised again from a later pipe
+			if !ok {
+				tp = takePanic{x, debug.Stack()}
+			}
+			p.fault = tp
 			p.failed.Store(true)
 			for b := range p.work {
 				if b == nil {
@@ -208,6 +214,9 @@ func (p *pipe[T]) wait() {
 type asyncCollector struct {
 	*pipe[asyncCall]
 	k *Collector
+	// records counts the streams and calls of the Apps handed over and
+	// not analysed yet: past asyncMaxRecords, the dissection waits.
+	records atomic.Int64
 	// app is a call of App not yet made, in the batch being taken: when
 	// the next call finishes the same connection (an eviction, the end
 	// of the run), the two are made as one (Collector.appFinish), which
@@ -228,6 +237,7 @@ func (a *asyncCollector) call(c *asyncCall) {
 	if p := a.app; p != nil && c.op == opFinish && c.sum.ID == p.sum.ID {
 		a.app = nil
 		a.k.appFinish(&p.sum, p.app, &c.sum)
+		a.records.Add(-p.records)
 		p.app, c.app = nil, nil
 		return
 	}
@@ -251,6 +261,7 @@ func (a *asyncCollector) callApp() {
 	if p := a.app; p != nil {
 		a.app = nil
 		a.k.app(&p.sum, p.app)
+		a.records.Add(-p.records)
 		p.app = nil
 	}
 }
@@ -293,11 +304,16 @@ func (a *asyncCollector) conn(op asyncOp, tc *tcp.Conn, app *dissect.App) {
 	// never writes through again.
 	c.sum.Anomalies = maps.Clone(tc.Summary.Anomalies)
 	c.ev.HTTP1 = nil
-	if app != nil && len(app.Streams)+len(app.Calls) >= asyncBigApp {
-		// A connection of many streams or calls (megabytes of records
-		// until the analysis releases them) is handed over alone: the
-		// dissection waits until it was analysed, so that no more than
-		// one is held at once, as on one goroutine.
+	c.records = 0
+	if app != nil && op == opApp {
+		c.records = int64(len(app.Streams) + len(app.Calls))
+	}
+	if c.records > 0 && a.records.Add(c.records) > asyncMaxRecords {
+		// The records of the connections handed over (a connection of
+		// many streams or calls holds megabytes until the analysis
+		// releases them) pass the bound: the dissection waits until
+		// they were analysed, so that it holds about what one goroutine
+		// would.
 		a.drain()
 		return
 	}

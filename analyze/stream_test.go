@@ -3,13 +3,17 @@ package analyze
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/event"
 	"github.com/h2scope/h2scope/dissect/http2"
+	"github.com/h2scope/h2scope/dissect/tcp"
 	"github.com/h2scope/h2scope/dissect/tls"
 )
 
@@ -59,12 +63,15 @@ func TestStreamMatchesRun(t *testing.T) {
 // connection once to Add with its records, then once to Done (the same
 // Conn or a copy), its records released.
 type checkSink struct {
+	mu    sync.Mutex // Add and Done may run at once (ConnSink)
 	t     *testing.T
 	added map[event.ConnID]*Conn // not read after Done: the Collector reuses it
 	done  map[event.ConnID]bool
 }
 
 func (s *checkSink) Add(c *Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.added[c.ID()] != nil {
 		s.t.Errorf("connection %d: Add called twice", c.ID())
 	}
@@ -75,6 +82,8 @@ func (s *checkSink) Add(c *Conn) {
 }
 
 func (s *checkSink) Done(c *Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	id := c.ID()
 	switch {
 	case s.added[id] == nil:
@@ -170,14 +179,20 @@ func TestAsyncMatchesSerial(t *testing.T) {
 		b, _ := json.Marshal(res)
 		return string(b) + "\nadded:\n" + strings.Join(added, "\n") + "\ndone:\n" + strings.Join(done, "\n")
 	}
-	for _, path := range files {
-		name, _ := filepath.Rel(pcaps, path)
-		t.Run(strings.TrimSuffix(name, ".pcapng"), func(t *testing.T) {
-			serial, async := run(t, path, 1<<30), run(t, path, 1)
-			if serial != async {
-				t.Errorf("the analysis beside the dissection differs from the serial one:\nasync  %.2000s\nserial %.2000s", async, serial)
-			}
-		})
+	// Batches of 2 make the goroutines meet at every other call: a
+	// race or an ordering fault shows on these small captures too.
+	defer func(n int) { asyncBatch = n }(asyncBatch)
+	for _, batch := range []int{asyncBatch, 2} {
+		asyncBatch = batch
+		for _, path := range files {
+			name, _ := filepath.Rel(pcaps, path)
+			t.Run(fmt.Sprintf("%s/batch%d", strings.TrimSuffix(name, ".pcapng"), batch), func(t *testing.T) {
+				serial, async := run(t, path, 1<<30), run(t, path, 1)
+				if serial != async {
+					t.Errorf("the analysis beside the dissection differs from the serial one:\nasync  %.2000s\nserial %.2000s", async, serial)
+				}
+			})
+		}
 	}
 }
 
@@ -191,8 +206,9 @@ func (s sinkFuncs) Done(c *Conn) { s.done(c) }
 // (a bug in a detector or the sink) reaches Stream's caller with its
 // value, rather than hanging the run or ending the process.
 func TestAsyncPanicSurfaces(t *testing.T) {
-	defer func(n int) { asyncMinProcs = n }(asyncMinProcs)
+	defer func(n, b int) { asyncMinProcs, asyncBatch = n, b }(asyncMinProcs, asyncBatch)
 	asyncMinProcs = 1
+	asyncBatch = 2 // the panic is raised again at a full batch, on either goroutine
 	path := filepath.Join(pcaps, "http1-nokeepalive.pcapng")
 	for _, where := range []string{"add", "done"} {
 		t.Run(where, func(t *testing.T) {
@@ -206,12 +222,43 @@ func TestAsyncPanicSurfaces(t *testing.T) {
 			defer func() {
 				x := recover()
 				p, ok := x.(takePanic)
-				if !ok || p.v != "boom in "+where || !strings.Contains(p.Error(), "analyze") {
-					t.Errorf("Stream panicked with %v (%T), want the sink's panic with its stack", x, x)
+				if !ok || p.v != "boom in "+where || p.Error() != "boom in "+where || !strings.Contains(string(p.stack), "analyze") {
+					t.Errorf("Stream panicked with %#v, want the sink's panic, once, with its stack", x)
 				}
 			}()
 			Stream(context.Background(), []string{path}, dissect.Options{}, DefaultConfig(), sink)
 			t.Errorf("Stream returned; want the sink's panic")
 		})
+	}
+}
+
+// TestAsyncBoundsRecords checks that the Apps handed to the analysis
+// goroutine and not analysed yet hold at most about asyncMaxRecords
+// streams and calls, however far the dissection runs ahead: a capture
+// of many connections of a few hundred streams each must not hold
+// thousands of them at once.
+func TestAsyncBoundsRecords(t *testing.T) {
+	k := NewCollector(DefaultConfig())
+	k.DropConns = true
+	var a *asyncCollector
+	var most int64
+	k.OnConn = func(*Conn) {
+		most = max(most, a.records.Load())
+		time.Sleep(20 * time.Microsecond) // an analysis slower than the dissection
+	}
+	a = newAsync(k)
+	const streams = 255
+	for i := range 2000 {
+		tc := &tcp.Conn{}
+		tc.ID = event.ConnID(i)
+		a.App(tc, &dissect.App{Streams: make([]http2.Stream, streams)})
+		a.Finish(tc, nil)
+	}
+	a.wait()
+	if most > asyncMaxRecords+streams {
+		t.Errorf("%d streams and calls waited for the analysis at once, want at most %d", most, asyncMaxRecords+streams)
+	}
+	if most == 0 {
+		t.Errorf("no App was seen in flight: the test measures nothing")
 	}
 }
