@@ -165,7 +165,17 @@ func trimCR(s string) string {
 	return s
 }
 
-func trimOWS(s string) string { return strings.Trim(s, " \t") }
+// trimOWS trims the optional whitespace (spaces and tabs) around s.
+func trimOWS(s string) string {
+	i, j := 0, len(s)
+	for i < j && (s[i] == ' ' || s[i] == '\t') {
+		i++
+	}
+	for j > i && (s[j-1] == ' ' || s[j-1] == '\t') {
+		j--
+	}
+	return s[i:j]
+}
 
 // fields appends to dst the header fields of lines (each ending in '\n',
 // the empty line excluded) and reports irregular lines by anomaly name.
