@@ -23,13 +23,16 @@ func newTable() table {
 }
 
 // hashEnd hashes one endpoint. A pair of endpoints hashes to the sum of
-// theirs, the same for (a, b) and (b, a).
+// theirs, the same for (a, b) and (b, a). Endpoints whose addresses have
+// the same 16-byte form (an IPv4 address and its IPv4-mapped IPv6 form,
+// or IPv6 addresses that differ only in zone) hash alike, as tombstones
+// tell endpoints apart by hash alone; the netip.AddrPort itself is
+// hashed, which costs half of hashing its 18 bytes.
 func (t *table) hashEnd(a netip.AddrPort) uint64 {
-	var b [18]byte
-	ip := a.Addr().As16()
-	copy(b[:], ip[:])
-	b[16], b[17] = byte(a.Port()>>8), byte(a.Port())
-	return maphash.Bytes(t.seed, b[:])
+	if ip := a.Addr(); ip.Is4In6() || ip.Zone() != "" {
+		a = netip.AddrPortFrom(ip.Unmap().WithZone(""), a.Port())
+	}
+	return maphash.Comparable(t.seed, a)
 }
 
 // get returns the connection between a and b, whose pair hashes to h,

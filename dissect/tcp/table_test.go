@@ -90,3 +90,32 @@ func BenchmarkSYNFlood(b *testing.B) {
 		i++
 	}
 }
+
+// TestHashEndForms checks that hashEnd hashes endpoints whose addresses
+// have the same 16-byte form alike (tombstones tell endpoints apart by
+// hash alone), and others apart.
+func TestHashEndForms(t *testing.T) {
+	tb := newTable()
+	same := func(x, y string) bool {
+		return tb.hashEnd(netip.MustParseAddrPort(x)) == tb.hashEnd(netip.MustParseAddrPort(y))
+	}
+	for _, p := range [][2]string{
+		{"192.0.2.1:80", "[::ffff:192.0.2.1]:80"},
+		{"[fe80::1%eth0]:80", "[fe80::1]:80"},
+		{"[fe80::1%eth0]:80", "[fe80::1%eth1]:80"},
+	} {
+		if !same(p[0], p[1]) {
+			t.Errorf("%s and %s hash apart", p[0], p[1])
+		}
+	}
+	for _, p := range [][2]string{
+		{"192.0.2.1:80", "192.0.2.1:81"},
+		{"192.0.2.1:80", "192.0.2.2:80"},
+		{"[2001:db8::1]:443", "[2001:db8::2]:443"},
+		{"[::]:80", "0.0.0.0:80"},
+	} {
+		if same(p[0], p[1]) {
+			t.Errorf("%s and %s hash alike", p[0], p[1])
+		}
+	}
+}
