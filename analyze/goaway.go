@@ -93,10 +93,20 @@ type pairStarts struct {
 }
 
 func (p *pairStarts) add(ss ...connStart) {
-	p.starts = append(p.starts, ss...)
+	if len(ss) == 1 {
+		// One start per connection finalised: a store, not a copy of a
+		// slice with its write barriers.
+		p.starts = append(p.starts, ss[0])
+	} else {
+		p.starts = append(p.starts, ss...)
+	}
 	if len(p.starts) >= 2*goAwayStarts {
-		slices.SortFunc(p.starts, func(a, b connStart) int { return cmp.Or(b.ts.Compare(a.ts), cmp.Compare(a.id, b.id)) })
-		p.starts, p.partial = slices.Clip(p.starts[:goAwayStarts]), true
+		n := len(p.starts)
+		p.starts = keepLowest(p.starts, goAwayStarts, func(a, b connStart) int { return cmp.Or(b.ts.Compare(a.ts), cmp.Compare(a.id, b.id)) })
+		// The array is reused for the next goAwayStarts, as
+		// appendLowest's.
+		clear(p.starts[goAwayStarts:n])
+		p.partial = true
 	}
 }
 

@@ -288,8 +288,7 @@ func (s *hsSet) sketchAdd(cfg HandshakeLatencyConfig, v hsSample) {
 	s.reasons |= v.reasons
 	s.top = append(s.top, v)
 	if len(s.top) >= 2*hsTop {
-		slices.SortFunc(s.top, slower)
-		s.top = s.top[:hsTop]
+		s.top = keepLowest(s.top, hsTop, slower)
 	}
 	if v.lost(cfg) {
 		s.lostN++

@@ -271,11 +271,11 @@ func (d *synFold) final(c *Conn) {
 func appendLowest[T any](s []T, v T, cmp func(a, b T) int) []T {
 	s = append(s, v)
 	if len(s) >= 2*synKeep {
-		slices.SortFunc(s, cmp)
+		n := len(s)
+		s = keepLowest(s, synKeep, cmp)
 		// The array is reused for the next synKeep: clipping it made
 		// every round copy the kept ones into a new one.
-		clear(s[synKeep:])
-		s = s[:synKeep]
+		clear(s[synKeep:n])
 	}
 	return s
 }

@@ -165,3 +165,49 @@ func peakOpen(spans [][2]time.Time) int {
 	}
 	return peak
 }
+
+// keepLowest returns s[:n] after slices.SortFunc(s, cmp), cmp being a
+// strict order (no two elements of s compare 0), when len(s) >= n: the
+// n lowest in order. Where s[:n] is already in order (as keepLowest
+// left it, with elements appended since), it does not sort s: it keeps
+// those of the rest below s[n-1], sorts them alone (usually few: a
+// bound keeping the slowest or latest sees most new ones fall outside)
+// and merges them in, from the back. s[n:] is left in an unspecified
+// order.
+func keepLowest[T any](s []T, n int, cmp func(a, b T) int) []T {
+	if n <= 0 || !slices.IsSortedFunc(s[:n], cmp) {
+		slices.SortFunc(s, cmp)
+		return s[:max(n, 0)]
+	}
+	cut := s[n-1]
+	k := n
+	for i := n; i < len(s); i++ {
+		if cmp(s[i], cut) < 0 {
+			s[k], s[i] = s[i], s[k]
+			k++
+		}
+	}
+	k -= n
+	if k == 0 {
+		return s[:n]
+	}
+	slices.SortFunc(s[n:n+k], cmp)
+	// Merge s[:n] and s[n:n+k] from the highest down, dropping the k
+	// highest and writing the rest at s[w] from n-1 down: w stays above
+	// the next unread element of s[:n] while any of s[n:n+k] is unread
+	// (w-i is k minus the number read), so nothing unread is overwritten;
+	// once they are all read, the rest of s[:n] is in place.
+	i, j := n-1, n+k-1
+	for w := n - 1 + k; w >= 0 && j >= n; w-- {
+		var v T
+		if i >= 0 && cmp(s[i], s[j]) > 0 {
+			v, i = s[i], i-1
+		} else {
+			v, j = s[j], j-1
+		}
+		if w < n {
+			s[w] = v
+		}
+	}
+	return s[:n]
+}
