@@ -27,8 +27,13 @@ import (
 // without a handler, or with discard); the encoding records whether the
 // handler was asked for.
 
-// maxFree bounds the tracking states a Tracker keeps for reuse.
+// maxFree bounds the tracking states, and the encodings, a Tracker keeps
+// for reuse.
 const maxFree = 1024
+
+// maxRecReuse bounds the capacity of an encoding kept for reuse: most
+// take about a hundred bytes.
+const maxRecReuse = 256
 
 // newState returns a tracking state for a new connection.
 func (t *Tracker) newState() *state {
@@ -83,6 +88,12 @@ func (t *Tracker) compact(c *Conn) {
 	}
 	if t.verify != nil {
 		t.verify(c, e.b)
+	}
+	if c.rec == nil && len(t.recs) > 0 {
+		// The encoding of a finished connection, reused.
+		c.rec = t.recs[len(t.recs)-1]
+		t.recs[len(t.recs)-1] = nil
+		t.recs = t.recs[:len(t.recs)-1]
 	}
 	c.rec = append(c.rec[:0], e.b...)
 	t.freeState(c.state)

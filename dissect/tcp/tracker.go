@@ -132,6 +132,10 @@ type Tracker struct {
 	// where compact encodes.
 	free freelist.List[state]
 	buf  []byte
+	// recs holds the compact encodings (Conn.rec) of finished
+	// connections, emptied, for compact to reuse (at most maxFree, each
+	// of at most maxRecReuse bytes).
+	recs [][]byte
 	// noCompact and verify are for tests: never compact, or check each
 	// encoding by decoding it.
 	noCompact bool
@@ -738,6 +742,9 @@ func (t *Tracker) finish(c *Conn) {
 		t.endStreams(c) // which finalizes c
 	}
 	t.freeState(c.state)
+	if n := cap(c.rec); n > 0 && n <= maxRecReuse && len(t.recs) < maxFree {
+		t.recs = append(t.recs, c.rec[:0])
+	}
 	c.state, c.rec = nil, nil
 	if t.opts.OnFinish != nil {
 		t.opts.OnFinish(c)
