@@ -449,15 +449,20 @@ func (c *Conn) startLine(h *half, b []byte, at event.Ref) int {
 	// left to the resync scan, so that results never depend on how the
 	// stream was cut into calls.
 	room := c.opts.MaxHeader - len(h.buf)
-	for j, x := range seg {
+	for j := 0; j < len(seg); {
 		if j >= room {
 			c.tooLarge(h)
 			return j
 		}
-		if !h.lc.feed(x) {
+		if k := h.lc.targetRun(seg[j:min(len(seg), room)]); k > 0 {
+			j += k
+			continue
+		}
+		if !h.lc.feed(seg[j]) {
 			c.badStart(h, false)
 			return j + 1
 		}
+		j++
 	}
 	if i >= 0 && len(seg) >= room {
 		c.tooLarge(h)

@@ -1,6 +1,7 @@
 package http1
 
 import (
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -551,5 +552,58 @@ func TestMaxPending(t *testing.T) {
 	c.Feed(event.C2S, []byte(get1+get1+get1), ref(1))
 	if s := c.Summary(); s.Unanswered != 2 || s.Anomalies["too_many_pending"] != 1 {
 		t.Errorf("summary %+v", s)
+	}
+}
+
+// TestTargetRun checks that feeding a line as startLine does (a target's
+// run at once through targetRun, every other byte through feed) leaves
+// the same state and fails at the same byte as feeding it byte by byte,
+// whatever the line, the kind of line checked, and the room left.
+func TestTargetRun(t *testing.T) {
+	pieces := []string{"GET", "get", "M-SEARCH", " ", "  ", "/", "/a?b=c", "*", "HTTP/1.1", "HTTP/1.0",
+		"200", " OK", "\r", "\t", "\x7f", "\x00", "\xe9", "\xff", "x", "%20", "http://h/p"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		var b []byte
+		for range 1 + rng.IntN(8) {
+			b = append(b, pieces[rng.IntN(len(pieces))]...)
+		}
+		resp, upper := rng.IntN(4) == 0, rng.IntN(4) == 0
+		room := len(b) + 1
+		if rng.IntN(2) == 0 {
+			room = rng.IntN(len(b) + 1)
+		}
+		var want, got lineCheck
+		want.reset(resp, upper)
+		got.reset(resp, upper)
+		wantEnd, gotEnd := len(b), len(b)
+		for j := range b {
+			if j >= room {
+				wantEnd = j
+				break
+			}
+			if !want.feed(b[j]) {
+				wantEnd = j + 1
+				break
+			}
+		}
+		for j := 0; j < len(b); {
+			if j >= room {
+				gotEnd = j
+				break
+			}
+			if k := got.targetRun(b[j:min(len(b), room)]); k > 0 {
+				j += k
+				continue
+			}
+			if !got.feed(b[j]) {
+				gotEnd = j + 1
+				break
+			}
+			j++
+		}
+		if got != want || gotEnd != wantEnd {
+			t.Fatalf("%q (response %v, upper %v, room %d): end %d state %+v, byte by byte %d %+v", b, resp, upper, room, gotEnd, got, wantEnd, want)
+		}
 	}
 }

@@ -74,6 +74,24 @@ func (l *lineCheck) feed(c byte) bool {
 	return ok || l.upperStart && !l.notText
 }
 
+// targetRun feeds the leading bytes of b that feed would take as part of
+// a request target (a visible byte, in the target, with nothing amiss so
+// far) at once, and returns how many; 0 when the line is not in its target.
+func (l *lineCheck) targetRun(b []byte) int {
+	if l.resp || l.phase != 1 || l.bad || l.cr || l.allowLoose && (l.crText || l.count == 0) {
+		return 0
+	}
+	k := 0
+	for k < len(b) && b[k] > ' ' && b[k] != 0x7f {
+		k++
+	}
+	l.n += k
+	if l.allowLoose {
+		l.count += k
+	}
+	return k
+}
+
 // loose reports whether the complete line fed is a loose request line.
 func (l *lineCheck) loose() bool {
 	return l.allowLoose && l.upperStart && !l.notText && !l.complete()
