@@ -90,18 +90,21 @@ func httpClass(status int) int {
 type requestErrors struct {
 	cfg    RequestErrorsConfig
 	groups map[findingPool]*errGroup
+	// label is where observe writes a request's method label, so that
+	// one already counted, or counted as "other", makes no string.
+	label []byte
 }
 
 // errGroup is one pool's tally.
 type errGroup struct {
 	requests int
 	classes  [len(errClasses)]int
-	statuses map[string]int    // at most maxErrLabels, then "other"
-	methods  map[string][2]int // requests, failures; at most maxErrLabels, then "other"
-	// maxStatus and maxMethod cache the largest label of statuses and
-	// methods once they are full ("" until known; see addLabel).
-	maxStatus, maxMethod string
-	samples              []errSample // the lowest (connection, frame) failures, at most maxEvidence
+	statuses map[string]int // at most maxErrLabels, then "other"
+	methods  errMethods
+	// maxStatus caches the largest label of statuses once it is full
+	// ("" until known; see addLabel).
+	maxStatus string
+	samples   []errSample // the lowest (connection, frame) failures, at most maxEvidence
 }
 
 // maxErrLabels bounds the statuses and methods a pool counts apart.
@@ -123,7 +126,7 @@ func (d *requestErrors) observe(c *Conn) {
 			return g
 		}
 		g = poolEntry(&d.groups, poolOf(c), nil, func() *errGroup {
-			return &errGroup{statuses: map[string]int{}, methods: map[string][2]int{}}
+			return &errGroup{statuses: map[string]int{}}
 		})
 		return g
 	}
@@ -155,12 +158,14 @@ func (d *requestErrors) observe(c *Conn) {
 			continue
 		}
 		class := httpClass(x.Status)
-		method := x.Method + " " + clipString(pathOnly(x.Path), 60)
+		d.label = append(append(append(d.label[:0], x.Method...), ' '), clipString(pathOnly(x.Path), 60)...)
 		g := group()
-		g.count(method, class >= 0)
+		g.requests++
+		addMethod(&g.methods, d.label, failedPair(class >= 0))
 		if class < 0 {
 			continue
 		}
+		method := string(d.label)
 		ref := x.Response
 		if ref == nil {
 			ref = x.ResponseEnd
@@ -184,11 +189,62 @@ func pathOnly(p string) string {
 // count counts one request to method, failed or not.
 func (g *errGroup) count(method string, failed bool) {
 	g.requests++
-	n := [2]int{1, 0}
+	addMethod(&g.methods, method, failedPair(failed))
+}
+
+// failedPair is the counts of one request: [requests, failures].
+func failedPair(failed bool) [2]int {
 	if failed {
-		n[1] = 1
+		return [2]int{1, 1}
 	}
-	addLabel(g.methods, method, n, addPair, &g.maxMethod)
+	return [2]int{1, 0}
+}
+
+// errMethods counts requests and failures per method label, as addLabel
+// does in a map: at most maxErrLabels labels apart, the lexically
+// smallest whatever order they came in, and the rest in other. The
+// labels are kept in order, so that the largest is the last and a label
+// past the bound costs a binary search, not a scan.
+type errMethods struct {
+	labels []errLabel // in increasing name order
+	other  [2]int
+}
+
+// errLabel is one method label's [requests, failures].
+type errLabel struct {
+	name string
+	n    [2]int
+}
+
+// addMethod adds n to label l's counts. l may be a buffer reused after
+// the call: it is made a string only when kept as a new label.
+func addMethod[S ~string | ~[]byte](m *errMethods, l S, n [2]int) {
+	if string(l) == otherLabel {
+		m.other = addPair(m.other, n)
+		return
+	}
+	lo, hi := 0, len(m.labels)
+	for lo < hi {
+		h := int(uint(lo+hi) >> 1)
+		if m.labels[h].name < string(l) {
+			lo = h + 1
+		} else {
+			hi = h
+		}
+	}
+	switch last := len(m.labels) - 1; {
+	case lo <= last && m.labels[lo].name == string(l):
+		m.labels[lo].n = addPair(m.labels[lo].n, n)
+	case len(m.labels) < maxErrLabels:
+		m.labels = slices.Insert(m.labels, lo, errLabel{string(l), n})
+	case lo > last:
+		m.other = addPair(m.other, n) // above the largest label kept
+	default:
+		// l takes the largest one's place, which joins "other".
+		m.other = addPair(m.other, m.labels[last].n)
+		copy(m.labels[lo+1:], m.labels[lo:last])
+		m.labels[lo] = errLabel{string(l), n}
+	}
 }
 
 // fail counts a failed request of c, answered with status (of class),
@@ -290,9 +346,10 @@ func (d *requestErrors) merge(o detector) {
 		for _, s := range sortedKeys(og.statuses) {
 			addLabel(g.statuses, s, og.statuses[s], addInt, &g.maxStatus)
 		}
-		for _, m := range sortedKeys(og.methods) {
-			addLabel(g.methods, m, og.methods[m], addPair, &g.maxMethod)
+		for _, l := range og.methods.labels {
+			addMethod(&g.methods, l.name, l.n)
 		}
+		g.methods.other = addPair(g.methods.other, og.methods.other)
 		for _, s := range og.samples {
 			g.sample(s)
 		}
@@ -340,10 +397,13 @@ func errFinding(in *capture, cfg RequestErrorsConfig, k findingPool, g *errGroup
 		reqs, n int
 	}
 	var ms []method
-	for name, n := range g.methods {
-		if n[1] > 0 {
-			ms = append(ms, method{name, n[0], n[1]})
+	for _, l := range g.methods.labels {
+		if l.n[1] > 0 {
+			ms = append(ms, method{l.name, l.n[0], l.n[1]})
 		}
+	}
+	if n := g.methods.other; n[1] > 0 {
+		ms = append(ms, method{otherLabel, n[0], n[1]})
 	}
 	slices.SortFunc(ms, func(a, b method) int { return cmp.Or(cmp.Compare(b.n, a.n), cmp.Compare(a.name, b.name)) })
 	var parts []string

@@ -2,7 +2,9 @@ package analyze
 
 import (
 	"cmp"
+	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"testing"
 )
@@ -38,6 +40,57 @@ func TestKeepLowest(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// TestErrMethods checks errMethods against addLabel over a map, the
+// labels given as strings and from a reused buffer, and merged from two
+// halves.
+func TestErrMethods(t *testing.T) {
+	for seed := range uint64(20) {
+		r := rand.New(rand.NewPCG(seed, 4))
+		ref := map[string][2]int{}
+		var largest string
+		var byString, byBuf, left, right errMethods
+		var buf []byte
+		for i := range 3000 {
+			l := fmt.Sprintf("GET /items/%d", r.IntN(40+i/10))
+			if i%97 == 96 {
+				l = otherLabel
+			}
+			n := failedPair(r.IntN(4) == 0)
+			addLabel(ref, l, n, addPair, &largest)
+			addMethod(&byString, l, n)
+			buf = append(buf[:0], l...)
+			addMethod(&byBuf, buf, n)
+			if r.IntN(2) == 0 {
+				addMethod(&left, l, n)
+			} else {
+				addMethod(&right, l, n)
+			}
+		}
+		for _, l := range right.labels {
+			addMethod(&left, l.name, l.n)
+		}
+		left.other = addPair(left.other, right.other)
+		want := errMethods{other: ref[otherLabel]}
+		for _, k := range sortedKeys(ref) {
+			if k != otherLabel {
+				want.labels = append(want.labels, errLabel{k, ref[k]})
+			}
+		}
+		for name, got := range map[string]errMethods{"strings": byString, "buffer": byBuf, "merged": left} {
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("seed %d, %s: got %v, want %v", seed, name, got, want)
+			}
+		}
+		if a := testing.AllocsPerRun(100, func() { addMethod(&byBuf, buf, [2]int{1, 0}) }); a != 0 {
+			t.Errorf("seed %d: %v allocations counting a label counted already", seed, a)
+		}
+		past := []byte("GET /items/zz past every label kept")
+		if a := testing.AllocsPerRun(100, func() { addMethod(&byBuf, past, [2]int{1, 0}) }); a != 0 {
+			t.Errorf("seed %d: %v allocations counting a label as other", seed, a)
 		}
 	}
 }
