@@ -507,7 +507,9 @@ func (t *churnTally) merge(o *churnTally) {
 	t.reasons |= o.reasons
 }
 
-// churnConnOf returns what reconnect_churn keeps of c.
+// churnConnOf returns what reconnect_churn keeps of c, but for its
+// first request (req), which only a connection shown needs:
+// churnRequestOf.
 func churnConnOf(cfg ChurnConfig, c *Conn) churnShown {
 	n, ok := requests(c)
 	r := churnShown{id: c.ID(), port: c.TCP.Client.Port(), first: c.TCP.FirstTS, last: c.TCP.LastTS,
@@ -534,9 +536,6 @@ func churnConnOf(cfg ChurnConfig, c *Conn) churnShown {
 	} else if x := c.RST[event.S2C]; x != nil {
 		r.rst, r.rstWho = *x, 2
 	}
-	if x := firstExchange(c); x != nil && x.Request != nil {
-		r.req = &churnRequest{method: x.Method, path: x.Path, stream: x.Stream, ref: *x.Request}
-	}
 	switch {
 	case !c.sum.lastEnd.IsZero():
 		r.idleFrom = c.sum.lastEnd
@@ -544,6 +543,15 @@ func churnConnOf(cfg ChurnConfig, c *Conn) churnShown {
 		r.idleFrom = c.TCP.LastTS
 	}
 	return r
+}
+
+// churnRequestOf returns c's first request as evidence cites it, nil
+// when it has none.
+func churnRequestOf(c *Conn) *churnRequest {
+	if x := firstExchange(c); x != nil && x.Request != nil {
+		return &churnRequest{method: x.Method, path: x.Path, stream: x.Stream, ref: *x.Request}
+	}
+	return nil
 }
 
 func (d *churnFold) observe(*Conn) {}
@@ -574,6 +582,7 @@ func (d *churnFold) final(c *Conn) {
 	r := churnConnOf(d.cfg, c)
 	p.t.add(&r)
 	if r.shown() && (len(p.shown) < churnShows || r.compare(&p.shown[len(p.shown)-1]) < 0) {
+		r.req = churnRequestOf(c)
 		p.addShown(r) // else it would sort last and be cut
 	}
 	if p.ports == nil && p.conns.n >= churnKeep {
