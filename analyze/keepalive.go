@@ -40,29 +40,31 @@ type serverClose struct {
 	lastStream uint32
 }
 
-// serverCloseOf returns the server's first closing frame of c (nil when
-// the client closed first or the connection stayed open): the earlier of
-// its FIN and RST, or an earlier GOAWAY.
-func serverCloseOf(c *Conn) *serverClose {
+// serverCloseOf returns the server's first closing frame of c (false
+// when the client closed first or the connection stayed open): the
+// earlier of its FIN and RST, or an earlier GOAWAY. It returns a value:
+// most connections keep none of it.
+func serverCloseOf(c *Conn) (serverClose, bool) {
 	if c.TCP.Close != tcp.CloseFINServer && c.TCP.Close != tcp.CloseRSTServer {
-		return nil
+		return serverClose{}, false
 	}
-	var sc *serverClose
+	var sc serverClose
+	ok := false
 	if r := c.FIN[event.S2C]; r != nil {
-		sc = &serverClose{ref: *r, what: "FIN"}
+		sc, ok = serverClose{ref: *r, what: "FIN"}, true
 	}
-	if r := c.RST[event.S2C]; r != nil && (sc == nil || r.Frame < sc.ref.Frame) {
-		sc = &serverClose{ref: *r, what: "RST"}
+	if r := c.RST[event.S2C]; r != nil && (!ok || r.Frame < sc.ref.Frame) {
+		sc, ok = serverClose{ref: *r, what: "RST"}, true
 	}
 	if c.App != nil && c.App.HTTP2 != nil {
 		for _, g := range c.App.HTTP2.GoAways {
-			if g.Dir == event.S2C && (sc == nil || g.Ref.Frame < sc.ref.Frame) {
-				sc = &serverClose{ref: g.Ref, what: "GOAWAY", lastStream: g.LastStreamID}
+			if g.Dir == event.S2C && (!ok || g.Ref.Frame < sc.ref.Frame) {
+				sc, ok = serverClose{ref: g.Ref, what: "GOAWAY", lastStream: g.LastStreamID}, true
 				break
 			}
 		}
 	}
-	return sc
+	return sc, ok
 }
 
 // answered reports whether the server answered an exchange.
@@ -267,13 +269,22 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn, ref *kaRef) {
 		}
 	}
 
-	sc := serverCloseOf(c)
-	if sc == nil {
+	sc, ok := serverCloseOf(c)
+	if !ok {
 		// The client closed first: how long it kept the connection idle.
 		if fin := c.FIN[event.C2S]; fin != nil && c.TCP.Close == tcp.CloseFINClient && busyUntil != nil && fin.TS.After(busyUntil.TS) {
 			g.clientIdle.add(fin.TS.Sub(busyUntil.TS))
 		}
 		return
+	}
+	// The races and the idle gap kept share one copy of sc.
+	var scp *serverClose
+	kept := func() *serverClose {
+		if scp == nil {
+			scp = new(serverClose)
+			*scp = sc
+		}
+		return scp
 	}
 	if h1 && c.App.HTTP1.CloseRequestedBy != "" && sc.what != "GOAWAY" {
 		// Closed because a Connection: close asked for it: not an idle
@@ -317,7 +328,7 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn, ref *kaRef) {
 			(sc.what == "GOAWAY" || (srst != nil && srst.Frame >= s.Frame))
 		if after || before {
 			v := *x // a copy: c's exchanges are released
-			g.races = append(g.races, kaRace{c: ref, x: &v, sc: sc, delta: d, lost: !answered(x)})
+			g.races = append(g.races, kaRace{c: ref, x: &v, sc: kept(), delta: d, lost: !answered(x)})
 			raced = true
 			continue
 		}
@@ -346,7 +357,7 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn, ref *kaRef) {
 	if sc.what == "GOAWAY" && !raced {
 		g.goaway++
 	}
-	g.idles = append(g.idles, kaIdle{c: ref, sc: sc, last: last, gap: gap})
+	g.idles = append(g.idles, kaIdle{c: ref, sc: kept(), last: last, gap: gap})
 }
 
 func kaFinding(in *capture, cfg KeepaliveConfig, g *kaGroup) (Finding, bool) {
