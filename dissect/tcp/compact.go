@@ -144,22 +144,27 @@ func (e *encoder) bits(b ...bool) {
 // at: within it, the distance in nanoseconds fits a time.Duration.
 const maxRelSec = math.MaxInt64/int64(time.Second) - 1
 
-// time encodes t as 0 when zero, else 1 and its distance from base
-// (t.Sub(base), computed from seconds and nanoseconds: capture times carry
-// no monotonic reading, and Sub's overflow check costs an Add).
+// time encodes t as 0 when zero, else 1 and its distance from base:
+// t.Sub(base), computed from seconds and nanoseconds where neither time
+// is far from the Unix epoch nor from the other (capture times carry no
+// monotonic reading, and Sub's overflow check costs an Add); else by Sub
+// itself, which saturates when they are centuries apart.
 func (e *encoder) time(t time.Time) {
 	if t.IsZero() {
 		e.u(0)
 		return
 	}
-	a, b := t.Unix(), e.base.Unix()
-	ds := a - b
-	if a < -1<<62 || a > 1<<62 || b < -1<<62 || b > 1<<62 || ds < -maxRelSec || ds > maxRelSec {
-		e.ok = false // centuries apart
-		ds = 0
-	}
 	e.u(1)
-	e.i(ds*int64(time.Second) + int64(t.Nanosecond()-e.base.Nanosecond()))
+	a, b := t.Unix(), e.base.Unix()
+	if ds := a - b; a >= -1<<62 && a <= 1<<62 && b >= -1<<62 && b <= 1<<62 && ds >= -maxRelSec && ds <= maxRelSec {
+		e.i(ds*int64(time.Second) + int64(t.Nanosecond()-e.base.Nanosecond()))
+		return
+	}
+	d := t.Sub(e.base)
+	if d == math.MaxInt64 || d == math.MinInt64 {
+		e.ok = false // Sub saturated: centuries apart
+	}
+	e.i(int64(d))
 }
 
 func (e *encoder) state(st *state) {

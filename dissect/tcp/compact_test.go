@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -298,5 +299,41 @@ func TestReplayRandom(t *testing.T) {
 	}
 	if replays < 1000 {
 		t.Errorf("%d replays checked, want many", replays)
+	}
+}
+
+// TestEncodeTimeFar checks that a time is encoded exactly whenever its
+// distance from the base fits a time.Duration, however far both are
+// from the Unix epoch (a pcapng interface's timestamp offset can put
+// them past 2^62 seconds), and refused only when it does not.
+func TestEncodeTimeFar(t *testing.T) {
+	far := time.Unix(1<<62+5, 7)
+	tests := []struct {
+		name   string
+		base   time.Time
+		t      time.Time
+		wantOK bool
+	}{
+		{"near", time.Unix(1_700_000_000, 5), time.Unix(1_700_000_003, 1), true},
+		{"far from the epoch, near each other", far, far.Add(3*time.Second + 9), true},
+		{"far before the epoch", time.Unix(-1<<62-5, 0), time.Unix(-1<<62-2, 3), true},
+		{"at the edge of a Duration", time.Unix(0, 0), time.Unix(0, 0).Add(math.MaxInt64 - 1), true},
+		{"centuries apart", time.Unix(0, 0), time.Unix(1<<40, 0), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := encoder{base: tt.base, ok: true}
+			e.time(tt.t)
+			if e.ok != tt.wantOK {
+				t.Fatalf("ok = %v, want %v", e.ok, tt.wantOK)
+			}
+			if !tt.wantOK {
+				return
+			}
+			d := decoder{b: e.b, base: tt.base}
+			if got := d.time(); !got.Equal(tt.t) {
+				t.Errorf("decoded %v, want %v", got, tt.t)
+			}
+		})
 	}
 }
