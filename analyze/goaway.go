@@ -100,14 +100,9 @@ func (p *pairStarts) add(ss ...connStart) {
 	} else {
 		p.starts = append(p.starts, ss...)
 	}
-	if len(p.starts) >= 2*goAwayStarts {
-		n := len(p.starts)
-		p.starts = keepLowest(p.starts, goAwayStarts, func(a, b connStart) int { return cmp.Or(b.ts.Compare(a.ts), cmp.Compare(a.id, b.id)) })
-		// The array is reused for the next goAwayStarts, as
-		// appendLowest's.
-		clear(p.starts[goAwayStarts:n])
-		p.partial = true
-	}
+	var cut bool
+	p.starts, cut = trimLowest(p.starts, goAwayStarts, func(a, b connStart) int { return cmp.Or(b.ts.Compare(a.ts), cmp.Compare(a.id, b.id)) })
+	p.partial = p.partial || cut
 }
 
 // pair returns the starts of k, nil when its pair is not kept. c, when

@@ -286,10 +286,7 @@ func (s *hsSet) toSketch(cfg HandshakeLatencyConfig) {
 func (s *hsSet) sketchAdd(cfg HandshakeLatencyConfig, v hsSample) {
 	s.sketch.add(v.ms)
 	s.reasons |= v.reasons
-	s.top = append(s.top, v)
-	if len(s.top) >= 2*hsTop {
-		s.top = keepLowest(s.top, hsTop, slower)
-	}
+	s.top, _ = trimLowest(append(s.top, v), hsTop, slower)
 	if v.lost(cfg) {
 		s.lostN++
 		s.lost = append(s.lost, v)

@@ -225,8 +225,7 @@ func (d *synFold) final(c *Conn) {
 	p.serverSpoke = p.serverSpoke || t.Packets.S2C > 0
 	if t.SYNACKs > 0 {
 		port := c.Server().Port()
-		d.connected[port] = appendLowest(d.connected[port], fallbackConn{c.ID(), c.Server(), t.FirstTS},
-			func(a, b fallbackConn) int { return cmp.Compare(a.id, b.id) })
+		d.connected[port], _ = trimLowest(append(d.connected[port], fallbackConn{c.ID(), c.Server(), t.FirstTS}), synKeep, byFallbackID)
 	}
 	if t.SYNs == 0 || t.ClientGuessed || len(c.SYNs) == 0 {
 		return
@@ -266,19 +265,7 @@ func (d *synFold) final(c *Conn) {
 	srv.add(d, a)
 }
 
-// appendLowest appends v to s, and past 2×synKeep keeps the synKeep
-// lowest by cmp.
-func appendLowest[T any](s []T, v T, cmp func(a, b T) int) []T {
-	s = append(s, v)
-	if len(s) >= 2*synKeep {
-		n := len(s)
-		s = keepLowest(s, synKeep, cmp)
-		// The array is reused for the next synKeep: clipping it made
-		// every round copy the kept ones into a new one.
-		clear(s[synKeep:n])
-	}
-	return s
-}
+func byFallbackID(a, b fallbackConn) int { return cmp.Compare(a.id, b.id) }
 
 func byAttemptID(a, b synAttempt) int { return cmp.Compare(a.id, b.id) }
 
@@ -366,7 +353,7 @@ func (d *synFold) merge(o detector) {
 	}
 	for port, cs := range od.connected {
 		for _, c := range cs {
-			d.connected[port] = appendLowest(d.connected[port], c, func(a, b fallbackConn) int { return cmp.Compare(a.id, b.id) })
+			d.connected[port], _ = trimLowest(append(d.connected[port], c), synKeep, byFallbackID)
 		}
 	}
 	for srv, os := range od.servers {

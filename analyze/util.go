@@ -166,6 +166,20 @@ func peakOpen(spans [][2]time.Time) int {
 	return peak
 }
 
+// trimLowest keeps the n lowest of s by cmp (keepLowest) once s holds
+// 2n or more, and reports whether it cut; it clears the rest, so that
+// the array is reused for the next n without holding what they point
+// to (clipping it made every round copy the kept ones into a new one).
+func trimLowest[T any](s []T, n int, cmp func(a, b T) int) ([]T, bool) {
+	if len(s) < 2*n {
+		return s, false
+	}
+	m := len(s)
+	s = keepLowest(s, n, cmp)
+	clear(s[n:m])
+	return s, true
+}
+
 // keepLowest returns s[:n] after slices.SortFunc(s, cmp), cmp being a
 // strict order (no two elements of s compare 0), when len(s) >= n: the
 // n lowest in order. Where s[:n] is already in order (as keepLowest
