@@ -64,6 +64,12 @@ type poolKey struct {
 	ja4    string
 }
 
+// folded returns k with its client folded into anyClient.
+func (k poolKey) folded() poolKey {
+	k.client = anyClient
+	return k
+}
+
 func (k poolKey) compare(o poolKey) int {
 	return cmp.Or(k.client.Compare(o.client), k.server.Compare(o.server),
 		strings.Compare(k.name, o.name), strings.Compare(k.ja4, o.ja4))

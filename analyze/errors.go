@@ -125,7 +125,7 @@ func (d *requestErrors) observe(c *Conn) {
 		if g != nil {
 			return g
 		}
-		g = poolEntry(&d.groups, poolOf(c), nil, func() *errGroup {
+		g = poolEntry(&d.groups, poolOf(c), nil, func(findingPool) *errGroup {
 			return &errGroup{statuses: map[string]int{}}
 		})
 		return g

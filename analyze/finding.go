@@ -275,14 +275,14 @@ type foldableKey[K any] interface {
 	folded() K
 }
 
-// poolEntry returns (*m)[k], made with mk when new; past maxPools
-// entries, a new client's connections go to its folded key instead
-// (see maxPools).
+// poolEntry returns (*m)[k], made with mk (given the key it is made
+// for) when new; past maxPools entries, a new client's connections go to
+// its folded key instead (see maxPools).
 //
 // c, when not nil, is the connection being finalised, k its own key: a
 // full map skips the lookup of k when c.newClient says it cannot be
 // there, and c.ownsKey is set when k gets an entry of its own.
-func poolEntry[K foldableKey[K], V any](m *map[K]*V, k K, c *Conn, mk func() *V) *V {
+func poolEntry[K foldableKey[K], V any](m *map[K]*V, k K, c *Conn, mk func(K) *V) *V {
 	full := len(*m) >= maxPools
 	var v *V
 	if !full || c == nil || !c.newClient {
@@ -296,7 +296,7 @@ func poolEntry[K foldableKey[K], V any](m *map[K]*V, k K, c *Conn, mk func() *V)
 		if *m == nil {
 			*m = map[K]*V{}
 		}
-		v = mk()
+		v = mk(k)
 		(*m)[k] = v
 		if c != nil && !full {
 			c.ownsKey = true

@@ -97,7 +97,7 @@ func (d *packetLoss) final(c *Conn) {
 	if t == nil {
 		return
 	}
-	p := poolEntry(&d.pools, poolOf(c), c, func() *lossPool { return &lossPool{} })
+	p := poolEntry(&d.pools, poolOf(c), c, func(findingPool) *lossPool { return &lossPool{} })
 	retx := c.DataRetransmissions - c.SpuriousData
 	p.conns++
 	p.packets += int(t.Packets.C2S + t.Packets.S2C)

@@ -106,7 +106,7 @@ func (d *connectionLost) observe(c *Conn) {
 	if !ok || lc.n < max(d.cfg.MinInFlight, 1) {
 		return
 	}
-	g := poolEntry(&d.groups, lostKey{cause, poolOf(c)}, nil, func() *lostGroup { return &lostGroup{} })
+	g := poolEntry(&d.groups, lostKey{cause, poolOf(c)}, nil, func(lostKey) *lostGroup { return &lostGroup{} })
 	g.add(lc, calls)
 }
 

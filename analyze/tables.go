@@ -382,22 +382,10 @@ func (t *tableBuilder) poolFinal(c *Conn) {
 	if c.TCP == nil {
 		return
 	}
-	k := poolKey{client: c.Client(), server: c.Server(), name: c.Authority()}
-	full := len(t.pools) >= maxPools
-	var a *poolAgg
-	if !full || !c.newClient {
-		a = t.pools[k]
-	}
-	if a == nil && full {
-		// Past maxPools, new clients share one row per server: "*".
-		k.client = anyClient
-		a = t.pools[k]
-	}
-	if a == nil {
-		a = &poolAgg{row: PoolRow{Client: clientString(k.client), Server: k.server.String(), Name: k.name}}
-		t.pools[k] = a
-		c.ownsKey = c.ownsKey || !full
-	}
+	// Past maxPools, new clients share one row per server: "*".
+	a := poolEntry(&t.pools, poolKey{client: c.Client(), server: c.Server(), name: c.Authority()}, c, func(k poolKey) *poolAgg {
+		return &poolAgg{row: PoolRow{Client: clientString(k.client), Server: k.server.String(), Name: k.name}}
+	})
 	r := &a.row
 	r.Connections++
 	if p := connProto(c); p != "" && !slices.Contains(a.protos, p) {
