@@ -3,7 +3,9 @@ package analyze
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"math/rand/v2"
 	"net/netip"
 	"runtime"
 	"slices"
@@ -194,13 +196,80 @@ func TestQuantileSketch(t *testing.T) {
 		}
 	}
 	left.merge(&right)
-	if fmt.Sprint(left) != fmt.Sprint(whole) {
+	if fmt.Sprint(left.n, left.zeros, left.buckets()) != fmt.Sprint(whole.n, whole.zeros, whole.buckets()) {
 		t.Errorf("merged sketch differs from the whole's")
 	}
 	slices.Sort(vals)
 	want := vals[(len(vals)-1)/2]
 	if got := whole.median(); math.Abs(got-want)/want > sketchAlpha {
 		t.Errorf("median = %v, want %v within %g", got, want, sketchAlpha)
+	}
+}
+
+// TestQuantileSketchBuckets checks the sketch's window of buckets
+// against a map of bucket counts, on values that make it grow down and
+// up, ones too far for it (tiny and huge, +Inf) and zeros, added in
+// any order and merged.
+func TestQuantileSketchBuckets(t *testing.T) {
+	tests := []struct {
+		name string
+		vals []float64
+	}{
+		{"ascending", []float64{1, 2, 4, 8, 1e3, 1e6, 1e9}},
+		{"descending", []float64{1e9, 1e6, 1e3, 8, 4, 2, 1}},
+		{"zeros", []float64{0, -1, math.NaN(), 1e-10, 5}},
+		{"too far", []float64{1, 1e-8, 1e30, 1e-8, 1e200, math.Inf(1), 1e300, 2}},
+		{"far then near", []float64{1e200, 1e-8, 1e100, 1e120, 3}},
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	var random []float64
+	for range 5000 {
+		random = append(random, math.Exp(rnd.NormFloat64()*20))
+	}
+	tests = append(tests, struct {
+		name string
+		vals []float64
+	}{"random", random})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := map[int32]int{}
+			var whole, a, b quantileSketch
+			for i, v := range tt.vals {
+				whole.add(v)
+				if i%2 == 0 {
+					a.add(v)
+				} else {
+					b.add(v)
+				}
+				if v > sketchMin {
+					want[sketchIndex(v)]++
+				}
+			}
+			b.merge(&a)
+			for _, s := range []*quantileSketch{&whole, &b} {
+				got := map[int32]int{}
+				prev := int32(math.MinInt32)
+				for _, k := range s.buckets() {
+					if k.i <= prev {
+						t.Fatalf("buckets out of order: %d after %d", k.i, prev)
+					}
+					prev = k.i
+					got[k.i] = k.n
+				}
+				if !maps.Equal(got, want) {
+					t.Errorf("buckets %v, want %v", got, want)
+				}
+				if len(s.bins) > sketchMaxBins {
+					t.Errorf("window of %d buckets, past %d", len(s.bins), sketchMaxBins)
+				}
+				if s.n != len(tt.vals) {
+					t.Errorf("n = %d, want %d", s.n, len(tt.vals))
+				}
+				if q := s.quantile(1); math.IsInf(q, 0) || math.IsNaN(q) {
+					t.Errorf("max quantile = %v", q)
+				}
+			}
+		})
 	}
 }
 

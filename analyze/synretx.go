@@ -63,6 +63,10 @@ type synAttempt struct {
 	connectMS                          float64   // first SYN to SYN-ACK, when it connected
 	synack                             event.Ref // Frame 0: none
 	reasons                            connReasons
+	// pair is the client and server hosts' pairInfo, the one
+	// synFold.pair returns for them until a merge (pairs are never
+	// removed, and a client folded into a full map stays folded).
+	pair *pairInfo
 }
 
 // fallbackConn is a connection that got a SYN-ACK, as a fallback after a
@@ -138,6 +142,10 @@ type synFold struct {
 	pairs     map[hostPair]*pairInfo
 	servers   map[netip.AddrPort]*synServer
 	connected map[uint16][]fallbackConn
+	// merged is set once another fold was merged in: the attempts'
+	// pair pointers may then be another fold's, and pairs are looked
+	// up again.
+	merged bool
 }
 
 // Bounds of synFold.
@@ -230,7 +238,7 @@ func (d *synFold) final(c *Conn) {
 	if t.SYNs == 0 || t.ClientGuessed || len(c.SYNs) == 0 {
 		return
 	}
-	a := synAttempt{id: c.ID(), client: c.Client(), server: c.Server(), last: t.LastTS}
+	a := synAttempt{id: c.ID(), client: c.Client(), server: c.Server(), last: t.LastTS, pair: p}
 	for _, s := range c.SYNs {
 		if n := len(a.syns); n > 0 && s.TS.Sub(a.syns[n-1].TS) < d.cfg.MinRetryDelay {
 			continue
@@ -289,7 +297,10 @@ func (s *synServer) add(d *synFold, as ...synAttempt) {
 // decide decides whether a counts, as far as known, and whether it went
 // unanswered.
 func (d *synFold) decide(a *synAttempt) bool {
-	pair := d.pair(a.client, a.server.Addr(), false, nil)
+	pair := a.pair
+	if pair == nil || d.merged {
+		pair = d.pair(a.client, a.server.Addr(), false, nil)
+	}
 	if pair == nil {
 		pair = &pairInfo{}
 	}
@@ -336,6 +347,7 @@ func (d *synFold) tally(s *synServer, a *synAttempt) {
 
 func (d *synFold) merge(o detector) {
 	od := o.(*synFold)
+	d.merged = true
 	if od.end.After(d.end) {
 		d.end = od.end
 	}
