@@ -220,6 +220,8 @@ func TestQuantileSketchBuckets(t *testing.T) {
 		{"zeros", []float64{0, -1, math.NaN(), 1e-10, 5}},
 		{"too far", []float64{1, 1e-8, 1e30, 1e-8, 1e200, math.Inf(1), 1e300, 2}},
 		{"far then near", []float64{1e200, 1e-8, 1e100, 1e120, 3}},
+		{"few far apart", []float64{1e-6, 3.6e9}},
+		{"far taken in", append(slices.Repeat([]float64{1, 1e5}, 40), 1e3, 1e-3)},
 	}
 	rnd := rand.New(rand.NewPCG(1, 2))
 	var random []float64
@@ -259,8 +261,13 @@ func TestQuantileSketchBuckets(t *testing.T) {
 				if !maps.Equal(got, want) {
 					t.Errorf("buckets %v, want %v", got, want)
 				}
-				if len(s.bins) > sketchMaxBins {
-					t.Errorf("window of %d buckets, past %d", len(s.bins), sketchMaxBins)
+				if len(s.bins) > min(sketchMaxBins, 32+8*s.n) {
+					t.Errorf("window of %d buckets for %d values", len(s.bins), s.n)
+				}
+				for f := range s.far {
+					if j := int(f) - int(s.lo); j >= 0 && j < len(s.bins) {
+						t.Errorf("far bucket %d inside the window [%d, %d)", f, s.lo, int(s.lo)+len(s.bins))
+					}
 				}
 				if s.n != len(tt.vals) {
 					t.Errorf("n = %d, want %d", s.n, len(tt.vals))

@@ -163,6 +163,7 @@ type keepalive struct {
 	// final brings their refs up to date.
 	unfinished map[event.ConnID]*kaRef
 	scratch    kaGroup // observe's, for the connection at hand
+	scratchRef kaRef   // and its kaRef, moved to the heap when cited
 }
 
 // kaKey identifies a keepalive group.
@@ -182,13 +183,16 @@ func (d *keepalive) observe(c *Conn) {
 	// The facts go to d's scratch group, moved to the heap only when
 	// there are some: most connections (every unanswered SYN) have none.
 	d.scratch = kaGroup{client: k.client, server: k.server}
-	ref := &kaRef{id: c.ID(), rst: c.RST[event.S2C], reasons: reasonsOf(c)}
-	kaConn(d.cfg, &d.scratch, c, ref)
+	d.scratchRef = kaRef{id: c.ID(), rst: c.RST[event.S2C], reasons: reasonsOf(c)}
+	kaConn(d.cfg, &d.scratch, c, &d.scratchRef)
 	if d.scratch.empty() {
 		d.scratch = kaGroup{}
 		return
 	}
-	if s := &d.scratch; len(s.idles) > 0 || len(s.races) > 0 || s.reuseConn == ref {
+	if s := &d.scratch; len(s.idles) > 0 || len(s.races) > 0 || s.reuseConn == &d.scratchRef {
+		ref := new(kaRef)
+		*ref = d.scratchRef
+		s.cite(&d.scratchRef, ref)
 		if d.unfinished == nil {
 			d.unfinished = map[event.ConnID]*kaRef{}
 		}
@@ -205,6 +209,23 @@ func (d *keepalive) observe(c *Conn) {
 	g := new(kaGroup)
 	*g, d.scratch = d.scratch, kaGroup{}
 	d.groups[k] = g
+}
+
+// cite makes g's citations of connection from cite to.
+func (g *kaGroup) cite(from, to *kaRef) {
+	if g.reuseConn == from {
+		g.reuseConn = to
+	}
+	for i := range g.idles {
+		if g.idles[i].c == from {
+			g.idles[i].c = to
+		}
+	}
+	for i := range g.races {
+		if g.races[i].c == from {
+			g.races[i].c = to
+		}
+	}
 }
 
 // empty reports whether g holds no fact.

@@ -30,8 +30,8 @@ type quantileSketch struct {
 	// bins counts buckets lo, lo+1, … : a value's bucket is an index
 	// into it, not a map lookup (a map cost a sixth of the route
 	// table's time on 250k connections). far counts the buckets the
-	// window cannot take without growing past sketchMaxBins (values
-	// apart by a factor over γ^sketchMaxBins ≈ e^82: hostile input).
+	// window cannot take yet (see grow): values far apart in a sketch
+	// of few, or apart by a factor over γ^sketchMaxBins ≈ e^82.
 	lo    int32
 	bins  []int
 	far   map[int32]int
@@ -82,9 +82,13 @@ func (s *quantileSketch) addBucket(i int32, n int) {
 }
 
 // grow widens the window to take bucket i, with room to spare on that
-// side, and reports whether it could within sketchMaxBins. The window
-// only ever widens, so a bucket once too far stays too far.
+// side, and reports whether it could: the window is at most
+// sketchMaxBins wide, and at most 32+8n for n values, so that a sketch
+// of a few values far apart (10,000 pools × 32 routes of them) stays
+// as small as the map it replaced. Buckets kept in far that the wider
+// window covers move into it.
 func (s *quantileSketch) grow(i int32) bool {
+	limit := min(sketchMaxBins, 32+8*s.n)
 	if s.bins == nil {
 		s.lo = i - 8
 		s.bins = make([]int, 32)
@@ -92,19 +96,25 @@ func (s *quantileSketch) grow(i int32) bool {
 	}
 	lo, hi := int(s.lo), int(s.lo)+len(s.bins)-1
 	if int(i) < lo {
-		if hi-int(i) >= sketchMaxBins {
+		if hi-int(i) >= limit {
 			return false
 		}
-		lo = max(int(i)-max(len(s.bins)/2, 8), hi-sketchMaxBins+1)
+		lo = max(int(i)-max(len(s.bins)/2, 8), hi-limit+1)
 	} else {
-		if int(i)-lo >= sketchMaxBins {
+		if int(i)-lo >= limit {
 			return false
 		}
-		hi = min(int(i)+max(len(s.bins)/2, 8), lo+sketchMaxBins-1)
+		hi = min(int(i)+max(len(s.bins)/2, 8), lo+limit-1)
 	}
 	bins := make([]int, hi-lo+1)
 	copy(bins[int(s.lo)-lo:], s.bins)
 	s.lo, s.bins = int32(lo), bins
+	for f, n := range s.far {
+		if j := int(f) - lo; j >= 0 && j < len(bins) {
+			bins[j] += n
+			delete(s.far, f)
+		}
+	}
 	return true
 }
 
