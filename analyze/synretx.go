@@ -239,12 +239,7 @@ func (d *synFold) final(c *Conn) {
 		return
 	}
 	a := synAttempt{id: c.ID(), client: c.Client(), server: c.Server(), last: t.LastTS, pair: p}
-	for _, s := range c.SYNs {
-		if n := len(a.syns); n > 0 && s.TS.Sub(a.syns[n-1].TS) < d.cfg.MinRetryDelay {
-			continue
-		}
-		a.syns = append(a.syns, s)
-	}
+	a.syns = countedSYNs(c.SYNs, d.cfg.MinRetryDelay)
 	a.retx = len(a.syns) - 1
 	if t.SYNs > len(c.SYNs) && len(c.SYNs) > 1 {
 		a.retx += t.SYNs - len(c.SYNs) // past the collector's bound
@@ -271,6 +266,27 @@ func (d *synFold) final(c *Conn) {
 		d.servers[c.Server()] = srv
 	}
 	srv.add(d, a)
+}
+
+// countedSYNs returns syns without the capture's duplicates (a SYN
+// closer than minGap after the previous one counted): syns itself,
+// clipped, when there are none, which the attempt then shares (a
+// finished connection's SYNs are never changed; a lone SYN's attempt
+// allocates nothing).
+func countedSYNs(syns []event.Ref, minGap time.Duration) []event.Ref {
+	for i := 1; i < len(syns); i++ {
+		if syns[i].TS.Sub(syns[i-1].TS) >= minGap {
+			continue
+		}
+		out := slices.Clone(syns[:i])
+		for _, s := range syns[i+1:] {
+			if s.TS.Sub(out[len(out)-1].TS) >= minGap {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return slices.Clip(syns)
 }
 
 func byFallbackID(a, b fallbackConn) int { return cmp.Compare(a.id, b.id) }

@@ -240,3 +240,45 @@ func TestSYNRetransmitCorpus(t *testing.T) {
 		}
 	})
 }
+
+// TestCountedSYNs checks that capture duplicates (closer than the
+// minimum gap after the previous SYN counted) are left out, and that a
+// list without any is returned itself.
+func TestCountedSYNs(t *testing.T) {
+	const gap = 200 * time.Millisecond
+	ms := time.Millisecond
+	tests := []struct {
+		name string
+		at   []time.Duration
+		want []time.Duration
+	}{
+		{"lone", []time.Duration{0}, []time.Duration{0}},
+		{"retries", []time.Duration{0, time.Second, 3 * time.Second}, []time.Duration{0, time.Second, 3 * time.Second}},
+		{"duplicate", []time.Duration{0, ms, time.Second}, []time.Duration{0, time.Second}},
+		{"duplicates chained", []time.Duration{0, 150 * ms, 300 * ms, 450 * ms}, []time.Duration{0, 300 * ms}},
+		{"duplicate last", []time.Duration{0, time.Second, time.Second + ms}, []time.Duration{0, time.Second}},
+		{"exactly the gap", []time.Duration{0, gap}, []time.Duration{0, gap}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var syns []event.Ref
+			for i, at := range tt.at {
+				syns = append(syns, ref(uint64(i+1), at))
+			}
+			got := countedSYNs(syns, gap)
+			var gotAt []time.Duration
+			for _, s := range got {
+				gotAt = append(gotAt, s.TS.Sub(syns[0].TS))
+			}
+			if fmt.Sprint(gotAt) != fmt.Sprint(tt.want) {
+				t.Errorf("counted %v, want %v", gotAt, tt.want)
+			}
+			if shared := len(got) > 0 && &got[0] == &syns[0]; shared != (len(tt.at) == len(tt.want)) {
+				t.Errorf("shares the list: %v, want %v", shared, len(tt.at) == len(tt.want))
+			}
+			if cap(got) != len(got) {
+				t.Errorf("cap %d, len %d: not clipped", cap(got), len(got))
+			}
+		})
+	}
+}

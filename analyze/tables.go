@@ -370,11 +370,9 @@ func (s poolSpan) compare(o poolSpan) int {
 // addSpans adds lifetimes, cutting them to the first poolSpans past
 // twice that.
 func (a *poolAgg) addSpans(ss ...poolSpan) {
-	a.spans = append(a.spans, ss...)
-	if len(a.spans) >= 2*poolSpans {
-		slices.SortFunc(a.spans, poolSpan.compare)
-		a.spans, a.over = slices.Clip(a.spans[:poolSpans]), true
-	}
+	var cut bool
+	a.spans, cut = trimLowest(append(a.spans, ss...), poolSpans, poolSpan.compare)
+	a.over = a.over || cut
 }
 
 // poolFinal adds c to its pool row.
