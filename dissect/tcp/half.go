@@ -174,6 +174,11 @@ func (t *Tracker) queueYoung(c *Conn) {
 	t.young[(t.youngHead+t.youngN)%len(t.young)] = c
 	t.youngN++
 	c.youngQueued = true
+	if t.youngN == len(t.young) {
+		// The next to be demoted (at the next new connection, if it is
+		// still demotable) is inserted there.
+		t.halves.prefetch(t.young[t.youngHead].hash)
+	}
 }
 
 // demote replaces c, which is demotable and in the open list, with a half.

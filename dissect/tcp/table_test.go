@@ -1,11 +1,13 @@
 package tcp
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/h2scope/h2scope/dissect/event"
 	"github.com/h2scope/h2scope/dissect/layer"
 )
 
@@ -116,6 +118,61 @@ func TestHashEndForms(t *testing.T) {
 	} {
 		if same(p[0], p[1]) {
 			t.Errorf("%s and %s hash alike", p[0], p[1])
+		}
+	}
+}
+
+// TestPrehashSameAsPlain: random traffic past MaxConns (every new
+// connection evicts one, so that Add hashes its segment's endpoints
+// before the eviction, see prehash) is classified and summarised exactly
+// as by a tracker that hashes them in lookup only.
+func TestPrehashSameAsPlain(t *testing.T) {
+	flags := []layer.Flags{syn, syn, syn, synack, ack, ack, psh, fin, rst}
+	run := func(seed uint64, plain bool) (log []string, prehashed int) {
+		r := rand.New(rand.NewPCG(seed, 2))
+		opts := Options{MaxConns: 64, MaxClosed: 8, IdleTimeout: 20 * time.Second, ClosedTimeout: 5 * time.Second, StreamGrace: time.Second}
+		opts.OnFinish = func(c *Conn) { log = append(log, "finish "+summaryJSON(t, c)) }
+		tr := NewTracker(opts)
+		tr.noPrehash = plain
+		ts := time.Unix(1e9, 0)
+		for frame := uint64(1); frame < 30000; frame++ {
+			src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(r.IntN(3))}), uint16(1000+r.IntN(200)))
+			dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 9, 9}), 80)
+			if r.IntN(3) == 0 {
+				src, dst = dst, src
+			}
+			ts = ts.Add(time.Duration(r.IntN(30)) * time.Millisecond)
+			s := layer.Segment{
+				Ref: event.Ref{Frame: frame, TS: ts}, Src: src, Dst: dst,
+				Flags: flags[r.IntN(len(flags))], Seq: uint32(r.IntN(3)) * 1000, Ack: uint32(r.IntN(3)) * 1000,
+				Win: 1000, WScale: -1,
+			}
+			if s.Flags == psh {
+				s.PayloadLen = 1 + r.IntN(100)
+				s.Payload = make([]byte, s.PayloadLen)
+			}
+			if tr.open.n+tr.hlist.n >= opts.MaxConns {
+				prehashed++
+			}
+			c, dir, a := tr.Add(&s)
+			log = append(log, fmt.Sprintf("%d: conn %d %s %s", frame, c.ID, dir, a))
+		}
+		tr.Flush()
+		return log, prehashed
+	}
+	for seed := range uint64(3) {
+		got, n := run(seed, false)
+		want, _ := run(seed, true)
+		if n < 1000 {
+			t.Errorf("seed %d: %d segments added past MaxConns, want many", seed, n)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("seed %d: %d lines, want %d", seed, len(got), len(want))
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("seed %d: line %d:\n got %s\nwant %s", seed, i, got[i], want[i])
+			}
 		}
 	}
 }

@@ -128,6 +128,9 @@ type Tracker struct {
 	// found in recent); their sum is the pair's table hash.
 	lastEnds [2]uint64
 	hashed   bool
+	// prehashed says lastEnds holds the hashes of the endpoints of the
+	// segment being added, hashed by prehash for lookup.
+	prehashed bool
 	// free holds tracking states to reuse (at most maxFree); buf is
 	// where compact encodes.
 	free freelist.List[state]
@@ -140,6 +143,8 @@ type Tracker struct {
 	// encoding by decoding it.
 	noCompact bool
 	verify    func(c *Conn, enc []byte)
+	// noPrehash, for tests, turns prehash off.
+	noPrehash bool
 	// verifyReplay, for tests, is given each demoted connection kept as
 	// its first segment and the Conn replay makes of it.
 	verifyReplay func(c, replayed *Conn)
@@ -209,6 +214,7 @@ func (t *Tracker) Active() int { return t.conns.len() + t.halves.n }
 // next call of a method of the Tracker (it is then kept as a half; see
 // half.go).
 func (t *Tracker) Add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
+	t.prehash(s)
 	t.evict()
 	if now, sweep := t.clock.Tick(s.Ref.TS); sweep {
 		t.sweep(now)
@@ -226,6 +232,7 @@ func (t *Tracker) Add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
 // Tracker of the whole capture would (but for MaxConns and
 // MaxBufferTotal, which bound each shard on its own).
 func (t *Tracker) AddTicked(s *layer.Segment, now time.Time, sweep bool) (*Conn, event.Dir, Analysis) {
+	t.prehash(s)
 	t.evict()
 	t.clock.now = now
 	if sweep {
@@ -391,12 +398,17 @@ func (c *Conn) waiting() bool {
 // cache indexed by their ports is tried before the table, whose hash of
 // two netip.AddrPorts costs more.
 func (t *Tracker) lookup(src, dst netip.AddrPort) *Conn {
+	pre := t.prehashed
+	t.prehashed = false
 	slot := &t.recent[recentSlot(src.Port(), dst.Port())]
 	if c := *slot; c != nil && (c.Client == src && c.Server == dst || c.Client == dst && c.Server == src) {
-		t.hashed = false
+		t.hashed = pre
 		return c
 	}
-	hs, hd := t.conns.hashEnd(src), t.conns.hashEnd(dst)
+	hs, hd := t.lastEnds[0], t.lastEnds[1]
+	if !pre {
+		hs, hd = t.conns.hashEnd(src), t.conns.hashEnd(dst)
+	}
 	h := hs + hd
 	c := t.conns.get(src, dst, h)
 	t.lastEnds, t.hashed = [2]uint64{hs, hd}, true
@@ -409,6 +421,19 @@ func (t *Tracker) lookup(src, dst netip.AddrPort) *Conn {
 		*slot = c
 	}
 	return c
+}
+
+// prehash hashes s's endpoints for lookup, before evict finishes the
+// oldest connection if it is about to (at every SYN of a flood past
+// MaxConns), and prefetches their slot in the table of halves (see
+// oaTable.prefetch): it is fetched while that connection is finished.
+func (t *Tracker) prehash(s *layer.Segment) {
+	if t.open.n+t.hlist.n < t.opts.MaxConns || t.noPrehash {
+		return
+	}
+	hs, hd := t.conns.hashEnd(s.Src), t.conns.hashEnd(s.Dst)
+	t.lastEnds, t.prehashed = [2]uint64{hs, hd}, true
+	t.halves.prefetch(hs + hd)
 }
 
 // ends returns the hashes (table.hashEnd) of src and dst, those lookup
@@ -636,6 +661,10 @@ func (t *Tracker) evict() {
 			c = t.promote(h, false)
 		}
 		t.finish(c)
+		if h := t.hlist.head; h != nil {
+			// The next to go (at the next new connection, in a flood).
+			t.halves.prefetch(h.hash)
+		}
 	}
 	for t.closed.n >= t.opts.MaxClosed {
 		t.retire(t.closed.head)

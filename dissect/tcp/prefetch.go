@@ -1,0 +1,11 @@
+//go:build amd64 || arm64
+
+package tcp
+
+// prefetch asks the processor to start bringing the cache line at addr
+// into its caches, and returns at once: a hint, which cannot fault and
+// changes nothing the program can observe. Go has no such call; the
+// runtime's own (internal/runtime/sys.Prefetch) cannot be imported.
+//
+//go:noescape
+func prefetch(addr uintptr)

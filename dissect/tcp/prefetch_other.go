@@ -1,0 +1,6 @@
+//go:build !amd64 && !arm64
+
+package tcp
+
+// prefetch does nothing where no prefetch instruction is wired up.
+func prefetch(addr uintptr) {}
