@@ -2,6 +2,7 @@ package report
 
 import (
 	"math"
+	"math/bits"
 	"strconv"
 	"time"
 
@@ -197,8 +198,9 @@ func appendJSONFloat(b []byte, f float64) []byte {
 // (packRecord), its JSON made only when it is read back: a capture's
 // connections are all written and few read. A packed record starts with
 // a 0 byte, which no JSON does; the connection's id, addresses and
-// first and last times are in its head (connHead), the rest in the order
-// appendRecordJSON writes it.
+// first and last times are in its head (connHead). Then come its flags,
+// its strings, and its numbers (packedNums) as a mask of those that are
+// not zero and those, in order: most of a short connection's are zero.
 
 // Flags of a packed record.
 const (
@@ -210,6 +212,64 @@ const (
 	packedKeepAlive             // HTTP1.KeepAlive
 )
 
+// packedNums is the numbers of a packed record, each as a uint64: signed
+// ones zigzag-encoded (zig), floats as their bits reversed (Float), the
+// last frame as its distance from the first (mod 2^64); a number whose
+// flag is unset (RTT, window scales, HTTP/1.x) is zero.
+type packedNums [packedNumCount]uint64
+
+// Indices in packedNums.
+const (
+	pnFirstFrame = iota
+	pnLastFrame
+	pnDuration
+	pnPacketsC2S
+	pnPacketsS2C
+	pnBytesC2S
+	pnBytesS2C
+	pnRTT
+	pnSYNs
+	pnSYNACKs
+	pnScaleC2S
+	pnScaleS2C
+	pnStreamC2S
+	pnStreamS2C
+	pnMissed
+	pnCloseFrame
+	pnKeepAliveTimeout
+	pnKeepAliveMax
+	pnUpgradeFrame
+	pnCounters                       // the 12 of packedCounters, in its order
+	pnHTTP1        = pnCounters + 12 // the 7 of packedHTTP1Ints, in its order
+	packedNumCount = pnHTTP1 + 7
+)
+
+func zig(v int64) uint64   { return uint64(v)<<1 ^ uint64(v>>63) }
+func unzig(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
+
+func floatBits(f float64) uint64 { return bits.ReverseBytes64(math.Float64bits(f)) }
+func bitsFloat(u uint64) float64 { return math.Float64frombits(bits.ReverseBytes64(u)) }
+func intPtrOr0(p *int) int64 {
+	if p == nil {
+		return 0
+	}
+	return int64(*p)
+}
+
+// packedCounters returns the addresses of s's 12 counters, in packed
+// order.
+func packedCounters(s *tcp.Summary) [12]*int {
+	return [...]*int{&s.Retransmissions, &s.FastRetransmissions, &s.SpuriousRetransmissions, &s.OutOfOrder,
+		&s.LostSegments, &s.AckLostSegments, &s.DupACKs, &s.ZeroWindows, &s.ZeroWindowProbes, &s.WindowFull,
+		&s.WindowUpdates, &s.KeepAlives}
+}
+
+// packedHTTP1Ints returns the addresses of h's 7 counts, in packed order.
+func packedHTTP1Ints(h *http1.Summary) [7]*int {
+	return [...]*int{&h.Requests, &h.Responses, &h.Interim, &h.Unanswered, &h.LostRequests,
+		&h.LostResponses, &h.MaxPipelined}
+}
+
 // packRecord appends r packed, when appendRecordJSON writes it and its
 // times are in UTC (they read back in UTC); ok is false otherwise.
 func packRecord(e *enc, r *ConnRecord) (ok bool) {
@@ -218,68 +278,63 @@ func packRecord(e *enc, r *ConnRecord) (ok bool) {
 		return false
 	}
 	var flags uint64
+	var n packedNums
 	if s.ClientGuessed {
 		flags |= packedGuessed
 	}
 	if s.HandshakeRTTMS != nil {
 		flags |= packedRTT
+		n[pnRTT] = floatBits(*s.HandshakeRTTMS)
 	}
 	if s.WindowScale.C2S != nil {
 		flags |= packedScaleC2S
+		n[pnScaleC2S] = zig(intPtrOr0(s.WindowScale.C2S))
 	}
 	if s.WindowScale.S2C != nil {
 		flags |= packedScaleS2C
+		n[pnScaleS2C] = zig(intPtrOr0(s.WindowScale.S2C))
 	}
+	n[pnFirstFrame] = s.FirstFrame
+	n[pnLastFrame] = s.LastFrame - s.FirstFrame
+	n[pnDuration] = floatBits(s.DurationMS)
+	n[pnPacketsC2S], n[pnPacketsS2C] = s.Packets.C2S, s.Packets.S2C
+	n[pnBytesC2S], n[pnBytesS2C] = s.Bytes.C2S, s.Bytes.S2C
+	n[pnSYNs], n[pnSYNACKs] = zig(int64(s.SYNs)), zig(int64(s.SYNACKs))
+	for i, p := range packedCounters(s) {
+		n[pnCounters+i] = zig(int64(*p))
+	}
+	n[pnStreamC2S], n[pnStreamS2C], n[pnMissed] = s.StreamBytes.C2S, s.StreamBytes.S2C, s.MissedBytes
 	h := r.HTTP1
 	if h != nil {
 		flags |= packedHTTP1
 		if h.KeepAlive {
 			flags |= packedKeepAlive
 		}
+		for i, p := range packedHTTP1Ints(h) {
+			n[pnHTTP1+i] = zig(int64(*p))
+		}
+		n[pnCloseFrame] = h.CloseRequestedFrame
+		n[pnKeepAliveTimeout], n[pnKeepAliveMax] = zig(int64(h.KeepAliveTimeout)), zig(int64(h.KeepAliveMax))
+		n[pnUpgradeFrame] = h.UpgradeFrame
 	}
-	e.b = append(e.b, 0)
-	e.Uint(flags)
+	var mask uint64
+	for i, v := range n {
+		if v != 0 {
+			mask |= 1 << i
+		}
+	}
+	e.b = append(e.b, 0, byte(flags))
 	e.String(s.Proto)
-	e.Uint(s.FirstFrame)
-	e.Uint(s.LastFrame)
-	e.Float(s.DurationMS)
-	e.Uint(s.Packets.C2S)
-	e.Uint(s.Packets.S2C)
-	e.Uint(s.Bytes.C2S)
-	e.Uint(s.Bytes.S2C)
 	e.String(s.ConnState)
 	e.String(s.History)
 	e.String(string(s.Close))
-	if s.HandshakeRTTMS != nil {
-		e.Float(*s.HandshakeRTTMS)
-	}
-	e.Int(int64(s.SYNs))
-	e.Int(int64(s.SYNACKs))
-	if s.WindowScale.C2S != nil {
-		e.Int(int64(*s.WindowScale.C2S))
-	}
-	if s.WindowScale.S2C != nil {
-		e.Int(int64(*s.WindowScale.S2C))
-	}
-	for _, v := range [...]int{s.Retransmissions, s.FastRetransmissions, s.SpuriousRetransmissions, s.OutOfOrder,
-		s.LostSegments, s.AckLostSegments, s.DupACKs, s.ZeroWindows, s.ZeroWindowProbes, s.WindowFull,
-		s.WindowUpdates, s.KeepAlives} {
-		e.Int(int64(v))
-	}
-	e.Uint(s.StreamBytes.C2S)
-	e.Uint(s.StreamBytes.S2C)
-	e.Uint(s.MissedBytes)
 	if h != nil {
-		for _, v := range [...]int{h.Requests, h.Responses, h.Interim, h.Unanswered, h.LostRequests,
-			h.LostResponses, h.MaxPipelined} {
-			e.Int(int64(v))
-		}
 		e.String(h.CloseRequestedBy)
-		e.Uint(h.CloseRequestedFrame)
-		e.Int(int64(h.KeepAliveTimeout))
-		e.Int(int64(h.KeepAliveMax))
 		e.String(h.Upgrade)
-		e.Uint(h.UpgradeFrame)
+	}
+	e.Uint(mask)
+	for m := mask; m != 0; m &= m - 1 {
+		e.Uint(n[bits.TrailingZeros64(m)])
 	}
 	return true
 }
@@ -290,60 +345,63 @@ func isPacked(rec []byte) bool { return len(rec) > 0 && rec[0] == 0 }
 // unpackRecord decodes a record packRecord packed, of the connection
 // whose head is hd.
 func unpackRecord(b []byte, hd *connHead) (ConnRecord, error) {
-	if !isPacked(b) {
+	if !isPacked(b) || len(b) < 2 {
 		return ConnRecord{}, errSpillCorrupt
 	}
-	d := dec{b: b[1:]}
+	flags := b[1]
+	d := dec{b: b[2:]}
 	s := &tcp.Summary{ID: hd.id, Client: hd.client, Server: hd.server, FirstTS: hd.first, LastTS: hd.last}
-	flags := d.Uint()
 	s.ClientGuessed = flags&packedGuessed != 0
 	s.Proto = d.String()
-	s.FirstFrame = d.Uint()
-	s.LastFrame = d.Uint()
-	s.DurationMS = d.Float()
-	s.Packets.C2S = d.Uint()
-	s.Packets.S2C = d.Uint()
-	s.Bytes.C2S = d.Uint()
-	s.Bytes.S2C = d.Uint()
 	s.ConnState = d.String()
 	s.History = d.String()
 	s.Close = tcp.Close(d.String())
+	r := ConnRecord{Summary: s}
+	var h *http1.Summary
+	if flags&packedHTTP1 != 0 {
+		h = &http1.Summary{KeepAlive: flags&packedKeepAlive != 0}
+		h.CloseRequestedBy = d.String()
+		h.Upgrade = d.String()
+		r.HTTP1 = h
+	}
+	var n packedNums
+	mask := d.Uint()
+	if mask>>packedNumCount != 0 {
+		d.fail()
+	}
+	for m := mask; m != 0; m &= m - 1 {
+		n[bits.TrailingZeros64(m)] = d.Uint()
+	}
+	s.FirstFrame = n[pnFirstFrame]
+	s.LastFrame = n[pnFirstFrame] + n[pnLastFrame]
+	s.DurationMS = bitsFloat(n[pnDuration])
+	s.Packets = event.Pair{C2S: n[pnPacketsC2S], S2C: n[pnPacketsS2C]}
+	s.Bytes = event.Pair{C2S: n[pnBytesC2S], S2C: n[pnBytesS2C]}
 	if flags&packedRTT != 0 {
-		v := d.Float()
+		v := bitsFloat(n[pnRTT])
 		s.HandshakeRTTMS = &v
 	}
-	s.SYNs = int(d.Int())
-	s.SYNACKs = int(d.Int())
+	s.SYNs, s.SYNACKs = int(unzig(n[pnSYNs])), int(unzig(n[pnSYNACKs]))
 	if flags&packedScaleC2S != 0 {
-		v := int(d.Int())
+		v := int(unzig(n[pnScaleC2S]))
 		s.WindowScale.C2S = &v
 	}
 	if flags&packedScaleS2C != 0 {
-		v := int(d.Int())
+		v := int(unzig(n[pnScaleS2C]))
 		s.WindowScale.S2C = &v
 	}
-	for _, p := range [...]*int{&s.Retransmissions, &s.FastRetransmissions, &s.SpuriousRetransmissions, &s.OutOfOrder,
-		&s.LostSegments, &s.AckLostSegments, &s.DupACKs, &s.ZeroWindows, &s.ZeroWindowProbes, &s.WindowFull,
-		&s.WindowUpdates, &s.KeepAlives} {
-		*p = int(d.Int())
+	for i, p := range packedCounters(s) {
+		*p = int(unzig(n[pnCounters+i]))
 	}
-	s.StreamBytes.C2S = d.Uint()
-	s.StreamBytes.S2C = d.Uint()
-	s.MissedBytes = d.Uint()
-	r := ConnRecord{Summary: s}
-	if flags&packedHTTP1 != 0 {
-		h := &http1.Summary{KeepAlive: flags&packedKeepAlive != 0}
-		for _, p := range [...]*int{&h.Requests, &h.Responses, &h.Interim, &h.Unanswered, &h.LostRequests,
-			&h.LostResponses, &h.MaxPipelined} {
-			*p = int(d.Int())
+	s.StreamBytes = event.Pair{C2S: n[pnStreamC2S], S2C: n[pnStreamS2C]}
+	s.MissedBytes = n[pnMissed]
+	if h != nil {
+		for i, p := range packedHTTP1Ints(h) {
+			*p = int(unzig(n[pnHTTP1+i]))
 		}
-		h.CloseRequestedBy = d.String()
-		h.CloseRequestedFrame = d.Uint()
-		h.KeepAliveTimeout = int(d.Int())
-		h.KeepAliveMax = int(d.Int())
-		h.Upgrade = d.String()
-		h.UpgradeFrame = d.Uint()
-		r.HTTP1 = h
+		h.CloseRequestedFrame = n[pnCloseFrame]
+		h.KeepAliveTimeout, h.KeepAliveMax = int(unzig(n[pnKeepAliveTimeout])), int(unzig(n[pnKeepAliveMax]))
+		h.UpgradeFrame = n[pnUpgradeFrame]
 	}
 	if d.err == nil && len(d.b) > 0 {
 		d.err = errSpillCorrupt

@@ -77,11 +77,16 @@ func TestRecordJSONFast(t *testing.T) {
 		}
 	}
 	// Edges: float formats, null pointers, odd years, strings to escape.
-	one, zero, rtt := 3, 0, 12.625
+	one, zero, rtt, zeroRTT, minus := 3, 0, 12.625, 0.0, -1
 	for _, s := range []tcp.Summary{
 		{DurationMS: 1e-7}, {DurationMS: 2e21}, {DurationMS: 123456.789012}, {DurationMS: math.SmallestNonzeroFloat64},
 		{FirstTS: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}, {History: "S\x1b"}, {ConnState: `a"b`},
 		{WindowScale: tcp.WindowScale{C2S: &one}}, {Proto: "http2", ClientGuessed: true},
+		// Packed numbers: a last frame below the first, wrapping
+		// around, negative counts, a zero RTT and window scale.
+		{FirstFrame: 10, LastFrame: 3, Retransmissions: -2, KeepAlives: math.MinInt, SYNACKs: math.MaxInt,
+			HandshakeRTTMS: &zeroRTT, WindowScale: tcp.WindowScale{S2C: &minus}},
+		{FirstFrame: math.MaxUint64, LastFrame: 0, MissedBytes: math.MaxUint64, Packets: event.Pair{S2C: 1}},
 		{WindowScale: tcp.WindowScale{C2S: &zero, S2C: &one}, HandshakeRTTMS: &rtt, DurationMS: 0.1 + 0.2, SYNs: 2, SYNACKs: 1,
 			Retransmissions: 1, KeepAlives: 12, MissedBytes: 1 << 40, StreamBytes: event.Pair{C2S: 5, S2C: 1 << 33},
 			FirstTS: time.Date(2026, 5, 6, 7, 8, 9, 123456789, time.UTC), LastTS: time.Date(2026, 5, 6, 7, 8, 10, 0, time.UTC),
@@ -95,6 +100,7 @@ func TestRecordJSONFast(t *testing.T) {
 	for _, h := range []http1.Summary{
 		{Requests: 3, Responses: 4, Interim: 1, Unanswered: 1, LostRequests: 2, LostResponses: 5, MaxPipelined: 2, KeepAlive: true,
 			CloseRequestedBy: "server", CloseRequestedFrame: 77, KeepAliveTimeout: 5, KeepAliveMax: 100, Upgrade: "h2c", UpgradeFrame: 9},
+		{Requests: -1, MaxPipelined: math.MaxInt, KeepAliveMax: math.MinInt, CloseRequestedBy: "client", UpgradeFrame: math.MaxUint64},
 		{}, {Upgrade: `web\socket`}, {CloseRequestedBy: "cliént"}, {Anomalies: map[string]int{"bare_lf": 2}},
 	} {
 		s := tcp.Summary{Client: netip.MustParseAddrPort("10.0.0.2:5000"), Server: netip.MustParseAddrPort("10.0.0.1:80"), Proto: "http1"}

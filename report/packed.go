@@ -24,8 +24,18 @@ var errSpillCorrupt = errors.New("report: spill file corrupt")
 // enc appends values to a record.
 type enc struct{ b []byte }
 
-func (e *enc) Uint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
-func (e *enc) Int(v int64)   { e.b = binary.AppendVarint(e.b, v) }
+// Uint appends v as binary.AppendUvarint does; most values written are
+// below 128, one byte.
+func (e *enc) Uint(v uint64) {
+	if v < 0x80 {
+		e.b = append(e.b, byte(v))
+		return
+	}
+	e.b = binary.AppendUvarint(e.b, v)
+}
+
+// Int appends v as binary.AppendVarint does (zigzag, then Uint).
+func (e *enc) Int(v int64) { e.Uint(uint64(v)<<1 ^ uint64(v>>63)) }
 
 func (e *enc) String(v string) {
 	e.Uint(uint64(len(v)))
@@ -35,6 +45,73 @@ func (e *enc) String(v string) {
 func (e *enc) Bytes(v []byte) {
 	e.Uint(uint64(len(v)))
 	e.b = append(e.b, v...)
+}
+
+// Str appends s as Bytes does, unless it is one of timelineStrs, which
+// it appends as its index: the lanes and labels of most events, the
+// outcomes and methods of most spans (dec.Str reads either).
+func (e *enc) Str(s string) {
+	if i := timelineStr(s); i >= 0 {
+		e.b = append(e.b, byte(i))
+		return
+	}
+	e.StrLen(len(s))
+	e.b = append(e.b, s...)
+}
+
+// StrLen appends the length of a string of n bytes that Str appends
+// whole (not by its index); the caller appends the bytes.
+func (e *enc) StrLen(n int) { e.Uint(uint64(len(timelineStrs) + n)) }
+
+// timelineStrs are the strings Str appends as their index (fewer than
+// 128, one byte).
+var timelineStrs = [...]string{"", LaneTCP, LaneTLS, LaneHTTP, LaneReset, LaneGoAway, LaneStall,
+	"SYN", "SYN (retransmitted)", "SYN-ACK", "FIN", "RST", "TCP zero window", "Finished",
+	"ok", "error", "incomplete", "GET", "POST"} // LaneReset is outcome "reset" too
+
+// timelineStr returns the index of s in timelineStrs, or -1.
+func timelineStr(s string) int {
+	switch s {
+	case "":
+		return 0
+	case LaneTCP:
+		return 1
+	case LaneTLS:
+		return 2
+	case LaneHTTP:
+		return 3
+	case LaneReset:
+		return 4
+	case LaneGoAway:
+		return 5
+	case LaneStall:
+		return 6
+	case "SYN":
+		return 7
+	case "SYN (retransmitted)":
+		return 8
+	case "SYN-ACK":
+		return 9
+	case "FIN":
+		return 10
+	case "RST":
+		return 11
+	case "TCP zero window":
+		return 12
+	case "Finished":
+		return 13
+	case "ok":
+		return 14
+	case "error":
+		return 15
+	case "incomplete":
+		return 16
+	case "GET":
+		return 17
+	case "POST":
+		return 18
+	}
+	return -1
 }
 
 // Float appends f, its bytes reversed so that the zero bytes at the end
@@ -101,6 +178,22 @@ func (d *dec) Float() float64 { return math.Float64frombits(bits.ReverseBytes64(
 
 func (d *dec) String() string { return string(d.Bytes()) }
 
+// Str reads what enc.Str appended.
+func (d *dec) Str() string {
+	v := d.Uint()
+	if v < uint64(len(timelineStrs)) {
+		return timelineStrs[v]
+	}
+	n := v - uint64(len(timelineStrs))
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
 func (d *dec) Time() time.Time {
 	ns := d.Uint()
 	if ns == 0 {
@@ -119,7 +212,7 @@ func appendTimeline(e *enc, tl *Timeline) {
 	for i := range tl.Events {
 		x := &tl.Events[i]
 		appendEventHead(e, x.Frame, x.TS, x.Lane, x.Dir, x.Stream)
-		e.String(x.What)
+		e.Str(x.What)
 		appendEventEnd(e, x.EndFrame, x.EndTS)
 	}
 	e.Uint(uint64(len(tl.Spans)))
@@ -133,7 +226,7 @@ func appendTimeline(e *enc, tl *Timeline) {
 func appendEventHead(e *enc, frame uint64, ts time.Time, lane string, dir event.Dir, stream uint32) {
 	e.Uint(frame)
 	e.Time(ts)
-	e.String(lane)
+	e.Str(lane)
 	e.Uint(uint64(dir))
 	e.Uint(uint64(stream))
 }
@@ -151,7 +244,7 @@ func appendSpan(e *enc, x *Span) {
 	e.Uint(x.EndFrame)
 	e.Time(x.EndTS)
 	for _, v := range [...]string{x.Method, x.Path, x.GRPC, x.Reset, x.Outcome} {
-		e.String(v)
+		e.Str(v)
 	}
 	e.Int(int64(x.Status))
 }
@@ -169,10 +262,10 @@ func readTimeline(d *dec) Timeline {
 		x := &tl.Events[i]
 		x.Frame = d.Uint()
 		x.TS = d.Time()
-		x.Lane = d.String()
+		x.Lane = d.Str()
 		x.Dir = event.Dir(d.Uint())
 		x.Stream = uint32(d.Uint())
-		x.What = d.String()
+		x.What = d.Str()
 		x.EndFrame = d.Uint()
 		x.EndTS = d.Time()
 	}
@@ -191,7 +284,7 @@ func readTimeline(d *dec) Timeline {
 		x.EndFrame = d.Uint()
 		x.EndTS = d.Time()
 		for _, p := range [...]*string{&x.Method, &x.Path, &x.GRPC, &x.Reset, &x.Outcome} {
-			*p = d.String()
+			*p = d.Str()
 		}
 		x.Status = int(d.Int())
 	}

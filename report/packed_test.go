@@ -1,7 +1,9 @@
 package report
 
 import (
+	"bytes"
 	"encoding/json"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
@@ -53,5 +55,68 @@ func TestConnRecordGRPCAnomalies(t *testing.T) {
 	b, err := json.Marshal(rec)
 	if err != nil || !strings.Contains(string(b), `"grpc":{"calls":0,"status":{},"anomalies":{"message_too_large":1}}`) {
 		t.Errorf("JSON %s, %v", b, err)
+	}
+}
+
+// TestTimelineStrs: Str appends each of timelineStrs as its index, any
+// other string whole, and dec.Str reads both back (and the whole form of
+// a string timelineStrs holds too, as appendRequestsTimeline may write
+// it).
+func TestTimelineStrs(t *testing.T) {
+	var e enc
+	var want []string
+	for i, s := range timelineStrs {
+		if got := timelineStr(s); got != i {
+			t.Errorf("timelineStr(%q) = %d, want %d", s, got, i)
+		}
+		e.Str(s)
+		e.StrLen(len(s))
+		e.b = append(e.b, s...)
+		want = append(want, s, s)
+	}
+	long := strings.Repeat("x", 200)
+	for _, s := range []string{"x", "GETS", "get", "SYN ", long, "\x00"} {
+		if timelineStr(s) != -1 {
+			t.Errorf("timelineStr(%q) = %d, want -1", s, timelineStr(s))
+		}
+		e.Str(s)
+		want = append(want, s)
+	}
+	if n := len(timelineStrs); e.b[0] != 0 || e.b[1] != byte(n) || n >= 128 {
+		t.Errorf("encoding starts %x (%d strings)", e.b[:2], n)
+	}
+	d := dec{b: e.b}
+	for _, w := range want {
+		if got := d.Str(); got != w {
+			t.Errorf("read %q, want %q", got, w)
+		}
+	}
+	if d.err != nil || len(d.b) != 0 {
+		t.Errorf("decoding: %v, %d bytes left", d.err, len(d.b))
+	}
+	d = dec{b: []byte{byte(len(timelineStrs) + 5), 'a'}}
+	if d.Str(); d.err == nil {
+		t.Error("a string past the end read back")
+	}
+}
+
+// TestAppendAddrPort: appendAddrPort appends what Bytes does of
+// AppendBinary, and the spill's decoding reads it back.
+func TestAppendAddrPort(t *testing.T) {
+	for _, a := range []netip.AddrPort{{}, netip.MustParseAddrPort("10.1.2.3:443"), netip.MustParseAddrPort("0.0.0.0:0"),
+		netip.MustParseAddrPort("255.255.255.255:65535"), netip.MustParseAddrPort("[::ffff:10.1.2.3]:80"),
+		netip.MustParseAddrPort("[2001:db8::1]:8080"), netip.MustParseAddrPort("[fe80::1%eth0]:1")} {
+		var got, want enc
+		appendAddrPort(&got, a)
+		b, _ := a.AppendBinary(nil)
+		want.Bytes(b)
+		if !bytes.Equal(got.b, want.b) {
+			t.Errorf("%v: %x, want %x", a, got.b, want.b)
+		}
+		d := dec{b: got.b}
+		var back netip.AddrPort
+		if err := back.UnmarshalBinary(d.Bytes()); err != nil || back != a {
+			t.Errorf("%v read back as %v (%v)", a, back, err)
+		}
 	}
 }

@@ -334,7 +334,7 @@ type Builder struct {
 
 	red     Redaction
 	mu      sync.Mutex
-	pending map[event.ConnID]*pendingConn
+	pending map[event.ConnID]pendingConn // by value: one allocation less per connection
 	spill   *spill
 	err     error
 	recBuf  bytes.Buffer
@@ -358,6 +358,12 @@ type pendingConn struct {
 	// Limits.Events, EventsOmitted counting the rest) and its spans,
 	// encoded (appendTimeline); the others join it when it finishes.
 	tl []byte
+	// A nil tl says the timeline has no events and no spans from the
+	// records (a SYN flood's connections): finish encodes it
+	// (appendEmptyTimeline), id being the connection's id as Add saw it
+	// and dropped the requests the records dropped.
+	id      event.ConnID
+	dropped int
 }
 
 // builderFolds is what a Builder counts of the finished connections.
@@ -371,7 +377,7 @@ type builderFolds struct {
 // NewBuilder returns a Builder redacting secrets in captured strings as
 // red says.
 func NewBuilder(red Redaction) *Builder {
-	return &Builder{red: red, Limits: DefaultLimits, pending: map[event.ConnID]*pendingConn{}}
+	return &Builder{red: red, Limits: DefaultLimits, pending: map[event.ConnID]pendingConn{}}
 }
 
 // Add builds the parts of c's connection record and timeline that need
@@ -379,9 +385,18 @@ func NewBuilder(red Redaction) *Builder {
 // Done then gets the finished connection, and Report reads c again for
 // those still open when it is called.
 func (b *Builder) Add(c *analyze.Conn) {
-	p := &pendingConn{c: c, rec: NewConnRecord(c.TCP, c.App)}
-	p.rec.Summary = nil
-	if tl, ok := appendRequestsTimeline(nil, c, b.red, b.Limits); ok {
+	p := pendingConn{c: c}
+	if c.App != nil {
+		p.rec = NewConnRecord(c.TCP, c.App)
+		p.rec.Summary = nil
+	}
+	if recs := c.Records; c.App == nil && (recs == nil || len(recs.Exchanges) == 0 && len(recs.Resets) == 0) {
+		// No event, no span: finish encodes the timeline.
+		p.id = c.ID()
+		if recs != nil {
+			p.dropped = recs.ExchangesDropped
+		}
+	} else if tl, ok := appendRequestsTimeline(requestsBuffer(c), c, b.red, b.Limits); ok {
 		p.tl = tl
 	} else {
 		p.tl = appendRecordsTimeline(nil, c, b.red, b.Limits)
@@ -411,11 +426,36 @@ func appendRecordsTimeline(b []byte, c *analyze.Conn, red Redaction, lim Limits)
 	return e.b
 }
 
+// requestsBuffer returns an empty buffer about the size
+// appendRequestsTimeline needs for c's requests, so that it is not grown
+// five or six times over.
+func requestsBuffer(c *analyze.Conn) []byte {
+	n := 16
+	if c.Records != nil {
+		for i := range c.Records.Exchanges {
+			x := &c.Records.Exchanges[i]
+			n += 128 + 3*(len(x.Method)+len(x.Path))
+		}
+	}
+	return make([]byte, 0, n)
+}
+
+// appendEmptyTimeline appends what appendRequestsTimeline does for the
+// connection id whose records hold no request, reset or stall, dropped
+// counting the requests they dropped.
+func appendEmptyTimeline(e *enc, id event.ConnID, dropped int) {
+	e.Uint(uint64(id))
+	e.Int(0)
+	e.Int(int64(dropped))
+	e.Uint(0)
+	e.Uint(0)
+}
+
 // addPending records p, the connection id, as waiting to finish.
-func (b *Builder) addPending(id event.ConnID, p *pendingConn) {
+func (b *Builder) addPending(id event.ConnID, p pendingConn) {
 	b.mu.Lock()
 	if b.pending == nil {
-		b.pending = map[event.ConnID]*pendingConn{}
+		b.pending = map[event.ConnID]pendingConn{}
 	}
 	b.pending[id] = p
 	b.mu.Unlock()
@@ -426,29 +466,27 @@ func (b *Builder) addPending(id event.ConnID, p *pendingConn) {
 func (b *Builder) Done(c *analyze.Conn) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	p := b.pending[c.ID()]
-	if p == nil {
+	p, ok := b.pending[c.ID()]
+	if !ok {
 		return
 	}
 	delete(b.pending, c.ID())
-	b.finish(p, c, c.TCP)
+	b.finish(&p, c, c.TCP)
 }
 
 // finish completes p from conn, the finished connection (Done's, which
 // may be a copy of the one Add saw), with its final TCP summary sum, and
 // writes it to the spill file.
 func (b *Builder) finish(p *pendingConn, conn *analyze.Conn, sum *tcp.Summary) {
-	c := *conn
-	c.TCP = sum
 	b.rec = p.rec
 	rec := &b.rec // finish keeps no pointer to it
 	rec.Summary = NewConnRecord(sum, nil).Summary
 
 	f := &b.folds
 	f.conns++
-	if c.App != nil && c.App.TLS != nil {
+	if conn.App != nil && conn.App.TLS != nil {
 		f.tlsConns++
-		if reason := c.App.TLS.Decryption.Reason; reason != "" {
+		if reason := conn.App.TLS.Decryption.Reason; reason != "" {
 			if f.undecrypted == nil {
 				f.undecrypted = map[string]int{}
 			}
@@ -495,14 +533,99 @@ func (b *Builder) finish(p *pendingConn, conn *analyze.Conn, sum *tcp.Summary) {
 	// The timeline's parts are merged when it is read back (most never
 	// are): the summary's events are encoded beside the rest, which Add
 	// encoded.
-	sumTL := summaryTimeline(&c, b.red, b.Limits, b.sumEvents[:0])
 	e := enc{b: b.spill.buffer()}
-	encodeSpill(&e, &head, recOut, b.Limits.Events, &sumTL, p.tl)
-	b.spill.push(rec.ID, e.b)
-	if cap(sumTL.Events) <= maxSumEvents {
-		b.sumEvents = sumTL.Events[:0]
+	encodeSpillHead(&e, &head, recOut)
+	e.Int(int64(b.Limits.Events))
+	if !appendTCPTimeline(&e, conn, sum.ID, b.Limits) {
+		c := *conn
+		c.TCP = sum
+		sumTL := summaryTimeline(&c, b.red, b.Limits, b.sumEvents[:0])
+		appendTimeline(&e, &sumTL)
+		if cap(sumTL.Events) <= maxSumEvents {
+			b.sumEvents = sumTL.Events[:0]
+		}
 	}
+	if p.tl == nil {
+		appendEmptyTimeline(&e, p.id, p.dropped)
+	} else {
+		e.b = append(e.b, p.tl...)
+	}
+	b.spill.push(rec.ID, e.b)
 }
+
+// appendTCPTimeline appends what appendTimeline does for the timeline
+// summaryTimeline makes of c, connection id, when its events are TCP's
+// only (no TLS or HTTP/2 summary), at most maxTCPEvents and within
+// lim.Events (a SYN flood's connections, short HTTP/1.x ones), without
+// making it; ok is false otherwise, and e is left as it was.
+func appendTCPTimeline(e *enc, c *analyze.Conn, id event.ConnID, lim Limits) (ok bool) {
+	if a := c.App; a != nil && (a.TLS != nil || a.HTTP2 != nil) {
+		return false
+	}
+	n := len(c.SYNs) + len(c.SYNACKs) + len(c.ZeroWindows[0]) + len(c.ZeroWindows[1]) + 4
+	if n > maxTCPEvents {
+		return false
+	}
+	type tcpEvent struct {
+		r    *event.Ref
+		lane string
+		dir  event.Dir
+		what string
+	}
+	var evs [maxTCPEvents]tcpEvent
+	n = 0
+	add := func(r *event.Ref, lane string, dir event.Dir, what string) {
+		if r != nil {
+			evs[n] = tcpEvent{r, lane, dir, what}
+			n++
+		}
+	}
+	// As newTimeline adds them.
+	for i := range c.SYNs {
+		what := "SYN"
+		if i > 0 {
+			what = "SYN (retransmitted)"
+		}
+		add(&c.SYNs[i], LaneTCP, event.C2S, what)
+	}
+	for i := range c.SYNACKs {
+		add(&c.SYNACKs[i], LaneTCP, event.S2C, "SYN-ACK")
+	}
+	for d := event.C2S; d <= event.S2C; d++ {
+		add(c.FIN[d], LaneTCP, d, "FIN")
+		add(c.RST[d], LaneTCP, d, "RST")
+		for i := range c.ZeroWindows[d] {
+			add(&c.ZeroWindows[d][i], LaneStall, d, "TCP zero window")
+		}
+	}
+	if n > lim.Events {
+		return false
+	}
+	// newTimeline's stable sort, by insertion.
+	for i := 1; i < n; i++ {
+		x := evs[i]
+		j := i
+		for ; j > 0 && cmp.Or(cmp.Compare(x.r.Frame, evs[j-1].r.Frame), cmp.Compare(x.lane, evs[j-1].lane)) < 0; j-- {
+			evs[j] = evs[j-1]
+		}
+		evs[j] = x
+	}
+	e.Uint(uint64(id))
+	e.Int(0)
+	e.Int(0)
+	e.Uint(uint64(n))
+	for i := range n {
+		x := &evs[i]
+		appendEventHead(e, x.r.Frame, x.r.TS, x.lane, x.dir, 0)
+		e.Str(x.what)
+		appendEventEnd(e, 0, time.Time{})
+	}
+	e.Uint(0)
+	return true
+}
+
+// maxTCPEvents bounds the events of appendTCPTimeline.
+const maxTCPEvents = 16
 
 // Close removes the spill file; a Report of the Builder reads no
 // connection after it.

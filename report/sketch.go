@@ -26,20 +26,23 @@ func (s *poolSketch) add(k overviewKey) {
 	if s.counts == nil {
 		s.counts = map[overviewKey]int{}
 	}
-	if n, ok := s.counts[k]; ok {
-		if n == 1 {
+	// One hash of k for a new pool, as a flood's all are: the increment
+	// adds it at 1 when it is new, which the map's growth tells.
+	n := len(s.counts)
+	s.counts[k]++
+	if len(s.counts) == n {
+		if s.counts[k] == 2 {
 			s.heavy++
 		}
-		s.counts[k] = n + 1
 		return
 	}
 	if !s.overflowed {
 		s.distinct++
 	}
-	if len(s.counts) < maxSketchPools {
-		s.counts[k] = 1
+	if n < maxSketchPools {
 		return
 	}
+	delete(s.counts, k) // not counted: the sweep below takes its 1 away
 	s.overflowed = true
 	if s.heavy == 0 {
 		clear(s.counts) // a flood of distinct pools

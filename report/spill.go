@@ -441,27 +441,18 @@ type spillRecord struct {
 	tl []byte
 }
 
-// encodeSpill encodes one connection: its head, its record (packed or
-// its JSON), and
-// its timeline in two parts, the events of its summary (sum, as
-// summaryTimeline makes them) and the rest (tl, as appendTimeline
-// encoded it), which the timeline's readers merge (mergeTimeline, with
-// lim the cap on its events): most connections are never read back.
-func encodeSpill(e *enc, h *connHead, rec []byte, lim int, sum *Timeline, tl []byte) {
-	encodeSpillHead(e, h, rec)
-	e.Int(int64(lim))
-	appendTimeline(e, sum)
-	e.b = append(e.b, tl...)
-}
+// A connection's spill record is its head and record (encodeSpillHead),
+// then its timeline in two parts, with the cap on its events before
+// them: the events of its summary (as summaryTimeline makes them, or
+// appendTCPTimeline encodes them) and the rest (as appendTimeline
+// encodes them), which the timeline's readers merge (mergeTimeline):
+// most connections are never read back.
 
 // encodeSpillHead encodes a connection's head and record.
 func encodeSpillHead(e *enc, h *connHead, rec []byte) {
 	e.Uint(uint64(h.id))
-	var a [64]byte
-	c, _ := h.client.AppendBinary(a[:0])
-	e.Bytes(c)
-	sv, _ := h.server.AppendBinary(a[:0])
-	e.Bytes(sv)
+	appendAddrPort(e, h.client)
+	appendAddrPort(e, h.server)
 	e.Time(h.first)
 	e.Time(h.last)
 	var flags uint64
@@ -473,6 +464,19 @@ func encodeSpillHead(e *enc, h *connHead, rec []byte) {
 	}
 	e.Uint(flags)
 	e.Bytes(rec)
+}
+
+// appendAddrPort appends a's binary form (AppendBinary) as Bytes does;
+// an IPv4 address's directly.
+func appendAddrPort(e *enc, a netip.AddrPort) {
+	if ip := a.Addr(); ip.Is4() {
+		v, p := ip.As4(), a.Port()
+		e.b = append(e.b, 6, v[0], v[1], v[2], v[3], byte(p), byte(p>>8))
+		return
+	}
+	var buf [64]byte
+	b, _ := a.AppendBinary(buf[:0])
+	e.Bytes(b)
 }
 
 // decodeSpill decodes a record up to its timeline, which it leaves

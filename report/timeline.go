@@ -255,11 +255,11 @@ func appendRequestsTimeline(b []byte, c *analyze.Conn, red Redaction, lim Limits
 		// what encodes the label (method, space, URL) after prefix.
 		what := func(prefix []byte) {
 			if !plain {
-				e.Uint(uint64(len(prefix) + len(label)))
+				e.StrLen(len(prefix) + len(label))
 				e.b = append(append(e.b, prefix...), label...)
 				return
 			}
-			e.Uint(uint64(len(prefix) + len(x.Method) + 1 + len(u)))
+			e.StrLen(len(prefix) + len(x.Method) + 1 + len(u))
 			e.b = append(append(e.b, prefix...), x.Method...)
 			e.b = append(append(e.b, ' '), u...)
 		}

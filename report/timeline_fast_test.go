@@ -5,6 +5,7 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/h2scope/h2scope/analyze"
 	"github.com/h2scope/h2scope/dissect"
@@ -78,4 +79,86 @@ func TestRequestsTimelineFast(t *testing.T) {
 		t.Fatal("the fast path never answered")
 	}
 	t.Logf("%d timelines by the fast path", fast)
+}
+
+// TestTCPTimelineFast checks appendTCPTimeline against summaryTimeline,
+// encoded, on every connection of the committed captures and on TCP
+// events made to hit its edges (retransmitted SYNs, events on one frame,
+// zero windows among FINs and RSTs, too many events, small limits), and
+// appendEmptyTimeline against appendRequestsTimeline for the
+// connections whose records hold no request or reset.
+func TestTCPTimelineFast(t *testing.T) {
+	caps, err := filepath.Glob("../testdata/pcaps/*.pcapng")
+	if err != nil || len(caps) == 0 {
+		t.Fatalf("no captures: %v", err)
+	}
+	var conns []*analyze.Conn
+	for _, f := range caps {
+		_, in, err := analyze.Run(context.Background(), []string{f}, dissect.Options{}, analyze.DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, in.Conns...)
+	}
+	ref := func(f uint64) event.Ref { return event.Ref{Frame: f, TS: time.Unix(1700000000, int64(f)*1000)} }
+	rp := func(f uint64) *event.Ref { r := ref(f); return &r }
+	for i, mod := range []func(c *analyze.Conn){
+		func(c *analyze.Conn) {},
+		func(c *analyze.Conn) { c.SYNs = append(c.SYNs, ref(7), ref(3)) },
+		func(c *analyze.Conn) { c.SYNs = nil },
+		func(c *analyze.Conn) {
+			c.SYNACKs = []event.Ref{ref(2), ref(2)}
+			c.FIN = [2]*event.Ref{rp(9), rp(8)}
+			c.RST = [2]*event.Ref{nil, rp(9)}
+			c.ZeroWindows = [2][]event.Ref{{ref(9), ref(4)}, {ref(8)}}
+		},
+		func(c *analyze.Conn) { c.ZeroWindows[1] = make([]event.Ref, maxTCPEvents) },
+		func(c *analyze.Conn) { c.SYNs[0].TS = time.Time{}; c.RST[0] = rp(0) },
+		func(c *analyze.Conn) { c.SYNs[0].TS = c.SYNs[0].TS.In(time.FixedZone("x", 3600)) },
+	} {
+		c := synthSYN(1000 + i)
+		mod(c)
+		conns = append(conns, c)
+		h := synthConn(2000 + i)
+		mod(h)
+		conns = append(conns, h)
+	}
+	fast, empty := 0, 0
+	for _, lim := range []Limits{DefaultLimits, {Events: 1, Spans: 1}, {Events: 0, Spans: 0}} {
+		for _, c := range conns {
+			e := enc{b: []byte("x")}
+			if !appendTCPTimeline(&e, c, c.ID(), lim) {
+				if string(e.b) != "x" {
+					t.Errorf("connection %d: declined, but appended", c.ID())
+				}
+			} else {
+				fast++
+				tl := summaryTimeline(c, Redaction{}, lim, nil)
+				want := enc{b: []byte("x")}
+				appendTimeline(&want, &tl)
+				if !bytes.Equal(e.b, want.b) {
+					d := dec{b: e.b[1:]}
+					g := readTimeline(&d)
+					t.Errorf("connection %d, %+v:\n got %+v\nwant %+v", c.ID(), lim, g, tl)
+				}
+			}
+			if recs := c.Records; c.App == nil && (recs == nil || len(recs.Exchanges) == 0 && len(recs.Resets) == 0) {
+				empty++
+				e := enc{b: []byte("x")}
+				dropped := 0
+				if recs != nil {
+					dropped = recs.ExchangesDropped
+				}
+				appendEmptyTimeline(&e, c.ID(), dropped)
+				want, ok := appendRequestsTimeline([]byte("x"), c, Redaction{}, lim)
+				if !ok || !bytes.Equal(e.b, want) {
+					t.Errorf("connection %d: empty timeline %x, want %x (%v)", c.ID(), e.b, want, ok)
+				}
+			}
+		}
+	}
+	if fast == 0 || empty == 0 {
+		t.Fatalf("the fast paths answered %d and %d times", fast, empty)
+	}
+	t.Logf("%d timelines by the fast path, %d empty", fast, empty)
 }
