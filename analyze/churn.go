@@ -240,6 +240,7 @@ type churnRequest struct {
 	method, path string
 	stream       uint32
 	ref          event.Ref
+	ok           bool // set when there is one (connSummary.first)
 }
 
 func (a *churnShown) compare(b *churnShown) int {
@@ -554,8 +555,8 @@ func churnConnOf(cfg ChurnConfig, c *Conn) churnShown {
 // churnRequestOf returns c's first request as evidence cites it, nil
 // when it has none.
 func churnRequestOf(c *Conn) *churnRequest {
-	if x := firstExchange(c); x != nil && x.Request != nil {
-		return &churnRequest{method: x.Method, path: x.Path, stream: x.Stream, ref: *x.Request}
+	if f := c.sum.first; f.ok {
+		return &f
 	}
 	return nil
 }

@@ -125,9 +125,9 @@ type connSummary struct {
 	// streaming reports a streaming gRPC call (more than one message
 	// either way).
 	streaming bool
-	// first is the connection's first exchange (its request's ref only),
-	// nil when none.
-	first *Exchange
+	// first is the connection's first request as evidence cites it,
+	// first.ok false when its first exchange has no request frame.
+	first churnRequest
 	// lastEnd is the time of the latest frame of any exchange (zero when
 	// none): from then on the connection carried no request.
 	lastEnd time.Time
@@ -157,16 +157,11 @@ func (c *Conn) summarize() {
 			sum.lastEnd = e.TS
 		}
 	}
-	if len(r.Exchanges) > 0 {
-		// What reconnect_churn cites of it, without the refs to the
-		// rest of the exchange.
+	if len(r.Exchanges) > 0 && r.Exchanges[0].Request != nil {
+		// What reconnect_churn cites of it, kept in the summary: no
+		// allocation per connection.
 		x := &r.Exchanges[0]
-		v := Exchange{Proto: x.Proto, Stream: x.Stream, Seq: x.Seq, Method: x.Method, Authority: x.Authority, Path: x.Path, Status: x.Status}
-		if x.Request != nil {
-			r := *x.Request
-			v.Request = &r
-		}
-		sum.first = &v
+		sum.first = churnRequest{method: x.Method, path: x.Path, stream: x.Stream, ref: *x.Request, ok: true}
 	}
 	c.sum = sum
 }
@@ -306,9 +301,6 @@ func (c *Conn) Authority() string {
 // firstAuthority returns the first request's authority (Host), "" when
 // none.
 func firstAuthority(c *Conn) string { return c.sum.authority }
-
-// firstExchange returns c's first exchange, nil when none.
-func firstExchange(c *Conn) *Exchange { return c.sum.first }
 
 // streamingCall reports whether c carried a streaming gRPC call (more
 // than one message either way).

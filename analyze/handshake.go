@@ -68,8 +68,8 @@ type hsSample struct {
 // request, or its ClientHello.
 func clientDataAt(c *Conn) (time.Time, bool) {
 	var at time.Time
-	if c.sum != nil && c.sum.first != nil && c.sum.first.Request != nil {
-		at = c.sum.first.Request.TS
+	if c.sum != nil && c.sum.first.ok {
+		at = c.sum.first.ref.TS
 	}
 	if c.App != nil && c.App.TLS != nil && c.App.TLS.Timing.ClientHello != nil {
 		if ch := c.App.TLS.Timing.ClientHello.TS; at.IsZero() || ch.Before(at) {

@@ -103,7 +103,8 @@ func TestRequestsCountDroppedStreams(t *testing.T) {
 	c := conn(1, "10.0.0.1:40000", "10.0.0.2:443", 1, 0, 10)
 	c.App = &dissect.App{Proto: event.ProtoHTTP2, HTTP2: &http2.Summary{Streams: 7, StreamsDropped: 4},
 		Streams: []http2.Stream{{ID: 1}, {ID: 3}}}
-	c.Records.Exchanges = []Exchange{{Proto: event.ProtoHTTP2, Stream: 1, Authority: "api.test"}, {Proto: event.ProtoHTTP2, Stream: 3}}
+	c.Records.Exchanges = []Exchange{{Proto: event.ProtoHTTP2, Stream: 1, Authority: "api.test", Method: "GET", Path: "/a", Request: refp(ref(2, 1))},
+		{Proto: event.ProtoHTTP2, Stream: 3}}
 	c.Records.ExchangesDropped = 1
 	check := func(when string) {
 		t.Helper()
@@ -113,8 +114,8 @@ func TestRequestsCountDroppedStreams(t *testing.T) {
 		if got := c.Authority(); got != "api.test" {
 			t.Errorf("%s: Authority() = %q, want api.test", when, got)
 		}
-		if x := firstExchange(c); x == nil || x.Stream != 1 {
-			t.Errorf("%s: firstExchange = %+v, want stream 1", when, x)
+		if x := churnRequestOf(c); x == nil || x.stream != 1 || x.method != "GET" || x.path != "/a" || x.ref.Frame != 2 {
+			t.Errorf("%s: churnRequestOf = %+v, want GET /a on stream 1 at frame 2", when, x)
 		}
 	}
 	c.summarize()
