@@ -375,13 +375,24 @@ func NewCollector(cfg Config) *Collector {
 func (k *Collector) conn(id event.ConnID) *Conn {
 	c, _ := k.open.get(id)
 	if c == nil {
-		c = k.newConn()
-		if syn, ok := k.syns.get(id); ok {
-			c.SYNs = []event.Ref{syn}
-			k.syns.delete(id)
+		if c = k.fromSYN(id); c == nil {
+			c = k.newConn()
 		}
 		k.open.set(id, c)
 	}
+	return c
+}
+
+// fromSYN returns a new Conn holding connection id's first SYN if that
+// was kept alone (and forgets it there), else nil.
+func (k *Collector) fromSYN(id event.ConnID) *Conn {
+	syn, ok := k.syns.get(id)
+	if !ok {
+		return nil
+	}
+	k.syns.delete(id)
+	c := k.newConn()
+	c.SYNs = []event.Ref{syn}
 	return c
 }
 
@@ -412,7 +423,8 @@ func recoveryWindow(c *Conn) time.Duration {
 }
 
 // collects reports whether Event reads e: TCP events, HTTP/1 messages,
-// HTTP/2 RST_STREAM and PING frames.
+// HTTP/2 RST_STREAM and PING frames. Event reads only those, and the
+// analysis goroutine is handed only those (asyncCollector.Event).
 func collects(e *event.Event) bool {
 	switch e.Proto {
 	case event.ProtoTCP:
@@ -428,6 +440,9 @@ func collects(e *event.Event) bool {
 
 // Event implements event.Sink.
 func (k *Collector) Event(e *event.Event) {
+	if !collects(e) {
+		return
+	}
 	switch e.Proto {
 	case event.ProtoTCP:
 		k.tcpEvent(e)
@@ -502,9 +517,6 @@ func (k *Collector) tcpEvent(e *event.Event) {
 
 func (k *Collector) http1Event(e *event.Event) {
 	h := e.HTTP1
-	if h == nil {
-		return
-	}
 	c := k.conn(e.Conn)
 	if c.Records == nil {
 		return // analysed and released already
@@ -634,14 +646,7 @@ func (k *Collector) take(id event.ConnID) *Conn {
 		k.open.delete(id)
 		return c
 	}
-	syn, ok := k.syns.get(id)
-	if !ok {
-		return nil
-	}
-	k.syns.delete(id)
-	c := k.newConn()
-	c.SYNs = []event.Ref{syn}
-	return c
+	return k.fromSYN(id)
 }
 
 // done hands the finished connection c to OnDone and the analysis, and
