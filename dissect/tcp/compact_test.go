@@ -86,6 +86,7 @@ func trackFile(t *testing.T, file string, base Options, compact, handlers bool, 
 	tr.noCompact, tr.verify = !compact, verify
 	if verify != nil {
 		tr.verifyReplay = func(c, r *Conn) { checkReplay(t, c, r) }
+		tr.verifyShape = func(c, r *Conn) { checkShape(t, c, r) }
 	}
 	dec := layer.NewDecoder()
 	var seg layer.Segment
@@ -132,6 +133,20 @@ func checkReplay(t *testing.T, c, r *Conn) {
 
 // replays counts the connections checkReplay checked.
 var replays int
+
+// checkShape fails t unless c, a half finished from the summary of an
+// earlier one of its shape (see finishHalf), has the summary r, the
+// half made again by replay and finalized, has.
+func checkShape(t *testing.T, c, r *Conn) {
+	t.Helper()
+	shaped++
+	if !reflect.DeepEqual(c.Summary, r.Summary) {
+		t.Errorf("conn %d: summary of its shape\n%+v\nwant\n%+v", c.ID, c.Summary, r.Summary)
+	}
+}
+
+// shaped counts the halves checkShape checked.
+var shaped int
 
 // TestCompactSameAsFull: on every test and corpus capture, a tracker that
 // keeps waiting connections compact classifies every segment, calls the
@@ -269,12 +284,13 @@ func BenchmarkCompactSYN(b *testing.B) {
 // demoted and made again by replay, have the summary and state they had
 // (checkReplay).
 func TestReplayRandom(t *testing.T) {
-	replays = 0
+	replays, shaped = 0, 0
 	flags := []layer.Flags{syn, syn, synack, ack, 0, syn | 0x40 | 0x80, psh, layer.URG, fin, rst, syn | layer.FIN}
 	for seed := range uint64(3) {
 		r := rand.New(rand.NewPCG(seed, 1))
 		tr := NewTracker(Options{MaxConns: 300, IdleTimeout: 30 * time.Second, ClosedTimeout: 5 * time.Second, StreamGrace: time.Second})
 		tr.verifyReplay = func(c, rc *Conn) { checkReplay(t, c, rc) }
+		tr.verifyShape = func(c, rc *Conn) { checkShape(t, c, rc) }
 		ts := time.Unix(1e9, 0)
 		for frame := uint64(1); frame < 20000; frame++ {
 			src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(r.IntN(2)), 1}), uint16(1000+r.IntN(600)))
@@ -297,8 +313,8 @@ func TestReplayRandom(t *testing.T) {
 		}
 		tr.Flush()
 	}
-	if replays < 1000 {
-		t.Errorf("%d replays checked, want many", replays)
+	if replays < 1000 || shaped < 100 {
+		t.Errorf("%d replays and %d halves finished by shape checked, want many", replays, shaped)
 	}
 }
 
@@ -336,4 +352,60 @@ func TestEncodeTimeFar(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHalfShapeRandom: halves of one segment, of a few shapes but with
+// sequence and acknowledgement numbers and windows that change their
+// analysis, evicted past MaxConns, timed out and flushed, are finished
+// from the summary of their shape (finishHalf) with the summary replay
+// gives them (checkShape), and everything the callbacks and Add's
+// callers see is what a tracker that replays every half shows.
+func TestHalfShapeRandom(t *testing.T) {
+	shaped = 0
+	flags := []layer.Flags{syn, syn, syn, synack, ack, 0, psh, layer.URG}
+	nums := []uint32{0, 1, 1000, ^uint32(0)}
+	run := func(seed uint64, noShape bool) (log []string) {
+		r := rand.New(rand.NewPCG(seed, 3))
+		opts := Options{MaxConns: 400, IdleTimeout: 3 * time.Second, ClosedTimeout: time.Second, StreamGrace: 100 * time.Millisecond}
+		opts.OnStreamsDone = func(c *Conn) { log = append(log, "streams done "+summaryJSON(t, c)) }
+		opts.OnFinish = func(c *Conn) { log = append(log, "finish "+summaryJSON(t, c)) }
+		tr := NewTracker(opts)
+		tr.noShape = noShape
+		if !noShape {
+			tr.verifyShape = func(c, rc *Conn) { checkShape(t, c, rc) }
+		}
+		ts := time.Unix(1e9, 0)
+		for frame := uint64(1); frame < 20000; frame++ {
+			src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(r.IntN(4))}), uint16(1000+r.IntN(3000)))
+			dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 9, 9}), uint16(80+r.IntN(2)*3000))
+			if r.IntN(3) == 0 {
+				src, dst = dst, src
+			}
+			ts = ts.Add(time.Duration(r.IntN(5)) * time.Millisecond)
+			s := layer.Segment{
+				Ref: event.Ref{Frame: frame, TS: ts, File: r.IntN(2)}, Src: src, Dst: dst,
+				Flags: flags[r.IntN(len(flags))], Seq: nums[r.IntN(len(nums))], Ack: nums[r.IntN(len(nums))],
+				Win: uint16(r.IntN(2)) * 100, WScale: int8(r.IntN(2))*8 - 1,
+			}
+			c, dir, a := tr.Add(&s)
+			log = append(log, fmt.Sprintf("%d: conn %d %s %s", frame, c.ID, dir, a))
+		}
+		tr.Flush()
+		return log
+	}
+	for seed := range uint64(3) {
+		got, want := run(seed, false), run(seed, true)
+		if len(got) != len(want) {
+			t.Fatalf("seed %d: %d lines, want %d", seed, len(got), len(want))
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("seed %d: line %d:\n got %s\nwant %s", seed, i, got[i], want[i])
+			}
+		}
+	}
+	if shaped < 1000 {
+		t.Errorf("%d halves finished by shape, want many", shaped)
+	}
+	t.Logf("%d halves finished by shape", shaped)
 }

@@ -19,7 +19,9 @@ import (
 // evicted or timed out, or at Flush. A connection that one segment made
 // (one SYN) keeps that segment's fields instead of an encoding, and is
 // made again by replaying it: newConn's and add's code on the same
-// segment, which costs less than encoding and decoding.
+// segment, which costs less than encoding and decoding. Finished (evicted,
+// timed out or flushed), it is not even made again: its summary is
+// that of an earlier one of the same shape (see finishHalf).
 //
 // Halves have a list of their own beside Tracker.open: both are in order
 // of last activity, which is the order of last frame, so the least
@@ -266,6 +268,15 @@ func (t *Tracker) promote(h *half, keep bool) *Conn {
 // replay makes the Conn of h, which holds its only segment (first), as
 // newConn and add made it: the same code on the same segment.
 func (t *Tracker) replay(h *half) *Conn {
+	s := h.segment()
+	c := t.newConnObject()
+	t.initConn(c, &s, h.id)
+	t.track(c, &s, false)
+	return c
+}
+
+// segment returns h's only segment, for a half made again from it.
+func (h *half) segment() layer.Segment {
 	f := &h.first
 	s := layer.Segment{
 		Ref: event.Ref{File: int(f.file), Frame: h.lastFrame, TS: h.lastTS},
@@ -275,10 +286,91 @@ func (t *Tracker) replay(h *half) *Conn {
 	if !f.c2s {
 		s.Src, s.Dst = h.server, h.client
 	}
+	return s
+}
+
+// finishHalf finishes h, evicted, timed out or flushed, as promote (not
+// keeping it) and finish would, and forgets it.
+//
+// A half made of one segment (an unanswered SYN) is finished without
+// its Conn being made by replay and its streams ended: its finished
+// summary is that of the last such half with the same shape (see
+// halfShape) but for the fields that tell connections apart, which the
+// Tracker keeps (Tracker.shape, Tracker.shapeSum). The Conn handed over
+// has no tracking state; the callbacks cannot tell.
+func (t *Tracker) finishHalf(h *half) {
+	if h.rec != nil || t.noShape {
+		t.finish(t.promote(h, false))
+		return
+	}
+	s := h.segment()
+	k := shapeOf(&s, h.first.c2s)
+	if !t.shapeSet || k != t.shape {
+		// Made again and finished as any half, its summary kept for the
+		// next of its shape.
+		c := t.promote(h, false)
+		t.shape, t.shapeSum, t.shapeSet = k, finishedSummary(c, &t.histories), true
+		t.finish(c)
+		return
+	}
+	t.hlist.remove(h)
+	t.halves.remove(h)
 	c := t.newConnObject()
-	t.initConn(c, &s, h.id)
-	t.track(c, &s, false)
-	return c
+	c.Summary = t.shapeSum
+	c.ID, c.Client, c.Server = h.id, h.client, h.server
+	c.FirstFrame, c.LastFrame, c.FirstTS, c.LastTS = h.lastFrame, h.lastFrame, h.lastTS, h.lastTS
+	c.hash = h.hash
+	if t.verifyShape != nil {
+		r := t.replay(h)
+		r.finalize(&t.histories)
+		t.verifyShape(c, r)
+		t.freeState(r.state)
+	}
+	if !t.freeHalves.Full() {
+		*h = half{}
+		t.freeHalves.Put(h)
+	}
+	c.done, c.streamsDone = true, true
+	if t.opts.OnStreamsDone != nil {
+		t.opts.OnStreamsDone(c)
+	}
+	if t.opts.OnFinish != nil {
+		t.opts.OnFinish(c)
+	}
+}
+
+// halfShape is what the finished summary of a connection made of one
+// segment without payload, FIN or RST depends on, beside its endpoints,
+// ID, frame and time: the segment's flags, direction and window-scale
+// option, and its analysis (which alone depends on its sequence and
+// acknowledgement numbers and window, analysed against the fresh state
+// of a new connection).
+type halfShape struct {
+	flags  layer.Flags
+	wscale int8
+	c2s    bool
+	a      Analysis
+}
+
+// shapeOf returns the shape of segment s, the only one of its
+// connection, sent by the client if c2s.
+func shapeOf(s *layer.Segment, c2s bool) halfShape {
+	var fwd, rev seqInfo
+	fwd.winScale, rev.winScale = wsUnknown, wsUnknown
+	return halfShape{flags: s.Flags, wscale: s.WScale, c2s: c2s, a: analyze(&fwd, &rev, s, s.Ref.TS, 0)}
+}
+
+// finishedSummary returns the summary c, made by replay, will have when
+// finished, without the fields that tell connections apart: what its
+// streams' end adds to it, a connection of one segment without payload,
+// FIN or RST gets from finalize alone.
+func finishedSummary(c *Conn, names *interner) Summary {
+	f := *c
+	f.finalize(names)
+	s := f.Summary
+	s.ID, s.Client, s.Server = 0, netip.AddrPort{}, netip.AddrPort{}
+	s.FirstFrame, s.LastFrame, s.FirstTS, s.LastTS = 0, 0, time.Time{}, time.Time{}
+	return s
 }
 
 // decodeHalf makes the Conn of h from its encoding.

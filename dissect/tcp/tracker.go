@@ -148,6 +148,16 @@ type Tracker struct {
 	// verifyReplay, for tests, is given each demoted connection kept as
 	// its first segment and the Conn replay makes of it.
 	verifyReplay func(c, replayed *Conn)
+	// shape and shapeSum are the shape and the finished summary of the
+	// last half of one segment made again to be finished, if shapeSet
+	// (see finishHalf); verifyShape, for tests, is given each half
+	// finished from them and the Conn replay makes of it, finalized.
+	shape       halfShape
+	shapeSum    Summary
+	shapeSet    bool
+	verifyShape func(c, replayed *Conn)
+	// noShape, for tests, makes finishHalf replay every half.
+	noShape bool
 	// histories holds the connections' history strings (one per
 	// distinct history).
 	histories interner
@@ -658,9 +668,10 @@ func (t *Tracker) evict() {
 	for t.open.n+t.hlist.n >= t.opts.MaxConns {
 		c, h := t.oldestOpen()
 		if h != nil {
-			c = t.promote(h, false)
+			t.finishHalf(h)
+		} else {
+			t.finish(c)
 		}
-		t.finish(c)
 		if h := t.hlist.head; h != nil {
 			// The next to go (at the next new connection, in a flood).
 			t.halves.prefetch(h.hash)
@@ -697,7 +708,8 @@ func (t *Tracker) sweep(now time.Time) {
 		c, h := t.oldestOpen()
 		switch {
 		case h != nil && now.Sub(h.lastTS) >= t.opts.IdleTimeout:
-			c = t.promote(h, false)
+			t.finishHalf(h)
+			continue
 		case h != nil || c == nil || now.Sub(c.LastTS) < t.opts.IdleTimeout:
 			return
 		}
@@ -798,11 +810,11 @@ func (t *Tracker) Flush() {
 	}
 	slices.SortFunc(all, func(a, b entry) int { return cmp.Compare(a.id, b.id) })
 	for _, e := range all {
-		c := e.c
 		if e.h != nil {
-			c = t.promote(e.h, false)
+			t.finishHalf(e.h)
+		} else {
+			t.finish(e.c)
 		}
-		t.finish(c)
 	}
 	clear(t.grace)
 	t.grace = nil
