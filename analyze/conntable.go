@@ -22,8 +22,13 @@ type connTable[V any] struct {
 	n      int
 	base   event.ConnID
 	inRing int
-	// far holds the values of IDs below base.
-	far map[event.ConnID]V
+	// far holds the values of IDs below base; farN counts them by the
+	// low 16 bits of their ID (saturating), so that looking up an ID
+	// below the window that is not there (every connection of a SYN
+	// flood finished past the window, with a few long-lived ones in
+	// far) mostly skips the map.
+	far  map[event.ConnID]V
+	farN *[1 << 16]uint16
 }
 
 // connSlot is one ID's slot: its value if ok.
@@ -42,6 +47,10 @@ const (
 // get returns id's value and whether it has one.
 func (t *connTable[V]) get(id event.ConnID) (V, bool) {
 	if id < t.base {
+		if t.farN == nil || t.farN[uint16(id)] == 0 {
+			var zero V
+			return zero, false
+		}
 		v, ok := t.far[id]
 		return v, ok
 	}
@@ -56,10 +65,7 @@ func (t *connTable[V]) get(id event.ConnID) (V, bool) {
 // set sets id's value to v.
 func (t *connTable[V]) set(id event.ConnID, v V) {
 	if id < t.base {
-		if t.far == nil {
-			t.far = map[event.ConnID]V{}
-		}
-		t.far[id] = v
+		t.setFar(id, v)
 		return
 	}
 	if t.n == 0 {
@@ -86,7 +92,12 @@ func (t *connTable[V]) set(id event.ConnID, v V) {
 // delete forgets id's value.
 func (t *connTable[V]) delete(id event.ConnID) {
 	if id < t.base {
-		delete(t.far, id)
+		if _, ok := t.far[id]; ok {
+			delete(t.far, id)
+			if n := &t.farN[uint16(id)]; *n != 0xffff {
+				*n--
+			}
+		}
 		return
 	}
 	d := id - t.base
@@ -112,16 +123,26 @@ func (t *connTable[V]) delete(id event.ConnID) {
 func (t *connTable[V]) popHead() {
 	s := &t.slots[t.head]
 	if s.ok {
-		if t.far == nil {
-			t.far = map[event.ConnID]V{}
-		}
-		t.far[t.base] = s.v
+		t.setFar(t.base, s.v)
 		t.inRing--
 	}
 	*s = connSlot[V]{}
 	t.head = (t.head + 1) & (len(t.slots) - 1)
 	t.base++
 	t.n--
+}
+
+// setFar sets the value of id, below the window, in far.
+func (t *connTable[V]) setFar(id event.ConnID, v V) {
+	if t.far == nil {
+		t.far, t.farN = map[event.ConnID]V{}, new([1 << 16]uint16)
+	}
+	if _, ok := t.far[id]; !ok {
+		if n := &t.farN[uint16(id)]; *n != 0xffff {
+			*n++
+		}
+	}
+	t.far[id] = v
 }
 
 // grow makes the ring hold at least n slots, the window's in order
