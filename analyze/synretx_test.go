@@ -1,11 +1,15 @@
 package analyze
 
 import (
+	"encoding/json"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/event"
 )
 
@@ -280,5 +284,59 @@ func TestCountedSYNs(t *testing.T) {
 				t.Errorf("cap %d, len %d: not clipped", cap(got), len(got))
 			}
 		})
+	}
+}
+
+// TestSYNRetransmitPastKeep checks syn_retransmit past synKeep attempts
+// to one server: every attempt is counted (the latest decided as they
+// come, the rest at the end) and the first synKeep by id named, the
+// same whatever order the connections finish in and however they are
+// sharded.
+func TestSYNRetransmitPastKeep(t *testing.T) {
+	const n = 2*synKeep + 3001
+	var conns []*Conn
+	for i := range n {
+		id := event.ConnID(i + 1)
+		first := uint64(i)*10 + 1
+		at := time.Duration(i) * time.Millisecond
+		c := conn(id, fmt.Sprintf("10.1.%d.%d:40000", i>>8&255, i&255), "10.0.0.2:443", first, at, at+2*time.Second)
+		// A SYN, its retransmission a second later, then the SYN-ACK.
+		c.SYNs = []event.Ref{ref(first, at), ref(first+1, at+time.Second)}
+		c.SYNACKs = []event.Ref{ref(first+2, at+time.Second+time.Millisecond)}
+		c.TCP.SYNs = 2
+		conns = append(conns, c)
+	}
+	shuffled := slices.Clone(conns)
+	rand.New(rand.NewPCG(3, 4)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	var want string
+	for _, run := range []struct {
+		name   string
+		conns  []*Conn
+		shards int
+	}{{"in order", conns, 1}, {"shuffled", shuffled, 1}, {"shuffled, 3 shards", shuffled, 3}} {
+		f := findKind(observeAll(run.conns, run.shards).Result(dissect.Stats{}).Findings, KindSYNRetransmit)
+		if f == nil {
+			t.Fatalf("%s: no syn_retransmit finding", run.name)
+		}
+		if got := f.Metrics["attempts"]; got != n {
+			t.Errorf("%s: attempts = %v, want %d", run.name, got, n)
+		}
+		if got := f.Metrics["retransmitted_syns"]; got != n {
+			t.Errorf("%s: retransmitted_syns = %v, want %d", run.name, got, n)
+		}
+		if len(f.Connections) != synKeep {
+			t.Errorf("%s: %d connections named, want %d", run.name, len(f.Connections), synKeep)
+		}
+		for i, id := range f.Connections {
+			if id != event.ConnID(i+1) {
+				t.Fatalf("%s: connection %d named is %d, want the lowest ids in order", run.name, i, id)
+			}
+		}
+		b, _ := json.Marshal(f)
+		if want == "" {
+			want = string(b)
+		} else if string(b) != want {
+			t.Errorf("%s: finding differs from the in-order run's", run.name)
+		}
 	}
 }
