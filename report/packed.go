@@ -69,6 +69,18 @@ var timelineStrs = [...]string{"", LaneTCP, LaneTLS, LaneHTTP, LaneReset, LaneGo
 	"SYN", "SYN (retransmitted)", "SYN-ACK", "FIN", "RST", "TCP zero window", "Finished",
 	"ok", "error", "incomplete", "GET", "POST"} // LaneReset is outcome "reset" too
 
+// Indices in timelineStrs of the strings appendTCPTimeline writes.
+const (
+	strTCP        = 1
+	strStall      = 6
+	strSYN        = 7
+	strSYNAgain   = 8
+	strSYNACK     = 9
+	strFIN        = 10
+	strRST        = 11
+	strZeroWindow = 12
+)
+
 // timelineStr returns the index of s in timelineStrs, or -1.
 func timelineStr(s string) int {
 	switch s {

@@ -74,6 +74,12 @@ func TestTimelineStrs(t *testing.T) {
 		e.b = append(e.b, s...)
 		want = append(want, s, s)
 	}
+	for i, s := range map[int]string{strTCP: LaneTCP, strStall: LaneStall, strSYN: "SYN", strSYNAgain: "SYN (retransmitted)",
+		strSYNACK: "SYN-ACK", strFIN: "FIN", strRST: "RST", strZeroWindow: "TCP zero window"} {
+		if timelineStrs[i] != s {
+			t.Errorf("timelineStrs[%d] = %q, want %q", i, timelineStrs[i], s)
+		}
+	}
 	long := strings.Repeat("x", 200)
 	for _, s := range []string{"x", "GETS", "get", "SYN ", long, "\x00"} {
 		if timelineStr(s) != -1 {

@@ -273,14 +273,18 @@ func (b *Builder) keep(res analyze.Result, ids *dissect.ConnIDs) map[event.ConnI
 // in order of ID, from their analyze.Conn, whose summary is final by
 // now. b.mu is held.
 func (b *Builder) finishPending() {
+	b.pmu.Lock()
 	pending := make([]pendingConn, 0, len(b.pending))
 	for _, p := range b.pending {
 		pending = append(pending, p)
 	}
 	slices.SortFunc(pending, func(x, y pendingConn) int { return cmp.Compare(x.c.ID(), y.c.ID()) })
 	for i := range pending {
+		delete(b.pending, pending[i].c.ID())
+	}
+	b.pmu.Unlock()
+	for i := range pending {
 		p := &pending[i]
-		delete(b.pending, p.c.ID())
 		sum := *p.c.TCP
 		b.finish(p, p.c, &sum)
 	}

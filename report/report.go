@@ -54,6 +54,13 @@ type Report struct {
 	src     *spill
 	include map[event.ConnID]bool
 	raw     []json.RawMessage
+	// tls holds the encoded timelines (spillRecord.tl) of Connections,
+	// one after the other, tlEnds where each ends, when they took at
+	// most maxTimelineCache bytes (tlCached): EachTimeline then need
+	// not read the spill file again.
+	tls      []byte
+	tlEnds   []int
+	tlCached bool
 	// err is the Builder's error, returned by the writers.
 	err error
 	// first and last are the times of the capture's first and last
@@ -97,6 +104,24 @@ func (r *Report) EachTimeline(fn func(*Timeline) error) error {
 		return r.err
 	}
 	if len(r.include) == 0 {
+		return nil
+	}
+	if r.tlCached {
+		if r.src.f == nil {
+			return errSpillClosed
+		}
+		start := 0
+		for _, end := range r.tlEnds {
+			sr := spillRecord{tl: r.tls[start:end:end]}
+			start = end
+			tl, err := sr.timeline()
+			if err != nil {
+				return err
+			}
+			if err := fn(&tl); err != nil {
+				return err
+			}
+		}
 		return nil
 	}
 	return r.src.each(func(id event.ConnID, b []byte) error {
@@ -332,8 +357,12 @@ type Builder struct {
 	// os.TempDir().
 	SpillDir string
 
-	red     Redaction
+	red Redaction
+	// mu guards the Builder but pending, which pmu guards, so that Add
+	// need not wait for Done to finish a connection (finish runs under
+	// mu alone); finishPending takes pmu under mu.
 	mu      sync.Mutex
+	pmu     sync.Mutex
 	pending map[event.ConnID]pendingConn // by value: one allocation less per connection
 	spill   *spill
 	err     error
@@ -453,24 +482,28 @@ func appendEmptyTimeline(e *enc, id event.ConnID, dropped int) {
 
 // addPending records p, the connection id, as waiting to finish.
 func (b *Builder) addPending(id event.ConnID, p pendingConn) {
-	b.mu.Lock()
+	b.pmu.Lock()
 	if b.pending == nil {
 		b.pending = map[event.ConnID]pendingConn{}
 	}
 	b.pending[id] = p
-	b.mu.Unlock()
+	b.pmu.Unlock()
 }
 
 // Done completes the connection c, which just finished (its summary is
 // final), if Add saw it.
 func (b *Builder) Done(c *analyze.Conn) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.pmu.Lock()
 	p, ok := b.pending[c.ID()]
+	if ok {
+		delete(b.pending, c.ID())
+	}
+	b.pmu.Unlock()
 	if !ok {
 		return
 	}
-	delete(b.pending, c.ID())
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.finish(&p, c, c.TCP)
 }
 
@@ -566,59 +599,68 @@ func appendTCPTimeline(e *enc, c *analyze.Conn, id event.ConnID, lim Limits) (ok
 	if n > maxTCPEvents {
 		return false
 	}
+	// An event: its ref, side, label (index in timelineStrs) and lane,
+	// stall or TCP (which sorts first).
 	type tcpEvent struct {
-		r    *event.Ref
-		lane string
-		dir  event.Dir
-		what string
+		r     *event.Ref
+		dir   event.Dir
+		what  uint8
+		stall bool
 	}
 	var evs [maxTCPEvents]tcpEvent
 	n = 0
-	add := func(r *event.Ref, lane string, dir event.Dir, what string) {
+	add := func(r *event.Ref, dir event.Dir, what uint8) {
 		if r != nil {
-			evs[n] = tcpEvent{r, lane, dir, what}
+			evs[n] = tcpEvent{r, dir, what, what == strZeroWindow}
 			n++
 		}
 	}
 	// As newTimeline adds them.
 	for i := range c.SYNs {
-		what := "SYN"
+		what := uint8(strSYN)
 		if i > 0 {
-			what = "SYN (retransmitted)"
+			what = strSYNAgain
 		}
-		add(&c.SYNs[i], LaneTCP, event.C2S, what)
+		add(&c.SYNs[i], event.C2S, what)
 	}
 	for i := range c.SYNACKs {
-		add(&c.SYNACKs[i], LaneTCP, event.S2C, "SYN-ACK")
+		add(&c.SYNACKs[i], event.S2C, strSYNACK)
 	}
 	for d := event.C2S; d <= event.S2C; d++ {
-		add(c.FIN[d], LaneTCP, d, "FIN")
-		add(c.RST[d], LaneTCP, d, "RST")
+		add(c.FIN[d], d, strFIN)
+		add(c.RST[d], d, strRST)
 		for i := range c.ZeroWindows[d] {
-			add(&c.ZeroWindows[d][i], LaneStall, d, "TCP zero window")
+			add(&c.ZeroWindows[d][i], d, strZeroWindow)
 		}
 	}
 	if n > lim.Events {
 		return false
 	}
-	// newTimeline's stable sort, by insertion.
+	// newTimeline's stable sort by frame and lane, by insertion.
+	before := func(x, y *tcpEvent) bool {
+		return x.r.Frame < y.r.Frame || x.r.Frame == y.r.Frame && x.stall && !y.stall
+	}
 	for i := 1; i < n; i++ {
 		x := evs[i]
 		j := i
-		for ; j > 0 && cmp.Or(cmp.Compare(x.r.Frame, evs[j-1].r.Frame), cmp.Compare(x.lane, evs[j-1].lane)) < 0; j-- {
+		for ; j > 0 && before(&x, &evs[j-1]); j-- {
 			evs[j] = evs[j-1]
 		}
 		evs[j] = x
 	}
 	e.Uint(uint64(id))
-	e.Int(0)
-	e.Int(0)
+	e.b = append(e.b, 0, 0) // EventsOmitted, SpansOmitted
 	e.Uint(uint64(n))
 	for i := range n {
+		// appendEventHead, Str and appendEventEnd of the event.
 		x := &evs[i]
-		appendEventHead(e, x.r.Frame, x.r.TS, x.lane, x.dir, 0)
-		e.Str(x.what)
-		appendEventEnd(e, 0, time.Time{})
+		e.Uint(x.r.Frame)
+		e.Time(x.r.TS)
+		lane := byte(strTCP)
+		if x.stall {
+			lane = strStall
+		}
+		e.b = append(e.b, lane, byte(x.dir), 0, x.what, 0, 0) // lane, dir, stream, what, end frame and time
 	}
 	e.Uint(0)
 	return true
@@ -758,6 +800,7 @@ func (b *Builder) Report(files []string, in *analyze.Input, res analyze.Result) 
 	}
 	r.Connections = make([]ConnRecord, 0, len(r.include))
 	r.raw = make([]json.RawMessage, 0, len(r.include))
+	r.tlCached = true
 	if r.err == nil && len(r.include) > 0 {
 		r.err = r.src.each(func(id event.ConnID, buf []byte) error {
 			if !r.include[id] {
@@ -777,11 +820,23 @@ func (b *Builder) Report(files []string, in *analyze.Input, res analyze.Result) 
 			}
 			r.Connections = append(r.Connections, rec)
 			r.raw = append(r.raw, json.RawMessage(j))
+			if r.tlCached {
+				if len(r.tls)+len(sr.tl) > maxTimelineCache {
+					r.tls, r.tlEnds, r.tlCached = nil, nil, false
+				} else {
+					r.tls = append(r.tls, sr.tl...)
+					r.tlEnds = append(r.tlEnds, len(r.tls))
+				}
+			}
 			return nil
 		})
 	}
 	return r
 }
+
+// maxTimelineCache bounds the bytes of encoded timelines a Builder's
+// Report keeps for EachTimeline (Report.tls).
+var maxTimelineCache = 4 << 20
 
 // WriteJSON writes the report as one indented JSON object. It encodes
 // one connection, timeline or finding at a time, so that the encoding of

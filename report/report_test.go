@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -159,4 +160,65 @@ func wholeOf(r *Report) any {
 		v.Connections = r.raw
 	}
 	return v
+}
+
+// TestTimelineCache: a Builder's report gives the same timelines from
+// the ones its Report kept (Report.tls) as from the spill file, keeps
+// none past maxTimelineCache, and reads none after Close.
+func TestTimelineCache(t *testing.T) {
+	defer func(n int) { maxTimelineCache = n }(maxTimelineCache)
+	caps, err := filepath.Glob("../testdata/pcaps/*.pcapng")
+	if err != nil || len(caps) == 0 {
+		t.Fatalf("no captures: %v", err)
+	}
+	collect := func(r *Report) ([]Timeline, error) {
+		var out []Timeline
+		err := r.EachTimeline(func(tl *Timeline) error {
+			out = append(out, *tl)
+			return nil
+		})
+		return out, err
+	}
+	cached := 0
+	for _, f := range caps {
+		for _, budget := range []int{4 << 20, 1} {
+			maxTimelineCache = budget
+			b := NewBuilder(Redaction{})
+			b.SpillDir = t.TempDir()
+			res, in, err := analyze.Stream(context.Background(), []string{f}, dissect.Options{}, analyze.DefaultConfig(), b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := b.Report([]string{f}, in, res)
+			got, err := collect(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(r.Connections) {
+				t.Errorf("%s: %d timelines for %d connections", f, len(got), len(r.Connections))
+			}
+			if r.tlCached && len(got) > 0 {
+				cached++
+				if budget == 1 {
+					t.Errorf("%s: timelines kept past the budget", f)
+				}
+			}
+			r.tlCached = false
+			want, err := collect(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s (budget %d): kept timelines differ from the spill's", f, budget)
+			}
+			r.tlCached = budget > 1
+			b.Close()
+			if _, err := collect(r); len(got) > 0 && !errors.Is(err, errSpillClosed) {
+				t.Errorf("%s: timelines read after Close: %v", f, err)
+			}
+		}
+	}
+	if cached == 0 {
+		t.Fatal("no report kept its timelines")
+	}
 }

@@ -36,6 +36,9 @@ import (
 // as it is created (Unix keeps it until it is closed), so that nothing is
 // left behind however the run ends.
 
+// errSpillClosed reports a read of a spill file after Builder.Close.
+var errSpillClosed = errors.New("report: spill file closed")
+
 // spillBuffer bounds the bytes of the records waiting to be written.
 var spillBuffer = 2 << 20
 
@@ -348,7 +351,7 @@ func (s *spill) each(fn func(id event.ConnID, b []byte) error) error {
 		return err
 	}
 	if s.f == nil {
-		return errors.New("report: spill file closed")
+		return errSpillClosed
 	}
 	var rs []*runReader
 	for _, run := range s.runs {
