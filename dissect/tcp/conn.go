@@ -143,10 +143,14 @@ type Conn struct {
 	graceQueued bool
 	// youngQueued is set while c is in Tracker.young.
 	youngQueued bool
+	cliSet      bool // see cliHash
 	list        *lru
 	prev        *Conn // in list, less recently active
 	next        *Conn
 	hash        uint64 // of the endpoints, in the connection table
+	// cliHash is the hash (table.hashEnd) of Client, if cliSet, as
+	// newConn had it: hash less it is Server's.
+	cliHash uint64
 }
 
 // state is a connection's tracking state: what the analysis of its next

@@ -176,3 +176,32 @@ func TestPrehashSameAsPlain(t *testing.T) {
 		}
 	}
 }
+
+// TestClientHash: the client endpoint's hash newConn keeps (for the
+// tombstone retire makes) is hashEnd's of Client, and the pair's hash
+// less it that of Server, whichever endpoint sent the first segment and
+// however its address is written.
+func TestClientHash(t *testing.T) {
+	tr := NewTracker(Options{})
+	a, b := netip.MustParseAddrPort("192.0.2.1:40000"), netip.MustParseAddrPort("[::ffff:192.0.2.2]:80")
+	for i, g := range []struct {
+		src, dst netip.AddrPort
+		flags    layer.Flags
+	}{
+		{a, b, syn}, {b, a, synack}, {a, b, ack}, {b, a, ack}, {b, a, syn}, {a, b, synack},
+	} {
+		port := uint16(1000 + i)
+		src, dst := g.src, g.dst
+		if src == a {
+			src = netip.AddrPortFrom(a.Addr(), port)
+		} else {
+			dst = netip.AddrPortFrom(a.Addr(), port)
+		}
+		s := layer.Segment{Ref: event.Ref{Frame: uint64(i + 1), TS: t0}, Src: src, Dst: dst, Flags: g.flags, WScale: -1}
+		c, _, _ := tr.Add(&s)
+		cli, srv := tr.conns.hashEnd(c.Client), tr.conns.hashEnd(c.Server)
+		if !c.cliSet || c.cliHash != cli || c.hash-c.cliHash != srv {
+			t.Errorf("%d: %s -> %s %v: client %s, cliSet %v, hashes do not match", i, src, dst, g.flags, c.Client, c.cliSet)
+		}
+	}
+}

@@ -159,8 +159,13 @@ func (t *Tracker) retire(c *Conn) {
 	if c.state == nil {
 		t.expand(c)
 	}
-	e := tombEntry{cli: t.conns.hashEnd(c.Client), srv: t.conns.hashEnd(c.Server),
-		sec: c.LastTS.Unix(), nsec: uint32(c.LastTS.Nanosecond()), isn: [2]uint32{c.seq[0].baseSeq, c.seq[1].baseSeq}}
+	e := tombEntry{sec: c.LastTS.Unix(), nsec: uint32(c.LastTS.Nanosecond()), isn: [2]uint32{c.seq[0].baseSeq, c.seq[1].baseSeq}}
+	if c.cliSet {
+		// As newConn hashed them.
+		e.cli, e.srv = c.cliHash, c.hash-c.cliHash
+	} else {
+		e.cli, e.srv = t.conns.hashEnd(c.Client), t.conns.hashEnd(c.Server)
+	}
 	if c.seq[0].baseSet {
 		e.nsec |= tombISN0
 	}

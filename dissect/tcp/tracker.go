@@ -533,6 +533,10 @@ func (t *Tracker) newConn(s *layer.Segment) *Conn {
 	t.stats.Conns++
 	hs, hd := t.ends(s.Src, s.Dst)
 	t.conns.add(c, hs+hd)
+	c.cliHash, c.cliSet = hs, true
+	if c.Client != s.Src {
+		c.cliHash = hd
+	}
 	return c
 }
 
