@@ -244,10 +244,17 @@ func appendRequestsTimeline(b []byte, c *analyze.Conn, red Redaction, lim Limits
 	e.Int(int64(len(recs.Exchanges) - spans + dropped))
 	e.Uint(uint64(n))
 	var status [20]byte
+	// The spans' methods and paths, as newSpan makes them, of the first
+	// exchanges: not redacted and checked again.
+	var spanStrs [8][2]string
 	for i := range recs.Exchanges {
 		x := &recs.Exchanges[i]
 		u := red.URL(x.Path)
-		plain := printable(x.Method) == x.Method && printable(u) == u
+		pm, pu := printable(x.Method), printable(u)
+		plain := pm == x.Method && pu == u
+		if i < len(spanStrs) {
+			spanStrs[i] = [2]string{pm, pu}
+		}
 		label := ""
 		if !plain {
 			label = printable(x.Method + " " + u)
@@ -276,7 +283,12 @@ func appendRequestsTimeline(b []byte, c *analyze.Conn, red Redaction, lim Limits
 	}
 	e.Uint(uint64(spans))
 	for i := range spans {
-		s := newSpan(&recs.Exchanges[i], red)
+		var s Span
+		if x := &recs.Exchanges[i]; i < len(spanStrs) {
+			s = newSpanOf(x, spanStrs[i][0], spanStrs[i][1])
+		} else {
+			s = newSpan(x, red)
+		}
 		appendSpan(&e, &s)
 	}
 	return e.b, true
@@ -325,7 +337,12 @@ func alertTS(c *analyze.Conn, frame uint64) time.Time {
 }
 
 func newSpan(x *analyze.Exchange, red Redaction) Span {
-	s := Span{Stream: x.Stream, Method: printable(x.Method), Path: printable(red.URL(x.Path)), Status: x.Status, Outcome: "ok"}
+	return newSpanOf(x, printable(x.Method), printable(red.URL(x.Path)))
+}
+
+// newSpanOf is newSpan with x's method and path as it shows them.
+func newSpanOf(x *analyze.Exchange, method, path string) Span {
+	s := Span{Stream: x.Stream, Method: method, Path: path, Status: x.Status, Outcome: "ok"}
 	if x.Proto == event.ProtoHTTP1 {
 		s.Seq = x.Seq
 	}

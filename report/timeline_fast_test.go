@@ -45,6 +45,17 @@ func TestRequestsTimelineFast(t *testing.T) {
 			y.Seq, y.Request, y.ResponseEnd = 2, &event.Ref{Frame: x.ResponseEnd.Frame + 1}, &event.Ref{Frame: x.ResponseEnd.Frame + 2}
 			r.Exchanges = append(r.Exchanges, y, y, y)
 		},
+		func(x *analyze.Exchange, r *analyze.Records) {
+			// More exchanges than appendRequestsTimeline keeps the
+			// span strings of, some with paths to redact or quote.
+			for i := range 11 {
+				y := *x
+				f := x.ResponseEnd.Frame + uint64(2*i)
+				y.Seq, y.Request, y.ResponseEnd = 2+i, &event.Ref{Frame: f + 1}, &event.Ref{Frame: f + 2}
+				y.Path = []string{"/a?token=s&b=2", "/caf\xe9", "/p"}[i%3]
+				r.Exchanges = append(r.Exchanges, y)
+			}
+		},
 	} {
 		c := synthConn(i)
 		mod(&c.Records.Exchanges[0], c.Records)
