@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/tcp"
@@ -111,7 +112,8 @@ func TestTimelineStrs(t *testing.T) {
 func TestAppendAddrPort(t *testing.T) {
 	for _, a := range []netip.AddrPort{{}, netip.MustParseAddrPort("10.1.2.3:443"), netip.MustParseAddrPort("0.0.0.0:0"),
 		netip.MustParseAddrPort("255.255.255.255:65535"), netip.MustParseAddrPort("[::ffff:10.1.2.3]:80"),
-		netip.MustParseAddrPort("[2001:db8::1]:8080"), netip.MustParseAddrPort("[fe80::1%eth0]:1")} {
+		netip.MustParseAddrPort("[2001:db8::1]:8080"), netip.MustParseAddrPort("[fe80::1%eth0]:1"),
+		netip.MustParseAddrPort("[fe80::1%" + strings.Repeat("z", 200) + "]:1")} {
 		var got, want enc
 		appendAddrPort(&got, a)
 		b, _ := a.AppendBinary(nil)
@@ -123,6 +125,40 @@ func TestAppendAddrPort(t *testing.T) {
 		var back netip.AddrPort
 		if err := back.UnmarshalBinary(d.Bytes()); err != nil || back != a {
 			t.Errorf("%v read back as %v (%v)", a, back, err)
+		}
+	}
+}
+
+// TestSpillHeadTimes: a spill record's head reads back its first and
+// last times, the last in one byte when it is the first.
+func TestSpillHeadTimes(t *testing.T) {
+	t0 := time.Date(2026, 5, 6, 7, 8, 9, 123456789, time.UTC)
+	for _, c := range []struct {
+		first, last time.Time
+		short       bool
+	}{
+		{t0, t0, true}, {time.Time{}, time.Time{}, false}, {t0, t0.Add(time.Nanosecond), false},
+		{t0, time.Time{}, false}, {time.Time{}, t0, false}, {t0, t0.Add(-time.Hour), false},
+		{time.Unix(-5, 999999999).UTC(), time.Unix(-5, 999999999).UTC(), true}, {t0.Add(time.Second), t0.Add(2 * time.Second), false},
+	} {
+		h := connHead{id: 7, first: c.first, last: c.last, syn: true}
+		var e, full enc
+		encodeSpillHead(&e, &h, []byte("{}"))
+		full.Time(c.last)
+		r, err := decodeSpill(e.b)
+		if err != nil || r.head != h || string(r.rec) != "{}" || len(r.tl) != 0 {
+			t.Errorf("%v, %v: read back as %+v, %q, %v", c.first, c.last, r.head, r.rec, err)
+		}
+		var f enc
+		f.Time(c.first)
+		last := len(full.b)
+		if c.short {
+			last = 1
+		}
+		// The id, the two zero addresses (a length and a port each),
+		// the last time, the flags and the record.
+		if n := len(e.b) - len(f.b); n != 1+3+3+last+1+3 {
+			t.Errorf("%v, %v: %d bytes but the first time's", c.first, c.last, n)
 		}
 	}
 }

@@ -169,6 +169,9 @@ type spill struct {
 	// were written with to final ones, which each hands out.
 	ids *dissect.ConnIDs
 	fix enc // each's buffer for a record made final
+	// hdr is writeMin's for a record's length (a local array would
+	// escape to the heap through the writer: an allocation a record).
+	hdr [binary.MaxVarintLen64]byte
 }
 
 // spillRun is a sorted run: n bytes at off.
@@ -236,9 +239,8 @@ func (s *spill) writeMin() {
 		s.runs = append(s.runs, spillRun{off: s.off})
 	}
 	s.last = it.id
-	var hdr [binary.MaxVarintLen64]byte
-	n := binary.PutUvarint(hdr[:], uint64(len(it.b)))
-	s.write(hdr[:n])
+	n := binary.PutUvarint(s.hdr[:], uint64(len(it.b)))
+	s.write(s.hdr[:n])
 	s.write(it.b)
 	if len(s.free) < maxSpillFree && cap(it.b) <= maxSpillFreeCap {
 		s.free = append(s.free, it.b)
@@ -457,7 +459,7 @@ func encodeSpillHead(e *enc, h *connHead, rec []byte) {
 	appendAddrPort(e, h.client)
 	appendAddrPort(e, h.server)
 	e.Time(h.first)
-	e.Time(h.last)
+	appendLastTime(e, h.last, h.first)
 	var flags uint64
 	if h.syn {
 		flags |= 1
@@ -469,6 +471,34 @@ func encodeSpillHead(e *enc, h *connHead, rec []byte) {
 	e.Bytes(rec)
 }
 
+// appendLastTime appends t, a connection's last time, as Time does but
+// in one byte when it is its first time too (a lone SYN's): 0 for the
+// zero time, 1 for first, else t's nanoseconds plus 2 and its seconds.
+func appendLastTime(e *enc, t, first time.Time) {
+	switch {
+	case t.IsZero():
+		e.Uint(0)
+	case t == first:
+		e.Uint(1)
+	default:
+		e.Uint(uint64(t.Nanosecond()) + 2)
+		e.Int(t.Unix())
+	}
+}
+
+// readLastTime reads what appendLastTime appended, given first as
+// read.
+func readLastTime(d *dec, first time.Time) time.Time {
+	switch ns := d.Uint(); ns {
+	case 0:
+		return time.Time{}
+	case 1:
+		return first
+	default:
+		return time.Unix(d.Int(), int64(ns-2)).UTC()
+	}
+}
+
 // appendAddrPort appends a's binary form (AppendBinary) as Bytes does;
 // an IPv4 address's directly.
 func appendAddrPort(e *enc, a netip.AddrPort) {
@@ -477,8 +507,16 @@ func appendAddrPort(e *enc, a netip.AddrPort) {
 		e.b = append(e.b, 6, v[0], v[1], v[2], v[3], byte(p), byte(p>>8))
 		return
 	}
-	var buf [64]byte
-	b, _ := a.AppendBinary(buf[:0])
+	// Its length, then its bytes, appended in place: a local buffer
+	// would escape to the heap.
+	start := len(e.b)
+	e.b, _ = a.AppendBinary(append(e.b, 0))
+	if n := len(e.b) - start - 1; n < 0x80 {
+		e.b[start] = byte(n)
+		return
+	}
+	b := append([]byte(nil), e.b[start+1:]...) // a long zone
+	e.b = e.b[:start]
 	e.Bytes(b)
 }
 
@@ -495,7 +533,7 @@ func decodeSpill(b []byte) (spillRecord, error) {
 		d.err = errSpillCorrupt
 	}
 	r.head.first = d.Time()
-	r.head.last = d.Time()
+	r.head.last = readLastTime(&d, r.head.first)
 	flags := d.Uint()
 	r.head.syn, r.head.closed = flags&1 != 0, flags&2 != 0
 	r.rec = d.Bytes()
