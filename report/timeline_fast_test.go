@@ -12,11 +12,10 @@ import (
 	"github.com/h2scope/h2scope/dissect/event"
 )
 
-// TestRequestsTimelineFast checks appendRequestsTimeline against
-// appendRecordsTimeline (NewTimeline, encoded) on every connection of
-// the committed captures and on requests made to hit its edges, with
-// the default limits and small ones: the same bytes where it answers.
-func TestRequestsTimelineFast(t *testing.T) {
+// committedConns returns the connections of the committed captures, as
+// analyze.Run keeps them.
+func committedConns(t *testing.T) []*analyze.Conn {
+	t.Helper()
 	caps, err := filepath.Glob("../testdata/pcaps/*.pcapng")
 	if err != nil || len(caps) == 0 {
 		t.Fatalf("no captures: %v", err)
@@ -29,6 +28,15 @@ func TestRequestsTimelineFast(t *testing.T) {
 		}
 		conns = append(conns, in.Conns...)
 	}
+	return conns
+}
+
+// TestRequestsTimelineFast checks appendRequestsTimeline against
+// appendRecordsTimeline (NewTimeline, encoded) on every connection of
+// the committed captures and on requests made to hit its edges, with
+// the default limits and small ones: the same bytes where it answers.
+func TestRequestsTimelineFast(t *testing.T) {
+	conns := committedConns(t)
 	// Edges: a method or path to quote, a query to redact, responses
 	// before their requests, a request with no response or no ref,
 	// records released, dropped exchanges.
@@ -99,18 +107,7 @@ func TestRequestsTimelineFast(t *testing.T) {
 // appendEmptyTimeline against appendRequestsTimeline for the
 // connections whose records hold no request or reset.
 func TestTCPTimelineFast(t *testing.T) {
-	caps, err := filepath.Glob("../testdata/pcaps/*.pcapng")
-	if err != nil || len(caps) == 0 {
-		t.Fatalf("no captures: %v", err)
-	}
-	var conns []*analyze.Conn
-	for _, f := range caps {
-		_, in, err := analyze.Run(context.Background(), []string{f}, dissect.Options{}, analyze.DefaultConfig())
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, in.Conns...)
-	}
+	conns := committedConns(t)
 	ref := func(f uint64) event.Ref { return event.Ref{Frame: f, TS: time.Unix(1700000000, int64(f)*1000)} }
 	rp := func(f uint64) *event.Ref { r := ref(f); return &r }
 	for i, mod := range []func(c *analyze.Conn){
