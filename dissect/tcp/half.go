@@ -13,8 +13,9 @@ import (
 // A connection only one side of which has sent anything, and nothing but
 // control segments (an unanswered SYN, above all), is kept as a half: its
 // endpoints, its place in the table and in the order of activity, and its
-// summary and tracking state encoded in a few dozen bytes, about 260 bytes
-// in all where a compact Conn holds 600. It becomes a Conn again (a new
+// summary and tracking state encoded in a few dozen bytes, about 170 bytes
+// in all (and the encoding, when there is one) where a compact Conn holds
+// 600. It becomes a Conn again (a new
 // one: nobody kept the old, see demotable) at its next packet, when it is
 // evicted or timed out, or at Flush. A connection that one segment made
 // (one SYN) keeps that segment's fields instead of an encoding, and is
@@ -39,9 +40,8 @@ type half struct {
 	// rec holds the summary, then the state (see demote); nil when the
 	// connection is made again from first, its only segment (see
 	// replay).
-	rec    []byte
-	first  firstSeg
-	recBuf [96]byte // rec when it fits (a few SYNs take about 90)
+	rec   []byte
+	first firstSeg
 }
 
 // firstSeg is what a connection's first segment is made of, beside its
@@ -220,7 +220,10 @@ func (t *Tracker) demote(c *Conn) {
 	}
 	h := t.freeHalves.Get()
 	h.client, h.server, h.hash, h.lastFrame, h.lastTS, h.id = c.Client, c.Server, c.hash, c.LastFrame, c.LastTS, c.ID
-	h.rec = append(h.recBuf[:0], e.b...)
+	// rec is an allocation of its own: only a half of more than one
+	// segment (retried SYNs) has one, and an array in every half (96
+	// bytes) cost a flood's 65,536 halves 6 MB.
+	h.rec = append([]byte(nil), e.b...)
 	t.let(c, h)
 }
 
