@@ -299,18 +299,18 @@ func (s *synServer) add(d *synFold, as ...synAttempt) {
 	if len(s.as) < 2*synKeep {
 		return
 	}
-	// keepLowest sorts only the few new attempts below the kept ones
-	// (IDs mostly come in order), where sorting all 8,192 each round
-	// was half of a flood's syn_retransmit time.
-	all := s.as
-	s.as = keepLowest(all, synKeep, byAttemptID)
-	for i := range all[synKeep:] {
-		d.tally(s, &all[synKeep+i])
+	// A full sort: the attempts past synKeep are tallied, so they must
+	// be exactly those cut (keepLowest leaves copies of kept ones there
+	// when new ones sort below them).
+	slices.SortFunc(s.as, byAttemptID)
+	for i := range s.as[synKeep:] {
+		d.tally(s, &s.as[synKeep+i])
 	}
 	// The array is reused for the next synKeep attempts: clipping it
 	// made every round copy the kept ones into a new one (1.1 GB
 	// allocated over a million-SYN flood).
-	clear(all[synKeep:])
+	clear(s.as[synKeep:])
+	s.as = s.as[:synKeep]
 }
 
 // decide decides whether a counts, as far as known, and whether it went

@@ -288,32 +288,42 @@ func TestCountedSYNs(t *testing.T) {
 }
 
 // TestSYNRetransmitPastKeep checks syn_retransmit past synKeep attempts
-// to one server: every attempt is counted (the latest decided as they
-// come, the rest at the end) and the first synKeep by id named, the
-// same whatever order the connections finish in and however they are
-// sharded.
+// to one server, over several cuts: every attempt is counted once (the
+// latest decided as they come, the rest at the end) and the first
+// synKeep by id named, the same whatever order the connections finish
+// in and however they are sharded. The attempts differ (one or two
+// retransmissions) so that one counted twice or never shows.
 func TestSYNRetransmitPastKeep(t *testing.T) {
-	const n = 2*synKeep + 3001
+	const n = 4*synKeep + 3001
 	var conns []*Conn
+	wantRetx := 0
 	for i := range n {
 		id := event.ConnID(i + 1)
 		first := uint64(i)*10 + 1
 		at := time.Duration(i) * time.Millisecond
-		c := conn(id, fmt.Sprintf("10.1.%d.%d:40000", i>>8&255, i&255), "10.0.0.2:443", first, at, at+2*time.Second)
-		// A SYN, its retransmission a second later, then the SYN-ACK.
-		c.SYNs = []event.Ref{ref(first, at), ref(first+1, at+time.Second)}
-		c.SYNACKs = []event.Ref{ref(first+2, at+time.Second+time.Millisecond)}
-		c.TCP.SYNs = 2
+		c := conn(id, fmt.Sprintf("10.%d.%d.%d:40000", i>>16&255, i>>8&255, i&255), "10.0.0.2:443", first, at, at+4*time.Second)
+		// A SYN, one or two retransmissions a second apart, then the
+		// SYN-ACK.
+		retx := 1 + i%3/2
+		wantRetx += retx
+		c.SYNs = []event.Ref{ref(first, at)}
+		for r := 1; r <= retx; r++ {
+			c.SYNs = append(c.SYNs, ref(first+uint64(r), at+time.Duration(r)*time.Second))
+		}
+		c.SYNACKs = []event.Ref{ref(first+3, at+3*time.Second)}
+		c.TCP.SYNs = len(c.SYNs)
 		conns = append(conns, c)
 	}
 	shuffled := slices.Clone(conns)
 	rand.New(rand.NewPCG(3, 4)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	reversed := slices.Clone(conns)
+	slices.Reverse(reversed)
 	var want string
 	for _, run := range []struct {
 		name   string
 		conns  []*Conn
 		shards int
-	}{{"in order", conns, 1}, {"shuffled", shuffled, 1}, {"shuffled, 3 shards", shuffled, 3}} {
+	}{{"in order", conns, 1}, {"shuffled", shuffled, 1}, {"reversed", reversed, 1}, {"shuffled, 3 shards", shuffled, 3}} {
 		f := findKind(observeAll(run.conns, run.shards).Result(dissect.Stats{}).Findings, KindSYNRetransmit)
 		if f == nil {
 			t.Fatalf("%s: no syn_retransmit finding", run.name)
@@ -321,8 +331,8 @@ func TestSYNRetransmitPastKeep(t *testing.T) {
 		if got := f.Metrics["attempts"]; got != n {
 			t.Errorf("%s: attempts = %v, want %d", run.name, got, n)
 		}
-		if got := f.Metrics["retransmitted_syns"]; got != n {
-			t.Errorf("%s: retransmitted_syns = %v, want %d", run.name, got, n)
+		if got := f.Metrics["retransmitted_syns"]; got != wantRetx {
+			t.Errorf("%s: retransmitted_syns = %v, want %d", run.name, got, wantRetx)
 		}
 		if len(f.Connections) != synKeep {
 			t.Errorf("%s: %d connections named, want %d", run.name, len(f.Connections), synKeep)

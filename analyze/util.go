@@ -186,8 +186,10 @@ func trimLowest[T any](s []T, n int, cmp func(a, b T) int) ([]T, bool) {
 // left it, with elements appended since), it does not sort s: it keeps
 // those of the rest below s[n-1], sorts them alone (usually few: a
 // bound keeping the slowest or latest sees most new ones fall outside)
-// and merges them in, from the back. s[n:] is left in an unspecified
-// order.
+// and merges them in, from the back. s[n:] is left holding unspecified
+// elements: not the ones cut (the merge overwrites some of them with
+// copies of kept ones), so a caller that must see what was cut sorts s
+// itself.
 func keepLowest[T any](s []T, n int, cmp func(a, b T) int) []T {
 	if n <= 0 || !slices.IsSortedFunc(s[:n], cmp) {
 		slices.SortFunc(s, cmp)
