@@ -228,3 +228,35 @@ func TestMergeStopsPastNamed(t *testing.T) {
 	}
 	t.Logf("%d captures merged without reading their records to the end", stopped)
 }
+
+// TestMergeShardsRecordsVersion checks that shard records without this
+// version's header (an older build's, or not records at all) are
+// refused, and the same records with it merge.
+func TestMergeShardsRecordsVersion(t *testing.T) {
+	ctx := context.Background()
+	c := Capture{Files: []string{"../testdata/pcaps/grpc-goaway.pcapng"}}
+	opts := Options{Connections: report.ConnsAll, Version: "test"}
+	var buf bytes.Buffer
+	p, err := AnalyseShard(ctx, c, dissect.ShardOf{Index: 0, Count: 1}, opts, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := buf.Bytes()
+	if _, _, err := MergeShards(ctx, c, p, []io.Reader{bytes.NewReader(recs)}, opts); err != nil {
+		t.Fatalf("this version's records: %v", err)
+	}
+	i := bytes.IndexByte(recs, '\n')
+	if i < 0 {
+		t.Fatal("no header in the records")
+	}
+	for name, r := range map[string][]byte{
+		"no header":   recs[i+1:],
+		"old header":  append([]byte("h2scope.report-records/1\n"), recs[i+1:]...),
+		"cut in it":   recs[:i/2],
+		"not records": []byte("PK\x03\x04 a zip file, say"),
+	} {
+		if _, _, err := MergeShards(ctx, c, p, []io.Reader{bytes.NewReader(r)}, opts); err == nil {
+			t.Errorf("%s: merged", name)
+		}
+	}
+}

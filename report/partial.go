@@ -153,14 +153,15 @@ func (b *Builder) Partial(records io.Writer) (*Partial, error) {
 	if records != nil && b.spill != nil {
 		w := bufio.NewWriterSize(records, 64<<10)
 		var hdr [binary.MaxVarintLen64]byte
-		err := b.spill.each(func(_ event.ConnID, rec []byte) error {
+		_, err := w.WriteString(partialRecordsMagic)
+		err = cmp.Or(err, b.spill.each(func(_ event.ConnID, rec []byte) error {
 			n := binary.PutUvarint(hdr[:], uint64(len(rec)))
 			if _, err := w.Write(hdr[:n]); err != nil {
 				return err
 			}
 			_, err := w.Write(rec)
 			return err
-		})
+		}))
 		if err == nil {
 			err = w.Flush()
 		}
@@ -173,6 +174,25 @@ func (b *Builder) Partial(records io.Writer) (*Partial, error) {
 		p.keys, p.keysSet = b.Keys.Stats(), true
 	}
 	return p, nil
+}
+
+// partialRecordsMagic starts a stream of records Builder.Partial
+// writes: the records' encoding changes between versions, and a stream
+// from another build must not be read as this one's.
+const partialRecordsMagic = "h2scope.report-records/2\n"
+
+// readRecordsMagic reads the start of a record stream: nothing (a run
+// that spilled no connection writes none) or partialRecordsMagic.
+func readRecordsMagic(r *bufio.Reader) error {
+	if _, err := r.Peek(1); err == io.EOF {
+		return nil
+	}
+	b, err := r.Peek(len(partialRecordsMagic))
+	if err != nil || string(b) != partialRecordsMagic {
+		return errors.New("report: the records of a partial are not this version's (written by another h2scope build, or not records)")
+	}
+	_, err = r.Discard(len(partialRecordsMagic))
+	return err
 }
 
 // AddPartial adds to b, a Builder that saw no connection itself, the
@@ -212,6 +232,9 @@ func (b *Builder) AddPartial(p *Partial, res analyze.Result, ids *dissect.ConnID
 	rs := make([]*runReader, 0, len(records))
 	for _, r := range records {
 		rr := &runReader{r: bufio.NewReaderSize(r, spillReadBuffer)}
+		if err := readRecordsMagic(rr.r); err != nil {
+			return err
+		}
 		if err := rr.next(); err != nil {
 			return fmt.Errorf("report: reading the records of a partial: %w", err)
 		}
