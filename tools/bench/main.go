@@ -361,7 +361,7 @@ func commandTo(w io.Writer, name, prog string, args ...string) (result, error) {
 	}
 	r.wall = time.Since(start)
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.maxRSS = ru.Maxrss * 1024
+		r.maxRSS = int64(ru.Maxrss) * 1024 // int32 on 32-bit Linux
 	}
 	return r, nil
 }
