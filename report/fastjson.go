@@ -244,18 +244,6 @@ const (
 	packedNumCount = pnHTTP1 + 7
 )
 
-func zig(v int64) uint64   { return uint64(v)<<1 ^ uint64(v>>63) }
-func unzig(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
-
-func floatBits(f float64) uint64 { return bits.ReverseBytes64(math.Float64bits(f)) }
-func bitsFloat(u uint64) float64 { return math.Float64frombits(bits.ReverseBytes64(u)) }
-func intPtrOr0(p *int) int64 {
-	if p == nil {
-		return 0
-	}
-	return int64(*p)
-}
-
 // packedCounters returns the addresses of s's 12 counters, in packed
 // order.
 func packedCounters(s *tcp.Summary) [12]*int {
@@ -288,11 +276,11 @@ func packRecord(e *enc, r *ConnRecord) (ok bool) {
 	}
 	if s.WindowScale.C2S != nil {
 		flags |= packedScaleC2S
-		n[pnScaleC2S] = zig(intPtrOr0(s.WindowScale.C2S))
+		n[pnScaleC2S] = zig(int64(*s.WindowScale.C2S))
 	}
 	if s.WindowScale.S2C != nil {
 		flags |= packedScaleS2C
-		n[pnScaleS2C] = zig(intPtrOr0(s.WindowScale.S2C))
+		n[pnScaleS2C] = zig(int64(*s.WindowScale.S2C))
 	}
 	n[pnFirstFrame] = s.FirstFrame
 	n[pnLastFrame] = s.LastFrame - s.FirstFrame

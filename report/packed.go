@@ -35,7 +35,18 @@ func (e *enc) Uint(v uint64) {
 }
 
 // Int appends v as binary.AppendVarint does (zigzag, then Uint).
-func (e *enc) Int(v int64) { e.Uint(uint64(v)<<1 ^ uint64(v>>63)) }
+func (e *enc) Int(v int64) { e.Uint(zig(v)) }
+
+// zig returns v zigzag-encoded, as binary.AppendVarint writes it;
+// unzig undoes it.
+func zig(v int64) uint64   { return uint64(v)<<1 ^ uint64(v>>63) }
+func unzig(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
+
+// floatBits returns f's bits with their bytes reversed, so that the
+// zero bytes at the end of a short mantissa make a short varint;
+// bitsFloat undoes it.
+func floatBits(f float64) uint64 { return bits.ReverseBytes64(math.Float64bits(f)) }
+func bitsFloat(u uint64) float64 { return math.Float64frombits(bits.ReverseBytes64(u)) }
 
 func (e *enc) String(v string) {
 	e.Uint(uint64(len(v)))
@@ -126,9 +137,8 @@ func timelineStr(s string) int {
 	return -1
 }
 
-// Float appends f, its bytes reversed so that the zero bytes at the end
-// of a short mantissa make a short varint.
-func (e *enc) Float(f float64) { e.Uint(bits.ReverseBytes64(math.Float64bits(f))) }
+// Float appends f as floatBits.
+func (e *enc) Float(f float64) { e.Uint(floatBits(f)) }
 
 // Time appends t; it reads back in UTC.
 func (e *enc) Time(t time.Time) {
@@ -175,8 +185,10 @@ func (d *dec) fail() {
 }
 
 // Bytes returns the next byte string, sharing d's buffer.
-func (d *dec) Bytes() []byte {
-	n := d.Uint()
+func (d *dec) Bytes() []byte { return d.take(d.Uint()) }
+
+// take returns the next n bytes, sharing d's buffer.
+func (d *dec) take(n uint64) []byte {
 	if n > uint64(len(d.b)) {
 		d.fail()
 		return nil
@@ -186,7 +198,7 @@ func (d *dec) Bytes() []byte {
 	return v
 }
 
-func (d *dec) Float() float64 { return math.Float64frombits(bits.ReverseBytes64(d.Uint())) }
+func (d *dec) Float() float64 { return bitsFloat(d.Uint()) }
 
 func (d *dec) String() string { return string(d.Bytes()) }
 
@@ -196,14 +208,7 @@ func (d *dec) Str() string {
 	if v < uint64(len(timelineStrs)) {
 		return timelineStrs[v]
 	}
-	n := v - uint64(len(timelineStrs))
-	if n > uint64(len(d.b)) {
-		d.fail()
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
+	return string(d.take(v - uint64(len(timelineStrs))))
 }
 
 func (d *dec) Time() time.Time {
