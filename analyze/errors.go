@@ -145,7 +145,7 @@ func (d *requestErrors) observe(c *Conn) {
 			}
 			class, failed := grpcClass[call.ClientStatus]
 			g := group()
-			g.count(call.Method, failed)
+			countMethod(g, call.Method, failed)
 			if failed {
 				g.fail(c, call.ClientStatus, class, errSample{conn: c.ID(), stream: call.Stream, ref: call.End,
 					what: fmt.Sprintf("gRPC %s ends %s", call.Method, call.ClientStatus)})
@@ -160,8 +160,7 @@ func (d *requestErrors) observe(c *Conn) {
 		class := httpClass(x.Status)
 		d.label = append(append(append(d.label[:0], x.Method...), ' '), clipString(pathOnly(x.Path), 60)...)
 		g := group()
-		g.requests++
-		addMethod(&g.methods, d.label, failedPair(class >= 0))
+		countMethod(g, d.label, class >= 0)
 		if class < 0 {
 			continue
 		}
@@ -186,8 +185,9 @@ func pathOnly(p string) string {
 	return p
 }
 
-// count counts one request to method, failed or not.
-func (g *errGroup) count(method string, failed bool) {
+// countMethod counts one request of g to method, failed or not; method
+// may be a buffer reused after the call (addMethod).
+func countMethod[S ~string | ~[]byte](g *errGroup, method S, failed bool) {
 	g.requests++
 	addMethod(&g.methods, method, failedPair(failed))
 }

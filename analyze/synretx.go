@@ -296,13 +296,20 @@ func byAttemptID(a, b synAttempt) int { return cmp.Compare(a.id, b.id) }
 // add keeps a, or past synKeep attempts decides and tallies the latest.
 func (s *synServer) add(d *synFold, as ...synAttempt) {
 	s.as = append(s.as, as...)
-	if len(s.as) < 2*synKeep {
+	if len(s.as) >= 2*synKeep {
+		s.cut(d)
+	}
+}
+
+// cut sorts s's attempts by id and keeps the first synKeep, deciding and
+// tallying the rest. A full sort: those tallied must be exactly those
+// cut (keepLowest leaves copies of kept ones there when new ones sort
+// below them).
+func (s *synServer) cut(d *synFold) {
+	slices.SortFunc(s.as, byAttemptID)
+	if len(s.as) <= synKeep {
 		return
 	}
-	// A full sort: the attempts past synKeep are tallied, so they must
-	// be exactly those cut (keepLowest leaves copies of kept ones there
-	// when new ones sort below them).
-	slices.SortFunc(s.as, byAttemptID)
 	for i := range s.as[synKeep:] {
 		d.tally(s, &s.as[synKeep+i])
 	}
@@ -418,18 +425,15 @@ func (d *synFold) findings(in *capture) []Finding {
 	var out []Finding
 	for _, srv := range sortedAddrPorts(d.servers) {
 		s := d.servers[srv]
-		slices.SortFunc(s.as, byAttemptID)
-		if s.over != nil && len(s.as) > synKeep {
+		if s.over != nil {
 			// Past synKeep, the first synKeep by id are listed and the
 			// rest counted, whatever order the connections finished in
 			// and however the fold was sharded (the attempts still
 			// waiting for add's next cut would otherwise be listed
 			// too: up to twice as many, and others in each order).
-			for i := range s.as[synKeep:] {
-				d.tally(s, &s.as[synKeep+i])
-			}
-			clear(s.as[synKeep:])
-			s.as = s.as[:synKeep]
+			s.cut(d)
+		} else {
+			slices.SortFunc(s.as, byAttemptID)
 		}
 		var as []synAttempt
 		for i := range s.as {
