@@ -261,11 +261,16 @@ func (t *Tracker) promote(h *half, keep bool) *Conn {
 		t.conns.add(c, c.hash)
 		t.open.push(c)
 	}
+	t.freeHalf(h)
+	return c
+}
+
+// freeHalf keeps h, out of the list and the table and read, for reuse.
+func (t *Tracker) freeHalf(h *half) {
 	if !t.freeHalves.Full() {
 		*h = half{}
 		t.freeHalves.Put(h)
 	}
-	return c
 }
 
 // replay makes the Conn of h, which holds its only segment (first), as
@@ -329,10 +334,7 @@ func (t *Tracker) finishHalf(h *half) {
 		t.verifyShape(c, r)
 		t.freeState(r.state)
 	}
-	if !t.freeHalves.Full() {
-		*h = half{}
-		t.freeHalves.Put(h)
-	}
+	t.freeHalf(h)
 	c.done, c.streamsDone = true, true
 	if t.opts.OnStreamsDone != nil {
 		t.opts.OnStreamsDone(c)
