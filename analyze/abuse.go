@@ -163,8 +163,8 @@ func (d *protocolAbuse) observe(c *Conn) {
 	}
 	h := c.App.HTTP2
 	streams := 0
-	for i := range c.App.Streams {
-		if c.App.Streams[i].Initiator == "client" {
+	for i := range c.Records.Streams {
+		if c.Records.Streams[i].Initiator == "client" {
 			streams++
 		}
 	}

@@ -20,7 +20,7 @@ func h2Frames(streams int, frames map[string]uint64) *Conn {
 	c := conn(1, "10.0.0.1:40000", "10.0.0.2:443", 1, 0, 2*time.Second)
 	c.App = &dissect.App{HTTP2: &http2.Summary{Streams: streams, Frames: http2.FrameCounts{C2S: frames, S2C: map[string]uint64{}}}}
 	for i := range streams {
-		c.App.Streams = append(c.App.Streams, http2.Stream{ID: uint32(2*i + 1), Initiator: "client"})
+		c.Records.Streams = append(c.Records.Streams, http2.Stream{ID: uint32(2*i + 1), Initiator: "client"})
 	}
 	return c
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/grpc"
 	"github.com/h2scope/h2scope/dissect/http2"
 	"github.com/h2scope/h2scope/dissect/layer"
 	"github.com/h2scope/h2scope/dissect/tcp"
@@ -29,13 +30,16 @@ const (
 // summaries do not keep. Its lifetime is in its type: the summary (the
 // TCP and application summaries, the SYN, FIN, RST and window refs, the
 // facts connSummary derives once the records were read) stays while the
-// connection's per-request records (Records, and the application's
-// HTTP/2 streams, gRPC calls and stalls) are released once every
+// connection's per-request records (Records: its exchanges, resets and
+// pings, and the dissectors' HTTP/2 streams, gRPC calls and stalls, which
+// the Collector moves there out of the App) are released once every
 // detector, the tables and the Collector's OnConn read them: Records is
 // then nil, so nothing can read released data by accident.
 type Conn struct {
 	// TCP is the connection's TCP summary; App what its application
-	// dissectors found (nil when no protocol was recognised).
+	// dissectors found (nil when no protocol was recognised), but for
+	// their records: App.Streams and App.Calls are nil, and so is
+	// App.HTTP2.Stalls (they are in Records).
 	TCP *tcp.Summary
 	App *dissect.App
 	// SYNs lists the client's SYNs (the first and its retransmissions),
@@ -111,6 +115,28 @@ type Records struct {
 	// Pings lists HTTP/2 PING frames in frame order.
 	Pings        []Ping
 	PingsDropped int
+	// Streams are the HTTP/2 streams the dissector recorded, Calls the
+	// gRPC calls (App.HTTP2.StreamsDropped and App.GRPCAnomalies count
+	// those past their bounds).
+	Streams []http2.Stream
+	Calls   []grpc.Call
+	// Stalls lists the intervals a sender's HTTP/2 connection window
+	// sat at or below zero (App.HTTP2.StallsDropped counts those past
+	// the bound); each stream's are in its Stalls.
+	Stalls []http2.Stall
+}
+
+// takeRecords moves app's records into r: the HTTP/2 streams, the gRPC
+// calls and the connection-window stalls, which app then lacks.
+func (r *Records) takeRecords(app *dissect.App) {
+	if app == nil {
+		return
+	}
+	r.Streams, r.Calls = app.Streams, app.Calls
+	app.Streams, app.Calls = nil, nil
+	if h := app.HTTP2; h != nil {
+		r.Stalls, h.Stalls = h.Stalls, nil
+	}
 }
 
 // connSummary is what the detectors and tables read of a connection's
@@ -143,7 +169,7 @@ func (c *Conn) summarize() {
 	if r == nil {
 		r = &noRecords
 	}
-	c.sumv = connSummary{streaming: hasStreamingCall(c.App)}
+	c.sumv = connSummary{streaming: hasStreamingCall(r.Calls)}
 	sum := &c.sumv
 	for _, x := range r.Exchanges {
 		if x.Authority != "" {
@@ -170,23 +196,11 @@ func (c *Conn) summarize() {
 // is only read.
 var noRecords Records
 
-// release drops c's per-request records (Records, and the application's
-// HTTP/2 streams, gRPC calls and connection-window stalls) once every
-// detector has observed c, keeping its summary. The App is copied, not
-// changed.
+// release drops c's per-request records once every detector has
+// observed c, keeping its summary.
 func (c *Conn) release() {
 	c.summarize()
 	c.Records, c.recs = nil, Records{}
-	if a := c.App; a != nil && (a.Streams != nil || a.Calls != nil || a.HTTP2 != nil && a.HTTP2.Stalls != nil) {
-		cp := *a
-		cp.Streams, cp.Calls = nil, nil
-		if cp.HTTP2 != nil {
-			h := *cp.HTTP2
-			h.Stalls = nil
-			cp.HTTP2 = &h
-		}
-		c.App = &cp
-	}
 }
 
 // ID returns the connection's id (Wireshark's tcp.stream).
@@ -306,13 +320,11 @@ func firstAuthority(c *Conn) string { return c.sum.authority }
 // than one message either way).
 func streamingCall(c *Conn) bool { return c.sum.streaming }
 
-// hasStreamingCall is streamingCall from app's records, for summarize.
-func hasStreamingCall(app *dissect.App) bool {
-	if app == nil {
-		return false
-	}
-	for i := range app.Calls {
-		if app.Calls[i].RequestMessages > 1 || app.Calls[i].ResponseMessages > 1 {
+// hasStreamingCall is streamingCall from the connection's calls, for
+// summarize.
+func hasStreamingCall(calls []grpc.Call) bool {
+	for i := range calls {
+		if calls[i].RequestMessages > 1 || calls[i].ResponseMessages > 1 {
 			return true
 		}
 	}
@@ -591,7 +603,8 @@ func (k *Collector) http2Event(e *event.Event) {
 
 // App receives a connection whose application part is over (the OnApp
 // callback of dissect.Options) and analyses it. The connection stays
-// open for its TCP refs until Finish.
+// open for its TCP refs until Finish. The Collector takes app: its
+// records (streams, calls, stalls) move into the Conn's Records.
 func (k *Collector) App(tc *tcp.Conn, app *dissect.App) {
 	k.app(&tc.Summary, app)
 }
@@ -604,7 +617,7 @@ func (k *Collector) app(sum *tcp.Summary, app *dissect.App) {
 // Finish receives a finished connection (the OnConn callback of
 // dissect.Options): it is analysed now if App did not receive it
 // (app is then what its dissectors found), else its TCP summary is
-// brought up to date.
+// brought up to date. The Collector takes app, as App does.
 func (k *Collector) Finish(tc *tcp.Conn, app *dissect.App) {
 	k.finish(&tc.Summary, app)
 }
@@ -697,14 +710,16 @@ func (k *Collector) newConn() *Conn {
 	return c
 }
 
-// observe builds c's records from tc and app, lets the detectors, the
-// tables and OnConn read them, then releases them (unless Keep).
+// observe builds c's records from tc and app (taking app's: see
+// Records.takeRecords), lets the detectors, the tables and OnConn read
+// them, then releases them (unless Keep).
 func (k *Collector) observe(c *Conn, sum *tcp.Summary, app *dissect.App) {
 	c.tcp = *sum
 	c.TCP, c.App = &c.tcp, app
+	c.Records.takeRecords(app)
 	if app != nil {
-		for i := range app.Streams {
-			s := &app.Streams[i]
+		for i := range c.Records.Streams {
+			s := &c.Records.Streams[i]
 			if s.Initiator != "client" {
 				continue
 			}

@@ -131,10 +131,10 @@ func (d *requestErrors) observe(c *Conn) {
 		return g
 	}
 	var grpcStreams map[uint32]bool
-	if c.App != nil && len(c.App.Calls) > 0 {
-		grpcStreams = make(map[uint32]bool, len(c.App.Calls))
-		for i := range c.App.Calls {
-			call := &c.App.Calls[i]
+	if len(c.Records.Calls) > 0 {
+		grpcStreams = make(map[uint32]bool, len(c.Records.Calls))
+		for i := range c.Records.Calls {
+			call := &c.Records.Calls[i]
 			grpcStreams[call.Stream] = true
 			// The client's own resets are its choice (CANCELLED), except
 			// when its deadline fired: the call failed DEADLINE_EXCEEDED

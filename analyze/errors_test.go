@@ -40,7 +40,8 @@ func grpcConn(id event.ConnID, reset bool, statuses ...string) *Conn {
 		}
 		calls = append(calls, call)
 	}
-	c.App = &dissect.App{Calls: calls}
+	c.App = &dissect.App{}
+	c.Records.Calls = calls
 	return c
 }
 

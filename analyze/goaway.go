@@ -230,8 +230,8 @@ func goAwayFinding(c *Conn, dir event.Dir, gs []http2.GoAway) Finding {
 	sender, receiver := dirWho(dir), dirWho(dir.Reverse())
 	var cut, unfinished []uint32
 	var maxOpened uint32
-	for i := range c.App.Streams {
-		st := &c.App.Streams[i]
+	for i := range c.Records.Streams {
+		st := &c.Records.Streams[i]
 		if initiatorDir(st) != dir.Reverse() {
 			continue
 		}
@@ -323,8 +323,8 @@ func goAwayFinding(c *Conn, dir event.Dir, gs []http2.GoAway) Finding {
 		f.Evidence = append(f.Evidence, evidence(c.ID(), 0, g.Ref, what))
 	}
 	byID := map[uint32]*http2.Stream{}
-	for i := range c.App.Streams {
-		byID[c.App.Streams[i].ID] = &c.App.Streams[i]
+	for i := range c.Records.Streams {
+		byID[c.Records.Streams[i].ID] = &c.Records.Streams[i]
 	}
 	add := func(ids []uint32, what string) {
 		for _, id := range ids {

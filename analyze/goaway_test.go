@@ -20,6 +20,7 @@ func gaConn(gs ...http2.GoAway) *Conn {
 		{ID: 3, Initiator: "client", FirstHeaders: refp(ref(30, 2*time.Second)), ClientEnd: refp(ref(30, 2*time.Second))},
 		{ID: 5, Initiator: "client", FirstHeaders: refp(ref(50, 3*time.Second)), ClientEnd: refp(ref(50, 3*time.Second))},
 	}}
+	c.Records.takeRecords(c.App)
 	return c
 }
 
@@ -39,8 +40,8 @@ func TestGoAwaySynthetic(t *testing.T) {
 			name: "graceful drain, streams finished",
 			conns: func() []*Conn {
 				c := gaConn(gaFrame(event.S2C, maxStreamID, "NO_ERROR", "", 100, 4*time.Second), gaFrame(event.S2C, 5, "NO_ERROR", "", 110, 4100*time.Millisecond))
-				for i := range c.App.Streams {
-					c.App.Streams[i].ServerEnd = refp(ref(25, 1500*time.Millisecond))
+				for i := range c.Records.Streams {
+					c.Records.Streams[i].ServerEnd = refp(ref(25, 1500*time.Millisecond))
 				}
 				return []*Conn{c}
 			},
@@ -55,7 +56,7 @@ func TestGoAwaySynthetic(t *testing.T) {
 			conns: func() []*Conn {
 				c := gaConn(gaFrame(event.S2C, 1, "NO_ERROR", "", 100, 4*time.Second))
 				for i := 1; i < 3; i++ {
-					c.App.Streams[i].Reset = &http2.Reset{Dir: event.C2S, Code: errCode("CANCEL"), Ref: ref(101, 4001*time.Millisecond)}
+					c.Records.Streams[i].Reset = &http2.Reset{Dir: event.C2S, Code: errCode("CANCEL"), Ref: ref(101, 4001*time.Millisecond)}
 				}
 				return []*Conn{c}
 			},
@@ -68,7 +69,7 @@ func TestGoAwaySynthetic(t *testing.T) {
 			conns: func() []*Conn {
 				c := gaConn(gaFrame(event.S2C, 1, "NO_ERROR", "", 20, 1500*time.Millisecond))
 				for i := 1; i < 3; i++ {
-					st := &c.App.Streams[i]
+					st := &c.Records.Streams[i]
 					st.Reset = &http2.Reset{Dir: event.C2S, Code: errCode("CANCEL"), Ref: *st.FirstHeaders}
 				}
 				return []*Conn{c}
@@ -99,7 +100,7 @@ func TestGoAwaySynthetic(t *testing.T) {
 			name: "client closing",
 			conns: func() []*Conn {
 				c := gaConn(gaFrame(event.C2S, 0, "NO_ERROR", "client transport shutdown", 100, 4*time.Second))
-				c.App.Streams = c.App.Streams[:1]
+				c.Records.Streams = c.Records.Streams[:1]
 				return []*Conn{c}
 			},
 			want: findingWant{sev: Info, summary: "Client sent GOAWAY(NO_ERROR, last stream 0)", frames: []uint64{100}},
@@ -108,7 +109,7 @@ func TestGoAwaySynthetic(t *testing.T) {
 			name: "reconnect",
 			conns: func() []*Conn {
 				c := gaConn(gaFrame(event.S2C, 5, "NO_ERROR", "", 100, 4*time.Second))
-				c.App.Streams = c.App.Streams[:1]
+				c.Records.Streams = c.Records.Streams[:1]
 				d := conn(7, "10.0.0.1:40002", "10.0.0.2:443", 500, 6*time.Second, 8*time.Second)
 				other := conn(6, "10.0.0.9:40002", "10.0.0.2:443", 400, 5*time.Second, 8*time.Second)
 				return []*Conn{c, other, d}

@@ -195,11 +195,11 @@ func lostOf(c *Conn, race time.Duration) (lc lostConn, calls int, cause string, 
 	}
 	grpcStreams := map[uint32]bool{}
 	if c.App != nil {
-		for i := range c.App.Calls {
-			grpcStreams[c.App.Calls[i].Stream] = true
+		for i := range c.Records.Calls {
+			grpcStreams[c.Records.Calls[i].Stream] = true
 		}
-		for i := range c.App.Streams {
-			s := &c.App.Streams[i]
+		for i := range c.Records.Streams {
+			s := &c.Records.Streams[i]
 			if s.Initiator != "client" || s.FirstHeaders == nil || s.FirstHeaders.Frame > first.Frame ||
 				s.ServerEnd != nil && s.ServerEnd.Frame <= endBy.Frame || s.Reset != nil && s.Reset.Ref.Frame <= endBy.Frame ||
 				cutOnly && s.ReplyHeaders == nil ||

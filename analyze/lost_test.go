@@ -25,6 +25,7 @@ func h2Lost(id event.ConnID) *Conn {
 		{ID: 3, Initiator: "client", Method: "GET", Path: "/big", FirstHeaders: refp(ref(11, time.Second)),
 			ReplyHeaders: refp(ref(14, time.Second+100*time.Millisecond))},
 	}}
+	c.Records.takeRecords(c.App)
 	return c
 }
 

@@ -271,10 +271,10 @@ func (t *tableBuilder) routesObserve(c *Conn) {
 		return
 	}
 	var grpcStreams map[uint32]bool
-	if c.App != nil && len(c.App.Calls) > 0 {
-		grpcStreams = make(map[uint32]bool, len(c.App.Calls))
-		for i := range c.App.Calls {
-			grpcStreams[c.App.Calls[i].Stream] = true
+	if len(c.Records.Calls) > 0 {
+		grpcStreams = make(map[uint32]bool, len(c.Records.Calls))
+		for i := range c.Records.Calls {
+			grpcStreams[c.Records.Calls[i].Stream] = true
 		}
 	}
 	var s *routeSet

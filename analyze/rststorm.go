@@ -242,10 +242,10 @@ func (d *rstStorm) findings(in *capture) []Finding {
 // newStormConn gathers what rst_storm keeps of c, which has resets.
 func newStormConn(cfg RSTStormConfig, c *Conn) *stormConn {
 	ref := &stormRef{id: c.ID(), server: c.Server(), span: c.TCP.LastTS.Sub(c.TCP.FirstTS), reasons: reasonsOf(c)}
-	sc := &stormConn{c: ref, dropped: c.Records.ResetsDropped, grpc: c.App != nil && len(c.App.Calls) > 0}
+	sc := &stormConn{c: ref, dropped: c.Records.ResetsDropped, grpc: len(c.Records.Calls) > 0}
 	if sc.grpc {
-		for i := range c.App.Calls {
-			call := &c.App.Calls[i]
+		for i := range c.Records.Calls {
+			call := &c.Records.Calls[i]
 			if call.Reset && call.ResetCode != "NO_ERROR" && call.ClientStatus != "" {
 				if sc.grpcStatus == nil {
 					sc.grpcStatus = map[string]int{}

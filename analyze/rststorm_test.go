@@ -81,7 +81,8 @@ func TestRSTStormSynthetic(t *testing.T) {
 			name: "server refuses, gRPC",
 			conns: func() []*Conn {
 				c := conn(2, "10.0.0.1:40000", "10.0.0.2:50051", 1, 0, time.Second)
-				c.App = &dissect.App{Calls: []grpc.Call{{Stream: 1}}}
+				c.App = &dissect.App{}
+				c.Records.Calls = []grpc.Call{{Stream: 1}}
 				resetConn(c, event.S2C, "REFUSED_STREAM", 15, 0, 10*time.Millisecond, 10, 1, -1)
 				return []*Conn{c}
 			},

@@ -139,8 +139,8 @@ func h2StallFindings(in *capture, cfg WindowStallConfig, c *Conn) []Finding {
 		var ss []h2stall
 		var life time.Duration
 		dropped := 0
-		for i := range c.App.Streams {
-			st := &c.App.Streams[i]
+		for i := range c.Records.Streams {
+			st := &c.Records.Streams[i]
 			n := len(ss)
 			dropped += st.StallsDropped
 			for _, s := range st.Stalls {
@@ -160,7 +160,7 @@ func h2StallFindings(in *capture, cfg WindowStallConfig, c *Conn) []Finding {
 		}
 		// The connection window.
 		ss = ss[:0]
-		for _, s := range c.App.HTTP2.Stalls {
+		for _, s := range c.Records.Stalls {
 			if s.Dir != dir {
 				continue
 			}
@@ -207,8 +207,8 @@ func streamLife(st *http2.Stream, end time.Time) time.Duration {
 // dir (no END_STREAM from it, no reset): dir may still have had data to
 // send when the capture ended.
 func pendingSender(c *Conn, dir event.Dir) bool {
-	for i := range c.App.Streams {
-		st := &c.App.Streams[i]
+	for i := range c.Records.Streams {
+		st := &c.Records.Streams[i]
 		ended := st.ClientEnd
 		if dir == event.S2C {
 			ended = st.ServerEnd

@@ -19,6 +19,7 @@ func h2Conn(serverEnd *event.Ref) *Conn {
 		ID: 1, Initiator: "client", FirstHeaders: refp(ref(10, 100*time.Millisecond)),
 		ClientEnd: refp(ref(10, 100*time.Millisecond)), ServerEnd: serverEnd,
 	}}}
+	c.Records.takeRecords(c.App)
 	return c
 }
 
@@ -43,7 +44,7 @@ func TestWindowStallSynthetic(t *testing.T) {
 			name: "stream window, one long stall",
 			conn: func() *Conn {
 				c := h2Conn(refp(ref(90, 2*time.Second)))
-				c.App.Streams[0].Stalls = []http2.Stall{stall(event.S2C, 1, 20, time.Second, 30, 1500*time.Millisecond, "WINDOW_UPDATE")}
+				c.Records.Streams[0].Stalls = []http2.Stall{stall(event.S2C, 1, 20, time.Second, 30, 1500*time.Millisecond, "WINDOW_UPDATE")}
 				return c
 			},
 			want: &findingWant{sev: Warning, summary: "Server blocked by the client's HTTP/2 stream window for 500 ms on stream 1 of connection 4",
@@ -54,7 +55,7 @@ func TestWindowStallSynthetic(t *testing.T) {
 			name: "critical stall",
 			conn: func() *Conn {
 				c := h2Conn(refp(ref(90, 5*time.Second)))
-				c.App.Streams[0].Stalls = []http2.Stall{stall(event.S2C, 1, 20, time.Second, 30, 4*time.Second, "WINDOW_UPDATE")}
+				c.Records.Streams[0].Stalls = []http2.Stall{stall(event.S2C, 1, 20, time.Second, 30, 4*time.Second, "WINDOW_UPDATE")}
 				return c
 			},
 			want: &findingWant{sev: Critical, frames: []uint64{20, 30},
@@ -66,7 +67,7 @@ func TestWindowStallSynthetic(t *testing.T) {
 				c := h2Conn(refp(ref(900, 500*time.Millisecond)))
 				for i := range 40 {
 					at := 100*time.Millisecond + time.Duration(i)*10*time.Millisecond
-					c.App.Streams[0].Stalls = append(c.App.Streams[0].Stalls,
+					c.Records.Streams[0].Stalls = append(c.Records.Streams[0].Stalls,
 						stall(event.S2C, 1, uint64(20+2*i), at, uint64(21+2*i), at+5*time.Millisecond, "WINDOW_UPDATE"))
 				}
 				return c
@@ -79,7 +80,7 @@ func TestWindowStallSynthetic(t *testing.T) {
 			name: "client upload held by the server's connection window",
 			conn: func() *Conn {
 				c := h2Conn(refp(ref(90, 5*time.Second)))
-				c.App.HTTP2.Stalls = []http2.Stall{stall(event.C2S, 0, 20, time.Second, 30, 1300*time.Millisecond, "WINDOW_UPDATE")}
+				c.Records.Stalls = []http2.Stall{stall(event.C2S, 0, 20, time.Second, 30, 1300*time.Millisecond, "WINDOW_UPDATE")}
 				return c
 			},
 			want: &findingWant{sev: Warning, summary: "Client blocked by the server's HTTP/2 connection window for 300 ms on connection 4",
@@ -89,7 +90,7 @@ func TestWindowStallSynthetic(t *testing.T) {
 			name: "open at the end of the capture, stream unfinished",
 			conn: func() *Conn {
 				c := h2Conn(nil)
-				c.App.HTTP2.Stalls = []http2.Stall{stall(event.S2C, 0, 20, 9*time.Second, 0, 0, "")}
+				c.Records.Stalls = []http2.Stall{stall(event.S2C, 0, 20, 9*time.Second, 0, 0, "")}
 				return c
 			},
 			want: &findingWant{sev: Warning, summary: "still stalled when the capture ended", frames: []uint64{20},
@@ -99,7 +100,7 @@ func TestWindowStallSynthetic(t *testing.T) {
 			name: "connection window at zero at the end, every stream done",
 			conn: func() *Conn {
 				c := h2Conn(refp(ref(20, 5*time.Second)))
-				c.App.HTTP2.Stalls = []http2.Stall{stall(event.S2C, 0, 20, 5*time.Second, 0, 0, "")}
+				c.Records.Stalls = []http2.Stall{stall(event.S2C, 0, 20, 5*time.Second, 0, 0, "")}
 				return c
 			},
 		},
@@ -107,7 +108,7 @@ func TestWindowStallSynthetic(t *testing.T) {
 			name: "ended by END_STREAM: window exhausted by the last byte",
 			conn: func() *Conn {
 				c := h2Conn(refp(ref(30, 5*time.Second)))
-				c.App.Streams[0].Stalls = []http2.Stall{stall(event.S2C, 1, 20, time.Second, 30, 5*time.Second, "END_STREAM")}
+				c.Records.Streams[0].Stalls = []http2.Stall{stall(event.S2C, 1, 20, time.Second, 30, 5*time.Second, "END_STREAM")}
 				return c
 			},
 		},
@@ -115,7 +116,7 @@ func TestWindowStallSynthetic(t *testing.T) {
 			name: "ended by RST_STREAM or a capture gap",
 			conn: func() *Conn {
 				c := h2Conn(nil)
-				c.App.Streams[0].Stalls = []http2.Stall{
+				c.Records.Streams[0].Stalls = []http2.Stall{
 					stall(event.S2C, 1, 20, time.Second, 30, 5*time.Second, "RST_STREAM"),
 					stall(event.C2S, 1, 40, time.Second, 50, 5*time.Second, "capture_gap"),
 				}
@@ -126,7 +127,7 @@ func TestWindowStallSynthetic(t *testing.T) {
 			name: "below MinStall",
 			conn: func() *Conn {
 				c := h2Conn(refp(ref(90, 5*time.Second)))
-				c.App.Streams[0].Stalls = []http2.Stall{stall(event.S2C, 1, 20, time.Second, 30, 1050*time.Millisecond, "WINDOW_UPDATE")}
+				c.Records.Streams[0].Stalls = []http2.Stall{stall(event.S2C, 1, 20, time.Second, 30, 1050*time.Millisecond, "WINDOW_UPDATE")}
 				return c
 			},
 		},
@@ -136,7 +137,7 @@ func TestWindowStallSynthetic(t *testing.T) {
 				c := h2Conn(refp(ref(900, 9*time.Second)))
 				for i := range 30 {
 					at := time.Second + time.Duration(i)*200*time.Millisecond
-					c.App.Streams[0].Stalls = append(c.App.Streams[0].Stalls,
+					c.Records.Streams[0].Stalls = append(c.Records.Streams[0].Stalls,
 						stall(event.S2C, 1, uint64(20+2*i), at, uint64(21+2*i), at+5*time.Millisecond, "WINDOW_UPDATE"))
 				}
 				return c

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/grpc"
 	"github.com/h2scope/h2scope/dissect/http2"
 	"github.com/h2scope/h2scope/dissect/tcp"
 	"github.com/h2scope/h2scope/dissect/tls"
@@ -90,7 +92,7 @@ func (s *checkSink) Done(c *Conn) {
 		s.t.Errorf("connection %d: Done without Add", id)
 	case s.done[id]:
 		s.t.Errorf("connection %d: Done called twice", id)
-	case c.sum == nil || c.Records != nil || c.App != nil && (c.App.Streams != nil || c.App.Calls != nil):
+	case c.sum == nil || c.Records != nil || c.App != nil && (c.App.Streams != nil || c.App.Calls != nil || c.App.HTTP2 != nil && c.App.HTTP2.Stalls != nil):
 		s.t.Errorf("connection %d: records not released by Done", id)
 	}
 	s.done[id] = true
@@ -101,8 +103,8 @@ func (s *checkSink) Done(c *Conn) {
 // past the dissector's record bound have no exchange but are requests.
 func TestRequestsCountDroppedStreams(t *testing.T) {
 	c := conn(1, "10.0.0.1:40000", "10.0.0.2:443", 1, 0, 10)
-	c.App = &dissect.App{Proto: event.ProtoHTTP2, HTTP2: &http2.Summary{Streams: 7, StreamsDropped: 4},
-		Streams: []http2.Stream{{ID: 1}, {ID: 3}}}
+	c.App = &dissect.App{Proto: event.ProtoHTTP2, HTTP2: &http2.Summary{Streams: 7, StreamsDropped: 4}}
+	c.Records.Streams = []http2.Stream{{ID: 1}, {ID: 3}}
 	c.Records.Exchanges = []Exchange{{Proto: event.ProtoHTTP2, Stream: 1, Authority: "api.test", Method: "GET", Path: "/a", Request: refp(ref(2, 1))},
 		{Proto: event.ProtoHTTP2, Stream: 3}}
 	c.Records.ExchangesDropped = 1
@@ -126,12 +128,50 @@ func TestRequestsCountDroppedStreams(t *testing.T) {
 	if c.Records != nil {
 		t.Error("Records not nil after release")
 	}
-	if app.HTTP2.StreamsDropped != 4 || len(app.Streams) != 2 || c.App == app || c.App.Streams != nil {
-		t.Error("release changed the dissector's App instead of a copy")
+	if c.App != app || app.HTTP2.StreamsDropped != 4 || app.HTTP2.Streams != 7 {
+		t.Error("release changed the App's summary")
 	}
 	rows := buildTables(&Input{Conns: []*Conn{c}}).Pools
 	if len(rows) != 1 || rows[0].Requests != 7 {
 		t.Errorf("pools = %+v, want one row with 7 requests", rows)
+	}
+}
+
+// TestCollectorTakesRecords checks that the Collector moves the
+// dissectors' records (HTTP/2 streams, gRPC calls, connection-window
+// stalls) out of the App into the Conn's Records, which OnConn reads and
+// release drops: the App the Conn keeps never holds them.
+func TestCollectorTakesRecords(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		k := NewCollector(Config{})
+		k.Keep = keep
+		var seen *Records
+		k.OnConn = func(c *Conn) { r := *c.Records; seen = &r }
+		tc := &tcp.Conn{}
+		tc.ID = 3
+		tc.Client = netip.MustParseAddrPort("10.0.0.1:40000")
+		tc.Server = netip.MustParseAddrPort("10.0.0.2:443")
+		app := &dissect.App{Proto: event.ProtoHTTP2, HTTP2: &http2.Summary{Streams: 1, Stalls: []http2.Stall{{Dir: event.S2C}}},
+			Streams: []http2.Stream{{ID: 1, Initiator: "client", Method: "POST", Path: "/s.S/M", FirstHeaders: refp(ref(4, 0))}},
+			Calls:   []grpc.Call{{Stream: 1, RequestMessages: 2}}}
+		k.App(tc, app)
+		k.Finish(tc, nil)
+		if seen == nil || len(seen.Streams) != 1 || len(seen.Calls) != 1 || len(seen.Stalls) != 1 || len(seen.Exchanges) != 1 {
+			t.Fatalf("keep=%v: OnConn saw records %+v, want one stream, call, stall and exchange", keep, seen)
+		}
+		if app.Streams != nil || app.Calls != nil || app.HTTP2.Stalls != nil {
+			t.Errorf("keep=%v: the App still holds records after the Collector took them", keep)
+		}
+		cs := k.Conns()
+		if len(cs) != 1 {
+			t.Fatalf("keep=%v: %d conns, want 1", keep, len(cs))
+		}
+		if got := cs[0].Records != nil; got != keep {
+			t.Errorf("keep=%v: records kept = %v", keep, got)
+		}
+		if !streamingCall(cs[0]) {
+			t.Errorf("keep=%v: the summary lost the streaming call", keep)
+		}
 	}
 }
 

@@ -215,12 +215,12 @@ func (t *tableBuilder) observe(c *Conn) {
 		return
 	}
 	t.routesObserve(c)
-	if c.App == nil {
+	if c.App == nil || c.Records == nil {
 		return
 	}
 	// Calls in stream order; the dissector lists them so already, bar
 	// rare exceptions, so sort an index instead of copying the records.
-	calls := c.App.Calls
+	calls := c.Records.Calls
 	order := make([]int32, len(calls))
 	for i := range order {
 		order[i] = int32(i)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/grpc"
 	"github.com/h2scope/h2scope/dissect/http1"
 	"github.com/h2scope/h2scope/dissect/http2"
 	"github.com/h2scope/h2scope/dissect/tcp"
@@ -59,6 +60,20 @@ type GRPCSummary struct {
 // dissectors' findings (app may be nil). The record shares c unless its
 // timestamps need converting to UTC (a copy then has them converted).
 func NewConnRecord(c *tcp.Summary, app *dissect.App) ConnRecord {
+	if app == nil {
+		return connRecord(c, nil, nil, nil)
+	}
+	var stalls []http2.Stall
+	if app.HTTP2 != nil {
+		stalls = app.HTTP2.Stalls
+	}
+	return connRecord(c, app, app.Calls, stalls)
+}
+
+// connRecord is NewConnRecord of an App whose gRPC calls and HTTP/2
+// connection-window stalls are calls and stalls (an analyze.Conn's
+// are in its Records).
+func connRecord(c *tcp.Summary, app *dissect.App, calls []grpc.Call, stalls []http2.Stall) ConnRecord {
 	r := ConnRecord{Summary: c}
 	if c.FirstTS != c.FirstTS.UTC() || c.LastTS != c.LastTS.UTC() {
 		cp := *c
@@ -69,9 +84,14 @@ func NewConnRecord(c *tcp.Summary, app *dissect.App) ConnRecord {
 		return r
 	}
 	r.HTTP1, r.HTTP2, r.TLS, r.TunnelHTTP1 = app.HTTP1, app.HTTP2, app.TLS, app.TunnelHTTP1
-	if len(app.Calls) > 0 || len(app.GRPCAnomalies) > 0 {
-		g := &GRPCSummary{Calls: len(app.Calls), Status: map[string]int{}, Anomalies: app.GRPCAnomalies}
-		for _, call := range app.Calls {
+	if h := app.HTTP2; h != nil && len(h.Stalls) == 0 && len(stalls) > 0 {
+		cp := *h
+		cp.Stalls = stalls
+		r.HTTP2 = &cp
+	}
+	if len(calls) > 0 || len(app.GRPCAnomalies) > 0 {
+		g := &GRPCSummary{Calls: len(calls), Status: map[string]int{}, Anomalies: app.GRPCAnomalies}
+		for _, call := range calls {
 			g.Status[call.ClientStatus]++
 		}
 		r.GRPC = g

@@ -72,7 +72,7 @@ func htmlSynthReport(conns, streams int) *Report {
 			}
 			if s%5 == 4 {
 				st := at(start + 0.15 + req)
-				c.App.HTTP2.Stalls = append(c.App.HTTP2.Stalls, http2.Stall{Dir: event.S2C, Stream: id, Start: *st,
+				c.Records.Stalls = append(c.Records.Stalls, http2.Stall{Dir: event.S2C, Stream: id, Start: *st,
 					End: at(start + 0.15 + req + 3)})
 			}
 			c.Records.Exchanges = append(c.Records.Exchanges, x)

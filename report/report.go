@@ -416,7 +416,11 @@ func NewBuilder(red Redaction) *Builder {
 func (b *Builder) Add(c *analyze.Conn) {
 	p := pendingConn{c: c}
 	if c.App != nil {
-		p.rec = NewConnRecord(c.TCP, c.App)
+		var recs analyze.Records
+		if c.Records != nil {
+			recs = *c.Records
+		}
+		p.rec = connRecord(c.TCP, c.App, recs.Calls, recs.Stalls)
 		p.rec.Summary = nil
 	}
 	if recs := c.Records; c.App == nil && (recs == nil || len(recs.Exchanges) == 0 && len(recs.Resets) == 0) {
@@ -437,19 +441,7 @@ func (b *Builder) Add(c *analyze.Conn) {
 // its records give and its summary does not (see summaryTimeline for
 // the others): stalls, resets and requests.
 func appendRecordsTimeline(b []byte, c *analyze.Conn, red Redaction, lim Limits) []byte {
-	h := *c
-	h.SYNs, h.SYNACKs, h.FIN, h.RST, h.ZeroWindows = nil, nil, [2]*event.Ref{}, [2]*event.Ref{}, [2][]event.Ref{}
-	if c.App != nil {
-		a := *c.App
-		a.TLS = nil
-		if a.HTTP2 != nil {
-			h2 := *a.HTTP2
-			h2.GoAways = nil
-			a.HTTP2 = &h2
-		}
-		h.App = &a
-	}
-	tl := NewTimeline(&h, red, lim)
+	tl := newTimeline(c, red, lim, []TimelineEvent{}, timelineRecords)
 	e := enc{b: b}
 	appendTimeline(&e, &tl)
 	return e.b
@@ -685,19 +677,7 @@ const maxSumEvents = 64
 // keeps: TCP SYN, FIN, RST and zero windows, TLS handshake and alerts,
 // GOAWAYs; they are appended to ev.
 func summaryTimeline(c *analyze.Conn, red Redaction, lim Limits, ev []TimelineEvent) Timeline {
-	s := *c
-	s.Records = nil
-	if c.App != nil {
-		a := *c.App
-		a.Streams, a.Calls = nil, nil
-		if a.HTTP2 != nil {
-			h2 := *a.HTTP2
-			h2.Stalls, h2.StreamsDropped = nil, 0
-			a.HTTP2 = &h2
-		}
-		s.App = &a
-	}
-	return newTimeline(&s, red, lim, ev)
+	return newTimeline(c, red, lim, ev, timelineSummary)
 }
 
 // mergeTimeline returns the timeline made of the events of sum and tl

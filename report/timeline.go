@@ -93,89 +93,30 @@ type Span struct {
 // NewTimeline builds a connection's timeline from what the detectors
 // read.
 func NewTimeline(c *analyze.Conn, red Redaction, lim Limits) Timeline {
-	return newTimeline(c, red, lim, []TimelineEvent{})
+	return newTimeline(c, red, lim, []TimelineEvent{}, timelineAll)
 }
 
-// newTimeline is NewTimeline appending the events to ev, whose
-// array the timeline's Events may share.
-func newTimeline(c *analyze.Conn, red Redaction, lim Limits, ev []TimelineEvent) Timeline {
+// timelineParts selects the events and spans newTimeline takes from a
+// connection: those its summary gives (TCP SYN, FIN, RST and zero
+// windows, TLS handshake and alerts, GOAWAYs), those its records give
+// (stalls, resets, requests and the spans), or both.
+type timelineParts uint8
+
+const (
+	timelineSummary timelineParts = 1 << iota
+	timelineRecords
+	timelineAll = timelineSummary | timelineRecords
+)
+
+// newTimeline is NewTimeline of the parts of c, appending the events to
+// ev, whose array the timeline's Events may share.
+func newTimeline(c *analyze.Conn, red Redaction, lim Limits, ev []TimelineEvent, parts timelineParts) Timeline {
 	tl := Timeline{Conn: c.ID(), Events: ev, Spans: []Span{}}
-	add := func(r *event.Ref, lane string, dir event.Dir, stream uint32, what string) {
-		if r != nil {
-			tl.Events = append(tl.Events, TimelineEvent{Frame: r.Frame, TS: r.TS.UTC(), Lane: lane, Dir: dir, Stream: stream, What: what})
-		}
+	if parts&timelineSummary != 0 {
+		tl.Events = appendSummaryEvents(tl.Events, c)
 	}
-	for i := range c.SYNs {
-		what := "SYN"
-		if i > 0 {
-			what = "SYN (retransmitted)"
-		}
-		add(&c.SYNs[i], LaneTCP, event.C2S, 0, what)
-	}
-	for i := range c.SYNACKs {
-		add(&c.SYNACKs[i], LaneTCP, event.S2C, 0, "SYN-ACK")
-	}
-	for d := event.C2S; d <= event.S2C; d++ {
-		add(c.FIN[d], LaneTCP, d, 0, "FIN")
-		add(c.RST[d], LaneTCP, d, 0, "RST")
-		for i := range c.ZeroWindows[d] {
-			add(&c.ZeroWindows[d][i], LaneStall, d, 0, "TCP zero window")
-		}
-	}
-	if app := c.App; app != nil {
-		if t := app.TLS; t != nil {
-			add(t.Timing.ClientHello, LaneTLS, event.C2S, 0, "ClientHello "+t.SNI)
-			add(t.Timing.ServerHello, LaneTLS, event.S2C, 0, "ServerHello "+t.Version)
-			add(t.Timing.Finished[event.C2S], LaneTLS, event.C2S, 0, "Finished")
-			add(t.Timing.Finished[event.S2C], LaneTLS, event.S2C, 0, "Finished")
-			for _, a := range t.Alerts {
-				add(&event.Ref{Frame: a.Frame, TS: alertTS(c, a.Frame)}, LaneTLS, a.Dir, 0, "alert "+a.Level+" "+a.Description)
-			}
-		}
-		if h := app.HTTP2; h != nil {
-			for i := range h.GoAways {
-				g := &h.GoAways[i]
-				what := fmt.Sprintf("GOAWAY %s last_stream_id=%d", g.Code, g.LastStreamID)
-				if g.Debug != "" {
-					what += " " + printable(g.Debug)
-				}
-				add(&g.Ref, LaneGoAway, g.Dir, 0, what)
-			}
-			for i := range h.Stalls {
-				tl.Events = append(tl.Events, stallEvent(&h.Stalls[i]))
-			}
-		}
-		for i := range app.Streams {
-			for j := range app.Streams[i].Stalls {
-				tl.Events = append(tl.Events, stallEvent(&app.Streams[i].Stalls[j]))
-			}
-		}
-	}
-	recs := c.Records
-	if recs == nil { // released: the summary's events only
-		recs = &analyze.Records{}
-	}
-	for i := range recs.Resets {
-		r := &recs.Resets[i]
-		add(&r.Ref, LaneReset, r.Dir, r.Stream, "RST_STREAM "+r.CodeName())
-	}
-	for i := range recs.Exchanges {
-		x := &recs.Exchanges[i]
-		label := printable(x.Method + " " + red.URL(x.Path))
-		add(x.Request, LaneHTTP, event.C2S, x.Stream, label)
-		if x.Status != 0 {
-			add(x.ResponseEnd, LaneHTTP, event.S2C, x.Stream, fmt.Sprintf("%d %s", x.Status, label))
-		}
-		if len(tl.Spans) >= lim.Spans {
-			tl.SpansOmitted++
-			continue
-		}
-		tl.Spans = append(tl.Spans, newSpan(x, red))
-	}
-	tl.SpansOmitted += recs.ExchangesDropped
-	if c.App != nil && c.App.HTTP2 != nil {
-		// Streams past the dissector's bound have no record, so no span.
-		tl.SpansOmitted += c.App.HTTP2.StreamsDropped
+	if parts&timelineRecords != 0 {
+		appendRecordsEvents(&tl, c, red, lim)
 	}
 	slices.SortStableFunc(tl.Events, func(a, b TimelineEvent) int {
 		return cmp.Or(cmp.Compare(a.Frame, b.Frame), cmp.Compare(a.Lane, b.Lane))
@@ -187,6 +128,101 @@ func newTimeline(c *analyze.Conn, red Redaction, lim Limits, ev []TimelineEvent)
 		tl.Events = slices.Clone(tl.Events[:lim.Events])
 	}
 	return tl
+}
+
+// appendEvent appends to ev the event of r, if not nil.
+func appendEvent(ev []TimelineEvent, r *event.Ref, lane string, dir event.Dir, stream uint32, what string) []TimelineEvent {
+	if r == nil {
+		return ev
+	}
+	return append(ev, TimelineEvent{Frame: r.Frame, TS: r.TS.UTC(), Lane: lane, Dir: dir, Stream: stream, What: what})
+}
+
+// appendSummaryEvents appends the events of c that its summary keeps:
+// TCP SYN, FIN, RST and zero windows, TLS handshake and alerts, GOAWAYs.
+func appendSummaryEvents(ev []TimelineEvent, c *analyze.Conn) []TimelineEvent {
+	for i := range c.SYNs {
+		what := "SYN"
+		if i > 0 {
+			what = "SYN (retransmitted)"
+		}
+		ev = appendEvent(ev, &c.SYNs[i], LaneTCP, event.C2S, 0, what)
+	}
+	for i := range c.SYNACKs {
+		ev = appendEvent(ev, &c.SYNACKs[i], LaneTCP, event.S2C, 0, "SYN-ACK")
+	}
+	for d := event.C2S; d <= event.S2C; d++ {
+		ev = appendEvent(ev, c.FIN[d], LaneTCP, d, 0, "FIN")
+		ev = appendEvent(ev, c.RST[d], LaneTCP, d, 0, "RST")
+		for i := range c.ZeroWindows[d] {
+			ev = appendEvent(ev, &c.ZeroWindows[d][i], LaneStall, d, 0, "TCP zero window")
+		}
+	}
+	app := c.App
+	if app == nil {
+		return ev
+	}
+	if t := app.TLS; t != nil {
+		ev = appendEvent(ev, t.Timing.ClientHello, LaneTLS, event.C2S, 0, "ClientHello "+t.SNI)
+		ev = appendEvent(ev, t.Timing.ServerHello, LaneTLS, event.S2C, 0, "ServerHello "+t.Version)
+		ev = appendEvent(ev, t.Timing.Finished[event.C2S], LaneTLS, event.C2S, 0, "Finished")
+		ev = appendEvent(ev, t.Timing.Finished[event.S2C], LaneTLS, event.S2C, 0, "Finished")
+		for _, a := range t.Alerts {
+			ev = appendEvent(ev, &event.Ref{Frame: a.Frame, TS: alertTS(c, a.Frame)}, LaneTLS, a.Dir, 0, "alert "+a.Level+" "+a.Description)
+		}
+	}
+	if h := app.HTTP2; h != nil {
+		for i := range h.GoAways {
+			g := &h.GoAways[i]
+			what := fmt.Sprintf("GOAWAY %s last_stream_id=%d", g.Code, g.LastStreamID)
+			if g.Debug != "" {
+				what += " " + printable(g.Debug)
+			}
+			ev = appendEvent(ev, &g.Ref, LaneGoAway, g.Dir, 0, what)
+		}
+	}
+	return ev
+}
+
+// appendRecordsEvents adds to tl the events and spans of c that its
+// records give: HTTP/2 stalls, resets and requests (none once they are
+// released), and counts the spans omitted, the HTTP/2 streams past the
+// dissector's bound among them.
+func appendRecordsEvents(tl *Timeline, c *analyze.Conn, red Redaction, lim Limits) {
+	if c.App != nil && c.App.HTTP2 != nil {
+		// Streams past the dissector's bound have no record, so no span.
+		tl.SpansOmitted += c.App.HTTP2.StreamsDropped
+	}
+	recs := c.Records
+	if recs == nil { // released
+		return
+	}
+	for i := range recs.Stalls {
+		tl.Events = append(tl.Events, stallEvent(&recs.Stalls[i]))
+	}
+	for i := range recs.Streams {
+		for j := range recs.Streams[i].Stalls {
+			tl.Events = append(tl.Events, stallEvent(&recs.Streams[i].Stalls[j]))
+		}
+	}
+	for i := range recs.Resets {
+		r := &recs.Resets[i]
+		tl.Events = appendEvent(tl.Events, &r.Ref, LaneReset, r.Dir, r.Stream, "RST_STREAM "+r.CodeName())
+	}
+	for i := range recs.Exchanges {
+		x := &recs.Exchanges[i]
+		label := printable(x.Method + " " + red.URL(x.Path))
+		tl.Events = appendEvent(tl.Events, x.Request, LaneHTTP, event.C2S, x.Stream, label)
+		if x.Status != 0 {
+			tl.Events = appendEvent(tl.Events, x.ResponseEnd, LaneHTTP, event.S2C, x.Stream, fmt.Sprintf("%d %s", x.Status, label))
+		}
+		if len(tl.Spans) >= lim.Spans {
+			tl.SpansOmitted++
+			continue
+		}
+		tl.Spans = append(tl.Spans, newSpan(x, red))
+	}
+	tl.SpansOmitted += recs.ExchangesDropped
 }
 
 // appendRequestsTimeline appends what appendRecordsTimeline does, when
@@ -204,18 +240,16 @@ func appendRequestsTimeline(b []byte, c *analyze.Conn, red Redaction, lim Limits
 		return b, false
 	}
 	dropped := recs.ExchangesDropped
-	if app := c.App; app != nil {
-		if app.HTTP2 != nil {
-			if len(app.HTTP2.Stalls) > 0 {
-				return b, false
-			}
-			dropped += app.HTTP2.StreamsDropped
+	if len(recs.Stalls) > 0 {
+		return b, false
+	}
+	for i := range recs.Streams {
+		if len(recs.Streams[i].Stalls) > 0 {
+			return b, false
 		}
-		for i := range app.Streams {
-			if len(app.Streams[i].Stalls) > 0 {
-				return b, false
-			}
-		}
+	}
+	if app := c.App; app != nil && app.HTTP2 != nil {
+		dropped += app.HTTP2.StreamsDropped
 	}
 	// The events, one lane's, are in frame order as NewTimeline adds
 	// them: its stable sort keeps that order.
