@@ -33,8 +33,9 @@ var asyncBatch = 256
 
 const asyncDepth = 4
 
-// asyncMaxRecords bounds the streams and calls of the Apps handed over
-// and not yet analysed (asyncCollector.conn): a few megabytes.
+// asyncMaxRecords bounds the exchanges, streams and calls of the Apps
+// handed over and not yet analysed (asyncCollector.conn): a few
+// megabytes.
 const asyncMaxRecords = 4096
 
 // asyncMinProcs is the least GOMAXPROCS at which a run that is not
@@ -54,18 +55,16 @@ const (
 )
 
 // asyncCall is one call to the Collector, with copies of what it reads:
-// an event (and of an HTTP/1 message, its Host header only, the one
-// field the Collector reads of its headers), or a connection's TCP
-// summary and application part. The dissectors reuse their events and
+// an event (without its protocol details, which the Collector does not
+// read), or a connection's TCP summary and application part. The dissectors reuse their events and
 // the tracker its connections once the call returns; the App is the
 // receiver's.
 type asyncCall struct {
 	op asyncOp
-	// records counts the App's streams and calls (asyncMaxRecords).
+	// records counts the App's exchanges, streams and calls
+	// (asyncMaxRecords).
 	records int64
 	ev      event.Event
-	h1      event.HTTP1
-	host    [1]event.Header
 	sum     tcp.Summary
 	app     *dissect.App
 }
@@ -273,19 +272,7 @@ func (a *asyncCollector) Event(e *event.Event) {
 	}
 	c := a.next()
 	c.op, c.ev = opEvent, *e
-	c.ev.HTTP2, c.ev.GRPC = nil, nil
-	if h := e.HTTP1; h != nil {
-		c.h1 = *h
-		c.h1.Headers = nil
-		for _, f := range h.Headers {
-			if equalFold(f.Name, "host") {
-				c.host[0] = f
-				c.h1.Headers = c.host[:]
-				break
-			}
-		}
-		c.ev.HTTP1 = &c.h1 // the batch's array is never moved
-	}
+	c.ev.HTTP1, c.ev.HTTP2, c.ev.GRPC = nil, nil, nil
 	c.app = nil
 	a.sent()
 }
@@ -303,10 +290,9 @@ func (a *asyncCollector) conn(op asyncOp, tc *tcp.Conn, app *dissect.App) {
 	// anomalies; the rest of the summary is values, or pointers it
 	// never writes through again.
 	c.sum.Anomalies = maps.Clone(tc.Summary.Anomalies)
-	c.ev.HTTP1 = nil
 	c.records = 0
 	if app != nil && op == opApp {
-		c.records = int64(len(app.Streams) + len(app.Calls))
+		c.records = int64(len(app.Exchanges) + len(app.Streams) + len(app.Calls))
 	}
 	if c.records > 0 && a.records.Add(c.records) > asyncMaxRecords {
 		// The records of the connections handed over (a connection of

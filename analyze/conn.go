@@ -9,6 +9,7 @@ import (
 	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/event"
 	"github.com/h2scope/h2scope/dissect/grpc"
+	"github.com/h2scope/h2scope/dissect/http1"
 	"github.com/h2scope/h2scope/dissect/http2"
 	"github.com/h2scope/h2scope/dissect/layer"
 	"github.com/h2scope/h2scope/dissect/tcp"
@@ -115,9 +116,11 @@ type Records struct {
 	// Pings lists HTTP/2 PING frames in frame order.
 	Pings        []Ping
 	PingsDropped int
-	// Streams are the HTTP/2 streams the dissector recorded, Calls the
-	// gRPC calls (App.HTTP2.StreamsDropped and App.GRPCAnomalies count
-	// those past their bounds).
+	// HTTP1 are the HTTP/1.x exchanges the dissectors recorded, which
+	// Exchanges point into; Streams the HTTP/2 streams, Calls the gRPC
+	// calls (App.HTTP2.StreamsDropped and App.GRPCAnomalies count those
+	// past their bounds).
+	HTTP1   []http1.Exchange
 	Streams []http2.Stream
 	Calls   []grpc.Call
 	// Stalls lists the intervals a sender's HTTP/2 connection window
@@ -126,14 +129,15 @@ type Records struct {
 	Stalls []http2.Stall
 }
 
-// takeRecords moves app's records into r: the HTTP/2 streams, the gRPC
-// calls and the connection-window stalls, which app then lacks.
+// takeRecords moves app's records into r: the HTTP/1 exchanges, the
+// HTTP/2 streams, the gRPC calls and the connection-window stalls,
+// which app then lacks.
 func (r *Records) takeRecords(app *dissect.App) {
 	if app == nil {
 		return
 	}
-	r.Streams, r.Calls = app.Streams, app.Calls
-	app.Streams, app.Calls = nil, nil
+	r.HTTP1, r.Streams, r.Calls = app.Exchanges, app.Streams, app.Calls
+	app.Exchanges, app.Streams, app.Calls = nil, nil, nil
 	if h := app.HTTP2; h != nil {
 		r.Stalls, h.Stalls = h.Stalls, nil
 	}
@@ -434,15 +438,14 @@ func recoveryWindow(c *Conn) time.Duration {
 	return min(w, 200*time.Millisecond)
 }
 
-// collects reports whether Event reads e: TCP events, HTTP/1 messages,
-// HTTP/2 RST_STREAM and PING frames. Event reads only those, and the
-// analysis goroutine is handed only those (asyncCollector.Event).
+// collects reports whether Event reads e: TCP events, HTTP/2
+// RST_STREAM and PING frames (the HTTP/1 exchanges come in the App, as
+// the HTTP/2 streams do). Event reads only those, and the analysis
+// goroutine is handed only those (asyncCollector.Event).
 func collects(e *event.Event) bool {
 	switch e.Proto {
 	case event.ProtoTCP:
 		return true
-	case event.ProtoHTTP1:
-		return e.HTTP1 != nil
 	case event.ProtoHTTP2:
 		t := http2.FrameType(e.Kind)
 		return t == http2.FrameRSTStream || t == http2.FramePing
@@ -458,8 +461,6 @@ func (k *Collector) Event(e *event.Event) {
 	switch e.Proto {
 	case event.ProtoTCP:
 		k.tcpEvent(e)
-	case event.ProtoHTTP1:
-		k.http1Event(e)
 	case event.ProtoHTTP2:
 		k.http2Event(e)
 	}
@@ -527,62 +528,6 @@ func (k *Collector) tcpEvent(e *event.Event) {
 	}
 }
 
-func (k *Collector) http1Event(e *event.Event) {
-	h := e.HTTP1
-	c := k.conn(e.Conn)
-	if c.Records == nil {
-		return // analysed and released already
-	}
-	if e.Type == "request" {
-		// The request's two refs share one allocation, the response's
-		// two another.
-		refs := &[2]event.Ref{{File: e.Ref.File, Frame: h.HeadFrame, TS: e.Ref.TS}, e.Ref}
-		x := Exchange{Proto: event.ProtoHTTP1, Seq: h.Seq, Method: h.Method, Path: h.Target,
-			Request: &refs[0], RequestEnd: &refs[1]}
-		for _, f := range h.Headers {
-			if equalFold(f.Name, "host") {
-				x.Authority = f.Value
-				break
-			}
-		}
-		c.Records.Exchanges = appendCapped(c.Records.Exchanges, x, maxExchanges, &c.Records.ExchangesDropped)
-		return
-	}
-	// A response: it answers the request with the same number. Interim
-	// (1xx) responses do not end the exchange.
-	if h.Status >= 100 && h.Status < 200 && h.Status != 101 {
-		return
-	}
-	for i := len(c.Records.Exchanges) - 1; i >= 0; i-- {
-		x := &c.Records.Exchanges[i]
-		if x.Proto == event.ProtoHTTP1 && x.Seq == h.Seq {
-			x.Status, x.KeepAlive = h.Status, h.KeepAlive
-			refs := &[2]event.Ref{e.Ref, e.Ref}
-			x.Response = &refs[0]
-			if !h.Incomplete {
-				// A response cut short (its direction closed or reset
-				// first) did not end the exchange: connection_lost counts
-				// it in flight.
-				x.ResponseEnd = &refs[1]
-			}
-			return
-		}
-	}
-}
-
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range len(a) {
-		x, y := a[i]|0x20, b[i]|0x20
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
-
 func (k *Collector) http2Event(e *event.Event) {
 	switch http2.FrameType(e.Kind) {
 	case http2.FrameRSTStream:
@@ -599,6 +544,28 @@ func (k *Collector) http2Event(e *event.Event) {
 		}
 		c.Records.Pings = appendCapped(c.Records.Pings, Ping{Dir: e.Dir, Ack: http2.Flags(e.Bits)&http2.FlagAck != 0, Ref: e.Ref}, maxPings, &c.Records.PingsDropped)
 	}
+}
+
+// appendHTTP1 appends to xs the exchanges of the HTTP/1 records hs, at
+// most maxExchanges in all, counting the rest in dropped; they point
+// into hs.
+func appendHTTP1(xs []Exchange, hs []http1.Exchange, dropped *int) []Exchange {
+	for i := range hs {
+		h := &hs[i]
+		x := Exchange{Proto: event.ProtoHTTP1, Seq: h.Seq, Method: h.Method, Authority: h.Host, Path: h.Target,
+			Request: &h.Request, RequestEnd: &h.RequestEnd}
+		if h.Answered {
+			x.Status, x.KeepAlive, x.Response = h.Status, h.KeepAlive, &h.Response
+			if h.Complete {
+				// A response cut short (its direction closed or reset
+				// first) did not end the exchange: connection_lost counts
+				// it in flight.
+				x.ResponseEnd = &h.Response
+			}
+		}
+		xs = appendCapped(xs, x, maxExchanges, dropped)
+	}
+	return xs
 }
 
 // App receives a connection whose application part is over (the OnApp
@@ -718,6 +685,8 @@ func (k *Collector) observe(c *Conn, sum *tcp.Summary, app *dissect.App) {
 	c.TCP, c.App = &c.tcp, app
 	c.Records.takeRecords(app)
 	if app != nil {
+		c.Records.Exchanges = appendHTTP1(c.Records.Exchanges, c.Records.HTTP1, &c.Records.ExchangesDropped)
+		c.Records.ExchangesDropped += app.ExchangesDropped
 		for i := range c.Records.Streams {
 			s := &c.Records.Streams[i]
 			if s.Initiator != "client" {

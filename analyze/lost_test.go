@@ -6,7 +6,9 @@ import (
 
 	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/http1"
 	"github.com/h2scope/h2scope/dissect/http2"
+	"github.com/h2scope/h2scope/dissect/tcp"
 )
 
 func detectConnectionLost(in *Input) []Finding {
@@ -109,18 +111,21 @@ func TestConnectionLostSynthetic(t *testing.T) {
 func TestConnectionLostIncompleteHTTP1Response(t *testing.T) {
 	const id = event.ConnID(1)
 	k := NewCollector(DefaultConfig())
-	for _, e := range []event.Event{
-		{Ref: ref(4, 0), Type: "request", Proto: event.ProtoHTTP1, Dir: event.C2S,
-			HTTP1: &event.HTTP1{Method: "GET", Target: "/200000", Seq: 1, HeadFrame: 4}},
-		{Ref: ref(62, time.Second), Type: "response", Proto: event.ProtoHTTP1, Dir: event.S2C,
-			HTTP1: &event.HTTP1{Status: 200, Seq: 1, HeadFrame: 6, Incomplete: true}},
-	} {
-		e.Conn = id
-		k.Event(&e)
+	k.Keep = true
+	tc := &tcp.Conn{}
+	tc.ID = id
+	h1 := http1.NewConn(id, nil, http1.Options{Exchanges: true})
+	h1.Data(event.C2S, []byte("GET /200000 HTTP/1.1\r\nHost: h\r\n\r\n"), ref(4, 0))
+	h1.Data(event.S2C, []byte("HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\npartial"), ref(6, 10*time.Millisecond))
+	for _, d := range []event.Dir{event.C2S, event.S2C} { // the client's RST ends both
+		h1.Close(d, true, ref(62, time.Second))
 	}
+	app := &dissect.App{Proto: event.ProtoHTTP1}
+	app.Exchanges, app.ExchangesDropped = h1.Exchanges()
+	k.App(tc, app)
 	x := k.openConn(id).Records.Exchanges[0]
-	if x.Status != 200 || x.Response == nil || x.ResponseEnd != nil {
-		t.Fatalf("exchange %+v: want status 200, a response head and no end", x)
+	if x.Status != 200 || x.Response == nil || x.ResponseEnd != nil || x.Request.Frame != 4 {
+		t.Fatalf("exchange %+v: want status 200, a request head at frame 4, a response head and no end", x)
 	}
 	c := conn(id, "10.0.0.1:40000", "10.0.0.2:80", 1, 0, time.Second)
 	c.Records = k.openConn(id).Records

@@ -58,7 +58,7 @@ type ConnSink interface {
 }
 
 func runCollector(ctx context.Context, files []string, opts dissect.Options, cfg Config, k *Collector) (Result, *Input, error) {
-	opts.Dissect = true
+	opts.Dissect, opts.Exchanges = true, true
 	opts.Shards = 0
 	opts.Sink, opts.OnApp, opts.OnConn = k, k.App, k.Finish
 	var st dissect.Stats
@@ -118,7 +118,7 @@ func runSharded(ctx context.Context, files []string, opts dissect.Options, cfg C
 // opts.OnSegment, the caller's, is called under a lock: it expects one
 // goroutine.
 func streamShards(ctx context.Context, files []string, opts dissect.Options, cfg Config, sink ConnSink) (*State, dissect.Stats, error) {
-	opts.Dissect = true
+	opts.Dissect, opts.Exchanges = true, true
 	ks := make([]*Collector, max(opts.Shards, 1))
 	for i := range ks {
 		ks[i] = NewCollector(cfg)

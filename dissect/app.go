@@ -19,6 +19,13 @@ type App struct {
 	Proto event.Proto
 	// HTTP1 summarises the HTTP/1.x messages.
 	HTTP1 *http1.Summary
+	// Exchanges lists the HTTP/1.x requests and their final responses
+	// (with Options.Exchanges), the connection's own and then those of
+	// the HTTP/1.x it carried decrypted or through a tunnel, in request
+	// order within each; ExchangesDropped counts the requests past
+	// http1.MaxExchanges.
+	Exchanges        []http1.Exchange
+	ExchangesDropped int
 	// HTTP2 summarises the HTTP/2 frames; Streams holds its streams.
 	HTTP2   *http2.Summary
 	Streams []http2.Stream
@@ -106,6 +113,8 @@ type tlsShared struct {
 	sessions *tls.Sessions
 	free     freelist.List[appConn]
 	freeH1   h1Pool
+	// exchanges keeps the HTTP/1 exchanges (Options.Exchanges).
+	exchanges bool
 }
 
 // maxFreeApps bounds the appConns kept for reuse, and separately the
@@ -289,7 +298,7 @@ func (a *appConn) start(v sniff.Verdict) {
 		a.startH2(http2.Options{MidConnection: !v.Preface})
 	case event.ProtoHTTP1:
 		a.h1 = a.shared.freeH1.get()
-		a.h1.Reset(a.c.ID, a.sink, http1.Options{})
+		a.h1.Reset(a.c.ID, a.sink, http1.Options{Exchanges: a.shared.exchanges})
 	case event.ProtoTLS:
 		opts := tls.Options{Keys: a.shared.keys, Sessions: a.shared.sessions}
 		if a.shared.keys != nil {
@@ -447,6 +456,7 @@ func (a *appConn) build() *App {
 		x := &appHTTP1{App: App{Proto: a.proto}, h1: a.h1.Summary()}
 		app = &x.App
 		app.HTTP1 = &x.h1
+		app.Exchanges, app.ExchangesDropped = a.h1.Exchanges()
 	} else {
 		app = &App{Proto: a.proto}
 	}
@@ -468,6 +478,7 @@ func (a *appConn) build() *App {
 	if p := a.plain.build(); p != nil {
 		app.Decrypted = p.Proto
 		app.HTTP1, app.HTTP2, app.Streams, app.Calls = p.HTTP1, p.HTTP2, p.Streams, p.Calls
+		app.addExchanges(p)
 	}
 	if t := a.tunnel.build(); t != nil {
 		// What the tunnel carried, when the outer protocol had none of it.
@@ -478,6 +489,18 @@ func (a *appConn) build() *App {
 			app.TLS = t.TLS
 		}
 		app.Tunnel, app.TunnelHTTP1 = t.Proto, t.HTTP1
+		app.addExchanges(t)
 	}
 	return app
+}
+
+// addExchanges adds the HTTP/1 exchanges of in, the App of a protocol
+// app's connection carried, after app's own.
+func (app *App) addExchanges(in *App) {
+	if app.Exchanges == nil {
+		app.Exchanges = in.Exchanges
+	} else {
+		app.Exchanges = append(app.Exchanges, in.Exchanges...)
+	}
+	app.ExchangesDropped += in.ExchangesDropped
 }

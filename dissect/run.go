@@ -27,6 +27,10 @@ type Options struct {
 	// Dissect runs the application dissectors (HTTP/1.x, HTTP/2, gRPC) on
 	// every connection, recognising protocols from content.
 	Dissect bool
+	// Exchanges, with Dissect, keeps each connection's HTTP/1.x requests
+	// and responses as exchanges in its App (App.Exchanges), as its
+	// HTTP/2 streams are kept in App.Streams.
+	Exchanges bool
 	// Sink, if set, receives every dissected unit in capture order: TCP
 	// segments that open, close or reset a connection or carry an analysis
 	// flag, and (with Dissect) the application units.
@@ -289,7 +293,7 @@ func wire(opts *Options) tcp.Options {
 	// A connection's dissectors (*appConn) are kept in its User field
 	// while its streams are open; then, if OnConn is to receive it, its
 	// App until it finishes.
-	shared := &tlsShared{keys: opts.Keys, sessions: &tls.Sessions{}, free: freelist.List[appConn]{Max: maxFreeApps}}
+	shared := &tlsShared{keys: opts.Keys, sessions: &tls.Sessions{}, free: freelist.List[appConn]{Max: maxFreeApps}, exchanges: opts.Exchanges}
 	// A nil sink tells the dissectors that nobody reads their units, so
 	// they skip building them.
 	sink := opts.Sink

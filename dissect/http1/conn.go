@@ -23,6 +23,9 @@ type Options struct {
 	// MaxPending bounds the requests awaiting a response; past it the
 	// oldest is forgotten (anomaly too_many_pending). Zero means 1024.
 	MaxPending int
+	// Exchanges keeps each request and the final response that answered
+	// it, at most MaxExchanges, for Conn.Exchanges.
+	Exchanges bool
 }
 
 // Summary describes a connection's HTTP/1 exchange.
@@ -185,6 +188,10 @@ type Conn struct {
 	// head outgrows them; Reset gives them to the next connection.
 	heads  []byte
 	fields []event.Header
+	// exch holds the exchanges kept (Options.Exchanges), exchDropped
+	// counts the requests past MaxExchanges.
+	exch        []Exchange
+	exchDropped int
 }
 
 // NewConn returns a Conn for connection id that sends its events to sink
@@ -869,6 +876,9 @@ func (c *Conn) finish(h *half, at event.Ref, incomplete bool) {
 	}
 	if h.dir == event.S2C && m.status >= 200 {
 		c.sum.KeepAlive = m.keepAlive && !incomplete
+	}
+	if c.opts.Exchanges {
+		c.record(h.dir, m, at, incomplete)
 	}
 	if c.sink == nil {
 		return

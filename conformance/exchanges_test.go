@@ -1,0 +1,183 @@
+//go:build conformance
+
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/h2scope/h2scope/dissect"
+	"github.com/h2scope/h2scope/dissect/tcp"
+)
+
+// pairingDifferences lists the captures whose HTTP/1 request-response
+// pairing differs from tshark's on purpose, and why (the README's "Where
+// we differ from Wireshark").
+var pairingDifferences = map[string]string{
+	"zeek/http/206_example_b.pcap":          bodyGap,
+	"zeek/http/bro.org.pcap":                bodyGap,
+	"sv/tls-subjectaltname/input.pcap":      bodyGap,
+	"testdata/pcaps/tcp-impaired.pcapng":    bodyGap,
+	"testdata/pcaps/hostile-strings.pcapng": "a request head of 73,728 bytes is past MaxHeader: counted lost (header_too_large), where tshark reads it",
+}
+
+// bodyGap is why a response whose body the capture missed segments of is
+// paired by h2scope and not by tshark.
+const bodyGap = "the capture missed segments of a response body of known length: h2scope ends it by its length, tshark cannot reassemble it"
+
+// tsharkPairs returns, for each frame tshark shows HTTP/1 requests on,
+// the frames of the responses it pairs them with (http.response_in; ""
+// for a request it saw no response to), in the order it lists them.
+func tsharkPairs(t *testing.T, path string) map[uint64][]string {
+	t.Helper()
+	out, err := exec.Command("tshark", "-n", "-2", "-r", path, "-o", "tls.keylog_file:", "-Y", "http.request && tcp && !http2 && !tls",
+		"-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,", "-e", "frame.number", "-e", "http.request.method",
+		"-e", "http.response_in").Output()
+	if err != nil {
+		t.Fatalf("tshark on %s: %v", path, err)
+	}
+	pairs := map[uint64][]string{}
+	for line := range strings.Lines(string(out)) {
+		p := strings.Split(strings.TrimRight(line, "\n"), "\t")
+		if len(p) < 3 {
+			continue
+		}
+		n, err := strconv.ParseUint(p[0], 10, 64)
+		if err != nil {
+			continue
+		}
+		methods := strings.Split(p[1], ",")
+		resp := strings.Split(p[2], ",")
+		for i := range methods {
+			r := ""
+			if i < len(resp) {
+				r = resp[i]
+			}
+			pairs[n] = append(pairs[n], r)
+		}
+	}
+	return pairs
+}
+
+// ourPairs returns, for each frame that completed HTTP/1 requests, the
+// frames of the final responses the dissector paired them with (its
+// exchanges: App.Exchanges), "" for none or one cut short (which tshark
+// never completes, so never shows).
+func ourPairs(t *testing.T, path string) map[uint64][]string {
+	t.Helper()
+	pairs := map[uint64][]string{}
+	var mu sync.Mutex
+	opts := dissect.Options{Dissect: true, Exchanges: true, OnConn: func(_ *tcp.Conn, app *dissect.App) {
+		if app == nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, x := range app.Exchanges {
+			r := ""
+			if x.Answered && x.Complete {
+				r = strconv.FormatUint(x.Response.Frame, 10)
+			}
+			pairs[x.RequestEnd.Frame] = append(pairs[x.RequestEnd.Frame], r)
+		}
+	}}
+	if _, err := dissect.Run(context.Background(), []string{path}, opts); err != nil {
+		t.Fatalf("h2scope on %s: %v", path, err)
+	}
+	return pairs
+}
+
+// TestHTTP1PairingAgainstTshark checks that every HTTP/1 request tshark
+// shows (on the ports it dissects as HTTP, in clear text) is paired with
+// the response tshark pairs it with, on the project's captures and the
+// shared corpus: the exchanges the analysis reads for latencies, spans
+// and requests in flight. A response tshark marks for a frame whose
+// request was answered by an interim response alone is compared as the
+// final one. Requests h2scope finds on ports tshark does not dissect are
+// not compared.
+func TestHTTP1PairingAgainstTshark(t *testing.T) {
+	requireTshark(t)
+	files := captures(t, "../testdata/pcaps")
+	if dir := corpusDir(); dir != "" {
+		files = append(files, captures(t, dir)...)
+	}
+	type result struct {
+		file           string
+		requests, same int
+		diffs          []string
+	}
+	rows := make([]result, len(files))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				ts := tsharkPairs(t, files[i])
+				if len(ts) == 0 {
+					continue
+				}
+				ours := ourPairs(t, files[i])
+				r := result{file: files[i]}
+				frames := make([]uint64, 0, len(ts))
+				for f := range ts {
+					frames = append(frames, f)
+				}
+				slices.Sort(frames)
+				for _, f := range frames {
+					want, got := ts[f], ours[f]
+					r.requests += len(want)
+					if slices.Equal(sorted(want), sorted(got)) {
+						r.same += len(want)
+						continue
+					}
+					if len(r.diffs) < 5 {
+						r.diffs = append(r.diffs, fmt.Sprintf("request frame %d: responses %q, tshark %q", f, got, want))
+					}
+				}
+				rows[i] = r
+			}
+		}()
+	}
+	for i := range files {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	var requests, same, files1 int
+	for _, r := range rows {
+		if r.requests == 0 {
+			continue
+		}
+		files1++
+		requests += r.requests
+		same += r.same
+		rel := relName(r.file)
+		reason, known := pairingDifferences[rel]
+		switch {
+		case len(r.diffs) > 0 && known:
+			t.Logf("%s: known difference (%s): %s", rel, reason, strings.Join(r.diffs, "; "))
+		case len(r.diffs) > 0:
+			t.Errorf("%s: %d of %d requests paired as tshark pairs them:\n\t%s", rel, r.same, r.requests, strings.Join(r.diffs, "\n\t"))
+		case known:
+			t.Errorf("%s is listed in pairingDifferences but now agrees with tshark: remove it", rel)
+		}
+	}
+	t.Logf("HTTP/1 pairing: %d of %d requests on %d captures paired as tshark pairs them", same, requests, files1)
+	if requests == 0 {
+		t.Error("no HTTP/1 request found by tshark in any capture")
+	}
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
