@@ -546,6 +546,34 @@ func (k *Collector) http2Event(e *event.Event) {
 	}
 }
 
+// ownExchange returns a copy of x that shares no memory with the
+// connection's records, which its refs may point into (the HTTP/1
+// exchanges' point into the dissector's records, a whole connection's):
+// what a detector keeps of an exchange past the connection's release.
+func ownExchange(x *Exchange) *Exchange {
+	o := &struct {
+		x     Exchange
+		refs  [4]event.Ref
+		reset http2.Reset
+		grpc  int
+	}{x: *x}
+	for i, p := range [...]**event.Ref{&o.x.Request, &o.x.RequestEnd, &o.x.Response, &o.x.ResponseEnd} {
+		if *p != nil {
+			o.refs[i] = **p
+			*p = &o.refs[i]
+		}
+	}
+	if x.Reset != nil {
+		o.reset = *x.Reset
+		o.x.Reset = &o.reset
+	}
+	if x.GRPCStatus != nil {
+		o.grpc = *x.GRPCStatus
+		o.x.GRPCStatus = &o.grpc
+	}
+	return &o.x
+}
+
 // appendHTTP1 appends to xs the exchanges of the HTTP/1 records hs, at
 // most maxExchanges in all, counting the rest in dropped; they point
 // into hs.

@@ -281,8 +281,7 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn, ref *kaRef) {
 			gap := s.TS.Sub(busyUntil.TS)
 			g.reuseGaps.add(gap)
 			if g.reuseMax == nil || gap > g.reuseMaxGap || gap == g.reuseMaxGap && c.ID() < g.reuseConn.ID() {
-				v := *x // a copy: c's exchanges are released
-				g.reuseMax, g.reuseConn, g.reuseMaxGap = &v, ref, gap
+				g.reuseMax, g.reuseConn, g.reuseMaxGap = ownExchange(x), ref, gap
 			}
 		}
 		if busyUntil == nil || e.TS.After(busyUntil.TS) {
@@ -348,8 +347,7 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn, ref *kaRef) {
 		before := !after && d > -cfg.RaceWindow && !answered(x) && x.Reset == nil && refused && !x.HeadOpen &&
 			(sc.what == "GOAWAY" || (srst != nil && srst.Frame >= s.Frame))
 		if after || before {
-			v := *x // a copy: c's exchanges are released
-			g.races = append(g.races, kaRace{c: ref, x: &v, sc: kept(), delta: d, lost: !answered(x)})
+			g.races = append(g.races, kaRace{c: ref, x: ownExchange(x), sc: kept(), delta: d, lost: !answered(x)})
 			raced = true
 			continue
 		}
@@ -378,7 +376,8 @@ func kaConn(cfg KeepaliveConfig, g *kaGroup, c *Conn, ref *kaRef) {
 	if sc.what == "GOAWAY" && !raced {
 		g.goaway++
 	}
-	g.idles = append(g.idles, kaIdle{c: ref, sc: kept(), last: last, gap: gap})
+	lastv := *last // a copy: last points into c's records or refs
+	g.idles = append(g.idles, kaIdle{c: ref, sc: kept(), last: &lastv, gap: gap})
 }
 
 func kaFinding(in *capture, cfg KeepaliveConfig, g *kaGroup) (Finding, bool) {

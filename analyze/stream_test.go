@@ -303,3 +303,95 @@ func TestAsyncBoundsRecords(t *testing.T) {
 		t.Errorf("no App was seen in flight: the test measures nothing")
 	}
 }
+
+// poison overwrites everything r holds or points to, as reusing the
+// records' memory would.
+func poison(r *Records) {
+	bad := event.Ref{File: 99, Frame: 1 << 40}
+	at := func(ps ...*event.Ref) {
+		for _, p := range ps {
+			if p != nil {
+				*p = bad
+			}
+		}
+	}
+	for i := range r.HTTP1 {
+		h := &r.HTTP1[i]
+		at(&h.Request, &h.RequestEnd, &h.Response)
+		h.Method, h.Target, h.Host, h.Status = "POISON", "/poison", "poison", 999
+	}
+	for i := range r.Exchanges {
+		x := &r.Exchanges[i]
+		at(x.Request, x.RequestEnd, x.Response, x.ResponseEnd)
+		if x.Reset != nil {
+			at(&x.Reset.Ref)
+		}
+		x.Method, x.Path, x.Authority, x.Status = "POISON", "/poison", "poison", 999
+	}
+	for i := range r.Streams {
+		s := &r.Streams[i]
+		at(s.FirstHeaders, s.ReplyHeaders, s.ClientEnd, s.ServerEnd)
+		s.Method, s.Path, s.Status = "POISON", "/poison", 999
+	}
+	for i := range r.Resets {
+		at(&r.Resets[i].Ref)
+	}
+	for i := range r.Pings {
+		at(&r.Pings[i].Ref)
+	}
+	for i := range r.Stalls {
+		at(&r.Stalls[i].Start, r.Stalls[i].End)
+	}
+	for i := range r.Calls {
+		r.Calls[i].Method = "/poison.P/P"
+	}
+}
+
+// TestReleasedRecordsUnread checks that nothing the analysis keeps of a
+// connection points into its records, which are released once every
+// detector observed it: a sink that overwrites them then (as reusing
+// their memory would) changes no finding, table or count, on every
+// project capture. A detector keeping a pointer into the HTTP/1
+// dissector's records (which the exchanges point into) also held the
+// connection's whole records until the run ended.
+func TestReleasedRecordsUnread(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(pcaps, "*.pcapng"))
+	more, _ := filepath.Glob(filepath.Join(pcaps, "*", "*.pcapng"))
+	files = append(files, more...)
+	if len(files) == 0 {
+		t.Fatalf("no captures in %s", pcaps)
+	}
+	for _, path := range files {
+		run := func(sink ConnSink) string {
+			opts := dissect.Options{Keys: tls.NewKeyLog()}
+			keys := strings.TrimSuffix(path, ".pcapng") + ".keys"
+			if b, err := readIfExists(keys); err != nil {
+				t.Fatal(err)
+			} else if b != nil {
+				opts.Keys.Add(b, keys)
+			}
+			res, _, err := Stream(context.Background(), []string{path}, opts, DefaultConfig(), sink)
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			b, err := json.Marshal(res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(b)
+		}
+		var poisoned int
+		got := run(sinkFuncs{add: func(c *Conn) {
+			if c.Records != nil {
+				poison(c.Records)
+				poisoned++
+			}
+		}, done: func(*Conn) {}})
+		if want := run(nil); got != want {
+			t.Errorf("%s: the result changed when the records were overwritten once observed:\n got %.2000s\nwant %.2000s", filepath.Base(path), got, want)
+		}
+		if poisoned == 0 {
+			t.Errorf("%s: no connection's records were seen", filepath.Base(path))
+		}
+	}
+}

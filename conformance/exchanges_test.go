@@ -12,8 +12,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/h2scope/h2scope/analyze"
 	"github.com/h2scope/h2scope/dissect"
-	"github.com/h2scope/h2scope/dissect/tcp"
+	"github.com/h2scope/h2scope/dissect/event"
 )
 
 // pairingDifferences lists the captures whose HTTP/1 request-response
@@ -34,13 +35,12 @@ const bodyGap = "the capture missed segments of a response body of known length:
 // tsharkPairs returns, for each frame tshark shows HTTP/1 requests on,
 // the frames of the responses it pairs them with (http.response_in; ""
 // for a request it saw no response to), in the order it lists them.
-func tsharkPairs(t *testing.T, path string) map[uint64][]string {
-	t.Helper()
+func tsharkPairs(path string) (map[uint64][]string, error) {
 	out, err := exec.Command("tshark", "-n", "-2", "-r", path, "-o", "tls.keylog_file:", "-Y", "http.request && tcp && !http2 && !tls",
 		"-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,", "-e", "frame.number", "-e", "http.request.method",
 		"-e", "http.response_in").Output()
 	if err != nil {
-		t.Fatalf("tshark on %s: %v", path, err)
+		return nil, fmt.Errorf("tshark on %s: %v", path, err)
 	}
 	pairs := map[uint64][]string{}
 	for line := range strings.Lines(string(out)) {
@@ -62,41 +62,57 @@ func tsharkPairs(t *testing.T, path string) map[uint64][]string {
 			pairs[n] = append(pairs[n], r)
 		}
 	}
-	return pairs
+	return pairs, nil
 }
 
 // ourPairs returns, for each frame that completed HTTP/1 requests, the
-// frames of the final responses the dissector paired them with (its
-// exchanges: App.Exchanges), "" for none or one cut short (which tshark
-// never completes, so never shows).
-func ourPairs(t *testing.T, path string) map[uint64][]string {
-	t.Helper()
+// frames of the final responses the analysis paired them with (the
+// HTTP/1 exchanges its detectors read, built from the dissector's
+// records), "" for none or one cut short (which tshark never completes,
+// so never shows).
+func ourPairs(path string) (map[uint64][]string, error) {
 	pairs := map[uint64][]string{}
 	var mu sync.Mutex
-	opts := dissect.Options{Dissect: true, Exchanges: true, OnConn: func(_ *tcp.Conn, app *dissect.App) {
-		if app == nil {
-			return
-		}
+	sink := connSink{add: func(c *analyze.Conn) {
 		mu.Lock()
 		defer mu.Unlock()
-		for _, x := range app.Exchanges {
+		seen := map[uint64]bool{}
+		for _, x := range c.Records.Exchanges {
+			if x.Proto != event.ProtoHTTP1 || x.RequestEnd == nil {
+				continue
+			}
 			r := ""
-			if x.Answered && x.Complete {
-				r = strconv.FormatUint(x.Response.Frame, 10)
+			if x.ResponseEnd != nil {
+				r = strconv.FormatUint(x.ResponseEnd.Frame, 10)
 			}
 			pairs[x.RequestEnd.Frame] = append(pairs[x.RequestEnd.Frame], r)
+			seen[x.RequestEnd.Frame] = true
+		}
+		// An h2c upgrade's request is HTTP/2 stream 1 to the analysis
+		// (answered by that stream's response); tshark pairs it with the
+		// 101, as the dissector's record does.
+		for _, h := range c.Records.HTTP1 {
+			if h.Status == 101 && !seen[h.RequestEnd.Frame] {
+				pairs[h.RequestEnd.Frame] = append(pairs[h.RequestEnd.Frame], strconv.FormatUint(h.Response.Frame, 10))
+			}
 		}
 	}}
-	if _, err := dissect.Run(context.Background(), []string{path}, opts); err != nil {
-		t.Fatalf("h2scope on %s: %v", path, err)
+	if _, _, err := analyze.Stream(context.Background(), []string{path}, dissect.Options{}, analyze.DefaultConfig(), sink); err != nil {
+		return nil, fmt.Errorf("h2scope on %s: %v", path, err)
 	}
-	return pairs
+	return pairs, nil
 }
+
+// connSink is an analyze.ConnSink of functions.
+type connSink struct{ add func(*analyze.Conn) }
+
+func (s connSink) Add(c *analyze.Conn) { s.add(c) }
+func (s connSink) Done(*analyze.Conn)  {}
 
 // TestHTTP1PairingAgainstTshark checks that every HTTP/1 request tshark
 // shows (on the ports it dissects as HTTP, in clear text) is paired with
 // the response tshark pairs it with, on the project's captures and the
-// shared corpus: the exchanges the analysis reads for latencies, spans
+// shared corpus, in the exchanges the analysis reads for latencies, spans
 // and requests in flight. A response tshark marks for a frame whose
 // request was answered by an interim response alone is compared as the
 // final one. Requests h2scope finds on ports tshark does not dissect are
@@ -111,6 +127,7 @@ func TestHTTP1PairingAgainstTshark(t *testing.T) {
 		file           string
 		requests, same int
 		diffs          []string
+		err            error
 	}
 	rows := make([]result, len(files))
 	work := make(chan int)
@@ -120,12 +137,17 @@ func TestHTTP1PairingAgainstTshark(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				ts := tsharkPairs(t, files[i])
-				if len(ts) == 0 {
+				r := result{file: files[i]}
+				ts, err := tsharkPairs(files[i])
+				if err != nil || len(ts) == 0 {
+					rows[i] = result{file: files[i], err: err}
 					continue
 				}
-				ours := ourPairs(t, files[i])
-				r := result{file: files[i]}
+				ours, err := ourPairs(files[i])
+				if err != nil {
+					rows[i] = result{file: files[i], err: err}
+					continue
+				}
 				frames := make([]uint64, 0, len(ts))
 				for f := range ts {
 					frames = append(frames, f)
@@ -153,6 +175,9 @@ func TestHTTP1PairingAgainstTshark(t *testing.T) {
 	wg.Wait()
 	var requests, same, files1 int
 	for _, r := range rows {
+		if r.err != nil {
+			t.Error(r.err)
+		}
 		if r.requests == 0 {
 			continue
 		}

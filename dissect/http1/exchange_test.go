@@ -64,6 +64,31 @@ func TestExchanges(t *testing.T) {
 			},
 		},
 		{
+			// The gap swallows the first response whole: it is
+			// assumed lost, and the next answers the second request.
+			name: "response lost in a gap",
+			ops: []op{
+				c2s(1, "GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n"),
+				gap(2, event.S2C, 38),
+				s2c(3, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+			},
+			want: []string{
+				"#1 GET /1 host=\"h\" req=f1/f1@f1",
+				"#2 GET /2 host=\"h\" req=f1/f1@f1 200 ka=true resp=f3 complete=true",
+			},
+		},
+		{
+			// A response before any request answers nothing; the next
+			// answers the first request.
+			name: "unmatched response first",
+			ops: []op{
+				s2c(1, "HTTP/1.1 204 No Content\r\n\r\n"),
+				c2s(2, "GET /1 HTTP/1.1\r\nHost: h\r\n\r\n"),
+				s2c(3, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+			},
+			want: []string{"#1 GET /1 host=\"h\" req=f2/f2@f2 200 ka=true resp=f3 complete=true"},
+		},
+		{
 			name: "response cut short by a reset",
 			ops: []op{
 				c2s(1, get1), s2c(2, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart"),
@@ -101,7 +126,11 @@ func TestExchangesBound(t *testing.T) {
 	var req, resp strings.Builder
 	for i := range n {
 		fmt.Fprintf(&req, "GET /%d HTTP/1.1\r\nHost: h\r\n\r\n", i)
-		resp.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		status := 200
+		if i >= MaxExchanges {
+			status = 503 // answers a request not kept: no exchange
+		}
+		fmt.Fprintf(&resp, "HTTP/1.1 %d X\r\nContent-Length: 0\r\n\r\n", status)
 	}
 	for _, keep := range []bool{true, false} {
 		c := NewConn(1, nil, Options{Exchanges: keep, MaxPending: 2 * n})
@@ -120,6 +149,11 @@ func TestExchangesBound(t *testing.T) {
 		last := xs[len(xs)-1]
 		if last.Seq != MaxExchanges || !last.Answered || last.Target != fmt.Sprintf("/%d", MaxExchanges-1) {
 			t.Errorf("last exchange kept: %s", exString(last))
+		}
+		for _, x := range xs {
+			if !x.Answered || x.Status != 200 {
+				t.Fatalf("exchange %s: want answered by its own response, 200", exString(x))
+			}
 		}
 	}
 }

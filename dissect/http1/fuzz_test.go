@@ -78,7 +78,7 @@ func FuzzHTTP1(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		ops := script(in)
-		opts := Options{MaxHeader: 200, MaxPending: 8}
+		opts := Options{MaxHeader: 200, MaxPending: 8, Exchanges: true}
 		var evs [2][]string
 		var convs [2]*Conn
 		for i, bytewise := range []bool{false, true} {
@@ -127,6 +127,19 @@ func FuzzHTTP1(f *testing.F) {
 		}
 		if s0, s1 := convs[0].Summary(), convs[1].Summary(); !reflect.DeepEqual(s0, s1) {
 			t.Fatalf("summaries differ byte at a time:\n%+v\n%+v", s0, s1)
+		}
+		x0, d0 := convs[0].Exchanges()
+		x1, d1 := convs[1].Exchanges()
+		if !reflect.DeepEqual(x0, x1) || d0 != d1 {
+			t.Fatalf("exchanges differ byte at a time:\n%+v\n%+v", x0, x1)
+		}
+		if s := convs[0].Summary(); len(x0)+d0 > s.Requests {
+			t.Fatalf("%d exchanges for %d requests", len(x0)+d0, s.Requests)
+		}
+		for i, x := range x0 {
+			if x.Seq <= 0 || i > 0 && x.Seq <= x0[i-1].Seq || x.Answered && x.Status < 200 && x.Status != 101 {
+				t.Fatalf("exchange %d: %s", i, exString(x))
+			}
 		}
 	})
 }
