@@ -9,3 +9,9 @@ package tcp
 //
 //go:noescape
 func prefetch(addr uintptr)
+
+// prefetchLines is prefetch of the n cache lines from the one at addr
+// on, 64 bytes apart (n <= 0 fetches none).
+//
+//go:noescape
+func prefetchLines(addr uintptr, n int)

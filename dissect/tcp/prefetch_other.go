@@ -4,3 +4,6 @@ package tcp
 
 // prefetch does nothing where no prefetch instruction is wired up.
 func prefetch(addr uintptr) {}
+
+// prefetchLines does nothing where no prefetch instruction is wired up.
+func prefetchLines(addr uintptr, n int) {}

@@ -3,6 +3,7 @@ package tcp
 import (
 	"net/netip"
 	"time"
+	"unsafe"
 )
 
 // Tombstones.
@@ -145,6 +146,21 @@ func (ts *tombs) grow() {
 	ts.buckets = make([]int32, n)
 	for _, e := range live {
 		ts.add(e)
+	}
+}
+
+// prefetch starts fetching what adding the tombstone of a pair hashing
+// to h is to read: its bucket, and that of the oldest tombstone, dropped
+// first when the ring is full.
+func (ts *tombs) prefetch(h uint64) {
+	if len(ts.buckets) == 0 {
+		return
+	}
+	prefetch(uintptr(unsafe.Pointer(ts.bucket(h))))
+	if ts.used == len(ts.ring) {
+		if e := &ts.ring[ts.head]; e.next >= 0 {
+			prefetch(uintptr(unsafe.Pointer(ts.bucket(e.cli + e.srv))))
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/h2scope/h2scope/dissect/event"
 	"github.com/h2scope/h2scope/dissect/layer"
@@ -420,6 +421,11 @@ func (t *Tracker) lookup(src, dst netip.AddrPort) *Conn {
 		hs, hd = t.conns.hashEnd(src), t.conns.hashEnd(dst)
 	}
 	h := hs + hd
+	if t.tombs.n > 0 {
+		// Read by unearth if this is a new connection: fetched while
+		// the tables are searched.
+		prefetch(uintptr(unsafe.Pointer(t.tombs.bucket(h))))
+	}
 	c := t.conns.get(src, dst, h)
 	t.lastEnds, t.hashed = [2]uint64{hs, hd}, true
 	if c == nil {
@@ -681,8 +687,33 @@ func (t *Tracker) evict() {
 			t.halves.prefetch(h.hash)
 		}
 	}
-	for t.closed.n >= t.opts.MaxClosed {
-		t.retire(t.closed.head)
+	if t.closed.n >= t.opts.MaxClosed {
+		for t.closed.n >= t.opts.MaxClosed {
+			t.retire(t.closed.head)
+		}
+		t.prefetchRetire()
+	}
+}
+
+// prefetchRetire starts fetching what the next retire is to read, as
+// retiring one connection past MaxClosed (at every new close, in a
+// capture of many short connections) makes the next one due. Each
+// closed connection waits there, compact and long out of the cache, and
+// retiring it reads its Conn and its encoding to expand it: this fetches
+// the encoding, the table slot and the tombstone bucket of the head,
+// whose Conn was fetched when it was second, and the Conn of the second.
+func (t *Tracker) prefetchRetire() {
+	c := t.closed.head
+	if c == nil {
+		return
+	}
+	if len(c.rec) > 0 {
+		prefetchObj(unsafe.Pointer(&c.rec[0]), uintptr(len(c.rec)))
+	}
+	t.conns.slots.prefetch(c.hash)
+	t.tombs.prefetch(c.hash)
+	if n := c.next; n != nil {
+		prefetchConn(n)
 	}
 }
 
