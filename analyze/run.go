@@ -59,6 +59,7 @@ type ConnSink interface {
 
 func runCollector(ctx context.Context, files []string, opts dissect.Options, cfg Config, k *Collector) (Result, *Input, error) {
 	opts.Dissect, opts.Exchanges = true, true
+	opts.TCP.ReuseConns = true // the Collectors copy what they keep of a tcp.Conn
 	opts.Shards = 0
 	opts.Sink, opts.OnApp, opts.OnConn = k, k.App, k.Finish
 	var st dissect.Stats
@@ -119,6 +120,7 @@ func runSharded(ctx context.Context, files []string, opts dissect.Options, cfg C
 // goroutine.
 func streamShards(ctx context.Context, files []string, opts dissect.Options, cfg Config, sink ConnSink) (*State, dissect.Stats, error) {
 	opts.Dissect, opts.Exchanges = true, true
+	opts.TCP.ReuseConns = true // the Collectors copy what they keep of a tcp.Conn
 	ks := make([]*Collector, max(opts.Shards, 1))
 	for i := range ks {
 		ks[i] = NewCollector(cfg)

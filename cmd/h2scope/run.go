@@ -135,6 +135,9 @@ func (l *fileList) Set(v string) error {
 // is reported on stderr, and ok is then false.
 func (in *input) options(stderr io.Writer) (opts dissect.Options, ok bool) {
 	opts = dissect.Options{Dissect: true, Keys: tls.NewKeyLog()}
+	// No command keeps a tcp.Conn past its callbacks (they copy its
+	// summary): the tracker reuses finished ones.
+	opts.TCP.ReuseConns = true
 	for _, name := range in.keylogs {
 		if !readKeyLog(opts.Keys, name, stderr) {
 			return opts, false

@@ -46,6 +46,7 @@ func FuzzTracker(f *testing.F) {
 		var checkers []*checker
 		tr := NewTracker(Options{
 			MaxBufferPerConn: 64, MaxBufferTotal: 128, MaxConns: 3,
+			ReuseConns: len(in)%2 == 0, // finished Conns reused, or not
 			NewHandler: func(c *Conn) StreamHandler {
 				ch := &checker{t: t}
 				checkers = append(checkers, ch)

@@ -342,6 +342,7 @@ func (t *Tracker) finishHalf(h *half) {
 	if t.opts.OnFinish != nil {
 		t.opts.OnFinish(c)
 	}
+	t.reuse(c)
 }
 
 // halfShape is what the finished summary of a connection made of one

@@ -82,6 +82,11 @@ type Options struct {
 	// complete. The Conn must not be retained past the call
 	// unless the caller owns it from then on (the Tracker forgets it).
 	OnFinish func(c *Conn)
+	// ReuseConns says that no callback retains a Conn once OnFinish has
+	// returned for it (they copy what they keep): the Tracker then reuses
+	// it for a later connection, where a million-SYN flood otherwise
+	// allocates a Conn per SYN.
+	ReuseConns bool
 }
 
 // Stats counts what a Tracker saw.
@@ -824,6 +829,19 @@ func (t *Tracker) finish(c *Conn) {
 	c.state, c.rec = nil, nil
 	if t.opts.OnFinish != nil {
 		t.opts.OnFinish(c)
+	}
+	t.reuse(c)
+}
+
+// reuse keeps the finished c, OnFinish done with it, for a later
+// connection, if the callbacks retain none (Options.ReuseConns) and the
+// Tracker does not either: the StreamGrace queue and the young ring skip
+// a finished Conn when they reach it, which they could not tell from a
+// new one.
+func (t *Tracker) reuse(c *Conn) {
+	if t.opts.ReuseConns && !c.graceQueued && !c.youngQueued && !t.spare.Full() {
+		*c = Conn{}
+		t.spare.Put(c)
 	}
 }
 

@@ -1,0 +1,118 @@
+package tcp
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/h2scope/h2scope/dissect/event"
+	"github.com/h2scope/h2scope/dissect/layer"
+)
+
+// TestReuseConnsSameAsNew checks that a Tracker reusing finished Conns
+// (Options.ReuseConns) tells every handler and callback exactly what one
+// making a new Conn for each connection does, on every capture, with the
+// default bounds and with tight ones that evict, time out and finish
+// connections still in the StreamGrace queue or the young ring.
+func TestReuseConnsSameAsNew(t *testing.T) {
+	tight := Options{MaxConns: 3, IdleTimeout: 2 * time.Second, ClosedTimeout: time.Second, StreamGrace: 100 * time.Millisecond}
+	for _, f := range captures(t) {
+		for _, o := range []Options{{}, tight} {
+			for _, handlers := range []bool{true, false} {
+				want := trackFile(t, f, o, true, handlers, nil)
+				o.ReuseConns = true
+				got := trackFile(t, f, o, true, handlers, nil)
+				o.ReuseConns = false
+				if !reflect.DeepEqual(got, want) {
+					for i := range min(len(got), len(want)) {
+						if got[i] != want[i] {
+							t.Errorf("%s (%+v, handlers %v): line %d:\n got %s\nwant %s", f, o, handlers, i, got[i], want[i])
+							break
+						}
+					}
+					if len(got) != len(want) {
+						t.Errorf("%s (%+v, handlers %v): %d lines, want %d", f, o, handlers, len(got), len(want))
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestReuseConnsRandom is TestReuseConnsSameAsNew on random segments of
+// every flag combination between few endpoints, so that connections are
+// finished in every state (halves, evicted, reused ports, in the grace
+// queue and the young ring) while others start.
+func TestReuseConnsRandom(t *testing.T) {
+	flags := []layer.Flags{syn, syn, synack, ack, 0, psh, layer.URG, fin, rst, syn | layer.FIN}
+	run := func(seed uint64, reuse bool) []string {
+		var log []string
+		opts := Options{MaxConns: 300, IdleTimeout: 30 * time.Second, ClosedTimeout: 5 * time.Second, StreamGrace: time.Second, ReuseConns: reuse}
+		opts.NewHandler = func(c *Conn) StreamHandler { return logger{c.ID, &log} }
+		opts.OnStreamsDone = func(c *Conn) { log = append(log, "streams done "+summaryJSON(t, c)) }
+		opts.OnFinish = func(c *Conn) { log = append(log, "finish "+summaryJSON(t, c)) }
+		tr := NewTracker(opts)
+		r := rand.New(rand.NewPCG(seed, 2))
+		ts := time.Unix(1e9, 0)
+		for frame := uint64(1); frame < 20000; frame++ {
+			src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(r.IntN(2)), 1}), uint16(1000+r.IntN(600)))
+			dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 9, 9}), uint16(80+r.IntN(2)))
+			if r.IntN(4) == 0 {
+				src, dst = dst, src
+			}
+			ts = ts.Add(time.Duration(r.IntN(40)) * time.Millisecond)
+			s := layer.Segment{
+				Ref: event.Ref{Frame: frame, TS: ts}, Src: src, Dst: dst, Flags: flags[r.IntN(len(flags))],
+				Seq: uint32(r.IntN(4)) * 1000, Ack: uint32(r.IntN(4)) * 1000, Win: uint16(r.IntN(3)) * 100, WScale: -1,
+			}
+			if r.IntN(4) == 0 {
+				s.PayloadLen = 1 + r.IntN(3)
+				s.Payload = make([]byte, s.PayloadLen)
+			}
+			c, dir, a := tr.Add(&s)
+			log = append(log, fmt.Sprintf("%d: conn %d %s %s", frame, c.ID, dir, a))
+		}
+		tr.Flush()
+		return log
+	}
+	for seed := range uint64(3) {
+		want, got := run(seed, false), run(seed, true)
+		if !reflect.DeepEqual(got, want) {
+			for i := range min(len(got), len(want)) {
+				if got[i] != want[i] {
+					t.Fatalf("seed %d: line %d:\n got %s\nwant %s", seed, i, got[i], want[i])
+				}
+			}
+			t.Fatalf("seed %d: %d lines, want %d", seed, len(got), len(want))
+		}
+	}
+}
+
+// TestReuseConnsAllocates checks that a SYN flood past MaxConns makes no
+// new Conn per SYN once the Tracker reuses the finished ones.
+func TestReuseConnsAllocates(t *testing.T) {
+	const n = 4096 + 2001
+	segs := make([]layer.Segment, n)
+	for i := range segs {
+		segs[i] = toSegment(seg{dir: c2s, flags: syn}, uint64(i+1))
+		segs[i].Src = netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 16), byte(i >> 8)}), uint16(i))
+	}
+	for _, reuse := range []bool{false, true} {
+		tr := NewTracker(Options{MaxConns: 1024, ReuseConns: reuse, OnFinish: func(*Conn) {}})
+		next := 0
+		add := func() {
+			tr.Add(&segs[next])
+			next++
+		}
+		for range 4096 { // past MaxConns: each new SYN finishes the oldest
+			add()
+		}
+		allocs := testing.AllocsPerRun(2000, add)
+		if reuse && allocs >= 0.5 || !reuse && allocs < 0.5 {
+			t.Errorf("ReuseConns %v: %.2f allocations per SYN past MaxConns", reuse, allocs)
+		}
+	}
+}
