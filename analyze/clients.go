@@ -24,10 +24,17 @@ type clientSet struct {
 // clientSetBits is the size of a clientSet's bitmap, in bits (128 KB).
 const clientSetBits = 1 << 20
 
-// clientHash returns a hash of a's address for the bitmap.
+// clientHash returns a hash of a's address for the bitmap, every bit of
+// it depending on every bit of the address (splitmix64's finalizer): the
+// bitmap takes its low bits, which a bare multiplication leaves
+// depending on the address's first bytes only (an IPv4 address's last
+// two octets did not reach them, so that a flood's spoofed sources all
+// passed the bitmap to the map).
 func clientHash(a netip.Addr) uint64 {
 	b := a.As16()
-	h := binary.LittleEndian.Uint64(b[:8])*0x9e3779b97f4a7c15 ^ binary.LittleEndian.Uint64(b[8:])*0xc2b2ae3d27d4eb4f
+	h := binary.LittleEndian.Uint64(b[:8])*0x9e3779b97f4a7c15 ^ binary.LittleEndian.Uint64(b[8:])
+	h = (h ^ h>>30) * 0xbf58476d1ce4e5b9
+	h = (h ^ h>>27) * 0x94d049bb133111eb
 	return h ^ h>>31
 }
 
