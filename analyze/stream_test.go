@@ -180,22 +180,11 @@ func TestCollectorTakesRecords(t *testing.T) {
 // one goroutine does: the same result and the same connections, in the
 // same order, with the same records, on every capture of testdata/pcaps.
 func TestAsyncMatchesSerial(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(pcaps, "*.pcapng"))
-	more, _ := filepath.Glob(filepath.Join(pcaps, "*", "*.pcapng")) // the other stacks'
-	files = append(files, more...)
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no captures in %s: %v", pcaps, err)
-	}
+	files := allCaptures(t)
 	defer func(n int) { asyncMinProcs = n }(asyncMinProcs)
 	run := func(t *testing.T, path string, minProcs int) string {
 		asyncMinProcs = minProcs
-		opts := dissect.Options{Keys: tls.NewKeyLog()}
-		keys := strings.TrimSuffix(path, ".pcapng") + ".keys"
-		if b, err := readIfExists(keys); err != nil {
-			t.Fatal(err)
-		} else if b != nil {
-			opts.Keys.Add(b, keys)
-		}
+		opts := captureOptions(t, path)
 		// Add and Done may run on goroutines of their own: each list is
 		// one's, in its order.
 		var added, done []string
@@ -355,22 +344,9 @@ func poison(r *Records) {
 // dissector's records (which the exchanges point into) also held the
 // connection's whole records until the run ended.
 func TestReleasedRecordsUnread(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join(pcaps, "*.pcapng"))
-	more, _ := filepath.Glob(filepath.Join(pcaps, "*", "*.pcapng"))
-	files = append(files, more...)
-	if len(files) == 0 {
-		t.Fatalf("no captures in %s", pcaps)
-	}
-	for _, path := range files {
+	for _, path := range allCaptures(t) {
 		run := func(sink ConnSink) string {
-			opts := dissect.Options{Keys: tls.NewKeyLog()}
-			keys := strings.TrimSuffix(path, ".pcapng") + ".keys"
-			if b, err := readIfExists(keys); err != nil {
-				t.Fatal(err)
-			} else if b != nil {
-				opts.Keys.Add(b, keys)
-			}
-			res, _, err := Stream(context.Background(), []string{path}, opts, DefaultConfig(), sink)
+			res, _, err := Stream(context.Background(), []string{path}, captureOptions(t, path), DefaultConfig(), sink)
 			if err != nil {
 				t.Fatalf("%s: %v", path, err)
 			}
@@ -394,4 +370,31 @@ func TestReleasedRecordsUnread(t *testing.T) {
 			t.Errorf("%s: no connection's records were seen", filepath.Base(path))
 		}
 	}
+}
+
+// allCaptures returns the captures of testdata/pcaps, the other stacks'
+// included.
+func allCaptures(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(pcaps, "*.pcapng"))
+	more, _ := filepath.Glob(filepath.Join(pcaps, "*", "*.pcapng")) // the other stacks'
+	files = append(files, more...)
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no captures in %s: %v", pcaps, err)
+	}
+	return files
+}
+
+// captureOptions returns the dissection options for the capture path:
+// its key log (path's name ending .keys) when there is one.
+func captureOptions(t *testing.T, path string) dissect.Options {
+	t.Helper()
+	opts := dissect.Options{Keys: tls.NewKeyLog()}
+	keys := strings.TrimSuffix(path, ".pcapng") + ".keys"
+	if b, err := readIfExists(keys); err != nil {
+		t.Fatal(err)
+	} else if b != nil {
+		opts.Keys.Add(b, keys)
+	}
+	return opts
 }

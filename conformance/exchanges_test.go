@@ -130,49 +130,36 @@ func TestHTTP1PairingAgainstTshark(t *testing.T) {
 		err            error
 	}
 	rows := make([]result, len(files))
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				r := result{file: files[i]}
-				ts, err := tsharkPairs(files[i])
-				if err != nil || len(ts) == 0 {
-					rows[i] = result{file: files[i], err: err}
-					continue
-				}
-				ours, err := ourPairs(files[i])
-				if err != nil {
-					rows[i] = result{file: files[i], err: err}
-					continue
-				}
-				frames := make([]uint64, 0, len(ts))
-				for f := range ts {
-					frames = append(frames, f)
-				}
-				slices.Sort(frames)
-				for _, f := range frames {
-					want, got := ts[f], ours[f]
-					r.requests += len(want)
-					if slices.Equal(sorted(want), sorted(got)) {
-						r.same += len(want)
-						continue
-					}
-					if len(r.diffs) < 5 {
-						r.diffs = append(r.diffs, fmt.Sprintf("request frame %d: responses %q, tshark %q", f, got, want))
-					}
-				}
-				rows[i] = r
+	eachFile(len(files), func(i int) {
+		r := result{file: files[i]}
+		ts, err := tsharkPairs(files[i])
+		if err != nil || len(ts) == 0 {
+			rows[i] = result{file: files[i], err: err}
+			return
+		}
+		ours, err := ourPairs(files[i])
+		if err != nil {
+			rows[i] = result{file: files[i], err: err}
+			return
+		}
+		frames := make([]uint64, 0, len(ts))
+		for f := range ts {
+			frames = append(frames, f)
+		}
+		slices.Sort(frames)
+		for _, f := range frames {
+			want, got := ts[f], ours[f]
+			r.requests += len(want)
+			if slices.Equal(sorted(want), sorted(got)) {
+				r.same += len(want)
+				continue
 			}
-		}()
-	}
-	for i := range files {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+			if len(r.diffs) < 5 {
+				r.diffs = append(r.diffs, fmt.Sprintf("request frame %d: responses %q, tshark %q", f, got, want))
+			}
+		}
+		rows[i] = r
+	})
 	var requests, same, files1 int
 	for _, r := range rows {
 		if r.err != nil {

@@ -14,7 +14,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/h2scope/h2scope/analyze"
@@ -97,22 +96,9 @@ func TestSliceEveryKind(t *testing.T) {
 	// Analyse them all, two at a time (the machine has two cores).
 	found := make([][]analyze.Finding, len(caps))
 	errs := make([]error, len(caps))
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				found[i], errs[i] = analyzeCase(findingCase{rel: caps[i].rel, path: caps[i].path, keylog: caps[i].keylog})
-			}
-		}()
-	}
-	for i := range caps {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+	eachFile(len(caps), func(i int) {
+		found[i], errs[i] = analyzeCase(findingCase{rel: caps[i].rel, path: caps[i].path, keylog: caps[i].keylog})
+	})
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("%s: %v", caps[i].rel, err)

@@ -337,24 +337,8 @@ func TestTCPAgainstTshark(t *testing.T) {
 	} else {
 		t.Log("shared corpus not found at ../../shared/corpus (set H2SCOPE_CORPUS): checking testdata/pcaps only")
 	}
-	// Two workers: tshark dominates the time and the machine has two cores.
 	rows := make([]agreement, len(files))
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				rows[i] = compare(t, files[i])
-			}
-		}()
-	}
-	for i := range files {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+	eachFile(len(files), func(i int) { rows[i] = compare(t, files[i]) })
 	printTable(t, rows)
 	for _, r := range rows {
 		if len(r.diffs) == 0 {
@@ -382,6 +366,27 @@ func TestTCPAgainstTshark(t *testing.T) {
 			t.Errorf("known difference %s: no such capture", rel)
 		}
 	}
+}
+
+// eachFile calls f with 0 to n-1, on two goroutines: tshark dominates
+// the time and the machine has two cores.
+func eachFile(n int, f func(i int)) {
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				f(i)
+			}
+		}()
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
 }
 
 func relName(p string) string {

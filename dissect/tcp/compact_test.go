@@ -293,22 +293,7 @@ func TestReplayRandom(t *testing.T) {
 		tr.verifyShape = func(c, rc *Conn) { checkShape(t, c, rc) }
 		ts := time.Unix(1e9, 0)
 		for frame := uint64(1); frame < 20000; frame++ {
-			src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(r.IntN(2)), 1}), uint16(1000+r.IntN(600)))
-			dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 9, 9}), uint16(80+r.IntN(2)))
-			if r.IntN(4) == 0 {
-				src, dst = dst, src
-			}
-			ts = ts.Add(time.Duration(r.IntN(20)) * time.Millisecond)
-			s := layer.Segment{
-				Ref: event.Ref{Frame: frame, TS: ts, File: r.IntN(2)},
-				Src: src, Dst: dst, Flags: flags[r.IntN(len(flags))],
-				Seq: uint32(r.IntN(4)) * 1000, Ack: uint32(r.IntN(4)) * 1000,
-				Win: uint16(r.IntN(3)) * 100, WScale: int8(r.IntN(20)) - 2,
-			}
-			if r.IntN(8) == 0 {
-				s.PayloadLen = r.IntN(3)
-				s.Payload = make([]byte, s.PayloadLen)
-			}
+			s := randomSegment(r, frame, &ts, flags)
 			tr.Add(&s)
 		}
 		tr.Flush()
@@ -316,6 +301,30 @@ func TestReplayRandom(t *testing.T) {
 	if replays < 1000 || shaped < 100 {
 		t.Errorf("%d replays and %d halves finished by shape checked, want many", replays, shaped)
 	}
+}
+
+// randomSegment returns a segment between few endpoints (either way, on
+// two client addresses, 600 ports and two server ports), of one of flags
+// and random numbers, window scale, file and payload of up to two
+// bytes, at most 20 ms after *ts, which it advances.
+func randomSegment(r *rand.Rand, frame uint64, ts *time.Time, flags []layer.Flags) layer.Segment {
+	src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(r.IntN(2)), 1}), uint16(1000+r.IntN(600)))
+	dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 9, 9}), uint16(80+r.IntN(2)))
+	if r.IntN(4) == 0 {
+		src, dst = dst, src
+	}
+	*ts = ts.Add(time.Duration(r.IntN(20)) * time.Millisecond)
+	s := layer.Segment{
+		Ref: event.Ref{Frame: frame, TS: *ts, File: r.IntN(2)},
+		Src: src, Dst: dst, Flags: flags[r.IntN(len(flags))],
+		Seq: uint32(r.IntN(4)) * 1000, Ack: uint32(r.IntN(4)) * 1000,
+		Win: uint16(r.IntN(3)) * 100, WScale: int8(r.IntN(20)) - 2,
+	}
+	if r.IntN(8) == 0 {
+		s.PayloadLen = r.IntN(3)
+		s.Payload = make([]byte, s.PayloadLen)
+	}
+	return s
 }
 
 // TestEncodeTimeFar checks that a time is encoded exactly whenever its

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/h2scope/h2scope/dissect/event"
 	"github.com/h2scope/h2scope/dissect/layer"
 )
 
@@ -47,7 +46,7 @@ func TestReuseConnsSameAsNew(t *testing.T) {
 // finished in every state (halves, evicted, reused ports, in the grace
 // queue and the young ring) while others start.
 func TestReuseConnsRandom(t *testing.T) {
-	flags := []layer.Flags{syn, syn, synack, ack, 0, psh, layer.URG, fin, rst, syn | layer.FIN}
+	flags := []layer.Flags{syn, syn, synack, ack, 0, syn | 0x40 | 0x80, psh, layer.URG, fin, rst, syn | layer.FIN}
 	run := func(seed uint64, reuse bool) []string {
 		var log []string
 		opts := Options{MaxConns: 300, IdleTimeout: 30 * time.Second, ClosedTimeout: 5 * time.Second, StreamGrace: time.Second, ReuseConns: reuse}
@@ -58,20 +57,7 @@ func TestReuseConnsRandom(t *testing.T) {
 		r := rand.New(rand.NewPCG(seed, 2))
 		ts := time.Unix(1e9, 0)
 		for frame := uint64(1); frame < 20000; frame++ {
-			src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(r.IntN(2)), 1}), uint16(1000+r.IntN(600)))
-			dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 9, 9}), uint16(80+r.IntN(2)))
-			if r.IntN(4) == 0 {
-				src, dst = dst, src
-			}
-			ts = ts.Add(time.Duration(r.IntN(40)) * time.Millisecond)
-			s := layer.Segment{
-				Ref: event.Ref{Frame: frame, TS: ts}, Src: src, Dst: dst, Flags: flags[r.IntN(len(flags))],
-				Seq: uint32(r.IntN(4)) * 1000, Ack: uint32(r.IntN(4)) * 1000, Win: uint16(r.IntN(3)) * 100, WScale: -1,
-			}
-			if r.IntN(4) == 0 {
-				s.PayloadLen = 1 + r.IntN(3)
-				s.Payload = make([]byte, s.PayloadLen)
-			}
+			s := randomSegment(r, frame, &ts, flags)
 			c, dir, a := tr.Add(&s)
 			log = append(log, fmt.Sprintf("%d: conn %d %s %s", frame, c.ID, dir, a))
 		}
