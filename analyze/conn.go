@@ -535,7 +535,7 @@ func (k *Collector) http2Event(e *event.Event) {
 		if c.Records == nil {
 			return
 		}
-		r := Reset{Dir: e.Dir, Stream: e.Stream, Code: http2.ErrCode(e.Code), Lost: e.Error == "", Ref: e.Ref}
+		r := Reset{Dir: e.Dir, Stream: e.Stream, Code: http2.ErrCode(e.Code), Lost: !e.HasCode, Ref: e.Ref}
 		c.Records.Resets = appendCapped(c.Records.Resets, r, maxResets, &c.Records.ResetsDropped)
 	case http2.FramePing:
 		c := k.conn(e.Conn)

@@ -304,7 +304,7 @@ func TestHeavyHitters(t *testing.T) {
 
 // TestTypedEvents checks that the Collector reads events' typed flags
 // and codes: the TCP analysis bits, the SYN/FIN/RST control flags, a
-// PING's ACK and an RST_STREAM's error code.
+// PING's ACK and an RST_STREAM's error code, read or lost (HasCode).
 func TestTypedEvents(t *testing.T) {
 	k := NewCollector(DefaultConfig())
 	at := func(n uint64) event.Ref { return event.Ref{Frame: n} }
@@ -313,7 +313,7 @@ func TestTypedEvents(t *testing.T) {
 		{Ref: at(2), Proto: event.ProtoTCP, Dir: event.S2C, Kind: uint16(layer.SYN | layer.ACK)},
 		{Ref: at(3), Proto: event.ProtoTCP, Dir: event.S2C, Kind: uint16(layer.ACK), Bits: uint32(tcp.ZeroWindow | tcp.WindowFull)},
 		{Ref: at(4), Proto: event.ProtoHTTP2, Kind: uint16(http2.FramePing), Bits: uint32(http2.FlagAck)},
-		{Ref: at(5), Proto: event.ProtoHTTP2, Kind: uint16(http2.FrameRSTStream), Stream: 1, Code: uint32(http2.ErrCodeCancel), Error: "CANCEL"},
+		{Ref: at(5), Proto: event.ProtoHTTP2, Kind: uint16(http2.FrameRSTStream), Stream: 1, Code: uint32(http2.ErrCodeCancel), HasCode: true, Error: "CANCEL"},
 		{Ref: at(6), Proto: event.ProtoHTTP2, Kind: uint16(http2.FrameRSTStream), Stream: 3}, // code lost
 		{Ref: at(7), Proto: event.ProtoTCP, Kind: uint16(layer.FIN | layer.ACK)},
 		{Ref: at(8), Proto: event.ProtoTCP, Dir: event.S2C, Kind: uint16(layer.RST | layer.ACK)},
@@ -331,7 +331,7 @@ func TestTypedEvents(t *testing.T) {
 		t.Errorf("pings: %+v", c.Records.Pings)
 	}
 	rs := c.Records.Resets
-	if len(rs) != 2 || rs[0].Code != http2.ErrCodeCancel || rs[0].CodeName() != "CANCEL" || !rs[1].Lost || rs[1].CodeName() != "" || rs[1].noError() {
+	if len(rs) != 2 || rs[0].Code != http2.ErrCodeCancel || rs[0].Lost || rs[0].CodeName() != "CANCEL" || !rs[1].Lost || rs[1].CodeName() != "" || rs[1].noError() {
 		t.Errorf("resets: %+v", rs)
 	}
 }

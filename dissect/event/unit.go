@@ -33,8 +33,11 @@ type Event struct {
 	// so analysis code compares typed constants, never names.
 	Bits uint32
 	// Code is the error code Error names, for ProtoHTTP2 an
-	// http2.ErrCode (RST_STREAM, GOAWAY).
-	Code uint32
+	// http2.ErrCode (RST_STREAM, GOAWAY). HasCode says it was read: it
+	// is false for such a frame whose code the capture lost (a gap) or
+	// that is too short to hold one.
+	Code    uint32
+	HasCode bool
 	// Error is an error code by name ("CANCEL", "NO_ERROR", a TLS alert
 	// or a gRPC status), empty when the unit carries none.
 	Error string

@@ -3,6 +3,7 @@ package http2
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -336,5 +337,45 @@ func TestMaxStreams(t *testing.T) {
 	s := c.Summary()
 	if s.Streams != 10 || s.StreamsDropped != 6 || len(c.Streams()) != 4 {
 		t.Errorf("streams %d dropped %d records %d", s.Streams, s.StreamsDropped, len(c.Streams()))
+	}
+}
+
+// TestErrorCodeRead checks HasCode on RST_STREAM and GOAWAY events: set
+// with the code when the frame is whole, unset (no code, no name) when
+// the capture lost part of its payload.
+func TestErrorCodeRead(t *testing.T) {
+	w := serverStart(t)
+	w.headers(1, false, ":status", "200")
+	w.mark()
+	w.check(w.fr.WriteRSTStream(1, xhttp2.ErrCodeCancel))
+	w.mark()
+	w.check(w.fr.WriteRSTStream(1, xhttp2.ErrCodeRefusedStream))
+	w.mark()
+	w.check(w.fr.WriteGoAway(1, xhttp2.ErrCodeEnhanceYourCalm, nil))
+	b := w.bytes()
+	rst2 := w.starts[len(w.starts)-2]
+	type got struct {
+		typ     string
+		code    uint32
+		hasCode bool
+		name    string
+	}
+	var evs []got
+	c := NewConn(7, event.SinkFunc(func(e *event.Event) {
+		if e.Type == "RST_STREAM" || e.Type == "GOAWAY" {
+			evs = append(evs, got{e.Type, e.Code, e.HasCode, e.Error})
+		}
+	}), Options{})
+	// The second RST_STREAM loses its last payload byte to a gap.
+	c.Data(event.S2C, b[:rst2+9+3], ref(1))
+	c.Gap(event.S2C, 1, ref(2))
+	c.Data(event.S2C, b[rst2+9+4:], ref(3))
+	want := []got{
+		{"RST_STREAM", uint32(ErrCodeCancel), true, "CANCEL"},
+		{"RST_STREAM", 0, false, ""},
+		{"GOAWAY", uint32(ErrCodeEnhanceYourCalm), true, "ENHANCE_YOUR_CALM"},
+	}
+	if fmt.Sprint(evs) != fmt.Sprint(want) {
+		t.Errorf("events %+v, want %+v", evs, want)
 	}
 }

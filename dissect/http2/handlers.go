@@ -158,7 +158,7 @@ func (c *Conn) finishRSTStream(h *half) {
 		return
 	}
 	code := ErrCode(binary.BigEndian.Uint32(h.keep[:4]))
-	c.ev.Code, c.ev.Error = uint32(code), code.String()
+	c.ev.Code, c.ev.HasCode, c.ev.Error = uint32(code), true, code.String()
 	id := h.fh.StreamID
 	if id == 0 {
 		c.emit(h)
@@ -225,7 +225,7 @@ func (c *Conn) finishGoAway(h *half) {
 	last := binary.BigEndian.Uint32(h.keep[:4]) & (1<<31 - 1)
 	code := ErrCode(binary.BigEndian.Uint32(h.keep[4:8]))
 	debug := string(h.keep[8:h.keepN])
-	c.ev.Code, c.ev.Error = uint32(code), code.String()
+	c.ev.Code, c.ev.HasCode, c.ev.Error = uint32(code), true, code.String()
 	c.det.LastStreamID = last
 	c.det.Debug = debug
 	if len(c.goaways) < maxGoAways {
