@@ -138,9 +138,10 @@ type Conn struct {
 	done bool
 	// streamsDone is set once the streams were ended and the handler let
 	// go (OnStreamsDone); graceQueued once c waits for StreamGrace (in
-	// Tracker.grace).
+	// Tracker.grace), inGrace while it is in Tracker.grace.
 	streamsDone bool
 	graceQueued bool
+	inGrace     bool
 	// youngQueued is set while c is in Tracker.young.
 	youngQueued bool
 	cliSet      bool // see cliHash

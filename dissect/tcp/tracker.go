@@ -80,12 +80,14 @@ type Options struct {
 	// and idle, evicted by MaxConns, replaced by a new connection on the
 	// same 4-tuple, or at Flush), after OnStreamsDone, with its summary
 	// complete. The Conn must not be retained past the call
-	// unless the caller owns it from then on (the Tracker forgets it).
+	// unless the caller owns it from then on (the Tracker forgets it),
+	// which ReuseConns rules out.
 	OnFinish func(c *Conn)
-	// ReuseConns says that no callback retains a Conn once OnFinish has
-	// returned for it (they copy what they keep): the Tracker then reuses
-	// it for a later connection, where a million-SYN flood otherwise
-	// allocates a Conn per SYN.
+	// ReuseConns says that no callback (NewHandler's handlers,
+	// OnStreamsDone, OnFinish, nor the callers of Add) retains a Conn
+	// once OnFinish has returned for it (they copy what they keep): the
+	// Tracker then reuses it for a later connection, where a
+	// million-SYN flood otherwise allocates a Conn per SYN.
 	ReuseConns bool
 }
 
@@ -292,7 +294,7 @@ func (t *Tracker) add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
 	dir, a := t.track(c, s, reused)
 	t.touch(c)
 	if !c.graceQueued && t.opts.StreamGrace > 0 && c.streamsClosing() {
-		c.graceQueued = true
+		c.graceQueued, c.inGrace = true, true
 		t.grace = append(t.grace, graceEntry{c, t.clock.now})
 	}
 	switch {
@@ -732,6 +734,7 @@ func (t *Tracker) sweep(now time.Time) {
 		}
 		t.grace[0] = graceEntry{}
 		t.grace = t.grace[1:]
+		c.inGrace = false
 		if !c.streamsDone && c.state == nil {
 			t.expand(c)
 		}
@@ -839,7 +842,7 @@ func (t *Tracker) finish(c *Conn) {
 // a finished Conn when they reach it, which they could not tell from a
 // new one.
 func (t *Tracker) reuse(c *Conn) {
-	if t.opts.ReuseConns && !c.graceQueued && !c.youngQueued && !t.spare.Full() {
+	if t.opts.ReuseConns && !c.inGrace && !c.youngQueued && !t.spare.Full() {
 		*c = Conn{}
 		t.spare.Put(c)
 	}
