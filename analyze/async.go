@@ -56,9 +56,9 @@ const (
 
 // asyncCall is one call to the Collector, with copies of what it reads:
 // an event (without its protocol details, which the Collector does not
-// read), or a connection's TCP summary and application part. The dissectors reuse their events and
-// the tracker its connections once the call returns; the App is the
-// receiver's.
+// read), or a connection's TCP summary and application part. The
+// dissectors reuse their events and the tracker its connections once
+// the call returns; the App is the receiver's.
 type asyncCall struct {
 	op asyncOp
 	// records counts the App's exchanges, streams and calls

@@ -39,8 +39,8 @@ const (
 type Conn struct {
 	// TCP is the connection's TCP summary; App what its application
 	// dissectors found (nil when no protocol was recognised), but for
-	// their records: App.Streams and App.Calls are nil, and so is
-	// App.HTTP2.Stalls (they are in Records).
+	// their records: App.Exchanges, App.Streams and App.Calls are nil,
+	// and so is App.HTTP2.Stalls (they are in Records).
 	TCP *tcp.Summary
 	App *dissect.App
 	// SYNs lists the client's SYNs (the first and its retransmissions),
@@ -599,7 +599,8 @@ func appendHTTP1(xs []Exchange, hs []http1.Exchange, dropped *int) []Exchange {
 // App receives a connection whose application part is over (the OnApp
 // callback of dissect.Options) and analyses it. The connection stays
 // open for its TCP refs until Finish. The Collector takes app: its
-// records (streams, calls, stalls) move into the Conn's Records.
+// records (HTTP/1 exchanges, HTTP/2 streams, gRPC calls, stalls) move
+// into the Conn's Records.
 func (k *Collector) App(tc *tcp.Conn, app *dissect.App) {
 	k.app(&tc.Summary, app)
 }

@@ -194,27 +194,25 @@ func lostOf(c *Conn, race time.Duration) (lc lostConn, calls int, cause string, 
 		return closer == event.S2C && reply == nil && first.TS.Sub(req.TS) < race
 	}
 	grpcStreams := map[uint32]bool{}
-	if c.App != nil {
-		for i := range c.Records.Calls {
-			grpcStreams[c.Records.Calls[i].Stream] = true
+	for i := range c.Records.Calls {
+		grpcStreams[c.Records.Calls[i].Stream] = true
+	}
+	for i := range c.Records.Streams {
+		s := &c.Records.Streams[i]
+		if s.Initiator != "client" || s.FirstHeaders == nil || s.FirstHeaders.Frame > first.Frame ||
+			s.ServerEnd != nil && s.ServerEnd.Frame <= endBy.Frame || s.Reset != nil && s.Reset.Ref.Frame <= endBy.Frame ||
+			cutOnly && s.ReplyHeaders == nil ||
+			raced(s.FirstHeaders, s.ReplyHeaders) {
+			continue
 		}
-		for i := range c.Records.Streams {
-			s := &c.Records.Streams[i]
-			if s.Initiator != "client" || s.FirstHeaders == nil || s.FirstHeaders.Frame > first.Frame ||
-				s.ServerEnd != nil && s.ServerEnd.Frame <= endBy.Frame || s.Reset != nil && s.Reset.Ref.Frame <= endBy.Frame ||
-				cutOnly && s.ReplyHeaders == nil ||
-				raced(s.FirstHeaders, s.ReplyHeaders) {
-				continue
-			}
-			what := fmt.Sprintf("stream %d", s.ID)
-			if s.Method != "" || s.Path != "" {
-				what += fmt.Sprintf(" (%s %s)", s.Method, clipString(s.Path, 80))
-			}
-			if grpcStreams[s.ID] {
-				calls++
-			}
-			add(lostUnit{stream: s.ID, req: *s.FirstHeaders, what: what})
+		what := fmt.Sprintf("stream %d", s.ID)
+		if s.Method != "" || s.Path != "" {
+			what += fmt.Sprintf(" (%s %s)", s.Method, clipString(s.Path, 80))
 		}
+		if grpcStreams[s.ID] {
+			calls++
+		}
+		add(lostUnit{stream: s.ID, req: *s.FirstHeaders, what: what})
 	}
 	for _, x := range c.Records.Exchanges {
 		if x.Proto != event.ProtoHTTP1 || x.Request == nil || x.Request.Frame > first.Frame ||

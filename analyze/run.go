@@ -57,9 +57,17 @@ type ConnSink interface {
 	Done(c *Conn)
 }
 
-func runCollector(ctx context.Context, files []string, opts dissect.Options, cfg Config, k *Collector) (Result, *Input, error) {
+// collecting sets in opts what every analysis dissects with: the
+// application dissectors, keeping their HTTP/1 exchanges, and a tracker
+// reusing finished connections (the Collectors copy what they keep of
+// a tcp.Conn).
+func collecting(opts *dissect.Options) {
 	opts.Dissect, opts.Exchanges = true, true
-	opts.TCP.ReuseConns = true // the Collectors copy what they keep of a tcp.Conn
+	opts.TCP.ReuseConns = true
+}
+
+func runCollector(ctx context.Context, files []string, opts dissect.Options, cfg Config, k *Collector) (Result, *Input, error) {
+	collecting(&opts)
 	opts.Shards = 0
 	opts.Sink, opts.OnApp, opts.OnConn = k, k.App, k.Finish
 	var st dissect.Stats
@@ -119,8 +127,7 @@ func runSharded(ctx context.Context, files []string, opts dissect.Options, cfg C
 // opts.OnSegment, the caller's, is called under a lock: it expects one
 // goroutine.
 func streamShards(ctx context.Context, files []string, opts dissect.Options, cfg Config, sink ConnSink) (*State, dissect.Stats, error) {
-	opts.Dissect, opts.Exchanges = true, true
-	opts.TCP.ReuseConns = true // the Collectors copy what they keep of a tcp.Conn
+	collecting(&opts)
 	ks := make([]*Collector, max(opts.Shards, 1))
 	for i := range ks {
 		ks[i] = NewCollector(cfg)

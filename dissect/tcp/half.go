@@ -15,9 +15,9 @@ import (
 // endpoints, its place in the table and in the order of activity, and its
 // summary and tracking state encoded in a few dozen bytes, about 170 bytes
 // in all (and the encoding, when there is one) where a compact Conn holds
-// 600. It becomes a Conn again (a new
-// one: nobody kept the old, see demotable) at its next packet, when it is
-// evicted or timed out, or at Flush. A connection that one segment made
+// 600. It becomes a Conn again (a new one: nobody kept the old, see
+// demotable) at its next packet, when it is evicted or timed out, or at
+// Flush. A connection that one segment made
 // (one SYN) keeps that segment's fields instead of an encoding, and is
 // made again by replaying it: newConn's and add's code on the same
 // segment, which costs less than encoding and decoding. Finished (evicted,
@@ -67,9 +67,9 @@ const maxSpare = 1024
 // would take one of 18 KiB).
 const halfChunk = 97
 
-// newConnObject returns a zero Conn, reusing a spare one: one that
-// became a half in an earlier call (Add's caller let it go since), and
-// was cleared then.
+// newConnObject returns a zero Conn, reusing a spare one, cleared when
+// it was let go: one that became a half in an earlier call (Add's caller
+// let it go since), or one finished (Options.ReuseConns).
 func (t *Tracker) newConnObject() *Conn { return t.spare.Get() }
 
 // halfList is a list of halves in order of last activity.

@@ -109,9 +109,10 @@ type Tracker struct {
 	// halves and hlist hold the half-open connections (see half.go).
 	halves halfTable
 	hlist  halfList
-	// spare holds Conns let go when they became halves, to reuse from
-	// the next call on (the caller of Add may use one until then);
-	// freeHalves halves to reuse.
+	// spare holds Conns to reuse from the next call on (the caller of
+	// Add may use one until then): those let go when they became halves,
+	// and finished ones (Options.ReuseConns, see reuse); freeHalves
+	// halves to reuse.
 	spare      freelist.List[Conn]
 	freeHalves freelist.List[half]
 	// young holds, oldest first from youngHead, the last youngN
