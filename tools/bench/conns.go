@@ -21,10 +21,10 @@ type connsRow struct {
 // runConns is the comparison of GitHub issue 13 (make bench-conns): for
 // each capture, the bare loop, then `h2scope analyze --json F` with F a
 // temporary file (its size is the report's), then `h2scope conns --json`
-// with the output counted and discarded; each once (these captures are
-// slow to analyse and the machine is shared), the ratio taken within the
-// same run. grpc, when not "", is measured as -analyze does, without
-// tshark: the bare loop and analyze --json, best of three.
+// with the output counted and discarded: the loop and analyze best of
+// three, alternating (loopAndAnalyze), conns --json once (it is slow on
+// these captures), the ratio taken within the same run. grpc, when not "",
+// is measured as -analyze does, without tshark and conns.
 func runConns(files []string, bin, grpc string) error {
 	tmp, err := os.MkdirTemp("", "h2scope-bench-conns")
 	if err != nil {
@@ -33,7 +33,7 @@ func runConns(files []string, bin, grpc string) error {
 	defer os.RemoveAll(tmp)
 	var rows []connsRow
 	for _, file := range files {
-		row, err := measureConns(file, bin, tmp)
+		row, err := measureConns(file, bin, tmp, true)
 		if err != nil {
 			return err
 		}
@@ -43,7 +43,7 @@ func runConns(files []string, bin, grpc string) error {
 	}
 	var g *connsRow
 	if grpc != "" {
-		row, err := measureGRPC(grpc, bin, tmp)
+		row, err := measureConns(grpc, bin, tmp, false)
 		if err != nil {
 			return err
 		}
@@ -62,8 +62,8 @@ func runConns(files []string, bin, grpc string) error {
 			r.analyze.wall.Seconds()/r.bare.wall.Seconds(), r.analyze.rss(), mb(r.report), list, listRSS)
 	}
 	if g != nil {
-		fmt.Printf("\n(%s: best of 3 runs each; the others one run each)\n", filepath.Base(g.file))
 	}
+	fmt.Printf("\n(bare loop and analyze --json: best of 3 runs each, alternating; conns --json: one run)\n")
 	return nil
 }
 
@@ -91,21 +91,19 @@ func newConnsRow(file string) (connsRow, error) {
 	return row, nil
 }
 
-// measureConns measures one capture for runConns.
-func measureConns(file, bin, tmp string) (connsRow, error) {
+// measureConns measures one capture for runConns; conns --json only when
+// list is set (the gRPC capture is measured as -analyze does, without it).
+func measureConns(file, bin, tmp string, list bool) (connsRow, error) {
 	row, err := newConnsRow(file)
 	if err != nil {
 		return row, err
 	}
-	if row.bare, err = bareLoop(file); err != nil {
-		return row, fmt.Errorf("bare loop: %w", err)
-	}
-	row.packets = row.bare.packets
 	out := filepath.Join(tmp, "report.json")
-	if row.analyze, err = command("h2scope analyze --json F", bin, "analyze", "--json", out, file); err != nil {
+	if row.bare, row.analyze, err = loopAndAnalyze(file, bin, out); err != nil {
 		return row, err
 	}
-	if row.report, err = fileSize(out); err != nil {
+	row.packets = row.bare.packets
+	if row.report, err = fileSize(out); err != nil || !list {
 		return row, err
 	}
 	os.Remove(out)
@@ -117,24 +115,20 @@ func measureConns(file, bin, tmp string) (connsRow, error) {
 	return row, nil
 }
 
-// measureGRPC measures the gRPC bench capture as -analyze does, without
-// tshark and conns: best of three.
-func measureGRPC(file, bin, tmp string) (connsRow, error) {
-	row, err := newConnsRow(file)
-	if err != nil {
-		return row, err
-	}
-	out := filepath.Join(tmp, "report.json")
-	// Loop and analyze alternate, so that both see the same machine.
-	var bare, ours result
+// loopAndAnalyze measures the bare loop and `h2scope analyze --json out`
+// on file three times each, alternating so that both see the same machine,
+// and keeps the fastest run of each (and the largest RSS): the loop takes
+// a tenth of a second on some of these captures, so one run's noise would
+// move the ratio by a third.
+func loopAndAnalyze(file, bin, out string) (bare, ours result, err error) {
 	for i := range 3 {
 		b, err := bareLoop(file)
 		if err != nil {
-			return row, fmt.Errorf("bare loop: %w", err)
+			return bare, ours, fmt.Errorf("bare loop: %w", err)
 		}
 		a, err := command("h2scope analyze --json F", bin, "analyze", "--json", out, file)
 		if err != nil {
-			return row, err
+			return bare, ours, err
 		}
 		if i == 0 || b.wall < bare.wall {
 			bare = b
@@ -146,9 +140,7 @@ func measureGRPC(file, bin, tmp string) (connsRow, error) {
 			ours.maxRSS = max(ours.maxRSS, a.maxRSS)
 		}
 	}
-	row.bare, row.analyze, row.packets = bare, ours, bare.packets
-	row.report, err = fileSize(out)
-	return row, err
+	return bare, ours, nil
 }
 
 func fileSize(path string) (int64, error) {
