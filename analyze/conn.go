@@ -82,6 +82,10 @@ type Conn struct {
 	// Records are the connection's per-request records, nil once
 	// released.
 	Records *Records
+	// SinkTag is the ConnSink's own: Add may set it, and the Conn Done
+	// gets carries the value (a copy of the Conn Add got may be all
+	// Done gets). It is zero until set, and again when a Conn is reused.
+	SinkTag uint32
 	// sum holds the facts the detectors and tables read from the
 	// records once they are released (nil until the connection was
 	// observed: summarize).

@@ -297,15 +297,15 @@ func (b *Builder) keep(res analyze.Result, ids *dissect.ConnIDs) map[event.ConnI
 // now. b.mu is held.
 func (b *Builder) finishPending() {
 	b.pmu.Lock()
-	pending := make([]pendingConn, 0, len(b.pending))
+	var pending []pendingConn
 	for _, p := range b.pending {
-		pending = append(pending, p)
+		if p.c != nil {
+			pending = append(pending, p)
+		}
 	}
-	slices.SortFunc(pending, func(x, y pendingConn) int { return cmp.Compare(x.c.ID(), y.c.ID()) })
-	for i := range pending {
-		delete(b.pending, pending[i].c.ID())
-	}
+	b.pending, b.freeSlots = nil, nil
 	b.pmu.Unlock()
+	slices.SortFunc(pending, func(x, y pendingConn) int { return cmp.Compare(x.conn, y.conn) })
 	for i := range pending {
 		p := &pending[i]
 		sum := *p.c.TCP

@@ -361,9 +361,16 @@ type Builder struct {
 	// mu guards the Builder but pending, which pmu guards, so that Add
 	// need not wait for Done to finish a connection (finish runs under
 	// mu alone); finishPending takes pmu under mu.
-	mu      sync.Mutex
-	pmu     sync.Mutex
-	pending map[event.ConnID]pendingConn // by value: one allocation less per connection
+	mu  sync.Mutex
+	pmu sync.Mutex
+	// pending holds, by slot, the connections Add saw that have not
+	// finished (a slot with a nil c is free, and listed in freeSlots);
+	// a connection's SinkTag is its slot plus one. A slot, not a map by
+	// id: Add and Done of a SYN flood's million connections each
+	// hashed the id and copied the record in and out of the map's
+	// growing table.
+	pending   []pendingConn
+	freeSlots []uint32
 	spill   *spill
 	err     error
 	recBuf  bytes.Buffer
@@ -393,6 +400,8 @@ type pendingConn struct {
 	// and dropped the requests the records dropped.
 	id      event.ConnID
 	dropped int
+	// conn is the connection's id, which Done checks its slot against.
+	conn event.ConnID
 }
 
 // builderFolds is what a Builder counts of the finished connections.
@@ -406,7 +415,7 @@ type builderFolds struct {
 // NewBuilder returns a Builder redacting secrets in captured strings as
 // red says.
 func NewBuilder(red Redaction) *Builder {
-	return &Builder{red: red, Limits: DefaultLimits, pending: map[event.ConnID]pendingConn{}}
+	return &Builder{red: red, Limits: DefaultLimits}
 }
 
 // Add builds the parts of c's connection record and timeline that need
@@ -434,7 +443,7 @@ func (b *Builder) Add(c *analyze.Conn) {
 	} else {
 		p.tl = appendRecordsTimeline(nil, c, b.red, b.Limits)
 	}
-	b.addPending(c.ID(), p)
+	b.addPending(c, p)
 }
 
 // appendRecordsTimeline appends, encoded, the timeline events of c that
@@ -472,25 +481,49 @@ func appendEmptyTimeline(e *enc, id event.ConnID, dropped int) {
 	e.Uint(0)
 }
 
-// addPending records p, the connection id, as waiting to finish.
-func (b *Builder) addPending(id event.ConnID, p pendingConn) {
+// addPending records p, the connection c, as waiting to finish, in a
+// slot c's SinkTag then names.
+func (b *Builder) addPending(c *analyze.Conn, p pendingConn) {
+	p.conn = c.ID()
 	b.pmu.Lock()
-	if b.pending == nil {
-		b.pending = map[event.ConnID]pendingConn{}
+	slot := c.SinkTag - 1
+	if c.SinkTag != 0 && int(slot) < len(b.pending) && b.pending[slot].c != nil && b.pending[slot].conn == p.conn {
+		b.pending[slot] = p // Add again: the later wins, as it did in a map
+	} else if n := len(b.freeSlots); n > 0 {
+		slot = b.freeSlots[n-1]
+		b.freeSlots = b.freeSlots[:n-1]
+		b.pending[slot] = p
+	} else {
+		slot = uint32(len(b.pending))
+		b.pending = append(b.pending, p)
 	}
-	b.pending[id] = p
 	b.pmu.Unlock()
+	c.SinkTag = slot + 1
+}
+
+// takePending returns and frees the slot of the connection c if Add saw
+// it.
+func (b *Builder) takePending(c *analyze.Conn) (pendingConn, bool) {
+	slot := int64(c.SinkTag) - 1
+	b.pmu.Lock()
+	defer b.pmu.Unlock()
+	if slot < 0 || slot >= int64(len(b.pending)) {
+		return pendingConn{}, false
+	}
+	p := &b.pending[slot]
+	if p.c == nil || p.conn != c.ID() {
+		return pendingConn{}, false
+	}
+	q := *p
+	*p = pendingConn{}
+	b.freeSlots = append(b.freeSlots, uint32(slot))
+	return q, true
 }
 
 // Done completes the connection c, which just finished (its summary is
 // final), if Add saw it.
 func (b *Builder) Done(c *analyze.Conn) {
-	b.pmu.Lock()
-	p, ok := b.pending[c.ID()]
-	if ok {
-		delete(b.pending, c.ID())
-	}
-	b.pmu.Unlock()
+	p, ok := b.takePending(c)
 	if !ok {
 		return
 	}
