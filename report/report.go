@@ -371,11 +371,11 @@ type Builder struct {
 	// growing table.
 	pending   []pendingConn
 	freeSlots []uint32
-	spill   *spill
-	err     error
-	recBuf  bytes.Buffer
-	recEnc  *json.Encoder
-	recFast []byte // packRecord's and appendRecordJSON's buffer
+	spill     *spill
+	err       error
+	recBuf    bytes.Buffer
+	recEnc    *json.Encoder
+	recFast   []byte // packRecord's and appendRecordJSON's buffer
 	// sumEvents is finish's for the summary's timeline events.
 	sumEvents []TimelineEvent
 	// rec is finish's, for the connection at hand.
