@@ -138,17 +138,20 @@ type Conn struct {
 	done bool
 	// streamsDone is set once the streams were ended and the handler let
 	// go (OnStreamsDone); graceQueued once c waits for StreamGrace (in
-	// Tracker.grace), inGrace while it is in Tracker.grace.
+	// Tracker.grace).
 	streamsDone bool
 	graceQueued bool
-	inGrace     bool
 	// youngQueued is set while c is in Tracker.young.
 	youngQueued bool
-	cliSet      bool // see cliHash
-	list        *lru
-	prev        *Conn // in list, less recently active
-	next        *Conn
-	hash        uint64 // of the endpoints, in the connection table
+	// gen counts the connections this Conn was before (see recycle):
+	// the StreamGrace queue and the young ring note it with c, and skip
+	// an entry whose connection finished and the Conn went on to another.
+	gen    uint32
+	cliSet bool // see cliHash
+	list   *lru
+	prev   *Conn // in list, less recently active
+	next   *Conn
+	hash   uint64 // of the endpoints, in the connection table
 	// cliHash is the hash (table.hashEnd) of Client, if cliSet, as
 	// newConn had it: hash less it is Server's.
 	cliHash uint64

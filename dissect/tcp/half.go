@@ -161,19 +161,21 @@ func (t *Tracker) queueYoung(c *Conn) {
 		return
 	}
 	if t.youngN == len(t.young) {
-		o := t.young[t.youngHead]
+		o, gen := t.young[t.youngHead], t.youngGen[t.youngHead]
 		t.young[t.youngHead] = nil
 		t.youngHead = (t.youngHead + 1) % len(t.young)
 		t.youngN--
-		// A finished Conn is its caller's now: not even read.
-		if !o.done {
+		// A finished Conn is its caller's now, or another connection's
+		// (gen): not even read.
+		if o.gen == gen && !o.done {
 			o.youngQueued = false
 			if o.demotable() {
 				t.demote(o)
 			}
 		}
 	}
-	t.young[(t.youngHead+t.youngN)%len(t.young)] = c
+	i := (t.youngHead + t.youngN) % len(t.young)
+	t.young[i], t.youngGen[i] = c, c.gen
 	t.youngN++
 	c.youngQueued = true
 	if t.youngN == len(t.young) {
@@ -237,7 +239,7 @@ func (t *Tracker) let(c *Conn, h *half) {
 	t.freeState(c.state)
 	c.state = nil
 	if !t.spare.Full() {
-		*c = Conn{}
+		c.recycle()
 		t.spare.Put(c)
 	}
 	t.hlist.push(h)

@@ -102,3 +102,55 @@ func TestReuseConnsAllocates(t *testing.T) {
 		}
 	}
 }
+
+// TestReuseConnsAllocatesInGrace checks that short connections retired
+// past MaxClosed while still in the StreamGrace queue (a capture of many
+// short connections in less than the grace) make no new Conn each once
+// the Tracker reuses the finished ones: the queue tells the next
+// connection in the Conn from the one it queued by gen.
+func TestReuseConnsAllocatesInGrace(t *testing.T) {
+	conv := withHandshake(
+		seg{dir: c2s, flags: psh, seq: 1, ack: 1, data: "GET / HTTP/1.1\r\n\r\n", ms: 21},
+		seg{dir: s2c, flags: psh, seq: 1, ack: 19, data: "HTTP/1.1 200 OK\r\n\r\n", ms: 22},
+		seg{dir: s2c, flags: fin, seq: 20, ack: 19, ms: 23},
+		seg{dir: c2s, flags: fin, seq: 19, ack: 21, ms: 24},
+		seg{dir: s2c, flags: ack, seq: 21, ack: 20, ms: 25},
+	)
+	const n = 6000
+	segs := make([]layer.Segment, 0, n*len(conv))
+	for i := range n {
+		cli := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 2, byte(i >> 8), byte(i)}), uint16(1024+i))
+		for _, g := range conv {
+			s := toSegment(g, uint64(len(segs)+1))
+			if g.dir == c2s {
+				s.Src = cli
+			} else {
+				s.Dst = cli
+			}
+			segs = append(segs, s)
+		}
+	}
+	for _, reuse := range []bool{false, true} {
+		tr := NewTracker(Options{MaxConns: 1024, StreamGrace: 5 * time.Second, ReuseConns: reuse,
+			NewHandler: func(*Conn) StreamHandler { return discard{} }, OnFinish: func(*Conn) {}})
+		next := 0
+		conn := func() {
+			for range conv {
+				tr.Add(&segs[next])
+				next++
+			}
+		}
+		for range 2048 { // past MaxClosed (64): each close retires the oldest closed
+			conn()
+		}
+		if len(tr.grace) < 1000 {
+			t.Fatalf("ReuseConns %v: %d connections in the grace queue, want them retired while there", reuse, len(tr.grace))
+		}
+		allocs := testing.AllocsPerRun(2000, conn)
+		// One allocation a connection stays: its summary's handshake
+		// RTT (a *float64).
+		if reuse && allocs >= 1.5 || !reuse && allocs < 1.5 {
+			t.Errorf("ReuseConns %v: %.2f allocations per connection", reuse, allocs)
+		}
+	}
+}

@@ -116,8 +116,10 @@ type Tracker struct {
 	spare      freelist.List[Conn]
 	freeHalves freelist.List[half]
 	// young holds, oldest first from youngHead, the last youngN
-	// demotable connections (see queueYoung).
+	// demotable connections (see queueYoung), youngGen their Conns' gen
+	// when queued.
 	young     [maxYoung]*Conn
+	youngGen  [maxYoung]uint32
 	youngHead int
 	youngN    int
 	open      lru // connections still open, least recently active first
@@ -295,8 +297,8 @@ func (t *Tracker) add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
 	dir, a := t.track(c, s, reused)
 	t.touch(c)
 	if !c.graceQueued && t.opts.StreamGrace > 0 && c.streamsClosing() {
-		c.graceQueued, c.inGrace = true, true
-		t.grace = append(t.grace, graceEntry{c, t.clock.now})
+		c.graceQueued = true
+		t.grace = append(t.grace, graceEntry{c, c.gen, t.clock.now})
 	}
 	switch {
 	case t.noCompact:
@@ -585,8 +587,9 @@ func (t *Tracker) initConn(c *Conn, s *layer.Segment, id event.ConnID) {
 // graceEntry is a connection waiting for StreamGrace since at (capture
 // clock).
 type graceEntry struct {
-	c  *Conn
-	at time.Time
+	c   *Conn
+	gen uint32 // c's when queued
+	at  time.Time
 }
 
 // lru is a list of connections in order of last activity.
@@ -729,13 +732,18 @@ func (t *Tracker) prefetchRetire() {
 // streams whose StreamGrace is over.
 func (t *Tracker) sweep(now time.Time) {
 	for len(t.grace) > 0 {
-		c := t.grace[0].c
-		if !c.streamsDone && now.Sub(t.grace[0].at) < t.opts.StreamGrace {
+		e := t.grace[0]
+		c := e.c
+		if c.gen == e.gen && !c.streamsDone && now.Sub(e.at) < t.opts.StreamGrace {
 			break
 		}
 		t.grace[0] = graceEntry{}
 		t.grace = t.grace[1:]
-		c.inGrace = false
+		if c.gen != e.gen {
+			// It finished, its streams with it, and the Conn went on to
+			// another connection.
+			continue
+		}
 		if !c.streamsDone && c.state == nil {
 			t.expand(c)
 		}
@@ -838,15 +846,22 @@ func (t *Tracker) finish(c *Conn) {
 }
 
 // reuse keeps the finished c, OnFinish done with it, for a later
-// connection, if the callbacks retain none (Options.ReuseConns) and the
-// Tracker does not either: the StreamGrace queue and the young ring skip
-// a finished Conn when they reach it, which they could not tell from a
-// new one.
+// connection, if the callbacks retain none (Options.ReuseConns). The
+// StreamGrace queue and the young ring may still name it: they tell the
+// next connection from this one by gen.
 func (t *Tracker) reuse(c *Conn) {
-	if t.opts.ReuseConns && !c.inGrace && !c.youngQueued && !t.spare.Full() {
-		*c = Conn{}
+	if t.opts.ReuseConns && !t.spare.Full() {
+		c.recycle()
 		t.spare.Put(c)
 	}
+}
+
+// recycle makes c a zero Conn for another connection, but for gen,
+// which it advances.
+func (c *Conn) recycle() {
+	gen := c.gen + 1
+	*c = Conn{}
+	c.gen = gen
 }
 
 // Flush finishes every connection still tracked, in ID order. Call it at
