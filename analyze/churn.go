@@ -672,11 +672,19 @@ func (d *churnFold) merge(o detector) {
 }
 
 func (d *churnFold) findings(in *capture) []Finding {
+	keys := sortedPoolKeys(d.pools)
+	fs := make([]Finding, len(keys))
+	ok := make([]bool, len(keys))
+	// The pools are independent, and on a capture of many short
+	// connections their stats are most of the run's serial end.
+	parallelFor(len(keys), func(i int) {
+		p := d.pools[keys[i]]
+		fs[i], ok[i] = churnFinding(in, d.cfg, p, p.trim())
+	})
 	var out []Finding
-	for _, k := range sortedPoolKeys(d.pools) {
-		p := d.pools[k]
-		if f, ok := churnFinding(in, d.cfg, p, p.trim()); ok {
-			out = append(out, f)
+	for i := range fs {
+		if ok[i] {
+			out = append(out, fs[i])
 		}
 	}
 	return out

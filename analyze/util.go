@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/h2scope/h2scope/dissect/event"
@@ -226,4 +229,27 @@ func keepLowest[T any](s []T, n int, cmp func(a, b T) int) []T {
 		}
 	}
 	return s[:n]
+}
+
+// parallelFor calls fn(i) for every i in [0, n), on up to GOMAXPROCS
+// goroutines, and returns when every call has: fn must only write what
+// its i owns.
+func parallelFor(n int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
 }
