@@ -143,8 +143,8 @@ func TestReuseConnsAllocatesInGrace(t *testing.T) {
 		for range 2048 { // past MaxClosed (64): each close retires the oldest closed
 			conn()
 		}
-		if len(tr.grace) < 1000 {
-			t.Fatalf("ReuseConns %v: %d connections in the grace queue, want them retired while there", reuse, len(tr.grace))
+		if tr.grace.len() < 1000 {
+			t.Fatalf("ReuseConns %v: %d connections in the grace queue, want them retired while there", reuse, tr.grace.len())
 		}
 		allocs := testing.AllocsPerRun(2000, conn)
 		// One allocation a connection stays: its summary's handshake
@@ -152,5 +152,41 @@ func TestReuseConnsAllocatesInGrace(t *testing.T) {
 		if reuse && allocs >= 1.5 || !reuse && allocs < 1.5 {
 			t.Errorf("ReuseConns %v: %.2f allocations per connection", reuse, allocs)
 		}
+	}
+}
+
+// TestGraceQueue checks the StreamGrace queue against a plain slice
+// under random pushes and pops, and that a steady stream of them stops
+// growing its array.
+func TestGraceQueue(t *testing.T) {
+	var g graceQueue
+	var model []uint32
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range uint32(200000) {
+		if r.IntN(100) < 52 || len(model) == 0 {
+			g.push(graceEntry{gen: i})
+			model = append(model, i)
+		} else {
+			if got := g.front().gen; got != model[0] {
+				t.Fatalf("step %d: front %d, want %d", i, got, model[0])
+			}
+			g.pop()
+			model = model[1:]
+		}
+		if g.len() != len(model) {
+			t.Fatalf("step %d: len %d, want %d", i, g.len(), len(model))
+		}
+	}
+	g.reset()
+	for i := range uint32(64) {
+		g.push(graceEntry{gen: i})
+	}
+	steady := func() {
+		g.push(graceEntry{})
+		g.pop()
+	}
+	steady()
+	if n := testing.AllocsPerRun(10000, steady); n != 0 {
+		t.Errorf("%.2f allocations per push and pop at a steady length", n)
 	}
 }

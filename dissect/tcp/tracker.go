@@ -130,7 +130,7 @@ type Tracker struct {
 	// grace holds the closed connections whose streams are still open,
 	// in order of closing (graceAt): StreamGrace ends them. Entries
 	// whose streams ended otherwise are skipped when reached.
-	grace []graceEntry
+	grace graceQueue
 	// recent caches connections lookup found, by a hash of their ports;
 	// finished ones are removed.
 	recent [8]*Conn
@@ -298,7 +298,7 @@ func (t *Tracker) add(s *layer.Segment) (*Conn, event.Dir, Analysis) {
 	t.touch(c)
 	if !c.graceQueued && t.opts.StreamGrace > 0 && c.streamsClosing() {
 		c.graceQueued = true
-		t.grace = append(t.grace, graceEntry{c, c.gen, t.clock.now})
+		t.grace.push(graceEntry{c, c.gen, t.clock.now})
 	}
 	switch {
 	case t.noCompact:
@@ -592,6 +592,42 @@ type graceEntry struct {
 	at  time.Time
 }
 
+// graceQueue is the StreamGrace queue: a slice popped at head, whose
+// entries move back to the start of its array once it is full and half
+// of it lies before head, so that a steady stream of closing connections
+// reuses one array (popping by reslicing made append copy the queue
+// into a new one each time it reached the end: 40 MB on a capture of
+// 250,000 short connections).
+type graceQueue struct {
+	q    []graceEntry
+	head int
+}
+
+func (g *graceQueue) len() int { return len(g.q) - g.head }
+
+func (g *graceQueue) front() *graceEntry { return &g.q[g.head] }
+
+func (g *graceQueue) push(e graceEntry) {
+	if len(g.q) == cap(g.q) && g.head > 0 && g.head >= len(g.q)/2 {
+		n := copy(g.q, g.q[g.head:])
+		clear(g.q[n:])
+		g.q, g.head = g.q[:n], 0
+	}
+	g.q = append(g.q, e)
+}
+
+func (g *graceQueue) pop() {
+	g.q[g.head] = graceEntry{}
+	if g.head++; g.head == len(g.q) {
+		g.q, g.head = g.q[:0], 0
+	}
+}
+
+func (g *graceQueue) reset() {
+	clear(g.q)
+	g.q, g.head = nil, 0
+}
+
 // lru is a list of connections in order of last activity.
 type lru struct {
 	head, tail *Conn
@@ -731,14 +767,13 @@ func (t *Tracker) prefetchRetire() {
 // sweep finishes the connections idle at capture time now, and ends the
 // streams whose StreamGrace is over.
 func (t *Tracker) sweep(now time.Time) {
-	for len(t.grace) > 0 {
-		e := t.grace[0]
+	for t.grace.len() > 0 {
+		e := *t.grace.front()
 		c := e.c
 		if c.gen == e.gen && !c.streamsDone && now.Sub(e.at) < t.opts.StreamGrace {
 			break
 		}
-		t.grace[0] = graceEntry{}
-		t.grace = t.grace[1:]
+		t.grace.pop()
 		if c.gen != e.gen {
 			// It finished, its streams with it, and the Conn went on to
 			// another connection.
@@ -888,8 +923,7 @@ func (t *Tracker) Flush() {
 			t.finish(e.c)
 		}
 	}
-	clear(t.grace)
-	t.grace = nil
+	t.grace.reset()
 	t.tombs.clear()
 	clear(t.young[:])
 	t.youngHead, t.youngN = 0, 0
