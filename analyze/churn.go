@@ -808,13 +808,16 @@ func poolStats(cfg ChurnConfig, p *churnPool, conns []churnConn) churnStats {
 			s.ports += bits.OnesCount64(w)
 		}
 	} else {
-		ports := map[uint16]bool{}
+		var ports [1 << 16 / 64]uint64
 		for i := range conns {
-			ports[conns[i].port] = true
+			w, bit := &ports[conns[i].port/64], uint64(1)<<(conns[i].port%64)
+			if *w&bit == 0 {
+				*w |= bit
+				s.ports++
+			}
 		}
-		s.ports = len(ports)
 	}
-	lastClose := map[uint16]int64{}
+	lastClose := make(map[uint16]int64, len(conns))
 	var closes [2][]int64
 	window := int64(cfg.ReuseWindow)
 	for i := range conns {
@@ -923,10 +926,6 @@ func churnFinding(in *capture, cfg ChurnConfig, p *churnPool, conns []churnConn)
 	}
 	f.Summary = b.String()
 
-	spans := make([][2]time.Time, len(conns))
-	for i := range conns {
-		spans[i] = [2]time.Time{nanoTime(conns[i].first), nanoTime(conns[i].last)}
-	}
 	m := map[string]any{
 		"connections":               s.conns,
 		"requests":                  s.reqs,
@@ -939,7 +938,7 @@ func churnFinding(in *capture, cfg ChurnConfig, p *churnPool, conns []churnConn)
 		"tuple_reuses":              len(s.reuses),
 		"close_requested_by_client": s.closeReq[0],
 		"close_requested_by_server": s.closeReq[1],
-		"max_concurrent_conns":      peakOpen(spans),
+		"max_concurrent_conns":      peakOpenNanos(len(conns), func(i int) (int64, int64) { return conns[i].first, conns[i].last }),
 		"time_wait_side":            twSide,
 		"time_wait_peak":            twPeak,
 		"unknown_request_conns":     s.unknown,

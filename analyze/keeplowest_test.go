@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 )
 
 // TestKeepLowest checks keepLowest against sorting and cutting, round
@@ -91,6 +92,28 @@ func TestErrMethods(t *testing.T) {
 		past := []byte("GET /items/zz past every label kept")
 		if a := testing.AllocsPerRun(100, func() { addMethod(&byBuf, past, [2]int{1, 0}) }); a != 0 {
 			t.Errorf("seed %d: %v allocations counting a label as other", seed, a)
+		}
+	}
+}
+
+// TestPeakOpenNanos checks peakOpenNanos against peakOpen on random
+// spans with many shared instants (an end and a start at the same
+// instant do not overlap) and on none.
+func TestPeakOpenNanos(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for trial := range 500 {
+		n := r.IntN(40)
+		ns := make([][2]int64, n)
+		spans := make([][2]time.Time, n)
+		for i := range ns {
+			s := 1_700_000_000_000_000_000 + int64(r.IntN(20))
+			e := s + int64(r.IntN(6))
+			ns[i] = [2]int64{s, e}
+			spans[i] = [2]time.Time{time.Unix(0, s), time.Unix(0, e)}
+		}
+		got := peakOpenNanos(n, func(i int) (int64, int64) { return ns[i][0], ns[i][1] })
+		if want := peakOpen(spans); got != want {
+			t.Fatalf("trial %d: peakOpenNanos %d, peakOpen %d on %v", trial, got, want, ns)
 		}
 	}
 }

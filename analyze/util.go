@@ -169,6 +169,36 @@ func peakOpen(spans [][2]time.Time) int {
 	return peak
 }
 
+// peakOpenNanos is peakOpen of n spans given in Unix nanoseconds by
+// span, without making them times: each end sorts as one int64 key, an
+// end before a start at the same instant, as peakOpen orders them.
+func peakOpenNanos(n int, span func(i int) (start, end int64)) int {
+	if n == 0 {
+		return 0
+	}
+	base := int64(math.MaxInt64)
+	for i := range n {
+		s, e := span(i)
+		base = min(base, s, e)
+	}
+	keys := make([]int64, 0, 2*n)
+	for i := range n {
+		s, e := span(i)
+		keys = append(keys, 2*(s-base)+1, 2*(e-base))
+	}
+	slices.Sort(keys)
+	open, peak := 0, 0
+	for _, k := range keys {
+		if k&1 != 0 {
+			open++
+			peak = max(peak, open)
+		} else {
+			open--
+		}
+	}
+	return peak
+}
+
 // trimLowest keeps the n lowest of s by cmp (keepLowest) once s holds
 // 2n or more, and reports whether it cut; it clears the rest, so that
 // the array is reused for the next n without holding what they point
