@@ -117,3 +117,31 @@ func TestPeakOpenNanos(t *testing.T) {
 		}
 	}
 }
+
+// TestParallelFor checks that parallelFor calls fn once for each index
+// and raises a call's panic on the caller's goroutine, where a caller
+// that recovers (batch) can catch it.
+func TestParallelFor(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 7, 1000} {
+		seen := make([]int, n)
+		parallelFor(n, func(i int) { seen[i]++ })
+		for i, k := range seen {
+			if k != 1 {
+				t.Fatalf("n %d: index %d called %d times", n, i, k)
+			}
+		}
+	}
+	defer func() {
+		// A takePanic says the call's text (so does the bare value, on
+		// one CPU).
+		if x := recover(); fmt.Sprint(x) != "boom at 500" {
+			t.Fatalf("recovered %v, want the call's panic", x)
+		}
+	}()
+	parallelFor(1000, func(i int) {
+		if i == 500 {
+			panic(fmt.Sprintf("boom at %d", i))
+		}
+	})
+	t.Fatal("parallelFor returned after a panic")
+}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/netip"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -263,7 +264,9 @@ func keepLowest[T any](s []T, n int, cmp func(a, b T) int) []T {
 
 // parallelFor calls fn(i) for every i in [0, n), on up to GOMAXPROCS
 // goroutines, and returns when every call has: fn must only write what
-// its i owns.
+// its i owns. A panic in a call is raised again on the caller's
+// goroutine (a takePanic, as the pipes raise theirs), after the others
+// stopped, so that a caller that recovers (batch) still can.
 func parallelFor(n int, fn func(i int)) {
 	workers := min(runtime.GOMAXPROCS(0), n)
 	if workers <= 1 {
@@ -272,14 +275,34 @@ func parallelFor(n int, fn func(i int)) {
 		}
 		return
 	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
+	var (
+		next   atomic.Int64
+		failed atomic.Bool
+		fault  takePanic
+		once   sync.Once
+		wg     sync.WaitGroup
+	)
 	for range workers {
 		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+			defer func() {
+				if x := recover(); x != nil {
+					once.Do(func() {
+						tp, ok := x.(takePanic)
+						if !ok {
+							tp = takePanic{x, debug.Stack()}
+						}
+						fault = tp
+					})
+					failed.Store(true)
+				}
+			}()
+			for i := int(next.Add(1) - 1); i < n && !failed.Load(); i = int(next.Add(1) - 1) {
 				fn(i)
 			}
 		})
 	}
 	wg.Wait()
+	if failed.Load() {
+		panic(fault)
+	}
 }
