@@ -47,11 +47,12 @@ func Stream(ctx context.Context, files []string, opts dissect.Options, cfg Confi
 // A ConnSink receives each connection of a Stream twice: Add with its
 // full records, once its application part is over, and Done once it
 // finished, its summary final (TCP summary, SYN, FIN, RST and window
-// refs). Done may get a copy of the Conn Add got, on another goroutine,
-// while Add runs for later connections: a sink must be safe for that,
-// read the Conn Done gets, and hold neither once Done returns (the
-// Collector reuses them). Connections still open when the run ends get
-// no Done; the Conns Add got for them stay as they are.
+// refs). Done gets the Conn Add got or a copy of it made after Add
+// returned (so it carries what Add set in SinkTag), maybe on another
+// goroutine, while Add runs for later connections: a sink must be safe
+// for that, read the Conn Done gets, and hold neither once Done returns
+// (the Collector reuses them). Connections still open when the run ends
+// get no Done; the Conns Add got for them stay as they are.
 type ConnSink interface {
 	Add(c *Conn)
 	Done(c *Conn)
