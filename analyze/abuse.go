@@ -98,6 +98,7 @@ type protocolAbuse struct {
 	cfg   ProtocolAbuseConfig
 	found []pending
 	syns  map[netip.AddrPort]*synFlood
+	last  lastEntry[netip.AddrPort, synFlood] // syns'
 }
 
 // synFlood is a server's unanswered SYNs and half-open handshakes.
@@ -242,16 +243,16 @@ func (d *protocolAbuse) flood(srv netip.AddrPort) *synFlood {
 	if d.syns == nil {
 		d.syns = map[netip.AddrPort]*synFlood{}
 	}
-	s := d.syns[srv]
+	s := d.last.get(d.syns, srv)
 	if s == nil {
 		if len(d.syns) >= maxPools {
 			srv = anyServer
-			if s = d.syns[srv]; s != nil {
+			if s = d.last.get(d.syns, srv); s != nil {
 				return s
 			}
 		}
 		s = &synFlood{}
-		d.syns[srv] = s
+		d.last.set(d.syns, srv, s)
 	}
 	return s
 }

@@ -90,6 +90,7 @@ func httpClass(status int) int {
 type requestErrors struct {
 	cfg    RequestErrorsConfig
 	groups map[findingPool]*errGroup
+	last   lastEntry[findingPool, errGroup]
 	// label is where observe writes a request's method label, so that
 	// one already counted, or counted as "other", makes no string.
 	label []byte
@@ -125,7 +126,7 @@ func (d *requestErrors) observe(c *Conn) {
 		if g != nil {
 			return g
 		}
-		g = poolEntry(&d.groups, poolOf(c), nil, func(findingPool) *errGroup {
+		g = poolEntry(&d.groups, &d.last, poolOf(c), nil, func(findingPool) *errGroup {
 			return &errGroup{statuses: map[string]int{}}
 		})
 		return g

@@ -145,3 +145,25 @@ func TestParallelFor(t *testing.T) {
 	})
 	t.Fatal("parallelFor returned after a panic")
 }
+
+// TestLastEntry checks lastEntry.get against the map it fronts under
+// random reads and new entries over a few hot keys and many cold ones.
+func TestLastEntry(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	m := map[int]*int{}
+	var l lastEntry[int, int]
+	for i := range 100000 {
+		k := r.IntN(6)
+		if r.IntN(4) == 0 {
+			k = r.IntN(5000)
+		}
+		if m[k] == nil && r.IntN(3) == 0 {
+			v := i
+			l.set(m, k, &v)
+			continue
+		}
+		if got, want := l.get(m, k), m[k]; got != want {
+			t.Fatalf("step %d: get(%d) = %p, want %p", i, k, got, want)
+		}
+	}
+}

@@ -65,6 +65,7 @@ const (
 type packetLoss struct {
 	cfg   PacketLossConfig
 	pools map[findingPool]*lossPool
+	last  lastEntry[findingPool, lossPool]
 }
 
 // lossPool is one pool's tally.
@@ -97,7 +98,7 @@ func (d *packetLoss) final(c *Conn) {
 	if t == nil {
 		return
 	}
-	p := poolEntry(&d.pools, poolOf(c), c, func(findingPool) *lossPool { return &lossPool{} })
+	p := poolEntry(&d.pools, &d.last, poolOf(c), c, func(findingPool) *lossPool { return &lossPool{} })
 	retx := c.DataRetransmissions - c.SpuriousData
 	p.conns++
 	p.packets += int(t.Packets.C2S + t.Packets.S2C)

@@ -56,6 +56,7 @@ type connectionLost struct {
 	// this close before the server's close raced it (see lostOf).
 	race   time.Duration
 	groups map[lostKey]*lostGroup
+	last   lastEntry[lostKey, lostGroup]
 }
 
 // lostKey is one finding's cause and pool.
@@ -106,7 +107,7 @@ func (d *connectionLost) observe(c *Conn) {
 	if !ok || lc.n < max(d.cfg.MinInFlight, 1) {
 		return
 	}
-	g := poolEntry(&d.groups, lostKey{cause, poolOf(c)}, nil, func(lostKey) *lostGroup { return &lostGroup{} })
+	g := poolEntry(&d.groups, &d.last, lostKey{cause, poolOf(c)}, nil, func(lostKey) *lostGroup { return &lostGroup{} })
 	g.add(lc, calls)
 }
 

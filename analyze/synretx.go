@@ -141,6 +141,8 @@ type synFold struct {
 	end       time.Time
 	pairs     map[hostPair]*pairInfo
 	servers   map[netip.AddrPort]*synServer
+	lastPair  lastEntry[hostPair, pairInfo]        // pairs'
+	lastSrv   lastEntry[netip.AddrPort, synServer] // servers'
 	connected map[uint16][]fallbackConn
 	// merged is set once another fold was merged in: the attempts'
 	// pair pointers may then be another fold's, and pairs are looked
@@ -195,13 +197,13 @@ func (d *synFold) pair(client, server netip.Addr, create bool, c *Conn) *pairInf
 	k := hostPair{client, server}
 	full := len(d.pairs) >= synMaxPairs
 	if !full || c == nil || !c.newClient {
-		if p := d.pairs[k]; p != nil {
+		if p := d.lastPair.get(d.pairs, k); p != nil {
 			return p
 		}
 	}
 	if full {
 		k.client = netip.Addr{}
-		if p := d.pairs[k]; p != nil || !create {
+		if p := d.lastPair.get(d.pairs, k); p != nil || !create {
 			return p
 		}
 	}
@@ -209,7 +211,7 @@ func (d *synFold) pair(client, server netip.Addr, create bool, c *Conn) *pairInf
 		return nil
 	}
 	p := &pairInfo{}
-	d.pairs[k] = p
+	d.lastPair.set(d.pairs, k, p)
 	if c != nil && !full {
 		c.ownsKey = true
 	}
@@ -260,10 +262,10 @@ func (d *synFold) final(c *Conn) {
 		a.connectMS = ms(a.synack.TS.Sub(a.syns[0].TS))
 	}
 	a.reasons = reasonsOf(c)
-	srv := d.servers[c.Server()]
+	srv := d.lastSrv.get(d.servers, c.Server())
 	if srv == nil {
 		srv = &synServer{}
-		d.servers[c.Server()] = srv
+		d.lastSrv.set(d.servers, c.Server(), srv)
 	}
 	srv.add(d, a)
 }

@@ -166,6 +166,7 @@ type tableBuilder struct {
 	methods    map[string]*methodAgg
 	// pools holds the pool table's rows.
 	pools map[poolKey]*poolAgg
+	last  lastEntry[poolKey, poolAgg] // pools'
 	// res holds the TLS funnels of the resumption table: the
 	// resumption_failure detector's (ownRes false: it folds and merges
 	// them) or the table's own.
@@ -381,7 +382,7 @@ func (t *tableBuilder) poolFinal(c *Conn) {
 		return
 	}
 	// Past maxPools, new clients share one row per server: "*".
-	a := poolEntry(&t.pools, poolKey{client: c.Client(), server: c.Server(), name: c.Authority()}, c, func(k poolKey) *poolAgg {
+	a := poolEntry(&t.pools, &t.last, poolKey{client: c.Client(), server: c.Server(), name: c.Authority()}, c, func(k poolKey) *poolAgg {
 		return &poolAgg{row: PoolRow{Client: clientString(k.client), Server: k.server.String(), Name: k.name}}
 	})
 	r := &a.row
