@@ -456,11 +456,7 @@ func (t *tableBuilder) poolRows() []PoolRow {
 		if a.over && len(a.spans) > poolSpans {
 			a.spans = a.spans[:poolSpans]
 		}
-		spans := make([][2]time.Time, len(a.spans))
-		for i, s := range a.spans {
-			spans[i] = [2]time.Time{nanoTime(s.first), nanoTime(s.last)}
-		}
-		r.MaxConcurrent = peakOpen(spans)
+		r.MaxConcurrent = peakOpenNanos(len(a.spans), func(i int) (int64, int64) { return a.spans[i].first, a.spans[i].last })
 		if a.rtt.n > 0 {
 			r.HandshakeP50MS, r.HandshakeP99MS = roundTo(a.rtt.quantile(0.5), 3), roundTo(a.rtt.quantile(0.99), 3)
 		}

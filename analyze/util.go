@@ -150,29 +150,10 @@ func countRequests(c *Conn, r *Records) (int, bool) {
 	return 0, false
 }
 
-// peakOpen returns the most of spans (first and last frame times) open
-// at once.
-func peakOpen(spans [][2]time.Time) int {
-	type edge struct {
-		t time.Time
-		d int
-	}
-	es := make([]edge, 0, 2*len(spans))
-	for _, s := range spans {
-		es = append(es, edge{s[0], 1}, edge{s[1], -1})
-	}
-	slices.SortFunc(es, func(a, b edge) int { return cmp.Or(a.t.Compare(b.t), cmp.Compare(a.d, b.d)) })
-	n, peak := 0, 0
-	for _, e := range es {
-		n += e.d
-		peak = max(peak, n)
-	}
-	return peak
-}
-
-// peakOpenNanos is peakOpen of n spans given in Unix nanoseconds by
-// span, without making them times: each end sorts as one int64 key, an
-// end before a start at the same instant, as peakOpen orders them.
+// peakOpenNanos returns the most of n spans, given in Unix nanoseconds
+// by span, open at once; a span ending when another starts does not
+// overlap it. Each end sorts as one int64 key, an end before a start at
+// the same instant.
 func peakOpenNanos(n int, span func(i int) (start, end int64)) int {
 	if n == 0 {
 		return 0
