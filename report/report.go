@@ -373,7 +373,8 @@ type Builder struct {
 	freeSlots []uint32
 	// freeTL holds the timeline buffers (pendingConn.tl) of finished
 	// connections, for Add to reuse: 45 MB of new ones over 250,000
-	// short connections otherwise.
+	// short connections otherwise. At most maxFreeTL of maxFreeTLCap
+	// bytes: 8 MB.
 	freeTL  [][]byte
 	spill   *spill
 	err     error
@@ -471,6 +472,7 @@ func (b *Builder) requestsBuffer(c *analyze.Conn) []byte {
 			n += 128 + 3*(len(x.Method)+len(x.Path))
 		}
 	}
+	n = (n + 255) &^ 255 // in few sizes, so that a free one mostly fits
 	b.pmu.Lock()
 	if k := len(b.freeTL); k > 0 && cap(b.freeTL[k-1]) >= n {
 		tl := b.freeTL[k-1]
@@ -483,9 +485,11 @@ func (b *Builder) requestsBuffer(c *analyze.Conn) []byte {
 	return make([]byte, 0, n)
 }
 
-// Bounds of the timeline buffers finish keeps for Add (freeTL).
+// Bounds of the timeline buffers finish keeps for Add (freeTL): finish
+// gets connections in batches (analyze hands them over 256 at a time,
+// up to 4 batches ahead), so the list holds more than one batch's.
 const (
-	maxFreeTL    = 64
+	maxFreeTL    = 2048
 	maxFreeTLCap = 4 << 10
 )
 
