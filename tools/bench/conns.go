@@ -22,7 +22,7 @@ type connsRow struct {
 // each capture, the bare loop, then `h2scope analyze --json F` with F a
 // temporary file (its size is the report's), then `h2scope conns --json`
 // with the output counted and discarded: the loop and analyze best of
-// three, alternating (loopAndAnalyze), conns --json once (it is slow on
+// connsRuns, alternating (loopAndAnalyze), conns --json once (it is slow on
 // these captures), the ratio taken within the same run. grpc, when not "",
 // is measured as -analyze does, without tshark and conns.
 func runConns(files []string, bin, grpc string) error {
@@ -63,7 +63,7 @@ func runConns(files []string, bin, grpc string) error {
 	}
 	if g != nil {
 	}
-	fmt.Printf("\n(bare loop and analyze --json: best of 3 runs each, alternating; conns --json: one run)\n")
+	fmt.Printf("\n(bare loop and analyze --json: best of %d runs each, alternating; conns --json: one run)\n", connsRuns)
 	return nil
 }
 
@@ -116,12 +116,12 @@ func measureConns(file, bin, tmp string, list bool) (connsRow, error) {
 }
 
 // loopAndAnalyze measures the bare loop and `h2scope analyze --json out`
-// on file three times each, alternating so that both see the same machine,
-// and keeps the fastest run of each (and the largest RSS): the loop takes
-// a tenth of a second on some of these captures, so one run's noise would
-// move the ratio by a third.
+// on file connsRuns times each, alternating so that both see the same
+// machine, and keeps the fastest run of each (and the largest RSS): the
+// loop takes a tenth of a second on some of these captures, so one run's
+// noise would move the ratio by a third.
 func loopAndAnalyze(file, bin, out string) (bare, ours result, err error) {
-	for i := range 3 {
+	for i := range connsRuns {
 		b, err := bareLoop(file)
 		if err != nil {
 			return bare, ours, fmt.Errorf("bare loop: %w", err)
@@ -142,6 +142,11 @@ func loopAndAnalyze(file, bin, out string) (bare, ours result, err error) {
 	}
 	return bare, ours, nil
 }
+
+// connsRuns is how many times loopAndAnalyze runs each: on this shared
+// machine a run now and then takes a third longer than the others, the
+// bare loop's too.
+const connsRuns = 5
 
 func fileSize(path string) (int64, error) {
 	st, err := os.Stat(path)
