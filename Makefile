@@ -14,7 +14,7 @@ CONNS_1M ?= /tmp/h2scope-conns-1m.pcap
 H2_PORT = $(shell grep -o '"server": *"[^"]*"' $(H2_BASE).truth.json | head -1 | sed 's/.*://; s/"//g')
 FUZZTIME ?= 30s
 
-.PHONY: all build test conformance bench bench-conns bench-more bench-go testdata testdata-one testdata-stacks fuzz lint clean beam test-beam bench-beam
+.PHONY: all build test conformance bench bench-conns pgo bench-more bench-go testdata testdata-one testdata-stacks fuzz lint clean beam test-beam bench-beam
 
 all: build
 
@@ -40,6 +40,13 @@ bench: build $(BENCH_GRPC)
 
 $(BENCH_GRPC):
 	$(GO) run ./tools/capgen -grpc-bench $@ -calls $(BENCH_CALLS)
+
+# The CPU profile go build optimises the binary with (profile-guided
+# optimisation): analyze --json on the gRPC bench capture, the many-
+# connection captures and the project's own, once each.
+pgo: $(BENCH_GRPC) $(CONNS_250K) $(CONNS_FLOOD)
+	H2SCOPE_PGO="$(BENCH_GRPC):$(CONNS_250K):$(CONNS_FLOOD):$$(ls $(CURDIR)/testdata/pcaps/*.pcapng $(CURDIR)/testdata/pcaps/*/*.pcapng | tr '\n' ':' | sed 's/:$$//')" \
+		$(GO) test -run '^$$' -bench BenchmarkProfile -benchtime 1x -cpuprofile cmd/h2scope/default.pgo -o /tmp/h2scope-pgo.test ./cmd/h2scope
 
 # Issue 13's comparison, on synthetic captures of many connections (seeded,
 # generated once, no root): 250k short HTTP/1.1 connections (~127 MB), 1M
