@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/h2scope/h2scope/dissect/event"
 )
 
 // TestKeepLowest checks keepLowest against sorting and cutting, round
@@ -187,4 +189,37 @@ func peakOpen(spans [][2]time.Time) int {
 		peak = max(peak, n)
 	}
 	return peak
+}
+
+// TestPoolSpans checks the pool table's packed lifetimes against keeping
+// them all: the first poolSpans by (first frame, id) once twice that many
+// were added (in batches, as merges add them), every one otherwise.
+func TestPoolSpans(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, total := range []int{0, 1, 100, 2*poolSpans - 1, 2 * poolSpans, 3*poolSpans + 17} {
+		var a poolAgg
+		var all []poolSpan
+		for len(all) < total {
+			batch := make([]poolSpan, min(1+r.IntN(3000), total-len(all)))
+			for i := range batch {
+				first := 1_700_000_000_000_000_000 + int64(r.IntN(50000))
+				batch[i] = poolSpan{id: event.ConnID(len(all) + i), first: first, last: first + int64(r.IntN(1000))}
+			}
+			all = append(all, batch...)
+			a.addSpans(batch...)
+		}
+		want := slices.Clone(all)
+		slices.SortFunc(want, poolSpan.compare)
+		if total >= 2*poolSpans {
+			want = want[:poolSpans]
+		}
+		got := a.spans.all()
+		slices.SortFunc(got, poolSpan.compare)
+		if a.over && len(got) > poolSpans {
+			got = got[:poolSpans]
+		}
+		if a.over != (total >= 2*poolSpans) || !slices.Equal(got, want) {
+			t.Errorf("%d spans: over %v, kept %d, want %d", total, a.over, len(got), len(want))
+		}
+	}
 }
