@@ -9,15 +9,17 @@ import (
 // Compact connections.
 //
 // Most of the connections a Tracker holds wait with nothing to deliver:
-// closed ones whose streams ended, kept for ClosedTimeout so that late
-// packets are counted as Wireshark counts them, and connections that have
-// carried no payload (a SYN flood's unanswered SYNs, kept for IdleTimeout).
-// Their tracking state (about a kilobyte: sequence analysis, reassembly,
-// history) is then encoded as varints, mostly deltas from the initial
+// idle open ones, and connections that have carried no payload (a SYN
+// flood's unanswered SYNs, kept for IdleTimeout). Their tracking state
+// (about a kilobyte: sequence analysis, reassembly, history) is then
+// encoded as varints, mostly deltas from the initial
 // sequence numbers and the last packet's time, in about a hundred bytes
 // (Conn.rec), and the state itself is reused for another connection. A
 // packet for a compact connection decodes it first (Tracker.expand), so
-// every packet is analysed by the same code from the same state.
+// every packet is analysed by the same code from the same state. A
+// closed connection (kept for ClosedTimeout so that late packets are
+// counted as Wireshark counts them, at most MaxClosed) is compacted only
+// once its StreamGrace is over: before that, most are retired.
 //
 // What is left out of the encoding is what no later packet can reach: the
 // reassembly's fingerprints of recent segments of a closed stream (it
