@@ -368,29 +368,24 @@ func (l *churnConns) add(c *churnConn) {
 func (l *churnConns) all() []churnConn {
 	out := make([]churnConn, l.n)
 	var p churnConn
-	b := l.b
-	next := func() int64 {
-		v, n := binary.Varint(b)
-		b = b[n:]
-		return v
-	}
+	b := varints(l.b)
 	for i := range out {
 		c := &out[i]
-		c.id = event.ConnID(int64(p.id) + next())
-		c.port = uint16(int64(p.port) + next())
+		c.id = event.ConnID(int64(p.id) + b.next())
+		c.port = uint16(int64(p.port) + b.next())
 		c.closer, c.flags, c.reasons = b[0]&3, b[0]>>2, connReasons(b[1])
 		b = b[2:]
-		c.first = p.first + next()
-		c.last = c.first + next()
+		c.first = p.first + b.next()
+		c.last = c.first + b.next()
 		if c.flags&churnSYN != 0 {
-			c.syn = c.first + next()
-			c.synFrame = p.synFrame + uint64(next())
+			c.syn = c.first + b.next()
+			c.synFrame = p.synFrame + uint64(b.next())
 		}
 		if c.flags&churnFIN != 0 {
-			c.fin = c.first + next()
+			c.fin = c.first + b.next()
 		}
 		if c.flags&churnIdle != 0 {
-			c.idle = c.first + next()
+			c.idle = c.first + b.next()
 		}
 		p = *c
 	}

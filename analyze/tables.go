@@ -414,17 +414,12 @@ func (l *spanList) add(s poolSpan) {
 func (l *spanList) all() []poolSpan {
 	out := make([]poolSpan, l.n)
 	var p poolSpan
-	b := l.b
-	next := func() int64 {
-		v, n := binary.Varint(b)
-		b = b[n:]
-		return v
-	}
+	b := varints(l.b)
 	for i := range out {
 		s := &out[i]
-		s.id = event.ConnID(int64(p.id) + next())
-		s.first = p.first + next()
-		s.last = s.first + next()
+		s.id = event.ConnID(int64(p.id) + b.next())
+		s.first = p.first + b.next()
+		s.last = s.first + b.next()
 		p = *s
 	}
 	return out

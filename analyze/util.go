@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"net/netip"
@@ -148,6 +149,16 @@ func countRequests(c *Conn, r *Records) (int, bool) {
 		return 0, true
 	}
 	return 0, false
+}
+
+// varints reads, in order, the signed varints a packed list (churnConns,
+// spanList) was written with.
+type varints []byte
+
+func (v *varints) next() int64 {
+	x, n := binary.Varint(*v)
+	*v = (*v)[n:]
+	return x
 }
 
 // peakOpenNanos returns the most of n spans, given in Unix nanoseconds
