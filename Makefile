@@ -45,7 +45,7 @@ $(BENCH_GRPC):
 # optimisation): analyze --json on the gRPC bench capture, the many-
 # connection captures and the project's own, once each.
 pgo: $(BENCH_GRPC) $(CONNS_250K) $(CONNS_FLOOD)
-	H2SCOPE_PGO="$(BENCH_GRPC):$(CONNS_250K):$(CONNS_FLOOD):$$(ls $(CURDIR)/testdata/pcaps/*.pcapng $(CURDIR)/testdata/pcaps/*/*.pcapng | tr '\n' ':' | sed 's/:$$//')" \
+	H2SCOPE_PGO="$(abspath $(BENCH_GRPC)):$(abspath $(CONNS_250K)):$(abspath $(CONNS_FLOOD)):$$(ls $(CURDIR)/testdata/pcaps/*.pcapng $(CURDIR)/testdata/pcaps/*/*.pcapng | tr '\n' ':' | sed 's/:$$//')" \
 		$(GO) test -run '^$$' -bench BenchmarkProfile -benchtime 1x -cpuprofile cmd/h2scope/default.pgo -o /tmp/h2scope-pgo.test ./cmd/h2scope
 
 # Issue 13's comparison, on synthetic captures of many connections (seeded,

@@ -3,6 +3,7 @@ package analyze
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -117,6 +118,21 @@ func TestPeakOpenNanos(t *testing.T) {
 		got := peakOpenNanos(n, func(i int) (int64, int64) { return ns[i][0], ns[i][1] })
 		if want := peakOpen(spans); got != want {
 			t.Fatalf("trial %d: peakOpenNanos %d, peakOpen %d on %v", trial, got, want, ns)
+		}
+	}
+	// Times far apart, where doubled offsets would overflow (the
+	// reviewer's case), and from one end of the int64 range to the other.
+	for _, ns := range [][][2]int64{
+		{{0, 10}, {1<<62 - 5, 1<<62 + 5}, {1<<62 + 1, 1<<62 + 3}},
+		{{math.MinInt64, math.MinInt64 + 10}, {math.MinInt64 + 5, 0}, {math.MaxInt64 - 3, math.MaxInt64}, {math.MaxInt64 - 2, math.MaxInt64}},
+	} {
+		spans := make([][2]time.Time, len(ns))
+		for i, s := range ns {
+			spans[i] = [2]time.Time{time.Unix(0, s[0]), time.Unix(0, s[1])}
+		}
+		got := peakOpenNanos(len(ns), func(i int) (int64, int64) { return ns[i][0], ns[i][1] })
+		if want := peakOpen(spans); got != want || want != 2 {
+			t.Errorf("peakOpenNanos %d, peakOpen %d (want 2) on %v", got, want, ns)
 		}
 	}
 }

@@ -169,25 +169,50 @@ func peakOpenNanos(n int, span func(i int) (start, end int64)) int {
 	if n == 0 {
 		return 0
 	}
-	base := int64(math.MaxInt64)
+	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
 	for i := range n {
 		s, e := span(i)
-		base = min(base, s, e)
+		lo, hi = min(lo, s, e), max(hi, s, e)
 	}
-	keys := make([]int64, 0, 2*n)
+	// Keys count from lo, doubled: they fit a uint64 unless the times
+	// are 292 years or more apart (a pcapng's 64-bit timestamps), when
+	// the ends are sorted as pairs instead.
+	wide := uint64(hi)-uint64(lo) >= 1<<63
+	keys := make([]uint64, 0, 2*n)
 	for i := range n {
 		s, e := span(i)
-		keys = append(keys, 2*(s-base)+1, 2*(e-base))
+		keys = append(keys, 2*(uint64(s)-uint64(lo))+1, 2*(uint64(e)-uint64(lo)))
 	}
-	slices.Sort(keys)
 	open, peak := 0, 0
-	for _, k := range keys {
-		if k&1 != 0 {
+	step := func(start bool) {
+		if start {
 			open++
 			peak = max(peak, open)
 		} else {
 			open--
 		}
+	}
+	if !wide {
+		slices.Sort(keys)
+		for _, k := range keys {
+			step(k&1 != 0)
+		}
+		return peak
+	}
+	type edge struct {
+		t     int64
+		start bool
+	}
+	edges := make([]edge, 0, 2*n)
+	for i := range n {
+		s, e := span(i)
+		edges = append(edges, edge{s, true}, edge{e, false})
+	}
+	slices.SortFunc(edges, func(a, b edge) int {
+		return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(boolInt(a.start), boolInt(b.start)))
+	})
+	for _, e := range edges {
+		step(e.start)
 	}
 	return peak
 }
