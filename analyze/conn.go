@@ -104,6 +104,9 @@ type Conn struct {
 	// rewritten when the connection finishes).
 	tcp  tcp.Summary
 	recs Records
+	// synv holds a lone client SYN (fromSYN), which SYNs then points to:
+	// a flood's connections have nothing else (one allocation less each).
+	synv [1]event.Ref
 	sumv connSummary
 }
 
@@ -412,7 +415,8 @@ func (k *Collector) fromSYN(id event.ConnID) *Conn {
 	}
 	k.syns.delete(id)
 	c := k.newConn()
-	c.SYNs = []event.Ref{syn}
+	c.synv[0] = syn
+	c.SYNs = c.synv[:1:1] // a second SYN moves them to an array of their own
 	return c
 }
 
@@ -672,10 +676,16 @@ func (k *Collector) done(c *Conn) {
 	if k.DropConns && !k.Keep {
 		// Nothing holds c any more: the detectors folded it, and OnConn
 		// let it go at OnDone.
+		if noReuse {
+			return
+		}
 		*c = Conn{}
 		k.free.Put(c)
 	}
 }
+
+// noReuse, set by a test, keeps the Collectors from reusing Conns.
+var noReuse bool
 
 // setSink makes s the Collector's OnConn and OnDone.
 func (k *Collector) setSink(s ConnSink) {
@@ -696,6 +706,9 @@ func (c *Conn) copyTo(d *Conn) {
 	}
 	if c.sum == &c.sumv {
 		d.sum = &d.sumv
+	}
+	if len(c.SYNs) > 0 && &c.SYNs[0] == &c.synv[0] {
+		d.SYNs = d.synv[:len(c.SYNs):cap(c.SYNs)]
 	}
 }
 

@@ -398,3 +398,31 @@ func captureOptions(t *testing.T, path string) dissect.Options {
 	}
 	return opts
 }
+
+// TestReusedConnsUnread checks that nothing the analysis keeps points
+// into a Conn's own storage (the lone SYN that SYNs points to, the TCP
+// summary, the records, the summary facts), which the Collector zeroes
+// and reuses for the next connection: the result is the same as when no
+// Conn is reused.
+func TestReusedConnsUnread(t *testing.T) {
+	run := func(path string) string {
+		res, _, err := Stream(context.Background(), []string{path}, captureOptions(t, path), DefaultConfig(), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		b, err := json.Marshal(res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	for _, path := range allCaptures(t) {
+		got := run(path)
+		noReuse = true
+		want := run(path)
+		noReuse = false
+		if got != want {
+			t.Errorf("%s: the result changed when the Collector reused its Conns:\n got %.2000s\nwant %.2000s", filepath.Base(path), got, want)
+		}
+	}
+}

@@ -50,8 +50,12 @@ type synAttempt struct {
 	id     event.ConnID
 	client netip.Addr
 	server netip.AddrPort
-	syns   []event.Ref // counted SYNs (capture duplicates left out)
-	retx   int
+	// first is the first of the counted SYNs (capture duplicates left
+	// out), rest the others, nil for a lone SYN: an attempt holds no
+	// slice of a lone SYN's, which is the Conn's own storage (reused).
+	first event.Ref
+	rest  []event.Ref
+	retx  int
 	// refused: the server answered with RST alone; maybeUnanswered:
 	// the server sent nothing, so it is unanswered unless the capture
 	// ended too soon after it or is one-sided (decided at the end);
@@ -67,6 +71,14 @@ type synAttempt struct {
 	// synFold.pair returns for them until a merge (pairs are never
 	// removed, and a client folded into a full map stays folded).
 	pair *pairInfo
+}
+
+// lastSYN returns the attempt's last counted SYN.
+func (a *synAttempt) lastSYN() event.Ref {
+	if n := len(a.rest); n > 0 {
+		return a.rest[n-1]
+	}
+	return a.first
 }
 
 // fallbackConn is a connection that got a SYN-ACK, as a fallback after a
@@ -241,8 +253,12 @@ func (d *synFold) final(c *Conn) {
 		return
 	}
 	a := synAttempt{id: c.ID(), client: c.Client(), server: c.Server(), last: t.LastTS, pair: p}
-	a.syns = countedSYNs(c.SYNs, d.cfg.MinRetryDelay)
-	a.retx = len(a.syns) - 1
+	syns := countedSYNs(c.SYNs, d.cfg.MinRetryDelay)
+	a.first = syns[0]
+	if len(syns) > 1 {
+		a.rest = syns[1:] // more than one SYN: an array of their own
+	}
+	a.retx = len(a.rest)
 	if t.SYNs > len(c.SYNs) && len(c.SYNs) > 1 {
 		a.retx += t.SYNs - len(c.SYNs) // past the collector's bound
 	}
@@ -258,8 +274,8 @@ func (d *synFold) final(c *Conn) {
 		return
 	}
 	if a.retx > 0 && t.SYNACKs > 0 && len(c.SYNACKs) > 0 {
-		a.synack = synACKAfter(c.SYNACKs, a.syns[len(a.syns)-1])
-		a.connectMS = ms(a.synack.TS.Sub(a.syns[0].TS))
+		a.synack = synACKAfter(c.SYNACKs, a.lastSYN())
+		a.connectMS = ms(a.synack.TS.Sub(a.first.TS))
 	}
 	a.reasons = reasonsOf(c)
 	srv := d.lastSrv.get(d.servers, c.Server())
@@ -272,9 +288,10 @@ func (d *synFold) final(c *Conn) {
 
 // countedSYNs returns syns without the capture's duplicates (a SYN
 // closer than minGap after the previous one counted): syns itself,
-// clipped, when there are none, which the attempt then shares (a
-// finished connection's SYNs are never changed; a lone SYN's attempt
-// allocates nothing).
+// clipped, when there are none. An attempt keeps only the first of a
+// lone SYN, which is the Conn's own storage, and shares the others,
+// which are an array of their own that a finished connection never
+// changes.
 func countedSYNs(syns []event.Ref, minGap time.Duration) []event.Ref {
 	for i := 1; i < len(syns); i++ {
 		if syns[i].TS.Sub(syns[i-1].TS) >= minGap {
@@ -343,7 +360,7 @@ func (d *synFold) decide(a *synAttempt) bool {
 	}
 	a.unanswer = false
 	if a.maybeUnanswered {
-		last := a.syns[len(a.syns)-1]
+		last := a.lastSYN()
 		if a.retx == 0 && d.end.Sub(last.TS) < time.Second {
 			return false // the answer may have come after the capture ended
 		}
@@ -490,8 +507,8 @@ func synFinding(in *capture, cfg SYNRetransmitConfig, srv netip.AddrPort, as []s
 		f.Connections = append(f.Connections, a.id)
 		retx += a.retx
 		maxRetries = max(maxRetries, a.retx)
-		if len(a.syns) > 1 {
-			firstGaps = append(firstGaps, ms(a.syns[1].TS.Sub(a.syns[0].TS)))
+		if len(a.rest) > 0 {
+			firstGaps = append(firstGaps, ms(a.rest[0].TS.Sub(a.first.TS)))
 		}
 		switch {
 		case a.refused:
@@ -510,10 +527,11 @@ func synFinding(in *capture, cfg SYNRetransmitConfig, srv netip.AddrPort, as []s
 			continue
 		}
 		id := a.id
-		for j, s := range a.syns {
+		syns := append([]event.Ref{a.first}, a.rest...)
+		for j, s := range syns {
 			what := fmt.Sprintf("client SYN to %s", srv)
 			if j > 0 {
-				what = fmt.Sprintf("SYN retransmitted %s after the previous one (retry %d)", fmtDur(s.TS.Sub(a.syns[j-1].TS)), j)
+				what = fmt.Sprintf("SYN retransmitted %s after the previous one (retry %d)", fmtDur(s.TS.Sub(syns[j-1].TS)), j)
 			}
 			f.Evidence = append(f.Evidence, evidence(id, 0, s, what))
 		}
