@@ -106,8 +106,10 @@ type Conn struct {
 	recs Records
 	// synv holds a lone client SYN (fromSYN), which SYNs then points to:
 	// a flood's connections have nothing else (one allocation less each).
-	synv [1]event.Ref
-	sumv connSummary
+	// finv and rstv hold the refs FIN and RST point to.
+	synv       [1]event.Ref
+	finv, rstv [2]event.Ref
+	sumv       connSummary
 }
 
 // Records are a connection's per-request records, bounded by the
@@ -430,6 +432,15 @@ func appendCapped[T any](s []T, v T, limit int, dropped *int) []T {
 
 func refp(r event.Ref) *event.Ref { return &r }
 
+// ownRef returns a copy of *r of its own, nil when r is: what a detector
+// keeps of a Conn's FIN or RST, which point into the Conn.
+func ownRef(r *event.Ref) *event.Ref {
+	if r == nil {
+		return nil
+	}
+	return refp(*r)
+}
+
 // recoveryWindow returns how soon after the peer's duplicate ACK a
 // retransmission of c counts as loss recovery rather than the
 // retransmission timer's: 20 ms (Wireshark's bound for a fast
@@ -491,12 +502,14 @@ func (k *Collector) tcpEvent(e *event.Event) {
 	case fl.Has(layer.SYN):
 		c.SYNs = appendCapped(c.SYNs, e.Ref, maxSYNs, &dropped)
 	case fl.Has(layer.RST):
-		if c.RST[e.Dir&1] == nil {
-			c.RST[e.Dir&1] = refp(e.Ref)
+		if d := e.Dir & 1; c.RST[d] == nil {
+			c.rstv[d] = e.Ref
+			c.RST[d] = &c.rstv[d]
 		}
 	case fl.Has(layer.FIN):
-		if c.FIN[e.Dir&1] == nil {
-			c.FIN[e.Dir&1] = refp(e.Ref)
+		if d := e.Dir & 1; c.FIN[d] == nil {
+			c.finv[d] = e.Ref
+			c.FIN[d] = &c.finv[d]
 		}
 	}
 	a := tcp.Analysis(e.Bits)
@@ -709,6 +722,14 @@ func (c *Conn) copyTo(d *Conn) {
 	}
 	if len(c.SYNs) > 0 && &c.SYNs[0] == &c.synv[0] {
 		d.SYNs = d.synv[:len(c.SYNs):cap(c.SYNs)]
+	}
+	for i := range 2 {
+		if c.FIN[i] == &c.finv[i] {
+			d.FIN[i] = &d.finv[i]
+		}
+		if c.RST[i] == &c.rstv[i] {
+			d.RST[i] = &d.rstv[i]
+		}
 	}
 }
 

@@ -192,6 +192,7 @@ func (d *keepalive) observe(c *Conn) {
 	if s := &d.scratch; len(s.idles) > 0 || len(s.races) > 0 || s.reuseConn == &d.scratchRef {
 		ref := new(kaRef)
 		*ref = d.scratchRef
+		ref.rst = ownRef(ref.rst) // c's own, which the Collector reuses
 		s.cite(&d.scratchRef, ref)
 		if d.unfinished == nil {
 			d.unfinished = map[event.ConnID]*kaRef{}
@@ -543,7 +544,7 @@ func kaRemedy(g *kaGroup, timeout time.Duration) string {
 
 func (d *keepalive) final(c *Conn) {
 	if r := d.unfinished[c.ID()]; r != nil {
-		r.rst, r.reasons = c.RST[event.S2C], reasonsOf(c)
+		r.rst, r.reasons = ownRef(c.RST[event.S2C]), reasonsOf(c)
 		delete(d.unfinished, c.ID())
 	}
 }
