@@ -345,17 +345,7 @@ func poison(r *Records) {
 // connection's whole records until the run ended.
 func TestReleasedRecordsUnread(t *testing.T) {
 	for _, path := range allCaptures(t) {
-		run := func(sink ConnSink) string {
-			res, _, err := Stream(context.Background(), []string{path}, captureOptions(t, path), DefaultConfig(), sink)
-			if err != nil {
-				t.Fatalf("%s: %v", path, err)
-			}
-			b, err := json.Marshal(res)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return string(b)
-		}
+		run := func(sink ConnSink) string { return streamJSON(t, path, sink) }
 		var poisoned int
 		got := run(sinkFuncs{add: func(c *Conn) {
 			if c.Records != nil {
@@ -405,24 +395,28 @@ func captureOptions(t *testing.T, path string) dissect.Options {
 // and reuses for the next connection: the result is the same as when no
 // Conn is reused.
 func TestReusedConnsUnread(t *testing.T) {
-	run := func(path string) string {
-		res, _, err := Stream(context.Background(), []string{path}, captureOptions(t, path), DefaultConfig(), nil)
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		b, err := json.Marshal(res)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
 	for _, path := range allCaptures(t) {
-		got := run(path)
+		got := streamJSON(t, path, nil)
 		noReuse = true
-		want := run(path)
+		want := streamJSON(t, path, nil)
 		noReuse = false
 		if got != want {
 			t.Errorf("%s: the result changed when the Collector reused its Conns:\n got %.2000s\nwant %.2000s", filepath.Base(path), got, want)
 		}
 	}
+}
+
+// streamJSON returns the result of Stream on the capture path, with sink,
+// as JSON.
+func streamJSON(t *testing.T, path string, sink ConnSink) string {
+	t.Helper()
+	res, _, err := Stream(context.Background(), []string{path}, captureOptions(t, path), DefaultConfig(), sink)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
