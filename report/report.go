@@ -401,11 +401,11 @@ type pendingConn struct {
 	tl []byte
 	// A nil tl says the timeline has no events and no spans from the
 	// records (a SYN flood's connections): finish encodes it
-	// (appendEmptyTimeline), id being the connection's id as Add saw it
-	// and dropped the requests the records dropped.
-	id      event.ConnID
+	// (appendEmptyTimeline), dropped counting the requests the records
+	// dropped.
 	dropped int
-	// conn is the connection's id, which Done checks its slot against.
+	// conn is the connection's id as Add saw it, which Done checks its
+	// slot against.
 	conn event.ConnID
 }
 
@@ -428,7 +428,7 @@ func NewBuilder(red Redaction) *Builder {
 // Done then gets the finished connection, and Report reads c again for
 // those still open when it is called.
 func (b *Builder) Add(c *analyze.Conn) {
-	p := pendingConn{c: c}
+	p := pendingConn{c: c, conn: c.ID()}
 	if c.App != nil {
 		var recs analyze.Records
 		if c.Records != nil {
@@ -439,7 +439,6 @@ func (b *Builder) Add(c *analyze.Conn) {
 	}
 	if recs := c.Records; c.App == nil && (recs == nil || len(recs.Exchanges) == 0 && len(recs.Resets) == 0) {
 		// No event, no span: finish encodes the timeline.
-		p.id = c.ID()
 		if recs != nil {
 			p.dropped = recs.ExchangesDropped
 		}
@@ -519,10 +518,9 @@ func appendEmptyTimeline(e *enc, id event.ConnID, dropped int) {
 // addPending records p, the connection c, as waiting to finish, in a
 // slot c's SinkTag then names.
 func (b *Builder) addPending(c *analyze.Conn, p pendingConn) {
-	p.conn = c.ID()
 	b.pmu.Lock()
-	slot := c.SinkTag - 1
-	if c.SinkTag != 0 && int(slot) < len(b.pending) && b.pending[slot].c != nil && b.pending[slot].conn == p.conn {
+	slot, ok := b.slotOf(c)
+	if ok {
 		b.pending[slot] = p // Add again: the later wins, as it did in a map
 	} else if n := len(b.freeSlots); n > 0 {
 		slot = b.freeSlots[n-1]
@@ -536,22 +534,28 @@ func (b *Builder) addPending(c *analyze.Conn, p pendingConn) {
 	c.SinkTag = slot + 1
 }
 
+// slotOf returns the slot c's SinkTag names, if it holds c (pmu held).
+func (b *Builder) slotOf(c *analyze.Conn) (uint32, bool) {
+	slot := c.SinkTag - 1
+	if c.SinkTag == 0 || int(slot) >= len(b.pending) {
+		return 0, false
+	}
+	p := &b.pending[slot]
+	return slot, p.c != nil && p.conn == c.ID()
+}
+
 // takePending returns and frees the slot of the connection c if Add saw
 // it.
 func (b *Builder) takePending(c *analyze.Conn) (pendingConn, bool) {
-	slot := int64(c.SinkTag) - 1
 	b.pmu.Lock()
 	defer b.pmu.Unlock()
-	if slot < 0 || slot >= int64(len(b.pending)) {
+	slot, ok := b.slotOf(c)
+	if !ok {
 		return pendingConn{}, false
 	}
-	p := &b.pending[slot]
-	if p.c == nil || p.conn != c.ID() {
-		return pendingConn{}, false
-	}
-	q := *p
-	*p = pendingConn{}
-	b.freeSlots = append(b.freeSlots, uint32(slot))
+	q := b.pending[slot]
+	b.pending[slot] = pendingConn{}
+	b.freeSlots = append(b.freeSlots, slot)
 	return q, true
 }
 
@@ -639,7 +643,7 @@ func (b *Builder) finish(p *pendingConn, conn *analyze.Conn, sum *tcp.Summary) {
 		}
 	}
 	if p.tl == nil {
-		appendEmptyTimeline(&e, p.id, p.dropped)
+		appendEmptyTimeline(&e, p.conn, p.dropped)
 	} else {
 		e.b = append(e.b, p.tl...)
 		b.freeTimeline(p.tl)
