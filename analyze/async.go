@@ -104,6 +104,16 @@ type takePanic struct {
 
 func (p takePanic) Error() string { return fmt.Sprint(p.v) }
 
+// asTakePanic returns x, recovered, as a takePanic with the stack where
+// it happened: x itself if it is one (raised again from a later pipe).
+// Call it in the deferred function that recovered x.
+func asTakePanic(x any) takePanic {
+	if tp, ok := x.(takePanic); ok {
+		return tp
+	}
+	return takePanic{x, debug.Stack()}
+}
+
 // newPipe starts the goroutine that takes the values.
 func newPipe[T any](take func(*T)) *pipe[T] {
 	p := &pipe[T]{take: take, work: make(chan []T, asyncDepth),
@@ -119,11 +129,7 @@ func (p *pipe[T]) run() {
 	defer close(p.done)
 	defer func() {
 		if x := recover(); x != nil {
-			tp, ok := x.(takePanic) // raised again from a later pipe
-			if !ok {
-				tp = takePanic{x, debug.Stack()}
-			}
-			p.fault = tp
+			p.fault = asTakePanic(x)
 			p.failed.Store(true)
 			for b := range p.work {
 				if b == nil {

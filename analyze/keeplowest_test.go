@@ -104,19 +104,22 @@ func TestErrMethods(t *testing.T) {
 // shared instants (an end and a start at the same instant do not
 // overlap) and on none.
 func TestPeakOpenNanos(t *testing.T) {
+	// both returns peakOpenNanos and peakOpen of spans in nanoseconds.
+	both := func(ns [][2]int64) (got, want int) {
+		spans := make([][2]time.Time, len(ns))
+		for i, s := range ns {
+			spans[i] = [2]time.Time{time.Unix(0, s[0]), time.Unix(0, s[1])}
+		}
+		return peakOpenNanos(len(ns), func(i int) (int64, int64) { return ns[i][0], ns[i][1] }), peakOpen(spans)
+	}
 	r := rand.New(rand.NewPCG(7, 8))
 	for trial := range 500 {
-		n := r.IntN(40)
-		ns := make([][2]int64, n)
-		spans := make([][2]time.Time, n)
+		ns := make([][2]int64, r.IntN(40))
 		for i := range ns {
 			s := 1_700_000_000_000_000_000 + int64(r.IntN(20))
-			e := s + int64(r.IntN(6))
-			ns[i] = [2]int64{s, e}
-			spans[i] = [2]time.Time{time.Unix(0, s), time.Unix(0, e)}
+			ns[i] = [2]int64{s, s + int64(r.IntN(6))}
 		}
-		got := peakOpenNanos(n, func(i int) (int64, int64) { return ns[i][0], ns[i][1] })
-		if want := peakOpen(spans); got != want {
+		if got, want := both(ns); got != want {
 			t.Fatalf("trial %d: peakOpenNanos %d, peakOpen %d on %v", trial, got, want, ns)
 		}
 	}
@@ -126,12 +129,7 @@ func TestPeakOpenNanos(t *testing.T) {
 		{{0, 10}, {1<<62 - 5, 1<<62 + 5}, {1<<62 + 1, 1<<62 + 3}},
 		{{math.MinInt64, math.MinInt64 + 10}, {math.MinInt64 + 5, 0}, {math.MaxInt64 - 3, math.MaxInt64}, {math.MaxInt64 - 2, math.MaxInt64}},
 	} {
-		spans := make([][2]time.Time, len(ns))
-		for i, s := range ns {
-			spans[i] = [2]time.Time{time.Unix(0, s[0]), time.Unix(0, s[1])}
-		}
-		got := peakOpenNanos(len(ns), func(i int) (int64, int64) { return ns[i][0], ns[i][1] })
-		if want := peakOpen(spans); got != want || want != 2 {
+		if got, want := both(ns); got != want || want != 2 {
 			t.Errorf("peakOpenNanos %d, peakOpen %d (want 2) on %v", got, want, ns)
 		}
 	}

@@ -345,15 +345,14 @@ func poison(r *Records) {
 // connection's whole records until the run ended.
 func TestReleasedRecordsUnread(t *testing.T) {
 	for _, path := range allCaptures(t) {
-		run := func(sink ConnSink) string { return streamJSON(t, path, sink) }
 		var poisoned int
-		got := run(sinkFuncs{add: func(c *Conn) {
+		got := streamJSON(t, path, sinkFuncs{add: func(c *Conn) {
 			if c.Records != nil {
 				poison(c.Records)
 				poisoned++
 			}
 		}, done: func(*Conn) {}})
-		if want := run(nil); got != want {
+		if want := streamJSON(t, path, nil); got != want {
 			t.Errorf("%s: the result changed when the records were overwritten once observed:\n got %.2000s\nwant %.2000s", filepath.Base(path), got, want)
 		}
 		if poisoned == 0 {
@@ -390,10 +389,10 @@ func captureOptions(t *testing.T, path string) dissect.Options {
 }
 
 // TestReusedConnsUnread checks that nothing the analysis keeps points
-// into a Conn's own storage (the lone SYN that SYNs points to, the TCP
-// summary, the records, the summary facts), which the Collector zeroes
-// and reuses for the next connection: the result is the same as when no
-// Conn is reused.
+// into a Conn's own storage (the lone SYN that SYNs points to, the FIN
+// and RST refs, the TCP summary, the records, the summary facts), which
+// the Collector zeroes and reuses for the next connection: the result is
+// the same as when no Conn is reused.
 func TestReusedConnsUnread(t *testing.T) {
 	for _, path := range allCaptures(t) {
 		got := streamJSON(t, path, nil)

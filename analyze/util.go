@@ -7,7 +7,6 @@ import (
 	"math"
 	"net/netip"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -163,8 +162,10 @@ func (v *varints) next() int64 {
 
 // peakOpenNanos returns the most of n spans, given in Unix nanoseconds
 // by span, open at once; a span ending when another starts does not
-// overlap it. Each end sorts as one int64 key, an end before a start at
-// the same instant.
+// overlap it. Each end sorts as one uint64 key, its offset from the
+// earliest time doubled and its start bit below, so that an end comes
+// before a start at the same instant; times 292 years or more apart (a
+// pcapng's 64-bit timestamps), whose keys would overflow, sort as pairs.
 func peakOpenNanos(n int, span func(i int) (start, end int64)) int {
 	if n == 0 {
 		return 0
@@ -173,15 +174,6 @@ func peakOpenNanos(n int, span func(i int) (start, end int64)) int {
 	for i := range n {
 		s, e := span(i)
 		lo, hi = min(lo, s, e), max(hi, s, e)
-	}
-	// Keys count from lo, doubled: they fit a uint64 unless the times
-	// are 292 years or more apart (a pcapng's 64-bit timestamps), when
-	// the ends are sorted as pairs instead.
-	wide := uint64(hi)-uint64(lo) >= 1<<63
-	keys := make([]uint64, 0, 2*n)
-	for i := range n {
-		s, e := span(i)
-		keys = append(keys, 2*(uint64(s)-uint64(lo))+1, 2*(uint64(e)-uint64(lo)))
 	}
 	open, peak := 0, 0
 	step := func(start bool) {
@@ -192,7 +184,12 @@ func peakOpenNanos(n int, span func(i int) (start, end int64)) int {
 			open--
 		}
 	}
-	if !wide {
+	if uint64(hi)-uint64(lo) < 1<<63 {
+		keys := make([]uint64, 0, 2*n)
+		for i := range n {
+			s, e := span(i)
+			keys = append(keys, 2*(uint64(s)-uint64(lo))+1, 2*(uint64(e)-uint64(lo)))
+		}
 		slices.Sort(keys)
 		for _, k := range keys {
 			step(k&1 != 0)
@@ -303,13 +300,7 @@ func parallelFor(n int, fn func(i int)) {
 		wg.Go(func() {
 			defer func() {
 				if x := recover(); x != nil {
-					once.Do(func() {
-						tp, ok := x.(takePanic)
-						if !ok {
-							tp = takePanic{x, debug.Stack()}
-						}
-						fault = tp
-					})
+					once.Do(func() { fault = asTakePanic(x) })
 					failed.Store(true)
 				}
 			}()
