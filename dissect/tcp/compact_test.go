@@ -200,16 +200,8 @@ func TestCompactSameAsFull(t *testing.T) {
 		}{{Options{}, true}, {Options{}, false}, {tight, true}, {tight, false}} {
 			want := trackFile(t, f, c.opts, false, c.handlers, nil)
 			got := trackFile(t, f, c.opts, true, c.handlers, verify)
-			if !reflect.DeepEqual(got, want) {
-				for i := range min(len(got), len(want)) {
-					if got[i] != want[i] {
-						t.Errorf("%s (%+v, handlers %v): line %d:\n got %s\nwant %s", f, c.opts, c.handlers, i, got[i], want[i])
-						break
-					}
-				}
-				if len(got) != len(want) {
-					t.Errorf("%s (%+v, handlers %v): %d lines, want %d", f, c.opts, c.handlers, len(got), len(want))
-				}
+			if d := logDiff(got, want); d != "" {
+				t.Errorf("%s (%+v, handlers %v): %s", f, c.opts, c.handlers, d)
 			}
 		}
 	}
@@ -404,13 +396,8 @@ func TestHalfShapeRandom(t *testing.T) {
 	}
 	for seed := range uint64(3) {
 		got, want := run(seed, false), run(seed, true)
-		if len(got) != len(want) {
-			t.Fatalf("seed %d: %d lines, want %d", seed, len(got), len(want))
-		}
-		for i := range got {
-			if got[i] != want[i] {
-				t.Fatalf("seed %d: line %d:\n got %s\nwant %s", seed, i, got[i], want[i])
-			}
+		if d := logDiff(got, want); d != "" {
+			t.Fatalf("seed %d: %s", seed, d)
 		}
 	}
 	if shaped < 1000 {

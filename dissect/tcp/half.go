@@ -238,10 +238,7 @@ func (t *Tracker) let(c *Conn, h *half) {
 	}
 	t.freeState(c.state)
 	c.state = nil
-	if !t.spare.Full() {
-		c.recycle()
-		t.spare.Put(c)
-	}
+	t.spareConn(c)
 	t.hlist.push(h)
 	t.halves.add(h)
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"reflect"
 	"testing"
 	"time"
 
@@ -25,16 +24,8 @@ func TestReuseConnsSameAsNew(t *testing.T) {
 				o.ReuseConns = true
 				got := trackFile(t, f, o, true, handlers, nil)
 				o.ReuseConns = false
-				if !reflect.DeepEqual(got, want) {
-					for i := range min(len(got), len(want)) {
-						if got[i] != want[i] {
-							t.Errorf("%s (%+v, handlers %v): line %d:\n got %s\nwant %s", f, o, handlers, i, got[i], want[i])
-							break
-						}
-					}
-					if len(got) != len(want) {
-						t.Errorf("%s (%+v, handlers %v): %d lines, want %d", f, o, handlers, len(got), len(want))
-					}
+				if d := logDiff(got, want); d != "" {
+					t.Errorf("%s (%+v, handlers %v): %s", f, o, handlers, d)
 				}
 			}
 		}
@@ -66,13 +57,8 @@ func TestReuseConnsRandom(t *testing.T) {
 	}
 	for seed := range uint64(3) {
 		want, got := run(seed, false), run(seed, true)
-		if !reflect.DeepEqual(got, want) {
-			for i := range min(len(got), len(want)) {
-				if got[i] != want[i] {
-					t.Fatalf("seed %d: line %d:\n got %s\nwant %s", seed, i, got[i], want[i])
-				}
-			}
-			t.Fatalf("seed %d: %d lines, want %d", seed, len(got), len(want))
+		if d := logDiff(got, want); d != "" {
+			t.Fatalf("seed %d: %s", seed, d)
 		}
 	}
 }

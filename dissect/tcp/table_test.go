@@ -166,13 +166,8 @@ func TestPrehashSameAsPlain(t *testing.T) {
 		if n < 1000 {
 			t.Errorf("seed %d: %d segments added past MaxConns, want many", seed, n)
 		}
-		if len(got) != len(want) {
-			t.Fatalf("seed %d: %d lines, want %d", seed, len(got), len(want))
-		}
-		for i := range got {
-			if got[i] != want[i] {
-				t.Fatalf("seed %d: line %d:\n got %s\nwant %s", seed, i, got[i], want[i])
-			}
+		if d := logDiff(got, want); d != "" {
+			t.Fatalf("seed %d: %s", seed, d)
 		}
 	}
 }

@@ -890,7 +890,15 @@ func (t *Tracker) finish(c *Conn) {
 // StreamGrace queue and the young ring may still name it: they tell the
 // next connection from this one by gen.
 func (t *Tracker) reuse(c *Conn) {
-	if t.opts.ReuseConns && !t.spare.Full() {
+	if t.opts.ReuseConns {
+		t.spareConn(c)
+	}
+}
+
+// spareConn keeps c, which nobody holds any more, for a later
+// connection, unless the spare list is full.
+func (t *Tracker) spareConn(c *Conn) {
+	if !t.spare.Full() {
 		c.recycle()
 		t.spare.Put(c)
 	}

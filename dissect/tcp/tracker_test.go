@@ -738,3 +738,18 @@ func TestTombRing(t *testing.T) {
 		t.Errorf("%d tombstones after one more; want 1998 with 1001 and 3000", ts.n)
 	}
 }
+
+// logDiff describes the first difference between two trackers' logs:
+// the first line that differs, else their lengths; "" when they are the
+// same.
+func logDiff(got, want []string) string {
+	for i := range min(len(got), len(want)) {
+		if got[i] != want[i] {
+			return fmt.Sprintf("line %d:\n got %s\nwant %s", i, got[i], want[i])
+		}
+	}
+	if len(got) != len(want) {
+		return fmt.Sprintf("%d lines, want %d", len(got), len(want))
+	}
+	return ""
+}
