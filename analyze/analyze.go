@@ -334,7 +334,7 @@ func reasonsOf(c *Conn) connReasons {
 	if c.App != nil && c.App.TLS != nil && !c.App.TLS.Decrypted && c.App.TLS.AppDataRecords != [2]int{} {
 		r |= reasonUndecrypted
 	}
-	if c.App != nil {
+	if c.App != nil && len(c.App.GRPCAnomalies) > 0 {
 		for _, a := range grpcFramingAnomalies {
 			if c.App.GRPCAnomalies[a] > 0 {
 				r |= reasonGRPCFraming

@@ -224,6 +224,12 @@ func addMethod[S ~string | ~[]byte](m *errMethods, l S, n [2]int) {
 		m.other = addPair(m.other, n)
 		return
 	}
+	if len(m.labels) == maxErrLabels && m.labels[maxErrLabels-1].name < string(l) {
+		// Above the largest label kept, as most are once the bound is
+		// reached where paths carry ids: one comparison, not a search.
+		m.other = addPair(m.other, n)
+		return
+	}
 	lo, hi := 0, len(m.labels)
 	for lo < hi {
 		h := int(uint(lo+hi) >> 1)

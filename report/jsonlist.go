@@ -21,6 +21,23 @@ var (
 	itemBatch = 64
 )
 
+// listBatch returns the batch size of a list of n items encoded on
+// several goroutines, 0 when it is encoded on one: a long list in
+// batches of itemBatch; a short one in batches that give each core
+// about two, since its items may be large (the timelines of a few long
+// connections, tens of thousands of events each) and encoding one is
+// what a report of them waits for.
+func listBatch(n int) int {
+	procs := runtime.GOMAXPROCS(0)
+	switch {
+	case n >= parallelItems:
+		return itemBatch
+	case n >= 2 && procs >= 2:
+		return max(1, n/(2*procs))
+	}
+	return 0
+}
+
 // errStopped stops a producer once writing failed; the writer's error is
 // the one reported.
 var errStopped = errors.New("report: writing stopped")
@@ -39,6 +56,7 @@ type itemBatchJob struct {
 // added.
 type listEncoder struct {
 	jw      *jsonWriter
+	batch   int // items per batch
 	cur     *itemBatchJob
 	work    chan *itemBatchJob
 	ordered chan *itemBatchJob
@@ -51,9 +69,9 @@ type listEncoder struct {
 	once   sync.Once
 }
 
-func newListEncoder(jw *jsonWriter) *listEncoder {
+func newListEncoder(jw *jsonWriter, batch int) *listEncoder {
 	n := max(1, runtime.GOMAXPROCS(0))
-	e := &listEncoder{jw: jw, work: make(chan *itemBatchJob, n), ordered: make(chan *itemBatchJob, 2*n),
+	e := &listEncoder{jw: jw, batch: max(batch, 1), work: make(chan *itemBatchJob, n), ordered: make(chan *itemBatchJob, 2*n),
 		first: true, failed: make(chan struct{})}
 	for range n {
 		e.workers.Go(e.encodeBatches)
@@ -65,10 +83,10 @@ func newListEncoder(jw *jsonWriter) *listEncoder {
 // add queues v, which must not change until the list is written.
 func (e *listEncoder) add(v any) error {
 	if e.cur == nil {
-		e.cur = &itemBatchJob{items: make([]any, 0, itemBatch), done: make(chan struct{})}
+		e.cur = &itemBatchJob{items: make([]any, 0, e.batch), done: make(chan struct{})}
 	}
 	e.cur.items = append(e.cur.items, v)
-	if len(e.cur.items) == itemBatch {
+	if len(e.cur.items) == e.batch {
 		return e.flush()
 	}
 	return nil

@@ -1042,8 +1042,8 @@ func each[T any](jw *jsonWriter, name string, n int, all func(func(*T) error) er
 	}
 	jw.field(name, nil, true)
 	jw.punct("[\n", "[")
-	if n >= parallelItems && jw.err == nil {
-		e := newListEncoder(jw)
+	if batch := listBatch(n); batch > 0 && jw.err == nil {
+		e := newListEncoder(jw, batch)
 		err := all(func(v *T) error { return e.add(v) })
 		e.close()
 		if err != nil && jw.err == nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -220,5 +221,22 @@ func TestTimelineCache(t *testing.T) {
 	}
 	if cached == 0 {
 		t.Fatal("no report kept its timelines")
+	}
+}
+
+// TestListBatch: a long list is encoded in batches of itemBatch, a short
+// one of two or more items in batches that give each core about two
+// (its items may be a few long connections' timelines), and one item, or
+// any list on one core, on the writer's goroutine.
+func TestListBatch(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, tc := range []struct{ procs, n, want int }{
+		{2, 0, 0}, {2, 1, 0}, {2, 2, 1}, {2, 4, 1}, {2, 9, 2}, {2, 255, 63}, {2, 256, itemBatch}, {2, 100000, itemBatch},
+		{8, 4, 1}, {8, 64, 4}, {1, 4, 0}, {1, 300, itemBatch},
+	} {
+		runtime.GOMAXPROCS(tc.procs)
+		if got := listBatch(tc.n); got != tc.want {
+			t.Errorf("GOMAXPROCS %d: listBatch(%d) = %d, want %d", tc.procs, tc.n, got, tc.want)
+		}
 	}
 }

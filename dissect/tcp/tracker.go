@@ -257,7 +257,7 @@ func (t *Tracker) AddTicked(s *layer.Segment, now time.Time, sweep bool) (*Conn,
 	t.evict()
 	t.clock.now = now
 	if sweep {
-		t.clock.last = now
+		t.clock.swept(now)
 		t.sweep(now)
 	}
 	return t.add(s)
@@ -266,7 +266,8 @@ func (t *Tracker) AddTicked(s *layer.Segment, now time.Time, sweep bool) (*Conn,
 // Sweep finishes what has timed out at capture time now, as Add does
 // when its clock reports a sweep; see AddTicked.
 func (t *Tracker) Sweep(now time.Time) {
-	t.clock.now, t.clock.last = now, now
+	t.clock.now = now
+	t.clock.swept(now)
 	t.sweep(now)
 }
 
@@ -697,6 +698,7 @@ const maxClockStep = time.Minute
 type Clock struct {
 	now  time.Time
 	last time.Time // of the last sweep
+	due  time.Time // last plus a second: the next sweep's earliest time
 }
 
 // Tick moves the clock towards ts, the time of the next packet, and
@@ -709,11 +711,18 @@ func (k *Clock) Tick(ts time.Time) (now time.Time, sweep bool) {
 	case ts.After(k.now):
 		k.now = minTime(ts, k.now.Add(maxClockStep))
 	}
-	if k.now.Sub(k.last) < time.Second && !k.last.IsZero() {
+	// now < due is now.Sub(last) < time.Second without Sub's overflow
+	// checks, on every packet.
+	if k.now.Before(k.due) && !k.last.IsZero() {
 		return k.now, false
 	}
-	k.last = k.now
+	k.swept(k.now)
 	return k.now, true
+}
+
+// swept records a sweep at now.
+func (k *Clock) swept(now time.Time) {
+	k.last, k.due = now, now.Add(time.Second)
 }
 
 func minTime(a, b time.Time) time.Time {
