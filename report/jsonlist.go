@@ -120,9 +120,15 @@ func (e *listEncoder) close() {
 
 func (e *listEncoder) encodeBatches() {
 	var buf bytes.Buffer
+	var fast []byte
 	enc := e.jw.encoder(&buf, 2)
 	for b := range e.work {
 		for _, v := range b.items {
+			var ok bool
+			if fast, ok = e.jw.appendFast(fast[:0], v, 2); ok {
+				b.enc = append(b.enc, bytes.Clone(fast))
+				continue
+			}
 			buf.Reset()
 			if b.err = enc.Encode(v); b.err != nil {
 				break

@@ -962,7 +962,8 @@ type jsonWriter struct {
 	w       *bufio.Writer
 	compact bool
 	buf     bytes.Buffer
-	n       int // fields written
+	fast    []byte // appendFast's buffer, kept for the next value
+	n       int    // fields written
 	err     error
 }
 
@@ -981,9 +982,32 @@ func (jw *jsonWriter) punct(indented, compact string) {
 func (jw *jsonWriter) encoder(b *bytes.Buffer, depth int) *json.Encoder {
 	enc := newJSONEncoder(b)
 	if !jw.compact {
-		enc.SetIndent(strings.Repeat("  ", depth), "  ")
+		enc.SetIndent(indentPrefix(depth), "  ")
 	}
 	return enc
+}
+
+// appendFast appends v's JSON at depth as jw.encoder writes it (without
+// its newline), for the values that have a writer of their own (a
+// timeline: appendTimelineJSON); ok is false for the others.
+func (jw *jsonWriter) appendFast(b []byte, v any, depth int) (_ []byte, ok bool) {
+	tl, isTL := v.(*Timeline)
+	if !isTL {
+		return b, false
+	}
+	if jw.compact {
+		return appendTimelineJSON(b, tl, "", "")
+	}
+	return appendTimelineJSON(b, tl, indentPrefix(depth), "  ")
+}
+
+// indentPrefix is the prefix of the lines of a value at depth.
+func indentPrefix(depth int) string {
+	const spaces = "                "
+	if 2*depth <= len(spaces) {
+		return spaces[:2*depth]
+	}
+	return strings.Repeat("  ", depth)
 }
 
 func (jw *jsonWriter) raw(s string) {
@@ -996,6 +1020,11 @@ func (jw *jsonWriter) raw(s string) {
 // spaces) unless compact, without a final newline.
 func (jw *jsonWriter) value(v any, depth int) {
 	if jw.err != nil {
+		return
+	}
+	if b, ok := jw.appendFast(jw.fast[:0], v, depth); ok {
+		jw.fast = b
+		_, jw.err = jw.w.Write(b)
 		return
 	}
 	jw.buf.Reset()

@@ -1,0 +1,218 @@
+package report
+
+import (
+	"strconv"
+	"time"
+)
+
+// appendTimelineJSON appends tl's JSON, byte for byte what the report's
+// JSON encoder writes for it (newJSONEncoder, indented with prefix and
+// indent as jsonWriter.encoder sets them, or compact when both are
+// empty; without the encoder's newline), when every string of tl is
+// plain (plainJSON) and every time one appendJSONTime writes as
+// encoding/json does; ok is false otherwise, and the caller encodes tl
+// with encoding/json. A long connection's timeline holds tens of
+// thousands of events, and indenting the encoder's output costs more
+// than encoding it.
+func appendTimelineJSON(b []byte, tl *Timeline, prefix, indent string) (_ []byte, ok bool) {
+	if !plainTimeline(tl) {
+		return b, false
+	}
+	w := jsonIndenter{b: b, prefix: prefix, indent: indent, on: prefix != "" || indent != ""}
+	w.open('{')
+	w.key("conn")
+	w.b = strconv.AppendUint(w.b, uint64(tl.Conn), 10)
+	w.key("events")
+	if tl.Events == nil {
+		w.b = append(w.b, "null"...)
+	} else {
+		w.openList(len(tl.Events))
+		for i := range tl.Events {
+			w.item(i)
+			w.event(&tl.Events[i])
+		}
+		w.closeList(len(tl.Events))
+	}
+	if tl.EventsOmitted != 0 {
+		w.key("events_omitted")
+		w.b = strconv.AppendInt(w.b, int64(tl.EventsOmitted), 10)
+	}
+	w.key("spans")
+	if tl.Spans == nil {
+		w.b = append(w.b, "null"...)
+	} else {
+		w.openList(len(tl.Spans))
+		for i := range tl.Spans {
+			w.item(i)
+			w.span(&tl.Spans[i])
+		}
+		w.closeList(len(tl.Spans))
+	}
+	if tl.SpansOmitted != 0 {
+		w.key("spans_omitted")
+		w.b = strconv.AppendInt(w.b, int64(tl.SpansOmitted), 10)
+	}
+	w.close('}')
+	return w.b, true
+}
+
+// plainTimeline reports whether appendTimelineJSON writes tl as
+// encoding/json does.
+func plainTimeline(tl *Timeline) bool {
+	for i := range tl.Events {
+		x := &tl.Events[i]
+		if !plainJSON(x.Lane) || !plainJSON(x.What) || !plainJSONTime(x.TS) || !x.EndTS.IsZero() && !plainJSONTime(x.EndTS) {
+			return false
+		}
+	}
+	for i := range tl.Spans {
+		s := &tl.Spans[i]
+		if !plainJSONTime(s.StartTS) || !plainJSONTime(s.EndTS) || !plainJSON(s.Method) || !plainJSON(s.Path) ||
+			!plainJSON(s.GRPC) || !plainJSON(s.Reset) || !plainJSON(s.Outcome) {
+			return false
+		}
+	}
+	return true
+}
+
+// jsonIndenter writes JSON as encoding/json's Indent lays it out: each
+// element and field on a line of its own after prefix and one indent
+// per level, "key": value, and empty objects and arrays as {} and [];
+// compact when on is false.
+type jsonIndenter struct {
+	b              []byte
+	prefix, indent string
+	on             bool
+	depth          int
+	first          bool // no field written yet in the current object
+}
+
+func (w *jsonIndenter) newline() {
+	if !w.on {
+		return
+	}
+	w.b = append(w.b, '\n')
+	w.b = append(w.b, w.prefix...)
+	for range w.depth {
+		w.b = append(w.b, w.indent...)
+	}
+}
+
+// open starts a non-empty object or array.
+func (w *jsonIndenter) open(c byte) {
+	w.b = append(w.b, c)
+	w.depth++
+	w.first = true
+}
+
+func (w *jsonIndenter) close(c byte) {
+	w.depth--
+	w.newline()
+	w.b = append(w.b, c)
+	w.first = false
+}
+
+// key starts the object's next field.
+func (w *jsonIndenter) key(k string) {
+	if !w.first {
+		w.b = append(w.b, ',')
+	}
+	w.first = false
+	w.newline()
+	w.b = append(w.b, '"')
+	w.b = append(w.b, k...)
+	w.b = append(w.b, '"', ':')
+	if w.on {
+		w.b = append(w.b, ' ')
+	}
+}
+
+// openList starts an array of n elements.
+func (w *jsonIndenter) openList(n int) {
+	if n == 0 {
+		w.b = append(w.b, '[')
+		return
+	}
+	w.open('[')
+}
+
+func (w *jsonIndenter) closeList(n int) {
+	if n == 0 {
+		w.b = append(w.b, ']')
+		return
+	}
+	w.close(']')
+}
+
+// item starts the array's element i.
+func (w *jsonIndenter) item(i int) {
+	if i > 0 {
+		w.b = append(w.b, ',')
+	}
+	w.newline()
+}
+
+func (w *jsonIndenter) str(k, v string) {
+	w.key(k)
+	w.b = appendJSONString(w.b, v)
+}
+
+func (w *jsonIndenter) uint(k string, v uint64) {
+	w.key(k)
+	w.b = strconv.AppendUint(w.b, v, 10)
+}
+
+func (w *jsonIndenter) time(k string, t time.Time) {
+	w.key(k)
+	w.b = appendJSONTime(w.b, t)
+}
+
+func (w *jsonIndenter) event(x *TimelineEvent) {
+	w.open('{')
+	w.uint("frame", x.Frame)
+	w.time("ts", x.TS)
+	w.str("lane", x.Lane)
+	w.str("dir", x.Dir.String())
+	if x.Stream != 0 {
+		w.uint("stream", uint64(x.Stream))
+	}
+	w.str("what", x.What)
+	if x.EndFrame != 0 {
+		w.uint("end_frame", x.EndFrame)
+	}
+	if !x.EndTS.IsZero() {
+		w.time("end_ts", x.EndTS)
+	}
+	w.close('}')
+}
+
+func (w *jsonIndenter) span(s *Span) {
+	w.open('{')
+	if s.Stream != 0 {
+		w.uint("stream", uint64(s.Stream))
+	}
+	if s.Seq != 0 {
+		w.key("seq")
+		w.b = strconv.AppendInt(w.b, int64(s.Seq), 10)
+	}
+	w.uint("start_frame", s.StartFrame)
+	w.time("start_ts", s.StartTS)
+	w.uint("end_frame", s.EndFrame)
+	w.time("end_ts", s.EndTS)
+	for _, f := range [...]struct{ k, v string }{{"method", s.Method}, {"path", s.Path}} {
+		if f.v != "" {
+			w.str(f.k, f.v)
+		}
+	}
+	if s.Status != 0 {
+		w.key("status")
+		w.b = strconv.AppendInt(w.b, int64(s.Status), 10)
+	}
+	for _, f := range [...]struct{ k, v string }{{"grpc_status", s.GRPC}, {"reset", s.Reset}} {
+		if f.v != "" {
+			w.str(f.k, f.v)
+		}
+	}
+	w.str("outcome", s.Outcome)
+	w.close('}')
+}
