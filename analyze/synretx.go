@@ -181,6 +181,8 @@ type pairInfo struct {
 // synServer is what syn_retransmit keeps per server.
 type synServer struct {
 	as []synAttempt
+	// unsorted is set when as may be out of order by id (add).
+	unsorted bool
 	// over tallies the attempts past the first synKeep, each decided
 	// when it finished.
 	over *synTally
@@ -314,7 +316,12 @@ func byAttemptID(a, b synAttempt) int { return cmp.Compare(a.id, b.id) }
 
 // add keeps a, or past synKeep attempts decides and tallies the latest.
 func (s *synServer) add(d *synFold, as ...synAttempt) {
-	s.as = append(s.as, as...)
+	for i := range as {
+		if n := len(s.as); n > 0 && as[i].id < s.as[n-1].id {
+			s.unsorted = true
+		}
+		s.as = append(s.as, as[i])
+	}
 	if len(s.as) >= 2*synKeep {
 		s.cut(d)
 	}
@@ -326,11 +333,12 @@ func (s *synServer) add(d *synFold, as ...synAttempt) {
 // below them).
 func (s *synServer) cut(d *synFold) {
 	// Connections mostly finish in order of id (a flood's always): then
-	// the attempts are in order already, and a check is all it takes
-	// (sorting them, 200 bytes each, was 5% of the analysis goroutine's
-	// time on a million-SYN flood).
-	if !slices.IsSortedFunc(s.as, byAttemptID) {
+	// the attempts are in order already, as add tells (sorting them,
+	// 200 bytes each, was 5% of the analysis goroutine's time on a
+	// million-SYN flood, and checking them 2%).
+	if s.unsorted {
 		slices.SortFunc(s.as, byAttemptID)
+		s.unsorted = false
 	}
 	if len(s.as) <= synKeep {
 		return
