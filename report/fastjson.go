@@ -168,10 +168,12 @@ func appendJSONIntPtr(b []byte, p *int) []byte {
 }
 
 // plainJSONTime reports whether appendJSONTime writes t as
-// time.Time.MarshalJSON does: not for years it writes differently.
+// time.Time.MarshalJSON does: not for years or zone offsets (24 hours
+// or more) it refuses.
 func plainJSONTime(t time.Time) bool {
 	y := t.Year()
-	return y >= 0 && y <= 9999
+	_, off := t.Zone()
+	return y >= 0 && y <= 9999 && off > -24*3600 && off < 24*3600
 }
 
 // appendJSONTime appends t as time.Time.MarshalJSON does, when

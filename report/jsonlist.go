@@ -139,7 +139,10 @@ func (e *listEncoder) encodeBatches() {
 	}
 }
 
-// writeBatches writes the batches in order as they are done.
+// writeBatches writes the batches in order as they are done. When an item
+// fails to encode, the error is the one encoding the items one by one
+// returns, but the bytes written before it may differ (the rest of its
+// batch is not written): a failed write's output is not the report.
 func (e *listEncoder) writeBatches() {
 	jw := e.jw
 	for b := range e.ordered {

@@ -992,7 +992,7 @@ func (jw *jsonWriter) encoder(b *bytes.Buffer, depth int) *json.Encoder {
 // timeline: appendTimelineJSON); ok is false for the others.
 func (jw *jsonWriter) appendFast(b []byte, v any, depth int) (_ []byte, ok bool) {
 	tl, isTL := v.(*Timeline)
-	if !isTL {
+	if !isTL || tl == nil {
 		return b, false
 	}
 	if jw.compact {

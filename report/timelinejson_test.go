@@ -13,7 +13,7 @@ import (
 // encoder writes, compact and indented at several depths, for random
 // timelines (nil and empty lists, omitted fields, counts of what was
 // left out), and declines the ones it cannot write (strings to escape,
-// years encoding/json refuses).
+// years and zone offsets encoding/json refuses, a nil timeline).
 func TestTimelineJSONFast(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	strs := []string{"", "tcp", "GET /x?y=1", "RST_STREAM CANCEL", "a\"b", "tab\there", "é", "\u2028", "x\x7f"}
@@ -31,6 +31,10 @@ func TestTimelineJSONFast(t *testing.T) {
 			return time.Date(10000+r.IntN(5), 1, 1, 0, 0, 0, 0, time.UTC) // refused by encoding/json
 		case 2:
 			return time.Date(2026, 3, 2, 10, 0, 0, 0, time.FixedZone("x", 3600))
+		case 3:
+			// Offsets about a day: from 24 hours, encoding/json refuses.
+			offs := []int{-86400, -86399, 86399, 86400, 90000}
+			return time.Date(2026, 3, 2, 10, 0, 0, 0, time.FixedZone("x", offs[r.IntN(len(offs))]))
 		}
 		return time.Unix(1772445600+r.Int64N(1000), r.Int64N(1e9)).UTC()
 	}
@@ -69,6 +73,9 @@ func TestTimelineJSONFast(t *testing.T) {
 				t.Fatalf("timeline %d at depth %d:\n got %s\nwant %s", i, depth, got, want)
 			}
 		}
+	}
+	if _, ok := (&jsonWriter{}).appendFast(nil, (*Timeline)(nil), 2); ok {
+		t.Error("a nil timeline is written fast; encoding/json writes null")
 	}
 	if fast < 1000 || declined < 1000 {
 		t.Errorf("%d timelines written fast, %d declined: the test does not cover both", fast, declined)

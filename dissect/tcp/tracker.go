@@ -712,8 +712,9 @@ func (k *Clock) Tick(ts time.Time) (now time.Time, sweep bool) {
 		k.now = minTime(ts, k.now.Add(maxClockStep))
 	}
 	// now < due is now.Sub(last) < time.Second without Sub's overflow
-	// checks, on every packet.
-	if k.now.Before(k.due) && !k.last.IsZero() {
+	// checks, on every packet; Sub itself decides where due could not
+	// be a second after last (the largest time there is).
+	if !k.last.IsZero() && (k.now.Before(k.due) || !k.due.After(k.last) && k.now.Sub(k.last) < time.Second) {
 		return k.now, false
 	}
 	k.swept(k.now)
