@@ -20,40 +20,34 @@ func appendTimelineJSON(b []byte, tl *Timeline, prefix, indent string) (_ []byte
 	}
 	w := jsonIndenter{b: b, prefix: prefix, indent: indent, on: prefix != "" || indent != ""}
 	w.open('{')
-	w.key("conn")
-	w.b = strconv.AppendUint(w.b, uint64(tl.Conn), 10)
+	w.uint("conn", uint64(tl.Conn))
 	w.key("events")
-	if tl.Events == nil {
-		w.b = append(w.b, "null"...)
-	} else {
-		w.openList(len(tl.Events))
-		for i := range tl.Events {
-			w.item(i)
-			w.event(&tl.Events[i])
-		}
-		w.closeList(len(tl.Events))
-	}
+	jsonList(&w, tl.Events, (*jsonIndenter).event)
 	if tl.EventsOmitted != 0 {
-		w.key("events_omitted")
-		w.b = strconv.AppendInt(w.b, int64(tl.EventsOmitted), 10)
+		w.int("events_omitted", tl.EventsOmitted)
 	}
 	w.key("spans")
-	if tl.Spans == nil {
-		w.b = append(w.b, "null"...)
-	} else {
-		w.openList(len(tl.Spans))
-		for i := range tl.Spans {
-			w.item(i)
-			w.span(&tl.Spans[i])
-		}
-		w.closeList(len(tl.Spans))
-	}
+	jsonList(&w, tl.Spans, (*jsonIndenter).span)
 	if tl.SpansOmitted != 0 {
-		w.key("spans_omitted")
-		w.b = strconv.AppendInt(w.b, int64(tl.SpansOmitted), 10)
+		w.int("spans_omitted", tl.SpansOmitted)
 	}
 	w.close('}')
 	return w.b, true
+}
+
+// jsonList writes s as an array (null when nil), each element with
+// elem.
+func jsonList[T any](w *jsonIndenter, s []T, elem func(*jsonIndenter, *T)) {
+	if s == nil {
+		w.b = append(w.b, "null"...)
+		return
+	}
+	w.openList(len(s))
+	for i := range s {
+		w.item(i)
+		elem(w, &s[i])
+	}
+	w.closeList(len(s))
 }
 
 // plainTimeline reports whether appendTimelineJSON writes tl as
@@ -162,6 +156,11 @@ func (w *jsonIndenter) uint(k string, v uint64) {
 	w.b = strconv.AppendUint(w.b, v, 10)
 }
 
+func (w *jsonIndenter) int(k string, v int) {
+	w.key(k)
+	w.b = strconv.AppendInt(w.b, int64(v), 10)
+}
+
 func (w *jsonIndenter) time(k string, t time.Time) {
 	w.key(k)
 	w.b = appendJSONTime(w.b, t)
@@ -192,8 +191,7 @@ func (w *jsonIndenter) span(s *Span) {
 		w.uint("stream", uint64(s.Stream))
 	}
 	if s.Seq != 0 {
-		w.key("seq")
-		w.b = strconv.AppendInt(w.b, int64(s.Seq), 10)
+		w.int("seq", s.Seq)
 	}
 	w.uint("start_frame", s.StartFrame)
 	w.time("start_ts", s.StartTS)
@@ -205,8 +203,7 @@ func (w *jsonIndenter) span(s *Span) {
 		}
 	}
 	if s.Status != 0 {
-		w.key("status")
-		w.b = strconv.AppendInt(w.b, int64(s.Status), 10)
+		w.int("status", s.Status)
 	}
 	for _, f := range [...]struct{ k, v string }{{"grpc_status", s.GRPC}, {"reset", s.Reset}} {
 		if f.v != "" {
