@@ -330,22 +330,15 @@ func (c *churnConn) start() int64 {
 // nanoTime returns the time of a churnConn's nanoseconds.
 func nanoTime(ns int64) time.Time { return time.Unix(0, ns).UTC() }
 
-// churnConns is a list of churnConns encoded as varints, each against
-// the one before it (connections of one pool come a few milliseconds
-// apart, and their times are close to their first frame's): about 20
-// bytes each where the struct takes 56, which for a million short
-// connections in pools under churnKeep is most of what reconnect_churn
-// holds.
-type churnConns struct {
-	b    []byte
-	n    int
-	last churnConn // the last added: the next is encoded against it
-}
+// churnConns is a list of churnConns packed (packedList): connections
+// of one pool come a few milliseconds apart, and their times are close
+// to their first frame's, so each takes about 20 bytes where the struct
+// takes 56, which for a million short connections in pools under
+// churnKeep is most of what reconnect_churn holds.
+type churnConns = packedList[churnConn, *churnConn]
 
-// add appends c.
-func (l *churnConns) add(c *churnConn) {
-	p := &l.last
-	b := binary.AppendVarint(l.b, int64(c.id)-int64(p.id))
+func (c *churnConn) appendPacked(b []byte, p *churnConn) []byte {
+	b = binary.AppendVarint(b, int64(c.id)-int64(p.id))
 	b = binary.AppendVarint(b, int64(c.port)-int64(p.port))
 	b = append(b, c.closer|c.flags<<2, byte(c.reasons))
 	b = binary.AppendVarint(b, c.first-p.first)
@@ -360,45 +353,26 @@ func (l *churnConns) add(c *churnConn) {
 	if c.flags&churnIdle != 0 {
 		b = binary.AppendVarint(b, c.idle-c.first)
 	}
-	l.b, l.last = b, *c
-	l.n++
+	return b
 }
 
-// all returns the connections, in the order they were added.
-func (l *churnConns) all() []churnConn {
-	out := make([]churnConn, l.n)
-	var p churnConn
-	b := varints(l.b)
-	for i := range out {
-		c := &out[i]
-		c.id = event.ConnID(int64(p.id) + b.next())
-		c.port = uint16(int64(p.port) + b.next())
-		c.closer, c.flags, c.reasons = b[0]&3, b[0]>>2, connReasons(b[1])
-		b = b[2:]
-		c.first = p.first + b.next()
-		c.last = c.first + b.next()
-		if c.flags&churnSYN != 0 {
-			c.syn = c.first + b.next()
-			c.synFrame = p.synFrame + uint64(b.next())
-		}
-		if c.flags&churnFIN != 0 {
-			c.fin = c.first + b.next()
-		}
-		if c.flags&churnIdle != 0 {
-			c.idle = c.first + b.next()
-		}
-		p = *c
+func (c *churnConn) readPacked(b *varints, p *churnConn) {
+	c.id = event.ConnID(int64(p.id) + b.next())
+	c.port = uint16(int64(p.port) + b.next())
+	c.closer, c.flags, c.reasons = (*b)[0]&3, (*b)[0]>>2, connReasons((*b)[1])
+	*b = (*b)[2:]
+	c.first = p.first + b.next()
+	c.last = c.first + b.next()
+	if c.flags&churnSYN != 0 {
+		c.syn = c.first + b.next()
+		c.synFrame = p.synFrame + uint64(b.next())
 	}
-	return out
-}
-
-// set replaces the connections with cs.
-func (l *churnConns) set(cs []churnConn) {
-	*l = churnConns{b: l.b[:0]}
-	for i := range cs {
-		l.add(&cs[i])
+	if c.flags&churnFIN != 0 {
+		c.fin = c.first + b.next()
 	}
-	l.b = slices.Clip(l.b)
+	if c.flags&churnIdle != 0 {
+		c.idle = c.first + b.next()
+	}
 }
 
 // churnPool is one pool's state.

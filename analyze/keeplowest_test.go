@@ -237,3 +237,45 @@ func TestPoolSpans(t *testing.T) {
 		}
 	}
 }
+
+// TestPackedList: what a packedList holds reads back as it was added, for
+// both kinds it packs (a pool's lifetimes, reconnect_churn's
+// connections), with deltas that fall as well as rise and every
+// optional churnConn field, and set replaces it whole.
+func TestPackedList(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	spans := make([]poolSpan, 500)
+	conns := make([]churnConn, 500)
+	for i := range spans {
+		first := r.Int64N(1e12) - 5e11
+		spans[i] = poolSpan{id: event.ConnID(r.IntN(1 << 20)), first: first, last: first + r.Int64N(1e10)}
+		c := &conns[i]
+		c.id, c.port, c.closer, c.flags, c.reasons = event.ConnID(r.IntN(1<<20)), uint16(r.Uint32()), uint8(r.IntN(3)), uint8(r.IntN(16)), connReasons(r.IntN(64))
+		c.first, c.last = first, first+r.Int64N(1e10)
+		if c.flags&churnSYN != 0 {
+			c.syn, c.synFrame = first-r.Int64N(1e6), r.Uint64N(1<<40)
+		}
+		if c.flags&churnFIN != 0 {
+			c.fin = first + r.Int64N(1e10)
+		}
+		if c.flags&churnIdle != 0 {
+			c.idle = first + r.Int64N(1e10)
+		}
+	}
+	var sl spanList
+	var cl churnConns
+	for i := range spans {
+		sl.add(&spans[i])
+		cl.add(&conns[i])
+	}
+	if got := sl.all(); !slices.Equal(got, spans) {
+		t.Errorf("spans read back differ: %v", got[:3])
+	}
+	if got := cl.all(); !slices.Equal(got, conns) {
+		t.Errorf("churn connections read back differ: %+v", got[:3])
+	}
+	cl.set(conns[100:110])
+	if got := cl.all(); cl.n != 10 || !slices.Equal(got, conns[100:110]) {
+		t.Errorf("after set: %d connections, %+v", cl.n, got)
+	}
+}

@@ -377,7 +377,7 @@ func (a *poolAgg) addSpans(ss ...poolSpan) {
 		if l.cut && s.compare(l.max) > 0 {
 			continue
 		}
-		l.add(s)
+		l.add(&s)
 		if l.n >= 2*poolSpans {
 			cs := l.all()
 			slices.SortFunc(cs, poolSpan.compare)
@@ -388,49 +388,27 @@ func (a *poolAgg) addSpans(ss ...poolSpan) {
 	}
 }
 
-// spanList holds a pool's lifetimes packed, each as varints against the
-// one added before (ids and first frames mostly rise): about 8 bytes a
-// connection rather than 24, which were most of what a million short
-// connections kept live.
+// spanList holds a pool's lifetimes packed (packedList: ids and first
+// frames mostly rise): about 8 bytes a connection rather than 24, which
+// were most of what a million short connections kept live.
 type spanList struct {
-	b    []byte
-	n    int
-	last poolSpan // the last added: the next is encoded against it
+	packedList[poolSpan, *poolSpan]
 	// cut is set once the list was cut to the first poolSpans, max then
 	// being the last of them.
 	cut bool
 	max poolSpan
 }
 
-func (l *spanList) add(s poolSpan) {
-	b := binary.AppendVarint(l.b, int64(s.id)-int64(l.last.id))
-	b = binary.AppendVarint(b, s.first-l.last.first)
-	l.b = binary.AppendVarint(b, s.last-s.first)
-	l.last = s
-	l.n++
+func (s *poolSpan) appendPacked(b []byte, p *poolSpan) []byte {
+	b = binary.AppendVarint(b, int64(s.id)-int64(p.id))
+	b = binary.AppendVarint(b, s.first-p.first)
+	return binary.AppendVarint(b, s.last-s.first)
 }
 
-// all returns the lifetimes in the order they were added.
-func (l *spanList) all() []poolSpan {
-	out := make([]poolSpan, l.n)
-	var p poolSpan
-	b := varints(l.b)
-	for i := range out {
-		s := &out[i]
-		s.id = event.ConnID(int64(p.id) + b.next())
-		s.first = p.first + b.next()
-		s.last = s.first + b.next()
-		p = *s
-	}
-	return out
-}
-
-// set makes ss the list's lifetimes, keeping cut and max.
-func (l *spanList) set(ss []poolSpan) {
-	l.b, l.n, l.last = l.b[:0], 0, poolSpan{}
-	for _, s := range ss {
-		l.add(s)
-	}
+func (s *poolSpan) readPacked(b *varints, p *poolSpan) {
+	s.id = event.ConnID(int64(p.id) + b.next())
+	s.first = p.first + b.next()
+	s.last = s.first + b.next()
 }
 
 // poolFinal adds c to its pool row.

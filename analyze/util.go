@@ -150,14 +150,60 @@ func countRequests(c *Conn, r *Records) (int, bool) {
 	return 0, false
 }
 
-// varints reads, in order, the signed varints a packed list (churnConns,
-// spanList) was written with.
+// varints reads, in order, the signed varints a packedList was written
+// with.
 type varints []byte
 
 func (v *varints) next() int64 {
 	x, n := binary.Varint(*v)
 	*v = (*v)[n:]
 	return x
+}
+
+// packed is what a packedList holds: a value that appends itself to a
+// list's bytes against the value added before it (prev, zero for the
+// first), and reads itself back from them.
+type packed[T any] interface {
+	*T
+	appendPacked(b []byte, prev *T) []byte
+	readPacked(b *varints, prev *T)
+}
+
+// packedList holds values encoded as varints, each against the one
+// before it, for lists of many values that differ little from one to
+// the next (a pool's connections: ids, times): a few bytes each rather
+// than their struct's size.
+type packedList[T any, P packed[T]] struct {
+	b    []byte
+	n    int
+	last T // the last added: the next is encoded against it
+}
+
+// add appends v.
+func (l *packedList[T, P]) add(v *T) {
+	l.b = P(v).appendPacked(l.b, &l.last)
+	l.last = *v
+	l.n++
+}
+
+// all returns the values, in the order they were added.
+func (l *packedList[T, P]) all() []T {
+	out := make([]T, l.n)
+	var prev T
+	b := varints(l.b)
+	for i := range out {
+		P(&out[i]).readPacked(&b, &prev)
+		prev = out[i]
+	}
+	return out
+}
+
+// set replaces the values with vs.
+func (l *packedList[T, P]) set(vs []T) {
+	*l = packedList[T, P]{b: l.b[:0]}
+	for i := range vs {
+		l.add(&vs[i])
+	}
 }
 
 // peakOpenNanos returns the most of n spans, given in Unix nanoseconds
