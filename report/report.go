@@ -1002,13 +1002,7 @@ func (jw *jsonWriter) appendFast(b []byte, v any, depth int) (_ []byte, ok bool)
 }
 
 // indentPrefix is the prefix of the lines of a value at depth.
-func indentPrefix(depth int) string {
-	const spaces = "                "
-	if 2*depth <= len(spaces) {
-		return spaces[:2*depth]
-	}
-	return strings.Repeat("  ", depth)
-}
+func indentPrefix(depth int) string { return strings.Repeat("  ", depth) }
 
 func (jw *jsonWriter) raw(s string) {
 	if jw.err == nil {

@@ -18,7 +18,7 @@ func appendTimelineJSON(b []byte, tl *Timeline, prefix, indent string) (_ []byte
 	if !plainTimeline(tl) {
 		return b, false
 	}
-	w := jsonIndenter{b: b, prefix: prefix, indent: indent, on: prefix != "" || indent != ""}
+	w := jsonIndenter{b: b, prefix: prefix, indent: indent}
 	w.open('{')
 	w.uint("conn", uint64(tl.Conn))
 	w.key("events")
@@ -35,19 +35,26 @@ func appendTimelineJSON(b []byte, tl *Timeline, prefix, indent string) (_ []byte
 	return w.b, true
 }
 
-// jsonList writes s as an array (null when nil), each element with
-// elem.
+// jsonList writes s as an array (null when nil, [] when empty), each
+// element with elem.
 func jsonList[T any](w *jsonIndenter, s []T, elem func(*jsonIndenter, *T)) {
-	if s == nil {
+	switch {
+	case s == nil:
 		w.b = append(w.b, "null"...)
 		return
+	case len(s) == 0:
+		w.b = append(w.b, "[]"...)
+		return
 	}
-	w.openList(len(s))
+	w.open('[')
 	for i := range s {
-		w.item(i)
+		if i > 0 {
+			w.b = append(w.b, ',')
+		}
+		w.newline()
 		elem(w, &s[i])
 	}
-	w.closeList(len(s))
+	w.close(']')
 }
 
 // plainTimeline reports whether appendTimelineJSON writes tl as
@@ -72,17 +79,20 @@ func plainTimeline(tl *Timeline) bool {
 // jsonIndenter writes JSON as encoding/json's Indent lays it out: each
 // element and field on a line of its own after prefix and one indent
 // per level, "key": value, and empty objects and arrays as {} and [];
-// compact when on is false.
+// compact when it has neither prefix nor indent.
 type jsonIndenter struct {
 	b              []byte
 	prefix, indent string
-	on             bool
 	depth          int
 	first          bool // no field written yet in the current object
 }
 
+// indenting reports whether w indents, as an encoder does when its
+// prefix or indent is set.
+func (w *jsonIndenter) indenting() bool { return w.prefix != "" || w.indent != "" }
+
 func (w *jsonIndenter) newline() {
-	if !w.on {
+	if !w.indenting() {
 		return
 	}
 	w.b = append(w.b, '\n')
@@ -116,39 +126,21 @@ func (w *jsonIndenter) key(k string) {
 	w.b = append(w.b, '"')
 	w.b = append(w.b, k...)
 	w.b = append(w.b, '"', ':')
-	if w.on {
+	if w.indenting() {
 		w.b = append(w.b, ' ')
 	}
-}
-
-// openList starts an array of n elements.
-func (w *jsonIndenter) openList(n int) {
-	if n == 0 {
-		w.b = append(w.b, '[')
-		return
-	}
-	w.open('[')
-}
-
-func (w *jsonIndenter) closeList(n int) {
-	if n == 0 {
-		w.b = append(w.b, ']')
-		return
-	}
-	w.close(']')
-}
-
-// item starts the array's element i.
-func (w *jsonIndenter) item(i int) {
-	if i > 0 {
-		w.b = append(w.b, ',')
-	}
-	w.newline()
 }
 
 func (w *jsonIndenter) str(k, v string) {
 	w.key(k)
 	w.b = appendJSONString(w.b, v)
+}
+
+// strOmitEmpty writes the field k unless v is empty (omitempty).
+func (w *jsonIndenter) strOmitEmpty(k, v string) {
+	if v != "" {
+		w.str(k, v)
+	}
 }
 
 func (w *jsonIndenter) uint(k string, v uint64) {
@@ -197,19 +189,13 @@ func (w *jsonIndenter) span(s *Span) {
 	w.time("start_ts", s.StartTS)
 	w.uint("end_frame", s.EndFrame)
 	w.time("end_ts", s.EndTS)
-	for _, f := range [...]struct{ k, v string }{{"method", s.Method}, {"path", s.Path}} {
-		if f.v != "" {
-			w.str(f.k, f.v)
-		}
-	}
+	w.strOmitEmpty("method", s.Method)
+	w.strOmitEmpty("path", s.Path)
 	if s.Status != 0 {
 		w.int("status", s.Status)
 	}
-	for _, f := range [...]struct{ k, v string }{{"grpc_status", s.GRPC}, {"reset", s.Reset}} {
-		if f.v != "" {
-			w.str(f.k, f.v)
-		}
-	}
+	w.strOmitEmpty("grpc_status", s.GRPC)
+	w.strOmitEmpty("reset", s.Reset)
 	w.str("outcome", s.Outcome)
 	w.close('}')
 }
