@@ -41,18 +41,17 @@ func runConns(files []string, bin, grpc string) error {
 		fmt.Fprintf(os.Stderr, "bench: %s: analyze %.1f s (%.1fx), %s\n", filepath.Base(file), row.analyze.wall.Seconds(),
 			row.analyze.wall.Seconds()/row.bare.wall.Seconds(), row.analyze.rss())
 	}
-	var g *connsRow
 	if grpc != "" {
 		row, err := measureConns(grpc, bin, tmp, false)
 		if err != nil {
 			return err
 		}
-		g = &row
+		rows = append(rows, row) // without conns --json: "-"
 	}
 	fmt.Printf("h2scope analyze --json F and conns --json against the bare gopacket read+decode loop (same run; warm page cache)\n\n")
 	fmt.Printf("| capture | MB | packets | connections | bare loop | analyze --json | vs loop | max RSS | JSON report | conns --json | conns max RSS |\n")
 	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|---|\n")
-	for _, r := range append(rows, deref(g)...) {
+	for _, r := range rows {
 		conns, list, listRSS := fmt.Sprint(r.conns), fmt.Sprintf("%.2f s", r.list.wall.Seconds()), r.list.rss()
 		if r.list.wall == 0 {
 			conns, list, listRSS = "-", "-", "-"
@@ -61,17 +60,8 @@ func runConns(files []string, bin, grpc string) error {
 			filepath.Base(r.file), float64(r.size)/1e6, r.packets, conns, r.bare.wall.Seconds(), r.analyze.wall.Seconds(),
 			r.analyze.wall.Seconds()/r.bare.wall.Seconds(), r.analyze.rss(), mb(r.report), list, listRSS)
 	}
-	if g != nil {
-	}
 	fmt.Printf("\n(bare loop and analyze --json: best of %d runs each, alternating; conns --json: one run)\n", connsRuns)
 	return nil
-}
-
-func deref(r *connsRow) []connsRow {
-	if r == nil {
-		return nil
-	}
-	return []connsRow{*r}
 }
 
 // mb formats a byte count in MB.
