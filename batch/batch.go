@@ -699,6 +699,7 @@ func (r *runner) builder(do *dissect.Options) *report.Builder {
 	rb := report.NewBuilder(r.opts.Redaction)
 	rb.Limits = r.opts.limits()
 	rb.Connections = r.opts.connections()
+	rb.NoOverview = true // batch writes no HTML
 	if do == nil {
 		return rb
 	}

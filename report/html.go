@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"io"
@@ -60,6 +61,9 @@ func htmlMustRead(name string) string {
 // resumption and gRPC tables and the connections table. The output
 // depends only on the report, byte for byte.
 func (r *Report) WriteHTML(w io.Writer) error {
+	if r.noOverview {
+		return errors.New("report: the report was built without the HTML overview's counts (Builder.NoOverview)")
+	}
 	p, err := newHTMLPage(r)
 	if err != nil {
 		return err

@@ -69,6 +69,8 @@ type Report struct {
 	first, last time.Time
 	pools       *poolSketch
 	nConns      int
+	// noOverview is Builder.NoOverview: pools counts nothing.
+	noOverview bool
 }
 
 // Finding is a finding as the report holds it.
@@ -356,6 +358,11 @@ type Builder struct {
 	// SpillDir is the directory of the spill file; "" means
 	// os.TempDir().
 	SpillDir string
+	// NoOverview says the report will not be written as HTML: the
+	// Builder then skips the one fold only the page's overview reads,
+	// the connections per pool, a hash per connection (5% of a SYN
+	// flood's CPU). WriteHTML refuses such a report.
+	NoOverview bool
 
 	red Redaction
 	// mu guards the Builder but pending, which pmu guards, so that Add
@@ -597,7 +604,9 @@ func (b *Builder) finish(p *pendingConn, conn *analyze.Conn, sum *tcp.Summary) {
 		f.last = rec.LastTS
 	}
 	head := headOf(rec)
-	f.pools.add(overviewKey{head.client.Addr(), head.server})
+	if !b.NoOverview {
+		f.pools.add(overviewKey{head.client.Addr(), head.server})
+	}
 
 	if b.err != nil {
 		return
@@ -804,7 +813,8 @@ func (b *Builder) Report(files []string, in *analyze.Input, res analyze.Result) 
 		sel = ConnsNamed
 	}
 	r := &Report{Schema: Schema, ConnectionsIncluded: sel, Tables: res.Tables, src: b.spill, err: b.err,
-		first: b.folds.first, last: b.folds.last, pools: &b.folds.pools, nConns: b.folds.conns}
+		first: b.folds.first, last: b.folds.last, pools: &b.folds.pools, nConns: b.folds.conns,
+		noOverview: b.NoOverview}
 	// The tables name gRPC methods, which are request paths.
 	for i := range r.Tables.GRPCCalls {
 		r.Tables.GRPCCalls[i].Method = red.URL(r.Tables.GRPCCalls[i].Method)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -74,6 +75,55 @@ func TestBuilderStreamMatchesNew(t *testing.T) {
 			if wantLine := encodeWholeLine(t, rep); got.String() != wantLine {
 				t.Errorf("%s (parallel from %d items): WriteJSONLine differs from json.Encoder", f, parallelItems)
 			}
+		}
+	}
+}
+
+// TestBuilderNoOverview checks that a Builder told the report will not
+// be HTML (Builder.NoOverview) counts no pools, writes the same JSON,
+// JSON line and Markdown as one that counts them, and that WriteHTML
+// refuses its report rather than draw an empty overview.
+func TestBuilderNoOverview(t *testing.T) {
+	for _, name := range []string{"http1-nokeepalive", "syn-refused", "grpc-cancel-storm", "h2-tls"} {
+		f := "../testdata/pcaps/" + name + ".pcapng"
+		build := func(noOverview bool) *Report {
+			o := dissect.Options{Keys: tls.NewKeyLog()}
+			if b, err := os.ReadFile(strings.TrimSuffix(f, ".pcapng") + ".keys"); err == nil {
+				o.Keys.Add(b, "keys")
+			}
+			b := NewBuilder(Redaction{})
+			b.NoOverview = noOverview
+			t.Cleanup(func() { b.Close() })
+			res, in, err := analyze.Stream(context.Background(), []string{f}, o, analyze.DefaultConfig(), b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b.Report([]string{f}, in, res)
+		}
+		with, without := build(false), build(true)
+		if len(with.pools.counts) == 0 || len(without.pools.counts) != 0 {
+			t.Errorf("%s: %d pools counted by default, %d with NoOverview; want some and none", name, len(with.pools.counts), len(without.pools.counts))
+		}
+		for _, w := range []struct {
+			what  string
+			write func(*Report, io.Writer) error
+		}{{"JSON", (*Report).WriteJSON}, {"JSON line", (*Report).WriteJSONLine}, {"Markdown", (*Report).WriteMarkdown}} {
+			var a, b bytes.Buffer
+			if err := w.write(with, &a); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.write(without, &b); err != nil {
+				t.Fatal(err)
+			}
+			if a.String() != b.String() {
+				t.Errorf("%s: %s differs with NoOverview: %s", name, w.what, golden.FirstDiff(b.String(), a.String()))
+			}
+		}
+		if err := with.WriteHTML(io.Discard); err != nil {
+			t.Errorf("%s: WriteHTML: %v", name, err)
+		}
+		if err := without.WriteHTML(io.Discard); err == nil || !strings.Contains(err.Error(), "NoOverview") {
+			t.Errorf("%s: WriteHTML of a NoOverview report: %v, want a refusal", name, err)
 		}
 	}
 }

@@ -573,6 +573,7 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	rb.Limits = limits
 	rb.Keys = opts.Keys // the report says what the key logs held and how they fitted
 	rb.Connections = selection
+	rb.NoOverview = *htmlOut == ""
 	defer rb.Close() // removes the spill file, whatever happens
 	// Each connection's part of the report goes to the spill file as it
 	// finishes: the report keeps nothing of it in memory.
