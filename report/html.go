@@ -299,6 +299,79 @@ func connFailed(rec *ConnRecord, tl *Timeline) bool {
 	return false
 }
 
+// findingConns holds which findings name each connection: pairs of a
+// connection id and a finding's index, as id<<32 | index, sorted and
+// without repeats. 8 bytes a pair, where a map of the connections'
+// lists took about 80 bytes a connection, and a churn finding can name a
+// million.
+type findingConns []uint64
+
+func newFindingConns(findings []Finding) findingConns {
+	n := 0
+	for i := range findings {
+		n += len(findings[i].Connections)
+	}
+	pairs := make(findingConns, 0, n)
+	for i := range findings {
+		for _, c := range findings[i].Connections {
+			pairs = append(pairs, uint64(c)<<32|uint64(uint32(i)))
+		}
+	}
+	slices.Sort(pairs)
+	return slices.Compact(pairs)
+}
+
+// span returns where the pairs of id start and end.
+func (n findingConns) span(id event.ConnID) (lo, hi int) {
+	lo, _ = slices.BinarySearch(n, uint64(id)<<32)
+	hi = lo
+	for hi < len(n) && event.ConnID(n[hi]>>32) == id {
+		hi++
+	}
+	return lo, hi
+}
+
+// has says whether a finding names id.
+func (n findingConns) has(id event.ConnID) bool {
+	lo, hi := n.span(id)
+	return hi > lo
+}
+
+// of returns the indexes of the findings naming id, in order.
+func (n findingConns) of(id event.ConnID) []int {
+	lo, hi := n.span(id)
+	if lo == hi {
+		return nil
+	}
+	out := make([]int, hi-lo)
+	for i := range out {
+		out[i] = int(uint32(n[lo+i]))
+	}
+	return out
+}
+
+// count returns the number of connections named.
+func (n findingConns) count() int {
+	c := 0
+	for i := range n {
+		if i == 0 || n[i]>>32 != n[i-1]>>32 {
+			c++
+		}
+	}
+	return c
+}
+
+// first returns the first max connections named, in id order.
+func (n findingConns) first(max int) []event.ConnID {
+	var ids []event.ConnID
+	for i := 0; i < len(n) && len(ids) < max; i++ {
+		if i == 0 || n[i]>>32 != n[i-1]>>32 {
+			ids = append(ids, event.ConnID(n[i]>>32))
+		}
+	}
+	return ids
+}
+
 func newHTMLPage(r *Report) (*htmlPage, error) {
 	p := &htmlPage{CSS: pageCSS, JS: pageJS, Tables: r.Tables, Pools: r.Tables.Pools}
 	if rows := r.Tables.Pools; len(rows) > maxHTMLPools {
@@ -352,7 +425,7 @@ func newHTMLPage(r *Report) (*htmlPage, error) {
 	p.Counts = [3]int{sev[analyze.Critical], sev[analyze.Warning], sev[analyze.Info]}
 
 	// The findings naming each connection, and the frames cited on each.
-	named := map[event.ConnID][]int{}
+	named := newFindingConns(r.Findings)
 	cited := map[event.ConnID][]uint64{}
 	for i, f := range r.Findings {
 		hf := htmlFinding{Finding: f.Finding, Slice: f.Slice, Sev: f.Severity.String(), Index: i + 1,
@@ -371,14 +444,9 @@ func newHTMLPage(r *Report) (*htmlPage, error) {
 		if len(hf.ConnsShown) > maxFindingConnLinks {
 			hf.ConnsShown, hf.ConnsMore = hf.ConnsShown[:maxFindingConnLinks], len(f.Connections)-maxFindingConnLinks
 		}
-		for _, c := range f.Connections {
-			if l := named[c]; len(l) == 0 || l[len(l)-1] != i {
-				named[c] = append(named[c], i)
-			}
-		}
 		p.Findings = append(p.Findings, hf)
 	}
-	p.ConnsWithFinding = len(named)
+	p.ConnsWithFinding = named.count()
 
 	for _, row := range r.Tables.Resumption {
 		hr := htmlResumption{ResumptionRow: row}
@@ -394,10 +462,10 @@ func newHTMLPage(r *Report) (*htmlPage, error) {
 	listed := map[event.ConnID]bool{}
 	var namedIDs []event.ConnID
 	if r.src != nil {
-		namedIDs = slices.Sorted(maps.Keys(named))
+		namedIDs = named.first(maxHTMLConns)
 	} else {
 		for i := range r.Connections {
-			if _, ok := named[r.Connections[i].ID]; ok {
+			if named.has(r.Connections[i].ID) {
 				namedIDs = append(namedIDs, r.Connections[i].ID)
 			}
 		}
@@ -432,20 +500,19 @@ func newHTMLPage(r *Report) (*htmlPage, error) {
 	recs := map[event.ConnID]*ConnRecord{}
 	inPage := map[event.ConnID]bool{}
 	nConns := 0
-	err := r.eachConn(func(id event.ConnID) bool {
-		_, isNamed := named[id]
-		return listed[id] || !isNamed && others > 0 || ov.cited[id]
+	err := r.eachConn(nil, func(id event.ConnID) bool {
+		return listed[id] || !named.has(id) && others > 0 || ov.cited[id]
 	}, func(h *connHead, rec *ConnRecord, tl *Timeline) error {
 		nConns++
 		if openConn == math.MaxUint32 {
 			openConn = tl.Conn
 		}
-		if _, isNamed := named[tl.Conn]; !isNamed && others > 0 && rec != nil {
+		if !named.has(tl.Conn) && others > 0 && rec != nil {
 			listed[tl.Conn] = true
 			others--
 		}
 		failed := connFailed(rec, tl)
-		for _, fi := range named[tl.Conn] {
+		for _, fi := range named.of(tl.Conn) {
 			ov.severity(fi, tl.Conn, connSeverity(&r.Findings[fi].Finding, failed))
 		}
 		ov.add(h, tl)
@@ -469,23 +536,20 @@ func newHTMLPage(r *Report) (*htmlPage, error) {
 	budget := maxHTMLItems
 	for _, wantNamed := range []bool{true, false} {
 		for _, tl := range sizes {
-			_, isNamed := named[tl.conn]
-			if isNamed == wantNamed && (tl.n <= budget || tl.conn == openConn) {
+			if named.has(tl.conn) == wantNamed && (tl.n <= budget || tl.conn == openConn) {
 				keep[tl.conn], budget = true, max(0, budget-tl.n)
 			}
 		}
 	}
 	p.Data.Conns = make([]htmlConnData, 0, len(sizes))
-	err = r.eachConn(func(event.ConnID) bool { return false }, func(_ *connHead, _ *ConnRecord, tlp *Timeline) error {
-		if !inPage[tlp.Conn] {
-			return nil
-		}
+	inPageOnly := func(id event.ConnID) bool { return inPage[id] }
+	err = r.eachConn(inPageOnly, func(event.ConnID) bool { return false }, func(_ *connHead, _ *ConnRecord, tlp *Timeline) error {
 		rec := recs[tlp.Conn]
 		failed := connFailed(rec, tlp)
 		// The connection's severity under each finding naming it.
 		var worst analyze.Severity = -1
 		var kinds []string
-		for _, fi := range named[tlp.Conn] {
+		for _, fi := range named.of(tlp.Conn) {
 			f := &r.Findings[fi]
 			s := connSeverity(&f.Finding, failed)
 			worst = max(worst, s)

@@ -704,7 +704,7 @@ func TestHTMLPluralsChromium(t *testing.T) {
 func allRecords(t *testing.T, r *Report) []ConnRecord {
 	t.Helper()
 	var out []ConnRecord
-	err := r.eachConn(func(event.ConnID) bool { return true }, func(_ *connHead, rec *ConnRecord, _ *Timeline) error {
+	err := r.eachConn(nil, func(event.ConnID) bool { return true }, func(_ *connHead, rec *ConnRecord, _ *Timeline) error {
 		out = append(out, *rec)
 		return nil
 	})

@@ -145,10 +145,19 @@ func (r *Report) EachTimeline(fn func(*Timeline) error) error {
 // eachSpilled calls fn with every connection of a Builder's report, in id
 // order (sr's slices are valid during the call only).
 func (r *Report) eachSpilled(fn func(sr *spillRecord) error) error {
+	return r.eachSpilledOf(nil, fn)
+}
+
+// eachSpilledOf is eachSpilled over the connections only allows (every
+// one when only is nil): the others are not decoded.
+func (r *Report) eachSpilledOf(only func(event.ConnID) bool, fn func(sr *spillRecord) error) error {
 	if r.err != nil {
 		return r.err
 	}
 	return r.src.each(func(id event.ConnID, b []byte) error {
+		if only != nil && !only(id) {
+			return nil
+		}
 		sr, err := decodeSpill(b)
 		if err != nil {
 			return err
@@ -1126,18 +1135,22 @@ func decodeConnRecord(b []byte) (ConnRecord, error) {
 	return rec, err
 }
 
-// eachConn calls fn with every connection of the capture in id order:
-// its head, its timeline, and its record when it is in Connections or
-// want says so (else nil). A report made by hand, without a Builder,
-// gives its Timelines, each with its record from Connections (nil when
-// it has none, and then no head).
-func (r *Report) eachConn(want func(event.ConnID) bool, fn func(h *connHead, rec *ConnRecord, tl *Timeline) error) error {
+// eachConn calls fn with every connection of the capture in id order
+// that only allows (every one when only is nil): its head, its timeline,
+// and its record when it is in Connections or want says so (else nil).
+// A report made by hand, without a Builder, gives its Timelines, each
+// with its record from Connections (nil when it has none, and then no
+// head). A Builder's report decodes no more than it gives.
+func (r *Report) eachConn(only, want func(event.ConnID) bool, fn func(h *connHead, rec *ConnRecord, tl *Timeline) error) error {
 	index := make(map[event.ConnID]int, len(r.Connections))
 	for i := range r.Connections {
 		index[r.Connections[i].ID] = i
 	}
 	if r.src == nil {
 		return r.EachTimeline(func(tl *Timeline) error {
+			if only != nil && !only(tl.Conn) {
+				return nil
+			}
 			i, ok := index[tl.Conn]
 			if !ok {
 				return fn(nil, nil, tl)
@@ -1148,7 +1161,7 @@ func (r *Report) eachConn(want func(event.ConnID) bool, fn func(h *connHead, rec
 		})
 	}
 	var buf []byte // a record's JSON
-	return r.eachSpilled(func(sr *spillRecord) error {
+	return r.eachSpilledOf(only, func(sr *spillRecord) error {
 		tl, err := sr.timeline()
 		if err != nil {
 			return err
