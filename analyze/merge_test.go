@@ -34,6 +34,9 @@ func mergeCaptures(t *testing.T) (paths, keys []string) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no captures in %s: %v", pcaps, err)
 	}
+	// and those of attacks/ and stacks/
+	more, _ := filepath.Glob(filepath.Join(pcaps, "*", "*.pcapng"))
+	files = append(files, more...)
 	for _, f := range files {
 		k := strings.TrimSuffix(f, ".pcapng") + ".keys"
 		if _, err := os.Stat(k); err != nil {
@@ -54,7 +57,7 @@ func mergeCaptures(t *testing.T) (paths, keys []string) {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
-		if !strings.HasSuffix(p, ".pcap") && !strings.HasSuffix(p, ".pcapng") && !strings.HasSuffix(p, ".pcap.gz") {
+		if !strings.HasSuffix(p, ".pcap") && !strings.HasSuffix(p, ".pcapng") && !strings.HasSuffix(p, ".pcap.gz") && !strings.HasSuffix(p, ".cap") {
 			return nil
 		}
 		k := ""

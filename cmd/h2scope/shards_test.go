@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -11,20 +12,36 @@ import (
 	"testing"
 )
 
-// shardTestCaptures returns the project's captures and the shared
-// corpus's, when it is there.
-func shardTestCaptures(t *testing.T) []string {
+// shardTestCaptures returns the project's captures (attacks/ and
+// stacks/ too) and the shared corpus's ($H2SCOPE_CORPUS or
+// ../shared/corpus next to the repository), when it is there, and
+// whether it was.
+func shardTestCaptures(t *testing.T) (files []string, corpus bool) {
 	t.Helper()
-	var files []string
-	for _, g := range []string{"../../testdata/pcaps/*.pcap*", "../../../shared/corpus/*/*.pcap*", "../../../shared/corpus/*/*/*.pcap*", "../../../shared/corpus/*/*/*/*.pcap*", "../../../shared/corpus/*/*.cap"} {
+	for _, g := range []string{"../../testdata/pcaps/*.pcap*", "../../testdata/pcaps/*/*.pcap*"} {
 		m, _ := filepath.Glob(g)
 		files = append(files, m...)
 	}
-	if _, err := os.Stat("../../../shared/corpus"); err != nil {
-		t.Log("../shared/corpus is absent: testing the project's captures only, whose connections are all on loopback (one shard)")
+	dir := os.Getenv("H2SCOPE_CORPUS")
+	if dir == "" {
+		dir = "../../../shared/corpus"
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Logf("shared corpus %s is absent (set H2SCOPE_CORPUS): testing the project's captures only, whose connections are all on loopback (one shard)", dir)
+	} else {
+		corpus = true
+		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && (strings.Contains(filepath.Base(p), ".pcap") || strings.HasSuffix(p, ".cap")) {
+				files = append(files, p)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	slices.Sort(files)
-	return files
+	return files, corpus
 }
 
 // keyLogArgs returns the --keylog flags of what lies beside capture f:
@@ -46,7 +63,8 @@ func keyLogArgs(f string) []string {
 // one and the provisional IDs of the shards become final ones.
 func TestShardsIdentical(t *testing.T) {
 	multi := 0 // captures whose connections span several address pairs
-	for _, f := range shardTestCaptures(t) {
+	files, corpus := shardTestCaptures(t)
+	for _, f := range files {
 		var outs [2][3][]byte
 		var codes [2]int
 		var errs [2]string
@@ -73,10 +91,10 @@ func TestShardsIdentical(t *testing.T) {
 			multi++
 		}
 	}
-	if _, err := os.Stat("../../../shared/corpus"); err == nil && multi < 10 {
+	if corpus && multi < 10 {
 		t.Errorf("only %d captures have connections between several address pairs: the shards were hardly split", multi)
 	}
-	t.Logf("%d captures with several address pairs", multi)
+	t.Logf("%d captures, %d with several address pairs", len(files), multi)
 }
 
 // firstDiff returns the offset of the first byte where a and b differ.
