@@ -544,7 +544,7 @@ func (d *churnFold) final(c *Conn) {
 	}
 	p := d.pools[k]
 	if p == nil && len(d.pools) >= maxPools {
-		k.client = anyClient
+		k = k.folded()
 		if p = d.pools[k]; p == nil {
 			p = &churnPool{key: k, heavy: &heavyHitters{}}
 			d.pools[k] = p
@@ -606,37 +606,42 @@ func (p *churnPool) trim() []churnConn {
 }
 
 func (d *churnFold) merge(o detector) {
-	for k, op := range o.(*churnFold).pools {
-		p := d.pools[k]
-		if p == nil {
-			d.pools[k] = op
-			continue
+	mergePools(&d.pools, o.(*churnFold).pools, poolKey.compare, func(k poolKey) *churnPool { return &churnPool{key: k} }, (*churnPool).merge)
+}
+
+// merge adds op's connections, op being over other connections: of
+// pool k, p's own, or of one client's pool folded into p ("*").
+func (p *churnPool) merge(op *churnPool, k poolKey) {
+	if k != p.key {
+		if p.heavy == nil {
+			p.heavy = &heavyHitters{}
 		}
-		p.t.merge(&op.t)
-		p.addShown(op.shown...)
-		if op.heavy != nil {
-			if p.heavy == nil {
-				p.heavy = &heavyHitters{}
-			}
-			p.heavy.merge(op.heavy)
+		p.heavy.add(k.client, op.t.conns)
+	}
+	p.t.merge(&op.t)
+	p.addShown(op.shown...)
+	if op.heavy != nil {
+		if p.heavy == nil {
+			p.heavy = &heavyHitters{}
 		}
-		if p.ports != nil || op.ports != nil || p.conns.n+op.conns.n > churnKeep {
-			if p.ports == nil {
-				p.portsFromConns()
-			}
-			if op.ports == nil {
-				op.portsFromConns()
-			}
-			for i := range p.ports {
-				p.ports[i] |= op.ports[i]
-			}
+		p.heavy.merge(op.heavy)
+	}
+	if p.ports != nil || op.ports != nil || p.conns.n+op.conns.n > churnKeep {
+		if p.ports == nil {
+			p.portsFromConns()
 		}
-		for _, c := range op.conns.all() {
-			p.conns.add(&c)
+		if op.ports == nil {
+			op.portsFromConns()
 		}
-		if p.ports != nil && p.conns.n >= 2*churnKeep {
-			p.trim()
+		for i := range p.ports {
+			p.ports[i] |= op.ports[i]
 		}
+	}
+	for _, c := range op.conns.all() {
+		p.conns.add(&c)
+	}
+	if p.ports != nil && p.conns.n >= 2*churnKeep {
+		p.trim()
 	}
 }
 

@@ -126,9 +126,7 @@ func (d *requestErrors) observe(c *Conn) {
 		if g != nil {
 			return g
 		}
-		g = poolEntry(&d.groups, &d.last, poolOf(c), nil, func(findingPool) *errGroup {
-			return &errGroup{statuses: map[string]int{}}
-		})
+		g = poolEntry(&d.groups, &d.last, poolOf(c), nil, newErrGroup)
 		return g
 	}
 	var grpcStreams map[uint32]bool
@@ -336,30 +334,28 @@ func (g *errGroup) sample(s errSample) {
 
 func (d *requestErrors) final(*Conn) {}
 
+func newErrGroup(findingPool) *errGroup { return &errGroup{statuses: map[string]int{}} }
+
 func (d *requestErrors) merge(o detector) {
-	for k, og := range o.(*requestErrors).groups {
-		g := d.groups[k]
-		if g == nil {
-			if d.groups == nil {
-				d.groups = map[findingPool]*errGroup{}
-			}
-			d.groups[k] = og
-			continue
-		}
-		g.requests += og.requests
-		for i, n := range og.classes {
-			g.classes[i] += n
-		}
-		for _, s := range sortedKeys(og.statuses) {
-			addLabel(g.statuses, s, og.statuses[s], addInt, &g.maxStatus)
-		}
-		for _, l := range og.methods.labels {
-			addMethod(&g.methods, l.name, l.n)
-		}
-		g.methods.other = addPair(g.methods.other, og.methods.other)
-		for _, s := range og.samples {
-			g.sample(s)
-		}
+	mergePools(&d.groups, o.(*requestErrors).groups, findingPool.compare, newErrGroup, (*errGroup).merge)
+	d.last = lastEntry[findingPool, errGroup]{} // it may remember a pool folded
+}
+
+// merge adds og's counts and samples, og being over other connections.
+func (g *errGroup) merge(og *errGroup, _ findingPool) {
+	g.requests += og.requests
+	for i, n := range og.classes {
+		g.classes[i] += n
+	}
+	for _, s := range sortedKeys(og.statuses) {
+		addLabel(g.statuses, s, og.statuses[s], addInt, &g.maxStatus)
+	}
+	for _, l := range og.methods.labels {
+		addMethod(&g.methods, l.name, l.n)
+	}
+	g.methods.other = addPair(g.methods.other, og.methods.other)
+	for _, s := range og.samples {
+		g.sample(s)
 	}
 }
 

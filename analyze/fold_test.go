@@ -101,6 +101,82 @@ func TestPoolsFoldPastMaxPools(t *testing.T) {
 	}
 }
 
+// TestPoolsFoldPastMaxPoolsMerged checks that states of shards, each of
+// which kept up to maxPools pools of its own, merge into at most
+// maxPools entries in every per-pool map, as a whole run holds, the
+// pools past the bound (the last by client) folded into "*" with every
+// count: a merge of N shards does not make N bounds' worth of pool rows.
+func TestPoolsFoldPastMaxPoolsMerged(t *testing.T) {
+	var conns []*Conn
+	id := event.ConnID(0)
+	for i := range maxPools + 300 {
+		conns = append(conns, oneRequestConn(id, fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), 0))
+		id++
+	}
+	for i := range 100 {
+		conns = append(conns, oneRequestConn(id, "10.200.0.1", i))
+		id++
+	}
+	for _, shards := range []int{1, 3} {
+		st := observeAll(conns, shards)
+		sizes := map[string]int{"pool table": ownPools(st.a.tables.pools), "routes": ownPools(st.a.tables.routes)}
+		for _, d := range st.a.dets {
+			switch d := d.(type) {
+			case *churnFold:
+				sizes["reconnect_churn"] = ownPools(d.pools)
+			case *packetLoss:
+				sizes["packet_loss"] = ownPools(d.pools)
+			case *requestErrors:
+				sizes["request_errors"] = ownPools(d.groups)
+			}
+		}
+		for what, n := range sizes {
+			if n != maxPools {
+				t.Errorf("%d shards: %s holds %d clients' pools, want %d", shards, what, n, maxPools)
+			}
+		}
+		res := st.Result(dissect.Stats{})
+		total, star := 0, -1
+		for i, p := range res.Tables.Pools {
+			total += p.Connections
+			if p.Client == "*" {
+				star = i
+			}
+		}
+		if total != len(conns) || star < 0 {
+			t.Fatalf("%d shards: %d pool rows hold %d connections (a * row: %v), want all %d", shards, len(res.Tables.Pools), total, star >= 0, len(conns))
+		}
+		if shards == 1 {
+			continue
+		}
+		// Merged, the pools kept are the first by client: 10.200.0.1's
+		// 100 connections, split over the shards, fold whole into "*".
+		if got := res.Tables.Pools[star].Connections; got != 400 {
+			t.Errorf("the * row holds %d connections, want 400", got)
+		}
+		f := findKind(res.Findings, KindReconnectChurn)
+		for i := range res.Findings {
+			if res.Findings[i].Kind == KindReconnectChurn && strings.HasPrefix(res.Findings[i].Summary, "Client * ") {
+				f = &res.Findings[i]
+			}
+		}
+		if folded, _ := f.Metrics["clients_folded"].(string); !strings.Contains(folded, "the heaviest: 10.200.0.1 (100 to ") {
+			t.Errorf("clients_folded = %q, want 10.200.0.1 first with its 100 connections", folded)
+		}
+	}
+}
+
+// ownPools counts the pools of m that are one client's, not "*".
+func ownPools[K foldableKey[K], V any](m map[K]*V) int {
+	n := 0
+	for k := range m {
+		if k != k.folded() {
+			n++
+		}
+	}
+	return n
+}
+
 // TestChurnPastKeepMerges checks that a pool past churnKeep connections
 // keeps exact counts and says which figures are over the connections
 // kept, and that shards of it merge into the same result.

@@ -98,7 +98,7 @@ func (d *packetLoss) final(c *Conn) {
 	if t == nil {
 		return
 	}
-	p := poolEntry(&d.pools, &d.last, poolOf(c), c, func(findingPool) *lossPool { return &lossPool{} })
+	p := poolEntry(&d.pools, &d.last, poolOf(c), c, newLossPool)
 	retx := c.DataRetransmissions - c.SpuriousData
 	p.conns++
 	p.packets += int(t.Packets.C2S + t.Packets.S2C)
@@ -131,29 +131,27 @@ func (p *lossPool) keep(lc lossConn) {
 	}
 }
 
+func newLossPool(findingPool) *lossPool { return &lossPool{} }
+
 func (d *packetLoss) merge(o detector) {
-	for k, op := range o.(*packetLoss).pools {
-		p := d.pools[k]
-		if p == nil {
-			if d.pools == nil {
-				d.pools = map[findingPool]*lossPool{}
-			}
-			d.pools[k] = op
-			continue
-		}
-		p.conns += op.conns
-		p.lossy += op.lossy
-		p.packets += op.packets
-		p.retx += op.retx
-		p.fast += op.fast
-		p.recovery += op.recovery
-		p.spurious += op.spurious
-		p.dupACKs += op.dupACKs
-		p.ackLost += op.ackLost
-		p.missed += op.missed
-		for _, lc := range op.worst {
-			p.keep(lc)
-		}
+	mergePools(&d.pools, o.(*packetLoss).pools, findingPool.compare, newLossPool, (*lossPool).merge)
+	d.last = lastEntry[findingPool, lossPool]{} // it may remember a pool folded
+}
+
+// merge adds op's counts and connections, op being over other connections.
+func (p *lossPool) merge(op *lossPool, _ findingPool) {
+	p.conns += op.conns
+	p.lossy += op.lossy
+	p.packets += op.packets
+	p.retx += op.retx
+	p.fast += op.fast
+	p.recovery += op.recovery
+	p.spurious += op.spurious
+	p.dupACKs += op.dupACKs
+	p.ackLost += op.ackLost
+	p.missed += op.missed
+	for _, lc := range op.worst {
+		p.keep(lc)
 	}
 }
 

@@ -71,6 +71,10 @@ func (k lostKey) folded() lostKey {
 	return k
 }
 
+func (k lostKey) compare(o lostKey) int {
+	return cmp.Or(cmp.Compare(k.cause, o.cause), k.findingPool.compare(o.findingPool))
+}
+
 // lostGroup is what connection_lost keeps of one pool's lost
 // connections: counts, and the lowest-id few in full.
 type lostGroup struct {
@@ -107,7 +111,7 @@ func (d *connectionLost) observe(c *Conn) {
 	if !ok || lc.n < max(d.cfg.MinInFlight, 1) {
 		return
 	}
-	g := poolEntry(&d.groups, &d.last, lostKey{cause, poolOf(c)}, nil, func(lostKey) *lostGroup { return &lostGroup{} })
+	g := poolEntry(&d.groups, &d.last, lostKey{cause, poolOf(c)}, nil, newLostGroup)
 	g.add(lc, calls)
 }
 
@@ -231,23 +235,22 @@ func lostOf(c *Conn, race time.Duration) (lc lostConn, calls int, cause string, 
 
 func (d *connectionLost) final(*Conn) {}
 
+func newLostGroup(lostKey) *lostGroup { return &lostGroup{} }
+
 func (d *connectionLost) merge(o detector) {
-	for k, og := range o.(*connectionLost).groups {
-		g := d.groups[k]
-		if g == nil {
-			if d.groups == nil {
-				d.groups = map[lostKey]*lostGroup{}
-			}
-			d.groups[k] = og
-			continue
-		}
-		g.conns += og.conns
-		g.inFlight += og.inFlight
-		g.calls += og.calls
-		g.byRST += og.byRST
-		for _, lc := range og.kept {
-			g.keep(lc)
-		}
+	mergePools(&d.groups, o.(*connectionLost).groups, lostKey.compare, newLostGroup, (*lostGroup).merge)
+	d.last = lastEntry[lostKey, lostGroup]{} // it may remember a pool folded
+}
+
+// merge adds og's counts and connections, og being over other
+// connections.
+func (g *lostGroup) merge(og *lostGroup, _ lostKey) {
+	g.conns += og.conns
+	g.inFlight += og.inFlight
+	g.calls += og.calls
+	g.byRST += og.byRST
+	for _, lc := range og.kept {
+		g.keep(lc)
 	}
 }
 
@@ -257,7 +260,7 @@ func (d *connectionLost) findings(in *capture) []Finding {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, func(a, b lostKey) int {
-		return cmp.Or(cmp.Compare(a.cause, b.cause), a.findingPool.compare(b.findingPool))
+		return a.compare(b)
 	})
 	var out []Finding
 	for _, k := range keys {

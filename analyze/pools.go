@@ -93,3 +93,50 @@ func (h *heavyHitters) top() []hitter {
 	h.sort()
 	return h.items
 }
+
+// mergePools adds the pools of o, another state's over other
+// connections, to *m: a pool in both is merged by add(into, from, key),
+// one only in o is taken as it is. Then, as each state kept at most
+// maxPools pools of their own clients, the pools past maxPools (those
+// last in cmp order) fold into their folded keys' pools, made by mk when
+// new, through add with the folded pool's key: a merge of shards holds
+// at most maxPools clients' pools and a "*" one per server, as a whole
+// run does, and not one bound's worth per shard. Which clients keep a pool of their own then differs
+// from a whole run's (its first maxPools by the order connections
+// finish), as the README says.
+func mergePools[K foldableKey[K], V any](m *map[K]*V, o map[K]*V, cmp func(K, K) int, mk func(K) *V, add func(into, from *V, k K)) {
+	for k, ov := range o {
+		if v := (*m)[k]; v != nil {
+			add(v, ov, k)
+			continue
+		}
+		if *m == nil {
+			*m = make(map[K]*V, len(o))
+		}
+		(*m)[k] = ov
+	}
+	if len(*m) <= maxPools {
+		return
+	}
+	own := make([]K, 0, len(*m))
+	for k := range *m {
+		if k != k.folded() {
+			own = append(own, k)
+		}
+	}
+	if len(own) <= maxPools {
+		return
+	}
+	slices.SortFunc(own, cmp)
+	for _, k := range own[maxPools:] {
+		v := (*m)[k]
+		delete(*m, k)
+		fk := k.folded()
+		f := (*m)[fk]
+		if f == nil {
+			f = mk(fk)
+			(*m)[fk] = f
+		}
+		add(f, v, k)
+	}
+}

@@ -85,6 +85,12 @@ type tlsKey struct {
 	server netip.AddrPort
 }
 
+// folded returns k with its client folded into anyClient.
+func (k tlsKey) folded() tlsKey {
+	k.client = anyClient
+	return k
+}
+
 func (k tlsKey) compare(o tlsKey) int {
 	return cmp.Or(k.client.Compare(o.client), strings.Compare(k.sni, o.sni), k.server.Compare(o.server))
 }
@@ -144,11 +150,11 @@ func (d *resumptionFold) final(c *Conn) {
 	g := d.groups[k]
 	if g == nil && len(d.groups) >= maxPools {
 		// Past maxPools, new clients share one funnel per server: "*".
-		k.client = anyClient
+		k = k.folded()
 		g = d.groups[k]
 	}
 	if g == nil {
-		g = &tlsGroup{client: k.client, sni: k.sni, server: k.server}
+		g = newTLSGroup(k)
 		d.groups[k] = g
 	}
 	h := &tlsHandshake{id: c.ID(), ts: c.TCP.FirstTS, ch: s.Timing.ClientHello, sh: s.Timing.ServerHello, tls13: s.Version == "TLS 1.3",
@@ -223,25 +229,27 @@ func (o *tlsOverflow) add(h *tlsHandshake) {
 	o.remember(h)
 }
 
+func newTLSGroup(k tlsKey) *tlsGroup {
+	return &tlsGroup{client: k.client, sni: k.sni, server: k.server}
+}
+
 func (d *resumptionFold) merge(o detector) {
-	for k, og := range o.(*resumptionFold).groups {
-		g := d.groups[k]
-		if g == nil {
-			d.groups[k] = og
-			continue
+	mergePools(&d.groups, o.(*resumptionFold).groups, tlsKey.compare, newTLSGroup, (*tlsGroup).merge)
+}
+
+// merge adds og's handshakes, og being over other connections.
+func (g *tlsGroup) merge(og *tlsGroup, _ tlsKey) {
+	if og.over != nil {
+		// Not exact past tlsKeep: the other's overflow is added as it
+		// was classified.
+		if g.over == nil {
+			g.over = &tlsOverflow{fn: newFunnel()}
 		}
-		if og.over != nil {
-			// Not exact past tlsKeep: the other's overflow is added as
-			// it was classified.
-			if g.over == nil {
-				g.over = &tlsOverflow{fn: newFunnel()}
-			}
-			g.over.fn.merge(og.over.fn)
-			g.over.failReasons |= og.over.failReasons
-			g.over.unknown13 = g.over.unknown13 || og.over.unknown13
-		}
-		g.add(og.hs...)
+		g.over.fn.merge(og.over.fn)
+		g.over.failReasons |= og.over.failReasons
+		g.over.unknown13 = g.over.unknown13 || og.over.unknown13
 	}
+	g.add(og.hs...)
 }
 
 // sortedGroups returns the funnels in key order, each ordered and

@@ -308,13 +308,8 @@ func (t *tableBuilder) routesObserve(c *Conn) {
 
 // routesMerge adds o's route rows.
 func (t *tableBuilder) routesMerge(o *tableBuilder) {
-	for k, os := range o.routes {
-		if s := t.routes[k]; s != nil {
-			s.merge(os)
-		} else {
-			t.routes[k] = os
-		}
-	}
+	mergePools(&t.routes, o.routes, poolKey.compare, func(poolKey) *routeSet { return &routeSet{} },
+		func(s, os *routeSet, _ poolKey) { s.merge(os) })
 }
 
 // routeRows returns the route rows in pool, method and path order, each

@@ -286,13 +286,8 @@ func (t *tableBuilder) final(c *Conn) {
 
 // merge adds o's state, o being over other connections.
 func (t *tableBuilder) merge(o *tableBuilder) {
-	for k, oa := range o.pools {
-		if a := t.pools[k]; a != nil {
-			a.merge(oa)
-		} else {
-			t.pools[k] = oa
-		}
-	}
+	mergePools(&t.pools, o.pools, poolKey.compare, newPoolAgg, func(a, oa *poolAgg, _ poolKey) { a.merge(oa) })
+	t.last = lastEntry[poolKey, poolAgg]{} // it may remember a pool folded
 	if t.ownRes {
 		t.res.merge(o.res)
 	}
@@ -417,9 +412,7 @@ func (t *tableBuilder) poolFinal(c *Conn) {
 		return
 	}
 	// Past maxPools, new clients share one row per server: "*".
-	a := poolEntry(&t.pools, &t.last, poolKey{client: c.Client(), server: c.Server(), name: c.Authority()}, c, func(k poolKey) *poolAgg {
-		return &poolAgg{row: PoolRow{Client: clientString(k.client), Server: k.server.String(), Name: k.name}}
-	})
+	a := poolEntry(&t.pools, &t.last, poolKey{client: c.Client(), server: c.Server(), name: c.Authority()}, c, newPoolAgg)
 	r := &a.row
 	r.Connections++
 	if p := connProto(c); p != "" && !slices.Contains(a.protos, p) {
@@ -452,6 +445,10 @@ func (t *tableBuilder) poolFinal(c *Conn) {
 	if c.App != nil && c.App.TLS != nil && c.App.TLS.HandshakeMS != nil {
 		a.tlsHS.add(*c.App.TLS.HandshakeMS)
 	}
+}
+
+func newPoolAgg(k poolKey) *poolAgg {
+	return &poolAgg{row: PoolRow{Client: clientString(k.client), Server: k.server.String(), Name: k.name}}
 }
 
 // merge adds o's counts.

@@ -637,19 +637,28 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) in
 // maxShards bounds --shards.
 const maxShards = 256
 
+// maxAutoShards bounds the shards --shards 0 chooses: past it the merge
+// and the workers' memory grow for little speed.
+const maxAutoShards = 32
+
 // autoShardBytes is the capture size from which --shards 0 splits the
 // analysis: below it the workers' start and the merge cost more than
 // they save.
 const autoShardBytes = 256 << 20
 
 // shardsFor returns the shards to analyse files with: n if set, else one
-// per CPU but one (the reader's) when the captures are large enough and
-// there are CPUs to spare, else 1.
+// per CPU but one (the reader's), at most maxAutoShards, when the
+// captures total autoShardBytes or more as stored and there are 3 CPUs
+// or more, else 1.
 func shardsFor(n int, files []string) int {
+	return shardsOn(n, files, runtime.NumCPU())
+}
+
+// shardsOn is shardsFor on a machine of cpus CPUs.
+func shardsOn(n int, files []string, cpus int) int {
 	if n > 0 {
 		return n
 	}
-	cpus := runtime.NumCPU()
 	if cpus < 3 {
 		return 1
 	}
@@ -664,5 +673,5 @@ func shardsFor(n int, files []string) int {
 	if size < autoShardBytes {
 		return 1
 	}
-	return min(cpus-1, 32)
+	return min(cpus-1, maxAutoShards)
 }

@@ -129,3 +129,43 @@ func addressPairs(report []byte) int {
 	}
 	return len(pairs)
 }
+
+// TestShardsFor checks the shards --shards chooses: the number given,
+// else one per CPU but one (at most maxAutoShards) for captures of
+// autoShardBytes or more on 3 CPUs or more, else one.
+func TestShardsFor(t *testing.T) {
+	dir := t.TempDir()
+	small, big, half := filepath.Join(dir, "small.pcap"), filepath.Join(dir, "big.pcap"), filepath.Join(dir, "half.pcap")
+	for _, f := range []struct {
+		name string
+		size int64
+	}{{small, 1 << 20}, {big, autoShardBytes}, {half, autoShardBytes / 2}} {
+		h, err := os.Create(f.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Truncate(f.size); err != nil { // sparse: no disk
+			t.Fatal(err)
+		}
+		h.Close()
+	}
+	for _, c := range []struct {
+		n     int
+		files []string
+		cpus  int
+		want  int
+	}{
+		{5, []string{small}, 2, 5},             // given
+		{0, []string{big}, 2, 1},               // no CPU to spare
+		{0, []string{small}, 8, 1},             // too small to pay
+		{0, []string{big}, 8, 7},               // one per CPU but the reader's
+		{0, []string{half, half}, 4, 3},        // the captures' total counts
+		{0, []string{big, "-"}, 8, 1},          // standard input: size unknown
+		{0, []string{big}, 128, maxAutoShards}, // bounded
+		{0, []string{filepath.Join(dir, "absent")}, 8, 1},
+	} {
+		if got := shardsOn(c.n, c.files, c.cpus); got != c.want {
+			t.Errorf("shardsOn(%d, %v, %d CPUs) = %d, want %d", c.n, c.files, c.cpus, got, c.want)
+		}
+	}
+}
