@@ -83,6 +83,7 @@ func TestPoolsFoldPastMaxPools(t *testing.T) {
 	if star.Client != "*" || star.Connections != 400 || star.Requests != 400 {
 		t.Errorf("first pool row = %+v, want client *, 400 connections and requests", star)
 	}
+	checkHeaviest(t, res.Tables.Pools, "10.200.0.1", 100)
 	var f *Finding
 	for i := range res.Findings {
 		if res.Findings[i].Kind == KindReconnectChurn && strings.HasPrefix(res.Findings[i].Summary, "Client * ") {
@@ -154,6 +155,7 @@ func TestPoolsFoldPastMaxPoolsMerged(t *testing.T) {
 		if got := res.Tables.Pools[star].Connections; got != 400 {
 			t.Errorf("the * row holds %d connections, want 400", got)
 		}
+		checkHeaviest(t, res.Tables.Pools, "10.200.0.1", 100)
 		f := findKind(res.Findings, KindReconnectChurn)
 		for i := range res.Findings {
 			if res.Findings[i].Kind == KindReconnectChurn && strings.HasPrefix(res.Findings[i].Summary, "Client * ") {
@@ -162,6 +164,24 @@ func TestPoolsFoldPastMaxPoolsMerged(t *testing.T) {
 		}
 		if folded, _ := f.Metrics["clients_folded"].(string); !strings.Contains(folded, "the heaviest: 10.200.0.1 (100 to ") {
 			t.Errorf("clients_folded = %q, want 10.200.0.1 first with its 100 connections", folded)
+		}
+	}
+}
+
+// checkHeaviest checks that the one "*" row of rows names client first
+// among its heaviest, with at least n connections (and at most the
+// sketch's bound above), and that no other row names any.
+func checkHeaviest(t *testing.T, rows []PoolRow, client string, n int) {
+	t.Helper()
+	for _, r := range rows {
+		switch {
+		case r.Client != "*" && r.Heaviest != nil:
+			t.Errorf("pool row of %s names heaviest clients: %+v", r.Client, r.Heaviest)
+		case r.Client != "*":
+		case len(r.Heaviest) == 0 || len(r.Heaviest) > heavyHittersK:
+			t.Errorf("the * row names %d heaviest clients, want 1 to %d", len(r.Heaviest), heavyHittersK)
+		case r.Heaviest[0].Client != client || r.Heaviest[0].Min != n || r.Heaviest[0].Max < n || r.Heaviest[0].Max > n+r.Connections/heavyHittersK:
+			t.Errorf("the * row's heaviest client is %+v, want %s with %d connections", r.Heaviest[0], client, n)
 		}
 	}
 }

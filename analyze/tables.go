@@ -37,7 +37,9 @@ type Tables struct {
 
 // PoolRow summarises the connections from one client to one destination.
 type PoolRow struct {
-	// Client is the client IP address.
+	// Client is the client IP address, or "*" for the clients past the
+	// first 10,000 pools, folded into one row per server and name (a
+	// flood from spoofed addresses); Heaviest names the busiest of them.
 	Client string `json:"client"`
 	// Server is the server's "ip:port".
 	Server string `json:"server"`
@@ -83,6 +85,22 @@ type PoolRow struct {
 	// them; absent when no handshake was seen whole.
 	TLSHandshakeP50MS float64 `json:"tls_handshake_p50_ms,omitempty"`
 	TLSHandshakeP99MS float64 `json:"tls_handshake_p99_ms,omitempty"`
+	// Heaviest, on a "*" row, lists the folded clients with the most
+	// connections, busiest first, at most 16, counted by a heavy-hitter
+	// sketch (Space-Saving): every client with more than a sixteenth of
+	// the row's connections is listed.
+	Heaviest []HeavyClient `json:"heaviest,omitempty"`
+}
+
+// HeavyClient is a client folded into a "*" row and its connections,
+// estimated: at least Min, at most Max.
+type HeavyClient struct {
+	// Client is the client IP address.
+	Client string `json:"client"`
+	// Min and Max bound the client's connections in the row: at least
+	// Min, at most Max.
+	Min int `json:"min"`
+	Max int `json:"max"`
 }
 
 // ResumptionRow is one TLS resumption funnel.
@@ -286,7 +304,12 @@ func (t *tableBuilder) final(c *Conn) {
 
 // merge adds o's state, o being over other connections.
 func (t *tableBuilder) merge(o *tableBuilder) {
-	mergePools(&t.pools, o.pools, poolKey.compare, newPoolAgg, func(a, oa *poolAgg, _ poolKey) { a.merge(oa) })
+	mergePools(&t.pools, o.pools, poolKey.compare, newPoolAgg, func(a, oa *poolAgg, k poolKey) {
+		if a.heavy != nil && k != k.folded() {
+			a.heavy.add(k.client, oa.row.Connections) // a client's pool folded into "*"
+		}
+		a.merge(oa)
+	})
 	t.last = lastEntry[poolKey, poolAgg]{} // it may remember a pool folded
 	if t.ownRes {
 		t.res.merge(o.res)
@@ -347,6 +370,8 @@ type poolAgg struct {
 	over   bool           // spans were cut
 	rtt    quantileSketch // handshake round trips, ms
 	tlsHS  quantileSketch // TLS handshakes, ms
+	// heavy keeps the busiest clients of a "*" row.
+	heavy *heavyHitters
 }
 
 // poolSpan is one connection's lifetime, its first and last frame
@@ -413,6 +438,9 @@ func (t *tableBuilder) poolFinal(c *Conn) {
 	}
 	// Past maxPools, new clients share one row per server: "*".
 	a := poolEntry(&t.pools, &t.last, poolKey{client: c.Client(), server: c.Server(), name: c.Authority()}, c, newPoolAgg)
+	if a.heavy != nil {
+		a.heavy.add(c.Client(), 1)
+	}
 	r := &a.row
 	r.Connections++
 	if p := connProto(c); p != "" && !slices.Contains(a.protos, p) {
@@ -448,7 +476,11 @@ func (t *tableBuilder) poolFinal(c *Conn) {
 }
 
 func newPoolAgg(k poolKey) *poolAgg {
-	return &poolAgg{row: PoolRow{Client: clientString(k.client), Server: k.server.String(), Name: k.name}}
+	a := &poolAgg{row: PoolRow{Client: clientString(k.client), Server: k.server.String(), Name: k.name}}
+	if k == k.folded() {
+		a.heavy = &heavyHitters{}
+	}
+	return a
 }
 
 // merge adds o's counts.
@@ -472,6 +504,12 @@ func (a *poolAgg) merge(o *poolAgg) {
 	a.addSpans(o.spans.all()...)
 	a.rtt.merge(&o.rtt)
 	a.tlsHS.merge(&o.tlsHS)
+	if o.heavy != nil {
+		if a.heavy == nil {
+			a.heavy = &heavyHitters{}
+		}
+		a.heavy.merge(o.heavy)
+	}
 }
 
 // poolRows returns the pool table's rows in key order.
@@ -495,6 +533,11 @@ func (t *tableBuilder) poolRows() []PoolRow {
 		}
 		if a.tlsHS.n > 0 {
 			r.TLSHandshakeP50MS, r.TLSHandshakeP99MS = roundTo(a.tlsHS.quantile(0.5), 3), roundTo(a.tlsHS.quantile(0.99), 3)
+		}
+		if a.heavy != nil {
+			for _, h := range a.heavy.top() {
+				r.Heaviest = append(r.Heaviest, HeavyClient{Client: h.client.String(), Min: h.n - h.err, Max: h.n})
+			}
 		}
 		rows = append(rows, r)
 	}

@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -19,7 +20,7 @@ func TestTablesCaptures(t *testing.T) {
 			// nearest-rank median and 99th percentile of the 15
 			// handshakes' tcp.analysis.initial_rtt.
 			HandshakeP50MS: 0.01, HandshakeP99MS: 0.048}
-		if ps[0] != want {
+		if !reflect.DeepEqual(ps[0], want) {
 			t.Errorf("pool = %+v\nwant   %+v", ps[0], want)
 		}
 	})

@@ -102,6 +102,8 @@ type htmlPage struct {
 	// busiest); PoolsOmitted counts the others.
 	Pools        []analyze.PoolRow
 	PoolsOmitted int
+	// PoolsFolded says whom the "*" rows of Pools stand for.
+	PoolsFolded []string
 }
 
 type htmlFinding struct {
@@ -230,6 +232,10 @@ const maxFindingConnLinks = 50
 // by findings first, then the others, in id order; the overview counts
 // every connection.
 const maxHTMLConns = 2000
+
+// heavyShown is how many of a "*" pool row's heaviest clients the page
+// names.
+const heavyShown = 16
 
 // maxHTMLPools bounds the rows of the page's pools table: past it (a SYN
 // flood's thousands of one-connection clients) the busiest pools by
@@ -390,6 +396,7 @@ func newHTMLPage(r *Report) (*htmlPage, error) {
 		}
 		p.PoolsOmitted = len(rows) - len(idx)
 	}
+	p.PoolsFolded = foldedClients(p.Pools, heavyShown)
 	undecrypted := map[string]int{}
 	for _, c := range r.Captures {
 		p.Files = append(p.Files, c.Files...)

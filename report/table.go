@@ -116,7 +116,53 @@ func WritePoolsTable(w io.Writer, rows []analyze.PoolRow) error {
 	if err := t.Render(); err != nil {
 		return err
 	}
-	return termOmitted(w, len(rows), "pool")
+	if err := termOmitted(w, len(rows), "pool"); err != nil {
+		return err
+	}
+	for _, line := range foldedClients(rows[:min(len(rows), maxTableRows)], 3) {
+		if _, err := fmt.Fprintln(w, line); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// foldedClients says, for each "*" row of rows, whom it stands for: the
+// clients past the first pools, and the busiest of them, at most top,
+// each with its estimated connections, those whose count the sketch
+// knows within a factor of two (of a flood from spoofed addresses, each
+// with a connection or two, none stands out).
+func foldedClients(rows []analyze.PoolRow, top int) []string {
+	var out []string
+	for _, r := range rows {
+		if r.Client != "*" {
+			continue
+		}
+		dest := r.Server
+		if r.Name != "" {
+			dest += " (" + printable(r.Name) + ")"
+		}
+		line := "* → " + dest + ": " + plural(r.Connections, "connection") + " of clients past the first 10,000 pools"
+		var busy []string
+		for _, h := range r.Heaviest {
+			if len(busy) == top || h.Min*2 <= h.Max {
+				continue
+			}
+			n := strconv.Itoa(h.Min)
+			if h.Max > h.Min {
+				n += "–" + strconv.Itoa(h.Max)
+			}
+			busy = append(busy, h.Client+" "+n)
+		}
+		switch {
+		case len(busy) > 0:
+			line += "; the busiest: " + strings.Join(busy, ", ")
+		case len(r.Heaviest) > 0:
+			line += "; none stands out"
+		}
+		out = append(out, line)
+	}
+	return out
 }
 
 // percentiles renders a p50/p99 pair of milliseconds, "-" when absent

@@ -158,3 +158,34 @@ func TestColorEnabled(t *testing.T) {
 		}
 	}
 }
+
+// TestFoldedClients checks the line under the pools table for each "*"
+// row: whom it stands for, and only the busiest clients whose count the
+// sketch knows within a factor of two.
+func TestFoldedClients(t *testing.T) {
+	rows := []analyze.PoolRow{
+		{Client: "*", Server: "10.0.0.2:443", Name: "api", Connections: 400, Heaviest: []analyze.HeavyClient{
+			{Client: "10.9.9.9", Min: 100, Max: 118}, {Client: "10.9.9.8", Min: 30, Max: 30}, {Client: "10.9.9.7", Min: 1, Max: 19}}},
+		{Client: "10.0.0.1", Server: "10.0.0.2:443", Connections: 3},
+		{Client: "*", Server: "10.0.0.3:80", Connections: 5000, Heaviest: []analyze.HeavyClient{{Client: "10.8.8.8", Min: 1, Max: 300}}},
+	}
+	var b bytes.Buffer
+	if err := WritePoolsTable(&b, rows); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"* → 10.0.0.2:443 (api): 400 connections of clients past the first 10,000 pools; the busiest: 10.9.9.9 100–118, 10.9.9.8 30\n",
+		"* → 10.0.0.3:80: 5000 connections of clients past the first 10,000 pools; none stands out\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("pools table lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "10.9.9.7") || strings.Contains(out, "10.8.8.8") || strings.Count(out, "* →") != 2 {
+		t.Errorf("pools table names a client the sketch cannot tell, or a line per row:\n%s", out)
+	}
+	if got := foldedClients(rows, 1); len(got) != 2 || !strings.HasSuffix(got[0], "the busiest: 10.9.9.9 100–118") {
+		t.Errorf("foldedClients(rows, 1) = %q", got)
+	}
+}
