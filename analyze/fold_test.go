@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/netip"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -395,6 +396,47 @@ func TestHeavyHitters(t *testing.T) {
 	top := a.top()
 	if top[0].client != heavy || top[0].n-top[0].err > 500 || top[0].n < 500 {
 		t.Errorf("top = %+v, want %v with 500 connections", top[0], heavy)
+	}
+}
+
+// TestHeavyHittersSpaceSaving holds heavyHitters to Space-Saving as
+// written plainly (a scan for the smallest counter, ties to the first
+// client in netip.Addr's order), on random sequences of IPv4, IPv6 and
+// zoned addresses with many ties.
+func TestHeavyHittersSpaceSaving(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 9))
+	pool := []netip.Addr{netip.Addr{}}
+	for i := range 40 {
+		pool = append(pool, netip.AddrFrom4([4]byte{10, 0, byte(i / 7), byte(i)}),
+			netip.AddrFrom16([16]byte{0xfe, 0x80, 15: byte(i)}),
+			netip.AddrFrom16([16]byte{0xfe, 0x80, 15: byte(i)}).WithZone(fmt.Sprint("eth", i%3)))
+	}
+	for round := range 300 {
+		var h heavyHitters
+		var ref []hitter
+		for range rng.IntN(400) {
+			c, n := pool[rng.IntN(len(pool))], 1+rng.IntN(3)*rng.IntN(2)
+			h.add(c, n)
+			if i := slices.IndexFunc(ref, func(x hitter) bool { return x.client == c }); i >= 0 {
+				ref[i].n += n
+				continue
+			}
+			if len(ref) < heavyHittersK {
+				ref = append(ref, hitter{c, n, 0})
+				continue
+			}
+			lo := 0
+			for i := range ref {
+				if ref[i].n < ref[lo].n || ref[i].n == ref[lo].n && ref[i].client.Less(ref[lo].client) {
+					lo = i
+				}
+			}
+			ref[lo] = hitter{c, ref[lo].n + n, ref[lo].n}
+		}
+		sortHitters(ref)
+		if got := h.top(); !reflect.DeepEqual(got, ref) && len(got)+len(ref) > 0 {
+			t.Fatalf("round %d: top = %v, want %v", round, got, ref)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"cmp"
+	"encoding/binary"
 	"net/netip"
 	"slices"
 )
@@ -32,9 +33,16 @@ const heavyHittersK = 16
 // (Space-Saving): at most heavyHittersK counters; a client not kept
 // takes the smallest counter's place and count plus one, so that a
 // count is at most err above the truth, and every client with more than
-// n/heavyHittersK of n connections is kept.
+// n/heavyHittersK of n connections is kept. The counters are arrays,
+// scanned for the smallest with integer comparisons: a scan of structs
+// comparing netip.Addrs on each add was 5% of a SYN flood's CPU.
 type heavyHitters struct {
-	items []hitter
+	k       int // counters in use
+	clients [heavyHittersK]netip.Addr
+	n, err  [heavyHittersK]int
+	// order is each client's place in netip.Addr's order but for its
+	// zone, which breaks ties between counts.
+	order [heavyHittersK]addrOrder
 }
 
 // hitter is a client's estimated connection count, at most err above
@@ -44,25 +52,60 @@ type hitter struct {
 	n, err int
 }
 
+// addrOrder orders addresses as netip.Addr.Compare does, zones aside:
+// by length, then value.
+type addrOrder struct {
+	bits   int
+	hi, lo uint64
+}
+
+func orderOf(a netip.Addr) addrOrder {
+	b := a.As16()
+	return addrOrder{a.BitLen(), binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
+}
+
+// before reports whether counter i comes before counter j: a smaller
+// count, or the same and a client first in netip.Addr's order.
+func (h *heavyHitters) before(i, j int) bool {
+	if h.n[i] != h.n[j] {
+		return h.n[i] < h.n[j]
+	}
+	a, b := &h.order[i], &h.order[j]
+	switch {
+	case a.bits != b.bits:
+		return a.bits < b.bits
+	case a.hi != b.hi:
+		return a.hi < b.hi
+	case a.lo != b.lo:
+		return a.lo < b.lo
+	}
+	return h.clients[i].Less(h.clients[j]) // the zones tell
+}
+
 func (h *heavyHitters) add(client netip.Addr, n int) {
-	for i := range h.items {
-		if h.items[i].client == client {
-			h.items[i].n += n
+	for i := range h.k {
+		if h.clients[i] == client {
+			h.n[i] += n
 			return
 		}
 	}
-	if len(h.items) < heavyHittersK {
-		h.items = append(h.items, hitter{client, n, 0})
+	if h.k < heavyHittersK {
+		h.set(h.k, client, n, 0)
+		h.k++
 		return
 	}
 	lo := 0
-	for i := range h.items {
-		if h.items[i].n < h.items[lo].n || h.items[i].n == h.items[lo].n && h.items[i].client.Less(h.items[lo].client) {
+	for i := 1; i < heavyHittersK; i++ {
+		if h.n[i] <= h.n[lo] && (h.n[i] < h.n[lo] || h.before(i, lo)) {
 			lo = i
 		}
 	}
-	m := h.items[lo].n
-	h.items[lo] = hitter{client, m + n, m}
+	m := h.n[lo]
+	h.set(lo, client, m+n, m)
+}
+
+func (h *heavyHitters) set(i int, client netip.Addr, n, err int) {
+	h.clients[i], h.n[i], h.err[i], h.order[i] = client, n, err, orderOf(client)
 }
 
 // merge adds o's counts (a client o did not keep counts 0 there), keeping
@@ -71,27 +114,36 @@ func (h *heavyHitters) merge(o *heavyHitters) {
 	if o == nil {
 		return
 	}
-	for _, x := range o.items {
-		i := slices.IndexFunc(h.items, func(y hitter) bool { return y.client == x.client })
+	all := h.top()
+	for _, x := range o.top() {
+		i := slices.IndexFunc(all, func(y hitter) bool { return y.client == x.client })
 		if i >= 0 {
-			h.items[i].n += x.n
-			h.items[i].err += x.err
+			all[i].n += x.n
+			all[i].err += x.err
 		} else {
-			h.items = append(h.items, x)
+			all = append(all, x)
 		}
 	}
-	h.sort()
-	h.items = h.items[:min(len(h.items), heavyHittersK)]
+	sortHitters(all)
+	*h = heavyHitters{}
+	for _, x := range all[:min(len(all), heavyHittersK)] {
+		h.set(h.k, x.client, x.n, x.err)
+		h.k++
+	}
 }
 
-func (h *heavyHitters) sort() {
-	slices.SortFunc(h.items, func(a, b hitter) int { return cmp.Or(cmp.Compare(b.n, a.n), a.client.Compare(b.client)) })
-}
-
-// top returns the clients kept, heaviest first.
+// top returns the clients kept, heaviest first (ties: by client).
 func (h *heavyHitters) top() []hitter {
-	h.sort()
-	return h.items
+	out := make([]hitter, h.k)
+	for i := range out {
+		out[i] = hitter{h.clients[i], h.n[i], h.err[i]}
+	}
+	sortHitters(out)
+	return out
+}
+
+func sortHitters(hs []hitter) {
+	slices.SortFunc(hs, func(a, b hitter) int { return cmp.Or(cmp.Compare(b.n, a.n), a.client.Compare(b.client)) })
 }
 
 // mergePools adds the pools of o, another state's over other
