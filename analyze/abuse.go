@@ -68,7 +68,7 @@ var floodTypes = []struct {
 	{http2.FrameSettings.String(), CauseSettingsFlood, clientFrames(http2.FrameSettings)},
 	{http2.FrameWindowUpdate.String(), CauseWindowUpdateFlood, clientFrames(http2.FrameWindowUpdate)},
 	{http2.FrameContinuation.String(), CauseContinuationFlood, clientFrames(http2.FrameContinuation)},
-	{"empty DATA, HEADERS or CONTINUATION", CauseEmptyFramesFlood, func(h *http2.Summary) int { return h.Anomalies["client_empty_frames"] }},
+	{"empty DATA, HEADERS or CONTINUATION", CauseEmptyFramesFlood, func(h *http2.Summary) int { return h.Anomalies[http2.AnomalyClientEmptyFrames] }},
 }
 
 // clientFrames counts the client's frames of type t.
@@ -190,7 +190,7 @@ func (d *protocolAbuse) observe(c *Conn) {
 		f.Remedy = abuseRemedy[ft.cause]
 		d.found = append(d.found, newPending(f, c))
 	}
-	if n := max(h.Anomalies["header_list_too_large"], h.Anomalies["header_list_amplified"]); n >= 3 {
+	if n := max(h.Anomalies[http2.AnomalyHeaderListTooLarge], h.Anomalies[http2.AnomalyHeaderListAmplified]); n >= 3 {
 		f := Finding{Kind: KindProtocolAbuse, Cause: CauseHPACKBomb, Severity: Critical, Connections: []event.ConnID{c.ID()}}
 		f.Summary = fmt.Sprintf("Client %s sent %d header lists on connection %s to %s that decode beyond the header list limit: an HPACK bomb's shape",
 			c.Client(), n, connText(c.ID()), c.Server())

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/h2scope/h2scope/dissect"
+	"github.com/h2scope/h2scope/dissect/grpc"
 )
 
 // Config holds every detector's thresholds. DefaultConfig returns the
@@ -347,7 +348,7 @@ func reasonsOf(c *Conn) connReasons {
 // grpcFramingAnomalies are the gRPC dissector's anomalies that make its
 // calls doubtful (a capture gap, already a reason of its own, or a call
 // reset before its status are not among them).
-var grpcFramingAnomalies = []string{"message_too_large", "bad_message_flag", "bad_grpc_status", "calls_not_recorded", "too_many_streams"}
+var grpcFramingAnomalies = []string{grpc.AnomalyMessageTooLarge, grpc.AnomalyBadMessageFlag, grpc.AnomalyBadGRPCStatus, grpc.AnomalyCallsNotRecorded, grpc.AnomalyTooManyStreams}
 
 // append appends the texts of r's reasons to reasons.
 func (r connReasons) append(reasons []string) []string {

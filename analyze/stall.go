@@ -125,7 +125,7 @@ func h2StallFindings(in *capture, cfg WindowStallConfig, c *Conn) []Finding {
 	end := c.TCP.LastTS
 	keep := func(s http2.Stall) (h2stall, bool) {
 		switch s.EndedBy {
-		case "END_STREAM", "RST_STREAM", "capture_gap":
+		case http2.StallEndStream, http2.StallRSTStream, http2.StallCaptureGap:
 			return h2stall{}, false
 		}
 		if s.End == nil {

@@ -146,6 +146,17 @@ func (c *Conn) call(s *stream) *Call {
 	return &s.pre
 }
 
+// Anomalies the analysis reads from Anomalies, by name: those that make
+// the calls' framing doubtful. The others are named where they are
+// counted.
+const (
+	AnomalyMessageTooLarge  = "message_too_large"  // a message length past the limit
+	AnomalyBadMessageFlag   = "bad_message_flag"   // a message's compressed flag neither 0 nor 1
+	AnomalyBadGRPCStatus    = "bad_grpc_status"    // a grpc-status that is not a number
+	AnomalyCallsNotRecorded = "calls_not_recorded" // calls past the record bound
+	AnomalyTooManyStreams   = "too_many_streams"   // streams past the tracking bound
+)
+
 func (c *Conn) anomaly(name string) {
 	if c.anomalies == nil {
 		c.anomalies = make(map[string]int)
@@ -183,7 +194,7 @@ func (c *Conn) stream(id uint32, at event.Ref, create bool) *stream {
 		}
 	}
 	if len(c.streams) >= c.opts.MaxStreams {
-		c.anomaly("too_many_streams")
+		c.anomaly(AnomalyTooManyStreams)
 		return nil
 	}
 	for _, r := range c.removed {
@@ -219,7 +230,7 @@ func (c *Conn) accept(s *stream, heuristic bool) {
 			i, r := c.calls.Add(callRec(s.pre))
 			s.rec, s.r = i, (*Call)(r)
 		} else {
-			c.anomaly("calls_not_recorded")
+			c.anomaly(AnomalyCallsNotRecorded)
 		}
 	}
 }
@@ -414,7 +425,7 @@ func (c *Conn) status(s *stream, f *fields, trailersOnly bool, at event.Ref) {
 		if n, err := strconv.Atoi(f.gstatus); err == nil && n >= 0 && n <= 1<<31-1 {
 			st = n
 		} else {
-			c.anomaly("bad_grpc_status")
+			c.anomaly(AnomalyBadGRPCStatus)
 		}
 	} else if !f.unknown {
 		c.anomaly("missing_grpc_status")
@@ -537,9 +548,9 @@ func (c *Conn) badPrefix(s *stream, dir event.Dir, flag byte, at event.Ref) {
 	switch {
 	case h.mode == modeSync:
 		if flag > 1 {
-			c.anomaly("bad_message_flag")
+			c.anomaly(AnomalyBadMessageFlag)
 		} else {
-			c.anomaly("message_too_large")
+			c.anomaly(AnomalyMessageTooLarge)
 		}
 		h.mode = modeOff
 	case h.strict && s.kind == kindUnknown:

@@ -343,6 +343,14 @@ func (c *Conn) startUpgrade() {
 	c.endStream(event.C2S, st, at)
 }
 
+// Anomalies the analysis reads from Summary.Anomalies, by name; the
+// others are named where they are counted.
+const (
+	AnomalyClientEmptyFrames   = "client_empty_frames"   // DATA, HEADERS or CONTINUATION without payload from the client
+	AnomalyHeaderListTooLarge  = "header_list_too_large" // a decoded header list past the limit
+	AnomalyHeaderListAmplified = "header_list_amplified" // a header list decoded far larger than its block
+)
+
 // anomaly counts one occurrence of a named irregularity.
 func (c *Conn) anomaly(name string) { c.anomalyN(name, 1) }
 
@@ -559,7 +567,7 @@ func (c *Conn) beginFrame(h *half, at event.Ref) {
 	}
 	if fh.Length == 0 && h.dir == event.C2S && !fh.Flags.Has(FlagEndStream) &&
 		(fh.Type == FrameData || fh.Type == FrameHeaders || fh.Type == FrameContinuation) {
-		c.anomaly("client_empty_frames")
+		c.anomaly(AnomalyClientEmptyFrames)
 	}
 	switch s.kind {
 	case kindData:
@@ -814,14 +822,14 @@ func (c *Conn) loss(dir event.Dir, at event.Ref) {
 	for d := range c.send {
 		s := &c.send[d]
 		s.known = false
-		c.closeConnStall(event.Dir(d), at, "capture_gap")
-		c.settleConnGuess(event.Dir(d), at, "capture_gap")
+		c.closeConnStall(event.Dir(d), at, StallCaptureGap)
+		c.settleConnGuess(event.Dir(d), at, StallCaptureGap)
 	}
 	for _, st := range c.active {
 		for d := range st.winKnown {
 			st.winKnown[d] = false
-			c.closeStall(event.Dir(d), st, at, "capture_gap")
-			c.settleGuess(event.Dir(d), st, at, "capture_gap")
+			c.closeStall(event.Dir(d), st, at, StallCaptureGap)
+			c.settleGuess(event.Dir(d), st, at, StallCaptureGap)
 		}
 	}
 	c.replayEarly(at)

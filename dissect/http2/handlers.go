@@ -108,14 +108,14 @@ func (c *Conn) endBlock(h *half, at event.Ref) {
 			c.fields += st.fields
 			c.decoded += st.decoded
 			if st.truncated {
-				c.anomaly("header_list_too_large")
+				c.anomaly(AnomalyHeaderListTooLarge)
 			}
 			// Over the limit the receiver advertised, from a block a
 			// sixteenth of the size or less: an HPACK bomb's shape
 			// (small references to big table entries), not a large
 			// cookie.
 			if lim := c.peer[h.dir.Reverse()].maxHeaderList; lim > 0 && st.size > int(lim) && st.size >= 16*len(b.buf) {
-				c.anomaly("header_list_amplified")
+				c.anomaly(AnomalyHeaderListAmplified)
 			}
 		}
 	}
@@ -170,7 +170,7 @@ func (c *Conn) finishRSTStream(h *half) {
 	}
 	if st != nil {
 		c.resets[h.dir]++
-		c.closeStream(st, at, "RST_STREAM")
+		c.closeStream(st, at, StallRSTStream)
 	}
 	c.emit(h)
 	if c.obs != nil {
@@ -242,12 +242,12 @@ func (c *Conn) finishWindowUpdate(h *half) {
 		// Which window grew, and by how much, is lost.
 		if id == 0 {
 			c.send[target].known = false
-			c.closeConnStall(target, at, "capture_gap")
-			c.settleConnGuess(target, at, "capture_gap")
+			c.closeConnStall(target, at, StallCaptureGap)
+			c.settleConnGuess(target, at, StallCaptureGap)
 		} else if st := c.active[id]; st != nil {
 			st.winKnown[target] = false
-			c.closeStall(target, st, at, "capture_gap")
-			c.settleGuess(target, st, at, "capture_gap")
+			c.closeStall(target, st, at, StallCaptureGap)
+			c.settleGuess(target, st, at, StallCaptureGap)
 		}
 		c.emit(h)
 		return
@@ -263,19 +263,19 @@ func (c *Conn) finishWindowUpdate(h *half) {
 	}
 	if id == 0 {
 		if s := &c.send[target]; !s.known {
-			s.guess.grow(int64(inc), at, "WINDOW_UPDATE")
+			s.guess.grow(int64(inc), at, StallWindowUpdate)
 			c.noteGrow(target, 0, int64(inc), at)
 		} else if c.grow(&s.win, &s.stall, int64(inc)) {
-			c.closeConnStall(target, at, "WINDOW_UPDATE")
+			c.closeConnStall(target, at, StallWindowUpdate)
 		}
 	} else if st := c.touch(id, at, false); st != nil {
 		switch {
 		case st.winKnown[target]:
 			if c.grow(&st.win[target], &st.stall[target], int64(inc)) {
-				c.closeStall(target, st, at, "WINDOW_UPDATE")
+				c.closeStall(target, st, at, StallWindowUpdate)
 			}
 		case !st.end[target]:
-			st.guess[target].grow(int64(inc), at, "WINDOW_UPDATE")
+			st.guess[target].grow(int64(inc), at, StallWindowUpdate)
 			c.noteGrow(target, id, int64(inc), at)
 		}
 	}

@@ -156,7 +156,7 @@ func (c *Conn) spendGuess(g *guess, n int64, start, explained bool, dir event.Di
 	g.d += late
 	hit := g.spend(n, start, explained, dir, stream, at, limit)
 	if late > 0 {
-		g.grow(late, first, "WINDOW_UPDATE")
+		g.grow(late, first, StallWindowUpdate)
 	}
 	return hit
 }
@@ -181,10 +181,10 @@ func (c *Conn) replayEarly(at event.Ref) {
 		c.earlyTop[e.snd] = max(c.earlyTop[e.snd], e.at.Frame)
 		if e.stream == 0 {
 			if s := &c.send[e.snd]; !s.known {
-				s.guess.grow(e.inc, e.at, "WINDOW_UPDATE")
+				s.guess.grow(e.inc, e.at, StallWindowUpdate)
 			}
 		} else if st := c.active[e.stream]; st != nil && !st.winKnown[e.snd] && !st.end[e.snd] {
-			st.guess[e.snd].grow(e.inc, e.at, "WINDOW_UPDATE")
+			st.guess[e.snd].grow(e.inc, e.at, StallWindowUpdate)
 		}
 	}
 }

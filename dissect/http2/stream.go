@@ -22,6 +22,15 @@ const (
 // Counts holds one count per direction.
 type Counts = event.Pair
 
+// What ends a Stall (Stall.EndedBy).
+const (
+	StallWindowUpdate = "WINDOW_UPDATE" // the receiver opened the window
+	StallSettings     = "SETTINGS"      // a new SETTINGS_INITIAL_WINDOW_SIZE opened it
+	StallEndStream    = "END_STREAM"    // the stream ended
+	StallRSTStream    = "RST_STREAM"    // the stream was reset
+	StallCaptureGap   = "capture_gap"   // the capture lost bytes: the window is unknown
+)
+
 // Stall is an interval during which a sender's flow-control window sat at
 // or below zero, so that it could not send DATA (RFC 9113 §5.2).
 type Stall struct {
@@ -323,10 +332,10 @@ func (c *Conn) endStream(dir event.Dir, st *sstate, at event.Ref) {
 	if r := c.rec(st); r != nil && !r.ended[dir] {
 		r.ended[dir], r.end[dir] = true, at
 	}
-	c.closeStall(dir, st, at, "END_STREAM")
-	c.settleGuess(dir, st, at, "END_STREAM")
+	c.closeStall(dir, st, at, StallEndStream)
+	c.settleGuess(dir, st, at, StallEndStream)
 	if st.end[0] && st.end[1] {
-		c.closeStream(st, at, "END_STREAM")
+		c.closeStream(st, at, StallEndStream)
 	}
 }
 
@@ -444,8 +453,8 @@ func (c *Conn) settingsLost(dir event.Dir, at event.Ref) {
 	snd := dir.Reverse()
 	for _, st := range c.active {
 		st.winKnown[snd] = false
-		c.closeStall(snd, st, at, "capture_gap")
-		c.settleGuess(snd, st, at, "capture_gap")
+		c.closeStall(snd, st, at, StallCaptureGap)
+		c.settleGuess(snd, st, at, StallCaptureGap)
 	}
 }
 
@@ -494,9 +503,9 @@ func (c *Conn) applySetting(dir event.Dir, id SettingID, v uint32, at event.Ref)
 			// difference too: by an unknown amount when the old
 			// value is unknown, which starts the inference over.
 			if !known {
-				c.settleGuess(snd, st, at, "SETTINGS")
+				c.settleGuess(snd, st, at, StallSettings)
 			} else {
-				st.guess[snd].grow(delta, at, "SETTINGS")
+				st.guess[snd].grow(delta, at, StallSettings)
 			}
 		}
 		if !known {
@@ -507,7 +516,7 @@ func (c *Conn) applySetting(dir event.Dir, id SettingID, v uint32, at event.Ref)
 				continue
 			}
 			if c.grow(&st.win[snd], &st.stall[snd], delta) {
-				c.closeStall(snd, st, at, "SETTINGS")
+				c.closeStall(snd, st, at, StallSettings)
 			} else if delta < 0 && !st.end[snd] {
 				watch(&st.stall[snd], st.win[snd], at)
 			}
