@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -10,8 +11,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/h2scope/h2scope/analyze"
 	"github.com/h2scope/h2scope/dissect"
 	"github.com/h2scope/h2scope/dissect/tcp"
+	"github.com/h2scope/h2scope/report"
 )
 
 // connsCount is what h2scope's tracker and dissectors found in a -conns
@@ -197,6 +200,48 @@ func TestParseCount(t *testing.T) {
 	for _, in := range []string{"", "k", "0", "-3", "1m", "1.5M", "x"} {
 		if _, err := parseCount(in); err == nil {
 			t.Errorf("parseCount(%q): no error", in)
+		}
+	}
+}
+
+// TestConnsReportBounded checks that the default report does not grow
+// with the connections of a capture: on short connections and on a SYN
+// flood (from 10,000 sources, past which pools fold into "*"), the JSON
+// report of 4N connections is not much larger than that of N (it would
+// be four times as large if it held a record, a pool row or a timeline
+// per connection), and the HTML page stays under 10 MB.
+func TestConnsReportBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("analyses 100,000 connections")
+	}
+	const n = 10_000
+	for _, kind := range []string{"short", "syn-flood"} {
+		var sizes [2][2]int64 // JSON, HTML; of n and 4n connections
+		for i, count := range []int{n, 4 * n} {
+			path, _ := genConnsFile(t, connsSpec{kind: kind, n: count, seed: 5})
+			b := report.NewBuilder(report.Redaction{})
+			res, in, err := analyze.Stream(context.Background(), []string{path}, dissect.Options{}, analyze.DefaultConfig(), b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep := b.Report([]string{path}, in, res)
+			for j, write := range []func(io.Writer) error{rep.WriteJSON, rep.WriteHTML} {
+				w := &countWriter{w: io.Discard}
+				if err := write(w); err != nil {
+					t.Fatal(err)
+				}
+				sizes[i][j] = w.n
+			}
+			b.Close()
+		}
+		t.Logf("%s: JSON %d and %d bytes, HTML %d and %d bytes for %d and %d connections", kind, sizes[0][0], sizes[1][0], sizes[0][1], sizes[1][1], n, 4*n)
+		for j, what := range []string{"JSON report", "HTML page"} {
+			if small, large := sizes[0][j], sizes[1][j]; large > small*3/2+256<<10 {
+				t.Errorf("%s: the %s grows with the connections: %d bytes for %d, %d for %d", kind, what, small, n, large, 4*n)
+			}
+		}
+		if sizes[1][1] > 10<<20 {
+			t.Errorf("%s: HTML page of %d bytes, over 10 MB", kind, sizes[1][1])
 		}
 	}
 }
