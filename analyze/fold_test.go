@@ -506,6 +506,33 @@ func TestStateHeapFlat(t *testing.T) {
 	runtime.KeepAlive(s)
 }
 
+// TestStateObserveAllocs bounds the allocations of folding one more
+// connection of a pool already seen (the connections themselves built
+// beforehand): what a capture of short connections costs per connection
+// in the analysis, past its pools' first connections.
+func TestStateObserveAllocs(t *testing.T) {
+	const warm, n = 20000, 5000
+	conns := make([]*Conn, warm+n)
+	for i := range conns {
+		conns[i] = oneRequestConn(event.ConnID(i), "10.0.0.5", i)
+	}
+	s := NewState(DefaultConfig())
+	for _, c := range conns[:warm] {
+		s.Observe(c)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for _, c := range conns[warm:] {
+		s.Observe(c)
+	}
+	runtime.ReadMemStats(&after)
+	per := float64(after.Mallocs-before.Mallocs) / n
+	t.Logf("%.2f allocations per connection", per)
+	if per > maxObserveAllocs {
+		t.Errorf("%.2f allocations per connection folded, want at most %d", per, maxObserveAllocs)
+	}
+}
+
 // TestDurSet checks durSet past hsExact: exact minimum and maximum, the
 // median within the sketch's bound, and the same figures when merged
 // from parts.
@@ -530,3 +557,6 @@ func TestDurSet(t *testing.T) {
 		t.Errorf("merged stats = %v %v %v, want %v %v %v", mlo, mmid, mhi, lo, mid, hi)
 	}
 }
+
+// maxObserveAllocs bounds TestStateObserveAllocs: 4 today.
+const maxObserveAllocs = 6
