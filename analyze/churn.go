@@ -616,7 +616,7 @@ func (p *churnPool) merge(op *churnPool, k poolKey) {
 		if p.heavy == nil {
 			p.heavy = &heavyHitters{}
 		}
-		p.heavy.add(k.client, op.t.conns)
+		p.heavy.addExact(k.client, op.t.conns)
 	}
 	p.t.merge(&op.t)
 	p.addShown(op.shown...)

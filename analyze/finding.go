@@ -310,8 +310,9 @@ func poolEntry[K foldableKey[K], V any](m *map[K]*V, last *lastEntry[K, V], k K,
 // those pools (all of a flood's, once folded, spread over a few servers)
 // does not hash the key again: the map lookups were a third of the
 // analysis of a million-SYN flood. It is exact only if nothing deletes
-// or replaces an entry of the map, which the detectors never do (a merge
-// adds the entries it lacks).
+// or replaces an entry of the map behind its back: the detectors only
+// add entries, but a merge past maxPools deletes the pools it folds
+// (mergePools), so the merges that call it clear their lastEntry.
 type lastEntry[K comparable, V any] struct {
 	k    [lastEntries]K
 	v    [lastEntries]*V

@@ -187,6 +187,61 @@ func checkHeaviest(t *testing.T, rows []PoolRow, client string, n int) {
 	}
 }
 
+// TestPoolsFoldMergeOrder checks that states merged past maxPools give
+// the same result in any grouping, as Beam may combine them: three
+// states over different clients, two of them each with maxPools clients
+// of their own and more folded into "*".
+func TestPoolsFoldMergeOrder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("folds 100,000 connections")
+	}
+	state := func(part int) *State {
+		s := NewState(DefaultConfig())
+		id := event.ConnID(part * 100000)
+		add := func(client string, conns int) {
+			for i := range conns {
+				s.Observe(oneRequestConn(id, client, i))
+				id++
+			}
+		}
+		switch part {
+		case 0, 1:
+			for i := range maxPools + 40 {
+				add(fmt.Sprintf("10.%d.%d.%d", part, i>>8&255, i&255), 1+max(0, i-maxPools)%5)
+			}
+		case 2:
+			for i := range 30 {
+				add(fmt.Sprintf("10.250.0.%d", i), 4)
+			}
+		}
+		return s
+	}
+	result := func(order [3]int, rightFirst bool) string {
+		a, b, c := state(order[0]), state(order[1]), state(order[2])
+		if rightFirst {
+			b.Merge(c)
+			a.Merge(b)
+		} else {
+			a.Merge(b)
+			a.Merge(c)
+		}
+		j, err := json.Marshal(a.Result(dissect.Stats{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(j)
+	}
+	want := result([3]int{0, 2, 1}, false)
+	for _, g := range []struct {
+		order      [3]int
+		rightFirst bool
+	}{{[3]int{0, 1, 2}, false}, {[3]int{0, 1, 2}, true}, {[3]int{2, 1, 0}, false}, {[3]int{1, 2, 0}, true}} {
+		if got := result(g.order, g.rightFirst); got != want {
+			t.Errorf("merged as %v (right first: %v): the result differs", g.order, g.rightFirst)
+		}
+	}
+}
+
 // ownPools counts the pools of m that are one client's, not "*".
 func ownPools[K foldableKey[K], V any](m map[K]*V) int {
 	n := 0

@@ -15,6 +15,9 @@ import (
 // makes at most maxPools pools and a "*" pool per server.
 const maxPools = 10000
 
+// MaxPools is maxPools, for the renderers' words about pools of "*".
+const MaxPools = maxPools
+
 // anyClient is the client of a pool that folds many: "*".
 var anyClient netip.Addr
 
@@ -106,6 +109,18 @@ func (h *heavyHitters) add(client netip.Addr, n int) {
 
 func (h *heavyHitters) set(i int, client netip.Addr, n, err int) {
 	h.clients[i], h.n[i], h.err[i], h.order[i] = client, n, err, orderOf(client)
+}
+
+// addExact adds client's n connections, counted exactly elsewhere (a
+// client's own pool folded into "*" by a merge), as a merge of a sketch
+// holding only that client: adding them as Space-Saving does, taking the
+// smallest counter, would make a merge's result depend on the order the
+// states are merged in (Beam combines in any order), where merges of
+// sketches over different clients do not.
+func (h *heavyHitters) addExact(client netip.Addr, n int) {
+	one := heavyHitters{k: 1}
+	one.set(0, client, n, 0)
+	h.merge(&one)
 }
 
 // merge adds o's counts (a client o did not keep counts 0 there), keeping

@@ -236,7 +236,7 @@ func h2StallFinding(in *capture, cfg WindowStallConfig, c *Conn, dir event.Dir, 
 	for i, s := range ss {
 		total += s.dur
 		durs = append(durs, ms(s.dur))
-		if s.EndedBy == "WINDOW_UPDATE" {
+		if s.EndedBy == http2.StallWindowUpdate {
 			wu = append(wu, ms(s.dur))
 		}
 		if s.dur > ss[longest].dur {

@@ -93,7 +93,10 @@ type PoolRow struct {
 }
 
 // HeavyClient is a client folded into a "*" row and its connections,
-// estimated: at least Min, at most Max.
+// estimated: at least Min, at most Max (a run split into shards by
+// address pair, as --shards and Beam split it, keeps this bound; states
+// merged over other splits may count a client's connections in one
+// state's sketch and not the other's).
 type HeavyClient struct {
 	// Client is the client IP address.
 	Client string `json:"client"`
@@ -306,7 +309,7 @@ func (t *tableBuilder) final(c *Conn) {
 func (t *tableBuilder) merge(o *tableBuilder) {
 	mergePools(&t.pools, o.pools, poolKey.compare, newPoolAgg, func(a, oa *poolAgg, k poolKey) {
 		if a.heavy != nil && k != k.folded() {
-			a.heavy.add(k.client, oa.row.Connections) // a client's pool folded into "*"
+			a.heavy.addExact(k.client, oa.row.Connections) // a client's pool folded into "*"
 		}
 		a.merge(oa)
 	})

@@ -127,6 +127,15 @@ func WritePoolsTable(w io.Writer, rows []analyze.PoolRow) error {
 	return nil
 }
 
+// groupDigits writes n with a comma between groups of three digits.
+func groupDigits(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
 // foldedClients says, for each "*" row of rows, whom it stands for: the
 // clients past the first pools, and the busiest of them, at most top,
 // each with its estimated connections, those whose count the sketch
@@ -142,7 +151,7 @@ func foldedClients(rows []analyze.PoolRow, top int) []string {
 		if r.Name != "" {
 			dest += " (" + printable(r.Name) + ")"
 		}
-		line := "* → " + dest + ": " + plural(r.Connections, "connection") + " of clients past the first 10,000 pools"
+		line := "* → " + dest + ": " + plural(r.Connections, "connection") + " of clients past the first " + groupDigits(analyze.MaxPools) + " pools"
 		var busy []string
 		for _, h := range r.Heaviest {
 			if len(busy) == top || h.Min*2 <= h.Max {

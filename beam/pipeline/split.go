@@ -36,7 +36,9 @@ import (
 //	                goes to its part file as an unsplit capture's does
 //
 // The line is the one a single worker writes for the capture, and the one
-// h2scope batch and h2scope analyze write, byte for byte.
+// h2scope batch and h2scope analyze write, byte for byte, but past 10,000
+// pools (see the README on --shards): which clients keep a pool of their
+// own, and the "*" pools' counts, then depend on the split.
 
 // ShardTask is one shard of a capture to analyse.
 type ShardTask struct {
