@@ -101,6 +101,7 @@ func analyseCapture(ctx context.Context, path string, opts LoadOptions) ([]byte,
 	}
 	rb := report.NewBuilder(report.Redaction{})
 	rb.Keys = do.Keys
+	rb.NoOverview = true // a diff writes no HTML report
 	defer rb.Close()
 	res, in, err := analyze.Stream(ctx, []string{path}, do, opts.Config, rb)
 	if err != nil {
