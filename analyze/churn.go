@@ -606,7 +606,7 @@ func (p *churnPool) trim() []churnConn {
 }
 
 func (d *churnFold) merge(o detector) {
-	mergePools(&d.pools, o.(*churnFold).pools, poolKey.compare, func(k poolKey) *churnPool { return &churnPool{key: k} }, (*churnPool).merge)
+	mergePools(&d.pools, o.(*churnFold).pools, nil, poolKey.compare, func(k poolKey) *churnPool { return &churnPool{key: k} }, (*churnPool).merge)
 }
 
 // merge adds op's connections, op being over other connections: of

@@ -337,8 +337,7 @@ func (d *requestErrors) final(*Conn) {}
 func newErrGroup(findingPool) *errGroup { return &errGroup{statuses: map[string]int{}} }
 
 func (d *requestErrors) merge(o detector) {
-	mergePools(&d.groups, o.(*requestErrors).groups, findingPool.compare, newErrGroup, (*errGroup).merge)
-	d.last = lastEntry[findingPool, errGroup]{} // it may remember a pool folded
+	mergePools(&d.groups, o.(*requestErrors).groups, &d.last, findingPool.compare, newErrGroup, (*errGroup).merge)
 }
 
 // merge adds og's counts and samples, og being over other connections.

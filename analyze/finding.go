@@ -312,7 +312,7 @@ func poolEntry[K foldableKey[K], V any](m *map[K]*V, last *lastEntry[K, V], k K,
 // analysis of a million-SYN flood. It is exact only if nothing deletes
 // or replaces an entry of the map behind its back: the detectors only
 // add entries, but a merge past maxPools deletes the pools it folds
-// (mergePools), so the merges that call it clear their lastEntry.
+// (mergePools, which clears the lastEntry it is given).
 type lastEntry[K comparable, V any] struct {
 	k    [lastEntries]K
 	v    [lastEntries]*V

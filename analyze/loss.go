@@ -134,8 +134,7 @@ func (p *lossPool) keep(lc lossConn) {
 func newLossPool(findingPool) *lossPool { return &lossPool{} }
 
 func (d *packetLoss) merge(o detector) {
-	mergePools(&d.pools, o.(*packetLoss).pools, findingPool.compare, newLossPool, (*lossPool).merge)
-	d.last = lastEntry[findingPool, lossPool]{} // it may remember a pool folded
+	mergePools(&d.pools, o.(*packetLoss).pools, &d.last, findingPool.compare, newLossPool, (*lossPool).merge)
 }
 
 // merge adds op's counts and connections, op being over other connections.

@@ -238,8 +238,7 @@ func (d *connectionLost) final(*Conn) {}
 func newLostGroup(lostKey) *lostGroup { return &lostGroup{} }
 
 func (d *connectionLost) merge(o detector) {
-	mergePools(&d.groups, o.(*connectionLost).groups, lostKey.compare, newLostGroup, (*lostGroup).merge)
-	d.last = lastEntry[lostKey, lostGroup]{} // it may remember a pool folded
+	mergePools(&d.groups, o.(*connectionLost).groups, &d.last, lostKey.compare, newLostGroup, (*lostGroup).merge)
 }
 
 // merge adds og's counts and connections, og being over other

@@ -170,8 +170,12 @@ func sortHitters(hs []hitter) {
 // at most maxPools clients' pools and a "*" one per server, as a whole
 // run does, and not one bound's worth per shard. Which clients keep a pool of their own then differs
 // from a whole run's (its first maxPools by the order connections
-// finish), as the README says.
-func mergePools[K foldableKey[K], V any](m *map[K]*V, o map[K]*V, cmp func(K, K) int, mk func(K) *V, add func(into, from *V, k K)) {
+// finish), as the README says. last, when not nil, is *m's lastEntry,
+// cleared: it may remember a pool folded.
+func mergePools[K foldableKey[K], V any](m *map[K]*V, o map[K]*V, last *lastEntry[K, V], cmp func(K, K) int, mk func(K) *V, add func(into, from *V, k K)) {
+	if last != nil {
+		*last = lastEntry[K, V]{}
+	}
 	for k, ov := range o {
 		if v := (*m)[k]; v != nil {
 			add(v, ov, k)

@@ -234,7 +234,7 @@ func newTLSGroup(k tlsKey) *tlsGroup {
 }
 
 func (d *resumptionFold) merge(o detector) {
-	mergePools(&d.groups, o.(*resumptionFold).groups, tlsKey.compare, newTLSGroup, (*tlsGroup).merge)
+	mergePools(&d.groups, o.(*resumptionFold).groups, nil, tlsKey.compare, newTLSGroup, (*tlsGroup).merge)
 }
 
 // merge adds og's handshakes, og being over other connections.

@@ -308,7 +308,7 @@ func (t *tableBuilder) routesObserve(c *Conn) {
 
 // routesMerge adds o's route rows.
 func (t *tableBuilder) routesMerge(o *tableBuilder) {
-	mergePools(&t.routes, o.routes, poolKey.compare, func(poolKey) *routeSet { return &routeSet{} },
+	mergePools(&t.routes, o.routes, nil, poolKey.compare, func(poolKey) *routeSet { return &routeSet{} },
 		func(s, os *routeSet, _ poolKey) { s.merge(os) })
 }
 

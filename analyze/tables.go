@@ -307,13 +307,12 @@ func (t *tableBuilder) final(c *Conn) {
 
 // merge adds o's state, o being over other connections.
 func (t *tableBuilder) merge(o *tableBuilder) {
-	mergePools(&t.pools, o.pools, poolKey.compare, newPoolAgg, func(a, oa *poolAgg, k poolKey) {
+	mergePools(&t.pools, o.pools, &t.last, poolKey.compare, newPoolAgg, func(a, oa *poolAgg, k poolKey) {
 		if a.heavy != nil && k != k.folded() {
 			a.heavy.addExact(k.client, oa.row.Connections) // a client's pool folded into "*"
 		}
 		a.merge(oa)
 	})
-	t.last = lastEntry[poolKey, poolAgg]{} // it may remember a pool folded
 	if t.ownRes {
 		t.res.merge(o.res)
 	}
