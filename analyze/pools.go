@@ -168,10 +168,10 @@ func sortHitters(hs []hitter) {
 // last in cmp order) fold into their folded keys' pools, made by mk when
 // new, through add with the folded pool's key: a merge of shards holds
 // at most maxPools clients' pools and a "*" one per server, as a whole
-// run does, and not one bound's worth per shard. Which clients keep a pool of their own then differs
-// from a whole run's (its first maxPools by the order connections
-// finish), as the README says. last, when not nil, is *m's lastEntry,
-// cleared: it may remember a pool folded.
+// run does, and not one bound's worth per shard. Which clients keep a
+// pool of their own then differs from a whole run's (its first maxPools
+// by the order connections finish), as the README says. last, when not
+// nil, is *m's lastEntry, cleared: it may remember a pool folded.
 func mergePools[K foldableKey[K], V any](m *map[K]*V, o map[K]*V, last *lastEntry[K, V], cmp func(K, K) int, mk func(K) *V, add func(into, from *V, k K)) {
 	if last != nil {
 		*last = lastEntry[K, V]{}

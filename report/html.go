@@ -367,10 +367,10 @@ func (n findingConns) count() int {
 	return c
 }
 
-// first returns the first max connections named, in id order.
-func (n findingConns) first(max int) []event.ConnID {
+// first returns the first limit connections named, in id order.
+func (n findingConns) first(limit int) []event.ConnID {
 	var ids []event.ConnID
-	for i := 0; i < len(n) && len(ids) < max; i++ {
+	for i := 0; i < len(n) && len(ids) < limit; i++ {
 		if i == 0 || n[i]>>32 != n[i-1]>>32 {
 			ids = append(ids, event.ConnID(n[i]>>32))
 		}
