@@ -610,22 +610,12 @@ func (d *churnFold) merge(o detector) {
 }
 
 // merge adds op's connections, op being over other connections: of
-// pool k, p's own, or of one client's pool folded into p ("*").
-func (p *churnPool) merge(op *churnPool, k poolKey) {
-	if k != p.key {
-		if p.heavy == nil {
-			p.heavy = &heavyHitters{}
-		}
-		p.heavy.addExact(k.client, op.t.conns)
-	}
+// pool k, p's own, or, folded, of k's client's pool that a merge folded
+// into p ("*").
+func (p *churnPool) merge(op *churnPool, k poolKey, folded bool) {
+	mergeHeavy(&p.heavy, op.heavy, folded, k.client, op.t.conns)
 	p.t.merge(&op.t)
 	p.addShown(op.shown...)
-	if op.heavy != nil {
-		if p.heavy == nil {
-			p.heavy = &heavyHitters{}
-		}
-		p.heavy.merge(op.heavy)
-	}
 	if p.ports != nil || op.ports != nil || p.conns.n+op.conns.n > churnKeep {
 		if p.ports == nil {
 			p.portsFromConns()

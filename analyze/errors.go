@@ -341,7 +341,7 @@ func (d *requestErrors) merge(o detector) {
 }
 
 // merge adds og's counts and samples, og being over other connections.
-func (g *errGroup) merge(og *errGroup, _ findingPool) {
+func (g *errGroup) merge(og *errGroup, _ findingPool, _ bool) {
 	g.requests += og.requests
 	for i, n := range og.classes {
 		g.classes[i] += n

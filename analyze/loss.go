@@ -138,7 +138,7 @@ func (d *packetLoss) merge(o detector) {
 }
 
 // merge adds op's counts and connections, op being over other connections.
-func (p *lossPool) merge(op *lossPool, _ findingPool) {
+func (p *lossPool) merge(op *lossPool, _ findingPool, _ bool) {
 	p.conns += op.conns
 	p.lossy += op.lossy
 	p.packets += op.packets

@@ -243,7 +243,7 @@ func (d *connectionLost) merge(o detector) {
 
 // merge adds og's counts and connections, og being over other
 // connections.
-func (g *lostGroup) merge(og *lostGroup, _ lostKey) {
+func (g *lostGroup) merge(og *lostGroup, _ lostKey, _ bool) {
 	g.conns += og.conns
 	g.inFlight += og.inFlight
 	g.calls += og.calls

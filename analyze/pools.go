@@ -162,23 +162,23 @@ func sortHitters(hs []hitter) {
 }
 
 // mergePools adds the pools of o, another state's over other
-// connections, to *m: a pool in both is merged by add(into, from, key),
-// one only in o is taken as it is. Then, as each state kept at most
-// maxPools pools of their own clients, the pools past maxPools (those
-// last in cmp order) fold into their folded keys' pools, made by mk when
-// new, through add with the folded pool's key: a merge of shards holds
+// connections, to *m: a pool in both is merged by add(into, from, key,
+// false), one only in o is taken as it is. Then, as each state kept at
+// most maxPools pools of their own clients, the pools past maxPools
+// (those last in cmp order) fold into their folded keys' pools, made by
+// mk when new, through add(folded, pool, key, true): a merge of shards holds
 // at most maxPools clients' pools and a "*" one per server, as a whole
 // run does, and not one bound's worth per shard. Which clients keep a
 // pool of their own then differs from a whole run's (its first maxPools
 // by the order connections finish), as the README says. last, when not
 // nil, is *m's lastEntry, cleared: it may remember a pool folded.
-func mergePools[K foldableKey[K], V any](m *map[K]*V, o map[K]*V, last *lastEntry[K, V], cmp func(K, K) int, mk func(K) *V, add func(into, from *V, k K)) {
+func mergePools[K foldableKey[K], V any](m *map[K]*V, o map[K]*V, last *lastEntry[K, V], cmp func(K, K) int, mk func(K) *V, add func(into, from *V, k K, folded bool)) {
 	if last != nil {
 		*last = lastEntry[K, V]{}
 	}
 	for k, ov := range o {
 		if v := (*m)[k]; v != nil {
-			add(v, ov, k)
+			add(v, ov, k, false)
 			continue
 		}
 		if *m == nil {
@@ -208,6 +208,23 @@ func mergePools[K foldableKey[K], V any](m *map[K]*V, o map[K]*V, last *lastEntr
 			f = mk(fk)
 			(*m)[fk] = f
 		}
-		add(f, v, k)
+		add(f, v, k, true)
 	}
+}
+
+// mergeHeavy merges into *h, made when needed, the busiest clients of a
+// pool merged into h's: o's sketch, and, when a merge folded one
+// client's own pool into h's "*" pool, that client's conns connections,
+// exactly (addExact).
+func mergeHeavy(h **heavyHitters, o *heavyHitters, folded bool, client netip.Addr, conns int) {
+	if o == nil && !folded {
+		return
+	}
+	if *h == nil {
+		*h = &heavyHitters{}
+	}
+	if folded {
+		(*h).addExact(client, conns)
+	}
+	(*h).merge(o)
 }

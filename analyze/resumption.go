@@ -238,7 +238,7 @@ func (d *resumptionFold) merge(o detector) {
 }
 
 // merge adds og's handshakes, og being over other connections.
-func (g *tlsGroup) merge(og *tlsGroup, _ tlsKey) {
+func (g *tlsGroup) merge(og *tlsGroup, _ tlsKey, _ bool) {
 	if og.over != nil {
 		// Not exact past tlsKeep: the other's overflow is added as it
 		// was classified.

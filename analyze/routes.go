@@ -309,7 +309,7 @@ func (t *tableBuilder) routesObserve(c *Conn) {
 // routesMerge adds o's route rows.
 func (t *tableBuilder) routesMerge(o *tableBuilder) {
 	mergePools(&t.routes, o.routes, nil, poolKey.compare, func(poolKey) *routeSet { return &routeSet{} },
-		func(s, os *routeSet, _ poolKey) { s.merge(os) })
+		func(s, os *routeSet, _ poolKey, _ bool) { s.merge(os) })
 }
 
 // routeRows returns the route rows in pool, method and path order, each

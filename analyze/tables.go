@@ -307,12 +307,7 @@ func (t *tableBuilder) final(c *Conn) {
 
 // merge adds o's state, o being over other connections.
 func (t *tableBuilder) merge(o *tableBuilder) {
-	mergePools(&t.pools, o.pools, &t.last, poolKey.compare, newPoolAgg, func(a, oa *poolAgg, k poolKey) {
-		if a.heavy != nil && k != k.folded() {
-			a.heavy.addExact(k.client, oa.row.Connections) // a client's pool folded into "*"
-		}
-		a.merge(oa)
-	})
+	mergePools(&t.pools, o.pools, &t.last, poolKey.compare, newPoolAgg, (*poolAgg).merge)
 	if t.ownRes {
 		t.res.merge(o.res)
 	}
@@ -485,8 +480,9 @@ func newPoolAgg(k poolKey) *poolAgg {
 	return a
 }
 
-// merge adds o's counts.
-func (a *poolAgg) merge(o *poolAgg) {
+// merge adds o's counts, o being pool k's over other connections, or,
+// folded, the pool of k's client that a merge folded into a, "*".
+func (a *poolAgg) merge(o *poolAgg, k poolKey, folded bool) {
 	r, or := &a.row, &o.row
 	r.Connections += or.Connections
 	r.Requests += or.Requests
@@ -506,12 +502,7 @@ func (a *poolAgg) merge(o *poolAgg) {
 	a.addSpans(o.spans.all()...)
 	a.rtt.merge(&o.rtt)
 	a.tlsHS.merge(&o.tlsHS)
-	if o.heavy != nil {
-		if a.heavy == nil {
-			a.heavy = &heavyHitters{}
-		}
-		a.heavy.merge(o.heavy)
-	}
+	mergeHeavy(&a.heavy, o.heavy, folded, k.client, or.Connections)
 }
 
 // poolRows returns the pool table's rows in key order.
